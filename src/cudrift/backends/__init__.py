@@ -1,0 +1,69 @@
+"""Compute backend selection: NumPy everywhere, CuPy where a GPU answers.
+
+``backend="auto" | "cpu" | "gpu"`` on every public entry point; the
+environment variable ``CUDRIFT_BACKEND`` sets the default. ``auto`` picks the
+GPU only when CuPy imports *and* a device answers. CuPy imports on machines
+without a driver and fails only at its first device call, so detection makes
+that call once and caches the answer (and the reason when it fails).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from cudrift.errors import BackendUnavailableError
+
+__all__ = ["resolve_backend", "gpu_status", "BACKENDS"]
+
+BACKENDS = ("auto", "cpu", "gpu")
+
+_EXTRA_HINT = "install a CUDA extra: pip install 'cudrift[cuda12]' or 'cudrift[cuda13]'"
+
+
+@functools.lru_cache(maxsize=1)
+def gpu_status() -> tuple[bool, str]:
+    """Return ``(usable, reason)`` for the GPU backend, probing once per process."""
+    try:
+        import cupy  # noqa: F401
+    except Exception as exc:  # ImportError, or a broken CUDA install raising anything
+        return False, f"CuPy is not importable ({type(exc).__name__}: {exc}); {_EXTRA_HINT}"
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+        if n < 1:
+            return False, "CuPy found no CUDA device"
+        cupy.cuda.Device(0).compute_capability  # first real device call
+    except Exception as exc:
+        return False, f"CuPy imported but no CUDA device answered ({type(exc).__name__}: {exc})"
+    try:
+        from cudrift.backends import _gpu  # noqa: F401
+    except ImportError as exc:
+        return False, f"a CUDA device answered but cudrift's GPU path is not available ({exc})"
+    return True, "CUDA device 0 answered"
+
+
+def resolve_backend(backend: str | None = "auto") -> str:
+    """Map ``"auto" | "cpu" | "gpu"`` (or ``None`` → ``$CUDRIFT_BACKEND``) to ``"cpu"`` or ``"gpu"``.
+
+    Raises
+    ------
+    ValueError
+        For a name other than auto, cpu or gpu.
+    BackendUnavailableError
+        For ``"gpu"`` when no GPU is usable; the message says why.
+    """
+    if backend is None or backend == "auto":
+        env = os.environ.get("CUDRIFT_BACKEND", "auto").strip().lower() or "auto"
+        if env not in BACKENDS:
+            raise ValueError(f"Invalid value for CUDRIFT_BACKEND: {env!r} (expected one of {BACKENDS})")
+        backend = env if backend is None or env != "auto" else "auto"
+    if backend not in BACKENDS:
+        raise ValueError(f"Invalid value for backend: {backend!r} (expected one of {BACKENDS})")
+    if backend == "cpu":
+        return "cpu"
+    usable, reason = gpu_status()
+    if backend == "gpu":
+        if not usable:
+            raise BackendUnavailableError(f"backend='gpu' is not usable here: {reason}")
+        return "gpu"
+    return "gpu" if usable else "cpu"

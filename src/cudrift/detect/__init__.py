@@ -1,0 +1,1 @@
+"""Drift detection: the detector, its test policy, corrections and reports."""

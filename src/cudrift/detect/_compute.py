@@ -1,0 +1,137 @@
+"""Run one registered test on a column, from raw sorted values or from sketches.
+
+The detector hands over the two column profiles and, when the reference is
+kept sorted, both sorted finite samples. Each test takes the cheapest exact
+route available:
+
+* rank tests with both samples sorted → the ``*_sorted`` fast paths (exact);
+* KS, Wasserstein, Cramér–von Mises, Anderson–Darling without them → from
+  the quantile sketches' :class:`CdfBounds`, with ``statistic_error``;
+* Welch's t-test → from the moments sketches (exact either way);
+* Mann–Whitney, Epps–Singleton, energy distance without raw values, and MMD
+  always → on the bounded deterministic samples (``details["from_sample"]``;
+  ``statistic_error`` is NaN because a sample carries no bound);
+* count tests → histogram counts (numerical) or category counts (exact).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.stats
+
+from cudrift.errors import EmptyInputError, SchemaError
+from cudrift.sketches._cdf import CdfBounds
+from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile
+from cudrift.sketches.config import CATEGORICAL, NUMERICAL
+from cudrift.stats import TESTS, TestResult
+from cudrift.stats.rank import anderson_from_cdf, cramervonmises_from_cdf, ks_from_cdf, wasserstein_from_cdf
+
+_FROM_CDF = {
+    "ks": lambda r, c, std: ks_from_cdf(r, c),
+    "wasserstein": lambda r, c, std: wasserstein_from_cdf(r, c),
+    "wasserstein_normalized": lambda r, c, std: wasserstein_from_cdf(r, c, normalize_by=std),
+    "cramervonmises": lambda r, c, std: cramervonmises_from_cdf(r, c),
+    "anderson": lambda r, c, std: anderson_from_cdf(r, c),
+}
+
+
+def applies(test: str, kind: str) -> bool:
+    """Whether a blanket policy test fits a column kind."""
+    spec_kind = TESTS[test].kind
+    if spec_kind == "any":
+        return True
+    if spec_kind == "numerical":
+        return kind == NUMERICAL
+    return kind == CATEGORICAL
+
+
+def n_unique(kind: str, rc, cc, ref_sorted, cur_sorted, ref_distinct: int | None, cap: int = 6) -> int:
+    """Distinct values over reference and current, counted up to ``cap`` (all the auto rule needs)."""
+    if kind == CATEGORICAL:
+        return len(set(rc.counts.keys()) | set(cc.counts.keys()))
+    if ref_sorted is not None and cur_sorted is not None:
+        if ref_distinct is not None and ref_distinct >= cap:
+            return cap
+        r = ref_sorted[np.r_[True, ref_sorted[1:] != ref_sorted[:-1]]] if ref_sorted.size else ref_sorted
+        c = cur_sorted[np.r_[True, cur_sorted[1:] != cur_sorted[:-1]]] if cur_sorted.size else cur_sorted
+        return int(min(cap, np.union1d(r, c).size))
+    # Sketch values are real data values, so their union is a lower bound on
+    # the distinct count (and exact for the few-values case that matters).
+    vals = np.union1d(rc.quantiles.cdf_bounds().values, cc.quantiles.cdf_bounds().values)
+    return int(min(cap, vals.size))
+
+
+def _aligned_category_counts(rc: CategoricalColumnProfile, cc: CategoricalColumnProfile) -> tuple[np.ndarray, np.ndarray]:
+    keys = list(rc.counts.keys())
+    seen = set(keys)
+    keys += [k for k in cc.counts.keys() if k not in seen]
+    r = np.array([rc.counts[k] if k in rc.counts else 0 for k in keys], dtype=np.float64)
+    c = np.array([cc.counts[k] if k in cc.counts else 0 for k in keys], dtype=np.float64)
+    return r, c
+
+
+def _histogram_counts(rc: NumericColumnProfile, cc: NumericColumnProfile) -> tuple[np.ndarray, np.ndarray]:
+    if rc.histogram is None or cc.histogram is None:
+        raise EmptyInputError("the reference column has no histogram (no finite reference values)")
+    return rc.histogram.counts.astype(np.float64), cc.histogram.counts.astype(np.float64)
+
+
+def _binary(r: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    used = np.flatnonzero((r + c) > 0)
+    if used.size > 2:
+        raise SchemaError(f"a binary test needs at most 2 distinct values, the column has {used.size}")
+    if used.size == 1:
+        return np.array([r[used[0]], 0.0]), np.array([c[used[0]], 0.0])
+    return r[used], c[used]
+
+
+def _ttest_from_moments(rc: NumericColumnProfile, cc: NumericColumnProfile) -> TestResult:
+    a, b = rc.moments, cc.moments
+    if a.count < 2 or b.count < 2:
+        raise EmptyInputError("Welch's t-test needs at least 2 finite values in each window")
+    res = scipy.stats.ttest_ind_from_stats(
+        a.mean, math.sqrt(a.var(ddof=1)), a.count, b.mean, math.sqrt(b.var(ddof=1)), b.count, equal_var=False
+    )
+    return TestResult(float(res.statistic), float(res.pvalue), "ttest", int(a.count), int(b.count), 0.0,
+                      {"from_moments": True})
+
+
+def _from_sample(test: str, rc: NumericColumnProfile, cc: NumericColumnProfile) -> TestResult:
+    x, y = rc.sample.values, cc.sample.values
+    if x.size == 0 or y.size == 0:
+        raise EmptyInputError("no sampled values to test")
+    res = TESTS[test].func(x, y)
+    details = {**res.details, "from_sample": True, "sample_sizes": [int(x.size), int(y.size)]}
+    exact = x.size == rc.moments.count and y.size == cc.moments.count
+    return TestResult(res.statistic, res.pvalue, res.method, res.n_reference, res.n_current,
+                      0.0 if exact else math.nan, details)
+
+
+def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_sorted: np.ndarray | None) -> TestResult:
+    spec = TESTS[test]
+    if spec.input == "counts":
+        if kind == NUMERICAL:
+            r, c = _histogram_counts(rc, cc)
+        else:
+            r, c = _aligned_category_counts(rc, cc)
+        if spec.kind == "binary":
+            r, c = _binary(r, c)
+        return spec.func(r, c)
+    if kind != NUMERICAL:
+        raise SchemaError(f"{test} needs a numerical column, this one is categorical")
+    if test == "ttest":
+        return _ttest_from_moments(rc, cc)
+    if test == "mmd":
+        return _from_sample(test, rc, cc)
+    if ref_sorted is not None and cur_sorted is not None:
+        return spec.func_sorted(_f64(ref_sorted), _f64(cur_sorted))
+    if test in _FROM_CDF:
+        ref_cdf = CdfBounds.from_sorted(ref_sorted) if ref_sorted is not None else rc.quantiles.cdf_bounds()
+        return _FROM_CDF[test](ref_cdf, cc.quantiles.cdf_bounds(), rc.moments.std)
+    return _from_sample(test, rc, cc)
+
+
+def _f64(x: np.ndarray) -> np.ndarray:
+    return x if x.dtype == np.float64 else x.astype(np.float64)

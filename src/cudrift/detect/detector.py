@@ -1,0 +1,415 @@
+"""``DriftDetector``: a reference, a test policy, and ``compare(current) -> DriftReport``."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from cudrift.backends import resolve_backend
+from cudrift.detect import _compute
+from cudrift.detect.correction import CORRECTIONS, adjust_pvalues
+from cudrift.detect.policy import auto_test, normalize_policy
+from cudrift.detect.report import (
+    STATUS_ERROR,
+    STATUS_MISSING,
+    STATUS_NO_DATA,
+    STATUS_OK,
+    DriftReport,
+    FeatureDrift,
+    Finding,
+)
+from cudrift.errors import CudriftError, EmptyInputError, IncompatibleSketchError, SchemaError
+from cudrift.io import as_source
+from cudrift.sketches.column import NumericColumnProfile
+from cudrift.sketches.config import CATEGORICAL, NUMERICAL, ProfileConfig, Schema
+from cudrift.sketches.profile import Profile, profile
+from cudrift.stats import TESTS
+
+DEFAULT_MEMORY_BUDGET = 1 << 30
+_EXACT = ("auto", "always", "never")
+
+
+def _workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def _sorted_finite(values: np.ndarray) -> np.ndarray:
+    v = np.asarray(values)
+    if v.dtype.kind == "f":
+        v = v[np.isfinite(v)]
+    elif v.dtype.kind == "b":
+        v = v.astype(np.float64)
+    # float32 sorts twice as fast as float64 and converts exactly later
+    return np.sort(v, kind="quicksort")
+
+
+class DriftDetector:
+    """Compare windows of data with a reference.
+
+    Parameters
+    ----------
+    reference
+        Reference data (any input :func:`cudrift.profile` accepts) or a
+        reference :class:`Profile`.
+    policy
+        ``"auto"`` (see :mod:`cudrift.detect.policy`), one test name for
+        every column it applies to, or a dict column → test name.
+    thresholds
+        One number for every test, or a dict keyed by column or by test name
+        (column wins). Defaults: 0.05 for p-value tests, 0.1 for distances.
+    correction
+        ``None``, ``"bonferroni"`` or ``"bh"`` across the p-value tests of a
+        comparison.
+    drift_share
+        The dataset drifts when at least this share of tested columns drifted.
+    exact
+        ``"auto"``: keep the numeric reference columns sorted while they fit
+        ``memory_budget`` and compute rank tests exactly; ``"always"``: the
+        same, raising if they do not fit; ``"never"``: always use sketches
+        (results carry ``statistic_error``).
+    backend
+        ``"auto"``, ``"cpu"`` or ``"gpu"``.
+    schema, config, columns
+        Passed to :func:`cudrift.profile` for the reference.
+    memory_budget
+        Bytes the sorted reference may hold (default 1 GiB).
+    null_share_tolerance
+        A change of the null share larger than this (absolute) is reported.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> det = DriftDetector({"a": rng.normal(size=2000), "b": rng.normal(size=2000)})
+    >>> rep = det.compare({"a": rng.normal(size=2000), "b": rng.normal(1.0, size=2000)})
+    >>> rep.drifted_columns
+    ['b']
+    """
+
+    def __init__(
+        self,
+        reference: Any,
+        policy: str | Mapping[str, str] | None = "auto",
+        thresholds: float | Mapping[str, float] | None = None,
+        correction: str | None = None,
+        drift_share: float = 0.5,
+        exact: str | bool = "auto",
+        backend: str = "auto",
+        schema: Schema | None = None,
+        config: ProfileConfig | None = None,
+        columns: Sequence[str] | None = None,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        null_share_tolerance: float = 0.1,
+    ):
+        self.backend = resolve_backend(backend)
+        self._all_test, self._column_tests = normalize_policy(policy, TESTS)
+        self.policy = policy
+        if correction not in CORRECTIONS:
+            raise ValueError(f"Invalid value for correction: {correction!r} (expected one of {CORRECTIONS})")
+        self.correction = correction
+        if not (isinstance(drift_share, (int, float)) and 0 < drift_share <= 1):
+            raise ValueError(f"Invalid value for drift_share: {drift_share!r} (expected a number in (0, 1])")
+        self.drift_share = float(drift_share)
+        if exact is True:
+            exact = "always"
+        elif exact is False:
+            exact = "never"
+        if exact not in _EXACT:
+            raise ValueError(f"Invalid value for exact: {exact!r} (expected one of {_EXACT} or a bool)")
+        self.exact = exact
+        self._thresholds = _normalize_thresholds(thresholds)
+        if not (isinstance(null_share_tolerance, (int, float)) and 0 <= null_share_tolerance <= 1):
+            raise ValueError(f"Invalid value for null_share_tolerance: {null_share_tolerance!r}")
+        self.null_share_tolerance = float(null_share_tolerance)
+        self.memory_budget = int(memory_budget)
+        self._ref_sorted: dict[str, np.ndarray] = {}
+
+        if isinstance(reference, Profile):
+            if exact == "always":
+                raise ValueError("exact='always' needs reference data, not a Profile")
+            self.reference = reference
+        else:
+            src = as_source(reference, columns=columns, batch_rows=(config or ProfileConfig()).batch_rows)
+            self.reference = profile(src, config=config, schema=schema, backend=backend)
+            if exact != "never":
+                self._keep_sorted_reference(src)
+        for col in self._column_tests:
+            if col not in self.reference.columns:
+                raise SchemaError(f"policy names column {col!r}, which is not in the reference {self.reference.names}")
+        self._ref_distinct = {n: _distinct_sorted(v, 6) for n, v in self._ref_sorted.items()}
+
+    # ----------------------------------------------------------- reference
+    def _keep_sorted_reference(self, src) -> None:
+        numeric = [n for n, k in self.reference.kinds.items() if k == NUMERICAL]
+        need = 0
+        for n in numeric:
+            col = self.reference.columns[n]
+            itemsize = 4 if col.dtype in ("float32", "float16", "int8", "int16", "uint8", "uint16") else 8
+            need += col.moments.count * itemsize
+        if need > self.memory_budget:
+            if self.exact == "always":
+                raise ValueError(
+                    f"exact='always': the sorted numeric reference needs {need:,} bytes, over memory_budget="
+                    f"{self.memory_budget:,}"
+                )
+            return
+        parts: dict[str, list[np.ndarray]] = {n: [] for n in numeric}
+        with ThreadPoolExecutor(max_workers=_workers()) as pool:
+            for batch in src.iter_batches():
+                futs = {n: pool.submit(lambda ld: _sorted_finite(ld().values), batch[n]) for n in numeric}
+                for n, f in futs.items():
+                    parts[n].append(f.result())
+        for n, chunks in parts.items():
+            self._ref_sorted[n] = chunks[0] if len(chunks) == 1 else np.sort(np.concatenate(chunks))
+
+    @property
+    def is_exact(self) -> bool:
+        """True when rank tests on numeric columns are computed from the sorted reference."""
+        numeric = [n for n, k in self.reference.kinds.items() if k == NUMERICAL]
+        return all(n in self._ref_sorted for n in numeric)
+
+    def threshold_for(self, column: str, test: str) -> float:
+        t = self._thresholds
+        if isinstance(t, float):
+            return t
+        if column in t:
+            return t[column]
+        if test in t:
+            return t[test]
+        return float(TESTS[test].default_threshold)
+
+    # ------------------------------------------------------------- compare
+    def compare(self, current: Any, columns: Sequence[str] | None = None) -> DriftReport:
+        """Test every reference column of ``current`` against the reference.
+
+        ``current`` is data (any input :func:`cudrift.profile` accepts) or a
+        :class:`Profile` made with ``like=`` the reference (merged windows,
+        shards and streams are compared the same way).
+        """
+        ref = self.reference
+        cur_sorted: dict[str, np.ndarray] = {}
+        if isinstance(current, Profile):
+            cur = current
+            _check_like(ref, cur)
+        else:
+            src = as_source(current, columns=columns, batch_rows=ref.config.batch_rows)
+            common = [n for n in src.names if n in ref.columns]
+            if not common:
+                raise SchemaError(
+                    f"the current window shares no column with the reference: reference has {ref.names}, "
+                    f"current has {src.names}"
+                )
+            cur = profile(src, like=ref, backend=self.backend)
+            if self._ref_sorted:
+                keep = [n for n in common if n in self._ref_sorted and cur.kinds.get(n) == NUMERICAL]
+                with ThreadPoolExecutor(max_workers=_workers()) as pool:
+                    for batch in src.iter_batches():
+                        futs = {n: pool.submit(lambda ld: _sorted_finite(ld().values), batch[n]) for n in keep}
+                        for n, f in futs.items():
+                            cur_sorted.setdefault(n, []).append(f.result())
+                cur_sorted = {n: (c[0] if len(c) == 1 else np.sort(np.concatenate(c))) for n, c in cur_sorted.items()}
+        if cur.n_rows == 0:
+            raise EmptyInputError("the current window is empty (0 rows): nothing to compare")
+
+        findings: list[Finding] = []
+        missing = [n for n in ref.columns if n not in cur.columns]
+        extra = [n for n in cur.columns if n not in ref.columns]
+        for n in missing:
+            findings.append(Finding("missing_column", n, f"column {n!r} of the reference is missing from the current window"))
+        for n in extra:
+            findings.append(Finding("extra_column", n, f"column {n!r} is not in the reference; it is not tested"))
+
+        names = [n for n in ref.columns if n in cur.columns]
+        with ThreadPoolExecutor(max_workers=_workers()) as pool:
+            results = list(pool.map(lambda n: self._column(n, cur, cur_sorted.get(n)), names))
+        by_name = dict(zip(names, results))
+
+        features: list[FeatureDrift] = []
+        for n in ref.columns:
+            if n in missing:
+                features.append(FeatureDrift(n, ref.kinds[n], None, None, None, None, False,
+                                             _n_valid(ref.columns[n]), 0, status=STATUS_MISSING,
+                                             message="column missing from the current window"))
+                continue
+            fd, col_findings = by_name[n]
+            features.append(fd)
+            findings.extend(col_findings)
+        features = self._apply_correction(features)
+        tested = [f for f in features if f.status == STATUS_OK]
+        n_drifted = sum(f.drifted for f in tested)
+        share = n_drifted / len(tested) if tested else 0.0
+        exact_all = all(f.statistic_error == 0.0 for f in tested)
+        return DriftReport(
+            features=tuple(features),
+            findings=tuple(findings),
+            dataset_drift=bool(tested) and share >= self.drift_share,
+            drift_share=self.drift_share,
+            share_drifted=share,
+            n_drifted=n_drifted,
+            n_tested=len(tested),
+            n_reference_rows=ref.n_rows,
+            n_current_rows=cur.n_rows,
+            correction=self.correction,
+            exact=exact_all,
+            metadata={"backend": self.backend, "policy": self.policy if isinstance(self.policy, str) else "custom"},
+        )
+
+    # ------------------------------------------------------------ per column
+    def _column(self, name: str, cur: Profile, cur_sorted: np.ndarray | None) -> tuple[FeatureDrift, list[Finding]]:
+        ref = self.reference
+        kind = ref.kinds[name]
+        rc, cc = ref.columns[name], cur.columns[name]
+        findings = _quality_findings(name, ref, cur, self.null_share_tolerance)
+        n_ref, n_cur = _n_valid(rc), _n_valid(cc)
+
+        def fail(status: str, message: str, test: str | None = None) -> tuple[FeatureDrift, list[Finding]]:
+            return FeatureDrift(name, kind, test, None, None, None, False, n_ref, n_cur,
+                                status=status, message=message), findings
+
+        if cur.kinds[name] != kind:
+            findings.append(Finding("kind_mismatch", name,
+                                    f"column {name!r} is {kind} in the reference but {cur.kinds[name]} now "
+                                    f"(dtype {ref.dtypes[name]} → {cur.dtypes[name]}); not tested"))
+            return fail(STATUS_ERROR, f"kind changed from {kind} to {cur.kinds[name]}")
+        if n_cur == 0:
+            findings.append(Finding("no_data", name, f"column {name!r} has no non-null value in the current window",
+                                    value=0.0))
+            return fail(STATUS_NO_DATA, "no non-null values in the current window")
+        if n_ref == 0:
+            return fail(STATUS_NO_DATA, "no non-null values in the reference")
+        ref_sorted = self._ref_sorted.get(name)
+        test = self._column_tests.get(name) or self._all_test
+        if test is not None and not _compute.applies(test, kind):
+            test = None  # a blanket policy test that does not fit this kind: fall back to auto
+        if test is None:
+            n_unique = _compute.n_unique(kind, rc, cc, ref_sorted, cur_sorted, self._ref_distinct.get(name))
+            test = auto_test(kind, n_ref, n_unique)
+        try:
+            res = _compute.run_test(test, kind, rc, cc, ref_sorted, cur_sorted if ref_sorted is not None else None)
+        except CudriftError as exc:
+            findings.append(Finding("test_error", name, f"{test} on column {name!r} failed: {exc}"))
+            return fail(STATUS_ERROR, str(exc), test)
+        threshold = self.threshold_for(name, test)
+        spec = TESTS[test]
+        stat = float(res.statistic)
+        pv = None if res.pvalue is None else float(res.pvalue)
+        if spec.is_pvalue:
+            drifted = pv is not None and pv < threshold
+        else:
+            drifted = bool(math.isfinite(stat) and stat >= threshold)
+        return FeatureDrift(name, kind, test, stat, pv, threshold, bool(drifted), res.n_reference, res.n_current,
+                            pvalue_adjusted=pv, statistic_error=float(res.statistic_error)), findings
+
+    def _apply_correction(self, features: list[FeatureDrift]) -> list[FeatureDrift]:
+        if self.correction is None:
+            return features
+        idx = [i for i, f in enumerate(features) if f.status == STATUS_OK and f.pvalue is not None]
+        if not idx:
+            return features
+        adj = adjust_pvalues([features[i].pvalue for i in idx], self.correction)
+        out = list(features)
+        for i, a in zip(idx, adj):
+            f = out[i]
+            out[i] = FeatureDrift(**{**f.__dict__, "pvalue_adjusted": float(a), "drifted": bool(a < f.threshold)})
+        return out
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _normalize_thresholds(thresholds: Any) -> float | dict[str, float]:
+    if thresholds is None:
+        return {}
+    if isinstance(thresholds, (int, float)) and not isinstance(thresholds, bool):
+        if not math.isfinite(thresholds) or thresholds < 0:
+            raise ValueError(f"Invalid value for thresholds: {thresholds!r}")
+        return float(thresholds)
+    if isinstance(thresholds, Mapping):
+        out = {}
+        for k, v in thresholds.items():
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"Invalid threshold for {k!r}: {v!r}")
+            out[str(k)] = float(v)
+        return out
+    raise TypeError(f"thresholds must be a number or a dict, got {type(thresholds).__name__}")
+
+
+def _distinct_sorted(v: np.ndarray, cap: int) -> int:
+    """Distinct values of a sorted array, counting up to ``cap`` (enough for the auto rule)."""
+    if v.size == 0:
+        return 0
+    return int(min(cap, np.count_nonzero(v[1:] != v[:-1]) + 1))
+
+
+def _n_valid(col: Any) -> int:
+    if isinstance(col, NumericColumnProfile):
+        return int(col.moments.count)
+    return int(col.count - col.null_count)
+
+
+def _check_like(ref: Profile, cur: Profile) -> None:
+    ref.config.check_mergeable(cur.config)
+    for n, k in ref.kinds.items():
+        if n in cur.kinds and k == NUMERICAL and cur.kinds[n] == NUMERICAL:
+            a, b = ref.edges(n), cur.edges(n)
+            if a is not None and (b is None or a.shape != b.shape or not np.array_equal(a, b)):
+                raise IncompatibleSketchError(
+                    f"column {n!r}: the current profile has different histogram edges from the reference "
+                    f"({0 if b is None else len(b)} vs {len(a)} edges); profile it with like=reference"
+                )
+
+
+def _quality_findings(name: str, ref: Profile, cur: Profile, null_tol: float) -> list[Finding]:
+    out: list[Finding] = []
+    rc, cc = ref.columns[name], cur.columns[name]
+    if ref.dtypes[name] != cur.dtypes[name]:
+        out.append(Finding("dtype_change", name, f"column {name!r} changed dtype: {ref.dtypes[name]} → {cur.dtypes[name]}"))
+    r_missing = _missing_share(rc)
+    c_missing = _missing_share(cc)
+    if c_missing is not None and r_missing is not None and abs(c_missing - r_missing) > null_tol:
+        out.append(Finding("null_share_change", name,
+                           f"column {name!r} missing share changed from {r_missing:.3f} to {c_missing:.3f}",
+                           value=c_missing, reference_value=r_missing))
+    if isinstance(cc, NumericColumnProfile) and isinstance(rc, NumericColumnProfile):
+        bad = cc.posinf_count + cc.neginf_count
+        if bad and not (rc.posinf_count + rc.neginf_count):
+            out.append(Finding("nonfinite", name, f"column {name!r} has {bad} infinite values (excluded from tests)",
+                               value=float(bad)))
+        if cc.histogram is not None and cc.moments.count > 0:
+            outside = int(cc.histogram.counts[0] + cc.histogram.counts[-1])
+            if outside:
+                share = outside / cc.moments.count
+                out.append(Finding("out_of_range", name,
+                                   f"column {name!r}: {_pct(share)} of current values lie outside the reference range "
+                                   f"[{rc.moments.min:.6g}, {rc.moments.max:.6g}]", value=share))
+        for label, col in (("reference", rc), ("current", cc)):
+            if col.moments.count > 1 and col.moments.min == col.moments.max:
+                out.append(Finding("constant_column", name, f"column {name!r} is constant ({col.moments.min:.6g}) "
+                                                             f"in the {label} window", value=col.moments.min))
+    elif not isinstance(cc, NumericColumnProfile) and not isinstance(rc, NumericColumnProfile):
+        valid = cc.count - cc.null_count
+        if cc.unseen_count and valid:
+            out.append(Finding("unseen_categories", name,
+                               f"column {name!r}: {cc.unseen_count} current values ({_pct(cc.unseen_count / valid)}) "
+                               "are categories the reference never had", value=cc.unseen_count / valid))
+        for label, col in (("reference", rc), ("current", cc)):
+            if col.count - col.null_count > 1 and len(col.counts) == 1:
+                only = next(iter(col.counts.keys()))
+                out.append(Finding("constant_column", name, f"column {name!r} is constant ({only!r}) in the {label} window"))
+    return out
+
+
+def _pct(share: float) -> str:
+    return f"{100 * share:.3g}%"
+
+
+def _missing_share(col: Any) -> float | None:
+    if col.count == 0:
+        return None
+    missing = col.null_count + (col.nan_count if isinstance(col, NumericColumnProfile) else 0)
+    return missing / col.count

@@ -1,0 +1,1 @@
+"""Report rendering. JSON lives on :class:`cudrift.DriftReport` itself; HTML comes here."""

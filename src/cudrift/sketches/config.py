@@ -1,0 +1,114 @@
+"""Profile settings and column-kind overrides."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from cudrift.errors import IncompatibleSketchError, SchemaError
+
+NUMERICAL = "numerical"
+CATEGORICAL = "categorical"
+KINDS = (NUMERICAL, CATEGORICAL)
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """Settings of every sketch in a profile.
+
+    Attributes
+    ----------
+    n_bins
+        Histogram bins per numeric column, equal-mass on the reference
+        (fewer when the reference has fewer distinct values), plus an
+        underflow and an overflow bin.
+    quantile_k
+        Entries kept per quantile summary; the normalized rank error is at
+        most ``(levels + 1) / (2 * quantile_k)`` (≤ 0.5% for the default 2048
+        and up to 2**19 batches or merges) and is tracked exactly.
+    sample_size
+        Points kept per numeric column by the deterministic bottom-k sample.
+    max_categories
+        Distinct categories counted exactly per column; the tail goes to a
+        deterministic heavy-hitters summary that records what it folded.
+    categorical_max_distinct
+        An integer column whose reference has at most this many distinct
+        values is profiled as categorical.
+    batch_rows
+        Rows per record batch when reading Parquet.
+    seed
+        Seed of the sample's hash priorities.
+    """
+
+    n_bins: int = 100
+    quantile_k: int = 2048
+    sample_size: int = 10_000
+    max_categories: int = 10_000
+    categorical_max_distinct: int = 20
+    batch_rows: int = 1 << 20
+    seed: int = 0
+
+    #: Settings that change what a sketch holds; profiles merge only when equal.
+    MERGE_KEYS = ("quantile_k", "sample_size", "max_categories", "seed")
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise ValueError(f"Invalid value for {f.name}: {v!r} (expected an integer)")
+            if f.name != "seed" and v < (1 if f.name != "categorical_max_distinct" else 0):
+                raise ValueError(f"Invalid value for {f.name}: {v!r}")
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ProfileConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def check_mergeable(self, other: "ProfileConfig") -> None:
+        diff = [k for k in self.MERGE_KEYS if getattr(self, k) != getattr(other, k)]
+        if diff:
+            a = ", ".join(f"{k}={getattr(self, k)}" for k in diff)
+            b = ", ".join(f"{k}={getattr(other, k)}" for k in diff)
+            raise IncompatibleSketchError(f"cannot merge profiles with different settings: {a} vs {b}")
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Overrides of inferred column kinds.
+
+    Parameters
+    ----------
+    numerical, categorical
+        Columns forced to that kind.
+    ignore
+        Columns left out of profiles and reports.
+
+    Examples
+    --------
+    >>> Schema(categorical=["zip_code"], ignore=["row_id"])
+    Schema(numerical=(), categorical=('zip_code',), ignore=('row_id',))
+    """
+
+    numerical: tuple[str, ...] = field(default_factory=tuple)
+    categorical: tuple[str, ...] = field(default_factory=tuple)
+    ignore: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        for name in ("numerical", "categorical", "ignore"):
+            v = getattr(self, name)
+            if isinstance(v, str):
+                v = (v,)
+            object.__setattr__(self, name, tuple(str(c) for c in v))
+        both = sorted(set(self.numerical) & set(self.categorical))
+        if both:
+            raise SchemaError(f"columns {both} are listed as both numerical and categorical")
+
+    def forced_kind(self, column: str) -> str | None:
+        if column in self.numerical:
+            return NUMERICAL
+        if column in self.categorical:
+            return CATEGORICAL
+        return None

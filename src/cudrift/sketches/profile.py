@@ -1,0 +1,361 @@
+"""``Profile``: per-column sketches of a window, and ``profile()`` to build one.
+
+A profile is a monoid like each of its sketches: ``Profile.empty_like(ref)``
+is the identity, ``merge`` (also ``+``) combines windows, shards or requests,
+and ``to_bytes`` / ``save`` write a versioned, pickle-free format.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from cudrift.backends import resolve_backend
+from cudrift.errors import EmptyInputError, FormatError, IncompatibleSketchError, SchemaError
+from cudrift.io import ColumnData, TableSource, as_source
+from cudrift.sketches import _format
+from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile
+from cudrift.sketches.config import CATEGORICAL, NUMERICAL, ProfileConfig, Schema
+from cudrift.sketches.histogram import equal_mass_edges
+
+ColumnProfile = Union[NumericColumnProfile, CategoricalColumnProfile]
+
+_KIND = "cudrift.profile"
+_VERSION = 1
+
+
+def _workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+class Profile:
+    """Sketches of every column of a window.
+
+    Attributes
+    ----------
+    columns
+        Column name → :class:`NumericColumnProfile` or
+        :class:`CategoricalColumnProfile`, in input order.
+    kinds
+        Column name → ``"numerical"`` or ``"categorical"``.
+    dtypes
+        Column name → dtype string seen in the input (``"float32"``, ``"string"``...).
+    n_rows
+        Rows profiled (all columns see every row; nulls are counted per column).
+    config
+        The :class:`ProfileConfig` its sketches were built with.
+    """
+
+    def __init__(
+        self,
+        columns: dict[str, ColumnProfile],
+        kinds: dict[str, str],
+        dtypes: dict[str, str],
+        n_rows: int,
+        config: ProfileConfig,
+    ):
+        self.columns = columns
+        self.kinds = kinds
+        self.dtypes = dtypes
+        self.n_rows = int(n_rows)
+        self.config = config
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def names(self) -> list[str]:
+        return list(self.columns)
+
+    def __repr__(self) -> str:
+        nn = sum(k == NUMERICAL for k in self.kinds.values())
+        return f"Profile(n_rows={self.n_rows}, columns={len(self.columns)} ({nn} numerical, {len(self.columns) - nn} categorical))"
+
+    def __getitem__(self, name: str) -> ColumnProfile:
+        try:
+            return self.columns[name]
+        except KeyError:
+            raise KeyError(f"no column {name!r} in profile; columns are {self.names}") from None
+
+    def edges(self, name: str) -> np.ndarray | None:
+        col = self.columns[name]
+        if isinstance(col, NumericColumnProfile) and col.histogram is not None:
+            return col.histogram.edges
+        return None
+
+    def categories(self, name: str) -> frozenset | None:
+        col = self.columns[name]
+        if isinstance(col, CategoricalColumnProfile):
+            return frozenset(col.counts.keys())
+        return None
+
+    @classmethod
+    def empty_like(cls, reference: "Profile") -> "Profile":
+        """An empty profile with the reference's columns, edges and dictionaries (the identity of merge)."""
+        cols: dict[str, ColumnProfile] = {}
+        for name, kind in reference.kinds.items():
+            cols[name] = _empty_column(kind, reference, name, reference.config, reference.dtypes[name])
+        return cls(cols, dict(reference.kinds), dict(reference.dtypes), 0, reference.config)
+
+    # ------------------------------------------------------------------ merge
+    def merge(self, other: "Profile") -> "Profile":
+        """Combine two profiles of the same columns and settings into a new one."""
+        if not isinstance(other, Profile):
+            return NotImplemented
+        self.config.check_mergeable(other.config)
+        if list(self.kinds) != list(other.kinds) or self.kinds != other.kinds:
+            raise IncompatibleSketchError(
+                f"cannot merge profiles with different columns: {_describe(self)} vs {_describe(other)}"
+            )
+        cols = {name: self.columns[name].merge(other.columns[name]) for name in self.columns}
+        dtypes = {n: self.dtypes[n] if self.dtypes[n] == other.dtypes[n] else f"{self.dtypes[n]}|{other.dtypes[n]}"
+                  for n in self.columns}
+        return Profile(cols, dict(self.kinds), dtypes, self.n_rows + other.n_rows, self.config)
+
+    def __add__(self, other: "Profile") -> "Profile":
+        return self.merge(other)
+
+    def update(self, data: Any, columns: Sequence[str] | None = None) -> "Profile":
+        """Profile more rows into this profile in place (streaming windows); returns self.
+
+        The data must hold this profile's columns; bin edges and category
+        dictionaries stay those of the profile.
+        """
+        src = as_source(data, columns=columns, batch_rows=self.config.batch_rows)
+        missing = [n for n in self.columns if n not in src.names]
+        if missing:
+            raise SchemaError(f"data lacks profiled columns {missing}; it has {src.names}")
+        _consume(self, src, list(self.columns))
+        return self
+
+    # -------------------------------------------------------------- serialize
+    def to_bytes(self) -> bytes:
+        names = list(self.columns)
+        meta = {
+            "columns": names,
+            "kinds": [self.kinds[n] for n in names],
+            "dtypes": [self.dtypes[n] for n in names],
+            "n_rows": self.n_rows,
+            "config": self.config.to_dict(),
+        }
+        arrays = {f"c{i}": np.frombuffer(self.columns[n].to_bytes(), dtype=np.uint8) for i, n in enumerate(names)}
+        return _format.pack(_KIND, _VERSION, meta, arrays)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Profile":
+        _, meta, arrays = _format.unpack(data, _KIND, _VERSION)
+        try:
+            names = [str(n) for n in meta["columns"]]
+            kinds = dict(zip(names, meta["kinds"]))
+            dtypes = dict(zip(names, meta["dtypes"]))
+            config = ProfileConfig.from_dict(meta["config"])
+            n_rows = int(meta["n_rows"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FormatError(f"corrupted profile metadata: {exc!r}") from None
+        cols: dict[str, ColumnProfile] = {}
+        for i, n in enumerate(names):
+            raw = arrays.get(f"c{i}")
+            if raw is None:
+                raise FormatError(f"profile bytes lack column {n!r}")
+            cls_ = NumericColumnProfile if kinds[n] == NUMERICAL else CategoricalColumnProfile
+            cols[n] = cls_.from_bytes(raw.tobytes())
+        return cls(cols, kinds, dtypes, n_rows, config)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the profile atomically (temporary file, fsync, rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = self.to_bytes()
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Profile":
+        """Read a profile written by :meth:`save`."""
+        with open(path, "rb") as f:
+            data = f.read()
+        try:
+            return cls.from_bytes(data)
+        except FormatError as exc:
+            raise FormatError(f"{path}: {exc}") from None
+
+
+def _describe(p: Profile) -> str:
+    return "[" + ", ".join(f"{n}:{k[:3]}" for n, k in p.kinds.items()) + "]"
+
+
+def _empty_column(kind: str, like: Profile | None, name: str, config: ProfileConfig, dtype: str) -> ColumnProfile:
+    if kind == NUMERICAL:
+        edges = None
+        if like is not None and name in like.columns and like.kinds.get(name) == NUMERICAL:
+            edges = like.edges(name)
+        return NumericColumnProfile.empty(
+            edges=edges, quantile_k=config.quantile_k, sample_size=config.sample_size, seed=config.seed, dtype=dtype
+        )
+    ref_cats = None
+    if like is not None and name in like.columns and like.kinds.get(name) == CATEGORICAL:
+        ref_cats = like.categories(name)
+    return CategoricalColumnProfile.empty(max_categories=config.max_categories, reference_categories=ref_cats)
+
+
+def _infer_kinds(src: TableSource, schema: Schema, like: Profile | None, config: ProfileConfig) -> dict[str, str]:
+    kinds: dict[str, str] = {}
+    first_batch = None
+    for info in src.columns:
+        name = info.name
+        if name in schema.ignore:
+            continue
+        forced = schema.forced_kind(name)
+        if forced == NUMERICAL and info.family in ("string", "boolean"):
+            raise SchemaError(f"column {name!r} is forced numerical but has dtype {info.dtype}")
+        if forced is not None:
+            kinds[name] = forced
+            continue
+        if like is not None and name in like.kinds:
+            ref_kind = like.kinds[name]
+            # Follow the reference where the data can be read that way; a
+            # float reference column arriving as strings keeps its own kind so
+            # the detector can report the dtype change instead of failing.
+            if ref_kind == NUMERICAL and info.family in ("float", "integer", "null"):
+                kinds[name] = NUMERICAL
+                continue
+            if ref_kind == CATEGORICAL and info.family in ("integer", "boolean", "string", "null"):
+                kinds[name] = CATEGORICAL
+                continue
+        if info.family in ("float", "null"):
+            kinds[name] = NUMERICAL
+        elif info.family in ("boolean", "string"):
+            kinds[name] = CATEGORICAL
+        else:  # integer: few distinct values in the (first batch of the) reference → categories
+            if first_batch is None:
+                first_batch = next(iter(src.iter_batches()), {})
+            col = first_batch[name]() if name in first_batch else ColumnData(np.zeros(0, np.int64), 0)
+            distinct = len(np.unique(col.values)) if len(col.values) else 0
+            kinds[name] = CATEGORICAL if 0 < distinct <= config.categorical_max_distinct else NUMERICAL
+    if not kinds:
+        raise EmptyInputError(f"{src.origin} has no columns to profile")
+    return kinds
+
+
+def _consume(prof: Profile, src: TableSource, names: list[str]) -> None:
+    """Feed every batch of ``src`` into the profile's columns (columns in parallel)."""
+    rows = 0
+
+    def feed(name, loader, col):
+        data = loader()
+        values = data.values
+        if isinstance(col, CategoricalColumnProfile) and isinstance(values, np.ndarray) and values.size == 0:
+            values = np.zeros(0, dtype=object)  # an all-null column has no label type of its own
+        col.update(values, null_count=data.null_count, name=name)
+        return len(data)
+
+    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+        for batch in src.iter_batches():
+            futures = {n: pool.submit(feed, n, batch[n], prof.columns[n]) for n in names}
+            lens = {n: f.result() for n, f in futures.items()}
+            if len(set(lens.values())) > 1:
+                raise SchemaError(f"columns have different lengths in one batch: {lens}")
+            rows += next(iter(lens.values()), 0)
+    prof.n_rows += rows
+
+
+def _count_histograms(prof: Profile, src: TableSource, names: list[str]) -> None:
+    """Second pass over a reference: count each numeric column on its fixed edges."""
+
+    def count(loader, col):
+        values = np.asarray(loader().values)
+        if values.dtype.kind == "f":
+            values = values[np.isfinite(values)]
+        col.histogram.update_sorted(np.sort(values))
+
+    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+        for batch in src.iter_batches():
+            for f in [pool.submit(count, batch[n], prof.columns[n]) for n in names]:
+                f.result()
+
+
+def profile(
+    data: Any,
+    like: Profile | None = None,
+    config: ProfileConfig | None = None,
+    schema: Schema | None = None,
+    columns: Sequence[str] | None = None,
+    backend: str = "auto",
+) -> Profile:
+    """Build the per-column sketches of a window.
+
+    Parameters
+    ----------
+    data
+        pandas or polars DataFrame, pyarrow Table, dict of 1-D arrays, 2-D
+        NumPy array (with ``columns``), or Parquet path(s) read batch by batch.
+    like
+        A reference profile whose columns, kinds, bin edges and category
+        dictionaries are reused, so that the result can be compared with it
+        (and merged with other windows profiled the same way).
+    config
+        Sketch settings (defaults: :class:`ProfileConfig`); taken from
+        ``like`` when it is given.
+    schema
+        Kind overrides and ignored columns.
+    columns
+        Names for a 2-D array, or a subset of columns for other inputs.
+    backend
+        ``"auto"``, ``"cpu"`` or ``"gpu"``.
+
+    Examples
+    --------
+    >>> import numpy as np, cudrift
+    >>> ref = cudrift.profile({"x": np.arange(1000.0)})
+    >>> cur = cudrift.profile({"x": np.arange(500.0)}, like=ref)
+    >>> ref.n_rows, cur.n_rows
+    (1000, 500)
+    """
+    resolve_backend(backend)  # validates the name; the GPU path arrives with the CUDA kernels
+    if like is not None:
+        if not isinstance(like, Profile):
+            raise TypeError(f"like= must be a Profile, got {type(like).__name__}")
+        if config is not None and config.to_dict() != like.config.to_dict():
+            like.config.check_mergeable(config)
+        config = like.config
+    config = config or ProfileConfig()
+    schema = schema or Schema()
+    src = as_source(data, columns=columns, batch_rows=config.batch_rows)
+    if not src.columns:
+        raise EmptyInputError(f"{src.origin} has no columns")
+    if src.n_rows == 0:
+        raise EmptyInputError(f"{src.origin} has no rows: an empty window cannot be profiled")
+    unknown = [c for c in (*schema.numerical, *schema.categorical, *schema.ignore) if c not in src.names]
+    if unknown:
+        raise SchemaError(f"schema names columns {unknown} that are not in {src.origin} (columns: {src.names})")
+    kinds = _infer_kinds(src, schema, like, config)
+    dtypes = {n: src.info(n).dtype for n in kinds}
+    cols = {n: _empty_column(k, like, n, config, dtypes[n]) for n, k in kinds.items()}
+    prof = Profile(cols, kinds, dtypes, 0, config)
+    _consume(prof, src, list(kinds))
+    if prof.n_rows == 0:
+        raise EmptyInputError(f"{src.origin} has no rows: an empty window cannot be profiled")
+    # Columns without edges yet (the reference itself, or columns new to it)
+    # get equal-mass edges from their quantile sketch and a counting pass.
+    need = [n for n, c in prof.columns.items()
+            if isinstance(c, NumericColumnProfile) and c.histogram is None and c.quantiles.n > 0]
+    for n in need:
+        edges = equal_mass_edges(prof.columns[n].quantiles, config.n_bins)
+        prof.columns[n] = prof.columns[n].with_edges(edges)
+    if need:
+        _count_histograms(prof, src, need)
+    return prof

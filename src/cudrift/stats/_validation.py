@@ -1,0 +1,157 @@
+"""Input checks shared by every statistic.
+
+Validation happens once, at the public boundary; the ``*_sorted`` fast paths
+trust their caller. Messages name the parameter and echo the bad value the
+way ``scipy.stats`` does, so a user never sees a bare NumPy traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from ..errors import EmptyInputError, SchemaError
+
+__all__ = [
+    "as_sample",
+    "as_points",
+    "as_counts",
+    "as_count_pair",
+    "check_option",
+    "check_bool",
+    "dropped_details",
+]
+
+
+def check_option(name: str, value: Any, allowed: Iterable[str], *, lower: bool = False) -> str:
+    """Return ``value`` if it is one of ``allowed``, else raise ``ValueError``.
+
+    With ``lower=True`` the comparison ignores case, as SciPy does for the
+    options of ``mannwhitneyu``.
+    """
+    allowed = tuple(allowed)
+    if isinstance(value, str):
+        key = value.lower() if lower else value
+        if key in allowed:
+            return key
+    raise ValueError(
+        f"Invalid value for {name}: {value!r}; expected one of {', '.join(map(repr, allowed))}."
+    )
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Accept Python and NumPy booleans only (SciPy rejects ``0``/``1`` for flags)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"Invalid value for {name}: {value!r}; expected True or False.")
+
+
+def _to_float_array(x: Any, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged lists and other objects NumPy cannot hold
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+    if arr.dtype.kind in "OUSVMm" or arr.dtype.kind == "c":
+        # strings, objects, datetimes and complex numbers have no order a
+        # two-sample statistic can use; try a numeric view of objects first
+        if arr.dtype.kind == "O":
+            try:
+                return arr.astype(np.float64)
+            except (TypeError, ValueError):
+                pass
+        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}.")
+    return arr.astype(np.float64, copy=False)
+
+
+def as_sample(x: Any, name: str) -> tuple[np.ndarray, int]:
+    """Convert one sample to a 1-D float64 array of finite values.
+
+    Returns the cleaned array and the number of NaN/±inf values removed.
+
+    Raises
+    ------
+    SchemaError
+        If the input is not 1-D (a 0-d scalar counts as one value).
+    EmptyInputError
+        If no finite value is left.
+    """
+    arr = _to_float_array(x, name)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise SchemaError(f"{name} must be 1-D, got an array of shape {arr.shape}.")
+    finite = np.isfinite(arr)
+    n_dropped = int(arr.size - np.count_nonzero(finite))
+    if n_dropped:
+        arr = arr[finite]
+    if arr.size == 0:
+        raise EmptyInputError(
+            f"{name} has no finite values"
+            + (f" ({n_dropped} NaN/inf removed)." if n_dropped else " (it is empty).")
+        )
+    return arr, n_dropped
+
+
+def as_points(x: Any, name: str) -> tuple[np.ndarray, int]:
+    """Convert a point cloud to a 2-D float64 ``(n, d)`` array of finite rows.
+
+    1-D input is one feature (``(n,) -> (n, 1)``). Rows holding any NaN or
+    ±inf are removed and counted.
+    """
+    arr = _to_float_array(x, name)
+    if arr.ndim == 0:
+        arr = arr.reshape(1, 1)
+    elif arr.ndim == 1:
+        arr = arr[:, None]
+    elif arr.ndim != 2:
+        raise SchemaError(f"{name} must be 1-D or 2-D (n, d), got an array of shape {arr.shape}.")
+    if arr.shape[1] == 0:
+        raise SchemaError(f"{name} has no features (shape {arr.shape}).")
+    finite = np.isfinite(arr).all(axis=1)
+    n_dropped = int(arr.shape[0] - np.count_nonzero(finite))
+    if n_dropped:
+        arr = arr[finite]
+    if arr.shape[0] == 0:
+        raise EmptyInputError(
+            f"{name} has no finite rows"
+            + (f" ({n_dropped} rows with NaN/inf removed)." if n_dropped else " (it is empty).")
+        )
+    return np.ascontiguousarray(arr), n_dropped
+
+
+def as_counts(x: Any, name: str) -> np.ndarray:
+    """Convert a count vector to 1-D float64; counts must be finite and >= 0.
+
+    Counts are not samples: a NaN or negative count is an error, not a value
+    to drop, because it means the histogram itself is broken.
+    """
+    arr = _to_float_array(x, name)
+    if arr.ndim != 1:
+        raise SchemaError(f"{name} must be a 1-D vector of counts, got shape {arr.shape}.")
+    if arr.size == 0:
+        raise EmptyInputError(f"{name} is empty.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must hold finite counts, got {arr[~np.isfinite(arr)][0]!r}.")
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must hold non-negative counts, got {arr[arr < 0][0]!r}.")
+    if arr.sum() <= 0:
+        raise EmptyInputError(f"{name} has a total count of 0.")
+    return arr
+
+
+def as_count_pair(ref: Any, cur: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Two aligned count vectors (same categories or bins, same order)."""
+    r = as_counts(ref, "reference counts")
+    c = as_counts(cur, "current counts")
+    if r.shape != c.shape:
+        raise SchemaError(
+            "reference and current counts must be aligned on the same categories: "
+            f"got lengths {r.size} and {c.size}."
+        )
+    return r, c
+
+
+def dropped_details(n_dropped: tuple[int, int]) -> dict[str, int]:
+    return {"n_dropped_reference": int(n_dropped[0]), "n_dropped_current": int(n_dropped[1])}

@@ -1,0 +1,264 @@
+"""DriftDetector: auto policy, exactness against SciPy, sketches with bounds, reports, bad input."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats as st
+from scipy.spatial.distance import jensenshannon
+
+import cudrift
+from cudrift import DriftDetector, DriftReport, EmptyInputError, Profile, SchemaError
+from cudrift.detect.policy import auto_test
+
+
+def _window(rng, n, shift=0.0, cat_p=(0.5, 0.3, 0.2)):
+    return pd.DataFrame({
+        "a": rng.normal(0.0, 1.0, size=n),
+        "b": rng.normal(shift, 1.0, size=n).astype(np.float32),
+        "c": rng.choice(["x", "y", "z"], size=n, p=cat_p),
+        "flag": rng.random(n) < 0.3,
+        "k": rng.integers(0, 4, size=n).astype(np.float64),  # numerical, 4 distinct values
+    })
+
+
+@pytest.mark.parametrize(
+    "kind,n_ref,n_unique,expected",
+    [("numerical", 1000, 6, "ks"), ("numerical", 1000, 5, "chisquare"), ("numerical", 1001, 6, "wasserstein_normalized"),
+     ("numerical", 1001, 5, "jensenshannon"), ("categorical", 10, 2, "ztest"), ("categorical", 1000, 3, "chisquare"),
+     ("categorical", 1001, 2, "jensenshannon"), ("numerical", 50, 2, "ztest")],
+)
+def test_auto_rule(kind, n_ref, n_unique, expected):
+    assert auto_test(kind, n_ref, n_unique) == expected
+
+
+def test_auto_policy_picks_tests_per_column(rng):
+    small = DriftDetector(_window(rng, 800)).compare(_window(rng, 800))
+    assert {f.column: f.test for f in small.features} == {
+        "a": "ks", "b": "ks", "c": "chisquare", "flag": "ztest", "k": "chisquare"}
+    large = DriftDetector(_window(rng, 5000)).compare(_window(rng, 3000))
+    assert {f.column: f.test for f in large.features} == {
+        "a": "wasserstein_normalized", "b": "wasserstein_normalized", "c": "jensenshannon",
+        "flag": "jensenshannon", "k": "jensenshannon"}
+
+
+def test_drift_only_in_shifted_columns(rng):
+    ref = _window(rng, 20_000)
+    det = DriftDetector(ref)
+    same = det.compare(_window(rng, 20_000))
+    assert same.drifted_columns == [] and not same.dataset_drift
+    moved = det.compare(_window(rng, 20_000, shift=0.5, cat_p=(0.2, 0.3, 0.5)))
+    assert moved.drifted_columns == ["b", "c"]
+    assert not moved.dataset_drift  # 2 of 5 < 0.5
+    assert DriftDetector(ref, drift_share=0.4).compare(_window(rng, 20_000, shift=0.5, cat_p=(0.2, 0.3, 0.5))).dataset_drift
+
+
+def test_exact_statistics_match_scipy(rng):
+    ref, cur = _window(rng, 900), _window(rng, 700, shift=0.2)
+    rep = DriftDetector(ref).compare(cur)
+    for col in ("a", "b"):
+        f = rep[col]
+        exp = st.ks_2samp(ref[col].to_numpy(np.float64), cur[col].to_numpy(np.float64))
+        assert f.statistic == pytest.approx(exp.statistic, rel=1e-12)
+        assert f.pvalue == pytest.approx(exp.pvalue, rel=1e-9)
+        assert f.statistic_error == 0.0
+    # chi-square on category counts, as a 2×k contingency table
+    f = rep["c"]
+    table = np.array([ref["c"].value_counts().reindex(["x", "y", "z"]).to_numpy(),
+                      cur["c"].value_counts().reindex(["x", "y", "z"]).to_numpy()])
+    exp = st.chi2_contingency(table)
+    assert f.statistic == pytest.approx(exp.statistic, rel=1e-9)
+    assert f.pvalue == pytest.approx(exp.pvalue, rel=1e-9)
+    # two-proportion z-test written out
+    p1, p2 = ref["flag"].mean(), cur["flag"].mean()
+    n1, n2 = len(ref), len(cur)
+    pooled = (p1 * n1 + p2 * n2) / (n1 + n2)
+    z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    f = rep["flag"]
+    assert abs(f.statistic) == pytest.approx(abs(z), rel=1e-9)
+    assert f.pvalue == pytest.approx(2 * st.norm.sf(abs(z)), rel=1e-9)
+
+
+def test_large_reference_statistics_match_formulas(rng):
+    ref, cur = _window(rng, 6000), _window(rng, 4000, shift=0.3, cat_p=(0.4, 0.4, 0.2))
+    rep = DriftDetector(ref).compare(cur)
+    for col in ("a", "b"):
+        r, c = ref[col].to_numpy(np.float64), cur[col].to_numpy(np.float64)
+        assert rep[col].statistic == pytest.approx(st.wasserstein_distance(r, c) / np.std(r), rel=1e-9)
+    cats = ["x", "y", "z"]
+    pr = ref["c"].value_counts().reindex(cats).to_numpy()
+    pc = cur["c"].value_counts().reindex(cats).to_numpy()
+    assert rep["c"].statistic == pytest.approx(jensenshannon(pr / pr.sum(), pc / pc.sum()), rel=1e-9)
+    assert rep["b"].drifted and not rep["a"].drifted
+
+
+def test_named_policy_and_thresholds(rng):
+    ref, cur = _window(rng, 3000), _window(rng, 3000, shift=0.1)
+    det = DriftDetector(ref, policy={"a": "anderson", "b": "cramervonmises", "c": "psi"},
+                        thresholds={"c": 0.5, "ks": 0.01})
+    rep = det.compare(cur)
+    assert rep["a"].test == "anderson" and rep["b"].test == "cramervonmises" and rep["c"].test == "psi"
+    assert rep["c"].threshold == 0.5
+    r, c = ref["b"].to_numpy(np.float64), cur["b"].to_numpy(np.float64)
+    exp = st.cramervonmises_2samp(r, c)
+    assert rep["b"].statistic == pytest.approx(exp.statistic, rel=1e-9)
+    assert rep["b"].pvalue == pytest.approx(exp.pvalue, rel=1e-9)
+    all_ks = DriftDetector(ref, policy="ks", thresholds={"ks": 0.01}).compare(cur)
+    assert all_ks["a"].test == "ks" and all_ks["a"].threshold == 0.01
+    assert all_ks["c"].test in ("chisquare", "jensenshannon")  # ks does not apply to categories
+    with pytest.raises(ValueError, match="sideways|Invalid value for policy"):
+        DriftDetector(ref, policy="sideways")
+    with pytest.raises(ValueError, match="Invalid test 'nope' for column 'a'"):
+        DriftDetector(ref, policy={"a": "nope"})
+
+
+def test_corrections(rng):
+    ref = pd.DataFrame({f"x{i}": rng.normal(size=500) for i in range(8)})
+    cur = pd.DataFrame({f"x{i}": rng.normal(0.15 * (i % 3 == 0), 1.0, size=500) for i in range(8)})
+    raw = DriftDetector(ref, policy="ks").compare(cur)
+    p = np.array([f.pvalue for f in raw.features])
+    bonf = DriftDetector(ref, policy="ks", correction="bonferroni").compare(cur)
+    np.testing.assert_allclose([f.pvalue_adjusted for f in bonf.features], np.minimum(p * 8, 1), rtol=1e-12)
+    bh = DriftDetector(ref, policy="ks", correction="bh").compare(cur)
+    np.testing.assert_allclose([f.pvalue_adjusted for f in bh.features],
+                               st.false_discovery_control(p, method="bh"), rtol=1e-12)
+    assert all(f.drifted == (f.pvalue_adjusted < 0.05) for f in bh.features)
+    with pytest.raises(ValueError, match="correction"):
+        DriftDetector(ref, correction="holm")
+
+
+def test_profile_path_reports_error_bounds(rng):
+    ref, cur = _window(rng, 30_000), _window(rng, 25_000, shift=0.05)
+    exact = DriftDetector(ref, policy={"a": "ks", "b": "wasserstein_normalized"}).compare(cur)
+    sk = DriftDetector(cudrift.profile(ref), policy={"a": "ks", "b": "wasserstein_normalized"})
+    approx = sk.compare(cudrift.profile(cur, like=sk.reference))
+    for col in ("a", "b"):
+        e, a = exact[col], approx[col]
+        assert e.statistic_error == 0.0
+        assert a.statistic_error > 0.0
+        assert abs(a.statistic - e.statistic) <= a.statistic_error
+    assert not approx.exact and exact.exact
+    # histogram and category tests are exact from profiles
+    assert approx["c"].statistic == pytest.approx(exact["c"].statistic, rel=1e-12)
+    # exact="never" on data uses the sketches too; a tiny memory budget as well
+    never = DriftDetector(ref, exact="never").compare(cur)
+    budget = DriftDetector(ref, memory_budget=1000).compare(cur)
+    assert never["a"].statistic_error > 0 and budget["a"].statistic_error > 0
+    with pytest.raises(ValueError, match="memory_budget"):
+        DriftDetector(ref, exact="always", memory_budget=1000)
+
+
+def test_current_profile_must_be_like_reference(rng):
+    det = DriftDetector(_window(rng, 2000))
+    own = cudrift.profile(_window(rng, 2000))
+    with pytest.raises(cudrift.IncompatibleSketchError, match="like=reference"):
+        det.compare(own)
+    merged = Profile.empty_like(det.reference)
+    for _ in range(3):
+        merged = merged + cudrift.profile(_window(rng, 700), like=det.reference)
+    rep = det.compare(merged)
+    assert rep.n_current_rows == 2100 and rep.n_tested == 5
+
+
+def test_report_json_roundtrip(rng, tmp_path):
+    rep = DriftDetector(_window(rng, 1500)).compare(_window(rng, 1200, shift=1.0))
+    text = rep.to_json()
+    back = DriftReport.from_json(text)
+    assert back == rep
+    d = json.loads(text)
+    assert d["format"] == "cudrift.report" and d["version"] == 1
+    with pytest.raises(cudrift.FormatError):
+        DriftReport.from_json('{"format": "other"}')
+    with pytest.raises(cudrift.FormatError):
+        DriftReport.from_json("not json")
+    assert "dataset:" in rep.summary_table()
+
+
+def test_data_quality_findings(rng):
+    ref = _window(rng, 3000)
+    ref["const"] = 1.0
+    cur = _window(rng, 2000, shift=8.0)
+    cur = cur.drop(columns=["k"])
+    cur["new"] = 1.0
+    cur["a"] = cur["a"].astype(np.float32)
+    cur["flag"] = cur["flag"].astype(object)
+    cur.loc[: 999, "flag"] = None  # null share 0 → 0.5
+    cur["const"] = 1.0
+    cur.loc[:9, "c"] = "w"  # unseen category
+    rep = DriftDetector(ref).compare(cur)
+    checks = {(f.check, f.column) for f in rep.findings}
+    assert ("missing_column", "k") in checks
+    assert ("extra_column", "new") in checks
+    assert ("dtype_change", "a") in checks
+    assert ("null_share_change", "flag") in checks
+    assert ("out_of_range", "b") in checks
+    assert ("unseen_categories", "c") in checks
+    assert ("constant_column", "const") in checks
+    assert rep["k"].status == "missing"
+    unseen = [f for f in rep.findings if f.check == "unseen_categories"][0]
+    assert unseen.value == pytest.approx(10 / 2000)
+    oor = [f for f in rep.findings if f.check == "out_of_range" and f.column == "b"][0]
+    b = cur["b"].to_numpy()
+    assert oor.value == pytest.approx(np.mean((b < ref["b"].min()) | (b > ref["b"].max())))
+
+
+def test_all_null_current_column_reports_no_data(rng):
+    ref = _window(rng, 2000)
+    cur = _window(rng, 2000)
+    cur["a"] = np.nan
+    cur["c"] = None
+    rep = DriftDetector(ref).compare(cur)
+    assert rep["a"].status == "no_data" and rep["c"].status == "no_data"
+    assert rep["b"].status == "ok" and rep.n_tested == 3
+    assert ("no_data", "a") in {(f.check, f.column) for f in rep.findings}
+
+
+def test_nan_and_inf_are_counted_and_excluded(rng):
+    ref = {"x": rng.normal(size=800)}
+    cur_x = rng.normal(size=800)
+    cur_x[:50] = np.nan
+    cur_x[50:60] = np.inf
+    cur_x[60:65] = -np.inf
+    det = DriftDetector(ref)
+    rep = det.compare({"x": cur_x})
+    f = rep["x"]
+    assert f.n_current == 735
+    exp = st.ks_2samp(ref["x"], cur_x[65:])
+    assert f.statistic == pytest.approx(exp.statistic, rel=1e-12)
+    assert ("nonfinite", "x") in {(g.check, g.column) for g in rep.findings}
+
+
+def test_bad_inputs_get_clear_errors(rng):
+    det = DriftDetector(_window(rng, 500))
+    with pytest.raises(SchemaError, match=r"shares no column.*\['a', 'b', 'c', 'flag', 'k'\].*\['zz'\]"):
+        det.compare({"zz": np.zeros(10)})
+    with pytest.raises(EmptyInputError):
+        det.compare(_window(rng, 500).iloc[:0])
+    with pytest.raises(EmptyInputError):
+        DriftDetector({"a": np.zeros(0)})
+    with pytest.raises(ValueError, match="drift_share"):
+        DriftDetector(_window(rng, 50), drift_share=2)
+    with pytest.raises(ValueError, match="exact"):
+        DriftDetector(_window(rng, 50), exact="maybe")
+    with pytest.raises(ValueError, match="backend"):
+        DriftDetector(_window(rng, 50), backend="tpu")
+
+
+def test_kind_change_is_reported_not_raised(rng):
+    ref = _window(rng, 1000)
+    cur = _window(rng, 1000)
+    cur["a"] = cur["a"].map(lambda v: f"{v:.2f}")
+    rep = DriftDetector(ref).compare(cur)
+    assert rep["a"].status == "error" and "kind changed" in rep["a"].message
+    assert rep["b"].status == "ok"
+    assert ("kind_mismatch", "a") in {(f.check, f.column) for f in rep.findings}
+
+
+def test_single_distinct_value(rng):
+    ref = {"c": np.full(2000, 7.0), "x": rng.normal(size=2000)}
+    cur = {"c": np.full(1500, 7.0), "x": rng.normal(size=1500)}
+    rep = DriftDetector(ref).compare(cur)
+    assert rep["c"].status == "ok" and not rep["c"].drifted
+    cur2 = {"c": np.full(1500, 9.0), "x": rng.normal(size=1500)}
+    assert DriftDetector(ref).compare(cur2)["c"].drifted

@@ -1,0 +1,151 @@
+"""Every input form gives the same profile; bad input gets errors that name the column."""
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import cudrift
+from cudrift import EmptyInputError, SchemaError
+
+
+def _frame(rng, n=3000):
+    x = rng.normal(size=n).astype(np.float32)
+    y = rng.standard_cauchy(size=n)
+    y[rng.random(n) < 0.05] = np.nan
+    k = rng.integers(0, 4, size=n)  # few distinct ints → categorical
+    c = rng.choice(np.array(["a", "b", "c", "d", "e"], dtype=object), size=n)
+    return {"x": x, "y": y, "k": k, "c": c}
+
+
+def _assert_same(p1, p2):
+    assert p1.names == p2.names
+    assert p1.kinds == p2.kinds
+    assert p1.n_rows == p2.n_rows
+    for n in p1.names:
+        a, b = p1[n], p2[n]
+        assert a.count == b.count and a.null_count == b.null_count
+        if p1.kinds[n] == "numerical":
+            assert a.nan_count == b.nan_count
+            assert a.moments.count == b.moments.count
+            np.testing.assert_allclose(a.moments.mean, b.moments.mean, rtol=1e-12)
+            np.testing.assert_array_equal(a.histogram.edges, b.histogram.edges)
+            np.testing.assert_array_equal(a.histogram.counts, b.histogram.counts)
+        else:
+            assert dict(a.counts.items()) == dict(b.counts.items())
+
+
+def test_all_input_forms_agree(rng, tmp_path):
+    d = _frame(rng)
+    base = cudrift.profile(d)
+    assert base.kinds == {"x": "numerical", "y": "numerical", "k": "categorical", "c": "categorical"}
+    df = pd.DataFrame(d)
+    _assert_same(base, cudrift.profile(df))
+    _assert_same(base, cudrift.profile(pl.DataFrame({k: (v.astype(str) if v.dtype == object else v) for k, v in d.items()})))
+    tbl = pa.table({k: pa.array(v, from_pandas=v.dtype == object) for k, v in d.items()})
+    _assert_same(base, cudrift.profile(tbl))
+    path = tmp_path / "w.parquet"
+    pq.write_table(tbl, path)
+    _assert_same(base, cudrift.profile(path))
+    _assert_same(base, cudrift.profile(str(path)))
+
+
+def test_parquet_batches_and_many_files(rng, tmp_path):
+    d = _frame(rng, 5000)
+    tbl = pa.table({k: pa.array(v, from_pandas=v.dtype == object) for k, v in d.items()})
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"part{i}.parquet"
+        pq.write_table(tbl.slice(i * 2000, 2000), p, row_group_size=700)
+        paths.append(p)
+    whole = cudrift.profile(d)
+    small_batches = cudrift.profile(paths, config=cudrift.ProfileConfig(batch_rows=512))
+    assert small_batches.n_rows == 5000
+    for n in ("x", "y"):
+        a, b = whole[n], small_batches[n]
+        assert a.nan_count == b.nan_count and a.moments.count == b.moments.count
+        np.testing.assert_allclose(a.moments.mean, b.moments.mean, rtol=1e-9)
+        np.testing.assert_allclose(a.moments.variance, b.moments.variance, rtol=1e-9)
+        assert a.moments.min == b.moments.min and a.moments.max == b.moments.max
+        # edges come from the quantile sketch, so they may differ slightly;
+        # the counts on each profile's own edges must be exact:
+        finite = np.sort(np.asarray(d[n], dtype=np.float64)[np.isfinite(d[n])])
+        e = b.histogram.edges
+        expected = np.histogram(finite, bins=e)[0]
+        np.testing.assert_array_equal(b.histogram.counts[1:-1], expected)
+    assert dict(whole["c"].counts.items()) == dict(small_batches["c"].counts.items())
+
+
+def test_2d_array_needs_columns(rng):
+    a = rng.normal(size=(100, 3))
+    with pytest.raises(SchemaError, match="columns="):
+        cudrift.profile(a)
+    with pytest.raises(SchemaError, match="3 columns|shape"):
+        cudrift.profile(a, columns=["a", "b"])
+    p = cudrift.profile(a, columns=["a", "b", "c"])
+    assert p.names == ["a", "b", "c"] and p.n_rows == 100
+    np.testing.assert_allclose(p["b"].moments.mean, a[:, 1].mean(), rtol=1e-12)
+
+
+def test_nulls_are_kept_apart_from_nan():
+    tbl = pa.table({"v": pa.array([1.0, None, float("nan"), 2.0, None, float("inf"), -float("inf"), 3.0])})
+    p = cudrift.profile(tbl)
+    col = p["v"]
+    assert (col.count, col.null_count, col.nan_count, col.posinf_count, col.neginf_count) == (8, 2, 1, 1, 1)
+    assert col.moments.count == 3
+    np.testing.assert_allclose(col.moments.mean, 2.0)
+
+
+def test_pandas_nullable_and_categorical_dtypes():
+    df = pd.DataFrame({
+        "i": pd.array([1, None, 3, 4, 5, 6, 7, 8, 9, 10] * 5, dtype="Int64"),
+        "s": pd.Series(["a", None, "b", "a", "c"] * 10, dtype="string"),
+        "cat": pd.Series(["x", "y"] * 25, dtype="category"),
+        "b": [True, False] * 25,
+    })
+    p = cudrift.profile(df)
+    assert p["i"].null_count == 5
+    assert p["s"].null_count == 10
+    assert dict(p["cat"].counts.items()) == {"x": 25, "y": 25}
+    assert p.kinds["b"] == "categorical"
+    assert dict(p["b"].counts.items()) == {True: 25, False: 25}
+
+
+def test_unsupported_dtype_names_column_and_dtype():
+    df = pd.DataFrame({"ok": [1.0, 2.0], "when": pd.to_datetime(["2024-01-01", "2024-01-02"])})
+    with pytest.raises(SchemaError, match=r"'when'.*datetime"):
+        cudrift.profile(df)
+    # ignoring it works
+    p = cudrift.profile(df, columns=["ok"])
+    assert p.names == ["ok"]
+    with pytest.raises(SchemaError, match=r"'z'.*complex"):
+        cudrift.profile({"z": np.array([1 + 2j, 3j])})
+
+
+def test_mixed_types_in_one_column():
+    with pytest.raises(SchemaError, match=r"'m'.*mixes value types.*str.*int|'m'.*mixes value types.*int.*str"):
+        cudrift.profile(pd.DataFrame({"m": ["a", 1, "b", 2]}))
+    with pytest.raises(SchemaError, match=r"'m'"):
+        cudrift.profile({"m": np.array(["a", 1.5, None], dtype=object)})
+
+
+def test_empty_inputs():
+    with pytest.raises(EmptyInputError, match="no rows"):
+        cudrift.profile({"a": np.zeros(0)})
+    with pytest.raises(EmptyInputError):
+        cudrift.profile({})
+    with pytest.raises(EmptyInputError):
+        cudrift.profile(pd.DataFrame({"a": []}, dtype=float))
+
+
+def test_column_lengths_and_unknown_inputs():
+    with pytest.raises(SchemaError, match="different lengths"):
+        cudrift.profile({"a": np.zeros(3), "b": np.zeros(4)})
+    with pytest.raises(SchemaError, match="unsupported input type"):
+        cudrift.profile(42)
+    with pytest.raises(SchemaError, match=r"\['nope'\] not found"):
+        cudrift.profile({"a": np.zeros(3)}, columns=["nope"])
+    with pytest.raises(FileNotFoundError):
+        cudrift.profile("/nonexistent/file.parquet")

@@ -1,0 +1,143 @@
+"""Profiles: like=, merge laws at the profile level, serialization, kinds."""
+
+import numpy as np
+import pytest
+
+import cudrift
+from cudrift import FormatError, IncompatibleSketchError, Profile, ProfileConfig, Schema
+
+
+def _data(rng, n, shift=0.0):
+    return {
+        "x": rng.normal(shift, 1.0, size=n),
+        "f": rng.exponential(size=n).astype(np.float32),
+        "k": rng.integers(0, 6, size=n),
+        "s": rng.choice(np.array(["red", "green", "blue"], dtype=object), size=n, p=[0.5, 0.3, 0.2]),
+    }
+
+
+def test_like_reuses_edges_and_dictionary(rng):
+    ref = cudrift.profile(_data(rng, 4000))
+    cur = cudrift.profile(_data(rng, 1000, shift=10.0), like=ref)
+    np.testing.assert_array_equal(ref.edges("x"), cur.edges("x"))
+    assert cur["s"].reference_categories == frozenset({"red", "green", "blue"})
+    # shifted far right: most current values overflow the reference range
+    assert cur["x"].histogram.counts[-1] > 800
+    assert sum(cur["x"].histogram.counts) == cur["x"].moments.count == 1000
+
+
+def test_reference_histogram_is_equal_mass(rng):
+    x = rng.normal(size=20_000)
+    p = cudrift.profile({"x": x})
+    h = p["x"].histogram
+    assert len(h.edges) == 101
+    assert h.counts[0] == 0 and h.counts[-1] == 0
+    np.testing.assert_array_equal(h.counts[1:-1], np.histogram(x, bins=h.edges)[0])
+    # every bin holds about 1% of the data (rank error of the sketch allows a little slack)
+    assert h.counts[1:-1].min() >= 150 and h.counts[1:-1].max() <= 250
+
+
+def test_merge_of_windows_equals_profile_of_concatenation(rng):
+    ref = cudrift.profile(_data(rng, 3000))
+    parts = [_data(rng, n) for n in (700, 1300, 1)]
+    merged = Profile.empty_like(ref)
+    for part in parts:
+        merged = merged + cudrift.profile(part, like=ref)
+    whole = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    direct = cudrift.profile(whole, like=ref)
+    assert merged.n_rows == direct.n_rows == 2001
+    for n in ("x", "f"):
+        np.testing.assert_array_equal(merged[n].histogram.counts, direct[n].histogram.counts)
+        np.testing.assert_allclose(merged[n].moments.mean, direct[n].moments.mean, rtol=1e-12)
+        np.testing.assert_allclose(merged[n].moments.variance, direct[n].moments.variance, rtol=1e-10)
+    for n in ("k", "s"):
+        assert dict(merged[n].counts.items()) == dict(direct[n].counts.items())
+    # update() in place streams the same rows
+    streamed = Profile.empty_like(ref)
+    for part in parts:
+        streamed.update(part)
+    np.testing.assert_array_equal(streamed["x"].histogram.counts, direct["x"].histogram.counts)
+    assert streamed.n_rows == 2001
+
+
+def test_empty_like_is_identity(rng):
+    ref = cudrift.profile(_data(rng, 500))
+    cur = cudrift.profile(_data(rng, 300), like=ref)
+    for m in (cur + Profile.empty_like(ref), Profile.empty_like(ref) + cur):
+        assert m.n_rows == cur.n_rows
+        np.testing.assert_array_equal(m["x"].histogram.counts, cur["x"].histogram.counts)
+        assert dict(m["s"].counts.items()) == dict(cur["s"].counts.items())
+
+
+def test_merge_incompatible(rng):
+    a = cudrift.profile(_data(rng, 500))
+    b = cudrift.profile(_data(rng, 500))  # its own edges
+    with pytest.raises(IncompatibleSketchError, match="edges"):
+        a + b
+    c = cudrift.profile(_data(rng, 500), config=ProfileConfig(quantile_k=512))
+    with pytest.raises(IncompatibleSketchError, match=r"quantile_k=2048 vs quantile_k=512"):
+        a + c
+    d = cudrift.profile({"x": rng.normal(size=10)})
+    with pytest.raises(IncompatibleSketchError, match="different columns"):
+        a + d
+
+
+def test_save_load_roundtrip(rng, tmp_path):
+    ref = cudrift.profile(_data(rng, 2000))
+    path = ref.save(tmp_path / "ref.cdp")
+    back = Profile.load(path)
+    assert back.to_bytes() == ref.to_bytes()
+    assert back.kinds == ref.kinds and back.dtypes == ref.dtypes and back.n_rows == ref.n_rows
+    cur = cudrift.profile(_data(rng, 100), like=back)
+    np.testing.assert_array_equal(cur.edges("x"), ref.edges("x"))
+    raw = path.read_bytes()
+    (tmp_path / "trunc.cdp").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(FormatError, match="trunc.cdp"):
+        Profile.load(tmp_path / "trunc.cdp")
+    (tmp_path / "foreign.cdp").write_bytes(b"PK\x03\x04" + raw[4:])
+    with pytest.raises(FormatError, match="magic"):
+        Profile.load(tmp_path / "foreign.cdp")
+    flipped = bytearray(raw)
+    flipped[len(raw) // 2] ^= 0xFF
+    with pytest.raises(FormatError):
+        Profile.from_bytes(bytes(flipped))
+
+
+def test_kind_inference_and_schema(rng):
+    n = 500
+    d = {"few": rng.integers(0, 5, size=n), "many": rng.integers(0, 10_000, size=n),
+         "flag": rng.random(n) < 0.3, "z": rng.normal(size=n)}
+    p = cudrift.profile(d)
+    assert p.kinds == {"few": "categorical", "many": "numerical", "flag": "categorical", "z": "numerical"}
+    p2 = cudrift.profile(d, schema=Schema(numerical=["few"], categorical=["many"], ignore=["z"]))
+    assert p2.kinds == {"few": "numerical", "many": "categorical", "flag": "categorical"}
+    with pytest.raises(cudrift.SchemaError, match=r"\['nope'\]"):
+        cudrift.profile(d, schema=Schema(ignore=["nope"]))
+    with pytest.raises(cudrift.SchemaError, match="both"):
+        Schema(numerical=["a"], categorical=["a"])
+
+
+def test_single_distinct_value_and_discrete_bins(rng):
+    p = cudrift.profile({"c": np.full(1000, 3.5), "d": rng.integers(0, 3, size=1000).astype(np.float64)})
+    assert p["c"].histogram.counts.sum() == 1000
+    assert p["c"].moments.min == p["c"].moments.max == 3.5
+    # three distinct values: each gets a bin of its own
+    h = p["d"].histogram
+    nonzero = h.counts[h.counts > 0]
+    assert len(nonzero) == 3
+    vals, cnt = np.unique(cudrift.profile({"d": np.array([0.0, 1, 2])})["d"].histogram.counts, return_counts=True)
+    assert vals.max() == 1
+
+
+def test_huge_category_counts_fold_deterministically(rng):
+    n = 60_000
+    labels = np.array([f"id{i}" for i in rng.integers(0, 30_000, size=n)], dtype=object)
+    labels[:20_000] = "hot"  # a heavy hitter the tail sketch must keep
+    cfg = ProfileConfig(max_categories=1000)
+    p1 = cudrift.profile({"u": labels}, config=cfg)
+    p2 = cudrift.profile({"u": labels}, config=cfg)
+    c = p1["u"].counts
+    assert len(c) <= 1000
+    assert c.folded > 0
+    assert c["hot"] >= 20_000 - c.max_count_error
+    assert p1.to_bytes() == p2.to_bytes()

@@ -1,0 +1,246 @@
+"""Column profiles: non-finite accounting, one sorted pass feeding every sketch, merge laws, bytes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cudrift.errors import FormatError, IncompatibleSketchError, SchemaError
+from cudrift.sketches.categorical import CategoryCounts
+from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile
+from cudrift.sketches.histogram import Histogram, equal_mass_edges
+from cudrift.sketches.moments import Moments
+from cudrift.sketches.quantiles import QuantileSketch
+from cudrift.sketches.sample import Sample
+
+EDGES = np.linspace(-3, 3, 13)
+
+
+def numeric(values, null_count=0, edges=EDGES, **kw) -> NumericColumnProfile:
+    return NumericColumnProfile.empty(edges=edges, quantile_k=16, sample_size=20, **kw).update(
+        np.asarray(values), null_count=null_count
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+def test_non_finite_counted_and_excluded(dtype, rng):
+    finite = rng.standard_normal(1000).astype(dtype)
+    x = np.r_[finite, [np.nan] * 3, [np.inf] * 2, [-np.inf] * 5].astype(dtype)
+    x = rng.permutation(x)
+    p = NumericColumnProfile.empty(edges=EDGES).update(x, null_count=4)
+    assert (p.count, p.null_count, p.nan_count, p.posinf_count, p.neginf_count) == (1014, 4, 3, 2, 5)
+    assert p.finite_count == 1000 and p.quantiles.n == 1000 and p.histogram.n == 1000
+    assert p.sample.n_seen == 1000 and np.all(np.isfinite(p.sample.values))
+    ref = finite.astype(np.float64)
+    assert p.moments.mean == pytest.approx(ref.mean(), rel=1e-12, abs=1e-12)
+    assert p.moments.variance == pytest.approx(ref.var(), rel=1e-11)
+    np.testing.assert_array_equal(p.histogram.counts, Histogram.empty(EDGES).update(ref).counts)
+    assert p.quantiles == QuantileSketch.empty(2048).update(ref)
+    # The sample sees the finite values in their original order.
+    assert p.sample == Sample.empty().update(x[np.isfinite(x)])
+    assert p.dtype == np.dtype(dtype).name
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int8, np.uint32, np.bool_])
+def test_integer_and_bool_inputs(dtype, rng):
+    x = rng.integers(0, 2 if dtype is np.bool_ else 100, 5000).astype(dtype)
+    p = NumericColumnProfile.empty(edges=[0.0, 0.5, 1.0, 50.0, 99.0]).update(x)
+    ref = x.astype(np.float64)
+    assert p.count == 5000 and p.nan_count == 0 and p.moments.count == 5000
+    assert p.moments.mean == pytest.approx(ref.mean(), rel=1e-13)
+    assert p.quantiles.normalized_rank_error == 0.0  # few distinct values stay exact
+    assert p.quantiles.quantile(0.5) == np.quantile(ref, 0.5, method="inverted_cdf")
+    assert p.dtype == np.dtype(dtype).name
+
+
+def test_only_non_finite_and_empty_batches():
+    p = NumericColumnProfile.empty().update(np.array([np.nan, np.inf]), null_count=2)
+    assert p.count == 4 and p.finite_count == 0 and p.quantiles.is_empty and p.histogram is None
+    p.update(np.zeros(0, dtype=np.float32), null_count=1)
+    assert p.count == 5 and p.null_count == 3
+
+
+def test_bad_inputs():
+    with pytest.raises(SchemaError, match="column 'x'.*numeric"):
+        NumericColumnProfile.empty().update(np.array(["a"]), name="x")
+    with pytest.raises(SchemaError, match="1-D"):
+        NumericColumnProfile.empty().update(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="null_count"):
+        NumericColumnProfile.empty().update(np.zeros(2), null_count=-1)
+
+
+values_st = st.lists(
+    st.one_of(st.floats(-5, 5, allow_nan=False), st.sampled_from([np.nan, np.inf, -np.inf, 0.0, 1.0])), max_size=40
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=values_st, b=values_st, c=values_st, na=st.integers(0, 3))
+def test_merge_laws(a, b, c, na):
+    pa_, pb, pc = numeric(a, na), numeric(b), numeric(c, 1)
+    assert (pa_ + pb).to_bytes() == (pb + pa_).to_bytes()
+    e = NumericColumnProfile.empty(edges=EDGES, quantile_k=16, sample_size=20)
+    assert (pa_ + e) == pa_ == (e + pa_)
+    left, right = (pa_ + pb) + pc, pa_ + (pb + pc)
+    for f in ("count", "null_count", "nan_count", "posinf_count", "neginf_count", "histogram", "sample"):
+        assert getattr(left, f) == getattr(right, f)
+    assert left.moments.count == right.moments.count
+    if left.moments.count:
+        assert left.moments.mean == pytest.approx(right.moments.mean, abs=1e-12)
+    # Matches one profile of the concatenation, except the sample, whose
+    # global index restarts in every part.
+    whole = numeric(a + b + c, na + 1)
+    for f in ("count", "null_count", "nan_count", "posinf_count", "neginf_count", "histogram"):
+        assert getattr(left, f) == getattr(whole, f)
+    assert left.quantiles.n == whole.quantiles.n
+
+
+def test_empty_without_edges_is_identity_for_profiles_with_edges(rng):
+    p = numeric(rng.standard_normal(100))
+    bare = NumericColumnProfile.empty(quantile_k=16, sample_size=20)
+    assert (p + bare) == p == (bare + p)
+    nonfinite_only = NumericColumnProfile.empty(quantile_k=16, sample_size=20).update(np.array([np.nan]))
+    assert (p + nonfinite_only).histogram == p.histogram
+
+
+def test_incompatible_merges_name_both_settings(rng):
+    a = numeric(rng.standard_normal(10), edges=np.linspace(0, 9.9, 101))
+    b = numeric(rng.standard_normal(10), edges=np.linspace(0, 5, 51))
+    with pytest.raises(IncompatibleSketchError, match=r"101 edges \[0.0 .. 9.9\] vs 51 edges \[0.0 .. 5.0\]"):
+        a + b
+    no_edges = NumericColumnProfile.empty(quantile_k=16, sample_size=20).update(rng.standard_normal(5))
+    with pytest.raises(IncompatibleSketchError, match=r"no edges vs 101 edges"):
+        no_edges + a
+    with pytest.raises(IncompatibleSketchError, match="k=16 vs k=32"):
+        a + NumericColumnProfile.empty(edges=np.linspace(0, 9.9, 101), quantile_k=32, sample_size=20)
+    with pytest.raises(IncompatibleSketchError, match="seed=0 vs size=20, seed=9"):
+        a + NumericColumnProfile.empty(edges=np.linspace(0, 9.9, 101), quantile_k=16, sample_size=20, seed=9)
+
+
+def test_with_edges_second_pass(rng):
+    x = rng.standard_normal(10_000).astype(np.float32)
+    p = NumericColumnProfile.empty().update(x)
+    assert p.histogram is None
+    edges = equal_mass_edges(p.quantiles, 10)
+    q = p.with_edges(edges)
+    assert p.histogram is None and q.histogram.n == 0 and q.quantiles == p.quantiles
+    q.histogram.update_sorted(np.sort(x))
+    assert q.histogram.n == 10_000 and np.all(np.abs(q.histogram.bin_counts - 1000) <= 1000 * 0.05)
+
+
+def test_dtype_recording():
+    p = NumericColumnProfile.empty().update(np.zeros(3, dtype=np.float32)).update(np.zeros(2))
+    assert p.dtype == "float32"
+    given_ = NumericColumnProfile.empty(dtype="double")
+    assert given_.update(np.zeros(2, dtype=np.float32)).dtype == "double"
+    a = NumericColumnProfile.empty(dtype="int64")
+    b = NumericColumnProfile.empty(dtype="float64")
+    assert (a + b).dtype == (b + a).dtype == "float64|int64"
+
+
+def test_numeric_bytes_round_trip_and_errors(rng):
+    for p in (
+        numeric(np.r_[rng.standard_normal(500), np.nan, np.inf], null_count=3),
+        NumericColumnProfile.empty(),
+        NumericColumnProfile.empty(dtype="float32").update(rng.standard_normal(50).astype(np.float32)),
+    ):
+        back = NumericColumnProfile.from_bytes(p.to_bytes())
+        assert back == p and back.to_bytes() == p.to_bytes()
+    data = numeric(rng.standard_normal(100)).to_bytes()
+    with pytest.raises(FormatError):
+        NumericColumnProfile.from_bytes(data[:-50])
+    flipped = bytearray(data)
+    flipped[len(data) // 3] ^= 0x08
+    with pytest.raises(FormatError):
+        NumericColumnProfile.from_bytes(bytes(flipped))
+    with pytest.raises(FormatError, match="cudrift.column.numeric"):
+        NumericColumnProfile.from_bytes(CategoricalColumnProfile.empty().to_bytes())
+
+
+# categorical -----------------------------------------------------------------
+
+
+def test_categorical_counts_nulls_and_unseen():
+    p = CategoricalColumnProfile.empty(reference_categories=frozenset({"a", "b"}))
+    p.update(np.array(["a", "c", None, "c", "b"], dtype=object), null_count=2)
+    p.update(pa.array(["d", None, "a"]))
+    assert p.count == 10 and p.null_count == 4 and p.unseen_count == 3
+    assert dict(p.counts.items()) == {"a": 2, "b": 1, "c": 2, "d": 1}
+
+
+def test_unseen_respects_key_types():
+    p = CategoricalColumnProfile.empty(reference_categories={1, 2})
+    p.update(np.array([1, 2, 3, 1]))
+    assert p.unseen_count == 1
+    q = CategoricalColumnProfile.empty(reference_categories={True})
+    q.update(np.array([1, 1]))  # ints are not the bool True
+    assert q.unseen_count == 2
+
+
+def test_unseen_is_exact_past_the_cap(rng):
+    keys = rng.integers(0, 1000, 20_000)
+    ref = set(range(500))
+    p = CategoricalColumnProfile.empty(max_categories=10, reference_categories=ref).update(keys)
+    assert not p.counts.is_exact
+    assert p.unseen_count == int(np.sum(keys >= 500))
+
+
+keys_st = st.lists(st.sampled_from(["a", "b", "c", "d", "e"]) | st.none(), max_size=30)
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=keys_st, b=keys_st, c=keys_st)
+def test_categorical_merge_laws(a, b, c):
+    ref = frozenset({"a", "b"})
+
+    def of(keys):
+        return CategoricalColumnProfile.empty(max_categories=3, reference_categories=ref).update(
+            np.array(keys, dtype=object)
+        )
+
+    pa_, pb, pc = of(a), of(b), of(c)
+    assert (pa_ + pb).to_bytes() == (pb + pa_).to_bytes()
+    e = CategoricalColumnProfile.empty(max_categories=3, reference_categories=ref)
+    assert (pa_ + e) == pa_ == (e + pa_)
+    left, right = (pa_ + pb) + pc, pa_ + (pb + pc)
+    whole = of(a + b + c)
+    for p in (left, right):
+        assert (p.count, p.null_count, p.unseen_count) == (whole.count, whole.null_count, whole.unseen_count)
+        assert p.counts.n == whole.counts.n
+
+
+def test_categorical_incompatible_merges():
+    a = CategoricalColumnProfile.empty(reference_categories={"a", "b"})
+    b = CategoricalColumnProfile.empty(reference_categories={"a"})
+    with pytest.raises(IncompatibleSketchError, match=r"2 categories \['a', 'b'\] vs 1 categories \['a'\]"):
+        a + b
+    with pytest.raises(IncompatibleSketchError, match="vs no reference dictionary"):
+        a + CategoricalColumnProfile.empty()
+    with pytest.raises(IncompatibleSketchError, match="max_categories=5 vs max_categories=10000"):
+        CategoricalColumnProfile.empty(max_categories=5) + CategoricalColumnProfile.empty()
+
+
+def test_categorical_mixed_types_name_column():
+    p = CategoricalColumnProfile.empty()
+    with pytest.raises(SchemaError, match="column 'city': mixed category key types in one column: int, str"):
+        p.update(np.array(["x", 3], dtype=object), name="city")
+    assert p.count == 0
+
+
+def test_categorical_bytes_round_trip_and_errors():
+    for ref in (None, frozenset({"x", "y"}), frozenset({1, 2}), frozenset({True})):
+        p = CategoricalColumnProfile.empty(max_categories=4, reference_categories=ref)
+        p.update(np.array(["x", "z", None], dtype=object) if ref is None or "x" in ref else np.array([1, 5]))
+        back = CategoricalColumnProfile.from_bytes(p.to_bytes())
+        assert back == p and back.to_bytes() == p.to_bytes()
+        assert back.reference_categories == p.reference_categories
+    data = p.to_bytes()
+    with pytest.raises(FormatError):
+        CategoricalColumnProfile.from_bytes(data[:-2])
+    with pytest.raises(FormatError, match="cudrift.column.categorical"):
+        CategoricalColumnProfile.from_bytes(CategoryCounts.empty().to_bytes())
+    with pytest.raises(FormatError):
+        CategoricalColumnProfile.from_bytes(Moments.empty().to_bytes())

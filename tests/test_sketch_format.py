@@ -1,0 +1,87 @@
+"""Every sketch's bytes: round trip, and FormatError (never another exception) on bad bytes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cudrift.errors import FormatError
+from cudrift.sketches import _format
+from cudrift.sketches.categorical import CategoryCounts
+from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile
+from cudrift.sketches.histogram import Histogram
+from cudrift.sketches.moments import Moments
+from cudrift.sketches.quantiles import QuantileSketch
+from cudrift.sketches.sample import Sample
+
+
+def _examples(rng):
+    x = rng.standard_normal(300)
+    return {
+        Moments: Moments.empty().update(x),
+        Histogram: Histogram.empty([-1.0, 0.0, 1.0]).update(x),
+        QuantileSketch: QuantileSketch.empty(8).update(x).update(x[:50]),
+        Sample: Sample.empty(10, 3).update(x),
+        CategoryCounts: CategoryCounts.empty(3).update(rng.integers(0, 6, 100)),
+        NumericColumnProfile: NumericColumnProfile.empty(edges=[0.0, 1.0], quantile_k=8, sample_size=5).update(x),
+        CategoricalColumnProfile: CategoricalColumnProfile.empty(reference_categories={"a"}).update(["a", "b"]),
+    }
+
+
+CLASSES = [Moments, Histogram, QuantileSketch, Sample, CategoryCounts, NumericColumnProfile, CategoricalColumnProfile]
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_round_trip_truncation_and_bit_flips(cls, rng):
+    sketch = _examples(rng)[cls]
+    data = sketch.to_bytes()
+    back = cls.from_bytes(data)
+    assert back == sketch and back.to_bytes() == data
+    assert cls.from_bytes(bytearray(data)) == sketch
+    for cut in sorted(set(rng.integers(0, len(data), 40).tolist()) | {0, 3, 8, len(data) - 1}):
+        with pytest.raises(FormatError):
+            cls.from_bytes(data[:cut])
+    for pos in rng.integers(0, len(data), 40).tolist():
+        bad = bytearray(data)
+        bad[pos] ^= 1 << int(rng.integers(0, 8))
+        with pytest.raises(FormatError):
+            cls.from_bytes(bytes(bad))
+    with pytest.raises(FormatError):
+        cls.from_bytes(data + b"\x00")
+    with pytest.raises(FormatError):
+        cls.from_bytes("not bytes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_foreign_kinds_and_future_versions(cls, rng):
+    examples = _examples(rng)
+    own = examples[cls].to_bytes()
+    kind, version = _format.peek_kind(own)
+    assert version == 1 and kind.startswith("cudrift.")
+    for other_cls, other in examples.items():
+        if other_cls is not cls:
+            with pytest.raises(FormatError, match=kind):
+                cls.from_bytes(other.to_bytes())
+    _, meta, arrays = _format.unpack(own, kind, 1)
+    with pytest.raises(FormatError, match="version 2"):
+        cls.from_bytes(_format.pack(kind, 2, meta, arrays))
+    with pytest.raises(FormatError):
+        cls.from_bytes(_format.pack(kind, 1, {}, {}))
+
+
+def test_kinds_are_distinct(rng):
+    kinds = {_format.peek_kind(s.to_bytes())[0] for s in _examples(rng).values()}
+    assert len(kinds) == len(CLASSES)
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_copy_is_independent(cls, rng):
+    sketch = _examples(rng)[cls]
+    before = sketch.to_bytes()
+    dup = sketch.copy()
+    assert dup == sketch
+    more = np.array([0.5, 2.0]) if cls is not CategoricalColumnProfile and cls is not CategoryCounts else np.array([7])
+    if cls is CategoricalColumnProfile:
+        more = np.array(["z"], dtype=object)
+    dup.update(more)
+    assert sketch.to_bytes() == before

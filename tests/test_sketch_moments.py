@@ -1,0 +1,144 @@
+"""Moments: agreement with NumPy, Chan merge laws, float32 accuracy, bytes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cudrift.errors import FormatError
+from cudrift.sketches.moments import Moments
+
+values_st = st.lists(st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False), max_size=50)
+
+
+def close(a: Moments, b: Moments, scale: float) -> None:
+    assert a.count == b.count
+    if a.count == 0:
+        assert b.count == 0 and math.isnan(a.mean) and math.isnan(b.mean)
+        return
+    assert a.mean == pytest.approx(b.mean, rel=1e-12, abs=1e-12 * scale)
+    assert a.m2 == pytest.approx(b.m2, rel=1e-11, abs=1e-11 * scale * scale * a.count)
+    assert a.min == b.min and a.max == b.max
+
+
+def of(values) -> Moments:
+    return Moments.empty().update(np.array(values, dtype=np.float64))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64, np.int8, np.uint16, np.bool_])
+def test_matches_numpy(dtype, rng):
+    for n in (1, 2, 17, 10_000):
+        x = (rng.standard_normal(n) * 50 + 3).astype(dtype)
+        m = Moments.empty().update(x)
+        ref = x.astype(np.float64)
+        assert m.count == n
+        assert m.mean == pytest.approx(np.mean(ref), rel=1e-13, abs=1e-13)
+        assert m.variance == pytest.approx(np.var(ref), rel=1e-11, abs=1e-12)
+        if n > 1:
+            assert m.var(1) == pytest.approx(np.var(ref, ddof=1), rel=1e-11, abs=1e-12)
+        else:
+            assert math.isnan(m.var(1))
+        assert m.std == pytest.approx(np.std(ref), rel=1e-11, abs=1e-12)
+        assert m.min == ref.min() and m.max == ref.max()
+
+
+def test_float32_accumulates_in_float64(rng):
+    # A large offset and a small spread: float32 accumulation would lose the variance.
+    x = (1e4 + rng.standard_normal(1_000_000) * 1e-2).astype(np.float32)
+    ref = x.astype(np.float64)
+    for m in (Moments.empty().update(x), Moments.empty()._update_sorted_trusted(np.sort(x))):
+        assert m.mean == pytest.approx(ref.mean(), rel=1e-14)
+        assert m.variance == pytest.approx(ref.var(), rel=1e-9)
+
+
+def test_sorted_one_pass_matches_two_pass(rng):
+    for x in (rng.standard_normal(5000), rng.pareto(1.5, 5000) * 1e8, np.full(100, 7.5), rng.integers(0, 3, 999) * 1.0):
+        a = Moments.empty().update(x)
+        b = Moments.empty()._update_sorted_trusted(np.sort(x))
+        close(a, b, float(np.max(np.abs(x))))
+
+
+@settings(max_examples=100, deadline=None)
+@given(a=values_st, b=values_st, c=values_st)
+def test_merge_laws(a, b, c):
+    ma, mb, mc = of(a), of(b), of(c)
+    scale = max([1.0] + [abs(v) for v in a + b + c])
+    # Commutative to the bit, identity exact, associative to rounding.
+    assert (ma + mb) == (mb + ma)
+    assert (ma + Moments.empty()) == ma == (Moments.empty() + ma)
+    close((ma + mb) + mc, ma + (mb + mc), scale)
+    close((ma + mb) + mc, of(a + b + c), scale)
+
+
+@settings(max_examples=50, deadline=None)
+@given(batches=st.lists(values_st, min_size=1, max_size=8))
+def test_streaming_matches_concatenation(batches):
+    m = Moments.empty()
+    for b in batches:
+        m.update(np.array(b, dtype=np.float64))
+    allv = [v for b in batches for v in b]
+    scale = max([1.0] + [abs(v) for v in allv])
+    close(m, of(allv), scale)
+
+
+def test_zero_sign_does_not_break_commutativity():
+    a, b = of([-0.0]), of([0.0])
+    assert (a + b).to_bytes() == (b + a).to_bytes()
+
+
+def test_huge_finite_values_do_not_overflow():
+    x = np.array([1e300, -1e300, 3e299, 1.7e308, -1.7e308])
+    for m in (Moments.empty().update(x), Moments.empty()._update_sorted_trusted(np.sort(x))):
+        assert m.mean == pytest.approx(6e298, abs=1e-14 * 1.7e308)  # cancellation of the ±1.7e308 pair
+        assert m.variance == np.inf  # true variance exceeds float64's range
+        assert m.min == -1.7e308 and m.max == 1.7e308
+    big = np.array([3e200, 1e200, 2e200])
+    m = Moments.empty().update(big)
+    assert m.mean == pytest.approx(2e200, rel=1e-14)
+    assert m.variance == pytest.approx(np.var(big / 1e200) * 1e400, rel=1e-12)
+    assert Moments.from_bytes(m.to_bytes()) == m
+    mi = Moments.empty().update(x)
+    assert Moments.from_bytes(mi.to_bytes()) == mi
+
+
+def test_empty():
+    m = Moments.empty()
+    assert m.count == 0 and math.isnan(m.mean) and math.isnan(m.variance) and math.isnan(m.std)
+    assert m.min == math.inf and m.max == -math.inf and m.sum == 0.0
+    assert m.update(np.zeros(0)) == Moments.empty()
+
+
+def test_rejects_non_finite():
+    for bad in ([1.0, np.nan], [np.inf], [-np.inf, 1.0]):
+        with pytest.raises(ValueError, match="finite"):
+            Moments.empty().update(np.array(bad))
+    m = of([1.0, 2.0])
+    with pytest.raises(ValueError):
+        m.update(np.array([np.nan]))
+    assert m == of([1.0, 2.0]), "a rejected batch leaves the sketch unchanged"
+
+
+@settings(max_examples=30, deadline=None)
+@given(a=values_st)
+def test_bytes_round_trip(a):
+    m = of(a)
+    back = Moments.from_bytes(m.to_bytes())
+    assert back == m and back.to_bytes() == m.to_bytes()
+
+
+def test_bytes_errors():
+    data = of([1.0, 2.0, 3.0]).to_bytes()
+    with pytest.raises(FormatError):
+        Moments.from_bytes(data[:-3])
+    bad = bytearray(data)
+    bad[-10] ^= 0x55
+    with pytest.raises(FormatError):
+        Moments.from_bytes(bytes(bad))
+    from cudrift.sketches.histogram import Histogram
+
+    with pytest.raises(FormatError, match="cudrift.moments"):
+        Moments.from_bytes(Histogram.empty([0.0, 1.0]).to_bytes())

@@ -1,0 +1,162 @@
+"""Categorical and binary two-sample tests: chi-square, Fisher, two-proportion z-test."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.stats as st
+from scipy.special import ndtr
+
+from cudrift.errors import EmptyInputError, SchemaError
+from cudrift.stats import (
+    chisquare_2samp,
+    chisquare_2samp_labels,
+    count_labels,
+    fisher_exact,
+    fisher_exact_labels,
+    ztest_proportions,
+    ztest_proportions_labels,
+)
+
+
+def close(a, b, rtol=1e-9):
+    np.testing.assert_allclose(float(a), float(b), rtol=rtol, atol=1e-300)
+
+
+@pytest.mark.parametrize("k", [2, 3, 8, 40])
+@pytest.mark.parametrize("scale", [10, 1000, 100_000])
+def test_chisquare_matches_chi2_contingency(rng, k, scale):
+    p = rng.dirichlet(np.ones(k))
+    r = rng.multinomial(scale, p).astype(float)
+    c = rng.multinomial(int(scale * 0.7), rng.dirichlet(np.ones(k)) * 0.3 + p * 0.7).astype(float)
+    keep = (r + c) > 0
+    for correction in (True, False):
+        for lambda_ in (None, "log-likelihood", 0.5):
+            ours = chisquare_2samp(r, c, correction, lambda_)
+            ref = st.chi2_contingency(np.vstack((r[keep], c[keep])), correction=correction, lambda_=lambda_)
+            close(ours.statistic, ref.statistic)
+            close(ours.pvalue, ref.pvalue)
+            assert ours.details["dof"] == ref.dof
+            assert ours.method == "chisquare"
+
+
+def test_chisquare_drops_categories_empty_in_both():
+    res = chisquare_2samp([10, 0, 5, 7], [12, 0, 1, 9])
+    ref = st.chi2_contingency([[10, 5, 7], [12, 1, 9]])
+    close(res.statistic, ref.statistic)
+    assert res.details["n_categories_dropped"] == 1 and res.details["dof"] == 2
+
+
+def test_chisquare_yates_applies_with_one_degree_of_freedom():
+    r, c = [30, 10, 0], [20, 20, 0]
+    res = chisquare_2samp(r, c)
+    ref = st.chi2_contingency([[30, 10], [20, 20]], correction=True)
+    close(res.statistic, ref.statistic)
+    assert res.statistic < chisquare_2samp(r, c, correction=False).statistic
+
+
+def test_chisquare_single_category_has_no_evidence():
+    res = chisquare_2samp([5, 0], [9, 0])
+    assert (res.statistic, res.pvalue, res.details["dof"]) == (0.0, 1.0, 0)
+
+
+def test_chisquare_labels_equal_counts(rng):
+    cats = np.array(["a", "b", "c", "d"], dtype=object)
+    ref = rng.choice(cats, 500, p=[0.4, 0.3, 0.2, 0.1])
+    cur = rng.choice(cats[:3], 300)
+    cur = np.r_[cur, [None, np.nan]]
+    res = chisquare_2samp_labels(ref, cur)
+    r = np.array([(ref == v).sum() for v in cats], float)
+    c = np.array([(cur == v).sum() for v in cats], float)
+    close(res.statistic, chisquare_2samp(r, c).statistic)
+    assert res.details["n_dropped_current"] == 2
+
+
+def test_count_labels_mixed_types_are_ordered_by_repr():
+    r, c, cats, dropped = count_labels(np.array([1, "a", 1], dtype=object), np.array(["a", 2.5], dtype=object))
+    assert cats == sorted({1, "a", 2.5}, key=repr)
+    assert r.sum() == 3 and c.sum() == 2 and dropped == (0, 0)
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "less", "greater"])
+def test_fisher_matches_scipy(rng, alternative):
+    for _ in range(20):
+        r = rng.integers(0, 40, 2)
+        c = rng.integers(0, 40, 2)
+        if r.sum() == 0 or c.sum() == 0:
+            continue
+        ours = fisher_exact(r, c, alternative)
+        ref = st.fisher_exact([r, c], alternative=alternative)
+        np.testing.assert_allclose(ours.statistic, ref.statistic, rtol=1e-12, equal_nan=True)
+        close(ours.pvalue, ref.pvalue)
+
+
+def test_fisher_labels_builds_the_table():
+    res = fisher_exact_labels([False, False, True, False], np.array([1, 1, 0, 1], dtype=bool))
+    assert res.details["table"] == ((3, 1), (1, 3))
+    close(res.pvalue, st.fisher_exact([[3, 1], [1, 3]]).pvalue)
+    one = fisher_exact_labels([1, 1], [1, 1, 1])
+    assert one.details["table"] == ((0, 2), (0, 3))
+
+
+def _z_by_hand(x1, n1, x2, n2):
+    p1, p2 = x1 / n1, x2 / n2
+    p = (x1 + x2) / (n1 + n2)
+    return (p1 - p2) / math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "less", "greater"])
+def test_ztest_matches_formula_and_chi2(rng, alternative):
+    for _ in range(20):
+        n1, n2 = rng.integers(20, 5000, 2)
+        x1, x2 = rng.integers(1, n1), rng.integers(1, n2)
+        res = ztest_proportions([n1 - x1, x1], [n2 - x2, x2], alternative)
+        z = _z_by_hand(x1, n1, x2, n2)
+        close(res.statistic, z)
+        expected = {"two-sided": 2 * ndtr(-abs(z)), "less": ndtr(z), "greater": ndtr(-z)}[alternative]
+        close(res.pvalue, expected)
+        # independent check: z^2 is the uncorrected Pearson chi-square of the 2x2 table
+        chi2 = st.chi2_contingency([[n1 - x1, x1], [n2 - x2, x2]], correction=False).statistic
+        close(res.statistic**2, chi2, rtol=1e-8)
+
+
+def test_ztest_degenerate_proportions_give_no_evidence():
+    res = ztest_proportions([10, 0], [25, 0])
+    assert (res.statistic, res.pvalue) == (0.0, 1.0)
+    res = ztest_proportions_labels([True] * 5, [True] * 3)
+    assert (res.statistic, res.pvalue) == (0.0, 1.0)
+
+
+def test_ztest_labels(rng):
+    a = rng.random(200) < 0.3
+    b = rng.random(150) < 0.5
+    res = ztest_proportions_labels(a, b)
+    close(res.statistic, _z_by_hand(a.sum(), 200, b.sum(), 150))
+
+
+@pytest.mark.parametrize(
+    "call,exc,message",
+    [
+        (lambda: chisquare_2samp([1, 2, 3], [1, 2]), SchemaError, "aligned"),
+        (lambda: chisquare_2samp([1, -2, 3], [1, 2, 3]), ValueError, "non-negative"),
+        (lambda: chisquare_2samp([1, np.nan], [1, 2]), ValueError, "finite"),
+        (lambda: chisquare_2samp([0, 0], [1, 2]), EmptyInputError, "reference counts"),
+        (lambda: chisquare_2samp([], []), EmptyInputError, "empty"),
+        (lambda: chisquare_2samp([[1, 2]], [[1, 2]]), SchemaError, "1-D"),
+        (lambda: chisquare_2samp([1, 2], [1, 2], lambda_="bogus"), ValueError, "Invalid value for lambda_: 'bogus'"),
+        (lambda: chisquare_2samp([1, 2], [1, 2], correction="no"), ValueError, "Invalid value for correction"),
+        (lambda: fisher_exact([1, 2, 3], [1, 2, 3]), SchemaError, "two counts"),
+        (lambda: fisher_exact([1.5, 2], [1, 2]), ValueError, "whole numbers"),
+        (lambda: fisher_exact([1, 2], [1, 2], "sideways"), ValueError, "Invalid value for alternative: 'sideways'"),
+        (lambda: ztest_proportions([1, 2], [1, 2], "up"), ValueError, "Invalid value for alternative: 'up'"),
+        (lambda: fisher_exact_labels([1, 2, 3], [1]), SchemaError, "two distinct labels"),
+        (lambda: chisquare_2samp_labels([], ["a"]), EmptyInputError, "reference"),
+        (lambda: chisquare_2samp_labels(["a"], [None, np.nan]), EmptyInputError, "current"),
+        (lambda: chisquare_2samp_labels([["a"]], ["a"]), SchemaError, "1-D"),
+    ],
+)
+def test_bad_input(call, exc, message):
+    with pytest.raises(exc, match=message):
+        call()

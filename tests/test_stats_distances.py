@@ -1,0 +1,117 @@
+"""Histogram / category-count distances: PSI, KL, Jensen-Shannon, Hellinger, TVD."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats as st
+from scipy.spatial.distance import jensenshannon as scipy_js
+
+from cudrift.errors import EmptyInputError, SchemaError
+from cudrift.stats import hellinger, jensenshannon, kl_divergence, psi, tvd
+
+EPS = 1e-4
+
+
+def _counts(rng, k, with_zeros):
+    r = rng.multinomial(rng.integers(50, 50_000), rng.dirichlet(np.ones(k))).astype(float)
+    c = rng.multinomial(rng.integers(50, 50_000), rng.dirichlet(np.ones(k))).astype(float)
+    if with_zeros and k > 2:
+        r[0] = 0.0
+        c[-1] = 0.0
+    return r, c
+
+
+def _props(r, c):
+    return r / r.sum(), c / c.sum()
+
+
+cases = pytest.mark.parametrize("k,with_zeros", [(2, False), (5, True), (12, False), (60, True)])
+
+
+@cases
+def test_psi_formula(rng, k, with_zeros):
+    r, c = _counts(rng, k, with_zeros)
+    p, q = _props(r, c)
+    p, q = np.where(p == 0, EPS, p), np.where(q == 0, EPS, q)
+    res = psi(r, c)
+    np.testing.assert_allclose(res.statistic, np.sum((q - p) * np.log(q / p)), rtol=1e-12)
+    assert res.pvalue is None and res.method == "psi" and res.details["kind"] == "divergence"
+    np.testing.assert_allclose(psi(c, r).statistic, res.statistic, rtol=1e-12)
+
+
+@cases
+def test_kl_matches_scipy_entropy(rng, k, with_zeros):
+    r, c = _counts(rng, k, with_zeros)
+    p, q = _props(r, c)
+    p, q = np.where(p == 0, EPS, p), np.where(q == 0, EPS, q)
+    for base in (None, 2):
+        res = kl_divergence(r, c, base=base)
+        np.testing.assert_allclose(res.statistic, st.entropy(p, q, base=base), rtol=1e-12)
+    assert kl_divergence(r, c).details["kind"] == "divergence"
+
+
+@cases
+def test_jensenshannon_matches_scipy(rng, k, with_zeros):
+    r, c = _counts(rng, k, with_zeros)
+    for base in (None, 2, 10):
+        res = jensenshannon(r, c, base=base)
+        np.testing.assert_allclose(res.statistic, scipy_js(r, c, base=base), rtol=1e-12)
+    assert res.details["kind"] == "distance"
+
+
+@cases
+def test_hellinger_and_tvd_formulas(rng, k, with_zeros):
+    r, c = _counts(rng, k, with_zeros)
+    p, q = _props(r, c)
+    np.testing.assert_allclose(hellinger(r, c).statistic, np.sqrt(max(1.0 - np.sum(np.sqrt(p * q)), 0.0)), rtol=1e-6)
+    np.testing.assert_allclose(tvd(r, c).statistic, 0.5 * np.abs(p - q).sum(), rtol=1e-12)
+    assert 0.0 <= hellinger(r, c).statistic <= 1.0 and 0.0 <= tvd(r, c).statistic <= 1.0
+
+
+@pytest.mark.parametrize("func", [psi, kl_divergence, jensenshannon, hellinger, tvd])
+def test_identical_distributions_are_at_zero(func):
+    assert func([3, 0, 7], [30, 0, 70]).statistic == pytest.approx(0.0, abs=1e-15)
+
+
+def test_disjoint_supports_hit_the_maximum():
+    assert hellinger([1, 0], [0, 1]).statistic == pytest.approx(1.0)
+    assert tvd([1, 0], [0, 1]).statistic == pytest.approx(1.0)
+    assert jensenshannon([1, 0], [0, 1], base=2).statistic == pytest.approx(1.0)
+
+
+def test_eps_is_reported_and_configurable():
+    a = psi([10, 0], [5, 5])
+    b = psi([10, 0], [5, 5], eps=1e-6)
+    assert a.details["eps"] == 1e-4 and b.statistic > a.statistic
+
+
+@pytest.mark.parametrize("func", [psi, kl_divergence, jensenshannon, hellinger, tvd])
+@pytest.mark.parametrize(
+    "ref,cur,exc,message",
+    [
+        ([1, 2, 3], [1, 2], SchemaError, "aligned"),
+        ([1, -1], [1, 2], ValueError, "non-negative"),
+        ([1, np.inf], [1, 2], ValueError, "finite"),
+        ([0, 0], [1, 2], EmptyInputError, "total count of 0"),
+        ([[1, 2]], [[1, 2]], SchemaError, "1-D"),
+        (["a", "b"], [1, 2], ValueError, "real numbers"),
+    ],
+)
+def test_bad_counts(func, ref, cur, exc, message):
+    with pytest.raises(exc, match=message):
+        func(ref, cur)
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda: psi([1, 2], [1, 2], eps=0), "Invalid value for eps: 0"),
+        (lambda: kl_divergence([1, 2], [1, 2], eps="x"), "Invalid value for eps: 'x'"),
+        (lambda: kl_divergence([1, 2], [1, 2], base=1), "Invalid value for base: 1"),
+        (lambda: jensenshannon([1, 2], [1, 2], base=-2), "Invalid value for base: -2"),
+    ],
+)
+def test_bad_options(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -1,0 +1,367 @@
+"""Raw-array two-sample tests against scipy.stats, their sorted fast paths, and input validation.
+
+Data is fresh per test (the ``rng`` fixture seeds from the test id and a
+per-process hash seed), with ties, discrete values and heavy tails, in
+float32 and float64, small sizes (exact p-values) and large ones. SciPy is
+always run on the float64 values we compute on (for float32 input SciPy
+computes some tests in float32).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.stats as st
+
+from cudrift.errors import EmptyInputError, SchemaError
+from cudrift.stats import (
+    TESTS,
+    anderson_ksamp,
+    cramervonmises_2samp,
+    energy_distance,
+    epps_singleton_2samp,
+    ks_2samp,
+    ks_2samp_sorted,
+    mannwhitneyu,
+    ttest_ind,
+    wasserstein_distance,
+    wasserstein_normalized,
+)
+
+RTOL = 1e-9
+# SciPy's p-values reach subnormal numbers, where relative accuracy ends
+ATOL = 1e-300
+
+
+def close(ours, theirs, rtol=RTOL, atol=ATOL):
+    np.testing.assert_allclose(float(ours), float(theirs), rtol=rtol, atol=atol, equal_nan=True)
+
+
+def _gen(kind: str, rng, n: int, shift: float) -> np.ndarray:
+    if kind == "normal":
+        x = rng.normal(shift, 1.0, n)
+    elif kind == "ties":
+        x = np.round(rng.normal(shift, 1.0, n), 1)
+    elif kind == "discrete":
+        x = rng.integers(0, 6, n) + np.round(shift)
+    elif kind == "cauchy":
+        x = rng.standard_cauchy(n) + shift
+    elif kind == "pareto":
+        x = rng.pareto(1.2, n) * (1.0 + shift)
+    else:
+        raise AssertionError(kind)
+    return x
+
+
+KINDS = ["normal", "ties", "discrete", "cauchy", "pareto"]
+SMALL = [(5, 7), (8, 8), (12, 20), (25, 30)]
+MEDIUM = [(400, 300)]
+LARGE = [(20_000, 15_000)]
+
+
+def _pair(rng, kind, sizes, dtype, shift=None):
+    n1, n2 = sizes
+    if shift is None:
+        shift = float(rng.choice([0.0, 0.3]))
+    x = _gen(kind, rng, n1, 0.0).astype(dtype)
+    y = _gen(kind, rng, n2, shift).astype(dtype)
+    return x, y, x.astype(np.float64), y.astype(np.float64)
+
+
+def _quiet(func, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return func(*args, **kwargs)
+
+
+cases = pytest.mark.parametrize(
+    "kind,sizes,dtype",
+    [(k, s, d) for k in KINDS for s in SMALL + MEDIUM + LARGE for d in (np.float64, np.float32)],
+)
+
+
+@cases
+def test_ks_matches_scipy(rng, kind, sizes, dtype):
+    x, y, x64, y64 = _pair(rng, kind, sizes, dtype)
+    methods = ["auto", "asymp"] + (["exact"] if max(sizes) <= 400 else [])
+    for alternative in ("two-sided", "less", "greater"):
+        for method in methods:
+            ours = ks_2samp(x, y, alternative, method)
+            ref = _quiet(st.ks_2samp, x64, y64, alternative, method)
+            close(ours.statistic, ref.statistic)
+            close(ours.pvalue, ref.pvalue)
+            assert ours.method == "ks"
+            assert (ours.n_reference, ours.n_current) == sizes
+
+
+@cases
+def test_anderson_matches_scipy(rng, kind, sizes, dtype):
+    x, y, x64, y64 = _pair(rng, kind, sizes, dtype)
+    for variant in ("midrank", "right", "continuous"):
+        ours = anderson_ksamp(x, y, variant=variant)
+        ref = _quiet(st.anderson_ksamp, [x64, y64], variant=variant)
+        # A2 = (A2kN - 1) / sigma cancels near 0; SciPy's own value carries
+        # an absolute rounding error of that size
+        close(ours.statistic, ref.statistic, atol=1e-12)
+        close(ours.pvalue, ref.pvalue)
+        assert ours.details["pvalue_clipped"] == (ref.pvalue in (0.25, 0.001))
+
+
+@cases
+def test_cramervonmises_matches_scipy(rng, kind, sizes, dtype):
+    x, y, x64, y64 = _pair(rng, kind, sizes, dtype)
+    methods = ["auto", "asymptotic"] + (["exact"] if max(sizes) <= 20 else [])
+    for method in methods:
+        ours = cramervonmises_2samp(x, y, method)
+        ref = st.cramervonmises_2samp(x64, y64, method)
+        close(ours.statistic, ref.statistic)
+        close(ours.pvalue, ref.pvalue)
+
+
+@cases
+def test_epps_singleton_matches_scipy(rng, kind, sizes, dtype):
+    x, y, x64, y64 = _pair(rng, kind, sizes, dtype)
+    if st.iqr(np.concatenate((x64, y64))) == 0:
+        with pytest.raises(ValueError, match="interquartile range"):
+            epps_singleton_2samp(x, y)
+        return
+    ours = epps_singleton_2samp(x, y)
+    ref = _quiet(st.epps_singleton_2samp, x64, y64)
+    close(ours.statistic, ref.statistic)
+    close(ours.pvalue, ref.pvalue)
+
+
+@cases
+def test_mannwhitneyu_matches_scipy(rng, kind, sizes, dtype):
+    x, y, x64, y64 = _pair(rng, kind, sizes, dtype)
+    methods = ["auto", "asymptotic"] + (["exact"] if max(sizes) <= 30 else [])
+    for alternative in ("two-sided", "less", "greater"):
+        for method in methods:
+            for cont in (True, False):
+                ours = mannwhitneyu(x, y, cont, alternative, method)
+                ref = st.mannwhitneyu(x64, y64, cont, alternative, method=method)
+                close(ours.statistic, ref.statistic)
+                close(ours.pvalue, ref.pvalue)
+
+
+@cases
+def test_ttest_matches_scipy(rng, kind, sizes, dtype):
+    x, y, x64, y64 = _pair(rng, kind, sizes, dtype)
+    for alternative in ("two-sided", "less", "greater"):
+        for equal_var in (False, True):
+            ours = ttest_ind(x, y, equal_var, alternative)
+            ref = _quiet(st.ttest_ind, x64, y64, equal_var=equal_var, alternative=alternative)
+            close(ours.statistic, ref.statistic)
+            close(ours.pvalue, ref.pvalue)
+            close(ours.details["df"], ref.df)
+
+
+def test_ttest_default_is_welch(rng):
+    x, y = rng.normal(0, 1, 50), rng.normal(0, 3, 80)
+    close(ttest_ind(x, y).pvalue, st.ttest_ind(x, y, equal_var=False).pvalue)
+
+
+@cases
+def test_distances_match_scipy(rng, kind, sizes, dtype):
+    x, y, x64, y64 = _pair(rng, kind, sizes, dtype)
+    close(wasserstein_distance(x, y).statistic, st.wasserstein_distance(x64, y64))
+    close(energy_distance(x, y).statistic, st.energy_distance(x64, y64))
+    close(wasserstein_normalized(x, y).statistic, st.wasserstein_distance(x64, y64) / np.std(x64))
+    wx, wy = rng.random(x.size), rng.random(y.size)
+    close(wasserstein_distance(x, y, wx, wy).statistic, st.wasserstein_distance(x64, y64, wx, wy))
+    close(energy_distance(x, y, wx, wy).statistic, st.energy_distance(x64, y64, wx, wy))
+    for res in (wasserstein_distance(x, y), energy_distance(x, y)):
+        assert res.pvalue is None and res.details["kind"] == "distance"
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "discrete"])
+def test_large_samples_use_several_merge_chunks(rng, kind):
+    # sizes past the threaded chunked merge, with runs of ties across chunk cuts
+    x, y, x64, y64 = _pair(rng, kind, (150_000, 90_000), np.float64, shift=0.02)
+    for alternative in ("two-sided", "less", "greater"):
+        ours, ref = ks_2samp(x, y, alternative), st.ks_2samp(x64, y64, alternative)
+        close(ours.statistic, ref.statistic)
+        close(ours.pvalue, ref.pvalue)
+    close(mannwhitneyu(x, y).pvalue, st.mannwhitneyu(x64, y64).pvalue)
+    close(cramervonmises_2samp(x, y).statistic, st.cramervonmises_2samp(x64, y64).statistic)
+    close(anderson_ksamp(x, y).statistic, _quiet(st.anderson_ksamp, [x64, y64], variant="midrank").statistic)
+    close(wasserstein_distance(x, y).statistic, st.wasserstein_distance(x64, y64))
+
+
+def test_ks_exact_falls_back_like_scipy(rng):
+    # lcm(50021, 50023) overflows SciPy's exact path: both switch to asymp
+    x, y = rng.normal(size=50021), rng.normal(0.01, 1, size=50023)
+    ours = ks_2samp(x, y, method="exact")
+    ref = _quiet(st.ks_2samp, x, y, method="exact")
+    close(ours.statistic, ref.statistic)
+    close(ours.pvalue, ref.pvalue)
+    assert ours.details["pvalue_method"] == "asymp"
+
+
+def test_ks_accepts_scipy_abbreviations(rng):
+    x, y = rng.normal(size=40), rng.normal(size=30)
+    assert ks_2samp(x, y, "g").pvalue == ks_2samp(x, y, "greater").pvalue
+    assert ks_2samp(x, y, "Less").details["statistic_sign"] == -1
+
+
+def test_anderson_permutation_method_delegates(rng):
+    x, y = rng.normal(size=30), rng.normal(0.5, 1, size=25)
+    ours = anderson_ksamp(x, y, method=st.PermutationMethod(n_resamples=99, rng=np.random.default_rng(7)))
+    ref = _quiet(
+        st.anderson_ksamp, [x, y], variant="midrank",
+        method=st.PermutationMethod(n_resamples=99, rng=np.random.default_rng(7)),
+    )
+    close(ours.pvalue, ref.pvalue)
+    assert ours.details["pvalue_clipped"] is False
+
+
+def test_anderson_clipping_is_reported_not_warned(rng):
+    x, y = rng.normal(size=300), rng.normal(2.0, 1, size=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = anderson_ksamp(x, y)
+    assert res.pvalue == 0.001 and res.details["pvalue_clipped"] is True
+
+
+def test_wasserstein_normalized_constant_reference_divides_by_one():
+    res = wasserstein_normalized([5.0, 5.0, 5.0], [5.0, 7.0])
+    assert res.statistic == pytest.approx(1.0)
+    assert res.details["reference_std"] == 0.0 and res.details["normalizer"] == 1.0
+
+
+# --------------------------------------------------------------------------- fast paths
+
+
+SAMPLE_TESTS = sorted(name for name, spec in TESTS.items() if spec.input == "sample")
+
+
+@pytest.mark.parametrize("name", SAMPLE_TESTS)
+@pytest.mark.parametrize("kind", ["normal", "ties", "cauchy"])
+def test_sorted_fast_path_equals_raw(rng, name, kind):
+    x, y, _, _ = _pair(rng, kind, (300, 250), np.float64)
+    x[[3, 17]] = [np.nan, np.inf]
+    y[5] = -np.inf
+    spec = TESTS[name]
+    raw = _quiet(spec.func, x, y)
+    xs, ys = np.sort(x[np.isfinite(x)]), np.sort(y[np.isfinite(y)])
+    fast = _quiet(spec.func_sorted, xs, ys, n_dropped=(2, 1))
+    assert raw.method == fast.method == name
+    assert raw.details.keys() == fast.details.keys()
+    assert raw.details["n_dropped_reference"] == 2 and raw.details["n_dropped_current"] == 1
+    assert (raw.n_reference, raw.n_current) == (298, 249)
+    if name in ("ttest", "epps_singleton"):
+        # these do not sort; the sorted input only changes summation order
+        close(fast.statistic, raw.statistic, rtol=1e-12)
+        close(fast.pvalue, raw.pvalue, rtol=1e-12)
+    else:
+        assert fast.statistic == raw.statistic
+        assert fast.pvalue == raw.pvalue
+        assert fast.details == raw.details
+
+
+def test_sorted_path_skips_validation_but_checks_options(rng):
+    xs, ys = np.sort(rng.normal(size=50)), np.sort(rng.normal(size=40))
+    with pytest.raises(ValueError, match="Invalid value for alternative: 'sideways'"):
+        ks_2samp_sorted(xs, ys, alternative="sideways")
+
+
+# --------------------------------------------------------------------------- validation
+
+
+RAW = {
+    "ks": lambda x, y: ks_2samp(x, y),
+    "anderson": lambda x, y: anderson_ksamp(x, y),
+    "cramervonmises": lambda x, y: cramervonmises_2samp(x, y),
+    "epps_singleton": lambda x, y: epps_singleton_2samp(x, y),
+    "mannwhitneyu": lambda x, y: mannwhitneyu(x, y),
+    "ttest": lambda x, y: ttest_ind(x, y),
+    "wasserstein": lambda x, y: wasserstein_distance(x, y),
+    "wasserstein_normalized": lambda x, y: wasserstein_normalized(x, y),
+    "energy_distance": lambda x, y: energy_distance(x, y),
+}
+GOOD = np.linspace(-1.0, 1.0, 12)
+
+
+@pytest.mark.parametrize("name", sorted(RAW))
+@pytest.mark.parametrize(
+    "bad,what",
+    [([], "empty"), ([np.nan, np.nan], "NaN"), ([np.inf, -np.inf], "inf"), ([np.nan, np.inf], "mixed")],
+)
+def test_empty_after_cleaning_names_the_sample(name, bad, what):
+    with pytest.raises(EmptyInputError, match="current"):
+        RAW[name](GOOD, bad)
+    with pytest.raises(EmptyInputError, match="reference"):
+        RAW[name](bad, GOOD)
+
+
+@pytest.mark.parametrize("name", sorted(RAW))
+def test_two_dimensional_input_is_rejected(name):
+    with pytest.raises(SchemaError, match="1-D"):
+        RAW[name](GOOD.reshape(3, 4), GOOD)
+
+
+@pytest.mark.parametrize("name", sorted(RAW))
+def test_non_numeric_input_is_rejected(name):
+    with pytest.raises(ValueError, match="real numbers"):
+        RAW[name](np.array(["a", "b", "c"]), GOOD)
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda: ks_2samp(GOOD, GOOD, alternative="sideways"), "Invalid value for alternative: 'sideways'"),
+        (lambda: ks_2samp(GOOD, GOOD, alternative=3), "Invalid value for alternative: 3"),
+        (lambda: ks_2samp(GOOD, GOOD, method="fast"), "Invalid value for method: 'fast'"),
+        (lambda: anderson_ksamp(GOOD, GOOD, variant="left"), "Invalid value for variant: 'left'"),
+        (lambda: anderson_ksamp(GOOD, GOOD, method="perm"), "Invalid value for method: 'perm'"),
+        (lambda: cramervonmises_2samp(GOOD, GOOD, "asymp"), "Invalid value for method: 'asymp'"),
+        (lambda: mannwhitneyu(GOOD, GOOD, alternative="sideways"), "Invalid value for alternative: 'sideways'"),
+        (lambda: mannwhitneyu(GOOD, GOOD, method="perm"), "Invalid value for method: 'perm'"),
+        (lambda: mannwhitneyu(GOOD, GOOD, use_continuity=1), "Invalid value for use_continuity: 1"),
+        (lambda: ttest_ind(GOOD, GOOD, alternative="sideways"), "Invalid value for alternative: 'sideways'"),
+        (lambda: ttest_ind(GOOD, GOOD, equal_var="yes"), "Invalid value for equal_var: 'yes'"),
+        (lambda: epps_singleton_2samp(GOOD, GOOD, t=(0.4, -1.0)), "Invalid value for t"),
+        (lambda: epps_singleton_2samp(GOOD, GOOD, t=[[0.4]]), "t must be 1d"),
+        (lambda: wasserstein_distance(GOOD, GOOD, [1.0, 2.0]), "weights"),
+        (lambda: wasserstein_distance(GOOD, GOOD, -np.ones(12)), "non-negative"),
+        (lambda: energy_distance(GOOD, GOOD, None, np.zeros(12)), "positive sum"),
+    ],
+)
+def test_bad_options_raise_value_error_echoing_the_value(call, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        call()
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda: cramervonmises_2samp([1.0], [1.0, 2.0]), "at least 2 values"),
+        (lambda: epps_singleton_2samp([1.0, 2.0, 3.0, 4.0], GOOD), "at least 5 values"),
+        (lambda: epps_singleton_2samp(np.zeros(10), np.r_[np.zeros(9), 1.0]), "interquartile range"),
+        (lambda: anderson_ksamp([1.0], [2.0, 3.0]), "at least 4 observations"),
+        (lambda: anderson_ksamp([1.0, 1.0], [1.0, 1.0]), "more than one distinct"),
+    ],
+)
+def test_too_little_data_raises_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_nonfinite_values_are_dropped_and_counted(rng):
+    x = rng.normal(size=100)
+    y = rng.normal(size=80)
+    xd = np.r_[x, np.nan, np.inf]
+    yd = np.r_[-np.inf, y, np.nan, np.nan]
+    res = ks_2samp(xd, yd)
+    assert res.details["n_dropped_reference"] == 2 and res.details["n_dropped_current"] == 3
+    assert (res.n_reference, res.n_current) == (100, 80)
+    assert res.statistic == ks_2samp(x, y).statistic
+
+
+def test_weights_of_dropped_values_are_dropped(rng):
+    x, y = rng.normal(size=20), rng.normal(size=15)
+    wx, wy = rng.random(20), rng.random(15)
+    res = wasserstein_distance(np.r_[x, np.nan], y, np.r_[wx, 5.0], wy)
+    close(res.statistic, st.wasserstein_distance(x, y, wx, wy))
