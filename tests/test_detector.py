@@ -262,3 +262,25 @@ def test_single_distinct_value(rng):
     assert rep["c"].status == "ok" and not rep["c"].drifted
     cur2 = {"c": np.full(1500, 9.0), "x": rng.normal(size=1500)}
     assert DriftDetector(ref).compare(cur2)["c"].drifted
+
+
+def test_one_bad_column_does_not_stop_the_comparison(rng):
+    ref = _window(rng, 1500)
+    cur = _window(rng, 1500, shift=2.0)
+    cur["c"] = cur["c"].astype(object)
+    cur.loc[::2, "c"] = 7  # ints mixed into a string column
+    cur["a"] = pd.to_datetime("2024-01-01") + pd.to_timedelta(np.arange(1500), unit="s")  # unsupported dtype
+    rep = DriftDetector(ref).compare(cur)
+    assert rep["c"].status == "error" and "mixes value types" in rep["c"].message
+    assert rep["a"].status == "error" and "datetime" in rep["a"].message
+    assert rep["b"].status == "ok" and rep["b"].drifted
+    assert {("bad_column", "c"), ("bad_column", "a")} <= {(f.check, f.column) for f in rep.findings}
+    assert rep.n_tested == 3
+    # profile() itself raises by default, and reports on request
+    with pytest.raises(SchemaError, match="'a'.*datetime"):
+        cudrift.profile(cur)
+    with pytest.raises(SchemaError, match="'c'.*mixes"):
+        cudrift.profile(cur.drop(columns=["a"]))
+    p = cudrift.profile(cur, errors="report")
+    assert set(p.errors) == {"a", "c"} and "b" in p.columns
+    assert Profile.from_bytes(p.to_bytes()).errors == p.errors

@@ -197,14 +197,16 @@ class DriftDetector:
             cur = current
             _check_like(ref, cur)
         else:
-            src = as_source(current, columns=columns, batch_rows=ref.config.batch_rows)
+            # errors="report": one unreadable column is reported on its own
+            # line; the rest of the window is still compared.
+            src = as_source(current, columns=columns, batch_rows=ref.config.batch_rows, errors="report")
             common = [n for n in src.names if n in ref.columns]
             if not common:
                 raise SchemaError(
                     f"the current window shares no column with the reference: reference has {ref.names}, "
                     f"current has {src.names}"
                 )
-            cur = profile(src, like=ref, backend=self.backend)
+            cur = profile(src, like=ref, backend=self.backend, errors="report")
             if self._ref_sorted:
                 keep = [n for n in common if n in self._ref_sorted and cur.kinds.get(n) == NUMERICAL]
                 with ThreadPoolExecutor(max_workers=_workers()) as pool:
@@ -217,8 +219,11 @@ class DriftDetector:
             raise EmptyInputError("the current window is empty (0 rows): nothing to compare")
 
         findings: list[Finding] = []
-        missing = [n for n in ref.columns if n not in cur.columns]
+        bad = {n: e for n, e in cur.errors.items() if n in ref.columns}
+        missing = [n for n in ref.columns if n not in cur.columns and n not in bad]
         extra = [n for n in cur.columns if n not in ref.columns]
+        for n, err in bad.items():
+            findings.append(Finding("bad_column", n, f"column {n!r} could not be read: {err}"))
         for n in missing:
             findings.append(Finding("missing_column", n, f"column {n!r} of the reference is missing from the current window"))
         for n in extra:
@@ -231,6 +236,10 @@ class DriftDetector:
 
         features: list[FeatureDrift] = []
         for n in ref.columns:
+            if n in bad:
+                features.append(FeatureDrift(n, ref.kinds[n], None, None, None, None, False,
+                                             _n_valid(ref.columns[n]), 0, status=STATUS_ERROR, message=bad[n]))
+                continue
             if n in missing:
                 features.append(FeatureDrift(n, ref.kinds[n], None, None, None, None, False,
                                              _n_valid(ref.columns[n]), 0, status=STATUS_MISSING,

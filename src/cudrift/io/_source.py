@@ -24,11 +24,16 @@ DEFAULT_BATCH_ROWS = 1 << 20
 
 @dataclass(frozen=True)
 class ColumnInfo:
-    """Name, dtype (as a short string) and family of one input column."""
+    """Name, dtype (as a short string) and family of one input column.
+
+    ``family == "invalid"`` marks a column that cannot be profiled (unsupported
+    dtype, mixed value types); ``error`` says why.
+    """
 
     name: str
     dtype: str
     family: str
+    error: str = ""
 
 
 @dataclass
@@ -197,6 +202,19 @@ def _column_from_arrow(name: str, arr: pa.Array | pa.ChunkedArray) -> ColumnData
 # ------------------------------------------------------------------- sources
 
 
+def _collect(names: list[str], make_info: Callable[[str], ColumnInfo], errors: str) -> list[ColumnInfo]:
+    """Column infos; with ``errors="report"`` a bad column becomes an ``invalid`` info instead of raising."""
+    infos = []
+    for n in names:
+        try:
+            infos.append(make_info(n))
+        except SchemaError as exc:
+            if errors == "raise":
+                raise
+            infos.append(ColumnInfo(n, "?", "invalid", str(exc)))
+    return infos
+
+
 def _select(names: list[str], columns: Sequence[str] | None, origin: str) -> list[str]:
     if columns is None:
         return names
@@ -213,13 +231,14 @@ def _check_unique(names: list[str], origin: str) -> None:
         raise SchemaError(f"{origin} has duplicate column names {dup}")
 
 
-def _arrow_table_source(table: pa.Table, columns: Sequence[str] | None, origin: str) -> TableSource:
+def _arrow_table_source(table: pa.Table, columns: Sequence[str] | None, origin: str, errors: str) -> TableSource:
     names = _select([str(n) for n in table.column_names], columns, origin)
     _check_unique(names, origin)
-    infos = []
-    for n in names:
+    def info(n: str) -> ColumnInfo:
         typ = table.schema.field(n).type
-        infos.append(ColumnInfo(n, _arrow_dtype_str(typ), _arrow_family(n, typ)))
+        return ColumnInfo(n, _arrow_dtype_str(typ), _arrow_family(n, typ))
+
+    infos = _collect(names, info, errors)
 
     def batches():
         yield {n: (lambda n=n: _column_from_arrow(n, table.column(n))) for n in names}
@@ -227,20 +246,19 @@ def _arrow_table_source(table: pa.Table, columns: Sequence[str] | None, origin: 
     return TableSource(infos, batches, table.num_rows, origin)
 
 
-def _pandas_source(df: Any, columns: Sequence[str] | None) -> TableSource:
+def _pandas_source(df: Any, columns: Sequence[str] | None, errors: str) -> TableSource:
     names = _select([str(c) for c in df.columns], columns, "the pandas DataFrame")
     _check_unique([str(c) for c in df.columns], "the pandas DataFrame")
     by_name = {str(c): c for c in df.columns}
-    infos = []
     plain: dict[str, bool] = {}
-    for n in names:
+
+    def info(n: str) -> ColumnInfo:
         s = df[by_name[n]]
         dt = s.dtype
         np_dt = dt if isinstance(dt, np.dtype) else None
         if np_dt is not None and np_dt.kind in "fiub":
-            infos.append(ColumnInfo(n, str(np_dt), _numpy_family(n, np_dt)))
             plain[n] = True
-            continue
+            return ColumnInfo(n, str(np_dt), _numpy_family(n, np_dt))
         if np_dt is not None and np_dt.kind in "mM":
             raise SchemaError(
                 f"column {n!r} has unsupported dtype {dt}: cudrift profiles numbers, booleans and strings "
@@ -249,8 +267,10 @@ def _pandas_source(df: Any, columns: Sequence[str] | None) -> TableSource:
         # Extension dtypes (nullable ints, strings, categoricals) and object
         # columns go through Arrow, which keeps nulls apart and rejects mixes.
         arr = _pandas_to_arrow(n, s)
-        infos.append(ColumnInfo(n, _arrow_dtype_str(arr.type), _arrow_family(n, arr.type)))
         plain[n] = False
+        return ColumnInfo(n, _arrow_dtype_str(arr.type), _arrow_family(n, arr.type))
+
+    infos = _collect(names, info, errors)
 
     def load(n: str) -> ColumnData:
         s = df[by_name[n]]
@@ -280,30 +300,29 @@ def _pandas_to_arrow(name: str, s: Any) -> pa.Array:
     return arr
 
 
-def _dict_source(data: Mapping[str, Any], columns: Sequence[str] | None) -> TableSource:
+def _dict_source(data: Mapping[str, Any], columns: Sequence[str] | None, errors: str) -> TableSource:
     names = _select([str(k) for k in data.keys()], columns, "the dict of arrays")
     by_name = {str(k): k for k in data.keys()}
     arrays: dict[str, Any] = {}
     lengths: dict[str, int] = {}
-    infos = []
-    for n in names:
+    def info(n: str) -> ColumnInfo:
         v = data[by_name[n]]
         if isinstance(v, (pa.Array, pa.ChunkedArray)):
-            infos.append(ColumnInfo(n, _arrow_dtype_str(v.type), _arrow_family(n, v.type)))
-            arrays[n] = v
             lengths[n] = len(v)
-            continue
+            arrays[n] = v
+            return ColumnInfo(n, _arrow_dtype_str(v.type), _arrow_family(n, v.type))
         a = np.asarray(v)
         if a.ndim != 1:
             raise SchemaError(f"column {n!r} must be 1-D, got shape {a.shape}")
+        lengths[n] = len(a)
         if a.dtype.kind in "OUS":
             arr = _labels_from_objects(n, a)
-            infos.append(ColumnInfo(n, _arrow_dtype_str(arr.type), _arrow_family(n, arr.type)))
             arrays[n] = arr
-        else:
-            infos.append(ColumnInfo(n, str(a.dtype), _numpy_family(n, a.dtype)))
-            arrays[n] = a
-        lengths[n] = len(a)
+            return ColumnInfo(n, _arrow_dtype_str(arr.type), _arrow_family(n, arr.type))
+        arrays[n] = a
+        return ColumnInfo(n, str(a.dtype), _numpy_family(n, a.dtype))
+
+    infos = _collect(names, info, errors)
     if len(set(lengths.values())) > 1:
         raise SchemaError(f"columns have different lengths: {lengths}")
 
@@ -338,7 +357,7 @@ def _ndarray_source(data: np.ndarray, columns: Sequence[str] | None) -> TableSou
     return TableSource(infos, batches, data.shape[0], "the 2-D array")
 
 
-def _parquet_source(paths: list[Path], columns: Sequence[str] | None, batch_rows: int) -> TableSource:
+def _parquet_source(paths: list[Path], columns: Sequence[str] | None, batch_rows: int, errors: str) -> TableSource:
     import pyarrow.parquet as pq
 
     for p in paths:
@@ -353,10 +372,11 @@ def _parquet_source(paths: list[Path], columns: Sequence[str] | None, batch_rows
         if s.names != first.names:
             raise SchemaError(f"Parquet files disagree on columns: {paths[0]} has {first.names}, {p} has {s.names}")
     names = _select(list(first.names), columns, f"Parquet file {paths[0]}")
-    infos = []
-    for n in names:
+    def info(n: str) -> ColumnInfo:
         typ = first.field(n).type
-        infos.append(ColumnInfo(n, _arrow_dtype_str(typ), _arrow_family(n, typ)))
+        return ColumnInfo(n, _arrow_dtype_str(typ), _arrow_family(n, typ))
+
+    infos = _collect(names, info, errors)
     n_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
 
     def batches():
@@ -372,6 +392,7 @@ def as_source(
     data: Any,
     columns: Sequence[str] | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    errors: str = "raise",
 ) -> TableSource:
     """Wrap any supported tabular input as a :class:`TableSource`.
 
@@ -386,26 +407,32 @@ def as_source(
         columns to read.
     batch_rows
         Rows per record batch when reading Parquet.
+    errors
+        ``"raise"``: a column that cannot be read raises :class:`SchemaError`;
+        ``"report"``: it is kept as an ``invalid`` :class:`ColumnInfo` whose
+        ``error`` says why, and the other columns are read as usual.
     """
+    if errors not in ("raise", "report"):
+        raise ValueError(f"Invalid value for errors: {errors!r} (expected 'raise' or 'report')")
     if isinstance(data, TableSource):
         return data
     if isinstance(data, (str, os.PathLike)):
-        return _parquet_source([Path(data)], columns, batch_rows)
+        return _parquet_source([Path(data)], columns, batch_rows, errors)
     if isinstance(data, (list, tuple)) and data and all(isinstance(p, (str, os.PathLike)) for p in data):
-        return _parquet_source([Path(p) for p in data], columns, batch_rows)
+        return _parquet_source([Path(p) for p in data], columns, batch_rows, errors)
     if isinstance(data, pa.RecordBatch):
         data = pa.Table.from_batches([data])
     if isinstance(data, pa.Table):
-        return _arrow_table_source(data, columns, "the Arrow table")
+        return _arrow_table_source(data, columns, "the Arrow table", errors)
     mod = type(data).__module__.split(".")[0]
     if mod == "pandas" and hasattr(data, "columns"):
-        return _pandas_source(data, columns)
+        return _pandas_source(data, columns, errors)
     if mod == "polars" and hasattr(data, "to_arrow"):
-        return _arrow_table_source(data.to_arrow(), columns, "the polars DataFrame")
+        return _arrow_table_source(data.to_arrow(), columns, "the polars DataFrame", errors)
     if isinstance(data, Mapping):
         if not data:
             raise EmptyInputError("the dict of arrays has no columns")
-        return _dict_source(data, columns)
+        return _dict_source(data, columns, errors)
     if isinstance(data, np.ndarray):
         return _ndarray_source(data, columns)
     raise SchemaError(

@@ -50,6 +50,9 @@ class Profile:
         Rows profiled (all columns see every row; nulls are counted per column).
     config
         The :class:`ProfileConfig` its sketches were built with.
+    errors
+        Column name → why it could not be profiled (only with
+        ``profile(..., errors="report")``; such columns are left out).
     """
 
     def __init__(
@@ -59,12 +62,14 @@ class Profile:
         dtypes: dict[str, str],
         n_rows: int,
         config: ProfileConfig,
+        errors: dict[str, str] | None = None,
     ):
         self.columns = columns
         self.kinds = kinds
         self.dtypes = dtypes
         self.n_rows = int(n_rows)
         self.config = config
+        self.errors = dict(errors or {})
 
     # ------------------------------------------------------------------ basics
     @property
@@ -114,7 +119,8 @@ class Profile:
         cols = {name: self.columns[name].merge(other.columns[name]) for name in self.columns}
         dtypes = {n: self.dtypes[n] if self.dtypes[n] == other.dtypes[n] else f"{self.dtypes[n]}|{other.dtypes[n]}"
                   for n in self.columns}
-        return Profile(cols, dict(self.kinds), dtypes, self.n_rows + other.n_rows, self.config)
+        return Profile(cols, dict(self.kinds), dtypes, self.n_rows + other.n_rows, self.config,
+                       {**other.errors, **self.errors})
 
     def __add__(self, other: "Profile") -> "Profile":
         return self.merge(other)
@@ -141,6 +147,7 @@ class Profile:
             "dtypes": [self.dtypes[n] for n in names],
             "n_rows": self.n_rows,
             "config": self.config.to_dict(),
+            "errors": self.errors,
         }
         arrays = {f"c{i}": np.frombuffer(self.columns[n].to_bytes(), dtype=np.uint8) for i, n in enumerate(names)}
         return _format.pack(_KIND, _VERSION, meta, arrays)
@@ -154,6 +161,7 @@ class Profile:
             dtypes = dict(zip(names, meta["dtypes"]))
             config = ProfileConfig.from_dict(meta["config"])
             n_rows = int(meta["n_rows"])
+            errors = {str(k): str(v) for k, v in meta.get("errors", {}).items()}
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"corrupted profile metadata: {exc!r}") from None
         cols: dict[str, ColumnProfile] = {}
@@ -163,7 +171,7 @@ class Profile:
                 raise FormatError(f"profile bytes lack column {n!r}")
             cls_ = NumericColumnProfile if kinds[n] == NUMERICAL else CategoricalColumnProfile
             cols[n] = cls_.from_bytes(raw.tobytes())
-        return cls(cols, kinds, dtypes, n_rows, config)
+        return cls(cols, kinds, dtypes, n_rows, config, errors)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the profile atomically (temporary file, fsync, rename)."""
@@ -217,7 +225,7 @@ def _infer_kinds(src: TableSource, schema: Schema, like: Profile | None, config:
     first_batch = None
     for info in src.columns:
         name = info.name
-        if name in schema.ignore:
+        if name in schema.ignore or info.family == "invalid":
             continue
         forced = schema.forced_kind(name)
         if forced == NUMERICAL and info.family in ("string", "boolean"):
@@ -247,12 +255,18 @@ def _infer_kinds(src: TableSource, schema: Schema, like: Profile | None, config:
             distinct = len(np.unique(col.values)) if len(col.values) else 0
             kinds[name] = CATEGORICAL if 0 < distinct <= config.categorical_max_distinct else NUMERICAL
     if not kinds:
-        raise EmptyInputError(f"{src.origin} has no columns to profile")
+        bad = {c.name: c.error for c in src.columns if c.family == "invalid"}
+        raise EmptyInputError(f"{src.origin} has no columns to profile" + (f"; unreadable: {bad}" if bad else ""))
     return kinds
 
 
-def _consume(prof: Profile, src: TableSource, names: list[str]) -> None:
-    """Feed every batch of ``src`` into the profile's columns (columns in parallel)."""
+def _consume(prof: Profile, src: TableSource, names: list[str], errors: str = "raise") -> None:
+    """Feed every batch of ``src`` into the profile's columns (columns in parallel).
+
+    With ``errors="report"`` a column whose values cannot be read (mixed
+    types found in a later batch, say) is dropped from the profile and its
+    error recorded; the other columns go on.
+    """
     rows = 0
 
     def feed(name, loader, col):
@@ -266,7 +280,19 @@ def _consume(prof: Profile, src: TableSource, names: list[str]) -> None:
     with ThreadPoolExecutor(max_workers=_workers()) as pool:
         for batch in src.iter_batches():
             futures = {n: pool.submit(feed, n, batch[n], prof.columns[n]) for n in names}
-            lens = {n: f.result() for n, f in futures.items()}
+            lens = {}
+            for n, f in futures.items():
+                try:
+                    lens[n] = f.result()
+                except SchemaError as exc:
+                    if errors == "raise":
+                        raise
+                    prof.errors[n] = str(exc)
+            for n in [n for n in names if n in prof.errors]:
+                prof.columns.pop(n, None)
+                prof.kinds.pop(n, None)
+                prof.dtypes.pop(n, None)
+            names = [n for n in names if n not in prof.errors]
             if len(set(lens.values())) > 1:
                 raise SchemaError(f"columns have different lengths in one batch: {lens}")
             rows += next(iter(lens.values()), 0)
@@ -295,6 +321,7 @@ def profile(
     schema: Schema | None = None,
     columns: Sequence[str] | None = None,
     backend: str = "auto",
+    errors: str = "raise",
 ) -> Profile:
     """Build the per-column sketches of a window.
 
@@ -316,6 +343,10 @@ def profile(
         Names for a 2-D array, or a subset of columns for other inputs.
     backend
         ``"auto"``, ``"cpu"`` or ``"gpu"``.
+    errors
+        ``"raise"`` (default): a column that cannot be profiled raises
+        :class:`SchemaError` naming it; ``"report"``: it is left out and
+        recorded in :attr:`Profile.errors`, the other columns are profiled.
 
     Examples
     --------
@@ -334,7 +365,7 @@ def profile(
         config = like.config
     config = config or ProfileConfig()
     schema = schema or Schema()
-    src = as_source(data, columns=columns, batch_rows=config.batch_rows)
+    src = as_source(data, columns=columns, batch_rows=config.batch_rows, errors=errors)
     if not src.columns:
         raise EmptyInputError(f"{src.origin} has no columns")
     if src.n_rows == 0:
@@ -345,8 +376,9 @@ def profile(
     kinds = _infer_kinds(src, schema, like, config)
     dtypes = {n: src.info(n).dtype for n in kinds}
     cols = {n: _empty_column(k, like, n, config, dtypes[n]) for n, k in kinds.items()}
-    prof = Profile(cols, kinds, dtypes, 0, config)
-    _consume(prof, src, list(kinds))
+    prof = Profile(cols, kinds, dtypes, 0, config,
+                   {c.name: c.error for c in src.columns if c.family == "invalid" and c.name not in schema.ignore})
+    _consume(prof, src, list(kinds), errors)
     if prof.n_rows == 0:
         raise EmptyInputError(f"{src.origin} has no rows: an empty window cannot be profiled")
     # Columns without edges yet (the reference itself, or columns new to it)

@@ -25,7 +25,6 @@ __all__ = [
     "ks_bounds",
     "lp_integral_bounds",
     "mannwhitney_u1_ties",
-    "cvm_exact",
     "cvm_scipy",
     "anderson_a2kn_exact",
 ]
@@ -65,6 +64,7 @@ _PARALLEL_MIN = 1 << 18
 # small enough for the temporaries to stay in cache.
 _BLOCK = 1 << 16
 _POOL: ThreadPoolExecutor | None = None
+_POOL_PID = 0
 
 
 def _workers() -> int:
@@ -76,9 +76,12 @@ def _workers() -> int:
 
 
 def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
+    global _POOL, _POOL_PID
+    # a forked child (Dask, multiprocessing) inherits the pool object but not
+    # its threads; tasks submitted to it would never run
+    if _POOL is None or _POOL_PID != os.getpid():
         _POOL = ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="cudrift-grid")
+        _POOL_PID = os.getpid()
     return _POOL
 
 
@@ -287,36 +290,6 @@ def mannwhitney_u1_ties(g: Grid) -> tuple[float, float]:
     return u1, ties
 
 
-def cvm_exact(g: Grid) -> float:
-    """Two-sample Cramer-von Mises ``T`` (SciPy's midrank definition) from exact counts.
-
-    SciPy computes ``U = m sum (r_i - i)^2 + n sum (s_j - j)^2`` with midranks
-    and ``T = U / (m n N) - (4 m n - 1) / (6 N)``, which cancels two numbers of
-    size ~m n / N. Grouping by distinct values gives the same ``T`` without
-    the cancellation. With ``D = n A - m B`` before and ``D'`` after a grid
-    point holding ``a`` reference and ``b`` current values (``t = a + b``):
-
-        m n N T = 1/(3N) sum t (D^2 + D D' + D'^2)
-                  + 1/12 sum [t (a - b)(m a - n b) - (m a + n b)] + m n / 6.
-
-    The first sum is the integral of ``D^2`` along the merged sample; the
-    second vanishes without ties. (Derived by summing SciPy's midrank terms
-    block by block; tested against SciPy.)
-    """
-    m, n = g.n_a, g.n_b
-    N = m + n
-    A = g.a_lo.astype(np.float64)
-    B = g.b_lo.astype(np.float64)
-    a = _multiplicities(g.a_lo).astype(np.float64)
-    b = _multiplicities(g.b_lo).astype(np.float64)
-    d_after = n * A - m * B
-    d_before = d_after - (n * a - m * b)
-    t = a + b
-    main = float(np.dot(t, d_before * d_before + d_before * d_after + d_after * d_after)) / (3.0 * N)
-    tie = float(np.sum(t * (a - b) * (m * a - n * b) - (m * a + n * b))) / 12.0
-    return (main + tie + m * n / 6.0) / (float(m) * n * N)
-
-
 def cvm_scipy(g: Grid) -> float:
     """Two-sample Cramer-von Mises ``T`` formed exactly as SciPy forms it.
 
@@ -325,8 +298,9 @@ def cvm_scipy(g: Grid) -> float:
     elementwise terms and their order are SciPy's, so ``T`` agrees to the last
     bit; this matters for tiny p-values, which SciPy computes as ``1 - cdf``
     with ~1e-16 absolute accuracy, so that any other rounding of ``T`` moves
-    them by far more than 1e-9 relative. :func:`cvm_exact` is the same
-    quantity without the cancellation, used by the sketch path.
+    them by far more than 1e-9 relative. The sketch path uses a
+    cancellation-free rewriting of the same quantity
+    (:func:`cudrift.stats.rank._cvm_bounds`).
     """
     nx, ny = g.n_a, g.n_b
     pooled_cum = g.a_lo + g.b_lo

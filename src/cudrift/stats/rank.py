@@ -281,8 +281,7 @@ def _rank_intervals(s: _Segments, N: float):
     """
     ap = np.flatnonzero(~s.exact)
     if ap.size == 0:
-        empty = np.zeros(0)
-        return empty, empty, empty, empty, empty
+        return (np.zeros(0),) * 7
     w_lo, w_hi = s.plo_p[ap] + 1, s.phi[ap]
     edges = np.unique(np.concatenate((w_lo, w_hi + 1)))
     starts, stops = edges[:-1], edges[1:]
@@ -293,7 +292,9 @@ def _rank_intervals(s: _Segments, N: float):
     sq_hi = _RangeExtrema(s.sq_hi[ap]).query(first, last)
     sq_lo = -_RangeExtrema(-s.sq_lo[ap]).query(first, last)
     wt = _RangeExtrema(s.wt[ap]).query(first, last)
-    return starts, stops - starts, sq_lo, sq_hi, wt
+    # pooled counts below / at the value of any candidate observation
+    below_min, upto_max = s.plo_p[ap][first], s.phi[ap][last]
+    return starts, stops - starts, sq_lo, sq_hi, wt, below_min, upto_max
 
 
 def _sum_inverse_linear(l1: np.ndarray, l2: np.ndarray, width: np.ndarray) -> np.ndarray:
@@ -310,35 +311,55 @@ def _sum_inverse_linear(l1: np.ndarray, l2: np.ndarray, width: np.ndarray) -> np
     return integral + 1.0 / np.minimum(l1, l2)
 
 
-def _ad_inverse_denominator_bounds(start, count, T, N):
+def _ad_denominator_min(r, T, N, below_min, upto_max):
+    """Smallest ``L R + t (N - t)/4`` for the observation of merged rank ``r``.
+
+    With ``u = L`` (pooled count below its value) and ``w = N - R`` (count up
+    to and including it): ``u <= r - 1 < r <= w``, ``w - u = t <= T``,
+    ``u >= below_min``, ``w <= upto_max``; the denominator equals
+    ``s (N - s)/4 + N u / 2`` with ``s = u + w``, a concave function, so its
+    minimum over this polygon is at one of the vertices tried here.
+    """
+    u0 = np.maximum(np.maximum(r - T, 0.0), below_min)
+    u1 = r - 1.0
+    w0 = r
+    w1 = np.minimum(np.minimum(r - 1.0 + T, N), upto_max)
+    cand = [(u0, w0), (u1, w0), (u1, w1), (u0, w1), (u0, u0 + T), (u1, u1 + T), (w0 - T, w0), (w1 - T, w1)]
+    best = np.full(np.shape(r), np.inf)
+    for cu, cw in cand:
+        ok = (cu >= u0) & (cu <= u1) & (cw >= w0) & (cw <= w1) & (cw - cu <= T)
+        sv = cu + cw
+        best = np.where(ok, np.minimum(best, sv * (N - sv) / 4.0 + N * cu / 2.0), best)
+    return best
+
+
+def _ad_inverse_denominator_bounds(start, count, T, N, below_min, upto_max):
     """Bounds on ``sum_r 1/(L R + t (N - t)/4)`` over ranks ``r = start .. start+count-1``.
 
-    For the observation of rank r, ``L <= r - 1``, ``R <= N - r``,
-    ``L >= r - t``, ``R >= N - r - t + 1`` with ``1 <= t <= T``; hence the
-    denominator is at least ``g(r) = max(0, r - T) max(0, N - r - T + 1) +
-    (N - 1)/4`` (``t (N - t)`` is smallest at ``t = 1`` or ``t = T``, both >= N - 1
-    for ``T <= N - 1``) and at most ``(r - 1)(N - r) + max_t t (N - t)/4``.
-    ``g`` is (N-1)/4 in the tails and a concave quadratic in between, which
-    lies above its chord, so the sum of ``1/g`` over the middle part is
-    bounded by the sum of 1/chord.
+    Upper bound: the smallest denominator of rank r (:func:`_ad_denominator_min`)
+    is a minimum of vertex values that are concave in r as long as the same
+    constraints bind, i.e. between the breakpoints ``T``, ``N - T + 1``,
+    ``below_min + T`` and ``upto_max - T + 1``. On each such piece it lies
+    above its chord, and a monotone ``1/chord`` summed over integers is at
+    most its integral plus its larger endpoint value.
+
+    Lower bound: the denominator is at most ``(r - 1)(N - r) + max_t t (N - t)/4``
+    (``L <= r - 1``, ``R <= N - r``), largest at ``r = (N + 1)/2``.
     """
     end = start + count - 1
-    base = (N - 1.0) / 4.0
+    cuts = np.stack((T, N - T + 1, below_min + T, upto_max - T + 1), axis=1)
+    bounds = np.concatenate((start[:, None], np.sort(cuts, axis=1), end[:, None] + 1), axis=1)
     upper = np.zeros(start.shape)
-    # tails, where g is the constant (N-1)/4
-    left = np.clip(np.minimum(end, T) - start + 1, 0, None)
-    right = np.clip(end - np.maximum(start, N - T + 1) + 1, 0, None)
-    upper += (left + right) / base
-    # middle part T < r < N - T + 1
-    m1 = np.maximum(start, T + 1)
-    m2 = np.minimum(end, N - T)
-    mid = m1 <= m2
-
-    def g(r):
-        return (r - T[mid]) * (N - r - T[mid] + 1) + base
-
-    upper[mid] += _sum_inverse_linear(g(m1[mid]), g(m2[mid]), (m2 - m1)[mid])
-    # lower bound: count / largest denominator on the interval
+    for j in range(bounds.shape[1] - 1):
+        p1 = np.clip(bounds[:, j], start, end + 1)
+        p2 = np.clip(bounds[:, j + 1], start, end + 1) - 1
+        live = p2 >= p1
+        if not live.any():
+            continue
+        args = (T[live], N, below_min[live], upto_max[live])
+        d1 = _ad_denominator_min(p1[live].astype(float), *args)
+        d2 = _ad_denominator_min(p2[live].astype(float), *args)
+        upper[live] += _sum_inverse_linear(d1, d2, (p2 - p1)[live])
     h_t = np.where(T <= N / 2.0, T * (N - T) / 4.0, N * N / 16.0)
     r_star = np.clip((N + 1.0) / 2.0, start, end)
     lower = count / ((r_star - 1.0) * (N - r_star) + h_t)
@@ -348,12 +369,19 @@ def _ad_inverse_denominator_bounds(start, count, T, N):
 def _cvm_bounds(g: Grid) -> tuple[float, float]:
     """Bounds on the two-sample Cramér-von Mises ``T`` (SciPy's midrank definition).
 
-    Uses the cancellation-free form of :func:`cudrift.stats._grid.cvm_exact`:
-    ``m n N T = (1/N) sum_obs ms + (1/12) sum_points psi + m n / 6``, where
-    ``ms`` is the mean of ``D^2`` along the step of the merged sample through
-    the observation (between ``D`` before and ``D'`` after its value) and
-    ``psi(a, b) = t (a - b)(m a - n b) - (m a + n b)`` is the tie term of a
-    value held by ``a`` reference and ``b`` current observations.
+    SciPy computes ``U = m sum (r_i - i)^2 + n sum (s_j - j)^2`` with midranks
+    and ``T = U / (m n N) - (4 m n - 1) / (6 N)``, which cancels two numbers
+    of size ~m n / N. Summing SciPy's terms block by block over the distinct
+    values gives the same ``T`` without the cancellation. With
+    ``D = n F_ref - m F_cur`` just before (``D``) and at (``D'``) a value
+    held by ``a`` reference and ``b`` current observations (``t = a + b``):
+
+        m n N T = 1/(3N) sum t (D^2 + D D' + D'^2)
+                  + 1/12 sum [t (a - b)(m a - n b) - (m a + n b)] + m n / 6.
+
+    The first sum is ``(1/N) sum_obs ms``, ``ms`` being the mean of ``D^2``
+    along the step of the merged sample through the observation; the second
+    (``psi``, the tie term) vanishes without ties.
 
     Exact segments contribute exactly. Elsewhere each merged rank is held by
     an observation of one of the segments whose rank window contains it, so
@@ -373,7 +401,7 @@ def _cvm_bounds(g: Grid) -> tuple[float, float]:
     d, d2 = s.e_exact_p[ex], s.e_exact[ex]
     main_ex = float(np.dot(t, d * d + d * d2 + d2 * d2)) / 3.0
     psi_ex = float(np.sum(t * (a - b) * (m * a - n * b) - (m * a + n * b)))
-    _, count, sq_lo, sq_hi, _ = _rank_intervals(s, N)
+    _, count, sq_lo, sq_hi, _, _, _ = _rank_intervals(s, N)
     main_lo, main_hi = float(np.dot(count, sq_lo)), float(np.dot(count, sq_hi))
     ap = ~ex
     wa, wb, wt = s.wa[ap], s.wb[ap], s.wt[ap]
@@ -408,8 +436,10 @@ def _anderson_bounds(g: Grid) -> tuple[float, float]:
     num = ((s.e_exact_p[ex] + s.e_exact[ex]) / 2.0) ** 2
     has = t > 0
     exact_sum = float(np.sum(t[has] * num[has] / (L[has] * R[has] + t[has] * (N - t[has]) / 4.0)))
-    start, count, sq_lo, sq_hi, wt = _rank_intervals(s, N)
-    inv_lo, inv_hi = _ad_inverse_denominator_bounds(start, count, np.minimum(wt, N - 1.0), N)
+    start, count, sq_lo, sq_hi, wt, below_min, upto_max = _rank_intervals(s, N)
+    inv_lo, inv_hi = _ad_inverse_denominator_bounds(
+        start, count, np.minimum(wt, N - 1.0), N, below_min, upto_max
+    )
     factor = (N - 1.0) / (N * m * n)
     return factor * (exact_sum + float(np.dot(sq_lo, inv_lo))), factor * (exact_sum + float(np.dot(sq_hi, inv_hi)))
 
