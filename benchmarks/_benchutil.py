@@ -58,6 +58,22 @@ def resolved_backend() -> str:
     return resolve_backend("auto")
 
 
+def source_digest() -> str:
+    """Short SHA-256 over the cudrift sources that were imported (identifies an uncommitted tree)."""
+    import hashlib
+
+    try:
+        import cudrift
+    except Exception:
+        return "unavailable"
+    root = Path(cudrift.__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -25,7 +25,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _benchdata  # noqa: E402
-from _benchutil import BenchStore, cpu_model  # noqa: E402
+from _benchutil import BenchStore, cpu_model, source_digest  # noqa: E402
 
 _STORE = BenchStore()
 
@@ -63,6 +63,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         import cudrift
 
         machine_info["cudrift"] = cudrift.__version__
+        machine_info["cudrift_source_digest"] = source_digest()
     except Exception as exc:  # the suite still reports the baselines
         machine_info["cudrift"] = f"not importable: {exc}"
 
@@ -78,7 +79,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr.write_line(
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} | {cpu_model()} x{os.cpu_count()} | "
         f"Python {platform.python_version()} numpy {np.__version__} scipy {scipy.__version__} | "
-        f"rows={_benchdata.bench_rows():,} cols={_benchdata.bench_cols()}"
+        f"rows={_benchdata.bench_rows():,} cols={_benchdata.bench_cols()} | "
+        f"load average at the end {os.getloadavg()[0]:.2f} | cudrift sources {source_digest()}"
     )
     if s.seconds_by_name:
         tr.write_line("best seconds:")

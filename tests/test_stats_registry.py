@@ -88,3 +88,16 @@ def test_kstwo_sf_matches_scipy_on_every_branch(n):
         if d >= 1:
             continue
         np.testing.assert_allclose(kstwo_sf(d, n), kstwo.sf(d, n), rtol=1e-10, atol=1e-300)
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["cudrift.stats", "cudrift.stats.univariate", "cudrift.stats.categorical", "cudrift.stats.distances",
+     "cudrift.stats.multivariate", "cudrift.stats.rank"],
+)
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0

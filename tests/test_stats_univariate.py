@@ -365,3 +365,22 @@ def test_weights_of_dropped_values_are_dropped(rng):
     wx, wy = rng.random(20), rng.random(15)
     res = wasserstein_distance(np.r_[x, np.nan], y, np.r_[wx, 5.0], wy)
     close(res.statistic, st.wasserstein_distance(x, y, wx, wy))
+
+
+def test_ttest_degenerate_samples_follow_scipy():
+    for equal_var in (False, True):
+        ours = ttest_ind([1.0], [2.0, 3.0, 4.5], equal_var=equal_var)
+        ref = _quiet(st.ttest_ind, [1.0], [2.0, 3.0, 4.5], equal_var=equal_var)
+        close(ours.statistic, ref.statistic)
+        close(ours.pvalue, ref.pvalue)
+    ours = ttest_ind([2.0, 2.0], [2.0, 2.0])
+    assert np.isnan(ours.statistic) and np.isnan(ours.pvalue)
+
+
+@pytest.mark.parametrize("name", SAMPLE_TESTS)
+def test_float32_input_is_computed_in_float64(rng, name):
+    x = rng.normal(size=200).astype(np.float32)
+    y = rng.normal(0.2, 1.0, size=150).astype(np.float32)
+    func = TESTS[name].func
+    a, b = _quiet(func, x, y), _quiet(func, x.astype(np.float64), y.astype(np.float64))
+    assert a.statistic == b.statistic and a.pvalue == b.pvalue

@@ -126,6 +126,8 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
     if test == "mmd":
         return _from_sample(test, rc, cc)
     if ref_sorted is not None and cur_sorted is not None:
+        if test == "wasserstein_normalized":
+            return spec.func_sorted(_f64(ref_sorted), _f64(cur_sorted), reference_std=rc.moments.std)
         return spec.func_sorted(_f64(ref_sorted), _f64(cur_sorted))
     if test in _FROM_CDF:
         ref_cdf = CdfBounds.from_sorted(ref_sorted) if ref_sorted is not None else rc.quantiles.cdf_bounds()

@@ -26,8 +26,8 @@ from cudrift.detect.report import (
 from cudrift.errors import CudriftError, EmptyInputError, IncompatibleSketchError, SchemaError
 from cudrift.io import as_source
 from cudrift.sketches.column import NumericColumnProfile
-from cudrift.sketches.config import CATEGORICAL, NUMERICAL, ProfileConfig, Schema
-from cudrift.sketches.profile import Profile, profile
+from cudrift.sketches.config import NUMERICAL, ProfileConfig, Schema
+from cudrift.sketches.profile import Profile, _itemsize, profile_keeping_sorted
 from cudrift.stats import TESTS
 
 DEFAULT_MEMORY_BUDGET = 1 << 30
@@ -36,16 +36,6 @@ _EXACT = ("auto", "always", "never")
 
 def _workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
-
-
-def _sorted_finite(values: np.ndarray) -> np.ndarray:
-    v = np.asarray(values)
-    if v.dtype.kind == "f":
-        v = v[np.isfinite(v)]
-    elif v.dtype.kind == "b":
-        v = v.astype(np.float64)
-    # float32 sorts twice as fast as float64 and converts exactly later
-    return np.sort(v, kind="quicksort")
 
 
 class DriftDetector:
@@ -135,37 +125,21 @@ class DriftDetector:
             self.reference = reference
         else:
             src = as_source(reference, columns=columns, batch_rows=(config or ProfileConfig()).batch_rows)
-            self.reference = profile(src, config=config, schema=schema, backend=backend)
-            if exact != "never":
-                self._keep_sorted_reference(src)
-        for col in self._column_tests:
-            if col not in self.reference.columns:
-                raise SchemaError(f"policy names column {col!r}, which is not in the reference {self.reference.names}")
-        self._ref_distinct = {n: _distinct_sorted(v, 6) for n, v in self._ref_sorted.items()}
-
-    # ----------------------------------------------------------- reference
-    def _keep_sorted_reference(self, src) -> None:
-        numeric = [n for n, k in self.reference.kinds.items() if k == NUMERICAL]
-        need = 0
-        for n in numeric:
-            col = self.reference.columns[n]
-            itemsize = 4 if col.dtype in ("float32", "float16", "int8", "int16", "uint8", "uint16") else 8
-            need += col.moments.count * itemsize
-        if need > self.memory_budget:
-            if self.exact == "always":
+            budget = 0 if exact == "never" else self.memory_budget
+            self.reference, self._ref_sorted = profile_keeping_sorted(
+                src, config=config, schema=schema, backend=backend, keep_sorted_budget=budget
+            )
+            numeric = [n for n, k in self.reference.kinds.items() if k == NUMERICAL]
+            if exact == "always" and numeric and not self._ref_sorted:
+                need = sum(src.n_rows * _itemsize(self.reference.dtypes[n]) for n in numeric)
                 raise ValueError(
                     f"exact='always': the sorted numeric reference needs {need:,} bytes, over memory_budget="
                     f"{self.memory_budget:,}"
                 )
-            return
-        parts: dict[str, list[np.ndarray]] = {n: [] for n in numeric}
-        with ThreadPoolExecutor(max_workers=_workers()) as pool:
-            for batch in src.iter_batches():
-                futs = {n: pool.submit(lambda ld: _sorted_finite(ld().values), batch[n]) for n in numeric}
-                for n, f in futs.items():
-                    parts[n].append(f.result())
-        for n, chunks in parts.items():
-            self._ref_sorted[n] = chunks[0] if len(chunks) == 1 else np.sort(np.concatenate(chunks))
+        for col in self._column_tests:
+            if col not in self.reference.columns:
+                raise SchemaError(f"policy names column {col!r}, which is not in the reference {self.reference.names}")
+        self._ref_distinct = {n: _distinct_sorted(v, 6) for n, v in self._ref_sorted.items()}
 
     @property
     def is_exact(self) -> bool:
@@ -206,15 +180,11 @@ class DriftDetector:
                     f"the current window shares no column with the reference: reference has {ref.names}, "
                     f"current has {src.names}"
                 )
-            cur = profile(src, like=ref, backend=self.backend, errors="report")
-            if self._ref_sorted:
-                keep = [n for n in common if n in self._ref_sorted and cur.kinds.get(n) == NUMERICAL]
-                with ThreadPoolExecutor(max_workers=_workers()) as pool:
-                    for batch in src.iter_batches():
-                        futs = {n: pool.submit(lambda ld: _sorted_finite(ld().values), batch[n]) for n in keep}
-                        for n, f in futs.items():
-                            cur_sorted.setdefault(n, []).append(f.result())
-                cur_sorted = {n: (c[0] if len(c) == 1 else np.sort(np.concatenate(c))) for n, c in cur_sorted.items()}
+            # The current window is sorted once, by the profile pass itself.
+            cur, cur_sorted = profile_keeping_sorted(
+                src, like=ref, backend=self.backend, errors="report",
+                keep_sorted_budget=self.memory_budget if self._ref_sorted else 0,
+            )
         if cur.n_rows == 0:
             raise EmptyInputError("the current window is empty (0 rows): nothing to compare")
 

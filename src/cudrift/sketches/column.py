@@ -163,7 +163,9 @@ class NumericColumnProfile:
             None if dtype is None else str(dtype),
         )
 
-    def update(self, values: np.ndarray, null_count: int = 0, name: str | None = None) -> "NumericColumnProfile":
+    def update(
+        self, values: np.ndarray, null_count: int = 0, name: str | None = None, sorted_out: list | None = None
+    ) -> "NumericColumnProfile":
         """Profile a batch in place; returns ``self``.
 
         Parameters
@@ -174,6 +176,10 @@ class NumericColumnProfile:
             How many nulls the caller removed from this batch.
         name
             Column name used as a prefix in error messages.
+        sorted_out
+            When a list is given, the batch's sorted finite values are
+            appended to it, so a caller that needs them (exact rank tests)
+            does not sort the batch a second time.
 
         Raises
         ------
@@ -219,6 +225,8 @@ class NumericColumnProfile:
             self.histogram._update_sorted_trusted(finite_sorted)
         self.quantiles._update_sorted_trusted(finite_sorted)
         self.sample._update_trusted(finite)
+        if sorted_out is not None:
+            sorted_out.append(finite_sorted)
         return self
 
     def with_edges(self, edges: np.ndarray) -> "NumericColumnProfile":

@@ -260,12 +260,16 @@ def _infer_kinds(src: TableSource, schema: Schema, like: Profile | None, config:
     return kinds
 
 
-def _consume(prof: Profile, src: TableSource, names: list[str], errors: str = "raise") -> None:
+def _consume(
+    prof: Profile, src: TableSource, names: list[str], errors: str = "raise",
+    keep_sorted: dict[str, list[np.ndarray]] | None = None,
+) -> None:
     """Feed every batch of ``src`` into the profile's columns (columns in parallel).
 
     With ``errors="report"`` a column whose values cannot be read (mixed
     types found in a later batch, say) is dropped from the profile and its
-    error recorded; the other columns go on.
+    error recorded; the other columns go on. ``keep_sorted`` collects the
+    sorted finite batches of the numeric columns named in it.
     """
     rows = 0
 
@@ -274,7 +278,10 @@ def _consume(prof: Profile, src: TableSource, names: list[str], errors: str = "r
         values = data.values
         if isinstance(col, CategoricalColumnProfile) and isinstance(values, np.ndarray) and values.size == 0:
             values = np.zeros(0, dtype=object)  # an all-null column has no label type of its own
-        col.update(values, null_count=data.null_count, name=name)
+        if keep_sorted is not None and name in keep_sorted:
+            col.update(values, null_count=data.null_count, name=name, sorted_out=keep_sorted[name])
+        else:
+            col.update(values, null_count=data.null_count, name=name)
         return len(data)
 
     with ThreadPoolExecutor(max_workers=_workers()) as pool:
@@ -299,8 +306,18 @@ def _consume(prof: Profile, src: TableSource, names: list[str], errors: str = "r
     prof.n_rows += rows
 
 
-def _count_histograms(prof: Profile, src: TableSource, names: list[str]) -> None:
-    """Second pass over a reference: count each numeric column on its fixed edges."""
+def _count_histograms(prof: Profile, src: TableSource, names: list[str],
+                      kept: dict[str, np.ndarray] | None = None) -> None:
+    """Second pass over a reference: count each numeric column on its fixed edges.
+
+    Columns whose sorted values were kept are counted from them (no re-read).
+    """
+    kept = kept or {}
+    for n in [n for n in names if n in kept]:
+        prof.columns[n].histogram.update_sorted(kept[n])
+    names = [n for n in names if n not in kept]
+    if not names:
+        return
 
     def count(loader, col):
         values = np.asarray(loader().values)
@@ -356,6 +373,26 @@ def profile(
     >>> ref.n_rows, cur.n_rows
     (1000, 500)
     """
+    return profile_keeping_sorted(data, like, config, schema, columns, backend, errors, keep_sorted_budget=0)[0]
+
+
+def profile_keeping_sorted(
+    data: Any,
+    like: Profile | None = None,
+    config: ProfileConfig | None = None,
+    schema: Schema | None = None,
+    columns: Sequence[str] | None = None,
+    backend: str = "auto",
+    errors: str = "raise",
+    keep_sorted_budget: int = 0,
+) -> tuple[Profile, dict[str, np.ndarray]]:
+    """:func:`profile`, also returning each numeric column's sorted finite values.
+
+    The values are kept (from the one sort the profile pass makes anyway)
+    only when all numeric columns together fit ``keep_sorted_budget`` bytes;
+    otherwise the dict is empty. This is how a detector gets exact rank
+    tests without sorting a window twice.
+    """
     resolve_backend(backend)  # validates the name; the GPU path arrives with the CUDA kernels
     if like is not None:
         if not isinstance(like, Profile):
@@ -378,7 +415,22 @@ def profile(
     cols = {n: _empty_column(k, like, n, config, dtypes[n]) for n, k in kinds.items()}
     prof = Profile(cols, kinds, dtypes, 0, config,
                    {c.name: c.error for c in src.columns if c.family == "invalid" and c.name not in schema.ignore})
-    _consume(prof, src, list(kinds), errors)
+    numeric = [n for n, k in kinds.items() if k == NUMERICAL]
+    keep: dict[str, list[np.ndarray]] | None = None
+    if numeric and keep_sorted_budget > 0 and src.n_rows is not None:
+        need = sum(src.n_rows * _itemsize(dtypes[n]) for n in numeric)
+        if need <= keep_sorted_budget:
+            keep = {n: [] for n in numeric}
+    _consume(prof, src, list(kinds), errors, keep)
+    kept: dict[str, np.ndarray] = {}
+    if keep is not None:
+        for n, parts in keep.items():
+            if n not in prof.columns:
+                continue  # dropped as unreadable
+            if not parts:
+                kept[n] = np.zeros(0, dtype=np.float64)
+            else:
+                kept[n] = parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))
     if prof.n_rows == 0:
         raise EmptyInputError(f"{src.origin} has no rows: an empty window cannot be profiled")
     # Columns without edges yet (the reference itself, or columns new to it)
@@ -389,5 +441,10 @@ def profile(
         edges = equal_mass_edges(prof.columns[n].quantiles, config.n_bins)
         prof.columns[n] = prof.columns[n].with_edges(edges)
     if need:
-        _count_histograms(prof, src, need)
-    return prof
+        _count_histograms(prof, src, need, kept)
+    return prof, kept
+
+
+def _itemsize(dtype: str) -> int:
+    """Bytes per kept sorted value: float32 stays float32, everything else becomes float64."""
+    return 4 if dtype in ("float32", "float16") else 8

@@ -334,3 +334,124 @@ def anderson_a2kn_exact(g: Grid) -> float:
         total += inner.sum() / n_i
     total *= (N - 1.0) / N
     return float(total)
+
+
+# ----------------------------------------------------------------- fast paths
+#
+# The grid above merges both samples: O(n) but ~40 ns per value in NumPy.
+# Two statistics the detector runs on every large column have cheaper exact
+# routes on sorted samples, written here because they are the hot path of
+# ``DriftDetector.compare`` (policy "auto" on large windows and policy "ks").
+
+#: Pooled size from which the fast paths pay for themselves.
+FAST_MIN = 1 << 15
+# Every _COARSE-th value of each sample is a coarse grid point.
+_COARSE = 64
+
+
+def _concat_ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """``np.concatenate([np.arange(s, e) for s, e in zip(starts, stops)])`` without a Python loop."""
+    lens = stops - starts
+    keep = lens > 0
+    starts, lens = starts[keep], lens[keep]
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    step = np.ones(total, dtype=np.int64)
+    first = np.cumsum(lens)[:-1]
+    step[0] = starts[0]
+    # at the first element of each range, jump from the previous range's end
+    step[first] = starts[1:] - (starts[:-1] + lens[:-1] - 1)
+    return np.cumsum(step)
+
+
+def ks_sorted_fast(a: np.ndarray, b: np.ndarray, alternative: str) -> tuple[float, float, int]:
+    """Exact KS statistic of two sorted finite float64 samples by branch and bound.
+
+    Returns ``(statistic, location, sign)`` with the same meaning (and the
+    same float value, formed as SciPy forms it) as :func:`ks_bounds` on the
+    exact grid.
+
+    Coarse points (every 64th value of each sample) are evaluated exactly with
+    ``searchsorted``. Between two consecutive coarse points the counts are
+    bounded by their values at the ends, so ``D`` on that open segment lies
+    in a known interval; only segments whose interval could beat the best
+    coarse value are evaluated point by point. On 1e6 + 1e6 values this
+    touches a few dozen segments and takes ~10 ms instead of ~70 ms for the
+    full merge, with the identical result.
+    """
+    na, nb = a.size, b.size
+    s = _COARSE
+    xs = np.union1d(np.r_[a[s - 1 :: s], a[-1]], np.r_[b[s - 1 :: s], b[-1]])
+    A = np.searchsorted(a, xs, "right")
+    B = np.searchsorted(b, xs, "right")
+    Al = np.searchsorted(a, xs, "left")
+    Bl = np.searchsorted(b, xs, "left")
+    key = nb * A - na * B  # exact integer form of n_a n_b (A/n_a - B/n_b)
+    A0 = np.r_[0, A[:-1]]
+    B0 = np.r_[0, B[:-1]]
+    # on the open segment (xs[k-1], xs[k]): A in [A0, Al], B in [B0, Bl]
+    seg_hi = nb * Al - na * B0
+    seg_lo = nb * A0 - na * Bl
+    plus, minus = int(key.max()), int(-key.min())
+    want_plus = alternative in ("two-sided", "greater")
+    want_minus = alternative in ("two-sided", "less")
+    cand = np.zeros(xs.size, dtype=bool)
+    if want_plus:
+        cand |= seg_hi > plus
+    if want_minus:
+        cand |= -seg_lo > minus
+    k = np.flatnonzero(cand)
+    pts, pA, pB = xs, A, B
+    if k.size:
+        extra = np.concatenate((a[_concat_ranges(A0[k], Al[k])], b[_concat_ranges(B0[k], Bl[k])]))
+        pts = np.concatenate((xs, extra))
+        pA = np.concatenate((A, np.searchsorted(a, extra, "right")))
+        pB = np.concatenate((B, np.searchsorted(b, extra, "right")))
+    keys = nb * pA - na * pB
+
+    def pick(largest: bool) -> int:
+        target = keys.max() if largest else keys.min()
+        cand_idx = np.flatnonzero(keys == target)
+        if cand_idx.size > 1:  # equal keys: choose as SciPy's float argmax would
+            cand_idx = cand_idx[np.argsort(pts[cand_idx], kind="stable")]
+        return _float_pick(cand_idx, pA, pB, na, nb, largest=largest)
+
+    i_plus, i_minus = pick(True), pick(False)
+    d_plus = max(float(pA[i_plus] / na - pB[i_plus] / nb), 0.0)
+    d_minus = max(-float(pA[i_minus] / na - pB[i_minus] / nb), 0.0)
+    if alternative == "greater":
+        return d_plus, float(pts[i_plus]), 1
+    if alternative == "less":
+        return d_minus, float(pts[i_minus]), -1
+    if d_minus > d_plus:
+        return d_minus, float(pts[i_minus]), -1
+    return d_plus, float(pts[i_plus]), 1
+
+
+def wasserstein1_sorted_fast(a: np.ndarray, b: np.ndarray) -> float:
+    """Exact Wasserstein-1 distance of two sorted samples, without merging them.
+
+    ``W1 = integral_0^1 |Q_a(u) - Q_b(u)| du``. The quantile functions are
+    step functions with breakpoints ``i / n_a`` and ``j / n_b``; at a
+    breakpoint of one sample the other's quantile index is a closed form
+    (``ceil(i n_b / n_a) - 1``), and so is the previous breakpoint, so the
+    integral is two gathers and two dot products in exact integer arithmetic
+    for the widths (~4x faster than the merged grid on 1e6 values; equal
+    sizes reduce to ``mean |a - b|``).
+    """
+    na, nb = a.size, b.size
+    if na == nb:
+        return float(np.mean(np.abs(a - b)))
+    i = np.arange(1, na + 1, dtype=np.int64)
+    ea = i * nb  # breakpoint i / n_a, in units of 1 / (n_a n_b)
+    jb = -(-ea // na) - 1  # current-sample quantile index at that breakpoint
+    width = ea - np.maximum(ea - nb, jb * na)
+    total = float(np.dot(width.astype(np.float64), np.abs(a - b[jb])))
+    j = np.arange(1, nb + 1, dtype=np.int64)
+    eb = j * na
+    ia = -(-eb // nb) - 1
+    width = eb - np.maximum(eb - na, ia * nb)
+    width[eb % nb == 0] = 0  # breakpoints shared with the reference were counted above
+    total += float(np.dot(width.astype(np.float64), np.abs(a[ia] - b)))
+    return total / (float(na) * float(nb))

@@ -72,6 +72,18 @@ def psi(ref_counts: Any, cur_counts: Any, eps: float = DEFAULT_EPS) -> TestResul
     samples; 0 for identical distributions. Common reading: < 0.1 stable,
     0.1-0.25 moderate shift, > 0.25 large shift.
 
+    Parameters
+    ----------
+    ref_counts, cur_counts
+        Aligned non-negative counts (histogram bins or categories).
+    eps
+        Proportion substituted for an empty bin, in (0, 1).
+
+    Returns
+    -------
+    TestResult
+        ``method="psi"``, ``pvalue=None``, ``details["kind"] = "divergence"``.
+
     Examples
     --------
     >>> from cudrift.stats import psi
@@ -93,6 +105,15 @@ def kl_divergence(ref_counts: Any, cur_counts: Any, eps: float = DEFAULT_EPS, ba
     and renormalizing both vectors to sum to 1, which is
     ``scipy.stats.entropy(p_eps, q_eps, base=base)`` (Evidently's
     definition). Natural log unless ``base`` is given. Not symmetric.
+
+    Parameters
+    ----------
+    ref_counts, cur_counts
+        Aligned non-negative counts.
+    eps
+        Proportion substituted for an empty bin, in (0, 1).
+    base
+        Logarithm base; None for the natural log.
 
     Examples
     --------

@@ -20,12 +20,15 @@ raw test (exact small-sample p-values need the data). When the inputs are
 approximate, ``details["pvalue_from_sketch"]`` is True: the p-value is the
 one of the midpoint statistic and inherits its uncertainty.
 
-Ties. Cramér-von Mises and Anderson-Darling use midranks, so their value
-depends on how many observations share a value. A sketch cannot tell a run
-of equal values from distinct values inside one segment, so their bounds
-include every tie pattern the counts allow; for wide segments (large rank
-error) the Cramér-von Mises bound is therefore much looser than the KS or
-Wasserstein one, and the reported error says so honestly.
+Tightness. The KS error is at most the sum of the two rank errors and the
+Wasserstein error at most that times the data range. Cramér-von Mises and
+Anderson-Darling use midranks, so their value depends on how many
+observations share a value and exactly where each falls; a sketch cannot
+tell a run of equal values from distinct values inside one segment, so
+their bounds cover every tie pattern and placement the counts allow. They
+are informative when segments hold a few observations each, and can be
+orders of magnitude wider than the statistic for coarse sketches or
+heavily tied data; the reported error says so rather than hiding it.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from ._dist import (
 from ._grid import Grid, anderson_a2kn_exact, cvm_scipy, ks_bounds, lp_integral_bounds
 from ._result import TestResult
 from ._validation import check_option
+from .univariate import _normalizer
 
 __all__ = ["ks_from_cdf", "wasserstein_from_cdf", "cramervonmises_from_cdf", "anderson_from_cdf"]
 
@@ -170,7 +174,7 @@ def wasserstein_from_cdf(ref: CdfBounds, cur: CdfBounds, normalize_by: float | N
         ok = isinstance(normalize_by, (int, float, np.integer, np.floating)) and not isinstance(normalize_by, bool)
         if not (ok and math.isfinite(float(normalize_by)) and float(normalize_by) >= 0):
             raise ValueError(f"Invalid value for normalize_by: {normalize_by!r}; expected None or a number >= 0.")
-        norm = float(normalize_by) if float(normalize_by) > 0 else 1.0
+        norm = _normalizer(float(normalize_by))
         method = "wasserstein_normalized"
     g = _grid(ref, cur)
     approx = not g.exact

@@ -43,13 +43,16 @@ from ._dist import (
     ks_asymp_pvalue,
 )
 from ._grid import (
+    FAST_MIN,
     Grid,
     anderson_a2kn_exact,
     cvm_scipy,
     grid_from_sorted,
     ks_bounds,
+    ks_sorted_fast,
     lp_integral_bounds,
     mannwhitney_u1_ties,
+    wasserstein1_sorted_fast,
 )
 from ._result import TestResult
 from ._validation import as_sample, check_bool, check_option, dropped_details
@@ -174,6 +177,12 @@ def ks_2samp_sorted(
     """
     alternative = _ks_alternative(alternative)
     method = check_option("method", method, ("auto", "exact", "asymp"))
+    n1, n2 = ref_sorted.size, cur_sorted.size
+    if n1 + n2 >= FAST_MIN and (method == "asymp" or (method == "auto" and max(n1, n2) > 10000)):
+        d, loc, sign = ks_sorted_fast(ref_sorted, cur_sorted, alternative)
+        details = dropped_details(n_dropped)
+        details.update(statistic_location=loc, statistic_sign=sign, pvalue_method="asymp")
+        return TestResult(d, float(ks_asymp_pvalue(d, n1, n2, alternative)), "ks", n1, n2, 0.0, details)
     g = grid_from_sorted(ref_sorted, cur_sorted)
     return _ks_from_grid(g, alternative, method, ref_sorted, cur_sorted, n_dropped)
 
@@ -290,6 +299,10 @@ def anderson_ksamp_sorted(
     n_dropped: tuple[int, int] = (0, 0),
 ) -> TestResult:
     """Fast entry point of :func:`anderson_ksamp` for sorted, finite float64 arrays.
+
+    With a ``PermutationMethod`` the permutations resample the sorted arrays,
+    so the p-value differs from the raw function's, which keeps the caller's
+    order of the values (SciPy's resampling depends on it).
 
     Examples
     --------
@@ -752,76 +765,62 @@ def _ttest(a: np.ndarray, b: np.ndarray, equal_var: bool, alternative: str, n_dr
 # --------------------------------------------------------------------------- distances
 
 
-def _weighted_sorted(values: np.ndarray, weights: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Sort a sample together with its weights; check the weights as SciPy does."""
-    w = np.asarray(weights, dtype=np.float64)
-    if w.ndim != 1 or w.size != values.size:
-        raise ValueError(
-            f"{name} must be a 1-D array with one weight per value, got shape {w.shape} "
-            f"for {values.size} values."
-        )
-    if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError(f"{name} must be finite and non-negative.")
-    if not w.sum() > 0:
-        raise ValueError(f"{name} must have a positive sum.")
-    order = np.argsort(values, kind="stable")
-    return values[order], w[order]
-
-
 def _weighted_grid(a: np.ndarray, wa: np.ndarray, b: np.ndarray, wb: np.ndarray) -> Grid:
-    """Like :func:`grid_from_sorted` but the "counts" are cumulative weights."""
+    """Grid of two weighted samples: the "counts" are cumulative weights.
+
+    The totals are the last cumulative sums, so both CDFs end at exactly 1.
+    """
     pooled = np.concatenate((a, b))
-    wpooled = np.concatenate((wa, np.zeros_like(wb))), np.concatenate((np.zeros_like(wa), wb))
     order = np.argsort(pooled, kind="stable")
     z_all = pooled[order]
-    cum_a = np.cumsum(wpooled[0][order])
-    cum_b = np.cumsum(wpooled[1][order])
+    cum_a = np.cumsum(np.concatenate((wa, np.zeros_like(wb)))[order])
+    cum_b = np.cumsum(np.concatenate((np.zeros_like(wa), wb))[order])
     last = np.append(np.flatnonzero(z_all[1:] != z_all[:-1]), z_all.size - 1)
     a_cnt, b_cnt = cum_a[last], cum_b[last]
-    # the totals are the last cumulative sums, so the CDFs end at exactly 1
     return Grid(z_all[last], a_cnt, a_cnt, b_cnt, b_cnt, float(cum_a[-1]), float(cum_b[-1]))
 
 
-def _sample_with_mask(x: Any, name: str):
-    """Like :func:`as_sample` but also returns the mask of kept values (to align weights)."""
-    arr = np.asarray(x)
-    kept, n_dropped = as_sample(arr, name)
-    if n_dropped:
-        mask = np.isfinite(np.asarray(arr, dtype=np.float64).reshape(-1))
-    else:
-        mask = None
-    return kept, (n_dropped, mask)
+def _sample_with_mask(x: Any, name: str) -> tuple[np.ndarray, int, np.ndarray | None]:
+    """Like :func:`as_sample`, plus the mask of kept values (None if all kept) to align weights."""
+    kept, n_dropped = as_sample(x, name)
+    mask = np.isfinite(np.asarray(x, dtype=np.float64).reshape(-1)) if n_dropped else None
+    return kept, n_dropped, mask
 
 
-def _lp_distance(reference, current, reference_weights, current_weights, p: int):
-    a, (da, mask_a) = _sample_with_mask(reference, "reference")
-    b, (db, mask_b) = _sample_with_mask(current, "current")
-    if reference_weights is None and current_weights is None:
-        g = grid_from_sorted(np.sort(a), np.sort(b))
-    else:
-        wa = np.ones(a.size) if reference_weights is None else _aligned_weights(reference_weights, mask_a, a.size, "reference_weights")
-        wb = np.ones(b.size) if current_weights is None else _aligned_weights(current_weights, mask_b, b.size, "current_weights")
-        sa, swa = _weighted_sorted(a, wa, "reference_weights")
-        sb, swb = _weighted_sorted(b, wb, "current_weights")
-        g = _weighted_grid(sa, swa, sb, swb)
-    lo, _ = lp_integral_bounds(g, p)
-    return lo, a.size, b.size, (da, db), g
-
-
-def _aligned_weights(weights: Any, mask, n_kept: int, name: str) -> np.ndarray:
+def _aligned_weights(weights: Any, mask: np.ndarray | None, n_kept: int, name: str) -> np.ndarray:
+    """Weights of the kept values, checked as SciPy checks them."""
+    if weights is None:
+        return np.ones(n_kept)
     try:
         w = np.asarray(weights, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must hold real numbers.") from None
     if w.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {w.shape}.")
+    n_given = n_kept if mask is None else mask.size
+    if w.size != n_given:
+        raise ValueError(f"{name} has {w.size} weights for {n_given} values.")
     if mask is not None:
-        if w.size != mask.size:
-            raise ValueError(f"{name} has {w.size} weights for {mask.size} values.")
         w = w[mask]
-    if w.size != n_kept:
-        raise ValueError(f"{name} has {w.size} weights for {n_kept} values.")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(f"{name} must be finite and non-negative.")
+    if not w.sum() > 0:
+        raise ValueError(f"{name} must have a positive sum.")
     return w
+
+
+def _lp_distance(reference, current, reference_weights, current_weights, p: int):
+    """``integral |F_ref - F_cur|^p dx`` of two raw (optionally weighted) samples."""
+    a, da, mask_a = _sample_with_mask(reference, "reference")
+    b, db, mask_b = _sample_with_mask(current, "current")
+    if reference_weights is None and current_weights is None:
+        g = grid_from_sorted(np.sort(a), np.sort(b))
+    else:
+        wa = _aligned_weights(reference_weights, mask_a, a.size, "reference_weights")
+        wb = _aligned_weights(current_weights, mask_b, b.size, "current_weights")
+        g = _weighted_grid(a, wa, b, wb)
+    value, _ = lp_integral_bounds(g, p)
+    return value, a.size, b.size, (da, db)
 
 
 def wasserstein_distance(
@@ -830,8 +829,14 @@ def wasserstein_distance(
     """Wasserstein-1 distance between two 1-D samples, as ``scipy.stats.wasserstein_distance``.
 
     ``W1 = integral |F_ref(x) - F_cur(x)| dx``, in the units of the data.
-    Weights (optional) are per value, non-negative, with a positive sum;
-    a weight whose value is NaN/inf is dropped with it.
+
+    Parameters
+    ----------
+    reference, current
+        1-D samples; NaN and ±inf are removed and counted.
+    reference_weights, current_weights
+        Optional weight per value (before removal; a weight whose value is
+        NaN/inf is dropped with it), non-negative with a positive sum.
 
     Returns
     -------
@@ -844,7 +849,7 @@ def wasserstein_distance(
     >>> wasserstein_distance([0.0, 1.0, 3.0], [5.0, 6.0, 8.0]).statistic
     5.0
     """
-    w, n1, n2, dropped, _ = _lp_distance(reference, current, reference_weights, current_weights, 1)
+    w, n1, n2, dropped = _lp_distance(reference, current, reference_weights, current_weights, 1)
     return TestResult(w, None, "wasserstein", n1, n2, 0.0, {**dropped_details(dropped), "kind": "distance"})
 
 
@@ -860,11 +865,19 @@ def wasserstein_distance_sorted(
     >>> wasserstein_distance_sorted(np.array([0.0, 1.0]), np.array([2.0, 3.0])).statistic
     2.0
     """
-    w, _ = lp_integral_bounds(grid_from_sorted(ref_sorted, cur_sorted), 1)
+    w = _w1_sorted(ref_sorted, cur_sorted)
     return TestResult(
         w, None, "wasserstein", ref_sorted.size, cur_sorted.size, 0.0,
         {**dropped_details(n_dropped), "kind": "distance"},
     )
+
+
+def _w1_sorted(a: np.ndarray, b: np.ndarray) -> float:
+    # Large samples take the merge-free closed form (same value, ~4x faster);
+    # small ones the shared grid formula.
+    if a.size + b.size >= FAST_MIN:
+        return wasserstein1_sorted_fast(a, b)
+    return lp_integral_bounds(grid_from_sorted(a, b), 1)[0]
 
 
 def _normalizer(std: float) -> float:
@@ -892,9 +905,16 @@ def wasserstein_normalized(reference: Any, current: Any) -> TestResult:
 
 
 def wasserstein_normalized_sorted(
-    ref_sorted: np.ndarray, cur_sorted: np.ndarray, *, n_dropped: tuple[int, int] = (0, 0)
+    ref_sorted: np.ndarray,
+    cur_sorted: np.ndarray,
+    *,
+    n_dropped: tuple[int, int] = (0, 0),
+    reference_std: float | None = None,
 ) -> TestResult:
     """Fast entry point of :func:`wasserstein_normalized` for sorted finite arrays.
+
+    ``reference_std`` (ddof=0) may be passed by a caller that already knows
+    it (a detector's reference moments) to skip one pass over the reference.
 
     Examples
     --------
@@ -903,8 +923,8 @@ def wasserstein_normalized_sorted(
     >>> wasserstein_normalized_sorted(np.array([5.0, 5.0]), np.array([5.0, 7.0])).statistic
     1.0
     """
-    w, _ = lp_integral_bounds(grid_from_sorted(ref_sorted, cur_sorted), 1)
-    std = float(np.std(ref_sorted))
+    w = _w1_sorted(ref_sorted, cur_sorted)
+    std = float(np.std(ref_sorted)) if reference_std is None else float(reference_std)
     norm = _normalizer(std)
     details = {**dropped_details(n_dropped), "kind": "distance", "reference_std": std, "normalizer": norm}
     return TestResult(w / norm, None, "wasserstein_normalized", ref_sorted.size, cur_sorted.size, 0.0, details)
@@ -919,13 +939,25 @@ def energy_distance(
     ``sqrt(2 E|X-Y| - E|X-X'| - E|Y-Y'|)`` over the empirical distributions
     (see :func:`cudrift.stats.energy_distance_nd` for points in d dimensions).
 
+    Parameters
+    ----------
+    reference, current
+        1-D samples; NaN and ±inf are removed and counted.
+    reference_weights, current_weights
+        Optional weights, as for :func:`wasserstein_distance`.
+
+    Returns
+    -------
+    TestResult
+        ``method="energy_distance"``, ``pvalue=None``.
+
     Examples
     --------
     >>> from cudrift.stats import energy_distance
     >>> round(energy_distance([0.0], [2.0]).statistic, 12)
     2.0
     """
-    l2, n1, n2, dropped, _ = _lp_distance(reference, current, reference_weights, current_weights, 2)
+    l2, n1, n2, dropped = _lp_distance(reference, current, reference_weights, current_weights, 2)
     return TestResult(
         float(np.sqrt(2) * np.sqrt(l2)), None, "energy_distance", n1, n2, 0.0,
         {**dropped_details(dropped), "kind": "distance"},
