@@ -27,7 +27,7 @@ from cudrift.errors import CudriftError, EmptyInputError, IncompatibleSketchErro
 from cudrift.io import as_source
 from cudrift.sketches.column import NumericColumnProfile
 from cudrift.sketches.config import NUMERICAL, ProfileConfig, Schema
-from cudrift.sketches.profile import Profile, _itemsize, profile_keeping_sorted
+from cudrift.sketches.profile import Profile, profile_keeping_sorted
 from cudrift.stats import TESTS
 
 DEFAULT_MEMORY_BUDGET = 1 << 30
@@ -67,7 +67,8 @@ class DriftDetector:
     schema, config, columns
         Passed to :func:`cudrift.profile` for the reference.
     memory_budget
-        Bytes the sorted reference may hold (default 1 GiB).
+        Bytes the sorted numeric reference may hold, at 8 bytes per value
+        (it is kept as float64; default 1 GiB).
     null_share_tolerance
         A change of the null share larger than this (absolute) is reported.
 
@@ -127,11 +128,12 @@ class DriftDetector:
             src = as_source(reference, columns=columns, batch_rows=(config or ProfileConfig()).batch_rows)
             budget = 0 if exact == "never" else self.memory_budget
             self.reference, self._ref_sorted = profile_keeping_sorted(
-                src, config=config, schema=schema, backend=backend, keep_sorted_budget=budget
+                src, config=config, schema=schema, backend=backend, keep_sorted_budget=budget,
+                keep_float64=True,  # converted once here rather than on every compare
             )
             numeric = [n for n, k in self.reference.kinds.items() if k == NUMERICAL]
             if exact == "always" and numeric and not self._ref_sorted:
-                need = sum(src.n_rows * _itemsize(self.reference.dtypes[n]) for n in numeric)
+                need = sum(src.n_rows * 8 for n in numeric)
                 raise ValueError(
                     f"exact='always': the sorted numeric reference needs {need:,} bytes, over memory_budget="
                     f"{self.memory_budget:,}"

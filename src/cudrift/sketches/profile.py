@@ -385,13 +385,16 @@ def profile_keeping_sorted(
     backend: str = "auto",
     errors: str = "raise",
     keep_sorted_budget: int = 0,
+    keep_float64: bool = False,
 ) -> tuple[Profile, dict[str, np.ndarray]]:
     """:func:`profile`, also returning each numeric column's sorted finite values.
 
     The values are kept (from the one sort the profile pass makes anyway)
     only when all numeric columns together fit ``keep_sorted_budget`` bytes;
     otherwise the dict is empty. This is how a detector gets exact rank
-    tests without sorting a window twice.
+    tests without sorting a window twice. ``keep_float64`` converts the kept
+    values to float64 (budgeted at 8 bytes each), for a reference that is
+    compared many times.
     """
     resolve_backend(backend)  # validates the name; the GPU path arrives with the CUDA kernels
     if like is not None:
@@ -418,7 +421,7 @@ def profile_keeping_sorted(
     numeric = [n for n, k in kinds.items() if k == NUMERICAL]
     keep: dict[str, list[np.ndarray]] | None = None
     if numeric and keep_sorted_budget > 0 and src.n_rows is not None:
-        need = sum(src.n_rows * _itemsize(dtypes[n]) for n in numeric)
+        need = sum(src.n_rows * (8 if keep_float64 else _itemsize(dtypes[n])) for n in numeric)
         if need <= keep_sorted_budget:
             keep = {n: [] for n in numeric}
     _consume(prof, src, list(kinds), errors, keep)
@@ -431,6 +434,8 @@ def profile_keeping_sorted(
                 kept[n] = np.zeros(0, dtype=np.float64)
             else:
                 kept[n] = parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))
+                if keep_float64 and kept[n].dtype != np.float64:
+                    kept[n] = kept[n].astype(np.float64)
     if prof.n_rows == 0:
         raise EmptyInputError(f"{src.origin} has no rows: an empty window cannot be profiled")
     # Columns without edges yet (the reference itself, or columns new to it)

@@ -1,0 +1,132 @@
+"""Settings of the monitor model, kept in its ``config.pbtxt`` ``parameters``.
+
+The repository writer turns :class:`MonitorSettings` into ``parameters``
+entries and the model reads them back, so both sides share one list of keys,
+types and defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from cudrift.backends import BACKENDS
+
+__all__ = ["MonitorSettings", "PARAMETER_PREFIX"]
+
+PARAMETER_PREFIX = "cudrift_"
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """What the monitor model needs besides its inputs.
+
+    Attributes
+    ----------
+    reference
+        Reference profile file, relative to the model directory (or absolute).
+    monitored_model
+        Value of the ``model`` label on every metric; empty: the monitor's
+        own model name.
+    window_rows, window_seconds
+        A window closes after this many rows or seconds, whichever comes
+        first (0 disables that limit; at least one must be > 0).
+    sliding_windows
+        Windows merged per comparison (1: tumbling windows).
+    fold_rows
+        Accepted rows buffered before they are profiled (by the worker
+        thread, off the request path).
+    checkpoint
+        Checkpoint file, relative to the model directory (or absolute);
+        empty: no checkpoint.
+    checkpoint_seconds
+        Seconds between periodic checkpoints; at most the rows accepted
+        since the last checkpoint are lost by a crash.
+    backend
+        ``"auto"``, ``"cpu"`` or ``"gpu"``: where windows are profiled. A GPU
+        instance tries the GPU and falls back to the CPU with a log line.
+    policy
+        Test policy of the :class:`~cudrift.DriftDetector` (a test name or ``"auto"``).
+    drift_share
+        Share of drifted features that marks the whole window as drifted.
+    predictions
+        Reference columns fed by the served model's outputs.
+    """
+
+    reference: str = "reference.cdp"
+    monitored_model: str = ""
+    window_rows: int = 10_000
+    window_seconds: float = 0.0
+    sliding_windows: int = 1
+    fold_rows: int = 4096
+    checkpoint: str = ""
+    checkpoint_seconds: float = 30.0
+    backend: str = "auto"
+    policy: str = "auto"
+    drift_share: float = 0.5
+    predictions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("window_rows", "sliding_windows", "fold_rows"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "window_rows" else 1):
+                raise ValueError(f"Invalid value for {name}: {v!r}")
+        for name in ("window_seconds", "checkpoint_seconds"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"Invalid value for {name}: {v!r} (expected a number >= 0)")
+        if self.window_rows == 0 and self.window_seconds == 0:
+            raise ValueError("a window needs window_rows > 0 or window_seconds > 0 (both are 0)")
+        if self.checkpoint and self.checkpoint_seconds <= 0:
+            raise ValueError(f"Invalid value for checkpoint_seconds: {self.checkpoint_seconds!r} (expected > 0)")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"Invalid value for backend: {self.backend!r} (expected one of {BACKENDS})")
+        if not (0 < self.drift_share <= 1):
+            raise ValueError(f"Invalid value for drift_share: {self.drift_share!r} (expected a number in (0, 1])")
+        object.__setattr__(self, "predictions", tuple(str(c) for c in self.predictions))
+
+    def to_parameters(self) -> dict[str, str]:
+        """``config.pbtxt`` parameters (every value a string, as Triton wants)."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[PARAMETER_PREFIX + f.name] = json.dumps(list(v)) if f.name == "predictions" else str(v)
+        return out
+
+    @classmethod
+    def from_parameters(cls, parameters: Mapping[str, Any]) -> "MonitorSettings":
+        """Read the ``parameters`` of a model config (JSON form: ``{key: {"string_value": ...}}``).
+
+        Unknown ``cudrift_`` keys raise, so that a misspelt setting is not
+        silently ignored; missing ones take their defaults.
+        """
+        values: dict[str, str] = {}
+        for key, v in parameters.items():
+            if not key.startswith(PARAMETER_PREFIX):
+                continue
+            values[key[len(PARAMETER_PREFIX):]] = v["string_value"] if isinstance(v, Mapping) else str(v)
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown monitor parameters {[PARAMETER_PREFIX + k for k in unknown]}; "
+                f"known: {[PARAMETER_PREFIX + k for k in known]}"
+            )
+        kwargs: dict[str, Any] = {}
+        for name, text in values.items():
+            default = known[name].default
+            try:
+                if name == "predictions":
+                    kwargs[name] = tuple(json.loads(text)) if text.strip() else ()
+                elif isinstance(default, int):
+                    kwargs[name] = int(text)
+                elif isinstance(default, float):
+                    kwargs[name] = float(text)
+                else:
+                    kwargs[name] = text
+            except (ValueError, TypeError, json.JSONDecodeError):
+                raise ValueError(f"Invalid value for {PARAMETER_PREFIX}{name}: {text!r}") from None
+        return cls(**kwargs)

@@ -1,0 +1,233 @@
+"""Triton custom metrics of the drift monitor (``pb_utils.MetricFamily``).
+
+Every label value is bounded: ``model`` is fixed per monitor, ``feature``
+comes from the reference profile, ``test`` from cudrift's test registry and
+``reason`` from :data:`BAD_REQUEST_REASONS`. Nothing from request data ever
+becomes a label.
+
+Each metric update is an IPC round trip from the python-backend stub to the
+server, so the monitor makes them from its worker thread, never from
+``execute``: request counts are accumulated and published in batches.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from cudrift.detect.report import DriftReport
+from cudrift.integrations.triton._layout import FeatureLayout
+from cudrift.integrations.triton._state import ClosedWindow
+from cudrift.sketches.column import NumericColumnProfile
+
+__all__ = ["MonitorMetrics", "BAD_REQUEST_REASONS", "METRIC_NAMES"]
+
+#: Why a request was refused (the ``reason`` label of ``cudrift_bad_requests_total``).
+BAD_REQUEST_REASONS = (
+    "missing_input",  # an input tensor the layout needs is absent
+    "wrong_dtype",  # a tensor's data type is not the configured one
+    "wrong_width",  # a tensor's second axis does not match its feature count
+    "batch_mismatch",  # input tensors disagree on the number of rows
+    "empty_batch",  # zero rows
+    "nan_only",  # every numeric value of the request is NaN
+    "unreadable",  # the values could not be read (e.g. bytes that are not UTF-8)
+    "internal",  # an unexpected error while handling the request
+)
+
+# name: (kind, description)
+_FAMILIES: dict[str, tuple[str, str]] = {
+    "cudrift_feature_drift_score": ("GAUGE", "Drift statistic of the last closed window, per feature and test"),
+    "cudrift_feature_drift_pvalue": ("GAUGE", "p-value of the last closed window, per feature (p-value tests only)"),
+    "cudrift_feature_drifted": ("GAUGE", "1 if the feature drifted in the last closed window, else 0"),
+    "cudrift_dataset_drift_share": ("GAUGE", "Share of tested features that drifted in the last closed window"),
+    "cudrift_dataset_drift": ("GAUGE", "1 if the last closed window drifted as a whole (share >= drift_share)"),
+    "cudrift_window_rows_total": ("COUNTER", "Rows accepted into drift windows"),
+    "cudrift_window_open_rows": ("GAUGE", "Rows accepted into the window that is still open"),
+    "cudrift_windows_closed_total": ("COUNTER", "Drift windows closed and compared with the reference"),
+    "cudrift_feature_nulls_total": ("COUNTER", "Null or NaN values in closed windows, per feature"),
+    "cudrift_feature_out_of_range_total": (
+        "COUNTER", "Numeric values outside the reference range (infinities included) in closed windows, per feature"
+    ),
+    "cudrift_feature_unseen_categories_total": (
+        "COUNTER", "Categorical values absent from the reference in closed windows, per feature"
+    ),
+    "cudrift_bad_requests_total": ("COUNTER", "Requests refused by the drift monitor, per reason"),
+    "cudrift_requests_total": ("COUNTER", "Requests handled by the drift monitor (accepted or refused)"),
+    "cudrift_request_duration_seconds_total": ("COUNTER", "Time spent by the drift monitor in requests"),
+    "cudrift_window_close_duration_seconds_total": (
+        "COUNTER", "Time spent closing windows (last fold, comparison, publication)"
+    ),
+    "cudrift_window_close_duration_seconds": ("GAUGE", "Time spent closing the last window"),
+    "cudrift_last_window_close_timestamp_seconds": ("GAUGE", "Unix time at which the last window closed"),
+}
+
+#: Every metric family the monitor publishes.
+METRIC_NAMES = tuple(_FAMILIES)
+
+_DRIFT_FAMILIES = ("cudrift_feature_drift_score", "cudrift_feature_drift_pvalue", "cudrift_feature_drifted")
+
+
+def _num(x: float | None) -> float:
+    return math.nan if x is None else float(x)
+
+
+class MonitorMetrics:
+    """The monitor's metric families and series.
+
+    Parameters
+    ----------
+    pb
+        The ``triton_python_backend_utils`` module (or an object with the same
+        ``MetricFamily`` API).
+    model
+        Value of the ``model`` label: the monitored model's name.
+    layout
+        The monitor's input layout: its columns are the ``feature`` labels.
+
+    Notes
+    -----
+    Counters are created at zero for every feature and reason, so a scrape
+    shows the full, bounded set of series from the start. :meth:`totals`
+    returns the counters' values for the checkpoint and :meth:`restore` adds
+    them back after a restart, so counters continue across restarts (less
+    what happened after the last checkpoint).
+    """
+
+    def __init__(self, pb: Any, model: str, layout: FeatureLayout) -> None:
+        self._pb = pb
+        self.model = model
+        self._families = {
+            name: pb.MetricFamily(name=name, description=desc, kind=getattr(pb.MetricFamily, kind))
+            for name, (kind, desc) in _FAMILIES.items()
+        }
+        self._series: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
+        self._tests: dict[str, str] = {}  # feature -> test of its current drift series
+        self._numeric = {c for g in layout.groups if g.kind == "numerical" for c in g.columns}
+        self._features = layout.columns
+        self._totals: dict[str, Any] = {
+            "requests": 0, "request_seconds": 0.0, "close_seconds": 0.0,
+            "bad": {r: 0 for r in BAD_REQUEST_REASONS},
+            "nulls": {f: 0 for f in self._features},
+            "out_of_range": {f: 0 for f in self._features if f in self._numeric},
+            "unseen": {f: 0 for f in self._features if f not in self._numeric},
+        }
+        self._published_rows = 0
+        self._published_windows = 0
+        for r in BAD_REQUEST_REASONS:
+            self._metric("cudrift_bad_requests_total", reason=r)
+        for f in self._features:
+            self._metric("cudrift_feature_nulls_total", feature=f)
+            if f in self._numeric:
+                self._metric("cudrift_feature_out_of_range_total", feature=f)
+            else:
+                self._metric("cudrift_feature_unseen_categories_total", feature=f)
+        for name in ("cudrift_window_rows_total", "cudrift_windows_closed_total", "cudrift_requests_total",
+                     "cudrift_request_duration_seconds_total", "cudrift_window_close_duration_seconds_total",
+                     "cudrift_window_open_rows"):
+            self._metric(name)
+        self._metric("cudrift_dataset_drift_share").set(math.nan)
+
+    def _metric(self, family: str, **labels: str) -> Any:
+        key = (family, tuple(sorted(labels.items())))
+        m = self._series.get(key)
+        if m is None:
+            m = self._families[family].Metric(labels={"model": self.model, **labels})
+            self._series[key] = m
+        return m
+
+    def _drop(self, family: str, **labels: str) -> None:
+        m = self._series.pop((family, tuple(sorted(labels.items()))), None)
+        if m is not None:
+            del m  # deleting the Metric object removes the series from the server
+
+    # ------------------------------------------------------------ updates
+    def record_requests(self, n: int, seconds: float, bad: Mapping[str, int]) -> None:
+        """Add a batch of handled requests: how many, time spent, refusals per reason."""
+        if n:
+            self._metric("cudrift_requests_total").increment(n)
+            self._metric("cudrift_request_duration_seconds_total").increment(seconds)
+            self._totals["requests"] += n
+            self._totals["request_seconds"] += seconds
+        for reason, k in bad.items():
+            if k:
+                self._metric("cudrift_bad_requests_total", reason=reason).increment(k)
+                self._totals["bad"][reason] = self._totals["bad"].get(reason, 0) + k
+
+    def record_rows(self, rows_total: int, open_rows: int, windows_closed: int) -> None:
+        """Publish the window counters (totals; the counters advance by the difference)."""
+        if rows_total > self._published_rows:
+            self._metric("cudrift_window_rows_total").increment(rows_total - self._published_rows)
+            self._published_rows = rows_total
+        if windows_closed > self._published_windows:
+            self._metric("cudrift_windows_closed_total").increment(windows_closed - self._published_windows)
+            self._published_windows = windows_closed
+        self._metric("cudrift_window_open_rows").set(open_rows)
+
+    def publish_window(self, closed: ClosedWindow, report: DriftReport, seconds: float) -> None:
+        """Publish a closed window: drift per feature, dataset share, data quality, close time."""
+        for f in report.features:
+            if f.column not in self._tests and f.test is None:
+                continue
+            test = f.test or self._tests[f.column]
+            old = self._tests.get(f.column)
+            if old is not None and old != test:
+                for fam in _DRIFT_FAMILIES:
+                    self._drop(fam, feature=f.column, test=old)
+            self._tests[f.column] = test
+            self._metric("cudrift_feature_drift_score", feature=f.column, test=test).set(_num(f.statistic))
+            if f.pvalue is not None:
+                self._metric("cudrift_feature_drift_pvalue", feature=f.column, test=test).set(
+                    _num(f.pvalue_adjusted if f.pvalue_adjusted is not None else f.pvalue)
+                )
+            self._metric("cudrift_feature_drifted", feature=f.column, test=test).set(1.0 if f.drifted else 0.0)
+        self._metric("cudrift_dataset_drift_share").set(float(report.share_drifted))
+        self._metric("cudrift_dataset_drift").set(1.0 if report.dataset_drift else 0.0)
+        for name, col in closed.own.columns.items():
+            if name not in self._totals["nulls"]:
+                continue
+            if isinstance(col, NumericColumnProfile):
+                nulls = col.null_count + col.nan_count
+                outside = col.posinf_count + col.neginf_count
+                if col.histogram is not None:
+                    outside += int(col.histogram.counts[0] + col.histogram.counts[-1])
+                self._add("cudrift_feature_out_of_range_total", "out_of_range", name, outside)
+            else:
+                nulls = col.null_count
+                self._add("cudrift_feature_unseen_categories_total", "unseen", name, col.unseen_count)
+            self._add("cudrift_feature_nulls_total", "nulls", name, nulls)
+        self._metric("cudrift_window_close_duration_seconds_total").increment(seconds)
+        self._metric("cudrift_window_close_duration_seconds").set(seconds)
+        self._metric("cudrift_last_window_close_timestamp_seconds").set(closed.closed_at)
+        self._totals["close_seconds"] += seconds
+
+    def _add(self, family: str, total: str, feature: str, value: int) -> None:
+        if value:
+            self._metric(family, feature=feature).increment(value)
+            self._totals[total][feature] += int(value)
+
+    # ------------------------------------------------------------ persistence
+    def totals(self) -> dict[str, Any]:
+        """Counter values to keep in a checkpoint (JSON-able)."""
+        return {k: (dict(v) if isinstance(v, dict) else v) for k, v in self._totals.items()}
+
+    def restore(self, totals: Mapping[str, Any], rows_total: int, windows_closed: int) -> None:
+        """Continue the counters from a checkpoint's values."""
+        self.record_requests(int(totals.get("requests", 0)), float(totals.get("request_seconds", 0.0)),
+                             {r: int(v) for r, v in dict(totals.get("bad", {})).items() if r in BAD_REQUEST_REASONS})
+        for key, family in (("nulls", "cudrift_feature_nulls_total"),
+                            ("out_of_range", "cudrift_feature_out_of_range_total"),
+                            ("unseen", "cudrift_feature_unseen_categories_total")):
+            for feature, v in dict(totals.get(key, {})).items():
+                if feature in self._totals[key]:
+                    self._add(family, key, feature, int(v))
+        close = float(totals.get("close_seconds", 0.0))
+        if close:
+            self._metric("cudrift_window_close_duration_seconds_total").increment(close)
+            self._totals["close_seconds"] += close
+        self.record_rows(rows_total, 0, windows_closed)
+
+    def close(self) -> None:
+        """Delete every series, then the families (Triton requires that order)."""
+        self._series.clear()
+        self._families.clear()

@@ -1,0 +1,409 @@
+"""Window state of the Triton monitor: accepted rows → window profiles, and checkpoints.
+
+Rows go through three stages:
+
+1. **accepted** (request thread, :meth:`WindowState.accept`): a request's
+   validated arrays are copied into the open window's pending list. A
+   window that reaches ``window_rows`` is *sealed* there and then, and the
+   rest of the request starts the next window, so every row-closed window
+   holds exactly ``window_rows`` rows.
+2. **folded** (worker thread, :meth:`WindowState.fold`): pending rows are
+   profiled ``like=`` the reference and merged (``+``) into their window's
+   profile. Profiling a few thousand rows at once costs little more than
+   profiling one request (the per-call overhead dominates small batches),
+   so the request path never profiles.
+3. **closed** (worker thread, :meth:`WindowState.close_next`): a sealed
+   window is folded completely and handed back as a :class:`ClosedWindow`;
+   with ``sliding_windows=K`` its profile is merged with the K-1 windows
+   closed before it.
+
+A checkpoint (:meth:`WindowState.to_bytes`) holds the folded profile of every
+window not closed yet, the K-1 most recent closed profiles, and the
+counters; rows still pending are not in it. :func:`write_atomic` writes it
+to a temporary file, fsyncs it and renames it over the previous one, so a
+crash leaves either the old or the new checkpoint, never a torn one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cudrift.errors import FormatError
+from cudrift.integrations.triton._layout import FeatureLayout
+from cudrift.sketches import _format
+from cudrift.sketches.profile import Profile, profile
+
+__all__ = ["WindowState", "ClosedWindow", "write_atomic", "reference_digest", "CHECKPOINT_KIND", "CHECKPOINT_VERSION"]
+
+CHECKPOINT_KIND = "cudrift.triton.window"
+CHECKPOINT_VERSION = 1
+
+
+def reference_digest(reference: Profile) -> str:
+    """SHA-256 of the reference profile's bytes: a checkpoint resumes only against the same reference."""
+    return hashlib.sha256(reference.to_bytes()).hexdigest()
+
+
+@dataclass
+class ClosedWindow:
+    """A window handed back by :meth:`WindowState.close_next`.
+
+    Attributes
+    ----------
+    window_id
+        Sequence number of the window (0, 1, 2... across restarts).
+    rows
+        Rows the window holds.
+    opened_at, closed_at
+        Wall-clock times (seconds since the epoch).
+    own
+        Profile of this window's rows only (data-quality counters use it).
+    merged
+        Profile compared with the reference: ``own`` merged with the
+        ``sliding_windows - 1`` windows closed before it.
+    """
+
+    window_id: int
+    rows: int
+    opened_at: float
+    closed_at: float
+    own: Profile
+    merged: Profile
+
+
+@dataclass
+class _Window:
+    window_id: int
+    opened_at: float
+    profile: Profile
+    rows: int = 0  # accepted (folded + pending)
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    pending_rows: int = 0
+    closed_at: float | None = None
+
+
+class WindowState:
+    """Tumbling or sliding windows of accepted rows, profiled like the reference.
+
+    Parameters
+    ----------
+    reference
+        The reference profile: columns, bin edges and category dictionaries.
+    layout
+        Which columns each input tensor carries.
+    window_rows
+        A window closes once it holds this many rows (0: no row limit).
+    window_seconds
+        A window closes this many seconds after it opened (0: no time
+        limit); a window with no rows is not closed, its clock restarts.
+    sliding_windows
+        Closed windows merged for each comparison (1: tumbling windows).
+    fold_rows
+        Pending rows of the open window that trigger a fold.
+    backend
+        ``"cpu"`` or ``"gpu"``: passed to :func:`cudrift.profile`.
+    clock
+        Wall clock (seconds since the epoch); tests pass a fake one.
+
+    Notes
+    -----
+    :meth:`accept` is called from Triton's ``execute`` thread, everything
+    else from the monitor's worker thread. A lock guards the windows' row
+    counts and pending lists; window profiles are touched by the worker only.
+
+    Examples
+    --------
+    >>> import numpy as np, cudrift
+    >>> ref = cudrift.profile({"x": np.arange(1000.0), "y": np.arange(1000.0)})
+    >>> st = WindowState(ref, FeatureLayout.from_profile(ref), window_rows=300)
+    >>> st.accept({"NUMERIC": np.zeros((500, 2), np.float32)}, 500)
+    >>> w = st.close_next()
+    >>> (w.window_id, w.rows, w.merged.n_rows), st.close_next(), st.open_rows
+    ((0, 300, 300), None, 200)
+    """
+
+    def __init__(
+        self,
+        reference: Profile,
+        layout: FeatureLayout,
+        window_rows: int = 0,
+        window_seconds: float = 0.0,
+        sliding_windows: int = 1,
+        fold_rows: int = 4096,
+        backend: str = "cpu",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not isinstance(window_rows, int) or window_rows < 0:
+            raise ValueError(f"Invalid value for window_rows: {window_rows!r} (expected an integer >= 0)")
+        if not (isinstance(window_seconds, (int, float)) and window_seconds >= 0):
+            raise ValueError(f"Invalid value for window_seconds: {window_seconds!r} (expected a number >= 0)")
+        if window_rows == 0 and window_seconds == 0:
+            raise ValueError("a window needs window_rows > 0 or window_seconds > 0 (both are 0)")
+        if not isinstance(sliding_windows, int) or sliding_windows < 1:
+            raise ValueError(f"Invalid value for sliding_windows: {sliding_windows!r} (expected an integer >= 1)")
+        if not isinstance(fold_rows, int) or fold_rows < 1:
+            raise ValueError(f"Invalid value for fold_rows: {fold_rows!r} (expected an integer >= 1)")
+        self.reference = reference
+        self.layout = layout
+        self.window_rows = window_rows
+        self.window_seconds = float(window_seconds)
+        self.sliding_windows = sliding_windows
+        self.fold_rows = fold_rows
+        self.backend = backend
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._open = _Window(0, clock(), Profile.empty_like(reference))
+        self._sealed: deque[_Window] = deque()
+        # The K-1 windows closed last, newest first (maxlen 0 for tumbling windows).
+        self._history: deque[Profile] = deque(maxlen=sliding_windows - 1)
+        self._history_ids: deque[int] = deque(maxlen=sliding_windows - 1)
+        self.rows_total = 0
+        self.windows_closed = 0
+        # Bool-keyed categorical columns travel as INT64 (Triton has no
+        # mixed-type tensor); turn them back into bools so that their keys
+        # match the reference dictionary.
+        self._bool_columns = {c for c, kt in layout.key_types(reference).items() if kt == "bool"}
+
+    # ------------------------------------------------------------ request path
+    def accept(self, arrays: Mapping[str, Any], n_rows: int) -> None:
+        """Take a validated request: ``arrays`` maps each input tensor name to a ``[n_rows, width]`` array.
+
+        The arrays must be owned by the caller (copies of the request's
+        tensors): they are kept until the worker folds them.
+        """
+        start = 0
+        with self._lock:
+            while start < n_rows:
+                w = self._open
+                room = n_rows - start if self.window_rows == 0 else min(self.window_rows - w.rows, n_rows - start)
+                stop = start + room
+                part = arrays if (start == 0 and stop == n_rows) else {k: v[start:stop] for k, v in arrays.items()}
+                w.pending.append(part)
+                w.pending_rows += room
+                w.rows += room
+                self.rows_total += room
+                start = stop
+                if self.window_rows and w.rows >= self.window_rows:
+                    self._seal_locked(self.clock())
+
+    def _seal_locked(self, now: float) -> None:
+        w = self._open
+        w.closed_at = now
+        self._sealed.append(w)
+        self._open = _Window(w.window_id + 1, now, Profile.empty_like(self.reference))
+
+    # ------------------------------------------------------------ worker
+    @property
+    def open_rows(self) -> int:
+        """Rows accepted into the open window."""
+        with self._lock:
+            return self._open.rows
+
+    @property
+    def open_window_id(self) -> int:
+        with self._lock:
+            return self._open.window_id
+
+    def needs_work(self, now: float | None = None) -> bool:
+        """True when a window is sealed, a time window is due, or enough rows are pending to fold."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            return bool(self._sealed) or self._open.pending_rows >= self.fold_rows or self._expired_locked(now)
+
+    def _expired_locked(self, now: float) -> bool:
+        return self.window_seconds > 0 and now - self._open.opened_at >= self.window_seconds
+
+    def seal_expired(self, now: float | None = None) -> bool:
+        """Seal the open window if its time is up; returns whether it did.
+
+        An expired window with no rows is not sealed: its clock restarts, so
+        an idle server does not close empty windows.
+        """
+        now = self.clock() if now is None else now
+        with self._lock:
+            if not self._expired_locked(now):
+                return False
+            if self._open.rows == 0:
+                self._open.opened_at = now
+                return False
+            self._seal_locked(now)
+            return True
+
+    def fold(self, force: bool = False) -> int:
+        """Profile the open window's pending rows into its profile; returns the rows folded.
+
+        Without ``force`` nothing happens below ``fold_rows`` pending rows.
+        """
+        with self._lock:
+            w = self._open
+            if not w.pending or (not force and w.pending_rows < self.fold_rows):
+                return 0
+            batches, n = w.pending, w.pending_rows
+            w.pending, w.pending_rows = [], 0
+        # The window may be sealed by a request while this runs; its profile
+        # is still only touched here, and close_next runs on this thread.
+        w.profile = w.profile + self._profile(batches)
+        return n
+
+    def close_next(self) -> ClosedWindow | None:
+        """Fold and close the oldest sealed window; ``None`` when none is sealed."""
+        with self._lock:
+            if not self._sealed:
+                return None
+            w = self._sealed.popleft()
+            batches, w.pending, w.pending_rows = w.pending, [], 0
+        if batches:
+            w.profile = w.profile + self._profile(batches)
+        merged = w.profile
+        for past in self._history:
+            merged = merged + past
+        self._history.appendleft(w.profile)
+        self._history_ids.appendleft(w.window_id)
+        self.windows_closed += 1
+        return ClosedWindow(w.window_id, w.rows, w.opened_at, w.closed_at or self.clock(), w.profile, merged)
+
+    def _profile(self, batches: list[dict[str, Any]]) -> Profile:
+        """One profile of a list of accepted batches (the fold's single profiling call)."""
+        columns: dict[str, Any] = {}
+        for g in self.layout.groups:
+            parts = [b[g.name] for b in batches]
+            xp = _array_module(parts[0])
+            block = parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=0)
+            for j, name in enumerate(g.columns):
+                col = xp.ascontiguousarray(block[:, j])
+                if name in self._bool_columns:
+                    col = col != 0
+                columns[name] = col
+        return profile(columns, like=self.reference, backend=self.backend)
+
+    # ------------------------------------------------------------ checkpoint
+    def to_bytes(self, extra: Mapping[str, Any] | None = None) -> bytes:
+        """Checkpoint: every unclosed window's folded profile, the sliding history and the counters.
+
+        Call it from the worker thread. Rows not folded yet are not in it;
+        ``extra`` is stored as JSON next to the state (counters of the caller).
+        """
+        with self._lock:
+            windows = [*self._sealed, self._open]
+            info = [
+                {"id": w.window_id, "opened_at": w.opened_at, "closed_at": w.closed_at,
+                 "rows": w.rows - w.pending_rows}
+                for w in windows
+            ]
+            profiles = [w.profile for w in windows]
+            rows_total = self.rows_total - sum(w.pending_rows for w in windows)
+        arrays = {f"w{i}": np.frombuffer(p.to_bytes(), dtype=np.uint8) for i, p in enumerate(profiles)}
+        arrays.update({f"h{i}": np.frombuffer(p.to_bytes(), dtype=np.uint8) for i, p in enumerate(self._history)})
+        meta = {
+            "reference_sha256": reference_digest(self.reference),
+            "windows": info,
+            "history": list(self._history_ids),
+            "rows_total": rows_total,
+            "windows_closed": self.windows_closed,
+            "saved_at": self.clock(),
+            "extra": dict(extra or {}),
+        }
+        return _format.pack(CHECKPOINT_KIND, CHECKPOINT_VERSION, meta, arrays)
+
+    def restore(self, data: bytes) -> dict[str, Any]:
+        """Resume from checkpoint bytes; returns the ``extra`` dict saved with them.
+
+        Call it before the first :meth:`accept`.
+
+        Raises
+        ------
+        FormatError
+            If the bytes are not a readable checkpoint or were written
+            against a different reference profile.
+        """
+        _, meta, arrays = _format.unpack(data, CHECKPOINT_KIND, CHECKPOINT_VERSION)
+        try:
+            digest = meta["reference_sha256"]
+            info = list(meta["windows"])
+            hist_ids = [int(i) for i in meta["history"]]
+            rows_total = int(meta["rows_total"])
+            windows_closed = int(meta["windows_closed"])
+            extra = dict(meta.get("extra") or {})
+            windows = []
+            for i, w in enumerate(info):
+                prof = Profile.from_bytes(arrays[f"w{i}"].tobytes())
+                windows.append(_Window(int(w["id"]), float(w["opened_at"]), prof, rows=int(w["rows"]),
+                                       closed_at=None if w["closed_at"] is None else float(w["closed_at"])))
+            history = [Profile.from_bytes(arrays[f"h{i}"].tobytes()) for i in range(len(hist_ids))]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FormatError(f"corrupted {CHECKPOINT_KIND} checkpoint: {exc!r}") from None
+        if digest != reference_digest(self.reference):
+            raise FormatError("the checkpoint was written against a different reference profile")
+        if not windows:
+            raise FormatError(f"corrupted {CHECKPOINT_KIND} checkpoint: no open window")
+        for w in windows:
+            if w.profile.n_rows != w.rows:
+                raise FormatError(
+                    f"corrupted {CHECKPOINT_KIND} checkpoint: window {w.window_id} says {w.rows} rows, "
+                    f"its profile holds {w.profile.n_rows}"
+                )
+            Profile.empty_like(self.reference).merge(w.profile)  # same columns, edges and dictionaries
+        with self._lock:
+            *sealed, self._open = windows
+            self._sealed = deque(sealed)
+            # A window still open in the checkpoint but full under the current
+            # settings (window_rows lowered since) is sealed at the next accept;
+            # sealing it here keeps the invariant "open window below the limit".
+            if self.window_rows and self._open.rows >= self.window_rows:
+                self._seal_locked(self.clock())
+            # Saved newest first; keep the K-1 newest under the current setting.
+            keep = self.sliding_windows - 1
+            self._history.clear()
+            self._history.extend(history[:keep])
+            self._history_ids.clear()
+            self._history_ids.extend(hist_ids[:keep])
+            self.rows_total = rows_total
+            self.windows_closed = windows_closed
+        return extra
+
+
+def _array_module(a: Any):
+    """NumPy, or CuPy for device arrays (the GPU instance path keeps inputs on the device)."""
+    if isinstance(a, np.ndarray):
+        return np
+    import cupy
+
+    return cupy
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: temporary file in the same folder, fsync, rename, fsync the folder.
+
+    A crash at any point leaves either the previous file or the new one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    # The rename is durable only once the directory entry is on disk.
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+    return path

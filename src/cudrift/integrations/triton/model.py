@@ -1,0 +1,421 @@
+"""The drift monitor as a Triton python-backend model.
+
+A repository written by ``cudrift triton repo`` holds ``1/model.py`` that
+re-exports :class:`TritonPythonModel` from here, so upgrading cudrift in the
+server's Python environment upgrades the monitor.
+
+Life of a request (``execute``, Triton's thread): read every input tensor
+(through DLPack; BYTES through ``as_numpy``, DLPack has no string type),
+validate it, copy its rows into the open window, answer with the drift share
+of the last closed window. Nothing else happens on the request path: a
+worker thread folds buffered rows into the window profile, closes windows,
+runs the :class:`~cudrift.DriftDetector`, publishes the metrics and writes
+the checkpoints. A refused request gets an error response of its own and is
+counted; the other requests of the same ``execute`` call go on.
+
+This module imports ``triton_python_backend_utils`` only inside
+:meth:`TritonPythonModel.initialize`, so it can be imported (and its
+docstrings tested) outside Triton.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cudrift.backends import resolve_backend
+from cudrift.detect.detector import DriftDetector
+from cudrift.errors import BackendUnavailableError, FormatError
+from cudrift.integrations.triton._config import MonitorSettings
+from cudrift.integrations.triton._layout import NUMERIC, OUTPUT_NAME, FeatureLayout, InputGroup
+from cudrift.integrations.triton._metrics import MonitorMetrics
+from cudrift.integrations.triton._state import WindowState, write_atomic
+from cudrift.sketches.column import NumericColumnProfile
+from cudrift.sketches.profile import Profile, profile
+
+__all__ = ["TritonPythonModel", "BadRequest"]
+
+#: Seconds between two passes of the worker when nothing wakes it earlier.
+WORKER_TICK_SECONDS = 0.25
+
+# NumPy dtype each config data type arrives as.
+_NUMPY_DTYPES = {
+    "TYPE_BOOL": np.dtype(bool), "TYPE_UINT8": np.dtype(np.uint8), "TYPE_UINT16": np.dtype(np.uint16),
+    "TYPE_UINT32": np.dtype(np.uint32), "TYPE_UINT64": np.dtype(np.uint64), "TYPE_INT8": np.dtype(np.int8),
+    "TYPE_INT16": np.dtype(np.int16), "TYPE_INT32": np.dtype(np.int32), "TYPE_INT64": np.dtype(np.int64),
+    "TYPE_FP16": np.dtype(np.float16), "TYPE_FP32": np.dtype(np.float32), "TYPE_FP64": np.dtype(np.float64),
+}
+
+
+class BadRequest(ValueError):
+    """A request the monitor refuses; ``reason`` is one of :data:`~._metrics.BAD_REQUEST_REASONS`."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class _Tally:
+    """Request counts accumulated by ``execute`` and drained by the worker (no IPC on the request path)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._n = 0
+        self._seconds = 0.0
+        self._bad: Counter[str] = Counter()
+
+    def add(self, seconds: float, reason: str | None) -> None:
+        with self._lock:
+            self._n += 1
+            self._seconds += seconds
+            if reason is not None:
+                self._bad[reason] += 1
+
+    def drain(self) -> tuple[int, float, dict[str, int]]:
+        with self._lock:
+            out = (self._n, self._seconds, dict(self._bad))
+            self._n, self._seconds, self._bad = 0, 0.0, Counter()
+        return out
+
+
+class _QuietDLPackCapsules:
+    """``sys.unraisablehook`` that drops one known-harmless message of NumPy 2.
+
+    ``pb_utils.Tensor.from_dlpack`` consumes NumPy's capsule and renames it
+    in a way NumPy 2's capsule destructor does not recognise; the destructor
+    then reports ``ValueError: PyCapsule_GetPointer called with incorrect
+    name`` as unraisable (and does nothing else: the stub owns the tensor by
+    then). Left alone it prints a traceback into the server log for every
+    response. Any other unraisable error goes to the previous hook.
+    """
+
+    def __init__(self, previous: Any) -> None:
+        self.previous = previous
+
+    def __call__(self, unraisable: Any) -> None:
+        exc = unraisable.exc_value
+        if (unraisable.object is None and isinstance(exc, ValueError)
+                and "PyCapsule_GetPointer called with incorrect name" in str(exc)):
+            return
+        self.previous(unraisable)
+
+
+def _as_numpy_is_sound(pb: Any) -> bool:
+    """Whether ``Tensor.as_numpy()`` reads tensors correctly in this stub.
+
+    A stub built against NumPy 1.x running with NumPy 2 builds arrays with
+    wrong strides: every element reads as the first one. BYTES tensors can
+    only be read through ``as_numpy`` (and the stub deserializes them with
+    the same broken arrays), so they need a sound one.
+    """
+    probe = np.arange(6, dtype=np.int64).reshape(2, 3)
+    return bool(np.array_equal(pb.Tensor.from_dlpack("cudrift_probe", probe).as_numpy(), probe))
+
+
+def _warmup_batch(reference: Profile, layout: FeatureLayout, rows: int = 64) -> dict[str, np.ndarray]:
+    """A small batch drawn from the reference itself (its sample points and categories)."""
+    out: dict[str, np.ndarray] = {}
+    key_types = layout.key_types(reference)
+    for name in layout.columns:
+        col = reference.columns[name]
+        if isinstance(col, NumericColumnProfile):
+            pts = np.asarray(col.sample.values, dtype=np.float64)
+            if pts.size == 0 and col.histogram is not None:
+                pts = np.asarray(col.histogram.edges, dtype=np.float64)
+            if pts.size == 0:
+                pts = np.zeros(1)
+            out[name] = np.resize(pts, rows).astype(np.float32)
+        else:
+            keys = list(col.counts) or ([False] if key_types[name] == "bool" else [0] if key_types[name] == "int"
+                                        else [""])
+            out[name] = np.array([keys[i % len(keys)] for i in range(rows)],
+                                 dtype=object if key_types[name] == "str" else None)
+    return out
+
+
+class TritonPythonModel:
+    """Drift monitor: windows of live traffic compared with a reference profile.
+
+    Configured by its ``config.pbtxt`` (see :class:`MonitorSettings` for the
+    ``cudrift_*`` parameters and :class:`FeatureLayout` for the inputs); one
+    instance per model, which owns the window and its checkpoint.
+    """
+
+    # ------------------------------------------------------------------ initialize
+    def initialize(self, args: dict[str, str]) -> None:
+        """Parse the config, load the reference, resume the checkpoint, warm up, start the worker."""
+        import triton_python_backend_utils as pb
+
+        self._pb = pb
+        self._log = pb.Logger
+        config = json.loads(args["model_config"])
+        self._name = args["model_name"]
+        model_dir = Path(args["model_repository"])
+        self.settings = MonitorSettings.from_parameters(config.get("parameters", {}))
+        instances = sum(int(g.get("count", 1)) for g in config.get("instance_group", [])) or 1
+        if instances > 1:
+            raise pb.TritonModelException(
+                f"{self._name}: {instances} instances configured; the drift monitor needs exactly one "
+                "(one instance owns the window and its checkpoint): set instance_group count: 1"
+            )
+        self.reference = Profile.load(_resolve(model_dir, self.settings.reference))
+        inputs = {i["name"]: i for i in config.get("input", [])}
+        missing_pred = [c for c in self.settings.predictions if c not in inputs]
+        if missing_pred:
+            raise pb.TritonModelException(f"{self._name}: prediction columns {missing_pred} have no input tensor")
+        self.layout = FeatureLayout.from_profile(
+            self.reference, {c: inputs[c]["data_type"] for c in self.settings.predictions}
+        )
+        for g in self.layout.groups:
+            have = inputs.get(g.name)
+            if have is None or have["data_type"] != g.data_type:
+                raise pb.TritonModelException(
+                    f"{self._name}: the reference profile needs input {g.name!r} of {g.data_type} "
+                    f"(columns {list(g.columns)}); the config has "
+                    + (f"{have['data_type']}" if have else "no such input")
+                )
+        self._key_types = self.layout.key_types(self.reference)
+        self._max_batch = int(config.get("max_batch_size", 0))
+
+        self._previous_hook = sys.unraisablehook
+        sys.unraisablehook = _QuietDLPackCapsules(self._previous_hook)
+        self._as_numpy_ok = _as_numpy_is_sound(pb)
+        strings = [g.name for g in self.layout.groups if g.data_type == "TYPE_STRING"]
+        if strings and not self._as_numpy_ok:
+            raise pb.TritonModelException(
+                f"{self._name}: inputs {strings} are BYTES, but this python-backend stub reads tensors wrongly "
+                f"with NumPy {np.__version__} (it was built against NumPy 1.x) and crashes on BYTES inputs; "
+                "install numpy<2 in the server's Python environment"
+            )
+
+        self._cupy = None
+        self.backend = "cpu"
+        if args.get("model_instance_kind") == "GPU":
+            self._setup_gpu(int(args.get("model_instance_device_id", "0")))
+
+        self.detector = DriftDetector(self.reference, policy=self.settings.policy,
+                                      drift_share=self.settings.drift_share, backend=self.backend)
+        self.state = WindowState(self.reference, self.layout, self.settings.window_rows, self.settings.window_seconds,
+                                 self.settings.sliding_windows, self.settings.fold_rows, self.backend)
+        self._checkpoint = _resolve(model_dir, self.settings.checkpoint) if self.settings.checkpoint else None
+        totals = self._resume()
+        self._warm_up()
+
+        self.metrics = MonitorMetrics(pb, self.settings.monitored_model or self._name, self.layout)
+        self.metrics.restore(totals, self.state.rows_total, self.state.windows_closed)
+        self.metrics.record_rows(self.state.rows_total, self.state.open_rows, self.state.windows_closed)
+        self._last_share = float(totals.get("last_share", math.nan))
+        self._tally = _Tally()
+        self._saved = (self.state.rows_total, self.state.windows_closed)
+        self._last_save = time.monotonic()
+
+        # execute() and the worker share the GIL; a short switch interval
+        # bounds how long a request waits while the worker profiles or
+        # compares (the default 5 ms would show up in request latency). The
+        # stub process runs this model only.
+        sys.setswitchinterval(0.0005)
+        self._wake = threading.Event()
+        self._stopping = False
+        self._worker = threading.Thread(target=self._run, name="cudrift-monitor", daemon=True)
+        self._worker.start()
+        self._log.log_info(
+            f"cudrift monitor {self._name}: {len(self.layout.columns)} features "
+            f"({', '.join(f'{g.name}[{len(g.columns)}]' for g in self.layout.groups)}), backend {self.backend}, "
+            f"window rows={self.settings.window_rows} seconds={self.settings.window_seconds:g} "
+            f"sliding={self.settings.sliding_windows}, checkpoint {self._checkpoint or 'off'}, "
+            f"resumed window {self.state.open_window_id} with {self.state.open_rows} rows"
+        )
+
+    def _setup_gpu(self, device_id: int) -> None:
+        """GPU instance: inputs stay on the device when the GPU backend works, else one copy to the host."""
+        try:
+            import cupy
+        except ImportError as exc:
+            raise self._pb.TritonModelException(
+                f"{self._name}: a KIND_GPU instance receives GPU tensors and needs CuPy to read them ({exc}); "
+                "install cudrift[cuda12] (or [cuda13]) in the server's environment, or write the repository "
+                "with --kind cpu"
+            ) from None
+        self._cupy = cupy
+        cupy.cuda.Device(device_id).use()
+        requested = self.settings.backend if self.settings.backend != "auto" else "gpu"
+        if requested == "cpu":
+            return
+        try:
+            self.backend = resolve_backend("gpu")
+        except BackendUnavailableError as exc:
+            self._log.log_warn(f"cudrift monitor {self._name}: GPU backend unavailable, profiling on the CPU "
+                               f"(GPU inputs are copied to the host): {exc}")
+
+    def _resume(self) -> dict[str, Any]:
+        """Load the checkpoint if there is one; a bad one is set aside and the monitor starts afresh."""
+        if self._checkpoint is None or not self._checkpoint.exists():
+            return {}
+        try:
+            totals = self.state.restore(self._checkpoint.read_bytes())
+        except (FormatError, OSError) as exc:
+            aside = self._checkpoint.with_name(self._checkpoint.name + f".unusable-{int(time.time())}")
+            os.replace(self._checkpoint, aside)
+            self._log.log_error(f"cudrift monitor {self._name}: checkpoint {self._checkpoint} not resumed "
+                                f"({exc}); moved to {aside}, starting a new window")
+            return {}
+        return totals
+
+    def _warm_up(self) -> None:
+        """Run the profile and compare paths once, so no request pays for first-call compilation and imports."""
+        batch = _warmup_batch(self.reference, self.layout)
+        if self.backend == "gpu":
+            batch = {k: self._cupy.asarray(v) if v.dtype != object else v for k, v in batch.items()}
+        self.detector.compare(profile(batch, like=self.reference, backend=self.backend))
+
+    # ------------------------------------------------------------------ execute
+    def execute(self, requests: list[Any]) -> list[Any]:
+        """One response per request: the last window's drift share per row, or this request's error."""
+        pb = self._pb
+        responses = []
+        for request in requests:
+            t0 = time.perf_counter()
+            reason = None
+            try:
+                arrays, n = self._read(request)
+                self.state.accept(arrays, n)
+                share = np.full((n, 1), self._last_share, dtype=np.float32)
+                responses.append(pb.InferenceResponse(output_tensors=[pb.Tensor.from_dlpack(OUTPUT_NAME, share)]))
+            except BadRequest as exc:
+                reason = exc.reason
+                responses.append(pb.InferenceResponse(output_tensors=[], error=pb.TritonError(f"cudrift: {exc}")))
+            except Exception as exc:  # noqa: BLE001 - one broken request must not take the others down
+                reason = "internal"
+                responses.append(pb.InferenceResponse(
+                    output_tensors=[], error=pb.TritonError(f"cudrift: internal error: {type(exc).__name__}: {exc}")
+                ))
+            self._tally.add(time.perf_counter() - t0, reason)
+        if self.state.needs_work():
+            self._wake.set()
+        return responses
+
+    def _read(self, request: Any) -> tuple[dict[str, Any], int]:
+        """Validated copies of the request's inputs, ``[rows, width]`` each, and the row count."""
+        arrays: dict[str, Any] = {}
+        rows = None
+        for g in self.layout.groups:
+            t = self._pb.get_input_tensor_by_name(request, g.name)
+            if t is None:
+                raise BadRequest("missing_input", f"missing input {g.name!r} ({g.client_data_type} "
+                                 f"[batch, {len(g.columns)}]: {', '.join(g.columns)})")
+            a = self._array(t, g)
+            if a.ndim == 1 and g.prediction:
+                a = a.reshape(-1, 1)
+            if a.ndim != 2 or a.shape[1] != len(g.columns):
+                raise BadRequest("wrong_width", f"input {g.name!r} has shape {list(a.shape)}; expected "
+                                 f"[batch, {len(g.columns)}] for {', '.join(g.columns)}")
+            if rows is None:
+                rows = a.shape[0]
+            elif a.shape[0] != rows:
+                raise BadRequest("batch_mismatch", f"input {g.name!r} has {a.shape[0]} rows, the others {rows}")
+            arrays[g.name] = a
+        if not rows:
+            raise BadRequest("empty_batch", "the request has no rows")
+        numeric = arrays.get(NUMERIC)
+        if numeric is not None:
+            xp = np if isinstance(numeric, np.ndarray) else self._cupy
+            if bool(xp.isnan(numeric).all()):
+                raise BadRequest("nan_only", f"every value of input {NUMERIC!r} is NaN")
+        return arrays, rows
+
+    def _array(self, t: Any, g: InputGroup) -> Any:
+        """An owned copy of an input tensor: NumPy, or CuPy when windows are profiled on the GPU."""
+        if g.data_type == "TYPE_STRING":
+            # DLPack has no string type: BYTES come through as_numpy (sound
+            # here, checked at initialize) as an object array of bytes.
+            raw = t.as_numpy()
+            try:
+                return np.array([b.decode("utf-8") for b in raw.ravel()], dtype=object).reshape(raw.shape)
+            except (UnicodeDecodeError, AttributeError) as exc:
+                raise BadRequest("unreadable", f"input {g.name!r} holds values that are not UTF-8 text: {exc}")
+        if t.is_cpu():
+            # DLPack, not as_numpy: as_numpy misreads tensors in stubs built against NumPy 1.x under NumPy 2.
+            a = np.from_dlpack(t)
+            if self.backend == "gpu":
+                a = self._cupy.asarray(a)
+            else:
+                a = a.copy()
+        else:
+            d = self._cupy.from_dlpack(t)
+            a = d.copy() if self.backend == "gpu" else self._cupy.asnumpy(d)
+        want = _NUMPY_DTYPES.get(g.data_type)
+        if a.dtype != want:
+            raise BadRequest("wrong_dtype", f"input {g.name!r} has dtype {a.dtype}; expected {g.client_data_type}")
+        return a
+
+    # ------------------------------------------------------------------ worker
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(WORKER_TICK_SECONDS)
+            self._wake.clear()
+            final = self._stopping
+            try:
+                self._work(final)
+            except Exception as exc:  # noqa: BLE001 - the worker must outlive one bad pass
+                self._log.log_error(f"cudrift monitor {self._name}: worker pass failed: {type(exc).__name__}: {exc}")
+            if final:
+                return
+
+    def _work(self, final: bool) -> None:
+        """One worker pass: close due windows, fold, publish counters, checkpoint when due."""
+        self.state.seal_expired()
+        while True:
+            t0 = time.perf_counter()
+            closed = self.state.close_next()
+            if closed is None:
+                break
+            report = self.detector.compare(closed.merged)
+            self._last_share = float(report.share_drifted)
+            self.metrics.publish_window(closed, report, time.perf_counter() - t0)
+            drifted = ", ".join(report.drifted_columns) or "none"
+            self._log.log_info(
+                f"cudrift monitor {self._name}: window {closed.window_id} closed ({closed.rows} rows"
+                + (f", {closed.merged.n_rows} with the sliding windows" if closed.merged is not closed.own else "")
+                + f"): drift share {report.share_drifted:.3f}, drifted: {drifted}"
+            )
+        self.state.fold()
+        n, seconds, bad = self._tally.drain()
+        self.metrics.record_requests(n, seconds, bad)
+        now = time.monotonic()
+        due = final or self._saved[1] != self.state.windows_closed or (
+            now - self._last_save >= self.settings.checkpoint_seconds
+            and self._saved[0] != self.state.rows_total
+        )
+        if self._checkpoint is not None and due:
+            # Fold what is pending first: the checkpoint then holds every row accepted so far.
+            self.state.fold(force=True)
+            totals = {**self.metrics.totals(), "last_share": self._last_share}
+            write_atomic(self._checkpoint, self.state.to_bytes(totals))
+            self._saved = (self.state.rows_total, self.state.windows_closed)
+            self._last_save = now
+        self.metrics.record_rows(self.state.rows_total, self.state.open_rows, self.state.windows_closed)
+
+    # ------------------------------------------------------------------ finalize
+    def finalize(self) -> None:
+        """Stop the worker after a last pass (final checkpoint), then delete the metrics."""
+        self._stopping = True
+        self._wake.set()
+        self._worker.join()
+        self.metrics.close()
+        sys.unraisablehook = self._previous_hook
+        self._log.log_info(f"cudrift monitor {self._name}: stopped with {self.state.open_rows} rows in the open window")
+
+
+def _resolve(model_dir: Path, path: str) -> Path:
+    p = Path(os.path.expandvars(path))
+    return p if p.is_absolute() else model_dir / p
+
