@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 import time
 from pathlib import Path
@@ -23,6 +24,9 @@ class BenchStore:
         self.figures: list[tuple[str, str]] = []  # (label, value)
 
     def record(self, name: str, benchmark) -> float:
+        """Best seconds of a finished benchmark; NaN under ``--benchmark-disable`` (nothing timed)."""
+        if getattr(benchmark, "stats", None) is None:
+            return math.nan
         best = float(benchmark.stats.stats.min)
         self.seconds_by_name[name] = best
         return best

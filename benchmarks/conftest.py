@@ -89,6 +89,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for label, value in s.figures:
         tr.write_line(f"  {label:<40s} {value}")
     if s.ratios:
+        if (_benchdata.bench_rows(), _benchdata.bench_cols()) != (_benchdata.DEFAULT_ROWS, _benchdata.DEFAULT_COLS):
+            tr.write_line("note: the targets are stated for 1,000,000 x 20; at other sizes they are only indicative")
         tr.write_line("ratios (higher = cudrift faster):")
         for label, value, note in s.ratios:
             tr.write_line(f"  {label:<60s} {value:10.2f}x" + (f"  ({note})" if note else ""))
