@@ -1,0 +1,54 @@
+"""The one module that imports the Numba CUDA front end.
+
+Every kernel module takes ``cuda`` from here, so moving to another Numba
+CUDA front end (the built-in ``numba.cuda``, the ``numba-cuda`` package, a
+fork) is a change to the import below and nothing else. The name must stay
+``cuda`` in the kernel modules: the simulator swaps a module of that name
+into each kernel's globals while it runs.
+
+The element types of shared and local arrays (``float64``, ``int32``,
+``int64``) come from here too: the simulator does not accept NumPy scalar
+types there.
+
+``NUMBA_ENABLE_CUDASIM=1`` has to be in the environment before Numba is first
+imported for the simulator to be used; :data:`SIMULATOR` records what Numba
+decided.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from numba import config as _config
+from numba import cuda
+from numba.cuda import float64, int32, int64
+
+__all__ = ["cuda", "float64", "int32", "int64", "SIMULATOR", "device_limits"]
+
+#: True when kernels run in Numba's CUDA simulator (one Python thread per CUDA thread).
+SIMULATOR: bool = bool(_config.ENABLE_CUDASIM)
+
+# The simulator has no device attributes; these stand in for a small GPU so
+# that launch geometry still spreads work over a few blocks.
+_SIM_SM_COUNT = 2
+_SIM_SHARED_BYTES = 48 * 1024
+
+
+@lru_cache(maxsize=None)
+def _limits_of(device_id: int) -> tuple[int, int]:
+    dev = cuda.get_current_device()
+    return int(dev.MULTIPROCESSOR_COUNT), int(dev.MAX_SHARED_MEMORY_PER_BLOCK)
+
+
+def device_limits() -> tuple[int, int]:
+    """Multiprocessor count and shared memory per block (bytes) of the current device.
+
+    Returns
+    -------
+    tuple of int
+        ``(sm_count, shared_bytes_per_block)``; ``(2, 49152)`` in the simulator.
+        Real devices are queried once per device id.
+    """
+    if SIMULATOR:
+        return _SIM_SM_COUNT, _SIM_SHARED_BYTES
+    return _limits_of(int(cuda.get_current_device().id))

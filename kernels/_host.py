@@ -1,0 +1,265 @@
+"""Host-side finishing steps for the kernels' per-block outputs, in plain NumPy.
+
+Kernels write small partial results (per-block moments, per-block rank
+sums, rank-spaced points); these functions turn them, once copied to the
+host, into what the CPU sketches and statistics hold. They import NumPy
+only, so they run and are tested anywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "merge_block_moments",
+    "PointSummary",
+    "summary_from_points",
+    "summary_from_run_ends",
+    "RankStatistics",
+    "rank_statistics",
+    "mmd_pvalue",
+]
+
+
+def merge_block_moments(counts, means, m2s) -> tuple:
+    """Fold per-block (count, mean, M2) into one per column with Chan's formula.
+
+    Parameters
+    ----------
+    counts, means, m2s
+        ``(blocks,)`` or ``(columns, blocks)`` arrays as written by
+        :func:`cudrift.kernels.profile.profile_kernel`; blocks with count 0
+        are skipped.
+
+    Returns
+    -------
+    tuple
+        ``(count, mean, m2)``: int64, float64, float64 arrays of one entry per
+        column (scalars for 1-D input). An empty column has mean NaN and M2
+        0.0, as ``Moments.empty()``.
+
+    Notes
+    -----
+    The update is ``Moments.merge``'s, applied left to right over the blocks,
+    so the result equals merging per-block ``Moments`` in block order.
+
+    Examples
+    --------
+    >>> merge_block_moments([2, 0, 1], [1.5, 0.0, 4.0], [0.5, 0.0, 0.0])
+    (3, 2.333333333333333, 4.666666666666666)
+    """
+    c = np.asarray(counts, dtype=np.int64)
+    mu = np.asarray(means, dtype=np.float64)
+    q = np.asarray(m2s, dtype=np.float64)
+    one = c.ndim == 1
+    if one:
+        c, mu, q = c[None, :], mu[None, :], q[None, :]
+    n = np.zeros(c.shape[0], dtype=np.int64)
+    mean = np.full(c.shape[0], np.nan)
+    m2 = np.zeros(c.shape[0])
+    for k in range(c.shape[1]):
+        nb, mb, qb = c[:, k], mu[:, k], q[:, k]
+        first = (nb > 0) & (n == 0)
+        both = (nb > 0) & (n > 0)
+        tot = np.where(both, n + nb, 1)
+        fa, fb = n / tot, nb / tot
+        with np.errstate(over="ignore", invalid="ignore"):
+            delta = mb - mean
+            merged_mean = mean * fa + mb * fb
+            merged_m2 = (m2 + qb) + delta * delta * (n.astype(np.float64) * nb / tot)
+        mean = np.where(first, mb, np.where(both, merged_mean, mean))
+        m2 = np.where(first, qb, np.where(both, merged_m2, m2))
+        n = n + nb
+    if one:
+        return int(n[0]), float(mean[0]), float(m2[0])
+    return n, mean, m2
+
+
+class PointSummary(NamedTuple):
+    """A level-0 quantile summary built from rank-spaced points.
+
+    Attributes
+    ----------
+    values
+        Distinct kept values (float64, -0.0 stored as +0.0).
+    lo, hi
+        ``lo[i] = #{x <= values[i]}``, ``hi[i] = #{x < values[i+1]}`` and
+        ``hi[-1] = n`` (int64).
+    exact
+        ``hi == lo``: no value lies between two kept points.
+    """
+
+    values: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    exact: bool
+
+
+def summary_from_points(values, count_lt, count_le, n: int) -> PointSummary:
+    """Summary of a sorted batch of ``n`` values from its ``k + 1`` rank-spaced points.
+
+    Parameters
+    ----------
+    values, count_lt, count_le
+        Outputs of :func:`cudrift.kernels.quantiles.launch_quantile_points`.
+    n
+        Batch size (``> k + 1``; smaller batches are summarized exactly with
+        :func:`summary_from_run_ends`).
+
+    Returns
+    -------
+    PointSummary
+        Points whose value repeats the previous one are dropped.
+
+    Notes
+    -----
+    ``QuantileSketch`` keeps this summary when it is exact or when more than
+    ``k`` distinct points remain. Otherwise (repeated points hint at low
+    cardinality) it counts the batch's distinct values, which
+    :func:`cudrift.kernels.quantiles.launch_run_ends` does with capacity
+    ``k + 1``: at most ``k + 1`` runs means :func:`summary_from_run_ends`
+    replaces this summary.
+
+    Examples
+    --------
+    >>> s = summary_from_points([0.0, 1.0, 1.0, 5.0], [0, 2, 2, 9], [1, 8, 8, 10], 10)
+    >>> s.values.tolist(), s.lo.tolist(), s.hi.tolist(), s.exact
+    ([0.0, 1.0, 5.0], [1, 8, 10], [2, 9, 10], False)
+    """
+    v = np.asarray(values, dtype=np.float64)
+    lt = np.asarray(count_lt, dtype=np.int64)
+    le = np.asarray(count_le, dtype=np.int64)
+    keep = np.r_[True, v[1:] != v[:-1]]
+    v, lt, le = v[keep], lt[keep], le[keep]
+    hi = np.empty_like(le)
+    hi[:-1] = lt[1:]
+    hi[-1] = n
+    # Adding 0.0 maps -0.0 to +0.0, as the CPU summary stores it.
+    return PointSummary(v + 0.0, le, hi, bool(np.array_equal(hi, le)))
+
+
+def summary_from_run_ends(ends, end_values, n_runs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact summary of a sorted batch from the ends of its runs of equal values.
+
+    Parameters
+    ----------
+    ends, end_values, n_runs
+        Outputs of :func:`cudrift.kernels.quantiles.launch_run_ends` (in any order).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(values, lo, hi)`` with ``lo == hi`` the counts ``<=`` of each
+        distinct value.
+
+    Raises
+    ------
+    ValueError
+        If more runs were found than ``ends`` could hold.
+
+    Examples
+    --------
+    >>> summary_from_run_ends([4, 1], [7.0, 3.0], 2)[1].tolist()
+    [2, 5]
+    """
+    e = np.asarray(ends, dtype=np.int64)
+    n_runs = int(n_runs)
+    if n_runs > e.size:
+        raise ValueError(f"Invalid value for n_runs: {n_runs} runs do not fit {e.size} slots")
+    order = np.argsort(e[:n_runs], kind="stable")
+    counts = e[:n_runs][order] + 1
+    values = np.asarray(end_values, dtype=np.float64)[:n_runs][order] + 0.0
+    return values, counts, counts.copy()
+
+
+class RankStatistics(NamedTuple):
+    """Two-sample rank statistics of a reference and a current sample.
+
+    Attributes
+    ----------
+    ks_plus, ks_minus
+        ``max(A/m - B/n)`` and ``max(B/n - A/m)`` (SciPy's ``greater`` / ``less``).
+    ks
+        Two-sided KS statistic (``ks_plus`` on a tie, as SciPy).
+    wasserstein
+        ``scipy.stats.wasserstein_distance``.
+    energy
+        ``scipy.stats.energy_distance`` (``sqrt(2 integral (F_a - F_b)^2)``).
+    cramervonmises
+        ``scipy.stats.cramervonmises_2samp`` statistic ``T``.
+    anderson_a2kn
+        SciPy's midrank ``A2akN`` (normalize with the ``anderson_ksamp`` formula).
+    """
+
+    ks_plus: float
+    ks_minus: float
+    ks: float
+    wasserstein: float
+    energy: float
+    cramervonmises: float
+    anderson_a2kn: float
+
+
+def rank_statistics(fpart, ipart, n_a: int, n_b: int) -> RankStatistics:
+    """Finish the rank statistics from :func:`cudrift.kernels.rank.launch_rank`'s per-block outputs.
+
+    Parameters
+    ----------
+    fpart, ipart
+        ``(blocks, 5)`` float64 and ``(blocks, 6)`` int64 partials.
+    n_a, n_b
+        Reference and current sample sizes.
+
+    Returns
+    -------
+    RankStatistics
+        The KS value is formed as SciPy forms it, ``A/m - B/n`` at the extreme
+        integer key; Cramér–von Mises as ``(S/(3N) + psi/12 + m n/6) / (m n N)``
+        (:func:`cudrift.stats.rank._cvm_bounds`), Anderson–Darling as
+        ``(N - 1)/(N m n) * sum``.
+    """
+    f = np.asarray(fpart, dtype=np.float64).sum(axis=0)
+    ip = np.asarray(ipart, dtype=np.int64)
+    m, n = int(n_a), int(n_b)
+    big_n = m + n
+    hi = int(np.argmax(ip[:, 0]))
+    lo = int(np.argmin(ip[:, 3]))
+    # max(0.0, v) rather than max(v, 0.0): the latter keeps -0.0.
+    plus = max(0.0, float(ip[hi, 1] / m - ip[hi, 2] / n))
+    minus = max(0.0, -float(ip[lo, 4] / m - ip[lo, 5] / n))
+    ks = minus if minus > plus else plus
+    fm, fn, fN = float(m), float(n), float(big_n)
+    cvm = (float(f[2]) / 3.0 / fN + float(f[3]) / 12.0 + fm * fn / 6.0) / (fm * fn * fN)
+    a2kn = (fN - 1.0) / (fN * fm * fn) * float(f[4])
+    return RankStatistics(plus, minus, ks, float(f[0]), math.sqrt(2.0 * float(f[1])), cvm, a2kn)
+
+
+def mmd_pvalue(mmd2) -> tuple[float, float | None]:
+    """Observed MMD² and its permutation p-value from :func:`cudrift.kernels.mmd.launch_mmd`'s output.
+
+    Parameters
+    ----------
+    mmd2
+        MMD² per labeling, the observed labeling first.
+
+    Returns
+    -------
+    tuple
+        ``(observed, pvalue)``: ``pvalue = (1 + #{p >= 1: mmd2[p] >= observed})
+        / len(mmd2)`` with the relative 1e-14 tolerance of
+        ``cudrift.stats.mmd``; None when there are no permutations.
+
+    Examples
+    --------
+    >>> mmd_pvalue([0.5, 0.1, 0.7, 0.5])
+    (0.5, 0.75)
+    """
+    v = np.asarray(mmd2, dtype=np.float64)
+    observed = float(v[0])
+    if v.size == 1:
+        return observed, None
+    tol = abs(1e-14 * observed)
+    return observed, float((1 + np.count_nonzero(v[1:] >= observed - tol)) / v.size)

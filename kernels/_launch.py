@@ -1,0 +1,128 @@
+"""Launch geometry for every kernel: block sizes, grid sizes, tile constants.
+
+Grids are sized from the work and the device's multiprocessor count: enough
+blocks to fill every SM a few times over, never more than the work needs.
+Kernels loop (grid-stride) over whatever a capped grid leaves, so the grid
+size only changes how the work is shared, never the answer. Per-block
+outputs (partial moments, rank partial sums) are therefore sized by the
+caller from these same functions.
+
+The simulator runs each CUDA thread as a Python thread, so its defaults are
+small: 32 threads per block and a device that pretends to have 2 SMs.
+"""
+
+from __future__ import annotations
+
+from ._cuda import SIMULATOR, device_limits
+
+__all__ = [
+    "MMD_TILE",
+    "MMD_FEATURE_CHUNK",
+    "threads_per_block",
+    "target_blocks",
+    "blocks_1d",
+    "row_blocks",
+    "rank_items",
+    "rank_blocks",
+    "mmd_tile_pairs",
+    "mmd_blocks",
+    "shared_limit",
+]
+
+#: Points per side of one MMD kernel tile; also that kernel's block size. A
+#: compile-time constant because it sizes shared and local arrays.
+MMD_TILE = 32
+#: Features staged in shared memory at a time by the MMD kernel.
+MMD_FEATURE_CHUNK = 16
+
+_GPU_THREADS = 256
+_SIM_THREADS = 32
+# Resident blocks aimed for per SM: enough to hide memory latency on a
+# memory-bound pass without launching blocks that would only wait.
+_BLOCKS_PER_SM = 4
+# CUDA's limit on gridDim.y (and z).
+_MAX_GRID_Y = 65535
+_GPU_RANK_ITEMS = 8
+_SIM_RANK_ITEMS = 4
+
+
+def threads_per_block() -> int:
+    """Default block size: 256 on a GPU, 32 in the simulator."""
+    return _SIM_THREADS if SIMULATOR else _GPU_THREADS
+
+
+def target_blocks() -> int:
+    """Blocks that fill the device: ``4 x`` its SM count (8 in the simulator)."""
+    sm_count, _ = device_limits()
+    return _BLOCKS_PER_SM * sm_count
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def blocks_1d(n_items: int, threads: int) -> int:
+    """Grid size for ``n_items`` one-thread-per-item work items (at least 1).
+
+    Parameters
+    ----------
+    n_items
+        Work items (array elements, output entries).
+    threads
+        Block size.
+    """
+    return max(1, min(_ceil_div(n_items, threads), target_blocks()))
+
+
+def row_blocks(n_rows: int, n_cols: int, threads: int) -> int:
+    """Row blocks per column of a (rows x columns) pass whose grid is ``(n_cols, row_blocks)``.
+
+    The total of ``n_cols * row_blocks`` blocks aims at :func:`target_blocks`;
+    each column gets at least one block and no block gets no rows (except
+    that an empty chunk still gets one block per column, which writes the
+    identities).
+
+    Parameters
+    ----------
+    n_rows, n_cols
+        Shape of the chunk.
+    threads
+        Block size.
+    """
+    wanted = _ceil_div(target_blocks(), max(n_cols, 1))
+    return max(1, min(wanted, _ceil_div(n_rows, threads), _MAX_GRID_Y))
+
+
+def rank_items() -> int:
+    """Merged values per thread in the rank kernel: 8 on a GPU, 4 in the simulator."""
+    return _SIM_RANK_ITEMS if SIMULATOR else _GPU_RANK_ITEMS
+
+
+def rank_blocks(n_merged: int, threads: int, items: int) -> int:
+    """Grid size of the rank kernel: one tile is ``threads * items`` merged values.
+
+    Parameters
+    ----------
+    n_merged
+        ``len(reference) + len(current)``.
+    threads, items
+        Block size and values per thread.
+    """
+    return blocks_1d(_ceil_div(n_merged, items), threads)
+
+
+def mmd_tile_pairs(n_points: int) -> int:
+    """Tile pairs ``(a, b)`` with ``a <= b`` that cover a pooled sample of ``n_points``."""
+    t = _ceil_div(n_points, MMD_TILE)
+    return t * (t + 1) // 2
+
+
+def mmd_blocks(n_points: int) -> int:
+    """Grid size of the MMD tile kernel (blocks loop over tile pairs)."""
+    return max(1, min(mmd_tile_pairs(n_points), 8 * target_blocks()))
+
+
+def shared_limit() -> int:
+    """Dynamic shared memory a block may use without opting in (bytes)."""
+    _, shared = device_limits()
+    return shared

@@ -1,0 +1,270 @@
+"""Exact two-sample rank statistics from two sorted columns, by merge path (no concatenate-and-sort).
+
+All statistics are functions of the counting functions ``A(x) = #{a <= x}``
+and ``B(x) = #{b <= x}`` (``a`` the reference, ``b`` the current sample) read
+at the distinct values ``z`` of the pooled sample, as
+``cudrift.stats._grid`` defines them: the counts are read at the last
+element of each run of equal values. Merging the two sorted arrays (the
+reference first on ties) visits the pooled values in order; the merged
+sequence is cut into tiles by binary search on its diagonals (merge path),
+each tile is staged in shared memory and cut again per thread, so every
+thread walks a contiguous stretch of the merged order without any thread
+having merged what precedes it.
+
+At each distinct value ``v`` (``m = len(a)``, ``n = len(b)``, ``N = m + n``),
+with ``A, B`` the counts at ``v``, ``A', B'`` those just below it,
+``a = A - A'``, ``b = B - B'``, ``t = a + b``, ``D = n A - m B`` and
+``D' = n A' - m B'``, and ``w`` the distance to the next distinct value:
+
+* KS: the extremes of the exact integer key ``D`` (with ``A, B`` there);
+* Wasserstein-1 / energy: ``|A/m - B/n| w`` and ``(A/m - B/n)**2 w``;
+* Cramér–von Mises (SciPy's midrank ``T``, in the cancellation-free form of
+  ``cudrift.stats.rank._cvm_bounds``): ``t (D'^2 + D' D + D^2)`` and
+  ``t (a - b)(m a - n b) - (m a + n b)``;
+* Anderson–Darling (SciPy's midrank ``A2akN``): ``t ((D' + D)/2)**2 /
+  (L R + t (N - t)/4)`` with ``L = A' + B'`` and ``R = N - A - B``.
+
+Each block writes its partial sums and KS extremes; the host adds them and
+forms the statistics (:func:`cudrift.kernels._host.rank_statistics`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _launch
+from ._cuda import cuda, float64, int64
+from .quantiles import lower_bound
+
+__all__ = ["rank_kernel", "launch_rank", "merge_split", "rank_shared_bytes", "N_FLOAT_PARTIALS", "N_INT_PARTIALS"]
+
+#: Float64 partial sums per block: Wasserstein-1, energy integral, CvM main
+#: sum, CvM tie term, Anderson-Darling sum.
+N_FLOAT_PARTIALS = 5
+#: Int64 KS entries per block: max key, A and B there, min key, A and B there.
+N_INT_PARTIALS = 6
+
+
+@cuda.jit(device=True, inline=True)
+def merge_split(a, a0, na, b, b0, nb, d):
+    """How many of the first ``d`` merged values come from ``a`` (``a[a0:a0+na]`` wins ties).
+
+    The merge-path search: the answer ``i`` is the smallest one such that
+    ``a[a0 + i]`` comes after ``b[b0 + d - i - 1]`` in the merged order.
+    """
+    lo = max(0, d - nb)
+    hi = min(d, na)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if a[a0 + mid] <= b[b0 + d - mid - 1]:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@cuda.jit(device=True, inline=True)
+def _head(sh, off, local, n_local, arr, glob, n):
+    """The next unmerged value of one sample: from shared memory inside the tile, else global, else +inf."""
+    if local < n_local:
+        return sh[off + local]
+    if glob < n:
+        return np.float64(arr[glob])
+    return math.inf
+
+
+@cuda.jit
+def rank_kernel(a, b, items, fpart, ipart):
+    """Per-block partial rank statistics of sorted ``a`` (reference) and ``b`` (current).
+
+    Thread mapping: the merged order (length ``N``) is cut into tiles of
+    ``T * items`` values; block ``blockIdx.x`` takes tiles
+    ``blockIdx.x, blockIdx.x + gridDim.x, ...``; thread ``t`` walks merged
+    positions ``t * items .. (t + 1) * items - 1`` of the tile and evaluates
+    the statistics at each position that ends a run of equal values.
+
+    Shared memory (dynamic, viewed as float64 / int64): the tile's values of
+    ``a`` then of ``b`` (``T * items`` float64), per thread the five float
+    partial sums and the six KS entries for the block reduction, and the
+    tile's two merge-path splits.
+
+    Atomics: none; every block writes its own row of ``fpart`` / ``ipart``.
+
+    Writes: ``fpart[blockIdx.x, :]`` (see :data:`N_FLOAT_PARTIALS`) and
+    ``ipart[blockIdx.x, :]`` (see :data:`N_INT_PARTIALS`). KS entries start
+    at key 0 with ``A = B = 0``: past the data both CDFs are 1, so neither
+    extreme is on the wrong side of 0. Requires ``len(a), len(b) >= 1``,
+    finite values and ``len(a) * len(b) < 2**63``.
+    """
+    t = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    na = a.shape[0]
+    nb = b.shape[0]
+    n_all = na + nb
+    span = nt * items
+    n_tiles = (n_all + span - 1) // span
+
+    f64 = cuda.shared.array(0, dtype=float64)
+    i64 = cuda.shared.array(0, dtype=int64)
+    fo = span  # float scratch after the tile values
+    io = fo + N_FLOAT_PARTIALS * nt  # int scratch, in 8-byte units
+    so = io + N_INT_PARTIALS * nt  # the tile's two splits
+
+    fm = np.float64(na)
+    fn = np.float64(nb)
+    f_all = np.float64(n_all)
+    w1 = 0.0
+    energy = 0.0
+    cvm_main = 0.0
+    cvm_ties = 0.0
+    ad = 0.0
+    k_max = 0
+    a_max = 0
+    b_max = 0
+    k_min = 0
+    a_min = 0
+    b_min = 0
+
+    for tile in range(cuda.blockIdx.x, n_tiles, cuda.gridDim.x):
+        d_start = tile * span
+        d_stop = min(d_start + span, n_all)
+        if t == 0:
+            i64[so] = merge_split(a, 0, na, b, 0, nb, d_start)
+            i64[so + 1] = merge_split(a, 0, na, b, 0, nb, d_stop)
+        cuda.syncthreads()
+        ia0 = i64[so]
+        ib0 = d_start - ia0
+        la = i64[so + 1] - ia0
+        lb = (d_stop - i64[so + 1]) - ib0
+        for q in range(t, la, nt):
+            f64[q] = np.float64(a[ia0 + q])
+        for q in range(t, lb, nt):
+            f64[la + q] = np.float64(b[ib0 + q])
+        cuda.syncthreads()
+
+        d0 = min(t * items, la + lb)
+        d1 = min(d0 + items, la + lb)
+        if d0 < d1:
+            i = merge_split(f64, 0, la, f64, la, lb, d0)
+            j = d0 - i
+            known = False
+            a_prev = 0
+            b_prev = 0
+            for _ in range(d0, d1):
+                if i < la and (j >= lb or f64[i] <= f64[la + j]):
+                    v = f64[i]
+                    i += 1
+                else:
+                    v = f64[la + j]
+                    j += 1
+                ca = ia0 + i
+                cb = ib0 + j
+                nxt = min(_head(f64, 0, i, la, a, ca, na), _head(f64, la, j, lb, b, cb, nb))
+                if nxt > v:
+                    if not known:
+                        # The run may have started in an earlier thread or tile.
+                        a_prev = lower_bound(a, na, v)
+                        b_prev = lower_bound(b, nb, v)
+                        known = True
+                    key = nb * ca - na * cb
+                    if key > k_max:
+                        k_max = key
+                        a_max = ca
+                        b_max = cb
+                    if key < k_min:
+                        k_min = key
+                        a_min = ca
+                        b_min = cb
+                    if nxt < math.inf:
+                        diff = ca / fm - cb / fn
+                        width = nxt - v
+                        w1 += abs(diff) * width
+                        energy += diff * diff * width
+                    ma = np.float64(ca - a_prev)
+                    mb = np.float64(cb - b_prev)
+                    tt = ma + mb
+                    dp = np.float64(nb * a_prev - na * b_prev)
+                    dc = np.float64(key)
+                    cvm_main += tt * (dp * dp + dp * dc + dc * dc)
+                    cvm_ties += tt * (ma - mb) * (fm * ma - fn * mb) - (fm * ma + fn * mb)
+                    den = np.float64(a_prev + b_prev) * (f_all - np.float64(ca + cb)) + tt * (f_all - tt) / 4.0
+                    if den > 0.0:
+                        h = (dp + dc) / 2.0
+                        ad += tt * (h * h) / den
+                    a_prev = ca
+                    b_prev = cb
+        # The next tile overwrites the staged values.
+        cuda.syncthreads()
+
+    f64[fo + t] = w1
+    f64[fo + nt + t] = energy
+    f64[fo + 2 * nt + t] = cvm_main
+    f64[fo + 3 * nt + t] = cvm_ties
+    f64[fo + 4 * nt + t] = ad
+    i64[io + t] = k_max
+    i64[io + nt + t] = a_max
+    i64[io + 2 * nt + t] = b_max
+    i64[io + 3 * nt + t] = k_min
+    i64[io + 4 * nt + t] = a_min
+    i64[io + 5 * nt + t] = b_min
+    cuda.syncthreads()
+    s = 1
+    while s < nt:
+        s *= 2
+    s //= 2
+    while s > 0:
+        if t < s and t + s < nt:
+            o = t + s
+            for q in range(N_FLOAT_PARTIALS):
+                f64[fo + q * nt + t] += f64[fo + q * nt + o]
+            # Equal keys are equal differences; keeping the held entry makes the choice deterministic.
+            if i64[io + o] > i64[io + t]:
+                i64[io + t] = i64[io + o]
+                i64[io + nt + t] = i64[io + nt + o]
+                i64[io + 2 * nt + t] = i64[io + 2 * nt + o]
+            if i64[io + 3 * nt + o] < i64[io + 3 * nt + t]:
+                i64[io + 3 * nt + t] = i64[io + 3 * nt + o]
+                i64[io + 4 * nt + t] = i64[io + 4 * nt + o]
+                i64[io + 5 * nt + t] = i64[io + 5 * nt + o]
+        cuda.syncthreads()
+        s //= 2
+
+    if t == 0:
+        row = cuda.blockIdx.x
+        for q in range(N_FLOAT_PARTIALS):
+            fpart[row, q] = f64[fo + q * nt]
+        for q in range(N_INT_PARTIALS):
+            ipart[row, q] = i64[io + q * nt]
+
+
+def rank_shared_bytes(threads: int, items: int) -> int:
+    """Dynamic shared memory of one :func:`rank_kernel` block (bytes)."""
+    return 8 * (threads * items + (N_FLOAT_PARTIALS + N_INT_PARTIALS) * threads + 2)
+
+
+def launch_rank(a, b, fpart, ipart, *, threads: int | None = None, items: int | None = None, stream=0) -> None:
+    """Partial rank statistics of two sorted samples into caller-allocated device outputs; asynchronous.
+
+    Parameters
+    ----------
+    a, b
+        Sorted, finite, non-empty 1-D float32/float64 device arrays
+        (reference, current).
+    fpart
+        ``(blocks, 5)`` float64 (:data:`N_FLOAT_PARTIALS`), overwritten; its
+        first dimension is the grid size (e.g.
+        :func:`cudrift.kernels._launch.rank_blocks`).
+    ipart
+        ``(blocks, 6)`` int64 (:data:`N_INT_PARTIALS`), overwritten.
+    threads
+        Block size (default :func:`cudrift.kernels._launch.threads_per_block`).
+    items
+        Merged values per thread (default :func:`cudrift.kernels._launch.rank_items`).
+    stream
+        Numba stream to launch on (0: the default stream).
+    """
+    nt = threads or _launch.threads_per_block()
+    per = items or _launch.rank_items()
+    rank_kernel[fpart.shape[0], nt, stream, rank_shared_bytes(nt, per)](a, b, per, fpart, ipart)

@@ -1,0 +1,64 @@
+"""The NumPy finishing steps of ``cudrift.kernels._host``; they need no numba-cuda."""
+
+import doctest
+
+import numpy as np
+import pytest
+
+from cudrift.kernels import _host
+from cudrift.sketches.moments import Moments
+
+
+def test_docstring_examples():
+    assert doctest.testmod(_host).failed == 0
+
+
+def _block_moments(blocks):
+    counts = [b.size for b in blocks]
+    means = [float(b.mean()) if b.size else 0.0 for b in blocks]
+    m2s = [float(((b - b.mean()) ** 2).sum()) if b.size else 0.0 for b in blocks]
+    return counts, means, m2s
+
+
+def test_merge_block_moments_is_moments_merge_in_block_order():
+    rng = np.random.default_rng(61)
+    blocks = [np.zeros(0), rng.normal(3.0, size=7), np.zeros(0), rng.normal(-1.0, 4.0, size=11), rng.normal(size=1)]
+    counts, means, m2s = _block_moments(blocks)
+    ref = Moments.empty()
+    for b in blocks:
+        if b.size:
+            ref = ref.merge(Moments(b.size, float(b.mean()), float(((b - b.mean()) ** 2).sum()), 0.0, 0.0))
+    n, mean, m2 = _host.merge_block_moments(counts, means, m2s)
+    assert (n, mean, m2) == (ref.count, ref.mean, ref.m2)
+
+
+def test_merge_block_moments_by_column():
+    rng = np.random.default_rng(62)
+    cols = [[rng.normal(size=5), np.zeros(0), rng.normal(size=3)], [np.zeros(0)] * 3]
+    parts = [_block_moments(c) for c in cols]
+    n, mean, m2 = _host.merge_block_moments(*(np.array([p[i] for p in parts]) for i in range(3)))
+    assert n.tolist() == [8, 0]
+    data = np.concatenate(cols[0])
+    assert mean[0] == pytest.approx(data.mean(), rel=1e-14)
+    assert m2[0] == pytest.approx(((data - data.mean()) ** 2).sum(), rel=1e-13)
+    assert np.isnan(mean[1]) and m2[1] == 0.0
+
+
+def test_run_ends_over_capacity_raise():
+    with pytest.raises(ValueError, match="n_runs"):
+        _host.summary_from_run_ends([0, 1], [0.0, 1.0], 3)
+
+
+def test_rank_statistics_from_partials():
+    # a = [0, 1], b = [0.5]: grid 0 (A=1, B=0), 0.5 (1, 1), 1 (2, 1).
+    fpart = np.array([[0.25, 0.125, 0.0, 0.0, 0.0], [0.25, 0.125, 0.0, 0.0, 0.0]])
+    ipart = np.array([[1, 1, 0, -1, 1, 1], [0, 0, 0, 0, 0, 0]])
+    r = _host.rank_statistics(fpart, ipart, 2, 1)
+    assert (r.ks_plus, r.ks_minus, r.ks) == (0.5, 0.5, 0.5)
+    assert r.wasserstein == 0.5 and r.energy == pytest.approx(np.sqrt(0.5))
+
+
+def test_mmd_pvalue_tolerance_and_no_permutations():
+    assert _host.mmd_pvalue([0.3]) == (0.3, None)
+    obs = 0.1
+    assert _host.mmd_pvalue([obs, obs * (1 - 1e-15), obs * (1 - 1e-10)])[1] == pytest.approx(2 / 3)

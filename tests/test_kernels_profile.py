@@ -1,0 +1,165 @@
+"""The fused profiling kernel against ``NumericColumnProfile.update`` (its CPU twin).
+
+Runs in Numba's CUDA simulator by default: ``NUMBA_ENABLE_CUDASIM`` is set to 1
+before Numba is imported unless the environment already says otherwise (a
+real GPU run sets ``NUMBA_ENABLE_CUDASIM=0``). Inputs stay small because the
+simulator runs every CUDA thread as a Python thread.
+"""
+
+import os
+
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install numba-cuda)")
+
+from conftest_kernels import check_profile, run_profile, skip_unless_usable  # noqa: E402
+
+from cudrift.kernels import _launch  # noqa: E402
+from cudrift.kernels.profile import profile_shared_bytes  # noqa: E402
+from cudrift.sketches.histogram import equal_mass_edges, uniform_edges  # noqa: E402
+
+skip_unless_usable()
+
+
+def _sprinkle(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Put NaN, +inf and -inf at a few random places of a float array."""
+    x = x.copy()
+    for v in (np.nan, np.inf, -np.inf):
+        idx = rng.integers(0, x.size, size=3)
+        x.flat[idx] = v
+    return x
+
+
+def test_mixed_columns_on_edges_and_specials():
+    rng = np.random.default_rng(11)
+    n_rows = 97  # not a multiple of the block size
+    x = rng.normal(size=(n_rows, 4))
+    e0 = equal_mass_edges(np.sort(x[:, 0]), 6)
+    e1 = uniform_edges(-2.0, 2.0, 8)
+    e3 = np.array([0.0, 1.0])
+    # values exactly on every edge, the last edge included (closed last bin)
+    x[: e0.size, 0] = e0
+    x[: e1.size, 1] = e1
+    x[:4, 3] = [0.0, 1.0, -0.0, np.nextafter(1.0, 2.0)]
+    x[10:, :] = _sprinkle(x[10:, :], rng)
+    check_profile(x, [e0, e1, None, e3], uniform=[0, 1, 0, 0], threads=32, row_blocks=2)
+
+
+@pytest.mark.parametrize(
+    "dtype, order",
+    [(np.float32, "C"), (np.float32, "F"), (np.float64, "F"), (np.int64, "F"), (np.int8, "C"), (np.bool_, "C")],
+)
+def test_dtypes_and_layouts(dtype, order):
+    rng = np.random.default_rng(12)
+    if dtype == np.bool_:
+        raw = rng.integers(0, 2, size=(70, 2)).astype(bool)
+    elif np.issubdtype(dtype, np.integer):
+        raw = rng.integers(-50, 50, size=(70, 2)).astype(dtype)
+    else:
+        raw = _sprinkle(rng.normal(scale=3.0, size=(70, 2)), rng).astype(dtype)
+    x = np.asarray(raw, order=order)
+    edges = [uniform_edges(-4.0, 4.0, 5), np.array([-10.0, -1.0, 0.0, 0.5, 1.0, 30.0])]
+    check_profile(x, edges, uniform=[1, 0], threads=32, row_blocks=2)
+
+
+def test_null_mask_wins_over_nan_and_odd_block_size():
+    rng = np.random.default_rng(13)
+    x = _sprinkle(rng.uniform(-1.0, 1.0, size=(90, 3)), rng)
+    mask = rng.random(size=x.shape) < 0.2
+    mask[np.isnan(x)] |= rng.random(size=int(np.isnan(x).sum())) < 0.5
+    edges = [uniform_edges(-1.0, 1.0, 4)] * 3
+    check_profile(x, edges, uniform=[1, 0, 1], null_mask=mask, threads=48, row_blocks=3)
+
+
+def test_empty_chunk_writes_identities():
+    x = np.zeros((0, 2))
+    res = check_profile(x, [np.array([0.0, 1.0]), None], threads=32, row_blocks=1)
+    assert res["blk_count"].tolist() == [[0], [0]]
+    assert np.all(res["mins"] == np.inf) and np.all(res["maxs"] == -np.inf)
+
+
+def test_all_nan_and_all_infinite_columns():
+    x = np.full((40, 3), np.nan)
+    x[:, 1] = np.inf
+    x[::2, 2] = -np.inf
+    res = check_profile(x, [np.array([0.0, 1.0])] * 3, threads=32, row_blocks=2)
+    assert res["special"].tolist() == [[0, 40, 0, 0], [0, 0, 40, 0], [0, 20, 0, 20]]
+    assert res["count"].tolist() == [0, 0, 0]
+
+
+# The simulator computes with NumPy scalars, which warn where CUDA silently
+# overflows to inf (as the CPU twin does, quietly).
+_OVERFLOW_OK = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+
+
+@_OVERFLOW_OK
+@pytest.mark.parametrize(
+    "lo, hi, n_bins",
+    [(0.1, 0.7, 7), (-3.0, 1e-3, 10), (1e-300, 3e-300, 3), (-8e307, 8e307, 4), (5.0, 5.0 + 2**-40, 6)],
+)
+def test_uniform_closed_form_equals_binary_search(lo, hi, n_bins):
+    edges = uniform_edges(lo, hi, n_bins)
+    probes = np.concatenate(
+        (
+            edges,
+            np.nextafter(edges, np.inf),
+            np.nextafter(edges, -np.inf),
+            np.linspace(lo, hi, 23),
+            [lo - abs(lo) - 1.0, hi + abs(hi) + 1.0],
+        )
+    )
+    x = np.stack((probes, probes), axis=1)
+    res = check_profile(x, [edges, edges], uniform=[1, 0], threads=32, row_blocks=2)
+    assert res["hist"][0].tolist() == res["hist"][1].tolist()
+
+
+def test_non_uniform_edges_flagged_uniform_still_exact():
+    # The closed form is only a first guess; the edges decide.
+    rng = np.random.default_rng(14)
+    edges = np.array([-5.0, -4.9, -1.0, 0.0, 0.001, 2.0, 40.0])
+    x = np.concatenate((edges, rng.uniform(-6.0, 41.0, size=50)))[:, None]
+    check_profile(x, [edges], uniform=[1], threads=32, row_blocks=2)
+
+
+def test_global_histogram_path():
+    rng = np.random.default_rng(15)
+    x = rng.normal(size=(60, 2))
+    edges = [equal_mass_edges(np.sort(x[:, 0]), 9), uniform_edges(-2.0, 2.0, 5)]
+    private = run_profile(x, edges, uniform=[0, 1], threads=32, row_blocks=2, privatize=True)
+    check_profile(x, edges, uniform=[0, 1], threads=32, row_blocks=2, privatize=False)
+    shared = run_profile(x, edges, uniform=[0, 1], threads=32, row_blocks=2, privatize=False)
+    assert private["hist"].tolist() == shared["hist"].tolist()
+
+
+def test_too_many_edges_for_shared_memory_falls_back():
+    # 5000 edges need ~60 KB of shared memory, above the 48 KB default.
+    assert profile_shared_bytes(5000, 32, True) > _launch.shared_limit()
+    rng = np.random.default_rng(16)
+    x = rng.uniform(0.0, 1.0, size=(40, 1))
+    edges = uniform_edges(0.0, 1.0, 4999)
+    check_profile(x, [edges], uniform=[1], threads=32, row_blocks=1)
+
+
+@_OVERFLOW_OK
+def test_signed_zero_and_huge_values():
+    x = np.zeros((6, 3))
+    x[:, 0] = [-0.0, -0.0, 0.0, -0.0, 0.0, -0.0]
+    x[:, 1] = [1e300, -1e300, 1e300, -1e300, 5.0, -5.0]  # M2 overflows on both paths
+    x[:, 2] = 1e200 * (1.0 + np.arange(6) * 1e-12)  # the CPU twin rescales these
+    res = check_profile(x, [None, None, None], threads=32, row_blocks=1)
+    assert not np.signbit(res["mins"][0]) and not np.signbit(res["maxs"][0])
+
+
+def test_geometry_changes_no_count():
+    rng = np.random.default_rng(17)
+    x = _sprinkle(rng.normal(size=(75, 2)), rng)
+    edges = [uniform_edges(-2.0, 2.0, 6), equal_mass_edges(np.sort(x[np.isfinite(x[:, 1]), 1]), 5)]
+    results = [
+        check_profile(x, edges, uniform=[1, 0], threads=t, row_blocks=rb) for t, rb in ((32, 1), (64, 2), (40, 3))
+    ]
+    for r in results[1:]:
+        for key in ("hist", "special", "mins", "maxs", "count"):
+            assert r[key].tolist() == results[0][key].tolist()
