@@ -284,3 +284,80 @@ def test_one_bad_column_does_not_stop_the_comparison(rng):
     p = cudrift.profile(cur, errors="report")
     assert set(p.errors) == {"a", "c"} and "b" in p.columns
     assert Profile.from_bytes(p.to_bytes()).errors == p.errors
+
+
+def test_report_reader_rejects_malformed_json_and_keeps_odd_names(rng):
+    det = DriftDetector({"NaN": rng.normal(size=300), "Infinity": rng.normal(size=300)})
+    rep = det.compare({"NaN": rng.normal(size=300), "Infinity": rng.normal(2.0, 1.0, size=300)})
+    back = DriftReport.from_json(rep.to_json())
+    assert back == rep and back["NaN"].column == "NaN"
+    for bad in ("null", "[]", "1", '{"format": "cudrift.report", "version": 0}',
+                '{"format": "cudrift.report", "version": true}'):
+        with pytest.raises(cudrift.FormatError):
+            DriftReport.from_json(bad)
+    d = json.loads(rep.to_json())
+    d["features"][0]["statistic"] = "abc"
+    with pytest.raises(cudrift.FormatError, match="statistic"):
+        DriftReport.from_dict(d)
+    d = json.loads(rep.to_json())
+    d["features"][0] = 5
+    with pytest.raises(cudrift.FormatError, match="object"):
+        DriftReport.from_dict(d)
+
+
+def test_edge_cases_from_review(rng):
+    # a test that cannot run on one column (constant values for Anderson-Darling) fails that column only
+    ref = {"a": np.full(100, 5.0), "b": rng.normal(size=100)}
+    cur = {"a": np.full(50, 5.0), "b": rng.normal(size=50)}
+    rep = DriftDetector(ref, policy="anderson").compare(cur)
+    assert rep["a"].status == "error" and rep["b"].status == "ok"
+    # NaN p-values take no part in the correction
+    rep = DriftDetector(ref, policy="ttest", correction="bh").compare(cur)
+    assert rep["b"].status == "ok"
+    # a per-column test that cannot apply is refused up front
+    with pytest.raises(SchemaError, match="needs a numerical column"):
+        DriftDetector({"s": np.array(["a", "b"] * 50, dtype=object)}, policy={"s": "ks"})
+    with pytest.raises(ValueError, match="neither reference columns"):
+        DriftDetector(ref, thresholds={"nope": 0.1})
+    with pytest.raises(ValueError, match="p-value threshold"):
+        DriftDetector(ref, thresholds={"ks": 5.0})
+
+
+def test_int_category_column_that_gained_nan_is_still_tested(rng):
+    ref = pd.DataFrame({"k": rng.integers(0, 4, size=3000), "x": rng.normal(size=3000)})
+    cur = pd.DataFrame({"k": rng.integers(0, 4, size=3000).astype(float), "x": rng.normal(size=3000)})
+    cur.loc[:99, "k"] = np.nan
+    rep = DriftDetector(ref).compare(cur)
+    assert rep["k"].status == "ok" and rep["k"].kind == "categorical"
+    assert rep["k"].n_current == 2900
+    cur.loc[200, "k"] = 1.5
+    rep = DriftDetector(ref).compare(cur)
+    assert rep["k"].status == "error" and "non-integer" in rep["k"].message
+
+
+def test_high_cardinality_categories_keep_the_folded_mass(rng):
+    cfg = cudrift.ProfileConfig(max_categories=500)
+    ids = rng.integers(0, 5000, size=40_000)
+    ref = {"u": np.array([f"id{i}" for i in ids], dtype=object)}
+    cur = {"u": np.array([f"id{i}" for i in rng.integers(0, 5000, size=20_000)], dtype=object)}
+    rep = DriftDetector(ref, config=cfg).compare(cur)
+    # same distribution: the folded tail is compared as one "other" bin, so no drift
+    assert rep["u"].status == "ok" and not rep["u"].drifted
+    unseen = [f for f in rep.findings if f.check == "unseen_categories"]
+    assert unseen and "upper bound" in unseen[0].message
+
+
+def test_all_nan_reference_column_windows_still_merge(rng):
+    ref = cudrift.profile({"a": np.full(100, np.nan), "b": rng.normal(size=100)})
+    w1 = cudrift.profile({"a": rng.normal(size=50), "b": rng.normal(size=50)}, like=ref)
+    w2 = cudrift.profile({"a": rng.normal(size=50), "b": rng.normal(size=50)}, like=ref)
+    assert (w1 + w2).n_rows == 100
+
+
+def test_profile_update_is_all_or_nothing(rng):
+    ref = cudrift.profile({"a": rng.normal(size=100), "s": np.array(["x", "y"] * 50, dtype=object)})
+    w = Profile.empty_like(ref)
+    w.update({"a": rng.normal(size=100), "s": np.array(["x", "y"] * 50, dtype=object)})
+    with pytest.raises(SchemaError):
+        w.update({"a": rng.normal(size=100), "s": np.array(["x", 1] * 50, dtype=object)})
+    assert w.n_rows == 100 and w["a"].count == 100 and w["s"].count == 100

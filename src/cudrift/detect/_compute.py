@@ -50,7 +50,8 @@ def applies(test: str, kind: str) -> bool:
 def n_unique(kind: str, rc, cc, ref_sorted, cur_sorted, ref_distinct: int | None, cap: int = 6) -> int:
     """Distinct values over reference and current, counted up to ``cap`` (all the auto rule needs)."""
     if kind == CATEGORICAL:
-        return len(set(rc.counts.keys()) | set(cc.counts.keys()))
+        # values outside the reference dictionary are at least one more value
+        return len(set(rc.counts.keys()) | set(cc.counts.keys())) + (1 if cc.unseen_count else 0)
     if ref_sorted is not None and cur_sorted is not None:
         if ref_distinct is not None and ref_distinct >= cap:
             return cap
@@ -64,11 +65,20 @@ def n_unique(kind: str, rc, cc, ref_sorted, cur_sorted, ref_distinct: int | None
 
 
 def _aligned_category_counts(rc: CategoricalColumnProfile, cc: CategoricalColumnProfile) -> tuple[np.ndarray, np.ndarray]:
+    """Counts on the reference's categories plus one "other" bin.
+
+    A current window profiled like the reference counts the reference's
+    categories exactly and everything else as ``unseen_count``; the
+    reference's own rare tail (folded past ``max_categories``) is the same
+    "not in the dictionary" mass, so the two meet in the "other" bin.
+    """
     keys = list(rc.counts.keys())
-    seen = set(keys)
-    keys += [k for k in cc.counts.keys() if k not in seen]
-    r = np.array([rc.counts[k] if k in rc.counts else 0 for k in keys], dtype=np.float64)
+    r = np.array([rc.counts[k] for k in keys], dtype=np.float64)
     c = np.array([cc.counts[k] if k in cc.counts else 0 for k in keys], dtype=np.float64)
+    r_other, c_other = rc.counts.folded, cc.unseen_count + cc.counts.folded
+    if r_other or c_other:
+        r = np.append(r, r_other)
+        c = np.append(c, c_other)
     return r, c
 
 
@@ -122,6 +132,8 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
     if kind != NUMERICAL:
         raise SchemaError(f"{test} needs a numerical column, this one is categorical")
     if test == "ttest":
+        if ref_sorted is not None and cur_sorted is not None:
+            return spec.func_sorted(_f64(ref_sorted), _f64(cur_sorted))  # exact, as SciPy on the values
         return _ttest_from_moments(rc, cc)
     if test == "mmd":
         return _from_sample(test, rc, cc)

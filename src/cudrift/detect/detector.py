@@ -138,9 +138,24 @@ class DriftDetector:
                     f"exact='always': the sorted numeric reference needs {need:,} bytes, over memory_budget="
                     f"{self.memory_budget:,}"
                 )
-        for col in self._column_tests:
+        for col, test in self._column_tests.items():
             if col not in self.reference.columns:
                 raise SchemaError(f"policy names column {col!r}, which is not in the reference {self.reference.names}")
+            kind = self.reference.kinds[col]
+            if TESTS[test].kind == "numerical" and kind != NUMERICAL:
+                raise SchemaError(f"policy asks for {test!r} on column {col!r}, but {test} needs a numerical "
+                                  f"column and {col!r} is {kind}")
+        if isinstance(self._thresholds, dict):
+            unknown = [k for k in self._thresholds if k not in self.reference.columns and k not in TESTS]
+            if unknown:
+                raise ValueError(f"thresholds names {unknown}, which are neither reference columns "
+                                 f"{self.reference.names} nor tests {sorted(TESTS)}")
+            for k, v in self._thresholds.items():
+                if k in TESTS and TESTS[k].is_pvalue and v > 1:
+                    raise ValueError(f"Invalid threshold for {k!r}: {v!r} (a p-value threshold lies in [0, 1])")
+        elif isinstance(self._thresholds, float) and self._thresholds > 1 and self._all_test is not None \
+                and TESTS[self._all_test].is_pvalue:
+            raise ValueError(f"Invalid value for thresholds: {self._thresholds!r} (a p-value threshold lies in [0, 1])")
         self._ref_distinct = {n: _distinct_sorted(v, 6) for n, v in self._ref_sorted.items()}
 
     @property
@@ -272,7 +287,10 @@ class DriftDetector:
             test = auto_test(kind, n_ref, n_unique)
         try:
             res = _compute.run_test(test, kind, rc, cc, ref_sorted, cur_sorted if ref_sorted is not None else None)
-        except CudriftError as exc:
+        except (CudriftError, ValueError) as exc:
+            # a test that cannot run on this column's data (constant values
+            # for Anderson-Darling, one row for Cramer-von Mises, ...) fails
+            # this column only; the report goes on
             findings.append(Finding("test_error", name, f"{test} on column {name!r} failed: {exc}"))
             return fail(STATUS_ERROR, str(exc), test)
         threshold = self.threshold_for(name, test)
@@ -289,7 +307,9 @@ class DriftDetector:
     def _apply_correction(self, features: list[FeatureDrift]) -> list[FeatureDrift]:
         if self.correction is None:
             return features
-        idx = [i for i, f in enumerate(features) if f.status == STATUS_OK and f.pvalue is not None]
+        # NaN p-values (a degenerate test) take no part in the adjustment
+        idx = [i for i, f in enumerate(features)
+               if f.status == STATUS_OK and f.pvalue is not None and not math.isnan(f.pvalue)]
         if not idx:
             return features
         adj = adjust_pvalues([features[i].pvalue for i in idx], self.correction)
@@ -336,19 +356,28 @@ def _n_valid(col: Any) -> int:
 def _check_like(ref: Profile, cur: Profile) -> None:
     ref.config.check_mergeable(cur.config)
     for n, k in ref.kinds.items():
-        if n in cur.kinds and k == NUMERICAL and cur.kinds[n] == NUMERICAL:
+        if n not in cur.kinds or cur.kinds[n] != k:
+            continue
+        if k == NUMERICAL:
             a, b = ref.edges(n), cur.edges(n)
             if a is not None and (b is None or a.shape != b.shape or not np.array_equal(a, b)):
+                what = "no histogram" if b is None else (
+                    f"{len(b)} edges vs the reference's {len(a)}" if a.shape != b.shape else "other edge values")
                 raise IncompatibleSketchError(
-                    f"column {n!r}: the current profile has different histogram edges from the reference "
-                    f"({0 if b is None else len(b)} vs {len(a)} edges); profile it with like=reference"
+                    f"column {n!r}: the current profile's histogram edges differ from the reference's ({what}); "
+                    "profile it with like=reference"
                 )
+        elif cur.columns[n].reference_categories is None:
+            raise IncompatibleSketchError(
+                f"column {n!r}: the current profile was not made with like=reference, so unseen categories "
+                "cannot be counted; profile it with like=reference"
+            )
 
 
 def _quality_findings(name: str, ref: Profile, cur: Profile, null_tol: float) -> list[Finding]:
     out: list[Finding] = []
     rc, cc = ref.columns[name], cur.columns[name]
-    if ref.dtypes[name] != cur.dtypes[name]:
+    if ref.dtypes[name] != cur.dtypes[name] and cur.dtypes[name] != "null":
         out.append(Finding("dtype_change", name, f"column {name!r} changed dtype: {ref.dtypes[name]} → {cur.dtypes[name]}"))
     r_missing = _missing_share(rc)
     c_missing = _missing_share(cc)
@@ -375,11 +404,22 @@ def _quality_findings(name: str, ref: Profile, cur: Profile, null_tol: float) ->
     elif not isinstance(cc, NumericColumnProfile) and not isinstance(rc, NumericColumnProfile):
         valid = cc.count - cc.null_count
         if cc.unseen_count and valid:
-            out.append(Finding("unseen_categories", name,
-                               f"column {name!r}: {cc.unseen_count} current values ({_pct(cc.unseen_count / valid)}) "
-                               "are categories the reference never had", value=cc.unseen_count / valid))
+            if rc.counts.folded:
+                # the reference kept only its top categories: values of its
+                # folded rare categories count as unseen here, so this is a bound
+                out.append(Finding("unseen_categories", name,
+                                   f"column {name!r}: at most {cc.unseen_count} current values "
+                                   f"({_pct(cc.unseen_count / valid)}) are categories the reference never had "
+                                   f"(an upper bound: the reference folded {rc.counts.folded} values of rare "
+                                   f"categories past max_categories={rc.counts.max_categories})",
+                                   value=cc.unseen_count / valid))
+            else:
+                out.append(Finding("unseen_categories", name,
+                                   f"column {name!r}: {cc.unseen_count} current values "
+                                   f"({_pct(cc.unseen_count / valid)}) are categories the reference never had",
+                                   value=cc.unseen_count / valid))
         for label, col in (("reference", rc), ("current", cc)):
-            if col.count - col.null_count > 1 and len(col.counts) == 1:
+            if col.count - col.null_count > 1 and len(col.counts) == 1 and not getattr(col, "unseen_count", 0):
                 only = next(iter(col.counts.keys()))
                 out.append(Finding("constant_column", name, f"column {name!r} is constant ({only!r}) in the {label} window"))
     return out

@@ -98,6 +98,58 @@ def _unfloat(x: Any) -> Any:
     return _SPECIAL.get(x, x) if isinstance(x, str) else x
 
 
+# Field types of the report objects, checked when a report is read back; only
+# the float fields turn "NaN"/"Infinity" strings back into floats (a column
+# may well be named "NaN").
+_FLOAT, _OPT_FLOAT, _INT, _BOOL, _STR, _OPT_STR = "float", "float?", "int", "bool", "str", "str?"
+_FIELDS: dict[str, dict[str, str]] = {
+    "FeatureDrift": {
+        "column": _STR, "kind": _STR, "test": _OPT_STR, "statistic": _OPT_FLOAT, "pvalue": _OPT_FLOAT,
+        "threshold": _OPT_FLOAT, "drifted": _BOOL, "n_reference": _INT, "n_current": _INT,
+        "pvalue_adjusted": _OPT_FLOAT, "statistic_error": _FLOAT, "status": _STR, "message": _STR,
+    },
+    "Finding": {"check": _STR, "column": _OPT_STR, "message": _STR, "value": _OPT_FLOAT,
+                "reference_value": _OPT_FLOAT},
+    "DriftReport": {
+        "dataset_drift": _BOOL, "drift_share": _FLOAT, "share_drifted": _FLOAT, "n_drifted": _INT,
+        "n_tested": _INT, "n_reference_rows": _INT, "n_current_rows": _INT, "correction": _OPT_STR, "exact": _BOOL,
+    },
+}
+
+
+def _check_field(owner: str, name: str, kind: str, v: Any) -> Any:
+    optional = kind.endswith("?")
+    base = kind.rstrip("?")
+    if v is None and optional:
+        return None
+    if base == "float":
+        v = _unfloat(v)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+    elif base == "int":
+        if isinstance(v, int) and not isinstance(v, bool):
+            return v
+    elif base == "bool":
+        if isinstance(v, bool):
+            return v
+    elif base == "str":
+        if isinstance(v, str):
+            return v
+    raise FormatError(f"malformed cudrift report: {owner}.{name} should be {kind}, got {v!r}")
+
+
+def _build(cls: type, d: Any, what: str) -> Any:
+    if not isinstance(d, dict):
+        raise FormatError(f"malformed cudrift report: a {what} should be an object, got {type(d).__name__}")
+    spec = _FIELDS[cls.__name__]
+    out = {}
+    for k, v in d.items():
+        out[k] = _check_field(cls.__name__, k, spec[k], v) if k in spec else v
+    if cls.__name__ == "DriftReport" and not isinstance(out.get("metadata", {}), dict):
+        raise FormatError("malformed cudrift report: metadata should be an object")
+    return cls(**out)
+
+
 @dataclass(frozen=True)
 class DriftReport:
     """Outcome of :meth:`DriftDetector.compare`.
@@ -159,17 +211,18 @@ class DriftReport:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DriftReport":
+        if not isinstance(d, dict):
+            raise FormatError(f"a cudrift report is a JSON object, got {type(d).__name__}")
         if d.get("format") != REPORT_FORMAT:
             raise FormatError(f"not a cudrift report: format is {d.get('format')!r}")
-        if not isinstance(d.get("version"), int) or d["version"] > REPORT_VERSION:
-            raise FormatError(f"report version {d.get('version')!r} is not supported (reads up to {REPORT_VERSION})")
+        version = d.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= REPORT_VERSION:
+            raise FormatError(f"report version {version!r} is not supported (reads 1..{REPORT_VERSION})")
         try:
-            feats = tuple(
-                FeatureDrift(**{k: _unfloat(v) for k, v in f.items()}) for f in d["features"]
-            )
-            finds = tuple(Finding(**{k: _unfloat(v) for k, v in f.items()}) for f in d["findings"])
-            rest = {k: _unfloat(v) for k, v in d.items() if k not in ("features", "findings", "format", "version")}
-            return cls(features=feats, findings=finds, **rest)
+            feats = tuple(_build(FeatureDrift, f, "feature") for f in d["features"])
+            finds = tuple(_build(Finding, f, "finding") for f in d["findings"])
+            rest = {k: v for k, v in d.items() if k not in ("features", "findings", "format", "version")}
+            return _build(cls, {**rest, "features": feats, "findings": finds}, "report")
         except (KeyError, TypeError) as exc:
             raise FormatError(f"malformed cudrift report: {exc}") from None
 

@@ -104,7 +104,12 @@ def _numpy_family(name: str, dtype: np.dtype) -> str:
 
 def _arrow_family(name: str, typ: pa.DataType) -> str:
     if pa.types.is_dictionary(typ):
-        return _arrow_family(name, typ.value_type)
+        # a dictionary (pandas Categorical) type declares categories, whatever
+        # the type of its values
+        value = _arrow_family(name, typ.value_type)
+        return "string" if value in ("integer", "string", "boolean") else value
+    if pa.types.is_binary(typ) or pa.types.is_large_binary(typ):
+        return "string"  # decoded as UTF-8 when read
     if pa.types.is_floating(typ):
         return "float"
     if pa.types.is_integer(typ):
@@ -186,6 +191,11 @@ def _column_from_arrow(name: str, arr: pa.Array | pa.ChunkedArray) -> ColumnData
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
+    if pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
+        try:
+            arr = arr.cast(pa.large_string() if pa.types.is_large_binary(arr.type) else pa.string())
+        except pa.ArrowInvalid:
+            raise SchemaError(f"column {name!r} holds bytes that are not UTF-8 text") from None
     nulls = arr.null_count
     if nulls:
         arr = arr.drop_null()
@@ -231,8 +241,13 @@ def _check_unique(names: list[str], origin: str) -> None:
         raise SchemaError(f"{origin} has duplicate column names {dup}")
 
 
+def _visible(names: list[str]) -> list[str]:
+    # pandas writes its index into Arrow tables and Parquet files under these names
+    return [n for n in names if not n.startswith("__index_level_")]
+
+
 def _arrow_table_source(table: pa.Table, columns: Sequence[str] | None, origin: str, errors: str) -> TableSource:
-    names = _select([str(n) for n in table.column_names], columns, origin)
+    names = _select(_visible([str(n) for n in table.column_names]), columns, origin)
     _check_unique(names, origin)
     def info(n: str) -> ColumnInfo:
         typ = table.schema.field(n).type
@@ -371,7 +386,12 @@ def _parquet_source(paths: list[Path], columns: Sequence[str] | None, batch_rows
     for p, s in zip(paths[1:], schemas[1:]):
         if s.names != first.names:
             raise SchemaError(f"Parquet files disagree on columns: {paths[0]} has {first.names}, {p} has {s.names}")
-    names = _select(list(first.names), columns, f"Parquet file {paths[0]}")
+        for f0, f in zip(first, s):
+            if f0.type != f.type:
+                raise SchemaError(
+                    f"Parquet files disagree on column {f.name!r}: {paths[0]} has {f0.type}, {p} has {f.type}"
+                )
+    names = _select(_visible(list(first.names)), columns, f"Parquet file {paths[0]}")
     def info(n: str) -> ColumnInfo:
         typ = first.field(n).type
         return ColumnInfo(n, _arrow_dtype_str(typ), _arrow_family(n, typ))
@@ -386,6 +406,16 @@ def _parquet_source(paths: list[Path], columns: Sequence[str] | None, batch_rows
                 yield {n: (lambda n=n, rb=rb: _column_from_arrow(n, rb.column(n))) for n in names}
 
     return TableSource(infos, batches, n_rows, f"Parquet files {[str(p) for p in paths]}")
+
+
+def _parquet_files(path: Path) -> list[Path]:
+    """A Parquet file, or the ``*.parquet`` files of a directory (sorted by name)."""
+    if path.is_dir():
+        files = sorted(path.glob("*.parquet"))
+        if not files:
+            raise FileNotFoundError(f"no *.parquet files in directory {path}")
+        return files
+    return [path]
 
 
 def as_source(
@@ -417,7 +447,7 @@ def as_source(
     if isinstance(data, TableSource):
         return data
     if isinstance(data, (str, os.PathLike)):
-        return _parquet_source([Path(data)], columns, batch_rows, errors)
+        return _parquet_source(_parquet_files(Path(data)), columns, batch_rows, errors)
     if isinstance(data, (list, tuple)) and data and all(isinstance(p, (str, os.PathLike)) for p in data):
         return _parquet_source([Path(p) for p in data], columns, batch_rows, errors)
     if isinstance(data, pa.RecordBatch):

@@ -405,6 +405,9 @@ class CategoricalColumnProfile:
         values (pyarrow nulls, ``None``, NaN in object arrays).
     counts
         :class:`~cudrift.sketches.categorical.CategoryCounts` of the keys.
+        Profiled like a reference, only the reference's categories are
+        counted here: there are at most ``max_categories`` of them, so their
+        counts stay exact however many new categories a window brings.
     reference_categories
         The reference's dictionary when profiled like a reference, else ``None``.
     unseen_count
@@ -416,8 +419,8 @@ class CategoricalColumnProfile:
     >>> import numpy as np
     >>> p = CategoricalColumnProfile.empty(reference_categories={"a", "b"})
     >>> p = p.update(np.array(["a", "c", None, "c"], dtype=object))
-    >>> p.count, p.null_count, p.unseen_count, p.counts["c"]
-    (4, 1, 2, 2)
+    >>> p.count, p.null_count, p.unseen_count, p.counts["a"], "c" in p.counts
+    (4, 1, 2, 1, False)
     """
 
     __slots__ = ("count", "null_count", "counts", "reference_categories", "unseen_count", "_ref_typed")
@@ -473,12 +476,15 @@ class CategoricalColumnProfile:
         """
         nulls = _check_null_count(null_count, name)
         key_type, keys, counts, found_nulls = count_categories(values, name)
+        if self._ref_typed is not None and keys:
+            ref = self._ref_typed
+            seen = np.fromiter(((key_type, k) in ref for k in keys), dtype=bool, count=len(keys))
+            self.unseen_count += int(counts[~seen].sum())
+            keys = [k for k, s_ in zip(keys, seen) if s_]
+            counts = counts[seen]
         self.counts._add_counts(key_type, keys, counts, name)
         self.count += len(values) + nulls
         self.null_count += nulls + found_nulls
-        if self._ref_typed is not None and keys:
-            ref = self._ref_typed
-            self.unseen_count += sum(c for k, c in zip(keys, counts.tolist()) if (key_type, k) not in ref)
         return self
 
     # monoid ---------------------------------------------------------------
@@ -576,6 +582,7 @@ class CategoricalColumnProfile:
                 _decode_keys([k for tt, k in zip(types, keys) if tt == t], t, CATEGORICAL_KIND)
             ref = frozenset(keys)
         counts = CategoryCounts.from_bytes(raw)
-        if count != counts.n + null_count or unseen > counts.n:
+        # with a reference dictionary the unseen values are counted apart from ``counts``
+        if count != counts.n + null_count + (unseen if ref is not None else 0) or (ref is None and unseen):
             raise FormatError(f"corrupted {CATEGORICAL_KIND} bytes: counts do not add up")
         return cls(count, null_count, counts, ref, unseen)

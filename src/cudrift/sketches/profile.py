@@ -20,6 +20,7 @@ from cudrift.backends import resolve_backend
 from cudrift.errors import EmptyInputError, FormatError, IncompatibleSketchError, SchemaError
 from cudrift.io import ColumnData, TableSource, as_source
 from cudrift.sketches import _format
+from cudrift.sketches.categorical import CategoryCounts
 from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile
 from cudrift.sketches.config import CATEGORICAL, NUMERICAL, ProfileConfig, Schema
 from cudrift.sketches.histogram import equal_mass_edges
@@ -99,6 +100,11 @@ class Profile:
         return None
 
     @classmethod
+    def empty(cls, like: "Profile") -> "Profile":
+        """The identity of merge for profiles like ``like`` (same as :meth:`empty_like`)."""
+        return cls.empty_like(like)
+
+    @classmethod
     def empty_like(cls, reference: "Profile") -> "Profile":
         """An empty profile with the reference's columns, edges and dictionaries (the identity of merge)."""
         cols: dict[str, ColumnProfile] = {}
@@ -135,7 +141,13 @@ class Profile:
         missing = [n for n in self.columns if n not in src.names]
         if missing:
             raise SchemaError(f"data lacks profiled columns {missing}; it has {src.names}")
-        _consume(self, src, list(self.columns))
+        # all or nothing: a batch that fails in one column must not leave the
+        # other columns (and n_rows) counted
+        part = Profile.empty_like(self)
+        part.dtypes = dict(self.dtypes)
+        _consume(part, src, list(self.columns))
+        merged = self.merge(part)
+        self.columns, self.n_rows = merged.columns, merged.n_rows
         return self
 
     # -------------------------------------------------------------- serialize
@@ -216,7 +228,10 @@ def _empty_column(kind: str, like: Profile | None, name: str, config: ProfileCon
         )
     ref_cats = None
     if like is not None and name in like.columns and like.kinds.get(name) == CATEGORICAL:
-        ref_cats = like.categories(name)
+        # a window profile passes on its own reference's dictionary
+        ref_cats = like.columns[name].reference_categories
+        if ref_cats is None:
+            ref_cats = like.categories(name)
     return CategoricalColumnProfile.empty(max_categories=config.max_categories, reference_categories=ref_cats)
 
 
@@ -241,23 +256,47 @@ def _infer_kinds(src: TableSource, schema: Schema, like: Profile | None, config:
             if ref_kind == NUMERICAL and info.family in ("float", "integer", "null"):
                 kinds[name] = NUMERICAL
                 continue
-            if ref_kind == CATEGORICAL and info.family in ("integer", "boolean", "string", "null"):
+            # float: an integer column that gained a missing value in pandas
+            # arrives as float64; its integral values are read as the codes
+            if ref_kind == CATEGORICAL and info.family in ("integer", "boolean", "string", "null", "float"):
                 kinds[name] = CATEGORICAL
                 continue
         if info.family in ("float", "null"):
             kinds[name] = NUMERICAL
         elif info.family in ("boolean", "string"):
             kinds[name] = CATEGORICAL
-        else:  # integer: few distinct values in the (first batch of the) reference → categories
-            if first_batch is None:
-                first_batch = next(iter(src.iter_batches()), {})
-            col = first_batch[name]() if name in first_batch else ColumnData(np.zeros(0, np.int64), 0)
-            distinct = len(np.unique(col.values)) if len(col.values) else 0
+        else:  # integer: few distinct values over the whole reference → categories
+            distinct = _count_distinct(src, name, config.categorical_max_distinct + 1)
             kinds[name] = CATEGORICAL if 0 < distinct <= config.categorical_max_distinct else NUMERICAL
     if not kinds:
         bad = {c.name: c.error for c in src.columns if c.family == "invalid"}
         raise EmptyInputError(f"{src.origin} has no columns to profile" + (f"; unreadable: {bad}" if bad else ""))
     return kinds
+
+
+def _count_distinct(src: TableSource, name: str, cap: int) -> int:
+    """Distinct values of an integer column over all batches, counting no further than ``cap``."""
+    seen = np.zeros(0, dtype=np.int64)
+    for batch in src.iter_batches():
+        v = np.asarray(batch[name]().values)
+        if v.size:
+            seen = np.union1d(seen, np.unique(v))
+            if seen.size >= cap:
+                return int(seen.size)
+    return int(seen.size)
+
+
+def _integral_labels(name: str, values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Float values of a categorical integer column → int64 labels and the NaN count (read as nulls)."""
+    nan = np.isnan(values)
+    v = values[~nan]
+    bad = v[(v != np.round(v)) | ~np.isfinite(v)]
+    if bad.size:
+        raise SchemaError(
+            f"column {name!r} holds non-integer values (e.g. {bad[0]!r}) but the reference profiles it as "
+            "integer categories"
+        )
+    return v.astype(np.int64), int(nan.sum())
 
 
 def _consume(
@@ -276,12 +315,17 @@ def _consume(
     def feed(name, loader, col):
         data = loader()
         values = data.values
-        if isinstance(col, CategoricalColumnProfile) and isinstance(values, np.ndarray) and values.size == 0:
-            values = np.zeros(0, dtype=object)  # an all-null column has no label type of its own
+        nulls = data.null_count
+        if isinstance(col, CategoricalColumnProfile) and isinstance(values, np.ndarray):
+            if values.size == 0:
+                values = np.zeros(0, dtype=object)  # an all-null column has no label type of its own
+            elif values.dtype.kind == "f":
+                values, extra_nulls = _integral_labels(name, values)
+                nulls += extra_nulls
         if keep_sorted is not None and name in keep_sorted:
-            col.update(values, null_count=data.null_count, name=name, sorted_out=keep_sorted[name])
+            col.update(values, null_count=nulls, name=name, sorted_out=keep_sorted[name])
         else:
-            col.update(values, null_count=data.null_count, name=name)
+            col.update(values, null_count=nulls, name=name)
         return len(data)
 
     with ThreadPoolExecutor(max_workers=_workers()) as pool:
@@ -440,14 +484,47 @@ def profile_keeping_sorted(
         raise EmptyInputError(f"{src.origin} has no rows: an empty window cannot be profiled")
     # Columns without edges yet (the reference itself, or columns new to it)
     # get equal-mass edges from their quantile sketch and a counting pass.
+    # (a column the reference has keeps the reference's edges, or none when
+    # the reference had no finite value: windows profiled like it still merge)
     need = [n for n, c in prof.columns.items()
-            if isinstance(c, NumericColumnProfile) and c.histogram is None and c.quantiles.n > 0]
+            if isinstance(c, NumericColumnProfile) and c.histogram is None and c.quantiles.n > 0
+            and (like is None or like.kinds.get(n) != NUMERICAL)]
     for n in need:
         edges = equal_mass_edges(prof.columns[n].quantiles, config.n_bins)
         prof.columns[n] = prof.columns[n].with_edges(edges)
     if need:
         _count_histograms(prof, src, need, kept)
+    if like is None:
+        _recount_folded_categories(prof, src)
     return prof, kept
+
+
+def _recount_folded_categories(prof: Profile, src: TableSource) -> None:
+    """Second pass over a reference column that outgrew ``max_categories``.
+
+    The heavy-hitters pass picks the dictionary (at most ``max_categories``
+    keys) but leaves its counts under-estimated; windows profiled like this
+    reference count those keys exactly, so the reference must too. This pass
+    counts the dictionary keys exactly and keeps the rest as the folded mass.
+    """
+    for name, col in list(prof.columns.items()):
+        if not isinstance(col, CategoricalColumnProfile) or not col.counts.folded:
+            continue
+        exact = CategoricalColumnProfile.empty(
+            max_categories=col.counts.max_categories, reference_categories=frozenset(col.counts.keys())
+        )
+        for batch in src.iter_batches():
+            data = batch[name]()
+            values = data.values
+            if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+                values, _ = _integral_labels(name, values)
+            exact.update(values, null_count=data.null_count, name=name)
+        c = exact.counts
+        table = {k: v for k, v in c.items()}
+        counts = CategoryCounts(c.max_categories, c.key_type, table, c.n + exact.unseen_count, exact.unseen_count, 0)
+        prof.columns[name] = CategoricalColumnProfile(
+            col.count, col.null_count, counts, col.reference_categories, col.unseen_count
+        )
 
 
 def _itemsize(dtype: str) -> int:
