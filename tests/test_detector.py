@@ -361,3 +361,14 @@ def test_profile_update_is_all_or_nothing(rng):
     with pytest.raises(SchemaError):
         w.update({"a": rng.normal(size=100), "s": np.array(["x", 1] * 50, dtype=object)})
     assert w.n_rows == 100 and w["a"].count == 100 and w["s"].count == 100
+
+
+def test_huge_magnitudes_keep_a_finite_scale(rng):
+    ref = {"x": rng.normal(size=3000) * 1e200}
+    cur = {"x": (rng.normal(size=3000) + 3.0) * 1e200}
+    exact = DriftDetector(ref).compare(cur)["x"]
+    assert exact.test == "wasserstein_normalized" and exact.drifted
+    assert exact.statistic == pytest.approx(
+        st.wasserstein_distance(ref["x"] / 1e200, cur["x"] / 1e200) / np.std(ref["x"] / 1e200), rel=1e-9)
+    approx = DriftDetector(ref, exact="never").compare(cur)["x"]
+    assert approx.status == "ok" and approx.drifted

@@ -143,7 +143,14 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
         return spec.func_sorted(_f64(ref_sorted), _f64(cur_sorted))
     if test in _FROM_CDF:
         ref_cdf = CdfBounds.from_sorted(ref_sorted) if ref_sorted is not None else rc.quantiles.cdf_bounds()
-        return _FROM_CDF[test](ref_cdf, cc.quantiles.cdf_bounds(), rc.moments.std)
+        std = rc.moments.std
+        if not math.isfinite(std):
+            # the moments overflowed (|values| past ~1e154): take the scale
+            # from the kept points instead, scaled so the squares stay finite
+            pts = ref_sorted if ref_sorted is not None else rc.sample.values
+            scale = float(np.max(np.abs(pts)))
+            std = float(np.std(pts / scale)) * scale
+        return _FROM_CDF[test](ref_cdf, cc.quantiles.cdf_bounds(), std)
     return _from_sample(test, rc, cc)
 
 

@@ -240,8 +240,9 @@ class DriftReport:
         rows = []
         for f in self.features:
             stat = "-" if f.statistic is None else f"{f.statistic:.4g}"
-            if f.statistic is not None and f.statistic_error:
-                stat += f" ±{f.statistic_error:.2g}"
+            if f.statistic is not None and f.statistic_error != 0.0:
+                # NaN: computed on the bounded samples, which carry no bound
+                stat += " (sample)" if math.isnan(f.statistic_error) else f" ±{f.statistic_error:.2g}"
             p = "-" if f.pvalue is None else f"{f.pvalue:.3g}"
             if f.pvalue is not None and f.pvalue_adjusted is not None and f.pvalue_adjusted != f.pvalue:
                 p += f" (adj {f.pvalue_adjusted:.3g})"

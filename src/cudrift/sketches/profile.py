@@ -169,12 +169,19 @@ class Profile:
         _, meta, arrays = _format.unpack(data, _KIND, _VERSION)
         try:
             names = [str(n) for n in meta["columns"]]
+            if len(meta["kinds"]) != len(names) or len(meta["dtypes"]) != len(names):
+                raise ValueError("kinds and dtypes must list one entry per column")
             kinds = dict(zip(names, meta["kinds"]))
-            dtypes = dict(zip(names, meta["dtypes"]))
+            bad = [k for k in kinds.values() if k not in (NUMERICAL, CATEGORICAL)]
+            if bad:
+                raise ValueError(f"unknown column kinds {bad}")
+            dtypes = dict(zip(names, (str(d) for d in meta["dtypes"])))
             config = ProfileConfig.from_dict(meta["config"])
             n_rows = int(meta["n_rows"])
+            if n_rows < 0:
+                raise ValueError(f"negative n_rows {n_rows}")
             errors = {str(k): str(v) for k, v in meta.get("errors", {}).items()}
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise FormatError(f"corrupted profile metadata: {exc!r}") from None
         cols: dict[str, ColumnProfile] = {}
         for i, n in enumerate(names):

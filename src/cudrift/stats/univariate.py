@@ -880,6 +880,15 @@ def _w1_sorted(a: np.ndarray, b: np.ndarray) -> float:
     return lp_integral_bounds(grid_from_sorted(a, b), 1)[0]
 
 
+def _std(x: np.ndarray) -> float:
+    """Population standard deviation that does not overflow for |x| near the float64 limit."""
+    std = float(np.std(x))
+    if not math.isfinite(std) and x.size:
+        scale = float(np.max(np.abs(x)))  # squares of values past ~1e154 overflow
+        std = float(np.std(x / scale)) * scale
+    return std
+
+
 def _normalizer(std: float) -> float:
     # A constant reference has no scale of its own; dividing by 1 keeps the
     # distance finite and in data units rather than inventing a scale.
@@ -924,7 +933,7 @@ def wasserstein_normalized_sorted(
     1.0
     """
     w = _w1_sorted(ref_sorted, cur_sorted)
-    std = float(np.std(ref_sorted)) if reference_std is None else float(reference_std)
+    std = float(reference_std) if reference_std is not None and math.isfinite(reference_std) else _std(ref_sorted)
     norm = _normalizer(std)
     details = {**dropped_details(n_dropped), "kind": "distance", "reference_std": std, "normalizer": norm}
     return TestResult(w / norm, None, "wasserstein_normalized", ref_sorted.size, cur_sorted.size, 0.0, details)
