@@ -141,3 +141,10 @@ def test_huge_category_counts_fold_deterministically(rng):
     assert c.folded > 0
     assert c["hot"] >= 20_000 - c.max_count_error
     assert p1.to_bytes() == p2.to_bytes()
+
+
+def test_windows_merge_whatever_their_column_order(rng):
+    ref = cudrift.profile({"a": rng.normal(size=100), "b": rng.normal(size=100)})
+    w1 = cudrift.profile({"b": rng.normal(size=10), "a": rng.normal(size=10)}, like=ref)
+    w2 = cudrift.profile({"a": rng.normal(size=10), "b": rng.normal(size=10)}, like=ref)
+    assert w1.names == ["a", "b"] and (w1 + w2).n_rows == 20

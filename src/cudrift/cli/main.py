@@ -1,4 +1,4 @@
-"""``cudrift`` command line: ``demo``, ``profile``, ``compare``.
+"""``cudrift`` command line: ``demo``, ``profile``, ``compare``, ``triton repo``.
 
 Exit codes: 0 success (no dataset drift for ``compare``), 1 dataset drift
 found by ``compare --fail-on-drift``, 2 bad input or usage.
@@ -68,6 +68,49 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 1 if (args.fail_on_drift and rep.dataset_drift) else 0
 
 
+def _parse_map(items: Sequence[str] | None) -> dict[str, str]:
+    out = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ValueError(f"Invalid value for --map: {item!r} (expected MONITOR_INPUT_OR_COLUMN=SERVED_TENSOR)")
+        out[key] = value
+    return out
+
+
+def _cmd_triton_repo(args: argparse.Namespace) -> int:
+    from cudrift.integrations.triton.repository import write_repository
+
+    rows, seconds = args.window_rows, args.window_seconds
+    if rows is None:
+        rows = 0 if seconds else 10_000
+    try:
+        repo = write_repository(
+            args.out_dir, args.reference, model=args.model, name=args.name, window_rows=rows,
+            window_seconds=seconds or 0.0, sliding_windows=args.sliding_windows, kind=args.kind,
+            max_batch_size=args.max_batch_size, checkpoint="" if args.no_checkpoint else args.checkpoint,
+            checkpoint_seconds=args.checkpoint_seconds, fold_rows=args.fold_rows,
+            max_backlog_rows=args.max_backlog_rows, policy=args.policy,
+            drift_share=args.drift_share, mapping=_parse_map(args.map), ensemble=args.ensemble,
+        )
+    except OSError as exc:  # an existing model folder, an unwritable output folder
+        print(f"cudrift triton repo: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote model repository {repo.root}")
+    print(f"  {repo.monitor}/  drift monitor (python backend, {args.kind} instance)")
+    for g in repo.layout.groups:
+        feed = f" <- {repo.feeds[g.name]}" if g.name in repo.feeds else ""
+        print(f"    input {g.name} {g.client_data_type} [batch, {len(g.columns)}]{feed}: {', '.join(g.columns)}")
+    if repo.served is not None:
+        print(f"  {repo.served.name}/  served model")
+        print(f"  {repo.ensemble}/  ensemble: {repo.served.name} then {repo.monitor}; send requests here")
+    s = repo.settings
+    print(f"  windows: rows={s.window_rows} seconds={s.window_seconds:g} sliding={s.sliding_windows}; "
+          f"checkpoint: {s.checkpoint or 'off'} (every {s.checkpoint_seconds:g} s and on each window close)")
+    print(f"run: tritonserver --model-repository {repo.root}  (drift metrics on the metrics port, /metrics)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="cudrift", description="GPU-accelerated drift computation for ML monitoring")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -96,6 +139,39 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--fail-on-drift", action="store_true", help="exit with status 1 when the dataset drifted")
     c.add_argument("--backend", default="auto", choices=["auto", "cpu", "gpu"])
     c.set_defaults(func=_cmd_compare)
+
+    t = sub.add_parser("triton", help="NVIDIA Triton Inference Server integration")
+    tsub = t.add_subparsers(dest="triton_command", required=True)
+    r = tsub.add_parser(
+        "repo", help="write a Triton model repository with the drift monitor (and an ensemble with a served model)"
+    )
+    r.add_argument("out_dir", help="model repository folder to write (created if needed)")
+    r.add_argument("--reference", required=True, help="reference profile (.cdp) the live traffic is compared with")
+    r.add_argument("--model", help="served model: its folder (copied in) or the name of a model already in OUT_DIR")
+    r.add_argument("--window-rows", type=int, default=None,
+                   help="close a window after this many rows (default 10000, or none with --window-seconds)")
+    r.add_argument("--window-seconds", type=float, default=None, help="close a window after this many seconds")
+    r.add_argument("--sliding-windows", type=int, default=1, metavar="K",
+                   help="compare the merge of the last K windows (default 1: tumbling windows)")
+    r.add_argument("--kind", default="cpu", choices=["cpu", "gpu"], help="monitor instance kind (default cpu)")
+    r.add_argument("--name", default="cudrift_monitor", help="name of the monitor model")
+    r.add_argument("--ensemble", help="name of the ensemble (default <served model>_monitored)")
+    r.add_argument("--max-batch-size", type=int, default=1024,
+                   help="max_batch_size of a monitor without served model (default 1024)")
+    r.add_argument("--checkpoint", help="checkpoint file (default OUT_DIR-state/<name>.ckpt next to OUT_DIR)")
+    r.add_argument("--no-checkpoint", action="store_true", help="do not checkpoint the window")
+    r.add_argument("--checkpoint-seconds", type=float, default=30.0,
+                   help="seconds between checkpoints; a crash loses at most the rows of that period (default 30)")
+    r.add_argument("--fold-rows", type=int, default=4096,
+                   help="rows buffered before they are profiled, off the request path (default 4096)")
+    r.add_argument("--max-backlog-rows", type=int, default=262_144,
+                   help="rows not profiled yet above which requests wait for the monitor (default 262144; 0: none)")
+    r.add_argument("--policy", default="auto", help="'auto' or a test name applied to every feature")
+    r.add_argument("--drift-share", type=float, default=0.5, help="share of drifted features that marks a window")
+    r.add_argument("--map", action="append", metavar="INPUT=TENSOR",
+                   help="wire a monitor input (NUMERIC, CATEGORICAL, CATEGORICAL_INT) or a reference column "
+                        "(prediction drift) to a served model's input or output; repeatable")
+    r.set_defaults(func=_cmd_triton_repo)
     return ap
 
 

@@ -39,6 +39,9 @@ class MonitorSettings:
     fold_rows
         Accepted rows buffered before they are profiled (by the worker
         thread, off the request path).
+    max_backlog_rows
+        Accepted rows not profiled yet above which requests wait for the
+        worker (backpressure instead of unbounded memory); 0: no limit.
     checkpoint
         Checkpoint file, relative to the model directory (or absolute);
         empty: no checkpoint.
@@ -62,6 +65,7 @@ class MonitorSettings:
     window_seconds: float = 0.0
     sliding_windows: int = 1
     fold_rows: int = 4096
+    max_backlog_rows: int = 262_144
     checkpoint: str = ""
     checkpoint_seconds: float = 30.0
     backend: str = "auto"
@@ -70,9 +74,9 @@ class MonitorSettings:
     predictions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("window_rows", "sliding_windows", "fold_rows"):
+        for name in ("window_rows", "sliding_windows", "fold_rows", "max_backlog_rows"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "window_rows" else 1):
+            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name in ("sliding_windows", "fold_rows") else 0):
                 raise ValueError(f"Invalid value for {name}: {v!r}")
         for name in ("window_seconds", "checkpoint_seconds"):
             v = getattr(self, name)
@@ -107,7 +111,8 @@ class MonitorSettings:
         for key, v in parameters.items():
             if not key.startswith(PARAMETER_PREFIX):
                 continue
-            values[key[len(PARAMETER_PREFIX):]] = v["string_value"] if isinstance(v, Mapping) else str(v)
+            # JSON printers may leave out an empty string_value (proto3 default)
+            values[key[len(PARAMETER_PREFIX):]] = v.get("string_value", "") if isinstance(v, Mapping) else str(v)
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(values) - set(known))
         if unknown:

@@ -44,6 +44,7 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "cudrift_dataset_drift": ("GAUGE", "1 if the last closed window drifted as a whole (share >= drift_share)"),
     "cudrift_window_rows_total": ("COUNTER", "Rows accepted into drift windows"),
     "cudrift_window_open_rows": ("GAUGE", "Rows accepted into the window that is still open"),
+    "cudrift_backlog_rows": ("GAUGE", "Rows accepted but not profiled yet (the worker's queue)"),
     "cudrift_windows_closed_total": ("COUNTER", "Drift windows closed and compared with the reference"),
     "cudrift_feature_nulls_total": ("COUNTER", "Null or NaN values in closed windows, per feature"),
     "cudrift_feature_out_of_range_total": (
@@ -55,6 +56,9 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "cudrift_bad_requests_total": ("COUNTER", "Requests refused by the drift monitor, per reason"),
     "cudrift_requests_total": ("COUNTER", "Requests handled by the drift monitor (accepted or refused)"),
     "cudrift_request_duration_seconds_total": ("COUNTER", "Time spent by the drift monitor in requests"),
+    "cudrift_backpressure_seconds_total": (
+        "COUNTER", "Time requests waited for the worker because the backlog was full (included in the above)"
+    ),
     "cudrift_window_close_duration_seconds_total": (
         "COUNTER", "Time spent closing windows (last fold, comparison, publication)"
     ),
@@ -106,7 +110,7 @@ class MonitorMetrics:
         self._numeric = {c for g in layout.groups if g.kind == "numerical" for c in g.columns}
         self._features = layout.columns
         self._totals: dict[str, Any] = {
-            "requests": 0, "request_seconds": 0.0, "close_seconds": 0.0,
+            "requests": 0, "request_seconds": 0.0, "close_seconds": 0.0, "waited_seconds": 0.0,
             "bad": {r: 0 for r in BAD_REQUEST_REASONS},
             "nulls": {f: 0 for f in self._features},
             "out_of_range": {f: 0 for f in self._features if f in self._numeric},
@@ -124,7 +128,7 @@ class MonitorMetrics:
                 self._metric("cudrift_feature_unseen_categories_total", feature=f)
         for name in ("cudrift_window_rows_total", "cudrift_windows_closed_total", "cudrift_requests_total",
                      "cudrift_request_duration_seconds_total", "cudrift_window_close_duration_seconds_total",
-                     "cudrift_window_open_rows"):
+                     "cudrift_backpressure_seconds_total", "cudrift_window_open_rows", "cudrift_backlog_rows"):
             self._metric(name)
         self._metric("cudrift_dataset_drift_share").set(math.nan)
 
@@ -142,20 +146,23 @@ class MonitorMetrics:
             del m  # deleting the Metric object removes the series from the server
 
     # ------------------------------------------------------------ updates
-    def record_requests(self, n: int, seconds: float, bad: Mapping[str, int]) -> None:
-        """Add a batch of handled requests: how many, time spent, refusals per reason."""
+    def record_requests(self, n: int, seconds: float, bad: Mapping[str, int], waited: float = 0.0) -> None:
+        """Add a batch of handled requests: how many, time spent (waits included), refusals per reason."""
         if n:
             self._metric("cudrift_requests_total").increment(n)
             self._metric("cudrift_request_duration_seconds_total").increment(seconds)
             self._totals["requests"] += n
             self._totals["request_seconds"] += seconds
+        if waited:
+            self._metric("cudrift_backpressure_seconds_total").increment(waited)
+            self._totals["waited_seconds"] += waited
         for reason, k in bad.items():
             if k:
                 self._metric("cudrift_bad_requests_total", reason=reason).increment(k)
                 self._totals["bad"][reason] = self._totals["bad"].get(reason, 0) + k
 
-    def record_rows(self, rows_total: int, open_rows: int, windows_closed: int) -> None:
-        """Publish the window counters (totals; the counters advance by the difference)."""
+    def record_rows(self, rows_total: int, open_rows: int, windows_closed: int, backlog_rows: int = 0) -> None:
+        """Publish the window counters (totals; the counters advance by the difference) and gauges."""
         if rows_total > self._published_rows:
             self._metric("cudrift_window_rows_total").increment(rows_total - self._published_rows)
             self._published_rows = rows_total
@@ -163,6 +170,7 @@ class MonitorMetrics:
             self._metric("cudrift_windows_closed_total").increment(windows_closed - self._published_windows)
             self._published_windows = windows_closed
         self._metric("cudrift_window_open_rows").set(open_rows)
+        self._metric("cudrift_backlog_rows").set(backlog_rows)
 
     def publish_window(self, closed: ClosedWindow, report: DriftReport, seconds: float) -> None:
         """Publish a closed window: drift per feature, dataset share, data quality, close time."""
@@ -214,7 +222,8 @@ class MonitorMetrics:
     def restore(self, totals: Mapping[str, Any], rows_total: int, windows_closed: int) -> None:
         """Continue the counters from a checkpoint's values."""
         self.record_requests(int(totals.get("requests", 0)), float(totals.get("request_seconds", 0.0)),
-                             {r: int(v) for r, v in dict(totals.get("bad", {})).items() if r in BAD_REQUEST_REASONS})
+                             {r: int(v) for r, v in dict(totals.get("bad", {})).items() if r in BAD_REQUEST_REASONS},
+                             float(totals.get("waited_seconds", 0.0)))
         for key, family in (("nulls", "cudrift_feature_nulls_total"),
                             ("out_of_range", "cudrift_feature_out_of_range_total"),
                             ("unseen", "cudrift_feature_unseen_categories_total")):

@@ -111,6 +111,10 @@ class WindowState:
         Closed windows merged for each comparison (1: tumbling windows).
     fold_rows
         Pending rows of the open window that trigger a fold.
+    max_backlog_rows
+        Accepted rows not profiled yet above which :meth:`accept` waits for
+        the worker (backpressure: a monitor that cannot keep up slows the
+        requests down instead of holding ever more rows); 0: no limit.
     backend
         ``"cpu"`` or ``"gpu"``: passed to :func:`cudrift.profile`.
     clock
@@ -127,7 +131,7 @@ class WindowState:
     >>> import numpy as np, cudrift
     >>> ref = cudrift.profile({"x": np.arange(1000.0), "y": np.arange(1000.0)})
     >>> st = WindowState(ref, FeatureLayout.from_profile(ref), window_rows=300)
-    >>> st.accept({"NUMERIC": np.zeros((500, 2), np.float32)}, 500)
+    >>> waited = st.accept({"NUMERIC": np.zeros((500, 2), np.float32)}, 500)
     >>> w = st.close_next()
     >>> (w.window_id, w.rows, w.merged.n_rows), st.close_next(), st.open_rows
     ((0, 300, 300), None, 200)
@@ -143,6 +147,7 @@ class WindowState:
         fold_rows: int = 4096,
         backend: str = "cpu",
         clock: Callable[[], float] = time.time,
+        max_backlog_rows: int = 0,
     ) -> None:
         if not isinstance(window_rows, int) or window_rows < 0:
             raise ValueError(f"Invalid value for window_rows: {window_rows!r} (expected an integer >= 0)")
@@ -154,15 +159,20 @@ class WindowState:
             raise ValueError(f"Invalid value for sliding_windows: {sliding_windows!r} (expected an integer >= 1)")
         if not isinstance(fold_rows, int) or fold_rows < 1:
             raise ValueError(f"Invalid value for fold_rows: {fold_rows!r} (expected an integer >= 1)")
+        if not isinstance(max_backlog_rows, int) or max_backlog_rows < 0:
+            raise ValueError(f"Invalid value for max_backlog_rows: {max_backlog_rows!r} (expected an integer >= 0)")
         self.reference = reference
         self.layout = layout
         self.window_rows = window_rows
         self.window_seconds = float(window_seconds)
         self.sliding_windows = sliding_windows
         self.fold_rows = fold_rows
+        self.max_backlog_rows = max_backlog_rows
         self.backend = backend
         self.clock = clock
         self._lock = threading.Lock()
+        self._drained = threading.Condition(self._lock)  # notified when the worker has profiled rows
+        self._backlog = 0  # accepted rows not profiled yet, all windows together
         self._open = _Window(0, clock(), Profile.empty_like(reference))
         self._sealed: deque[_Window] = deque()
         # The K-1 windows closed last, newest first (maxlen 0 for tumbling windows).
@@ -176,11 +186,14 @@ class WindowState:
         self._bool_columns = {c for c, kt in layout.key_types(reference).items() if kt == "bool"}
 
     # ------------------------------------------------------------ request path
-    def accept(self, arrays: Mapping[str, Any], n_rows: int) -> None:
+    def accept(self, arrays: Mapping[str, Any], n_rows: int, max_wait: float = 10.0) -> float:
         """Take a validated request: ``arrays`` maps each input tensor name to a ``[n_rows, width]`` array.
 
         The arrays must be owned by the caller (copies of the request's
-        tensors): they are kept until the worker folds them.
+        tensors): they are kept until the worker folds them. Over
+        ``max_backlog_rows`` this waits for the worker, at most ``max_wait``
+        seconds (so that a stalled worker cannot hang the server); returns
+        the seconds waited.
         """
         start = 0
         with self._lock:
@@ -193,9 +206,26 @@ class WindowState:
                 w.pending_rows += room
                 w.rows += room
                 self.rows_total += room
+                self._backlog += room
                 start = stop
                 if self.window_rows and w.rows >= self.window_rows:
                     self._seal_locked(self.clock())
+            if not self.max_backlog_rows or self._backlog <= self.max_backlog_rows:
+                return 0.0
+            t0 = time.monotonic()
+            self._drained.wait_for(lambda: self._backlog <= self.max_backlog_rows, timeout=max_wait)
+            return time.monotonic() - t0
+
+    @property
+    def backlog_rows(self) -> int:
+        """Accepted rows the worker has not profiled yet."""
+        with self._lock:
+            return self._backlog
+
+    def _profiled(self, n: int) -> None:
+        with self._lock:
+            self._backlog -= n
+            self._drained.notify_all()
 
     def _seal_locked(self, now: float) -> None:
         w = self._open
@@ -241,20 +271,27 @@ class WindowState:
             return True
 
     def fold(self, force: bool = False) -> int:
-        """Profile the open window's pending rows into its profile; returns the rows folded.
+        """Profile pending rows into their window's profile; returns the rows folded.
 
-        Without ``force`` nothing happens below ``fold_rows`` pending rows.
+        Without ``force``: the open window's, once it has ``fold_rows``
+        pending rows. With ``force``: every unclosed window's (before a
+        checkpoint, so that it holds every row accepted so far).
         """
         with self._lock:
-            w = self._open
-            if not w.pending or (not force and w.pending_rows < self.fold_rows):
-                return 0
-            batches, n = w.pending, w.pending_rows
-            w.pending, w.pending_rows = [], 0
-        # The window may be sealed by a request while this runs; its profile
-        # is still only touched here, and close_next runs on this thread.
-        w.profile = w.profile + self._profile(batches)
-        return n
+            if force:
+                windows = [w for w in (*self._sealed, self._open) if w.pending]
+            else:
+                windows = [self._open] if self._open.pending_rows >= self.fold_rows else []
+            work = []
+            for w in windows:
+                work.append((w, w.pending, w.pending_rows))
+                w.pending, w.pending_rows = [], 0
+        # A request may seal the open window while this runs; window profiles
+        # are still only touched by this thread, where close_next runs too.
+        for w, batches, n in work:
+            w.profile = w.profile + self._profile(batches)
+            self._profiled(n)
+        return sum(n for _, _, n in work)
 
     def close_next(self) -> ClosedWindow | None:
         """Fold and close the oldest sealed window; ``None`` when none is sealed."""
@@ -262,9 +299,10 @@ class WindowState:
             if not self._sealed:
                 return None
             w = self._sealed.popleft()
-            batches, w.pending, w.pending_rows = w.pending, [], 0
+            batches, n, w.pending, w.pending_rows = w.pending, w.pending_rows, [], 0
         if batches:
             w.profile = w.profile + self._profile(batches)
+            self._profiled(n)
         merged = w.profile
         for past in self._history:
             merged = merged + past
@@ -285,7 +323,9 @@ class WindowState:
                 if name in self._bool_columns:
                     col = col != 0
                 columns[name] = col
-        return profile(columns, like=self.reference, backend=self.backend)
+        # Profiles merge only with the same column order: the reference's.
+        ordered = {name: columns[name] for name in self.reference.kinds}
+        return profile(ordered, like=self.reference, backend=self.backend)
 
     # ------------------------------------------------------------ checkpoint
     def to_bytes(self, extra: Mapping[str, Any] | None = None) -> bytes:

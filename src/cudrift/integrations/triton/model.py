@@ -71,19 +71,21 @@ class _Tally:
         self._lock = threading.Lock()
         self._n = 0
         self._seconds = 0.0
+        self._waited = 0.0
         self._bad: Counter[str] = Counter()
 
-    def add(self, seconds: float, reason: str | None) -> None:
+    def add(self, seconds: float, reason: str | None, waited: float = 0.0) -> None:
         with self._lock:
             self._n += 1
             self._seconds += seconds
+            self._waited += waited
             if reason is not None:
                 self._bad[reason] += 1
 
-    def drain(self) -> tuple[int, float, dict[str, int]]:
+    def drain(self) -> tuple[int, float, float, dict[str, int]]:
         with self._lock:
-            out = (self._n, self._seconds, dict(self._bad))
-            self._n, self._seconds, self._bad = 0, 0.0, Counter()
+            out = (self._n, self._seconds, self._waited, dict(self._bad))
+            self._n, self._seconds, self._waited, self._bad = 0, 0.0, 0.0, Counter()
         return out
 
 
@@ -109,14 +111,39 @@ class _QuietDLPackCapsules:
         self.previous(unraisable)
 
 
+# The python-backend stub moves tensors between C++ and NumPy in two ways,
+# and which one works depends on the NumPy of the server's environment
+# (measured with the stub of Triton 2.51, built against NumPy 1.x):
+# - NumPy 2: arrays the stub builds (Tensor.as_numpy(), and its own BYTES
+#   deserialization) get wrong strides, every element reading as the first,
+#   and outputs made with Tensor(name, ndarray) arrive empty; DLPack works
+#   both ways.
+# - NumPy 1: Tensor.from_dlpack(name, ndarray) never returns: the stub
+#   renames the consumed capsule "used_dlpack", which NumPy 1's capsule
+#   destructor does not recognise; it reports that as unraisable while
+#   holding the dying capsule, which runs the destructor again, forever.
+#   Tensor(name, ndarray) and as_numpy() work.
+# Inputs are read through DLPack (np.from_dlpack) under both.
+_NUMPY2 = int(np.__version__.split(".")[0]) >= 2
+
+
+def _output_tensor(pb: Any, name: str, array: np.ndarray) -> Any:
+    """A response tensor built the way this environment's stub accepts (see above)."""
+    if _NUMPY2:
+        return pb.Tensor.from_dlpack(name, array)
+    return pb.Tensor(name, array)
+
+
 def _as_numpy_is_sound(pb: Any) -> bool:
     """Whether ``Tensor.as_numpy()`` reads tensors correctly in this stub.
 
-    A stub built against NumPy 1.x running with NumPy 2 builds arrays with
-    wrong strides: every element reads as the first one. BYTES tensors can
-    only be read through ``as_numpy`` (and the stub deserializes them with
-    the same broken arrays), so they need a sound one.
+    BYTES tensors can only be read through ``as_numpy`` (and the stub
+    deserializes them with the same arrays), so they need a sound one. Under
+    NumPy 1 it is; under NumPy 2 it depends on the NumPy the stub was built
+    against, so a small tensor made through DLPack is read back.
     """
+    if not _NUMPY2:
+        return True
     probe = np.arange(6, dtype=np.int64).reshape(2, 3)
     return bool(np.array_equal(pb.Tensor.from_dlpack("cudrift_probe", probe).as_numpy(), probe))
 
@@ -183,29 +210,31 @@ class TritonPythonModel:
                     f"(columns {list(g.columns)}); the config has "
                     + (f"{have['data_type']}" if have else "no such input")
                 )
-        self._key_types = self.layout.key_types(self.reference)
-        self._max_batch = int(config.get("max_batch_size", 0))
 
         self._previous_hook = sys.unraisablehook
         sys.unraisablehook = _QuietDLPackCapsules(self._previous_hook)
-        self._as_numpy_ok = _as_numpy_is_sound(pb)
         strings = [g.name for g in self.layout.groups if g.data_type == "TYPE_STRING"]
-        if strings and not self._as_numpy_ok:
+        if strings and not _as_numpy_is_sound(pb):
             raise pb.TritonModelException(
                 f"{self._name}: inputs {strings} are BYTES, but this python-backend stub reads tensors wrongly "
-                f"with NumPy {np.__version__} (it was built against NumPy 1.x) and crashes on BYTES inputs; "
-                "install numpy<2 in the server's Python environment"
+                f"under NumPy {np.__version__} (a stub built against NumPy 1.x) and crashes on BYTES inputs; "
+                "install numpy<2 (and pyarrow<26) in the server's Python environment"
             )
 
         self._cupy = None
         self.backend = "cpu"
+        self._device_id = int(args.get("model_instance_device_id", "0"))
         if args.get("model_instance_kind") == "GPU":
-            self._setup_gpu(int(args.get("model_instance_device_id", "0")))
+            self._setup_gpu(self._device_id)
+        elif self.settings.backend == "gpu":
+            self._log.log_warn(f"cudrift monitor {self._name}: cudrift_backend is gpu but the instance is "
+                               "KIND_CPU (inputs on the host): profiling on the CPU")
 
         self.detector = DriftDetector(self.reference, policy=self.settings.policy,
                                       drift_share=self.settings.drift_share, backend=self.backend)
         self.state = WindowState(self.reference, self.layout, self.settings.window_rows, self.settings.window_seconds,
-                                 self.settings.sliding_windows, self.settings.fold_rows, self.backend)
+                                 self.settings.sliding_windows, self.settings.fold_rows, self.backend,
+                                 max_backlog_rows=self.settings.max_backlog_rows)
         self._checkpoint = _resolve(model_dir, self.settings.checkpoint) if self.settings.checkpoint else None
         totals = self._resume()
         self._warm_up()
@@ -217,6 +246,7 @@ class TritonPythonModel:
         self._tally = _Tally()
         self._saved = (self.state.rows_total, self.state.windows_closed)
         self._last_save = time.monotonic()
+        self._retry_save_at = 0.0
 
         # execute() and the worker share the GIL; a short switch interval
         # bounds how long a request waits while the worker profiles or
@@ -285,11 +315,12 @@ class TritonPythonModel:
         for request in requests:
             t0 = time.perf_counter()
             reason = None
+            waited = 0.0
             try:
                 arrays, n = self._read(request)
-                self.state.accept(arrays, n)
+                waited = self.state.accept(arrays, n)
                 share = np.full((n, 1), self._last_share, dtype=np.float32)
-                responses.append(pb.InferenceResponse(output_tensors=[pb.Tensor.from_dlpack(OUTPUT_NAME, share)]))
+                responses.append(pb.InferenceResponse(output_tensors=[_output_tensor(pb, OUTPUT_NAME, share)]))
             except BadRequest as exc:
                 reason = exc.reason
                 responses.append(pb.InferenceResponse(output_tensors=[], error=pb.TritonError(f"cudrift: {exc}")))
@@ -298,9 +329,9 @@ class TritonPythonModel:
                 responses.append(pb.InferenceResponse(
                     output_tensors=[], error=pb.TritonError(f"cudrift: internal error: {type(exc).__name__}: {exc}")
                 ))
-            self._tally.add(time.perf_counter() - t0, reason)
-        if self.state.needs_work():
-            self._wake.set()
+            self._tally.add(time.perf_counter() - t0, reason, waited)
+            if self.state.needs_work():
+                self._wake.set()
         return responses
 
     def _read(self, request: Any) -> tuple[dict[str, Any], int]:
@@ -359,6 +390,9 @@ class TritonPythonModel:
 
     # ------------------------------------------------------------------ worker
     def _run(self) -> None:
+        if self._cupy is not None:
+            # CuPy's current device is per thread: the worker profiles on the instance's device.
+            self._cupy.cuda.Device(self._device_id).use()
         while True:
             self._wake.wait(WORKER_TICK_SECONDS)
             self._wake.clear()
@@ -388,21 +422,28 @@ class TritonPythonModel:
                 + f"): drift share {report.share_drifted:.3f}, drifted: {drifted}"
             )
         self.state.fold()
-        n, seconds, bad = self._tally.drain()
-        self.metrics.record_requests(n, seconds, bad)
+        n, seconds, waited, bad = self._tally.drain()
+        self.metrics.record_requests(n, seconds, bad, waited)
         now = time.monotonic()
         due = final or self._saved[1] != self.state.windows_closed or (
             now - self._last_save >= self.settings.checkpoint_seconds
             and self._saved[0] != self.state.rows_total
         )
-        if self._checkpoint is not None and due:
+        if self._checkpoint is not None and due and (final or now >= self._retry_save_at):
             # Fold what is pending first: the checkpoint then holds every row accepted so far.
             self.state.fold(force=True)
             totals = {**self.metrics.totals(), "last_share": self._last_share}
-            write_atomic(self._checkpoint, self.state.to_bytes(totals))
-            self._saved = (self.state.rows_total, self.state.windows_closed)
-            self._last_save = now
-        self.metrics.record_rows(self.state.rows_total, self.state.open_rows, self.state.windows_closed)
+            try:
+                write_atomic(self._checkpoint, self.state.to_bytes(totals))
+            except OSError as exc:
+                # Disk full, permissions: say so once per period, keep serving, try again later.
+                self._retry_save_at = now + self.settings.checkpoint_seconds
+                self._log.log_error(f"cudrift monitor {self._name}: checkpoint {self._checkpoint} not written: {exc}")
+            else:
+                self._saved = (self.state.rows_total, self.state.windows_closed)
+                self._last_save = now
+        self.metrics.record_rows(self.state.rows_total, self.state.open_rows, self.state.windows_closed,
+                                 self.state.backlog_rows)
 
     # ------------------------------------------------------------------ finalize
     def finalize(self) -> None:

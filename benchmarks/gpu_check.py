@@ -1,0 +1,558 @@
+"""One command for a machine with a GPU: what the card is, whether the GPU tests pass, and how fast the GPU path is.
+
+Run from the repository root, with the project installed
+(``pip install --no-deps --no-build-isolation -e .``) next to CuPy for the
+machine's CUDA, numba-cuda, pytest and nvidia-ml-py::
+
+    python3 benchmarks/gpu_check.py --out gpu_check.json    # about 5 minutes
+    python3 benchmarks/gpu_check.py --quick                 # about 2 minutes, smaller sizes
+    python3 benchmarks/gpu_check.py --dry-run               # no GPU needed: checks imports, prints the plan
+
+Steps, in order; each is wrapped so that one failure is recorded and the
+rest still run, and the JSON is rewritten after every step (a run cut short
+still leaves what it measured):
+
+1. the card (pynvml name, memory, driver), CuPy / numba-cuda / CUDA versions,
+   ``cudrift.backends.gpu_status()``;
+2. the GPU tests: ``python -m pytest -q -m gpu tests/`` in a subprocess with
+   ``NUMBA_ENABLE_CUDASIM=0`` (``--quick``: ``tests/test_gpu_backend.py``);
+3. kernel compilation (``cudrift.backends._gpu.warm_up``);
+4. the device-to-device copy rate, the bandwidth ceiling (read + write bytes
+   of a large ``cupy`` copy per second);
+5. timings, each next to the NumPy path on the same data at a size the CPU
+   finishes quickly, scaled per value (per pair for MMD):
+
+   - fused profile pass (the kernel alone, and ``cudrift.profile`` of the
+     device window end to end) on up to 1e8 x 32 float32,
+   - categorical counts (int32 codes, 1,000 categories),
+   - per-column sort and quantile summary, and one 1-D radix sort per column,
+   - exact KS on all columns from the sorted columns,
+   - MMD, 20,000 points per side, 100 permutations,
+   - ``DriftDetector.compare`` at 1e7 x 64 (device window and host window).
+
+Sizes shrink with the device's free memory. Targets reported (never
+asserted): profile pass >= 70% of the copy rate; exact KS on all columns
+<= 1.5x one radix sort of the window; MMD < 1 s; ``compare`` at 1e7 x 64
+>= 50x the NumPy path. The table is printed and written as JSON to
+``--out`` (default ``gpu_check.json``) and, when ``$OUT`` is set, to
+``$OUT/gpu_check.json`` as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import importlib
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+# The kernels must run on the device, never in Numba's simulator; this has
+# to be decided before anything imports Numba.
+os.environ["NUMBA_ENABLE_CUDASIM"] = "0"
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TARGET_PROFILE_FRACTION = 0.70
+TARGET_KS_OVER_SORT = 1.5
+TARGET_MMD_SECONDS = 1.0
+TARGET_COMPARE_RATIO = 50.0
+
+
+# ------------------------------------------------------------------ plan
+
+
+def plan(quick: bool, free_bytes: float) -> dict:
+    """Sizes of every measurement, shrunk to the free device memory.
+
+    Parameters
+    ----------
+    quick
+        Smaller sizes and only the backend's own GPU tests (about 2 minutes).
+    free_bytes
+        Free device memory in bytes.
+
+    Returns
+    -------
+    dict
+        Rows and columns per measurement and the CPU baseline sizes.
+    """
+    def fit(rows: int, cols: int, bytes_per_value: float, share: float) -> int:
+        most = int(share * free_bytes / (cols * bytes_per_value))
+        return max(1 << 16, min(rows, most))
+
+    profile_rows = fit(25_000_000 if quick else 100_000_000, 32, 4, 0.35)
+    window_rows = fit(2_500_000 if quick else 10_000_000, 32, 4 + 8 + 4 + 8, 0.5)
+    compare_rows = fit(2_500_000 if quick else 10_000_000, 64, 4 + 8 + 4 + 4 + 8, 0.5)
+    cpu_rows = 250_000 if quick else 1_000_000
+    return {
+        "quick": quick,
+        "copy_bytes": int(min(4 << 30, 0.2 * free_bytes)),
+        "profile": {"rows": profile_rows, "cols": 32, "bins": 100},
+        "categorical": {"rows": profile_rows, "cols": 16, "categories": 1000},
+        "window": {"rows": window_rows, "cols": 32},
+        "mmd": {"points_per_side": 20_000, "permutations": 100, "cpu_points_per_side": 2_000},
+        "compare": {"rows": compare_rows, "cols": 64, "cpu_rows": cpu_rows // 4 if quick else cpu_rows},
+        "cpu": {"rows": cpu_rows},
+        "pytest": {
+            "args": ["-q", "-m", "gpu", "tests/test_gpu_backend.py" if quick else "tests/"],
+            "timeout_s": 100 if quick else 200,
+        },
+    }
+
+
+# ------------------------------------------------------------------ bookkeeping
+
+
+class Report:
+    """Results of the run, rewritten to JSON after every step."""
+
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
+        self.data: dict = {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "steps": {}, "benchmarks": []}
+        self.t0 = time.perf_counter()
+
+    def step(self, name: str, fn, *args, **kwargs):
+        """Run one step; a failure is recorded with its traceback and the run goes on."""
+        t = time.perf_counter()
+        print(f"--- {name}", flush=True)
+        try:
+            out = fn(*args, **kwargs)
+            self.data["steps"][name] = {"ok": True, "seconds": round(time.perf_counter() - t, 3)}
+            return out
+        except BaseException as exc:  # noqa: BLE001 - one shot on the GPU: record and go on
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            tb = traceback.format_exc()
+            print(tb, flush=True)
+            self.data["steps"][name] = {
+                "ok": False, "seconds": round(time.perf_counter() - t, 3),
+                "error": f"{type(exc).__name__}: {exc}", "traceback": tb[-4000:],
+            }
+            return None
+        finally:
+            self.save()
+
+    def bench(self, row: dict) -> None:
+        self.data["benchmarks"].append(row)
+        self.save()
+
+    def save(self) -> None:
+        self.data["total_seconds"] = round(time.perf_counter() - self.t0, 2)
+        text = json.dumps(self.data, indent=2, default=str)
+        for p in self.paths:
+            try:
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_text(text)
+            except OSError as exc:
+                print(f"could not write {p}: {exc}", flush=True)
+
+
+def _versions() -> dict:
+    out = {"python": platform.python_version(), "numpy": np.__version__}
+    for mod in ("scipy", "pyarrow", "cupy", "numba", "numba_cuda", "pynvml", "cudf", "cudrift"):
+        try:
+            m = importlib.import_module(mod)
+            out[mod] = getattr(m, "__version__", "?")
+        except Exception as exc:  # noqa: BLE001 - a missing library is a finding, not a failure
+            out[mod] = f"not importable: {type(exc).__name__}: {exc}"
+    return out
+
+
+def _card() -> dict:
+    import pynvml
+
+    pynvml.nvmlInit()
+    try:
+        h = pynvml.nvmlDeviceGetHandleByIndex(0)
+        name = pynvml.nvmlDeviceGetName(h)
+        mem = pynvml.nvmlDeviceGetMemoryInfo(h)
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        return {
+            "name": name.decode() if isinstance(name, bytes) else name,
+            "memory_total_gib": round(mem.total / 2**30, 2),
+            "memory_free_gib": round(mem.free / 2**30, 2),
+            "driver": driver.decode() if isinstance(driver, bytes) else driver,
+            "device_count": pynvml.nvmlDeviceGetCount(),
+        }
+    finally:
+        pynvml.nvmlShutdown()
+
+
+# ------------------------------------------------------------------ steps
+
+
+def run_pytest(args: list[str], timeout_s: int) -> dict:
+    """The GPU tests in a subprocess (kernels on the device); counts parsed from pytest's summary line."""
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0", PYTHONPATH=str(ROOT / "src"))
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
+    t = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s)
+        out, rc = proc.stdout + proc.stderr, proc.returncode
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or "") if isinstance(exc.stdout, str) else (exc.stdout or b"").decode(errors="replace")
+        out += f"\n[gpu_check] pytest killed after {timeout_s} s"
+        rc = None
+    counts = {k: 0 for k in ("passed", "failed", "skipped", "errors", "deselected", "xfailed")}
+    summary = [ln for ln in out.splitlines() if re.search(r"\d+ (passed|failed|skipped|error)", ln)]
+    if summary:
+        for num, word in re.findall(r"(\d+) (passed|failed|skipped|errors?|deselected|xfailed)", summary[-1]):
+            counts["errors" if word.startswith("error") else word] = int(num)
+    print(summary[-1] if summary else out[-2000:], flush=True)
+    return {"command": " ".join(cmd), "returncode": rc, "seconds": round(time.perf_counter() - t, 1),
+            **counts, "tail": out[-6000:]}
+
+
+def _timed(fn, repeat: int = 3) -> float:
+    """Best wall time of ``fn`` over ``repeat`` runs (fn synchronizes itself)."""
+    best = math.inf
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def _gpu_timed(cupy, fn, repeat: int = 3) -> float:
+    """Best device time of ``fn`` between two events on the current stream."""
+    best = math.inf
+    for _ in range(repeat):
+        start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        best = min(best, cupy.cuda.get_elapsed_time(start, stop) / 1e3)
+    return best
+
+
+def copy_rate(cupy, nbytes: int) -> dict:
+    """Device-to-device copy: (read + write bytes) per second of ``dst[...] = src``."""
+    n = nbytes // 4
+    src = cupy.ones(n, dtype=np.float32)
+    dst = cupy.empty_like(src)
+    cupy.copyto(dst, src)
+    sec = _gpu_timed(cupy, lambda: cupy.copyto(dst, src), repeat=5)
+    return {"bytes": n * 4, "seconds": sec, "gb_per_s": 2 * n * 4 / sec / 1e9}
+
+
+def _row(name, size, gpu_s, *, bytes_read=None, copy_gbs=None, cpu_s=None, target=None, met=None, **extra):
+    row = {"name": name, "size": size, "gpu_seconds": gpu_s}
+    if bytes_read is not None:
+        row["gb_per_s"] = bytes_read / gpu_s / 1e9
+        if copy_gbs:
+            row["copy_fraction"] = row["gb_per_s"] / copy_gbs
+    if cpu_s is not None:
+        row["cpu_seconds_scaled"] = cpu_s
+        row["gpu_vs_cpu"] = cpu_s / gpu_s
+    if target is not None:
+        row["target"] = target
+        row["met"] = met
+    row.update(extra)
+    return row
+
+
+def bench_profile(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
+    """Fused profile kernel alone and ``cudrift.profile`` end to end, against the CPU profile pass."""
+    import cudrift
+    from cudrift.backends import _gpu
+    from cudrift.backends import _gpu_host as gh
+    from cudrift.kernels import _launch
+    from cudrift.kernels.profile import launch_profile
+    from cudrift.sketches.histogram import equal_mass_edges
+
+    rows, cols, bins = p["profile"]["rows"], p["profile"]["cols"], p["profile"]["bins"]
+    names = [f"f{j:02d}" for j in range(cols)]
+    rng = np.random.default_rng(7)
+    ref_host = rng.normal(size=(p["cpu"]["rows"], cols)).astype(np.float32)
+    ref = cudrift.profile(ref_host, columns=names, backend="cpu")
+    edges = equal_mass_edges(np.sort(ref_host[:, 0]).astype(np.float64), bins)
+    x = cupy.random.standard_normal((rows, cols), dtype=np.float32)
+    e, ne, uni = gh.pack_edges([edges] * cols)
+    nt = _launch.threads_per_block()
+    rb = _launch.row_blocks(rows, cols, nt)
+    dev = [cupy.asarray(a) for a in (e, ne, uni)]
+
+    def kernel():
+        out = [cupy.zeros((cols, e.shape[1] + 1), dtype=np.int64), cupy.zeros((cols, 4), dtype=np.int64),
+               cupy.full(cols, np.inf), cupy.full(cols, -np.inf), cupy.zeros((cols, rb), dtype=np.int64),
+               cupy.zeros((cols, rb)), cupy.zeros((cols, rb))]
+        # the default stream, where _gpu_timed records its events
+        launch_profile(*(_gpu._arg(a) for a in (x, *dev, *out)), threads=nt, stream=0)
+
+    kernel()
+    t_kernel = _gpu_timed(cupy, kernel, repeat=3)
+    nbytes = rows * cols * 4
+    cpu_x = rng.normal(size=(p["cpu"]["rows"], cols)).astype(np.float32)
+    t_cpu = _timed(lambda: cudrift.profile(cpu_x, columns=names, like=ref, backend="cpu"), repeat=2)
+    scale = rows / p["cpu"]["rows"]
+    ok = copy_gbs is not None and nbytes / t_kernel / 1e9 >= TARGET_PROFILE_FRACTION * copy_gbs
+    rep.bench(_row("fused profile pass (kernel, row-major float32)", f"{rows:,} x {cols}", t_kernel,
+                   bytes_read=nbytes, copy_gbs=copy_gbs, cpu_s=t_cpu * scale,
+                   target=f">= {TARGET_PROFILE_FRACTION:.0%} of the copy rate", met=bool(ok),
+                   cpu_note=f"cudrift.profile(like=ref, backend='cpu') at {p['cpu']['rows']:,} rows, scaled per value"))
+    t_end = _timed(lambda: cudrift.profile(x, columns=names, like=ref, backend="gpu"), repeat=2)
+    rep.bench(_row("cudrift.profile(device window, like=ref) end to end", f"{rows:,} x {cols}", t_end,
+                   bytes_read=nbytes, copy_gbs=copy_gbs, cpu_s=t_cpu * scale,
+                   note="profile kernel + per-column radix sort, quantile summary and sample"))
+
+
+def bench_categorical(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
+    from cudrift.backends import _gpu
+    from cudrift.kernels.categorical import launch_categorical
+    from cudrift.sketches.categorical import count_categories
+
+    rows, cols, k = p["categorical"]["rows"], p["categorical"]["cols"], p["categorical"]["categories"]
+    codes = cupy.random.randint(0, k, size=(rows, cols), dtype=np.int32)
+    n_cat = cupy.full(cols, k, dtype=np.int64)
+
+    def kernel():
+        counts = cupy.zeros((cols, k), dtype=np.int64)
+        other = cupy.zeros((cols, 2), dtype=np.int64)
+        launch_categorical(_gpu._arg(codes), _gpu._arg(n_cat), _gpu._arg(counts), _gpu._arg(other))
+
+    kernel()
+    t = _gpu_timed(cupy, kernel)
+    host = np.random.default_rng(3).integers(0, k, size=(p["cpu"]["rows"], cols)).astype(np.int32)
+    t_cpu = _timed(lambda: [count_categories(np.ascontiguousarray(host[:, j])) for j in range(cols)], repeat=2)
+    rep.bench(_row("categorical counts (kernel, int32 codes)", f"{rows:,} x {cols}, {k} categories", t,
+                   bytes_read=rows * cols * 4, copy_gbs=copy_gbs, cpu_s=t_cpu * rows / p["cpu"]["rows"],
+                   cpu_note="count_categories (np.unique) per column, scaled per value"))
+
+
+def bench_window(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
+    """Per-column sort + quantile summary, one radix sort per column, exact KS on all columns."""
+    from cudrift.backends import _gpu
+    from cudrift.backends import _gpu_host as gh
+    from cudrift.backends._gpu_summary import sorted_summary
+    from cudrift.sketches.quantiles import _summarize_sorted
+    from cudrift.stats import ks_2samp_sorted
+
+    rows, cols = p["window"]["rows"], p["window"]["cols"]
+    cur = cupy.random.standard_normal((rows, cols), dtype=np.float32)
+    cur = cupy.asfortranarray(cur)  # columnar, as a cuDF frame or Arrow table holds it
+    ref_sorted = []
+    for j in range(cols):
+        r = cupy.random.standard_normal(rows, dtype=np.float64) * 1.01
+        r.sort()
+        ref_sorted.append(r)
+
+    def radix_sorts():
+        out = []
+        for j in range(cols):
+            s = cur[:, j].copy()
+            s.sort()
+            out.append(s)
+        return out
+
+    radix_sorts()
+    t_sort = _gpu_timed(cupy, radix_sorts)
+
+    with _gpu._section() as dev:
+        ops = _gpu._Ops(dev)
+
+        def sort_and_sketch():
+            out = []
+            for j in range(cols):
+                s = cupy.empty(rows, dtype=np.float32)
+                _gpu._SORT_KEY(cur[:, j], s)
+                s.sort()
+                sorted_summary(s, 2048, ops)
+                out.append(s)
+            return out
+
+        sort_and_sketch()
+        t_sketch = _timed(sort_and_sketch, repeat=2)
+    cur_sorted = radix_sorts()
+
+    def ks_all():
+        for j in range(cols):
+            rs = _gpu.rank_statistics(ref_sorted[j], cur_sorted[j])
+            gh.finish_rank_test("ks", rs, rows, rows)
+
+    ks_all()
+    t_ks = _timed(ks_all, repeat=3)
+    n_cpu = p["cpu"]["rows"]
+    rng = np.random.default_rng(5)
+    a = np.sort(rng.normal(size=n_cpu))
+    b = np.sort(rng.normal(size=n_cpu).astype(np.float32))
+    t_cpu_sketch = _timed(lambda: _summarize_sorted(np.sort(rng.normal(size=n_cpu).astype(np.float32)), 2048), 2)
+    t_cpu_ks = _timed(lambda: ks_2samp_sorted(a, b.astype(np.float64)), 2)
+    scale = rows / n_cpu
+    size = f"{rows:,} x {cols} float32"
+    rep.bench(_row("one 1-D radix sort per column (cupy ndarray.sort)", size, t_sort,
+                   bytes_read=rows * cols * 4, copy_gbs=copy_gbs))
+    rep.bench(_row("per-column sort + quantile summary", size, t_sketch, bytes_read=rows * cols * 4,
+                   copy_gbs=copy_gbs, cpu_s=t_cpu_sketch * cols * scale,
+                   cpu_note="np.sort + _summarize_sorted per column, scaled per value"))
+    rep.bench(_row("exact KS on all columns (sorted reference on the device)", size, t_ks,
+                   cpu_s=t_cpu_ks * cols * scale, ks_over_sort=t_ks / t_sort,
+                   target=f"<= {TARGET_KS_OVER_SORT}x one radix sort of the window",
+                   met=bool(t_ks <= TARGET_KS_OVER_SORT * t_sort),
+                   cpu_note="ks_2samp_sorted per column (merge-free fast path), scaled per value"))
+
+
+def bench_mmd(rep: Report, cupy, p: dict) -> None:
+    from cudrift.backends import _gpu
+    from cudrift.stats import mmd as cpu_mmd
+
+    n, perms, n_cpu = p["mmd"]["points_per_side"], p["mmd"]["permutations"], p["mmd"]["cpu_points_per_side"]
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=n), rng.normal(0.05, size=n)
+    _gpu.mmd(x[:200], y[:200], n_permutations=perms)
+    t = _timed(lambda: _gpu.mmd(x, y, n_permutations=perms), repeat=2)
+    xs, ys = x[:n_cpu], y[:n_cpu]
+    t_cpu = _timed(lambda: cpu_mmd(xs, ys, n_permutations=perms), repeat=1)
+    g_small, c_small = _gpu.mmd(xs, ys, n_permutations=perms), cpu_mmd(xs, ys, n_permutations=perms)
+    rep.bench(_row("MMD, RBF, 100 permutations (1 feature)", f"{n:,} per side", t,
+                   cpu_s=t_cpu * (n / n_cpu) ** 2, target=f"< {TARGET_MMD_SECONDS} s", met=bool(t < TARGET_MMD_SECONDS),
+                   cpu_note=f"cudrift.stats.mmd at {n_cpu:,} per side, scaled by pairs",
+                   agreement={"statistic_rel_diff": abs(g_small.statistic - c_small.statistic)
+                              / max(abs(c_small.statistic), 1e-300),
+                              "same_pvalue": g_small.pvalue == c_small.pvalue}))
+
+
+def bench_compare(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
+    from cudrift import DriftDetector
+
+    rows, cols, n_cpu = p["compare"]["rows"], p["compare"]["cols"], p["compare"]["cpu_rows"]
+    names = [f"f{j:02d}" for j in range(cols)]
+    ref = cupy.asfortranarray(cupy.random.standard_normal((rows, cols), dtype=np.float32))
+    cur = cupy.asfortranarray(cupy.random.standard_normal((rows, cols), dtype=np.float32))
+    cur[:, : cols // 2] += 0.1
+    budget = 1 << 40
+    t = time.perf_counter()
+    det = DriftDetector(ref, columns=names, backend="gpu", memory_budget=budget)
+    t_build = time.perf_counter() - t
+    det.compare(cur, columns=names)
+    t_dev = _timed(lambda: det.compare(cur, columns=names), repeat=2)
+    cur_host = np.asfortranarray(cupy.asnumpy(cur))
+    t_host = _timed(lambda: det.compare(cur_host, columns=names), repeat=1)
+    rng = np.random.default_rng(13)
+    ref_c = np.asfortranarray(rng.normal(size=(n_cpu, cols)).astype(np.float32))
+    cur_c = np.asfortranarray(rng.normal(size=(n_cpu, cols)).astype(np.float32))
+    det_c = DriftDetector(ref_c, columns=names, backend="cpu", memory_budget=budget)
+    t_cpu = _timed(lambda: det_c.compare(cur_c, columns=names), repeat=2) * rows / n_cpu
+    rep_g = det.compare(cur_host[:n_cpu], columns=names)
+    size = f"{rows:,} x {cols} float32"
+    common = {"exact": bool(det.is_exact), "tests": sorted({f.test for f in rep_g.features if f.test}),
+              "detector_build_seconds": t_build}
+    rep.bench(_row("DriftDetector.compare, device window (policy=auto)", size, t_dev,
+                   bytes_read=rows * cols * 4, copy_gbs=copy_gbs, cpu_s=t_cpu,
+                   target=f">= {TARGET_COMPARE_RATIO:g}x the NumPy path", met=bool(t_cpu / t_dev >= TARGET_COMPARE_RATIO),
+                   cpu_note=f"DriftDetector(backend='cpu').compare at {n_cpu:,} rows, scaled per value", **common))
+    rep.bench(_row("DriftDetector.compare, host window (pinned streaming)", size, t_host,
+                   bytes_read=rows * cols * 4, cpu_s=t_cpu,
+                   target=f">= {TARGET_COMPARE_RATIO:g}x the NumPy path", met=bool(t_cpu / t_host >= TARGET_COMPARE_RATIO)))
+
+
+# ------------------------------------------------------------------ output
+
+
+def table(rows: list[dict], copy: dict | None) -> str:
+    head = f"{'measurement':<58} {'size':<28} {'GPU s':>9} {'GB/s':>8} {'of copy':>8} {'CPU s':>9} {'GPU/CPU':>9}  target"
+    lines = [head, "-" * len(head)]
+    if copy:
+        lines.append(f"{'device-to-device copy (read + write)':<58} {copy['bytes']/2**30:.1f} GiB{'':<20} "
+                     f"{copy['seconds']:9.4f} {copy['gb_per_s']:8.0f} {'1.00':>8}")
+
+    def fmt(v, f):
+        return format(v, f) if isinstance(v, (int, float)) and not isinstance(v, bool) else "-"
+
+    for r in rows:
+        target = ""
+        if "target" in r:
+            target = f"{r['target']}: {'met' if r['met'] else 'NOT met'}"
+        ratio = f"{r['gpu_vs_cpu']:.1f}x" if "gpu_vs_cpu" in r else "-"
+        lines.append(f"{r['name'][:58]:<58} {r['size'][:28]:<28} {fmt(r['gpu_seconds'], '9.4f')} "
+                     f"{fmt(r.get('gb_per_s'), '8.0f')} {fmt(r.get('copy_fraction'), '8.2f')} "
+                     f"{fmt(r.get('cpu_seconds_scaled'), '9.3f')} {ratio:>9}  {target}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="gpu_check.json", help="JSON output path (default gpu_check.json)")
+    ap.add_argument("--quick", action="store_true", help="smaller sizes and only the backend's GPU tests (~2 min)")
+    ap.add_argument("--dry-run", action="store_true", help="check imports and arguments, print the plan; no GPU needed")
+    ap.add_argument("--skip-tests", action="store_true", help="do not run the GPU tests")
+    ap.add_argument("--assume-free-gib", type=float, default=78.0,
+                    help="free device memory assumed by --dry-run's plan (default 78)")
+    args = ap.parse_args(argv)
+
+    paths = [Path(args.out)]
+    if os.environ.get("OUT"):
+        out_dir = Path(os.environ["OUT"])
+        if (out_dir / "gpu_check.json").resolve() != paths[0].resolve():
+            paths.append(out_dir / "gpu_check.json")
+
+    if args.dry_run:
+        from cudrift.backends import gpu_status  # the package itself must import
+
+        versions = _versions()
+        p = plan(args.quick, args.assume_free_gib * 2**30)
+        print(json.dumps({"dry_run": True, "versions": versions, "gpu_status": list(gpu_status()), "plan": p,
+                          "steps": ["card", "pytest", "warm_up", "copy_rate", "profile", "categorical", "window",
+                                    "mmd", "compare"], "out": [str(x) for x in paths]}, indent=2))
+        return 0
+
+    # Print where Python is if a device call hangs for longer than the run should take.
+    faulthandler.dump_traceback_later(330 if not args.quick else 150, exit=False)
+    rep = Report(paths)
+    rep.data["versions"] = rep.step("versions", _versions)
+    rep.data["card"] = rep.step("card", _card)
+    import cupy
+
+    free = rep.step("free_memory", lambda: float(cupy.cuda.runtime.memGetInfo()[0]))
+    p = plan(args.quick, free or 8 * 2**30)
+    rep.data["plan"] = p
+    from cudrift.backends import gpu_status
+
+    status = rep.step("gpu_status", gpu_status)
+    rep.data["gpu_status"] = list(status) if status else None
+    if not args.skip_tests:
+        rep.data["tests"] = rep.step("pytest", run_pytest, p["pytest"]["args"], p["pytest"]["timeout_s"])
+    usable = bool(status and status[0])
+    copy = None
+    if usable:
+        from cudrift.backends import _gpu
+
+        rep.data["device"] = rep.step("device_info", _gpu.device_info)
+        rep.data["warm_up_seconds"] = rep.step("warm_up", _gpu.warm_up)
+        copy = rep.step("copy_rate", copy_rate, cupy, p["copy_bytes"])
+        rep.data["copy"] = copy
+        copy_gbs = copy["gb_per_s"] if copy else None
+        for name, fn, extra in (("profile", bench_profile, (copy_gbs,)), ("categorical", bench_categorical, (copy_gbs,)),
+                                ("window", bench_window, (copy_gbs,)), ("mmd", bench_mmd, ()),
+                                ("compare", bench_compare, (copy_gbs,))):
+            rep.step(name, fn, rep, cupy, p, *extra)
+            cupy.get_default_memory_pool().free_all_blocks()
+    else:
+        print(f"GPU path not usable, benchmarks skipped: {status}", flush=True)
+    faulthandler.cancel_dump_traceback_later()
+    print()
+    print(f"card: {rep.data.get('card')}")
+    if rep.data.get("tests"):
+        t = rep.data["tests"]
+        print(f"tests: {t['passed']} passed, {t['failed']} failed, {t['skipped']} skipped, {t['errors']} errors "
+              f"(return code {t['returncode']}, {t['seconds']} s)")
+    print(table(rep.data["benchmarks"], copy))
+    failed = [k for k, v in rep.data["steps"].items() if not v["ok"]]
+    print(f"steps failed: {failed or 'none'}; total {time.perf_counter() - rep.t0:.1f} s; JSON: "
+          + ", ".join(str(x) for x in paths))
+    rep.save()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

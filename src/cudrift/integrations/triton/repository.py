@@ -1,0 +1,432 @@
+"""Write a Triton model repository with the drift monitor (``cudrift triton repo``).
+
+The repository holds:
+
+- ``<name>/``: the monitor, a python-backend model: ``config.pbtxt``,
+  ``1/model.py`` (re-exports :class:`cudrift.integrations.triton.TritonPythonModel`)
+  and ``reference.cdp``, the reference profile;
+- with a served model: that model (copied in unless it is already there)
+  and an ensemble ``<served>_monitored`` whose first step runs the served
+  model and whose second step feeds the served model's feature inputs (and
+  the outputs named like reference columns: prediction drift) into the
+  monitor. The ensemble returns the served model's outputs unchanged plus
+  ``CUDRIFT_DRIFT_SHARE``.
+
+Feature names and order come from the reference profile (see
+:class:`~cudrift.integrations.triton.FeatureLayout`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cudrift.errors import SchemaError
+from cudrift.integrations.triton._config import MonitorSettings
+from cudrift.integrations.triton._layout import OUTPUT_NAME, FeatureLayout, InputGroup
+from cudrift.sketches.profile import Profile
+
+__all__ = ["write_repository", "Repository", "ServedModel", "read_model_config", "ENSEMBLE_OUTPUT"]
+
+#: Name of the monitor's output in the ensemble.
+ENSEMBLE_OUTPUT = "CUDRIFT_DRIFT_SHARE"
+
+_MODEL_PY = '''"""cudrift drift monitor for Triton's python backend (written by `cudrift triton repo`).
+
+The implementation lives in the cudrift package of the server's Python
+environment (pip install 'cudrift[triton]'); this file only points at it, so
+upgrading cudrift upgrades the monitor.
+"""
+
+from cudrift.integrations.triton.model import TritonPythonModel  # noqa: F401
+'''
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """An input or output of a served model: name, config data type, dims (without the batch dimension)."""
+
+    name: str
+    data_type: str
+    dims: tuple[int, ...]
+
+    @property
+    def width(self) -> int | None:
+        """Values per row for a 1-D row shape (``None`` when variable or not 1-D)."""
+        if len(self.dims) == 1 and self.dims[0] > 0:
+            return self.dims[0]
+        return None
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """What the ensemble needs to know about the served model (read from its ``config.pbtxt``)."""
+
+    name: str
+    max_batch_size: int
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    def row_dims(self, spec: TensorSpec) -> tuple[int, ...]:
+        """A tensor's per-row dims: without the leading batch dimension when the model does not batch."""
+        return spec.dims if self.max_batch_size > 0 else spec.dims[1:]
+
+
+@dataclass(frozen=True)
+class Repository:
+    """What :func:`write_repository` wrote.
+
+    Attributes
+    ----------
+    root
+        The repository folder (``--model-repository``).
+    monitor
+        Name of the monitor model.
+    layout
+        The monitor's inputs.
+    settings
+        The monitor's settings (its ``cudrift_*`` parameters).
+    served
+        The served model, or ``None`` for a monitor-only repository.
+    ensemble
+        Name of the ensemble, or ``None``.
+    feeds
+        Monitor input → ensemble tensor that feeds it (empty without an ensemble).
+    """
+
+    root: Path
+    monitor: str
+    layout: FeatureLayout
+    settings: MonitorSettings
+    served: ServedModel | None = None
+    ensemble: str | None = None
+    feeds: dict[str, str] = field(default_factory=dict)
+
+
+def read_model_config(path: str | os.PathLike) -> ServedModel:
+    """Read the name, batching, inputs and outputs of a model's ``config.pbtxt``.
+
+    Parameters
+    ----------
+    path
+        A model directory (holding ``config.pbtxt``) or the file itself.
+
+    Raises
+    ------
+    FileNotFoundError
+        Without a ``config.pbtxt``.
+    SchemaError
+        If the config lists no input or no output (a config left to Triton's
+        auto-completion cannot be wired into an ensemble).
+    ImportError
+        Without ``tritonclient[grpc]``, which carries Triton's config schema.
+    """
+    p = Path(path)
+    cfg_path = p / "config.pbtxt" if p.is_dir() else p
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"no config.pbtxt in {p}")
+    try:
+        from google.protobuf import text_format
+        from tritonclient.grpc import model_config_pb2 as mc
+    except ImportError as exc:
+        raise ImportError(
+            f"reading a served model's config.pbtxt needs tritonclient[grpc] ({exc}); pip install 'cudrift[triton]'"
+        ) from None
+    try:
+        cfg = text_format.Parse(cfg_path.read_text(), mc.ModelConfig())
+    except text_format.ParseError as exc:
+        raise SchemaError(f"{cfg_path}: not a valid Triton model config: {exc}") from None
+    name = cfg.name or cfg_path.parent.name
+
+    def spec(t: Any) -> TensorSpec:
+        return TensorSpec(t.name, mc.DataType.Name(t.data_type), tuple(int(d) for d in t.dims))
+
+    if not cfg.input or not cfg.output:
+        raise SchemaError(f"{cfg_path}: the config must list the model's inputs and outputs to build an ensemble")
+    return ServedModel(name, int(cfg.max_batch_size), tuple(spec(t) for t in cfg.input),
+                       tuple(spec(t) for t in cfg.output))
+
+
+# ---------------------------------------------------------------------- config text
+
+
+def _q(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _dims(d: tuple[int, ...]) -> str:
+    return "[ " + ", ".join(str(x) for x in d) + " ]"
+
+
+def _tensor_block(name: str, data_type: str, dims: tuple[int, ...], optional: bool = False) -> str:
+    lines = [f"    name: {_q(name)}", f"    data_type: {data_type}", f"    dims: {_dims(dims)}"]
+    if optional:
+        lines.append("    optional: true")
+    return "  {\n" + "\n".join(lines) + "\n  }"
+
+
+def _parameters(params: Mapping[str, str]) -> str:
+    return "\n".join(
+        f"parameters {{\n  key: {_q(k)}\n  value {{ string_value: {_q(v)} }}\n}}" for k, v in params.items()
+    )
+
+
+def monitor_config(name: str, layout: FeatureLayout, settings: MonitorSettings, max_batch_size: int,
+                   kind: str = "cpu") -> str:
+    """The monitor's ``config.pbtxt``.
+
+    Inputs have a variable width (``dims: [-1]``) and are optional, so that a
+    request with a missing input or the wrong number of features reaches the
+    monitor, which refuses it with a message naming the features and counts
+    it in ``cudrift_bad_requests_total``.
+    """
+    lead = () if max_batch_size > 0 else (-1,)
+    inputs = [_tensor_block(g.name, g.data_type, (*lead, -1), optional=True) for g in layout.groups]
+    output = _tensor_block(OUTPUT_NAME, "TYPE_FP32", (*lead, 1))
+    params = dict(settings.to_parameters())
+    if kind == "gpu":
+        group = "instance_group [\n  {\n    kind: KIND_GPU\n    count: 1\n    gpus: [ 0 ]\n  }\n]"
+        # Inputs stay where the ensemble left them; on the GPU they are read
+        # through DLPack as CuPy arrays without a host copy.
+        params["FORCE_CPU_ONLY_INPUT_TENSORS"] = "no"
+    else:
+        group = "instance_group [\n  {\n    kind: KIND_CPU\n    count: 1\n  }\n]"
+    return "\n".join([
+        "# cudrift drift monitor (written by `cudrift triton repo`). One instance: it owns the window.",
+        f"name: {_q(name)}",
+        'backend: "python"',
+        f"max_batch_size: {max_batch_size}",
+        "input [", ",\n".join(inputs), "]",
+        "output [", output, "]",
+        group,
+        _parameters(params),
+    ]) + "\n"
+
+
+def ensemble_config(name: str, served: ServedModel, monitor: str, feeds: Mapping[str, str]) -> str:
+    """The ensemble's ``config.pbtxt``: served model first, monitor second."""
+    inputs = [_tensor_block(t.name, t.data_type, t.dims) for t in served.inputs]
+    lead = () if served.max_batch_size > 0 else (-1,)
+    outputs = [_tensor_block(t.name, t.data_type, t.dims) for t in served.outputs]
+    outputs.append(_tensor_block(ENSEMBLE_OUTPUT, "TYPE_FP32", (*lead, 1)))
+
+    def maps(kind: str, pairs: list[tuple[str, str]]) -> str:
+        return "\n".join(f"      {kind} {{ key: {_q(k)} value: {_q(v)} }}" for k, v in pairs)
+
+    served_step = (
+        f"    {{\n      model_name: {_q(served.name)}\n      model_version: -1\n"
+        + maps("input_map", [(t.name, t.name) for t in served.inputs]) + "\n"
+        + maps("output_map", [(t.name, t.name) for t in served.outputs]) + "\n    }"
+    )
+    monitor_step = (
+        f"    {{\n      model_name: {_q(monitor)}\n      model_version: -1\n"
+        + maps("input_map", list(feeds.items())) + "\n"
+        + maps("output_map", [(OUTPUT_NAME, ENSEMBLE_OUTPUT)]) + "\n    }"
+    )
+    return "\n".join([
+        f"# {served.name} with the cudrift drift monitor (written by `cudrift triton repo`).",
+        f"name: {_q(name)}",
+        'platform: "ensemble"',
+        f"max_batch_size: {served.max_batch_size}",
+        "input [", ",\n".join(inputs), "]",
+        "output [", ",\n".join(outputs), "]",
+        "ensemble_scheduling {", "  step [", f"{served_step},", monitor_step, "  ]", "}",
+    ]) + "\n"
+
+
+# ---------------------------------------------------------------------- wiring
+
+
+def _feeds(layout: FeatureLayout, served: ServedModel, explicit: Mapping[str, str]) -> dict[str, str]:
+    """Monitor input → served tensor, by explicit map, else by data type and width."""
+    by_name = {t.name: t for t in (*served.inputs, *served.outputs)}
+    out: dict[str, str] = {}
+    for g in layout.groups:
+        if g.name in explicit:
+            src = explicit[g.name]
+            if src not in by_name:
+                raise SchemaError(f"--map {g.name}={src}: {served.name} has no input or output {src!r}; "
+                                  f"it has {sorted(by_name)}")
+            t = by_name[src]
+            if t.data_type != g.data_type:
+                raise SchemaError(f"--map {g.name}={src}: {src!r} is {t.data_type}, {g.name!r} needs {g.data_type}")
+            out[g.name] = src
+            continue
+        if g.prediction:
+            out[g.name] = g.name  # prediction groups were made from outputs of this name
+            continue
+        out[g.name] = _match_input(g, served)
+    return out
+
+
+def _match_input(g: InputGroup, served: ServedModel) -> str:
+    width = len(g.columns)
+    fits = [t for t in served.inputs
+            if t.data_type == g.data_type and TensorSpec(t.name, t.data_type, served.row_dims(t)).width == width]
+    if len(fits) == 1:
+        return fits[0].name
+    seen = ", ".join(f"{t.name} ({t.data_type} {list(t.dims)})" for t in served.inputs)
+    what = f"{g.data_type} with {width} values per row ({', '.join(g.columns)})"
+    if not fits:
+        raise SchemaError(f"{served.name} has no input of {what} to feed the monitor's {g.name!r}; its inputs: "
+                          f"{seen}. Name one with --map {g.name}=INPUT")
+    raise SchemaError(f"{served.name} has several inputs of {what}: {[t.name for t in fits]}; "
+                      f"choose with --map {g.name}=INPUT")
+
+
+def _predictions(reference: Profile, served: ServedModel, explicit: Mapping[str, str]) -> dict[str, str]:
+    """Reference column → data type of the served output feeding it (same name, or ``--map COLUMN=OUTPUT``)."""
+    outputs = {t.name: t for t in served.outputs}
+    pred: dict[str, str] = {}
+    for col in reference.kinds:
+        src = explicit.get(col, col if col in outputs else None)
+        if src is None:
+            continue
+        if src not in outputs:
+            raise SchemaError(f"--map {col}={src}: {served.name} has no output {src!r}; outputs: {sorted(outputs)}")
+        t = outputs[src]
+        row = served.row_dims(t)
+        if row not in ((), (1,), (-1,)):
+            raise SchemaError(f"output {src!r} of {served.name} has dims {list(t.dims)}; a prediction column "
+                              "needs one value per row")
+        pred[col] = t.data_type
+    return pred
+
+
+def write_repository(
+    out_dir: str | os.PathLike,
+    reference: Profile | str | os.PathLike,
+    model: str | os.PathLike | None = None,
+    name: str = "cudrift_monitor",
+    window_rows: int = 10_000,
+    window_seconds: float = 0.0,
+    sliding_windows: int = 1,
+    kind: str = "cpu",
+    max_batch_size: int = 1024,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_seconds: float = 30.0,
+    fold_rows: int = 4096,
+    max_backlog_rows: int = 262_144,
+    policy: str = "auto",
+    drift_share: float = 0.5,
+    mapping: Mapping[str, str] | None = None,
+    ensemble: str | None = None,
+) -> Repository:
+    """Write the monitor (and, with ``model``, the served model and an ensemble) into ``out_dir``.
+
+    Parameters
+    ----------
+    out_dir
+        The model repository folder; created if needed. Models written
+        before are overwritten, other folders are left alone.
+    reference
+        The reference profile (or its ``.cdp`` file); it is copied into the
+        monitor's folder.
+    model
+        The served model: a model folder (copied into ``out_dir`` unless it is
+        already there) or the name of a model folder in ``out_dir``. ``None``
+        writes the monitor alone, for clients that call it directly.
+    name
+        Name of the monitor model.
+    window_rows, window_seconds, sliding_windows
+        Window settings (see :class:`~cudrift.integrations.triton.MonitorSettings`).
+    kind
+        ``"cpu"`` (``KIND_CPU``) or ``"gpu"`` (``KIND_GPU`` on device 0, inputs
+        left on the device).
+    max_batch_size
+        Of the monitor alone; with a served model its own is used.
+    checkpoint
+        Checkpoint file; ``None``: ``<out_dir>-state/<name>.ckpt`` next to the
+        repository (outside it: Triton's ``poll`` mode reloads a model whose
+        folder changes); ``""``: no checkpoint.
+    checkpoint_seconds, fold_rows, max_backlog_rows, policy, drift_share
+        Monitor settings.
+    mapping
+        Explicit wiring, ``{"NUMERIC": "served_input", "column": "served_output"}``.
+    ensemble
+        Name of the ensemble; default ``<served>_monitored``.
+
+    Returns
+    -------
+    Repository
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, cudrift
+    >>> ref = cudrift.profile({"a": np.arange(100.0), "b": np.arange(100.0)})
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     repo = write_repository(d, ref, window_rows=500, checkpoint="")
+    ...     sorted(p.name for p in (repo.root / repo.monitor).rglob("*"))
+    ['1', 'config.pbtxt', 'model.py', 'reference.cdp']
+    """
+    if kind not in ("cpu", "gpu"):
+        raise ValueError(f"Invalid value for kind: {kind!r} (expected 'cpu' or 'gpu')")
+    root = Path(out_dir).resolve()
+    ref = reference if isinstance(reference, Profile) else Profile.load(reference)
+    mapping = dict(mapping or {})
+    served = None
+    feeds: dict[str, str] = {}
+    if model is not None:
+        served, served_dir = _locate_served(root, model)
+        predictions = _predictions(ref, served, mapping)
+        layout = FeatureLayout.from_profile(ref, predictions)
+        unknown = [k for k in mapping if k not in {g.name for g in layout.groups}]
+        if unknown:
+            raise SchemaError(f"--map names {unknown}, which are neither monitor inputs nor reference columns "
+                              f"fed by {served.name}; monitor inputs: {[g.name for g in layout.groups]}")
+        feeds = _feeds(layout, served, mapping)
+        max_batch_size = served.max_batch_size
+    else:
+        if mapping:
+            raise SchemaError("--map needs a served model (--model)")
+        predictions = {}
+        layout = FeatureLayout.from_profile(ref)
+    if checkpoint is None:
+        checkpoint = root.parent / f"{root.name}-state" / f"{name}.ckpt"
+    settings = MonitorSettings(
+        reference="reference.cdp", monitored_model=served.name if served else name, window_rows=window_rows,
+        window_seconds=float(window_seconds), sliding_windows=sliding_windows, fold_rows=fold_rows,
+        max_backlog_rows=max_backlog_rows,
+        checkpoint=str(checkpoint), checkpoint_seconds=float(checkpoint_seconds),
+        backend="gpu" if kind == "gpu" else "cpu", policy=policy, drift_share=drift_share,
+        predictions=tuple(predictions),
+    )
+    mon = root / name
+    (mon / "1").mkdir(parents=True, exist_ok=True)
+    ref.save(mon / "reference.cdp")
+    (mon / "1" / "model.py").write_text(_MODEL_PY)
+    (mon / "config.pbtxt").write_text(monitor_config(name, layout, settings, max_batch_size, kind))
+    ens_name = None
+    if served is not None:
+        if served_dir.parent != root:
+            shutil.copytree(served_dir, root / served.name)
+        ens_name = ensemble or f"{served.name}_monitored"
+        if ens_name in (name, served.name):
+            raise ValueError(f"the ensemble name {ens_name!r} is taken by another model of the repository")
+        ens = root / ens_name
+        (ens / "1").mkdir(parents=True, exist_ok=True)  # Triton wants a version folder, even an empty one
+        (ens / "config.pbtxt").write_text(ensemble_config(ens_name, served, name, feeds))
+    return Repository(root, name, layout, settings, served, ens_name, feeds)
+
+
+def _locate_served(root: Path, model: str | os.PathLike) -> tuple[ServedModel, Path]:
+    p = Path(model)
+    if (p / "config.pbtxt").is_file():
+        src = p.resolve()
+    elif (root / str(model) / "config.pbtxt").is_file():
+        src = root / str(model)
+    else:
+        raise FileNotFoundError(f"served model {str(model)!r}: neither a model folder with config.pbtxt nor a "
+                                f"model of {root}")
+    served = read_model_config(src)
+    if served.name != src.name:
+        raise SchemaError(f"{src}: the config names the model {served.name!r} but its folder is {src.name!r}; "
+                          "Triton requires them to match")
+    target = root / served.name
+    if src.parent != root and target.exists():
+        raise FileExistsError(f"{target} exists; remove it or pass the model by name ({served.name!r})")
+    return served, src

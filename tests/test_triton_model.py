@@ -1,0 +1,345 @@
+"""The monitor's TritonPythonModel driven in-process, with a stand-in for ``triton_python_backend_utils``.
+
+These tests reach what a real server never lets through to the model
+(requests Triton itself refuses: wrong data type, mismatched batch sizes)
+and check the model's own logic quickly; ``test_triton_server.py`` runs the
+same model inside a real Triton server.
+"""
+
+import json
+import sys
+import time
+import types
+import weakref
+
+import numpy as np
+import pytest
+
+import cudrift
+from cudrift.integrations.triton import BAD_REQUEST_REASONS, TritonPythonModel, write_repository
+from cudrift.integrations.triton._state import WindowState
+
+pytest.importorskip("tritonclient.grpc", reason="reading config.pbtxt needs tritonclient[grpc] (test extra)")
+from google.protobuf import json_format, text_format  # noqa: E402
+from tritonclient.grpc import model_config_pb2  # noqa: E402
+
+
+# ---------------------------------------------------------------- stand-in pb_utils
+
+
+class FakeTensor:
+    def __init__(self, name, array):
+        self._name = name
+        self._a = array
+
+    @staticmethod
+    def from_dlpack(name, obj):
+        return FakeTensor(name, np.from_dlpack(obj))
+
+    def name(self):
+        return self._name
+
+    def as_numpy(self):
+        return self._a
+
+    def is_cpu(self):
+        return True
+
+    def __dlpack__(self, **kwargs):
+        return self._a.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self._a.__dlpack_device__()
+
+
+class FakeMetric:
+    def __init__(self, family, labels):
+        self.family, self.labels, self._v = family, dict(labels), 0.0
+        # weak: the series lives as long as the model holds its Metric object
+        family.series[frozenset(self.labels.items())] = weakref.ref(self)
+
+    def increment(self, v):
+        assert self.family.kind == "COUNTER" and v >= 0
+        self._v += v
+
+    def set(self, v):
+        assert self.family.kind == "GAUGE"
+        self._v = v
+
+    def value(self):
+        return self._v
+
+    def __del__(self):
+        # Like Triton: deleting the Metric object removes the series.
+        self.family.series.pop(frozenset(self.labels.items()), None)
+
+
+def make_pb(registry, logs):
+    pb = types.ModuleType("triton_python_backend_utils")
+
+    class MetricFamily:
+        COUNTER, GAUGE = "COUNTER", "GAUGE"
+
+        def __init__(self, name, description, kind):
+            self.name, self.kind = name, kind
+            self.series = registry.setdefault(name, {})
+
+        def Metric(self, labels=None):  # noqa: N802 - Triton's spelling
+            return FakeMetric(self, labels or {})
+
+    class Logger:
+        log_info = staticmethod(lambda m: logs.append(("info", m)))
+        log_warn = staticmethod(lambda m: logs.append(("warn", m)))
+        log_error = staticmethod(lambda m: logs.append(("error", m)))
+
+    class TritonError:
+        def __init__(self, message):
+            self._m = message
+
+        def message(self):
+            return self._m
+
+    class InferenceResponse:
+        def __init__(self, output_tensors, error=None):
+            self.output_tensors, self.error = output_tensors, error
+
+    class TritonModelException(Exception):
+        pass
+
+    pb.MetricFamily, pb.Logger, pb.TritonError = MetricFamily, Logger, TritonError
+    pb.InferenceResponse, pb.TritonModelException, pb.Tensor = InferenceResponse, TritonModelException, FakeTensor
+    pb.get_input_tensor_by_name = lambda request, name: request.get(name)
+    return pb
+
+
+@pytest.fixture
+def pb(monkeypatch):
+    registry, logs = {}, []
+    mod = make_pb(registry, logs)
+    mod.registry, mod.logs = registry, logs
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", mod)
+    return mod
+
+
+def value(pb, name, **labels):
+    for key, ref in list(pb.registry.get(name, {}).items()):
+        m = ref()
+        if m is not None and all((k, v) in key for k, v in labels.items()):
+            return m.value()
+    return None
+
+
+def live_series(pb):
+    return [k for series in pb.registry.values() for k, ref in list(series.items()) if ref() is not None]
+
+
+def wait_for(cond, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def reference():
+    rng = np.random.default_rng(11)
+    n = 4000
+    return cudrift.profile({
+        "a": rng.normal(0, 1, n).astype(np.float32),
+        "b": rng.uniform(0, 10, n).astype(np.float32),
+        "c": rng.exponential(2, n).astype(np.float32),
+        "city": np.array(rng.choice(["paris", "rome", "oslo"], n), dtype=object),
+        "region": rng.integers(0, 5, n),
+    })
+
+
+def model_args(repo, instance_kind="CPU"):
+    text = (repo.root / repo.monitor / "config.pbtxt").read_text()
+    cfg = json_format.MessageToDict(text_format.Parse(text, model_config_pb2.ModelConfig()),
+                                    preserving_proto_field_name=True)
+    return {"model_config": json.dumps(cfg), "model_name": repo.monitor,
+            "model_repository": str(repo.root / repo.monitor), "model_version": "1",
+            "model_instance_kind": instance_kind, "model_instance_device_id": "0"}
+
+
+def request(rng, n, shift=0.0, city=("paris", "rome", "oslo")):
+    x = np.stack([rng.normal(0, 1, n), rng.uniform(0, 10, n) + shift, rng.exponential(2, n)], axis=1)
+    return {
+        "NUMERIC": FakeTensor("NUMERIC", x.astype(np.float32)),
+        "CATEGORICAL": FakeTensor("CATEGORICAL",
+                                  np.array([c.encode() for c in rng.choice(city, n)], dtype=object).reshape(n, 1)),
+        "CATEGORICAL_INT": FakeTensor("CATEGORICAL_INT", rng.integers(0, 5, (n, 1)).astype(np.int64)),
+    }
+
+
+@pytest.fixture
+def monitor(tmp_path, reference, pb):
+    repo = write_repository(tmp_path / "repo", reference, window_rows=500, checkpoint=str(tmp_path / "w.ckpt"),
+                            checkpoint_seconds=0.2)
+    models = []
+
+    def start():
+        m = TritonPythonModel()
+        m.initialize(model_args(repo))
+        models.append(m)
+        return m
+
+    yield repo, start
+    for m in models:
+        if m._worker.is_alive():
+            m.finalize()
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_windows_close_and_publish_drift_only_for_shifted_features(tmp_path, reference, pb):
+    # 1000-row windows and a fixed seed: the normalised Wasserstein distance of
+    # a 500-row sample from the reference's own distribution passes the 0.1
+    # threshold about one time in ten, which would make this test flaky.
+    rng = np.random.default_rng(4321)
+    repo = write_repository(tmp_path / "repo", reference, window_rows=1000, checkpoint="")
+    m = TritonPythonModel()
+    m.initialize(model_args(repo))
+    try:
+        out = m.execute([request(rng, 250) for _ in range(8)])  # windows 0 and 1: like the reference
+        assert all(r.error is None for r in out)
+        share = np.from_dlpack(out[0].output_tensors[0])
+        assert share.shape == (250, 1) and np.isnan(share).all()  # no window closed before this request
+        wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 2)
+        assert {f: value(pb, "cudrift_feature_drifted", feature=f) for f in "abc"} == {"a": 0, "b": 0, "c": 0}
+        m.execute([request(rng, 250, shift=5.0, city=("lima",)) for _ in range(8)] + [request(rng, 100)])
+        wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 4)
+        features = ("a", "b", "c", "city", "region")
+        assert {f for f in features if value(pb, "cudrift_feature_drifted", feature=f) == 1} == {"b", "city"}
+        assert value(pb, "cudrift_feature_drift_score", feature="b") > 0.5
+        assert value(pb, "cudrift_feature_unseen_categories_total", feature="city") == 2000
+        assert value(pb, "cudrift_feature_out_of_range_total", feature="b") > 0
+        assert value(pb, "cudrift_dataset_drift_share") == pytest.approx(2 / 5)
+        # rows are counted when accepted, requests when answered: wait for both
+        wait_for(lambda: value(pb, "cudrift_window_rows_total") == 4100
+                 and value(pb, "cudrift_window_open_rows") == 100 and value(pb, "cudrift_requests_total") == 17)
+        shares = np.from_dlpack(m.execute([request(rng, 10)])[0].output_tensors[0])
+        assert float(shares[0, 0]) == pytest.approx(0.4)
+    finally:
+        m.finalize()
+    assert live_series(pb) == [], "finalize deletes every series"
+
+
+def test_bad_requests_get_their_own_error_and_are_counted(monitor, pb, rng):
+    repo, start = monitor
+    m = start()
+    good = request(rng, 50)
+    missing = {k: v for k, v in request(rng, 50).items() if k != "CATEGORICAL_INT"}
+    wide = {**request(rng, 50), "NUMERIC": FakeTensor("NUMERIC", np.zeros((50, 4), np.float32))}
+    dtype = {**request(rng, 50), "NUMERIC": FakeTensor("NUMERIC", np.zeros((50, 3), np.float64))}
+    mismatch = {**request(rng, 50), "CATEGORICAL_INT": FakeTensor("CATEGORICAL_INT", np.zeros((40, 1), np.int64))}
+    nan = {**request(rng, 50), "NUMERIC": FakeTensor("NUMERIC", np.full((50, 3), np.nan, np.float32))}
+    empty = request(rng, 0)
+    latin1 = {**request(rng, 2), "CATEGORICAL": FakeTensor("CATEGORICAL", np.array([[b"caf\xe9"], [b"x"]], dtype=object))}
+    batch = [good, missing, wide, dtype, mismatch, nan, empty, latin1, request(rng, 30)]
+    out = m.execute(batch)
+    assert [r.error is None for r in out] == [True] + [False] * 7 + [True]
+    errors = [r.error.message() for r in out[1:8]]
+    assert "missing input 'CATEGORICAL_INT'" in errors[0] and "region" in errors[0]
+    assert "shape [50, 4]" in errors[1] and "a, b, c" in errors[1]
+    assert "dtype float64" in errors[2]
+    assert "40 rows" in errors[3]
+    assert "NaN" in errors[4] and "no rows" in errors[5] and "UTF-8" in errors[6]
+    wait_for(lambda: value(pb, "cudrift_requests_total") == 9)
+    reasons = {r: value(pb, "cudrift_bad_requests_total", reason=r) for r in BAD_REQUEST_REASONS}
+    assert reasons == {"missing_input": 1, "wrong_dtype": 1, "wrong_width": 1, "batch_mismatch": 1,
+                       "empty_batch": 1, "nan_only": 1, "unreadable": 1, "internal": 0}
+    wait_for(lambda: value(pb, "cudrift_window_rows_total") == 80)  # good rows only
+
+
+def test_finalize_checkpoints_and_a_new_instance_resumes(monitor, pb, rng):
+    repo, start = monitor
+    m = start()
+    m.execute([request(rng, 300), request(rng, 320)])  # window 0 closes at 500, 120 rows open
+    m.finalize()
+    assert ("info", "cudrift monitor cudrift_monitor: stopped with 120 rows in the open window") in pb.logs
+    pb.registry.clear()
+    m2 = start()
+    assert (m2.state.open_rows, m2.state.rows_total, m2.state.windows_closed) == (120, 620, 1)
+    assert value(pb, "cudrift_window_rows_total") == 620 and value(pb, "cudrift_windows_closed_total") == 1
+    assert value(pb, "cudrift_requests_total") == 2
+    m2.execute([request(rng, 380)])
+    wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 2)
+    assert value(pb, "cudrift_window_open_rows") == 0
+
+
+def test_periodic_checkpoint_holds_rows_accepted_before_it(monitor, pb, rng, tmp_path):
+    repo, start = monitor
+    m = start()
+    m.execute([request(rng, 200)])
+    ckpt = tmp_path / "w.ckpt"
+    wait_for(lambda: ckpt.exists() and _checkpoint_rows(m, ckpt) == 200)
+
+
+def _checkpoint_rows(m, path):
+    st = WindowState(m.reference, m.layout, window_rows=500)
+    st.restore(path.read_bytes())
+    return st.open_rows
+
+
+def test_unusable_checkpoint_is_set_aside(monitor, pb, tmp_path):
+    repo, start = monitor
+    (tmp_path / "w.ckpt").write_bytes(b"CDRF not really")
+    m = start()
+    assert m.state.open_rows == 0
+    assert [p.name.startswith("w.ckpt.unusable-") for p in tmp_path.iterdir() if p.name != "repo"] == [True]
+    assert any(level == "error" and "not resumed" in msg for level, msg in pb.logs)
+
+
+def test_initialize_refuses_several_instances(monitor, pb):
+    repo, _ = monitor
+    args = model_args(repo)
+    cfg = json.loads(args["model_config"])
+    cfg["instance_group"][0]["count"] = 2
+    with pytest.raises(pb.TritonModelException, match="needs exactly one"):
+        TritonPythonModel().initialize({**args, "model_config": json.dumps(cfg)})
+
+
+def test_initialize_refuses_bytes_inputs_when_as_numpy_misreads(monitor, pb, monkeypatch):
+    repo, _ = monitor
+
+    class Misread(FakeTensor):  # what a stub built for NumPy 1 does under NumPy 2
+        @staticmethod
+        def from_dlpack(name, obj):
+            a = np.from_dlpack(obj)
+            return Misread(name, np.broadcast_to(a.flat[0], a.shape))
+
+    monkeypatch.setattr(pb, "Tensor", Misread)
+    monkeypatch.setattr("cudrift.integrations.triton.model._NUMPY2", True)
+    with pytest.raises(pb.TritonModelException, match="numpy<2"):
+        TritonPythonModel().initialize(model_args(repo))
+
+
+def test_gpu_instance_without_cupy_says_what_to_install(monitor, pb, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy raises ImportError
+    repo, _ = monitor
+    with pytest.raises(pb.TritonModelException, match=r"needs CuPy.*cudrift\[cuda12\]"):
+        TritonPythonModel().initialize(model_args(repo, instance_kind="GPU"))
+
+
+def test_checkpoint_that_cannot_be_written_is_logged_and_serving_goes_on(tmp_path, reference, pb, rng):
+    (tmp_path / "blocker").write_text("a file where the checkpoint folder should be")
+    repo = write_repository(tmp_path / "repo", reference, window_rows=300,
+                            checkpoint=str(tmp_path / "blocker" / "w.ckpt"), checkpoint_seconds=30)
+    m = TritonPythonModel()
+    m.initialize(model_args(repo))
+    try:
+        for _ in range(3):
+            assert all(r.error is None for r in m.execute([request(rng, 250)]))
+        wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 2)
+        time.sleep(0.6)  # a few more worker passes: no retry before checkpoint_seconds
+        errors = [msg for level, msg in pb.logs if level == "error"]
+        assert len(errors) == 1 and "not written" in errors[0]
+    finally:
+        m.finalize()

@@ -1,0 +1,170 @@
+"""``cudrift triton repo``: the monitor's and the ensemble's config.pbtxt, wiring, errors."""
+
+import numpy as np
+import pytest
+
+import cudrift
+from cudrift.cli.main import main
+from cudrift.errors import SchemaError
+from cudrift.integrations.triton import MonitorSettings, read_model_config, write_repository
+
+pytest.importorskip("tritonclient.grpc", reason="Triton's config schema comes with tritonclient[grpc] (test extra)")
+from google.protobuf import text_format  # noqa: E402
+from tritonclient.grpc import model_config_pb2 as mc  # noqa: E402
+
+
+def parse(path):
+    return text_format.Parse(path.read_text(), mc.ModelConfig())
+
+
+def params(cfg):
+    return {k: v.string_value for k, v in cfg.parameters.items()}
+
+
+@pytest.fixture(scope="module")
+def reference():
+    rng = np.random.default_rng(3)
+    n = 2000
+    return cudrift.profile({
+        "a": rng.normal(size=n).astype(np.float32),
+        "b": rng.uniform(size=n).astype(np.float32),
+        "region": rng.integers(0, 4, n),
+        "SCORE": rng.normal(size=n).astype(np.float32),
+    })
+
+
+def served_model(root, name="scorer", max_batch_size=64, inputs=None, outputs=None):
+    # SCORE is also a reference column: it becomes a prediction column, so the
+    # numeric features are a and b
+    inputs = inputs or [("FEATURES", "TYPE_FP32", [2]), ("REGION", "TYPE_INT64", [1])]
+    outputs = outputs or [("SCORE", "TYPE_FP32", [1])]
+
+    def block(items):
+        return ",\n".join(f'{{ name: "{n}" data_type: {t} dims: {d} }}' for n, t, d in items)
+
+    d = root / name
+    (d / "1").mkdir(parents=True)
+    (d / "1" / "model.py").write_text("# served model\n")
+    (d / "config.pbtxt").write_text(
+        f'name: "{name}"\nbackend: "python"\nmax_batch_size: {max_batch_size}\n'
+        f"input [\n{block(inputs)}\n]\noutput [\n{block(outputs)}\n]\n"
+    )
+    return d
+
+
+def test_monitor_only_repository(tmp_path, reference):
+    repo = write_repository(tmp_path / "repo", reference, window_rows=700, sliding_windows=2)
+    mon = tmp_path / "repo" / "cudrift_monitor"
+    assert (mon / "1" / "model.py").read_text().count("from cudrift.integrations.triton.model import") == 1
+    assert cudrift.Profile.load(mon / "reference.cdp").to_bytes() == reference.to_bytes()
+    cfg = parse(mon / "config.pbtxt")
+    assert (cfg.name, cfg.backend, cfg.max_batch_size) == ("cudrift_monitor", "python", 1024)
+    assert [(i.name, mc.DataType.Name(i.data_type), list(i.dims), i.optional) for i in cfg.input] == [
+        ("NUMERIC", "TYPE_FP32", [-1], True), ("CATEGORICAL_INT", "TYPE_INT64", [-1], True),
+    ]
+    assert [(o.name, list(o.dims)) for o in cfg.output] == [("DRIFT_SHARE", [1])]
+    assert [(g.kind, g.count) for g in cfg.instance_group] == [(mc.ModelInstanceGroup.KIND_CPU, 1)]
+    settings = MonitorSettings.from_parameters({k: {"string_value": v} for k, v in params(cfg).items()})
+    assert settings == repo.settings
+    assert (settings.window_rows, settings.sliding_windows, settings.backend) == (700, 2, "cpu")
+    # the checkpoint lives next to the repository, not in a model folder
+    assert settings.checkpoint == str(tmp_path / "repo-state" / "cudrift_monitor.ckpt")
+    assert repo.ensemble is None and repo.feeds == {}
+
+
+def test_gpu_kind_keeps_inputs_on_the_device(tmp_path, reference):
+    write_repository(tmp_path / "repo", reference, kind="gpu", checkpoint="")
+    cfg = parse(tmp_path / "repo" / "cudrift_monitor" / "config.pbtxt")
+    g = cfg.instance_group[0]
+    assert (g.kind, g.count, list(g.gpus)) == (mc.ModelInstanceGroup.KIND_GPU, 1, [0])
+    p = params(cfg)
+    assert p["FORCE_CPU_ONLY_INPUT_TENSORS"] == "no"
+    assert p["cudrift_backend"] == "gpu" and p["cudrift_checkpoint"] == ""
+
+
+def test_ensemble_feeds_inputs_and_outputs_into_the_monitor(tmp_path, reference):
+    src = served_model(tmp_path / "models")
+    repo = write_repository(tmp_path / "repo", reference, model=src, window_seconds=60, window_rows=0)
+    assert (tmp_path / "repo" / "scorer" / "1" / "model.py").exists()
+    assert repo.feeds == {"NUMERIC": "FEATURES", "CATEGORICAL_INT": "REGION", "SCORE": "SCORE"}
+    mon = parse(tmp_path / "repo" / "cudrift_monitor" / "config.pbtxt")
+    assert mon.max_batch_size == 64
+    assert [i.name for i in mon.input] == ["NUMERIC", "CATEGORICAL_INT", "SCORE"]
+    assert params(mon)["cudrift_predictions"] == '["SCORE"]'
+    assert params(mon)["cudrift_monitored_model"] == "scorer"
+    ens = parse(tmp_path / "repo" / "scorer_monitored" / "config.pbtxt")
+    assert (ens.platform, ens.max_batch_size) == ("ensemble", 64)
+    assert (tmp_path / "repo" / "scorer_monitored" / "1").is_dir()
+    assert [i.name for i in ens.input] == ["FEATURES", "REGION"]
+    assert [o.name for o in ens.output] == ["SCORE", "CUDRIFT_DRIFT_SHARE"]
+    first, second = ens.ensemble_scheduling.step
+    assert first.model_name == "scorer" and dict(first.output_map) == {"SCORE": "SCORE"}
+    assert second.model_name == "cudrift_monitor"
+    assert dict(second.input_map) == {"NUMERIC": "FEATURES", "CATEGORICAL_INT": "REGION", "SCORE": "SCORE"}
+    assert dict(second.output_map) == {"DRIFT_SHARE": "CUDRIFT_DRIFT_SHARE"}
+
+
+def test_served_model_already_in_the_repository_is_used_in_place(tmp_path, reference):
+    served_model(tmp_path / "repo")
+    repo = write_repository(tmp_path / "repo", reference, model="scorer", ensemble="live", checkpoint="")
+    assert repo.ensemble == "live" and repo.served.name == "scorer"
+    assert read_model_config(tmp_path / "repo" / "live").name == "live"
+
+
+def test_unbatched_served_model(tmp_path, reference):
+    src = served_model(tmp_path / "models", max_batch_size=0,
+                       inputs=[("FEATURES", "TYPE_FP32", [-1, 2]), ("REGION", "TYPE_INT64", [-1, 1])],
+                       outputs=[("SCORE", "TYPE_FP32", [-1, 1])])
+    write_repository(tmp_path / "repo", reference, model=src, checkpoint="")
+    mon = parse(tmp_path / "repo" / "cudrift_monitor" / "config.pbtxt")
+    assert mon.max_batch_size == 0 and list(mon.input[0].dims) == [-1, -1] and list(mon.output[0].dims) == [-1, 1]
+    ens = parse(tmp_path / "repo" / "scorer_monitored" / "config.pbtxt")
+    assert list(ens.output[-1].dims) == [-1, 1]
+
+
+def test_ambiguous_or_missing_inputs_ask_for_map(tmp_path, reference):
+    two = served_model(tmp_path / "a", inputs=[("X1", "TYPE_FP32", [2]), ("X2", "TYPE_FP32", [2]),
+                                                ("REGION", "TYPE_INT64", [1])])
+    with pytest.raises(SchemaError, match=r"several inputs.*--map NUMERIC=INPUT"):
+        write_repository(tmp_path / "r1", reference, model=two, checkpoint="")
+    repo = write_repository(tmp_path / "r2", reference, model=two, mapping={"NUMERIC": "X2"}, checkpoint="")
+    assert repo.feeds["NUMERIC"] == "X2"
+    wide = served_model(tmp_path / "b", inputs=[("X", "TYPE_FP32", [3]), ("REGION", "TYPE_INT64", [1])])
+    with pytest.raises(SchemaError, match=r"no input of TYPE_FP32 with 2 values per row \(a, b\)"):
+        write_repository(tmp_path / "r3", reference, model=wide, checkpoint="")
+
+
+def test_prediction_column_mapped_to_another_output(tmp_path, reference):
+    src = served_model(tmp_path / "m", outputs=[("OUT0", "TYPE_FP32", [1])])
+    repo = write_repository(tmp_path / "repo", reference, model=src, mapping={"SCORE": "OUT0"}, checkpoint="")
+    assert repo.feeds == {"NUMERIC": "FEATURES", "CATEGORICAL_INT": "REGION", "SCORE": "OUT0"}
+    wide = served_model(tmp_path / "w", outputs=[("SCORE", "TYPE_FP32", [2])])
+    with pytest.raises(SchemaError, match="one value per row"):
+        write_repository(tmp_path / "r2", reference, model=wide, checkpoint="")
+
+
+def test_cli_writes_the_repository(tmp_path, reference, capsys):
+    reference.save(tmp_path / "ref.cdp")
+    src = served_model(tmp_path / "models")
+    code = main(["triton", "repo", str(tmp_path / "repo"), "--reference", str(tmp_path / "ref.cdp"),
+                 "--model", str(src), "--window-rows", "500", "--sliding-windows", "3",
+                 "--checkpoint-seconds", "5"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "input NUMERIC FP32 [batch, 2] <- FEATURES: a, b" in out
+    assert "input SCORE FP32 [batch, 1] <- SCORE: SCORE" in out  # prediction drift
+    assert "scorer_monitored/  ensemble" in out
+    p = params(parse(tmp_path / "repo" / "cudrift_monitor" / "config.pbtxt"))
+    assert (p["cudrift_window_rows"], p["cudrift_sliding_windows"], p["cudrift_checkpoint_seconds"]) == (
+        "500", "3", "5.0")
+
+
+def test_cli_reports_bad_input(tmp_path, reference, capsys):
+    reference.save(tmp_path / "ref.cdp")
+    assert main(["triton", "repo", str(tmp_path / "r"), "--reference", str(tmp_path / "nope.cdp")]) == 2
+    assert main(["triton", "repo", str(tmp_path / "r"), "--reference", str(tmp_path / "ref.cdp"),
+                 "--model", str(tmp_path / "missing")]) == 2
+    assert main(["triton", "repo", str(tmp_path / "r"), "--reference", str(tmp_path / "ref.cdp"),
+                 "--map", "NUMERIC"]) == 2
+    err = capsys.readouterr().err
+    assert "nope.cdp" in err and "missing" in err and "Invalid value for --map" in err

@@ -1,0 +1,249 @@
+"""Triton monitor internals without a server: feature layout, settings, windows, checkpoints."""
+
+import os
+
+import numpy as np
+import pytest
+
+import cudrift
+from cudrift.errors import FormatError, SchemaError
+from cudrift.integrations.triton import FeatureLayout, MonitorSettings, WindowState
+from cudrift.integrations.triton._state import CHECKPOINT_KIND, write_atomic
+from cudrift.sketches import _format
+
+
+@pytest.fixture(scope="module")
+def reference():
+    rng = np.random.default_rng(7)
+    n = 3000
+    return cudrift.profile({
+        "a": rng.normal(0, 1, n).astype(np.float32),
+        "city": np.array(rng.choice(["paris", "rome", "oslo"], n), dtype=object),
+        "b": rng.uniform(0, 10, n).astype(np.float32),
+        "region": rng.integers(0, 5, n),
+        "flag": rng.random(n) < 0.3,
+        "score": rng.exponential(2, n).astype(np.float32),
+    })
+
+
+def _batch(rng, n, shift=0.0):
+    return {
+        "NUMERIC": np.stack([rng.normal(0, 1, n), rng.uniform(0, 10, n) + shift, rng.exponential(2, n)],
+                            axis=1).astype(np.float32),
+        "CATEGORICAL": np.array(rng.choice(["paris", "rome", "oslo"], (n, 1)), dtype=object),
+        "CATEGORICAL_INT": np.stack([rng.integers(0, 5, n), (rng.random(n) < 0.3)], axis=1).astype(np.int64),
+    }
+
+
+class FakeClock:
+    def __init__(self, t=1000.0):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
+# ------------------------------------------------------------------ layout
+
+
+def test_layout_groups_follow_reference_order_and_key_types(reference):
+    lay = FeatureLayout.from_profile(reference)
+    assert [(g.name, g.data_type, g.columns) for g in lay.groups] == [
+        ("NUMERIC", "TYPE_FP32", ("a", "b", "score")),
+        ("CATEGORICAL", "TYPE_STRING", ("city",)),
+        ("CATEGORICAL_INT", "TYPE_INT64", ("region", "flag")),
+    ]
+    assert lay.key_types(reference) == {"city": "str", "region": "int", "flag": "bool"}
+    assert lay.group("CATEGORICAL").client_data_type == "BYTES"
+
+
+def test_layout_prediction_columns_get_their_own_tensor(reference):
+    lay = FeatureLayout.from_profile(reference, {"score": "TYPE_FP32", "region": "TYPE_INT32"})
+    assert lay.group("NUMERIC").columns == ("a", "b")
+    assert lay.group("score").prediction and lay.group("score").columns == ("score",)
+    assert lay.group("CATEGORICAL_INT").columns == ("flag",)
+    assert lay.group("region").data_type == "TYPE_INT32"
+
+
+@pytest.mark.parametrize("pred, message", [
+    ({"score": "TYPE_STRING"}, "expected a numeric type"),
+    ({"city": "TYPE_FP32"}, "expected TYPE_STRING"),
+    ({"nope": "TYPE_FP32"}, "not in the reference"),
+])
+def test_layout_rejects_bad_prediction_columns(reference, pred, message):
+    with pytest.raises(SchemaError, match=message):
+        FeatureLayout.from_profile(reference, pred)
+
+
+# ------------------------------------------------------------------ settings
+
+
+def test_settings_round_trip_through_config_parameters():
+    s = MonitorSettings(window_rows=500, window_seconds=2.5, sliding_windows=3, checkpoint="/x/y.ckpt",
+                        predictions=("score",), policy="ks")
+    params = {k: {"string_value": v} for k, v in s.to_parameters().items()}
+    params["FORCE_CPU_ONLY_INPUT_TENSORS"] = {"string_value": "no"}  # not ours: ignored
+    assert MonitorSettings.from_parameters(params) == s
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"cudrift_window_rows": "0"}, "window_rows > 0 or window_seconds > 0"),
+    ({"cudrift_window_rows": "ten"}, "Invalid value for cudrift_window_rows"),
+    ({"cudrift_sliding_windows": "0"}, "sliding_windows"),
+    ({"cudrift_windw_rows": "5"}, "unknown monitor parameters"),
+    ({"cudrift_backend": "tpu"}, "backend"),
+])
+def test_settings_refuse_bad_parameters(params, message):
+    with pytest.raises(ValueError, match=message):
+        MonitorSettings.from_parameters({k: {"string_value": v} for k, v in params.items()})
+
+
+# ------------------------------------------------------------------ windows
+
+
+def test_row_windows_split_requests_at_the_boundary(reference, rng):
+    st = WindowState(reference, FeatureLayout.from_profile(reference), window_rows=400, fold_rows=10**9)
+    sizes = [150, 300, 90, 500, 260]  # 1300 rows: three windows of 400, 100 left open
+    for n in sizes:
+        st.accept(_batch(rng, n), n)
+    closed = []
+    while (w := st.close_next()) is not None:
+        closed.append(w)
+    assert [w.window_id for w in closed] == [0, 1, 2]
+    assert [w.rows for w in closed] == [400, 400, 400]
+    assert all(w.own.n_rows == 400 and w.merged is w.own for w in closed)
+    assert st.open_rows == 100 and st.rows_total == 1300
+    assert st.windows_closed == 3
+
+
+def test_folded_window_matches_one_profile_of_the_same_rows(reference, rng):
+    st = WindowState(reference, FeatureLayout.from_profile(reference), window_rows=1000, fold_rows=200)
+    batches = [_batch(rng, 120) for _ in range(5)]
+    for b in batches:
+        st.accept(b, 120)
+        st.fold()
+    st.fold(force=True)
+    st.accept(_batch(rng, 400), 400)  # 600 + 400 rows: the window closes at exactly 1000
+    w = st.close_next()
+    assert w.rows == 1000 and w.own.n_rows == 1000
+    # the numeric sketches saw exactly the accepted values
+    a = np.concatenate([b["NUMERIC"][:, 0] for b in batches]).astype(np.float64)
+    assert w.own["a"].moments.count == 1000
+    counts = w.own["city"].counts
+    assert sum(counts[k] for k in ("paris", "rome", "oslo")) == 1000
+    assert w.own["flag"].counts[True] + w.own["flag"].counts[False] == 1000
+    assert w.own["a"].moments.min <= a.min()
+
+
+def test_time_windows_close_on_the_clock_and_skip_empty_ones(reference, rng):
+    clock = FakeClock()
+    st = WindowState(reference, FeatureLayout.from_profile(reference), window_seconds=10, clock=clock)
+    clock.t += 11
+    assert not st.seal_expired() and st.close_next() is None  # nothing accepted: no empty window
+    st.accept(_batch(rng, 50), 50)
+    clock.t += 5
+    assert not st.seal_expired()
+    clock.t += 6
+    assert st.needs_work()
+    assert st.seal_expired()
+    w = st.close_next()
+    assert (w.window_id, w.rows, w.closed_at - w.opened_at) == (0, 50, 11)
+
+
+def test_sliding_windows_merge_the_last_k(reference, rng):
+    st = WindowState(reference, FeatureLayout.from_profile(reference), window_rows=100, sliding_windows=3)
+    st.accept(_batch(rng, 500), 500)
+    merged = []
+    while (w := st.close_next()) is not None:
+        merged.append((w.own.n_rows, w.merged.n_rows))
+    assert merged == [(100, 100), (100, 200), (100, 300), (100, 300), (100, 300)]
+
+
+def test_accept_does_not_profile_until_the_worker_folds(reference, rng):
+    st = WindowState(reference, FeatureLayout.from_profile(reference), window_rows=10_000, fold_rows=250)
+    st.accept(_batch(rng, 200), 200)
+    assert not st.needs_work()
+    st.accept(_batch(rng, 100), 100)
+    assert st.needs_work()
+    assert st.fold() == 300 and st.fold() == 0
+
+
+# ------------------------------------------------------------------ checkpoints
+
+
+def test_checkpoint_round_trip_resumes_windows_history_and_counters(reference, rng):
+    lay = FeatureLayout.from_profile(reference)
+    st = WindowState(reference, lay, window_rows=300, sliding_windows=2)
+    st.accept(_batch(rng, 700), 700)  # windows 0, 1 sealed, 100 rows open
+    assert st.close_next().window_id == 0  # window 1 stays sealed: it must survive the checkpoint
+    assert st.fold(force=True) == 400
+    data = st.to_bytes({"requests": 7})
+
+    again = WindowState(reference, lay, window_rows=300, sliding_windows=2)
+    assert again.restore(data) == {"requests": 7}
+    assert (again.rows_total, again.windows_closed, again.open_rows, again.open_window_id) == (700, 1, 100, 2)
+    w = again.close_next()
+    assert (w.window_id, w.rows, w.own.n_rows, w.merged.n_rows) == (1, 300, 300, 600)
+    again.accept(_batch(rng, 200), 200)
+    w = again.close_next()
+    assert (w.window_id, w.rows) == (2, 300)
+
+
+def test_checkpoint_leaves_out_rows_not_folded_yet(reference, rng):
+    lay = FeatureLayout.from_profile(reference)
+    st = WindowState(reference, lay, window_rows=1000, fold_rows=10**9)
+    st.accept(_batch(rng, 200), 200)
+    st.fold(force=True)
+    st.accept(_batch(rng, 50), 50)  # pending: "rows since the last checkpoint"
+    again = WindowState(reference, lay, window_rows=1000)
+    again.restore(st.to_bytes())
+    assert again.open_rows == 200 and again.rows_total == 200
+
+
+def test_checkpoint_refuses_another_reference_and_corruption(reference, rng):
+    lay = FeatureLayout.from_profile(reference)
+    st = WindowState(reference, lay, window_rows=1000)
+    st.accept(_batch(rng, 100), 100)
+    st.fold(force=True)
+    data = st.to_bytes()
+    other_ref = cudrift.profile({**{n: np.arange(100.0, dtype=np.float32) for n in ("a", "b", "score")},
+                                 "city": np.array(["x"] * 100, dtype=object), "region": np.arange(100) % 3,
+                                 "flag": np.arange(100) % 2 == 0})
+    other = WindowState(other_ref, FeatureLayout.from_profile(other_ref), window_rows=1000)
+    with pytest.raises(FormatError, match="different reference"):
+        other.restore(data)
+    broken = bytearray(data)
+    broken[len(broken) // 2] ^= 0xFF
+    with pytest.raises(FormatError):
+        WindowState(reference, lay, window_rows=1000).restore(bytes(broken))
+    with pytest.raises(FormatError):
+        WindowState(reference, lay, window_rows=1000).restore(data[:100])
+    # the container is cudrift's versioned one, no pickle
+    assert _format.peek_kind(data) == (CHECKPOINT_KIND, 1)
+
+
+def test_write_atomic_replaces_the_file_whole(tmp_path):
+    target = tmp_path / "state" / "w.ckpt"
+    write_atomic(target, b"one")
+    write_atomic(target, b"two" * 1000)
+    assert target.read_bytes() == b"two" * 1000
+    assert os.listdir(target.parent) == ["w.ckpt"]  # no temporary file left behind
+
+
+def test_backpressure_waits_for_the_worker_and_gives_up_after_max_wait(reference, rng):
+    import threading
+
+    st = WindowState(reference, FeatureLayout.from_profile(reference), window_rows=10_000, fold_rows=10**9,
+                     max_backlog_rows=100)
+    assert st.accept(_batch(rng, 100), 100) == 0.0  # at the limit, not over it
+    waited = []
+    t = threading.Thread(target=lambda: waited.append(st.accept(_batch(rng, 50), 50)))
+    t.start()
+    t.join(0.3)
+    assert t.is_alive() and st.backlog_rows == 150  # accepted, waiting for the worker
+    assert st.fold(force=True) == 150
+    t.join(5)
+    assert not t.is_alive() and waited[0] >= 0.3 and st.backlog_rows == 0
+    # a stalled worker cannot hang requests: the wait is bounded
+    assert 0.2 <= st.accept(_batch(rng, 200), 200, max_wait=0.2) < 2
+    assert st.rows_total == 350
