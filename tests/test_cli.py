@@ -80,3 +80,18 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "magic" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["compare"])
+
+
+def test_cli_io_errors_exit_2(tmp_path, rng, capsys):
+    _write(tmp_path / "ref.parquet", rng, 500, 0.0)
+    d = tmp_path / "dir"
+    d.mkdir()
+    _write(d / "a.parquet", rng, 300, 0.0)
+    _write(d / "b.parquet", rng, 300, 0.0)
+    # several inputs, a directory among them
+    assert main(["profile", str(d), str(tmp_path / "ref.parquet"), "--out", str(tmp_path / "p.cdp")]) == 0
+    assert Profile.load(tmp_path / "p.cdp").n_rows == 1100
+    # an output path that is a directory: a one-line error, exit 2
+    assert main(["compare", str(tmp_path / "ref.parquet"), str(d), "--json", str(d)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert main(["demo", "--out", str(d)]) == 2

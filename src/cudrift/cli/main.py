@@ -46,7 +46,15 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     from cudrift.sketches.profile import Profile, profile
 
     like = Profile.load(args.like) if args.like else None
-    data = _load_window(args.data[0], None) if len(args.data) == 1 else list(args.data)
+    if len(args.data) == 1:
+        data = _load_window(args.data[0], None)
+    else:
+        data = []
+        for path in args.data:  # several Parquet files and/or directories of them
+            item = _load_window(path, None)
+            if not isinstance(item, (str, list)):
+                raise ValueError(f"{path}: several inputs must all be Parquet files or directories")
+            data.extend(item if isinstance(item, list) else [item])
     prof = profile(data, like=like, backend=args.backend)
     prof.save(args.out)
     print(f"wrote {args.out}: {prof!r}")
@@ -179,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CudriftError, FileNotFoundError, ValueError, ImportError) as exc:
+    except (CudriftError, OSError, ValueError, ImportError) as exc:
+        # OSError covers unreadable files and directories given as output paths
         print(f"cudrift {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
