@@ -55,6 +55,9 @@ def n_unique(kind: str, rc, cc, ref_sorted, cur_sorted, ref_distinct: int | None
     if ref_sorted is not None and cur_sorted is not None:
         if ref_distinct is not None and ref_distinct >= cap:
             return cap
+        if _on_device(ref_sorted):
+            from cudrift.backends._gpu import n_unique_sorted
+            return n_unique_sorted(ref_sorted, cur_sorted, cap)
         r = ref_sorted[np.r_[True, ref_sorted[1:] != ref_sorted[:-1]]] if ref_sorted.size else ref_sorted
         c = cur_sorted[np.r_[True, cur_sorted[1:] != cur_sorted[:-1]]] if cur_sorted.size else cur_sorted
         return int(min(cap, np.union1d(r, c).size))
@@ -108,18 +111,22 @@ def _ttest_from_moments(rc: NumericColumnProfile, cc: NumericColumnProfile) -> T
                       {"from_moments": True})
 
 
-def _from_sample(test: str, rc: NumericColumnProfile, cc: NumericColumnProfile) -> TestResult:
+def _from_sample(test: str, rc: NumericColumnProfile, cc: NumericColumnProfile, backend: str = "cpu") -> TestResult:
     x, y = rc.sample.values, cc.sample.values
     if x.size == 0 or y.size == 0:
         raise EmptyInputError("no sampled values to test")
-    res = TESTS[test].func(x, y)
+    func = TESTS[test].func
+    if backend == "gpu" and test == "mmd":
+        from cudrift.backends._gpu import mmd as func
+    res = func(x, y)
     details = {**res.details, "from_sample": True, "sample_sizes": [int(x.size), int(y.size)]}
     exact = x.size == rc.moments.count and y.size == cc.moments.count
     return TestResult(res.statistic, res.pvalue, res.method, res.n_reference, res.n_current,
                       0.0 if exact else math.nan, details)
 
 
-def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_sorted: np.ndarray | None) -> TestResult:
+def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_sorted: np.ndarray | None,
+             backend: str = "cpu") -> TestResult:
     spec = TESTS[test]
     if spec.input == "counts":
         if kind == NUMERICAL:
@@ -131,12 +138,18 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
         return spec.func(r, c)
     if kind != NUMERICAL:
         raise SchemaError(f"{test} needs a numerical column, this one is categorical")
+    if ref_sorted is not None and _on_device(ref_sorted):
+        # the GPU backend keeps sorted columns on the device and tests them there
+        from cudrift.backends import _gpu
+        if cur_sorted is not None and test != "mmd":
+            return _gpu.run_sorted_test(test, ref_sorted, cur_sorted, rc.moments.std)
+        ref_sorted = _gpu.to_host(ref_sorted)
     if test == "ttest":
         if ref_sorted is not None and cur_sorted is not None:
             return spec.func_sorted(_f64(ref_sorted), _f64(cur_sorted))  # exact, as SciPy on the values
         return _ttest_from_moments(rc, cc)
     if test == "mmd":
-        return _from_sample(test, rc, cc)
+        return _from_sample(test, rc, cc, backend)
     if ref_sorted is not None and cur_sorted is not None:
         if test == "wasserstein_normalized":
             return spec.func_sorted(_f64(ref_sorted), _f64(cur_sorted), reference_std=rc.moments.std)
@@ -152,6 +165,11 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
             std = float(np.std(pts / scale)) * scale
         return _FROM_CDF[test](ref_cdf, cc.quantiles.cdf_bounds(), std)
     return _from_sample(test, rc, cc)
+
+
+def _on_device(x: object) -> bool:
+    """Whether sorted values are a device array (kept by the GPU backend)."""
+    return hasattr(x, "__cuda_array_interface__")
 
 
 def _f64(x: np.ndarray) -> np.ndarray:

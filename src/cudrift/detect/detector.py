@@ -125,7 +125,8 @@ class DriftDetector:
                 raise ValueError("exact='always' needs reference data, not a Profile")
             self.reference = reference
         else:
-            src = as_source(reference, columns=columns, batch_rows=(config or ProfileConfig()).batch_rows)
+            src = _as_source(reference, self.backend, columns=columns,
+                             batch_rows=(config or ProfileConfig()).batch_rows)
             budget = 0 if exact == "never" else self.memory_budget
             self.reference, self._ref_sorted = profile_keeping_sorted(
                 src, config=config, schema=schema, backend=backend, keep_sorted_budget=budget,
@@ -190,7 +191,8 @@ class DriftDetector:
         else:
             # errors="report": one unreadable column is reported on its own
             # line; the rest of the window is still compared.
-            src = as_source(current, columns=columns, batch_rows=ref.config.batch_rows, errors="report")
+            src = _as_source(current, self.backend, columns=columns, batch_rows=ref.config.batch_rows,
+                             errors="report")
             common = [n for n in src.names if n in ref.columns]
             if not common:
                 raise SchemaError(
@@ -286,7 +288,8 @@ class DriftDetector:
             n_unique = _compute.n_unique(kind, rc, cc, ref_sorted, cur_sorted, self._ref_distinct.get(name))
             test = auto_test(kind, n_ref, n_unique)
         try:
-            res = _compute.run_test(test, kind, rc, cc, ref_sorted, cur_sorted if ref_sorted is not None else None)
+            res = _compute.run_test(test, kind, rc, cc, ref_sorted, cur_sorted if ref_sorted is not None else None,
+                                    backend=self.backend)
         except (CudriftError, ValueError) as exc:
             # a test that cannot run on this column's data (constant values
             # for Anderson-Darling, one row for Cramer-von Mises, ...) fails
@@ -340,10 +343,21 @@ def _normalize_thresholds(thresholds: Any) -> float | dict[str, float]:
     raise TypeError(f"thresholds must be a number or a dict, got {type(thresholds).__name__}")
 
 
+def _as_source(data: Any, backend: str, **kwargs: Any):
+    """The host input adapters, or on the GPU backend its own, which also read device data in place."""
+    if backend == "gpu":
+        from cudrift.backends._gpu import as_source as device_as_source
+        return device_as_source(data, **kwargs)
+    return as_source(data, **kwargs)
+
+
 def _distinct_sorted(v: np.ndarray, cap: int) -> int:
     """Distinct values of a sorted array, counting up to ``cap`` (enough for the auto rule)."""
     if v.size == 0:
         return 0
+    if hasattr(v, "__cuda_array_interface__"):  # kept on the device by the GPU backend
+        from cudrift.backends._gpu import distinct_sorted
+        return distinct_sorted(v, cap)
     return int(min(cap, np.count_nonzero(v[1:] != v[:-1]) + 1))
 
 

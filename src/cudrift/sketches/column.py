@@ -476,6 +476,17 @@ class CategoricalColumnProfile:
         """
         nulls = _check_null_count(null_count, name)
         key_type, keys, counts, found_nulls = count_categories(values, name)
+        return self._add_counted(key_type, keys, counts, len(values), nulls, found_nulls, name)
+
+    def _add_counted(
+        self, key_type: str | None, keys: list, counts: np.ndarray, n_entries: int, nulls: int, found_nulls: int,
+        name: str | None = None,
+    ) -> "CategoricalColumnProfile":
+        """Fold in one batch already counted by :func:`count_categories` (the GPU backend counts on the device).
+
+        ``n_entries`` is the batch length, the ``found_nulls`` among them
+        included; ``nulls`` were removed by the caller.
+        """
         if self._ref_typed is not None and keys:
             ref = self._ref_typed
             seen = np.fromiter(((key_type, k) in ref for k in keys), dtype=bool, count=len(keys))
@@ -483,7 +494,7 @@ class CategoricalColumnProfile:
             keys = [k for k, s_ in zip(keys, seen) if s_]
             counts = counts[seen]
         self.counts._add_counts(key_type, keys, counts, name)
-        self.count += len(values) + nulls
+        self.count += n_entries + nulls
         self.null_count += nulls + found_nulls
         return self
 

@@ -447,7 +447,10 @@ def profile_keeping_sorted(
     values to float64 (budgeted at 8 bytes each), for a reference that is
     compared many times.
     """
-    resolve_backend(backend)  # validates the name; the GPU path arrives with the CUDA kernels
+    gpu = None
+    if resolve_backend(backend) == "gpu":
+        # same steps; the device module reads the batches and feeds the sketches
+        from cudrift.backends import _gpu as gpu
     if like is not None:
         if not isinstance(like, Profile):
             raise TypeError(f"like= must be a Profile, got {type(like).__name__}")
@@ -456,7 +459,7 @@ def profile_keeping_sorted(
         config = like.config
     config = config or ProfileConfig()
     schema = schema or Schema()
-    src = as_source(data, columns=columns, batch_rows=config.batch_rows, errors=errors)
+    src = (gpu.as_source if gpu else as_source)(data, columns=columns, batch_rows=config.batch_rows, errors=errors)
     if not src.columns:
         raise EmptyInputError(f"{src.origin} has no columns")
     if src.n_rows == 0:
@@ -464,7 +467,12 @@ def profile_keeping_sorted(
     unknown = [c for c in (*schema.numerical, *schema.categorical, *schema.ignore) if c not in src.names]
     if unknown:
         raise SchemaError(f"schema names columns {unknown} that are not in {src.origin} (columns: {src.names})")
-    kinds = _infer_kinds(src, schema, like, config)
+    kinds = _infer_kinds(gpu.distinct_view(src) if gpu else src, schema, like, config)
+    if like is not None:
+        # the reference's column order, so windows profiled like it merge
+        # whatever order their input had
+        order = {n: i for i, n in enumerate(like.columns)}
+        kinds = dict(sorted(kinds.items(), key=lambda kv: order.get(kv[0], len(order))))
     dtypes = {n: src.info(n).dtype for n in kinds}
     cols = {n: _empty_column(k, like, n, config, dtypes[n]) for n, k in kinds.items()}
     prof = Profile(cols, kinds, dtypes, 0, config,
@@ -475,7 +483,7 @@ def profile_keeping_sorted(
         need = sum(src.n_rows * (8 if keep_float64 else _itemsize(dtypes[n])) for n in numeric)
         if need <= keep_sorted_budget:
             keep = {n: [] for n in numeric}
-    _consume(prof, src, list(kinds), errors, keep)
+    (gpu.consume if gpu else _consume)(prof, src, list(kinds), errors, keep)
     kept: dict[str, np.ndarray] = {}
     if keep is not None:
         for n, parts in keep.items():
@@ -500,9 +508,9 @@ def profile_keeping_sorted(
         edges = equal_mass_edges(prof.columns[n].quantiles, config.n_bins)
         prof.columns[n] = prof.columns[n].with_edges(edges)
     if need:
-        _count_histograms(prof, src, need, kept)
+        (gpu.count_histograms if gpu else _count_histograms)(prof, src, need, kept)
     if like is None:
-        _recount_folded_categories(prof, src)
+        _recount_folded_categories(prof, gpu.host_view(src) if gpu else src)
     return prof, kept
 
 

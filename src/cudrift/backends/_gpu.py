@@ -1,0 +1,927 @@
+"""The GPU backend: profiles and exact rank statistics computed by the CUDA kernels, glued with CuPy.
+
+Importing this module needs CuPy and numba-cuda and a CUDA device that
+Numba can reach outside its simulator; otherwise it raises ImportError
+saying which is missing (:func:`cudrift.backends.gpu_status` reports it).
+
+What runs where
+---------------
+Numeric columns
+    One fused pass of :func:`cudrift.kernels.profile.launch_profile` per
+    device array (all columns of a 2-D array at once): null / NaN / ±inf
+    counts, min / max, histogram counts on the column's edges and per-block
+    moments, merged on the host with Chan's formula. Each column is then
+    sorted as a 1-D array (``ndarray.sort``: CUB radix sort), its finite
+    part summarized by the quantile kernels into exactly the CPU's level-0
+    summary, and the bottom-k sample's candidates are hashed on the device
+    (priorities depend only on the index) and gathered there; the host keeps
+    the k smallest. The results fold into the same
+    :class:`~cudrift.sketches.column.NumericColumnProfile` objects the CPU
+    builds, so GPU- and CPU-made profiles merge and serialize alike.
+Categorical columns
+    Integer and boolean device columns are counted by
+    :func:`cudrift.kernels.categorical.launch_categorical` on dense codes
+    (``key - min``); string columns, and categorical columns that arrive on
+    the host, stay on the CPU path (a hash pass on the host is what encoding
+    them to codes would cost anyway), on threads next to the device work.
+Host windows
+    Numeric host columns are copied through two pinned buffers on a copy
+    stream while the compute stream works on the previous unit; a column
+    that fits on the device is one unit (copied once, one sketch batch, the
+    CPU's exact quantile summary), a longer one is cut into units.
+Device windows
+    CuPy arrays, cuDF frames and anything exporting
+    ``__cuda_array_interface__`` or CUDA DLPack are read in place.
+Rank statistics
+    KS, Wasserstein-1, energy, Cramér–von Mises and Anderson–Darling from
+    :func:`cudrift.kernels.rank.launch_rank` on the sorted reference kept on
+    the device and the sorted current column; p-values on the host with the
+    CPU path's null distributions. MMD by :func:`cudrift.kernels.mmd.launch_mmd`.
+
+All device work of a call runs on one non-blocking compute stream (plus a
+copy stream for host input), after the caller's current stream, and every
+public function here synchronizes before it returns. Calls are serialized
+by a lock, so the detector's worker threads may call in concurrently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import os
+import threading
+import time
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+_HINT = "install a CUDA extra: pip install 'cudrift[cuda12]' or 'cudrift[cuda13]'"
+try:
+    import cupy
+except ImportError as _exc:
+    raise ImportError(f"the GPU backend needs CuPy ({_exc}); {_HINT}") from _exc
+try:
+    import numba_cuda  # noqa: F401  (the numba-cuda package, not numba's deprecated built-in target)
+    from cudrift.kernels import _cuda
+except Exception as _exc:  # ImportError, or a broken llvmlite / CUDA binding raising anything
+    raise ImportError(f"the GPU backend needs numba-cuda ({type(_exc).__name__}: {_exc}); {_HINT}") from _exc
+if _cuda.SIMULATOR:
+    raise ImportError(
+        "Numba's CUDA simulator is on (NUMBA_ENABLE_CUDASIM=1 when Numba was first imported); the GPU backend "
+        "needs a real device: set NUMBA_ENABLE_CUDASIM=0 before anything imports Numba"
+    )
+if not _cuda.cuda.is_available():
+    raise ImportError("numba-cuda cannot use the CUDA driver or found no device (numba.cuda.is_available() is False)")
+
+from cudrift.backends import _gpu_host as gh  # noqa: E402
+from cudrift.backends._gpu_source import as_cupy, device_source  # noqa: E402
+from cudrift.backends._gpu_summary import sorted_summary  # noqa: E402
+from cudrift.errors import SchemaError  # noqa: E402
+from cudrift.io import ColumnData, TableSource, as_source as _host_source  # noqa: E402
+from cudrift.kernels import _host, _launch  # noqa: E402
+from cudrift.kernels.categorical import launch_categorical  # noqa: E402
+from cudrift.kernels.mmd import launch_mmd  # noqa: E402
+from cudrift.kernels.profile import launch_profile  # noqa: E402
+from cudrift.kernels.rank import N_FLOAT_PARTIALS, N_INT_PARTIALS, launch_rank  # noqa: E402
+from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile  # noqa: E402
+from cudrift.sketches.profile import _integral_labels  # noqa: E402
+from cudrift.stats import TESTS, TestResult  # noqa: E402
+from cudrift.stats import multivariate as _mv  # noqa: E402
+from cudrift.stats._validation import dropped_details  # noqa: E402
+
+cuda = _cuda.cuda
+
+__all__ = [
+    "as_source",
+    "host_view",
+    "distinct_view",
+    "consume",
+    "count_histograms",
+    "distinct_sorted",
+    "n_unique_sorted",
+    "run_sorted_test",
+    "mmd",
+    "to_host",
+    "warm_up",
+    "device_info",
+]
+
+#: Bytes of one pinned staging buffer (two are used, alternately).
+PIECE_BYTES = 32 << 20
+#: Rows per unit of a host column; None: as many as fit the free device memory.
+MAX_UNIT_ROWS: int | None = None
+# Share of free device memory a unit's working set may take: the unit, the
+# next unit being copied in, the sorted copy and the sort's scratch.
+_UNIT_SHARE = 0.6
+# Share of free device memory that sorted columns kept for the detector or
+# for the reference's histogram pass may take.
+_KEEP_SHARE = 0.5
+# Widest range of integer keys counted by dense codes; wider columns are
+# counted by a device sort (cupy.unique).
+_MAX_CODE_SPAN = 1 << 20
+# Indices hashed per block when choosing sample candidates (32 MiB of priorities).
+_HASH_BLOCK = 1 << 22
+_U64 = 1 << 64
+
+# Conversion to the sort dtype with every NaN made the positive quiet NaN:
+# the radix sort orders by bits, so a NaN with its sign bit set would land
+# before -inf instead of after +inf.
+_SORT_KEY = cupy.ElementwiseKernel(
+    "T x",
+    "S y",
+    "S v = (S)x; y = (v != v) ? cudrift_qnan(v) : v;",
+    "cudrift_sort_key",
+    preamble="""
+    __device__ float cudrift_qnan(float) { return __int_as_float(0x7fc00000); }
+    __device__ double cudrift_qnan(double) { return __longlong_as_double(0x7ff8000000000000LL); }
+    """,
+)
+
+# splitmix64(seed ^ (start + i)) mod 2**64, as cudrift.sketches.sample hashes indices.
+_PRIORITY = cupy.ElementwiseKernel(
+    "uint64 start, uint64 seed",
+    "uint64 z",
+    """
+    unsigned long long v = (start + (unsigned long long)i) ^ seed;
+    v += 0x9E3779B97F4A7C15ULL;
+    v ^= v >> 30; v *= 0xBF58476D1CE4E5B9ULL;
+    v ^= v >> 27; v *= 0x94D049BB133111EBULL;
+    v ^= v >> 31;
+    z = v;
+    """,
+    "cudrift_splitmix64",
+)
+
+
+# ---------------------------------------------------------------- device state
+
+
+class _Pinned:
+    """A pinned host staging buffer and the event of the last copy out of it."""
+
+    def __init__(self, nbytes: int):
+        self.nbytes = nbytes
+        self._mem = cupy.cuda.alloc_pinned_memory(nbytes)
+        self._bytes = np.frombuffer(self._mem, dtype=np.uint8, count=nbytes)
+        self.done = cupy.cuda.Event(disable_timing=True)
+
+    def view(self, dtype: np.dtype, n: int) -> np.ndarray:
+        return self._bytes[: n * np.dtype(dtype).itemsize].view(dtype)
+
+
+class _Device:
+    """Streams, pinned buffers and the staging pool of the current device."""
+
+    def __init__(self) -> None:
+        self.id = cupy.cuda.Device().id
+        self.compute = cupy.cuda.Stream(non_blocking=True)
+        self.copy = cupy.cuda.Stream(non_blocking=True)
+        # Numba launches go to the same stream as CuPy's work.
+        self.nstream = cuda.external_stream(self.compute.ptr)
+        self._pinned: list[_Pinned] = []
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cudrift-stage")
+
+    def pinned(self) -> list[_Pinned]:
+        if not self._pinned or self._pinned[0].nbytes != PIECE_BYTES:
+            self._pinned = [_Pinned(PIECE_BYTES), _Pinned(PIECE_BYTES)]
+        return self._pinned
+
+    def free_bytes(self) -> int:
+        free, _ = cupy.cuda.runtime.memGetInfo()
+        return int(free) + int(cupy.get_default_memory_pool().free_bytes())
+
+
+_LOCK = threading.RLock()
+_DEVICES: dict[int, _Device] = {}
+
+
+@contextlib.contextmanager
+def _section():
+    """Serialize, order after the caller's stream, run on the compute stream, synchronize at the end."""
+    with _LOCK:
+        dev_id = cupy.cuda.Device().id
+        dev = _DEVICES.get(dev_id)
+        if dev is None:
+            dev = _DEVICES[dev_id] = _Device()
+        caller = cupy.cuda.get_current_stream()
+        ready = cupy.cuda.Event(disable_timing=True)
+        ready.record(caller)
+        dev.compute.wait_event(ready)
+        try:
+            with dev.compute:
+                yield dev
+        finally:
+            dev.compute.synchronize()
+            dev.copy.synchronize()
+
+
+def _arg(a: Any) -> Any:
+    """A CuPy array as a Numba kernel argument, without the CUDA-array-interface stream sync.
+
+    Ordering comes from launching on the compute stream that produced the data.
+    """
+    return cuda.as_cuda_array(a, sync=False)
+
+
+class _Ops:
+    """:class:`cudrift.backends._gpu_summary.DeviceOps` over CuPy buffers on the compute stream."""
+
+    def __init__(self, dev: _Device):
+        self.stream = dev.nstream
+
+    def zeros(self, n: int, dtype: Any) -> cupy.ndarray:
+        return cupy.zeros(n, dtype=dtype)
+
+    def arg(self, a: Any) -> Any:
+        return _arg(a)
+
+    def to_host(self, a: cupy.ndarray) -> np.ndarray:
+        return cupy.asnumpy(a)
+
+
+def to_host(a: Any) -> np.ndarray:
+    """A NumPy copy of a device array (synchronizes)."""
+    with _section():
+        return cupy.asnumpy(as_cupy(a))
+
+
+def device_info() -> dict:
+    """Name, memory, compute capability and library versions of the current device."""
+    dev = cupy.cuda.Device()
+    props = cupy.cuda.runtime.getDeviceProperties(dev.id)
+    free, total = cupy.cuda.runtime.memGetInfo()
+    name = props["name"]
+    return {
+        "name": name.decode() if isinstance(name, bytes) else str(name),
+        "device_id": dev.id,
+        "compute_capability": dev.compute_capability,
+        "memory_total_bytes": int(total),
+        "memory_free_bytes": int(free),
+        "multiprocessors": int(props["multiProcessorCount"]),
+        "driver_version": int(cupy.cuda.runtime.driverGetVersion()),
+        "runtime_version": int(cupy.cuda.runtime.runtimeGetVersion()),
+        "cupy": cupy.__version__,
+        "numba_cuda": getattr(numba_cuda, "__version__", "?"),
+    }
+
+
+# ---------------------------------------------------------------- sources
+
+
+def as_source(data: Any, columns=None, batch_rows: int = 1 << 20, errors: str = "raise") -> TableSource:
+    """:func:`cudrift.io.as_source` that also accepts device data (read in place)."""
+    if isinstance(data, TableSource):
+        return data
+    src = device_source(data, columns, errors)
+    if src is not None:
+        return src
+    return _host_source(data, columns=columns, batch_rows=batch_rows, errors=errors)
+
+
+def _on_device(values: Any) -> bool:
+    return isinstance(values, cupy.ndarray)
+
+
+def _view(src: TableSource, convert) -> TableSource:
+    """The same source with every device column's values passed through ``convert`` (lazily, per load)."""
+    def load(loader):
+        data = loader()
+        if not _on_device(data.values):
+            return data
+        return ColumnData(convert(data.values), data.null_count)
+
+    def batches():
+        for batch in src.iter_batches():
+            yield {n: (lambda f=f: load(f)) for n, f in batch.items()}
+
+    return TableSource(src.columns, batches, src.n_rows, src.origin)
+
+
+def host_view(src: TableSource) -> TableSource:
+    """``src`` with device columns copied to the host when loaded, for the host-only passes.
+
+    The profile's recount of categories past ``max_categories`` reads
+    through it; it synchronizes on every device column it loads.
+    """
+    return _view(src, cupy.asnumpy)
+
+
+def distinct_view(src: TableSource) -> TableSource:
+    """``src`` whose device columns load as their distinct values (found on the device), for kind inference.
+
+    Inference only counts an integer column's distinct values, so only
+    those cross to the host; the counts are the same as over all values.
+    """
+    return _view(src, lambda v: cupy.asnumpy(cupy.unique(v)))
+
+
+# ---------------------------------------------------------------- numeric columns
+
+
+class _Job:
+    """One numeric column of one batch (or one unit of a long host column) on the device."""
+
+    __slots__ = ("name", "col", "x", "n", "nulls", "dtype", "keep", "sorted")
+
+    def __init__(self, name: str, col: NumericColumnProfile, x: Any, nulls: int, dtype: str, keep: list | None):
+        self.name = name
+        self.col = col
+        self.x = x  # 1-D device values (any numeric dtype, any stride), nulls removed
+        self.n = int(x.shape[0])
+        self.nulls = nulls
+        self.dtype = dtype
+        self.keep = keep  # where the sorted finite values go, or None
+        self.sorted = None
+
+
+class _Candidates:
+    """Sample candidates by index range, shared by the columns of a batch with the same finite count."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, start: int, m: int, seed: int, below: int | None) -> tuple[np.ndarray, np.ndarray]:
+        thr = None if below is None or below >= _U64 else int(below)
+        key = (start, m, seed, thr)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        pos_parts, pri_parts = [], []
+        z = cupy.empty(min(_HASH_BLOCK, m), dtype=np.uint64)
+        for s0 in range(0, m, _HASH_BLOCK):
+            zz = z[: min(_HASH_BLOCK, m - s0)]
+            # Indices wrap mod 2**64 like the hash itself.
+            _PRIORITY(np.uint64((start + s0) % _U64), np.uint64(seed), zz)
+            if thr is None:
+                pos_parts.append(cupy.arange(s0, s0 + zz.size, dtype=np.int64))
+                pri_parts.append(zz.copy())
+            else:
+                keep = cupy.flatnonzero(zz < np.uint64(thr))
+                pos_parts.append(keep + s0)
+                pri_parts.append(zz[keep])
+        out = (cupy.asnumpy(cupy.concatenate(pos_parts)).astype(np.int64),
+               cupy.asnumpy(cupy.concatenate(pri_parts)))
+        self._cache[key] = out
+        return out
+
+
+def _launch_group(dev: _Device, x2d: cupy.ndarray, jobs: list[_Job], *, hist_only: bool = False) -> dict:
+    """Queue the fused profile pass over ``x2d`` (one column per job) and, unless ``hist_only``, each column's sort."""
+    n_rows, n_cols = x2d.shape
+    edge_list = [None if j.col.histogram is None else j.col.histogram.edges for j in jobs]
+    edges, n_edges, uniform = gh.pack_edges(edge_list)
+    nt = _launch.threads_per_block()
+    rb = _launch.row_blocks(n_rows, n_cols, nt)
+    out = {
+        "hist": cupy.zeros((n_cols, edges.shape[1] + 1), dtype=np.int64),
+        "special": cupy.zeros((n_cols, 4), dtype=np.int64),
+        "mins": cupy.full(n_cols, np.inf),
+        "maxs": cupy.full(n_cols, -np.inf),
+        "blk_count": cupy.zeros((n_cols, rb), dtype=np.int64),
+        "blk_mean": cupy.zeros((n_cols, rb)),
+        "blk_m2": cupy.zeros((n_cols, rb)),
+    }
+    launch_profile(
+        _arg(x2d), _arg(cupy.asarray(edges)), _arg(cupy.asarray(n_edges)), _arg(cupy.asarray(uniform)),
+        *(_arg(out[k]) for k in ("hist", "special", "mins", "maxs", "blk_count", "blk_mean", "blk_m2")),
+        threads=nt, stream=dev.nstream,
+    )
+    if not hist_only:
+        for j in jobs:
+            s = cupy.empty(j.n, dtype=gh.sort_dtype(j.x.dtype))
+            _SORT_KEY(j.x, s)
+            s.sort()  # 1-D: CUB radix sort, NaN (now all positive) after +inf
+            j.sorted = s
+    return {"out": out, "jobs": jobs, "n_edges": n_edges}
+
+
+def _finish_group(dev: _Device, launched: dict, cands: _Candidates, internal: dict | None) -> None:
+    """Read back one profile pass and finish its columns (summary, sample, kept values); synchronizes."""
+    h = {k: cupy.asnumpy(v) for k, v in launched["out"].items()}
+    count, mean, m2 = _host.merge_block_moments(h["blk_count"], h["blk_mean"], h["blk_m2"])
+    ops = _Ops(dev)
+    for i, job in enumerate(launched["jobs"]):
+        col = job.col
+        _, nan, posinf, neginf = (int(v) for v in h["special"][i])
+        c = int(count[i])
+        ne = int(launched["n_edges"][i])
+        fs = job.sorted[neginf : neginf + c]
+        summary = sorted_summary(fs, col.quantiles.k, ops) if c else None
+        gh.absorb_numeric(col, gh.NumericParts(
+            job.n, job.nulls, nan, posinf, neginf, c, float(mean[i]), float(m2[i]), float(h["mins"][i]),
+            float(h["maxs"][i]), h["hist"][i, : ne + 1].copy() if ne else None, summary, job.dtype,
+        ))
+        gh.sample_update(col.sample, c, cands, _gatherer(job.x, c))
+        if job.keep is not None and c:
+            job.keep.append(fs)
+        elif internal is not None and col.histogram is None and c:
+            internal.setdefault(job.name, []).append(fs)
+        job.sorted = None
+
+
+def _gatherer(x: cupy.ndarray, n_finite: int):
+    """``gather(positions)``: the finite values of ``x`` (in their order) at those positions, to the host."""
+    def gather(pos: np.ndarray) -> np.ndarray:
+        idx = cupy.asarray(pos)
+        if n_finite != x.shape[0]:
+            idx = cupy.flatnonzero(cupy.isfinite(x))[idx]
+        return cupy.asnumpy(x[idx])
+
+    return gather
+
+
+def _check_numeric(name: str, values: Any) -> None:
+    if values.ndim != 1:
+        raise SchemaError(f"column {name!r}: expected a 1-D array, got shape {values.shape}")
+    if np.dtype(values.dtype).kind not in "biuf":
+        raise SchemaError(
+            f"column {name!r}: expected a numeric dtype (bool, int, uint, float), got {values.dtype}"
+        )
+
+
+def _matrix_runs(matrix: cupy.ndarray, names: list[str], jobs: list[_Job]) -> tuple[list, list[_Job]]:
+    """Jobs that are consecutive columns of the source matrix, as ``(x2d, jobs)`` runs, and the others."""
+    index = {n: j for j, n in enumerate(names)}
+    on_matrix = sorted((j for j in jobs if j.name in index), key=lambda j: index[j.name])
+    rest = [j for j in jobs if j.name not in index]
+    runs: list[tuple[cupy.ndarray, list[_Job]]] = []
+    start = 0
+    while start < len(on_matrix):
+        stop = start + 1
+        while stop < len(on_matrix) and index[on_matrix[stop].name] == index[on_matrix[stop - 1].name] + 1:
+            stop += 1
+        j0 = index[on_matrix[start].name]
+        runs.append((matrix[:, j0 : j0 + stop - start], on_matrix[start:stop]))
+        start = stop
+    return runs, rest
+
+
+def _device_numeric(dev, jobs: list[_Job], matrix, matrix_names, cands, internal, hist_only=False) -> None:
+    """Profile device columns in place: one fused launch per run of matrix columns, one per other column."""
+    if not hist_only:
+        for j in jobs:
+            if j.n == 0:
+                _absorb_empty(j)
+    jobs = [j for j in jobs if j.n]
+    runs: list[tuple[cupy.ndarray, list[_Job]]] = []
+    rest = jobs
+    if matrix is not None:
+        runs, rest = _matrix_runs(matrix, matrix_names, jobs)
+    runs += [(cupy.ascontiguousarray(j.x).reshape(-1, 1), [j]) for j in rest]
+    for x2d, group in runs:
+        launched = _launch_group(dev, x2d, group, hist_only=hist_only)
+        if hist_only:
+            _finish_histograms(launched)
+        else:
+            _finish_group(dev, launched, cands, internal)
+
+
+def _absorb_empty(job: _Job) -> None:
+    """A batch without values (all null): only the column's counts change."""
+    gh.absorb_numeric(job.col, gh.NumericParts(0, job.nulls, 0, 0, 0, 0, math.nan, 0.0, math.inf, -math.inf,
+                                               None, None, job.dtype))
+
+
+def _finish_histograms(launched: dict) -> None:
+    hist = cupy.asnumpy(launched["out"]["hist"])
+    for i, job in enumerate(launched["jobs"]):
+        ne = int(launched["n_edges"][i])
+        if ne and job.col.histogram is not None:
+            job.col.histogram._counts += hist[i, : ne + 1]
+
+
+def _unit_rows(dev: _Device, dtype: np.dtype) -> int:
+    if MAX_UNIT_ROWS is not None:
+        return int(MAX_UNIT_ROWS)
+    per_value = 2 * np.dtype(dtype).itemsize + 2 * gh.sort_dtype(dtype).itemsize + 8
+    return max(1, int(_UNIT_SHARE * dev.free_bytes() / per_value))
+
+
+def _stage(dev: _Device, values: np.ndarray, start: int, stop: int) -> tuple[cupy.ndarray, Any]:
+    """Copy ``values[start:stop]`` to a new device array through the pinned buffers; returns it and its event.
+
+    The host copies piece p+1 into one pinned buffer while the copy stream
+    moves piece p out of the other.
+    """
+    dtype = values.dtype
+    n = stop - start
+    # Allocated on the copy stream: CuPy's pool hands a block freed on a
+    # stream back to that stream only, and a block freed on the compute
+    # stream may still be read by queued kernels (a sort's scratch, say),
+    # which this copy would overwrite.
+    with dev.copy:
+        d = cupy.empty(n, dtype=dtype)
+    bufs = dev.pinned()
+    for p, (a, b) in enumerate(gh.plan_pieces(n, dtype.itemsize, PIECE_BYTES)):
+        buf = bufs[p % 2]
+        buf.done.synchronize()  # the previous copy out of this buffer has finished
+        view = buf.view(dtype, b - a)
+        gh.stage_copy(view, values[start + a : start + b], dev.pool)
+        cupy.cuda.runtime.memcpyAsync(d.data.ptr + a * dtype.itemsize, view.ctypes.data, view.nbytes,
+                                      cupy.cuda.runtime.memcpyHostToDevice, dev.copy.ptr)
+        buf.done.record(dev.copy)
+    ready = cupy.cuda.Event(disable_timing=True)
+    ready.record(dev.copy)
+    return d, ready
+
+
+def _host_numeric(dev, jobs: list[tuple[str, Any, np.ndarray, int, str, list | None]], cands, internal,
+                  hist_only: bool = False) -> None:
+    """Stream host columns unit by unit: the copy of unit u+1 overlaps the kernels of unit u."""
+    units = []
+    for name, col, values, nulls, dtype, keep in jobs:
+        if values.dtype == np.float16:
+            values = values.astype(np.float32)
+        for _, a, b in gh.plan_units([values.shape[0]], _unit_rows(dev, values.dtype)):
+            units.append((name, col, values, nulls if a == 0 else 0, dtype, keep, a, b))
+    if not units:
+        return
+    staged = _stage(dev, units[0][2], units[0][6], units[0][7])
+    for u, (name, col, values, nulls, dtype, keep, a, b) in enumerate(units):
+        d, ready = staged
+        dev.compute.wait_event(ready)
+        job = _Job(name, col, d, nulls, dtype, keep)
+        launched = None
+        if job.n:
+            launched = _launch_group(dev, d.reshape(-1, 1), [job], hist_only=hist_only)
+        elif not hist_only:
+            _absorb_empty(job)
+        if u + 1 < len(units):
+            nxt = units[u + 1]
+            staged = _stage(dev, nxt[2], nxt[6], nxt[7])
+        if launched is not None:
+            if hist_only:
+                _finish_histograms(launched)
+            else:
+                _finish_group(dev, launched, cands, internal)
+
+
+# ---------------------------------------------------------------- categorical columns
+
+
+def _device_categorical(dev: _Device, name: str, col: CategoricalColumnProfile, x: cupy.ndarray, nulls: int) -> None:
+    """Count integer or boolean keys on the device and fold them into the profile."""
+    n = int(x.shape[0])
+    kind = np.dtype(x.dtype).kind
+    if kind not in "biu":
+        raise SchemaError(f"column {name!r}: category keys on the device must be int or bool, got {x.dtype}")
+    if n == 0:
+        gh.absorb_categorical(col, None, [], np.zeros(0, dtype=np.int64), 0, nulls, name)
+        return
+    if kind == "b":
+        key_type, codes, offset, span = "bool", x.astype(np.int8), 0, 2
+    else:
+        key_type = "int"
+        lo, hi = (int(v) for v in cupy.asnumpy(cupy.stack([x.min(), x.max()]).astype(np.int64)))
+        offset = gh.int_code_offset(lo, hi, _MAX_CODE_SPAN) if hi - lo < _MAX_CODE_SPAN else None
+        if offset is None:
+            keys, counts = cupy.unique(x, return_counts=True)
+            gh.absorb_categorical(col, key_type, cupy.asnumpy(keys).tolist(), cupy.asnumpy(counts).astype(np.int64),
+                                  n, nulls, name)
+            return
+        codes, span = (x if offset == 0 else x.astype(np.int64) - offset), hi - offset + 1
+    counts = cupy.zeros((1, span), dtype=np.int64)
+    other = cupy.zeros((1, 2), dtype=np.int64)
+    launch_categorical(_arg(cupy.ascontiguousarray(codes).reshape(-1, 1)), _arg(cupy.asarray([span], dtype=np.int64)),
+                       _arg(counts), _arg(other), stream=dev.nstream)
+    c = cupy.asnumpy(counts)[0]
+    present = np.flatnonzero(c)
+    keys = [bool(k) for k in present] if key_type == "bool" else (present + offset).tolist()
+    gh.absorb_categorical(col, key_type, keys, c[present], n, nulls, name)
+
+
+def _host_categorical(col: CategoricalColumnProfile, values: Any, nulls: int, name: str) -> None:
+    """A host batch of a categorical column, prepared as the CPU profile pass prepares it."""
+    if isinstance(values, np.ndarray):
+        if values.size == 0:
+            values = np.zeros(0, dtype=object)  # an all-null column has no label type of its own
+        elif values.dtype.kind == "f":
+            values, extra = _integral_labels(name, values)
+            nulls += extra
+    col.update(values, null_count=nulls, name=name)
+
+
+# ---------------------------------------------------------------- the profile pass
+
+
+# Sorted columns kept by the first pass for the reference's histogram pass, by profile.
+_FOR_EDGES: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+def _keep_fits(dev: _Device, src: TableSource, prof, names: list[str], keep: dict | None) -> tuple[bool, bool]:
+    """Whether the requested sorted columns fit the device, and whether the reference's do for its histogram pass.
+
+    Sorted columns are held for the histogram pass only while profiling a
+    reference (no column has edges yet), the one case where that pass
+    certainly follows.
+    """
+    numeric = [n for n in names if isinstance(prof.columns[n], NumericColumnProfile)]
+    reference = all(prof.columns[n].histogram is None for n in numeric)
+    if src.n_rows is None:
+        return keep is not None, False
+    budget = _KEEP_SHARE * dev.free_bytes()
+    need_keep = sum(8 * src.n_rows for n in numeric if keep is not None and n in keep)
+    need_edges = sum(8 * src.n_rows for n in numeric
+                     if prof.columns[n].histogram is None and not (keep is not None and n in keep))
+    return need_keep <= budget, reference and need_keep + need_edges <= budget
+
+
+def consume(prof, src: TableSource, names: list[str], errors: str = "raise",
+            keep: dict[str, list] | None = None) -> None:
+    """Feed every batch of ``src`` into the profile's columns on the device (the GPU ``_consume``).
+
+    Same contract as ``cudrift.sketches.profile._consume``: columns in
+    ``keep`` collect their sorted finite values (here one sorted CuPy array
+    per column; ``keep`` is emptied when they would not fit the device),
+    and with ``errors="report"`` a column that cannot be read is dropped and
+    the reason recorded in ``prof.errors``. Synchronizes the device.
+    """
+    with _section() as dev:
+        keep_ok, edges_ok = _keep_fits(dev, src, prof, names, keep)
+        if keep is not None and not keep_ok:
+            keep.clear()  # the caller then falls back to the sketches
+        internal: dict[str, list] | None = {} if edges_ok else None
+        matrix = getattr(src, "matrix", None)
+        matrix_names = [c.name for c in src.columns] if matrix is not None else []
+        rows = 0
+        with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+            for batch in src.iter_batches():
+                failed: dict[str, str] = {}
+                lens = _profile_batch(dev, prof, batch, names, keep, internal, matrix, matrix_names, pool,
+                                      errors, failed)
+                for n, err in failed.items():
+                    prof.errors[n] = err
+                    prof.columns.pop(n, None)
+                    prof.kinds.pop(n, None)
+                    prof.dtypes.pop(n, None)
+                    if keep is not None:
+                        keep.pop(n, None)
+                names = [n for n in names if n not in failed]
+                if len(set(lens.values())) > 1:
+                    raise SchemaError(f"columns have different lengths in one batch: {lens}")
+                rows += next(iter(lens.values()), 0)
+        prof.n_rows += rows
+        for store in (keep, internal):
+            for parts in (store or {}).values():
+                if len(parts) > 1:
+                    merged = cupy.concatenate(parts)
+                    merged.sort()
+                    parts[:] = [merged]
+        if internal:
+            _FOR_EDGES[prof] = {n: parts[0] for n, parts in internal.items() if parts}
+
+
+def _profile_batch(dev, prof, batch, names, keep, internal, matrix, matrix_names, pool, errors, failed) -> dict:
+    """One batch: host categories on threads, device columns in place, host numbers streamed; returns lengths."""
+    lens: dict[str, int] = {}
+
+    def guard(n: str, fn, *args):
+        try:
+            return fn(*args)
+        except SchemaError as exc:
+            if errors == "raise":
+                raise
+            failed[n] = str(exc)
+            return None
+
+    host_futures = {}
+    dev_jobs: list[_Job] = []
+    host_jobs: list[tuple] = []
+    dev_cats: list[tuple] = []
+    for n in names:
+        data = guard(n, batch[n])
+        if data is None:
+            continue
+        col = prof.columns[n]
+        values = data.values
+        if isinstance(col, NumericColumnProfile):
+            guard(n, _check_numeric, n, values)
+            if n in failed:
+                continue
+            kept = keep.get(n) if keep is not None else None
+            dtype = col.dtype or str(values.dtype)
+            if _on_device(values):
+                dev_jobs.append(_Job(n, col, values, data.null_count, dtype, kept))
+            else:
+                host_jobs.append((n, col, np.asarray(values), data.null_count, dtype, kept))
+        elif _on_device(values) and np.dtype(values.dtype).kind in "biu":
+            dev_cats.append((n, col, values, data.null_count))
+        else:
+            if _on_device(values):
+                values = cupy.asnumpy(values)  # float keys of an integer-category column: read on the host
+            host_futures[n] = pool.submit(_host_categorical, col, values, data.null_count, n)
+        lens[n] = len(data)
+    cands = _Candidates()
+    _device_numeric(dev, dev_jobs, matrix, matrix_names, cands, internal)
+    _host_numeric(dev, host_jobs, cands, internal)
+    for n, col, x, nulls in dev_cats:
+        guard(n, _device_categorical, dev, n, col, x, nulls)
+    for n, f in host_futures.items():
+        guard(n, f.result)
+    for n in failed:
+        lens.pop(n, None)
+    return lens
+
+
+def count_histograms(prof, src: TableSource, names: list[str], kept: dict | None = None) -> None:
+    """Count the reference's numeric columns on their new edges (the GPU ``_count_histograms``).
+
+    Columns whose sorted values are on the device (kept for the detector,
+    or by the first pass when they fitted) are counted by binary search of
+    the edges; the others by reading the source again with the profile
+    kernel. Synchronizes the device.
+    """
+    kept = kept or {}
+    held = _FOR_EDGES.pop(prof, {})
+    with _section() as dev:
+        rest = []
+        for n in names:
+            s = kept.get(n)
+            if s is None or not _on_device(s):
+                s = held.get(n)
+            if s is None:
+                rest.append(n)
+                continue
+            h = prof.columns[n].histogram
+            left, last = gh.histogram_thresholds(h, s.dtype)
+            found = cupy.searchsorted(s, cupy.asarray(left, dtype=s.dtype), side="left")
+            closing = cupy.searchsorted(s, cupy.asarray([last], dtype=s.dtype), side="right")
+            gh.add_histogram_bounds(h, cupy.asnumpy(found), int(cupy.asnumpy(closing)[0]), int(s.shape[0]))
+        if not rest:
+            return
+        matrix = getattr(src, "matrix", None)
+        matrix_names = [c.name for c in src.columns] if matrix is not None else []
+        for batch in src.iter_batches():
+            dev_jobs, host_jobs = [], []
+            for n in rest:
+                data = batch[n]()
+                col = prof.columns[n]
+                if _on_device(data.values):
+                    dev_jobs.append(_Job(n, col, data.values, 0, col.dtype, None))
+                else:
+                    host_jobs.append((n, col, np.asarray(data.values), 0, col.dtype, None))
+            _device_numeric(dev, dev_jobs, matrix, matrix_names, None, None, hist_only=True)
+            _host_numeric(dev, host_jobs, None, None, hist_only=True)
+
+
+# ---------------------------------------------------------------- detector: sorted columns
+
+
+def distinct_sorted(v: cupy.ndarray, cap: int) -> int:
+    """Distinct values of a sorted device array, counted up to ``cap`` (synchronizes)."""
+    if v.size == 0:
+        return 0
+    with _section():
+        return int(min(cap, int(cupy.count_nonzero(v[1:] != v[:-1])) + 1))
+
+
+def _distinct_values(v: cupy.ndarray) -> np.ndarray:
+    """The distinct values of a sorted device array, on the host."""
+    if v.size == 0:
+        return np.zeros(0, dtype=v.dtype)
+    first = cupy.concatenate((cupy.ones(1, dtype=bool), v[1:] != v[:-1]))
+    return cupy.asnumpy(v[first])
+
+
+def n_unique_sorted(ref: cupy.ndarray, cur: cupy.ndarray, cap: int) -> int:
+    """Distinct values over two sorted device arrays, counted up to ``cap`` (as the CPU ``n_unique``)."""
+    if distinct_sorted(cur, cap) >= cap or distinct_sorted(ref, cap) >= cap:
+        return cap
+    with _section():
+        return int(min(cap, np.union1d(_distinct_values(ref), _distinct_values(cur)).size))
+
+
+def rank_statistics(ref: cupy.ndarray, cur: cupy.ndarray) -> "_host.RankStatistics":
+    """Exact two-sample rank statistics of two sorted, finite, non-empty device arrays (synchronizes)."""
+    with _section() as dev:
+        nt = _launch.threads_per_block()
+        per = _launch.rank_items()
+        nb = _launch.rank_blocks(int(ref.size + cur.size), nt, per)
+        fpart = cupy.zeros((nb, N_FLOAT_PARTIALS))
+        ipart = cupy.zeros((nb, N_INT_PARTIALS), dtype=np.int64)
+        launch_rank(_arg(ref), _arg(cur), _arg(fpart), _arg(ipart), threads=nt, items=per, stream=dev.nstream)
+        return _host.rank_statistics(cupy.asnumpy(fpart), cupy.asnumpy(ipart), int(ref.size), int(cur.size))
+
+
+def _pooled_distinct(ref: cupy.ndarray, cur: cupy.ndarray) -> bool:
+    with _section():
+        ends = cupy.asnumpy(cupy.stack([ref[0], ref[-1], cur[0], cur[-1]]).astype(np.float64))
+    return bool(min(ends[0], ends[2]) < max(ends[1], ends[3]))
+
+
+def run_sorted_test(test: str, ref: cupy.ndarray, cur: cupy.ndarray, reference_std: float) -> TestResult:
+    """A registered sample test on two sorted finite device columns, as ``spec.func_sorted`` returns it.
+
+    Rank tests take their statistic from :func:`rank_statistics`; where the
+    CPU function needs the samples themselves (exact small-sample p-values,
+    Mann–Whitney, Epps–Singleton) both columns are copied to the host and
+    the CPU function runs. Synchronizes the device.
+    """
+    spec = TESTS[test]
+    if test in gh.RANK_TESTS and ref.size and cur.size:
+        distinct = _pooled_distinct(ref, cur) if test == "anderson" else True
+        res = gh.finish_rank_test(test, rank_statistics(ref, cur), int(ref.size), int(cur.size),
+                                  reference_std=reference_std, distinct=distinct)
+        if res is not None:
+            return res
+    a = to_host(ref).astype(np.float64, copy=False)
+    b = to_host(cur).astype(np.float64, copy=False)
+    if test == "wasserstein_normalized":
+        return spec.func_sorted(a, b, reference_std=reference_std)
+    return spec.func_sorted(a, b)
+
+
+# ---------------------------------------------------------------- MMD
+
+
+def mmd(reference: Any, current: Any, bandwidth: float | None = None, n_permutations: int = 100,
+        seed: int = 0) -> TestResult:
+    """:func:`cudrift.stats.mmd` with the kernel tiles on the device; same arguments, same result.
+
+    The pooled sample, its centering, the bandwidth (median heuristic) and
+    the permutations are prepared on the host exactly as the CPU function
+    prepares them; :func:`cudrift.kernels.mmd.launch_mmd` evaluates every
+    labeling in one pass over the kernel tiles. Synchronizes the device.
+    """
+    n_permutations = _mv._check_int("n_permutations", n_permutations, 0)
+    seed = _mv._check_int("seed", seed, 0)
+    if bandwidth is not None:
+        ok = isinstance(bandwidth, numbers.Real) and not isinstance(bandwidth, bool)
+        if not (ok and math.isfinite(float(bandwidth)) and float(bandwidth) > 0):
+            raise ValueError(f"Invalid value for bandwidth: {bandwidth!r}; expected None or a positive number.")
+    x, y, dropped = _mv._pair(reference, current)
+    n, m = x.shape[0], y.shape[0]
+    if n < 2 or m < 2:
+        raise ValueError(f"mmd needs at least 2 points in each sample, got {n} and {m}.")
+    z = np.concatenate((x, y))
+    z -= z.mean(axis=0)
+    sigma = float(bandwidth) if bandwidth is not None else _mv.median_heuristic(z, seed)
+    big_n = n + m
+    labels = np.zeros((big_n, n_permutations + 1))
+    labels[:n, 0] = 1.0
+    rng = np.random.default_rng(seed)
+    for p in range(1, n_permutations + 1):
+        labels[rng.permutation(big_n)[:n], p] = 1.0
+    with _section() as dev:
+        zd, ld = cupy.asarray(z), cupy.asarray(labels)
+        row_sums = cupy.zeros(big_n)
+        quad = cupy.zeros(n_permutations + 1)
+        out = cupy.zeros(n_permutations + 1)
+        launch_mmd(_arg(zd), _arg(ld), n, -1.0 / (2.0 * sigma * sigma), _arg(row_sums), _arg(quad), _arg(out),
+                   stream=dev.nstream)
+        mmd2 = cupy.asnumpy(out)
+    observed, pvalue = _host.mmd_pvalue(mmd2)
+    details = dropped_details(dropped)
+    details.update(bandwidth=sigma, n_permutations=n_permutations, seed=seed, kernel="rbf")
+    return TestResult(observed, pvalue, "mmd", n, m, 0.0, details)
+
+
+# ---------------------------------------------------------------- warm-up
+
+_WARM = threading.Event()
+
+
+def warm_up() -> float:
+    """Compile every kernel and CuPy kernel the GPU path uses, once per process; returns the seconds spent.
+
+    Numba compiles a kernel per argument type on first use (about a second
+    each), and CuPy compiles its elementwise kernels on first use; a server
+    calls this at startup so that no request pays for it. Runs a tiny
+    profile (float32 and float64 columns, a 2-D array, integer and boolean
+    categories, a host and a device window) and a detector comparison with
+    every rank test and MMD. Synchronizes the device.
+    """
+    if _WARM.is_set():
+        return 0.0
+    from cudrift.detect.detector import DriftDetector
+    from cudrift.sketches.profile import profile
+
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    # Above 10,000 values per side KS and Cramér–von Mises take the device path.
+    n = 12_000
+    host = {
+        "f32": rng.normal(size=n).astype(np.float32),
+        "f64": rng.normal(size=n),
+        "ints": rng.integers(0, 5, size=n),
+        "flag": rng.random(size=n) < 0.5,
+    }
+    device = {k: cupy.asarray(v) for k, v in host.items()}
+    ref = profile(host, backend="gpu")
+    profile(device, like=ref, backend="gpu")
+    for dtype in (np.float32, np.float64):
+        mat = cupy.asarray(rng.normal(size=(n, 3)).astype(dtype))
+        profile(mat, columns=["a", "b", "c"], backend="gpu")
+        profile(cupy.asfortranarray(mat), columns=["a", "b", "c"], backend="gpu")
+        profile(mat[:, :2], columns=["a", "b"], backend="gpu")
+    for test in ("ks", "wasserstein_normalized", "energy_distance", "cramervonmises", "anderson"):
+        det = DriftDetector(host, backend="gpu", policy=test)
+        det.compare(host)
+        det.compare(device)
+    mmd(host["f64"][:100], host["f64"][100:200], n_permutations=2)
+    cupy.cuda.Device().synchronize()
+    _WARM.set()
+    return time.perf_counter() - t0

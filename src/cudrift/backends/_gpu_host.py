@@ -1,0 +1,480 @@
+"""Host-side half of the GPU backend: plain NumPy, importable and tested on any machine.
+
+The device computes per-batch pieces (counts, block moments, histogram
+counts, a level-0 quantile summary, sample candidates, rank partial sums);
+the functions here fold those pieces into the very objects the CPU path
+builds (:class:`~cudrift.sketches.column.NumericColumnProfile`,
+:class:`~cudrift.sketches.column.CategoricalColumnProfile`,
+:class:`~cudrift.stats.TestResult`), following the CPU code step by step,
+and plan how a host window is cut into pieces for the device. Nothing here
+imports CuPy or Numba: the device side passes its results in as NumPy
+arrays, or passes callables that fetch them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from typing import NamedTuple
+
+import numpy as np
+
+from cudrift.sketches import sample as _sample
+from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile
+from cudrift.sketches.histogram import Histogram, _float32_thresholds
+from cudrift.sketches.moments import Moments
+from cudrift.sketches.quantiles import QuantileSketch, _add_stacks, _mk
+from cudrift.stats import TestResult
+from cudrift.stats._dist import (
+    anderson_2samp_normalize,
+    anderson_critical_values,
+    anderson_pvalue,
+    cvm_asymptotic_pvalue,
+    ks_asymp_pvalue,
+)
+from cudrift.stats._validation import dropped_details
+
+__all__ = [
+    "NumericParts",
+    "absorb_numeric",
+    "absorb_categorical",
+    "add_summary",
+    "sample_update",
+    "histogram_thresholds",
+    "add_histogram_bounds",
+    "pack_edges",
+    "sort_dtype",
+    "plan_units",
+    "plan_pieces",
+    "stage_copy",
+    "int_code_offset",
+    "RANK_TESTS",
+    "finish_rank_test",
+    "is_device_array",
+]
+
+#: Tests whose statistic the device computes from two sorted columns (``cudrift.kernels.rank``).
+RANK_TESTS = ("ks", "wasserstein", "wasserstein_normalized", "energy_distance", "cramervonmises", "anderson")
+
+# ks_2samp_sorted switches to the asymptotic p-value (a function of the
+# statistic alone) above this sample size; below it SciPy's exact
+# distribution needs the samples themselves.
+_KS_EXACT_MAX = 10_000
+# cramervonmises_2samp_sorted uses its exact (recursive) p-value up to this size.
+_CVM_EXACT_MAX = 20
+
+
+class NumericParts(NamedTuple):
+    """What the device computed for one batch of one numeric column.
+
+    Attributes
+    ----------
+    n_values
+        Non-null values in the batch (NaN and infinities included).
+    nulls
+        Nulls the caller removed.
+    nan, posinf, neginf
+        Counts of NaN, ``+inf`` and ``-inf``.
+    count, mean, m2, min, max
+        Moments of the finite values (count 0: the rest is ignored).
+    hist
+        ``len(edges) + 1`` int64 histogram counts, or None when the column has no edges yet.
+    summary
+        The batch's level-0 quantile summary ``(values, lo, hi)``, or None without finite values.
+    dtype
+        The batch's input dtype, recorded when the column has none yet.
+    """
+
+    n_values: int
+    nulls: int
+    nan: int
+    posinf: int
+    neginf: int
+    count: int
+    mean: float
+    m2: float
+    min: float
+    max: float
+    hist: np.ndarray | None
+    summary: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+    dtype: str
+
+
+def add_summary(q: QuantileSketch, summary: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """Add one batch's level-0 summary to a quantile sketch, as ``_update_sorted_trusted`` does.
+
+    Parameters
+    ----------
+    q
+        The sketch, changed in place.
+    summary
+        ``(values, lo, hi)``: float64 / int64 / int64 arrays exactly as
+        ``cudrift.sketches.quantiles._summarize_sorted`` returns them.
+    """
+    values, lo, hi = summary
+    q._levels = _add_stacks(q._levels, [_mk(values, lo, hi)], q._k)
+    q._n_batches += 1
+    q._bounds = None
+
+
+def absorb_numeric(col: NumericColumnProfile, parts: NumericParts) -> None:
+    """Fold one batch's device results into a column profile (all but the sample).
+
+    Follows :meth:`NumericColumnProfile.update` step by step, so that a
+    profile fed this way equals one fed the raw batch: counts, histogram and
+    quantile sketch exactly, moments to rounding (the device sums Welford
+    blocks merged by Chan's formula, the CPU a shifted two-pass sum). The
+    sample is updated separately by :func:`sample_update`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> col = NumericColumnProfile.empty(edges=[0.0, 1.0])
+    >>> absorb_numeric(col, NumericParts(3, 1, 1, 0, 0, 2, 0.5, 0.5, 0.0, 1.0,
+    ...                                  np.array([0, 1, 1], dtype=np.int64), None, "float64"))
+    >>> col.count, col.null_count, col.nan_count, col.moments.count, col.histogram.counts.tolist()
+    (4, 1, 1, 2, [0, 1, 1])
+    """
+    if col.dtype is None:
+        col.dtype = parts.dtype
+    col.count += parts.n_values + parts.nulls
+    col.null_count += parts.nulls
+    if parts.n_values == 0:
+        return
+    col.neginf_count += parts.neginf
+    col.posinf_count += parts.posinf
+    col.nan_count += parts.nan
+    if parts.count:
+        batch = Moments(int(parts.count), float(parts.mean), max(float(parts.m2), 0.0),
+                        float(parts.min) + 0.0, float(parts.max) + 0.0)
+        merged = col.moments.merge(batch)
+        m = col.moments
+        m.count, m.mean, m.m2, m.min, m.max = merged.count, merged.mean, merged.m2, merged.min, merged.max
+    if col.histogram is not None and parts.hist is not None:
+        col.histogram._counts += parts.hist
+    if parts.summary is not None:
+        add_summary(col.quantiles, parts.summary)
+
+
+def absorb_categorical(
+    col: CategoricalColumnProfile, key_type: str | None, keys: list, counts: np.ndarray, n_values: int, nulls: int,
+    name: str | None = None,
+) -> None:
+    """Fold one batch's category counts, made on the device, into a column profile.
+
+    Parameters
+    ----------
+    col
+        The profile, changed in place exactly as :meth:`CategoricalColumnProfile.update`
+        changes it for the same batch.
+    key_type, keys, counts
+        What :func:`cudrift.sketches.categorical.count_categories` returns for the batch.
+    n_values
+        Keys in the batch (no nulls among them).
+    nulls
+        Nulls the caller removed.
+    name
+        Column name for error messages.
+    """
+    col._add_counted(key_type, keys, counts, n_values, nulls, 0, name)
+
+
+def sample_update(
+    sample: _sample.Sample,
+    m: int,
+    candidates: Callable[[int, int, int, int | None], tuple[np.ndarray, np.ndarray]],
+    gather: Callable[[np.ndarray], np.ndarray],
+) -> None:
+    """Offer a batch of ``m`` finite values, held elsewhere, to a bottom-k sample.
+
+    The decisions of :meth:`Sample._update_trusted` (which priority limit
+    to select with, when to select again) taken on the host; the work on
+    the batch is done by the two callables, so the values may stay on a
+    device.
+
+    Parameters
+    ----------
+    sample
+        The sample, changed in place.
+    m
+        Finite values in the batch.
+    candidates
+        ``candidates(start, m, seed, below)`` returns ``(positions,
+        priorities)`` of the batch positions whose priority
+        ``splitmix64(seed ^ (start + position))`` is below ``below`` (all
+        positions when ``below`` is None), positions ascending, as
+        ``cudrift.sketches.sample._candidates``.
+    gather
+        ``gather(positions)`` returns the batch's finite values at those
+        positions (any float or integer dtype).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(50.0)
+    >>> a = _sample.Sample.empty(size=5, seed=3)
+    >>> sample_update(a, x.size, _sample._candidates, lambda pos: x[pos])
+    >>> a == _sample.Sample.empty(size=5, seed=3).update(x)
+    True
+    """
+    if m == 0:
+        return
+    k = sample._size
+    below = int(sample._pri[-1]) + 1 if sample._pri.size == k else None
+    guess = (k + _sample._SIGMAS * math.sqrt(k) + _sample._SLACK) / m
+    estimated = max(0, int(guess * _sample._U64)) if guess < 1.0 else None
+    start, seed = sample._n_seen, sample._seed
+    if estimated is not None and (below is None or estimated < below):
+        pos, pri = candidates(start, m, seed, estimated)
+        if pos.size < k:
+            pos, pri = candidates(start, m, seed, below)
+    else:
+        pos, pri = candidates(start, m, seed, below)
+    # +0.0 maps -0.0 to +0.0, as the CPU sample stores it.
+    val = np.asarray(gather(pos)).astype(np.float64) + 0.0
+    sample._pri, sample._val = _sample._bottom(
+        np.concatenate((sample._pri, pri)), np.concatenate((sample._val, val)), k
+    )
+    sample._n_seen += m
+
+
+def histogram_thresholds(h: Histogram, dtype: np.dtype) -> tuple[np.ndarray, float]:
+    """Left thresholds and the closing edge with which ``h`` counts sorted data of ``dtype``.
+
+    float32 data is counted against float32 thresholds that place every
+    float32 value exactly where its float64 comparison with the edges would
+    (see ``cudrift.sketches.histogram._float32_thresholds``); other data
+    against the float64 edges. Returns ``(left[:-1], last)`` for
+    :func:`add_histogram_bounds`.
+    """
+    if np.dtype(dtype) == np.float32:
+        if h._f32 is None:
+            h._f32 = _float32_thresholds(h._edges)
+        left, last = h._f32
+    else:
+        left, last = h._edges, h._edges[-1]
+    return left[:-1], last
+
+
+def add_histogram_bounds(h: Histogram, left_counts: np.ndarray, last_count: int, n: int) -> None:
+    """Add the counts of a sorted batch of ``n`` values from its search results.
+
+    ``left_counts[i] = #{x < left[i]}`` for the thresholds of
+    :func:`histogram_thresholds` and ``last_count = #{x <= last}``: the
+    bounds ``Histogram._update_sorted_trusted`` computes with
+    ``np.searchsorted``.
+    """
+    bounds = np.empty(h._counts.size + 1, dtype=np.int64)
+    bounds[0] = 0
+    bounds[1:-2] = np.asarray(left_counts, dtype=np.int64)
+    bounds[-2] = int(last_count)
+    bounds[-1] = int(n)
+    h._counts += np.diff(bounds)
+
+
+def pack_edges(edge_list: Sequence[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-column edges (or None) as the profile kernel takes them.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(edges, n_edges, uniform)``: ``(cols, max_edges)`` float64 padded
+        with zeros (at least one column wide), ``(cols,)`` int64 edge counts
+        (0: no histogram) and ``(cols,)`` uint8, 1 where the edges are exactly
+        ``numpy.linspace`` of their ends (the kernel then estimates the bin
+        in closed form; the answer is the same either way).
+
+    Examples
+    --------
+    >>> e, n, u = pack_edges([np.array([0.0, 0.5, 1.0]), None])
+    >>> e.shape, n.tolist(), u.tolist()
+    ((2, 3), [3, 0], [1, 0])
+    """
+    width = max([len(e) for e in edge_list if e is not None] + [1])
+    edges = np.zeros((len(edge_list), width))
+    n_edges = np.zeros(len(edge_list), dtype=np.int64)
+    uniform = np.zeros(len(edge_list), dtype=np.uint8)
+    for c, e in enumerate(edge_list):
+        if e is None:
+            continue
+        edges[c, : len(e)] = e
+        n_edges[c] = len(e)
+        uniform[c] = np.array_equal(e, np.linspace(e[0], e[-1], len(e)))
+    return edges, n_edges, uniform
+
+
+def sort_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype a batch is sorted in: float32 for float16/float32, float64 otherwise (``as_float``)."""
+    dtype = np.dtype(dtype)
+    return np.dtype(np.float32) if dtype in (np.float16, np.float32) else np.dtype(np.float64)
+
+
+def plan_units(lengths: Sequence[int], max_rows: int) -> list[tuple[int, int, int]]:
+    """Cut columns of the given lengths into units of at most ``max_rows`` values.
+
+    Every unit becomes one batch of the column's sketches, so a column that
+    fits is one unit (and its sketches equal the CPU path's); a longer one is
+    cut into equal parts. An empty column still gets one (empty) unit, so
+    its nulls are counted.
+
+    Returns
+    -------
+    list of tuple
+        ``(column index, start, stop)`` in column order.
+
+    Examples
+    --------
+    >>> plan_units([10, 0, 25], 10)
+    [(0, 0, 10), (1, 0, 0), (2, 0, 8), (2, 8, 16), (2, 16, 25)]
+    """
+    if max_rows < 1:
+        raise ValueError(f"Invalid value for max_rows: {max_rows!r} (expected an integer >= 1)")
+    units = []
+    for c, n in enumerate(lengths):
+        parts = max(1, -(-int(n) // max_rows))
+        cuts = [(i * int(n)) // parts for i in range(parts + 1)]
+        units.extend((c, cuts[i], cuts[i + 1]) for i in range(parts))
+    return units
+
+
+def plan_pieces(n: int, itemsize: int, piece_bytes: int) -> list[tuple[int, int]]:
+    """Row ranges of at most ``piece_bytes`` that cover ``n`` values: one pinned-buffer transfer each.
+
+    Examples
+    --------
+    >>> plan_pieces(10, 4, 16)
+    [(0, 4), (4, 8), (8, 10)]
+    """
+    rows = max(1, int(piece_bytes) // int(itemsize))
+    return [(s, min(s + rows, n)) for s in range(0, n, rows)]
+
+
+def stage_copy(dst: np.ndarray, src: np.ndarray, pool: Executor | None = None, parts: int = 4) -> None:
+    """Copy ``src`` into ``dst`` (a pinned staging buffer), in parallel slices when a pool is given.
+
+    NumPy releases the GIL while it copies plain numbers, so a few threads
+    copy a strided column into a contiguous buffer faster than one.
+    """
+    n = src.shape[0]
+    if pool is None or n < (1 << 16) or parts <= 1:
+        np.copyto(dst, src, casting="no")
+        return
+    cuts = [(i * n) // parts for i in range(parts + 1)]
+    futures = [pool.submit(np.copyto, dst[a:b], src[a:b], casting="no") for a, b in zip(cuts[:-1], cuts[1:])]
+    for f in futures:
+        f.result()
+
+
+def int_code_offset(lo: int, hi: int, max_span: int) -> int | None:
+    """Offset that turns integer keys in ``[lo, hi]`` into dense codes, or None when the span is too wide.
+
+    Codes are ``key - offset`` in ``[0, hi - offset]``; non-negative keys
+    are their own codes (offset 0) so that no shifted copy is made.
+
+    Examples
+    --------
+    >>> int_code_offset(3, 9, 100), int_code_offset(-2, 5, 100), int_code_offset(0, 10**9, 100)
+    (0, -2, None)
+    """
+    offset = 0 if lo >= 0 else lo
+    return offset if hi - offset + 1 <= max_span else None
+
+
+def finish_rank_test(
+    test: str, stats, n_a: int, n_b: int, *, reference_std: float | None = None, distinct: bool = True
+) -> TestResult | None:
+    """The detector's result for a rank test from the device's rank statistics, when they suffice.
+
+    Parameters
+    ----------
+    test
+        One of :data:`RANK_TESTS`.
+    stats
+        :class:`cudrift.kernels._host.RankStatistics` of the sorted reference
+        and current column.
+    n_a, n_b
+        Sample sizes.
+    reference_std
+        Standard deviation of the reference (``wasserstein_normalized``).
+    distinct
+        Whether the pooled sample holds at least two distinct values.
+
+    Returns
+    -------
+    TestResult or None
+        The result the CPU ``*_sorted`` function returns (statistic within
+        rounding, p-value from the same null-distribution function), or
+        None when the CPU function needs the samples themselves (exact
+        small-sample p-values) or would raise; the caller then runs it.
+    """
+    details = dropped_details((0, 0))
+    if test == "ks":
+        if max(n_a, n_b) <= _KS_EXACT_MAX:
+            return None
+        d = float(stats.ks)
+        details.update(statistic_sign=-1 if stats.ks_minus > stats.ks_plus else 1, pvalue_method="asymp")
+        return TestResult(d, float(ks_asymp_pvalue(d, n_a, n_b, "two-sided")), "ks", n_a, n_b, 0.0, details)
+    if test in ("wasserstein", "wasserstein_normalized"):
+        w = float(stats.wasserstein)
+        details["kind"] = "distance"
+        if test == "wasserstein":
+            return TestResult(w, None, "wasserstein", n_a, n_b, 0.0, details)
+        if reference_std is None or not math.isfinite(reference_std):
+            return None  # overflowed moments: the CPU function rescales the values themselves
+        std = float(reference_std)
+        # A constant reference has no scale: the CPU path divides by 1 then.
+        norm = std if std > 0 else 1.0
+        details.update(reference_std=std, normalizer=norm)
+        return TestResult(w / norm, None, "wasserstein_normalized", n_a, n_b, 0.0, details)
+    if test == "energy_distance":
+        details["kind"] = "distance"
+        return TestResult(float(stats.energy), None, "energy_distance", n_a, n_b, 0.0, details)
+    if test == "cramervonmises":
+        if min(n_a, n_b) < 2 or max(n_a, n_b) <= _CVM_EXACT_MAX:
+            return None
+        t = float(stats.cramervonmises)
+        details["pvalue_method"] = "asymptotic"
+        return TestResult(t, cvm_asymptotic_pvalue(t, n_a, n_b), "cramervonmises", n_a, n_b, 0.0, details)
+    if test == "anderson":
+        if n_a + n_b < 4 or not distinct:
+            return None
+        a2 = anderson_2samp_normalize(float(stats.anderson_a2kn), n_a, n_b)
+        p, clipped = anderson_pvalue(a2)
+        details.update(variant="midrank", pvalue_clipped=clipped,
+                       critical_values=tuple(float(c) for c in anderson_critical_values()))
+        return TestResult(a2, p, "anderson", n_a, n_b, 0.0, details)
+    return None
+
+
+# DLPack device types that a CUDA kernel can read: kDLCUDA and kDLCUDAManaged.
+_DLPACK_CUDA = (2, 13)
+
+
+def is_device_array(obj: object) -> bool:
+    """Whether ``obj`` is array data a CUDA kernel can read in place.
+
+    True for objects exporting ``__cuda_array_interface__`` (CuPy, Numba,
+    PyTorch CUDA tensors, cuDF columns) and for DLPack exporters whose
+    ``__dlpack_device__`` is CUDA or CUDA-managed memory; False for NumPy
+    arrays and host DLPack exporters.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class Dev:
+    ...     __cuda_array_interface__ = {"shape": (1,), "typestr": "<f4", "data": (0, False), "version": 3}
+    >>> is_device_array(np.zeros(3)), is_device_array(Dev())
+    (False, True)
+    """
+    if isinstance(obj, np.ndarray):
+        return False
+    if hasattr(obj, "__cuda_array_interface__"):
+        return True
+    device = getattr(obj, "__dlpack_device__", None)
+    if device is None:
+        return False
+    try:
+        return int(device()[0]) in _DLPACK_CUDA
+    except Exception:  # a broken exporter is simply not device data
+        return False

@@ -1,0 +1,621 @@
+"""The GPU backend against the NumPy path.
+
+Two kinds of tests:
+
+* CPU tests of the backend's host-side logic (:mod:`cudrift.backends._gpu_host`:
+  folding device results into profiles, the sample's candidate protocol,
+  chunk planning, rank-test finishing), of the quantile-summary recipe under
+  Numba's CUDA simulator (in a subprocess, so the simulator cannot leak into
+  a GPU run), of the import errors of :mod:`cudrift.backends._gpu`, and of
+  ``benchmarks/gpu_check.py --dry-run``;
+* ``gpu``-marked tests that run the GPU path and the NumPy path on the same
+  fresh random data and hold them to the same answer: counts, histograms and
+  quantile summaries identical, moments within 1e-9 relative, statistics
+  within 1e-6 relative. Without a usable GPU they are skipped with
+  ``gpu_status()``'s reason. On a GPU machine run them with
+  ``NUMBA_ENABLE_CUDASIM=0 python -m pytest -m gpu tests/test_gpu_backend.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.stats
+
+import cudrift
+from cudrift import DriftDetector, ProfileConfig
+from cudrift.backends import _gpu_host as gh
+from cudrift.backends import gpu_status
+from cudrift.sketches import sample as sample_mod
+from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile
+from cudrift.sketches.histogram import Histogram, equal_mass_edges, uniform_edges
+from cudrift.sketches.quantiles import _summarize_sorted
+from cudrift.stats import TESTS
+from cudrift.stats._grid import anderson_a2kn_exact, grid_from_sorted
+
+ROOT = Path(__file__).resolve().parents[1]
+GPU_OK, GPU_REASON = gpu_status()
+
+
+def _with_specials(x: np.ndarray, rng: np.random.Generator, share: float = 0.01) -> np.ndarray:
+    x = x.copy()
+    for v in (np.nan, np.inf, -np.inf):
+        x[rng.random(size=x.shape) < share] = v
+    return x
+
+
+# ============================================================== host-side logic (CPU)
+
+
+@pytest.mark.parametrize("size, batches", [(5, [50]), (50, [7, 3, 200, 0, 31]), (1000, [10_000, 5_000]), (3, [1, 1, 1, 2])])
+def test_sample_update_follows_sample(rng, size, batches):
+    seed = int(rng.integers(0, 2**63))
+    ours = sample_mod.Sample.empty(size=size, seed=seed)
+    ref = sample_mod.Sample.empty(size=size, seed=seed)
+    for m in batches:
+        x = rng.normal(size=m)
+        gh.sample_update(ours, m, sample_mod._candidates, lambda pos, x=x: x[pos])
+        ref.update(x)
+        assert ours == ref
+
+
+def _device_parts(col: NumericColumnProfile, values: np.ndarray, nulls: int, blocks: int = 3) -> gh.NumericParts:
+    """What the device computes for one batch, computed with NumPy the way the kernels do it."""
+    xf = values.astype(gh.sort_dtype(values.dtype))
+    finite = xf[np.isfinite(xf)]
+    # per-block moments merged with Chan's formula, as the profile kernel's blocks are
+    parts = np.array_split(finite.astype(np.float64), blocks)
+    counts = [p.size for p in parts]
+    means = [p.mean() if p.size else 0.0 for p in parts]
+    m2s = [float(((p - p.mean()) ** 2).sum()) if p.size else 0.0 for p in parts]
+    from cudrift.kernels._host import merge_block_moments
+
+    count, mean, m2 = merge_block_moments(counts, means, m2s)
+    hist = None
+    if col.histogram is not None:
+        e = col.histogram.edges
+        idx = np.searchsorted(e, finite.astype(np.float64), side="right")
+        idx[finite == e[-1]] -= 1
+        hist = np.bincount(idx, minlength=e.size + 1).astype(np.int64)
+    summary = tuple(_summarize_sorted(np.sort(finite), col.quantiles.k)) if finite.size else None
+    lo = float(finite.min()) if finite.size else math.inf
+    hi = float(finite.max()) if finite.size else -math.inf
+    return gh.NumericParts(values.size, nulls, int(np.isnan(xf).sum()), int((xf == np.inf).sum()),
+                           int((xf == -np.inf).sum()), count, mean, m2, lo, hi, hist, summary, str(values.dtype))
+
+
+def _assert_numeric_equal(a: NumericColumnProfile, b: NumericColumnProfile, rtol: float = 1e-9) -> None:
+    """Every sketch identical, moments within ``rtol`` (Welford blocks vs the CPU's shifted sums)."""
+    for f in ("count", "null_count", "nan_count", "posinf_count", "neginf_count", "histogram", "quantiles",
+              "sample", "dtype"):
+        assert getattr(a, f) == getattr(b, f), f
+    ma, mb = a.moments, b.moments
+    assert (ma.count, ma.min, ma.max) == (mb.count, mb.min, mb.max)
+    if ma.count:
+        spread = math.sqrt(ma.variance) if math.isfinite(ma.m2) else 0.0
+        assert abs(ma.mean - mb.mean) <= rtol * (abs(ma.mean) + spread) + 1e-300
+        assert abs(ma.m2 - mb.m2) <= rtol * ma.m2 + 1e-300
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.bool_])
+@pytest.mark.parametrize("with_edges", [True, False])
+def test_absorb_numeric_follows_update(rng, dtype, with_edges):
+    edges = uniform_edges(-2.0, 2.0, 16) if with_edges else None
+    ours = NumericColumnProfile.empty(edges=edges, quantile_k=64, sample_size=100, seed=5)
+    ref = NumericColumnProfile.empty(edges=edges, quantile_k=64, sample_size=100, seed=5)
+    for m, nulls in ((2000, 3), (0, 4), (70, 0), (500, 1)):
+        if dtype == np.bool_:
+            x = rng.random(size=m) < 0.3
+        elif np.issubdtype(dtype, np.integer):
+            x = rng.integers(-5, 5, size=m).astype(dtype)
+        else:
+            x = _with_specials(rng.normal(size=m), rng).astype(dtype)
+        gh.absorb_numeric(ours, _device_parts(ours, x, nulls))
+        xf = x.astype(gh.sort_dtype(x.dtype))
+        xf = xf[np.isfinite(xf)]  # the sample sees the finite values in their order
+        gh.sample_update(ours.sample, xf.size, sample_mod._candidates, lambda pos, xf=xf: xf[pos])
+        ref.update(x, null_count=nulls)
+        _assert_numeric_equal(ref, ours, rtol=1e-12)
+
+
+def test_absorb_categorical_follows_update(rng):
+    ref_cats = {0, 1, 2}
+    ours = CategoricalColumnProfile.empty(max_categories=4, reference_categories=ref_cats)
+    ref = CategoricalColumnProfile.empty(max_categories=4, reference_categories=ref_cats)
+    for _ in range(3):
+        x = rng.integers(-2, 6, size=300)
+        keys, counts = np.unique(x, return_counts=True)
+        gh.absorb_categorical(ours, "int", keys.tolist(), counts.astype(np.int64), x.size, 2, "c")
+        ref.update(x, null_count=2, name="c")
+        assert ours == ref
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_histogram_bounds_follow_update_sorted(rng, dtype):
+    edges = equal_mass_edges(np.sort(rng.normal(size=1000)), 20)
+    x = np.sort(np.concatenate([rng.normal(size=3000), edges, np.nextafter(edges, np.inf)]).astype(dtype))
+    ours, ref = Histogram.empty(edges), Histogram.empty(edges)
+    left, last = gh.histogram_thresholds(ours, x.dtype)
+    gh.add_histogram_bounds(ours, np.searchsorted(x, left, side="left"), int(np.searchsorted(x, last, side="right")),
+                            x.size)
+    ref.update_sorted(x)
+    assert ours == ref
+
+
+def test_pack_edges_marks_linspace_edges():
+    e, n, u = gh.pack_edges([uniform_edges(0.0, 1.0, 7), None, np.array([0.0, 0.1, 1.0])])
+    assert e.shape == (3, 8) and n.tolist() == [8, 0, 3] and u.tolist() == [1, 0, 0]
+    assert gh.pack_edges([None])[0].shape == (1, 1)
+
+
+def test_plan_units_and_pieces_cover_every_row():
+    lengths = [0, 1, 999, 1000, 1001, 12_345]
+    units = gh.plan_units(lengths, 1000)
+    for c, n in enumerate(lengths):
+        mine = [(a, b) for cc, a, b in units if cc == c]
+        assert mine[0][0] == 0 and mine[-1][1] == n and all(x[1] == y[0] for x, y in zip(mine, mine[1:]))
+        assert all(b - a <= 1000 for a, b in mine)
+        assert len(mine) == max(1, -(-n // 1000))
+    assert gh.plan_pieces(0, 4, 16) == []
+    pieces = gh.plan_pieces(1001, 8, 800)
+    assert pieces[0] == (0, 100) and pieces[-1] == (1000, 1001) and len(pieces) == 11
+    with pytest.raises(ValueError, match="max_rows"):
+        gh.plan_units([5], 0)
+
+
+def test_stage_copy_copies_strided_columns_in_parallel(rng):
+    x = rng.normal(size=(300_000, 3)).astype(np.float32)  # C order: each column strided
+    dst = np.empty(300_000, dtype=np.float32)
+    with ThreadPoolExecutor(4) as pool:
+        gh.stage_copy(dst, x[:, 1], pool)
+    assert np.array_equal(dst, x[:, 1])
+    small = np.empty(10, dtype=np.float32)
+    gh.stage_copy(small, x[:10, 2])
+    assert np.array_equal(small, x[:10, 2])
+
+
+def test_int_code_offset():
+    assert gh.int_code_offset(0, 9, 10) == 0
+    assert gh.int_code_offset(0, 10, 10) is None
+    assert gh.int_code_offset(-3, 6, 10) == -3
+    assert gh.int_code_offset(5, 5, 10) == 0
+
+
+def _cpu_rank_statistics(a: np.ndarray, b: np.ndarray):
+    """RankStatistics built from the CPU path's own functions (what the rank kernel reproduces)."""
+    from cudrift.kernels._host import RankStatistics
+
+    st = {alt: TESTS["ks"].func_sorted(a, b, alternative=alt).statistic for alt in ("two-sided", "greater", "less")}
+    g = grid_from_sorted(a, b)
+    return RankStatistics(st["greater"], st["less"], st["two-sided"], TESTS["wasserstein"].func_sorted(a, b).statistic,
+                          TESTS["energy_distance"].func_sorted(a, b).statistic,
+                          TESTS["cramervonmises"].func_sorted(a, b).statistic, anderson_a2kn_exact(g))
+
+
+@pytest.mark.parametrize("n_a, n_b", [(12_000, 15_000), (300, 20_001)])
+def test_finish_rank_test_gives_the_cpu_results(rng, n_a, n_b):
+    a = np.sort(rng.normal(size=n_a))
+    b = np.sort(rng.normal(0.03, size=n_b))
+    stats = _cpu_rank_statistics(a, b)
+    std = float(np.std(a))
+    for test in gh.RANK_TESTS:
+        ours = gh.finish_rank_test(test, stats, n_a, n_b, reference_std=std)
+        spec = TESTS[test]
+        ref = spec.func_sorted(a, b, reference_std=std) if test == "wasserstein_normalized" else spec.func_sorted(a, b)
+        assert ours is not None, test
+        assert (ours.method, ours.n_reference, ours.n_current) == (ref.method, ref.n_reference, ref.n_current)
+        assert ours.statistic == pytest.approx(ref.statistic, rel=1e-12)
+        if ref.pvalue is None:
+            assert ours.pvalue is None
+        else:
+            assert ours.pvalue == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-300)
+        assert {k: v for k, v in ref.details.items() if k in ours.details} == ours.details
+
+
+def test_finish_rank_test_leaves_small_samples_to_the_cpu(rng):
+    a, b = np.sort(rng.normal(size=50)), np.sort(rng.normal(size=40))
+    stats = _cpu_rank_statistics(a, b)
+    assert gh.finish_rank_test("ks", stats, 50, 40) is None  # exact p-value needs the samples
+    assert gh.finish_rank_test("cramervonmises", stats, 15, 20) is None
+    assert gh.finish_rank_test("anderson", stats, 50, 40, distinct=False) is None
+    assert gh.finish_rank_test("wasserstein_normalized", stats, 50, 40, reference_std=math.inf) is None
+    assert gh.finish_rank_test("mannwhitneyu", stats, 50, 40) is None
+    assert gh.finish_rank_test("wasserstein", stats, 50, 40) is not None
+
+
+def test_is_device_array_reads_the_interfaces():
+    class Cai:
+        __cuda_array_interface__ = {"shape": (2,), "typestr": "<f8", "data": (0, False), "version": 3}
+
+    class DLPack:
+        def __init__(self, device_type):
+            self.t = device_type
+
+        def __dlpack__(self, stream=None):
+            raise AssertionError("not called")
+
+        def __dlpack_device__(self):
+            return (self.t, 0)
+
+    assert gh.is_device_array(Cai())
+    assert gh.is_device_array(DLPack(2)) and gh.is_device_array(DLPack(13))
+    assert not gh.is_device_array(DLPack(1)) and not gh.is_device_array(DLPack(3))
+    assert not gh.is_device_array(np.zeros(3)) and not gh.is_device_array([1.0])
+
+
+def _run(code: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    full = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=full, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_sorted_summary_recipe_under_the_simulator():
+    """The summary recipe in src, run by the kernels in Numba's simulator, equals the CPU summary byte for byte."""
+    pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install numba-cuda)")
+    proc = _run("""
+        import numpy as np
+        from numba import cuda
+        from cudrift.backends._gpu_summary import sorted_summary
+        from cudrift.sketches.quantiles import _summarize_sorted
+
+        class Ops:
+            stream = 0
+            def zeros(self, n, dtype): return cuda.to_device(np.zeros(n, dtype=dtype))
+            def arg(self, a): return a
+            def to_host(self, a): return a.copy_to_host()
+
+        rng = np.random.default_rng(3)
+        cases = [
+            (np.sort(rng.normal(size=300)), 16),                            # k + 1 rank-spaced points
+            (np.sort(rng.normal(size=300)).astype(np.float32), 16),
+            (np.sort(rng.integers(0, 12, size=400)).astype(np.float64), 16),  # few distinct: exact summary
+            (np.sort(rng.integers(0, 40, size=400)).astype(np.float32), 16),  # repeated points, too many values
+            (np.sort(rng.normal(size=15)), 16),                             # m <= k + 1: exact
+            (np.array([-0.0, 0.0, 0.0, 1.0] * 10), 4),                      # signed zeros
+        ]
+        for x, k in cases:
+            ours = sorted_summary(cuda.to_device(x), k, Ops(), threads=32)
+            ref = _summarize_sorted(x, k)
+            for a, b in zip(ours, ref):
+                assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), (x.dtype, k, a, b)
+        print("ok", len(cases))
+    """, env={"NUMBA_ENABLE_CUDASIM": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ok 6" in proc.stdout
+
+
+def test_gpu_module_needs_cupy_numba_cuda_and_a_real_device():
+    """Importing the GPU module fails with ImportError naming what is missing (what gpu_status reports)."""
+    fake_cupy = "import sys, types; sys.modules['cupy'] = types.ModuleType('cupy')\n"
+    cases = [
+        ("import sys; sys.modules['cupy'] = None\n", {}, "needs CuPy"),
+        (fake_cupy + "sys.modules['numba_cuda'] = None\n", {}, "needs numba-cuda"),
+        (fake_cupy, {"NUMBA_ENABLE_CUDASIM": "1"}, "simulator is on"),
+    ]
+    for prefix, env, message in cases:
+        proc = _run(prefix + textwrap.dedent("""
+            try:
+                import cudrift.backends._gpu
+            except ImportError as exc:
+                print("ImportError:", exc)
+            else:
+                print("imported")
+        """), env=env)
+        assert proc.returncode == 0, proc.stderr
+        if message == "needs numba-cuda" and "numba_cuda" not in sys.modules:
+            pytest.importorskip("numba_cuda")
+        assert "ImportError:" in proc.stdout and message in proc.stdout, (message, proc.stdout, proc.stderr)
+    usable, reason = gpu_status()
+    assert isinstance(usable, bool) and reason
+
+
+@pytest.mark.skipif(GPU_OK, reason="a GPU is usable here: this checks the error of a machine without one")
+def test_backend_gpu_without_a_device_says_why():
+    with pytest.raises(cudrift.BackendUnavailableError, match="not usable here"):
+        cudrift.profile({"x": np.arange(10.0)}, backend="gpu")
+    assert cudrift.profile({"x": np.arange(10.0)}, backend="auto").n_rows == 10
+
+
+def test_gpu_check_dry_run_prints_the_plan():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run", "--quick",
+                           "--assume-free-gib", "4"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["dry_run"] and out["plan"]["quick"]
+    assert out["steps"][:2] == ["card", "pytest"]
+    assert out["plan"]["pytest"]["args"][-1] == "tests/test_gpu_backend.py"
+    # 4 GiB of free memory shrinks the profile pass below 1e8 x 32
+    assert out["plan"]["profile"]["rows"] * 32 * 4 <= 0.35 * 4 * 2**30
+
+
+# ============================================================== GPU against NumPy (marker gpu)
+
+
+def _assert_profiles_match(pc, pg, rtol: float = 1e-9) -> None:
+    assert list(pc.columns) == list(pg.columns) and pc.kinds == pg.kinds and pc.n_rows == pg.n_rows
+    assert pc.errors == pg.errors
+    for n in pc.columns:
+        a, b = pc.columns[n], pg.columns[n]
+        if isinstance(a, NumericColumnProfile):
+            _assert_numeric_equal(a, b, rtol)
+        else:
+            assert a == b, n
+
+
+def _host_window(rng, n: int) -> dict:
+    return {
+        "f32": _with_specials(rng.normal(size=n), rng).astype(np.float32),
+        "f64": _with_specials(rng.standard_t(3, size=n), rng),
+        "ints": rng.integers(-1000, 1000, size=n),
+        "cat_int": rng.integers(-2, 5, size=n),
+        "flag": rng.random(size=n) < 0.3,
+        "label": np.array(["a", "b", "c"], dtype=object)[rng.integers(0, 3, size=n)],
+    }
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not GPU_OK, reason=f"GPU backend not usable: {GPU_REASON}")
+class TestOnGpu:
+    """Each test runs the GPU path and the NumPy path on the same fresh data."""
+
+    @pytest.mark.parametrize("n", [5_000, 60_000])
+    def test_profile_host_window_matches_numpy(self, rng, n):
+        cfg = ProfileConfig(quantile_k=256 if n < 10_000 else 2048)
+        data = _host_window(rng, n)
+        pc = cudrift.profile(data, config=cfg, backend="cpu")
+        pg = cudrift.profile(data, config=cfg, backend="gpu")
+        _assert_profiles_match(pc, pg)
+        cur = _host_window(rng, n)
+        _assert_profiles_match(cudrift.profile(cur, like=pc, backend="cpu"),
+                               cudrift.profile(cur, like=pc, backend="gpu"))
+
+    def test_device_inputs_are_read_in_place(self, rng):
+        import cupy
+
+        from cudrift.backends._gpu_source import device_source
+
+        x = cupy.asarray(rng.normal(size=(1000, 3)))
+        src = device_source(x, ["a", "b", "c"])
+        batch = next(iter(src.iter_batches()))
+        assert batch["b"]().values.data.ptr == x[:, 1].data.ptr
+        col = cupy.asarray(rng.normal(size=1000))
+        src = device_source({"v": col, "w": np.arange(1000.0)})
+        batch = next(iter(src.iter_batches()))
+        assert batch["v"]().values.data.ptr == col.data.ptr
+        assert isinstance(batch["w"]().values, np.ndarray)
+
+    @pytest.mark.parametrize("order", ["C", "F"])
+    def test_device_matrix_matches_numpy(self, rng, order):
+        import cupy
+
+        x = np.asarray(_with_specials(rng.normal(size=(30_000, 5)), rng).astype(np.float32), order=order)
+        names = list("abcde")
+        pc = cudrift.profile(x, columns=names, backend="cpu")
+        _assert_profiles_match(pc, cudrift.profile(cupy.asarray(x, order=order), columns=names, backend="gpu"))
+        cur = rng.normal(0.1, size=(20_000, 5)).astype(np.float32)
+        cc = cudrift.profile(cur, columns=names, like=pc, backend="cpu")
+        _assert_profiles_match(cc, cudrift.profile(cupy.asarray(cur), columns=names, like=pc, backend="gpu"))
+        # a slice of columns: one launch over a non-contiguous sub-matrix
+        sub = cupy.asarray(x)[:, 1:4]
+        _assert_profiles_match(cudrift.profile(x[:, 1:4], columns=list("bcd"), backend="cpu"),
+                               cudrift.profile(sub, columns=list("bcd"), backend="gpu"))
+
+    def test_device_dict_and_dlpack_inputs_match_numpy(self, rng):
+        import cupy
+
+        data = _host_window(rng, 20_000)
+        pc = cudrift.profile(data, backend="cpu")
+        dev = {k: (v if v.dtype == object else cupy.asarray(v)) for k, v in data.items()}
+        _assert_profiles_match(pc, cudrift.profile(dev, backend="gpu"))
+
+        class OnlyDLPack:  # a foreign device array that speaks DLPack only
+            def __init__(self, a):
+                self.a = a
+
+            def __dlpack__(self, **kwargs):
+                return self.a.__dlpack__(**kwargs)
+
+            def __dlpack_device__(self):
+                return self.a.__dlpack_device__()
+
+        x = rng.normal(size=(5_000, 2))
+        _assert_profiles_match(cudrift.profile(x, columns=["p", "q"], backend="cpu"),
+                               cudrift.profile(OnlyDLPack(cupy.asarray(x)), columns=["p", "q"], backend="gpu"))
+
+    def test_host_window_streams_in_units_and_pieces(self, rng, monkeypatch):
+        from cudrift.backends import _gpu
+
+        names = ["a", "b"]
+        ref_x = rng.normal(size=(40_000, 2)).astype(np.float32)
+        ref = cudrift.profile(ref_x, columns=names, backend="cpu")
+        cur = _with_specials(rng.normal(0.2, size=(25_000, 2)), rng).astype(np.float32)
+        pc = cudrift.profile(cur, columns=names, like=ref, backend="cpu")
+        monkeypatch.setattr(_gpu, "MAX_UNIT_ROWS", 6_000)  # 5 units per column
+        monkeypatch.setattr(_gpu, "PIECE_BYTES", 4_096)  # 1,024 values per pinned transfer
+        pg = cudrift.profile(cur, columns=names, like=ref, backend="gpu")
+        for n in names:
+            a, b = pc.columns[n], pg.columns[n]
+            for f in ("count", "nan_count", "posinf_count", "neginf_count", "histogram", "sample"):
+                assert getattr(a, f) == getattr(b, f), f
+            assert b.quantiles.n_batches == 5 and b.quantiles.n == a.quantiles.n
+            assert b.moments.mean == pytest.approx(a.moments.mean, rel=1e-9)
+            # the multi-batch sketch stays within its own bound of the exact ranks
+            q = np.linspace(0, 1, 11)
+            finite = np.sort(cur[:, names.index(n)][np.isfinite(cur[:, names.index(n)])])
+            ranks = np.searchsorted(finite, b.quantiles.quantile(q), side="right") / finite.size
+            assert np.all(np.abs(ranks - q) <= b.quantiles.normalized_rank_error + 1.0 / finite.size)
+
+    @pytest.mark.parametrize("keep_for_edges", [True, False])
+    def test_reference_histogram_pass(self, rng, monkeypatch, keep_for_edges):
+        """Edges from the sketch, then the counting pass: from kept sorted columns or by reading again."""
+        from cudrift.backends import _gpu
+
+        if not keep_for_edges:
+            monkeypatch.setattr(_gpu, "_keep_fits", lambda *a: (True, False))
+        data = _host_window(rng, 30_000)
+        import cupy
+
+        dev = {k: (v if v.dtype == object else cupy.asarray(v)) for k, v in data.items()}
+        pc = cudrift.profile(data, backend="cpu")
+        _assert_profiles_match(pc, cudrift.profile(data, backend="gpu"))
+        _assert_profiles_match(pc, cudrift.profile(dev, backend="gpu"))
+
+    def test_signed_nan_and_zero_sort_like_numpy(self, rng):
+        import cupy
+
+        x = rng.normal(size=10_000).astype(np.float32)
+        bits = x.view(np.uint32)
+        bits[:30] = 0xFFC00000  # NaN with the sign bit set: the radix sort would put it first
+        bits[30:60] = 0x80000000  # -0.0
+        x[60:90] = 0.0
+        pc = cudrift.profile({"x": x}, backend="cpu")
+        _assert_profiles_match(pc, cudrift.profile({"x": cupy.asarray(x)}, backend="gpu"))
+
+    def test_device_categories_match_numpy(self, rng):
+        import cupy
+
+        ref = {"small": rng.integers(-3, 4, size=8_000), "flag": rng.random(size=8_000) < 0.2,
+               "wide": rng.integers(0, 5, size=8_000) * (1 << 40)}  # a span too wide for dense codes
+        pc = cudrift.profile(ref, backend="cpu")
+        assert all(k == "categorical" for k in pc.kinds.values())
+        _assert_profiles_match(pc, cudrift.profile({k: cupy.asarray(v) for k, v in ref.items()}, backend="gpu"))
+        cur = {"small": rng.integers(-4, 6, size=5_000), "flag": rng.random(size=5_000) < 0.6,
+               "wide": rng.integers(0, 7, size=5_000) * (1 << 40)}
+        _assert_profiles_match(cudrift.profile(cur, like=pc, backend="cpu"),
+                               cudrift.profile({k: cupy.asarray(v) for k, v in cur.items()}, like=pc, backend="gpu"))
+        # an integer-category column that gained NaN arrives as floats: read as integer labels
+        fl = cur["small"].astype(np.float64)
+        fl[:50] = np.nan
+        _assert_profiles_match(cudrift.profile({"small": fl}, like=pc, columns=None, backend="cpu"),
+                               cudrift.profile({"small": cupy.asarray(fl)}, like=pc, backend="gpu"))
+
+    def test_profiles_merge_and_serialize_with_cpu_ones(self, rng):
+        data = _host_window(rng, 10_000)
+        ref = cudrift.profile(data, backend="cpu")
+        a = cudrift.profile(_host_window(rng, 7_000), like=ref, backend="gpu")
+        b = cudrift.profile(_host_window(rng, 9_000), like=ref, backend="cpu")
+        merged = a + b
+        back = cudrift.Profile.from_bytes(merged.to_bytes())
+        _assert_profiles_match(merged, back, rtol=0.0)
+        assert (b + a).n_rows == 16_000
+
+    @pytest.mark.parametrize("policy", ["ks", "anderson", "cramervonmises", "wasserstein_normalized", "energy_distance",
+                                        "wasserstein", "mannwhitneyu", "ttest", "auto", "psi", "mmd"])
+    def test_detector_reports_match_numpy(self, rng, policy):
+        import cupy
+
+        n = 20_000
+        ref = _host_window(rng, n)
+        cur = _host_window(rng, n)
+        cur["f32"] = cur["f32"] + np.float32(0.05)
+        cfg = ProfileConfig(sample_size=2_000)  # MMD runs on the samples: keep the CPU twin quick
+        dc = DriftDetector(ref, policy=policy, config=cfg, backend="cpu")
+        dg = DriftDetector(ref, policy=policy, config=cfg, backend="gpu")
+        assert dg.is_exact == dc.is_exact
+        rc = dc.compare(cur)
+        for window in (cur, {k: (v if v.dtype == object else cupy.asarray(v)) for k, v in cur.items()}):
+            rg = dg.compare(window)
+            assert [f.column for f in rc.features] == [f.column for f in rg.features]
+            for fa, fb in zip(rc.features, rg.features):
+                assert (fa.test, fa.status, fa.drifted) == (fb.test, fb.status, fb.drifted), (fa, fb)
+                if fa.statistic is not None:
+                    assert fb.statistic == pytest.approx(fa.statistic, rel=1e-6, abs=1e-12), fa.column
+                if fa.pvalue is not None:
+                    assert fb.pvalue == pytest.approx(fa.pvalue, rel=1e-6, abs=1e-9), fa.column
+            assert rg.dataset_drift == rc.dataset_drift and rg.metadata["backend"] == "gpu"
+            assert [f.check for f in rg.findings] == [f.check for f in rc.findings]
+
+    def test_small_samples_take_the_exact_cpu_p_values(self, rng):
+        ref = {"x": rng.normal(size=400)}
+        cur = {"x": rng.normal(0.3, size=300)}
+        for policy in ("ks", "cramervonmises", "anderson"):
+            a = DriftDetector(ref, policy=policy, backend="cpu").compare(cur).features[0]
+            b = DriftDetector(ref, policy=policy, backend="gpu").compare(cur).features[0]
+            assert (b.statistic, b.pvalue) == pytest.approx((a.statistic, a.pvalue), rel=1e-9)
+
+    def test_sample_candidates_match_the_host_hash(self):
+        from cudrift.backends import _gpu
+
+        cands = _gpu._Candidates()
+        for start, m, seed, below in [(0, 10_000, 0, None), (123, 50_000, 7, 1 << 54),
+                                      (2**64 - 5, 20, 3, None), (10, (1 << 22) + 17, 99, 1 << 50)]:
+            pos, pri = cands(start, m, seed, below)
+            ref_pos, ref_pri = sample_mod._candidates(start, m, seed, below)
+            assert np.array_equal(pos, ref_pos) and np.array_equal(pri, ref_pri)
+
+    def test_sorted_summary_on_the_device(self, rng):
+        import cupy
+
+        from cudrift.backends import _gpu
+        from cudrift.backends._gpu_summary import sorted_summary
+
+        for x in (np.sort(rng.normal(size=200_000)).astype(np.float32),
+                  np.sort(rng.integers(0, 1000, size=100_000)).astype(np.float64)):
+            with _gpu._section() as dev:
+                ours = sorted_summary(cupy.asarray(x), 2048, _gpu._Ops(dev))
+            for a, b in zip(ours, _summarize_sorted(x, 2048)):
+                assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+    def test_rank_statistics_match_scipy(self, rng):
+        import cupy
+
+        from cudrift.backends import _gpu
+
+        a = np.sort(rng.normal(size=30_000))
+        b = np.sort(rng.normal(0.02, size=25_000)).astype(np.float32)
+        r = _gpu.rank_statistics(cupy.asarray(a), cupy.asarray(b))
+        b64 = b.astype(np.float64)
+        assert r.ks == pytest.approx(scipy.stats.ks_2samp(a, b64).statistic, rel=1e-12)
+        assert r.wasserstein == pytest.approx(scipy.stats.wasserstein_distance(a, b64), rel=1e-9)
+        assert r.energy == pytest.approx(scipy.stats.energy_distance(a, b64), rel=1e-9)
+        assert r.cramervonmises == pytest.approx(
+            scipy.stats.cramervonmises_2samp(a, b64, method="asymptotic").statistic, rel=1e-9)
+
+    def test_mmd_matches_numpy(self, rng):
+        from cudrift.backends import _gpu
+        from cudrift.stats import mmd
+
+        x, y = rng.normal(size=(700, 3)), rng.normal(0.1, size=(600, 3))
+        for bandwidth in (None, 1.5):
+            a = mmd(x, y, bandwidth=bandwidth, n_permutations=60, seed=4)
+            b = _gpu.mmd(x, y, bandwidth=bandwidth, n_permutations=60, seed=4)
+            assert b.statistic == pytest.approx(a.statistic, rel=1e-9, abs=1e-12)
+            assert b.pvalue == a.pvalue and b.details == a.details
+        with pytest.raises(ValueError, match="bandwidth"):
+            _gpu.mmd(x, y, bandwidth=-1.0)
+
+    def test_cudf_input_matches_pandas(self, rng):
+        cudf = pytest.importorskip("cudf", reason="cuDF is not installed")
+        pd = pytest.importorskip("pandas")
+
+        n = 10_000
+        pdf = pd.DataFrame({"x": rng.normal(size=n), "k": rng.integers(0, 4, size=n),
+                            "s": np.array(["u", "v", "w"], dtype=object)[rng.integers(0, 3, size=n)]})
+        pdf.loc[::97, "x"] = None
+        gdf = cudf.from_pandas(pdf)
+        pc = cudrift.profile(pdf, backend="cpu")
+        _assert_profiles_match(pc, cudrift.profile(gdf, backend="gpu"))
+        _assert_profiles_match(cudrift.profile(pdf, like=pc, backend="cpu"),
+                               cudrift.profile(gdf, like=pc, backend="gpu"))
+
+    def test_errors_report_keeps_the_other_columns(self, rng):
+        import cupy
+
+        data = {"ok": cupy.asarray(rng.normal(size=100)), "bad": cupy.asarray(rng.normal(size=100) * 1j)}
+        prof = cudrift.profile(data, backend="gpu", errors="report")
+        assert list(prof.columns) == ["ok"] and "bad" in prof.errors
+
+    def test_warm_up_runs_once(self):
+        from cudrift.backends import _gpu
+
+        first = _gpu.warm_up()
+        assert first >= 0.0 and _gpu.warm_up() == 0.0
