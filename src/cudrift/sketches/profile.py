@@ -8,7 +8,6 @@ and ``to_bytes`` / ``save`` write a versioned, pickle-free format.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,7 +17,8 @@ import numpy as np
 
 from cudrift.backends import resolve_backend
 from cudrift.errors import EmptyInputError, FormatError, IncompatibleSketchError, SchemaError
-from cudrift.io import ColumnData, TableSource, as_source
+from cudrift.io import TableSource, as_source
+from cudrift.io._atomic import write_atomic
 from cudrift.sketches import _format
 from cudrift.sketches.categorical import CategoryCounts
 from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile
@@ -194,21 +194,7 @@ class Profile:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the profile atomically (temporary file, fsync, rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = self.to_bytes()
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+        return write_atomic(path, self.to_bytes())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Profile":
@@ -244,7 +230,6 @@ def _empty_column(kind: str, like: Profile | None, name: str, config: ProfileCon
 
 def _infer_kinds(src: TableSource, schema: Schema, like: Profile | None, config: ProfileConfig) -> dict[str, str]:
     kinds: dict[str, str] = {}
-    first_batch = None
     for info in src.columns:
         name = info.name
         if name in schema.ignore or info.family == "invalid":

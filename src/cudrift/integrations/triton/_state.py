@@ -27,19 +27,17 @@ crash leaves either the old or the new checkpoint, never a torn one.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cudrift.errors import FormatError
+from cudrift.io._atomic import write_atomic
 from cudrift.integrations.triton._layout import FeatureLayout
 from cudrift.sketches import _format
 from cudrift.sketches.profile import Profile, profile
@@ -422,28 +420,3 @@ def _array_module(a: Any):
     return cupy
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: temporary file in the same folder, fsync, rename, fsync the folder.
-
-    A crash at any point leaves either the previous file or the new one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    # The rename is durable only once the directory entry is on disk.
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-    return path
