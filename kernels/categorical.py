@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _launch
 from ._cuda import cuda, int32, int64
+from ._reduce import tree_start
 
 __all__ = ["categorical_kernel", "launch_categorical", "categorical_shared_bytes"]
 
@@ -73,10 +74,7 @@ def categorical_kernel(codes, n_categories, shared_slots, counts, other):
     i64[t] = n_null
     i64[nt + t] = n_bad
     cuda.syncthreads()
-    s = 1
-    while s < nt:
-        s *= 2
-    s //= 2
+    s = tree_start(nt)
     while s > 0:
         if t < s and t + s < nt:
             i64[t] += i64[t + s]

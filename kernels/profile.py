@@ -22,6 +22,7 @@ import numpy as np
 
 from . import _launch
 from ._cuda import cuda, float64, int32, int64
+from ._reduce import tree_start
 
 __all__ = ["profile_kernel", "launch_profile", "bin_index", "profile_shared_bytes"]
 
@@ -200,10 +201,7 @@ def profile_kernel(
 
     # Tree reduction for any block size: the first step folds the part
     # above the largest power of two below nt.
-    s = 1
-    while s < nt:
-        s *= 2
-    s //= 2
+    s = tree_start(nt)
     while s > 0:
         if t < s and t + s < nt:
             o = t + s

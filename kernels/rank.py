@@ -36,6 +36,7 @@ import numpy as np
 
 from . import _launch
 from ._cuda import cuda, float64, int64
+from ._reduce import tree_start
 from .quantiles import lower_bound
 
 __all__ = ["rank_kernel", "launch_rank", "merge_split", "rank_shared_bytes", "N_FLOAT_PARTIALS", "N_INT_PARTIALS"]
@@ -210,10 +211,7 @@ def rank_kernel(a, b, items, fpart, ipart):
     i64[io + 4 * nt + t] = a_min
     i64[io + 5 * nt + t] = b_min
     cuda.syncthreads()
-    s = 1
-    while s < nt:
-        s *= 2
-    s //= 2
+    s = tree_start(nt)
     while s > 0:
         if t < s and t + s < nt:
             o = t + s

@@ -87,7 +87,7 @@ from cudrift.kernels.mmd import launch_mmd  # noqa: E402
 from cudrift.kernels.profile import launch_profile  # noqa: E402
 from cudrift.kernels.rank import N_FLOAT_PARTIALS, N_INT_PARTIALS, launch_rank  # noqa: E402
 from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile  # noqa: E402
-from cudrift.sketches.profile import _integral_labels  # noqa: E402
+from cudrift.sketches.profile import _label_batch  # noqa: E402
 from cudrift.stats import TESTS, TestResult  # noqa: E402
 from cudrift.stats import multivariate as _mv  # noqa: E402
 from cudrift.stats._validation import dropped_details  # noqa: E402
@@ -595,12 +595,7 @@ def _device_categorical(dev: _Device, name: str, col: CategoricalColumnProfile, 
 
 def _host_categorical(col: CategoricalColumnProfile, values: Any, nulls: int, name: str) -> None:
     """A host batch of a categorical column, prepared as the CPU profile pass prepares it."""
-    if isinstance(values, np.ndarray):
-        if values.size == 0:
-            values = np.zeros(0, dtype=object)  # an all-null column has no label type of its own
-        elif values.dtype.kind == "f":
-            values, extra = _integral_labels(name, values)
-            nulls += extra
+    values, nulls = _label_batch(name, ColumnData(values, nulls))
     col.update(values, null_count=nulls, name=name)
 
 

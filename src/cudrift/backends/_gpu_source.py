@@ -31,6 +31,7 @@ from cudrift.io._source import (
     _collect,
     _column_from_arrow,
     _numpy_family,
+    matrix_columns,
     _select,
 )
 
@@ -72,14 +73,7 @@ class MatrixSource(TableSource):
 
 def _matrix_source(data: Any, columns: Sequence[str] | None) -> MatrixSource:
     x = as_cupy(data)
-    if x.ndim != 2:
-        raise SchemaError(f"a device array input must be 2-D (rows × columns), got shape {x.shape}")
-    if columns is None:
-        raise SchemaError(f"a 2-D device array needs columns=[...] naming its {x.shape[1]} columns")
-    names = [str(c) for c in columns]
-    if len(names) != x.shape[1]:
-        raise SchemaError(f"columns= names {len(names)} columns but the array has shape {x.shape}")
-    _check_unique(names, "columns=")
+    names = matrix_columns(tuple(x.shape), columns, "device")
     dtype = str(x.dtype)
     if x.dtype == np.float16:
         # as the host adapter does: float16 is profiled as float32

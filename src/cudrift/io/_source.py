@@ -354,15 +354,21 @@ def _dict_source(data: Mapping[str, Any], columns: Sequence[str] | None, errors:
     return TableSource(infos, batches, n_rows, "the dict of arrays")
 
 
-def _ndarray_source(data: np.ndarray, columns: Sequence[str] | None) -> TableSource:
-    if data.ndim != 2:
-        raise SchemaError(f"a NumPy input must be 2-D (rows × columns), got shape {data.shape}")
+def matrix_columns(shape: tuple[int, ...], columns: Sequence[str] | None, what: str) -> list[str]:
+    """Validated column names of a 2-D ``what`` (host or device array) of ``shape``."""
+    if len(shape) != 2:
+        raise SchemaError(f"a {what} input must be 2-D (rows × columns), got shape {shape}")
     if columns is None:
-        raise SchemaError(f"a 2-D NumPy array needs columns=[...] naming its {data.shape[1]} columns")
-    columns = [str(c) for c in columns]
-    if len(columns) != data.shape[1]:
-        raise SchemaError(f"columns= names {len(columns)} columns but the array has shape {data.shape}")
-    _check_unique(columns, "columns=")
+        raise SchemaError(f"a 2-D {what} array needs columns=[...] naming its {shape[1]} columns")
+    names = [str(c) for c in columns]
+    if len(names) != shape[1]:
+        raise SchemaError(f"columns= names {len(names)} columns but the array has shape {shape}")
+    _check_unique(names, "columns=")
+    return names
+
+
+def _ndarray_source(data: np.ndarray, columns: Sequence[str] | None) -> TableSource:
+    columns = matrix_columns(data.shape, columns, "NumPy")
     family = _numpy_family(columns[0], data.dtype)
     infos = [ColumnInfo(c, str(data.dtype), family) for c in columns]
 

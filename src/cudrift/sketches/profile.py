@@ -17,7 +17,7 @@ import numpy as np
 
 from cudrift.backends import resolve_backend
 from cudrift.errors import EmptyInputError, FormatError, IncompatibleSketchError, SchemaError
-from cudrift.io import TableSource, as_source
+from cudrift.io import ColumnData, TableSource, as_source
 from cudrift.io._atomic import write_atomic
 from cudrift.sketches import _format
 from cudrift.sketches.categorical import CategoryCounts
@@ -278,8 +278,20 @@ def _count_distinct(src: TableSource, name: str, cap: int) -> int:
     return int(seen.size)
 
 
-def _integral_labels(name: str, values: np.ndarray) -> tuple[np.ndarray, int]:
-    """Float values of a categorical integer column → int64 labels and the NaN count (read as nulls)."""
+def _label_batch(name: str, data: ColumnData) -> tuple[Any, int]:
+    """Values and null count of one batch of a categorical column, ready for ``update``.
+
+    An all-null batch has no label type of its own (an empty object array
+    stands in), and float values (an integer column that gained a missing
+    value in pandas) become int64 labels with their NaNs read as nulls.
+    """
+    values = data.values
+    if not isinstance(values, np.ndarray):
+        return values, data.null_count
+    if values.size == 0:
+        return np.zeros(0, dtype=object), data.null_count
+    if values.dtype.kind != "f":
+        return values, data.null_count
     nan = np.isnan(values)
     v = values[~nan]
     bad = v[(v != np.round(v)) | ~np.isfinite(v)]
@@ -288,7 +300,7 @@ def _integral_labels(name: str, values: np.ndarray) -> tuple[np.ndarray, int]:
             f"column {name!r} holds non-integer values (e.g. {bad[0]!r}) but the reference profiles it as "
             "integer categories"
         )
-    return v.astype(np.int64), int(nan.sum())
+    return v.astype(np.int64), data.null_count + int(nan.sum())
 
 
 def _consume(
@@ -306,14 +318,10 @@ def _consume(
 
     def feed(name, loader, col):
         data = loader()
-        values = data.values
-        nulls = data.null_count
-        if isinstance(col, CategoricalColumnProfile) and isinstance(values, np.ndarray):
-            if values.size == 0:
-                values = np.zeros(0, dtype=object)  # an all-null column has no label type of its own
-            elif values.dtype.kind == "f":
-                values, extra_nulls = _integral_labels(name, values)
-                nulls += extra_nulls
+        if isinstance(col, CategoricalColumnProfile):
+            values, nulls = _label_batch(name, data)
+        else:
+            values, nulls = data.values, data.null_count
         if keep_sorted is not None and name in keep_sorted:
             col.update(values, null_count=nulls, name=name, sorted_out=keep_sorted[name])
         else:
@@ -514,11 +522,8 @@ def _recount_folded_categories(prof: Profile, src: TableSource) -> None:
             max_categories=col.counts.max_categories, reference_categories=frozenset(col.counts.keys())
         )
         for batch in src.iter_batches():
-            data = batch[name]()
-            values = data.values
-            if isinstance(values, np.ndarray) and values.dtype.kind == "f":
-                values, _ = _integral_labels(name, values)
-            exact.update(values, null_count=data.null_count, name=name)
+            values, nulls = _label_batch(name, batch[name]())
+            exact.update(values, null_count=nulls, name=name)
         c = exact.counts
         table = {k: v for k, v in c.items()}
         counts = CategoryCounts(c.max_categories, c.key_type, table, c.n + exact.unseen_count, exact.unseen_count, 0)
