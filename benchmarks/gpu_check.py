@@ -43,7 +43,9 @@ from __future__ import annotations
 import argparse
 import faulthandler
 import importlib
+import importlib.util
 import json
+import threading
 import math
 import os
 import platform
@@ -104,8 +106,12 @@ def plan(quick: bool, free_bytes: float) -> dict:
         "compare": {"rows": compare_rows, "cols": 64, "cpu_rows": cpu_rows // 4 if quick else cpu_rows},
         "cpu": {"rows": cpu_rows},
         "pytest": {
-            "args": ["-q", "-m", "gpu", "tests/test_gpu_backend.py" if quick else "tests/"],
-            "timeout_s": 90 if quick else 200,
+            # the backend's tests, and every kernel test module on the device
+            # (they run in the simulator elsewhere; NUMBA_ENABLE_CUDASIM=0 moves them here)
+            "args": ["-q", "--tb=short", "-rfE", "tests/test_gpu_backend.py", "tests/test_kernels_gpu.py"]
+            + ([] if quick else sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_kernels_*.py")
+                                       if p.name != "test_kernels_gpu.py")),
+            "timeout_s": 120 if quick else 180,
         },
     }
 
@@ -194,7 +200,13 @@ def _card() -> dict:
 def run_pytest(args: list[str], timeout_s: int) -> dict:
     """The GPU tests in a subprocess (kernels on the device); counts parsed from pytest's summary line."""
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
+    extra = []
+    if importlib.util.find_spec("xdist") is not None:
+        # Numba compiles each kernel per process: spread the tests (and the compiles) over a few workers.
+        extra += ["-n", str(max(1, min(8, (os.cpu_count() or 2) // 2)))]
+    if importlib.util.find_spec("pytest_timeout") is not None:
+        extra += ["--timeout", str(max(30, timeout_s // 2))]
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *extra, *args]
     t = time.perf_counter()
     try:
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s)
@@ -209,6 +221,11 @@ def run_pytest(args: list[str], timeout_s: int) -> dict:
         for num, word in re.findall(r"(\d+) (passed|failed|skipped|errors?|deselected|xfailed)", summary[-1]):
             counts["errors" if word.startswith("error") else word] = int(num)
     print(summary[-1] if summary else out[-2000:], flush=True)
+    if os.environ.get("OUT"):
+        try:
+            Path(os.environ["OUT"], "gpu_tests.log").write_text(out)
+        except OSError as exc:
+            print(f"could not write the test log: {exc}", flush=True)
     return {"command": " ".join(cmd), "returncode": rc, "seconds": round(time.perf_counter() - t, 1),
             **counts, "tail": out[-6000:]}
 
@@ -459,6 +476,27 @@ def bench_compare(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
 # ------------------------------------------------------------------ output
 
 
+def _watchdog(rep: "Report", seconds: float) -> None:
+    """After ``seconds``, print every thread's stack, the results so far and the table, and exit 3.
+
+    A hung device call cannot be interrupted from Python; this keeps a run
+    inside a lease's time limit with its results written.
+    """
+    def fire():
+        print(f"\n[gpu_check] deadline of {seconds:.0f} s reached; stacks of all threads:", flush=True)
+        faulthandler.dump_traceback(all_threads=True)
+        rep.data["deadline_reached"] = seconds
+        rep.save()
+        print(f"card: {rep.data.get('card')}")
+        print(table(rep.data["benchmarks"], rep.data.get("copy")), flush=True)
+        os._exit(3)
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+
+
+
 def table(rows: list[dict], copy: dict | None) -> str:
     head = f"{'measurement':<58} {'size':<28} {'GPU s':>9} {'GB/s':>8} {'of copy':>8} {'CPU s':>9} {'GPU/CPU':>9}  target"
     lines = [head, "-" * len(head)]
@@ -487,6 +525,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smaller sizes and only the backend's GPU tests (~2 min)")
     ap.add_argument("--dry-run", action="store_true", help="check imports and arguments, print the plan; no GPU needed")
     ap.add_argument("--skip-tests", action="store_true", help="do not run the GPU tests")
+    ap.add_argument("--deadline", type=float, default=None,
+                    help="seconds after which the check prints what it has and exits 3, whatever is still running "
+                         "(default 480; 240 with --quick)")
     ap.add_argument("--assume-free-gib", type=float, default=78.0,
                     help="free device memory assumed by --dry-run's plan (default 78)")
     args = ap.parse_args(argv)
@@ -507,9 +548,8 @@ def main(argv: list[str] | None = None) -> int:
                                     "mmd", "compare"], "out": [str(x) for x in paths]}, indent=2))
         return 0
 
-    # Print where Python is if a device call hangs for longer than the run should take.
-    faulthandler.dump_traceback_later(330 if not args.quick else 150, exit=False)
     rep = Report(paths)
+    _watchdog(rep, args.deadline if args.deadline is not None else (240 if args.quick else 480))
     rep.data["versions"] = rep.step("versions", _versions)
     rep.data["card"] = rep.step("card", _card)
     cupy = rep.step("import_cupy", importlib.import_module, "cupy")
@@ -539,7 +579,6 @@ def main(argv: list[str] | None = None) -> int:
             cupy.get_default_memory_pool().free_all_blocks()
     else:
         print(f"GPU path not usable, benchmarks skipped: {status}", flush=True)
-    faulthandler.cancel_dump_traceback_later()
     print()
     print(f"card: {rep.data.get('card')}")
     if rep.data.get("tests"):

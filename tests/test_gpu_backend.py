@@ -332,7 +332,7 @@ def test_gpu_check_dry_run_prints_the_plan():
     out = json.loads(proc.stdout)
     assert out["dry_run"] and out["plan"]["quick"]
     assert out["steps"][:2] == ["card", "pytest"]
-    assert out["plan"]["pytest"]["args"][-1] == "tests/test_gpu_backend.py"
+    assert "tests/test_gpu_backend.py" in out["plan"]["pytest"]["args"]
     # 4 GiB of free memory shrinks the profile pass below 1e8 x 32
     assert out["plan"]["profile"]["rows"] * 32 * 4 <= 0.35 * 4 * 2**30
 
