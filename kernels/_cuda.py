@@ -19,6 +19,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import numpy as _np
+
+if not hasattr(_np, "row_stack"):
+    # numba-cuda 0.30 registers an overload for np.row_stack, an alias of
+    # np.vstack that NumPy 2.5 removed, while loading its typing registries
+    # at the first kernel compile; without the alias every compile fails
+    # with "module 'numpy' has no attribute 'row_stack'" (seen on an H200
+    # with numba-cuda 0.30.4 and NumPy 2.5.2). Restore the alias as it was.
+    _np.row_stack = _np.vstack
+
 from numba import config as _config
 from numba import cuda
 from numba.cuda import float64, int32, int64
