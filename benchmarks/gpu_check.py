@@ -92,7 +92,7 @@ def plan(quick: bool, free_bytes: float) -> dict:
         most = int(share * free_bytes / (cols * bytes_per_value))
         return max(1 << 16, min(rows, most))
 
-    profile_rows = fit(25_000_000 if quick else 100_000_000, 32, 4, 0.35)
+    profile_rows = fit(25_000_000 if quick else 100_000_000, 32, 4, 0.3)
     window_rows = fit(2_500_000 if quick else 10_000_000, 32, 4 + 8 + 4 + 8, 0.5)
     compare_rows = fit(2_500_000 if quick else 10_000_000, 64, 4 + 8 + 4 + 4 + 8, 0.5)
     cpu_rows = 250_000 if quick else 1_000_000
@@ -297,24 +297,45 @@ def bench_profile(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
     x = cupy.random.standard_normal((rows, cols), dtype=np.float32)
     e, ne, uni = gh.pack_edges([edges] * cols)
     nt = _launch.threads_per_block()
-    rb = _launch.row_blocks(rows, cols, nt)
     dev = [cupy.asarray(a) for a in (e, ne, uni)]
 
-    def kernel():
+    def kernel(data, row_major):
+        rb = _launch.row_blocks(rows, cols, nt, row_major=row_major)
         out = [cupy.zeros((cols, e.shape[1] + 1), dtype=np.int64), cupy.zeros((cols, 4), dtype=np.int64),
                cupy.full(cols, np.inf), cupy.full(cols, -np.inf), cupy.zeros((cols, rb), dtype=np.int64),
                cupy.zeros((cols, rb)), cupy.zeros((cols, rb))]
         # the default stream, where _gpu_timed records its events
-        launch_profile(*(_gpu._arg(a) for a in (x, *dev, *out)), threads=nt, stream=0)
+        launch_profile(*(_gpu._arg(a) for a in (data, *dev, *out)), threads=nt, stream=0)
+        return out
 
-    kernel()
-    t_kernel = _gpu_timed(cupy, kernel, repeat=3)
     nbytes = rows * cols * 4
+    # the same values column-major: the column mapping
+    xf = cupy.asfortranarray(x)
+    for data, row_major, label in ((xf, False, "column-major"), (x, True, "row-major")):
+        kernel(data, row_major)
+        t = _gpu_timed(cupy, lambda: kernel(data, row_major), repeat=3)
+        rep.bench(_row(f"fused profile pass (kernel, {label} float32)", f"{rows:,} x {cols}", t,
+                       bytes_read=nbytes, copy_gbs=copy_gbs,
+                       target=f">= {TARGET_PROFILE_FRACTION:.0%} of the copy rate",
+                       met=bool(copy_gbs is not None and nbytes / t / 1e9 >= TARGET_PROFILE_FRACTION * copy_gbs)))
+    # The same pass over uniform edges (the closed-form bin) and with no histogram: where the time goes.
+    e_u, ne_u, uni_u = gh.pack_edges([np.linspace(-4.0, 4.0, bins + 1)] * cols)
+    for label, packed in (("uniform edges", (e_u, ne_u, uni_u)), ("no histogram", gh.pack_edges([None] * cols))):
+        dev = [cupy.asarray(a) for a in packed]
+        e = packed[0]
+        kernel(x, True)
+        t = _gpu_timed(cupy, lambda: kernel(x, True), repeat=3)
+        rep.bench(_row(f"fused profile pass (kernel, row-major, {label})", f"{rows:,} x {cols}", t,
+                       bytes_read=nbytes, copy_gbs=copy_gbs))
+    del xf
+    e, ne, uni = gh.pack_edges([edges] * cols)
+    dev = [cupy.asarray(a) for a in (e, ne, uni)]
+    t_kernel = _gpu_timed(cupy, lambda: kernel(x, True), repeat=3)
     cpu_x = rng.normal(size=(p["cpu"]["rows"], cols)).astype(np.float32)
     t_cpu = _timed(lambda: cudrift.profile(cpu_x, columns=names, like=ref, backend="cpu"), repeat=2)
     scale = rows / p["cpu"]["rows"]
     ok = copy_gbs is not None and nbytes / t_kernel / 1e9 >= TARGET_PROFILE_FRACTION * copy_gbs
-    rep.bench(_row("fused profile pass (kernel, row-major float32)", f"{rows:,} x {cols}", t_kernel,
+    rep.bench(_row("fused profile pass (kernel, row-major, vs CPU)", f"{rows:,} x {cols}", t_kernel,
                    bytes_read=nbytes, copy_gbs=copy_gbs, cpu_s=t_cpu * scale,
                    target=f">= {TARGET_PROFILE_FRACTION:.0%} of the copy rate", met=bool(ok),
                    cpu_note=f"cudrift.profile(like=ref, backend='cpu') at {p['cpu']['rows']:,} rows, scaled per value"))
@@ -439,6 +460,24 @@ def bench_mmd(rep: Report, cupy, p: dict) -> None:
                               "same_pvalue": g_small.pvalue == c_small.pvalue}))
 
 
+def _profile_calls(rep: Report, name: str, fn) -> None:
+    """Where the host time of one call goes (cProfile, top functions by own time); to ``$OUT/<name>.prof.txt``."""
+    import cProfile
+    import io
+    import pstats
+
+    pr = cProfile.Profile()
+    pr.enable()
+    fn()
+    pr.disable()
+    buf = io.StringIO()
+    pstats.Stats(pr, stream=buf).sort_stats("tottime").print_stats(30)
+    text = buf.getvalue()
+    rep.data.setdefault("call_profiles", {})[name] = text[:8000]
+    if os.environ.get("OUT"):
+        Path(os.environ["OUT"], f"{name}.prof.txt").write_text(text)
+
+
 def bench_compare(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
     from cudrift import DriftDetector
 
@@ -461,6 +500,8 @@ def bench_compare(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
     det_c = DriftDetector(ref_c, columns=names, backend="cpu", memory_budget=budget)
     t_cpu = _timed(lambda: det_c.compare(cur_c, columns=names), repeat=2) * rows / n_cpu
     rep_g = det.compare(cur_host[:n_cpu], columns=names)
+    _profile_calls(rep, "compare_device", lambda: det.compare(cur, columns=names))
+    _profile_calls(rep, "compare_host", lambda: det.compare(cur_host, columns=names))
     size = f"{rows:,} x {cols} float32"
     common = {"exact": bool(det.is_exact), "tests": sorted({f.test for f in rep_g.features if f.test}),
               "detector_build_seconds": t_build}

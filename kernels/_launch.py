@@ -74,13 +74,18 @@ def blocks_1d(n_items: int, threads: int) -> int:
     return max(1, min(_ceil_div(n_items, threads), target_blocks()))
 
 
-def row_blocks(n_rows: int, n_cols: int, threads: int) -> int:
-    """Row blocks per column of a (rows x columns) pass whose grid is ``(n_cols, row_blocks)``.
+def row_blocks(n_rows: int, n_cols: int, threads: int, row_major: bool = False) -> int:
+    """Row blocks of a (rows x columns) profile pass (the per-block outputs' second dimension).
 
-    The total of ``n_cols * row_blocks`` blocks aims at :func:`target_blocks`;
-    each column gets at least one block and no block gets no rows (except
-    that an empty chunk still gets one block per column, which writes the
-    identities).
+    Column mapping (``row_major=False``): the grid is ``(n_cols,
+    row_blocks)`` and the total of ``n_cols * row_blocks`` blocks aims at
+    :func:`target_blocks`. Row mapping (``row_major=True``, see
+    :func:`cudrift.kernels.profile.rows_layout`): every block covers all
+    columns of a slab, so ``row_blocks`` alone aims at twice
+    :func:`target_blocks` (the row kernel's blocks are short of shared
+    memory, not of registers). Either way each column gets at least one
+    block and no block gets no rows (except that an empty chunk still gets
+    one block, which writes the identities).
 
     Parameters
     ----------
@@ -88,7 +93,12 @@ def row_blocks(n_rows: int, n_cols: int, threads: int) -> int:
         Shape of the chunk.
     threads
         Block size.
+    row_major
+        Whether the chunk takes the row mapping.
     """
+    if row_major:
+        rows_per_step = max(1, threads // max(1, min(n_cols, threads)))
+        return max(1, min(2 * target_blocks(), _ceil_div(n_rows, rows_per_step)))
     wanted = _ceil_div(target_blocks(), max(n_cols, 1))
     return max(1, min(wanted, _ceil_div(n_rows, threads), _MAX_GRID_Y))
 

@@ -7,11 +7,22 @@ as in NumPy) and writes per-block partial moments (count, mean, M2 in
 float64) that the caller merges with Chan's formula
 (:func:`cudrift.kernels._host.merge_block_moments`).
 
-The chunk may be row-major or column-major (or any strides): Numba indexes
-through the array's strides. Blocks of one row range are launched next to
-each other for all columns (``blockIdx.x`` is the column), so on a row-major
-chunk the columns that share a cache line are read by blocks that run
-together and the line comes from DRAM once.
+Two thread mappings, chosen by :func:`launch_profile` from the layout:
+
+* :func:`profile_rows_kernel` for a row-major chunk (each row's values
+  adjacent): a block covers a slab of columns, consecutive threads read
+  consecutive values of a row, so every warp load is one contiguous segment;
+* :func:`profile_kernel` for any other strides (column-major above all): a
+  block per (column, row range), consecutive threads read consecutive rows
+  of one column.
+
+Both read each value once, unrolled :data:`UNROLL` loads deep so that
+enough loads are in flight to cover memory latency, and keep the moments
+as shifted sums over groups of :data:`GROUP` values folded into a running
+(count, mean, M2) with Chan's formula: one division per group instead of
+one per value (Welford), with the cancellation of each group's shifted
+sums bounded by ``GROUP - 1`` ulps because the shift is one of the group's
+own values.
 """
 
 from __future__ import annotations
@@ -24,12 +35,68 @@ from . import _launch
 from ._cuda import cuda, float64, int32, int64
 from ._reduce import tree_start
 
-__all__ = ["profile_kernel", "launch_profile", "bin_index", "profile_shared_bytes"]
+__all__ = [
+    "profile_kernel",
+    "profile_rows_kernel",
+    "launch_profile",
+    "bin_index",
+    "profile_shared_bytes",
+    "rows_layout",
+    "GROUP",
+    "UNROLL",
+]
 
 # float64 slots per thread in the reduction scratch: mean, m2, min, max.
 _F_SLOTS = 4
 # int64 slots per thread: count, null, nan, +inf, -inf.
 _I_SLOTS = 5
+#: Values per shifted-sum group of the moments.
+GROUP = 16
+#: Loads each thread issues before using them.
+UNROLL = 4
+# Finite values at least this large take the overflow-safe Welford step
+# instead of the group (whose squared differences could overflow).
+_HUGE = 1e150
+
+
+@cuda.jit(device=True, inline=True)
+def bin_scale(e, off, n_edges):
+    """``n_bins / (last / 2 - first / 2)`` of edges ``e[off:off + n_edges]``: the closed-form bin's factor."""
+    return (n_edges - 1) / (e[off + n_edges - 1] * 0.5 - e[off] * 0.5)
+
+
+@cuda.jit(device=True, inline=True)
+def bin_index_at(v, e, off, n_edges, uniform, scale):
+    """:func:`bin_index` for edges ``e[off:off + n_edges]``, with :func:`bin_scale` computed once by the caller."""
+    first = e[off]
+    last = e[off + n_edges - 1]
+    if v < first:
+        return 0
+    if v > last:
+        return n_edges
+    if v == last:
+        return n_edges - 1
+    # Here first <= v < last: find j with e[j] <= v < e[j + 1], answer j + 1.
+    if uniform:
+        n_bins = n_edges - 1
+        # Halving both sides first keeps (v - first) and the range finite
+        # when the edges span more than the largest float.
+        h = (v * 0.5 - first * 0.5) * scale
+        j = int(h) if h < n_bins else n_bins - 1
+        while v < e[off + j]:
+            j -= 1
+        while v >= e[off + j + 1]:
+            j += 1
+        return j + 1
+    lo = 0
+    hi = n_edges - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if e[off + mid] <= v:
+            lo = mid
+        else:
+            hi = mid
+    return lo + 1
 
 
 @cuda.jit(device=True, inline=True)
@@ -44,35 +111,7 @@ def bin_index(v, e, n_edges, uniform):
     same comparisons as the binary search and is identical to it (for any
     edges; the estimate only makes it fast when the edges are uniform).
     """
-    first = e[0]
-    last = e[n_edges - 1]
-    if v < first:
-        return 0
-    if v > last:
-        return n_edges
-    if v == last:
-        return n_edges - 1
-    # Here first <= v < last: find j with e[j] <= v < e[j + 1], answer j + 1.
-    if uniform:
-        n_bins = n_edges - 1
-        # Halving both sides first keeps (v - first) and the range finite
-        # when the edges span more than the largest float.
-        h = (v * 0.5 - first * 0.5) / (last * 0.5 - first * 0.5) * n_bins
-        j = int(h) if h < n_bins else n_bins - 1
-        while v < e[j]:
-            j -= 1
-        while v >= e[j + 1]:
-            j += 1
-        return j + 1
-    lo = 0
-    hi = n_edges - 1
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if e[mid] <= v:
-            lo = mid
-        else:
-            hi = mid
-    return lo + 1
+    return bin_index_at(v, e, 0, n_edges, uniform, bin_scale(e, 0, n_edges))
 
 
 @cuda.jit(device=True, inline=True)
@@ -103,6 +142,42 @@ def chan_combine(na, ma, qa, nb, mb, qb):
     d = mb - ma
     m2 = (qa + qb) + d * d * (float(na) * float(nb) / n)
     return n, mean, m2
+
+
+@cuda.jit(device=True, inline=True)
+def fold_group(count, mean, m2, gn, gk, gs1, gs2):
+    """Fold a group's shifted sums (``gn`` values, shift ``gk``) into a running (count, mean, M2)."""
+    if gn == 0:
+        return count, mean, m2
+    gm = gk + gs1 / gn
+    gq = max(gs2 - gs1 * (gs1 / gn), 0.0)
+    return chan_combine(count, mean, m2, gn, gm, gq)
+
+
+@cuda.jit(device=True, inline=True)
+def moments_add(count, mean, m2, gn, gk, gs1, gs2, v):
+    """Add finite ``v`` to the open group, folding the group when it holds :data:`GROUP` values.
+
+    The group's shift is its first value, so ``gs1**2 / gn <= (gn - 1) * M2``
+    of the group and the subtraction loses at most ``gn - 1`` ulps. Huge
+    values go straight into the running moments by the overflow-safe
+    Welford step.
+    """
+    if abs(v) >= _HUGE:
+        count, mean, m2 = welford_add(count, mean, m2, v)
+        return count, mean, m2, gn, gk, gs1, gs2
+    if gn == 0:
+        gk = v
+    d = v - gk
+    gs1 += d
+    gs2 += d * d
+    gn += 1
+    if gn == GROUP:
+        count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
+        gn = 0
+        gs1 = 0.0
+        gs2 = 0.0
+    return count, mean, m2, gn, gk, gs1, gs2
 
 
 @cuda.jit
@@ -158,35 +233,54 @@ def profile_kernel(
     cuda.syncthreads()
 
     erow = edges[c]
+    scale = bin_scale(erow, 0, ne) if ne >= 2 else 0.0
     count = 0
     mean = 0.0
     m2 = 0.0
+    gn = 0
+    gk = 0.0
+    gs1 = 0.0
+    gs2 = 0.0
     lo = math.inf
     hi = -math.inf
     n_null = 0
     n_nan = 0
     n_pinf = 0
     n_ninf = 0
-    for r in range(rb * nt + t, n_rows, n_rb * nt):
-        if has_mask and null_mask[r, c]:
-            n_null += 1
-            continue
-        v = np.float64(x[r, c])
-        if v != v:
-            n_nan += 1
-        elif v == math.inf:
-            n_pinf += 1
-        elif v == -math.inf:
-            n_ninf += 1
-        else:
-            count, mean, m2 = welford_add(count, mean, m2, v)
-            lo = min(lo, v + 0.0)
-            hi = max(hi, v + 0.0)
-            if ne >= 2:
-                if private:
-                    cuda.atomic.add(i32, ho + bin_index(v, f64, ne, uni), 1)
+    buf = cuda.local.array(UNROLL, float64)
+    state = cuda.local.array(UNROLL, int32)  # 0 value, 1 null, 2 past the end
+    step = n_rb * nt
+    for r0 in range(rb * nt + t, n_rows, step * UNROLL):
+        for u in range(UNROLL):
+            r = r0 + u * step
+            if r >= n_rows:
+                state[u] = 2
+            elif has_mask and null_mask[r, c]:
+                state[u] = 1
+            else:
+                state[u] = 0
+                buf[u] = np.float64(x[r, c])
+        for u in range(UNROLL):
+            if state[u] == 1:
+                n_null += 1
+            elif state[u] == 0:
+                v = buf[u]
+                if v != v:
+                    n_nan += 1
+                elif v == math.inf:
+                    n_pinf += 1
+                elif v == -math.inf:
+                    n_ninf += 1
                 else:
-                    cuda.atomic.add(hist, (c, bin_index(v, erow, ne, uni)), 1)
+                    count, mean, m2, gn, gk, gs1, gs2 = moments_add(count, mean, m2, gn, gk, gs1, gs2, v)
+                    lo = min(lo, v + 0.0)
+                    hi = max(hi, v + 0.0)
+                    if ne >= 2:
+                        if private:
+                            cuda.atomic.add(i32, ho + bin_index_at(v, f64, 0, ne, uni, scale), 1)
+                        else:
+                            cuda.atomic.add(hist, (c, bin_index_at(v, erow, 0, ne, uni, scale)), 1)
+    count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
 
     f64[fo + t] = mean
     f64[fo + nt + t] = m2
@@ -232,6 +326,185 @@ def profile_kernel(
         for q in range(t, ne + 1, nt):
             if i32[ho + q] != 0:
                 cuda.atomic.add(hist, (c, q), np.int64(i32[ho + q]))
+
+
+@cuda.jit
+def profile_rows_kernel(
+    x, null_mask, has_mask, edges, n_edges, uniform, private,
+    hist, special, mins, maxs, blk_count, blk_mean, blk_m2,
+):
+    """Fused per-column profile of a row-major slab of ``S`` columns (``x.shape[1]``); same outputs as :func:`profile_kernel`.
+
+    Thread mapping: ``R = blockDim.x // S`` rows per step; thread ``t``
+    owns column ``t % S`` and reads rows ``blockIdx.x * R + t // S + k *
+    gridDim.x * R`` (threads ``>= R * S`` idle), so a warp reads adjacent
+    values of one or two rows: contiguous segments on a row-major chunk.
+
+    Shared memory (dynamic, one buffer viewed as float64 / int64 / int32):
+    while reading, the slab's edges (``S * max_edges`` float64) and private
+    histograms (``S * (max_edges + 1)`` int32) when ``private``; after the
+    histograms are flushed, the same bytes hold per-thread ``mean, m2, min,
+    max`` (float64) and ``count, null, nan, +inf, -inf`` (int64), which
+    thread ``c < S`` combines over the block's ``R`` threads of column ``c``.
+
+    Atomics: int32 adds on the shared histograms (global int64 adds on
+    ``hist`` when not ``private``); then one int64 add per nonzero bin and
+    special count, and one float64 min and max per column and block.
+
+    Writes: as :func:`profile_kernel`, with ``blk_*[c, blockIdx.x]``.
+    """
+    t = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    b = cuda.blockIdx.x
+    n_b = cuda.gridDim.x
+    n_rows = x.shape[0]
+    n_cols = x.shape[1]
+    rows_per_step = nt // n_cols
+    c = t % n_cols
+    active = t < rows_per_step * n_cols
+    me = edges.shape[1]
+
+    f64 = cuda.shared.array(0, dtype=float64)
+    i64 = cuda.shared.array(0, dtype=int64)
+    i32 = cuda.shared.array(0, dtype=int32)
+    ho = 2 * n_cols * me  # private histograms, in 4-byte units, after the edges
+    if private:
+        for q in range(t, n_cols * me, nt):
+            f64[q] = edges[q // me, q % me]
+        for q in range(t, n_cols * (me + 1), nt):
+            i32[ho + q] = 0
+    cuda.syncthreads()
+
+    ne = n_edges[c]
+    uni = uniform[c] != 0
+    erow = edges[c]
+    scale = bin_scale(erow, 0, ne) if ne >= 2 else 0.0
+    eo = c * me  # this column's edges in shared memory
+    hc = ho + c * (me + 1)  # and its private histogram
+    count = 0
+    mean = 0.0
+    m2 = 0.0
+    gn = 0
+    gk = 0.0
+    gs1 = 0.0
+    gs2 = 0.0
+    lo = math.inf
+    hi = -math.inf
+    n_null = 0
+    n_nan = 0
+    n_pinf = 0
+    n_ninf = 0
+    buf = cuda.local.array(UNROLL, float64)
+    state = cuda.local.array(UNROLL, int32)  # 0 value, 1 null, 2 past the end
+    if active:
+        step = n_b * rows_per_step
+        for r0 in range(b * rows_per_step + t // n_cols, n_rows, step * UNROLL):
+            for u in range(UNROLL):
+                r = r0 + u * step
+                if r >= n_rows:
+                    state[u] = 2
+                elif has_mask and null_mask[r, c]:
+                    state[u] = 1
+                else:
+                    state[u] = 0
+                    buf[u] = np.float64(x[r, c])
+            for u in range(UNROLL):
+                if state[u] == 1:
+                    n_null += 1
+                elif state[u] == 0:
+                    v = buf[u]
+                    if v != v:
+                        n_nan += 1
+                    elif v == math.inf:
+                        n_pinf += 1
+                    elif v == -math.inf:
+                        n_ninf += 1
+                    else:
+                        count, mean, m2, gn, gk, gs1, gs2 = moments_add(count, mean, m2, gn, gk, gs1, gs2, v)
+                        lo = min(lo, v + 0.0)
+                        hi = max(hi, v + 0.0)
+                        if ne >= 2:
+                            if private:
+                                cuda.atomic.add(i32, hc + bin_index_at(v, f64, eo, ne, uni, scale), 1)
+                            else:
+                                cuda.atomic.add(hist, (c, bin_index_at(v, erow, 0, ne, uni, scale)), 1)
+        count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
+    cuda.syncthreads()
+    if private:
+        for q in range(t, n_cols * (me + 1), nt):
+            k = i32[ho + q]
+            if k != 0:
+                cuda.atomic.add(hist, (q // (me + 1), q % (me + 1)), np.int64(k))
+    cuda.syncthreads()
+
+    fo = 0
+    io = _F_SLOTS * nt
+    f64[fo + t] = mean
+    f64[fo + nt + t] = m2
+    f64[fo + 2 * nt + t] = lo
+    f64[fo + 3 * nt + t] = hi
+    i64[io + t] = count
+    i64[io + nt + t] = n_null
+    i64[io + 2 * nt + t] = n_nan
+    i64[io + 3 * nt + t] = n_pinf
+    i64[io + 4 * nt + t] = n_ninf
+    cuda.syncthreads()
+    if t < n_cols:
+        n = i64[io + t]
+        mu = f64[fo + t]
+        q2 = f64[fo + nt + t]
+        for k in range(1, rows_per_step):
+            o = t + k * n_cols
+            n, mu, q2 = chan_combine(n, mu, q2, i64[io + o], f64[fo + o], f64[fo + nt + o])
+            f64[fo + 2 * nt + t] = min(f64[fo + 2 * nt + t], f64[fo + 2 * nt + o])
+            f64[fo + 3 * nt + t] = max(f64[fo + 3 * nt + t], f64[fo + 3 * nt + o])
+            for j in range(1, _I_SLOTS):
+                i64[io + j * nt + t] += i64[io + j * nt + o]
+        blk_count[t, b] = n
+        blk_mean[t, b] = mu
+        blk_m2[t, b] = q2
+        if n > 0:
+            cuda.atomic.min(mins, t, f64[fo + 2 * nt + t])
+            cuda.atomic.max(maxs, t, f64[fo + 3 * nt + t])
+        for j in range(1, _I_SLOTS):
+            if i64[io + j * nt + t] != 0:
+                cuda.atomic.add(special, (t, j - 1), i64[io + j * nt + t])
+
+
+def rows_layout(x) -> bool:
+    """Whether ``x`` (2-D, with ``shape`` / ``strides`` / ``dtype``) is row-major enough for :func:`profile_rows_kernel`.
+
+    True when each row's values are adjacent (unit column stride) and there
+    are at least two columns; a slab of columns of a C-contiguous matrix
+    qualifies.
+    """
+    if len(x.shape) != 2 or x.shape[1] < 2 or x.shape[0] < 2:
+        return False
+    item = np.dtype(x.dtype).itemsize
+    return int(x.strides[1]) == item and int(x.strides[0]) >= item * x.shape[1]
+
+
+def rows_shared_bytes(max_edges: int, slab: int, threads: int, privatize: bool) -> int:
+    """Dynamic shared memory of one :func:`profile_rows_kernel` block over ``slab`` columns (bytes)."""
+    scratch = 8 * (_F_SLOTS + _I_SLOTS) * threads
+    if not privatize:
+        return scratch
+    return max(scratch, slab * (8 * max_edges + 4 * (max_edges + 1)))
+
+
+def _rows_plan(n_cols: int, max_edges: int, threads: int, privatize: bool | None) -> tuple[int, bool]:
+    """Columns per slab and whether slabs keep private histograms."""
+    limit = _launch.shared_limit()
+    per_col = 8 * max_edges + 4 * (max_edges + 1)
+    fit = max(0, limit // per_col) if per_col else n_cols
+    if privatize is None:
+        # Private histograms pay when a slab still spans a few columns.
+        privatize = max_edges > 0 and fit >= min(n_cols, 8)
+    cap = min(n_cols, threads, fit) if privatize else min(n_cols, threads)
+    if cap < 1:
+        raise ValueError(f"{max_edges} edges per column do not fit {limit} bytes of shared memory; use privatize=False")
+    n_slabs = -(-n_cols // cap)
+    return -(-n_cols // n_slabs), bool(privatize)
 
 
 def profile_shared_bytes(max_edges: int, threads: int, privatize: bool) -> int:
@@ -305,7 +578,8 @@ def launch_profile(
     blk_count, blk_mean, blk_m2
         ``(cols, row_blocks)`` int64 / float64 / float64 per-block partial
         moments, overwritten; ``row_blocks`` (their second dimension, e.g.
-        :func:`cudrift.kernels._launch.row_blocks`) sets the grid.
+        :func:`cudrift.kernels._launch.row_blocks` with ``row_major=rows_layout(x)``)
+        sets the grid; any value gives the same answer.
     null_mask
         Optional ``(rows, cols)`` bool device array, True where the value is null.
     threads
@@ -321,12 +595,24 @@ def launch_profile(
         return
     nt = threads or _launch.threads_per_block()
     max_edges = edges.shape[1]
+    has_mask = null_mask is not None
+    mask = null_mask if has_mask else _no_mask()
+    if rows_layout(x):
+        slab, private = _rows_plan(n_cols, max_edges, nt, privatize)
+        for j0 in range(0, n_cols, slab):
+            j1 = min(n_cols, j0 + slab)
+            width = j1 - j0
+            block = width * max(1, nt // width)
+            profile_rows_kernel[n_rb, block, stream, rows_shared_bytes(max_edges, width, block, private)](
+                x[:, j0:j1], mask[:, j0:j1] if has_mask else mask, has_mask, edges[j0:j1], n_edges[j0:j1],
+                uniform[j0:j1], private, hist[j0:j1], special[j0:j1], mins[j0:j1], maxs[j0:j1],
+                blk_count[j0:j1], blk_mean[j0:j1], blk_m2[j0:j1],
+            )
+        return
     if privatize is None:
         privatize = profile_shared_bytes(max_edges, nt, True) <= _launch.shared_limit()
     shared_edges = max_edges if privatize else 0
     nbytes = profile_shared_bytes(max_edges, nt, privatize)
-    has_mask = null_mask is not None
-    mask = null_mask if has_mask else _no_mask()
     profile_kernel[(n_cols, n_rb), nt, stream, nbytes](
         x, mask, has_mask, edges, n_edges, uniform, shared_edges, hist, special, mins, maxs, blk_count, blk_mean, blk_m2
     )

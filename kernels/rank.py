@@ -6,10 +6,11 @@ at the distinct values ``z`` of the pooled sample, as
 ``cudrift.stats._grid`` defines them: the counts are read at the last
 element of each run of equal values. Merging the two sorted arrays (the
 reference first on ties) visits the pooled values in order; the merged
-sequence is cut into tiles by binary search on its diagonals (merge path),
-each tile is staged in shared memory and cut again per thread, so every
-thread walks a contiguous stretch of the merged order without any thread
-having merged what precedes it.
+sequence is cut into tiles by binary search on its diagonals (merge path:
+:func:`rank_splits_kernel`, one thread per tile boundary, all searches at
+once), each tile is staged in shared memory and cut again per thread, so
+every thread walks a contiguous stretch of the merged order without any
+thread having merged what precedes it.
 
 At each distinct value ``v`` (``m = len(a)``, ``n = len(b)``, ``N = m + n``),
 with ``A, B`` the counts at ``v``, ``A', B'`` those just below it,
@@ -39,7 +40,16 @@ from ._cuda import cuda, float64, int64
 from ._reduce import tree_start
 from .quantiles import lower_bound
 
-__all__ = ["rank_kernel", "launch_rank", "merge_split", "rank_shared_bytes", "N_FLOAT_PARTIALS", "N_INT_PARTIALS"]
+__all__ = [
+    "rank_kernel",
+    "rank_splits_kernel",
+    "launch_rank",
+    "merge_split",
+    "rank_shared_bytes",
+    "rank_tiles",
+    "N_FLOAT_PARTIALS",
+    "N_INT_PARTIALS",
+]
 
 #: Float64 partial sums per block: Wasserstein-1, energy integral, CvM main
 #: sum, CvM tie term, Anderson-Darling sum.
@@ -76,20 +86,59 @@ def _head(sh, off, local, n_local, arr, glob, n):
     return math.inf
 
 
+@cuda.jit(device=True, inline=True)
+def _count_below(arr, n, sh, off, n_local, g0, v):
+    """``#{arr < v}`` for a value ``v`` of the current tile, whose part of ``arr`` is ``sh[off:off+n_local]``.
+
+    Everything of ``arr`` after the tile is ``>= v``, and everything before
+    it is ``< v`` unless the run of ``v`` reaches back past the tile's start
+    (``arr[g0 - 1] == v``); only then is the global array searched.
+    """
+    if g0 == 0 or arr[g0 - 1] < v:
+        lo = 0
+        hi = n_local
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if sh[off + mid] < v:
+                lo = mid + 1
+            else:
+                hi = mid
+        return g0 + lo
+    return lower_bound(arr, n, v)
+
+
 @cuda.jit
-def rank_kernel(a, b, items, fpart, ipart):
+def rank_splits_kernel(a, b, span, splits):
+    """Merge-path splits of every tile boundary: ``splits[k]`` values of ``a`` among the first ``k * span`` merged.
+
+    Thread mapping: one thread per boundary ``k`` (grid-stride); boundaries
+    past the end take the total ``len(a) + len(b)``. No shared memory, no
+    atomics. Writes ``splits[0 : len(splits)]``.
+    """
+    na = a.shape[0]
+    nb = b.shape[0]
+    n_all = na + nb
+    for k in range(cuda.grid(1), splits.shape[0], cuda.gridsize(1)):
+        splits[k] = merge_split(a, 0, na, b, 0, nb, min(k * span, n_all))
+
+
+@cuda.jit
+def rank_kernel(a, b, items, splits, fpart, ipart):
     """Per-block partial rank statistics of sorted ``a`` (reference) and ``b`` (current).
 
     Thread mapping: the merged order (length ``N``) is cut into tiles of
-    ``T * items`` values; block ``blockIdx.x`` takes tiles
+    ``T * items`` values, whose merge-path splits ``splits`` holds
+    (:func:`rank_splits_kernel`); block ``blockIdx.x`` takes tiles
     ``blockIdx.x, blockIdx.x + gridDim.x, ...``; thread ``t`` walks merged
     positions ``t * items .. (t + 1) * items - 1`` of the tile and evaluates
-    the statistics at each position that ends a run of equal values.
+    the statistics at each position that ends a run of equal values. The
+    counts below a thread's first run come from its start position when
+    the value before it differs (no search), else from a search in the tile
+    (global only when the run began before the tile).
 
     Shared memory (dynamic, viewed as float64 / int64): the tile's values of
-    ``a`` then of ``b`` (``T * items`` float64), per thread the five float
-    partial sums and the six KS entries for the block reduction, and the
-    tile's two merge-path splits.
+    ``a`` then of ``b`` (``T * items`` float64), then per thread the five
+    float partial sums and the six KS entries for the block reduction.
 
     Atomics: none; every block writes its own row of ``fpart`` / ``ipart``.
 
@@ -111,7 +160,6 @@ def rank_kernel(a, b, items, fpart, ipart):
     i64 = cuda.shared.array(0, dtype=int64)
     fo = span  # float scratch after the tile values
     io = fo + N_FLOAT_PARTIALS * nt  # int scratch, in 8-byte units
-    so = io + N_INT_PARTIALS * nt  # the tile's two splits
 
     fm = np.float64(na)
     fn = np.float64(nb)
@@ -131,14 +179,10 @@ def rank_kernel(a, b, items, fpart, ipart):
     for tile in range(cuda.blockIdx.x, n_tiles, cuda.gridDim.x):
         d_start = tile * span
         d_stop = min(d_start + span, n_all)
-        if t == 0:
-            i64[so] = merge_split(a, 0, na, b, 0, nb, d_start)
-            i64[so + 1] = merge_split(a, 0, na, b, 0, nb, d_stop)
-        cuda.syncthreads()
-        ia0 = i64[so]
+        ia0 = splits[tile]
         ib0 = d_start - ia0
-        la = i64[so + 1] - ia0
-        lb = (d_stop - i64[so + 1]) - ib0
+        la = splits[tile + 1] - ia0
+        lb = (d_stop - splits[tile + 1]) - ib0
         for q in range(t, la, nt):
             f64[q] = np.float64(a[ia0 + q])
         for q in range(t, lb, nt):
@@ -150,9 +194,21 @@ def rank_kernel(a, b, items, fpart, ipart):
         if d0 < d1:
             i = merge_split(f64, 0, la, f64, la, lb, d0)
             j = d0 - i
-            known = False
-            a_prev = 0
-            b_prev = 0
+            # The run of the first value starts here when the merged value
+            # just before differs: the counts below it are the start position.
+            before = -math.inf
+            if i > 0:
+                before = f64[i - 1]
+            elif ia0 > 0:
+                before = np.float64(a[ia0 - 1])
+            if j > 0:
+                before = max(before, f64[la + j - 1])
+            elif ib0 > 0:
+                before = max(before, np.float64(b[ib0 - 1]))
+            first = min(f64[i] if i < la else math.inf, f64[la + j] if j < lb else math.inf)
+            known = first > before
+            a_prev = ia0 + i
+            b_prev = ib0 + j
             for _ in range(d0, d1):
                 if i < la and (j >= lb or f64[i] <= f64[la + j]):
                     v = f64[i]
@@ -165,9 +221,9 @@ def rank_kernel(a, b, items, fpart, ipart):
                 nxt = min(_head(f64, 0, i, la, a, ca, na), _head(f64, la, j, lb, b, cb, nb))
                 if nxt > v:
                     if not known:
-                        # The run may have started in an earlier thread or tile.
-                        a_prev = lower_bound(a, na, v)
-                        b_prev = lower_bound(b, nb, v)
+                        # The run started in an earlier thread or tile.
+                        a_prev = _count_below(a, na, f64, 0, la, ia0, v)
+                        b_prev = _count_below(b, nb, f64, la, lb, ib0, v)
                         known = True
                     key = nb * ca - na * cb
                     if key > k_max:
@@ -239,10 +295,17 @@ def rank_kernel(a, b, items, fpart, ipart):
 
 def rank_shared_bytes(threads: int, items: int) -> int:
     """Dynamic shared memory of one :func:`rank_kernel` block (bytes)."""
-    return 8 * (threads * items + (N_FLOAT_PARTIALS + N_INT_PARTIALS) * threads + 2)
+    return 8 * (threads * items + (N_FLOAT_PARTIALS + N_INT_PARTIALS) * threads)
 
 
-def launch_rank(a, b, fpart, ipart, *, threads: int | None = None, items: int | None = None, stream=0) -> None:
+def rank_tiles(n_merged: int, threads: int, items: int) -> int:
+    """Tiles of ``threads * items`` merged values; ``splits`` has one more entry than this."""
+    span = threads * items
+    return (n_merged + span - 1) // span
+
+
+def launch_rank(a, b, fpart, ipart, *, splits=None, threads: int | None = None, items: int | None = None,
+                stream=0) -> None:
     """Partial rank statistics of two sorted samples into caller-allocated device outputs; asynchronous.
 
     Parameters
@@ -256,6 +319,9 @@ def launch_rank(a, b, fpart, ipart, *, threads: int | None = None, items: int | 
         :func:`cudrift.kernels._launch.rank_blocks`).
     ipart
         ``(blocks, 6)`` int64 (:data:`N_INT_PARTIALS`), overwritten.
+    splits
+        Optional int64 scratch of ``rank_tiles(len(a) + len(b), threads, items) + 1``
+        entries for the tile splits (allocated on ``stream`` when omitted).
     threads
         Block size (default :func:`cudrift.kernels._launch.threads_per_block`).
     items
@@ -265,4 +331,10 @@ def launch_rank(a, b, fpart, ipart, *, threads: int | None = None, items: int | 
     """
     nt = threads or _launch.threads_per_block()
     per = items or _launch.rank_items()
-    rank_kernel[fpart.shape[0], nt, stream, rank_shared_bytes(nt, per)](a, b, per, fpart, ipart)
+    n_split = rank_tiles(a.shape[0] + b.shape[0], nt, per) + 1
+    if splits is None:
+        splits = cuda.device_array(n_split, dtype=np.int64, stream=stream)
+    elif splits.shape[0] < n_split:
+        raise ValueError(f"splits has {splits.shape[0]} entries; {n_split} needed")
+    rank_splits_kernel[_launch.blocks_1d(n_split, nt), nt, stream](a, b, nt * per, splits[:n_split])
+    rank_kernel[fpart.shape[0], nt, stream, rank_shared_bytes(nt, per)](a, b, per, splits, fpart, ipart)

@@ -28,7 +28,7 @@ from scipy import stats as st  # noqa: E402
 from cudrift.kernels import _cuda, _host, _launch  # noqa: E402
 from cudrift.kernels.categorical import launch_categorical  # noqa: E402
 from cudrift.kernels.mmd import launch_mmd  # noqa: E402
-from cudrift.kernels.profile import launch_profile  # noqa: E402
+from cudrift.kernels.profile import launch_profile, rows_layout  # noqa: E402
 from cudrift.kernels.quantiles import launch_quantile_points, launch_run_ends  # noqa: E402
 from cudrift.kernels.rank import N_FLOAT_PARTIALS, N_INT_PARTIALS, launch_rank  # noqa: E402
 from cudrift.sketches.categorical import count_categories  # noqa: E402
@@ -80,7 +80,7 @@ def run_profile(x, edge_list, uniform=None, null_mask=None, *, threads=None, row
     edges, n_edges = pad_edges(edge_list)
     uni = np.zeros(n_cols, dtype=np.uint8) if uniform is None else np.asarray(uniform, dtype=np.uint8)
     nt = threads or _launch.threads_per_block()
-    rb = row_blocks or _launch.row_blocks(n_rows, n_cols, nt)
+    rb = row_blocks or _launch.row_blocks(n_rows, n_cols, nt, row_major=rows_layout(x))
     out = {
         "hist": np.zeros((n_cols, edges.shape[1] + 1), dtype=np.int64),
         "special": np.zeros((n_cols, 4), dtype=np.int64),

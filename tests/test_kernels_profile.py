@@ -163,3 +163,43 @@ def test_geometry_changes_no_count():
     for r in results[1:]:
         for key in ("hist", "special", "mins", "maxs", "count"):
             assert r[key].tolist() == results[0][key].tolist()
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_long_columns_fold_many_groups(order):
+    """Hundreds of values per thread: the grouped shifted sums fold many times, next to huge values."""
+    from cudrift.kernels.profile import GROUP
+
+    rng = np.random.default_rng(18)
+    x = np.empty((3000, 3))
+    x[:, 0] = rng.normal(1e4, 0.1, size=3000)  # mean 1e5 spreads away: cancellation-prone
+    x[:, 1] = rng.standard_t(2, size=3000)
+    x[:, 2] = rng.normal(size=3000)
+    x[::97, 2] = 1e200  # the overflow-safe path, interleaved with groups
+    x = _sprinkle(x, rng)
+    x = np.asarray(x, order=order)
+    assert x.shape[0] // 32 > 4 * GROUP
+    edges = [uniform_edges(1e4 - 0.2, 1e4 + 0.2, 20), equal_mass_edges(np.sort(x[np.isfinite(x[:, 1]), 1]), 16), None]
+    with np.errstate(over="ignore", invalid="ignore"):
+        check_profile(x, edges, uniform=[1, 0, 0], threads=32, row_blocks=1)
+
+
+def test_row_major_slabs_and_wide_matrices(monkeypatch):
+    """A C-ordered matrix wider than a block, and private histograms that fit a few columns at a time."""
+    from cudrift.kernels import profile as kp
+
+    launched = []
+    real = kp._rows_plan
+    monkeypatch.setattr(kp, "_rows_plan", lambda *a: launched.append(real(*a)) or launched[-1])
+    rng = np.random.default_rng(19)
+    x = _sprinkle(rng.normal(size=(90, 40)), rng)
+    edges = [uniform_edges(-2.0, 2.0, 9) if j % 3 else None for j in range(40)]
+    check_profile(x, edges, uniform=[1] * 40, threads=32, row_blocks=3)
+    assert launched[-1] == (20, True)  # 40 columns over 32 threads: two slabs of 20
+    wide = [uniform_edges(-3.0 - 0.1 * j, 3.0, 600) for j in range(10)]
+    y = np.ascontiguousarray(x[:, :10])
+    check_profile(y, wide, uniform=[1] * 10, threads=32, row_blocks=2, privatize=True)
+    assert launched[-1][0] < 10 and launched[-1][1]  # private histograms of 601 edges: a few columns per slab
+    check_profile(y, wide, uniform=[0] * 10, threads=32, row_blocks=2, privatize=False)
+    # a column slice of a C-ordered matrix keeps the row mapping
+    assert kp.rows_layout(x[:, 5:9]) and not kp.rows_layout(np.asfortranarray(x)) and not kp.rows_layout(x[:, :1])

@@ -49,11 +49,15 @@ _SCRIPT = textwrap.dedent(
         "profile int64 A": (profile.profile_kernel, (a2(i64, "A"), a2(b1), b1) + prof_out),
         "profile int8 C": (profile.profile_kernel, (a2(i8), a2(b1), b1) + prof_out),
         "profile bool C": (profile.profile_kernel, (a2(b1), a2(b1), b1) + prof_out),
+        "profile rows float32 slab": (profile.profile_rows_kernel, (a2(f32, "A"), a2(b1, "A"), b1) + prof_out[:3]
+                                      + (b1,) + prof_out[4:]),
+        "profile rows int64 C": (profile.profile_rows_kernel, (a2(i64), a2(b1), b1) + prof_out[:3] + (b1,) + prof_out[4:]),
         "categorical int32": (categorical.categorical_kernel, (a2(i32, "A"), a1(i64), i64, a2(i64), a2(i64))),
         "categorical int8": (categorical.categorical_kernel, (a2(i8, "F"), a1(i64), i64, a2(i64), a2(i64))),
         "quantile points": (quantiles.quantile_points_kernel, (a1(f32), i64, a1(f64), a1(i64), a1(i64))),
         "run ends": (quantiles.run_ends_kernel, (a1(f64), a1(i64), a1(f64), a1(i64))),
-        "rank": (rank.rank_kernel, (a1(f64), a1(f32), i64, a2(f64), a2(i64))),
+        "rank splits": (rank.rank_splits_kernel, (a1(f64), a1(f32), i64, a1(i64))),
+        "rank": (rank.rank_kernel, (a1(f64), a1(f32), i64, a1(i64), a2(f64), a2(i64))),
         "mmd tiles": (mmd.mmd_tiles_kernel, (a2(f64), a2(f64), f64, a1(f64), a1(f64))),
         "mmd finalize": (mmd.mmd_finalize_kernel, (a2(u8), a1(f64), a1(f64), i64, a1(f64))),
     }

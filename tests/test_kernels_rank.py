@@ -66,3 +66,13 @@ def test_geometry_changes_nothing_but_rounding():
         close(r.wasserstein, lp_integral_bounds(g, 1)[0])
         close(r.energy**2 / 2.0, lp_integral_bounds(g, 2)[0])
         close(r.cramervonmises, cvm_scipy(g))
+
+
+@pytest.mark.parametrize("levels, items", [(2, 1), (3, 2), (50, 3)])
+def test_runs_spanning_many_tiles_and_threads(levels, items):
+    """Runs of equal values longer than a tile: the counts below a run come from before the tile."""
+    rng = np.random.default_rng(46 + levels)
+    a = rng.integers(0, levels, size=400).astype(np.float64)
+    b = rng.integers(0, levels, size=300).astype(np.float32)
+    for blocks in (1, 4):
+        check_rank(a, b, threads=32, items=items, blocks=blocks)

@@ -84,8 +84,8 @@ from cudrift.io import ColumnData, TableSource, as_source as _host_source  # noq
 from cudrift.kernels import _host, _launch  # noqa: E402
 from cudrift.kernels.categorical import launch_categorical  # noqa: E402
 from cudrift.kernels.mmd import launch_mmd  # noqa: E402
-from cudrift.kernels.profile import launch_profile  # noqa: E402
-from cudrift.kernels.rank import N_FLOAT_PARTIALS, N_INT_PARTIALS, launch_rank  # noqa: E402
+from cudrift.kernels.profile import launch_profile, rows_layout  # noqa: E402
+from cudrift.kernels.rank import N_FLOAT_PARTIALS, N_INT_PARTIALS, launch_rank, rank_tiles  # noqa: E402
 from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile  # noqa: E402
 from cudrift.sketches.profile import _label_batch  # noqa: E402
 from cudrift.stats import TESTS, TestResult  # noqa: E402
@@ -374,7 +374,7 @@ def _launch_group(dev: _Device, x2d: cupy.ndarray, jobs: list[_Job], *, hist_onl
     edge_list = [None if j.col.histogram is None else j.col.histogram.edges for j in jobs]
     edges, n_edges, uniform = gh.pack_edges(edge_list)
     nt = _launch.threads_per_block()
-    rb = _launch.row_blocks(n_rows, n_cols, nt)
+    rb = _launch.row_blocks(n_rows, n_cols, nt, row_major=rows_layout(x2d))
     out = {
         "hist": cupy.zeros((n_cols, edges.shape[1] + 1), dtype=np.int64),
         "special": cupy.zeros((n_cols, 4), dtype=np.int64),
@@ -797,7 +797,9 @@ def rank_statistics(ref: cupy.ndarray, cur: cupy.ndarray) -> "_host.RankStatisti
         nb = _launch.rank_blocks(int(ref.size + cur.size), nt, per)
         fpart = cupy.zeros((nb, N_FLOAT_PARTIALS))
         ipart = cupy.zeros((nb, N_INT_PARTIALS), dtype=np.int64)
-        launch_rank(_arg(ref), _arg(cur), _arg(fpart), _arg(ipart), threads=nt, items=per, stream=dev.nstream)
+        splits = cupy.empty(rank_tiles(int(ref.size + cur.size), nt, per) + 1, dtype=np.int64)
+        launch_rank(_arg(ref), _arg(cur), _arg(fpart), _arg(ipart), splits=_arg(splits), threads=nt, items=per,
+                    stream=dev.nstream)
         return _host.rank_statistics(cupy.asnumpy(fpart), cupy.asnumpy(ipart), int(ref.size), int(cur.size))
 
 
