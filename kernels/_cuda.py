@@ -7,7 +7,7 @@ fork) is a change to the import below and nothing else. The name must stay
 into each kernel's globals while it runs.
 
 The element types of shared and local arrays (``float64``, ``int32``,
-``int64``) come from here too: the simulator does not accept NumPy scalar
+``int64``, ``uint8``) come from here too: the simulator does not accept NumPy scalar
 types there.
 
 ``NUMBA_ENABLE_CUDASIM=1`` has to be in the environment before Numba is first
@@ -31,9 +31,9 @@ if not hasattr(_np, "row_stack"):
 
 from numba import config as _config
 from numba import cuda
-from numba.cuda import float64, int32, int64
+from numba.cuda import float64, int32, int64, uint8
 
-__all__ = ["cuda", "float64", "int32", "int64", "SIMULATOR", "device_limits"]
+__all__ = ["cuda", "float64", "int32", "int64", "uint8", "SIMULATOR", "device_limits"]
 
 #: True when kernels run in Numba's CUDA simulator (one Python thread per CUDA thread).
 SIMULATOR: bool = bool(_config.ENABLE_CUDASIM)

@@ -43,8 +43,11 @@ def merge_block_moments(counts, means, m2s) -> tuple:
 
     Notes
     -----
-    The update is ``Moments.merge``'s, applied left to right over the blocks,
-    so the result equals merging per-block ``Moments`` in block order.
+    Adjacent blocks are merged pairwise, level by level (a tree of depth
+    ``log2(blocks)``), each merge being ``Moments.merge``'s formula, all
+    columns and pairs of a level in one vectorized step: a grid of a
+    thousand blocks costs ten NumPy steps instead of a thousand, and the
+    pairwise order rounds no worse than a left-to-right fold.
 
     Examples
     --------
@@ -57,22 +60,31 @@ def merge_block_moments(counts, means, m2s) -> tuple:
     one = c.ndim == 1
     if one:
         c, mu, q = c[None, :], mu[None, :], q[None, :]
-    n = np.zeros(c.shape[0], dtype=np.int64)
-    mean = np.full(c.shape[0], np.nan)
-    m2 = np.zeros(c.shape[0])
-    for k in range(c.shape[1]):
-        nb, mb, qb = c[:, k], mu[:, k], q[:, k]
-        first = (nb > 0) & (n == 0)
-        both = (nb > 0) & (n > 0)
-        tot = np.where(both, n + nb, 1)
-        fa, fb = n / tot, nb / tot
+    # Empty blocks: count 0 and mean NaN, so that a column left empty ends as Moments.empty().
+    mu = np.where(c > 0, mu, np.nan)
+    q = np.where(c > 0, q, 0.0)
+    if c.shape[1] == 0:
+        c, mu, q = (np.zeros((c.shape[0], 1), dtype=np.int64), np.full((c.shape[0], 1), np.nan),
+                    np.zeros((c.shape[0], 1)))
+    while c.shape[1] > 1:
+        if c.shape[1] % 2:
+            c = np.concatenate((c, np.zeros((c.shape[0], 1), dtype=np.int64)), axis=1)
+            mu = np.concatenate((mu, np.full((mu.shape[0], 1), np.nan)), axis=1)
+            q = np.concatenate((q, np.zeros((q.shape[0], 1))), axis=1)
+        na, nb = c[:, 0::2], c[:, 1::2]
+        ma, mb = mu[:, 0::2], mu[:, 1::2]
+        qa, qb = q[:, 0::2], q[:, 1::2]
+        both = (na > 0) & (nb > 0)
+        tot = np.where(both, na + nb, 1)
         with np.errstate(over="ignore", invalid="ignore"):
-            delta = mb - mean
-            merged_mean = mean * fa + mb * fb
-            merged_m2 = (m2 + qb) + delta * delta * (n.astype(np.float64) * nb / tot)
-        mean = np.where(first, mb, np.where(both, merged_mean, mean))
-        m2 = np.where(first, qb, np.where(both, merged_m2, m2))
-        n = n + nb
+            fa, fb = na / tot, nb / tot
+            delta = mb - ma
+            merged_mean = ma * fa + mb * fb
+            merged_m2 = (qa + qb) + delta * delta * (na.astype(np.float64) * nb / tot)
+        mu = np.where(both, merged_mean, np.where(na > 0, ma, mb))
+        q = np.where(both, merged_m2, np.where(na > 0, qa, qb))
+        c = na + nb
+    n, mean, m2 = c[:, 0], mu[:, 0], q[:, 0]
     if one:
         return int(n[0]), float(mean[0]), float(m2[0])
     return n, mean, m2

@@ -32,7 +32,7 @@ import math
 import numpy as np
 
 from . import _launch
-from ._cuda import cuda, float64, int32, int64
+from ._cuda import cuda, float64, int32, int64, uint8
 from ._reduce import tree_start
 
 __all__ = [
@@ -97,6 +97,57 @@ def bin_index_at(v, e, off, n_edges, uniform, scale):
         else:
             hi = mid
     return lo + 1
+
+
+@cuda.jit(device=True, inline=True)
+def build_cells(e, off, n_edges, lut, loff, cells, t, nt):
+    """Fill ``lut[loff:loff + cells]``: for each equal-width cell of the edges' range, the bin its low end is in.
+
+    Threads ``t`` of ``nt`` share the work (the caller synchronizes after).
+    Entries are clamped to ``[0, n_edges - 2]`` and need not be exact: the
+    lookup walks from them to the bracketing edges.
+    """
+    first = e[off]
+    half = e[off + n_edges - 1] * 0.5 - first * 0.5
+    for g in range(t, cells, nt):
+        low = first + 2.0 * (half * (g / cells))
+        lo = 0
+        hi = n_edges - 1
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if e[off + mid] <= low:
+                lo = mid
+            else:
+                hi = mid
+        lut[loff + g] = lo
+
+
+@cuda.jit(device=True, inline=True)
+def bin_index_cells(v, e, off, n_edges, lut, loff, cells, gscale):
+    """:func:`bin_index` through a cell table from :func:`build_cells` (``gscale`` = :func:`bin_scale` times ``cells / n_bins``).
+
+    The value's cell gives a bin near its own; the answer is then found by
+    the same edge comparisons as the binary search (walking down while
+    ``v < e[j]``, up while ``v >= e[j + 1]``), so it is identical to it for
+    any table, and takes one or two steps when the cells are finer than the
+    bins.
+    """
+    first = e[off]
+    last = e[off + n_edges - 1]
+    if v < first:
+        return 0
+    if v > last:
+        return n_edges
+    if v == last:
+        return n_edges - 1
+    h = (v * 0.5 - first * 0.5) * gscale
+    g = int(h) if h < cells else cells - 1
+    j = int(lut[loff + g])
+    while v < e[off + j]:
+        j -= 1
+    while v >= e[off + j + 1]:
+        j += 1
+    return j + 1
 
 
 @cuda.jit(device=True, inline=True)
@@ -182,7 +233,7 @@ def moments_add(count, mean, m2, gn, gk, gs1, gs2, v):
 
 @cuda.jit
 def profile_kernel(
-    x, null_mask, has_mask, edges, n_edges, uniform, shared_edges,
+    x, null_mask, has_mask, edges, n_edges, uniform, shared_edges, cells,
     hist, special, mins, maxs, blk_count, blk_mean, blk_m2,
 ):
     """Fused per-column profile of one chunk.
@@ -191,10 +242,12 @@ def profile_kernel(
     block ``rb`` (``blockIdx.y``); thread ``t`` reads rows
     ``rb * T + t + k * gridDim.y * T`` (consecutive threads, consecutive rows).
 
-    Shared memory (dynamic, one buffer viewed as float64 / int64 / int32):
-    the column's edges (``shared_edges`` slots, 0 when not privatized), per
-    thread ``mean, m2, min, max`` and ``count, null, nan, +inf, -inf`` for
-    the block reduction, and the block's private histogram (int32).
+    Shared memory (dynamic, one buffer viewed as float64 / int64 / int32 /
+    uint8): the column's edges (``shared_edges`` slots, 0 when not
+    privatized), per thread ``mean, m2, min, max`` and ``count, null, nan,
+    +inf, -inf`` for the block reduction, the block's private histogram
+    (int32) and, when ``cells > 0``, the cell table of
+    :func:`bin_index_cells` (uint8) for non-uniform edges.
 
     Atomics: int32 adds on the shared histogram (global int64 adds on
     ``hist`` when it is not privatized); after the block reduction one int64
@@ -221,9 +274,11 @@ def profile_kernel(
     f64 = cuda.shared.array(0, dtype=float64)
     i64 = cuda.shared.array(0, dtype=int64)
     i32 = cuda.shared.array(0, dtype=int32)
+    u8 = cuda.shared.array(0, dtype=uint8)
     fo = shared_edges  # float64 scratch after the staged edges
     io = fo + _F_SLOTS * nt  # int64 scratch, in 8-byte units
     ho = 2 * (io + _I_SLOTS * nt)  # private histogram, in 4-byte units
+    lo8 = 4 * (ho + shared_edges + 1)  # cell table, in bytes
 
     if private:
         for q in range(t, ne, nt):
@@ -231,9 +286,14 @@ def profile_kernel(
         for q in range(t, ne + 1, nt):
             i32[ho + q] = 0
     cuda.syncthreads()
+    use_cells = private and cells > 0 and ne >= 2 and not uni
+    if use_cells:
+        build_cells(f64, 0, ne, u8, lo8, cells, t, nt)
+    cuda.syncthreads()
 
     erow = edges[c]
     scale = bin_scale(erow, 0, ne) if ne >= 2 else 0.0
+    gscale = scale * cells / (ne - 1) if ne >= 2 else 0.0
     count = 0
     mean = 0.0
     m2 = 0.0
@@ -276,7 +336,9 @@ def profile_kernel(
                     lo = min(lo, v + 0.0)
                     hi = max(hi, v + 0.0)
                     if ne >= 2:
-                        if private:
+                        if use_cells:
+                            cuda.atomic.add(i32, ho + bin_index_cells(v, f64, 0, ne, u8, lo8, cells, gscale), 1)
+                        elif private:
                             cuda.atomic.add(i32, ho + bin_index_at(v, f64, 0, ne, uni, scale), 1)
                         else:
                             cuda.atomic.add(hist, (c, bin_index_at(v, erow, 0, ne, uni, scale)), 1)
@@ -330,7 +392,7 @@ def profile_kernel(
 
 @cuda.jit
 def profile_rows_kernel(
-    x, null_mask, has_mask, edges, n_edges, uniform, private,
+    x, null_mask, has_mask, edges, n_edges, uniform, private, cells,
     hist, special, mins, maxs, blk_count, blk_mean, blk_m2,
 ):
     """Fused per-column profile of a row-major slab of ``S`` columns (``x.shape[1]``); same outputs as :func:`profile_kernel`.
@@ -340,9 +402,10 @@ def profile_rows_kernel(
     gridDim.x * R`` (threads ``>= R * S`` idle), so a warp reads adjacent
     values of one or two rows: contiguous segments on a row-major chunk.
 
-    Shared memory (dynamic, one buffer viewed as float64 / int64 / int32):
-    while reading, the slab's edges (``S * max_edges`` float64) and private
-    histograms (``S * (max_edges + 1)`` int32) when ``private``; after the
+    Shared memory (dynamic, one buffer viewed as float64 / int64 / int32 /
+    uint8): while reading, the slab's edges (``S * max_edges`` float64),
+    private histograms (``S * (max_edges + 1)`` int32) and cell tables of
+    :func:`bin_index_cells` (``S * cells`` uint8) when ``private``; after the
     histograms are flushed, the same bytes hold per-thread ``mean, m2, min,
     max`` (float64) and ``count, null, nan, +inf, -inf`` (int64), which
     thread ``c < S`` combines over the block's ``R`` threads of column ``c``.
@@ -367,20 +430,30 @@ def profile_rows_kernel(
     f64 = cuda.shared.array(0, dtype=float64)
     i64 = cuda.shared.array(0, dtype=int64)
     i32 = cuda.shared.array(0, dtype=int32)
+    u8 = cuda.shared.array(0, dtype=uint8)
     ho = 2 * n_cols * me  # private histograms, in 4-byte units, after the edges
+    lo8 = 4 * (ho + n_cols * (me + 1))  # cell tables, in bytes, after the histograms
     if private:
         for q in range(t, n_cols * me, nt):
             f64[q] = edges[q // me, q % me]
         for q in range(t, n_cols * (me + 1), nt):
             i32[ho + q] = 0
     cuda.syncthreads()
+    if private and cells > 0:
+        for cc in range(n_cols):
+            if n_edges[cc] >= 2 and uniform[cc] == 0:
+                build_cells(f64, cc * me, n_edges[cc], u8, lo8 + cc * cells, cells, t, nt)
+    cuda.syncthreads()
 
     ne = n_edges[c]
     uni = uniform[c] != 0
     erow = edges[c]
     scale = bin_scale(erow, 0, ne) if ne >= 2 else 0.0
+    gscale = scale * cells / (ne - 1) if ne >= 2 else 0.0
+    use_cells = private and cells > 0 and ne >= 2 and not uni
     eo = c * me  # this column's edges in shared memory
     hc = ho + c * (me + 1)  # and its private histogram
+    lc = lo8 + c * cells  # and its cell table
     count = 0
     mean = 0.0
     m2 = 0.0
@@ -424,7 +497,9 @@ def profile_rows_kernel(
                         lo = min(lo, v + 0.0)
                         hi = max(hi, v + 0.0)
                         if ne >= 2:
-                            if private:
+                            if use_cells:
+                                cuda.atomic.add(i32, hc + bin_index_cells(v, f64, eo, ne, u8, lc, cells, gscale), 1)
+                            elif private:
                                 cuda.atomic.add(i32, hc + bin_index_at(v, f64, eo, ne, uni, scale), 1)
                             else:
                                 cuda.atomic.add(hist, (c, bin_index_at(v, erow, 0, ne, uni, scale)), 1)
@@ -484,30 +559,45 @@ def rows_layout(x) -> bool:
     return int(x.strides[1]) == item and int(x.strides[0]) >= item * x.shape[1]
 
 
-def rows_shared_bytes(max_edges: int, slab: int, threads: int, privatize: bool) -> int:
+def rows_shared_bytes(max_edges: int, slab: int, threads: int, privatize: bool, cells: int = 0) -> int:
     """Dynamic shared memory of one :func:`profile_rows_kernel` block over ``slab`` columns (bytes)."""
     scratch = 8 * (_F_SLOTS + _I_SLOTS) * threads
     if not privatize:
         return scratch
-    return max(scratch, slab * (8 * max_edges + 4 * (max_edges + 1)))
+    return max(scratch, slab * (8 * max_edges + 4 * (max_edges + 1) + cells))
 
 
-def _rows_plan(n_cols: int, max_edges: int, threads: int, privatize: bool | None) -> tuple[int, bool]:
-    """Columns per slab and whether slabs keep private histograms."""
+#: Cell-table sizes tried, finest first (uint8 entries: bins up to 256).
+_CELLS = (256, 64)
+
+
+def _cells_ok(max_edges: int) -> bool:
+    return 3 <= max_edges <= 257
+
+
+def _rows_plan(n_cols: int, max_edges: int, threads: int, privatize: bool | None) -> tuple[int, bool, int]:
+    """Columns per slab, whether slabs keep private histograms, and their cell-table size."""
     limit = _launch.shared_limit()
-    per_col = 8 * max_edges + 4 * (max_edges + 1)
-    fit = max(0, limit // per_col) if per_col else n_cols
-    if privatize is None:
+    want = min(n_cols, threads)
+    private, cells, cap = False, 0, want
+    if max_edges > 0 and privatize is not False:
+        options = [(c, limit // (8 * max_edges + 4 * (max_edges + 1) + c))
+                   for c in ((*_CELLS, 0) if _cells_ok(max_edges) else (0,))]
+        # the finest table with which a slab still spans the columns (or 8 of them)
+        cells, fit = next(((c, f) for c, f in options if f >= min(want, 8)), options[-1])
         # Private histograms pay when a slab still spans a few columns.
-        privatize = max_edges > 0 and fit >= min(n_cols, 8)
-    cap = min(n_cols, threads, fit) if privatize else min(n_cols, threads)
-    if cap < 1:
-        raise ValueError(f"{max_edges} edges per column do not fit {limit} bytes of shared memory; use privatize=False")
+        if fit >= min(want, 8) or (privatize and fit >= 1):
+            private, cap = True, min(want, fit)
+        elif privatize:
+            raise ValueError(
+                f"{max_edges} edges per column do not fit {limit} bytes of shared memory; use privatize=False")
+        else:
+            cells = 0
     n_slabs = -(-n_cols // cap)
-    return -(-n_cols // n_slabs), bool(privatize)
+    return -(-n_cols // n_slabs), private, cells if private else 0
 
 
-def profile_shared_bytes(max_edges: int, threads: int, privatize: bool) -> int:
+def profile_shared_bytes(max_edges: int, threads: int, privatize: bool, cells: int = 0) -> int:
     """Dynamic shared memory of one :func:`profile_kernel` block (bytes).
 
     Parameters
@@ -522,7 +612,7 @@ def profile_shared_bytes(max_edges: int, threads: int, privatize: bool) -> int:
     scratch = 8 * (_F_SLOTS + _I_SLOTS) * threads
     if not privatize:
         return scratch
-    return scratch + 8 * max_edges + 4 * (max_edges + 1)
+    return scratch + 8 * max_edges + 4 * (max_edges + 1) + cells
 
 
 _NO_MASK: dict = {}
@@ -598,21 +688,33 @@ def launch_profile(
     has_mask = null_mask is not None
     mask = null_mask if has_mask else _no_mask()
     if rows_layout(x):
-        slab, private = _rows_plan(n_cols, max_edges, nt, privatize)
+        slab, private, cells = _rows_plan(n_cols, max_edges, nt, privatize)
         for j0 in range(0, n_cols, slab):
             j1 = min(n_cols, j0 + slab)
             width = j1 - j0
             block = width * max(1, nt // width)
-            profile_rows_kernel[n_rb, block, stream, rows_shared_bytes(max_edges, width, block, private)](
-                x[:, j0:j1], mask[:, j0:j1] if has_mask else mask, has_mask, edges[j0:j1], n_edges[j0:j1],
-                uniform[j0:j1], private, hist[j0:j1], special[j0:j1], mins[j0:j1], maxs[j0:j1],
-                blk_count[j0:j1], blk_mean[j0:j1], blk_m2[j0:j1],
+
+            def cut(a, j0=j0, j1=j1):
+                # Numba refuses to slice an array without elements (edges of
+                # a chunk without histograms); the kernel never reads those.
+                return a if (j0 == 0 and j1 == n_cols) or a.size == 0 else a[j0:j1]
+
+            profile_rows_kernel[n_rb, block, stream, rows_shared_bytes(max_edges, width, block, private, cells)](
+                x[:, j0:j1], mask[:, j0:j1] if has_mask else mask, has_mask, cut(edges), cut(n_edges),
+                cut(uniform), private, cells, cut(hist), cut(special), cut(mins), cut(maxs),
+                cut(blk_count), cut(blk_mean), cut(blk_m2),
             )
         return
     if privatize is None:
         privatize = profile_shared_bytes(max_edges, nt, True) <= _launch.shared_limit()
     shared_edges = max_edges if privatize else 0
-    nbytes = profile_shared_bytes(max_edges, nt, privatize)
+    cells = 0
+    if privatize and _cells_ok(max_edges):
+        # a column per block: room for a fine table
+        cells = next((c for c in (1024, *_CELLS)
+                      if profile_shared_bytes(max_edges, nt, True, c) <= _launch.shared_limit()), 0)
+    nbytes = profile_shared_bytes(max_edges, nt, privatize, cells)
     profile_kernel[(n_cols, n_rb), nt, stream, nbytes](
-        x, mask, has_mask, edges, n_edges, uniform, shared_edges, hist, special, mins, maxs, blk_count, blk_mean, blk_m2
+        x, mask, has_mask, edges, n_edges, uniform, shared_edges, cells, hist, special, mins, maxs, blk_count,
+        blk_mean, blk_m2,
     )

@@ -44,6 +44,8 @@ __all__ = [
     "rank_kernel",
     "rank_splits_kernel",
     "launch_rank",
+    "launch_rank_many",
+    "split_offsets",
     "merge_split",
     "rank_shared_bytes",
     "rank_tiles",
@@ -108,28 +110,40 @@ def _count_below(arr, n, sh, off, n_local, g0, v):
 
 
 @cuda.jit
-def rank_splits_kernel(a, b, span, splits):
-    """Merge-path splits of every tile boundary: ``splits[k]`` values of ``a`` among the first ``k * span`` merged.
+def rank_splits_kernel(a_all, a_bounds, b_all, b_bounds, span, s_off, splits):
+    """Merge-path splits of every tile boundary of every column pair.
 
-    Thread mapping: one thread per boundary ``k`` (grid-stride); boundaries
-    past the end take the total ``len(a) + len(b)``. No shared memory, no
-    atomics. Writes ``splits[0 : len(splits)]``.
+    Column ``c = blockIdx.y`` pairs ``a_all[a_bounds[2c]:a_bounds[2c + 1]]``
+    with ``b_all[b_bounds[2c]:b_bounds[2c + 1]]``; ``splits[s_off[c] + k]`` is how many
+    values of its ``a`` are among the first ``k * span`` merged (boundaries
+    past the end take the total). Thread mapping: the column's boundaries
+    are spread over its row of blocks (grid-stride). No shared memory, no
+    atomics.
     """
+    c = cuda.blockIdx.y
+    a = a_all[a_bounds[2 * c] : a_bounds[2 * c + 1]]
+    b = b_all[b_bounds[2 * c] : b_bounds[2 * c + 1]]
     na = a.shape[0]
     nb = b.shape[0]
     n_all = na + nb
-    for k in range(cuda.grid(1), splits.shape[0], cuda.gridsize(1)):
-        splits[k] = merge_split(a, 0, na, b, 0, nb, min(k * span, n_all))
+    s0 = s_off[c]
+    n_split = s_off[c + 1] - s0
+    for k in range(cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x, n_split, cuda.gridDim.x * cuda.blockDim.x):
+        splits[s0 + k] = merge_split(a, 0, na, b, 0, nb, min(k * span, n_all))
 
 
 @cuda.jit
-def rank_kernel(a, b, items, splits, fpart, ipart):
-    """Per-block partial rank statistics of sorted ``a`` (reference) and ``b`` (current).
+def rank_kernel(a_all, a_bounds, b_all, b_bounds, items, splits, s_off, fpart, ipart):
+    """Per-block partial rank statistics of sorted column pairs, all columns in one launch.
 
-    Thread mapping: the merged order (length ``N``) is cut into tiles of
-    ``T * items`` values, whose merge-path splits ``splits`` holds
-    (:func:`rank_splits_kernel`); block ``blockIdx.x`` takes tiles
-    ``blockIdx.x, blockIdx.x + gridDim.x, ...``; thread ``t`` walks merged
+    Column ``c = blockIdx.y`` pairs sorted ``a = a_all[a_bounds[2c]:a_bounds[2c + 1]]``
+    (reference) with sorted ``b = b_all[b_bounds[2c]:b_bounds[2c + 1]]`` (current).
+
+    Thread mapping: the column's merged order (length ``N``) is cut into
+    tiles of ``T * items`` values, whose merge-path splits are
+    ``splits[s_off[c]:]`` (:func:`rank_splits_kernel`); block
+    ``blockIdx.x`` of the column takes tiles ``blockIdx.x, blockIdx.x +
+    gridDim.x, ...``; thread ``t`` walks merged
     positions ``t * items .. (t + 1) * items - 1`` of the tile and evaluates
     the statistics at each position that ends a run of equal values. The
     counts below a thread's first run come from its start position when
@@ -142,14 +156,18 @@ def rank_kernel(a, b, items, splits, fpart, ipart):
 
     Atomics: none; every block writes its own row of ``fpart`` / ``ipart``.
 
-    Writes: ``fpart[blockIdx.x, :]`` (see :data:`N_FLOAT_PARTIALS`) and
-    ``ipart[blockIdx.x, :]`` (see :data:`N_INT_PARTIALS`). KS entries start
+    Writes: ``fpart[c, blockIdx.x, :]`` (see :data:`N_FLOAT_PARTIALS`) and
+    ``ipart[c, blockIdx.x, :]`` (see :data:`N_INT_PARTIALS`). KS entries start
     at key 0 with ``A = B = 0``: past the data both CDFs are 1, so neither
     extreme is on the wrong side of 0. Requires ``len(a), len(b) >= 1``,
     finite values and ``len(a) * len(b) < 2**63``.
     """
     t = cuda.threadIdx.x
     nt = cuda.blockDim.x
+    col = cuda.blockIdx.y
+    a = a_all[a_bounds[2 * col] : a_bounds[2 * col + 1]]
+    b = b_all[b_bounds[2 * col] : b_bounds[2 * col + 1]]
+    sp = splits[s_off[col] : s_off[col + 1]]
     na = a.shape[0]
     nb = b.shape[0]
     n_all = na + nb
@@ -179,10 +197,10 @@ def rank_kernel(a, b, items, splits, fpart, ipart):
     for tile in range(cuda.blockIdx.x, n_tiles, cuda.gridDim.x):
         d_start = tile * span
         d_stop = min(d_start + span, n_all)
-        ia0 = splits[tile]
+        ia0 = sp[tile]
         ib0 = d_start - ia0
-        la = splits[tile + 1] - ia0
-        lb = (d_stop - splits[tile + 1]) - ib0
+        la = sp[tile + 1] - ia0
+        lb = (d_stop - sp[tile + 1]) - ib0
         for q in range(t, la, nt):
             f64[q] = np.float64(a[ia0 + q])
         for q in range(t, lb, nt):
@@ -288,9 +306,9 @@ def rank_kernel(a, b, items, splits, fpart, ipart):
     if t == 0:
         row = cuda.blockIdx.x
         for q in range(N_FLOAT_PARTIALS):
-            fpart[row, q] = f64[fo + q * nt]
+            fpart[col, row, q] = f64[fo + q * nt]
         for q in range(N_INT_PARTIALS):
-            ipart[row, q] = i64[io + q * nt]
+            ipart[col, row, q] = i64[io + q * nt]
 
 
 def rank_shared_bytes(threads: int, items: int) -> int:
@@ -304,9 +322,55 @@ def rank_tiles(n_merged: int, threads: int, items: int) -> int:
     return (n_merged + span - 1) // span
 
 
-def launch_rank(a, b, fpart, ipart, *, splits=None, threads: int | None = None, items: int | None = None,
-                stream=0) -> None:
-    """Partial rank statistics of two sorted samples into caller-allocated device outputs; asynchronous.
+def split_offsets(n_merged, threads: int, items: int) -> np.ndarray:
+    """Where each column's tile splits start in the shared ``splits`` array (one more entry than columns)."""
+    counts = [rank_tiles(int(n), threads, items) + 1 for n in n_merged]
+    return np.concatenate(([0], np.cumsum(counts, dtype=np.int64))).astype(np.int64)
+
+
+def launch_rank_many(a_all, a_bounds, b_all, b_bounds, fpart, ipart, splits, s_off, *, threads: int | None = None,
+                     items: int | None = None, stream=0) -> None:
+    """Partial rank statistics of many sorted column pairs in one launch into caller-allocated outputs; asynchronous.
+
+    Parameters
+    ----------
+    a_all, b_all
+        1-D float32/float64 device arrays holding every column's sorted,
+        finite values (reference, current).
+    a_bounds, b_bounds
+        ``(2 * cols,)`` int64 device arrays of ``(start, stop)`` pairs:
+        column ``c`` is ``a_all[a_bounds[2c]:a_bounds[2c + 1]]``; every
+        column non-empty on both sides.
+    fpart
+        ``(cols, blocks, 5)`` float64 (:data:`N_FLOAT_PARTIALS`), overwritten;
+        ``blocks`` (e.g. :func:`cudrift.kernels._launch.rank_blocks` of the
+        largest column) is the grid's width per column.
+    ipart
+        ``(cols, blocks, 6)`` int64 (:data:`N_INT_PARTIALS`), overwritten.
+    splits, s_off
+        int64 scratch of ``s_off[-1]`` entries and the device copy of
+        :func:`split_offsets` for these columns and geometry.
+    threads
+        Block size (default :func:`cudrift.kernels._launch.threads_per_block`).
+    items
+        Merged values per thread (default :func:`cudrift.kernels._launch.rank_items`).
+    stream
+        Numba stream to launch on (0: the default stream).
+    """
+    n_cols = fpart.shape[0]
+    if n_cols == 0:
+        return
+    nt = threads or _launch.threads_per_block()
+    per = items or _launch.rank_items()
+    blocks = fpart.shape[1]
+    rank_splits_kernel[(blocks, n_cols), nt, stream](a_all, a_bounds, b_all, b_bounds, nt * per, s_off, splits)
+    rank_kernel[(blocks, n_cols), nt, stream, rank_shared_bytes(nt, per)](
+        a_all, a_bounds, b_all, b_bounds, per, splits, s_off, fpart, ipart
+    )
+
+
+def launch_rank(a, b, fpart, ipart, *, threads: int | None = None, items: int | None = None, stream=0) -> None:
+    """Partial rank statistics of one sorted pair (:func:`launch_rank_many` for one column); asynchronous.
 
     Parameters
     ----------
@@ -319,22 +383,14 @@ def launch_rank(a, b, fpart, ipart, *, splits=None, threads: int | None = None, 
         :func:`cudrift.kernels._launch.rank_blocks`).
     ipart
         ``(blocks, 6)`` int64 (:data:`N_INT_PARTIALS`), overwritten.
-    splits
-        Optional int64 scratch of ``rank_tiles(len(a) + len(b), threads, items) + 1``
-        entries for the tile splits (allocated on ``stream`` when omitted).
-    threads
-        Block size (default :func:`cudrift.kernels._launch.threads_per_block`).
-    items
-        Merged values per thread (default :func:`cudrift.kernels._launch.rank_items`).
-    stream
-        Numba stream to launch on (0: the default stream).
+    threads, items, stream
+        As :func:`launch_rank_many`.
     """
     nt = threads or _launch.threads_per_block()
     per = items or _launch.rank_items()
-    n_split = rank_tiles(a.shape[0] + b.shape[0], nt, per) + 1
-    if splits is None:
-        splits = cuda.device_array(n_split, dtype=np.int64, stream=stream)
-    elif splits.shape[0] < n_split:
-        raise ValueError(f"splits has {splits.shape[0]} entries; {n_split} needed")
-    rank_splits_kernel[_launch.blocks_1d(n_split, nt), nt, stream](a, b, nt * per, splits[:n_split])
-    rank_kernel[fpart.shape[0], nt, stream, rank_shared_bytes(nt, per)](a, b, per, splits, fpart, ipart)
+    s_off = split_offsets([a.shape[0] + b.shape[0]], nt, per)
+    a_off = cuda.to_device(np.array([0, a.shape[0]], dtype=np.int64), stream=stream)
+    b_off = cuda.to_device(np.array([0, b.shape[0]], dtype=np.int64), stream=stream)
+    splits = cuda.device_array(int(s_off[-1]), dtype=np.int64, stream=stream)
+    launch_rank_many(a, a_off, b, b_off, fpart.reshape(1, *fpart.shape), ipart.reshape(1, *ipart.shape), splits,
+                     cuda.to_device(s_off, stream=stream), threads=nt, items=per, stream=stream)

@@ -550,7 +550,9 @@ class TestOnGpu:
                                       (2**64 - 5, 20, 3, None), (10, (1 << 22) + 17, 99, 1 << 50)]:
             pos, pri = cands(start, m, seed, below)
             ref_pos, ref_pri = sample_mod._candidates(start, m, seed, below)
-            assert np.array_equal(pos, ref_pos) and np.array_equal(pri, ref_pri)
+            assert np.all(pri[1:] > pri[:-1])  # handed over in priority order
+            by_pos = np.argsort(pos)
+            assert np.array_equal(pos[by_pos], ref_pos) and np.array_equal(pri[by_pos], ref_pri)
 
     def test_sorted_summary_on_the_device(self, rng):
         import cupy
@@ -579,6 +581,47 @@ class TestOnGpu:
         assert r.energy == pytest.approx(scipy.stats.energy_distance(a, b64), rel=1e-9)
         assert r.cramervonmises == pytest.approx(
             scipy.stats.cramervonmises_2samp(a, b64, method="asymptotic").statistic, rel=1e-9)
+
+    def test_rank_statistics_of_many_columns_in_one_launch(self, rng):
+        """Columns of one allocation (read in place), of separate ones (grouped) and of mixed dtypes."""
+        import cupy
+
+        from cudrift.backends import _gpu
+
+        refs = [np.sort(rng.normal(size=n)) for n in (30_000, 5, 12_000)]
+        curs = [np.sort(rng.normal(0.05, size=n)).astype(np.float32) for n in (20_000, 40_000, 3)]
+        flat = cupy.asarray(np.concatenate(refs))
+        ref_views = [flat[:30_000], flat[30_000:30_005], flat[30_005:]]
+        packed = _gpu.pack_columns({str(i): cupy.asarray(c) for i, c in enumerate(curs)})
+        cur_views = [packed[str(i)] for i in range(3)]
+        assert len({id(v.data.mem) for v in cur_views}) == 1
+        mixed = [cupy.asarray(curs[0].astype(np.float64)), cupy.asarray(curs[1]), cupy.asarray(curs[2])]
+        for cur_side in (cur_views, mixed):
+            got = _gpu.rank_statistics_many(list(zip(ref_views, cur_side)))
+            for a, b, r in zip(refs, curs, got):
+                b64 = b.astype(np.float64)
+                assert r.ks == pytest.approx(scipy.stats.ks_2samp(a, b64).statistic, rel=1e-12)
+                assert r.wasserstein == pytest.approx(scipy.stats.wasserstein_distance(a, b64), rel=1e-9)
+                assert r.cramervonmises == pytest.approx(
+                    scipy.stats.cramervonmises_2samp(a, b64, method="asymptotic").statistic, rel=1e-9)
+
+    def test_detector_on_a_device_matrix_matches_numpy(self, rng):
+        """A 2-D device window: the sorted columns share one allocation and are tested in one launch."""
+        import cupy
+
+        names = [f"c{j}" for j in range(6)]
+        ref = rng.normal(size=(30_000, 6)).astype(np.float32)
+        cur = rng.normal(size=(25_000, 6)).astype(np.float32)
+        cur[:, :3] += np.float32(0.03)
+        for policy in ("ks", "auto", "cramervonmises"):
+            rc = DriftDetector(ref, columns=names, policy=policy, backend="cpu").compare(cur, columns=names)
+            dg = DriftDetector(cupy.asarray(ref), columns=names, policy=policy, backend="gpu")
+            for window in (cupy.asarray(cur), cupy.asfortranarray(cupy.asarray(cur))):
+                rg = dg.compare(window, columns=names)
+                for fa, fb in zip(rc.features, rg.features):
+                    assert (fa.test, fa.drifted) == (fb.test, fb.drifted)
+                    assert fb.statistic == pytest.approx(fa.statistic, rel=1e-6)
+                    assert fb.pvalue == pytest.approx(fa.pvalue, rel=1e-6, abs=1e-9)
 
     def test_mmd_matches_numpy(self, rng):
         from cudrift.backends import _gpu

@@ -20,7 +20,7 @@ def _block_moments(blocks):
     return counts, means, m2s
 
 
-def test_merge_block_moments_is_moments_merge_in_block_order():
+def test_merge_block_moments_is_moments_merge():
     rng = np.random.default_rng(61)
     blocks = [np.zeros(0), rng.normal(3.0, size=7), np.zeros(0), rng.normal(-1.0, 4.0, size=11), rng.normal(size=1)]
     counts, means, m2s = _block_moments(blocks)
@@ -29,7 +29,25 @@ def test_merge_block_moments_is_moments_merge_in_block_order():
         if b.size:
             ref = ref.merge(Moments(b.size, float(b.mean()), float(((b - b.mean()) ** 2).sum()), 0.0, 0.0))
     n, mean, m2 = _host.merge_block_moments(counts, means, m2s)
-    assert (n, mean, m2) == (ref.count, ref.mean, ref.m2)
+    assert n == ref.count
+    assert mean == pytest.approx(ref.mean, rel=1e-14) and m2 == pytest.approx(ref.m2, rel=1e-14)
+
+
+@pytest.mark.parametrize("n_blocks", [1, 2, 3, 1000, 1057])
+def test_merge_block_moments_many_blocks_against_numpy(n_blocks):
+    """Grids of a thousand blocks (the row kernel's), some empty: the formula of np.mean / np.var."""
+    rng = np.random.default_rng(63 + n_blocks)
+    sizes = rng.integers(0, 6, size=(3, n_blocks))
+    sizes[2] = 0  # an empty column
+    data = [[rng.normal(1e3 * j, 1.0 + j, size=s) for s in row] for j, row in enumerate(sizes)]
+    parts = [_block_moments(row) for row in data]
+    n, mean, m2 = _host.merge_block_moments(*(np.array([p[i] for p in parts]) for i in range(3)))
+    for j in range(2):
+        flat = np.concatenate(data[j])
+        assert n[j] == flat.size
+        assert mean[j] == pytest.approx(flat.mean(), rel=1e-13)
+        assert m2[j] == pytest.approx(flat.var() * flat.size, rel=1e-11)
+    assert n[2] == 0 and np.isnan(mean[2]) and m2[2] == 0.0
 
 
 def test_merge_block_moments_by_column():

@@ -42,7 +42,7 @@ _SCRIPT = textwrap.dedent(
     def a2(t, layout="C"):
         return T.Array(t, 2, layout)
 
-    prof_out = (a2(f64), a1(i64), a1(u8), i64, a2(i64), a2(i64), a1(f64), a1(f64), a2(i64), a2(f64), a2(f64))
+    prof_out = (a2(f64), a1(i64), a1(u8), i64, i64, a2(i64), a2(i64), a1(f64), a1(f64), a2(i64), a2(f64), a2(f64))
     jobs = {
         "profile float32 C": (profile.profile_kernel, (a2(f32), a2(b1), b1) + prof_out),
         "profile float64 F": (profile.profile_kernel, (a2(f64, "F"), a2(b1, "F"), b1) + prof_out),
@@ -52,12 +52,13 @@ _SCRIPT = textwrap.dedent(
         "profile rows float32 slab": (profile.profile_rows_kernel, (a2(f32, "A"), a2(b1, "A"), b1) + prof_out[:3]
                                       + (b1,) + prof_out[4:]),
         "profile rows int64 C": (profile.profile_rows_kernel, (a2(i64), a2(b1), b1) + prof_out[:3] + (b1,) + prof_out[4:]),
+        "rank many f32 cur": (rank.rank_kernel, (a1(f64), a1(i64), a1(f32), a1(i64), i64, a1(i64), a1(i64),
+                                                 T.Array(f64, 3, "C"), T.Array(i64, 3, "C"))),
         "categorical int32": (categorical.categorical_kernel, (a2(i32, "A"), a1(i64), i64, a2(i64), a2(i64))),
         "categorical int8": (categorical.categorical_kernel, (a2(i8, "F"), a1(i64), i64, a2(i64), a2(i64))),
         "quantile points": (quantiles.quantile_points_kernel, (a1(f32), i64, a1(f64), a1(i64), a1(i64))),
         "run ends": (quantiles.run_ends_kernel, (a1(f64), a1(i64), a1(f64), a1(i64))),
-        "rank splits": (rank.rank_splits_kernel, (a1(f64), a1(f32), i64, a1(i64))),
-        "rank": (rank.rank_kernel, (a1(f64), a1(f32), i64, a1(i64), a2(f64), a2(i64))),
+        "rank splits": (rank.rank_splits_kernel, (a1(f64), a1(i64), a1(f32), a1(i64), i64, a1(i64), a1(i64))),
         "mmd tiles": (mmd.mmd_tiles_kernel, (a2(f64), a2(f64), f64, a1(f64), a1(f64))),
         "mmd finalize": (mmd.mmd_finalize_kernel, (a2(u8), a1(f64), a1(f64), i64, a1(f64))),
     }

@@ -76,3 +76,39 @@ def test_runs_spanning_many_tiles_and_threads(levels, items):
     b = rng.integers(0, levels, size=300).astype(np.float32)
     for blocks in (1, 4):
         check_rank(a, b, threads=32, items=items, blocks=blocks)
+
+
+def test_many_columns_in_one_launch():
+    """Columns of different lengths back to back, one launch: each column's statistics as SciPy's."""
+    import scipy.stats as st
+    from numba import cuda
+
+    from cudrift.kernels import _host
+    from cudrift.kernels.rank import N_FLOAT_PARTIALS, N_INT_PARTIALS, launch_rank_many, split_offsets
+
+    rng = np.random.default_rng(47)
+    refs = [np.sort(rng.normal(size=n)) for n in (150, 3, 90, 40)]
+    curs = [np.sort(rng.normal(0.2, size=n)).astype(np.float32) for n in (120, 70, 2, 40)]
+    curs[3] = np.sort(np.round(curs[3] * 2) / 2)  # ties within and across
+    refs[3] = np.sort(np.round(refs[3] * 2) / 2)
+    nt, per, blocks = 32, 2, 3
+    a_off = np.concatenate(([0], np.cumsum([r.size for r in refs]))).astype(np.int64)
+    b_off = np.concatenate(([0], np.cumsum([c.size for c in curs]))).astype(np.int64)
+    # (start, stop) pairs; the current's columns are given in reverse memory order
+    a_bounds = np.stack((a_off[:-1], a_off[1:]), axis=1).ravel()
+    b_flat = np.concatenate(curs[::-1])
+    b_start = b_flat.size - b_off[1:]
+    b_bounds = np.stack((b_start, b_start + np.diff(b_off)), axis=1).ravel()
+    s_off = split_offsets([r.size + c.size for r, c in zip(refs, curs)], nt, per)
+    fpart = cuda.to_device(np.full((4, blocks, N_FLOAT_PARTIALS), np.nan))
+    ipart = cuda.to_device(np.full((4, blocks, N_INT_PARTIALS), -7, dtype=np.int64))
+    launch_rank_many(cuda.to_device(np.concatenate(refs)), cuda.to_device(a_bounds), cuda.to_device(b_flat),
+                     cuda.to_device(b_bounds), fpart, ipart, cuda.device_array(int(s_off[-1]), dtype=np.int64),
+                     cuda.to_device(s_off), threads=nt, items=per)
+    fp, ip = fpart.copy_to_host(), ipart.copy_to_host()
+    for c, (a, b) in enumerate(zip(refs, curs)):
+        r = _host.rank_statistics(fp[c], ip[c], a.size, b.size)
+        b64 = b.astype(np.float64)
+        assert r.ks == pytest.approx(st.ks_2samp(a, b64).statistic, rel=1e-12)
+        assert r.wasserstein == pytest.approx(st.wasserstein_distance(a, b64), rel=1e-9)
+        assert r.energy == pytest.approx(st.energy_distance(a, b64), rel=1e-9)

@@ -85,7 +85,7 @@ from cudrift.kernels import _host, _launch  # noqa: E402
 from cudrift.kernels.categorical import launch_categorical  # noqa: E402
 from cudrift.kernels.mmd import launch_mmd  # noqa: E402
 from cudrift.kernels.profile import launch_profile, rows_layout  # noqa: E402
-from cudrift.kernels.rank import N_FLOAT_PARTIALS, N_INT_PARTIALS, launch_rank, rank_tiles  # noqa: E402
+from cudrift.kernels.rank import N_FLOAT_PARTIALS, N_INT_PARTIALS, launch_rank_many, split_offsets  # noqa: E402
 from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile  # noqa: E402
 from cudrift.sketches.profile import _label_batch  # noqa: E402
 from cudrift.stats import TESTS, TestResult  # noqa: E402
@@ -96,6 +96,8 @@ cuda = _cuda.cuda
 
 __all__ = [
     "as_source",
+    "pack_columns",
+    "rank_statistics_many",
     "host_view",
     "distinct_view",
     "consume",
@@ -362,8 +364,14 @@ class _Candidates:
                 keep = cupy.flatnonzero(zz < np.uint64(thr))
                 pos_parts.append(keep + s0)
                 pri_parts.append(zz[keep])
-        out = (cupy.asnumpy(cupy.concatenate(pos_parts)).astype(np.int64),
-               cupy.asnumpy(cupy.concatenate(pri_parts)))
+        pos = cupy.asnumpy(cupy.concatenate(pos_parts)).astype(np.int64)
+        pri = cupy.asnumpy(cupy.concatenate(pri_parts))
+        # In priority order (the hash is a bijection, so priorities are
+        # distinct): every column of the batch then merges them into its
+        # sample in linear time (a stable sort of sorted runs) instead of
+        # sorting them again.
+        order = np.argsort(pri, kind="stable")
+        out = (pos[order], pri[order])
         self._cache[key] = out
         return out
 
@@ -390,8 +398,14 @@ def _launch_group(dev: _Device, x2d: cupy.ndarray, jobs: list[_Job], *, hist_onl
         threads=nt, stream=dev.nstream,
     )
     if not hist_only:
+        # One allocation for the group's sorted columns: the rank kernel then
+        # reads every column of the window in place (see _packed).
+        dtypes = {gh.sort_dtype(j.x.dtype) for j in jobs}
+        flat = cupy.empty(sum(j.n for j in jobs), dtype=dtypes.pop()) if len(dtypes) == 1 else None
+        at = 0
         for j in jobs:
-            s = cupy.empty(j.n, dtype=gh.sort_dtype(j.x.dtype))
+            s = cupy.empty(j.n, dtype=gh.sort_dtype(j.x.dtype)) if flat is None else flat[at : at + j.n]
+            at += j.n
             _SORT_KEY(j.x, s)
             s.sort()  # 1-D: CUB radix sort, NaN (now all positive) after +inf
             j.sorted = s
@@ -665,8 +679,35 @@ def consume(prof, src: TableSource, names: list[str], errors: str = "raise",
                     merged = cupy.concatenate(parts)
                     merged.sort()
                     parts[:] = [merged]
+
         if internal:
             _FOR_EDGES[prof] = {n: parts[0] for n, parts in internal.items() if parts}
+
+
+def pack_columns(columns: dict[str, Any], dtype: Any = None) -> dict[str, Any]:
+    """Device columns moved into one allocation per dtype (as views of it), converted to ``dtype`` if given.
+
+    Host arrays and columns that already share one allocation stay as they
+    are. The batched rank kernel then reads every column of a window in
+    place (see :func:`_packed`): one copy here instead of one launch per
+    column later.
+    """
+    out = dict(columns)
+    groups: dict[str, list[str]] = {}
+    for n, a in columns.items():
+        if _on_device(a) and a.size:
+            groups.setdefault(np.dtype(dtype or a.dtype).str, []).append(n)
+    for key, names in groups.items():
+        arrays = [columns[n] for n in names]
+        if all(a.dtype.str == key for a in arrays) and len({id(a.data.mem) for a in arrays}) == 1:
+            continue
+        with _section():
+            flat = cupy.concatenate([a.astype(key, copy=False) for a in arrays])
+        at = 0
+        for n, a in zip(names, arrays):
+            out[n] = flat[at : at + a.size]
+            at += a.size
+    return out
 
 
 def _profile_batch(dev, prof, batch, names, keep, internal, matrix, matrix_names, pool, errors, failed) -> dict:
@@ -789,18 +830,85 @@ def n_unique_sorted(ref: cupy.ndarray, cur: cupy.ndarray, cap: int) -> int:
         return int(min(cap, np.union1d(_distinct_values(ref), _distinct_values(cur)).size))
 
 
-def rank_statistics(ref: cupy.ndarray, cur: cupy.ndarray) -> "_host.RankStatistics":
-    """Exact two-sample rank statistics of two sorted, finite, non-empty device arrays (synchronizes)."""
+def _packed(arrays: list[cupy.ndarray]) -> tuple[cupy.ndarray, np.ndarray]:
+    """One 1-D device array holding every array of ``arrays``, and their ``(start, stop)`` bounds in it.
+
+    Arrays carved from one allocation (the sorted columns of one profile
+    pass are) are read where they are, in any order; others are copied
+    together. Bounds come as ``(2 * len(arrays),)`` int64, as
+    :func:`cudrift.kernels.rank.launch_rank_many` takes them.
+    """
+    first = arrays[0]
+    dtype = first.dtype
+    item = dtype.itemsize
+    lens = np.array([int(a.size) for a in arrays], dtype=np.int64)
+    bounds = np.empty(2 * len(arrays), dtype=np.int64)
+    same = all(a.dtype == dtype and a.ndim == 1 and a.flags.c_contiguous and a.data.mem is first.data.mem
+               for a in arrays)
+    if same:
+        ptrs = np.array([a.data.ptr for a in arrays], dtype=np.int64)
+        lo = int(ptrs.min())
+        hi = int((ptrs + lens * item).max())
+        if np.all((ptrs - lo) % item == 0):
+            mem = first.data.mem
+            span = cupy.ndarray(((hi - lo) // item,), dtype=dtype, memptr=cupy.cuda.MemoryPointer(mem, lo - mem.ptr))
+            bounds[0::2] = (ptrs - lo) // item
+            bounds[1::2] = bounds[0::2] + lens
+            return span, bounds
+    common = np.result_type(*[a.dtype for a in arrays])
+    flat = cupy.concatenate([a.astype(common, copy=False) for a in arrays])
+    bounds[0::2] = np.cumsum(lens) - lens
+    bounds[1::2] = np.cumsum(lens)
+    return flat, bounds
+
+
+def rank_statistics_many(pairs: list[tuple[cupy.ndarray, cupy.ndarray]]) -> "list[_host.RankStatistics]":
+    """Exact two-sample rank statistics of many (reference, current) pairs of sorted finite device columns.
+
+    One launch of the splits kernel and one of the rank kernel serve every
+    pair (a row of blocks per pair), and one read-back. Every array must be
+    non-empty. Synchronizes the device.
+    """
+    if not pairs:
+        return []
+    # One launch per group of pairs whose columns share an allocation and a
+    # dtype on each side (one group for a window profiled in one pass).
+    groups: dict[tuple, list[int]] = {}
+    for i, (a, b) in enumerate(pairs):
+        groups.setdefault((a.dtype.str, id(a.data.mem), b.dtype.str, id(b.data.mem)), []).append(i)
+    out: list = [None] * len(pairs)
+    for idx in groups.values():
+        for i, r in zip(idx, _rank_group([pairs[i] for i in idx])):
+            out[i] = r
+    return out
+
+
+def _rank_group(pairs: list[tuple[cupy.ndarray, cupy.ndarray]]) -> "list[_host.RankStatistics]":
     with _section() as dev:
         nt = _launch.threads_per_block()
         per = _launch.rank_items()
-        nb = _launch.rank_blocks(int(ref.size + cur.size), nt, per)
-        fpart = cupy.zeros((nb, N_FLOAT_PARTIALS))
-        ipart = cupy.zeros((nb, N_INT_PARTIALS), dtype=np.int64)
-        splits = cupy.empty(rank_tiles(int(ref.size + cur.size), nt, per) + 1, dtype=np.int64)
-        launch_rank(_arg(ref), _arg(cur), _arg(fpart), _arg(ipart), splits=_arg(splits), threads=nt, items=per,
-                    stream=dev.nstream)
-        return _host.rank_statistics(cupy.asnumpy(fpart), cupy.asnumpy(ipart), int(ref.size), int(cur.size))
+        a_all, a_bounds = _packed([p[0] for p in pairs])
+        b_all, b_bounds = _packed([p[1] for p in pairs])
+        a_lens = a_bounds[1::2] - a_bounds[0::2]
+        b_lens = b_bounds[1::2] - b_bounds[0::2]
+        n = len(pairs)
+        merged = (a_lens + b_lens).tolist()
+        s_host = split_offsets(merged, nt, per)
+        splits = cupy.empty(int(s_host[-1]), dtype=np.int64)
+        # A row of blocks per pair, the whole grid aiming at twice the device's fill.
+        blocks = max(1, min(_launch.rank_blocks(max(merged), nt, per), -(-2 * _launch.target_blocks() // n)))
+        fpart = cupy.zeros((n, blocks, N_FLOAT_PARTIALS))
+        ipart = cupy.zeros((n, blocks, N_INT_PARTIALS), dtype=np.int64)
+        launch_rank_many(_arg(a_all), _arg(cupy.asarray(a_bounds)), _arg(b_all), _arg(cupy.asarray(b_bounds)),
+                         _arg(fpart), _arg(ipart), _arg(splits), _arg(cupy.asarray(s_host)), threads=nt, items=per,
+                         stream=dev.nstream)
+        fp, ip = cupy.asnumpy(fpart), cupy.asnumpy(ipart)
+    return [_host.rank_statistics(fp[c], ip[c], int(a_lens[c]), int(b_lens[c])) for c in range(n)]
+
+
+def rank_statistics(ref: cupy.ndarray, cur: cupy.ndarray) -> "_host.RankStatistics":
+    """Exact two-sample rank statistics of two sorted, finite, non-empty device arrays (synchronizes)."""
+    return rank_statistics_many([(ref, cur)])[0]
 
 
 def _pooled_distinct(ref: cupy.ndarray, cur: cupy.ndarray) -> bool:
@@ -809,10 +917,12 @@ def _pooled_distinct(ref: cupy.ndarray, cur: cupy.ndarray) -> bool:
     return bool(min(ends[0], ends[2]) < max(ends[1], ends[3]))
 
 
-def run_sorted_test(test: str, ref: cupy.ndarray, cur: cupy.ndarray, reference_std: float) -> TestResult:
+def run_sorted_test(test: str, ref: cupy.ndarray, cur: cupy.ndarray, reference_std: float,
+                    stats: "_host.RankStatistics | None" = None) -> TestResult:
     """A registered sample test on two sorted finite device columns, as ``spec.func_sorted`` returns it.
 
-    Rank tests take their statistic from :func:`rank_statistics`; where the
+    Rank tests take their statistic from :func:`rank_statistics` (or from
+    ``stats``, this pair's result of :func:`rank_statistics_many`); where the
     CPU function needs the samples themselves (exact small-sample p-values,
     Mann–Whitney, Epps–Singleton) both columns are copied to the host and
     the CPU function runs. Synchronizes the device.
@@ -820,7 +930,8 @@ def run_sorted_test(test: str, ref: cupy.ndarray, cur: cupy.ndarray, reference_s
     spec = TESTS[test]
     if test in gh.RANK_TESTS and ref.size and cur.size:
         distinct = _pooled_distinct(ref, cur) if test == "anderson" else True
-        res = gh.finish_rank_test(test, rank_statistics(ref, cur), int(ref.size), int(cur.size),
+        res = gh.finish_rank_test(test, stats if stats is not None else rank_statistics(ref, cur),
+                                  int(ref.size), int(cur.size),
                                   reference_std=reference_std, distinct=distinct)
         if res is not None:
             return res

@@ -203,8 +203,8 @@ def sample_update(
         ``candidates(start, m, seed, below)`` returns ``(positions,
         priorities)`` of the batch positions whose priority
         ``splitmix64(seed ^ (start + position))`` is below ``below`` (all
-        positions when ``below`` is None), positions ascending, as
-        ``cudrift.sketches.sample._candidates``.
+        positions when ``below`` is None), in any order (the result does not
+        depend on it), as ``cudrift.sketches.sample._candidates``.
     gather
         ``gather(positions)`` returns the batch's finite values at those
         positions (any float or integer dtype).

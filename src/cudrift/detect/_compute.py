@@ -126,7 +126,13 @@ def _from_sample(test: str, rc: NumericColumnProfile, cc: NumericColumnProfile, 
 
 
 def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_sorted: np.ndarray | None,
-             backend: str = "cpu") -> TestResult:
+             backend: str = "cpu", rank_stats=None) -> TestResult:
+    """Run ``test`` on one column from its profiles and, where kept, its sorted values.
+
+    ``rank_stats`` is this column's result of the GPU backend's batched
+    ``rank_statistics_many`` (device-sorted columns only), used instead of a
+    launch of its own.
+    """
     spec = TESTS[test]
     if spec.input == "counts":
         if kind == NUMERICAL:
@@ -142,7 +148,7 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
         # the GPU backend keeps sorted columns on the device and tests them there
         from cudrift.backends import _gpu
         if cur_sorted is not None and test != "mmd":
-            return _gpu.run_sorted_test(test, ref_sorted, cur_sorted, rc.moments.std)
+            return _gpu.run_sorted_test(test, ref_sorted, cur_sorted, rc.moments.std, stats=rank_stats)
         ref_sorted = _gpu.to_host(ref_sorted)
     if test == "ttest":
         if ref_sorted is not None and cur_sorted is not None:

@@ -219,8 +219,9 @@ class DriftDetector:
             findings.append(Finding("extra_column", n, f"column {n!r} is not in the reference; it is not tested"))
 
         names = [n for n in ref.columns if n in cur.columns]
+        rank_stats = self._device_rank_statistics(names, cur_sorted)
         with ThreadPoolExecutor(max_workers=_workers()) as pool:
-            results = list(pool.map(lambda n: self._column(n, cur, cur_sorted.get(n)), names))
+            results = list(pool.map(lambda n: self._column(n, cur, cur_sorted.get(n), rank_stats.get(n)), names))
         by_name = dict(zip(names, results))
 
         features: list[FeatureDrift] = []
@@ -257,8 +258,36 @@ class DriftDetector:
             metadata={"backend": self.backend, "policy": self.policy if isinstance(self.policy, str) else "custom"},
         )
 
+    def _device_rank_statistics(self, names: list[str], cur_sorted: dict) -> dict:
+        """Rank statistics of every column whose sorted values are on the device, from one batched launch.
+
+        Only where a column's test can use them (a rank test, or the auto
+        policy, which picks one for continuous columns); empty dict on the
+        CPU path.
+        """
+        if self.backend != "gpu":
+            return {}
+        from cudrift.backends import _gpu_host as gh
+        from cudrift.detect._compute import _on_device
+
+        wanted = []
+        for n in names:
+            r, c = self._ref_sorted.get(n), cur_sorted.get(n)
+            if r is None or c is None or not (_on_device(r) and _on_device(c)) or not (r.size and c.size):
+                continue
+            test = self._column_tests.get(n) or self._all_test
+            if test is None or test in gh.RANK_TESTS:
+                wanted.append(n)
+        if not wanted:
+            return {}
+        from cudrift.backends import _gpu
+
+        stats = _gpu.rank_statistics_many([(self._ref_sorted[n], cur_sorted[n]) for n in wanted])
+        return dict(zip(wanted, stats))
+
     # ------------------------------------------------------------ per column
-    def _column(self, name: str, cur: Profile, cur_sorted: np.ndarray | None) -> tuple[FeatureDrift, list[Finding]]:
+    def _column(self, name: str, cur: Profile, cur_sorted: np.ndarray | None,
+                rank_stats=None) -> tuple[FeatureDrift, list[Finding]]:
         ref = self.reference
         kind = ref.kinds[name]
         rc, cc = ref.columns[name], cur.columns[name]
@@ -289,7 +318,7 @@ class DriftDetector:
             test = auto_test(kind, n_ref, n_unique)
         try:
             res = _compute.run_test(test, kind, rc, cc, ref_sorted, cur_sorted if ref_sorted is not None else None,
-                                    backend=self.backend)
+                                    backend=self.backend, rank_stats=rank_stats)
         except (CudriftError, ValueError) as exc:
             # a test that cannot run on this column's data (constant values
             # for Anderson-Darling, one row for Cramer-von Mises, ...) fails

@@ -486,8 +486,12 @@ def profile_keeping_sorted(
                 kept[n] = np.zeros(0, dtype=np.float64)
             else:
                 kept[n] = parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))
-                if keep_float64 and kept[n].dtype != np.float64:
+                if keep_float64 and kept[n].dtype != np.float64 and not gpu:
                     kept[n] = kept[n].astype(np.float64)
+        if gpu:
+            # one allocation for the device columns, so that the detector's
+            # rank kernel reads them all in one launch
+            kept = gpu.pack_columns(kept, np.float64 if keep_float64 else None)
     if prof.n_rows == 0:
         raise EmptyInputError(f"{src.origin} has no rows: an empty window cannot be profiled")
     # Columns without edges yet (the reference itself, or columns new to it)
