@@ -184,7 +184,9 @@ class _Device:
         # Numba launches go to the same stream as CuPy's work.
         self.nstream = cuda.external_stream(self.compute.ptr)
         self._pinned: list[_Pinned] = []
-        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cudrift-stage")
+        # Host copies into the pinned buffers: a few threads, as host memory bandwidth allows.
+        self.pool = ThreadPoolExecutor(max_workers=max(2, min(8, (os.cpu_count() or 2) // 2)),
+                                       thread_name_prefix="cudrift-stage")
 
     def pinned(self) -> list[_Pinned]:
         if not self._pinned or self._pinned[0].nbytes != PIECE_BYTES:
