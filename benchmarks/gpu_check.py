@@ -4,8 +4,8 @@ Run from the repository root, with the project installed
 (``pip install --no-deps --no-build-isolation -e .``) next to CuPy for the
 machine's CUDA, numba-cuda, pytest and nvidia-ml-py::
 
-    python3 benchmarks/gpu_check.py --out gpu_check.json    # about 5 minutes
-    python3 benchmarks/gpu_check.py --quick                 # about 2 minutes, smaller sizes
+    python3 benchmarks/gpu_check.py --out gpu_check.json    # about 2 minutes on an H200
+    python3 benchmarks/gpu_check.py --quick                 # smaller sizes, fewer tests
     python3 benchmarks/gpu_check.py --dry-run               # no GPU needed: checks imports, prints the plan
 
 Steps, in order; each is wrapped so that one failure is recorded and the
@@ -14,21 +14,31 @@ still leaves what it measured):
 
 1. the card (pynvml name, memory, driver), CuPy / numba-cuda / CUDA versions,
    ``cudrift.backends.gpu_status()``;
-2. the GPU tests: ``python -m pytest -q -m gpu tests/`` in a subprocess with
-   ``NUMBA_ENABLE_CUDASIM=0`` (``--quick``: ``tests/test_gpu_backend.py``);
+2. the GPU tests: ``tests/test_gpu_backend.py`` and every
+   ``tests/test_kernels_*.py`` in a subprocess with ``NUMBA_ENABLE_CUDASIM=0``
+   (so the kernel tests run on the device), on several xdist workers when
+   pytest-xdist is installed, with a per-test timeout when pytest-timeout is;
+   the full log goes to ``$OUT/gpu_tests.log`` (``--quick``: the backend's
+   tests and ``tests/test_kernels_gpu.py``);
 3. kernel compilation (``cudrift.backends._gpu.warm_up``);
 4. the device-to-device copy rate, the bandwidth ceiling (read + write bytes
    of a large ``cupy`` copy per second);
 5. timings, each next to the NumPy path on the same data at a size the CPU
    finishes quickly, scaled per value (per pair for MMD):
 
-   - fused profile pass (the kernel alone, and ``cudrift.profile`` of the
-     device window end to end) on up to 1e8 x 32 float32,
+   - fused profile pass (the kernel alone on row- and column-major data, with
+     equal-mass, uniform and no histogram edges, and ``cudrift.profile`` of
+     the device window end to end) on up to 1e8 x 32 float32,
    - categorical counts (int32 codes, 1,000 categories),
    - per-column sort and quantile summary, and one 1-D radix sort per column,
-   - exact KS on all columns from the sorted columns,
+   - exact KS on all columns from the sorted columns (one batched launch,
+     and one launch per column),
    - MMD, 20,000 points per side, 100 permutations,
-   - ``DriftDetector.compare`` at 1e7 x 64 (device window and host window).
+   - ``DriftDetector.compare`` at 1e7 x 64 (device window and host window),
+     with a cProfile of each written to ``$OUT/compare_*.prof.txt``.
+
+A watchdog (``--deadline``, default 480 s) prints what was measured and
+exits 3 if a device call hangs, so a leased machine's time limit is kept.
 
 Sizes shrink with the device's free memory. Targets reported (never
 asserted): profile pass >= 70% of the copy rate; exact KS on all columns
@@ -108,7 +118,7 @@ def plan(quick: bool, free_bytes: float) -> dict:
         "pytest": {
             # the backend's tests, and every kernel test module on the device
             # (they run in the simulator elsewhere; NUMBA_ENABLE_CUDASIM=0 moves them here)
-            "args": ["-q", "--tb=short", "-rfE", "tests/test_gpu_backend.py", "tests/test_kernels_gpu.py"]
+            "args": ["-q", "--tb=short", "-rfEs", "tests/test_gpu_backend.py", "tests/test_kernels_gpu.py"]
             + ([] if quick else sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_kernels_*.py")
                                        if p.name != "test_kernels_gpu.py")),
             "timeout_s": 120 if quick else 180,
