@@ -106,6 +106,7 @@ __all__ = [
     "n_unique_sorted",
     "run_sorted_test",
     "mmd",
+    "sample_test",
     "to_host",
     "warm_up",
     "device_info",
@@ -942,6 +943,64 @@ def run_sorted_test(test: str, ref: cupy.ndarray, cur: cupy.ndarray, reference_s
     if test == "wasserstein_normalized":
         return spec.func_sorted(a, b, reference_std=reference_std)
     return spec.func_sorted(a, b)
+
+
+# ---------------------------------------------------------------- raw samples (cudrift.stats with backend="gpu")
+
+
+def _finite_sorted(x: Any, name: str) -> tuple[cupy.ndarray, int]:
+    """A sorted float64 device copy of a sample's finite values, and how many NaN/inf were removed.
+
+    Same checks and messages as :func:`cudrift.stats._validation.as_sample`.
+    """
+    from cudrift.errors import EmptyInputError
+    from cudrift.stats._backend import is_device_array
+
+    arr = as_cupy(x) if is_device_array(x) else None
+    if arr is None:
+        host = np.asarray(x)
+        if host.dtype.kind not in "biuf":
+            # objects, strings, ...: the CPU path's conversion and its messages
+            from cudrift.stats._validation import _to_float_array
+
+            host = _to_float_array(host, name)
+        arr = cupy.asarray(host)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}.")
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise SchemaError(f"{name} must be 1-D, got an array of shape {arr.shape}.")
+    vals = arr.astype(np.float64, copy=True)  # never sort the caller's array in place
+    finite = cupy.isfinite(vals)
+    n_dropped = int(vals.size - int(cupy.count_nonzero(finite)))
+    if n_dropped:
+        vals = vals[finite]
+    if vals.size == 0:
+        raise EmptyInputError(
+            f"{name} has no finite values" + (f" ({n_dropped} NaN/inf removed)." if n_dropped else " (it is empty).")
+        )
+    vals.sort()
+    return vals, n_dropped
+
+
+def sample_test(test: str, reference: Any, current: Any) -> TestResult:
+    """A registered two-sample test on raw samples (host or device) with the sorting and rank statistics on the device.
+
+    The result is the CPU function's with its default options (statistic
+    within rounding, the same p-value function), ``details`` counting the
+    NaN/inf removed from each sample. Synchronizes the device.
+    """
+    import dataclasses
+
+    with _section():
+        a, da = _finite_sorted(reference, "reference")
+        b, db = _finite_sorted(current, "current")
+        std = None
+        if test == "wasserstein_normalized":
+            std = float(a.std())
+    res = run_sorted_test(test, a, b, std if std is not None else math.nan)
+    return dataclasses.replace(res, details={**res.details, **dropped_details((da, db))})
 
 
 # ---------------------------------------------------------------- MMD

@@ -49,8 +49,10 @@ def check_bool(name: str, value: Any) -> bool:
 
 
 def _to_float_array(x: Any, name: str) -> np.ndarray:
+    from ._backend import to_host  # device samples computed by NumPy are copied to the host
+
     try:
-        arr = np.asarray(x)
+        arr = np.asarray(to_host(x))
     except Exception as exc:  # ragged lists and other objects NumPy cannot hold
         raise ValueError(f"{name} could not be converted to an array: {exc}") from None
     if arr.dtype.kind in "OUSVMm" or arr.dtype.kind == "c":

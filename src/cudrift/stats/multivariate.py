@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SchemaError
+from ._backend import use_gpu
 from ._result import TestResult
 from ._validation import as_points, dropped_details
 
@@ -105,6 +106,8 @@ def mmd(
     bandwidth: float | None = None,
     n_permutations: int = 100,
     seed: int = 0,
+    *,
+    backend: str = "auto",
 ) -> TestResult:
     """Maximum mean discrepancy with an RBF kernel and a permutation p-value.
 
@@ -136,6 +139,10 @@ def mmd(
         Number of permutations; 0 skips the test (``pvalue=None``).
     seed
         Seed of the permutations and of the median heuristic's subsample.
+    backend
+        ``"auto"`` (default: the GPU when an input is already on one),
+        ``"cpu"`` or ``"gpu"`` (the kernel tiles on the device, same result);
+        see :mod:`cudrift.stats._backend`.
 
     Returns
     -------
@@ -158,6 +165,10 @@ def mmd(
         ok = isinstance(bandwidth, numbers.Real) and not isinstance(bandwidth, bool)
         if not (ok and math.isfinite(float(bandwidth)) and float(bandwidth) > 0):
             raise ValueError(f"Invalid value for bandwidth: {bandwidth!r}; expected None or a positive number.")
+    if use_gpu(backend, reference, current):
+        from cudrift.backends import _gpu
+
+        return _gpu.mmd(reference, current, bandwidth=bandwidth, n_permutations=n_permutations, seed=seed)
     x, y, dropped = _pair(reference, current)
     n, m = x.shape[0], y.shape[0]
     if n < 2 or m < 2:

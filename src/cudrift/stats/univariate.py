@@ -54,6 +54,7 @@ from ._grid import (
     mannwhitney_u1_ties,
     wasserstein1_sorted_fast,
 )
+from ._backend import to_host, use_gpu
 from ._result import TestResult
 from ._validation import as_sample, check_bool, check_option, dropped_details
 
@@ -92,6 +93,13 @@ def _sorted_pair(reference: Any, current: Any) -> tuple[np.ndarray, np.ndarray, 
     return np.sort(a), np.sort(b), dropped
 
 
+def _on_gpu(test: str, reference: Any, current: Any) -> TestResult:
+    """``test`` with the samples sorted and the rank statistics computed on the device."""
+    from cudrift.backends import _gpu
+
+    return _gpu.sample_test(test, reference, current)
+
+
 def _ks_alternative(alternative: Any) -> str:
     # SciPy's ks_2samp accepts any word starting with t/g/l ("two-sided", "greater", "less")
     if isinstance(alternative, str) and alternative:
@@ -117,7 +125,7 @@ def _record_warnings(func, *args, **kwargs):
 
 
 def ks_2samp(
-    reference: Any, current: Any, alternative: str = "two-sided", method: str = "auto"
+    reference: Any, current: Any, alternative: str = "two-sided", method: str = "auto", *, backend: str = "auto"
 ) -> TestResult:
     """Two-sample Kolmogorov-Smirnov test, as ``scipy.stats.ks_2samp``.
 
@@ -132,6 +140,9 @@ def ks_2samp(
     method
         ``"auto"`` (exact p-value when both samples have at most 10000
         values, else asymptotic), ``"exact"`` or ``"asymp"``.
+    backend
+        ``"auto"`` (default: the GPU when an input is already on one),
+        ``"cpu"`` or ``"gpu"``; see :mod:`cudrift.stats._backend`.
 
     Returns
     -------
@@ -152,6 +163,8 @@ def ks_2samp(
     """
     alternative = _ks_alternative(alternative)
     method = check_option("method", method, ("auto", "exact", "asymp"))
+    if use_gpu(backend, reference, current) and alternative == "two-sided" and method == "auto":
+        return _on_gpu("ks", reference, current)
     a, b, dropped = _sorted_pair(reference, current)
     return ks_2samp_sorted(a, b, alternative, method, n_dropped=dropped)
 
@@ -230,7 +243,7 @@ def _check_anderson_variant(variant: Any) -> str:
 
 
 def anderson_ksamp(
-    reference: Any, current: Any, *, variant: str = "midrank", method: Any = None
+    reference: Any, current: Any, *, variant: str = "midrank", method: Any = None, backend: str = "auto"
 ) -> TestResult:
     """Two-sample Anderson-Darling test, as ``scipy.stats.anderson_ksamp([ref, cur])``.
 
@@ -247,6 +260,9 @@ def anderson_ksamp(
         when that happens ``details["pvalue_clipped"]`` is True (SciPy warns
         instead). A ``scipy.stats.PermutationMethod`` runs SciPy's
         permutation test.
+    backend
+        ``"auto"`` (default: the GPU when an input is already on one),
+        ``"cpu"`` or ``"gpu"``; see :mod:`cudrift.stats._backend`.
 
     Returns
     -------
@@ -274,6 +290,8 @@ def anderson_ksamp(
     """
     variant = _check_anderson_variant(variant)
     _check_permutation_method(method)
+    if use_gpu(backend, reference, current) and variant == "midrank" and method is None:
+        return _on_gpu("anderson", reference, current)
     a, b, dropped = _pair(reference, current)
     res = anderson_ksamp_sorted(np.sort(a), np.sort(b), variant=variant, n_dropped=dropped)
     if method is None:
@@ -369,7 +387,7 @@ def _anderson_a2kn(g: Grid, variant: str) -> float:
 # --------------------------------------------------------------------------- Cramér-von Mises
 
 
-def cramervonmises_2samp(reference: Any, current: Any, method: str = "auto") -> TestResult:
+def cramervonmises_2samp(reference: Any, current: Any, method: str = "auto", *, backend: str = "auto") -> TestResult:
     """Two-sample Cramér-von Mises test, as ``scipy.stats.cramervonmises_2samp``.
 
     Parameters
@@ -379,6 +397,9 @@ def cramervonmises_2samp(reference: Any, current: Any, method: str = "auto") -> 
     method
         ``"auto"`` (exact p-value when both samples have at most 20 values),
         ``"exact"`` or ``"asymptotic"``.
+    backend
+        ``"auto"`` (default: the GPU when an input is already on one),
+        ``"cpu"`` or ``"gpu"``; see :mod:`cudrift.stats._backend`.
 
     Returns
     -------
@@ -396,6 +417,8 @@ def cramervonmises_2samp(reference: Any, current: Any, method: str = "auto") -> 
     True
     """
     method = check_option("method", method, ("auto", "exact", "asymptotic"))
+    if use_gpu(backend, reference, current) and method == "auto":
+        return _on_gpu("cramervonmises", reference, current)
     a, b, dropped = _sorted_pair(reference, current)
     return cramervonmises_2samp_sorted(a, b, method, n_dropped=dropped)
 
@@ -782,6 +805,7 @@ def _weighted_grid(a: np.ndarray, wa: np.ndarray, b: np.ndarray, wb: np.ndarray)
 
 def _sample_with_mask(x: Any, name: str) -> tuple[np.ndarray, int, np.ndarray | None]:
     """Like :func:`as_sample`, plus the mask of kept values (None if all kept) to align weights."""
+    x = to_host(x)
     kept, n_dropped = as_sample(x, name)
     mask = np.isfinite(np.asarray(x, dtype=np.float64).reshape(-1)) if n_dropped else None
     return kept, n_dropped, mask
@@ -792,7 +816,7 @@ def _aligned_weights(weights: Any, mask: np.ndarray | None, n_kept: int, name: s
     if weights is None:
         return np.ones(n_kept)
     try:
-        w = np.asarray(weights, dtype=np.float64)
+        w = np.asarray(to_host(weights), dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must hold real numbers.") from None
     if w.ndim != 1:
@@ -824,7 +848,8 @@ def _lp_distance(reference, current, reference_weights, current_weights, p: int)
 
 
 def wasserstein_distance(
-    reference: Any, current: Any, reference_weights: Any = None, current_weights: Any = None
+    reference: Any, current: Any, reference_weights: Any = None, current_weights: Any = None, *,
+    backend: str = "auto",
 ) -> TestResult:
     """Wasserstein-1 distance between two 1-D samples, as ``scipy.stats.wasserstein_distance``.
 
@@ -837,6 +862,9 @@ def wasserstein_distance(
     reference_weights, current_weights
         Optional weight per value (before removal; a weight whose value is
         NaN/inf is dropped with it), non-negative with a positive sum.
+    backend
+        ``"auto"`` (default: the GPU when an input is already on one),
+        ``"cpu"`` or ``"gpu"``; see :mod:`cudrift.stats._backend`.
 
     Returns
     -------
@@ -849,6 +877,8 @@ def wasserstein_distance(
     >>> wasserstein_distance([0.0, 1.0, 3.0], [5.0, 6.0, 8.0]).statistic
     5.0
     """
+    if use_gpu(backend, reference, current) and reference_weights is None and current_weights is None:
+        return _on_gpu("wasserstein", reference, current)
     w, n1, n2, dropped = _lp_distance(reference, current, reference_weights, current_weights, 1)
     return TestResult(w, None, "wasserstein", n1, n2, 0.0, {**dropped_details(dropped), "kind": "distance"})
 
@@ -895,7 +925,7 @@ def _normalizer(std: float) -> float:
     return std if std > 0 else 1.0
 
 
-def wasserstein_normalized(reference: Any, current: Any) -> TestResult:
+def wasserstein_normalized(reference: Any, current: Any, *, backend: str = "auto") -> TestResult:
     """Wasserstein-1 distance divided by the reference standard deviation (ddof=0).
 
     Scale-free, so one threshold (default 0.1) fits every column. When the
@@ -903,12 +933,22 @@ def wasserstein_normalized(reference: Any, current: Any) -> TestResult:
     1 instead, i.e. reported in data units; ``details["normalizer"]`` says
     which divisor was used and ``details["reference_std"]`` holds the std.
 
+    Parameters
+    ----------
+    reference, current
+        1-D samples; NaN and ±inf are removed and counted.
+    backend
+        ``"auto"`` (default: the GPU when an input is already on one),
+        ``"cpu"`` or ``"gpu"``; see :mod:`cudrift.stats._backend`.
+
     Examples
     --------
     >>> from cudrift.stats import wasserstein_normalized
     >>> wasserstein_normalized([0.0, 2.0], [1.0, 3.0]).statistic
     1.0
     """
+    if use_gpu(backend, reference, current):
+        return _on_gpu("wasserstein_normalized", reference, current)
     a, b, dropped = _sorted_pair(reference, current)
     return wasserstein_normalized_sorted(a, b, n_dropped=dropped)
 
@@ -940,7 +980,8 @@ def wasserstein_normalized_sorted(
 
 
 def energy_distance(
-    reference: Any, current: Any, reference_weights: Any = None, current_weights: Any = None
+    reference: Any, current: Any, reference_weights: Any = None, current_weights: Any = None, *,
+    backend: str = "auto",
 ) -> TestResult:
     """Energy distance between two 1-D samples, as ``scipy.stats.energy_distance``.
 
@@ -954,6 +995,9 @@ def energy_distance(
         1-D samples; NaN and ±inf are removed and counted.
     reference_weights, current_weights
         Optional weights, as for :func:`wasserstein_distance`.
+    backend
+        ``"auto"`` (default: the GPU when an input is already on one),
+        ``"cpu"`` or ``"gpu"``; see :mod:`cudrift.stats._backend`.
 
     Returns
     -------
@@ -966,6 +1010,8 @@ def energy_distance(
     >>> round(energy_distance([0.0], [2.0]).statistic, 12)
     2.0
     """
+    if use_gpu(backend, reference, current) and reference_weights is None and current_weights is None:
+        return _on_gpu("energy_distance", reference, current)
     l2, n1, n2, dropped = _lp_distance(reference, current, reference_weights, current_weights, 2)
     return TestResult(
         float(np.sqrt(2) * np.sqrt(l2)), None, "energy_distance", n1, n2, 0.0,

@@ -1,0 +1,86 @@
+"""Where a two-sample statistic on raw samples is computed: ``backend="auto" | "cpu" | "gpu"``.
+
+The statistics take the same ``backend`` argument as :func:`cudrift.profile`
+and :class:`cudrift.DriftDetector`, with one difference in what ``"auto"``
+means, because a single test is one short call rather than a pass over a
+window:
+
+``"cpu"``
+    NumPy (device inputs are copied to the host first).
+``"gpu"``
+    The device: the samples' finite values are sorted there and the rank
+    statistics come from the merge-path kernel, with the CPU path's p-values
+    (:func:`cudrift.backends._gpu.sample_test`); raises
+    :class:`~cudrift.errors.BackendUnavailableError` where no GPU is usable.
+``"auto"`` (default)
+    The device when an input already lives there (CuPy, cuDF, anything with
+    ``__cuda_array_interface__`` or CUDA DLPack) and a GPU is usable, else
+    NumPy: host samples are not copied to a device for one test.
+    ``CUDRIFT_BACKEND=cpu`` or ``gpu`` overrides ``"auto"``.
+
+Options that the device path does not implement (a one-sided KS, an exact
+p-value method, weights, another Anderson-Darling variant) are computed by
+NumPy whatever the backend, on host copies of device inputs; the result is
+the same either way.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from cudrift.backends import BACKENDS, gpu_status, resolve_backend
+
+__all__ = ["is_device_array", "use_gpu", "to_host"]
+
+# DLPack device types of CUDA memory (kDLCUDA, kDLCUDAHost, kDLCUDAManaged).
+_CUDA_DLPACK = (2, 3, 13)
+
+
+def is_device_array(x: Any) -> bool:
+    """Whether ``x`` is array data in GPU memory (CUDA array interface or CUDA DLPack)."""
+    if hasattr(x, "__cuda_array_interface__"):
+        return True
+    dev = getattr(x, "__dlpack_device__", None)
+    if dev is None or not callable(dev):
+        return False
+    try:
+        return int(dev()[0]) in _CUDA_DLPACK
+    except Exception:  # a foreign object whose DLPack query fails is not usable as device data
+        return False
+
+
+def use_gpu(backend: str | None, *inputs: Any) -> bool:
+    """Whether a statistic on ``inputs`` runs on the device (see the module docstring).
+
+    Raises
+    ------
+    ValueError
+        For a backend name other than auto, cpu or gpu.
+    BackendUnavailableError
+        For ``"gpu"`` (given, or from ``CUDRIFT_BACKEND``) where no GPU is usable.
+    """
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"Invalid value for backend: {backend!r} (expected one of {BACKENDS})")
+    if backend in (None, "auto"):
+        env = os.environ.get("CUDRIFT_BACKEND", "auto").strip().lower() or "auto"
+        if env != "auto":
+            return resolve_backend(env) == "gpu"
+        return any(is_device_array(x) for x in inputs) and gpu_status()[0]
+    return resolve_backend(backend) == "gpu"
+
+
+def to_host(x: Any) -> Any:
+    """``x`` itself, or a NumPy copy of it when it is device data (needs CuPy)."""
+    if not is_device_array(x):
+        return x
+    try:
+        import cupy
+    except ImportError as exc:
+        raise ValueError(
+            f"the sample is a device array ({type(x).__name__}) but CuPy is not importable ({exc}); "
+            "install a CUDA extra: pip install 'cudrift[cuda12]' or 'cudrift[cuda13]'"
+        ) from None
+    arr = x if isinstance(x, cupy.ndarray) else (
+        cupy.asarray(x) if hasattr(x, "__cuda_array_interface__") else cupy.from_dlpack(x))
+    return cupy.asnumpy(arr)

@@ -1,0 +1,149 @@
+"""``backend=`` on the two-sample statistics: the choice of device, its errors, and the GPU path against NumPy.
+
+The CPU tests run anywhere; the ``gpu``-marked class needs a usable GPU and
+is skipped with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from cudrift import BackendUnavailableError, EmptyInputError
+from cudrift.backends import gpu_status
+from cudrift.stats import (
+    anderson_ksamp,
+    cramervonmises_2samp,
+    energy_distance,
+    ks_2samp,
+    mmd,
+    wasserstein_distance,
+    wasserstein_normalized,
+)
+from cudrift.stats import _backend
+
+GPU_OK, GPU_REASON = gpu_status()
+
+# (function, extra keyword arguments, SciPy twin or None)
+SAMPLE_TESTS = [
+    (ks_2samp, {}, lambda a, b: scipy.stats.ks_2samp(a, b)),
+    (cramervonmises_2samp, {}, lambda a, b: scipy.stats.cramervonmises_2samp(a, b)),
+    (anderson_ksamp, {}, None),
+    (wasserstein_distance, {}, lambda a, b: scipy.stats.wasserstein_distance(a, b)),
+    (energy_distance, {}, lambda a, b: scipy.stats.energy_distance(a, b)),
+    (wasserstein_normalized, {}, None),
+    (mmd, {"n_permutations": 20}, None),
+]
+IDS = [f[0].__name__ for f in SAMPLE_TESTS]
+
+
+class _FakeDeviceArray:
+    """Something that says it lives in GPU memory, as a CuPy or cuDF array would."""
+
+    def __init__(self, values):
+        self.values = np.asarray(values)
+        self.__cuda_array_interface__ = {"shape": self.values.shape, "typestr": "<f8", "data": (0, False),
+                                         "version": 3}
+
+
+@pytest.mark.parametrize("func, kwargs, _", SAMPLE_TESTS, ids=IDS)
+def test_invalid_backend_is_named(rng, func, kwargs, _):
+    with pytest.raises(ValueError, match="backend"):
+        func(rng.normal(size=50), rng.normal(size=40), backend="tpu", **kwargs)
+
+
+@pytest.mark.skipif(GPU_OK, reason="a GPU is usable here: this checks a machine without one")
+@pytest.mark.parametrize("func, kwargs, _", SAMPLE_TESTS, ids=IDS)
+def test_gpu_without_a_device_says_why(rng, func, kwargs, _, monkeypatch):
+    a, b = rng.normal(size=50), rng.normal(size=40)
+    with pytest.raises(BackendUnavailableError, match="not usable here"):
+        func(a, b, backend="gpu", **kwargs)
+    # the environment's default applies to "auto" too
+    monkeypatch.setenv("CUDRIFT_BACKEND", "gpu")
+    with pytest.raises(BackendUnavailableError):
+        func(a, b, **kwargs)
+    monkeypatch.setenv("CUDRIFT_BACKEND", "cpu")
+    assert func(a, b, **kwargs).statistic == func(a, b, backend="cpu", **kwargs).statistic
+
+
+@pytest.mark.parametrize("func, kwargs, twin", SAMPLE_TESTS, ids=IDS)
+def test_host_samples_stay_on_the_cpu_with_auto(rng, func, kwargs, twin, monkeypatch):
+    """``auto`` never moves host samples to a device for one test: same result as ``cpu``, and as SciPy."""
+    monkeypatch.delenv("CUDRIFT_BACKEND", raising=False)
+    a, b = rng.normal(size=300), rng.normal(0.2, size=250)
+    auto, cpu = func(a, b, **kwargs), func(a, b, backend="cpu", **kwargs)
+    assert (auto.statistic, auto.pvalue) == (cpu.statistic, cpu.pvalue)
+    if twin is not None:
+        ref = twin(a, b)
+        assert auto.statistic == pytest.approx(getattr(ref, "statistic", ref), rel=1e-9)
+
+
+def test_device_arrays_are_recognized():
+    assert _backend.is_device_array(_FakeDeviceArray([1.0, 2.0]))
+    assert not _backend.is_device_array(np.arange(3.0))
+
+    class CudaDLPack:
+        def __dlpack_device__(self):
+            return (2, 0)  # kDLCUDA, device 0
+
+    class BrokenDLPack:
+        def __dlpack_device__(self):
+            raise RuntimeError("no")
+
+    assert _backend.is_device_array(CudaDLPack())
+    assert not _backend.is_device_array(BrokenDLPack())
+    assert not _backend.is_device_array([1.0, 2.0])
+
+
+@pytest.mark.skipif(GPU_OK, reason="a GPU is usable here: this checks a machine without one")
+def test_device_input_on_a_machine_without_cupy_is_a_clear_error(monkeypatch):
+    import importlib.util
+
+    if importlib.util.find_spec("cupy") is not None:
+        pytest.skip("CuPy imports here")
+    monkeypatch.delenv("CUDRIFT_BACKEND", raising=False)
+    with pytest.raises(ValueError, match="CuPy"):
+        ks_2samp(_FakeDeviceArray([1.0, 2.0, 3.0]), [1.0, 2.0], backend="cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not GPU_OK, reason=f"GPU backend not usable: {GPU_REASON}")
+class TestOnGpu:
+    """Host and device samples with ``backend="gpu"`` / ``"auto"`` against the NumPy path on the same data."""
+
+    @pytest.mark.parametrize("n", [300, 30_000])
+    @pytest.mark.parametrize("func, kwargs, twin", SAMPLE_TESTS, ids=IDS)
+    def test_matches_numpy(self, rng, n, func, kwargs, twin):
+        import cupy
+
+        a = rng.normal(size=n)
+        b = rng.standard_t(5, size=n - 7).astype(np.float32) + np.float32(0.05)
+        a[::97] = np.nan
+        b[::89] = np.inf
+        cpu = func(a, b, backend="cpu", **kwargs)
+        da, db = cupy.asarray(a), cupy.asarray(b)
+        before = cupy.asnumpy(da).copy()
+        for res in (func(a, b, backend="gpu", **kwargs), func(da, db, **kwargs)):
+            assert res.method == cpu.method
+            assert res.statistic == pytest.approx(cpu.statistic, rel=1e-6, abs=1e-12)
+            if cpu.pvalue is None:
+                assert res.pvalue is None
+            else:
+                assert res.pvalue == pytest.approx(cpu.pvalue, rel=1e-6, abs=1e-9)
+            assert (res.n_reference, res.n_current) == (cpu.n_reference, cpu.n_current)
+        assert np.array_equal(cupy.asnumpy(da), before, equal_nan=True)  # the caller's array is not sorted in place
+
+    def test_options_the_device_lacks_run_on_the_cpu(self, rng):
+        import cupy
+
+        a, b = rng.normal(size=500), rng.normal(0.1, size=400)
+        res = ks_2samp(cupy.asarray(a), cupy.asarray(b), alternative="less")
+        assert res.statistic == pytest.approx(scipy.stats.ks_2samp(a, b, alternative="less").statistic)
+        w = rng.random(size=500)
+        res = wasserstein_distance(cupy.asarray(a), cupy.asarray(b), reference_weights=w, backend="gpu")
+        assert res.statistic == pytest.approx(scipy.stats.wasserstein_distance(a, b, u_weights=w))
+
+    def test_empty_after_dropping_is_named(self):
+        with pytest.raises(EmptyInputError, match="current has no finite values"):
+            ks_2samp(np.arange(5.0), np.array([np.nan, np.inf]), backend="gpu")
