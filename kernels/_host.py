@@ -79,7 +79,8 @@ def merge_block_moments(counts, means, m2s) -> tuple:
         with np.errstate(over="ignore", invalid="ignore"):
             fa, fb = na / tot, nb / tot
             delta = mb - ma
-            merged_mean = ma * fa + mb * fb
+            # as the kernels' chan_combine: equal means stay equal
+            merged_mean = np.where(np.isinf(delta), ma * fa + mb * fb, ma + delta * fb)
             merged_m2 = (qa + qb) + delta * delta * (na.astype(np.float64) * nb / tot)
         mu = np.where(both, merged_mean, np.where(na > 0, ma, mb))
         q = np.where(both, merged_m2, np.where(na > 0, qa, qb))

@@ -182,15 +182,23 @@ def welford_add(count, mean, m2, v):
 
 @cuda.jit(device=True, inline=True)
 def chan_combine(na, ma, qa, nb, mb, qb):
-    """Chan et al.'s merge of two (count, mean, M2), written as ``Moments.merge`` writes it."""
+    """Chan et al.'s merge of two (count, mean, M2).
+
+    The mean moves from ``ma`` by ``d * nb / n``, so equal means stay
+    exactly equal (a constant column keeps M2 = 0 however many merges);
+    only when ``d = mb - ma`` overflows (huge means of opposite signs) is it
+    the weighted form ``ma * na / n + mb * nb / n``, as ``Moments.merge``.
+    """
     if nb == 0:
         return na, ma, qa
     if na == 0:
         return nb, mb, qb
     n = na + nb
-    # Weights below 1 keep the mean from overflowing.
-    mean = ma * (na / n) + mb * (nb / n)
     d = mb - ma
+    if math.isinf(d):
+        mean = ma * (na / n) + mb * (nb / n)
+    else:
+        mean = ma + d * (nb / n)
     m2 = (qa + qb) + d * d * (float(na) * float(nb) / n)
     return n, mean, m2
 

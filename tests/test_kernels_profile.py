@@ -203,3 +203,14 @@ def test_row_major_slabs_and_wide_matrices(monkeypatch):
     check_profile(y, wide, uniform=[0] * 10, threads=32, row_blocks=2, privatize=False)
     # a column slice of a C-ordered matrix keeps the row mapping
     assert kp.rows_layout(x[:, 5:9]) and not kp.rows_layout(np.asfortranarray(x)) and not kp.rows_layout(x[:, :1])
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_constant_huge_columns_keep_zero_spread(order):
+    """Merging equal means never moves them: a constant column near the float64 limit keeps M2 = 0."""
+    x = np.asarray(np.full((300, 3), 1.7e308), order=order)
+    x[:, 1] = -3e300
+    x[:, 2] = 5e200
+    res = check_profile(x, [None, None, None], threads=32, row_blocks=3)
+    assert res["m2"].tolist() == [0.0, 0.0, 0.0]
+    assert res["mean"].tolist() == [1.7e308, -3e300, 5e200]

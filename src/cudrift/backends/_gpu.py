@@ -128,6 +128,8 @@ _MAX_CODE_SPAN = 1 << 20
 # Indices hashed per block when choosing sample candidates (32 MiB of priorities).
 _HASH_BLOCK = 1 << 22
 _U64 = 1 << 64
+# Column pairs per rank-kernel launch (CUDA's gridDim.y limit).
+_MAX_PAIRS = 65_535
 
 # Conversion to the sort dtype with every NaN made the positive quiet NaN:
 # the radix sort orders by bits, so a NaN with its sign bit set would land
@@ -704,11 +706,26 @@ def pack_columns(columns: dict[str, Any], dtype: Any = None) -> dict[str, Any]:
         arrays = [columns[n] for n in names]
         if all(a.dtype.str == key for a in arrays) and len({id(a.data.mem) for a in arrays}) == 1:
             continue
-        with _section():
-            flat = cupy.concatenate([a.astype(key, copy=False) for a in arrays])
+        try:
+            with _section():
+                # filled column by column (converting as it copies): the
+                # peak is the columns plus one packed copy
+                flat = cupy.empty(sum(a.size for a in arrays), dtype=key)
+                at = 0
+                for n, a in zip(names, arrays):
+                    flat[at : at + a.size] = a
+                    at += a.size
+        except cupy.cuda.memory.OutOfMemoryError:
+            # no room for the packed copy: keep the columns where they are (the rank
+            # kernel then takes them one launch per column) and convert them one by one
+            flat = None
+            cupy.get_default_memory_pool().free_all_blocks()
         at = 0
         for n, a in zip(names, arrays):
-            out[n] = flat[at : at + a.size]
+            if flat is None:
+                out[n] = a if a.dtype.str == key else a.astype(key)
+            else:
+                out[n] = flat[at : at + a.size]
             at += a.size
     return out
 
@@ -881,8 +898,17 @@ def rank_statistics_many(pairs: list[tuple[cupy.ndarray, cupy.ndarray]]) -> "lis
         groups.setdefault((a.dtype.str, id(a.data.mem), b.dtype.str, id(b.data.mem)), []).append(i)
     out: list = [None] * len(pairs)
     for idx in groups.values():
-        for i, r in zip(idx, _rank_group([pairs[i] for i in idx])):
-            out[i] = r
+        # a row of blocks per pair: gridDim.y caps a launch at 65,535 pairs
+        for c0 in range(0, len(idx), _MAX_PAIRS):
+            chunk = idx[c0 : c0 + _MAX_PAIRS]
+            try:
+                stats = _rank_group([pairs[i] for i in chunk])
+            except cupy.cuda.memory.OutOfMemoryError:
+                # no room to pack the columns together: one launch per pair, each read in place
+                cupy.get_default_memory_pool().free_all_blocks()
+                stats = [_rank_group([pairs[i]])[0] for i in chunk]
+            for i, r in zip(chunk, stats):
+                out[i] = r
     return out
 
 

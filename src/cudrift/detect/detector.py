@@ -219,9 +219,10 @@ class DriftDetector:
             findings.append(Finding("extra_column", n, f"column {n!r} is not in the reference; it is not tested"))
 
         names = [n for n in ref.columns if n in cur.columns]
-        rank_stats = self._device_rank_statistics(names, cur_sorted)
+        tests, rank_stats = self._device_rank_statistics(names, cur, cur_sorted)
         with ThreadPoolExecutor(max_workers=_workers()) as pool:
-            results = list(pool.map(lambda n: self._column(n, cur, cur_sorted.get(n), rank_stats.get(n)), names))
+            results = list(pool.map(
+                lambda n: self._column(n, cur, cur_sorted.get(n), tests.get(n), rank_stats.get(n)), names))
         by_name = dict(zip(names, results))
 
         features: list[FeatureDrift] = []
@@ -258,35 +259,55 @@ class DriftDetector:
             metadata={"backend": self.backend, "policy": self.policy if isinstance(self.policy, str) else "custom"},
         )
 
-    def _device_rank_statistics(self, names: list[str], cur_sorted: dict) -> dict:
-        """Rank statistics of every column whose sorted values are on the device, from one batched launch.
+    def _device_rank_statistics(self, names: list[str], cur: Profile, cur_sorted: dict) -> tuple[dict, dict]:
+        """Tests of the columns kept sorted on the device, and their rank statistics from one batched launch.
 
-        Only where a column's test can use them (a rank test, or the auto
-        policy, which picks one for continuous columns); empty dict on the
-        CPU path.
+        Returns ``(tests, stats)``: the test each such column gets (chosen
+        as :meth:`_column` chooses it, so that it is not chosen twice) and,
+        for those whose test is a rank test, the batched statistics. Both
+        empty on the CPU path. A failure of the batched launch leaves
+        ``stats`` empty: each column then computes its own and fails alone.
         """
         if self.backend != "gpu":
-            return {}
+            return {}, {}
         from cudrift.backends import _gpu_host as gh
         from cudrift.detect._compute import _on_device
 
-        wanted = []
+        tests, wanted = {}, []
         for n in names:
             r, c = self._ref_sorted.get(n), cur_sorted.get(n)
             if r is None or c is None or not (_on_device(r) and _on_device(c)) or not (r.size and c.size):
                 continue
-            test = self._column_tests.get(n) or self._all_test
-            if test is None or test in gh.RANK_TESTS:
+            if cur.kinds[n] != self.reference.kinds[n]:
+                continue  # not tested (kind mismatch)
+            tests[n] = test = self._test_for(n, cur, c)
+            if test in gh.RANK_TESTS:
                 wanted.append(n)
         if not wanted:
-            return {}
+            return tests, {}
         from cudrift.backends import _gpu
 
-        stats = _gpu.rank_statistics_many([(self._ref_sorted[n], cur_sorted[n]) for n in wanted])
-        return dict(zip(wanted, stats))
+        try:
+            stats = _gpu.rank_statistics_many([(self._ref_sorted[n], cur_sorted[n]) for n in wanted])
+        except Exception:  # noqa: BLE001 - device trouble: fall back to the per-column path, which reports it
+            return tests, {}
+        return tests, dict(zip(wanted, stats))
+
+    def _test_for(self, name: str, cur: Profile, cur_sorted) -> str:
+        """The test a testable column gets: its policy's, or the auto rule's (from the distinct values)."""
+        kind = self.reference.kinds[name]
+        rc, cc = self.reference.columns[name], cur.columns[name]
+        test = self._column_tests.get(name) or self._all_test
+        if test is not None and not _compute.applies(test, kind):
+            test = None  # a blanket policy test that does not fit this kind: fall back to auto
+        if test is None:
+            ref_sorted = self._ref_sorted.get(name)
+            n_unique = _compute.n_unique(kind, rc, cc, ref_sorted, cur_sorted, self._ref_distinct.get(name))
+            test = auto_test(kind, _n_valid(rc), n_unique)
+        return test
 
     # ------------------------------------------------------------ per column
-    def _column(self, name: str, cur: Profile, cur_sorted: np.ndarray | None,
+    def _column(self, name: str, cur: Profile, cur_sorted: np.ndarray | None, test: str | None = None,
                 rank_stats=None) -> tuple[FeatureDrift, list[Finding]]:
         ref = self.reference
         kind = ref.kinds[name]
@@ -310,12 +331,8 @@ class DriftDetector:
         if n_ref == 0:
             return fail(STATUS_NO_DATA, "no non-null values in the reference")
         ref_sorted = self._ref_sorted.get(name)
-        test = self._column_tests.get(name) or self._all_test
-        if test is not None and not _compute.applies(test, kind):
-            test = None  # a blanket policy test that does not fit this kind: fall back to auto
         if test is None:
-            n_unique = _compute.n_unique(kind, rc, cc, ref_sorted, cur_sorted, self._ref_distinct.get(name))
-            test = auto_test(kind, n_ref, n_unique)
+            test = self._test_for(name, cur, cur_sorted)
         try:
             res = _compute.run_test(test, kind, rc, cc, ref_sorted, cur_sorted if ref_sorted is not None else None,
                                     backend=self.backend, rank_stats=rank_stats)
