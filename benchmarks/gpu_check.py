@@ -14,12 +14,12 @@ still leaves what it measured):
 
 1. the card (pynvml name, memory, driver), CuPy / numba-cuda / CUDA versions,
    ``cudrift.backends.gpu_status()``;
-2. the GPU tests: ``tests/test_gpu_backend.py`` and every
-   ``tests/test_kernels_*.py`` in a subprocess with ``NUMBA_ENABLE_CUDASIM=0``
+2. the GPU tests: ``tests/test_gpu_backend.py``, ``tests/test_stats_backend.py``
+   and every ``tests/test_kernels_*.py`` in a subprocess with ``NUMBA_ENABLE_CUDASIM=0``
    (so the kernel tests run on the device), on several xdist workers when
    pytest-xdist is installed, with a per-test timeout when pytest-timeout is;
    the full log goes to ``$OUT/gpu_tests.log`` (``--quick``: the backend's
-   tests and ``tests/test_kernels_gpu.py``);
+   and the statistics' tests and ``tests/test_kernels_gpu.py``);
 3. kernel compilation (``cudrift.backends._gpu.warm_up``);
 4. the device-to-device copy rate, the bandwidth ceiling (read + write bytes
    of a large ``cupy`` copy per second);
@@ -118,7 +118,8 @@ def plan(quick: bool, free_bytes: float) -> dict:
         "pytest": {
             # the backend's tests, and every kernel test module on the device
             # (they run in the simulator elsewhere; NUMBA_ENABLE_CUDASIM=0 moves them here)
-            "args": ["-q", "--tb=short", "-rfEs", "tests/test_gpu_backend.py", "tests/test_kernels_gpu.py"]
+            "args": ["-q", "--tb=short", "-rfEs", "tests/test_gpu_backend.py", "tests/test_kernels_gpu.py",
+                     "tests/test_stats_backend.py"]
             + ([] if quick else sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_kernels_*.py")
                                        if p.name != "test_kernels_gpu.py")),
             "timeout_s": 120 if quick else 180,
