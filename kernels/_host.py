@@ -205,6 +205,10 @@ class RankStatistics(NamedTuple):
         ``scipy.stats.cramervonmises_2samp`` statistic ``T``.
     anderson_a2kn
         SciPy's midrank ``A2akN`` (normalize with the ``anderson_ksamp`` formula).
+    ks_counts
+        ``(A, B)``, the counts of reference and current values ``<= x`` at a
+        point ``x`` where ``ks`` is attained (the statistic's location is the
+        larger of ``a[A - 1]`` and ``b[B - 1]``); ``(0, 0)`` when unknown.
     """
 
     ks_plus: float
@@ -214,6 +218,7 @@ class RankStatistics(NamedTuple):
     energy: float
     cramervonmises: float
     anderson_a2kn: float
+    ks_counts: tuple = (0, 0)
 
 
 def rank_statistics(fpart, ipart, n_a: int, n_b: int) -> RankStatistics:
@@ -244,10 +249,11 @@ def rank_statistics(fpart, ipart, n_a: int, n_b: int) -> RankStatistics:
     plus = max(0.0, float(ip[hi, 1] / m - ip[hi, 2] / n))
     minus = max(0.0, -float(ip[lo, 4] / m - ip[lo, 5] / n))
     ks = minus if minus > plus else plus
+    counts = (int(ip[lo, 4]), int(ip[lo, 5])) if minus > plus else (int(ip[hi, 1]), int(ip[hi, 2]))
     fm, fn, fN = float(m), float(n), float(big_n)
     cvm = (float(f[2]) / 3.0 / fN + float(f[3]) / 12.0 + fm * fn / 6.0) / (fm * fn * fN)
     a2kn = (fN - 1.0) / (fN * fm * fn) * float(f[4])
-    return RankStatistics(plus, minus, ks, float(f[0]), math.sqrt(2.0 * float(f[1])), cvm, a2kn)
+    return RankStatistics(plus, minus, ks, float(f[0]), math.sqrt(2.0 * float(f[1])), cvm, a2kn, counts)
 
 
 def mmd_pvalue(mmd2) -> tuple[float, float | None]:

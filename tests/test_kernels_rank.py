@@ -112,3 +112,16 @@ def test_many_columns_in_one_launch():
         assert r.ks == pytest.approx(st.ks_2samp(a, b64).statistic, rel=1e-12)
         assert r.wasserstein == pytest.approx(st.wasserstein_distance(a, b64), rel=1e-9)
         assert r.energy == pytest.approx(st.energy_distance(a, b64), rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", [48, 49])
+def test_ks_counts_locate_the_extreme(seed):
+    """The counts the kernel keeps name a point where |F_a - F_b| equals the KS statistic."""
+    rng = np.random.default_rng(seed)
+    a = np.sort(np.round(rng.normal(size=130), 1))
+    b = np.sort(np.round(rng.normal(0.4, size=90), 1))
+    r = run_rank(a, b, threads=32, items=2, blocks=3)
+    ca, cb = r.ks_counts
+    loc = max(a[ca - 1] if ca else -np.inf, b[cb - 1] if cb else -np.inf)
+    assert (np.searchsorted(a, loc, "right"), np.searchsorted(b, loc, "right")) == (ca, cb)
+    assert abs(ca / a.size - cb / b.size) == pytest.approx(r.ks, rel=1e-12)

@@ -79,6 +79,53 @@ def test_host_samples_stay_on_the_cpu_with_auto(rng, func, kwargs, twin, monkeyp
         assert auto.statistic == pytest.approx(getattr(ref, "statistic", ref), rel=1e-9)
 
 
+@pytest.mark.skipif(GPU_OK, reason="a GPU is usable here: this checks a machine without one")
+def test_options_the_device_lacks_need_no_gpu(rng):
+    """A one-sided KS, weights, another variant: NumPy computes them even with backend="gpu"."""
+    a, b = rng.normal(size=200), rng.normal(0.3, size=150)
+    res = ks_2samp(a, b, alternative="less", backend="gpu")
+    assert res.statistic == pytest.approx(scipy.stats.ks_2samp(a, b, alternative="less").statistic, rel=1e-12)
+    w = rng.random(size=200)
+    assert wasserstein_distance(a, b, reference_weights=w, backend="gpu").statistic == pytest.approx(
+        scipy.stats.wasserstein_distance(a, b, u_weights=w), rel=1e-12)
+    assert anderson_ksamp(a, b, variant="right", backend="gpu").method == "anderson"
+    with pytest.raises(ValueError, match="backend"):
+        ks_2samp(a, b, alternative="less", backend="tpu")
+
+
+def test_a_bad_environment_default_is_named(rng, monkeypatch):
+    monkeypatch.setenv("CUDRIFT_BACKEND", "tpu")
+    with pytest.raises(ValueError, match="CUDRIFT_BACKEND"):
+        ks_2samp(rng.normal(size=20), rng.normal(size=20))
+
+
+@pytest.mark.parametrize("policy", ["mmd", "energy_distance", "ks"])
+def test_the_environment_never_overrides_a_cpu_detector(rng, monkeypatch, policy):
+    """A detector built with backend="cpu" tests its sampled values on NumPy whatever CUDRIFT_BACKEND says."""
+    from cudrift import DriftDetector, profile
+
+    ref = profile({"x": rng.normal(size=3000)}, backend="cpu")
+    cur = profile({"x": rng.normal(0.5, size=3000)}, like=ref, backend="cpu")
+    det = DriftDetector(ref, policy=policy, backend="cpu")
+    monkeypatch.setenv("CUDRIFT_BACKEND", "gpu")
+    f = det.compare(cur).features[0]
+    assert f.status == "ok" and f.drifted, f
+
+
+def test_constant_reference_normalizes_by_one(rng):
+    """np.std of a constant float sample is ~1e-17, not 0: the normalized distance must still divide by 1."""
+    ref, cur = np.full(1000, 0.1), np.full(1000, 0.2)
+    assert np.std(ref) != 0.0  # the trap
+    res = wasserstein_normalized(ref, cur)
+    assert res.statistic == pytest.approx(0.1, rel=1e-12)
+    assert res.details["normalizer"] == 1.0 and res.details["reference_std"] == 0.0
+    from cudrift import DriftDetector
+
+    for exact in (True, False):
+        f = DriftDetector({"c": ref}, policy="wasserstein_normalized", exact=exact).compare({"c": cur}).features[0]
+        assert f.statistic == pytest.approx(0.1, rel=1e-9), (exact, f)
+
+
 def test_device_arrays_are_recognized():
     assert _backend.is_device_array(_FakeDeviceArray([1.0, 2.0]))
     assert not _backend.is_device_array(np.arange(3.0))
@@ -126,6 +173,15 @@ class TestOnGpu:
         before = cupy.asnumpy(da).copy()
         for res in (func(a, b, backend="gpu", **kwargs), func(da, db, **kwargs)):
             assert res.method == cpu.method
+            for key in ("n_dropped_reference", "n_dropped_current", "pvalue_method", "reference_std", "normalizer"):
+                if key in cpu.details:
+                    assert res.details[key] == pytest.approx(cpu.details[key], rel=1e-9), key
+            if func is ks_2samp:
+                # a point where the statistic is attained (SciPy may name another one on ties)
+                loc = res.details["statistic_location"]
+                fa = np.searchsorted(np.sort(a[np.isfinite(a)]), loc, "right") / cpu.n_reference
+                fb = np.searchsorted(np.sort(b[np.isfinite(b)].astype(np.float64)), loc, "right") / cpu.n_current
+                assert abs(fa - fb) == pytest.approx(cpu.statistic, rel=1e-12)
             assert res.statistic == pytest.approx(cpu.statistic, rel=1e-6, abs=1e-12)
             if cpu.pvalue is None:
                 assert res.pvalue is None

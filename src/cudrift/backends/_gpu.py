@@ -723,7 +723,10 @@ def pack_columns(columns: dict[str, Any], dtype: Any = None) -> dict[str, Any]:
         at = 0
         for n, a in zip(names, arrays):
             if flat is None:
-                out[n] = a if a.dtype.str == key else a.astype(key)
+                try:
+                    out[n] = a if a.dtype.str == key else a.astype(key)
+                except cupy.cuda.memory.OutOfMemoryError:
+                    out[n] = a  # the rank kernel reads float32 as well
             else:
                 out[n] = flat[at : at + a.size]
             at += a.size
@@ -940,6 +943,29 @@ def rank_statistics(ref: cupy.ndarray, cur: cupy.ndarray) -> "_host.RankStatisti
     return rank_statistics_many([(ref, cur)])[0]
 
 
+def _constant(v: cupy.ndarray) -> bool:
+    """Whether a sorted non-empty device array holds one value."""
+    with _section():
+        ends = cupy.asnumpy(cupy.stack([v[0], v[-1]]))
+    return bool(ends[0] == ends[1])
+
+
+def _ks_location(ref: cupy.ndarray, cur: cupy.ndarray, counts: tuple) -> float:
+    """The pooled value at which the KS extreme with these counts is attained: ``max(ref[A-1], cur[B-1])``.
+
+    Where several points attain the same extreme, this is the one the
+    kernel kept, which may differ from the one SciPy's argmax reports.
+    """
+    a, b = (int(c) for c in counts)
+    vals = []
+    with _section():
+        if a > 0:
+            vals.append(float(cupy.asnumpy(ref[a - 1 : a])[0]))
+        if b > 0:
+            vals.append(float(cupy.asnumpy(cur[b - 1 : b])[0]))
+    return max(vals) if vals else math.nan
+
+
 def _pooled_distinct(ref: cupy.ndarray, cur: cupy.ndarray) -> bool:
     with _section():
         ends = cupy.asnumpy(cupy.stack([ref[0], ref[-1], cur[0], cur[-1]]).astype(np.float64))
@@ -957,12 +983,16 @@ def run_sorted_test(test: str, ref: cupy.ndarray, cur: cupy.ndarray, reference_s
     the CPU function runs. Synchronizes the device.
     """
     spec = TESTS[test]
+    if test == "wasserstein_normalized" and ref.size and _constant(ref):
+        reference_std = 0.0  # a constant reference: divide by 1, whatever a float std says
     if test in gh.RANK_TESTS and ref.size and cur.size:
         distinct = _pooled_distinct(ref, cur) if test == "anderson" else True
-        res = gh.finish_rank_test(test, stats if stats is not None else rank_statistics(ref, cur),
-                                  int(ref.size), int(cur.size),
+        stats = stats if stats is not None else rank_statistics(ref, cur)
+        res = gh.finish_rank_test(test, stats, int(ref.size), int(cur.size),
                                   reference_std=reference_std, distinct=distinct)
         if res is not None:
+            if test == "ks":
+                res.details["statistic_location"] = _ks_location(ref, cur, stats.ks_counts)
             return res
     a = to_host(ref).astype(np.float64, copy=False)
     b = to_host(cur).astype(np.float64, copy=False)
@@ -982,15 +1012,12 @@ def _finite_sorted(x: Any, name: str) -> tuple[cupy.ndarray, int]:
     from cudrift.errors import EmptyInputError
     from cudrift.stats._backend import is_device_array
 
-    arr = as_cupy(x) if is_device_array(x) else None
-    if arr is None:
-        host = np.asarray(x)
-        if host.dtype.kind not in "biuf":
-            # objects, strings, ...: the CPU path's conversion and its messages
-            from cudrift.stats._validation import _to_float_array
+    if is_device_array(x):
+        arr = as_cupy(x)
+    else:
+        from cudrift.stats._validation import _to_float_array
 
-            host = _to_float_array(host, name)
-        arr = cupy.asarray(host)
+        arr = cupy.asarray(_to_float_array(x, name))  # the CPU path's conversion and its messages
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}.")
     if arr.ndim == 0:
@@ -1024,7 +1051,8 @@ def sample_test(test: str, reference: Any, current: Any) -> TestResult:
         b, db = _finite_sorted(current, "current")
         std = None
         if test == "wasserstein_normalized":
-            std = float(a.std())
+            # as the CPU's _std: exactly 0 for a constant sample (sorted: ends equal)
+            std = 0.0 if _constant(a) else float(a.std())
     res = run_sorted_test(test, a, b, std if std is not None else math.nan)
     return dataclasses.replace(res, details={**res.details, **dropped_details((da, db))})
 

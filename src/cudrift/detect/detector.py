@@ -266,7 +266,8 @@ class DriftDetector:
         as :meth:`_column` chooses it, so that it is not chosen twice) and,
         for those whose test is a rank test, the batched statistics. Both
         empty on the CPU path. A failure of the batched launch leaves
-        ``stats`` empty: each column then computes its own and fails alone.
+        ``stats`` empty: each column then computes its own (a column that
+        runs out of device memory then fails alone, with a finding).
         """
         if self.backend != "gpu":
             return {}, {}
@@ -336,10 +337,11 @@ class DriftDetector:
         try:
             res = _compute.run_test(test, kind, rc, cc, ref_sorted, cur_sorted if ref_sorted is not None else None,
                                     backend=self.backend, rank_stats=rank_stats)
-        except (CudriftError, ValueError) as exc:
+        except (CudriftError, ValueError, MemoryError) as exc:
             # a test that cannot run on this column's data (constant values
-            # for Anderson-Darling, one row for Cramer-von Mises, ...) fails
-            # this column only; the report goes on
+            # for Anderson-Darling, one row for Cramer-von Mises, ...), or
+            # that runs out of (device) memory, fails this column only; the
+            # report goes on
             findings.append(Finding("test_error", name, f"{test} on column {name!r} failed: {exc}"))
             return fail(STATUS_ERROR, str(exc), test)
         threshold = self.threshold_for(name, test)

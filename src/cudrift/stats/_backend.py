@@ -20,8 +20,10 @@ window:
 
 Options that the device path does not implement (a one-sided KS, an exact
 p-value method, weights, another Anderson-Darling variant) are computed by
-NumPy whatever the backend, on host copies of device inputs; the result is
-the same either way.
+NumPy whatever the backend (no GPU needed), on host copies of device
+inputs; the result is the same either way. Internal callers (the detector)
+pass their own backend explicitly, so ``CUDRIFT_BACKEND`` never overrides a
+detector's choice.
 """
 
 from __future__ import annotations
@@ -31,23 +33,19 @@ from typing import Any
 
 from cudrift.backends import BACKENDS, gpu_status, resolve_backend
 
-__all__ = ["is_device_array", "use_gpu", "to_host"]
-
-# DLPack device types of CUDA memory (kDLCUDA, kDLCUDAHost, kDLCUDAManaged).
-_CUDA_DLPACK = (2, 3, 13)
-
+__all__ = ["is_device_array", "check_backend", "use_gpu", "to_host"]
 
 def is_device_array(x: Any) -> bool:
-    """Whether ``x`` is array data in GPU memory (CUDA array interface or CUDA DLPack)."""
-    if hasattr(x, "__cuda_array_interface__"):
-        return True
-    dev = getattr(x, "__dlpack_device__", None)
-    if dev is None or not callable(dev):
-        return False
-    try:
-        return int(dev()[0]) in _CUDA_DLPACK
-    except Exception:  # a foreign object whose DLPack query fails is not usable as device data
-        return False
+    """Whether ``x`` is array data in GPU memory (CUDA array interface, or DLPack on CUDA or managed memory)."""
+    from cudrift.backends._gpu_host import is_device_array as _is_device
+
+    return _is_device(x)
+
+
+def check_backend(backend: Any) -> None:
+    """Raise ValueError naming ``backend`` unless it is None, auto, cpu or gpu."""
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"Invalid value for backend: {backend!r} (expected one of {BACKENDS})")
 
 
 def use_gpu(backend: str | None, *inputs: Any) -> bool:
@@ -60,12 +58,11 @@ def use_gpu(backend: str | None, *inputs: Any) -> bool:
     BackendUnavailableError
         For ``"gpu"`` (given, or from ``CUDRIFT_BACKEND``) where no GPU is usable.
     """
-    if backend is not None and backend not in BACKENDS:
-        raise ValueError(f"Invalid value for backend: {backend!r} (expected one of {BACKENDS})")
+    check_backend(backend)
     if backend in (None, "auto"):
         env = os.environ.get("CUDRIFT_BACKEND", "auto").strip().lower() or "auto"
         if env != "auto":
-            return resolve_backend(env) == "gpu"
+            return resolve_backend(None) == "gpu"  # its errors name CUDRIFT_BACKEND
         return any(is_device_array(x) for x in inputs) and gpu_status()[0]
     return resolve_backend(backend) == "gpu"
 

@@ -54,7 +54,7 @@ from ._grid import (
     mannwhitney_u1_ties,
     wasserstein1_sorted_fast,
 )
-from ._backend import to_host, use_gpu
+from ._backend import check_backend, to_host, use_gpu
 from ._result import TestResult
 from ._validation import as_sample, check_bool, check_option, dropped_details
 
@@ -91,6 +91,16 @@ def _pair(reference: Any, current: Any) -> tuple[np.ndarray, np.ndarray, tuple[i
 def _sorted_pair(reference: Any, current: Any) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     a, b, dropped = _pair(reference, current)
     return np.sort(a), np.sort(b), dropped
+
+
+def _device_path(backend: Any, supported: bool, reference: Any, current: Any) -> bool:
+    """Whether to run on the device: the options are ones it implements and the backend says so.
+
+    Options it does not implement run on NumPy whatever the backend (no GPU
+    needed); the backend's name is checked either way.
+    """
+    check_backend(backend)
+    return supported and use_gpu(backend, reference, current)
 
 
 def _on_gpu(test: str, reference: Any, current: Any) -> TestResult:
@@ -163,7 +173,7 @@ def ks_2samp(
     """
     alternative = _ks_alternative(alternative)
     method = check_option("method", method, ("auto", "exact", "asymp"))
-    if use_gpu(backend, reference, current) and alternative == "two-sided" and method == "auto":
+    if _device_path(backend, alternative == "two-sided" and method == "auto", reference, current):
         return _on_gpu("ks", reference, current)
     a, b, dropped = _sorted_pair(reference, current)
     return ks_2samp_sorted(a, b, alternative, method, n_dropped=dropped)
@@ -290,7 +300,7 @@ def anderson_ksamp(
     """
     variant = _check_anderson_variant(variant)
     _check_permutation_method(method)
-    if use_gpu(backend, reference, current) and variant == "midrank" and method is None:
+    if _device_path(backend, variant == "midrank" and method is None, reference, current):
         return _on_gpu("anderson", reference, current)
     a, b, dropped = _pair(reference, current)
     res = anderson_ksamp_sorted(np.sort(a), np.sort(b), variant=variant, n_dropped=dropped)
@@ -417,7 +427,7 @@ def cramervonmises_2samp(reference: Any, current: Any, method: str = "auto", *, 
     True
     """
     method = check_option("method", method, ("auto", "exact", "asymptotic"))
-    if use_gpu(backend, reference, current) and method == "auto":
+    if _device_path(backend, method == "auto", reference, current):
         return _on_gpu("cramervonmises", reference, current)
     a, b, dropped = _sorted_pair(reference, current)
     return cramervonmises_2samp_sorted(a, b, method, n_dropped=dropped)
@@ -877,7 +887,7 @@ def wasserstein_distance(
     >>> wasserstein_distance([0.0, 1.0, 3.0], [5.0, 6.0, 8.0]).statistic
     5.0
     """
-    if use_gpu(backend, reference, current) and reference_weights is None and current_weights is None:
+    if _device_path(backend, reference_weights is None and current_weights is None, reference, current):
         return _on_gpu("wasserstein", reference, current)
     w, n1, n2, dropped = _lp_distance(reference, current, reference_weights, current_weights, 1)
     return TestResult(w, None, "wasserstein", n1, n2, 0.0, {**dropped_details(dropped), "kind": "distance"})
@@ -911,7 +921,14 @@ def _w1_sorted(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _std(x: np.ndarray) -> float:
-    """Population standard deviation that does not overflow for |x| near the float64 limit."""
+    """Population standard deviation that does not overflow for |x| near the float64 limit.
+
+    Exactly 0.0 for a constant sample (``np.std`` can leave ~1e-17 there,
+    which would turn a normalized distance into ~1e16 instead of the
+    constant-reference rule's division by 1).
+    """
+    if x.size and np.all(x == x.flat[0]):
+        return 0.0
     std = float(np.std(x))
     if not math.isfinite(std) and x.size:
         scale = float(np.max(np.abs(x)))  # squares of values past ~1e154 overflow
@@ -947,7 +964,7 @@ def wasserstein_normalized(reference: Any, current: Any, *, backend: str = "auto
     >>> wasserstein_normalized([0.0, 2.0], [1.0, 3.0]).statistic
     1.0
     """
-    if use_gpu(backend, reference, current):
+    if _device_path(backend, True, reference, current):
         return _on_gpu("wasserstein_normalized", reference, current)
     a, b, dropped = _sorted_pair(reference, current)
     return wasserstein_normalized_sorted(a, b, n_dropped=dropped)
@@ -973,7 +990,12 @@ def wasserstein_normalized_sorted(
     1.0
     """
     w = _w1_sorted(ref_sorted, cur_sorted)
-    std = float(reference_std) if reference_std is not None and math.isfinite(reference_std) else _std(ref_sorted)
+    if ref_sorted.size and ref_sorted[0] == ref_sorted[-1]:
+        std = 0.0  # a constant reference, whatever a caller's float std says (~1e-17 is common)
+    elif reference_std is not None and math.isfinite(reference_std):
+        std = float(reference_std)
+    else:
+        std = _std(ref_sorted)
     norm = _normalizer(std)
     details = {**dropped_details(n_dropped), "kind": "distance", "reference_std": std, "normalizer": norm}
     return TestResult(w / norm, None, "wasserstein_normalized", ref_sorted.size, cur_sorted.size, 0.0, details)
@@ -1010,7 +1032,7 @@ def energy_distance(
     >>> round(energy_distance([0.0], [2.0]).statistic, 12)
     2.0
     """
-    if use_gpu(backend, reference, current) and reference_weights is None and current_weights is None:
+    if _device_path(backend, reference_weights is None and current_weights is None, reference, current):
         return _on_gpu("energy_distance", reference, current)
     l2, n1, n2, dropped = _lp_distance(reference, current, reference_weights, current_weights, 2)
     return TestResult(
