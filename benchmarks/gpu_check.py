@@ -296,7 +296,7 @@ def bench_profile(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
     from cudrift.backends import _gpu
     from cudrift.backends import _gpu_host as gh
     from cudrift.kernels import _launch
-    from cudrift.kernels.profile import launch_profile
+    from cudrift.kernels.profile import launch_profile, profile_outputs
     from cudrift.sketches.histogram import equal_mass_edges
 
     rows, cols, bins = p["profile"]["rows"], p["profile"]["cols"], p["profile"]["bins"]
@@ -312,11 +312,10 @@ def bench_profile(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
 
     def kernel(data, row_major):
         rb = _launch.row_blocks(rows, cols, nt, row_major=row_major)
-        out = [cupy.zeros((cols, e.shape[1] + 1), dtype=np.int64), cupy.zeros((cols, 4), dtype=np.int64),
-               cupy.full(cols, np.inf), cupy.full(cols, -np.inf), cupy.zeros((cols, rb), dtype=np.int64),
-               cupy.zeros((cols, rb)), cupy.zeros((cols, rb))]
+        out = profile_outputs(cols, e.shape[1], rb, cupy.full)
         # the default stream, where _gpu_timed records its events
-        launch_profile(*(_gpu._arg(a) for a in (data, *dev, *out)), threads=nt, stream=0)
+        launch_profile(*(_gpu._arg(a) for a in (data, *dev)), **{k: _gpu._arg(v) for k, v in out.items()},
+                       threads=nt, stream=0)
         return out
 
     nbytes = rows * cols * 4

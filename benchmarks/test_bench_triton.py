@@ -36,7 +36,11 @@ from _benchdata import env_int
 
 cudrift = pytest.importorskip("cudrift")
 from cudrift.integrations.triton import write_repository  # noqa: E402
-from cudrift.integrations.triton.local_server import LocalTritonServer, find_tritonserver  # noqa: E402
+from cudrift.integrations.triton.local_server import (  # noqa: E402
+    SUM_SCORER_PY,
+    LocalTritonServer,
+    find_tritonserver,
+)
 
 INSTALL, WHY = find_tritonserver()
 if INSTALL is None:
@@ -47,22 +51,6 @@ N_FEATURES = 32
 BATCH = 256
 TARGET_P99_ADDED_MS = 2.0
 
-ECHO_PY = '''import numpy as np
-import triton_python_backend_utils as pb_utils
-
-NUMPY2 = int(np.__version__.split(".")[0]) >= 2
-
-
-class TritonPythonModel:
-    def execute(self, requests):
-        out = []
-        for r in requests:
-            x = np.from_dlpack(pb_utils.get_input_tensor_by_name(r, "FEATURES"))
-            y = np.ascontiguousarray(x.sum(axis=1, keepdims=True, dtype=np.float32))
-            t = pb_utils.Tensor.from_dlpack("SCORE", y) if NUMPY2 else pb_utils.Tensor("SCORE", y)
-            out.append(pb_utils.InferenceResponse([t]))
-        return out
-'''
 
 
 def _tensor(name, t, dims):
@@ -77,7 +65,7 @@ def triton_bench(tmp_path_factory):
     ref = cudrift.profile(rng.normal(size=(20_000, N_FEATURES)).astype(np.float32), columns=names)
     echo = root / "models" / "echo"
     (echo / "1").mkdir(parents=True)
-    (echo / "1" / "model.py").write_text(ECHO_PY)
+    (echo / "1" / "model.py").write_text(SUM_SCORER_PY)
     (echo / "config.pbtxt").write_text(
         f'name: "echo"\nbackend: "python"\nmax_batch_size: {BATCH}\n'
         f'input [ {_tensor("FEATURES", "TYPE_FP32", N_FEATURES)} ]\n'

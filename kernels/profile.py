@@ -34,6 +34,7 @@ import numpy as np
 from . import _launch
 from ._cuda import cuda, float64, int32, int64, uint8
 from ._reduce import tree_start
+from .quantiles import upper_bound
 
 __all__ = [
     "profile_kernel",
@@ -41,6 +42,7 @@ __all__ = [
     "launch_profile",
     "bin_index",
     "profile_shared_bytes",
+    "profile_outputs",
     "rows_layout",
     "GROUP",
     "UNROLL",
@@ -109,17 +111,10 @@ def build_cells(e, off, n_edges, lut, loff, cells, t, nt):
     """
     first = e[off]
     half = e[off + n_edges - 1] * 0.5 - first * 0.5
+    inner = e[off : off + n_edges - 1]  # every edge but the last: entries stay <= n_edges - 2
     for g in range(t, cells, nt):
         low = first + 2.0 * (half * (g / cells))
-        lo = 0
-        hi = n_edges - 1
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if e[off + mid] <= low:
-                lo = mid
-            else:
-                hi = mid
-        lut[loff + g] = lo
+        lut[loff + g] = max(upper_bound(inner, n_edges - 1, low) - 1, 0)
 
 
 @cuda.jit(device=True, inline=True)
@@ -621,6 +616,23 @@ def profile_shared_bytes(max_edges: int, threads: int, privatize: bool, cells: i
     if not privatize:
         return scratch
     return scratch + 8 * max_edges + 4 * (max_edges + 1) + cells
+
+
+def profile_outputs(n_cols: int, max_edges: int, row_blocks: int, full) -> dict:
+    """Freshly initialized outputs of :func:`launch_profile`, allocated by ``full(shape, value, dtype)``.
+
+    ``full`` is ``numpy.full``, ``cupy.full`` or any function of that
+    signature; keys are the launcher's parameter names.
+    """
+    return {
+        "hist": full((n_cols, max_edges + 1), 0, np.int64),
+        "special": full((n_cols, 4), 0, np.int64),
+        "mins": full(n_cols, np.inf, np.float64),
+        "maxs": full(n_cols, -np.inf, np.float64),
+        "blk_count": full((n_cols, row_blocks), 0, np.int64),
+        "blk_mean": full((n_cols, row_blocks), 0.0, np.float64),
+        "blk_m2": full((n_cols, row_blocks), 0.0, np.float64),
+    }
 
 
 _NO_MASK: dict = {}

@@ -97,15 +97,7 @@ def _count_below(arr, n, sh, off, n_local, g0, v):
     (``arr[g0 - 1] == v``); only then is the global array searched.
     """
     if g0 == 0 or arr[g0 - 1] < v:
-        lo = 0
-        hi = n_local
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if sh[off + mid] < v:
-                lo = mid + 1
-            else:
-                hi = mid
-        return g0 + lo
+        return g0 + lower_bound(sh[off : off + n_local], n_local, v)
     return lower_bound(arr, n, v)
 
 

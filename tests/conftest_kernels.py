@@ -28,7 +28,7 @@ from scipy import stats as st  # noqa: E402
 from cudrift.kernels import _cuda, _host, _launch  # noqa: E402
 from cudrift.kernels.categorical import launch_categorical  # noqa: E402
 from cudrift.kernels.mmd import launch_mmd  # noqa: E402
-from cudrift.kernels.profile import launch_profile, rows_layout  # noqa: E402
+from cudrift.kernels.profile import launch_profile, profile_outputs, rows_layout  # noqa: E402
 from cudrift.kernels.quantiles import launch_quantile_points, launch_run_ends  # noqa: E402
 from cudrift.kernels.rank import N_FLOAT_PARTIALS, N_INT_PARTIALS, launch_rank  # noqa: E402
 from cudrift.sketches.categorical import count_categories  # noqa: E402
@@ -81,22 +81,11 @@ def run_profile(x, edge_list, uniform=None, null_mask=None, *, threads=None, row
     uni = np.zeros(n_cols, dtype=np.uint8) if uniform is None else np.asarray(uniform, dtype=np.uint8)
     nt = threads or _launch.threads_per_block()
     rb = row_blocks or _launch.row_blocks(n_rows, n_cols, nt, row_major=rows_layout(x))
-    out = {
-        "hist": np.zeros((n_cols, edges.shape[1] + 1), dtype=np.int64),
-        "special": np.zeros((n_cols, 4), dtype=np.int64),
-        "mins": np.full(n_cols, np.inf),
-        "maxs": np.full(n_cols, -np.inf),
-        "blk_count": np.zeros((n_cols, rb), dtype=np.int64),
-        "blk_mean": np.zeros((n_cols, rb)),
-        "blk_m2": np.zeros((n_cols, rb)),
-    }
-    dev = {k: cuda.to_device(v) for k, v in out.items()}
+    dev = {k: cuda.to_device(v) for k, v in profile_outputs(n_cols, edges.shape[1], rb, np.full).items()}
     mask = None if null_mask is None else cuda.to_device(null_mask)
     launch_profile(
         cuda.to_device(x), cuda.to_device(edges), cuda.to_device(n_edges), cuda.to_device(uni),
-        dev["hist"], dev["special"], dev["mins"], dev["maxs"],
-        dev["blk_count"], dev["blk_mean"], dev["blk_m2"],
-        mask, threads=nt, privatize=privatize,
+        **dev, null_mask=mask, threads=nt, privatize=privatize,
     )
     res = {k: v.copy_to_host() for k, v in dev.items()}
     res["count"], res["mean"], res["m2"] = _host.merge_block_moments(res["blk_count"], res["blk_mean"], res["blk_m2"])

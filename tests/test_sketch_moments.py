@@ -142,3 +142,12 @@ def test_bytes_errors():
 
     with pytest.raises(FormatError, match="cudrift.moments"):
         Moments.from_bytes(Histogram.empty([0.0, 1.0]).to_bytes())
+
+
+def test_constant_values_have_zero_spread_however_merged():
+    """Float sums of 0.1 leave m2 at ~1e-33; the variance of a constant column is still exactly 0."""
+    parts = [Moments.empty().update(np.full(n, 0.1)) for n in (7, 1000, 33)]
+    merged = parts[0].merge(parts[1]).merge(parts[2])
+    for m in (*parts, merged):
+        assert m.var(0) == 0.0 and m.var(1) == 0.0 and m.std == 0.0
+    assert np.isnan(Moments.empty().update(np.full(1, 0.1)).var(1))

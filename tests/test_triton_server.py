@@ -22,7 +22,7 @@ import pytest
 import cudrift
 from cudrift.cli.main import main
 from cudrift.integrations.triton import WindowState, write_repository
-from cudrift.integrations.triton.local_server import LocalTritonServer, ServerError, find_tritonserver
+from cudrift.integrations.triton.local_server import SUM_SCORER_PY, LocalTritonServer, ServerError, find_tritonserver
 
 INSTALL, WHY = find_tritonserver()
 if INSTALL is None:
@@ -36,25 +36,8 @@ pytestmark = pytest.mark.timeout(240)
 WINDOW = 1000
 FEATURES = ("a", "b", "c", "d")
 
-# A served model for the ensemble: SCORE = sum of the four features. It
-# moves tensors the way the monitor does (DLPack under NumPy 2).
-SCORER_PY = '''import numpy as np
-import triton_python_backend_utils as pb_utils
-
-NUMPY2 = int(np.__version__.split(".")[0]) >= 2
-
-
-class TritonPythonModel:
-    def execute(self, requests):
-        out = []
-        for r in requests:
-            x = np.from_dlpack(pb_utils.get_input_tensor_by_name(r, "FEATURES"))
-            y = np.ascontiguousarray(x.sum(axis=1, keepdims=True, dtype=np.float32))
-            t = pb_utils.Tensor.from_dlpack("SCORE", y) if NUMPY2 else pb_utils.Tensor("SCORE", y)
-            out.append(pb_utils.InferenceResponse([t]))
-        return out
-'''
-
+# A served model for the ensemble: SCORE = sum of the four features
+# (local_server.SUM_SCORER_PY, which moves tensors as the monitor does).
 SCORER_CONFIG = '''name: "scorer"
 backend: "python"
 max_batch_size: 512
@@ -82,7 +65,7 @@ def scorer(folder):
     d = folder / "scorer"
     (d / "1").mkdir(parents=True)
     (d / "config.pbtxt").write_text(SCORER_CONFIG)
-    (d / "1" / "model.py").write_text(SCORER_PY)
+    (d / "1" / "model.py").write_text(SUM_SCORER_PY)
     return d
 
 

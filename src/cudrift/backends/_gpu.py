@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import numbers
 import os
 import threading
 import time
@@ -84,7 +83,7 @@ from cudrift.io import ColumnData, TableSource, as_source as _host_source  # noq
 from cudrift.kernels import _host, _launch  # noqa: E402
 from cudrift.kernels.categorical import launch_categorical  # noqa: E402
 from cudrift.kernels.mmd import launch_mmd  # noqa: E402
-from cudrift.kernels.profile import launch_profile, rows_layout  # noqa: E402
+from cudrift.kernels.profile import launch_profile, profile_outputs, rows_layout  # noqa: E402
 from cudrift.kernels.rank import N_FLOAT_PARTIALS, N_INT_PARTIALS, launch_rank_many, split_offsets  # noqa: E402
 from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile  # noqa: E402
 from cudrift.sketches.profile import _label_batch  # noqa: E402
@@ -388,19 +387,10 @@ def _launch_group(dev: _Device, x2d: cupy.ndarray, jobs: list[_Job], *, hist_onl
     edges, n_edges, uniform = gh.pack_edges(edge_list)
     nt = _launch.threads_per_block()
     rb = _launch.row_blocks(n_rows, n_cols, nt, row_major=rows_layout(x2d))
-    out = {
-        "hist": cupy.zeros((n_cols, edges.shape[1] + 1), dtype=np.int64),
-        "special": cupy.zeros((n_cols, 4), dtype=np.int64),
-        "mins": cupy.full(n_cols, np.inf),
-        "maxs": cupy.full(n_cols, -np.inf),
-        "blk_count": cupy.zeros((n_cols, rb), dtype=np.int64),
-        "blk_mean": cupy.zeros((n_cols, rb)),
-        "blk_m2": cupy.zeros((n_cols, rb)),
-    }
+    out = profile_outputs(n_cols, edges.shape[1], rb, cupy.full)
     launch_profile(
         _arg(x2d), _arg(cupy.asarray(edges)), _arg(cupy.asarray(n_edges)), _arg(cupy.asarray(uniform)),
-        *(_arg(out[k]) for k in ("hist", "special", "mins", "maxs", "blk_count", "blk_mean", "blk_m2")),
-        threads=nt, stream=dev.nstream,
+        **{k: _arg(v) for k, v in out.items()}, threads=nt, stream=dev.nstream,
     )
     if not hist_only:
         # One allocation for the group's sorted columns: the rank kernel then
@@ -957,13 +947,11 @@ def _ks_location(ref: cupy.ndarray, cur: cupy.ndarray, counts: tuple) -> float:
     kernel kept, which may differ from the one SciPy's argmax reports.
     """
     a, b = (int(c) for c in counts)
-    vals = []
-    with _section():
-        if a > 0:
-            vals.append(float(cupy.asnumpy(ref[a - 1 : a])[0]))
-        if b > 0:
-            vals.append(float(cupy.asnumpy(cur[b - 1 : b])[0]))
-    return max(vals) if vals else math.nan
+    if a == 0 and b == 0:
+        return math.nan
+    with _section():  # one read-back for both values
+        ends = cupy.asnumpy(cupy.stack([ref[max(a, 1) - 1].astype(np.float64), cur[max(b, 1) - 1].astype(np.float64)]))
+    return float(max(ends[0] if a else -math.inf, ends[1] if b else -math.inf))
 
 
 def _pooled_distinct(ref: cupy.ndarray, cur: cupy.ndarray) -> bool:
@@ -976,6 +964,8 @@ def run_sorted_test(test: str, ref: cupy.ndarray, cur: cupy.ndarray, reference_s
                     stats: "_host.RankStatistics | None" = None) -> TestResult:
     """A registered sample test on two sorted finite device columns, as ``spec.func_sorted`` returns it.
 
+    ``reference_std`` must be exactly 0.0 for a constant reference
+    (``Moments.std`` is; :func:`sample_test` checks the sorted ends).
     Rank tests take their statistic from :func:`rank_statistics` (or from
     ``stats``, this pair's result of :func:`rank_statistics_many`); where the
     CPU function needs the samples themselves (exact small-sample p-values,
@@ -983,8 +973,6 @@ def run_sorted_test(test: str, ref: cupy.ndarray, cur: cupy.ndarray, reference_s
     the CPU function runs. Synchronizes the device.
     """
     spec = TESTS[test]
-    if test == "wasserstein_normalized" and ref.size and _constant(ref):
-        reference_std = 0.0  # a constant reference: divide by 1, whatever a float std says
     if test in gh.RANK_TESTS and ref.size and cur.size:
         distinct = _pooled_distinct(ref, cur) if test == "anderson" else True
         stats = stats if stats is not None else rank_statistics(ref, cur)
@@ -1007,32 +995,27 @@ def run_sorted_test(test: str, ref: cupy.ndarray, cur: cupy.ndarray, reference_s
 def _finite_sorted(x: Any, name: str) -> tuple[cupy.ndarray, int]:
     """A sorted float64 device copy of a sample's finite values, and how many NaN/inf were removed.
 
-    Same checks and messages as :func:`cudrift.stats._validation.as_sample`.
+    Host samples go through :func:`cudrift.stats._validation.as_sample` (its
+    checks and messages; only finite values cross to the device); device
+    samples get the same checks there.
     """
-    from cudrift.errors import EmptyInputError
     from cudrift.stats._backend import is_device_array
+    from cudrift.stats._validation import as_sample, empty_sample, one_dimensional
 
-    if is_device_array(x):
-        arr = as_cupy(x)
+    if not is_device_array(x):
+        host, n_dropped = as_sample(x, name)
+        vals = cupy.asarray(host)
     else:
-        from cudrift.stats._validation import _to_float_array
-
-        arr = cupy.asarray(_to_float_array(x, name))  # the CPU path's conversion and its messages
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}.")
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.ndim != 1:
-        raise SchemaError(f"{name} must be 1-D, got an array of shape {arr.shape}.")
-    vals = arr.astype(np.float64, copy=True)  # never sort the caller's array in place
-    finite = cupy.isfinite(vals)
-    n_dropped = int(vals.size - int(cupy.count_nonzero(finite)))
-    if n_dropped:
-        vals = vals[finite]
-    if vals.size == 0:
-        raise EmptyInputError(
-            f"{name} has no finite values" + (f" ({n_dropped} NaN/inf removed)." if n_dropped else " (it is empty).")
-        )
+        arr = as_cupy(x)
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}.")
+        vals = one_dimensional(arr, name).astype(np.float64, copy=True)  # never sort the caller's array
+        finite = cupy.isfinite(vals)
+        n_dropped = int(vals.size - int(cupy.count_nonzero(finite)))
+        if n_dropped:
+            vals = vals[finite]
+        if vals.size == 0:
+            raise empty_sample(name, n_dropped)
     vals.sort()
     return vals, n_dropped
 
@@ -1069,37 +1052,17 @@ def mmd(reference: Any, current: Any, bandwidth: float | None = None, n_permutat
     prepares them; :func:`cudrift.kernels.mmd.launch_mmd` evaluates every
     labeling in one pass over the kernel tiles. Synchronizes the device.
     """
-    n_permutations = _mv._check_int("n_permutations", n_permutations, 0)
-    seed = _mv._check_int("seed", seed, 0)
-    if bandwidth is not None:
-        ok = isinstance(bandwidth, numbers.Real) and not isinstance(bandwidth, bool)
-        if not (ok and math.isfinite(float(bandwidth)) and float(bandwidth) > 0):
-            raise ValueError(f"Invalid value for bandwidth: {bandwidth!r}; expected None or a positive number.")
-    x, y, dropped = _mv._pair(reference, current)
-    n, m = x.shape[0], y.shape[0]
-    if n < 2 or m < 2:
-        raise ValueError(f"mmd needs at least 2 points in each sample, got {n} and {m}.")
-    z = np.concatenate((x, y))
-    z -= z.mean(axis=0)
-    sigma = float(bandwidth) if bandwidth is not None else _mv.median_heuristic(z, seed)
-    big_n = n + m
-    labels = np.zeros((big_n, n_permutations + 1))
-    labels[:n, 0] = 1.0
-    rng = np.random.default_rng(seed)
-    for p in range(1, n_permutations + 1):
-        labels[rng.permutation(big_n)[:n], p] = 1.0
+    inp = _mv.mmd_inputs(reference, current, bandwidth, n_permutations, seed)
+    k = inp.labels.shape[1]
     with _section() as dev:
-        zd, ld = cupy.asarray(z), cupy.asarray(labels)
-        row_sums = cupy.zeros(big_n)
-        quad = cupy.zeros(n_permutations + 1)
-        out = cupy.zeros(n_permutations + 1)
-        launch_mmd(_arg(zd), _arg(ld), n, -1.0 / (2.0 * sigma * sigma), _arg(row_sums), _arg(quad), _arg(out),
-                   stream=dev.nstream)
+        zd, ld = cupy.asarray(inp.z), cupy.asarray(inp.labels)
+        row_sums = cupy.zeros(inp.n + inp.m)
+        quad = cupy.zeros(k)
+        out = cupy.zeros(k)
+        launch_mmd(_arg(zd), _arg(ld), inp.n, -1.0 / (2.0 * inp.sigma * inp.sigma), _arg(row_sums), _arg(quad),
+                   _arg(out), stream=dev.nstream)
         mmd2 = cupy.asnumpy(out)
-    observed, pvalue = _host.mmd_pvalue(mmd2)
-    details = dropped_details(dropped)
-    details.update(bandwidth=sigma, n_permutations=n_permutations, seed=seed, kernel="rbf")
-    return TestResult(observed, pvalue, "mmd", n, m, 0.0, details)
+    return _mv.mmd_result(mmd2, inp)
 
 
 # ---------------------------------------------------------------- warm-up

@@ -34,6 +34,7 @@ from cudrift.stats._dist import (
     ks_asymp_pvalue,
 )
 from cudrift.stats._validation import dropped_details
+from cudrift.stats.univariate import _normalizer
 
 __all__ = [
     "NumericParts",
@@ -423,8 +424,7 @@ def finish_rank_test(
         if reference_std is None or not math.isfinite(reference_std):
             return None  # overflowed moments: the CPU function rescales the values themselves
         std = float(reference_std)
-        # A constant reference has no scale: the CPU path divides by 1 then.
-        norm = std if std > 0 else 1.0
+        norm = _normalizer(std)  # the CPU path's rule: a constant reference divides by 1
         details.update(reference_std=std, normalizer=norm)
         return TestResult(w / norm, None, "wasserstein_normalized", n_a, n_b, 0.0, details)
     if test == "energy_distance":

@@ -160,7 +160,7 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
         # the GPU backend keeps sorted columns on the device and tests them there
         from cudrift.backends import _gpu
         if cur_sorted is not None and test != "mmd":
-            return _gpu.run_sorted_test(test, ref_sorted, cur_sorted, _reference_std(rc), stats=rank_stats)
+            return _gpu.run_sorted_test(test, ref_sorted, cur_sorted, rc.moments.std, stats=rank_stats)
         ref_sorted = _gpu.to_host(ref_sorted)
     if test == "ttest":
         if ref_sorted is not None and cur_sorted is not None:
@@ -170,11 +170,11 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
         return _from_sample(test, rc, cc, backend)
     if ref_sorted is not None and cur_sorted is not None:
         if test == "wasserstein_normalized":
-            return spec.func_sorted(_f64(ref_sorted), _f64(cur_sorted), reference_std=_reference_std(rc))
+            return spec.func_sorted(_f64(ref_sorted), _f64(cur_sorted), reference_std=rc.moments.std)
         return spec.func_sorted(_f64(ref_sorted), _f64(cur_sorted))
     if test in _FROM_CDF:
         ref_cdf = CdfBounds.from_sorted(ref_sorted) if ref_sorted is not None else rc.quantiles.cdf_bounds()
-        std = _reference_std(rc)
+        std = rc.moments.std
         if not math.isfinite(std):
             # the moments overflowed (|values| past ~1e154): take the scale
             # from the kept points instead, scaled so the squares stay finite
@@ -183,14 +183,6 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
             std = float(np.std(pts / scale)) * scale
         return _FROM_CDF[test](ref_cdf, cc.quantiles.cdf_bounds(), std)
     return _from_sample(test, rc, cc)
-
-
-def _reference_std(rc) -> float:
-    """The reference column's standard deviation, exactly 0.0 when it is constant (min == max)."""
-    m = rc.moments
-    if m.count and m.min == m.max:
-        return 0.0
-    return m.std
 
 
 def _on_device(x: object) -> bool:

@@ -167,8 +167,17 @@ class Moments:
 
     # queries --------------------------------------------------------------
     def var(self, ddof: int = 0) -> float:
-        """Variance ``m2 / (count - ddof)``; NaN when ``count <= ddof``."""
-        return self.m2 / (self.count - ddof) if self.count > ddof else math.nan
+        """Variance ``m2 / (count - ddof)``; NaN when ``count <= ddof``.
+
+        Exactly 0.0 when every value is the same (``min == max``): float
+        sums of a constant such as 0.1 leave ``m2`` at ~1e-33 rather than 0,
+        which would give a constant column a scale of ~1e-17.
+        """
+        if self.count <= ddof:
+            return math.nan
+        if self.min == self.max:
+            return 0.0
+        return self.m2 / (self.count - ddof)
 
     @property
     def variance(self) -> float:

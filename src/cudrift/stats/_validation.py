@@ -79,21 +79,30 @@ def as_sample(x: Any, name: str) -> tuple[np.ndarray, int]:
     EmptyInputError
         If no finite value is left.
     """
-    arr = _to_float_array(x, name)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.ndim != 1:
-        raise SchemaError(f"{name} must be 1-D, got an array of shape {arr.shape}.")
+    arr = one_dimensional(_to_float_array(x, name), name)
     finite = np.isfinite(arr)
     n_dropped = int(arr.size - np.count_nonzero(finite))
     if n_dropped:
         arr = arr[finite]
     if arr.size == 0:
-        raise EmptyInputError(
-            f"{name} has no finite values"
-            + (f" ({n_dropped} NaN/inf removed)." if n_dropped else " (it is empty).")
-        )
+        raise empty_sample(name, n_dropped)
     return arr, n_dropped
+
+
+def one_dimensional(arr: Any, name: str) -> Any:
+    """``arr`` (NumPy or CuPy) as 1-D: a 0-d scalar is one value; more dimensions raise SchemaError."""
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise SchemaError(f"{name} must be 1-D, got an array of shape {arr.shape}.")
+    return arr
+
+
+def empty_sample(name: str, n_dropped: int) -> EmptyInputError:
+    """The error for a sample left without finite values."""
+    return EmptyInputError(
+        f"{name} has no finite values" + (f" ({n_dropped} NaN/inf removed)." if n_dropped else " (it is empty).")
+    )
 
 
 def as_points(x: Any, name: str) -> tuple[np.ndarray, int]:

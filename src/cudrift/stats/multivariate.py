@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -159,31 +159,14 @@ def mmd(
     >>> res.pvalue < 0.05
     True
     """
-    n_permutations = _check_int("n_permutations", n_permutations, 0)
-    seed = _check_int("seed", seed, 0)
-    if bandwidth is not None:
-        ok = isinstance(bandwidth, numbers.Real) and not isinstance(bandwidth, bool)
-        if not (ok and math.isfinite(float(bandwidth)) and float(bandwidth) > 0):
-            raise ValueError(f"Invalid value for bandwidth: {bandwidth!r}; expected None or a positive number.")
+    _check_mmd_options(bandwidth, n_permutations, seed)
     if use_gpu(backend, reference, current):
         from cudrift.backends import _gpu
 
         return _gpu.mmd(reference, current, bandwidth=bandwidth, n_permutations=n_permutations, seed=seed)
-    x, y, dropped = _pair(reference, current)
-    n, m = x.shape[0], y.shape[0]
-    if n < 2 or m < 2:
-        raise ValueError(f"mmd needs at least 2 points in each sample, got {n} and {m}.")
-    z = np.concatenate((x, y))
-    # centering changes no distance and keeps the BLAS expansion accurate
-    z -= z.mean(axis=0)
-    sigma = float(bandwidth) if bandwidth is not None else median_heuristic(z, seed)
+    inp = mmd_inputs(reference, current, bandwidth, n_permutations, seed)
+    z, labels, n, m, sigma = inp.z, inp.labels, inp.n, inp.m, inp.sigma
     N = n + m
-
-    labels = np.zeros((N, n_permutations + 1))
-    labels[:n, 0] = 1.0
-    rng = np.random.default_rng(seed)
-    for p in range(1, n_permutations + 1):
-        labels[rng.permutation(N)[:n], p] = 1.0
 
     sq = (z * z).sum(axis=1)
     gamma = -1.0 / (2.0 * sigma * sigma)
@@ -209,18 +192,63 @@ def mmd(
     xx = quad / (n * (n - 1))
     yy = (total - 2.0 * s_r + quad) / (m * (m - 1))
     xy = (s_r - quad) / (n * m)
-    mmd2 = xx + yy - 2.0 * xy
-    observed = float(mmd2[0])
-    if n_permutations:
-        # as scipy.stats.permutation_test: a relative tolerance so that
-        # relabelings equal to the observed one up to rounding count as >=
-        gamma_tol = abs(1e-14 * observed)
-        pvalue = float((1 + np.count_nonzero(mmd2[1:] >= observed - gamma_tol)) / (1 + n_permutations))
-    else:
-        pvalue = None
+    return mmd_result(xx + yy - 2.0 * xy, inp)
+
+
+class MmdInputs(NamedTuple):
+    """What :func:`mmd` computes on, prepared once for the NumPy and the device tiles."""
+
+    z: np.ndarray  # pooled points, centered, (n + m, d)
+    labels: np.ndarray  # 0/1 labelings as columns, the observed one first
+    n: int
+    m: int
+    sigma: float
+    details: dict
+
+
+def _check_mmd_options(bandwidth: Any, n_permutations: Any, seed: Any) -> tuple[int, int]:
+    n_permutations = _check_int("n_permutations", n_permutations, 0)
+    seed = _check_int("seed", seed, 0)
+    if bandwidth is not None:
+        ok = isinstance(bandwidth, numbers.Real) and not isinstance(bandwidth, bool)
+        if not (ok and math.isfinite(float(bandwidth)) and float(bandwidth) > 0):
+            raise ValueError(f"Invalid value for bandwidth: {bandwidth!r}; expected None or a positive number.")
+    return n_permutations, seed
+
+
+def mmd_inputs(reference: Any, current: Any, bandwidth: Any, n_permutations: Any, seed: Any) -> MmdInputs:
+    """Checked options, the pooled centered sample, the bandwidth and the labelings of :func:`mmd`."""
+    n_permutations, seed = _check_mmd_options(bandwidth, n_permutations, seed)
+    x, y, dropped = _pair(reference, current)
+    n, m = x.shape[0], y.shape[0]
+    if n < 2 or m < 2:
+        raise ValueError(f"mmd needs at least 2 points in each sample, got {n} and {m}.")
+    z = np.concatenate((x, y))
+    # centering changes no distance and keeps the BLAS expansion accurate
+    z -= z.mean(axis=0)
+    sigma = float(bandwidth) if bandwidth is not None else median_heuristic(z, seed)
+    big_n = n + m
+    labels = np.zeros((big_n, n_permutations + 1))
+    labels[:n, 0] = 1.0
+    rng = np.random.default_rng(seed)
+    for p in range(1, n_permutations + 1):
+        labels[rng.permutation(big_n)[:n], p] = 1.0
     details = dropped_details(dropped)
     details.update(bandwidth=sigma, n_permutations=n_permutations, seed=seed, kernel="rbf")
-    return TestResult(observed, pvalue, "mmd", n, m, 0.0, details)
+    return MmdInputs(z, labels, n, m, sigma, details)
+
+
+def mmd_result(mmd2: np.ndarray, inp: MmdInputs) -> TestResult:
+    """The :func:`mmd` result from MMD² per labeling (observed first).
+
+    The p-value counts, as ``scipy.stats.permutation_test``, relabelings
+    within a relative 1e-14 of the observed value as ``>=``
+    (:func:`cudrift.kernels._host.mmd_pvalue`, NumPy only).
+    """
+    from cudrift.kernels._host import mmd_pvalue
+
+    observed, pvalue = mmd_pvalue(mmd2)
+    return TestResult(observed, pvalue, "mmd", inp.n, inp.m, 0.0, dict(inp.details))
 
 
 def energy_distance_nd(reference: Any, current: Any) -> TestResult:

@@ -921,13 +921,13 @@ def _w1_sorted(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _std(x: np.ndarray) -> float:
-    """Population standard deviation that does not overflow for |x| near the float64 limit.
+    """Population standard deviation of a sorted sample that does not overflow for |x| near the float64 limit.
 
-    Exactly 0.0 for a constant sample (``np.std`` can leave ~1e-17 there,
-    which would turn a normalized distance into ~1e16 instead of the
-    constant-reference rule's division by 1).
+    Exactly 0.0 for a constant sample (``np.std`` of ``[0.1] * 1000`` is
+    ~1e-17, which would make a normalized distance ~1e16 instead of the
+    constant-reference rule's division by 1), as ``Moments.var``.
     """
-    if x.size and np.all(x == x.flat[0]):
+    if x.size and x[0] == x[-1]:
         return 0.0
     std = float(np.std(x))
     if not math.isfinite(std) and x.size:
@@ -990,12 +990,7 @@ def wasserstein_normalized_sorted(
     1.0
     """
     w = _w1_sorted(ref_sorted, cur_sorted)
-    if ref_sorted.size and ref_sorted[0] == ref_sorted[-1]:
-        std = 0.0  # a constant reference, whatever a caller's float std says (~1e-17 is common)
-    elif reference_std is not None and math.isfinite(reference_std):
-        std = float(reference_std)
-    else:
-        std = _std(ref_sorted)
+    std = float(reference_std) if reference_std is not None and math.isfinite(reference_std) else _std(ref_sorted)
     norm = _normalizer(std)
     details = {**dropped_details(n_dropped), "kind": "distance", "reference_std": std, "normalizer": norm}
     return TestResult(w / norm, None, "wasserstein_normalized", ref_sorted.size, cur_sorted.size, 0.0, details)

@@ -47,7 +47,27 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["TritonInstall", "find_tritonserver", "LocalTritonServer", "ServerError", "parse_metrics"]
+__all__ = ["TritonInstall", "find_tritonserver", "LocalTritonServer", "ServerError", "parse_metrics", "SUM_SCORER_PY"]
+
+#: ``model.py`` of a python-backend model for tests and benchmarks: input
+#: ``FEATURES`` [batch, k] FP32, output ``SCORE`` [batch, 1] = row sums. It
+#: moves tensors as the monitor does (DLPack under NumPy 2).
+SUM_SCORER_PY = '''import numpy as np
+import triton_python_backend_utils as pb_utils
+
+NUMPY2 = int(np.__version__.split(".")[0]) >= 2
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        out = []
+        for r in requests:
+            x = np.from_dlpack(pb_utils.get_input_tensor_by_name(r, "FEATURES"))
+            y = np.ascontiguousarray(x.sum(axis=1, keepdims=True, dtype=np.float32))
+            t = pb_utils.Tensor.from_dlpack("SCORE", y) if NUMPY2 else pb_utils.Tensor("SCORE", y)
+            out.append(pb_utils.InferenceResponse([t]))
+        return out
+'''
 
 _instances = itertools.count()
 
