@@ -383,6 +383,7 @@ def bench_window(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
     from cudrift.backends import _gpu
     from cudrift.backends import _gpu_host as gh
     from cudrift.backends._gpu_summary import sorted_summary
+    from cudrift.kernels import _host
     from cudrift.sketches.quantiles import _summarize_sorted
     from cudrift.stats import ks_2samp_sorted
 
@@ -428,17 +429,22 @@ def bench_window(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
         s[...] = cur[:, j]
         s.sort()
 
-    def ks_all():
-        stats = _gpu.rank_statistics_many(list(zip(ref_sorted, cur_sorted)))
+    ks_want = gh.rank_want(["ks"])  # what the detector asks for a KS column: no CvM / AD / distance sums
+
+    def ks_all(want=ks_want):
+        stats = _gpu.rank_statistics_many(list(zip(ref_sorted, cur_sorted)), want)
         for rs in stats:
             gh.finish_rank_test("ks", rs, rows, rows)
 
     def ks_per_column():
         for j in range(cols):
-            gh.finish_rank_test("ks", _gpu.rank_statistics(ref_sorted[j], cur_sorted[j]), rows, rows)
+            gh.finish_rank_test("ks", _gpu.rank_statistics(ref_sorted[j], cur_sorted[j], ks_want), rows, rows)
 
     ks_all()
     t_ks = _timed(ks_all, repeat=3)
+    ks_all(_host.WANT_ALL)
+    t_ks_every = _timed(lambda: ks_all(_host.WANT_ALL), repeat=2)
+    _profile_calls(rep, "ks_all", ks_all)
     ks_per_column()
     t_ks_cols = _timed(ks_per_column, repeat=2)
     n_cpu = p["cpu"]["rows"]
@@ -455,6 +461,8 @@ def bench_window(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
                    copy_gbs=copy_gbs, cpu_s=t_cpu_sketch * cols * scale,
                    cpu_note="np.sort + _summarize_sorted per column, scaled per value"))
     rep.bench(_row("exact KS, one launch per column", size, t_ks_cols, ks_over_sort=t_ks_cols / t_sort))
+    rep.bench(_row("all five rank statistics, one batched launch", size, t_ks_every,
+                   ks_over_sort=t_ks_every / t_sort, note="KS, Wasserstein, energy, CvM, Anderson-Darling sums"))
     rep.bench(_row("exact KS on all columns (sorted reference on the device)", size, t_ks,
                    cpu_s=t_cpu_ks * cols * scale, ks_over_sort=t_ks / t_sort,
                    target=f"<= {TARGET_KS_OVER_SORT}x one radix sort of the window",

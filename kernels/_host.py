@@ -20,6 +20,11 @@ __all__ = [
     "summary_from_run_ends",
     "RankStatistics",
     "rank_statistics",
+    "WANT_KS",
+    "WANT_DISTANCES",
+    "WANT_CVM",
+    "WANT_AD",
+    "WANT_ALL",
     "mmd_pvalue",
 ]
 
@@ -188,6 +193,22 @@ def summary_from_run_ends(ends, end_values, n_runs: int) -> tuple[np.ndarray, np
     return values, counts, counts.copy()
 
 
+#: Bits of the rank kernel's ``want`` argument: which statistics to accumulate.
+#: The KS extremes are always kept (they cost two integer products per
+#: value); the others cost float64 work per distinct value, the
+#: Anderson-Darling term a division, and Cramér-von Mises and
+#: Anderson-Darling need the counts below each run (a search where a run
+#: crosses a thread's start).
+WANT_KS = 1
+#: Wasserstein-1 and energy integrals.
+WANT_DISTANCES = 2
+#: Cramér-von Mises sums.
+WANT_CVM = 4
+#: Anderson-Darling sum.
+WANT_AD = 8
+WANT_ALL = WANT_KS | WANT_DISTANCES | WANT_CVM | WANT_AD
+
+
 class RankStatistics(NamedTuple):
     """Two-sample rank statistics of a reference and a current sample.
 
@@ -209,6 +230,13 @@ class RankStatistics(NamedTuple):
         ``(A, B)``, the counts of reference and current values ``<= x`` at a
         point ``x`` where ``ks`` is attained (the statistic's location is the
         larger of ``a[A - 1]`` and ``b[B - 1]``); ``(0, 0)`` when unknown.
+    ks_pvalue
+        The two-sided asymptotic p-value of ``ks`` (SciPy's
+        ``method="asymp"``) when the caller computed it for a whole batch at
+        once; NaN otherwise.
+
+    Statistics that were not computed (see ``want`` of
+    :func:`rank_statistics`) are NaN.
     """
 
     ks_plus: float
@@ -219,9 +247,10 @@ class RankStatistics(NamedTuple):
     cramervonmises: float
     anderson_a2kn: float
     ks_counts: tuple = (0, 0)
+    ks_pvalue: float = math.nan
 
 
-def rank_statistics(fpart, ipart, n_a: int, n_b: int) -> RankStatistics:
+def rank_statistics(fpart, ipart, n_a: int, n_b: int, want: int = WANT_ALL) -> RankStatistics:
     """Finish the rank statistics from :func:`cudrift.kernels.rank.launch_rank`'s per-block outputs.
 
     Parameters
@@ -230,6 +259,8 @@ def rank_statistics(fpart, ipart, n_a: int, n_b: int) -> RankStatistics:
         ``(blocks, 5)`` float64 and ``(blocks, 6)`` int64 partials.
     n_a, n_b
         Reference and current sample sizes.
+    want
+        The ``want`` bits the kernel ran with; statistics outside them are NaN.
 
     Returns
     -------
@@ -253,7 +284,14 @@ def rank_statistics(fpart, ipart, n_a: int, n_b: int) -> RankStatistics:
     fm, fn, fN = float(m), float(n), float(big_n)
     cvm = (float(f[2]) / 3.0 / fN + float(f[3]) / 12.0 + fm * fn / 6.0) / (fm * fn * fN)
     a2kn = (fN - 1.0) / (fN * fm * fn) * float(f[4])
-    return RankStatistics(plus, minus, ks, float(f[0]), math.sqrt(2.0 * float(f[1])), cvm, a2kn, counts)
+    w1, energy = float(f[0]), math.sqrt(2.0 * float(f[1]))
+    if not want & WANT_DISTANCES:
+        w1 = energy = math.nan
+    if not want & WANT_CVM:
+        cvm = math.nan
+    if not want & WANT_AD:
+        a2kn = math.nan
+    return RankStatistics(plus, minus, ks, w1, energy, cvm, a2kn, counts)
 
 
 def mmd_pvalue(mmd2) -> tuple[float, float | None]:

@@ -68,10 +68,14 @@ def bin_scale(e, off, n_edges):
 
 
 @cuda.jit(device=True, inline=True)
-def bin_index_at(v, e, off, n_edges, uniform, scale):
-    """:func:`bin_index` for edges ``e[off:off + n_edges]``, with :func:`bin_scale` computed once by the caller."""
-    first = e[off]
-    last = e[off + n_edges - 1]
+def bin_index_at(v, first, last, e, off, n_edges, uniform, scale):
+    """:func:`bin_index` for edges ``e[off:off + n_edges]``, with their ends and :func:`bin_scale` held by the caller.
+
+    The kernels keep ``first``, ``last`` and ``scale`` of their column in
+    registers: read from shared memory they would be two more loads per
+    value, which the compiler cannot hoist past the histogram's atomics on
+    the same buffer.
+    """
     if v < first:
         return 0
     if v > last:
@@ -118,8 +122,8 @@ def build_cells(e, off, n_edges, lut, loff, cells, t, nt):
 
 
 @cuda.jit(device=True, inline=True)
-def bin_index_cells(v, e, off, n_edges, lut, loff, cells, gscale):
-    """:func:`bin_index` through a cell table from :func:`build_cells` (``gscale`` = :func:`bin_scale` times ``cells / n_bins``).
+def bin_index_cells(v, first, last, e, off, n_edges, lut, loff, cells, gscale):
+    """:func:`bin_index` through a cell table from :func:`build_cells` (``gscale`` = :func:`bin_scale` times ``cells / n_bins``; ends as :func:`bin_index_at`).
 
     The value's cell gives a bin near its own; the answer is then found by
     the same edge comparisons as the binary search (walking down while
@@ -127,8 +131,6 @@ def bin_index_cells(v, e, off, n_edges, lut, loff, cells, gscale):
     any table, and takes one or two steps when the cells are finer than the
     bins.
     """
-    first = e[off]
-    last = e[off + n_edges - 1]
     if v < first:
         return 0
     if v > last:
@@ -157,7 +159,7 @@ def bin_index(v, e, n_edges, uniform):
     same comparisons as the binary search and is identical to it (for any
     edges; the estimate only makes it fast when the edges are uniform).
     """
-    return bin_index_at(v, e, 0, n_edges, uniform, bin_scale(e, 0, n_edges))
+    return bin_index_at(v, e[0], e[n_edges - 1], e, 0, n_edges, uniform, bin_scale(e, 0, n_edges))
 
 
 @cuda.jit(device=True, inline=True)
@@ -297,6 +299,8 @@ def profile_kernel(
     erow = edges[c]
     scale = bin_scale(erow, 0, ne) if ne >= 2 else 0.0
     gscale = scale * cells / (ne - 1) if ne >= 2 else 0.0
+    first = erow[0] if ne >= 2 else 0.0
+    last = erow[ne - 1] if ne >= 2 else 0.0
     count = 0
     mean = 0.0
     m2 = 0.0
@@ -328,24 +332,28 @@ def profile_kernel(
                 n_null += 1
             elif state[u] == 0:
                 v = buf[u]
-                if v != v:
-                    n_nan += 1
-                elif v == math.inf:
-                    n_pinf += 1
-                elif v == -math.inf:
-                    n_ninf += 1
-                else:
+                if abs(v) < math.inf:  # finite first: one test for most values
                     count, mean, m2, gn, gk, gs1, gs2 = moments_add(count, mean, m2, gn, gk, gs1, gs2, v)
-                    lo = min(lo, v + 0.0)
-                    hi = max(hi, v + 0.0)
+                    lo = min(lo, v)
+                    hi = max(hi, v)
                     if ne >= 2:
                         if use_cells:
-                            cuda.atomic.add(i32, ho + bin_index_cells(v, f64, 0, ne, u8, lo8, cells, gscale), 1)
+                            cuda.atomic.add(
+                                i32, ho + bin_index_cells(v, first, last, f64, 0, ne, u8, lo8, cells, gscale), 1)
                         elif private:
-                            cuda.atomic.add(i32, ho + bin_index_at(v, f64, 0, ne, uni, scale), 1)
+                            cuda.atomic.add(i32, ho + bin_index_at(v, first, last, f64, 0, ne, uni, scale), 1)
                         else:
-                            cuda.atomic.add(hist, (c, bin_index_at(v, erow, 0, ne, uni, scale)), 1)
+                            cuda.atomic.add(hist, (c, bin_index_at(v, first, last, erow, 0, ne, uni, scale)), 1)
+                elif v != v:
+                    n_nan += 1
+                elif v > 0:
+                    n_pinf += 1
+                else:
+                    n_ninf += 1
     count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
+    # adding 0.0 turns a -0.0 extreme into +0.0, as Moments does
+    lo += 0.0
+    hi += 0.0
 
     f64[fo + t] = mean
     f64[fo + nt + t] = m2
@@ -453,6 +461,8 @@ def profile_rows_kernel(
     erow = edges[c]
     scale = bin_scale(erow, 0, ne) if ne >= 2 else 0.0
     gscale = scale * cells / (ne - 1) if ne >= 2 else 0.0
+    first = erow[0] if ne >= 2 else 0.0
+    last = erow[ne - 1] if ne >= 2 else 0.0
     use_cells = private and cells > 0 and ne >= 2 and not uni
     eo = c * me  # this column's edges in shared memory
     hc = ho + c * (me + 1)  # and its private histogram
@@ -489,24 +499,27 @@ def profile_rows_kernel(
                     n_null += 1
                 elif state[u] == 0:
                     v = buf[u]
-                    if v != v:
-                        n_nan += 1
-                    elif v == math.inf:
-                        n_pinf += 1
-                    elif v == -math.inf:
-                        n_ninf += 1
-                    else:
+                    if abs(v) < math.inf:  # finite first: one test for most values
                         count, mean, m2, gn, gk, gs1, gs2 = moments_add(count, mean, m2, gn, gk, gs1, gs2, v)
-                        lo = min(lo, v + 0.0)
-                        hi = max(hi, v + 0.0)
+                        lo = min(lo, v)
+                        hi = max(hi, v)
                         if ne >= 2:
                             if use_cells:
-                                cuda.atomic.add(i32, hc + bin_index_cells(v, f64, eo, ne, u8, lc, cells, gscale), 1)
+                                cuda.atomic.add(
+                                    i32, hc + bin_index_cells(v, first, last, f64, eo, ne, u8, lc, cells, gscale), 1)
                             elif private:
-                                cuda.atomic.add(i32, hc + bin_index_at(v, f64, eo, ne, uni, scale), 1)
+                                cuda.atomic.add(i32, hc + bin_index_at(v, first, last, f64, eo, ne, uni, scale), 1)
                             else:
-                                cuda.atomic.add(hist, (c, bin_index_at(v, erow, 0, ne, uni, scale)), 1)
+                                cuda.atomic.add(hist, (c, bin_index_at(v, first, last, erow, 0, ne, uni, scale)), 1)
+                    elif v != v:
+                        n_nan += 1
+                    elif v > 0:
+                        n_pinf += 1
+                    else:
+                        n_ninf += 1
         count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
+        lo += 0.0  # -0.0 extremes become +0.0, as in Moments
+        hi += 0.0
     cuda.syncthreads()
     if private:
         for q in range(t, n_cols * (me + 1), nt):

@@ -37,6 +37,7 @@ import numpy as np
 
 from . import _launch
 from ._cuda import cuda, float64, int64
+from ._host import WANT_AD, WANT_ALL, WANT_CVM, WANT_DISTANCES, WANT_KS
 from ._reduce import tree_start
 from .quantiles import lower_bound
 
@@ -51,6 +52,11 @@ __all__ = [
     "rank_tiles",
     "N_FLOAT_PARTIALS",
     "N_INT_PARTIALS",
+    "WANT_KS",
+    "WANT_DISTANCES",
+    "WANT_CVM",
+    "WANT_AD",
+    "WANT_ALL",
 ]
 
 #: Float64 partial sums per block: Wasserstein-1, energy integral, CvM main
@@ -125,7 +131,7 @@ def rank_splits_kernel(a_all, a_bounds, b_all, b_bounds, span, s_off, splits):
 
 
 @cuda.jit
-def rank_kernel(a_all, a_bounds, b_all, b_bounds, items, splits, s_off, fpart, ipart):
+def rank_kernel(a_all, a_bounds, b_all, b_bounds, items, splits, s_off, want, fpart, ipart):
     """Per-block partial rank statistics of sorted column pairs, all columns in one launch.
 
     Column ``c = blockIdx.y`` pairs sorted ``a = a_all[a_bounds[2c]:a_bounds[2c + 1]]``
@@ -147,6 +153,9 @@ def rank_kernel(a_all, a_bounds, b_all, b_bounds, items, splits, s_off, fpart, i
     float partial sums and the six KS entries for the block reduction.
 
     Atomics: none; every block writes its own row of ``fpart`` / ``ipart``.
+
+    ``want`` (bits :data:`WANT_DISTANCES`, :data:`WANT_CVM`,
+    :data:`WANT_AD`) says which float sums to accumulate; the others stay 0.
 
     Writes: ``fpart[c, blockIdx.x, :]`` (see :data:`N_FLOAT_PARTIALS`) and
     ``ipart[c, blockIdx.x, :]`` (see :data:`N_INT_PARTIALS`). KS entries start
@@ -171,6 +180,10 @@ def rank_kernel(a_all, a_bounds, b_all, b_bounds, items, splits, s_off, fpart, i
     fo = span  # float scratch after the tile values
     io = fo + N_FLOAT_PARTIALS * nt  # int scratch, in 8-byte units
 
+    want_dist = (want & WANT_DISTANCES) != 0
+    want_cvm = (want & WANT_CVM) != 0
+    want_ad = (want & WANT_AD) != 0
+    counts_below = want_cvm or want_ad
     fm = np.float64(na)
     fn = np.float64(nb)
     inv_mn = 1.0 / (fm * fn)
@@ -236,7 +249,7 @@ def rank_kernel(a_all, a_bounds, b_all, b_bounds, items, splits, s_off, fpart, i
                 cb = ib0 + j
                 nxt = min(ha, hb)
                 if nxt > v:
-                    if not known:
+                    if counts_below and not known:
                         # The run started in an earlier thread or tile.
                         a_prev = _count_below(a, na, f64, 0, la, ia0, v)
                         b_prev = _count_below(b, nb, f64, la, lb, ib0, v)
@@ -250,7 +263,7 @@ def rank_kernel(a_all, a_bounds, b_all, b_bounds, items, splits, s_off, fpart, i
                         k_min = key
                         a_min = ca
                         b_min = cb
-                    if nxt < math.inf:
+                    if want_dist and nxt < math.inf:
                         # A/m - B/n from the exact integer key: zero where the
                         # CDFs meet, whatever the compiler contracts into FMAs
                         # (ca * inv_m - cb * inv_n left 1e-17 on equal samples).
@@ -258,19 +271,22 @@ def rank_kernel(a_all, a_bounds, b_all, b_bounds, items, splits, s_off, fpart, i
                         width = nxt - v
                         w1 += abs(diff) * width
                         energy += diff * diff * width
-                    ma = np.float64(ca - a_prev)
-                    mb = np.float64(cb - b_prev)
-                    tt = ma + mb
-                    dp = np.float64(nb * a_prev - na * b_prev)
-                    dc = np.float64(key)
-                    cvm_main += tt * (dp * dp + dp * dc + dc * dc)
-                    cvm_ties += tt * (ma - mb) * (fm * ma - fn * mb) - (fm * ma + fn * mb)
-                    den = np.float64(a_prev + b_prev) * (f_all - np.float64(ca + cb)) + tt * (f_all - tt) / 4.0
-                    if den > 0.0:
-                        h = (dp + dc) / 2.0
-                        ad += tt * (h * h) / den
-                    a_prev = ca
-                    b_prev = cb
+                    if counts_below:
+                        ma = np.float64(ca - a_prev)
+                        mb = np.float64(cb - b_prev)
+                        tt = ma + mb
+                        dp = np.float64(nb * a_prev - na * b_prev)
+                        dc = np.float64(key)
+                        if want_cvm:
+                            cvm_main += tt * (dp * dp + dp * dc + dc * dc)
+                            cvm_ties += tt * (ma - mb) * (fm * ma - fn * mb) - (fm * ma + fn * mb)
+                        if want_ad:
+                            den = np.float64(a_prev + b_prev) * (f_all - np.float64(ca + cb)) + tt * (f_all - tt) / 4.0
+                            if den > 0.0:
+                                h = (dp + dc) / 2.0
+                                ad += tt * (h * h) / den
+                        a_prev = ca
+                        b_prev = cb
         # The next tile overwrites the staged values.
         cuda.syncthreads()
 
@@ -330,7 +346,7 @@ def split_offsets(n_merged, threads: int, items: int) -> np.ndarray:
 
 
 def launch_rank_many(a_all, a_bounds, b_all, b_bounds, fpart, ipart, splits, s_off, *, threads: int | None = None,
-                     items: int | None = None, stream=0) -> None:
+                     items: int | None = None, want: int = WANT_ALL, stream=0) -> None:
     """Partial rank statistics of many sorted column pairs in one launch into caller-allocated outputs; asynchronous.
 
     Parameters
@@ -355,6 +371,10 @@ def launch_rank_many(a_all, a_bounds, b_all, b_bounds, fpart, ipart, splits, s_o
         Block size (default :func:`cudrift.kernels._launch.threads_per_block`).
     items
         Merged values per thread (default :func:`cudrift.kernels._launch.rank_items`).
+    want
+        Which float sums to accumulate: :data:`WANT_ALL` or any union of
+        :data:`WANT_DISTANCES`, :data:`WANT_CVM`, :data:`WANT_AD` (the KS
+        entries are always written); the sums not wanted are left 0.
     stream
         Numba stream to launch on (0: the default stream).
     """
@@ -366,11 +386,12 @@ def launch_rank_many(a_all, a_bounds, b_all, b_bounds, fpart, ipart, splits, s_o
     blocks = fpart.shape[1]
     rank_splits_kernel[(blocks, n_cols), nt, stream](a_all, a_bounds, b_all, b_bounds, nt * per, s_off, splits)
     rank_kernel[(blocks, n_cols), nt, stream, rank_shared_bytes(nt, per)](
-        a_all, a_bounds, b_all, b_bounds, per, splits, s_off, fpart, ipart
+        a_all, a_bounds, b_all, b_bounds, per, splits, s_off, want, fpart, ipart
     )
 
 
-def launch_rank(a, b, fpart, ipart, *, threads: int | None = None, items: int | None = None, stream=0) -> None:
+def launch_rank(a, b, fpart, ipart, *, threads: int | None = None, items: int | None = None, want: int = WANT_ALL,
+                stream=0) -> None:
     """Partial rank statistics of one sorted pair (:func:`launch_rank_many` for one column); asynchronous.
 
     Parameters
@@ -384,7 +405,7 @@ def launch_rank(a, b, fpart, ipart, *, threads: int | None = None, items: int | 
         :func:`cudrift.kernels._launch.rank_blocks`).
     ipart
         ``(blocks, 6)`` int64 (:data:`N_INT_PARTIALS`), overwritten.
-    threads, items, stream
+    threads, items, want, stream
         As :func:`launch_rank_many`.
     """
     nt = threads or _launch.threads_per_block()
@@ -394,4 +415,4 @@ def launch_rank(a, b, fpart, ipart, *, threads: int | None = None, items: int | 
     b_off = cuda.to_device(np.array([0, b.shape[0]], dtype=np.int64), stream=stream)
     splits = cuda.device_array(int(s_off[-1]), dtype=np.int64, stream=stream)
     launch_rank_many(a, a_off, b, b_off, fpart.reshape(1, *fpart.shape), ipart.reshape(1, *ipart.shape), splits,
-                     cuda.to_device(s_off, stream=stream), threads=nt, items=per, stream=stream)
+                     cuda.to_device(s_off, stream=stream), threads=nt, items=per, want=want, stream=stream)

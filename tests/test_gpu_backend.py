@@ -221,6 +221,47 @@ def test_finish_rank_test_gives_the_cpu_results(rng, n_a, n_b):
         assert {k: v for k, v in ref.details.items() if k in ours.details} == ours.details
 
 
+def test_batched_ks_pvalues_equal_scipy_per_column(rng):
+    """``with_ks_pvalues`` (one vectorized SciPy call) gives SciPy's own asymptotic p-value of each column."""
+    from cudrift.kernels._host import RankStatistics
+
+    sizes = [(20_000, 30_000), (12_000, 11_000), (1_500_000, 2_000_000), (400, 300)]
+    stats, samples = [], []
+    for i, (n_a, n_b) in enumerate(sizes):
+        a = np.sort(rng.normal(size=n_a))
+        b = np.sort(rng.normal(0.02 * i, size=n_b))
+        d = scipy.stats.ks_2samp(a, b, method="asymp").statistic
+        stats.append(RankStatistics(d, d, d, math.nan, math.nan, math.nan, math.nan))
+        samples.append((a, b))
+    done = gh.with_ks_pvalues(stats, [n for n, _ in sizes], [n for _, n in sizes])
+    for r, (a, b) in zip(done, samples):
+        assert r.ks_pvalue == pytest.approx(scipy.stats.ks_2samp(a, b, method="asymp").pvalue, rel=1e-12, abs=1e-300)
+    # finish_rank_test takes the batch's p-value, which is the one it would have formed itself
+    for r, (n_a, n_b) in zip(done, sizes):
+        if max(n_a, n_b) > 10_000:
+            assert gh.finish_rank_test("ks", r, n_a, n_b).pvalue == gh.finish_rank_test(
+                "ks", r._replace(ks_pvalue=math.nan), n_a, n_b).pvalue == r.ks_pvalue
+
+
+def test_rank_want_covers_each_test():
+    from cudrift.kernels import _host
+
+    assert gh.rank_want(["ks"]) == _host.WANT_KS
+    assert gh.rank_want(["ks", "wasserstein_normalized"]) == _host.WANT_KS | _host.WANT_DISTANCES
+    assert gh.rank_want(["anderson", "cramervonmises", "energy_distance"]) == (
+        _host.WANT_AD | _host.WANT_CVM | _host.WANT_DISTANCES)
+    assert set(gh.RANK_WANT) == set(gh.RANK_TESTS)
+    # every rank test's statistic survives a launch with only its own bits
+    fpart = np.ones((2, 5))
+    ipart = np.array([[4, 3, 1, -2, 1, 2], [2, 2, 1, -5, 0, 1]], dtype=np.int64)
+    full = _host.rank_statistics(fpart, ipart, 5, 4)
+    for test, bits in gh.RANK_WANT.items():
+        r = _host.rank_statistics(fpart, ipart, 5, 4, bits)
+        field = {"ks": "ks", "wasserstein": "wasserstein", "wasserstein_normalized": "wasserstein",
+                 "energy_distance": "energy", "cramervonmises": "cramervonmises", "anderson": "anderson_a2kn"}[test]
+        assert getattr(r, field) == getattr(full, field), test
+
+
 def test_finish_rank_test_leaves_small_samples_to_the_cpu(rng):
     a, b = np.sort(rng.normal(size=50)), np.sort(rng.normal(size=40))
     stats = _cpu_rank_statistics(a, b)

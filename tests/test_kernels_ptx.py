@@ -52,7 +52,7 @@ _SCRIPT = textwrap.dedent(
         "profile rows float32 slab": (profile.profile_rows_kernel, (a2(f32, "A"), a2(b1, "A"), b1) + prof_out[:3]
                                       + (b1,) + prof_out[4:]),
         "profile rows int64 C": (profile.profile_rows_kernel, (a2(i64), a2(b1), b1) + prof_out[:3] + (b1,) + prof_out[4:]),
-        "rank many f32 cur": (rank.rank_kernel, (a1(f64), a1(i64), a1(f32), a1(i64), i64, a1(i64), a1(i64),
+        "rank many f32 cur": (rank.rank_kernel, (a1(f64), a1(i64), a1(f32), a1(i64), i64, a1(i64), a1(i64), i64,
                                                  T.Array(f64, 3, "C"), T.Array(i64, 3, "C"))),
         "categorical int32": (categorical.categorical_kernel, (a2(i32, "A"), a1(i64), i64, a2(i64), a2(i64))),
         "categorical int8": (categorical.categorical_kernel, (a2(i8, "F"), a1(i64), i64, a2(i64), a2(i64))),

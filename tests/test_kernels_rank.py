@@ -125,3 +125,42 @@ def test_ks_counts_locate_the_extreme(seed):
     loc = max(a[ca - 1] if ca else -np.inf, b[cb - 1] if cb else -np.inf)
     assert (np.searchsorted(a, loc, "right"), np.searchsorted(b, loc, "right")) == (ca, cb)
     assert abs(ca / a.size - cb / b.size) == pytest.approx(r.ks, rel=1e-12)
+
+
+@pytest.mark.parametrize("levels", [None, 4])
+def test_want_computes_only_what_is_asked_and_the_same_values(levels):
+    """Each ``want`` subset gives exactly the full launch's values for its statistics and NaN for the rest.
+
+    The KS extremes and their counts are always there; the float sums a
+    subset skips (and, without CvM and Anderson-Darling, the searches for
+    the counts below a run) change nothing else, ties and runs across
+    threads and tiles included.
+    """
+    import math
+
+    from cudrift.kernels import _host
+
+    rng = np.random.default_rng(50 + (levels or 0))
+    if levels is None:
+        a, b = np.sort(rng.normal(size=150)), np.sort(rng.normal(0.3, size=120))
+    else:
+        a = np.sort(rng.integers(0, levels, size=150).astype(np.float64))
+        b = np.sort(rng.integers(0, levels, size=120).astype(np.float64))
+    geometry = {"threads": 32, "items": 2, "blocks": 3}
+    full = run_rank(a, b, **geometry)
+    fields = {
+        _host.WANT_KS: (),
+        _host.WANT_DISTANCES: ("wasserstein", "energy"),
+        _host.WANT_CVM: ("cramervonmises",),
+        _host.WANT_AD: ("anderson_a2kn",),
+    }
+    for want in (_host.WANT_KS, _host.WANT_DISTANCES, _host.WANT_CVM, _host.WANT_AD,
+                 _host.WANT_KS | _host.WANT_AD, _host.WANT_DISTANCES | _host.WANT_CVM):
+        r = run_rank(a, b, want=want, **geometry)
+        assert (r.ks, r.ks_plus, r.ks_minus, r.ks_counts) == (full.ks, full.ks_plus, full.ks_minus, full.ks_counts)
+        wanted = {f for bit, names in fields.items() if want & bit for f in names}
+        for f in ("wasserstein", "energy", "cramervonmises", "anderson_a2kn"):
+            if f in wanted:
+                assert getattr(r, f) == getattr(full, f), (want, f)
+            else:
+                assert math.isnan(getattr(r, f)), (want, f)

@@ -875,12 +875,17 @@ def _packed(arrays: list[cupy.ndarray]) -> tuple[cupy.ndarray, np.ndarray]:
     return flat, bounds
 
 
-def rank_statistics_many(pairs: list[tuple[cupy.ndarray, cupy.ndarray]]) -> "list[_host.RankStatistics]":
+def rank_statistics_many(pairs: list[tuple[cupy.ndarray, cupy.ndarray]],
+                         want: int = _host.WANT_ALL) -> "list[_host.RankStatistics]":
     """Exact two-sample rank statistics of many (reference, current) pairs of sorted finite device columns.
 
     One launch of the splits kernel and one of the rank kernel serve every
     pair (a row of blocks per pair), and one read-back. Every array must be
-    non-empty. Synchronizes the device.
+    non-empty. ``want`` (:data:`cudrift.kernels._host.WANT_ALL` or a union
+    of its bits, see :func:`cudrift.backends._gpu_host.rank_want`) says
+    which statistics to compute, the others are NaN; with the KS bit the
+    KS p-values are formed for the whole batch at once. Synchronizes the
+    device.
     """
     if not pairs:
         return []
@@ -895,17 +900,17 @@ def rank_statistics_many(pairs: list[tuple[cupy.ndarray, cupy.ndarray]]) -> "lis
         for c0 in range(0, len(idx), _MAX_PAIRS):
             chunk = idx[c0 : c0 + _MAX_PAIRS]
             try:
-                stats = _rank_group([pairs[i] for i in chunk])
+                stats = _rank_group([pairs[i] for i in chunk], want)
             except cupy.cuda.memory.OutOfMemoryError:
                 # no room to pack the columns together: one launch per pair, each read in place
                 cupy.get_default_memory_pool().free_all_blocks()
-                stats = [_rank_group([pairs[i]])[0] for i in chunk]
+                stats = [_rank_group([pairs[i]], want)[0] for i in chunk]
             for i, r in zip(chunk, stats):
                 out[i] = r
     return out
 
 
-def _rank_group(pairs: list[tuple[cupy.ndarray, cupy.ndarray]]) -> "list[_host.RankStatistics]":
+def _rank_group(pairs: list[tuple[cupy.ndarray, cupy.ndarray]], want: int) -> "list[_host.RankStatistics]":
     with _section() as dev:
         nt = _launch.threads_per_block()
         per = _launch.rank_items()
@@ -923,14 +928,20 @@ def _rank_group(pairs: list[tuple[cupy.ndarray, cupy.ndarray]]) -> "list[_host.R
         ipart = cupy.zeros((n, blocks, N_INT_PARTIALS), dtype=np.int64)
         launch_rank_many(_arg(a_all), _arg(cupy.asarray(a_bounds)), _arg(b_all), _arg(cupy.asarray(b_bounds)),
                          _arg(fpart), _arg(ipart), _arg(splits), _arg(cupy.asarray(s_host)), threads=nt, items=per,
-                         stream=dev.nstream)
+                         want=want, stream=dev.nstream)
         fp, ip = cupy.asnumpy(fpart), cupy.asnumpy(ipart)
-    return [_host.rank_statistics(fp[c], ip[c], int(a_lens[c]), int(b_lens[c])) for c in range(n)]
+    stats = [_host.rank_statistics(fp[c], ip[c], int(a_lens[c]), int(b_lens[c]), want) for c in range(n)]
+    if want & _host.WANT_KS:
+        stats = gh.with_ks_pvalues(stats, a_lens.tolist(), b_lens.tolist())
+    return stats
 
 
-def rank_statistics(ref: cupy.ndarray, cur: cupy.ndarray) -> "_host.RankStatistics":
-    """Exact two-sample rank statistics of two sorted, finite, non-empty device arrays (synchronizes)."""
-    return rank_statistics_many([(ref, cur)])[0]
+def rank_statistics(ref: cupy.ndarray, cur: cupy.ndarray, want: int = _host.WANT_ALL) -> "_host.RankStatistics":
+    """Exact two-sample rank statistics of two sorted, finite, non-empty device arrays (synchronizes).
+
+    ``want`` as :func:`rank_statistics_many`.
+    """
+    return rank_statistics_many([(ref, cur)], want)[0]
 
 
 def _constant(v: cupy.ndarray) -> bool:
@@ -975,7 +986,7 @@ def run_sorted_test(test: str, ref: cupy.ndarray, cur: cupy.ndarray, reference_s
     spec = TESTS[test]
     if test in gh.RANK_TESTS and ref.size and cur.size:
         distinct = _pooled_distinct(ref, cur) if test == "anderson" else True
-        stats = stats if stats is not None else rank_statistics(ref, cur)
+        stats = stats if stats is not None else rank_statistics(ref, cur, gh.RANK_WANT[test])
         res = gh.finish_rank_test(test, stats, int(ref.size), int(cur.size),
                                   reference_std=reference_std, distinct=distinct)
         if res is not None:

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from cudrift.kernels._host import WANT_AD, WANT_CVM, WANT_DISTANCES, WANT_KS
 from cudrift.sketches import sample as _sample
 from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile
 from cudrift.sketches.histogram import Histogram, _float32_thresholds
@@ -32,6 +33,7 @@ from cudrift.stats._dist import (
     anderson_pvalue,
     cvm_asymptotic_pvalue,
     ks_asymp_pvalue,
+    ks_asymp_pvalues,
 )
 from cudrift.stats._validation import dropped_details
 from cudrift.stats.univariate import _normalizer
@@ -51,12 +53,45 @@ __all__ = [
     "stage_copy",
     "int_code_offset",
     "RANK_TESTS",
+    "RANK_WANT",
+    "rank_want",
+    "with_ks_pvalues",
     "finish_rank_test",
     "is_device_array",
 ]
 
 #: Tests whose statistic the device computes from two sorted columns (``cudrift.kernels.rank``).
 RANK_TESTS = ("ks", "wasserstein", "wasserstein_normalized", "energy_distance", "cramervonmises", "anderson")
+#: The rank kernel's ``want`` bits each rank test needs (the kernel skips the rest).
+RANK_WANT = {
+    "ks": WANT_KS,
+    "wasserstein": WANT_DISTANCES,
+    "wasserstein_normalized": WANT_DISTANCES,
+    "energy_distance": WANT_DISTANCES,
+    "cramervonmises": WANT_CVM,
+    "anderson": WANT_AD,
+}
+
+
+def rank_want(tests) -> int:
+    """The ``want`` bits that serve every rank test in ``tests`` (one launch for all of them)."""
+    bits = 0
+    for t in tests:
+        bits |= RANK_WANT.get(t, 0)
+    return bits or WANT_KS
+
+
+def with_ks_pvalues(stats: list, n_a: Sequence[int], n_b: Sequence[int]) -> list:
+    """``stats`` (:class:`cudrift.kernels._host.RankStatistics`) with ``ks_pvalue`` filled in for all at once.
+
+    One vectorized SciPy call for the batch (:func:`cudrift.stats._dist.ks_asymp_pvalues`)
+    instead of one per column in :func:`finish_rank_test`; the values are
+    identical to the per-column ones.
+    """
+    if not stats:
+        return []
+    p = ks_asymp_pvalues([s.ks for s in stats], n_a, n_b)
+    return [s._replace(ks_pvalue=float(v)) for s, v in zip(stats, p)]
 
 # ks_2samp_sorted switches to the asymptotic p-value (a function of the
 # statistic alone) above this sample size; below it SciPy's exact
@@ -415,7 +450,10 @@ def finish_rank_test(
             return None
         d = float(stats.ks)
         details.update(statistic_sign=-1 if stats.ks_minus > stats.ks_plus else 1, pvalue_method="asymp")
-        return TestResult(d, float(ks_asymp_pvalue(d, n_a, n_b, "two-sided")), "ks", n_a, n_b, 0.0, details)
+        p = float(stats.ks_pvalue)
+        if math.isnan(p):
+            p = float(ks_asymp_pvalue(d, n_a, n_b, "two-sided"))
+        return TestResult(d, p, "ks", n_a, n_b, 0.0, details)
     if test in ("wasserstein", "wasserstein_normalized"):
         w = float(stats.wasserstein)
         details["kind"] = "distance"

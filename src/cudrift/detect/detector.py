@@ -289,7 +289,8 @@ class DriftDetector:
         from cudrift.backends import _gpu
 
         try:
-            stats = _gpu.rank_statistics_many([(self._ref_sorted[n], cur_sorted[n]) for n in wanted])
+            stats = _gpu.rank_statistics_many([(self._ref_sorted[n], cur_sorted[n]) for n in wanted],
+                                              gh.rank_want(tests[n] for n in wanted))
         except Exception:  # noqa: BLE001 - device trouble: fall back to the per-column path, which reports it
             return tests, {}
         return tests, dict(zip(wanted, stats))

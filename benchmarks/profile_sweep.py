@@ -1,0 +1,215 @@
+"""Where the fused profile pass spends its time on a GPU: launch geometry and compile-time constants, swept.
+
+A diagnostic companion of ``gpu_check.py`` (which reports the pass against
+its target); run from the repository root on a machine with a GPU::
+
+    python3 benchmarks/profile_sweep.py --out sweep.json            # about a minute on an H200
+    python3 benchmarks/profile_sweep.py --rows 10000000             # smaller
+
+On one row-major float32 window (default 1e8 x 32) it times, with CUDA events:
+
+* the read ceilings of this layout: ``cupy`` sum of the whole window, and a
+  read-only kernel with the row kernel's own thread mapping (each thread one
+  column, consecutive threads consecutive values of a row);
+* :func:`cudrift.kernels.profile.launch_profile` on equal-mass edges (the
+  cell table), uniform edges (closed-form bin) and no histogram, over block
+  sizes and grid sizes, for each compile-time variant of ``UNROLL`` and
+  ``GROUP`` (each variant compiles in its own process, since Numba freezes
+  module constants at compile time), and over cell-table sizes and global
+  (unprivatized) histograms;
+* the registers, local memory and shared memory of each compiled kernel.
+
+Every timed launch is checked: the histogram counts of each column add up to
+its rows, so a broken variant is reported, not timed. Nothing here changes
+the library's defaults; the figures say which to change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ["NUMBA_ENABLE_CUDASIM"] = "0"
+
+import numpy as np  # noqa: E402
+from numba import cuda  # noqa: E402
+
+VARIANTS = ((4, 16), (8, 16), (2, 16), (4, 32), (8, 32))
+
+
+def _events(cupy, fn, repeat: int = 5) -> float:
+    best = math.inf
+    for _ in range(repeat):
+        a, b = cupy.cuda.Event(), cupy.cuda.Event()
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        best = min(best, cupy.cuda.get_elapsed_time(a, b) / 1e3)
+    return best
+
+
+def _arg(a):
+    """A CuPy array as a Numba kernel argument, without the interface's stream sync (all on the default stream)."""
+    return cuda.as_cuda_array(a, sync=False)
+
+
+@cuda.jit
+def read_rows(x, out):
+    """Sum of each thread's values with the row kernel's mapping (a read ceiling for that mapping)."""
+    t = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    n_cols = x.shape[1]
+    rps = nt // n_cols
+    c = t % n_cols
+    acc = np.float32(0.0)
+    if t < rps * n_cols:
+        step = cuda.gridDim.x * rps
+        for r in range(cuda.blockIdx.x * rps + t // n_cols, x.shape[0], step):
+            acc += x[r, c]
+    out[cuda.blockIdx.x * nt + t] = acc
+
+
+def variant(unroll: int, group: int, rows: int, cols: int, full: bool) -> dict:
+    """Time one compile-time variant in this process (fresh: nothing compiled yet)."""
+    import cupy
+
+    import cudrift.kernels.profile as kp
+    from cudrift.backends import _gpu_host as gh
+    from cudrift.kernels import _launch
+    from cudrift.sketches.histogram import equal_mass_edges
+
+    kp.UNROLL = unroll
+    kp.GROUP = group
+    rng = np.random.default_rng(7)
+    sample = np.sort(rng.normal(size=200_000))
+    edge_sets = {
+        "equal-mass": gh.pack_edges([equal_mass_edges(sample, 100)] * cols),
+        "uniform": gh.pack_edges([np.linspace(-4.0, 4.0, 101)] * cols),
+        "none": gh.pack_edges([None] * cols),
+    }
+    x = cupy.random.standard_normal((rows, cols), dtype=np.float32)
+    nbytes = rows * cols * 4
+    sm = _launch.target_blocks() // 4
+    out: dict = {"unroll": unroll, "group": group, "rows": rows, "cols": cols, "sms": sm, "runs": []}
+
+    def launch(packed, nt, rb, privatize=None):
+        dev = [cupy.asarray(a) for a in packed]
+        o = kp.profile_outputs(cols, packed[0].shape[1], rb, cupy.full)
+        kp.launch_profile(*(_arg(a) for a in (x, *dev)), **{k: _arg(v) for k, v in o.items()},
+                          threads=nt, privatize=privatize, stream=0)
+        return o
+
+    def timed(label, packed, nt, rb, privatize=None, **extra):
+        row = {"edges": label, "threads": nt, "row_blocks": rb, "privatize": privatize, **extra}
+        try:
+            o = launch(packed, nt, rb, privatize)
+            cupy.cuda.runtime.deviceSynchronize()
+            if packed[1][0] >= 2:
+                per_col = cupy.asnumpy(o["hist"].sum(axis=1))
+                row["counts_ok"] = bool((per_col == rows).all())
+            row["seconds"] = _events(cupy, lambda: launch(packed, nt, rb, privatize))
+            row["gb_per_s"] = nbytes / row["seconds"] / 1e9
+        except Exception as exc:  # noqa: BLE001 - a configuration that cannot launch is a finding
+            row["error"] = f"{type(exc).__name__}: {exc}"[:300]
+        out["runs"].append(row)
+        print(json.dumps(row), flush=True)
+
+    per_sm = (4, 8, 16) if full else (8,)
+    threads = (128, 256, 512) if full else (256,)
+    for label, packed in edge_sets.items():
+        for nt in threads:
+            for k in per_sm:
+                rows_per_step = max(1, nt // cols)
+                rb = max(1, min(k * sm, -(-rows // rows_per_step)))
+                timed(label, packed, nt, rb)
+    if full:
+        rb = 8 * sm
+        for cells in ((256,), (64,), ()):
+            kp._CELLS = cells
+            timed("equal-mass", edge_sets["equal-mass"], 256, rb, cells=list(cells))
+        kp._CELLS = (256, 64)
+        timed("equal-mass", edge_sets["equal-mass"], 256, rb, privatize=False)
+    resources = {}
+    for name in ("profile_rows_kernel", "profile_kernel"):
+        k = getattr(kp, name)
+        if k.overloads:
+            resources[name] = {str(sig): {"regs": ov.regs_per_thread, "local_bytes": ov.local_mem_per_thread,
+                                          "shared_static": ov.shared_mem_per_block}
+                               for sig, ov in k.overloads.items()}
+    out["resources"] = resources
+    print(json.dumps({"resources": resources}), flush=True)
+    if full:
+        for nt in (256, 512):
+            rb = 8 * sm
+            acc = cupy.empty(rb * nt, dtype=np.float32)
+            read_rows[rb, nt](_arg(x), _arg(acc))
+            s = _events(cupy, lambda: read_rows[rb, nt](_arg(x), _arg(acc)))
+            out["runs"].append({"edges": "read-only kernel, row mapping", "threads": nt, "row_blocks": rb,
+                                "seconds": s, "gb_per_s": nbytes / s / 1e9})
+        s = _events(cupy, lambda: x.sum())
+        out["runs"].append({"edges": "cupy x.sum() (read ceiling)", "seconds": s, "gb_per_s": nbytes / s / 1e9})
+        print(json.dumps(out["runs"][-3:]), flush=True)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=100_000_000)
+    ap.add_argument("--cols", type=int, default=32)
+    ap.add_argument("--out", default="profile_sweep.json")
+    ap.add_argument("--variant", help="UNROLL,GROUP: time this variant only, in this process (used internally)")
+    ap.add_argument("--full", action="store_true", help="with --variant: the whole geometry sweep")
+    ap.add_argument("--timeout", type=float, default=90.0, help="seconds per variant process")
+    args = ap.parse_args(argv)
+    if args.variant:
+        u, g = (int(v) for v in args.variant.split(","))
+        res = variant(u, g, args.rows, args.cols, args.full)
+        print("RESULT " + json.dumps(res), flush=True)
+        return 0
+    results = []
+    for i, (u, g) in enumerate(VARIANTS):
+        cmd = [sys.executable, __file__, "--variant", f"{u},{g}", "--rows", str(args.rows), "--cols", str(args.cols)]
+        if i == 0:
+            cmd.append("--full")
+        t = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+            text = proc.stdout + proc.stderr
+        except subprocess.TimeoutExpired as exc:
+            text = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            text += "\n[timeout]"
+        found = [ln[len("RESULT "):] for ln in text.splitlines() if ln.startswith("RESULT ")]
+        res = json.loads(found[-1]) if found else {"unroll": u, "group": g, "error": text[-3000:]}
+        res["process_seconds"] = round(time.perf_counter() - t, 1)
+        results.append(res)
+        Path(args.out).write_text(json.dumps(results, indent=1))
+    print(f"\n{'UNROLL':>6} {'GROUP':>5} {'edges':<32} {'thr':>4} {'blocks':>6} {'ms':>8} {'GB/s':>7}  notes")
+    for res in results:
+        if "runs" not in res:
+            print(f"{res['unroll']:>6} {res['group']:>5} failed: {res.get('error', '')[-300:]}")
+            continue
+        for r in res["runs"]:
+            note = r.get("error", "")
+            if r.get("counts_ok") is False:
+                note += " COUNTS WRONG"
+            if "cells" in r:
+                note += f" cells={r['cells']}"
+            if r.get("privatize") is False:
+                note += " global histogram"
+            sec = r.get("seconds")
+            print(f"{res['unroll']:>6} {res['group']:>5} {r['edges'][:32]:<32} {r.get('threads', '-'):>4} "
+                  f"{r.get('row_blocks', '-'):>6} {sec * 1e3 if sec else float('nan'):8.2f} "
+                  f"{r.get('gb_per_s', float('nan')):7.0f}  {note}")
+        print(f"       resources: {json.dumps(res.get('resources'))[:400]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
