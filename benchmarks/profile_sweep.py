@@ -5,6 +5,7 @@ its target); run from the repository root on a machine with a GPU::
 
     python3 benchmarks/profile_sweep.py --out sweep.json            # about a minute on an H200
     python3 benchmarks/profile_sweep.py --rows 10000000             # smaller
+    python3 benchmarks/profile_sweep.py --variants "4,16"           # the library's constants only
 
 On one row-major float32 window (default 1e8 x 32) it times, with CUDA events:
 
@@ -167,6 +168,9 @@ def main(argv=None) -> int:
     ap.add_argument("--variant", help="UNROLL,GROUP: time this variant only, in this process (used internally)")
     ap.add_argument("--full", action="store_true", help="with --variant: the whole geometry sweep")
     ap.add_argument("--timeout", type=float, default=90.0, help="seconds per variant process")
+    ap.add_argument("--variants", default=";".join(f"{u},{g}" for u, g in VARIANTS),
+                    help="UNROLL,GROUP pairs separated by ';' (the first gets the whole sweep); default: "
+                         + ";".join(f"{u},{g}" for u, g in VARIANTS))
     args = ap.parse_args(argv)
     if args.variant:
         u, g = (int(v) for v in args.variant.split(","))
@@ -174,7 +178,8 @@ def main(argv=None) -> int:
         print("RESULT " + json.dumps(res), flush=True)
         return 0
     results = []
-    for i, (u, g) in enumerate(VARIANTS):
+    variants = [tuple(int(v) for v in pair.split(",")) for pair in args.variants.split(";") if pair]
+    for i, (u, g) in enumerate(variants):
         cmd = [sys.executable, __file__, "--variant", f"{u},{g}", "--rows", str(args.rows), "--cols", str(args.cols)]
         if i == 0:
             cmd.append("--full")
@@ -207,7 +212,11 @@ def main(argv=None) -> int:
             print(f"{res['unroll']:>6} {res['group']:>5} {r['edges'][:32]:<32} {r.get('threads', '-'):>4} "
                   f"{r.get('row_blocks', '-'):>6} {sec * 1e3 if sec else float('nan'):8.2f} "
                   f"{r.get('gb_per_s', float('nan')):7.0f}  {note}")
-        print(f"       resources: {json.dumps(res.get('resources'))[:400]}")
+        for kernel, sigs in (res.get("resources") or {}).items():
+            for sig, r in sigs.items():
+                dtype = sig.split(",")[0].lstrip("(") + ")"
+                print(f"       {kernel} [{dtype}]: {r['regs']} registers per thread, {r['local_bytes']} bytes of "
+                      f"local memory, {r['shared_static']} bytes of static shared memory")
     return 0
 
 

@@ -18,11 +18,11 @@ Two thread mappings, chosen by :func:`launch_profile` from the layout:
 
 Both read each value once, unrolled :data:`UNROLL` loads deep so that
 enough loads are in flight to cover memory latency, and keep the moments
-as shifted sums over groups of :data:`GROUP` values folded into a running
-(count, mean, M2) with Chan's formula: one division per group instead of
-one per value (Welford), with the cancellation of each group's shifted
-sums bounded by ``GROUP - 1`` ulps because the shift is one of the group's
-own values.
+as shifted sums over groups of at least :data:`GROUP` values folded into
+a running (count, mean, M2) with Chan's formula: one division per group
+instead of one per value (Welford), with the cancellation of each group's
+shifted sums bounded by its size (under ``GROUP + UNROLL``) in ulps
+because the shift is one of the group's own values.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ __all__ = [
 _F_SLOTS = 4
 # int64 slots per thread: count, null, nan, +inf, -inf.
 _I_SLOTS = 5
-#: Values per shifted-sum group of the moments.
+#: Values per shifted-sum group of the moments (at least; see :func:`moments_add`).
 GROUP = 16
 #: Loads each thread issues before using them.
 UNROLL = 4
@@ -212,12 +212,15 @@ def fold_group(count, mean, m2, gn, gk, gs1, gs2):
 
 @cuda.jit(device=True, inline=True)
 def moments_add(count, mean, m2, gn, gk, gs1, gs2, v):
-    """Add finite ``v`` to the open group, folding the group when it holds :data:`GROUP` values.
+    """Add finite ``v`` to the open group (the caller folds it with :func:`fold_group` once it holds :data:`GROUP`).
 
     The group's shift is its first value, so ``gs1**2 / gn <= (gn - 1) * M2``
     of the group and the subtraction loses at most ``gn - 1`` ulps. Huge
     values go straight into the running moments by the overflow-safe
-    Welford step.
+    Welford step. The kernels check the group's size once per
+    :data:`UNROLL` values rather than here, so that the fold's code is not
+    repeated for every unrolled value; a group then holds fewer than
+    ``GROUP + UNROLL`` values.
     """
     if abs(v) >= _HUGE:
         count, mean, m2 = welford_add(count, mean, m2, v)
@@ -228,11 +231,6 @@ def moments_add(count, mean, m2, gn, gk, gs1, gs2, v):
     gs1 += d
     gs2 += d * d
     gn += 1
-    if gn == GROUP:
-        count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
-        gn = 0
-        gs1 = 0.0
-        gs2 = 0.0
     return count, mean, m2, gn, gk, gs1, gs2
 
 
@@ -316,17 +314,20 @@ def profile_kernel(
     n_ninf = 0
     buf = cuda.local.array(UNROLL, float64)
     state = cuda.local.array(UNROLL, int32)  # 0 value, 1 null, 2 past the end
+    # Unsigned indices (rows here are never negative): Numba then emits no
+    # negative-index wraparound, three integer instructions per index per value.
+    uc = np.uint64(c)
     step = n_rb * nt
     for r0 in range(rb * nt + t, n_rows, step * UNROLL):
         for u in range(UNROLL):
             r = r0 + u * step
             if r >= n_rows:
                 state[u] = 2
-            elif has_mask and null_mask[r, c]:
+            elif has_mask and null_mask[np.uint64(r), uc]:
                 state[u] = 1
             else:
                 state[u] = 0
-                buf[u] = np.float64(x[r, c])
+                buf[u] = np.float64(x[np.uint64(r), uc])
         for u in range(UNROLL):
             if state[u] == 1:
                 n_null += 1
@@ -350,6 +351,11 @@ def profile_kernel(
                     n_pinf += 1
                 else:
                     n_ninf += 1
+        if gn >= GROUP:
+            count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
+            gn = 0
+            gs1 = 0.0
+            gs2 = 0.0
     count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
     # adding 0.0 turns a -0.0 extreme into +0.0, as Moments does
     lo += 0.0
@@ -482,6 +488,7 @@ def profile_rows_kernel(
     n_ninf = 0
     buf = cuda.local.array(UNROLL, float64)
     state = cuda.local.array(UNROLL, int32)  # 0 value, 1 null, 2 past the end
+    uc = np.uint64(c)  # unsigned indices: no negative-index wraparound (see profile_kernel)
     if active:
         step = n_b * rows_per_step
         for r0 in range(b * rows_per_step + t // n_cols, n_rows, step * UNROLL):
@@ -489,11 +496,11 @@ def profile_rows_kernel(
                 r = r0 + u * step
                 if r >= n_rows:
                     state[u] = 2
-                elif has_mask and null_mask[r, c]:
+                elif has_mask and null_mask[np.uint64(r), uc]:
                     state[u] = 1
                 else:
                     state[u] = 0
-                    buf[u] = np.float64(x[r, c])
+                    buf[u] = np.float64(x[np.uint64(r), uc])
             for u in range(UNROLL):
                 if state[u] == 1:
                     n_null += 1
@@ -517,6 +524,11 @@ def profile_rows_kernel(
                         n_pinf += 1
                     else:
                         n_ninf += 1
+            if gn >= GROUP:
+                count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
+                gn = 0
+                gs1 = 0.0
+                gs2 = 0.0
         count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
         lo += 0.0  # -0.0 extremes become +0.0, as in Moments
         hi += 0.0
