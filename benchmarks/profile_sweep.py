@@ -77,11 +77,29 @@ def read_rows(x, out):
     out[cuda.blockIdx.x * nt + t] = acc
 
 
-def variant(unroll: int, group: int, rows: int, cols: int, full: bool) -> dict:
+def _kernels_module(path: str | None):
+    """``cudrift.kernels.profile``, or the same module from another revision's file (an A/B baseline)."""
+    if not path:
+        import cudrift.kernels.profile as kp
+
+        return kp
+    import importlib.util
+
+    import cudrift.kernels  # noqa: F401 - the package its relative imports resolve against
+
+    spec = importlib.util.spec_from_file_location("cudrift.kernels._baseline_profile", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline: str | None = None,
+            registers: tuple = ()) -> dict:
     """Time one compile-time variant in this process (fresh: nothing compiled yet)."""
     import cupy
 
-    import cudrift.kernels.profile as kp
+    kp = _kernels_module(baseline)
     from cudrift.backends import _gpu_host as gh
     from cudrift.kernels import _launch
     from cudrift.sketches.histogram import equal_mass_edges
@@ -98,7 +116,8 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool) -> dict:
     x = cupy.random.standard_normal((rows, cols), dtype=np.float32)
     nbytes = rows * cols * 4
     sm = _launch.target_blocks() // 4
-    out: dict = {"unroll": unroll, "group": group, "rows": rows, "cols": cols, "sms": sm, "runs": []}
+    out: dict = {"unroll": unroll, "group": group, "rows": rows, "cols": cols, "sms": sm, "runs": [],
+                 "baseline": baseline}
 
     def launch(packed, nt, rb, privatize=None):
         dev = [cupy.asarray(a) for a in packed]
@@ -124,7 +143,7 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool) -> dict:
 
     per_sm = (4, 8, 16) if full else (8,)
     threads = (128, 256, 512) if full else (256,)
-    for label, packed in edge_sets.items():
+    for label, packed in (edge_sets.items() if full or not registers else ()):
         for nt in threads:
             for k in per_sm:
                 rows_per_step = max(1, nt // cols)
@@ -137,6 +156,14 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool) -> dict:
             timed("equal-mass", edge_sets["equal-mass"], 256, rb, cells=list(cells))
         kp._CELLS = (256, 64)
         timed("equal-mass", edge_sets["equal-mass"], 256, rb, privatize=False)
+    for cap in registers:
+        # the row kernel compiled again with a register cap (more resident warps, maybe spills); 0: no cap
+        kp.profile_rows_kernel = cuda.jit(max_registers=cap or None)(kp.profile_rows_kernel.py_func)
+        for label in ("equal-mass", "none"):
+            timed(label, edge_sets[label], 256, 8 * sm, max_registers=cap)
+        for ov in kp.profile_rows_kernel.overloads.values():
+            out["runs"][-1]["resources"] = {"regs": ov.regs_per_thread, "local_bytes": ov.local_mem_per_thread}
+        print(json.dumps(out["runs"][-1]), flush=True)
     resources = {}
     for name in ("profile_rows_kernel", "profile_kernel"):
         k = getattr(kp, name)
@@ -168,21 +195,40 @@ def main(argv=None) -> int:
     ap.add_argument("--variant", help="UNROLL,GROUP: time this variant only, in this process (used internally)")
     ap.add_argument("--full", action="store_true", help="with --variant: the whole geometry sweep")
     ap.add_argument("--timeout", type=float, default=90.0, help="seconds per variant process")
+    ap.add_argument("--baseline", help="a profile.py from another revision (git show REV:kernels/profile.py > F): "
+                                       "timed with the library's constants next to this tree's")
+    ap.add_argument("--registers", default="",
+                    help="register caps to try, e.g. '64,80,96': the kernels recompiled with max_registers, "
+                         "in one more process")
     ap.add_argument("--variants", default=";".join(f"{u},{g}" for u, g in VARIANTS),
                     help="UNROLL,GROUP pairs separated by ';' (the first gets the whole sweep); default: "
                          + ";".join(f"{u},{g}" for u, g in VARIANTS))
     args = ap.parse_args(argv)
     if args.variant:
         u, g = (int(v) for v in args.variant.split(","))
-        res = variant(u, g, args.rows, args.cols, args.full)
+        caps = tuple(int(v) for v in args.registers.split(",") if v)
+        res = variant(u, g, args.rows, args.cols, args.full, args.baseline, caps)
         print("RESULT " + json.dumps(res), flush=True)
         return 0
     results = []
     variants = [tuple(int(v) for v in pair.split(",")) for pair in args.variants.split(";") if pair]
-    for i, (u, g) in enumerate(variants):
+    jobs = [(u, g, i == 0, None) for i, (u, g) in enumerate(variants)]
+    if args.baseline:
+        import cudrift.kernels.profile as kp
+
+        jobs.append((kp.UNROLL, kp.GROUP, False, str(Path(args.baseline).resolve())))
+    if args.registers:
+        import cudrift.kernels.profile as kp
+
+        jobs.append((kp.UNROLL, kp.GROUP, False, None, args.registers))
+    for u, g, full, baseline, *caps in jobs:
         cmd = [sys.executable, __file__, "--variant", f"{u},{g}", "--rows", str(args.rows), "--cols", str(args.cols)]
-        if i == 0:
+        if full:
             cmd.append("--full")
+        if baseline:
+            cmd += ["--baseline", baseline]
+        if caps:
+            cmd += ["--registers", caps[0]]
         t = time.perf_counter()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
@@ -201,13 +247,15 @@ def main(argv=None) -> int:
             print(f"{res['unroll']:>6} {res['group']:>5} failed: {res.get('error', '')[-300:]}")
             continue
         for r in res["runs"]:
-            note = r.get("error", "")
+            note = r.get("error", "") + (" BASELINE " + Path(res["baseline"]).name if res.get("baseline") else "")
             if r.get("counts_ok") is False:
                 note += " COUNTS WRONG"
             if "cells" in r:
                 note += f" cells={r['cells']}"
             if r.get("privatize") is False:
                 note += " global histogram"
+            if "max_registers" in r:
+                note += f" max_registers={r['max_registers']} {json.dumps(r.get('resources'))}"
             sec = r.get("seconds")
             print(f"{res['unroll']:>6} {res['group']:>5} {r['edges'][:32]:<32} {r.get('threads', '-'):>4} "
                   f"{r.get('row_blocks', '-'):>6} {sec * 1e3 if sec else float('nan'):8.2f} "

@@ -27,6 +27,7 @@ __all__ = [
     "mmd_tile_pairs",
     "mmd_blocks",
     "shared_limit",
+    "ROWS_MAX_REGISTERS",
 ]
 
 #: Points per side of one MMD kernel tile; also that kernel's block size. A
@@ -34,6 +35,14 @@ __all__ = [
 MMD_TILE = 32
 #: Features staged in shared memory at a time by the MMD kernel.
 MMD_FEATURE_CHUNK = 16
+
+#: Register cap of :func:`cudrift.kernels.profile.profile_rows_kernel`
+#: (``max_registers``; the simulator takes none). Uncapped it takes 128
+#: registers, which leaves 16 warps per SM; capped at 64 it spills 152
+#: bytes per thread to local memory and still ran 12% (equal-mass
+#: histogram) to 16% (no histogram) faster on an H200
+#: (``benchmarks/profile_sweep.py --registers``, benchmarks/RESULTS.md).
+ROWS_MAX_REGISTERS = 64
 
 _GPU_THREADS = 256
 _SIM_THREADS = 32

@@ -32,7 +32,7 @@ import math
 import numpy as np
 
 from . import _launch
-from ._cuda import cuda, float64, int32, int64, uint8
+from ._cuda import SIMULATOR, cuda, float64, int32, int64, uint8
 from ._reduce import tree_start
 from .quantiles import upper_bound
 
@@ -407,7 +407,11 @@ def profile_kernel(
                 cuda.atomic.add(hist, (c, q), np.int64(i32[ho + q]))
 
 
-@cuda.jit
+# More resident warps beat the spills this cap causes (see _launch.ROWS_MAX_REGISTERS).
+_ROWS_JIT = {} if SIMULATOR else {"max_registers": _launch.ROWS_MAX_REGISTERS}
+
+
+@cuda.jit(**_ROWS_JIT)
 def profile_rows_kernel(
     x, null_mask, has_mask, edges, n_edges, uniform, private, cells,
     hist, special, mins, maxs, blk_count, blk_mean, blk_m2,
