@@ -31,8 +31,9 @@ still leaves what it measured):
      the device window end to end) on up to 1e8 x 32 float32,
    - categorical counts (int32 codes, 1,000 categories),
    - per-column sort and quantile summary, and one 1-D radix sort per column,
-   - exact KS on all columns from the sorted columns (one batched launch,
-     and one launch per column),
+   - exact KS on all columns from the sorted columns (one batched launch
+     computing only KS, with a cProfile in ``$OUT/ks_all.prof.txt``; one
+     launch per column; and one batched launch of all five rank statistics),
    - MMD, 20,000 points per side, 100 permutations,
    - ``DriftDetector.compare`` at 1e7 x 64 (device window and host window),
      with a cProfile of each written to ``$OUT/compare_*.prof.txt``.
