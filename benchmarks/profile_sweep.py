@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -39,21 +38,10 @@ from pathlib import Path
 os.environ["NUMBA_ENABLE_CUDASIM"] = "0"
 
 import numpy as np  # noqa: E402
+from gpu_check import _gpu_timed  # noqa: E402 - CUDA-event timing, shared with the GPU check
 from numba import cuda  # noqa: E402
 
 VARIANTS = ((4, 16), (8, 16), (2, 16), (4, 32), (8, 32))
-
-
-def _events(cupy, fn, repeat: int = 5) -> float:
-    best = math.inf
-    for _ in range(repeat):
-        a, b = cupy.cuda.Event(), cupy.cuda.Event()
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        best = min(best, cupy.cuda.get_elapsed_time(a, b) / 1e3)
-    return best
 
 
 def _arg(a):
@@ -134,7 +122,7 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
             if packed[1][0] >= 2:
                 per_col = cupy.asnumpy(o["hist"].sum(axis=1))
                 row["counts_ok"] = bool((per_col == rows).all())
-            row["seconds"] = _events(cupy, lambda: launch(packed, nt, rb, privatize))
+            row["seconds"] = _gpu_timed(cupy, lambda: launch(packed, nt, rb, privatize), repeat=5)
             row["gb_per_s"] = nbytes / row["seconds"] / 1e9
         except Exception as exc:  # noqa: BLE001 - a configuration that cannot launch is a finding
             row["error"] = f"{type(exc).__name__}: {exc}"[:300]
@@ -178,10 +166,10 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
             rb = 8 * sm
             acc = cupy.empty(rb * nt, dtype=np.float32)
             read_rows[rb, nt](_arg(x), _arg(acc))
-            s = _events(cupy, lambda: read_rows[rb, nt](_arg(x), _arg(acc)))
+            s = _gpu_timed(cupy, lambda: read_rows[rb, nt](_arg(x), _arg(acc)), repeat=5)
             out["runs"].append({"edges": "read-only kernel, row mapping", "threads": nt, "row_blocks": rb,
                                 "seconds": s, "gb_per_s": nbytes / s / 1e9})
-        s = _events(cupy, lambda: x.sum())
+        s = _gpu_timed(cupy, lambda: x.sum(), repeat=5)
         out["runs"].append({"edges": "cupy x.sum() (read ceiling)", "seconds": s, "gb_per_s": nbytes / s / 1e9})
         print(json.dumps(out["runs"][-3:]), flush=True)
     return out

@@ -211,6 +211,17 @@ def fold_group(count, mean, m2, gn, gk, gs1, gs2):
 
 
 @cuda.jit(device=True, inline=True)
+def fold_if_full(count, mean, m2, gn, gk, gs1, gs2):
+    """Fold the open group into the running moments once it holds :data:`GROUP` values, and open a new one."""
+    if gn >= GROUP:
+        count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
+        gn = 0
+        gs1 = 0.0
+        gs2 = 0.0
+    return count, mean, m2, gn, gs1, gs2
+
+
+@cuda.jit(device=True, inline=True)
 def moments_add(count, mean, m2, gn, gk, gs1, gs2, v):
     """Add finite ``v`` to the open group (the caller folds it with :func:`fold_group` once it holds :data:`GROUP`).
 
@@ -351,11 +362,7 @@ def profile_kernel(
                     n_pinf += 1
                 else:
                     n_ninf += 1
-        if gn >= GROUP:
-            count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
-            gn = 0
-            gs1 = 0.0
-            gs2 = 0.0
+        count, mean, m2, gn, gs1, gs2 = fold_if_full(count, mean, m2, gn, gk, gs1, gs2)
     count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
     # adding 0.0 turns a -0.0 extreme into +0.0, as Moments does
     lo += 0.0
@@ -528,11 +535,7 @@ def profile_rows_kernel(
                         n_pinf += 1
                     else:
                         n_ninf += 1
-            if gn >= GROUP:
-                count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
-                gn = 0
-                gs1 = 0.0
-                gs2 = 0.0
+            count, mean, m2, gn, gs1, gs2 = fold_if_full(count, mean, m2, gn, gk, gs1, gs2)
         count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
         lo += 0.0  # -0.0 extremes become +0.0, as in Moments
         hi += 0.0
