@@ -206,15 +206,20 @@ def check_quantiles(x, k: int, **geometry) -> None:
 # ------------------------------------------------------------------ rank
 
 
-def run_rank(a, b, *, threads=None, items=None, blocks=None, want=_host.WANT_ALL) -> "_host.RankStatistics":
-    """One :func:`launch_rank` on two sorted host arrays, finished by :func:`_host.rank_statistics`."""
+def run_rank(a, b, *, threads=None, items=None, blocks=None, want=_host.WANT_ALL, raw=False):
+    """One :func:`launch_rank` on two sorted host arrays, finished by :func:`_host.rank_statistics`.
+
+    With ``raw``, ``(statistics, fpart)``: the kernel's per-block float sums too.
+    """
     nt = threads or _launch.threads_per_block()
     per = items or _launch.rank_items()
     nb = blocks or _launch.rank_blocks(a.size + b.size, nt, per)
     fpart = cuda.to_device(np.zeros((nb, N_FLOAT_PARTIALS)))
     ipart = cuda.to_device(np.zeros((nb, N_INT_PARTIALS), dtype=np.int64))
     launch_rank(cuda.to_device(a), cuda.to_device(b), fpart, ipart, threads=nt, items=per, want=want)
-    return _host.rank_statistics(fpart.copy_to_host(), ipart.copy_to_host(), a.size, b.size, want)
+    fp = fpart.copy_to_host()
+    stats = _host.rank_statistics(fp, ipart.copy_to_host(), a.size, b.size, want)
+    return (stats, fp) if raw else stats
 
 
 def check_rank(a, b, **geometry) -> "_host.RankStatistics":

@@ -222,10 +222,11 @@ def test_finish_rank_test_gives_the_cpu_results(rng, n_a, n_b):
 
 
 def test_batched_ks_pvalues_equal_scipy_per_column(rng):
-    """``with_ks_pvalues`` (one vectorized SciPy call) gives SciPy's own asymptotic p-value of each column."""
+    """``with_ks_pvalues`` (one vectorized SciPy call) gives SciPy's asymptotic p-value of each KS column, only those."""
     from cudrift.kernels._host import RankStatistics
 
-    sizes = [(20_000, 30_000), (12_000, 11_000), (1_500_000, 2_000_000), (400, 300)]
+    sizes = [(20_000, 30_000), (12_000, 11_000), (1_500_000, 2_000_000), (400, 300), (30_000, 20_000)]
+    tests = ["ks", "ks", "ks", "ks", "wasserstein_normalized"]
     stats, samples = [], []
     for i, (n_a, n_b) in enumerate(sizes):
         a = np.sort(rng.normal(size=n_a))
@@ -233,14 +234,29 @@ def test_batched_ks_pvalues_equal_scipy_per_column(rng):
         d = scipy.stats.ks_2samp(a, b, method="asymp").statistic
         stats.append(RankStatistics(d, d, d, math.nan, math.nan, math.nan, math.nan))
         samples.append((a, b))
-    done = gh.with_ks_pvalues(stats, [n for n, _ in sizes], [n for _, n in sizes])
-    for r, (a, b) in zip(done, samples):
+    done = gh.with_ks_pvalues(stats, [n for n, _ in sizes], [n for _, n in sizes], tests)
+    for r, (a, b) in zip(done[:3], samples):
         assert r.ks_pvalue == pytest.approx(scipy.stats.ks_2samp(a, b, method="asymp").pvalue, rel=1e-12, abs=1e-300)
-    # finish_rank_test takes the batch's p-value, which is the one it would have formed itself
-    for r, (n_a, n_b) in zip(done, sizes):
-        if max(n_a, n_b) > 10_000:
-            assert gh.finish_rank_test("ks", r, n_a, n_b).pvalue == gh.finish_rank_test(
-                "ks", r._replace(ks_pvalue=math.nan), n_a, n_b).pvalue == r.ks_pvalue
+        # the batch's value is the one finish_rank_test would have formed itself
+        assert r.ks_pvalue == gh.finish_rank_test("ks", r._replace(ks_pvalue=math.nan), a.size, b.size).pvalue
+    # small samples (exact p-value on the CPU) and other tests get none
+    assert math.isnan(done[3].ks_pvalue) and math.isnan(done[4].ks_pvalue)
+    # finish_rank_test takes a batch's p-value when there is one
+    r = done[0]._replace(ks_pvalue=0.125)
+    assert gh.finish_rank_test("ks", r, *sizes[0]).pvalue == 0.125
+
+
+def test_vectorized_kstwo_equals_the_scalar_function(rng):
+    """``kstwo_sf_many`` / ``ks_asymp_pvalues`` equal ``kstwo_sf`` / ``ks_asymp_pvalue`` bit for bit, edges included."""
+    from cudrift.stats._dist import ks_asymp_pvalue, ks_asymp_pvalues, kstwo_sf, kstwo_sf_many
+
+    d = np.concatenate(([0.0, 1e-9, 0.5, 0.999, 1.0], rng.uniform(0, 0.3, 60), rng.uniform(0, 0.01, 40)))
+    n = np.concatenate(([1, 2, 141, 10_001, 3_000_000], rng.integers(1, 2_000_000, 100)))
+    assert kstwo_sf_many(d, n).tolist() == [kstwo_sf(a, b) for a, b in zip(d, n)]
+    n1 = np.concatenate(([10_001, 50_000, 2_000_000, 10_001, 7], rng.integers(10_001, 3_000_000, 100)))
+    n2 = np.concatenate(([10_001, 20_000, 1_000_000, 3, 5], rng.integers(10_001, 3_000_000, 100)))
+    assert ks_asymp_pvalues(d, n1, n2).tolist() == [ks_asymp_pvalue(a, b, c, "two-sided")
+                                                    for a, b, c in zip(d, n1, n2)]
 
 
 def test_rank_want_covers_each_test():
@@ -654,7 +670,9 @@ class TestOnGpu:
         ref = rng.normal(size=(30_000, 6)).astype(np.float32)
         cur = rng.normal(size=(25_000, 6)).astype(np.float32)
         cur[:, :3] += np.float32(0.03)
-        for policy in ("ks", "auto", "cramervonmises"):
+        # a test per column: one launch computes the union of what they need, KS p-values batched
+        mixed = dict(zip(names, ["ks", "anderson", "cramervonmises", "wasserstein_normalized", "energy_distance", "ks"]))
+        for policy in ("ks", "auto", "cramervonmises", mixed):
             rc = DriftDetector(ref, columns=names, policy=policy, backend="cpu").compare(cur, columns=names)
             dg = DriftDetector(cupy.asarray(ref), columns=names, policy=policy, backend="gpu")
             for window in (cupy.asarray(cur), cupy.asfortranarray(cupy.asarray(cur))):
@@ -662,7 +680,10 @@ class TestOnGpu:
                 for fa, fb in zip(rc.features, rg.features):
                     assert (fa.test, fa.drifted) == (fb.test, fb.drifted)
                     assert fb.statistic == pytest.approx(fa.statistic, rel=1e-6)
-                    assert fb.pvalue == pytest.approx(fa.pvalue, rel=1e-6, abs=1e-9)
+                    if fa.pvalue is None:
+                        assert fb.pvalue is None
+                    else:
+                        assert fb.pvalue == pytest.approx(fa.pvalue, rel=1e-6, abs=1e-9)
 
     def test_mmd_matches_numpy(self, rng):
         from cudrift.backends import _gpu

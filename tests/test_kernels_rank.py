@@ -154,9 +154,13 @@ def test_want_computes_only_what_is_asked_and_the_same_values(levels):
         _host.WANT_CVM: ("cramervonmises",),
         _host.WANT_AD: ("anderson_a2kn",),
     }
-    for want in (_host.WANT_KS, _host.WANT_DISTANCES, _host.WANT_CVM, _host.WANT_AD,
+    # the kernel's float sums, in fpart's column order (N_FLOAT_PARTIALS)
+    sums = {_host.WANT_DISTANCES: (0, 1), _host.WANT_CVM: (2, 3), _host.WANT_AD: (4,)}
+    for want in (_host.WANT_KS, _host.WANT_DISTANCES, _host.WANT_CVM, _host.WANT_AD, _host.WANT_CVM | _host.WANT_AD,
                  _host.WANT_KS | _host.WANT_AD, _host.WANT_DISTANCES | _host.WANT_CVM):
-        r = run_rank(a, b, want=want, **geometry)
+        r, fpart = run_rank(a, b, want=want, raw=True, **geometry)
+        skipped = [q for bit, cols in sums.items() if not want & bit for q in cols]
+        assert not fpart[:, skipped].any(), want  # the kernel skipped that work, not only the host
         assert (r.ks, r.ks_plus, r.ks_minus, r.ks_counts) == (full.ks, full.ks_plus, full.ks_minus, full.ks_counts)
         wanted = {f for bit, names in fields.items() if want & bit for f in names}
         for f in ("wasserstein", "energy", "cramervonmises", "anderson_a2kn"):

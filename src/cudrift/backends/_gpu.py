@@ -883,9 +883,9 @@ def rank_statistics_many(pairs: list[tuple[cupy.ndarray, cupy.ndarray]],
     pair (a row of blocks per pair), and one read-back. Every array must be
     non-empty. ``want`` (:data:`cudrift.kernels._host.WANT_ALL` or a union
     of its bits, see :func:`cudrift.backends._gpu_host.rank_want`) says
-    which statistics to compute, the others are NaN; with the KS bit the
-    KS p-values are formed for the whole batch at once. Synchronizes the
-    device.
+    which statistics to compute, the others are NaN (KS p-values for a
+    batch: :func:`cudrift.backends._gpu_host.with_ks_pvalues`).
+    Synchronizes the device.
     """
     if not pairs:
         return []
@@ -930,10 +930,7 @@ def _rank_group(pairs: list[tuple[cupy.ndarray, cupy.ndarray]], want: int) -> "l
                          _arg(fpart), _arg(ipart), _arg(splits), _arg(cupy.asarray(s_host)), threads=nt, items=per,
                          want=want, stream=dev.nstream)
         fp, ip = cupy.asnumpy(fpart), cupy.asnumpy(ipart)
-    stats = [_host.rank_statistics(fp[c], ip[c], int(a_lens[c]), int(b_lens[c]), want) for c in range(n)]
-    if want & _host.WANT_KS:
-        stats = gh.with_ks_pvalues(stats, a_lens.tolist(), b_lens.tolist())
-    return stats
+    return [_host.rank_statistics(fp[c], ip[c], int(a_lens[c]), int(b_lens[c]), want) for c in range(n)]
 
 
 def rank_statistics(ref: cupy.ndarray, cur: cupy.ndarray, want: int = _host.WANT_ALL) -> "_host.RankStatistics":

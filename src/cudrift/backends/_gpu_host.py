@@ -81,17 +81,24 @@ def rank_want(tests) -> int:
     return bits or WANT_KS
 
 
-def with_ks_pvalues(stats: list, n_a: Sequence[int], n_b: Sequence[int]) -> list:
-    """``stats`` (:class:`cudrift.kernels._host.RankStatistics`) with ``ks_pvalue`` filled in for all at once.
+def with_ks_pvalues(stats: list, n_a: Sequence[int], n_b: Sequence[int], tests: Sequence[str]) -> list:
+    """``stats`` (:class:`cudrift.kernels._host.RankStatistics`) with ``ks_pvalue`` filled in for a batch at once.
 
-    One vectorized SciPy call for the batch (:func:`cudrift.stats._dist.ks_asymp_pvalues`)
-    instead of one per column in :func:`finish_rank_test`; the values are
-    identical to the per-column ones.
+    Only the entries whose test is ``"ks"`` and whose p-value is the
+    asymptotic one (more than :data:`_KS_EXACT_MAX` values on a side: those
+    :func:`finish_rank_test` would compute) get one, from a single
+    vectorized SciPy call (:func:`cudrift.stats._dist.ks_asymp_pvalues`,
+    identical to the per-column values) instead of one call per column;
+    the others are returned unchanged.
     """
-    if not stats:
-        return []
-    p = ks_asymp_pvalues([s.ks for s in stats], n_a, n_b)
-    return [s._replace(ks_pvalue=float(v)) for s, v in zip(stats, p)]
+    out = list(stats)
+    idx = [i for i, (t, a, b) in enumerate(zip(tests, n_a, n_b)) if t == "ks" and max(a, b) > _KS_EXACT_MAX]
+    if idx:
+        p = ks_asymp_pvalues([out[i].ks for i in idx], [n_a[i] for i in idx], [n_b[i] for i in idx])
+        for i, v in zip(idx, p):
+            out[i] = out[i]._replace(ks_pvalue=float(v))
+    return out
+
 
 # ks_2samp_sorted switches to the asymptotic p-value (a function of the
 # statistic alone) above this sample size; below it SciPy's exact

@@ -293,6 +293,9 @@ class DriftDetector:
                                               gh.rank_want(tests[n] for n in wanted))
         except Exception:  # noqa: BLE001 - device trouble: fall back to the per-column path, which reports it
             return tests, {}
+        # the KS columns' p-values in one SciPy call rather than one per column
+        stats = gh.with_ks_pvalues(stats, [int(self._ref_sorted[n].size) for n in wanted],
+                                   [int(cur_sorted[n].size) for n in wanted], [tests[n] for n in wanted])
         return tests, dict(zip(wanted, stats))
 
     def _test_for(self, name: str, cur: Profile, cur_sorted) -> str:
