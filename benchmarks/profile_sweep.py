@@ -6,6 +6,9 @@ its target); run from the repository root on a machine with a GPU::
     python3 benchmarks/profile_sweep.py --out sweep.json            # about a minute on an H200
     python3 benchmarks/profile_sweep.py --rows 10000000             # smaller
     python3 benchmarks/profile_sweep.py --variants "4,16"           # the library's constants only
+    python3 benchmarks/profile_sweep.py --variants "" --registers 0,64,80   # register caps (0: none)
+    git show REV:kernels/profile.py > /tmp/old.py
+    python3 benchmarks/profile_sweep.py --variants "4,16" --baseline /tmp/old.py   # A/B against REV
 
 On one row-major float32 window (default 1e8 x 32) it times, with CUDA events:
 
@@ -18,6 +21,9 @@ On one row-major float32 window (default 1e8 x 32) it times, with CUDA events:
   ``GROUP`` (each variant compiles in its own process, since Numba freezes
   module constants at compile time), and over cell-table sizes and global
   (unprivatized) histograms;
+* with ``--registers``, the row kernel recompiled under each register cap
+  (``max_registers``); with ``--baseline``, the kernels of another file
+  (another revision's ``kernels/profile.py``), in a process of their own;
 * the registers, local memory and shared memory of each compiled kernel.
 
 Every timed launch is checked: the histogram counts of each column add up to
