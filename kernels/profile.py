@@ -211,6 +211,18 @@ def fold_group(count, mean, m2, gn, gk, gs1, gs2):
 
 
 @cuda.jit(device=True, inline=True)
+def count_nonfinite(v, n_nan, n_pinf, n_ninf):
+    """Count non-finite ``v`` as NaN, +inf or -inf."""
+    if v != v:
+        n_nan += 1
+    elif v > 0:
+        n_pinf += 1
+    else:
+        n_ninf += 1
+    return n_nan, n_pinf, n_ninf
+
+
+@cuda.jit(device=True, inline=True)
 def fold_if_full(count, mean, m2, gn, gk, gs1, gs2):
     """Fold the open group into the running moments once it holds :data:`GROUP` values, and open a new one."""
     if gn >= GROUP:
@@ -356,12 +368,8 @@ def profile_kernel(
                             cuda.atomic.add(i32, ho + bin_index_at(v, first, last, f64, 0, ne, uni, scale), 1)
                         else:
                             cuda.atomic.add(hist, (c, bin_index_at(v, first, last, erow, 0, ne, uni, scale)), 1)
-                elif v != v:
-                    n_nan += 1
-                elif v > 0:
-                    n_pinf += 1
                 else:
-                    n_ninf += 1
+                    n_nan, n_pinf, n_ninf = count_nonfinite(v, n_nan, n_pinf, n_ninf)
         count, mean, m2, gn, gs1, gs2 = fold_if_full(count, mean, m2, gn, gk, gs1, gs2)
     count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
     # adding 0.0 turns a -0.0 extreme into +0.0, as Moments does
@@ -529,12 +537,8 @@ def profile_rows_kernel(
                                 cuda.atomic.add(i32, hc + bin_index_at(v, first, last, f64, eo, ne, uni, scale), 1)
                             else:
                                 cuda.atomic.add(hist, (c, bin_index_at(v, first, last, erow, 0, ne, uni, scale)), 1)
-                    elif v != v:
-                        n_nan += 1
-                    elif v > 0:
-                        n_pinf += 1
                     else:
-                        n_ninf += 1
+                        n_nan, n_pinf, n_ninf = count_nonfinite(v, n_nan, n_pinf, n_ninf)
             count, mean, m2, gn, gs1, gs2 = fold_if_full(count, mean, m2, gn, gk, gs1, gs2)
         count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
         lo += 0.0  # -0.0 extremes become +0.0, as in Moments
