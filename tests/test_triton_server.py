@@ -131,13 +131,33 @@ def grpc_infer(client, model, inputs):
 # ---------------------------------------------------------------- ensemble: drift metrics
 
 
-def test_ensemble_publishes_drift_for_shifted_features_only(tmp_path, reference, server_factory):
+def _gpu_usable():
+    from cudrift.backends import gpu_status
+
+    return gpu_status()
+
+
+@pytest.mark.parametrize("kind", ["cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
+def test_ensemble_publishes_drift_for_shifted_features_only(tmp_path, reference, server_factory, monkeypatch, kind):
+    """The monitor in an ensemble; ``gpu``: its instance is KIND_GPU and profiles the device tensors on the GPU.
+
+    The ``gpu`` case runs where a GPU is usable and the Triton build
+    serves GPU instances (on a lent GPU machine: carry the nvidia-pytriton
+    wheel, see benchmarks/RESULTS.md); elsewhere it is skipped with the reason.
+    """
+    if kind == "gpu":
+        ok, why = _gpu_usable()
+        if not ok:
+            pytest.skip(f"GPU backend not usable: {why}")
+        monkeypatch.setenv("NUMBA_ENABLE_CUDASIM", "0")  # the stubs inherit the server's environment
     rng = np.random.default_rng(5)
     reference.save(tmp_path / "reference.cdp")
     # the command line, as a user would write the repository
     assert main(["triton", "repo", str(tmp_path / "repo"), "--reference", str(tmp_path / "reference.cdp"),
-                 "--model", str(scorer(tmp_path / "models")), "--window-rows", str(WINDOW), "--no-checkpoint"]) == 0
+                 "--model", str(scorer(tmp_path / "models")), "--window-rows", str(WINDOW), "--no-checkpoint",
+                 "--kind", kind]) == 0
     server = server_factory(tmp_path / "repo")
+    assert f"backend {kind}," in server.log()  # the monitor says which path profiles the traffic
     model = {"model": "scorer"}
     all_features = (*FEATURES, "region", "SCORE")
 
