@@ -36,7 +36,14 @@ still leaves what it measured):
      launch per column; and one batched launch of all five rank statistics),
    - MMD, 20,000 points per side, 100 permutations,
    - ``DriftDetector.compare`` at 1e7 x 64 (device window and host window),
-     with a cProfile of each written to ``$OUT/compare_*.prof.txt``.
+     with a cProfile of each written to ``$OUT/compare_*.prof.txt``;
+
+6. where a ``tritonserver`` and tritonclient are found (see
+   ``benchmarks/README.md`` for carrying them to a lent machine), the drift
+   monitor on a ``KIND_GPU`` instance: ``tests/test_triton_server.py``'s GPU
+   case and the per-request overhead benchmark ``benchmarks/test_bench_triton.py``
+   (p50 / p99 added latency, 500 requests of 256 x 32), logged to
+   ``$OUT/triton.log`` (``--skip-triton``: not).
 
 A watchdog (``--deadline``, default 480 s) prints what was measured and
 exits 3 if a device call hangs, so a leased machine's time limit is kept.
@@ -209,11 +216,16 @@ def _card() -> dict:
 # ------------------------------------------------------------------ steps
 
 
-def run_pytest(args: list[str], timeout_s: int) -> dict:
-    """The GPU tests in a subprocess (kernels on the device); counts parsed from pytest's summary line."""
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
+def run_pytest(args: list[str], timeout_s: int, *, log: str = "gpu_tests.log", workers: bool = True,
+               env_extra: dict | None = None) -> dict:
+    """The GPU tests in a subprocess (kernels on the device); counts parsed from pytest's summary line.
+
+    The whole output is appended to ``$OUT/<log>``; ``workers=False``
+    runs without xdist (pytest-benchmark times nothing under xdist).
+    """
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0", **(env_extra or {}))
     extra = []
-    if importlib.util.find_spec("xdist") is not None:
+    if workers and importlib.util.find_spec("xdist") is not None:
         # Numba compiles each kernel per process: spread the tests (and the compiles) over a few workers.
         extra += ["-n", str(max(1, min(8, (os.cpu_count() or 2) // 2)))]
     if importlib.util.find_spec("pytest_timeout") is not None:
@@ -235,11 +247,39 @@ def run_pytest(args: list[str], timeout_s: int) -> dict:
     print(summary[-1] if summary else out[-2000:], flush=True)
     if os.environ.get("OUT"):
         try:
-            Path(os.environ["OUT"], "gpu_tests.log").write_text(out)
+            with open(Path(os.environ["OUT"], log), "a") as fh:
+                fh.write(f"$ {' '.join(cmd)}\n{out}\n")
         except OSError as exc:
             print(f"could not write the test log: {exc}", flush=True)
     return {"command": " ".join(cmd), "returncode": rc, "seconds": round(time.perf_counter() - t, 1),
             **counts, "tail": out[-6000:]}
+
+
+def run_triton(timeout_s: int) -> dict:
+    """The drift monitor on a ``KIND_GPU`` Triton instance: its server test and its overhead benchmark.
+
+    Needs a ``tritonserver`` (:func:`cudrift.integrations.triton.local_server.find_tritonserver`:
+    the nvidia-pytriton wheel, or ``CUDRIFT_TRITONSERVER``) and tritonclient;
+    skipped with the reason otherwise. Both runs append to ``$OUT/triton.log``;
+    the benchmark's summary lines (p50 / p99 added latency, rows per second)
+    are returned.
+    """
+    from cudrift.integrations.triton.local_server import find_tritonserver
+
+    install, why = find_tritonserver()
+    if install is None:
+        return {"skipped": f"no Triton server: {why}"}
+    if importlib.util.find_spec("tritonclient") is None:
+        return {"skipped": "tritonclient is not importable"}
+    test = run_pytest(["-q", "--tb=short", "-rfEs", "tests/test_triton_server.py", "-k", "gpu"], timeout_s // 2,
+                      log="triton.log", workers=False)
+    bench = run_pytest(["-q", "-rfEs", "benchmarks/test_bench_triton.py", "-k", "gpu", "--benchmark-only"],
+                       timeout_s // 2, log="triton.log", workers=False,
+                       env_extra={"CUDRIFT_BENCH_TRITON_REQUESTS": "500"})
+    figures = [ln.strip() for ln in bench["tail"].splitlines() if ln.strip().startswith("triton [gpu]")]
+    return {"server_test": {k: test[k] for k in ("passed", "failed", "skipped", "errors", "returncode")},
+            "benchmark": {k: bench[k] for k in ("passed", "failed", "skipped", "errors", "returncode")},
+            "figures": figures}
 
 
 def _timed(fn, repeat: int = 3) -> float:
@@ -599,6 +639,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smaller sizes and only the backend's GPU tests (~2 min)")
     ap.add_argument("--dry-run", action="store_true", help="check imports and arguments, print the plan; no GPU needed")
     ap.add_argument("--skip-tests", action="store_true", help="do not run the GPU tests")
+    ap.add_argument("--skip-triton", action="store_true",
+                    help="do not run the monitor on a KIND_GPU Triton instance (it runs only where a "
+                         "tritonserver is found)")
     ap.add_argument("--deadline", type=float, default=None,
                     help="seconds after which the check prints what it has and exits 3, whatever is still running "
                          "(default 480; 240 with --quick)")
@@ -619,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
         p = plan(args.quick, args.assume_free_gib * 2**30)
         print(json.dumps({"dry_run": True, "versions": versions, "gpu_status": list(gpu_status()), "plan": p,
                           "steps": ["card", "pytest", "warm_up", "copy_rate", "profile", "categorical", "window",
-                                    "mmd", "compare"], "out": [str(x) for x in paths]}, indent=2))
+                                    "mmd", "compare", "triton"], "out": [str(x) for x in paths]}, indent=2))
         return 0
 
     rep = Report(paths)
@@ -651,6 +694,8 @@ def main(argv: list[str] | None = None) -> int:
                                 ("compare", bench_compare, (copy_gbs,))):
             rep.step(name, fn, rep, cupy, p, *extra)
             cupy.get_default_memory_pool().free_all_blocks()
+        if not args.skip_triton:
+            rep.data["triton"] = rep.step("triton", run_triton, 240)
     else:
         print(f"GPU path not usable, benchmarks skipped: {status}", flush=True)
     print()
@@ -660,6 +705,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tests: {t['passed']} passed, {t['failed']} failed, {t['skipped']} skipped, {t['errors']} errors "
               f"(return code {t['returncode']}, {t['seconds']} s)")
     print(table(rep.data["benchmarks"], copy))
+    tri = rep.data.get("triton")
+    if tri:
+        print(f"triton (KIND_GPU monitor): {tri.get('skipped') or tri}")
     failed = [k for k, v in rep.data["steps"].items() if not v["ok"]]
     print(f"steps failed: {failed or 'none'}; total {time.perf_counter() - rep.t0:.1f} s; JSON: "
           + ", ".join(str(x) for x in paths))

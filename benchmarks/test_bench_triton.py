@@ -1,4 +1,4 @@
-"""Per-request overhead of the Triton drift monitor (CPU instance).
+"""Per-request overhead of the Triton drift monitor (CPU instance; GPU instance where a GPU is usable).
 
 One Triton server (the ``tritonserver`` of the nvidia-pytriton wheel, see
 :mod:`cudrift.integrations.triton.local_server`) serves two ensembles over
@@ -18,10 +18,16 @@ monitor's worker has profiled every accepted row and reports how long that
 took. Figures go to ``extra_info`` and to the summary printed at the end;
 nothing is asserted on a timing.
 
+The run is made once with the monitor on a ``KIND_CPU`` instance (NumPy
+path) and, where the GPU backend is usable, once on a ``KIND_GPU`` instance
+(inputs taken through DLPack as CuPy arrays, profiled by the GPU kernels);
+the served model stays on the CPU in both.
+
 ``CUDRIFT_BENCH_TRITON_REQUESTS`` (default 1000) sets the requests per
 ensemble. Run::
 
     .venv/bin/python -m pytest benchmarks/test_bench_triton.py -p no:cacheprovider --benchmark-only
+    NUMBA_ENABLE_CUDASIM=0 python3 -m pytest benchmarks/test_bench_triton.py -k gpu --benchmark-only   # GPU machine
 """
 
 from __future__ import annotations
@@ -57,9 +63,18 @@ def _tensor(name, t, dims):
     return f'{{ name: "{name}" data_type: {t} dims: [ {dims} ] }}'
 
 
-@pytest.fixture(scope="module")
-def triton_bench(tmp_path_factory):
-    root = tmp_path_factory.mktemp("triton-bench")
+@pytest.fixture(scope="module", params=["cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
+def triton_bench(request, tmp_path_factory):
+    kind = request.param
+    env = {}
+    if kind == "gpu":
+        from cudrift.backends import gpu_status
+
+        ok, why = gpu_status()
+        if not ok:
+            pytest.skip(f"GPU backend not usable: {why}")
+        env["NUMBA_ENABLE_CUDASIM"] = "0"  # the monitor's stub inherits the server's environment
+    root = tmp_path_factory.mktemp(f"triton-bench-{kind}")
     rng = np.random.default_rng(20240611)
     names = [f"f{i:02d}" for i in range(N_FEATURES)]
     ref = cudrift.profile(rng.normal(size=(20_000, N_FEATURES)).astype(np.float32), columns=names)
@@ -73,7 +88,7 @@ def triton_bench(tmp_path_factory):
         "instance_group [ { kind: KIND_CPU count: 1 } ]\n"
     )
     repo = write_repository(root / "repo", ref, model=echo, window_rows=10_000,
-                            checkpoint=str(root / "state" / "monitor.ckpt"), checkpoint_seconds=30)
+                            checkpoint=str(root / "state" / "monitor.ckpt"), checkpoint_seconds=30, kind=kind)
     plain = repo.root / "echo_plain"
     (plain / "1").mkdir(parents=True)
     (plain / "config.pbtxt").write_text(
@@ -84,9 +99,19 @@ def triton_bench(tmp_path_factory):
         'input_map { key: "FEATURES" value: "FEATURES" } output_map { key: "SCORE" value: "SCORE" } } ] }\n'
     )
     server = LocalTritonServer(repo.root, workdir=root / "work")
-    server.start()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
-        yield server, repo, rng
+        server.start()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    try:
+        assert f"backend {kind}," in server.log()  # the path that profiles the traffic
+        yield server, repo, rng, kind
     finally:
         server.stop()
 
@@ -96,7 +121,7 @@ def _infer(client, model, inp):
 
 
 def test_triton_monitor_overhead(benchmark, triton_bench, bench_store):
-    server, repo, rng = triton_bench
+    server, repo, rng, kind = triton_bench
     n = env_int("CUDRIFT_BENCH_TRITON_REQUESTS", 1000)
     x = rng.normal(size=(BATCH, N_FEATURES)).astype(np.float32)
     inp = grpcclient.InferInput("FEATURES", [BATCH, N_FEATURES], "FP32")
@@ -152,18 +177,20 @@ def test_triton_monitor_overhead(benchmark, triton_bench, bench_store):
         "backpressure_seconds": metric("cudrift_backpressure_seconds_total"),
         "window_close_ms_mean": 1e3 * metric("cudrift_window_close_duration_seconds_total")
         / max(metric("cudrift_windows_closed_total"), 1),
-        "instance_kind": "KIND_CPU", "triton": "2.51 (nvidia-pytriton 0.7.0)", "python": platform.python_version(),
+        "instance_kind": f"KIND_{kind.upper()}", "triton": "2.51 (nvidia-pytriton 0.7.0)",
+        "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
     }
     benchmark.extra_info.update(info)
-    bench_store.figure("triton p50 / p99 ms, plain ensemble", f"{p['plain'][0]:.3f} / {p['plain'][1]:.3f}")
-    bench_store.figure("triton p50 / p99 ms, with monitor", f"{p['mon'][0]:.3f} / {p['mon'][1]:.3f}")
-    bench_store.figure("triton monitor added p50 / p99 ms",
+    bench_store.figure(f"triton [{kind}] p50 / p99 ms, plain ensemble",
+                       f"{p['plain'][0]:.3f} / {p['plain'][1]:.3f}")
+    bench_store.figure(f"triton [{kind}] p50 / p99 ms, with monitor", f"{p['mon'][0]:.3f} / {p['mon'][1]:.3f}")
+    bench_store.figure(f"triton [{kind}] monitor added p50 / p99 ms",
                        f"{added50:.3f} / {added99:.3f} (target p99 < {TARGET_P99_ADDED_MS} ms)")
-    bench_store.figure("triton rows/s plain / with monitor",
+    bench_store.figure(f"triton [{kind}] rows/s plain / with monitor",
                        f"{info['rows_per_second_plain']:,.0f} / {info['rows_per_second_monitored']:,.0f}")
-    bench_store.figure("triton monitor execute() mean ms", f"{in_model_ms:.3f}")
-    bench_store.figure("triton windows closed / mean close ms",
+    bench_store.figure(f"triton [{kind}] monitor execute() mean ms", f"{in_model_ms:.3f}")
+    bench_store.figure(f"triton [{kind}] windows closed / mean close ms",
                        f"{info['windows_closed']:.0f} / {info['window_close_ms_mean']:.1f}")
-    bench_store.figure("triton rows / drain after run s / waited s",
+    bench_store.figure(f"triton [{kind}] rows / drain after run s / waited s",
                        f"{info['rows_accepted']:,.0f} / {drain_s:.2f} / {info['backpressure_seconds']:.3f}")

@@ -123,7 +123,10 @@ def build_cells(e, off, n_edges, lut, loff, cells, t, nt):
 
 @cuda.jit(device=True, inline=True)
 def bin_index_cells(v, first, last, e, off, n_edges, lut, loff, cells, gscale):
-    """:func:`bin_index` through a cell table from :func:`build_cells` (``gscale`` = :func:`bin_scale` times ``cells / n_bins``; ends as :func:`bin_index_at`).
+    """:func:`bin_index` through a cell table from :func:`build_cells`.
+
+    ``gscale`` is :func:`bin_scale` times ``cells / n_bins``; the caller
+    holds the edge ends ``first`` and ``last`` (as :func:`bin_index_at`).
 
     The value's cell gives a bin near its own; the answer is then found by
     the same edge comparisons as the binary search (walking down while

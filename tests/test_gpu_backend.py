@@ -222,7 +222,7 @@ def test_finish_rank_test_gives_the_cpu_results(rng, n_a, n_b):
 
 
 def test_batched_ks_pvalues_equal_scipy_per_column(rng):
-    """``with_ks_pvalues`` (one vectorized SciPy call) gives SciPy's asymptotic p-value of each KS column, only those."""
+    """``with_ks_pvalues`` (one vectorized SciPy call) gives SciPy's asymptotic KS p-values, for KS columns only."""
     from cudrift.kernels._host import RankStatistics
 
     sizes = [(20_000, 30_000), (12_000, 11_000), (1_500_000, 2_000_000), (400, 300), (30_000, 20_000)]
@@ -671,7 +671,8 @@ class TestOnGpu:
         cur = rng.normal(size=(25_000, 6)).astype(np.float32)
         cur[:, :3] += np.float32(0.03)
         # a test per column: one launch computes the union of what they need, KS p-values batched
-        mixed = dict(zip(names, ["ks", "anderson", "cramervonmises", "wasserstein_normalized", "energy_distance", "ks"]))
+        mixed = dict(zip(names, ["ks", "anderson", "cramervonmises", "wasserstein_normalized", "energy_distance",
+                                 "ks"]))
         for policy in ("ks", "auto", "cramervonmises", mixed):
             rc = DriftDetector(ref, columns=names, policy=policy, backend="cpu").compare(cur, columns=names)
             dg = DriftDetector(cupy.asarray(ref), columns=names, policy=policy, backend="gpu")
