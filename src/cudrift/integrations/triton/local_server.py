@@ -306,7 +306,11 @@ class LocalTritonServer:
         return env
 
     def start(self, timeout: float = 90.0) -> "LocalTritonServer":
-        """Start the server on free ports and wait until it is ready (all models loaded).
+        """Start the server on free ports and wait until it is ready (all models loaded, metrics port answering).
+
+        Triton opens its metrics port after the HTTP endpoint reports ready
+        (tens of milliseconds later, more on a busy machine), so both are
+        waited for: a scrape right after ``start`` must not be refused.
 
         Raises
         ------
@@ -329,7 +333,7 @@ class LocalTritonServer:
                 code = self.process.returncode
                 self._close_log()
                 raise ServerError(f"tritonserver exited with status {code} while starting\n{self.log_tail()}")
-            if self.is_ready():
+            if self.is_ready() and self._metrics_up():
                 return self
             time.sleep(0.2)
         self.kill()
@@ -339,6 +343,13 @@ class LocalTritonServer:
         """``GET /v2/health/ready`` answered 200."""
         try:
             with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=2) as r:
+                return r.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            return False
+
+    def _metrics_up(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.metrics_url, timeout=2) as r:
                 return r.status == 200
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             return False
