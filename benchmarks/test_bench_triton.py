@@ -46,12 +46,16 @@ from cudrift.integrations.triton.local_server import (  # noqa: E402
     SUM_SCORER_PY,
     LocalTritonServer,
     find_tritonserver,
+    wait_log,
 )
 
 INSTALL, WHY = find_tritonserver()
 if INSTALL is None:
     pytest.skip(f"no Triton server: {WHY}", allow_module_level=True)
 grpcclient = pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc] is not installed")
+
+# start-up (kernel compilation on a GPU instance), 1,300 requests per ensemble and the drain
+pytestmark = pytest.mark.timeout(240)
 
 N_FEATURES = 32
 BATCH = 256
@@ -99,18 +103,18 @@ def triton_bench(request, tmp_path_factory):
         'input_map { key: "FEATURES" value: "FEATURES" } output_map { key: "SCORE" value: "SCORE" } } ] }\n'
     )
     server = LocalTritonServer(repo.root, workdir=root / "work")
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     try:
-        server.start()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    try:
-        assert f"backend {kind}," in server.log()  # the path that profiles the traffic
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            server.start()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        wait_log(server, f"backend {kind},")  # the path that profiles the traffic
         yield server, repo, rng, kind
     finally:
         server.stop()

@@ -22,7 +22,13 @@ import pytest
 import cudrift
 from cudrift.cli.main import main
 from cudrift.integrations.triton import WindowState, write_repository
-from cudrift.integrations.triton.local_server import SUM_SCORER_PY, LocalTritonServer, ServerError, find_tritonserver
+from cudrift.integrations.triton.local_server import (
+    SUM_SCORER_PY,
+    LocalTritonServer,
+    ServerError,
+    find_tritonserver,
+    wait_log,
+)
 
 INSTALL, WHY = find_tritonserver()
 if INSTALL is None:
@@ -143,7 +149,7 @@ def test_ensemble_publishes_drift_for_shifted_features_only(tmp_path, reference,
 
     The ``gpu`` case runs where a GPU is usable and the Triton build
     serves GPU instances (on a lent GPU machine: carry the nvidia-pytriton
-    wheel, see benchmarks/RESULTS.md); elsewhere it is skipped with the reason.
+    wheel, see benchmarks/README.md); elsewhere it is skipped with the reason.
     """
     if kind == "gpu":
         ok, why = _gpu_usable()
@@ -157,7 +163,7 @@ def test_ensemble_publishes_drift_for_shifted_features_only(tmp_path, reference,
                  "--model", str(scorer(tmp_path / "models")), "--window-rows", str(WINDOW), "--no-checkpoint",
                  "--kind", kind]) == 0
     server = server_factory(tmp_path / "repo")
-    assert f"backend {kind}," in server.log()  # the monitor says which path profiles the traffic
+    wait_log(server, f"backend {kind},")  # the monitor says which path profiles the traffic
     model = {"model": "scorer"}
     all_features = (*FEATURES, "region", "SCORE")
 

@@ -47,7 +47,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["TritonInstall", "find_tritonserver", "LocalTritonServer", "ServerError", "parse_metrics", "SUM_SCORER_PY"]
+__all__ = ["TritonInstall", "find_tritonserver", "LocalTritonServer", "ServerError", "parse_metrics", "wait_log",
+           "SUM_SCORER_PY"]
 
 #: ``model.py`` of a python-backend model for tests and benchmarks: input
 #: ``FEATURES`` [batch, k] FP32, output ``SCORE`` [batch, 1] = row sums. It
@@ -195,6 +196,22 @@ def parse_metrics(text: str) -> dict[str, dict[tuple[tuple[str, str], ...], floa
     return out
 
 
+def wait_log(server: "LocalTritonServer", text: str, timeout: float = 10.0) -> None:
+    """Wait until ``text`` appears in the server's log (models log through a queue, written asynchronously).
+
+    Raises
+    ------
+    AssertionError
+        If it does not appear within ``timeout`` seconds; the message ends
+        with the log's tail.
+    """
+    deadline = time.monotonic() + timeout
+    while text not in server.log():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} not in the server log after {timeout:.0f} s\n{server.log_tail()}")
+        time.sleep(0.05)
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -337,7 +354,8 @@ class LocalTritonServer:
                 return self
             time.sleep(0.2)
         self.kill()
-        raise ServerError(f"tritonserver was not ready after {timeout:.0f} s\n{self.log_tail()}")
+        raise ServerError(f"tritonserver was not ready after {timeout:.0f} s (HTTP ready: {self.is_ready()}, "
+                          f"metrics port {self.metrics_port} answering: {self._metrics_up()})\n{self.log_tail()}")
 
     def is_ready(self) -> bool:
         """``GET /v2/health/ready`` answered 200."""
