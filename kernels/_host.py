@@ -49,7 +49,8 @@ def merge_block_moments(counts, means, m2s) -> tuple:
     Notes
     -----
     Adjacent blocks are merged pairwise, level by level (a tree of depth
-    ``log2(blocks)``), each merge being ``Moments.merge``'s formula, all
+    ``log2(blocks)``), each merge being the kernels' ``chan_combine`` (the
+    mean moves from the first side, so equal means stay equal), all
     columns and pairs of a level in one vectorized step: a grid of a
     thousand blocks costs ten NumPy steps instead of a thousand, and the
     pairwise order rounds no worse than a left-to-right fold.

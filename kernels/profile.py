@@ -40,7 +40,6 @@ __all__ = [
     "profile_kernel",
     "profile_rows_kernel",
     "launch_profile",
-    "bin_index",
     "profile_shared_bytes",
     "profile_outputs",
     "rows_layout",
@@ -69,7 +68,16 @@ def bin_scale(e, off, n_edges):
 
 @cuda.jit(device=True, inline=True)
 def bin_index_at(v, first, last, e, off, n_edges, uniform, scale):
-    """:func:`bin_index` for edges ``e[off:off + n_edges]``, with their ends and :func:`bin_scale` held by the caller.
+    """Index of finite ``v`` in the counts of edges ``e[off:off + n_edges]`` (``Histogram.counts`` layout).
+
+    Equals ``searchsorted(edges, v, side="right")`` with a value equal to the
+    last edge moved into the closed last bin. For ``uniform`` edges the bin
+    is first estimated in closed form (``scale`` from :func:`bin_scale`) and
+    then moved until the edges bracket ``v``: linspace edges are not exactly
+    ``e0 + i * step`` and the estimate can be off by one either way at a
+    boundary, so the answer comes from the same comparisons as the binary
+    search and is identical to it (for any edges; the estimate only makes it
+    fast when the edges are uniform).
 
     The kernels keep ``first``, ``last`` and ``scale`` of their column in
     registers: read from shared memory they would be two more loads per
@@ -123,7 +131,7 @@ def build_cells(e, off, n_edges, lut, loff, cells, t, nt):
 
 @cuda.jit(device=True, inline=True)
 def bin_index_cells(v, first, last, e, off, n_edges, lut, loff, cells, gscale):
-    """:func:`bin_index` through a cell table from :func:`build_cells`.
+    """:func:`bin_index_at` through a cell table from :func:`build_cells`.
 
     ``gscale`` is :func:`bin_scale` times ``cells / n_bins``; the caller
     holds the edge ends ``first`` and ``last`` (as :func:`bin_index_at`).
@@ -148,21 +156,6 @@ def bin_index_cells(v, first, last, e, off, n_edges, lut, loff, cells, gscale):
     while v >= e[off + j + 1]:
         j += 1
     return j + 1
-
-
-@cuda.jit(device=True, inline=True)
-def bin_index(v, e, n_edges, uniform):
-    """Index of finite ``v`` in the counts of edges ``e[:n_edges]`` (``Histogram.counts`` layout).
-
-    Equals ``searchsorted(e, v, side="right")`` with a value equal to the last
-    edge moved into the closed last bin. For ``uniform`` edges the bin is
-    first estimated in closed form and then moved until the edges bracket
-    ``v``: linspace edges are not exactly ``e0 + i * step`` and the estimate
-    can be off by one either way at a boundary, so the answer comes from the
-    same comparisons as the binary search and is identical to it (for any
-    edges; the estimate only makes it fast when the edges are uniform).
-    """
-    return bin_index_at(v, e[0], e[n_edges - 1], e, 0, n_edges, uniform, bin_scale(e, 0, n_edges))
 
 
 @cuda.jit(device=True, inline=True)
@@ -606,11 +599,16 @@ def rows_shared_bytes(max_edges: int, slab: int, threads: int, privatize: bool, 
     scratch = 8 * (_F_SLOTS + _I_SLOTS) * threads
     if not privatize:
         return scratch
-    return max(scratch, slab * (8 * max_edges + 4 * (max_edges + 1) + cells))
+    return max(scratch, slab * _column_bytes(max_edges, cells))
 
 
 #: Cell-table sizes tried, finest first (uint8 entries: bins up to 256).
 _CELLS = (256, 64)
+
+
+def _column_bytes(max_edges: int, cells: int) -> int:
+    """Shared memory one privatized column takes: edges (float64), histogram (int32), cell table (uint8)."""
+    return 8 * max_edges + 4 * (max_edges + 1) + cells
 
 
 def _cells_ok(max_edges: int) -> bool:
@@ -623,7 +621,7 @@ def _rows_plan(n_cols: int, max_edges: int, threads: int, privatize: bool | None
     want = min(n_cols, threads)
     private, cells, cap = False, 0, want
     if max_edges > 0 and privatize is not False:
-        options = [(c, limit // (8 * max_edges + 4 * (max_edges + 1) + c))
+        options = [(c, limit // _column_bytes(max_edges, c))
                    for c in ((*_CELLS, 0) if _cells_ok(max_edges) else (0,))]
         # the finest table with which a slab still spans the columns (or 8 of them)
         cells, fit = next(((c, f) for c, f in options if f >= min(want, 8)), options[-1])
@@ -633,8 +631,6 @@ def _rows_plan(n_cols: int, max_edges: int, threads: int, privatize: bool | None
         elif privatize:
             raise ValueError(
                 f"{max_edges} edges per column do not fit {limit} bytes of shared memory; use privatize=False")
-        else:
-            cells = 0
     n_slabs = -(-n_cols // cap)
     return -(-n_cols // n_slabs), private, cells if private else 0
 
@@ -654,7 +650,7 @@ def profile_shared_bytes(max_edges: int, threads: int, privatize: bool, cells: i
     scratch = 8 * (_F_SLOTS + _I_SLOTS) * threads
     if not privatize:
         return scratch
-    return scratch + 8 * max_edges + 4 * (max_edges + 1) + cells
+    return scratch + _column_bytes(max_edges, cells)
 
 
 def profile_outputs(n_cols: int, max_edges: int, row_blocks: int, full) -> dict:

@@ -37,7 +37,7 @@ import numpy as np
 
 from . import _launch
 from ._cuda import cuda, float64, int64
-from ._host import WANT_AD, WANT_ALL, WANT_CVM, WANT_DISTANCES, WANT_KS
+from ._host import WANT_AD, WANT_ALL, WANT_CVM, WANT_DISTANCES
 from ._reduce import tree_start
 from .quantiles import lower_bound
 
@@ -52,11 +52,6 @@ __all__ = [
     "rank_tiles",
     "N_FLOAT_PARTIALS",
     "N_INT_PARTIALS",
-    "WANT_KS",
-    "WANT_DISTANCES",
-    "WANT_CVM",
-    "WANT_AD",
-    "WANT_ALL",
 ]
 
 #: Float64 partial sums per block: Wasserstein-1, energy integral, CvM main

@@ -65,9 +65,10 @@ def test_dtypes_and_layouts(dtype, order):
     check_profile(x, edges, uniform=[1, 0], threads=32, row_blocks=2)
 
 
-def test_null_mask_wins_over_nan_and_odd_block_size():
+@pytest.mark.parametrize("order", ["C", "F"])  # the row kernel and the column kernel
+def test_null_mask_wins_over_nan_and_odd_block_size(order):
     rng = np.random.default_rng(13)
-    x = _sprinkle(rng.uniform(-1.0, 1.0, size=(90, 3)), rng)
+    x = np.asarray(_sprinkle(rng.uniform(-1.0, 1.0, size=(90, 3)), rng), order=order)
     mask = rng.random(size=x.shape) < 0.2
     mask[np.isnan(x)] |= rng.random(size=int(np.isnan(x).sum())) < 0.5
     edges = [uniform_edges(-1.0, 1.0, 4)] * 3

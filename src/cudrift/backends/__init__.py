@@ -14,7 +14,7 @@ import os
 
 from cudrift.errors import BackendUnavailableError
 
-__all__ = ["resolve_backend", "gpu_status", "BACKENDS"]
+__all__ = ["resolve_backend", "gpu_status", "check_backend", "env_backend", "BACKENDS"]
 
 BACKENDS = ("auto", "cpu", "gpu")
 
@@ -42,6 +42,20 @@ def gpu_status() -> tuple[bool, str]:
     return True, "CUDA device 0 answered"
 
 
+def check_backend(backend: object) -> None:
+    """Raise ValueError naming ``backend`` unless it is None, auto, cpu or gpu."""
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"Invalid value for backend: {backend!r} (expected one of {BACKENDS})")
+
+
+def env_backend() -> str:
+    """``$CUDRIFT_BACKEND`` (``"auto"`` when unset or empty); ValueError naming it when it is no backend."""
+    env = os.environ.get("CUDRIFT_BACKEND", "auto").strip().lower() or "auto"
+    if env not in BACKENDS:
+        raise ValueError(f"Invalid value for CUDRIFT_BACKEND: {env!r} (expected one of {BACKENDS})")
+    return env
+
+
 def resolve_backend(backend: str | None = "auto") -> str:
     """Map ``"auto" | "cpu" | "gpu"`` (or ``None`` → ``$CUDRIFT_BACKEND``) to ``"cpu"`` or ``"gpu"``.
 
@@ -52,13 +66,9 @@ def resolve_backend(backend: str | None = "auto") -> str:
     BackendUnavailableError
         For ``"gpu"`` when no GPU is usable; the message says why.
     """
+    check_backend(backend)
     if backend is None or backend == "auto":
-        env = os.environ.get("CUDRIFT_BACKEND", "auto").strip().lower() or "auto"
-        if env not in BACKENDS:
-            raise ValueError(f"Invalid value for CUDRIFT_BACKEND: {env!r} (expected one of {BACKENDS})")
-        backend = env if backend is None or env != "auto" else "auto"
-    if backend not in BACKENDS:
-        raise ValueError(f"Invalid value for backend: {backend!r} (expected one of {BACKENDS})")
+        backend = env_backend()
     if backend == "cpu":
         return "cpu"
     usable, reason = gpu_status()

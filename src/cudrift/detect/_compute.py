@@ -100,10 +100,8 @@ def _binary(r: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return r[used], c[used]
 
 
-# Registered sample tests whose public function takes ``backend=``.
-_BACKEND_AWARE = frozenset(
-    {"ks", "anderson", "cramervonmises", "wasserstein", "wasserstein_normalized", "energy_distance", "mmd"}
-)
+# Sample tests that reach _from_sample (not in _FROM_CDF) and whose public function takes ``backend=``.
+_BACKEND_AWARE = frozenset({"energy_distance", "mmd"})
 
 
 def _ttest_from_moments(rc: NumericColumnProfile, cc: NumericColumnProfile) -> TestResult:
@@ -122,13 +120,10 @@ def _from_sample(test: str, rc: NumericColumnProfile, cc: NumericColumnProfile, 
     if x.size == 0 or y.size == 0:
         raise EmptyInputError("no sampled values to test")
     func = TESTS[test].func
-    if backend == "gpu" and test == "mmd":
-        from cudrift.backends._gpu import mmd as func
-
-        res = func(x, y)
-    elif test in _BACKEND_AWARE:
-        # the samples are host arrays: NumPy, whatever CUDRIFT_BACKEND says
-        res = func(x, y, backend="cpu")
+    if test in _BACKEND_AWARE:
+        # the samples are host arrays: only MMD (pairs of all points) goes to
+        # the detector's GPU; CUDRIFT_BACKEND never overrides the detector
+        res = func(x, y, backend=backend if test == "mmd" else "cpu")
     else:
         res = func(x, y)
     details = {**res.details, "from_sample": True, "sample_sizes": [int(x.size), int(y.size)]}
@@ -161,7 +156,9 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
         from cudrift.backends import _gpu
         if cur_sorted is not None and test != "mmd":
             return _gpu.run_sorted_test(test, ref_sorted, cur_sorted, rc.moments.std, stats=rank_stats)
-        ref_sorted = _gpu.to_host(ref_sorted)
+        # below, only the CDF-bound tests read the reference's values (MMD and
+        # the sample tests use the samples, the t-test the moments)
+        ref_sorted = _gpu.to_host(ref_sorted) if test in _FROM_CDF else None
     if test == "ttest":
         if ref_sorted is not None and cur_sorted is not None:
             return spec.func_sorted(_f64(ref_sorted), _f64(cur_sorted))  # exact, as SciPy on the values

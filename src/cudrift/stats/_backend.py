@@ -28,12 +28,12 @@ detector's choice.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from cudrift.backends import BACKENDS, gpu_status, resolve_backend
+from cudrift.backends import check_backend, env_backend, gpu_status, resolve_backend
 
 __all__ = ["is_device_array", "check_backend", "use_gpu", "to_host"]
+
 
 def is_device_array(x: Any) -> bool:
     """Whether ``x`` is array data in GPU memory (CUDA array interface, or DLPack on CUDA or managed memory)."""
@@ -42,27 +42,18 @@ def is_device_array(x: Any) -> bool:
     return _is_device(x)
 
 
-def check_backend(backend: Any) -> None:
-    """Raise ValueError naming ``backend`` unless it is None, auto, cpu or gpu."""
-    if backend is not None and backend not in BACKENDS:
-        raise ValueError(f"Invalid value for backend: {backend!r} (expected one of {BACKENDS})")
-
-
 def use_gpu(backend: str | None, *inputs: Any) -> bool:
     """Whether a statistic on ``inputs`` runs on the device (see the module docstring).
 
     Raises
     ------
     ValueError
-        For a backend name other than auto, cpu or gpu.
+        For a backend name other than auto, cpu or gpu (argument or ``CUDRIFT_BACKEND``).
     BackendUnavailableError
         For ``"gpu"`` (given, or from ``CUDRIFT_BACKEND``) where no GPU is usable.
     """
     check_backend(backend)
-    if backend in (None, "auto"):
-        env = os.environ.get("CUDRIFT_BACKEND", "auto").strip().lower() or "auto"
-        if env != "auto":
-            return resolve_backend(None) == "gpu"  # its errors name CUDRIFT_BACKEND
+    if backend in (None, "auto") and env_backend() == "auto":
         return any(is_device_array(x) for x in inputs) and gpu_status()[0]
     return resolve_backend(backend) == "gpu"
 
@@ -73,11 +64,11 @@ def to_host(x: Any) -> Any:
         return x
     try:
         import cupy
+
+        from cudrift.backends._gpu_source import as_cupy
     except ImportError as exc:
         raise ValueError(
             f"the sample is a device array ({type(x).__name__}) but CuPy is not importable ({exc}); "
             "install a CUDA extra: pip install 'cudrift[cuda12]' or 'cudrift[cuda13]'"
         ) from None
-    arr = x if isinstance(x, cupy.ndarray) else (
-        cupy.asarray(x) if hasattr(x, "__cuda_array_interface__") else cupy.from_dlpack(x))
-    return cupy.asnumpy(arr)
+    return cupy.asnumpy(as_cupy(x))
