@@ -247,3 +247,29 @@ def test_backpressure_waits_for_the_worker_and_gives_up_after_max_wait(reference
     # a stalled worker cannot hang requests: the wait is bounded
     assert 0.2 <= st.accept(_batch(rng, 200), 200, max_wait=0.2) < 2
     assert st.rows_total == 350
+
+
+def test_backlog_limit_below_fold_rows_makes_the_fold_due_and_wakes_the_worker(reference, rng):
+    """A backlog limit under ``fold_rows`` must not stall requests until ``max_wait``: the fold is due over it."""
+    import threading
+    import time
+
+    st = WindowState(reference, FeatureLayout.from_profile(reference), window_rows=10_000, fold_rows=1000,
+                     max_backlog_rows=500)
+    woken = threading.Event()
+    st.wake = woken.set
+    assert st.accept(_batch(rng, 400), 400) == 0.0
+    assert not st.needs_work() and st.fold() == 0  # under both limits: nothing due yet
+
+    def worker():
+        woken.wait(5)
+        while st.needs_work():
+            st.fold()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t0 = time.monotonic()
+    waited = st.accept(_batch(rng, 200), 200, max_wait=10.0)  # 600 > 500: waits until the worker folds
+    t.join(5)
+    assert woken.is_set() and waited < 5 and time.monotonic() - t0 < 5
+    assert st.backlog_rows == 0 and st.rows_total == 600

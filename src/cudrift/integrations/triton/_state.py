@@ -112,7 +112,9 @@ class WindowState:
     max_backlog_rows
         Accepted rows not profiled yet above which :meth:`accept` waits for
         the worker (backpressure: a monitor that cannot keep up slows the
-        requests down instead of holding ever more rows); 0: no limit.
+        requests down instead of holding ever more rows); 0: no limit. Over
+        it, the open window is due for a fold whatever ``fold_rows`` says, so
+        a limit below ``fold_rows`` cannot stall the requests.
     backend
         ``"cpu"`` or ``"gpu"``: passed to :func:`cudrift.profile`.
     clock
@@ -168,6 +170,9 @@ class WindowState:
         self.max_backlog_rows = max_backlog_rows
         self.backend = backend
         self.clock = clock
+        #: Called (without arguments) when :meth:`accept` starts to wait for
+        #: the worker, so that the worker need not notice on its next tick.
+        self.wake: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._drained = threading.Condition(self._lock)  # notified when the worker has profiled rows
         self._backlog = 0  # accepted rows not profiled yet, all windows together
@@ -211,6 +216,8 @@ class WindowState:
             if not self.max_backlog_rows or self._backlog <= self.max_backlog_rows:
                 return 0.0
             t0 = time.monotonic()
+            if self.wake is not None:
+                self.wake()
             self._drained.wait_for(lambda: self._backlog <= self.max_backlog_rows, timeout=max_wait)
             return time.monotonic() - t0
 
@@ -247,7 +254,11 @@ class WindowState:
         """True when a window is sealed, a time window is due, or enough rows are pending to fold."""
         now = self.clock() if now is None else now
         with self._lock:
-            return bool(self._sealed) or self._open.pending_rows >= self.fold_rows or self._expired_locked(now)
+            return bool(self._sealed) or self._fold_due_locked() or self._expired_locked(now)
+
+    def _fold_due_locked(self) -> bool:
+        over = bool(self.max_backlog_rows) and self._backlog > self.max_backlog_rows
+        return self._open.pending_rows >= self.fold_rows or (over and self._open.pending_rows > 0)
 
     def _expired_locked(self, now: float) -> bool:
         return self.window_seconds > 0 and now - self._open.opened_at >= self.window_seconds
@@ -272,14 +283,14 @@ class WindowState:
         """Profile pending rows into their window's profile; returns the rows folded.
 
         Without ``force``: the open window's, once it has ``fold_rows``
-        pending rows. With ``force``: every unclosed window's (before a
+        pending rows or the backlog is over ``max_backlog_rows``. With ``force``: every unclosed window's (before a
         checkpoint, so that it holds every row accepted so far).
         """
         with self._lock:
             if force:
                 windows = [w for w in (*self._sealed, self._open) if w.pending]
             else:
-                windows = [self._open] if self._open.pending_rows >= self.fold_rows else []
+                windows = [self._open] if self._fold_due_locked() else []
             work = []
             for w in windows:
                 work.append((w, w.pending, w.pending_rows))

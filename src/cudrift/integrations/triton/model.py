@@ -254,6 +254,7 @@ class TritonPythonModel:
         # stub process runs this model only.
         sys.setswitchinterval(0.0005)
         self._wake = threading.Event()
+        self.state.wake = self._wake.set  # a request over the backlog limit wakes the worker at once
         self._stopping = False
         self._worker = threading.Thread(target=self._run, name="cudrift-monitor", daemon=True)
         self._worker.start()
