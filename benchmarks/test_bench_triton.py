@@ -102,18 +102,9 @@ def triton_bench(request, tmp_path_factory):
         'ensemble_scheduling { step [ { model_name: "echo" model_version: -1 '
         'input_map { key: "FEATURES" value: "FEATURES" } output_map { key: "SCORE" value: "SCORE" } } ] }\n'
     )
-    server = LocalTritonServer(repo.root, workdir=root / "work")
+    server = LocalTritonServer(repo.root, workdir=root / "work", env=env)
     try:
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            server.start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        server.start()
         wait_log(server, f"backend {kind},")  # the path that profiles the traffic
         yield server, repo, rng, kind
     finally:

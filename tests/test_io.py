@@ -149,3 +149,15 @@ def test_column_lengths_and_unknown_inputs():
         cudrift.profile({"a": np.zeros(3)}, columns=["nope"])
     with pytest.raises(FileNotFoundError):
         cudrift.profile("/nonexistent/file.parquet")
+
+
+def test_write_atomic_replaces_the_file_whole(tmp_path):
+    import os
+
+    from cudrift.io._atomic import write_atomic
+
+    target = tmp_path / "state" / "w.ckpt"
+    write_atomic(target, b"one")
+    write_atomic(target, b"two" * 1000)
+    assert target.read_bytes() == b"two" * 1000
+    assert os.listdir(target.parent) == ["w.ckpt"]  # no temporary file left behind

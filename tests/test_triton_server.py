@@ -114,7 +114,7 @@ def wait_metrics(server, ok, timeout=60.0):
     raise AssertionError(f"metrics did not reach the expected state in {timeout:.0f} s: {shown}\n{server.log_tail()}")
 
 
-def http_infer(client, model, inputs, outputs=None):
+def http_infer(client, model, inputs):
     ins = []
     for name, arr in inputs.items():
         dt = {np.float32: "FP32", np.float64: "FP64", np.int64: "INT64"}.get(arr.dtype.type, "BYTES")
@@ -137,14 +137,8 @@ def grpc_infer(client, model, inputs):
 # ---------------------------------------------------------------- ensemble: drift metrics
 
 
-def _gpu_usable():
-    from cudrift.backends import gpu_status
-
-    return gpu_status()
-
-
 @pytest.mark.parametrize("kind", ["cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
-def test_ensemble_publishes_drift_for_shifted_features_only(tmp_path, reference, server_factory, monkeypatch, kind):
+def test_ensemble_publishes_drift_for_shifted_features_only(tmp_path, reference, server_factory, kind):
     """The monitor in an ensemble; ``gpu``: its instance is KIND_GPU and profiles the device tensors on the GPU.
 
     The ``gpu`` case runs where a GPU is usable and the Triton build
@@ -152,17 +146,19 @@ def test_ensemble_publishes_drift_for_shifted_features_only(tmp_path, reference,
     wheel, see benchmarks/README.md); elsewhere it is skipped with the reason.
     """
     if kind == "gpu":
-        ok, why = _gpu_usable()
+        from cudrift.backends import gpu_status
+
+        ok, why = gpu_status()
         if not ok:
             pytest.skip(f"GPU backend not usable: {why}")
-        monkeypatch.setenv("NUMBA_ENABLE_CUDASIM", "0")  # the stubs inherit the server's environment
     rng = np.random.default_rng(5)
     reference.save(tmp_path / "reference.cdp")
     # the command line, as a user would write the repository
     assert main(["triton", "repo", str(tmp_path / "repo"), "--reference", str(tmp_path / "reference.cdp"),
                  "--model", str(scorer(tmp_path / "models")), "--window-rows", str(WINDOW), "--no-checkpoint",
                  "--kind", kind]) == 0
-    server = server_factory(tmp_path / "repo")
+    # the kernels run on the device, never in the simulator that kernel tests may have asked for
+    server = server_factory(tmp_path / "repo", env={"NUMBA_ENABLE_CUDASIM": "0"} if kind == "gpu" else None)
     wait_log(server, f"backend {kind},")  # the monitor says which path profiles the traffic
     model = {"model": "scorer"}
     all_features = (*FEATURES, "region", "SCORE")

@@ -1,14 +1,12 @@
 """Triton monitor internals without a server: feature layout, settings, windows, checkpoints."""
 
-import os
-
 import numpy as np
 import pytest
 
 import cudrift
 from cudrift.errors import FormatError, SchemaError
 from cudrift.integrations.triton import FeatureLayout, MonitorSettings, WindowState
-from cudrift.integrations.triton._state import CHECKPOINT_KIND, write_atomic
+from cudrift.integrations.triton._state import CHECKPOINT_KIND
 from cudrift.sketches import _format
 
 
@@ -220,14 +218,6 @@ def test_checkpoint_refuses_another_reference_and_corruption(reference, rng):
         WindowState(reference, lay, window_rows=1000).restore(data[:100])
     # the container is cudrift's versioned one, no pickle
     assert _format.peek_kind(data) == (CHECKPOINT_KIND, 1)
-
-
-def test_write_atomic_replaces_the_file_whole(tmp_path):
-    target = tmp_path / "state" / "w.ckpt"
-    write_atomic(target, b"one")
-    write_atomic(target, b"two" * 1000)
-    assert target.read_bytes() == b"two" * 1000
-    assert os.listdir(target.parent) == ["w.ckpt"]  # no temporary file left behind
 
 
 def test_backpressure_waits_for_the_worker_and_gives_up_after_max_wait(reference, rng):

@@ -92,18 +92,15 @@ def _cmd_triton_repo(args: argparse.Namespace) -> int:
     rows, seconds = args.window_rows, args.window_seconds
     if rows is None:
         rows = 0 if seconds else 10_000
-    try:
-        repo = write_repository(
-            args.out_dir, args.reference, model=args.model, name=args.name, window_rows=rows,
-            window_seconds=seconds or 0.0, sliding_windows=args.sliding_windows, kind=args.kind,
-            max_batch_size=args.max_batch_size, checkpoint="" if args.no_checkpoint else args.checkpoint,
-            checkpoint_seconds=args.checkpoint_seconds, fold_rows=args.fold_rows,
-            max_backlog_rows=args.max_backlog_rows, policy=args.policy,
-            drift_share=args.drift_share, mapping=_parse_map(args.map), ensemble=args.ensemble,
-        )
-    except OSError as exc:  # an existing model folder, an unwritable output folder
-        print(f"cudrift triton repo: error: {exc}", file=sys.stderr)
-        return 2
+    # OSError (an existing model folder, an unwritable output folder) is reported by main()
+    repo = write_repository(
+        args.out_dir, args.reference, model=args.model, name=args.name, window_rows=rows,
+        window_seconds=seconds or 0.0, sliding_windows=args.sliding_windows, kind=args.kind,
+        max_batch_size=args.max_batch_size, checkpoint="" if args.no_checkpoint else args.checkpoint,
+        checkpoint_seconds=args.checkpoint_seconds, fold_rows=args.fold_rows,
+        max_backlog_rows=args.max_backlog_rows, policy=args.policy,
+        drift_share=args.drift_share, mapping=_parse_map(args.map), ensemble=args.ensemble,
+    )
     print(f"wrote model repository {repo.root}")
     print(f"  {repo.monitor}/  drift monitor (python backend, {args.kind} instance)")
     for g in repo.layout.groups:
@@ -189,7 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (CudriftError, OSError, ValueError, ImportError) as exc:
         # OSError covers unreadable files and directories given as output paths
-        print(f"cudrift {args.command}: error: {exc}", file=sys.stderr)
+        command = " ".join(c for c in (args.command, getattr(args, "triton_command", None)) if c)
+        print(f"cudrift {command}: error: {exc}", file=sys.stderr)
         return 2
 
 

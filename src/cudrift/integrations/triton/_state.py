@@ -19,7 +19,7 @@ Rows go through three stages:
 
 A checkpoint (:meth:`WindowState.to_bytes`) holds the folded profile of every
 window not closed yet, the K-1 most recent closed profiles, and the
-counters; rows still pending are not in it. :func:`write_atomic` writes it
+counters; rows still pending are not in it. :func:`cudrift.io._atomic.write_atomic` writes it
 to a temporary file, fsyncs it and renames it over the previous one, so a
 crash leaves either the old or the new checkpoint, never a torn one.
 """
@@ -37,12 +37,11 @@ from typing import Any
 import numpy as np
 
 from cudrift.errors import FormatError
-from cudrift.io._atomic import write_atomic
 from cudrift.integrations.triton._layout import FeatureLayout
 from cudrift.sketches import _format
 from cudrift.sketches.profile import Profile, profile
 
-__all__ = ["WindowState", "ClosedWindow", "write_atomic", "reference_digest", "CHECKPOINT_KIND", "CHECKPOINT_VERSION"]
+__all__ = ["WindowState", "ClosedWindow", "reference_digest", "CHECKPOINT_KIND", "CHECKPOINT_VERSION"]
 
 CHECKPOINT_KIND = "cudrift.triton.window"
 CHECKPOINT_VERSION = 1

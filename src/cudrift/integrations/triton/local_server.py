@@ -196,6 +196,15 @@ def parse_metrics(text: str) -> dict[str, dict[tuple[tuple[str, str], ...], floa
     return out
 
 
+def _answers(url: str) -> bool:
+    """Whether ``GET url`` answered 200 within 2 s."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
+
+
 def wait_log(server: "LocalTritonServer", text: str, timeout: float = 10.0) -> None:
     """Wait until ``text`` appears in the server's log (models log through a queue, written asynchronously).
 
@@ -236,6 +245,9 @@ class LocalTritonServer:
         Seconds Triton waits for in-flight work when asked to stop.
     extra_args
         More ``tritonserver`` arguments.
+    env
+        Variables set for the server and its stubs on top of this process's
+        environment (e.g. ``NUMBA_ENABLE_CUDASIM="0"``).
 
     Examples
     --------
@@ -255,6 +267,7 @@ class LocalTritonServer:
         python_bin: str | os.PathLike | None = None,
         exit_timeout: int = 15,
         extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         if install is None:
             install, reason = find_tritonserver()
@@ -266,6 +279,7 @@ class LocalTritonServer:
         self.python_bin = Path(python_bin) if python_bin is not None else Path(sys.executable).parent
         self.exit_timeout = exit_timeout
         self.extra_args = tuple(extra_args)
+        self.env = dict(env or {})
         self.process: subprocess.Popen | None = None
         self.http_port = self.grpc_port = self.metrics_port = 0
         self.log_path = self.workdir / "tritonserver.log"
@@ -317,7 +331,7 @@ class LocalTritonServer:
 
     def environment(self) -> dict[str, str]:
         """The server's environment: bundled libraries and the stubs' Python first."""
-        env = dict(os.environ)
+        env = {**os.environ, **self.env}
         env["LD_LIBRARY_PATH"] = _library_path(self.install)
         env["PATH"] = os.pathsep.join(p for p in (str(self.python_bin), env.get("PATH", "")) if p)
         return env
@@ -359,18 +373,10 @@ class LocalTritonServer:
 
     def is_ready(self) -> bool:
         """``GET /v2/health/ready`` answered 200."""
-        try:
-            with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=2) as r:
-                return r.status == 200
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            return False
+        return _answers(f"http://{self.http_url}/v2/health/ready")
 
     def _metrics_up(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.metrics_url, timeout=2) as r:
-                return r.status == 200
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            return False
+        return _answers(self.metrics_url)
 
     def stop(self, timeout: float | None = None) -> int | None:
         """Ask the server to stop (SIGTERM: models are finalized) and wait; kill it past ``timeout``.
@@ -386,7 +392,9 @@ class LocalTritonServer:
             except subprocess.TimeoutExpired:
                 self._signal(signal.SIGKILL)
                 self.process.wait()
-        self._reap_group()
+        # Stubs left behind by a server that died are killed with it: they
+        # are in its process group, which no one else shares.
+        self._signal(signal.SIGKILL)
         self._close_log()
         return self.process.returncode
 
@@ -394,22 +402,13 @@ class LocalTritonServer:
         """SIGKILL the server and its stubs at once (a crash: nothing is finalized)."""
         if self.process is None:
             return
-        self._signal(signal.SIGKILL)
+        self._signal(signal.SIGKILL)  # the stubs too: the whole process group
         self.process.wait()
-        self._reap_group()
         self._close_log()
 
     def _signal(self, sig: int) -> None:
         try:
             os.killpg(self.process.pid, sig)
-        except ProcessLookupError:
-            pass
-
-    def _reap_group(self) -> None:
-        # Stubs left behind by a server that died are killed with it: they
-        # are in its process group, which no one else shares.
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
 

@@ -38,7 +38,8 @@ from cudrift.errors import BackendUnavailableError, FormatError
 from cudrift.integrations.triton._config import MonitorSettings
 from cudrift.integrations.triton._layout import NUMERIC, OUTPUT_NAME, FeatureLayout, InputGroup
 from cudrift.integrations.triton._metrics import MonitorMetrics
-from cudrift.integrations.triton._state import WindowState, write_atomic
+from cudrift.integrations.triton._state import WindowState
+from cudrift.io._atomic import write_atomic
 from cudrift.sketches.column import NumericColumnProfile
 from cudrift.sketches.profile import Profile, profile
 

@@ -54,13 +54,6 @@ class TensorSpec:
     data_type: str
     dims: tuple[int, ...]
 
-    @property
-    def width(self) -> int | None:
-        """Values per row for a 1-D row shape (``None`` when variable or not 1-D)."""
-        if len(self.dims) == 1 and self.dims[0] > 0:
-            return self.dims[0]
-        return None
-
 
 @dataclass(frozen=True)
 class ServedModel:
@@ -74,6 +67,11 @@ class ServedModel:
     def row_dims(self, spec: TensorSpec) -> tuple[int, ...]:
         """A tensor's per-row dims: without the leading batch dimension when the model does not batch."""
         return spec.dims if self.max_batch_size > 0 else spec.dims[1:]
+
+    def row_width(self, spec: TensorSpec) -> int | None:
+        """Values per row for a 1-D row shape (``None`` when variable or not 1-D)."""
+        row = self.row_dims(spec)
+        return row[0] if len(row) == 1 and row[0] > 0 else None
 
 
 @dataclass(frozen=True)
@@ -266,7 +264,7 @@ def _feeds(layout: FeatureLayout, served: ServedModel, explicit: Mapping[str, st
 def _match_input(g: InputGroup, served: ServedModel) -> str:
     width = len(g.columns)
     fits = [t for t in served.inputs
-            if t.data_type == g.data_type and TensorSpec(t.name, t.data_type, served.row_dims(t)).width == width]
+            if t.data_type == g.data_type and served.row_width(t) == width]
     if len(fits) == 1:
         return fits[0].name
     seen = ", ".join(f"{t.name} ({t.data_type} {list(t.dims)})" for t in served.inputs)
