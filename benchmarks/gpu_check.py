@@ -68,6 +68,7 @@ import math
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -232,12 +233,20 @@ def run_pytest(args: list[str], timeout_s: int, *, log: str = "gpu_tests.log", w
         extra += ["--timeout", str(max(30, timeout_s // 2))]
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *extra, *args]
     t = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s)
-        out, rc = proc.stdout + proc.stderr, proc.returncode
-    except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or "") if isinstance(exc.stdout, str) else (exc.stdout or b"").decode(errors="replace")
-        out += f"\n[gpu_check] pytest killed after {timeout_s} s"
+        out, _ = proc.communicate(timeout=timeout_s)
+        rc = proc.returncode
+    except subprocess.TimeoutExpired:
+        # SIGINT first: pytest then runs the fixtures' teardown, which stops
+        # any Triton server a test started (it runs in a session of its own)
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        out = (out or "") + f"\n[gpu_check] pytest stopped after {timeout_s} s"
         rc = None
     counts = {k: 0 for k in ("passed", "failed", "skipped", "errors", "deselected", "xfailed")}
     summary = [ln for ln in out.splitlines() if re.search(r"\d+ (passed|failed|skipped|error)", ln)]
@@ -271,8 +280,8 @@ def run_triton(timeout_s: int) -> dict:
         return {"skipped": f"no Triton server: {why}"}
     if importlib.util.find_spec("tritonclient") is None:
         return {"skipped": "tritonclient is not importable"}
-    # Each module's own pytest-timeout mark (240 s) fires before these limits, so
-    # its fixtures still stop the server (which runs in a process group of its own).
+    # Past its limit a run is interrupted (SIGINT), so its fixtures still stop the
+    # server, which runs in a process group of its own.
     test = run_pytest(["-q", "--tb=short", "-rfEs", "tests/test_triton_server.py", "-k", "gpu"], timeout_s,
                       log="triton.log", workers=False)
     bench = run_pytest(["-q", "-rfEs", "benchmarks/test_bench_triton.py", "-k", "gpu", "--benchmark-only"],
@@ -349,52 +358,51 @@ def bench_profile(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
     ref = cudrift.profile(ref_host, columns=names, backend="cpu")
     edges = equal_mass_edges(np.sort(ref_host[:, 0]).astype(np.float64), bins)
     x = cupy.random.standard_normal((rows, cols), dtype=np.float32)
-    e, ne, uni = gh.pack_edges([edges] * cols)
     nt = _launch.threads_per_block()
-    dev = [cupy.asarray(a) for a in (e, ne, uni)]
+    # edges on the device once per kind: equal-mass (the cell table), uniform (closed-form bin), none
+    edge_sets = {
+        label: [cupy.asarray(a) for a in gh.pack_edges(cols_edges)]
+        for label, cols_edges in (("equal-mass", [edges] * cols),
+                                  ("uniform edges", [np.linspace(-4.0, 4.0, bins + 1)] * cols),
+                                  ("no histogram", [None] * cols))
+    }
 
-    def kernel(data, row_major):
+    def kernel(data, row_major, dev):
         rb = _launch.row_blocks(rows, cols, nt, row_major=row_major)
-        out = profile_outputs(cols, e.shape[1], rb, cupy.full)
+        out = profile_outputs(cols, dev[0].shape[1], rb, cupy.full)
         # the default stream, where _gpu_timed records its events
         launch_profile(*(_gpu._arg(a) for a in (data, *dev)), **{k: _gpu._arg(v) for k, v in out.items()},
                        threads=nt, stream=0)
         return out
 
     nbytes = rows * cols * 4
-    # the same values column-major: the column mapping
-    xf = cupy.asfortranarray(x)
-    for data, row_major, label in ((xf, False, "column-major"), (x, True, "row-major")):
-        kernel(data, row_major)
-        t = _gpu_timed(cupy, lambda: kernel(data, row_major), repeat=3)
-        rep.bench(_row(f"fused profile pass (kernel, {label} float32)", f"{rows:,} x {cols}", t,
-                       bytes_read=nbytes, copy_gbs=copy_gbs,
-                       target=f">= {TARGET_PROFILE_FRACTION:.0%} of the copy rate",
-                       met=bool(copy_gbs is not None and nbytes / t / 1e9 >= TARGET_PROFILE_FRACTION * copy_gbs)))
-    # The same pass over uniform edges (the closed-form bin) and with no histogram: where the time goes.
-    e_u, ne_u, uni_u = gh.pack_edges([np.linspace(-4.0, 4.0, bins + 1)] * cols)
-    for label, packed in (("uniform edges", (e_u, ne_u, uni_u)), ("no histogram", gh.pack_edges([None] * cols))):
-        dev = [cupy.asarray(a) for a in packed]
-        e = packed[0]
-        kernel(x, True)
-        t = _gpu_timed(cupy, lambda: kernel(x, True), repeat=3)
-        rep.bench(_row(f"fused profile pass (kernel, row-major, {label})", f"{rows:,} x {cols}", t,
-                       bytes_read=nbytes, copy_gbs=copy_gbs))
-    del xf
-    e, ne, uni = gh.pack_edges([edges] * cols)
-    dev = [cupy.asarray(a) for a in (e, ne, uni)]
-    t_kernel = _gpu_timed(cupy, lambda: kernel(x, True), repeat=3)
     cpu_x = rng.normal(size=(p["cpu"]["rows"], cols)).astype(np.float32)
     t_cpu = _timed(lambda: cudrift.profile(cpu_x, columns=names, like=ref, backend="cpu"), repeat=2)
     scale = rows / p["cpu"]["rows"]
-    ok = copy_gbs is not None and nbytes / t_kernel / 1e9 >= TARGET_PROFILE_FRACTION * copy_gbs
-    rep.bench(_row("fused profile pass (kernel, row-major, vs CPU)", f"{rows:,} x {cols}", t_kernel,
-                   bytes_read=nbytes, copy_gbs=copy_gbs, cpu_s=t_cpu * scale,
-                   target=f">= {TARGET_PROFILE_FRACTION:.0%} of the copy rate", met=bool(ok),
-                   cpu_note=f"cudrift.profile(like=ref, backend='cpu') at {p['cpu']['rows']:,} rows, scaled per value"))
+    cpu = {"cpu_s": t_cpu * scale,
+           "cpu_note": f"cudrift.profile(like=ref, backend='cpu') at {p['cpu']['rows']:,} rows, scaled per value"}
+    # the same values column-major: the column mapping
+    xf = cupy.asfortranarray(x)
+    for data, row_major, label in ((xf, False, "column-major"), (x, True, "row-major")):
+        dev = edge_sets["equal-mass"]
+        kernel(data, row_major, dev)
+        t = _gpu_timed(cupy, lambda: kernel(data, row_major, dev), repeat=3)
+        rep.bench(_row(f"fused profile pass (kernel, {label} float32)", f"{rows:,} x {cols}", t,
+                       bytes_read=nbytes, copy_gbs=copy_gbs,
+                       target=f">= {TARGET_PROFILE_FRACTION:.0%} of the copy rate",
+                       met=bool(copy_gbs is not None and nbytes / t / 1e9 >= TARGET_PROFILE_FRACTION * copy_gbs),
+                       **(cpu if row_major else {})))
+    del xf
+    # The same pass over uniform edges (the closed-form bin) and with no histogram: where the time goes.
+    for label in ("uniform edges", "no histogram"):
+        dev = edge_sets[label]
+        kernel(x, True, dev)
+        t = _gpu_timed(cupy, lambda: kernel(x, True, dev), repeat=3)
+        rep.bench(_row(f"fused profile pass (kernel, row-major, {label})", f"{rows:,} x {cols}", t,
+                       bytes_read=nbytes, copy_gbs=copy_gbs))
     t_end = _timed(lambda: cudrift.profile(x, columns=names, like=ref, backend="gpu"), repeat=2)
     rep.bench(_row("cudrift.profile(device window, like=ref) end to end", f"{rows:,} x {cols}", t_end,
-                   bytes_read=nbytes, copy_gbs=copy_gbs, cpu_s=t_cpu * scale,
+                   bytes_read=nbytes, copy_gbs=copy_gbs, cpu_s=cpu["cpu_s"],
                    note="profile kernel + per-column radix sort, quantile summary and sample"))
 
 
@@ -668,7 +676,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     rep = Report(paths)
-    _watchdog(rep, args.deadline if args.deadline is not None else (240 if args.quick else 480))
+    deadline = args.deadline if args.deadline is not None else (240 if args.quick else 480)
+    _watchdog(rep, deadline)
     rep.data["versions"] = rep.step("versions", _versions)
     rep.data["card"] = rep.step("card", _card)
     cupy = rep.step("import_cupy", importlib.import_module, "cupy")
@@ -697,7 +706,12 @@ def main(argv: list[str] | None = None) -> int:
             rep.step(name, fn, rep, cupy, p, *extra)
             cupy.get_default_memory_pool().free_all_blocks()
         if not args.skip_triton:
-            rep.data["triton"] = rep.step("triton", run_triton, 270)
+            # what is left before the watchdog, shared by the two pytest runs
+            left = deadline - (time.perf_counter() - rep.t0) - 40
+            if left >= 120:
+                rep.data["triton"] = rep.step("triton", run_triton, int(min(270, left / 2)))
+            else:
+                rep.data["triton"] = {"skipped": f"{left + 40:.0f} s left before the --deadline: too little"}
     else:
         print(f"GPU path not usable, benchmarks skipped: {status}", flush=True)
     print()

@@ -50,11 +50,6 @@ from numba import cuda  # noqa: E402
 VARIANTS = ((4, 16), (8, 16), (2, 16), (4, 32), (8, 32))
 
 
-def _arg(a):
-    """A CuPy array as a Numba kernel argument, without the interface's stream sync (all on the default stream)."""
-    return cuda.as_cuda_array(a, sync=False)
-
-
 @cuda.jit
 def read_rows(x, out):
     """Sum of each thread's values with the row kernel's mapping (a read ceiling for that mapping)."""
@@ -92,6 +87,8 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
             registers: tuple = ()) -> dict:
     """Time one compile-time variant in this process (fresh: nothing compiled yet)."""
     import cupy
+
+    from cudrift.backends._gpu import _arg
 
     kp = _kernels_module(baseline)
     from cudrift.backends import _gpu_host as gh
