@@ -36,13 +36,12 @@ from cudrift.stats._dist import (
     ks_asymp_pvalues,
 )
 from cudrift.stats._validation import dropped_details
-from cudrift.stats.univariate import _normalizer
+from cudrift.stats.univariate import CVM_EXACT_MAX, KS_EXACT_MAX, _normalizer
 
 __all__ = [
     "NumericParts",
     "absorb_numeric",
     "absorb_categorical",
-    "add_summary",
     "sample_update",
     "histogram_thresholds",
     "add_histogram_bounds",
@@ -85,27 +84,20 @@ def with_ks_pvalues(stats: list, n_a: Sequence[int], n_b: Sequence[int], tests: 
     """``stats`` (:class:`cudrift.kernels._host.RankStatistics`) with ``ks_pvalue`` filled in for a batch at once.
 
     Only the entries whose test is ``"ks"`` and whose p-value is the
-    asymptotic one (more than :data:`_KS_EXACT_MAX` values on a side: those
+    asymptotic one (more than :data:`KS_EXACT_MAX` values on a side: those
     :func:`finish_rank_test` would compute) get one, from a single
     vectorized SciPy call (:func:`cudrift.stats._dist.ks_asymp_pvalues`,
     identical to the per-column values) instead of one call per column;
     the others are returned unchanged.
     """
     out = list(stats)
-    idx = [i for i, (t, a, b) in enumerate(zip(tests, n_a, n_b)) if t == "ks" and max(a, b) > _KS_EXACT_MAX]
+    idx = [i for i, (t, a, b) in enumerate(zip(tests, n_a, n_b)) if t == "ks" and max(a, b) > KS_EXACT_MAX]
     if idx:
         p = ks_asymp_pvalues([out[i].ks for i in idx], [n_a[i] for i in idx], [n_b[i] for i in idx])
         for i, v in zip(idx, p):
             out[i] = out[i]._replace(ks_pvalue=float(v))
     return out
 
-
-# ks_2samp_sorted switches to the asymptotic p-value (a function of the
-# statistic alone) above this sample size; below it SciPy's exact
-# distribution needs the samples themselves.
-_KS_EXACT_MAX = 10_000
-# cramervonmises_2samp_sorted uses its exact (recursive) p-value up to this size.
-_CVM_EXACT_MAX = 20
 
 
 class NumericParts(NamedTuple):
@@ -453,7 +445,7 @@ def finish_rank_test(
     """
     details = dropped_details((0, 0))
     if test == "ks":
-        if max(n_a, n_b) <= _KS_EXACT_MAX:
+        if max(n_a, n_b) <= KS_EXACT_MAX:
             return None
         d = float(stats.ks)
         details.update(statistic_sign=-1 if stats.ks_minus > stats.ks_plus else 1, pvalue_method="asymp")
@@ -476,7 +468,7 @@ def finish_rank_test(
         details["kind"] = "distance"
         return TestResult(float(stats.energy), None, "energy_distance", n_a, n_b, 0.0, details)
     if test == "cramervonmises":
-        if min(n_a, n_b) < 2 or max(n_a, n_b) <= _CVM_EXACT_MAX:
+        if min(n_a, n_b) < 2 or max(n_a, n_b) <= CVM_EXACT_MAX:
             return None
         t = float(stats.cramervonmises)
         details["pvalue_method"] = "asymptotic"

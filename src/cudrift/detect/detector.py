@@ -407,7 +407,7 @@ def _distinct_sorted(v: np.ndarray, cap: int) -> int:
     """Distinct values of a sorted array, counting up to ``cap`` (enough for the auto rule)."""
     if v.size == 0:
         return 0
-    if hasattr(v, "__cuda_array_interface__"):  # kept on the device by the GPU backend
+    if _compute._on_device(v):  # kept on the device by the GPU backend
         from cudrift.backends._gpu import distinct_sorted
         return distinct_sorted(v, cap)
     return int(min(cap, np.count_nonzero(v[1:] != v[:-1]) + 1))

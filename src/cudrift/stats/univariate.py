@@ -80,6 +80,10 @@ __all__ = [
 ]
 
 _ALTERNATIVES = ("two-sided", "less", "greater")
+#: Largest sample for which KS's ``method="auto"`` takes the exact p-value (SciPy's rule).
+KS_EXACT_MAX = 10_000
+#: Largest sample for which Cramér-von Mises's ``method="auto"`` takes the exact p-value (SciPy's rule).
+CVM_EXACT_MAX = 20
 
 
 def _pair(reference: Any, current: Any) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
@@ -201,7 +205,7 @@ def ks_2samp_sorted(
     alternative = _ks_alternative(alternative)
     method = check_option("method", method, ("auto", "exact", "asymp"))
     n1, n2 = ref_sorted.size, cur_sorted.size
-    if n1 + n2 >= FAST_MIN and (method == "asymp" or (method == "auto" and max(n1, n2) > 10000)):
+    if n1 + n2 >= FAST_MIN and (method == "asymp" or (method == "auto" and max(n1, n2) > KS_EXACT_MAX)):
         d, loc, sign = ks_sorted_fast(ref_sorted, cur_sorted, alternative)
         details = dropped_details(n_dropped)
         details.update(statistic_location=loc, statistic_sign=sign, pvalue_method="asymp")
@@ -222,7 +226,7 @@ def _ks_from_grid(
     d, _, idx, sign = ks_bounds(g, alternative)
     mode = method
     if mode == "auto":
-        mode = "exact" if max(n1, n2) <= 10000 else "asymp"
+        mode = "exact" if max(n1, n2) <= KS_EXACT_MAX else "asymp"
     elif mode == "exact":
         g_ = math.gcd(n1, n2)
         if n1 // g_ >= np.iinfo(np.int32).max / (n2 // g_):
@@ -459,7 +463,7 @@ def cramervonmises_2samp_sorted(
     g = grid_from_sorted(ref_sorted, cur_sorted)
     t = cvm_scipy(g)
     if method == "auto":
-        method = "asymptotic" if max(nx, ny) > 20 else "exact"
+        method = "asymptotic" if max(nx, ny) > CVM_EXACT_MAX else "exact"
     if method == "exact":
         # the exact null distribution is SciPy's private recursion (Xiao et al. 2006)
         res, _ = _record_warnings(scipy.stats.cramervonmises_2samp, ref_sorted, cur_sorted, method="exact")
