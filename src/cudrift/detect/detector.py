@@ -272,12 +272,12 @@ class DriftDetector:
         if self.backend != "gpu":
             return {}, {}
         from cudrift.backends import _gpu_host as gh
-        from cudrift.detect._compute import _on_device
 
+        on_device = _compute._on_device
         tests, wanted = {}, []
         for n in names:
             r, c = self._ref_sorted.get(n), cur_sorted.get(n)
-            if r is None or c is None or not (_on_device(r) and _on_device(c)) or not (r.size and c.size):
+            if r is None or c is None or not (on_device(r) and on_device(c)) or not (r.size and c.size):
                 continue
             if cur.kinds[n] != self.reference.kinds[n]:
                 continue  # not tested (kind mismatch)
