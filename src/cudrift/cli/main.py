@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from cudrift.errors import CudriftError
+from cudrift.integrations.triton._config import MonitorSettings
 
 
 def _load_window(path: str, columns: list[str] | None):
@@ -91,7 +92,7 @@ def _cmd_triton_repo(args: argparse.Namespace) -> int:
 
     rows, seconds = args.window_rows, args.window_seconds
     if rows is None:
-        rows = 0 if seconds else 10_000
+        rows = 0 if seconds else MonitorSettings().window_rows
     # OSError (an existing model folder, an unwritable output folder) is reported by main()
     repo = write_repository(
         args.out_dir, args.reference, model=args.model, name=args.name, window_rows=rows,
@@ -153,10 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("out_dir", help="model repository folder to write (created if needed)")
     r.add_argument("--reference", required=True, help="reference profile (.cdp) the live traffic is compared with")
     r.add_argument("--model", help="served model: its folder (copied in) or the name of a model already in OUT_DIR")
+    d = MonitorSettings()  # the monitor's defaults, written once
     r.add_argument("--window-rows", type=int, default=None,
-                   help="close a window after this many rows (default 10000, or none with --window-seconds)")
+                   help=f"close a window after this many rows (default {d.window_rows}, or none with --window-seconds)")
     r.add_argument("--window-seconds", type=float, default=None, help="close a window after this many seconds")
-    r.add_argument("--sliding-windows", type=int, default=1, metavar="K",
+    r.add_argument("--sliding-windows", type=int, default=d.sliding_windows, metavar="K",
                    help="compare the merge of the last K windows (default 1: tumbling windows)")
     r.add_argument("--kind", default="cpu", choices=["cpu", "gpu"], help="monitor instance kind (default cpu)")
     r.add_argument("--name", default="cudrift_monitor", help="name of the monitor model")
@@ -165,14 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="max_batch_size of a monitor without served model (default 1024)")
     r.add_argument("--checkpoint", help="checkpoint file (default OUT_DIR-state/<name>.ckpt next to OUT_DIR)")
     r.add_argument("--no-checkpoint", action="store_true", help="do not checkpoint the window")
-    r.add_argument("--checkpoint-seconds", type=float, default=30.0,
-                   help="seconds between checkpoints; a crash loses at most the rows of that period (default 30)")
-    r.add_argument("--fold-rows", type=int, default=4096,
-                   help="rows buffered before they are profiled, off the request path (default 4096)")
-    r.add_argument("--max-backlog-rows", type=int, default=262_144,
-                   help="rows not profiled yet above which requests wait for the monitor (default 262144; 0: none)")
-    r.add_argument("--policy", default="auto", help="'auto' or a test name applied to every feature")
-    r.add_argument("--drift-share", type=float, default=0.5, help="share of drifted features that marks a window")
+    r.add_argument("--checkpoint-seconds", type=float, default=d.checkpoint_seconds,
+                   help="seconds between checkpoints; a crash loses at most the rows of that period "
+                        f"(default {d.checkpoint_seconds:g})")
+    r.add_argument("--fold-rows", type=int, default=d.fold_rows,
+                   help=f"rows buffered before they are profiled, off the request path (default {d.fold_rows})")
+    r.add_argument("--max-backlog-rows", type=int, default=d.max_backlog_rows,
+                   help="rows not profiled yet above which requests wait for the monitor "
+                        f"(default {d.max_backlog_rows}; 0: none)")
+    r.add_argument("--policy", default=d.policy, help="'auto' or a test name applied to every feature")
+    r.add_argument("--drift-share", type=float, default=d.drift_share,
+                   help="share of drifted features that marks a window")
     r.add_argument("--map", action="append", metavar="INPUT=TENSOR",
                    help="wire a monitor input (NUMERIC, CATEGORICAL, CATEGORICAL_INT) or a reference column "
                         "(prediction drift) to a served model's input or output; repeatable")

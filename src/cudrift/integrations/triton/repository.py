@@ -295,22 +295,26 @@ def _predictions(reference: Profile, served: ServedModel, explicit: Mapping[str,
     return pred
 
 
+# The monitor's settings are defaulted in one place, MonitorSettings.
+_DEFAULTS = MonitorSettings()
+
+
 def write_repository(
     out_dir: str | os.PathLike,
     reference: Profile | str | os.PathLike,
     model: str | os.PathLike | None = None,
     name: str = "cudrift_monitor",
-    window_rows: int = 10_000,
-    window_seconds: float = 0.0,
-    sliding_windows: int = 1,
+    window_rows: int = _DEFAULTS.window_rows,
+    window_seconds: float = _DEFAULTS.window_seconds,
+    sliding_windows: int = _DEFAULTS.sliding_windows,
     kind: str = "cpu",
     max_batch_size: int = 1024,
     checkpoint: str | os.PathLike | None = None,
-    checkpoint_seconds: float = 30.0,
-    fold_rows: int = 4096,
-    max_backlog_rows: int = 262_144,
-    policy: str = "auto",
-    drift_share: float = 0.5,
+    checkpoint_seconds: float = _DEFAULTS.checkpoint_seconds,
+    fold_rows: int = _DEFAULTS.fold_rows,
+    max_backlog_rows: int = _DEFAULTS.max_backlog_rows,
+    policy: str = _DEFAULTS.policy,
+    drift_share: float = _DEFAULTS.drift_share,
     mapping: Mapping[str, str] | None = None,
     ensemble: str | None = None,
 ) -> Repository:
