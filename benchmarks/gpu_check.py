@@ -433,7 +433,7 @@ def bench_window(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
     """Per-column sort + quantile summary, one radix sort per column, exact KS on all columns."""
     from cudrift.backends import _gpu
     from cudrift.backends import _gpu_host as gh
-    from cudrift.backends._gpu_summary import sorted_summary
+    from cudrift.backends._gpu_summary import sorted_summaries, sorted_summary
     from cudrift.kernels import _host
     from cudrift.sketches.quantiles import _summarize_sorted
     from cudrift.stats import ks_2samp_sorted
@@ -461,18 +461,26 @@ def bench_window(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
     with _gpu._section() as dev:
         ops = _gpu._Ops(dev)
 
-        def sort_and_sketch():
+        def sort_and_sketch(batched=True):
+            # as the profile pass does it: columns sorted into one allocation,
+            # one summary launch for all (batched) or one per column (before)
+            flat = cupy.empty(rows * cols, dtype=np.float32)
             out = []
             for j in range(cols):
-                s = cupy.empty(rows, dtype=np.float32)
+                s = flat[j * rows : (j + 1) * rows]
                 _gpu._SORT_KEY(cur[:, j], s)
                 s.sort()
-                sorted_summary(s, 2048, ops)
+                if not batched:
+                    sorted_summary(s, 2048, ops)
                 out.append(s)
+            if batched:
+                sorted_summaries(flat, np.arange(cols) * rows, np.full(cols, rows), 2048, ops)
             return out
 
         sort_and_sketch()
         t_sketch = _timed(sort_and_sketch, repeat=2)
+        sort_and_sketch(False)
+        t_sketch_cols = _timed(lambda: sort_and_sketch(False), repeat=2)
     # The sorted window as the profile pass leaves it: one allocation.
     cur_flat = cupy.empty(rows * cols, dtype=np.float32)
     cur_sorted = [cur_flat[j * rows : (j + 1) * rows] for j in range(cols)]
@@ -512,7 +520,10 @@ def bench_window(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
                    bytes_read=rows * cols * 4, copy_gbs=copy_gbs))
     rep.bench(_row("per-column sort + quantile summary", size, t_sketch, bytes_read=rows * cols * 4,
                    copy_gbs=copy_gbs, cpu_s=t_cpu_sketch * cols * scale,
-                   cpu_note="np.sort + _summarize_sorted per column, scaled per value"))
+                   cpu_note="np.sort + _summarize_sorted per column, scaled per value",
+                   note="one summary launch for all columns (sorted_summaries)"))
+    rep.bench(_row("per-column sort + quantile summary, one summary launch per column", size, t_sketch_cols,
+                   bytes_read=rows * cols * 4, copy_gbs=copy_gbs, note="before batching: sorted_summary per column"))
     rep.bench(_row("exact KS, one launch per column", size, t_ks_cols, ks_over_sort=t_ks_cols / t_sort))
     rep.bench(_row("all five rank statistics, one batched launch", size, t_ks_every,
                    ks_over_sort=t_ks_every / t_sort, note="KS, Wasserstein, energy, CvM, Anderson-Darling sums"))
@@ -576,7 +587,17 @@ def bench_compare(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
     det.compare(cur, columns=names)
     t_dev = _timed(lambda: det.compare(cur, columns=names), repeat=2)
     cur_host = np.asfortranarray(cupy.asnumpy(cur))
-    t_host = _timed(lambda: det.compare(cur_host, columns=names), repeat=1)
+    det.compare(cur_host, columns=names)
+    t_host = _timed(lambda: det.compare(cur_host, columns=names), repeat=2)
+    # A/B in the same process: every host column staged and launched alone, as before grouping
+    from cudrift.backends import _gpu
+
+    grouped = _gpu.GROUP_BYTES
+    _gpu.GROUP_BYTES = 0
+    try:
+        t_host_alone = _timed(lambda: det.compare(cur_host, columns=names), repeat=2)
+    finally:
+        _gpu.GROUP_BYTES = grouped
     rng = np.random.default_rng(13)
     ref_c = np.asfortranarray(rng.normal(size=(n_cpu, cols)).astype(np.float32))
     cur_c = np.asfortranarray(rng.normal(size=(n_cpu, cols)).astype(np.float32))
@@ -594,7 +615,10 @@ def bench_compare(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
                    cpu_note=f"DriftDetector(backend='cpu').compare at {n_cpu:,} rows, scaled per value", **common))
     rep.bench(_row("DriftDetector.compare, host window (pinned streaming)", size, t_host,
                    bytes_read=rows * cols * 4, cpu_s=t_cpu,
-                   target=f">= {TARGET_COMPARE_RATIO:g}x the NumPy path", met=bool(t_cpu / t_host >= TARGET_COMPARE_RATIO)))
+                   target=f">= {TARGET_COMPARE_RATIO:g}x the NumPy path", met=bool(t_cpu / t_host >= TARGET_COMPARE_RATIO),
+                   note=f"columns staged in groups of {grouped >> 20} MiB"))
+    rep.bench(_row("DriftDetector.compare, host window, one column per group (before)", size, t_host_alone,
+                   bytes_read=rows * cols * 4, cpu_s=t_cpu, note="GROUP_BYTES = 0"))
 
 
 # ------------------------------------------------------------------ output

@@ -28,6 +28,7 @@ __all__ = [
     "mmd_blocks",
     "shared_limit",
     "ROWS_MAX_REGISTERS",
+    "MAX_GRID_Y",
 ]
 
 #: Points per side of one MMD kernel tile; also that kernel's block size. A
@@ -49,8 +50,8 @@ _SIM_THREADS = 32
 # Resident blocks aimed for per SM: enough to hide memory latency on a
 # memory-bound pass without launching blocks that would only wait.
 _BLOCKS_PER_SM = 4
-# CUDA's limit on gridDim.y (and z).
-_MAX_GRID_Y = 65535
+#: CUDA's limit on gridDim.y (and z).
+MAX_GRID_Y = 65535
 _GPU_RANK_ITEMS = 8
 _SIM_RANK_ITEMS = 4
 
@@ -109,7 +110,7 @@ def row_blocks(n_rows: int, n_cols: int, threads: int, row_major: bool = False) 
         rows_per_step = max(1, threads // max(1, min(n_cols, threads)))
         return max(1, min(2 * target_blocks(), _ceil_div(n_rows, rows_per_step)))
     wanted = _ceil_div(target_blocks(), max(n_cols, 1))
-    return max(1, min(wanted, _ceil_div(n_rows, threads), _MAX_GRID_Y))
+    return max(1, min(wanted, _ceil_div(n_rows, threads), MAX_GRID_Y))
 
 
 def rank_items() -> int:

@@ -28,8 +28,10 @@ from ._cuda import cuda, int64
 
 __all__ = [
     "quantile_points_kernel",
+    "quantile_points_many_kernel",
     "run_ends_kernel",
     "launch_quantile_points",
+    "launch_quantile_points_many",
     "launch_run_ends",
     "lower_bound",
     "upper_bound",
@@ -64,6 +66,16 @@ def upper_bound(x, n, v):
     return lo
 
 
+@cuda.jit(device=True, inline=True)
+def point(x, m, k, t, values, count_lt, count_le, at):
+    """Point ``t`` of sorted ``x[:m]`` and its counts, written at ``at`` (the CPU summary's position rule)."""
+    pos = (t * m) // k if t < k else m - 1
+    v = x[pos]
+    values[at] = np.float64(v)
+    count_lt[at] = lower_bound(x, m, v)
+    count_le[at] = upper_bound(x, m, v)
+
+
 @cuda.jit
 def quantile_points_kernel(x, k, values, count_lt, count_le):
     """Values at ``k + 1`` evenly spaced positions of sorted ``x`` and their exact counts.
@@ -82,11 +94,30 @@ def quantile_points_kernel(x, k, values, count_lt, count_le):
     start = cuda.grid(1)
     stride = cuda.gridsize(1)
     for t in range(start, k + 1, stride):
-        pos = (t * m) // k if t < k else m - 1
-        v = x[pos]
-        values[t] = np.float64(v)
-        count_lt[t] = lower_bound(x, m, v)
-        count_le[t] = upper_bound(x, m, v)
+        point(x, m, k, t, values, count_lt, count_le, t)
+
+
+@cuda.jit
+def quantile_points_many_kernel(x, starts, lengths, k, values, count_lt, count_le):
+    """:func:`quantile_points_kernel` for many sorted columns held in one buffer, in one launch.
+
+    Column ``c`` is ``x[starts[c] : starts[c] + lengths[c]]`` (sorted,
+    finite, ``lengths[c] >= 1``). Thread mapping: ``blockIdx.y`` is the
+    column; the x-dimension of the grid strides over its points ``0 .. k``.
+    One launch serves every column of a batch: per-column launches cost
+    more host time (argument wrapping, three read-backs each) than the
+    ``k + 1`` binary searches cost on the device.
+
+    Shared memory: none. Atomics: none.
+
+    Writes: ``values``, ``count_lt`` and ``count_le`` at ``c * (k + 1) + t``.
+    """
+    c = cuda.blockIdx.y
+    m = lengths[c]
+    xc = x[starts[c] : starts[c] + m]
+    row = c * (k + 1)
+    for t in range(cuda.grid(1), k + 1, cuda.gridsize(1)):
+        point(xc, m, k, t, values, count_lt, count_le, row + t)
 
 
 @cuda.jit
@@ -151,6 +182,38 @@ def launch_quantile_points(x, k: int, values, count_lt, count_le, *, threads: in
     """
     nt = threads or _launch.threads_per_block()
     quantile_points_kernel[_launch.blocks_1d(k + 1, nt), nt, stream](x, k, values, count_lt, count_le)
+
+
+def launch_quantile_points_many(x, starts, lengths, k: int, values, count_lt, count_le, *,
+                                threads: int | None = None, stream=0) -> None:
+    """Write the ``k + 1`` rank-spaced points of every column of ``x``; asynchronous.
+
+    Parameters
+    ----------
+    x
+        1-D float32/float64 device buffer holding the sorted columns.
+    starts, lengths
+        ``(n_cols,)`` int64 device arrays: column ``c`` is
+        ``x[starts[c] : starts[c] + lengths[c]]``, finite, ``lengths[c] >= 1``.
+    k
+        The sketches' ``k`` (>= 1).
+    values, count_lt, count_le
+        ``(n_cols * (k + 1),)`` float64 / int64 / int64 device outputs,
+        overwritten; column ``c``'s points at ``c * (k + 1) + t``.
+    threads
+        Block size (default :func:`cudrift.kernels._launch.threads_per_block`).
+    stream
+        Numba stream to launch on (0: the default stream).
+    """
+    n_cols = starts.shape[0]
+    nt = threads or _launch.threads_per_block()
+    gx = max(1, min(-(-(k + 1) // nt), _launch.target_blocks()))
+    step = _launch.MAX_GRID_Y
+    for c0 in range(0, n_cols, step):
+        c1 = min(n_cols, c0 + step)
+        o0, o1 = c0 * (k + 1), c1 * (k + 1)
+        quantile_points_many_kernel[(gx, c1 - c0), nt, stream](
+            x, starts[c0:c1], lengths[c0:c1], k, values[o0:o1], count_lt[o0:o1], count_le[o0:o1])
 
 
 def launch_run_ends(x, ends, end_values, n_runs, *, threads: int | None = None, stream=0) -> None:

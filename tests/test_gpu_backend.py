@@ -419,6 +419,23 @@ def _host_window(rng, n: int) -> dict:
     }
 
 
+def _grouped_host_table(rng, n: int, shift: float = 0.0):
+    """Host columns that the GPU path stages in groups: runs of float32, other dtypes between, nulls, an empty one."""
+    import pyarrow as pa
+
+    cols = {f"f{j}": _with_specials(rng.normal(shift + 0.1 * j, size=n), rng).astype(np.float32) for j in range(5)}
+    cols["wide"] = rng.standard_t(3, size=n) + shift  # float64 between float32 runs
+    cols["half"] = rng.normal(shift, size=n).astype(np.float16)
+    cols["g"] = rng.normal(shift, size=n).astype(np.float32)
+    cols["ints"] = rng.integers(-50, 50, size=n)
+    return pa.table({
+        **cols,
+        "with_nulls": pa.array(rng.normal(shift, size=n).astype(np.float32), mask=rng.random(n) < 0.1),
+        "all_null": pa.nulls(n, type=pa.float32()),
+        "tail": rng.exponential(size=n).astype(np.float32) + shift,
+    })
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not GPU_OK, reason=f"GPU backend not usable: {GPU_REASON}")
 class TestOnGpu:
@@ -510,6 +527,29 @@ class TestOnGpu:
             finite = np.sort(cur[:, names.index(n)][np.isfinite(cur[:, names.index(n)])])
             ranks = np.searchsorted(finite, b.quantiles.quantile(q), side="right") / finite.size
             assert np.all(np.abs(ranks - q) <= b.quantiles.normalized_rank_error + 1.0 / finite.size)
+
+    @pytest.mark.parametrize("group_bytes", [0, 3 * 4 * 20_000, None])
+    def test_host_columns_staged_in_groups_match_numpy(self, rng, monkeypatch, group_bytes):
+        """Whole host columns of one dtype and length share a staged block and a launch; answers stay the CPU's."""
+        from cudrift.backends import _gpu
+
+        if group_bytes is not None:  # None: the default, every column of a dtype and length in one group
+            monkeypatch.setattr(_gpu, "GROUP_BYTES", group_bytes)
+        monkeypatch.setattr(_gpu, "PIECE_BYTES", 16_384)  # several pinned transfers per column
+        table = _grouped_host_table(rng, 20_000)
+        pc = cudrift.profile(table, backend="cpu")
+        pg = cudrift.profile(table, backend="gpu")
+        _assert_profiles_match(pc, pg)
+        cur = _grouped_host_table(rng, 15_000, shift=0.2)
+        _assert_profiles_match(cudrift.profile(cur, like=pc, backend="cpu"),
+                               cudrift.profile(cur, like=pc, backend="gpu"))
+        rc = DriftDetector(table, backend="cpu").compare(cur)
+        rg = DriftDetector(table, backend="gpu").compare(cur)
+        assert [f.column for f in rc.features] == [f.column for f in rg.features]
+        for a, b in zip(rc.features, rg.features):
+            assert (a.test, a.status, a.drifted) == (b.test, b.status, b.drifted), (a, b)
+            if a.statistic is not None:
+                assert b.statistic == pytest.approx(a.statistic, rel=1e-6, abs=1e-12), a.column
 
     @pytest.mark.parametrize("keep_for_edges", [True, False])
     def test_reference_histogram_pass(self, rng, monkeypatch, keep_for_edges):

@@ -57,6 +57,8 @@ _SCRIPT = textwrap.dedent(
         "categorical int32": (categorical.categorical_kernel, (a2(i32, "A"), a1(i64), i64, a2(i64), a2(i64))),
         "categorical int8": (categorical.categorical_kernel, (a2(i8, "F"), a1(i64), i64, a2(i64), a2(i64))),
         "quantile points": (quantiles.quantile_points_kernel, (a1(f32), i64, a1(f64), a1(i64), a1(i64))),
+        "quantile points many": (quantiles.quantile_points_many_kernel,
+                                 (a1(f32), a1(i64), a1(i64), i64, a1(f64), a1(i64), a1(i64))),
         "run ends": (quantiles.run_ends_kernel, (a1(f64), a1(i64), a1(f64), a1(i64))),
         "rank splits": (rank.rank_splits_kernel, (a1(f64), a1(i64), a1(f32), a1(i64), i64, a1(i64), a1(i64))),
         "mmd tiles": (mmd.mmd_tiles_kernel, (a2(f64), a2(f64), f64, a1(f64), a1(f64))),

@@ -46,6 +46,7 @@ by a lock, so the detector's worker threads may call in concurrently.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import math
 import os
@@ -77,7 +78,7 @@ if not _cuda.cuda.is_available():
 
 from cudrift.backends import _gpu_host as gh  # noqa: E402
 from cudrift.backends._gpu_source import as_cupy, device_source  # noqa: E402
-from cudrift.backends._gpu_summary import sorted_summary  # noqa: E402
+from cudrift.backends._gpu_summary import sorted_summaries, sorted_summary  # noqa: E402
 from cudrift.errors import SchemaError  # noqa: E402
 from cudrift.io import ColumnData, TableSource, as_source as _host_source  # noqa: E402
 from cudrift.kernels import _host, _launch  # noqa: E402
@@ -113,6 +114,12 @@ __all__ = [
 
 #: Bytes of one pinned staging buffer (two are used, alternately).
 PIECE_BYTES = 32 << 20
+#: Bytes of whole host columns staged and profiled together: one column-major
+#: device block, one profile launch, one read-back of its outputs and one
+#: summary launch for the group, instead of one of each per column. Several
+#: groups per window keep the staging of the next group overlapping the work
+#: on this one. 0: every column alone.
+GROUP_BYTES = 256 << 20
 #: Rows per unit of a host column; None: as many as fit the free device memory.
 MAX_UNIT_ROWS: int | None = None
 # Share of free device memory a unit's working set may take: the unit, the
@@ -128,7 +135,7 @@ _MAX_CODE_SPAN = 1 << 20
 _HASH_BLOCK = 1 << 22
 _U64 = 1 << 64
 # Column pairs per rank-kernel launch (CUDA's gridDim.y limit).
-_MAX_PAIRS = 65_535
+_MAX_PAIRS = _launch.MAX_GRID_Y
 
 # Conversion to the sort dtype with every NaN made the positive quiet NaN:
 # the radix sort orders by bits, so a NaN with its sign bit set would land
@@ -189,6 +196,8 @@ class _Device:
         # Host copies into the pinned buffers: a few threads, as host memory bandwidth allows.
         self.pool = ThreadPoolExecutor(max_workers=max(2, min(8, (os.cpu_count() or 2) // 2)),
                                        thread_name_prefix="cudrift-stage")
+        # Stages the next group of a host window while the caller's thread works on this one.
+        self.stager = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cudrift-stager")
 
     def pinned(self) -> list[_Pinned]:
         if not self._pinned or self._pinned[0].nbytes != PIECE_BYTES:
@@ -246,6 +255,9 @@ class _Ops:
 
     def to_host(self, a: cupy.ndarray) -> np.ndarray:
         return cupy.asnumpy(a)
+
+    def from_host(self, a: np.ndarray) -> cupy.ndarray:
+        return cupy.asarray(a)
 
 
 def to_host(a: Any) -> np.ndarray:
@@ -330,7 +342,7 @@ def distinct_view(src: TableSource) -> TableSource:
 class _Job:
     """One numeric column of one batch (or one unit of a long host column) on the device."""
 
-    __slots__ = ("name", "col", "x", "n", "nulls", "dtype", "keep", "sorted")
+    __slots__ = ("name", "col", "x", "n", "nulls", "dtype", "keep", "sorted", "offset")
 
     def __init__(self, name: str, col: NumericColumnProfile, x: Any, nulls: int, dtype: str, keep: list | None):
         self.name = name
@@ -341,6 +353,7 @@ class _Job:
         self.dtype = dtype
         self.keep = keep  # where the sorted finite values go, or None
         self.sorted = None
+        self.offset = 0  # where ``sorted`` starts in its group's shared allocation
 
 
 class _Candidates:
@@ -392,19 +405,22 @@ def _launch_group(dev: _Device, x2d: cupy.ndarray, jobs: list[_Job], *, hist_onl
         _arg(x2d), _arg(cupy.asarray(edges)), _arg(cupy.asarray(n_edges)), _arg(cupy.asarray(uniform)),
         **{k: _arg(v) for k, v in out.items()}, threads=nt, stream=dev.nstream,
     )
+    flat = None
     if not hist_only:
         # One allocation for the group's sorted columns: the rank kernel then
-        # reads every column of the window in place (see _packed).
+        # reads every column of the window in place (see _packed), and one
+        # launch summarizes them all (_finish_group).
         dtypes = {gh.sort_dtype(j.x.dtype) for j in jobs}
         flat = cupy.empty(sum(j.n for j in jobs), dtype=dtypes.pop()) if len(dtypes) == 1 else None
         at = 0
         for j in jobs:
             s = cupy.empty(j.n, dtype=gh.sort_dtype(j.x.dtype)) if flat is None else flat[at : at + j.n]
+            j.offset = at
             at += j.n
             _SORT_KEY(j.x, s)
             s.sort()  # 1-D: CUB radix sort, NaN (now all positive) after +inf
             j.sorted = s
-    return {"out": out, "jobs": jobs, "n_edges": n_edges}
+    return {"out": out, "jobs": jobs, "n_edges": n_edges, "flat": flat}
 
 
 def _finish_group(dev: _Device, launched: dict, cands: _Candidates, internal: dict | None) -> None:
@@ -412,13 +428,15 @@ def _finish_group(dev: _Device, launched: dict, cands: _Candidates, internal: di
     h = {k: cupy.asnumpy(v) for k, v in launched["out"].items()}
     count, mean, m2 = _host.merge_block_moments(h["blk_count"], h["blk_mean"], h["blk_m2"])
     ops = _Ops(dev)
-    for i, job in enumerate(launched["jobs"]):
+    jobs = launched["jobs"]
+    summaries = _summaries(launched["flat"], jobs, count, h["special"][:, 3], ops)
+    for i, job in enumerate(jobs):
         col = job.col
         _, nan, posinf, neginf = (int(v) for v in h["special"][i])
         c = int(count[i])
         ne = int(launched["n_edges"][i])
         fs = job.sorted[neginf : neginf + c]
-        summary = sorted_summary(fs, col.quantiles.k, ops) if c else None
+        summary = summaries[i]
         gh.absorb_numeric(col, gh.NumericParts(
             job.n, job.nulls, nan, posinf, neginf, c, float(mean[i]), float(m2[i]), float(h["mins"][i]),
             float(h["maxs"][i]), h["hist"][i, : ne + 1].copy() if ne else None, summary, job.dtype,
@@ -429,6 +447,30 @@ def _finish_group(dev: _Device, launched: dict, cands: _Candidates, internal: di
         elif internal is not None and col.histogram is None and c:
             internal.setdefault(job.name, []).append(fs)
         job.sorted = None
+
+
+def _summaries(flat, jobs: list[_Job], count: np.ndarray, neginf: np.ndarray, ops: _Ops) -> list:
+    """Each job's quantile summary of its finite sorted values (None when it has none).
+
+    Columns sorted into one allocation, grouped by their sketches' ``k``,
+    are summarized by one launch per ``k``; the others one by one.
+    """
+    out: list = [None] * len(jobs)
+    by_k: dict[int, list[int]] = {}
+    for i, job in enumerate(jobs):
+        if count[i] == 0:
+            continue
+        if flat is None:
+            fs = job.sorted[int(neginf[i]) : int(neginf[i]) + int(count[i])]
+            out[i] = sorted_summary(fs, job.col.quantiles.k, ops)
+        else:
+            by_k.setdefault(job.col.quantiles.k, []).append(i)
+    for k, idx in by_k.items():
+        starts = np.array([jobs[i].offset + int(neginf[i]) for i in idx], dtype=np.int64)
+        found = sorted_summaries(flat, starts, count[idx].astype(np.int64), k, ops)
+        for i, s in zip(idx, found):
+            out[i] = s
+    return out
 
 
 def _gatherer(x: cupy.ndarray, n_finite: int):
@@ -509,63 +551,86 @@ def _unit_rows(dev: _Device, dtype: np.dtype) -> int:
     return max(1, int(_UNIT_SHARE * dev.free_bytes() / per_value))
 
 
-def _stage(dev: _Device, values: np.ndarray, start: int, stop: int) -> tuple[cupy.ndarray, Any]:
-    """Copy ``values[start:stop]`` to a new device array through the pinned buffers; returns it and its event.
+def _stage(dev: _Device, parts: list[tuple[np.ndarray, int, int]]) -> tuple[cupy.ndarray, Any]:
+    """Copy each ``values[start:stop]`` into one column of a new column-major device block; returns it and its event.
 
-    The host copies piece p+1 into one pinned buffer while the copy stream
+    The parts have one dtype and one length. Runs on the staging thread:
+    the host copies piece p+1 into one pinned buffer while the copy stream
     moves piece p out of the other.
     """
-    dtype = values.dtype
-    n = stop - start
-    # Allocated on the copy stream: CuPy's pool hands a block freed on a
-    # stream back to that stream only, and a block freed on the compute
-    # stream may still be read by queued kernels (a sort's scratch, say),
-    # which this copy would overwrite.
-    with dev.copy:
-        d = cupy.empty(n, dtype=dtype)
-    bufs = dev.pinned()
-    for p, (a, b) in enumerate(gh.plan_pieces(n, dtype.itemsize, PIECE_BYTES)):
-        buf = bufs[p % 2]
-        buf.done.synchronize()  # the previous copy out of this buffer has finished
-        view = buf.view(dtype, b - a)
-        gh.stage_copy(view, values[start + a : start + b], dev.pool)
-        cupy.cuda.runtime.memcpyAsync(d.data.ptr + a * dtype.itemsize, view.ctypes.data, view.nbytes,
-                                      cupy.cuda.runtime.memcpyHostToDevice, dev.copy.ptr)
-        buf.done.record(dev.copy)
-    ready = cupy.cuda.Event(disable_timing=True)
-    ready.record(dev.copy)
+    dtype = parts[0][0].dtype
+    n = parts[0][2] - parts[0][1]
+    with cupy.cuda.Device(dev.id):
+        # Allocated on the copy stream: CuPy's pool hands a block freed on a
+        # stream back to that stream only, and a block freed on the compute
+        # stream may still be read by queued kernels (a sort's scratch, say),
+        # which this copy would overwrite.
+        with dev.copy:
+            d = cupy.empty((n, len(parts)), dtype=dtype, order="F")
+        bufs = dev.pinned()
+        p = 0
+        for i, (values, start, _) in enumerate(parts):
+            base = d.data.ptr + i * n * dtype.itemsize
+            for a, b in gh.plan_pieces(n, dtype.itemsize, PIECE_BYTES):
+                buf = bufs[p % 2]
+                p += 1
+                buf.done.synchronize()  # the previous copy out of this buffer has finished
+                view = buf.view(dtype, b - a)
+                gh.stage_copy(view, values[start + a : start + b], dev.pool)
+                cupy.cuda.runtime.memcpyAsync(base + a * dtype.itemsize, view.ctypes.data, view.nbytes,
+                                              cupy.cuda.runtime.memcpyHostToDevice, dev.copy.ptr)
+                buf.done.record(dev.copy)
+        ready = cupy.cuda.Event(disable_timing=True)
+        ready.record(dev.copy)
     return d, ready
 
 
 def _host_numeric(dev, jobs: list[tuple[str, Any, np.ndarray, int, str, list | None]], cands, internal,
                   hist_only: bool = False) -> None:
-    """Stream host columns unit by unit: the copy of unit u+1 overlaps the kernels of unit u."""
-    units = []
-    for name, col, values, nulls, dtype, keep in jobs:
-        if values.dtype == np.float16:
-            values = values.astype(np.float32)
-        for _, a, b in gh.plan_units([values.shape[0]], _unit_rows(dev, values.dtype)):
-            units.append((name, col, values, nulls if a == 0 else 0, dtype, keep, a, b))
-    if not units:
+    """Stream host columns group by group: the staging thread copies group g+1 while group g is worked on.
+
+    Whole columns of one dtype and length are staged together into one
+    column-major block (:data:`GROUP_BYTES` at a time) and profiled by one
+    launch; a column longer than a unit is cut into units, one at a time.
+    """
+    cols = [(n, c, v.astype(np.float32) if v.dtype == np.float16 else v, nl, dt, kp)
+            for n, c, v, nl, dt, kp in jobs]
+    if not cols:
         return
-    staged = _stage(dev, units[0][2], units[0][6], units[0][7])
-    for u, (name, col, values, nulls, dtype, keep, a, b) in enumerate(units):
-        d, ready = staged
-        dev.compute.wait_event(ready)
-        job = _Job(name, col, d, nulls, dtype, keep)
-        launched = None
-        if job.n:
-            launched = _launch_group(dev, d.reshape(-1, 1), [job], hist_only=hist_only)
-        elif not hist_only:
-            _absorb_empty(job)
-        if u + 1 < len(units):
-            nxt = units[u + 1]
-            staged = _stage(dev, nxt[2], nxt[6], nxt[7])
-        if launched is not None:
+    lengths = [c[2].shape[0] for c in cols]
+    dtypes = [c[2].dtype for c in cols]
+    units = []
+    for i, (n, dt) in enumerate(zip(lengths, dtypes)):
+        units += [(i, a, b) for _, a, b in gh.plan_units([n], _unit_rows(dev, dt))]
+    groups = gh.group_units(units, lengths, dtypes, min(_unit_rows(dev, dt) for dt in set(dtypes)), GROUP_BYTES)
+
+    def stage(g: int):
+        parts = [(cols[i][2], a, b) for i, a, b in groups[g]]
+        return _stage(dev, parts) if parts[0][2] > parts[0][1] else None
+
+    pending = dev.stager.submit(stage, 0)
+    try:
+        for g, group in enumerate(groups):
+            staged = pending.result()
+            pending = dev.stager.submit(stage, g + 1) if g + 1 < len(groups) else None
+            group_jobs = []
+            for k, (i, a, b) in enumerate(group):
+                name, col, _, nulls, dtype, keep = cols[i]
+                x = staged[0][:, k] if staged is not None else cupy.empty(0, dtype=dtypes[i])
+                group_jobs.append(_Job(name, col, x, nulls if a == 0 else 0, dtype, keep))
+            if staged is None:  # an empty column: only its nulls count
+                if not hist_only:
+                    _absorb_empty(group_jobs[0])
+                continue
+            dev.compute.wait_event(staged[1])
+            launched = _launch_group(dev, staged[0], group_jobs, hist_only=hist_only)
             if hist_only:
                 _finish_histograms(launched)
             else:
                 _finish_group(dev, launched, cands, internal)
+    finally:
+        if pending is not None and not pending.cancel():
+            concurrent.futures.wait([pending])  # never leave a copy running past the call
 
 
 # ---------------------------------------------------------------- categorical columns

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -48,6 +48,7 @@ __all__ = [
     "pack_edges",
     "sort_dtype",
     "plan_units",
+    "group_units",
     "plan_pieces",
     "stage_copy",
     "int_code_offset",
@@ -371,6 +372,42 @@ def plan_units(lengths: Sequence[int], max_rows: int) -> list[tuple[int, int, in
         cuts = [(i * int(n)) // parts for i in range(parts + 1)]
         units.extend((c, cuts[i], cuts[i + 1]) for i in range(parts))
     return units
+
+
+def group_units(units: Sequence[tuple[int, int, int]], lengths: Sequence[int], dtypes: Sequence[Any],
+                max_rows: int, group_bytes: int) -> list[list[tuple[int, int, int]]]:
+    """Gather :func:`plan_units`' whole-column units into groups that are staged and profiled together.
+
+    A group is consecutive columns of one dtype and one length, at most
+    ``max_rows`` values and ``group_bytes`` bytes in all (a single column
+    may exceed ``group_bytes``): they are copied into one column-major
+    device block and profiled by one launch, their moments merged and their
+    summaries read back once. Several groups rather than one keep the copy
+    of group g + 1 overlapping the work on group g. Parts of a cut column
+    and empty columns stay alone.
+
+    Examples
+    --------
+    >>> group_units(plan_units([4, 4, 4, 4, 0, 9], 8), [4, 4, 4, 4, 0, 9], ["f4"] * 6, 8, 32)
+    [[(0, 0, 4), (1, 0, 4)], [(2, 0, 4), (3, 0, 4)], [(4, 0, 0)], [(5, 0, 4)], [(5, 4, 9)]]
+    """
+    groups: list[list[tuple[int, int, int]]] = []
+    rows = size = 0
+    key = None
+    for c, a, b in units:
+        n = int(lengths[c])
+        whole = a == 0 and b == n and n > 0
+        itemsize = np.dtype(dtypes[c]).itemsize
+        if (whole and groups and key == (np.dtype(dtypes[c]), n)
+                and rows + n <= max_rows and size + n * itemsize <= group_bytes):
+            groups[-1].append((c, a, b))
+        else:
+            groups.append([(c, a, b)])
+            rows = size = 0
+        rows += b - a
+        size += (b - a) * itemsize
+        key = (np.dtype(dtypes[c]), n) if whole else None
+    return groups
 
 
 def plan_pieces(n: int, itemsize: int, piece_bytes: int) -> list[tuple[int, int]]:

@@ -19,9 +19,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from cudrift.kernels import _host
-from cudrift.kernels.quantiles import launch_quantile_points, launch_run_ends
+from cudrift.kernels.quantiles import launch_quantile_points, launch_quantile_points_many, launch_run_ends
 
-__all__ = ["DeviceOps", "sorted_summary"]
+__all__ = ["DeviceOps", "sorted_summary", "sorted_summaries"]
 
 
 class DeviceOps(Protocol):
@@ -43,6 +43,9 @@ class DeviceOps(Protocol):
 
     def to_host(self, a: Any) -> np.ndarray:
         """A host copy of a buffer from :meth:`zeros`, after the work queued before it (synchronizes)."""
+
+    def from_host(self, a: np.ndarray) -> Any:
+        """A device copy of a small host array, ordered on :attr:`stream`."""
 
 
 def _run_ends(x: Any, capacity: int, ops: DeviceOps, threads: int | None) -> tuple[np.ndarray, np.ndarray, int]:
@@ -89,6 +92,11 @@ def sorted_summary(
     launch_quantile_points(ops.arg(x), k, ops.arg(values), ops.arg(lt), ops.arg(le), threads=threads,
                            stream=ops.stream)
     s = _host.summary_from_points(ops.to_host(values), ops.to_host(lt), ops.to_host(le), m)
+    return _settle(x, k, s, ops, threads)
+
+
+def _settle(x: Any, k: int, s: Any, ops: DeviceOps, threads: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The summary the CPU keeps, given the points summary ``s`` of sorted ``x`` (``m > k + 1``)."""
     if s.exact or s.values.size > k:
         return s.values, s.lo, s.hi
     # Repeated points hint at low cardinality: with at most k + 1 distinct
@@ -97,3 +105,57 @@ def sorted_summary(
     if n_runs <= k + 1:
         return _host.summary_from_run_ends(ends, end_values, n_runs)
     return s.values, s.lo, s.hi
+
+
+def sorted_summaries(
+    x: Any, starts: np.ndarray, lengths: np.ndarray, k: int, ops: DeviceOps, *, threads: int | None = None
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`sorted_summary` of many sorted columns of one device buffer, with one launch and three read-backs.
+
+    Parameters
+    ----------
+    x
+        1-D float32/float64 device buffer (anything ``ops.arg`` accepts and
+        that slices like an array).
+    starts, lengths
+        Host integer arrays: column ``c`` is ``x[starts[c] : starts[c] +
+        lengths[c]]``, sorted, finite and non-empty.
+    k
+        The sketches' ``k`` (one for all columns).
+    ops
+        Allocation, launch stream and read-back (see :class:`DeviceOps`).
+    threads
+        Block size of the kernels (default: the launch helpers' choice).
+
+    Returns
+    -------
+    list of tuple of numpy.ndarray
+        Per column, what :func:`sorted_summary` returns for it.
+
+    Notes
+    -----
+    Synchronizes the stream once for the points of all columns, plus once
+    or twice per column that is short (``<= k + 1`` values) or whose points
+    hint at few distinct values (as :func:`sorted_summary`).
+    """
+    starts = np.asarray(starts, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    out: list = [None] * starts.size
+    long = np.flatnonzero(lengths > k + 1)
+    if long.size:
+        w = k + 1
+        values = ops.zeros(long.size * w, np.float64)
+        lt = ops.zeros(long.size * w, np.int64)
+        le = ops.zeros(long.size * w, np.int64)
+        launch_quantile_points_many(ops.arg(x), ops.arg(ops.from_host(starts[long])),
+                                    ops.arg(ops.from_host(lengths[long])), k, ops.arg(values), ops.arg(lt),
+                                    ops.arg(le), threads=threads, stream=ops.stream)
+        hv, hlt, hle = (ops.to_host(a).reshape(long.size, w) for a in (values, lt, le))
+        for i, c in enumerate(long):
+            a, m = int(starts[c]), int(lengths[c])
+            s = _host.summary_from_points(hv[i], hlt[i], hle[i], m)
+            out[c] = _settle(x[a : a + m], k, s, ops, threads)
+    for c in np.flatnonzero(lengths <= k + 1):
+        a, m = int(starts[c]), int(lengths[c])
+        out[c] = sorted_summary(x[a : a + m], k, ops, threads=threads)
+    return out
