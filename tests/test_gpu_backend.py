@@ -424,6 +424,10 @@ def _grouped_host_table(rng, n: int, shift: float = 0.0):
     import pyarrow as pa
 
     cols = {f"f{j}": _with_specials(rng.normal(shift + 0.1 * j, size=n), rng).astype(np.float32) for j in range(5)}
+    cols["no_finite"] = np.where(rng.random(n) < 0.5, np.nan, np.inf).astype(np.float32)  # grouped, nothing to summarize
+    few = np.full(n, np.nan, dtype=np.float32)
+    few[rng.choice(n, 7, replace=False)] = rng.normal(size=7)  # grouped, summarized exactly (<= k + 1 values)
+    cols["few"] = few
     cols["wide"] = rng.standard_t(3, size=n) + shift  # float64 between float32 runs
     cols["half"] = rng.normal(shift, size=n).astype(np.float16)
     cols["g"] = rng.normal(shift, size=n).astype(np.float32)
@@ -536,10 +540,19 @@ class TestOnGpu:
         if group_bytes is not None:  # None: the default, every column of a dtype and length in one group
             monkeypatch.setattr(_gpu, "GROUP_BYTES", group_bytes)
         monkeypatch.setattr(_gpu, "PIECE_BYTES", 16_384)  # several pinned transfers per column
+        widths = []
+        launch = _gpu._launch_group
+
+        def spy(dev, x2d, jobs, **kw):
+            widths.append(len(jobs))
+            return launch(dev, x2d, jobs, **kw)
+
+        monkeypatch.setattr(_gpu, "_launch_group", spy)
         table = _grouped_host_table(rng, 20_000)
         pc = cudrift.profile(table, backend="cpu")
         pg = cudrift.profile(table, backend="gpu")
         _assert_profiles_match(pc, pg)
+        assert max(widths) == (1 if group_bytes == 0 else (3 if group_bytes else 7)), widths
         cur = _grouped_host_table(rng, 15_000, shift=0.2)
         _assert_profiles_match(cudrift.profile(cur, like=pc, backend="cpu"),
                                cudrift.profile(cur, like=pc, backend="gpu"))

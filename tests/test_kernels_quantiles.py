@@ -127,10 +127,13 @@ def _columns_in_one_buffer(rng, dtype):
     return np.concatenate(parts), np.array(starts), np.array([c.size for c in cols]), cols
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_points_of_many_columns_equal_the_one_column_kernel(dtype):
+@pytest.mark.parametrize("dtype, grid_y", [(np.float64, None), (np.float32, None), (np.float64, 2)])
+def test_points_of_many_columns_equal_the_one_column_kernel(dtype, grid_y, monkeypatch):
+    from cudrift.kernels import _launch
     from cudrift.kernels.quantiles import launch_quantile_points, launch_quantile_points_many
 
+    if grid_y is not None:  # columns split over several launches, as past CUDA's 65,535 grid rows
+        monkeypatch.setattr(_launch, "MAX_GRID_Y", grid_y)
     rng = np.random.default_rng(33)
     buf, starts, lengths, cols = _columns_in_one_buffer(rng, dtype)
     k = 8

@@ -25,10 +25,14 @@ Categorical columns
     the host, stay on the CPU path (a hash pass on the host is what encoding
     them to codes would cost anyway), on threads next to the device work.
 Host windows
-    Numeric host columns are copied through two pinned buffers on a copy
-    stream while the compute stream works on the previous unit; a column
-    that fits on the device is one unit (copied once, one sketch batch, the
-    CPU's exact quantile summary), a longer one is cut into units.
+    Numeric host columns are copied by a staging thread through two pinned
+    buffers on a copy stream while the caller's thread works on the
+    previous group. Whole columns of one dtype and length go together into
+    one column-major device block (:data:`GROUP_BYTES` at a time: one
+    profile launch, one read-back and one summary launch per group); a
+    column that fits on the device is copied once and is one sketch batch
+    (the CPU's exact quantile summary), a longer one is cut into units
+    staged one at a time.
 Device windows
     CuPy arrays, cuDF frames and anything exporting
     ``__cuda_array_interface__`` or CUDA DLPack are read in place.
@@ -257,6 +261,7 @@ class _Ops:
         return cupy.asnumpy(a)
 
     def from_host(self, a: np.ndarray) -> cupy.ndarray:
+        # CuPy copies on its current stream: the compute stream inside _section, as the protocol asks
         return cupy.asarray(a)
 
 
@@ -628,6 +633,12 @@ def _host_numeric(dev, jobs: list[tuple[str, Any, np.ndarray, int, str, list | N
                 _finish_histograms(launched)
             else:
                 _finish_group(dev, launched, cands, internal)
+            # Finishing synchronized the compute stream, so nothing queued
+            # still reads this block: dropping it now hands it back to the
+            # copy stream's pool for a later group (whose copy is not ordered
+            # after the compute stream) and keeps the working set at what
+            # _unit_rows budgets (this block, the next one, one sorted copy).
+            staged = group_jobs = launched = None
     finally:
         if pending is not None and not pending.cancel():
             concurrent.futures.wait([pending])  # never leave a copy running past the call

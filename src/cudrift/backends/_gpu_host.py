@@ -13,6 +13,7 @@ arrays, or passes callables that fetch them.
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -434,6 +435,9 @@ def stage_copy(dst: np.ndarray, src: np.ndarray, pool: Executor | None = None, p
         return
     cuts = [(i * n) // parts for i in range(parts + 1)]
     futures = [pool.submit(np.copyto, dst[a:b], src[a:b], casting="no") for a, b in zip(cuts[:-1], cuts[1:])]
+    # every slice has finished before this returns, even when one failed: the
+    # caller reuses ``dst`` as soon as it does
+    concurrent.futures.wait(futures)
     for f in futures:
         f.result()
 

@@ -107,7 +107,13 @@ class Histogram:
         # side="right" puts x in [e_i, e_{i+1}) at index i + 1; values equal
         # to the last edge belong to the closed last bin, not to overflow.
         idx = np.searchsorted(self._edges, x, side="right")
-        idx[x == self._edges[-1]] -= 1
+        top = np.flatnonzero(idx == self._edges.size)
+        if top.size:
+            # x == last edge, decided by searchsorted (float64 comparisons for
+            # float32 x too: NumPy 1.x compares a float32 array with a float64
+            # scalar in float32, where a tiny last edge equals 0)
+            on_last = np.searchsorted(self._edges[-1:], x[top], side="left") == 0
+            idx[top[on_last]] -= 1
         self._counts += np.bincount(idx, minlength=self._counts.size)
         return self
 
