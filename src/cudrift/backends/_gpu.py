@@ -198,8 +198,8 @@ class _Device:
         self.nstream = cuda.external_stream(self.compute.ptr)
         self._pinned: list[_Pinned] = []
         # Host copies into the pinned buffers: a few threads, as host memory bandwidth allows.
-        self.pool = ThreadPoolExecutor(max_workers=max(2, min(8, (os.cpu_count() or 2) // 2)),
-                                       thread_name_prefix="cudrift-stage")
+        self.copy_threads = max(2, min(8, (os.cpu_count() or 2) // 2))
+        self.pool = ThreadPoolExecutor(max_workers=self.copy_threads, thread_name_prefix="cudrift-stage")
         # Stages the next group of a host window while the caller's thread works on this one.
         self.stager = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cudrift-stager")
 
@@ -581,7 +581,7 @@ def _stage(dev: _Device, parts: list[tuple[np.ndarray, int, int]]) -> tuple[cupy
                 p += 1
                 buf.done.synchronize()  # the previous copy out of this buffer has finished
                 view = buf.view(dtype, b - a)
-                gh.stage_copy(view, values[start + a : start + b], dev.pool)
+                gh.stage_copy(view, values[start + a : start + b], dev.pool, parts=dev.copy_threads)
                 cupy.cuda.runtime.memcpyAsync(base + a * dtype.itemsize, view.ctypes.data, view.nbytes,
                                               cupy.cuda.runtime.memcpyHostToDevice, dev.copy.ptr)
                 buf.done.record(dev.copy)
