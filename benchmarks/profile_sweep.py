@@ -21,7 +21,8 @@ On one row-major float32 window (default 1e8 x 32) it times, with CUDA events:
   ``GROUP`` (each variant compiles in its own process, since Numba freezes
   module constants at compile time), and over cell-table sizes and global
   (unprivatized) histograms;
-* with ``--registers``, the row kernel recompiled under each register cap
+* with ``--registers``, the row kernel (on the row-major window) and the
+  column kernel (on a column-major copy) recompiled under each register cap
   (``max_registers``); with ``--baseline``, the kernels of another file
   (another revision's ``kernels/profile.py``), in a process of their own;
 * the registers, local memory and shared memory of each compiled kernel.
@@ -110,22 +111,22 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
     out: dict = {"unroll": unroll, "group": group, "rows": rows, "cols": cols, "sms": sm, "runs": [],
                  "baseline": baseline}
 
-    def launch(packed, nt, rb, privatize=None):
+    def launch(packed, nt, rb, privatize=None, window=x):
         dev = [cupy.asarray(a) for a in packed]
         o = kp.profile_outputs(cols, packed[0].shape[1], rb, cupy.full)
-        kp.launch_profile(*(_arg(a) for a in (x, *dev)), **{k: _arg(v) for k, v in o.items()},
+        kp.launch_profile(*(_arg(a) for a in (window, *dev)), **{k: _arg(v) for k, v in o.items()},
                           threads=nt, privatize=privatize, stream=0)
         return o
 
-    def timed(label, packed, nt, rb, privatize=None, **extra):
+    def timed(label, packed, nt, rb, privatize=None, window=x, **extra):
         row = {"edges": label, "threads": nt, "row_blocks": rb, "privatize": privatize, **extra}
         try:
-            o = launch(packed, nt, rb, privatize)
+            o = launch(packed, nt, rb, privatize, window)
             cupy.cuda.runtime.deviceSynchronize()
             if packed[1][0] >= 2:
                 per_col = cupy.asnumpy(o["hist"].sum(axis=1))
                 row["counts_ok"] = bool((per_col == rows).all())
-            row["seconds"] = _gpu_timed(cupy, lambda: launch(packed, nt, rb, privatize), repeat=5)
+            row["seconds"] = _gpu_timed(cupy, lambda: launch(packed, nt, rb, privatize, window), repeat=5)
             row["gb_per_s"] = nbytes / row["seconds"] / 1e9
         except Exception as exc:  # noqa: BLE001 - a configuration that cannot launch is a finding
             row["error"] = f"{type(exc).__name__}: {exc}"[:300]
@@ -147,14 +148,18 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
             timed("equal-mass", edge_sets["equal-mass"], 256, rb, cells=list(cells))
         kp._CELLS = (256, 64)
         timed("equal-mass", edge_sets["equal-mass"], 256, rb, privatize=False)
+    xf = cupy.asfortranarray(x) if registers else None  # the column kernel's layout (host groups, F-order frames)
+    col_rb = _launch.row_blocks(rows, cols, 256, row_major=False)
     for cap in registers:
-        # the row kernel compiled again with a register cap (more resident warps, maybe spills); 0: no cap
+        # each kernel compiled again with a register cap (more resident warps, maybe spills); 0: no cap
         kp.profile_rows_kernel = cuda.jit(max_registers=cap or None)(kp.profile_rows_kernel.py_func)
-        for label in ("equal-mass", "none"):
-            timed(label, edge_sets[label], 256, 8 * sm, max_registers=cap)
-        for ov in kp.profile_rows_kernel.overloads.values():
-            out["runs"][-1]["resources"] = {"regs": ov.regs_per_thread, "local_bytes": ov.local_mem_per_thread}
-        print(json.dumps(out["runs"][-1]), flush=True)
+        kp.profile_kernel = cuda.jit(max_registers=cap or None)(kp.profile_kernel.py_func)
+        for name, window, rb in (("profile_rows_kernel", x, 8 * sm), ("profile_kernel", xf, col_rb)):
+            for label in ("equal-mass", "none"):
+                timed(label, edge_sets[label], 256, rb, window=window, max_registers=cap, kernel=name)
+            for ov in getattr(kp, name).overloads.values():
+                out["runs"][-1]["resources"] = {"regs": ov.regs_per_thread, "local_bytes": ov.local_mem_per_thread}
+            print(json.dumps(out["runs"][-1]), flush=True)
     resources = {}
     for name in ("profile_rows_kernel", "profile_kernel"):
         k = getattr(kp, name)
@@ -246,7 +251,7 @@ def main(argv=None) -> int:
             if r.get("privatize") is False:
                 note += " global histogram"
             if "max_registers" in r:
-                note += f" max_registers={r['max_registers']} {json.dumps(r.get('resources'))}"
+                note += f" {r.get('kernel', '')} max_registers={r['max_registers']} {json.dumps(r.get('resources'))}"
             sec = r.get("seconds")
             print(f"{res['unroll']:>6} {res['group']:>5} {r['edges'][:32]:<32} {r.get('threads', '-'):>4} "
                   f"{r.get('row_blocks', '-'):>6} {sec * 1e3 if sec else float('nan'):8.2f} "
