@@ -15,3 +15,7 @@ def rng(request):
 
 def pytest_report_header(config):
     return f"cudrift tests: CUDRIFT_BACKEND={os.environ.get('CUDRIFT_BACKEND', 'auto')}"
+
+
+# Importing it installs a fake CuPy: test_gpu_emulated.py runs it in a process of its own.
+collect_ignore = [] if os.environ.get("CUDRIFT_FAKE_CUPY") else ["gpu_emulated_cases.py"]

@@ -1,0 +1,304 @@
+"""A NumPy-backed stand-in for CuPy, so the GPU backend's host logic runs on a machine without a GPU.
+
+``install()`` puts a ``cupy`` module into ``sys.modules`` whose arrays are
+host NumPy arrays (an ``ndarray`` subclass with CuPy's ``data.ptr`` /
+``data.mem`` / ``get()`` and a ``__cuda_array_interface__``, so cudrift sees
+them as device arrays), whose streams and events run everything at once,
+whose ``runtime.memcpyAsync`` really copies bytes between the raw pointers it
+is given (so offsets into staged blocks are checked for real), and whose two
+element-wise kernels cudrift defines are their NumPy twins. The Numba kernels
+run in Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1`` must be set before
+Numba is imported); ``install()`` gives the simulator the two entry points it
+lacks (external streams, ``as_cuda_array``) and lets
+``cudrift.backends._gpu`` import there.
+
+What this exercises is cudrift's orchestration (units and groups, staging
+offsets and threads, read-backs, merges, summaries, rank batching, the
+detector's GPU path) on small inputs. It says nothing about CuPy or the
+device: radix sorts, stream ordering, memory pools and real kernels are
+checked by the ``gpu`` tests on a real card. Used by ``gpu_emulated_cases.py``
+in a subprocess of its own (``test_gpu_emulated.py``), never imported into
+the main test process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import sys
+import threading
+import types
+
+import numpy as np
+
+__all__ = ["install"]
+
+_STREAM_IDS = itertools.count(0x1000)
+
+
+class ndarray(np.ndarray):  # noqa: N801 - CuPy's name
+    """A host array that cudrift treats as device memory; every allocation is one of these (its ``.base``-most owner)."""
+
+    def __new__(cls, shape, dtype=float, memptr=None, strides=None, order="C"):
+        if memptr is None:
+            return np.ndarray.__new__(cls, shape, dtype=dtype, order=order)
+        return np.ndarray.__new__(cls, shape, dtype=dtype, buffer=memptr.mem, offset=memptr.offset, strides=strides)
+
+    @property
+    def ptr(self) -> int:
+        return self.__array_interface__["data"][0]
+
+    @property
+    def data(self):  # CuPy: a MemoryPointer with .ptr and .mem (the allocation, the same object for every view)
+        root = self
+        while isinstance(root.base, ndarray):
+            root = root.base
+        return MemoryPointer(root, self.ptr - root.ptr)
+
+    @property
+    def __cuda_array_interface__(self):
+        d = dict(self.__array_interface__)
+        d.update(version=3, stream=None)
+        return d
+
+    def get(self, stream=None, order="C", out=None):
+        return np.array(self, order=order).view(np.ndarray)
+
+
+class MemoryPointer:
+    def __init__(self, mem, offset):
+        self.mem = mem
+        self.offset = int(offset)
+        self.ptr = mem.ptr + self.offset
+
+
+def _dev(a, order="K") -> ndarray:
+    """``a`` as a fake device array: fake arrays as they are, anything else copied into a new allocation."""
+    if isinstance(a, ndarray):
+        return a
+    a = np.asarray(a)
+    out = ndarray(a.shape, dtype=a.dtype, order="F" if order == "F" or (order == "K" and a.flags.f_contiguous
+                                                                          and not a.flags.c_contiguous) else "C")
+    out[...] = a
+    return out
+
+
+def asarray(a, dtype=None, order=None, blocking=False):
+    if isinstance(a, ndarray) and (dtype is None or np.dtype(dtype) == a.dtype) and order is None:
+        return a
+    # a host array is copied to the device: later device writes never reach it
+    return _dev(np.array(a, dtype=dtype, order=order or "K", copy=True), order or "K")
+
+
+array = asarray
+
+
+def asnumpy(a, stream=None, order="C", out=None, blocking=True):
+    return np.array(a, order=order).view(np.ndarray) if isinstance(a, np.ndarray) else np.asarray(a)
+
+
+def from_dlpack(x):
+    return _dev(np.from_dlpack(x))
+
+
+def _wrap(fn):
+    def f(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        if isinstance(out, tuple):
+            return tuple(_dev(o) if isinstance(o, np.ndarray) else o for o in out)
+        return _dev(out, kwargs.get("order", "K")) if isinstance(out, (np.ndarray, np.generic)) else out
+
+    f.__name__ = getattr(fn, "__name__", "f")
+    return f
+
+
+class ElementwiseKernel:
+    """cudrift's two CuPy element-wise kernels, by name, as their NumPy twins."""
+
+    def __init__(self, in_params, out_params, operation, name, preamble="", **kwargs):
+        if name not in ("cudrift_sort_key", "cudrift_splitmix64"):
+            raise NotImplementedError(f"fake cupy has no twin for element-wise kernel {name!r}")
+        self.name = name
+
+    def __call__(self, *args):
+        if self.name == "cudrift_sort_key":
+            x, y = args
+            v = np.asarray(x).astype(y.dtype)
+            v[np.isnan(v)] = np.nan  # every NaN the positive quiet NaN, as the CUDA twin writes it
+            y[...] = v
+            return y
+        start, seed, z = args
+        with np.errstate(over="ignore"):
+            v = (np.uint64(start) + np.arange(z.size, dtype=np.uint64)) ^ np.uint64(seed)
+            v = v + np.uint64(0x9E3779B97F4A7C15)
+            v = (v ^ (v >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            v = (v ^ (v >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            z[...] = v ^ (v >> np.uint64(31))
+        return z
+
+
+# ---------------------------------------------------------------- cupy.cuda
+
+_local = threading.local()
+
+
+class Stream:
+    null = None
+
+    def __init__(self, null=False, non_blocking=False, ptr=None):
+        self.ptr = 0 if null else (ptr or next(_STREAM_IDS))
+
+    def __enter__(self):
+        stack = _local.__dict__.setdefault("streams", [])
+        stack.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        _local.streams.pop()
+
+    def synchronize(self):
+        pass
+
+    def wait_event(self, event):
+        pass
+
+    def use(self):
+        _local.__dict__.setdefault("streams", []).append(self)
+        return self
+
+
+Stream.null = Stream(null=True)
+
+
+def get_current_stream(device_id=None):
+    stack = getattr(_local, "streams", None)
+    return stack[-1] if stack else Stream.null
+
+
+class Event:
+    def __init__(self, block=False, disable_timing=False, interprocess=False):
+        self.done = True
+
+    def record(self, stream=None):
+        pass
+
+    def synchronize(self):
+        pass
+
+
+class Device:
+    def __init__(self, device=None):
+        self.id = 0 if device is None else int(device)
+        self.compute_capability = "90"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def use(self):
+        pass
+
+    def synchronize(self):
+        pass
+
+
+def alloc_pinned_memory(nbytes):
+    return bytearray(int(nbytes))
+
+
+class _Pool:
+    def free_bytes(self):
+        return 0
+
+    def used_bytes(self):
+        return 0
+
+    def total_bytes(self):
+        return 0
+
+    def free_all_blocks(self, stream=None):
+        pass
+
+
+_POOL = _Pool()
+
+
+def get_default_memory_pool():
+    return _POOL
+
+
+class OutOfMemoryError(MemoryError):
+    pass
+
+
+def _memcpy_async(dst, src, size, kind, stream=0):
+    ctypes.memmove(int(dst), int(src), int(size))
+
+
+def _device_properties(device=0):
+    return {"name": b"fake cupy (NumPy + Numba CUDA simulator)", "totalGlobalMem": 16 << 30,
+            "multiProcessorCount": 2, "major": 9, "minor": 0, "clockRate": 1_000_000,
+            "memoryClockRate": 1_000_000, "memoryBusWidth": 1024, "pciBusID": 0, "pciDeviceID": 0}
+
+
+# ---------------------------------------------------------------- install
+
+
+def _module(name: str, **attrs) -> types.ModuleType:
+    m = types.ModuleType(name)
+    m.__dict__.update(attrs)
+    return m
+
+
+def install() -> types.ModuleType:
+    """Register the fake ``cupy`` and let ``cudrift.backends._gpu`` import under the simulator; returns it."""
+    import numba_cuda  # noqa: F401 - the real package must be there, as for the GPU backend
+    from numba import cuda
+
+    from cudrift.kernels import _cuda
+
+    if not _cuda.SIMULATOR:
+        raise RuntimeError("fake_cupy needs NUMBA_ENABLE_CUDASIM=1 set before Numba is imported")
+    runtime = _module(
+        "cupy.cuda.runtime", memcpyAsync=_memcpy_async, memcpyHostToDevice=1, memcpyDeviceToHost=2,
+        memGetInfo=lambda: (8 << 30, 16 << 30), getDeviceCount=lambda: 1,
+        getDeviceProperties=_device_properties, driverGetVersion=lambda: 13000,
+        runtimeGetVersion=lambda: 13000, deviceSynchronize=lambda: None,
+    )
+    memory = _module("cupy.cuda.memory", OutOfMemoryError=OutOfMemoryError)
+    cuda_mod = _module(
+        "cupy.cuda", Stream=Stream, ExternalStream=lambda ptr, device_id=-1: Stream(ptr=ptr), Event=Event,
+        Device=Device, get_current_stream=get_current_stream, alloc_pinned_memory=alloc_pinned_memory,
+        MemoryPointer=MemoryPointer,
+        runtime=runtime, memory=memory, get_device_id=lambda: 0,
+    )
+    names = ["zeros", "empty", "ones", "full", "arange", "concatenate", "stack", "unique", "searchsorted",
+             "isfinite", "isnan", "flatnonzero", "count_nonzero", "ascontiguousarray", "asfortranarray",
+             "where", "cumsum", "argsort", "sort", "minimum", "maximum", "abs", "sqrt", "exp", "log"]
+    cupy = _module("cupy", __version__="0.0-fake", ndarray=ndarray, asarray=asarray, array=array,
+                   asnumpy=asnumpy, from_dlpack=from_dlpack, ElementwiseKernel=ElementwiseKernel, cuda=cuda_mod,
+                   get_default_memory_pool=get_default_memory_pool, float32=np.float32, float64=np.float64,
+                   int64=np.int64, uint64=np.uint64, bool_=np.bool_, **{n: _wrap(getattr(np, n)) for n in names})
+    sys.modules.update({"cupy": cupy, "cupy.cuda": cuda_mod, "cupy.cuda.runtime": runtime,
+                        "cupy.cuda.memory": memory})
+
+    # what the simulator lacks: external streams (every launch runs at once) and as_cuda_array
+    cuda.external_stream = lambda ptr: 0
+    cuda.as_cuda_array = lambda obj, sync=True: np.asarray(obj)
+    # cudrift's GPU module refuses the simulator (right for users); let it import here,
+    # with the kernels compiled for the simulator first (they read the flag at import)
+    import cudrift.kernels.categorical
+    import cudrift.kernels.mmd
+    import cudrift.kernels.profile
+    import cudrift.kernels.quantiles
+    import cudrift.kernels.rank  # noqa: F401
+
+    _cuda.SIMULATOR = False
+    try:
+        import cudrift.backends._gpu  # noqa: F401
+    finally:
+        _cuda.SIMULATOR = True
+    return cupy
+

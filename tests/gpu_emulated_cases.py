@@ -1,0 +1,125 @@
+"""The GPU backend's host logic on small inputs, with CuPy emulated by NumPy and the kernels in the simulator.
+
+Run by ``test_gpu_emulated.py`` in a process of its own (``fake_cupy``
+replaces CuPy there); not collected by the main test run. Each case runs the
+GPU path and the NumPy path on the same fresh data and holds them to the
+same equalities as the ``gpu`` tests of ``test_gpu_backend.py`` do on a card:
+what can go wrong here is cudrift's own orchestration (units and groups,
+staging offsets, the staging thread, read-backs, block merges, batched
+summaries and rank statistics, the detector's device path).
+"""
+
+import os
+import sys
+
+os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+sys.path.insert(0, os.path.dirname(__file__))
+
+import fake_cupy  # noqa: E402
+
+cupy = fake_cupy.install()
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from test_gpu_backend import (  # noqa: E402
+    _assert_profiles_match,
+    _grouped_host_table,
+    _host_window,
+    _with_specials,
+)
+
+import cudrift  # noqa: E402
+from cudrift import DriftDetector, ProfileConfig  # noqa: E402
+from cudrift.backends import _gpu, gpu_status  # noqa: E402
+
+CFG = ProfileConfig(quantile_k=32, sample_size=64)  # summaries and samples that small inputs exercise fully
+
+
+def test_the_fake_device_is_what_the_backend_sees():
+    assert gpu_status()[0]
+    assert _gpu._on_device(cupy.zeros(3))
+
+
+def test_host_window_matches_numpy(rng):
+    data = _host_window(rng, 400)
+    pc = cudrift.profile(data, config=CFG, backend="cpu")
+    _assert_profiles_match(pc, cudrift.profile(data, config=CFG, backend="gpu"))
+    cur = _host_window(rng, 300)
+    _assert_profiles_match(cudrift.profile(cur, like=pc, backend="cpu"), cudrift.profile(cur, like=pc, backend="gpu"))
+
+
+def test_host_columns_staged_in_groups(rng, monkeypatch):
+    monkeypatch.setattr(_gpu, "GROUP_BYTES", 3 * 4 * 300)  # groups of up to 3 float32 columns: several groups
+    monkeypatch.setattr(_gpu, "PIECE_BYTES", 512)  # several pinned transfers per column, both buffers reused
+    widths = []
+    launch = _gpu._launch_group
+
+    def spy(dev, x2d, jobs, **kw):
+        widths.append(len(jobs))
+        return launch(dev, x2d, jobs, **kw)
+
+    monkeypatch.setattr(_gpu, "_launch_group", spy)
+    table = _grouped_host_table(rng, 300)
+    pc = cudrift.profile(table, config=CFG, backend="cpu")
+    _assert_profiles_match(pc, cudrift.profile(table, config=CFG, backend="gpu"))
+    assert max(widths) == 3 and len(widths) < len(table.column_names), widths
+    cur = _grouped_host_table(rng, 200, shift=0.2)
+    _assert_profiles_match(cudrift.profile(cur, like=pc, backend="cpu"), cudrift.profile(cur, like=pc, backend="gpu"))
+
+
+def test_long_host_columns_are_cut_into_units(rng, monkeypatch):
+    names = ["a", "b"]
+    ref = cudrift.profile(rng.normal(size=(800, 2)).astype(np.float32), columns=names, config=CFG, backend="cpu")
+    cur = _with_specials(rng.normal(0.2, size=(500, 2)), rng, share=0.02).astype(np.float32)
+    pc = cudrift.profile(cur, columns=names, like=ref, backend="cpu")
+    monkeypatch.setattr(_gpu, "MAX_UNIT_ROWS", 130)  # 4 units per column
+    monkeypatch.setattr(_gpu, "PIECE_BYTES", 200)
+    pg = cudrift.profile(cur, columns=names, like=ref, backend="gpu")
+    for n in names:
+        a, b = pc.columns[n], pg.columns[n]
+        for f in ("count", "nan_count", "posinf_count", "neginf_count", "histogram", "sample"):
+            assert getattr(a, f) == getattr(b, f), f
+        assert b.quantiles.n_batches == 4 and b.quantiles.n == a.quantiles.n
+        assert b.moments.mean == pytest.approx(a.moments.mean, rel=1e-12)
+        assert b.moments.m2 == pytest.approx(a.moments.m2, rel=1e-12)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])  # the row kernel, the column kernel
+def test_device_matrix_matches_numpy(rng, order):
+    x = np.asarray(_with_specials(rng.normal(size=(300, 4)), rng).astype(np.float32), order=order)
+    names = list("abcd")
+    pc = cudrift.profile(x, columns=names, config=CFG, backend="cpu")
+    _assert_profiles_match(pc, cudrift.profile(cupy.asarray(x, order=order), columns=names, config=CFG,
+                                               backend="gpu"))
+
+
+def test_device_columns_and_the_reread_histogram_pass(rng, monkeypatch):
+    """Device columns (categories counted on the device too), edges counted by reading the source again."""
+    monkeypatch.setattr(_gpu, "_keep_fits", lambda *a: (True, False))
+    data = _host_window(rng, 200)
+    dev = {k: (v if v.dtype == object else cupy.asarray(v)) for k, v in data.items()}
+    pc = cudrift.profile(data, config=CFG, backend="cpu")
+    _assert_profiles_match(pc, cudrift.profile(dev, config=CFG, backend="gpu"))
+    _assert_profiles_match(pc, cudrift.profile(data, config=CFG, backend="gpu"))
+
+
+def test_detector_matches_numpy_on_host_and_device_windows(rng):
+    names = [f"c{j}" for j in range(5)]
+    ref = rng.normal(size=(300, 5)).astype(np.float32)
+    cur = rng.normal(size=(250, 5)).astype(np.float32)
+    cur[:, :2] += np.float32(0.4)
+    # a test per column: one rank launch for the union of their sums, the KS p-values batched
+    policy = dict(zip(names, ["ks", "anderson", "cramervonmises", "wasserstein_normalized", "ks"]))
+    rc = DriftDetector(ref, columns=names, policy=policy, config=CFG, backend="cpu").compare(cur, columns=names)
+    for reference, windows in ((ref, (np.asfortranarray(cur),)), (cupy.asarray(ref), (cupy.asarray(cur),))):
+        dg = DriftDetector(reference, columns=names, policy=policy, config=CFG, backend="gpu")
+        for window in windows:
+            rg = dg.compare(window, columns=names)
+            assert rg.metadata["backend"] == "gpu"
+            for fa, fb in zip(rc.features, rg.features):
+                assert (fa.column, fa.test, fa.drifted) == (fb.column, fb.test, fb.drifted)
+                assert fb.statistic == pytest.approx(fa.statistic, rel=1e-9)
+                if fa.pvalue is None:
+                    assert fb.pvalue is None
+                else:
+                    assert fb.pvalue == pytest.approx(fa.pvalue, rel=1e-6, abs=1e-9)
