@@ -36,8 +36,14 @@ CFG = ProfileConfig(quantile_k=32, sample_size=64)  # summaries and samples that
 
 
 def test_the_fake_device_is_what_the_backend_sees():
+    from cudrift.backends._gpu_source import device_source
+
     assert gpu_status()[0]
-    assert _gpu._on_device(cupy.zeros(3))
+    x = cupy.zeros((4, 2))
+    assert _gpu._on_device(x) and not _gpu._on_device(np.zeros(3))
+    src = device_source(x, ["a", "b"])  # read in place, as device data
+    assert next(iter(src.iter_batches()))["b"]().values.data.ptr == x[:, 1].data.ptr
+    assert device_source(np.zeros((4, 2)), ["a", "b"]) is None
 
 
 def test_host_window_matches_numpy(rng):

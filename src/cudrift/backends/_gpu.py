@@ -862,7 +862,7 @@ def count_histograms(prof, src: TableSource, names: list[str], kept: dict | None
     kept = kept or {}
     held = _FOR_EDGES.pop(prof, {})
     with _section() as dev:
-        rest = []
+        rest, searched = [], []
         for n in names:
             s = kept.get(n)
             if s is None or not _on_device(s):
@@ -872,9 +872,17 @@ def count_histograms(prof, src: TableSource, names: list[str], kept: dict | None
                 continue
             h = prof.columns[n].histogram
             left, last = gh.histogram_thresholds(h, s.dtype)
-            found = cupy.searchsorted(s, cupy.asarray(left, dtype=s.dtype), side="left")
-            closing = cupy.searchsorted(s, cupy.asarray([last], dtype=s.dtype), side="right")
-            gh.add_histogram_bounds(h, cupy.asnumpy(found), int(cupy.asnumpy(closing)[0]), int(s.shape[0]))
+            # #{x < left[i]} then #{x <= last}, read back with every other column's at once
+            searched.append((h, int(s.shape[0]), cupy.concatenate((
+                cupy.searchsorted(s, cupy.asarray(left, dtype=s.dtype), side="left"),
+                cupy.searchsorted(s, cupy.asarray([last], dtype=s.dtype), side="right")))))
+        if searched:
+            counts = cupy.asnumpy(cupy.concatenate([c for _, _, c in searched]))
+            at = 0
+            for h, size, c in searched:
+                k = int(c.shape[0])
+                gh.add_histogram_bounds(h, counts[at : at + k - 1], int(counts[at + k - 1]), size)
+                at += k
         if not rest:
             return
         matrix = getattr(src, "matrix", None)

@@ -545,10 +545,10 @@ def is_device_array(obj: object) -> bool:
     >>> is_device_array(np.zeros(3)), is_device_array(Dev())
     (False, True)
     """
-    if isinstance(obj, np.ndarray):
-        return False
     if hasattr(obj, "__cuda_array_interface__"):
         return True
+    if isinstance(obj, np.ndarray):
+        return False  # host memory, whatever its DLPack export says
     device = getattr(obj, "__dlpack_device__", None)
     if device is None:
         return False
