@@ -129,3 +129,62 @@ def test_detector_matches_numpy_on_host_and_device_windows(rng):
                     assert fb.pvalue is None
                 else:
                     assert fb.pvalue == pytest.approx(fa.pvalue, rel=1e-6, abs=1e-9)
+
+
+def test_triton_gpu_instance_profiles_device_tensors(tmp_path, monkeypatch):
+    """A KIND_GPU monitor (stand-in pb_utils): device tensors read through DLPack and profiled by the GPU path."""
+    pytest.importorskip("tritonclient.grpc", reason="tritonclient[http,grpc] is not installed")
+    from test_triton_model import FakeTensor, make_pb, model_args, value, wait_for
+
+    from cudrift.integrations.triton import write_repository
+    from cudrift.integrations.triton.model import TritonPythonModel
+
+    registry, logs = {}, []
+    pb = make_pb(registry, logs)
+    pb.registry, pb.logs = registry, logs
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", pb)
+
+    class DeviceTensor(FakeTensor):  # what the stub hands over with FORCE_CPU_ONLY_INPUT_TENSORS "no"
+        def is_cpu(self):
+            return False
+
+    rng = np.random.default_rng(2024)
+    n = 2000
+    reference = cudrift.profile({"a": rng.normal(0, 1, n).astype(np.float32),
+                                 "b": rng.uniform(0, 10, n).astype(np.float32),
+                                 "region": rng.integers(0, 5, n)}, backend="cpu")
+    repo = write_repository(tmp_path / "repo", reference, window_rows=600, checkpoint="", kind="gpu")
+    m = TritonPythonModel()
+    m.initialize(model_args(repo, instance_kind="GPU"))
+    try:
+        assert m.backend == "gpu"
+
+        sent = []
+
+        def req(k, shift=0.0):
+            x = np.stack([rng.normal(0, 1, k), rng.uniform(0, 10, k) + shift], axis=1).astype(np.float32)
+            region = rng.integers(0, 5, (k, 1))
+            sent.append({"a": x[:, 0], "b": x[:, 1], "region": region[:, 0]})
+            return {"NUMERIC": DeviceTensor("NUMERIC", cupy.asarray(x)),
+                    "CATEGORICAL_INT": DeviceTensor("CATEGORICAL_INT", cupy.asarray(region))}
+
+        def cpu_verdict(parts):  # the same rows through the NumPy path
+            window = {f: np.concatenate([p[f] for p in parts]) for f in ("a", "b", "region")}
+            rep = DriftDetector(reference, backend="cpu").compare(window)
+            return {f.column: (f.statistic, f.drifted) for f in rep.features}
+
+        def published():
+            return {f: (value(pb, "cudrift_feature_drift_score", feature=f),
+                        value(pb, "cudrift_feature_drifted", feature=f) == 1) for f in ("a", "b", "region")}
+
+        for w, shift in enumerate((0.0, 5.0)):
+            out = m.execute([req(300, shift) for _ in range(2)])
+            assert all(r.error is None for r in out)
+            wait_for(lambda: value(pb, "cudrift_windows_closed_total") == w + 1, timeout=120)
+            want, got = cpu_verdict(sent[2 * w :]), published()
+            for f in want:
+                assert got[f][0] == pytest.approx(want[f][0], rel=1e-9) and got[f][1] == want[f][1], (f, got, want)
+        assert got["b"][1] and value(pb, "cudrift_window_rows_total") == 1200
+    finally:
+        m.finalize()
+    assert any("backend gpu," in line for _, line in logs), logs
