@@ -17,8 +17,9 @@ offsets and threads, read-backs, merges, summaries, rank batching, the
 detector's GPU path) on small inputs. It says nothing about CuPy or the
 device: radix sorts, stream ordering, memory pools and real kernels are
 checked by the ``gpu`` tests on a real card. Used by ``gpu_emulated_cases.py``
-in a subprocess of its own (``test_gpu_emulated.py``), never imported into
-the main test process.
+in a subprocess of its own (``test_gpu_emulated.py``); the main test process
+imports this module only to collect its (absent) doctests and never calls
+``install()`` there.
 """
 
 from __future__ import annotations

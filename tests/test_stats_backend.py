@@ -93,6 +93,23 @@ def test_options_the_device_lacks_need_no_gpu(rng):
         ks_2samp(a, b, alternative="less", backend="tpu")
 
 
+def test_host_readable_arrays_that_export_the_cuda_interface_need_no_cupy(rng, monkeypatch):
+    """Numba's mapped / managed arrays are NumPy arrays with a CUDA array interface: device data, host-readable."""
+
+    class Mapped(np.ndarray):
+        @property
+        def __cuda_array_interface__(self):
+            return {**self.__array_interface__, "version": 3}
+
+    a = rng.normal(size=300).view(Mapped)
+    assert _backend.is_device_array(a)
+    monkeypatch.setitem(__import__("sys").modules, "cupy", None)  # no CuPy: the CPU path still reads it
+    assert _backend.to_host(a) is a
+    b = rng.normal(0.2, size=250)
+    res = ks_2samp(a, b, backend="cpu")
+    assert res.statistic == pytest.approx(scipy.stats.ks_2samp(np.asarray(a), b).statistic, rel=1e-12)
+
+
 def test_a_bad_environment_default_is_named(rng, monkeypatch):
     monkeypatch.setenv("CUDRIFT_BACKEND", "tpu")
     with pytest.raises(ValueError, match="CUDRIFT_BACKEND"):

@@ -533,7 +533,8 @@ def is_device_array(obj: object) -> bool:
     """Whether ``obj`` is array data a CUDA kernel can read in place.
 
     True for objects exporting ``__cuda_array_interface__`` (CuPy, Numba,
-    PyTorch CUDA tensors, cuDF columns) and for DLPack exporters whose
+    PyTorch CUDA tensors, cuDF columns; Numba's mapped and managed arrays
+    too, which are also NumPy arrays) and for DLPack exporters whose
     ``__dlpack_device__`` is CUDA or CUDA-managed memory; False for NumPy
     arrays and host DLPack exporters.
 

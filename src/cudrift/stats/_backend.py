@@ -30,6 +30,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from cudrift.backends import check_backend, env_backend, gpu_status, resolve_backend
 
 __all__ = ["is_device_array", "check_backend", "use_gpu", "to_host"]
@@ -60,7 +62,9 @@ def use_gpu(backend: str | None, *inputs: Any) -> bool:
 
 def to_host(x: Any) -> Any:
     """``x`` itself, or a NumPy copy of it when it is device data (needs CuPy)."""
-    if not is_device_array(x):
+    if not is_device_array(x) or isinstance(x, np.ndarray):
+        # NumPy arrays that also export the CUDA array interface (Numba's
+        # mapped and managed arrays) are readable from the host as they are
         return x
     try:
         import cupy
