@@ -23,8 +23,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from test_gpu_backend import (  # noqa: E402
     _assert_profiles_match,
+    _assert_reports_match,
     _grouped_host_table,
     _host_window,
+    _launch_widths,
     _with_specials,
 )
 
@@ -57,14 +59,7 @@ def test_host_window_matches_numpy(rng):
 def test_host_columns_staged_in_groups(rng, monkeypatch):
     monkeypatch.setattr(_gpu, "GROUP_BYTES", 3 * 4 * 300)  # groups of up to 3 float32 columns: several groups
     monkeypatch.setattr(_gpu, "PIECE_BYTES", 512)  # several pinned transfers per column, both buffers reused
-    widths = []
-    launch = _gpu._launch_group
-
-    def spy(dev, x2d, jobs, **kw):
-        widths.append(len(jobs))
-        return launch(dev, x2d, jobs, **kw)
-
-    monkeypatch.setattr(_gpu, "_launch_group", spy)
+    widths = _launch_widths(monkeypatch)
     table = _grouped_host_table(rng, 300)
     pc = cudrift.profile(table, config=CFG, backend="cpu")
     _assert_profiles_match(pc, cudrift.profile(table, config=CFG, backend="gpu"))
@@ -122,13 +117,7 @@ def test_detector_matches_numpy_on_host_and_device_windows(rng):
         for window in windows:
             rg = dg.compare(window, columns=names)
             assert rg.metadata["backend"] == "gpu"
-            for fa, fb in zip(rc.features, rg.features):
-                assert (fa.column, fa.test, fa.drifted) == (fb.column, fb.test, fb.drifted)
-                assert fb.statistic == pytest.approx(fa.statistic, rel=1e-9)
-                if fa.pvalue is None:
-                    assert fb.pvalue is None
-                else:
-                    assert fb.pvalue == pytest.approx(fa.pvalue, rel=1e-6, abs=1e-9)
+            _assert_reports_match(rc, rg, rel=1e-9)
 
 
 def test_triton_gpu_instance_profiles_device_tensors(tmp_path, monkeypatch):

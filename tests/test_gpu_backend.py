@@ -419,6 +419,33 @@ def _host_window(rng, n: int) -> dict:
     }
 
 
+def _assert_reports_match(rc, rg, rel: float) -> None:
+    """Same columns, tests and verdicts; statistics to ``rel``, p-values to 1e-6 (NumPy report ``rc``, GPU ``rg``)."""
+    assert [f.column for f in rc.features] == [f.column for f in rg.features]
+    for fa, fb in zip(rc.features, rg.features):
+        assert (fa.test, fa.drifted) == (fb.test, fb.drifted), (fa, fb)
+        assert fb.statistic == pytest.approx(fa.statistic, rel=rel)
+        if fa.pvalue is None:
+            assert fb.pvalue is None
+        else:
+            assert fb.pvalue == pytest.approx(fa.pvalue, rel=1e-6, abs=1e-9)
+
+
+def _launch_widths(monkeypatch) -> list[int]:
+    """The number of columns of every profile launch of the GPU path from now on (appended as they happen)."""
+    from cudrift.backends import _gpu
+
+    widths: list[int] = []
+    launch = _gpu._launch_group
+
+    def spy(dev, x2d, jobs, **kw):
+        widths.append(len(jobs))
+        return launch(dev, x2d, jobs, **kw)
+
+    monkeypatch.setattr(_gpu, "_launch_group", spy)
+    return widths
+
+
 def _grouped_host_table(rng, n: int, shift: float = 0.0):
     """Host columns that the GPU path stages in groups: runs of float32, other dtypes between, nulls, an empty one."""
     import pyarrow as pa
@@ -540,14 +567,7 @@ class TestOnGpu:
         if group_bytes is not None:  # None: the default, every column of a dtype and length in one group
             monkeypatch.setattr(_gpu, "GROUP_BYTES", group_bytes)
         monkeypatch.setattr(_gpu, "PIECE_BYTES", 16_384)  # several pinned transfers per column
-        widths = []
-        launch = _gpu._launch_group
-
-        def spy(dev, x2d, jobs, **kw):
-            widths.append(len(jobs))
-            return launch(dev, x2d, jobs, **kw)
-
-        monkeypatch.setattr(_gpu, "_launch_group", spy)
+        widths = _launch_widths(monkeypatch)
         table = _grouped_host_table(rng, 20_000)
         pc = cudrift.profile(table, backend="cpu")
         pg = cudrift.profile(table, backend="gpu")
@@ -730,14 +750,7 @@ class TestOnGpu:
             rc = DriftDetector(ref, columns=names, policy=policy, backend="cpu").compare(cur, columns=names)
             dg = DriftDetector(cupy.asarray(ref), columns=names, policy=policy, backend="gpu")
             for window in (cupy.asarray(cur), cupy.asfortranarray(cupy.asarray(cur))):
-                rg = dg.compare(window, columns=names)
-                for fa, fb in zip(rc.features, rg.features):
-                    assert (fa.test, fa.drifted) == (fb.test, fb.drifted)
-                    assert fb.statistic == pytest.approx(fa.statistic, rel=1e-6)
-                    if fa.pvalue is None:
-                        assert fb.pvalue is None
-                    else:
-                        assert fb.pvalue == pytest.approx(fa.pvalue, rel=1e-6, abs=1e-9)
+                _assert_reports_match(rc, dg.compare(window, columns=names), rel=1e-6)
 
     def test_mmd_matches_numpy(self, rng):
         from cudrift.backends import _gpu
