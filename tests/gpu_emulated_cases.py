@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from test_gpu_backend import (  # noqa: E402
     _assert_profiles_match,
+    _assert_cut_units_match,
     _assert_reports_match,
     _grouped_host_table,
     _host_window,
@@ -76,13 +77,7 @@ def test_long_host_columns_are_cut_into_units(rng, monkeypatch):
     monkeypatch.setattr(_gpu, "MAX_UNIT_ROWS", 130)  # 4 units per column
     monkeypatch.setattr(_gpu, "PIECE_BYTES", 200)
     pg = cudrift.profile(cur, columns=names, like=ref, backend="gpu")
-    for n in names:
-        a, b = pc.columns[n], pg.columns[n]
-        for f in ("count", "nan_count", "posinf_count", "neginf_count", "histogram", "sample"):
-            assert getattr(a, f) == getattr(b, f), f
-        assert b.quantiles.n_batches == 4 and b.quantiles.n == a.quantiles.n
-        assert b.moments.mean == pytest.approx(a.moments.mean, rel=1e-12)
-        assert b.moments.m2 == pytest.approx(a.moments.m2, rel=1e-12)
+    _assert_cut_units_match(pc, pg, cur, names, n_batches=4, rel=1e-12)
 
 
 @pytest.mark.parametrize("order", ["C", "F"])  # the row kernel, the column kernel

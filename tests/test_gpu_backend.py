@@ -431,6 +431,22 @@ def _assert_reports_match(rc, rg, rel: float) -> None:
             assert fb.pvalue == pytest.approx(fa.pvalue, rel=1e-6, abs=1e-9)
 
 
+def _assert_cut_units_match(pc, pg, cur: np.ndarray, names: list[str], n_batches: int, rel: float) -> None:
+    """A window profiled in ``n_batches`` units per column (``pg``) against the NumPy path's one batch (``pc``)."""
+    for n in names:
+        a, b = pc.columns[n], pg.columns[n]
+        for f in ("count", "nan_count", "posinf_count", "neginf_count", "histogram", "sample"):
+            assert getattr(a, f) == getattr(b, f), f
+        assert b.quantiles.n_batches == n_batches and b.quantiles.n == a.quantiles.n
+        assert b.moments.mean == pytest.approx(a.moments.mean, rel=rel)
+        assert b.moments.m2 == pytest.approx(a.moments.m2, rel=rel)
+        # the multi-batch sketch stays within its own bound of the exact ranks
+        q = np.linspace(0, 1, 11)
+        finite = np.sort(cur[:, names.index(n)][np.isfinite(cur[:, names.index(n)])])
+        ranks = np.searchsorted(finite, b.quantiles.quantile(q), side="right") / finite.size
+        assert np.all(np.abs(ranks - q) <= b.quantiles.normalized_rank_error + 1.0 / finite.size)
+
+
 def _launch_widths(monkeypatch) -> list[int]:
     """The number of columns of every profile launch of the GPU path from now on (appended as they happen)."""
     from cudrift.backends import _gpu
@@ -547,17 +563,7 @@ class TestOnGpu:
         monkeypatch.setattr(_gpu, "MAX_UNIT_ROWS", 6_000)  # 5 units per column
         monkeypatch.setattr(_gpu, "PIECE_BYTES", 4_096)  # 1,024 values per pinned transfer
         pg = cudrift.profile(cur, columns=names, like=ref, backend="gpu")
-        for n in names:
-            a, b = pc.columns[n], pg.columns[n]
-            for f in ("count", "nan_count", "posinf_count", "neginf_count", "histogram", "sample"):
-                assert getattr(a, f) == getattr(b, f), f
-            assert b.quantiles.n_batches == 5 and b.quantiles.n == a.quantiles.n
-            assert b.moments.mean == pytest.approx(a.moments.mean, rel=1e-9)
-            # the multi-batch sketch stays within its own bound of the exact ranks
-            q = np.linspace(0, 1, 11)
-            finite = np.sort(cur[:, names.index(n)][np.isfinite(cur[:, names.index(n)])])
-            ranks = np.searchsorted(finite, b.quantiles.quantile(q), side="right") / finite.size
-            assert np.all(np.abs(ranks - q) <= b.quantiles.normalized_rank_error + 1.0 / finite.size)
+        _assert_cut_units_match(pc, pg, cur, names, n_batches=5, rel=1e-9)
 
     @pytest.mark.parametrize("group_bytes", [0, 3 * 4 * 20_000, None])
     def test_host_columns_staged_in_groups_match_numpy(self, rng, monkeypatch, group_bytes):

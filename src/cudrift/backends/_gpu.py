@@ -604,10 +604,11 @@ def _host_numeric(dev, jobs: list[tuple[str, Any, np.ndarray, int, str, list | N
         return
     lengths = [c[2].shape[0] for c in cols]
     dtypes = [c[2].dtype for c in cols]
+    unit_rows = {dt: _unit_rows(dev, dt) for dt in set(dtypes)}  # one free-memory query per dtype
     units = []
     for i, (n, dt) in enumerate(zip(lengths, dtypes)):
-        units += [(i, a, b) for _, a, b in gh.plan_units([n], _unit_rows(dev, dt))]
-    groups = gh.group_units(units, lengths, dtypes, min(_unit_rows(dev, dt) for dt in set(dtypes)), GROUP_BYTES)
+        units += [(i, a, b) for _, a, b in gh.plan_units([n], unit_rows[dt])]
+    groups = gh.group_units(units, lengths, dtypes, min(unit_rows.values()), GROUP_BYTES)
 
     def stage(g: int):
         parts = [(cols[i][2], a, b) for i, a, b in groups[g]]
@@ -862,7 +863,7 @@ def count_histograms(prof, src: TableSource, names: list[str], kept: dict | None
     kept = kept or {}
     held = _FOR_EDGES.pop(prof, {})
     with _section() as dev:
-        rest, searched = [], []
+        rest, searched, found = [], [], []
         for n in names:
             s = kept.get(n)
             if s is None or not _on_device(s):
@@ -873,16 +874,15 @@ def count_histograms(prof, src: TableSource, names: list[str], kept: dict | None
             h = prof.columns[n].histogram
             left, last = gh.histogram_thresholds(h, s.dtype)
             # #{x < left[i]} then #{x <= last}, read back with every other column's at once
-            searched.append((h, int(s.shape[0]), cupy.concatenate((
-                cupy.searchsorted(s, cupy.asarray(left, dtype=s.dtype), side="left"),
-                cupy.searchsorted(s, cupy.asarray([last], dtype=s.dtype), side="right")))))
+            found += [cupy.searchsorted(s, cupy.asarray(left, dtype=s.dtype), side="left"),
+                      cupy.searchsorted(s, cupy.asarray([last], dtype=s.dtype), side="right")]
+            searched.append((h, int(s.shape[0]), len(left)))
         if searched:
-            counts = cupy.asnumpy(cupy.concatenate([c for _, _, c in searched]))
+            counts = cupy.asnumpy(cupy.concatenate(found))
             at = 0
-            for h, size, c in searched:
-                k = int(c.shape[0])
-                gh.add_histogram_bounds(h, counts[at : at + k - 1], int(counts[at + k - 1]), size)
-                at += k
+            for h, size, k in searched:
+                gh.add_histogram_bounds(h, counts[at : at + k], int(counts[at + k]), size)
+                at += k + 1
         if not rest:
             return
         matrix = getattr(src, "matrix", None)

@@ -120,12 +120,8 @@ def sorted_summaries(
     starts, lengths
         Host integer arrays: column ``c`` is ``x[starts[c] : starts[c] +
         lengths[c]]``, sorted, finite and non-empty.
-    k
-        The sketches' ``k`` (one for all columns).
-    ops
-        Allocation, launch stream and read-back (see :class:`DeviceOps`).
-    threads
-        Block size of the kernels (default: the launch helpers' choice).
+    k, ops, threads
+        As :func:`sorted_summary` (one ``k`` for all columns).
 
     Returns
     -------

@@ -100,10 +100,15 @@ def kstwo_sf(d: float, n: int) -> float:
     d = float(d)
     n_int = int(n)
     if _smirnov_branch(d, n_int):
-        if float(-2 * n_int) * d * d < _MINLOG:
-            return 0.0
-        return min(max(2.0 * _smirnov_sf_sum(n_int, d), 0.0), 1.0)
+        return _smirnov_twice(d, n_int)
     return float(distributions.kstwo.sf(d, n_int))
+
+
+def _smirnov_twice(d: float, n_int: int) -> float:
+    """``2 * smirnov(n, d)``, clipped to [0, 1]: the value of the branch :func:`_smirnov_branch` selects."""
+    if float(-2 * n_int) * d * d < _MINLOG:
+        return 0.0
+    return min(max(2.0 * _smirnov_sf_sum(n_int, d), 0.0), 1.0)
 
 
 def _smirnov_branch(d: float, n_int: int) -> bool:
@@ -125,7 +130,7 @@ def kstwo_sf_many(d, n) -> np.ndarray:
     rest = []
     for i, (di, ni) in enumerate(zip(d.tolist(), n.tolist())):
         if _smirnov_branch(di, ni):
-            out[i] = kstwo_sf(di, ni)
+            out[i] = _smirnov_twice(di, ni)
         else:
             rest.append(i)
     if rest:
@@ -144,16 +149,13 @@ def ks_asymp_pvalues(d, n1, n2) -> np.ndarray:
 
 def ks_asymp_pvalue(d: float, n1: int, n2: int, alternative: str) -> float:
     """SciPy's ``ks_2samp(..., method='asymp')`` p-value for statistic ``d``."""
-    m, n = sorted([float(n1), float(n2)], reverse=True)
-    en = m * n / (m + n)
     if alternative == "two-sided":
-        prob = kstwo_sf(d, int(np.round(en)))
-    else:
-        z = np.sqrt(en) * d
-        # Hodges' approximation (eq. 5.3); m must be the larger sample size
-        expt = -2 * z**2 - 2 * z * (m + 2 * n) / np.sqrt(m * n * (m + n)) / 3.0
-        prob = np.exp(expt)
-    return float(np.clip(prob, 0, 1))
+        return float(ks_asymp_pvalues([d], [n1], [n2])[0])
+    m, n = sorted([float(n1), float(n2)], reverse=True)
+    z = np.sqrt(m * n / (m + n)) * d
+    # Hodges' approximation (eq. 5.3); m must be the larger sample size
+    expt = -2 * z**2 - 2 * z * (m + 2 * n) / np.sqrt(m * n * (m + n)) / 3.0
+    return float(np.clip(np.exp(expt), 0, 1))
 
 
 def cdf_cvm_inf(x: float) -> float:
