@@ -490,12 +490,10 @@ def bench_window(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
 
     ks_want = gh.rank_want(["ks"])  # what the detector asks for a KS column: no CvM / AD / distance sums
 
-    def ks_all(want=ks_want):
+    def ks_all(want=None):
         # as the detector does it: one batched launch, the p-values in one SciPy call
-        stats = gh.with_ks_pvalues(_gpu.rank_statistics_many(list(zip(ref_sorted, cur_sorted)), want),
-                                   [rows] * cols, [rows] * cols, ["ks"] * cols)
-        for rs in stats:
-            gh.finish_rank_test("ks", rs, rows, rows)
+        for rs, pvalue in _gpu.rank_tests_many(list(zip(ref_sorted, cur_sorted)), ["ks"] * cols, want=want):
+            gh.finish_rank_test("ks", rs, rows, rows, ks_pvalue=pvalue)
 
     def ks_per_column():
         for j in range(cols):

@@ -41,11 +41,13 @@ import pytest
 from _benchdata import env_int
 
 cudrift = pytest.importorskip("cudrift")
+from cudrift.errors import BackendUnavailableError  # noqa: E402
 from cudrift.integrations.triton import write_repository  # noqa: E402
 from cudrift.integrations.triton.local_server import (  # noqa: E402
     SUM_SCORER_PY,
     LocalTritonServer,
     find_tritonserver,
+    instance_env,
     wait_log,
 )
 
@@ -70,14 +72,10 @@ def _tensor(name, t, dims):
 @pytest.fixture(scope="module", params=["cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
 def triton_bench(request, tmp_path_factory):
     kind = request.param
-    env = {}
-    if kind == "gpu":
-        from cudrift.backends import gpu_status
-
-        ok, why = gpu_status()
-        if not ok:
-            pytest.skip(f"GPU backend not usable: {why}")
-        env["NUMBA_ENABLE_CUDASIM"] = "0"  # the monitor's stub inherits the server's environment
+    try:
+        env = instance_env(kind)
+    except BackendUnavailableError as exc:
+        pytest.skip(str(exc))
     root = tmp_path_factory.mktemp(f"triton-bench-{kind}")
     rng = np.random.default_rng(20240611)
     names = [f"f{i:02d}" for i in range(N_FEATURES)]

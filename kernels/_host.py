@@ -194,12 +194,21 @@ def summary_from_run_ends(ends, end_values, n_runs: int) -> tuple[np.ndarray, np
     return values, counts, counts.copy()
 
 
-#: Bits of the rank kernel's ``want`` argument: which statistics to accumulate.
-#: The KS extremes are always kept (they cost two integer products per
-#: value); the others cost float64 work per distinct value, the
-#: Anderson-Darling term a division, and Cramér-von Mises and
-#: Anderson-Darling need the counts below each run (a search where a run
-#: crosses a thread's start).
+# Bits of the rank kernel's ``want`` argument: which statistics to accumulate.
+# The KS extremes are always kept (they cost two integer products per
+# value); the others cost float64 work per distinct value, the
+# Anderson-Darling term a division, and Cramér-von Mises and
+# Anderson-Darling need the counts below each run (a search where a run
+# crosses a thread's start).
+#
+# They are defined here and not in rank.py because the host reads them too
+# (rank_statistics below NaNs what was not asked for, and
+# cudrift.backends._gpu_host picks the bits each test needs) and this
+# module imports without Numba, which rank.py needs.
+
+#: A KS-only request. The kernel never reads this bit (it keeps the KS
+#: extremes whatever ``want`` says); it names a launch that asks for the KS
+#: statistic and nothing else.
 WANT_KS = 1
 #: Wasserstein-1 and energy integrals.
 WANT_DISTANCES = 2
@@ -211,7 +220,7 @@ WANT_ALL = WANT_KS | WANT_DISTANCES | WANT_CVM | WANT_AD
 
 
 class RankStatistics(NamedTuple):
-    """Two-sample rank statistics of a reference and a current sample.
+    """Two-sample rank statistics of a reference and a current sample, as the rank kernel computed them.
 
     Attributes
     ----------
@@ -231,10 +240,6 @@ class RankStatistics(NamedTuple):
         ``(A, B)``, the counts of reference and current values ``<= x`` at a
         point ``x`` where ``ks`` is attained (the statistic's location is the
         larger of ``a[A - 1]`` and ``b[B - 1]``); ``(0, 0)`` when unknown.
-    ks_pvalue
-        The two-sided asymptotic p-value of ``ks`` (SciPy's
-        ``method="asymp"``) when the caller computed it for a whole batch at
-        once; NaN otherwise.
 
     Statistics that were not computed (see ``want`` of
     :func:`rank_statistics`) are NaN.
@@ -248,7 +253,6 @@ class RankStatistics(NamedTuple):
     cramervonmises: float
     anderson_a2kn: float
     ks_counts: tuple = (0, 0)
-    ks_pvalue: float = math.nan
 
 
 def rank_statistics(fpart, ipart, n_a: int, n_b: int, want: int = WANT_ALL) -> RankStatistics:

@@ -115,6 +115,26 @@ def test_detector_matches_numpy_on_host_and_device_windows(rng):
             _assert_reports_match(rc, rg, rel=1e-9)
 
 
+def test_rank_tests_many_batches_the_ks_pvalues(rng, monkeypatch):
+    """One launch for every pair; each asymptotic KS p-value as finish_rank_test would form it alone."""
+    from cudrift.backends import _gpu_host as gh
+    from cudrift.kernels import _host
+
+    monkeypatch.setattr(gh, "KS_EXACT_MAX", 200)  # samples this small take the asymptotic p-value here
+    sizes = [(300, 250), (150, 120), (260, 90)]
+    tests = ["ks", "ks", "wasserstein"]
+    pairs = [(cupy.asarray(np.sort(rng.normal(size=m))), cupy.asarray(np.sort(rng.normal(0.3, size=n))))
+             for m, n in sizes]
+    got = _gpu.rank_tests_many(pairs, tests)
+    want = _host.WANT_KS | _host.WANT_DISTANCES  # what these tests need
+    np.testing.assert_equal([s for s, _ in got], _gpu.rank_statistics_many(pairs, want))
+    (s0, p0), (_, p1), (s2, p2) = got
+    assert p0 == gh.finish_rank_test("ks", s0, *sizes[0]).pvalue and p1 is None and p2 is None
+    assert np.isnan(s2.cramervonmises)  # no test asked for it
+    full = _gpu.rank_tests_many(pairs, tests, want=_host.WANT_ALL)
+    assert [p for _, p in full] == [p0, None, None] and not np.isnan(full[2][0].cramervonmises)
+
+
 def test_triton_gpu_instance_profiles_device_tensors(tmp_path, monkeypatch):
     """A KIND_GPU monitor (stand-in pb_utils): device tensors read through DLPack and profiled by the GPU path."""
     pytest.importorskip("tritonclient.grpc", reason="tritonclient[http,grpc] is not installed")

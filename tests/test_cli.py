@@ -94,3 +94,25 @@ def test_cli_io_errors_exit_2(tmp_path, rng, capsys):
     assert main(["compare", str(tmp_path / "ref.parquet"), str(d), "--json", str(d)]) == 2
     assert "Traceback" not in capsys.readouterr().err
     assert main(["demo", "--out", str(d)]) == 2
+
+
+def test_cli_does_not_import_the_triton_monitor():
+    """``cudrift.cli.main`` needs only the monitor's settings: the monitor and the repository writer load on use."""
+    code = "import sys, cudrift.cli.main\nprint(*(m for m in sys.modules if m.startswith('cudrift.integrations')))"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    loaded = res.stdout.split()
+    assert "cudrift.integrations.triton._config" in loaded
+    assert "cudrift.integrations.triton.model" not in loaded
+    assert "cudrift.integrations.triton.repository" not in loaded
+
+
+def test_triton_package_names_load_on_use():
+    import importlib
+
+    from cudrift.integrations import triton
+
+    assert set(triton.__all__) <= set(dir(triton))
+    for name in triton.__all__:
+        module = importlib.import_module(f"cudrift.integrations.triton.{triton._SUBMODULE[name]}")
+        assert getattr(triton, name) is getattr(module, name), name
+    assert not hasattr(triton, "no_such_name")

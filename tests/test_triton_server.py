@@ -23,12 +23,14 @@ import pytest
 
 import cudrift
 from cudrift.cli.main import main
+from cudrift.errors import BackendUnavailableError
 from cudrift.integrations.triton import WindowState, write_repository
 from cudrift.integrations.triton.local_server import (
     SUM_SCORER_PY,
     LocalTritonServer,
     ServerError,
     find_tritonserver,
+    instance_env,
     wait_log,
 )
 
@@ -144,6 +146,21 @@ def grpc_infer(client, model, inputs):
     return client.infer(model, ins)
 
 
+def test_instance_env_keeps_gpu_kernels_off_the_simulator():
+    from cudrift.backends import gpu_status
+
+    assert instance_env("cpu") == {}
+    ok, why = gpu_status()
+    if ok:
+        assert instance_env("gpu") == {"NUMBA_ENABLE_CUDASIM": "0"}
+    else:
+        with pytest.raises(BackendUnavailableError) as exc:
+            instance_env("gpu")
+        assert why in str(exc.value)  # the reason a skip will print
+    with pytest.raises(ValueError, match="'tpu'"):
+        instance_env("tpu")
+
+
 # ---------------------------------------------------------------- ensemble: drift metrics
 
 
@@ -155,20 +172,17 @@ def test_ensemble_publishes_drift_for_shifted_features_only(tmp_path, reference,
     serves GPU instances (on a lent GPU machine: carry the nvidia-pytriton
     wheel, see benchmarks/README.md); elsewhere it is skipped with the reason.
     """
-    if kind == "gpu":
-        from cudrift.backends import gpu_status
-
-        ok, why = gpu_status()
-        if not ok:
-            pytest.skip(f"GPU backend not usable: {why}")
+    try:
+        env = instance_env(kind)
+    except BackendUnavailableError as exc:
+        pytest.skip(str(exc))
     rng = np.random.default_rng(5)
     reference.save(tmp_path / "reference.cdp")
     # the command line, as a user would write the repository
     assert main(["triton", "repo", str(tmp_path / "repo"), "--reference", str(tmp_path / "reference.cdp"),
                  "--model", str(scorer(tmp_path / "models")), "--window-rows", str(WINDOW), "--no-checkpoint",
                  "--kind", kind]) == 0
-    # the kernels run on the device, never in the simulator that kernel tests may have asked for
-    server = server_factory(tmp_path / "repo", env={"NUMBA_ENABLE_CUDASIM": "0"} if kind == "gpu" else None)
+    server = server_factory(tmp_path / "repo", env=env)
     wait_log(server, f"backend {kind},")  # the monitor says which path profiles the traffic
     model = {"model": "scorer"}
     all_features = (*FEATURES, "region", "SCORE")

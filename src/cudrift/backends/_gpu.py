@@ -102,6 +102,7 @@ __all__ = [
     "as_source",
     "pack_columns",
     "rank_statistics_many",
+    "rank_tests_many",
     "host_view",
     "distinct_view",
     "consume",
@@ -967,8 +968,8 @@ def rank_statistics_many(pairs: list[tuple[cupy.ndarray, cupy.ndarray]],
     pair (a row of blocks per pair), and one read-back. Every array must be
     non-empty. ``want`` (:data:`cudrift.kernels._host.WANT_ALL` or a union
     of its bits, see :func:`cudrift.backends._gpu_host.rank_want`) says
-    which statistics to compute, the others are NaN (KS p-values for a
-    batch: :func:`cudrift.backends._gpu_host.with_ks_pvalues`).
+    which statistics to compute, the others are NaN (the statistics and
+    KS p-values that a batch of rank tests needs: :func:`rank_tests_many`).
     Synchronizes the device.
     """
     if not pairs:
@@ -992,6 +993,37 @@ def rank_statistics_many(pairs: list[tuple[cupy.ndarray, cupy.ndarray]],
             for i, r in zip(chunk, stats):
                 out[i] = r
     return out
+
+
+def rank_tests_many(pairs: list[tuple[cupy.ndarray, cupy.ndarray]], tests: list[str],
+                    want: int | None = None) -> list[tuple[_host.RankStatistics, float | None]]:
+    """What the rank tests of many pairs of sorted finite device columns need, from one batched launch.
+
+    Parameters
+    ----------
+    pairs
+        ``(reference, current)`` sorted, finite, non-empty device columns.
+    tests
+        Each pair's test (rank tests: :data:`cudrift.backends._gpu_host.RANK_TESTS`).
+    want
+        The rank kernel's ``want`` bits; default the union of what the
+        tests need (:func:`cudrift.backends._gpu_host.rank_want`). A
+        superset (e.g. :data:`cudrift.kernels._host.WANT_ALL`) computes
+        more than the tests read.
+
+    Returns
+    -------
+    list of tuple
+        Per pair, ``(stats, ks_pvalue)``: its
+        :func:`rank_statistics_many` result and, for a ``"ks"`` test whose
+        p-value is asymptotic, that p-value (all of them from one vectorized
+        call, :func:`cudrift.backends._gpu_host.ks_pvalues`), else None;
+        what :func:`run_sorted_test` takes as ``stats`` and ``ks_pvalue``.
+        Synchronizes the device.
+    """
+    stats = rank_statistics_many(pairs, gh.rank_want(tests) if want is None else want)
+    p = gh.ks_pvalues(stats, [int(a.size) for a, _ in pairs], [int(b.size) for _, b in pairs], tests)
+    return list(zip(stats, p))
 
 
 def _rank_group(pairs: list[tuple[cupy.ndarray, cupy.ndarray]], want: int) -> "list[_host.RankStatistics]":
@@ -1053,23 +1085,24 @@ def _pooled_distinct(ref: cupy.ndarray, cur: cupy.ndarray) -> bool:
 
 
 def run_sorted_test(test: str, ref: cupy.ndarray, cur: cupy.ndarray, reference_std: float,
-                    stats: "_host.RankStatistics | None" = None) -> TestResult:
+                    stats: "_host.RankStatistics | None" = None, ks_pvalue: float | None = None) -> TestResult:
     """A registered sample test on two sorted finite device columns, as ``spec.func_sorted`` returns it.
 
     ``reference_std`` must be exactly 0.0 for a constant reference
     (``Moments.std`` is; :func:`sample_test` checks the sorted ends).
     Rank tests take their statistic from :func:`rank_statistics` (or from
-    ``stats``, this pair's result of :func:`rank_statistics_many`); where the
-    CPU function needs the samples themselves (exact small-sample p-values,
-    Mann–Whitney, Epps–Singleton) both columns are copied to the host and
-    the CPU function runs. Synchronizes the device.
+    ``stats`` and ``ks_pvalue``, this pair's result of
+    :func:`rank_tests_many`); where the CPU function needs the samples
+    themselves (exact small-sample p-values, Mann–Whitney, Epps–Singleton)
+    both columns are copied to the host and the CPU function runs.
+    Synchronizes the device.
     """
     spec = TESTS[test]
     if test in gh.RANK_TESTS and ref.size and cur.size:
         distinct = _pooled_distinct(ref, cur) if test == "anderson" else True
         stats = stats if stats is not None else rank_statistics(ref, cur, gh.RANK_WANT[test])
         res = gh.finish_rank_test(test, stats, int(ref.size), int(cur.size),
-                                  reference_std=reference_std, distinct=distinct)
+                                  reference_std=reference_std, distinct=distinct, ks_pvalue=ks_pvalue)
         if res is not None:
             if test == "ks":
                 res.details["statistic_location"] = _ks_location(ref, cur, stats.ks_counts)

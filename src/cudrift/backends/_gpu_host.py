@@ -56,7 +56,8 @@ __all__ = [
     "RANK_TESTS",
     "RANK_WANT",
     "rank_want",
-    "with_ks_pvalues",
+    "ks_asymptotic",
+    "ks_pvalues",
     "finish_rank_test",
     "is_device_array",
 ]
@@ -82,24 +83,52 @@ def rank_want(tests) -> int:
     return bits or WANT_KS
 
 
-def with_ks_pvalues(stats: list, n_a: Sequence[int], n_b: Sequence[int], tests: Sequence[str]) -> list:
-    """``stats`` (:class:`cudrift.kernels._host.RankStatistics`) with ``ks_pvalue`` filled in for a batch at once.
+def ks_asymptotic(n_a: int, n_b: int) -> bool:
+    """Whether the KS p-value of samples of these sizes is the asymptotic one.
 
-    Only the entries whose test is ``"ks"`` and whose p-value is the
-    asymptotic one (more than :data:`KS_EXACT_MAX` values on a side: those
-    :func:`finish_rank_test` would compute) get one, from a single
-    vectorized SciPy call (:func:`cudrift.stats._dist.ks_asymp_pvalues`,
-    identical to the per-column values) instead of one call per column;
-    the others are returned unchanged.
+    It is past :data:`KS_EXACT_MAX` values on a side (the CPU path's rule,
+    SciPy's ``method="auto"``). That p-value depends on the statistic and
+    the sizes only, so the host forms it from the rank statistics; smaller
+    samples get the exact p-value, which the CPU function computes from the
+    samples.
+
+    Examples
+    --------
+    >>> ks_asymptotic(10_000, 3), ks_asymptotic(10_001, 3)
+    (False, True)
     """
-    out = list(stats)
-    idx = [i for i, (t, a, b) in enumerate(zip(tests, n_a, n_b)) if t == "ks" and max(a, b) > KS_EXACT_MAX]
-    if idx:
-        p = ks_asymp_pvalues([out[i].ks for i in idx], [n_a[i] for i in idx], [n_b[i] for i in idx])
-        for i, v in zip(idx, p):
-            out[i] = out[i]._replace(ks_pvalue=float(v))
-    return out
+    return max(n_a, n_b) > KS_EXACT_MAX
 
+
+def ks_pvalues(stats: Sequence, n_a: Sequence[int], n_b: Sequence[int], tests: Sequence[str]) -> list[float | None]:
+    """The two-sided KS p-values of a batch of rank statistics, in one vectorized call.
+
+    Parameters
+    ----------
+    stats
+        :class:`cudrift.kernels._host.RankStatistics`, one per column.
+    n_a, n_b
+        Each column's reference and current sample sizes.
+    tests
+        Each column's test.
+
+    Returns
+    -------
+    list
+        For the columns whose test is ``"ks"`` and whose p-value is
+        asymptotic (:func:`ks_asymptotic`), the p-value that
+        :func:`finish_rank_test` would form, from a single
+        :func:`cudrift.stats._dist.ks_asymp_pvalues` call (identical to the
+        per-column values) instead of one call per column; None for the
+        others.
+    """
+    out: list[float | None] = [None] * len(stats)
+    idx = [i for i, (t, a, b) in enumerate(zip(tests, n_a, n_b)) if t == "ks" and ks_asymptotic(a, b)]
+    if idx:
+        p = ks_asymp_pvalues([stats[i].ks for i in idx], [n_a[i] for i in idx], [n_b[i] for i in idx])
+        for i, v in zip(idx, p):
+            out[i] = float(v)
+    return out
 
 
 class NumericParts(NamedTuple):
@@ -458,7 +487,8 @@ def int_code_offset(lo: int, hi: int, max_span: int) -> int | None:
 
 
 def finish_rank_test(
-    test: str, stats, n_a: int, n_b: int, *, reference_std: float | None = None, distinct: bool = True
+    test: str, stats, n_a: int, n_b: int, *, reference_std: float | None = None, distinct: bool = True,
+    ks_pvalue: float | None = None,
 ) -> TestResult | None:
     """The detector's result for a rank test from the device's rank statistics, when they suffice.
 
@@ -475,6 +505,9 @@ def finish_rank_test(
         Standard deviation of the reference (``wasserstein_normalized``).
     distinct
         Whether the pooled sample holds at least two distinct values.
+    ks_pvalue
+        For ``"ks"``, the asymptotic p-value when the caller computed it
+        for a whole batch (:func:`ks_pvalues`); computed here when None.
 
     Returns
     -------
@@ -486,13 +519,11 @@ def finish_rank_test(
     """
     details = dropped_details((0, 0))
     if test == "ks":
-        if max(n_a, n_b) <= KS_EXACT_MAX:
+        if not ks_asymptotic(n_a, n_b):
             return None
         d = float(stats.ks)
         details.update(statistic_sign=-1 if stats.ks_minus > stats.ks_plus else 1, pvalue_method="asymp")
-        p = float(stats.ks_pvalue)
-        if math.isnan(p):
-            p = float(ks_asymp_pvalue(d, n_a, n_b, "two-sided"))
+        p = float(ks_asymp_pvalue(d, n_a, n_b, "two-sided") if ks_pvalue is None else ks_pvalue)
         return TestResult(d, p, "ks", n_a, n_b, 0.0, details)
     if test in ("wasserstein", "wasserstein_normalized"):
         w = float(stats.wasserstein)

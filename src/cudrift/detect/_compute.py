@@ -137,8 +137,8 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
     """Run ``test`` on one column from its profiles and, where kept, its sorted values.
 
     ``rank_stats`` is this column's result of the GPU backend's batched
-    ``rank_statistics_many`` (device-sorted columns only), used instead of a
-    launch of its own.
+    ``rank_tests_many`` (device-sorted columns only): its rank statistics
+    and KS p-value (or None), used instead of a launch of its own.
     """
     spec = TESTS[test]
     if spec.input == "counts":
@@ -155,7 +155,9 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
         # the GPU backend keeps sorted columns on the device and tests them there
         from cudrift.backends import _gpu
         if cur_sorted is not None and test != "mmd":
-            return _gpu.run_sorted_test(test, ref_sorted, cur_sorted, rc.moments.std, stats=rank_stats)
+            stats, ks_pvalue = rank_stats if rank_stats is not None else (None, None)
+            return _gpu.run_sorted_test(test, ref_sorted, cur_sorted, rc.moments.std, stats=stats,
+                                        ks_pvalue=ks_pvalue)
         # below, only the CDF-bound tests read the reference's values (MMD and
         # the sample tests use the samples, the t-test the moments)
         ref_sorted = _gpu.to_host(ref_sorted) if test in _FROM_CDF else None

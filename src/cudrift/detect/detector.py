@@ -264,10 +264,11 @@ class DriftDetector:
 
         Returns ``(tests, stats)``: the test each such column gets (chosen
         as :meth:`_column` chooses it, so that it is not chosen twice) and,
-        for those whose test is a rank test, the batched statistics. Both
-        empty on the CPU path. A failure of the batched launch leaves
-        ``stats`` empty: each column then computes its own (a column that
-        runs out of device memory then fails alone, with a finding).
+        for those whose test is a rank test, their entries of the GPU
+        backend's ``rank_tests_many`` (rank statistics, KS p-value or
+        None). Both empty on the CPU path. A failure of the batched launch
+        leaves ``stats`` empty: each column then computes its own (a column
+        that runs out of device memory then fails alone, with a finding).
         """
         if self.backend != "gpu":
             return {}, {}
@@ -289,13 +290,10 @@ class DriftDetector:
         from cudrift.backends import _gpu
 
         try:
-            stats = _gpu.rank_statistics_many([(self._ref_sorted[n], cur_sorted[n]) for n in wanted],
-                                              gh.rank_want(tests[n] for n in wanted))
+            stats = _gpu.rank_tests_many([(self._ref_sorted[n], cur_sorted[n]) for n in wanted],
+                                         [tests[n] for n in wanted])
         except Exception:  # noqa: BLE001 - device trouble: fall back to the per-column path, which reports it
             return tests, {}
-        # the KS columns' p-values in one SciPy call rather than one per column
-        stats = gh.with_ks_pvalues(stats, [int(self._ref_sorted[n].size) for n in wanted],
-                                   [int(cur_sorted[n].size) for n in wanted], [tests[n] for n in wanted])
         return tests, dict(zip(wanted, stats))
 
     def _test_for(self, name: str, cur: Profile, cur_sorted) -> str:

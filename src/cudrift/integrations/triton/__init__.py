@@ -10,14 +10,13 @@
   feeds the model's inputs and outputs into the monitor.
 - :mod:`cudrift.integrations.triton.local_server`: run the ``tritonserver``
   of the ``nvidia-pytriton`` wheel on loopback (tests, benchmarks, trials).
+
+The names below are imported from their submodules on first use (PEP 562),
+so that the command line, which needs :class:`MonitorSettings` only, does
+not import the monitor and the repository writer on every command.
 """
 
-from cudrift.integrations.triton._config import MonitorSettings
-from cudrift.integrations.triton._layout import FeatureLayout, InputGroup
-from cudrift.integrations.triton._metrics import BAD_REQUEST_REASONS, METRIC_NAMES
-from cudrift.integrations.triton._state import ClosedWindow, WindowState
-from cudrift.integrations.triton.model import BadRequest, TritonPythonModel
-from cudrift.integrations.triton.repository import ENSEMBLE_OUTPUT, Repository, read_model_config, write_repository
+import importlib
 
 __all__ = [
     "TritonPythonModel",
@@ -34,3 +33,32 @@ __all__ = [
     "BAD_REQUEST_REASONS",
     "METRIC_NAMES",
 ]
+
+# Each public name and the submodule that defines it.
+_SUBMODULE = {
+    "TritonPythonModel": "model",
+    "BadRequest": "model",
+    "write_repository": "repository",
+    "read_model_config": "repository",
+    "Repository": "repository",
+    "ENSEMBLE_OUTPUT": "repository",
+    "MonitorSettings": "_config",
+    "FeatureLayout": "_layout",
+    "InputGroup": "_layout",
+    "WindowState": "_state",
+    "ClosedWindow": "_state",
+    "BAD_REQUEST_REASONS": "_metrics",
+    "METRIC_NAMES": "_metrics",
+}
+
+
+def __getattr__(name: str):
+    if name not in _SUBMODULE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_SUBMODULE[name]}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -47,8 +47,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["TritonInstall", "find_tritonserver", "LocalTritonServer", "ServerError", "parse_metrics", "wait_log",
-           "SUM_SCORER_PY"]
+from cudrift.errors import BackendUnavailableError
+
+__all__ = ["TritonInstall", "find_tritonserver", "instance_env", "LocalTritonServer", "ServerError", "parse_metrics",
+           "wait_log", "SUM_SCORER_PY"]
 
 #: ``model.py`` of a python-backend model for tests and benchmarks: input
 #: ``FEATURES`` [batch, k] FP32, output ``SCORE`` [batch, 1] = row sums. It
@@ -145,6 +147,42 @@ def find_tritonserver() -> tuple[TritonInstall | None, str]:
         return None, (f"the python-backend stub for Python {version} cannot load {unresolved} "
                       "(a Python built without its shared library?)")
     return install, f"tritonserver from nvidia-pytriton at {pkg}"
+
+
+def instance_env(kind: str) -> dict[str, str]:
+    """Variables a server needs, on top of this process's environment, to run the monitor on a ``kind`` instance.
+
+    Parameters
+    ----------
+    kind
+        ``"cpu"`` or ``"gpu"``, the monitor's ``--kind``.
+
+    Returns
+    -------
+    dict
+        ``env`` for :class:`LocalTritonServer`: none for ``"cpu"``;
+        ``NUMBA_ENABLE_CUDASIM=0`` for ``"gpu"``, since the monitor's stub
+        inherits the server's environment and its kernels must run on the
+        device, never in the simulator that kernel tests may have asked for.
+
+    Raises
+    ------
+    BackendUnavailableError
+        For ``"gpu"`` when the GPU backend is not usable here; the message
+        says why (:func:`cudrift.backends.gpu_status`).
+    ValueError
+        For any other ``kind``.
+    """
+    if kind == "cpu":
+        return {}
+    if kind != "gpu":
+        raise ValueError(f"Invalid value for kind: {kind!r} (expected 'cpu' or 'gpu')")
+    from cudrift.backends import gpu_status
+
+    ok, why = gpu_status()
+    if not ok:
+        raise BackendUnavailableError(f"GPU backend not usable: {why}")
+    return {"NUMBA_ENABLE_CUDASIM": "0"}
 
 
 def _library_path(install: TritonInstall) -> str:
