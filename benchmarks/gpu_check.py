@@ -348,7 +348,7 @@ def bench_profile(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
     from cudrift.backends import _gpu
     from cudrift.backends import _gpu_host as gh
     from cudrift.kernels import _launch
-    from cudrift.kernels.profile import launch_profile, profile_outputs
+    from cudrift.kernels.profile import float32_edges, launch_profile, profile_outputs
     from cudrift.sketches.histogram import equal_mass_edges
 
     rows, cols, bins = p["profile"]["rows"], p["profile"]["cols"], p["profile"]["bins"]
@@ -360,19 +360,20 @@ def bench_profile(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
     x = cupy.random.standard_normal((rows, cols), dtype=np.float32)
     nt = _launch.threads_per_block()
     # edges on the device once per kind: equal-mass (the cell table), uniform (closed-form bin), none
+    # (and their float32 comparison edges, as the backend passes them for float32 windows)
     edge_sets = {
-        label: [cupy.asarray(a) for a in gh.pack_edges(cols_edges)]
-        for label, cols_edges in (("equal-mass", [edges] * cols),
-                                  ("uniform edges", [np.linspace(-4.0, 4.0, bins + 1)] * cols),
-                                  ("no histogram", [None] * cols))
+        label: [cupy.asarray(a) for a in packed] + [cupy.asarray(float32_edges(packed[0]))]
+        for label, packed in (("equal-mass", gh.pack_edges([edges] * cols)),
+                              ("uniform edges", gh.pack_edges([np.linspace(-4.0, 4.0, bins + 1)] * cols)),
+                              ("no histogram", gh.pack_edges([None] * cols)))
     }
 
-    def kernel(data, row_major, dev):
+    def kernel(data, row_major, dev, f32=True):
         rb = _launch.row_blocks(rows, cols, nt, row_major=row_major)
         out = profile_outputs(cols, dev[0].shape[1], rb, cupy.full)
         # the default stream, where _gpu_timed records its events
-        launch_profile(*(_gpu._arg(a) for a in (data, *dev)), **{k: _gpu._arg(v) for k, v in out.items()},
-                       threads=nt, stream=0)
+        launch_profile(*(_gpu._arg(a) for a in (data, *dev[:3])), **{k: _gpu._arg(v) for k, v in out.items()},
+                       edges32=_gpu._arg(dev[3]) if f32 else None, threads=nt, stream=0)
         return out
 
     nbytes = rows * cols * 4
@@ -393,6 +394,13 @@ def bench_profile(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
                        met=bool(copy_gbs is not None and nbytes / t / 1e9 >= TARGET_PROFILE_FRACTION * copy_gbs),
                        **(cpu if row_major else {})))
     del xf
+    # A/B in this process: the same row-major pass binning float32 values against the float64 edges
+    # (the kernels' only way before float32_edges)
+    dev = edge_sets["equal-mass"]
+    kernel(x, True, dev, f32=False)
+    t = _gpu_timed(cupy, lambda: kernel(x, True, dev, f32=False), repeat=3)
+    rep.bench(_row("fused profile pass (kernel, row-major float32, binned in float64: before)",
+                   f"{rows:,} x {cols}", t, bytes_read=nbytes, copy_gbs=copy_gbs))
     # The same pass over uniform edges (the closed-form bin) and with no histogram: where the time goes.
     for label in ("uniform edges", "no histogram"):
         dev = edge_sets[label]

@@ -112,23 +112,29 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
                  "baseline": baseline}
 
     on_device = {id(p): [cupy.asarray(a) for a in p] for p in edge_sets.values()}  # copied once, not per launch
+    # float32 comparison edges, as the backend passes them for float32 windows (a baseline
+    # file from before float32_edges bins in float64 only)
+    has_f32 = hasattr(kp, "float32_edges")
+    on_device32 = {id(p): cupy.asarray(kp.float32_edges(p[0])) for p in edge_sets.values()} if has_f32 else {}
 
-    def launch(packed, nt, rb, privatize=None, window=x):
+    def launch(packed, nt, rb, privatize=None, window=x, f32=True):
         dev = on_device[id(packed)]
         o = kp.profile_outputs(cols, packed[0].shape[1], rb, cupy.full)
+        extra = {"edges32": _arg(on_device32[id(packed)])} if f32 and has_f32 else {}
         kp.launch_profile(*(_arg(a) for a in (window, *dev)), **{k: _arg(v) for k, v in o.items()},
-                          threads=nt, privatize=privatize, stream=0)
+                          threads=nt, privatize=privatize, stream=0, **extra)
         return o
 
-    def timed(label, packed, nt, rb, privatize=None, window=x, **extra):
-        row = {"edges": label, "threads": nt, "row_blocks": rb, "privatize": privatize, **extra}
+    def timed(label, packed, nt, rb, privatize=None, window=x, f32=True, **extra):
+        row = {"edges": label, "threads": nt, "row_blocks": rb, "privatize": privatize,
+               "binning": "float32" if f32 and has_f32 else "float64", **extra}
         try:
-            o = launch(packed, nt, rb, privatize, window)
+            o = launch(packed, nt, rb, privatize, window, f32)
             cupy.cuda.runtime.deviceSynchronize()
             if packed[1][0] >= 2:
                 per_col = cupy.asnumpy(o["hist"].sum(axis=1))
                 row["counts_ok"] = bool((per_col == rows).all())
-            row["seconds"] = _gpu_timed(cupy, lambda: launch(packed, nt, rb, privatize, window), repeat=5)
+            row["seconds"] = _gpu_timed(cupy, lambda: launch(packed, nt, rb, privatize, window, f32), repeat=5)
             row["gb_per_s"] = nbytes / row["seconds"] / 1e9
         except Exception as exc:  # noqa: BLE001 - a configuration that cannot launch is a finding
             row["error"] = f"{type(exc).__name__}: {exc}"[:300]
@@ -159,6 +165,9 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
         for name, window, rb in (("profile_rows_kernel", x, 8 * sm), ("profile_kernel", xf, col_rb)):
             for label in ("equal-mass", "none"):
                 timed(label, edge_sets[label], 256, rb, window=window, max_registers=cap, kernel=name)
+            if has_f32:  # the float64 binning of float32 values, for the A/B under each cap
+                timed("equal-mass", edge_sets["equal-mass"], 256, rb, window=window, f32=False,
+                      max_registers=cap, kernel=name)
             for ov in getattr(kp, name).overloads.values():
                 out["runs"][-1]["resources"] = {"regs": ov.regs_per_thread, "local_bytes": ov.local_mem_per_thread}
     resources = {}

@@ -42,6 +42,7 @@ __all__ = [
     "launch_profile",
     "profile_shared_bytes",
     "profile_outputs",
+    "float32_edges",
     "rows_layout",
     "GROUP",
     "UNROLL",
@@ -62,12 +63,13 @@ _HUGE = 1e150
 
 @cuda.jit(device=True, inline=True)
 def bin_scale(e, off, n_edges):
-    """``n_bins / (last / 2 - first / 2)`` of edges ``e[off:off + n_edges]``: the closed-form bin's factor."""
-    return (n_edges - 1) / (e[off + n_edges - 1] * 0.5 - e[off] * 0.5)
+    """``n_bins / (last / 2 - first / 2)`` of edges ``e[off:off + n_edges]``: the closed-form bin's factor, in their dtype."""
+    half = e.dtype.type(0.5)
+    return e.dtype.type(n_edges - 1) / (e[off + n_edges - 1] * half - e[off] * half)
 
 
 @cuda.jit(device=True, inline=True)
-def bin_index_at(v, first, last, e, off, n_edges, uniform, scale):
+def bin_index_at(v, first, top, last, e, off, n_edges, uniform, scale):
     """Index of finite ``v`` in the counts of edges ``e[off:off + n_edges]`` (``Histogram.counts`` layout).
 
     Equals ``searchsorted(edges, v, side="right")`` with a value equal to the
@@ -79,24 +81,31 @@ def bin_index_at(v, first, last, e, off, n_edges, uniform, scale):
     search and is identical to it (for any edges; the estimate only makes it
     fast when the edges are uniform).
 
-    The kernels keep ``first``, ``last`` and ``scale`` of their column in
-    registers: read from shared memory they would be two more loads per
-    value, which the compiler cannot hoist past the histogram's atomics on
-    the same buffer.
+    ``e`` holds the edges in the dtype the comparisons run in: the float64
+    edges, or for float32 values the edges rounded up to float32
+    (:func:`float32_edges`; exact, since for a float32 ``v``, ``v < edge``
+    exactly when ``v < ceil32(edge)``), and ``v`` is in that dtype.
+    ``first`` and ``top`` are ``e``'s first and last entries, ``last`` the
+    last edge in float64: ``v >= top`` means ``v >= last``, and equality
+    with ``last`` itself decides between the closed last bin and overflow.
+
+    The kernels keep ``first``, ``top``, ``last`` and ``scale`` of their
+    column in registers: read from shared memory they would be more loads
+    per value, which the compiler cannot hoist past the histogram's atomics
+    on the same buffer.
     """
     if v < first:
         return 0
-    if v > last:
-        return n_edges
-    if v == last:
-        return n_edges - 1
+    if v >= top:
+        return n_edges - 1 if v == last else n_edges
     # Here first <= v < last: find j with e[j] <= v < e[j + 1], answer j + 1.
     if uniform:
         n_bins = n_edges - 1
+        half = e.dtype.type(0.5)
         # Halving both sides first keeps (v - first) and the range finite
         # when the edges span more than the largest float.
-        h = (v * 0.5 - first * 0.5) * scale
-        j = int(h) if h < n_bins else n_bins - 1
+        h = (v * half - first * half) * scale
+        j = int32(h) if h < e.dtype.type(n_bins) else int32(n_bins - 1)
         while v < e[off + j]:
             j -= 1
         while v >= e[off + j + 1]:
@@ -130,11 +139,12 @@ def build_cells(e, off, n_edges, lut, loff, cells, t, nt):
 
 
 @cuda.jit(device=True, inline=True)
-def bin_index_cells(v, first, last, e, off, n_edges, lut, loff, cells, gscale):
+def bin_index_cells(v, first, top, last, e, off, n_edges, lut, loff, cells, gscale):
     """:func:`bin_index_at` through a cell table from :func:`build_cells`.
 
     ``gscale`` is :func:`bin_scale` times ``cells / n_bins``; the caller
-    holds the edge ends ``first`` and ``last`` (as :func:`bin_index_at`).
+    holds ``first``, ``top`` and ``last`` (as :func:`bin_index_at`, whose
+    dtype rules apply).
 
     The value's cell gives a bin near its own; the answer is then found by
     the same edge comparisons as the binary search (walking down while
@@ -144,13 +154,12 @@ def bin_index_cells(v, first, last, e, off, n_edges, lut, loff, cells, gscale):
     """
     if v < first:
         return 0
-    if v > last:
-        return n_edges
-    if v == last:
-        return n_edges - 1
-    h = (v * 0.5 - first * 0.5) * gscale
-    g = int(h) if h < cells else cells - 1
-    j = int(lut[loff + g])
+    if v >= top:
+        return n_edges - 1 if v == last else n_edges
+    half = e.dtype.type(0.5)
+    h = (v * half - first * half) * gscale
+    g = int32(h) if h < e.dtype.type(cells) else int32(cells - 1)
+    j = int32(lut[loff + g])
     while v < e[off + j]:
         j -= 1
     while v >= e[off + j + 1]:
@@ -255,7 +264,7 @@ def moments_add(count, mean, m2, gn, gk, gs1, gs2, v):
 
 @cuda.jit
 def profile_kernel(
-    x, null_mask, has_mask, edges, n_edges, uniform, shared_edges, cells,
+    x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, shared_edges, cells,
     hist, special, mins, maxs, blk_count, blk_mean, blk_m2,
 ):
     """Fused per-column profile of one chunk.
@@ -264,12 +273,17 @@ def profile_kernel(
     block ``rb`` (``blockIdx.y``); thread ``t`` reads rows
     ``rb * T + t + k * gridDim.y * T`` (consecutive threads, consecutive rows).
 
+    Values are compared with ``cmp_edges`` (``edges`` itself, or float32
+    edges for float32 ``x``, see :func:`bin_index_at`) in that dtype; the
+    minimum and maximum are taken in it too, the moments in float64.
+
     Shared memory (dynamic, one buffer viewed as float64 / int64 / int32 /
-    uint8): the column's edges (``shared_edges`` slots, 0 when not
-    privatized), per thread ``mean, m2, min, max`` and ``count, null, nan,
-    +inf, -inf`` for the block reduction, the block's private histogram
-    (int32) and, when ``cells > 0``, the cell table of
-    :func:`bin_index_cells` (uint8) for non-uniform edges.
+    uint8 and ``cmp_edges``' dtype): the column's comparison edges
+    (``shared_edges`` entries, 0 when not privatized, padded to 8 bytes),
+    per thread ``mean, m2, min, max`` and ``count, null, nan, +inf, -inf``
+    for the block reduction, the block's private histogram (int32) and,
+    when ``cells > 0``, the cell table of :func:`bin_index_cells` (uint8)
+    for non-uniform edges.
 
     Atomics: int32 adds on the shared histogram (global int64 adds on
     ``hist`` when it is not privatized); after the block reduction one int64
@@ -297,27 +311,31 @@ def profile_kernel(
     i64 = cuda.shared.array(0, dtype=int64)
     i32 = cuda.shared.array(0, dtype=int32)
     u8 = cuda.shared.array(0, dtype=uint8)
-    fo = shared_edges  # float64 scratch after the staged edges
+    ce = cuda.shared.array(0, dtype=cmp_edges.dtype)
+    ct = cmp_edges.dtype.type  # the dtype values are binned and bounded in
+    fo = (shared_edges * cmp_edges.itemsize + 7) // 8  # float64 scratch after the staged edges
     io = fo + _F_SLOTS * nt  # int64 scratch, in 8-byte units
     ho = 2 * (io + _I_SLOTS * nt)  # private histogram, in 4-byte units
     lo8 = 4 * (ho + shared_edges + 1)  # cell table, in bytes
 
     if private:
         for q in range(t, ne, nt):
-            f64[q] = edges[c, q]
+            ce[q] = cmp_edges[c, q]
         for q in range(t, ne + 1, nt):
             i32[ho + q] = 0
     cuda.syncthreads()
     use_cells = private and cells > 0 and ne >= 2 and not uni
     if use_cells:
-        build_cells(f64, 0, ne, u8, lo8, cells, t, nt)
+        build_cells(ce, 0, ne, u8, lo8, cells, t, nt)
     cuda.syncthreads()
 
-    erow = edges[c]
-    scale = bin_scale(erow, 0, ne) if ne >= 2 else 0.0
-    gscale = scale * cells / (ne - 1) if ne >= 2 else 0.0
-    first = erow[0] if ne >= 2 else 0.0
-    last = erow[ne - 1] if ne >= 2 else 0.0
+    crow = cmp_edges[c]
+    scale = bin_scale(crow, 0, ne) if ne >= 2 else ct(0.0)
+    gscale = scale * ct(cells / (ne - 1)) if ne >= 2 else ct(0.0)
+    first = crow[0] if ne >= 2 else ct(0.0)
+    top = crow[ne - 1] if ne >= 2 else ct(0.0)
+    last = edges[c, ne - 1] if ne >= 2 else 0.0
+    inf = ct(math.inf)
     count = 0
     mean = 0.0
     m2 = 0.0
@@ -325,13 +343,13 @@ def profile_kernel(
     gk = 0.0
     gs1 = 0.0
     gs2 = 0.0
-    lo = math.inf
-    hi = -math.inf
+    lo = inf
+    hi = -inf
     n_null = 0
     n_nan = 0
     n_pinf = 0
     n_ninf = 0
-    buf = cuda.local.array(UNROLL, float64)
+    buf = cuda.local.array(UNROLL, cmp_edges.dtype)
     state = cuda.local.array(UNROLL, int32)  # 0 value, 1 null, 2 past the end
     # Unsigned indices (rows here are never negative): Numba then emits no
     # negative-index wraparound, three integer instructions per index per value.
@@ -346,36 +364,36 @@ def profile_kernel(
                 state[u] = 1
             else:
                 state[u] = 0
-                buf[u] = np.float64(x[np.uint64(r), uc])
+                buf[u] = ct(x[np.uint64(r), uc])
         for u in range(UNROLL):
             if state[u] == 1:
                 n_null += 1
             elif state[u] == 0:
                 v = buf[u]
-                if abs(v) < math.inf:  # finite first: one test for most values
-                    count, mean, m2, gn, gk, gs1, gs2 = moments_add(count, mean, m2, gn, gk, gs1, gs2, v)
+                if abs(v) < inf:  # finite first: one test for most values
+                    count, mean, m2, gn, gk, gs1, gs2 = moments_add(
+                        count, mean, m2, gn, gk, gs1, gs2, np.float64(v))
                     lo = min(lo, v)
                     hi = max(hi, v)
                     if ne >= 2:
                         if use_cells:
-                            cuda.atomic.add(
-                                i32, ho + bin_index_cells(v, first, last, f64, 0, ne, u8, lo8, cells, gscale), 1)
+                            cuda.atomic.add(i32, ho + bin_index_cells(
+                                v, first, top, last, ce, 0, ne, u8, lo8, cells, gscale), 1)
                         elif private:
-                            cuda.atomic.add(i32, ho + bin_index_at(v, first, last, f64, 0, ne, uni, scale), 1)
+                            cuda.atomic.add(i32, ho + bin_index_at(v, first, top, last, ce, 0, ne, uni, scale), 1)
                         else:
-                            cuda.atomic.add(hist, (c, bin_index_at(v, first, last, erow, 0, ne, uni, scale)), 1)
+                            cuda.atomic.add(hist, (c, bin_index_at(v, first, top, last, crow, 0, ne, uni, scale)), 1)
                 else:
                     n_nan, n_pinf, n_ninf = count_nonfinite(v, n_nan, n_pinf, n_ninf)
         count, mean, m2, gn, gs1, gs2 = fold_if_full(count, mean, m2, gn, gk, gs1, gs2)
     count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
-    # adding 0.0 turns a -0.0 extreme into +0.0, as Moments does
-    lo += 0.0
-    hi += 0.0
 
     f64[fo + t] = mean
     f64[fo + nt + t] = m2
-    f64[fo + 2 * nt + t] = lo
-    f64[fo + 3 * nt + t] = hi
+    # adding 0.0 turns a -0.0 extreme into +0.0, as Moments does (in float64:
+    # lo and hi keep their own dtype, which Numba would widen on reassignment)
+    f64[fo + 2 * nt + t] = np.float64(lo) + 0.0
+    f64[fo + 3 * nt + t] = np.float64(hi) + 0.0
     i64[io + t] = count
     i64[io + nt + t] = n_null
     i64[io + 2 * nt + t] = n_nan
@@ -424,7 +442,7 @@ _ROWS_JIT = {} if SIMULATOR else {"max_registers": _launch.ROWS_MAX_REGISTERS}
 
 @cuda.jit(**_ROWS_JIT)
 def profile_rows_kernel(
-    x, null_mask, has_mask, edges, n_edges, uniform, private, cells,
+    x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, private, cells,
     hist, special, mins, maxs, blk_count, blk_mean, blk_m2,
 ):
     """Fused per-column profile of a row-major slab of ``S`` columns (``x.shape[1]``); same outputs as :func:`profile_kernel`.
@@ -434,8 +452,12 @@ def profile_rows_kernel(
     gridDim.x * R`` (threads ``>= R * S`` idle), so a warp reads adjacent
     values of one or two rows: contiguous segments on a row-major chunk.
 
+    Values are compared with ``cmp_edges`` in its dtype, as in
+    :func:`profile_kernel`.
+
     Shared memory (dynamic, one buffer viewed as float64 / int64 / int32 /
-    uint8): while reading, the slab's edges (``S * max_edges`` float64),
+    uint8 and ``cmp_edges``' dtype): while reading, the slab's comparison
+    edges (``S * max_edges`` of ``cmp_edges``' dtype),
     private histograms (``S * (max_edges + 1)`` int32) and cell tables of
     :func:`bin_index_cells` (``S * cells`` uint8) when ``private``; after the
     histograms are flushed, the same bytes hold per-thread ``mean, m2, min,
@@ -463,27 +485,31 @@ def profile_rows_kernel(
     i64 = cuda.shared.array(0, dtype=int64)
     i32 = cuda.shared.array(0, dtype=int32)
     u8 = cuda.shared.array(0, dtype=uint8)
-    ho = 2 * n_cols * me  # private histograms, in 4-byte units, after the edges
+    ce = cuda.shared.array(0, dtype=cmp_edges.dtype)
+    ct = cmp_edges.dtype.type  # the dtype values are binned and bounded in
+    ho = (n_cols * me * cmp_edges.itemsize) // 4  # private histograms, in 4-byte units, after the edges
     lo8 = 4 * (ho + n_cols * (me + 1))  # cell tables, in bytes, after the histograms
     if private:
         for q in range(t, n_cols * me, nt):
-            f64[q] = edges[q // me, q % me]
+            ce[q] = cmp_edges[q // me, q % me]
         for q in range(t, n_cols * (me + 1), nt):
             i32[ho + q] = 0
     cuda.syncthreads()
     if private and cells > 0:
         for cc in range(n_cols):
             if n_edges[cc] >= 2 and uniform[cc] == 0:
-                build_cells(f64, cc * me, n_edges[cc], u8, lo8 + cc * cells, cells, t, nt)
+                build_cells(ce, cc * me, n_edges[cc], u8, lo8 + cc * cells, cells, t, nt)
     cuda.syncthreads()
 
     ne = n_edges[c]
     uni = uniform[c] != 0
-    erow = edges[c]
-    scale = bin_scale(erow, 0, ne) if ne >= 2 else 0.0
-    gscale = scale * cells / (ne - 1) if ne >= 2 else 0.0
-    first = erow[0] if ne >= 2 else 0.0
-    last = erow[ne - 1] if ne >= 2 else 0.0
+    crow = cmp_edges[c]
+    scale = bin_scale(crow, 0, ne) if ne >= 2 else ct(0.0)
+    gscale = scale * ct(cells / (ne - 1)) if ne >= 2 else ct(0.0)
+    first = crow[0] if ne >= 2 else ct(0.0)
+    top = crow[ne - 1] if ne >= 2 else ct(0.0)
+    last = edges[c, ne - 1] if ne >= 2 else 0.0
+    inf = ct(math.inf)
     use_cells = private and cells > 0 and ne >= 2 and not uni
     eo = c * me  # this column's edges in shared memory
     hc = ho + c * (me + 1)  # and its private histogram
@@ -495,13 +521,13 @@ def profile_rows_kernel(
     gk = 0.0
     gs1 = 0.0
     gs2 = 0.0
-    lo = math.inf
-    hi = -math.inf
+    lo = inf
+    hi = -inf
     n_null = 0
     n_nan = 0
     n_pinf = 0
     n_ninf = 0
-    buf = cuda.local.array(UNROLL, float64)
+    buf = cuda.local.array(UNROLL, cmp_edges.dtype)
     state = cuda.local.array(UNROLL, int32)  # 0 value, 1 null, 2 past the end
     uc = np.uint64(c)  # unsigned indices: no negative-index wraparound (see profile_kernel)
     if active:
@@ -515,30 +541,31 @@ def profile_rows_kernel(
                     state[u] = 1
                 else:
                     state[u] = 0
-                    buf[u] = np.float64(x[np.uint64(r), uc])
+                    buf[u] = ct(x[np.uint64(r), uc])
             for u in range(UNROLL):
                 if state[u] == 1:
                     n_null += 1
                 elif state[u] == 0:
                     v = buf[u]
-                    if abs(v) < math.inf:  # finite first: one test for most values
-                        count, mean, m2, gn, gk, gs1, gs2 = moments_add(count, mean, m2, gn, gk, gs1, gs2, v)
+                    if abs(v) < inf:  # finite first: one test for most values
+                        count, mean, m2, gn, gk, gs1, gs2 = moments_add(
+                            count, mean, m2, gn, gk, gs1, gs2, np.float64(v))
                         lo = min(lo, v)
                         hi = max(hi, v)
                         if ne >= 2:
                             if use_cells:
-                                cuda.atomic.add(
-                                    i32, hc + bin_index_cells(v, first, last, f64, eo, ne, u8, lc, cells, gscale), 1)
+                                cuda.atomic.add(i32, hc + bin_index_cells(
+                                    v, first, top, last, ce, eo, ne, u8, lc, cells, gscale), 1)
                             elif private:
-                                cuda.atomic.add(i32, hc + bin_index_at(v, first, last, f64, eo, ne, uni, scale), 1)
+                                cuda.atomic.add(
+                                    i32, hc + bin_index_at(v, first, top, last, ce, eo, ne, uni, scale), 1)
                             else:
-                                cuda.atomic.add(hist, (c, bin_index_at(v, first, last, erow, 0, ne, uni, scale)), 1)
+                                cuda.atomic.add(
+                                    hist, (c, bin_index_at(v, first, top, last, crow, 0, ne, uni, scale)), 1)
                     else:
                         n_nan, n_pinf, n_ninf = count_nonfinite(v, n_nan, n_pinf, n_ninf)
             count, mean, m2, gn, gs1, gs2 = fold_if_full(count, mean, m2, gn, gk, gs1, gs2)
         count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
-        lo += 0.0  # -0.0 extremes become +0.0, as in Moments
-        hi += 0.0
     cuda.syncthreads()
     if private:
         for q in range(t, n_cols * (me + 1), nt):
@@ -551,8 +578,8 @@ def profile_rows_kernel(
     io = _F_SLOTS * nt
     f64[fo + t] = mean
     f64[fo + nt + t] = m2
-    f64[fo + 2 * nt + t] = lo
-    f64[fo + 3 * nt + t] = hi
+    f64[fo + 2 * nt + t] = np.float64(lo) + 0.0  # -0.0 extremes become +0.0, as in Moments
+    f64[fo + 3 * nt + t] = np.float64(hi) + 0.0
     i64[io + t] = count
     i64[io + nt + t] = n_null
     i64[io + 2 * nt + t] = n_nan
@@ -594,34 +621,39 @@ def rows_layout(x) -> bool:
     return int(x.strides[1]) == item and int(x.strides[0]) >= item * x.shape[1]
 
 
-def rows_shared_bytes(max_edges: int, slab: int, threads: int, privatize: bool, cells: int = 0) -> int:
-    """Dynamic shared memory of one :func:`profile_rows_kernel` block over ``slab`` columns (bytes)."""
+def rows_shared_bytes(max_edges: int, slab: int, threads: int, privatize: bool, cells: int = 0,
+                      edge_bytes: int = 8) -> int:
+    """Dynamic shared memory of one :func:`profile_rows_kernel` block over ``slab`` columns (bytes).
+
+    ``edge_bytes`` is the item size of the comparison edges (8, or 4 for float32 edges).
+    """
     scratch = 8 * (_F_SLOTS + _I_SLOTS) * threads
     if not privatize:
         return scratch
-    return max(scratch, slab * _column_bytes(max_edges, cells))
+    return max(scratch, slab * _column_bytes(max_edges, cells, edge_bytes))
 
 
 #: Cell-table sizes tried, finest first (uint8 entries: bins up to 256).
 _CELLS = (256, 64)
 
 
-def _column_bytes(max_edges: int, cells: int) -> int:
-    """Shared memory one privatized column takes: edges (float64), histogram (int32), cell table (uint8)."""
-    return 8 * max_edges + 4 * (max_edges + 1) + cells
+def _column_bytes(max_edges: int, cells: int, edge_bytes: int = 8) -> int:
+    """Shared memory one privatized column takes: edges (padded to 8 bytes), histogram (int32), cell table (uint8)."""
+    return 8 * -(-edge_bytes * max_edges // 8) + 4 * (max_edges + 1) + cells
 
 
 def _cells_ok(max_edges: int) -> bool:
     return 3 <= max_edges <= 257
 
 
-def _rows_plan(n_cols: int, max_edges: int, threads: int, privatize: bool | None) -> tuple[int, bool, int]:
+def _rows_plan(n_cols: int, max_edges: int, threads: int, privatize: bool | None,
+               edge_bytes: int = 8) -> tuple[int, bool, int]:
     """Columns per slab, whether slabs keep private histograms, and their cell-table size."""
     limit = _launch.shared_limit()
     want = min(n_cols, threads)
     private, cells, cap = False, 0, want
     if max_edges > 0 and privatize is not False:
-        options = [(c, limit // _column_bytes(max_edges, c))
+        options = [(c, limit // _column_bytes(max_edges, c, edge_bytes))
                    for c in ((*_CELLS, 0) if _cells_ok(max_edges) else (0,))]
         # the finest table with which a slab still spans the columns (or 8 of them)
         cells, fit = next(((c, f) for c, f in options if f >= min(want, 8)), options[-1])
@@ -635,7 +667,7 @@ def _rows_plan(n_cols: int, max_edges: int, threads: int, privatize: bool | None
     return -(-n_cols // n_slabs), private, cells if private else 0
 
 
-def profile_shared_bytes(max_edges: int, threads: int, privatize: bool, cells: int = 0) -> int:
+def profile_shared_bytes(max_edges: int, threads: int, privatize: bool, cells: int = 0, edge_bytes: int = 8) -> int:
     """Dynamic shared memory of one :func:`profile_kernel` block (bytes).
 
     Parameters
@@ -646,11 +678,42 @@ def profile_shared_bytes(max_edges: int, threads: int, privatize: bool, cells: i
         Block size.
     privatize
         Whether the block keeps its own histogram and edges in shared memory.
+    cells
+        Cell-table size (0: none).
+    edge_bytes
+        Item size of the comparison edges: 8, or 4 for float32 edges.
     """
     scratch = 8 * (_F_SLOTS + _I_SLOTS) * threads
     if not privatize:
         return scratch
-    return scratch + _column_bytes(max_edges, cells)
+    return scratch + _column_bytes(max_edges, cells, edge_bytes)
+
+
+def float32_edges(edges) -> np.ndarray:
+    """Float64 ``edges`` rounded up to float32: the comparison edges of float32 values.
+
+    For every float32 ``v`` and float64 ``e``, ``v < e`` exactly when
+    ``v < r`` with ``r`` the smallest float32 ``>= e`` (an ``e`` between two
+    float32 neighbours lies above every float32 ``v`` that the lower one
+    bounds). So a float32 value binned against these edges in float32 lands
+    in the same bin as against the float64 edges, with comparisons and
+    edge loads at half the width; edges past float32's range become ``inf``
+    or the most negative float32, which bound float32 values the same way.
+    Distinct edges may round to the same float32: the bin between them is
+    then empty for float32 values, as it is against the float64 edges.
+
+    Examples
+    --------
+    >>> r = float32_edges(np.array([0.1, 1.0, 1e300, -1e300]))
+    >>> r.dtype, bool(r[0] >= 0.1), float(r[1]), float(r[2]), bool(r[3] == -np.finfo(np.float32).max)
+    (dtype('float32'), True, 1.0, inf, True)
+    """
+    e = np.asarray(edges, dtype=np.float64)
+    with np.errstate(over="ignore"):  # past float32's range is inf, as wanted
+        r = e.astype(np.float32)
+        below = r.astype(np.float64) < e
+        r[below] = np.nextafter(r[below], np.float32(np.inf))
+    return r
 
 
 def profile_outputs(n_cols: int, max_edges: int, row_blocks: int, full) -> dict:
@@ -695,6 +758,7 @@ def launch_profile(
     blk_m2,
     null_mask=None,
     *,
+    edges32=None,
     threads: int | None = None,
     privatize: bool | None = None,
     stream=0,
@@ -727,6 +791,11 @@ def launch_profile(
         sets the grid; any value gives the same answer.
     null_mask
         Optional ``(rows, cols)`` bool device array, True where the value is null.
+    edges32
+        Optional :func:`float32_edges` of ``edges`` (device, same shape). With
+        float32 ``x`` the kernels then bin, bound and test values in float32
+        (same counts, half the shared-memory traffic of the bin search, no
+        float64 comparisons); ignored for other dtypes.
     threads
         Block size (default :func:`cudrift.kernels._launch.threads_per_block`).
     privatize
@@ -742,8 +811,10 @@ def launch_profile(
     max_edges = edges.shape[1]
     has_mask = null_mask is not None
     mask = null_mask if has_mask else _no_mask()
+    cmp = edges32 if edges32 is not None and np.dtype(x.dtype) == np.float32 else edges
+    eb = np.dtype(cmp.dtype).itemsize
     if rows_layout(x):
-        slab, private, cells = _rows_plan(n_cols, max_edges, nt, privatize)
+        slab, private, cells = _rows_plan(n_cols, max_edges, nt, privatize, eb)
         for j0 in range(0, n_cols, slab):
             j1 = min(n_cols, j0 + slab)
             width = j1 - j0
@@ -754,22 +825,22 @@ def launch_profile(
                 # a chunk without histograms); the kernel never reads those.
                 return a if (j0 == 0 and j1 == n_cols) or a.size == 0 else a[j0:j1]
 
-            profile_rows_kernel[n_rb, block, stream, rows_shared_bytes(max_edges, width, block, private, cells)](
-                x[:, j0:j1], mask[:, j0:j1] if has_mask else mask, has_mask, cut(edges), cut(n_edges),
+            profile_rows_kernel[n_rb, block, stream, rows_shared_bytes(max_edges, width, block, private, cells, eb)](
+                x[:, j0:j1], mask[:, j0:j1] if has_mask else mask, has_mask, cut(edges), cut(cmp), cut(n_edges),
                 cut(uniform), private, cells, cut(hist), cut(special), cut(mins), cut(maxs),
                 cut(blk_count), cut(blk_mean), cut(blk_m2),
             )
         return
     if privatize is None:
-        privatize = profile_shared_bytes(max_edges, nt, True) <= _launch.shared_limit()
+        privatize = profile_shared_bytes(max_edges, nt, True, 0, eb) <= _launch.shared_limit()
     shared_edges = max_edges if privatize else 0
     cells = 0
     if privatize and _cells_ok(max_edges):
         # a column per block: room for a fine table
         cells = next((c for c in (1024, *_CELLS)
-                      if profile_shared_bytes(max_edges, nt, True, c) <= _launch.shared_limit()), 0)
-    nbytes = profile_shared_bytes(max_edges, nt, privatize, cells)
+                      if profile_shared_bytes(max_edges, nt, True, c, eb) <= _launch.shared_limit()), 0)
+    nbytes = profile_shared_bytes(max_edges, nt, privatize, cells, eb)
     profile_kernel[(n_cols, n_rb), nt, stream, nbytes](
-        x, mask, has_mask, edges, n_edges, uniform, shared_edges, cells, hist, special, mins, maxs, blk_count,
+        x, mask, has_mask, edges, cmp, n_edges, uniform, shared_edges, cells, hist, special, mins, maxs, blk_count,
         blk_mean, blk_m2,
     )

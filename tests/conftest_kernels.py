@@ -28,7 +28,7 @@ from scipy import stats as st  # noqa: E402
 from cudrift.kernels import _cuda, _host, _launch  # noqa: E402
 from cudrift.kernels.categorical import launch_categorical  # noqa: E402
 from cudrift.kernels.mmd import launch_mmd  # noqa: E402
-from cudrift.kernels.profile import launch_profile, profile_outputs, rows_layout  # noqa: E402
+from cudrift.kernels.profile import float32_edges, launch_profile, profile_outputs, rows_layout  # noqa: E402
 from cudrift.kernels.quantiles import launch_quantile_points, launch_run_ends  # noqa: E402
 from cudrift.kernels.rank import N_FLOAT_PARTIALS, N_INT_PARTIALS, launch_rank  # noqa: E402
 from cudrift.sketches.categorical import count_categories  # noqa: E402
@@ -74,10 +74,16 @@ def pad_edges(edge_list) -> tuple[np.ndarray, np.ndarray]:
     return edges, n_edges
 
 
-def run_profile(x, edge_list, uniform=None, null_mask=None, *, threads=None, row_blocks=None, privatize=None):
-    """One :func:`launch_profile` on host arrays; returns the host outputs and merged moments."""
+def run_profile(x, edge_list, uniform=None, null_mask=None, *, threads=None, row_blocks=None, privatize=None,
+                f32=True):
+    """One :func:`launch_profile` on host arrays; returns the host outputs and merged moments.
+
+    ``f32``: pass :func:`float32_edges` too, as the GPU backend does (float32
+    ``x`` is then binned in float32); False: the float64 edges only.
+    """
     n_rows, n_cols = x.shape
     edges, n_edges = pad_edges(edge_list)
+    edges32 = cuda.to_device(float32_edges(edges)) if f32 else None
     uni = np.zeros(n_cols, dtype=np.uint8) if uniform is None else np.asarray(uniform, dtype=np.uint8)
     nt = threads or _launch.threads_per_block()
     rb = row_blocks or _launch.row_blocks(n_rows, n_cols, nt, row_major=rows_layout(x))
@@ -85,7 +91,7 @@ def run_profile(x, edge_list, uniform=None, null_mask=None, *, threads=None, row
     mask = None if null_mask is None else cuda.to_device(null_mask)
     launch_profile(
         cuda.to_device(x), cuda.to_device(edges), cuda.to_device(n_edges), cuda.to_device(uni),
-        **dev, null_mask=mask, threads=nt, privatize=privatize,
+        **dev, null_mask=mask, edges32=edges32, threads=nt, privatize=privatize,
     )
     res = {k: v.copy_to_host() for k, v in dev.items()}
     res["count"], res["mean"], res["m2"] = _host.merge_block_moments(res["blk_count"], res["blk_mean"], res["blk_m2"])

@@ -18,7 +18,7 @@ pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip insta
 from conftest_kernels import check_profile, run_profile, skip_unless_usable  # noqa: E402
 
 from cudrift.kernels import _launch  # noqa: E402
-from cudrift.kernels.profile import profile_shared_bytes  # noqa: E402
+from cudrift.kernels.profile import float32_edges, profile_shared_bytes  # noqa: E402
 from cudrift.sketches.histogram import equal_mass_edges, uniform_edges  # noqa: E402
 
 skip_unless_usable()
@@ -215,3 +215,81 @@ def test_constant_huge_columns_keep_zero_spread(order):
     res = check_profile(x, [None, None, None], threads=32, row_blocks=3)
     assert res["m2"].tolist() == [0.0, 0.0, 0.0]
     assert res["mean"].tolist() == [1.7e308, -3e300, 5e200]
+
+
+# ------------------------------------------------------------------ float32 values binned in float32
+
+
+def _f32_neighbours(e: np.ndarray) -> np.ndarray:
+    """The float32 values at and around each edge: nearest, the two float32 neighbours of the edge, and theirs."""
+    with np.errstate(over="ignore"):
+        near = e.astype(np.float32)
+    out = [near]
+    with np.errstate(over="ignore"):
+        for direction in (np.inf, -np.inf):
+            step = near
+            for _ in range(2):
+                step = np.nextafter(step, np.float32(direction))
+                out.append(step)
+    v = np.concatenate(out)
+    return v[np.isfinite(v)]
+
+
+def _f32_cases() -> list[np.ndarray]:
+    """Edge sets a float32 comparison can get wrong if it rounds them the wrong way."""
+    third = np.array([-1.0, -1 / 3, 0.1, 1 / 3, 0.7, 1.0 + 2**-30])  # ends and inner edges not float32
+    exact_last = np.array([-2.0, 0.1, 0.2, 0.5])  # a float32 last edge: values on it go in the last bin
+    tight = 1.0 + np.array([0.0, 2**-40, 2**-35, 2**-30, 2**-23])  # several edges round to one float32
+    wide = np.array([-1e300, -1.0, 0.0, 1e-50, 1.0, 1e300])  # past float32's range, and below its subnormals
+    uni = uniform_edges(-0.3, 0.9, 9)  # linspace: closed form and cell estimate
+    return [third, exact_last, tight, wide, uni]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # cell table of inf-wide edges
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("privatize", [None, False])
+def test_float32_values_binned_in_float32_equal_float64_binning(order, privatize):
+    """Float32 data on rounded-up float32 edges: every count equals the CPU twin's float64 binning."""
+    rng = np.random.default_rng(31)
+    cases = _f32_cases()
+    cols = []
+    for e in cases:
+        lo, hi = max(e[0], -3e38), min(e[-1], 3e38)
+        v = np.concatenate((_f32_neighbours(e), rng.uniform(lo, hi, 40).astype(np.float32),
+                            np.float32([np.nan, np.inf, -np.inf, -0.0, 0.0])))
+        cols.append(v)
+    n = max(len(c) for c in cols)
+    x = np.stack([np.resize(c, n) for c in cols], axis=1).astype(np.float32)
+    x = np.asarray(x, order=order)
+    uniform = [int(np.array_equal(e, np.linspace(e[0], e[-1], len(e)))) for e in cases]
+    assert uniform[-1] == 1
+    f32 = check_profile(x, cases, uniform=uniform, threads=64, row_blocks=2, privatize=privatize)
+    f64 = run_profile(x, cases, uniform=uniform, threads=64, row_blocks=2, privatize=privatize, f32=False)
+    assert f32["hist"].tolist() == f64["hist"].tolist()
+    assert f32["mins"].tolist() == f64["mins"].tolist() and f32["maxs"].tolist() == f64["maxs"].tolist()
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_float32_path_through_the_cell_table(order):
+    """Equal-mass edges (cell table) of float32 normal data, values on and beside every edge."""
+    rng = np.random.default_rng(32)
+    ref = np.sort(rng.normal(size=400))
+    edges = equal_mass_edges(ref, 20)
+    v = np.concatenate((_f32_neighbours(edges), rng.normal(size=150).astype(np.float32)))
+    x = np.asarray(np.stack((v, v[::-1]), axis=1), order=order)
+    f32 = check_profile(x, [edges, edges], uniform=[0, 0], threads=64, row_blocks=3)
+    f64 = run_profile(x, [edges, edges], threads=64, row_blocks=3, f32=False)
+    assert f32["hist"].tolist() == f64["hist"].tolist()
+
+
+def test_float32_edges_bound_every_float32_value_as_the_float64_edges():
+    """``float32_edges``: for float32 ``v``, ``v < e`` exactly when ``v < r``, on random and extreme edges."""
+    rng = np.random.default_rng(33)
+    e = np.concatenate((rng.normal(size=200), rng.normal(size=50) * 1e-40, [1e300, -1e300, 3.4028235e38, 0.0,
+                        -0.0, 1e-320, np.finfo(np.float32).max, -np.finfo(np.float32).max]))
+    r = float32_edges(e)
+    assert r.dtype == np.float32 and np.all(r.astype(np.float64) >= e)
+    v = np.concatenate((_f32_neighbours(e), rng.normal(size=300).astype(np.float32),
+                        np.float32([np.inf, -np.inf, 0.0, -0.0])))
+    assert np.array_equal(v[:, None].astype(np.float64) < e[None, :], v[:, None] < r[None, :])
+    assert np.array_equal(v[:, None].astype(np.float64) >= e[None, :], v[:, None] >= r[None, :])
