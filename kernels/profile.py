@@ -63,7 +63,7 @@ _HUGE = 1e150
 
 @cuda.jit(device=True, inline=True)
 def bin_scale(e, off, n_edges):
-    """``n_bins / (last / 2 - first / 2)`` of edges ``e[off:off + n_edges]``: the closed-form bin's factor, in their dtype."""
+    """``n_bins / (last / 2 - first / 2)`` of edges ``e[off:off + n_edges]`` in their dtype: the closed-form factor."""
     half = e.dtype.type(0.5)
     return e.dtype.type(n_edges - 1) / (e[off + n_edges - 1] * half - e[off] * half)
 
@@ -262,7 +262,11 @@ def moments_add(count, mean, m2, gn, gk, gs1, gs2, v):
     return count, mean, m2, gn, gk, gs1, gs2
 
 
-@cuda.jit
+# Enough registers that nothing spills, few enough for 24 resident warps (see _launch.COLUMNS_MAX_REGISTERS).
+_COLUMNS_JIT = {} if SIMULATOR else {"max_registers": _launch.COLUMNS_MAX_REGISTERS}
+
+
+@cuda.jit(**_COLUMNS_JIT)
 def profile_kernel(
     x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, shared_edges, cells,
     hist, special, mins, maxs, blk_count, blk_mean, blk_m2,

@@ -1,0 +1,150 @@
+"""Registers, spills and the instruction mix of the profile kernels' main loop, without a GPU.
+
+The fused profile pass is bound by the instructions it spends per value (see
+RESULTS.md), and those can be counted offline: numba-cuda compiles a kernel
+to PTX for sm_90 with NVVM alone, ``ptxas`` turns it into a cubin and reports
+registers and spills, and ``cuobjdump -sass`` (which calls ``nvdisasm``)
+lists the machine code. The main loop is found as the longest backward
+branch that contains the window's loads. Run from the repository root::
+
+    python3 benchmarks/kernel_sass.py                   # row and column kernel, float32 and float64 binning
+    python3 benchmarks/kernel_sass.py --caps 0,64,80    # under register caps (0: none)
+
+The tools come from NVIDIA's wheels, no toolkit install needed (versions
+used on 2026-11-26)::
+
+    pip download --no-deps -d wheels nvidia-cuda-nvcc-cu12==12.9.86 nvidia-cuda-nvrtc-cu12==12.9.86 \\
+        nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm
+    (cd wheels && for w in *.whl; do unzip -qo "$w" -d tools; done)
+    CUDA_HOME=wheels/tools/nvidia/cuda_nvcc LD_LIBRARY_PATH=wheels/tools/nvidia/cuda_nvrtc/lib \\
+        PATH=$PATH:wheels/tools/nvidia/cu13/bin python3 benchmarks/kernel_sass.py
+
+``ptxas`` 12.9 reads PTX up to version 8.8, so the PTX's ``.version`` line
+is lowered to that (numba-cuda's NVVM writes a newer one; the code is the
+same). Static counts are not timings: a loop's instructions are all its
+paths, and only a card says which are taken how often.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ["NUMBA_ENABLE_CUDASIM"] = "0"
+
+_INSTR = re.compile(r"\s+/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;")
+
+
+def signatures():
+    """``{name: (kernel, argument types)}``: the profile kernels as the backend launches them on float32 windows."""
+    from numba.cuda import types as T
+
+    from cudrift.kernels import profile
+
+    f64, f32, i64, u8, b1 = T.float64, T.float32, T.int64, T.uint8, T.boolean
+
+    def args(x_layout, cmp, rows):
+        x = T.Array(f32, 2, x_layout)
+        head = (x, T.Array(b1, 2, x_layout), b1, T.Array(f64, 2, "C"), T.Array(cmp, 2, "C"), T.Array(i64, 1, "C"),
+                T.Array(u8, 1, "C"), b1 if rows else i64, i64)
+        return head + (T.Array(i64, 2, "C"), T.Array(i64, 2, "C"), T.Array(f64, 1, "C"), T.Array(f64, 1, "C"),
+                       T.Array(i64, 2, "C"), T.Array(f64, 2, "C"), T.Array(f64, 2, "C"))
+
+    return {
+        "rows, float32 binning": (profile.profile_rows_kernel, args("A", f32, True)),
+        "rows, float64 binning": (profile.profile_rows_kernel, args("A", f64, True)),
+        "column, float32 binning": (profile.profile_kernel, args("F", f32, False)),
+        "column, float64 binning": (profile.profile_kernel, args("F", f64, False)),
+    }
+
+
+def _opcode(text: str) -> str:
+    return re.sub(r"^@!?U?P[T0-9]+\s+", "", text).split()[0]
+
+
+def main_loop(sass: str) -> collections.Counter:
+    """Opcode counts of the longest loop (backward branch) that loads from global memory."""
+    ins = [(int(a, 16), t) for a, t in _INSTR.findall(sass)]
+    loops = []
+    for addr, text in ins:
+        if _opcode(text).startswith("BRA"):
+            target = re.search(r"0x([0-9a-f]+)", text)
+            if target and int(target.group(1), 16) < addr:
+                loops.append((int(target.group(1), 16), addr))
+    best = collections.Counter()
+    for start, end in sorted(loops, key=lambda s_e: s_e[0] - s_e[1]):
+        ops = collections.Counter(_opcode(t) for a, t in ins if start <= a <= end)
+        if any(k.startswith(("LD.E", "LDG")) for k in ops):
+            return ops
+    return best
+
+
+def summarize(ops: collections.Counter) -> dict:
+    """The loop's size and the classes that cost most per value."""
+    def count(pred):
+        return sum(v for k, v in ops.items() if pred(k))
+
+    return {
+        "instructions": sum(ops.values()),
+        "fp64": count(lambda k: k.startswith(("DADD", "DMUL", "DFMA", "DSETP", "DMNMX"))),
+        "fp32": count(lambda k: k.startswith(("FADD", "FMUL", "FFMA", "FSETP", "FMNMX"))),
+        "conversions": count(lambda k: k.startswith(("F2F", "F2I", "I2F"))),
+        "shared loads": count(lambda k: k.startswith("LDS")),
+        "shared atomics": count(lambda k: k.startswith("ATOMS")),
+        "spill loads/stores": count(lambda k: k.startswith(("LDL", "STL"))),
+        "branches": count(lambda k: k.startswith("BRA")),
+    }
+
+
+def analyse(kernel, sig, cap: int, tools: dict, work: Path) -> dict:
+    from numba import cuda
+
+    ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=(9, 0))
+    ptx = re.sub(r"^\.version \d+\.\d+", ".version 8.8", ptx, flags=re.M)
+    src, cubin = work / "k.ptx", work / "k.cubin"
+    src.write_text(ptx)
+    cmd = [tools["ptxas"], "-arch=sm_90", "-O3", "-v", str(src), "-o", str(cubin)]
+    if cap:
+        cmd.insert(3, f"-maxrregcount={cap}")
+    info = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
+    out = {"registers": int(re.search(r"Used (\d+) registers", info).group(1))}
+    spill = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", info)
+    out["spill_stores"], out["spill_loads"] = (int(spill.group(1)), int(spill.group(2))) if spill else (0, 0)
+    if tools.get("cuobjdump"):
+        sass = subprocess.run([tools["cuobjdump"], "-sass", str(cubin)], capture_output=True, text=True).stdout
+        out["main loop"] = summarize(main_loop(sass))
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--caps", default="0,64", help="register caps, e.g. '0,64,80' (0: none)")
+    args = ap.parse_args(argv)
+    home = os.environ.get("CUDA_HOME", "")
+    tools = {"ptxas": shutil.which("ptxas") or (str(Path(home, "bin", "ptxas")) if home else None),
+             "cuobjdump": shutil.which("cuobjdump")}
+    if not tools["ptxas"] or not Path(tools["ptxas"]).exists():
+        print("ptxas not found: set CUDA_HOME to the nvidia-cuda-nvcc wheel's cuda_nvcc folder (see the docstring)")
+        return 2
+    if not tools["cuobjdump"]:
+        print("cuobjdump not on PATH: registers and spills only (see the docstring for the instruction mix)")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (kernel, sig) in signatures().items():
+            for cap in (int(c) for c in args.caps.split(",")):
+                res = analyse(kernel, sig, cap, tools, Path(tmp))
+                loop = res.pop("main loop", None)
+                print(f"{name:26s} cap {cap or 'none':>4}: {res}")
+                if loop:
+                    print(f"{'':26s} main loop: {loop}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
