@@ -348,7 +348,8 @@ def bench_profile(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
     from cudrift.backends import _gpu
     from cudrift.backends import _gpu_host as gh
     from cudrift.kernels import _launch
-    from cudrift.kernels.profile import float32_edges, launch_profile, profile_outputs
+    from cudrift.kernels._host import float32_edges
+    from cudrift.kernels.profile import launch_profile, profile_outputs
     from cudrift.sketches.histogram import equal_mass_edges
 
     rows, cols, bins = p["profile"]["rows"], p["profile"]["cols"], p["profile"]["bins"]

@@ -35,6 +35,7 @@ the library's defaults; the figures say which to change.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import subprocess
@@ -93,7 +94,7 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
 
     kp = _kernels_module(baseline)
     from cudrift.backends import _gpu_host as gh
-    from cudrift.kernels import _launch
+    from cudrift.kernels import _host, _launch
     from cudrift.sketches.histogram import equal_mass_edges
 
     kp.UNROLL = unroll
@@ -114,8 +115,8 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
     on_device = {id(p): [cupy.asarray(a) for a in p] for p in edge_sets.values()}  # copied once, not per launch
     # float32 comparison edges, as the backend passes them for float32 windows (a baseline
     # file from before float32_edges bins in float64 only)
-    has_f32 = hasattr(kp, "float32_edges")
-    on_device32 = {id(p): cupy.asarray(kp.float32_edges(p[0])) for p in edge_sets.values()} if has_f32 else {}
+    has_f32 = "edges32" in inspect.signature(kp.launch_profile).parameters
+    on_device32 = {id(p): cupy.asarray(_host.float32_edges(p[0])) for p in edge_sets.values()} if has_f32 else {}
 
     def launch(packed, nt, rb, privatize=None, window=x, f32=True):
         dev = on_device[id(packed)]

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = [
+    "float32_edges",
     "merge_block_moments",
     "PointSummary",
     "summary_from_points",
@@ -27,6 +28,33 @@ __all__ = [
     "WANT_ALL",
     "mmd_pvalue",
 ]
+
+
+def float32_edges(edges) -> np.ndarray:
+    """Float64 ``edges`` rounded up to float32: the comparison edges of float32 values.
+
+    For every float32 ``v`` and float64 ``e``, ``v < e`` exactly when
+    ``v < r`` with ``r`` the smallest float32 ``>= e`` (an ``e`` between two
+    float32 neighbours lies above every float32 ``v`` that the lower one
+    bounds). So a float32 value binned against these edges in float32 lands
+    in the same bin as against the float64 edges, with comparisons and
+    edge loads at half the width; edges past float32's range become ``inf``
+    or the most negative float32, which bound float32 values the same way.
+    Distinct edges may round to the same float32: the bin between them is
+    then empty for float32 values, as it is against the float64 edges.
+
+    Examples
+    --------
+    >>> r = float32_edges(np.array([0.1, 1.0, 1e300, -1e300]))
+    >>> r.dtype, bool(r[0] >= 0.1), float(r[1]), float(r[2]), bool(r[3] == -np.finfo(np.float32).max)
+    (dtype('float32'), True, 1.0, inf, True)
+    """
+    e = np.asarray(edges, dtype=np.float64)
+    with np.errstate(over="ignore"):  # past float32's range is inf, as wanted
+        r = e.astype(np.float32)
+        below = r.astype(np.float64) < e
+        r[below] = np.nextafter(r[below], np.float32(np.inf))
+    return r
 
 
 def merge_block_moments(counts, means, m2s) -> tuple:

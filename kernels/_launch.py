@@ -28,7 +28,6 @@ __all__ = [
     "mmd_blocks",
     "shared_limit",
     "ROWS_MAX_REGISTERS",
-    "COLUMNS_MAX_REGISTERS",
     "MAX_GRID_Y",
 ]
 
@@ -45,14 +44,6 @@ MMD_FEATURE_CHUNK = 16
 #: histogram) to 16% (no histogram) faster on an H200
 #: (``benchmarks/profile_sweep.py --registers``, benchmarks/RESULTS.md).
 ROWS_MAX_REGISTERS = 64
-#: Register cap of :func:`cudrift.kernels.profile.profile_kernel` (the column
-#: mapping: column-major windows, host-window groups). Binning float32 values
-#: in float32 it takes 108 registers uncapped (16 warps per SM with 256
-#: threads) and none spill at 80 (24 warps); float64 binning spills 48 / 96
-#: bytes there (``ptxas -v`` for sm_90, ``benchmarks/kernel_sass.py``). Chosen
-#: from those counts, not yet timed on a card: ``profile_sweep.py --registers
-#: 0,64,80`` times both kernels under each cap.
-COLUMNS_MAX_REGISTERS = 80
 
 _GPU_THREADS = 256
 _SIM_THREADS = 32

@@ -42,7 +42,6 @@ __all__ = [
     "launch_profile",
     "profile_shared_bytes",
     "profile_outputs",
-    "float32_edges",
     "rows_layout",
     "GROUP",
     "UNROLL",
@@ -83,7 +82,7 @@ def bin_index_at(v, first, top, last, e, off, n_edges, uniform, scale):
 
     ``e`` holds the edges in the dtype the comparisons run in: the float64
     edges, or for float32 values the edges rounded up to float32
-    (:func:`float32_edges`; exact, since for a float32 ``v``, ``v < edge``
+    (:func:`cudrift.kernels._host.float32_edges`; exact, since for a float32 ``v``, ``v < edge``
     exactly when ``v < ceil32(edge)``), and ``v`` is in that dtype.
     ``first`` and ``top`` are ``e``'s first and last entries, ``last`` the
     last edge in float64: ``v >= top`` means ``v >= last``, and equality
@@ -262,11 +261,7 @@ def moments_add(count, mean, m2, gn, gk, gs1, gs2, v):
     return count, mean, m2, gn, gk, gs1, gs2
 
 
-# Enough registers that nothing spills, few enough for 24 resident warps (see _launch.COLUMNS_MAX_REGISTERS).
-_COLUMNS_JIT = {} if SIMULATOR else {"max_registers": _launch.COLUMNS_MAX_REGISTERS}
-
-
-@cuda.jit(**_COLUMNS_JIT)
+@cuda.jit
 def profile_kernel(
     x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, shared_edges, cells,
     hist, special, mins, maxs, blk_count, blk_mean, blk_m2,
@@ -693,33 +688,6 @@ def profile_shared_bytes(max_edges: int, threads: int, privatize: bool, cells: i
     return scratch + _column_bytes(max_edges, cells, edge_bytes)
 
 
-def float32_edges(edges) -> np.ndarray:
-    """Float64 ``edges`` rounded up to float32: the comparison edges of float32 values.
-
-    For every float32 ``v`` and float64 ``e``, ``v < e`` exactly when
-    ``v < r`` with ``r`` the smallest float32 ``>= e`` (an ``e`` between two
-    float32 neighbours lies above every float32 ``v`` that the lower one
-    bounds). So a float32 value binned against these edges in float32 lands
-    in the same bin as against the float64 edges, with comparisons and
-    edge loads at half the width; edges past float32's range become ``inf``
-    or the most negative float32, which bound float32 values the same way.
-    Distinct edges may round to the same float32: the bin between them is
-    then empty for float32 values, as it is against the float64 edges.
-
-    Examples
-    --------
-    >>> r = float32_edges(np.array([0.1, 1.0, 1e300, -1e300]))
-    >>> r.dtype, bool(r[0] >= 0.1), float(r[1]), float(r[2]), bool(r[3] == -np.finfo(np.float32).max)
-    (dtype('float32'), True, 1.0, inf, True)
-    """
-    e = np.asarray(edges, dtype=np.float64)
-    with np.errstate(over="ignore"):  # past float32's range is inf, as wanted
-        r = e.astype(np.float32)
-        below = r.astype(np.float64) < e
-        r[below] = np.nextafter(r[below], np.float32(np.inf))
-    return r
-
-
 def profile_outputs(n_cols: int, max_edges: int, row_blocks: int, full) -> dict:
     """Freshly initialized outputs of :func:`launch_profile`, allocated by ``full(shape, value, dtype)``.
 
@@ -796,7 +764,7 @@ def launch_profile(
     null_mask
         Optional ``(rows, cols)`` bool device array, True where the value is null.
     edges32
-        Optional :func:`float32_edges` of ``edges`` (device, same shape). With
+        Optional :func:`cudrift.kernels._host.float32_edges` of ``edges`` (device, same shape). With
         float32 ``x`` the kernels then bin, bound and test values in float32
         (same counts, half the shared-memory traffic of the bin search, no
         float64 comparisons); ignored for other dtypes.
@@ -815,6 +783,9 @@ def launch_profile(
     max_edges = edges.shape[1]
     has_mask = null_mask is not None
     mask = null_mask if has_mask else _no_mask()
+    if edges32 is not None and (tuple(edges32.shape) != tuple(edges.shape) or np.dtype(edges32.dtype) != np.float32):
+        raise ValueError(f"edges32 must be float32 of the edges' shape {tuple(edges.shape)}, "
+                         f"got {np.dtype(edges32.dtype)} {tuple(edges32.shape)}")
     cmp = edges32 if edges32 is not None and np.dtype(x.dtype) == np.float32 else edges
     eb = np.dtype(cmp.dtype).itemsize
     if rows_layout(x):

@@ -28,7 +28,7 @@ from scipy import stats as st  # noqa: E402
 from cudrift.kernels import _cuda, _host, _launch  # noqa: E402
 from cudrift.kernels.categorical import launch_categorical  # noqa: E402
 from cudrift.kernels.mmd import launch_mmd  # noqa: E402
-from cudrift.kernels.profile import float32_edges, launch_profile, profile_outputs, rows_layout  # noqa: E402
+from cudrift.kernels.profile import launch_profile, profile_outputs, rows_layout  # noqa: E402
 from cudrift.kernels.quantiles import launch_quantile_points, launch_run_ends  # noqa: E402
 from cudrift.kernels.rank import N_FLOAT_PARTIALS, N_INT_PARTIALS, launch_rank  # noqa: E402
 from cudrift.sketches.categorical import count_categories  # noqa: E402
@@ -78,12 +78,12 @@ def run_profile(x, edge_list, uniform=None, null_mask=None, *, threads=None, row
                 f32=True):
     """One :func:`launch_profile` on host arrays; returns the host outputs and merged moments.
 
-    ``f32``: pass :func:`float32_edges` too, as the GPU backend does (float32
+    ``f32``: pass :func:`_host.float32_edges` too, as the GPU backend does (float32
     ``x`` is then binned in float32); False: the float64 edges only.
     """
     n_rows, n_cols = x.shape
     edges, n_edges = pad_edges(edge_list)
-    edges32 = cuda.to_device(float32_edges(edges)) if f32 else None
+    edges32 = cuda.to_device(_host.float32_edges(edges)) if f32 else None
     uni = np.zeros(n_cols, dtype=np.uint8) if uniform is None else np.asarray(uniform, dtype=np.uint8)
     nt = threads or _launch.threads_per_block()
     rb = row_blocks or _launch.row_blocks(n_rows, n_cols, nt, row_major=rows_layout(x))

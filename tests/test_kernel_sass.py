@@ -20,7 +20,8 @@ import kernel_sass  # noqa: E402
 SASS = """
         /*0000*/                   MOV R1, c[0x0][0x28] ;                 /* 0x00000a0000017a02 */
         /*0010*/                   IMAD.MOV.U32 R2, RZ, RZ, RZ ;          /* 0x000000ffff027224 */
-""" + "".join(f"        /*{a:04x}*/                   NOP ;  /* 0x0000000000007918 */\n" for a in range(0x20, 0x120, 0x10)) + """
+""" + "".join(f"        /*{a:04x}*/                   NOP ;  /* 0x0000000000007918 */\n"
+             for a in range(0x20, 0x120, 0x10)) + """
         /*0120*/                   ISETP.NE.AND P0, PT, R2, RZ, PT ;      /* 0x000000ff0200720c */
         /*0130*/               @P0 BRA 0x10 ;                             /* 0x0000000000000947 */
         /*0140*/                   LD.E R4, desc[UR4][R6.64] ;            /* 0x0000000406047980 */

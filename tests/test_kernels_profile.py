@@ -18,7 +18,9 @@ pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip insta
 from conftest_kernels import check_profile, run_profile, skip_unless_usable  # noqa: E402
 
 from cudrift.kernels import _launch  # noqa: E402
-from cudrift.kernels.profile import float32_edges, profile_shared_bytes  # noqa: E402
+from cudrift.kernels._host import float32_edges  # noqa: E402
+from cudrift.kernels.profile import profile_shared_bytes  # noqa: E402
+from cudrift.sketches.column import NumericColumnProfile  # noqa: E402
 from cudrift.sketches.histogram import equal_mass_edges, uniform_edges  # noqa: E402
 
 skip_unless_usable()
@@ -242,10 +244,14 @@ def _f32_cases() -> list[np.ndarray]:
     tight = 1.0 + np.array([0.0, 2**-40, 2**-35, 2**-30, 2**-23])  # several edges round to one float32
     wide = np.array([-1e300, -1.0, 0.0, 1e-50, 1.0, 1e300])  # past float32's range, and below its subnormals
     uni = uniform_edges(-0.3, 0.9, 9)  # linspace: closed form and cell estimate
-    return [third, exact_last, tight, wide, uni]
+    uni_wide = np.linspace(-1e39, 1e39, 5)  # closed form with inf-wide float32 edges: its scale is 0
+    uni_narrow = np.linspace(0.0, 3e-45, 4)  # a few subnormals wide: its float32 scale overflows to inf
+    return [third, exact_last, tight, wide, uni, uni_wide, uni_narrow]
 
 
-@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # cell table of inf-wide edges
+# inf-wide and subnormal-wide edges: NumPy warns where CUDA silently gives inf / NaN scales
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 @pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("privatize", [None, False])
 def test_float32_values_binned_in_float32_equal_float64_binning(order, privatize):
@@ -262,7 +268,7 @@ def test_float32_values_binned_in_float32_equal_float64_binning(order, privatize
     x = np.stack([np.resize(c, n) for c in cols], axis=1).astype(np.float32)
     x = np.asarray(x, order=order)
     uniform = [int(np.array_equal(e, np.linspace(e[0], e[-1], len(e)))) for e in cases]
-    assert uniform[-1] == 1
+    assert uniform[-3:] == [1, 1, 1]
     f32 = check_profile(x, cases, uniform=uniform, threads=64, row_blocks=2, privatize=privatize)
     f64 = run_profile(x, cases, uniform=uniform, threads=64, row_blocks=2, privatize=privatize, f32=False)
     assert f32["hist"].tolist() == f64["hist"].tolist()
@@ -293,3 +299,22 @@ def test_float32_edges_bound_every_float32_value_as_the_float64_edges():
                         np.float32([np.inf, -np.inf, 0.0, -0.0])))
     assert np.array_equal(v[:, None].astype(np.float64) < e[None, :], v[:, None] < r[None, :])
     assert np.array_equal(v[:, None].astype(np.float64) >= e[None, :], v[:, None] >= r[None, :])
+
+
+def test_edges32_is_checked_and_ignored_for_other_dtypes():
+    """A float64 window bins against the float64 edges whatever ``edges32`` says; a malformed one is refused."""
+    from numba import cuda
+
+    from cudrift.kernels.profile import launch_profile, profile_outputs
+
+    x = np.array([[0.1], [0.2], [0.30000001], [1.0]])
+    edges = np.array([[0.0, 0.1, 0.2, 0.3, 1.0]])
+    nearest = edges.astype(np.float32)  # rounded to nearest: would misbin 0.1 and 0.2 if it were used
+    args = [cuda.to_device(a) for a in (x, edges, np.array([5]), np.array([0], dtype=np.uint8))]
+    out = {k: cuda.to_device(v) for k, v in profile_outputs(1, 5, 1, np.full).items()}
+    launch_profile(*args, **out, edges32=cuda.to_device(nearest), threads=32)
+    expected = NumericColumnProfile.empty(edges=edges[0]).update(x[:, 0]).histogram.counts
+    assert out["hist"].copy_to_host()[0].tolist() == expected.tolist()
+    for bad in (np.zeros((1, 4), np.float32), edges):
+        with pytest.raises(ValueError, match="edges32 must be float32"):
+            launch_profile(*args, **out, edges32=cuda.to_device(bad), threads=32)

@@ -88,7 +88,8 @@ from cudrift.io import ColumnData, TableSource, as_source as _host_source  # noq
 from cudrift.kernels import _host, _launch  # noqa: E402
 from cudrift.kernels.categorical import launch_categorical  # noqa: E402
 from cudrift.kernels.mmd import launch_mmd  # noqa: E402
-from cudrift.kernels.profile import float32_edges, launch_profile, profile_outputs, rows_layout  # noqa: E402
+from cudrift.kernels._host import float32_edges  # noqa: E402
+from cudrift.kernels.profile import launch_profile, profile_outputs, rows_layout  # noqa: E402
 from cudrift.kernels.rank import N_FLOAT_PARTIALS, N_INT_PARTIALS, launch_rank_many, split_offsets  # noqa: E402
 from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile  # noqa: E402
 from cudrift.sketches.profile import _label_batch  # noqa: E402

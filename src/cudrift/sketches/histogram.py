@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from cudrift.errors import EmptyInputError, FormatError, IncompatibleSketchError
+from cudrift.kernels._host import float32_edges  # NumPy only; the GPU kernels bin on the same edges
 from cudrift.sketches import _format
 from cudrift.sketches._common import as_float, as_numeric_1d, describe_array, require_finite, require_sorted_finite
 
@@ -48,11 +49,9 @@ def _float32_thresholds(edges: np.ndarray) -> tuple[np.ndarray, np.float32]:
     nearest float32 at or above/below ``e``.
     """
     with np.errstate(over="ignore"):
-        f = edges.astype(np.float32)
-        back = f.astype(np.float64)
-        ceil = np.where(back < edges, np.nextafter(f, np.float32(np.inf)), f)
-        last = f[-1] if back[-1] <= edges[-1] else np.nextafter(f[-1], np.float32(-np.inf))
-    return ceil.astype(np.float32), np.float32(last)
+        f = np.float32(edges[-1])
+        last = f if np.float64(f) <= edges[-1] else np.nextafter(f, np.float32(-np.inf))
+    return float32_edges(edges), np.float32(last)
 
 
 class Histogram:
