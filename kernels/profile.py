@@ -167,6 +167,23 @@ def bin_index_cells(v, first, top, last, e, off, n_edges, lut, loff, cells, gsca
 
 
 @cuda.jit(device=True, inline=True)
+def edge_constants(crow, edges, c, ne, cells):
+    """Column ``c``'s per-thread constants of the bin search: ``scale, gscale, first, top, last``.
+
+    ``crow`` is the column's row of comparison edges (their dtype is that of
+    every result but ``last``, the float64 last edge); ``scale`` is
+    :func:`bin_scale`, ``gscale`` the cell table's factor (see
+    :func:`bin_index_cells`). All zero for a column without a histogram
+    (``ne < 2``).
+    """
+    ct = crow.dtype.type
+    if ne < 2:
+        return ct(0.0), ct(0.0), ct(0.0), ct(0.0), 0.0
+    scale = bin_scale(crow, 0, ne)
+    return scale, scale * ct(cells / (ne - 1)), crow[0], crow[ne - 1], edges[c, ne - 1]
+
+
+@cuda.jit(device=True, inline=True)
 def welford_add(count, mean, m2, v):
     """Add ``v`` to a running (count, mean, M2)."""
     count += 1
@@ -329,11 +346,7 @@ def profile_kernel(
     cuda.syncthreads()
 
     crow = cmp_edges[c]
-    scale = bin_scale(crow, 0, ne) if ne >= 2 else ct(0.0)
-    gscale = scale * ct(cells / (ne - 1)) if ne >= 2 else ct(0.0)
-    first = crow[0] if ne >= 2 else ct(0.0)
-    top = crow[ne - 1] if ne >= 2 else ct(0.0)
-    last = edges[c, ne - 1] if ne >= 2 else 0.0
+    scale, gscale, first, top, last = edge_constants(crow, edges, c, ne, cells)
     inf = ct(math.inf)
     count = 0
     mean = 0.0
@@ -503,11 +516,7 @@ def profile_rows_kernel(
     ne = n_edges[c]
     uni = uniform[c] != 0
     crow = cmp_edges[c]
-    scale = bin_scale(crow, 0, ne) if ne >= 2 else ct(0.0)
-    gscale = scale * ct(cells / (ne - 1)) if ne >= 2 else ct(0.0)
-    first = crow[0] if ne >= 2 else ct(0.0)
-    top = crow[ne - 1] if ne >= 2 else ct(0.0)
-    last = edges[c, ne - 1] if ne >= 2 else 0.0
+    scale, gscale, first, top, last = edge_constants(crow, edges, c, ne, cells)
     inf = ct(math.inf)
     use_cells = private and cells > 0 and ne >= 2 and not uni
     eo = c * me  # this column's edges in shared memory
