@@ -105,16 +105,16 @@ def bin_index_at(v, first, top, last, e, off, n_edges, uniform, scale):
         # when the edges span more than the largest float.
         h = (v * half - first * half) * scale
         j = int32(h) if h < e.dtype.type(n_bins) else int32(n_bins - 1)
-        while v < e[off + j]:
+        while v < e[np.uint64(off + j)]:
             j -= 1
-        while v >= e[off + j + 1]:
+        while v >= e[np.uint64(off + j + 1)]:
             j += 1
         return j + 1
     lo = 0
     hi = n_edges - 1
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if e[off + mid] <= v:
+        if e[np.uint64(off + mid)] <= v:
             lo = mid
         else:
             hi = mid
@@ -158,10 +158,10 @@ def bin_index_cells(v, first, top, last, e, off, n_edges, lut, loff, cells, gsca
     half = e.dtype.type(0.5)
     h = (v * half - first * half) * gscale
     g = int32(h) if h < e.dtype.type(cells) else int32(cells - 1)
-    j = int32(lut[loff + g])
-    while v < e[off + j]:
+    j = int32(lut[np.uint64(loff + g)])
+    while v < e[np.uint64(off + j)]:
         j -= 1
-    while v >= e[off + j + 1]:
+    while v >= e[np.uint64(off + j + 1)]:
         j += 1
     return j + 1
 
