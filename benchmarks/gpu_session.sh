@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# One prepared call for a lent GPU machine: everything the next card run should measure, in under 10 minutes.
+#
+#   bash benchmarks/gpu_session.sh            # from the repository root; results under $OUT (or ./gpu_session_out)
+#
+# 1. installs the tree without dependencies (the lent machines have CuPy, numba-cuda, pytest, hypothesis,
+#    pytest-benchmark and nvidia-ml-py, and no internet);
+# 2. benchmarks/gpu_check.py: the card, the GPU tests, every timed row against its target, and the A/B rows
+#    that say whether the changes made since the last card run helped (float32 binning of the profile pass,
+#    one summary launch per group, host windows staged in column groups), in one process;
+# 3. benchmarks/profile_sweep.py --registers 0,64,80: both profile kernels under each register cap, with
+#    float32 and float64 binning (is a cap for the column kernel worth it? is 64 still right for the row kernel?);
+# 4. prints the tail of each log; the JSON and logs stay under $OUT for benchmarks/RESULTS.md.
+#
+# The device tool allows 600 s per command: gpu_check gets a 380 s watchdog, the sweep 110 s.
+set -u
+OUT=${OUT:-gpu_session_out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+if ! python3 -m pip install -q --no-deps --no-build-isolation -e . > "$OUT/install.log" 2>&1; then
+    tail -20 "$OUT/install.log"
+    exit 1
+fi
+timeout 400 python3 benchmarks/gpu_check.py --out "$OUT/gpu_check.json" --deadline 380 > "$OUT/gpu_check.log" 2>&1
+echo "gpu_check exit status $?"
+timeout 110 python3 benchmarks/profile_sweep.py --rows 50000000 --variants "" --registers 0,64,80 \
+    --out "$OUT/sweep.json" > "$OUT/sweep.txt" 2>&1
+echo "profile_sweep exit status $?"
+tail -45 "$OUT/gpu_check.log"
+echo "----- sweep"
+tail -25 "$OUT/sweep.txt"
