@@ -59,6 +59,7 @@ def signatures():
 
     return {
         "rows, float32 binning": (profile.profile_rows_kernel, args("A", f32, True)),
+        "rows C, float32 binning": (profile.profile_rows_kernel, args("C", f32, True)),
         "rows, float64 binning": (profile.profile_rows_kernel, args("A", f64, True)),
         "column, float32 binning": (profile.profile_kernel, args("F", f32, False)),
         "column, float64 binning": (profile.profile_kernel, args("F", f64, False)),
