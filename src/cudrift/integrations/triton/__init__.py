@@ -18,22 +18,6 @@ not import the monitor and the repository writer on every command.
 
 import importlib
 
-__all__ = [
-    "TritonPythonModel",
-    "BadRequest",
-    "write_repository",
-    "read_model_config",
-    "Repository",
-    "ENSEMBLE_OUTPUT",
-    "MonitorSettings",
-    "FeatureLayout",
-    "InputGroup",
-    "WindowState",
-    "ClosedWindow",
-    "BAD_REQUEST_REASONS",
-    "METRIC_NAMES",
-]
-
 # Each public name and the submodule that defines it.
 _SUBMODULE = {
     "TritonPythonModel": "model",
@@ -50,6 +34,7 @@ _SUBMODULE = {
     "BAD_REQUEST_REASONS": "_metrics",
     "METRIC_NAMES": "_metrics",
 }
+__all__ = list(_SUBMODULE)
 
 
 def __getattr__(name: str):
