@@ -9,10 +9,11 @@
 #    that say whether the changes made since the last card run helped (float32 binning of the profile pass,
 #    one summary launch per group, host windows staged in column groups), in one process;
 # 3. benchmarks/profile_sweep.py --registers 0,64,80: both profile kernels under each register cap, with
-#    float32 and float64 binning (is a cap for the column kernel worth it? is 64 still right for the row kernel?);
+#    float32 and float64 binning and with PREFETCH off and on (is a cap for the column kernel worth it? is 64
+#    still right for the row kernel? do software-pipelined loads pay?);
 # 4. prints the tail of each log; the JSON and logs stay under $OUT for benchmarks/RESULTS.md.
 #
-# The device tool allows 600 s per command: gpu_check gets a 380 s watchdog, the sweep 110 s.
+# The device tool allows 600 s per command: gpu_check gets a 380 s watchdog, the sweep 120 s.
 set -u
 OUT=${OUT:-gpu_session_out}
 mkdir -p "$OUT"
@@ -23,7 +24,7 @@ if ! python3 -m pip install -q --no-deps --no-build-isolation -e . > "$OUT/insta
 fi
 timeout 400 python3 benchmarks/gpu_check.py --out "$OUT/gpu_check.json" --deadline 380 > "$OUT/gpu_check.log" 2>&1
 echo "gpu_check exit status $?"
-timeout 110 python3 benchmarks/profile_sweep.py --rows 50000000 --variants "" --registers 0,64,80 \
+timeout 120 python3 benchmarks/profile_sweep.py --rows 50000000 --variants "" --registers 0,64,80 --timeout 110 \
     --out "$OUT/sweep.json" > "$OUT/sweep.txt" 2>&1
 echo "profile_sweep exit status $?"
 tail -45 "$OUT/gpu_check.log"

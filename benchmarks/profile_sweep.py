@@ -23,7 +23,9 @@ On one row-major float32 window (default 1e8 x 32) it times, with CUDA events:
   (unprivatized) histograms;
 * with ``--registers``, the row kernel (on the row-major window) and the
   column kernel (on a column-major copy) recompiled under each register cap
-  (``max_registers``); with ``--baseline``, the kernels of another file
+  (``max_registers``), each with float32 and float64 binning of the float32
+  window and with ``PREFETCH`` off and on (software-pipelined loads, off in
+  the library until measured); with ``--baseline``, the kernels of another file
   (another revision's ``kernels/profile.py``), in a process of their own;
 * the registers, local memory and shared memory of each compiled kernel.
 
@@ -159,16 +161,20 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
         timed("equal-mass", edge_sets["equal-mass"], 256, rb, privatize=False)
     xf = cupy.asfortranarray(x) if registers else None  # the column kernel's layout (host groups, F-order frames)
     col_rb = _launch.row_blocks(rows, cols, 256, row_major=False)
-    for cap in registers:
+    # PREFETCH (software-pipelined loads) is read when a kernel compiles: each recompile below takes its value
+    prefetches = (False, True) if registers and hasattr(kp, "PREFETCH") else (False,)
+    for cap, prefetch in ((c, f) for c in registers for f in prefetches):
         # each kernel compiled again with a register cap (more resident warps, maybe spills); 0: no cap
+        if hasattr(kp, "PREFETCH"):
+            kp.PREFETCH = prefetch
         kp.profile_rows_kernel = cuda.jit(max_registers=cap or None)(kp.profile_rows_kernel.py_func)
         kp.profile_kernel = cuda.jit(max_registers=cap or None)(kp.profile_kernel.py_func)
+        tag = {"max_registers": cap, "prefetch": prefetch}
         for name, window, rb in (("profile_rows_kernel", x, 8 * sm), ("profile_kernel", xf, col_rb)):
-            for label in ("equal-mass", "none"):
-                timed(label, edge_sets[label], 256, rb, window=window, max_registers=cap, kernel=name)
-            if has_f32:  # the float64 binning of float32 values, for the A/B under each cap
-                timed("equal-mass", edge_sets["equal-mass"], 256, rb, window=window, f32=False,
-                      max_registers=cap, kernel=name)
+            for label in ("equal-mass", "none") if not prefetch else ("equal-mass",):
+                timed(label, edge_sets[label], 256, rb, window=window, kernel=name, **tag)
+            if has_f32 and not prefetch:  # the float64 binning of float32 values, for the A/B under each cap
+                timed("equal-mass", edge_sets["equal-mass"], 256, rb, window=window, f32=False, kernel=name, **tag)
             for ov in getattr(kp, name).overloads.values():
                 out["runs"][-1]["resources"] = {"regs": ov.regs_per_thread, "local_bytes": ov.local_mem_per_thread}
     resources = {}
@@ -263,6 +269,10 @@ def main(argv=None) -> int:
                 note += " global histogram"
             if "max_registers" in r:
                 note += f" {r.get('kernel', '')} max_registers={r['max_registers']} {json.dumps(r.get('resources'))}"
+            if r.get("prefetch"):
+                note += " PREFETCH"
+            if r.get("binning") == "float64":
+                note += " float64 binning"
             sec = r.get("seconds")
             print(f"{res['unroll']:>6} {res['group']:>5} {r['edges'][:32]:<32} {r.get('threads', '-'):>4} "
                   f"{r.get('row_blocks', '-'):>6} {sec * 1e3 if sec else float('nan'):8.2f} "

@@ -55,6 +55,11 @@ _I_SLOTS = 5
 GROUP = 16
 #: Loads each thread issues before using them.
 UNROLL = 4
+#: Whether each thread issues the loads of its next :data:`UNROLL` values
+#: before working on the current ones (software pipelining: loads stay in
+#: flight during the arithmetic, for UNROLL more registers). Off until a
+#: card says it pays (``benchmarks/profile_sweep.py --variants 4,16,1``).
+PREFETCH = False
 # Finite values at least this large take the overflow-safe Welford step
 # instead of the group (whose squared differences could overflow).
 _HUGE = 1e150
@@ -255,6 +260,25 @@ def fold_if_full(count, mean, m2, gn, gk, gs1, gs2):
 
 
 @cuda.jit(device=True, inline=True)
+def load_batch(x, null_mask, has_mask, r0, step, n_rows, uc, buf, state):
+    """Read rows ``r0 + u * step`` (``u < UNROLL``) of column ``uc`` into ``buf`` (converted to its dtype).
+
+    ``state[u]``: 0 a value, 1 null (``has_mask`` and ``null_mask`` says so),
+    2 past the last row. Row indices are unsigned, so Numba emits no
+    negative-index wraparound (three integer instructions per index).
+    """
+    for u in range(UNROLL):
+        r = r0 + u * step
+        if r >= n_rows:
+            state[u] = 2
+        elif has_mask and null_mask[np.uint64(r), uc]:
+            state[u] = 1
+        else:
+            state[u] = 0
+            buf[u] = x[np.uint64(r), uc]
+
+
+@cuda.jit(device=True, inline=True)
 def moments_add(count, mean, m2, gn, gk, gs1, gs2, v):
     """Add finite ``v`` to the open group (the caller folds it with :func:`fold_group` once it holds :data:`GROUP`).
 
@@ -363,20 +387,22 @@ def profile_kernel(
     n_ninf = 0
     buf = cuda.local.array(UNROLL, cmp_edges.dtype)
     state = cuda.local.array(UNROLL, int32)  # 0 value, 1 null, 2 past the end
-    # Unsigned indices (rows here are never negative): Numba then emits no
-    # negative-index wraparound, three integer instructions per index per value.
-    uc = np.uint64(c)
+    nxt = cuda.local.array(UNROLL, cmp_edges.dtype)  # the next batch, with PREFETCH
+    nst = cuda.local.array(UNROLL, int32)
+    uc = np.uint64(c)  # unsigned: no negative-index wraparound (see load_batch)
     step = n_rb * nt
-    for r0 in range(rb * nt + t, n_rows, step * UNROLL):
-        for u in range(UNROLL):
-            r = r0 + u * step
-            if r >= n_rows:
-                state[u] = 2
-            elif has_mask and null_mask[np.uint64(r), uc]:
-                state[u] = 1
-            else:
-                state[u] = 0
-                buf[u] = ct(x[np.uint64(r), uc])
+    start = rb * nt + t
+    if PREFETCH:
+        load_batch(x, null_mask, has_mask, start, step, n_rows, uc, nxt, nst)
+    for r0 in range(start, n_rows, step * UNROLL):
+        if PREFETCH:
+            for u in range(UNROLL):
+                buf[u] = nxt[u]
+                state[u] = nst[u]
+            # the next batch's loads stay in flight while this one is worked on
+            load_batch(x, null_mask, has_mask, r0 + step * UNROLL, step, n_rows, uc, nxt, nst)
+        else:
+            load_batch(x, null_mask, has_mask, r0, step, n_rows, uc, buf, state)
         for u in range(UNROLL):
             if state[u] == 1:
                 n_null += 1
@@ -537,19 +563,22 @@ def profile_rows_kernel(
     n_ninf = 0
     buf = cuda.local.array(UNROLL, cmp_edges.dtype)
     state = cuda.local.array(UNROLL, int32)  # 0 value, 1 null, 2 past the end
-    uc = np.uint64(c)  # unsigned indices: no negative-index wraparound (see profile_kernel)
+    nxt = cuda.local.array(UNROLL, cmp_edges.dtype)  # the next batch, with PREFETCH
+    nst = cuda.local.array(UNROLL, int32)
+    uc = np.uint64(c)  # unsigned: no negative-index wraparound (see load_batch)
     if active:
         step = n_b * rows_per_step
-        for r0 in range(b * rows_per_step + t // n_cols, n_rows, step * UNROLL):
-            for u in range(UNROLL):
-                r = r0 + u * step
-                if r >= n_rows:
-                    state[u] = 2
-                elif has_mask and null_mask[np.uint64(r), uc]:
-                    state[u] = 1
-                else:
-                    state[u] = 0
-                    buf[u] = ct(x[np.uint64(r), uc])
+        start = b * rows_per_step + t // n_cols
+        if PREFETCH:
+            load_batch(x, null_mask, has_mask, start, step, n_rows, uc, nxt, nst)
+        for r0 in range(start, n_rows, step * UNROLL):
+            if PREFETCH:
+                for u in range(UNROLL):
+                    buf[u] = nxt[u]
+                    state[u] = nst[u]
+                load_batch(x, null_mask, has_mask, r0 + step * UNROLL, step, n_rows, uc, nxt, nst)
+            else:
+                load_batch(x, null_mask, has_mask, r0, step, n_rows, uc, buf, state)
             for u in range(UNROLL):
                 if state[u] == 1:
                     n_null += 1

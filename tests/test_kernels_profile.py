@@ -318,3 +318,17 @@ def test_edges32_is_checked_and_ignored_for_other_dtypes():
     for bad in (np.zeros((1, 4), np.float32), edges):
         with pytest.raises(ValueError, match="edges32 must be float32"):
             launch_profile(*args, **out, edges32=cuda.to_device(bad), threads=32)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_prefetched_loads_change_no_count(order, monkeypatch):
+    """``PREFETCH`` (the next batch loaded before the current one is worked on): same results, nulls and tails too."""
+    from cudrift.kernels import profile as kp
+
+    monkeypatch.setattr(kp, "PREFETCH", True)  # the simulator reads module constants as the kernel runs
+    rng = np.random.default_rng(34)
+    x = np.asarray(_sprinkle(rng.normal(size=(157, 3)), rng).astype(np.float32), order=order)
+    mask = rng.random(size=x.shape) < 0.1
+    edges = [equal_mass_edges(np.sort(rng.normal(size=300)), 12), uniform_edges(-2.0, 2.0, 7), None]
+    for row_blocks in (1, 3):  # one block per column reads several batches; three leave a short last one
+        check_profile(x, edges, uniform=[0, 1, 0], null_mask=mask, threads=32, row_blocks=row_blocks)
