@@ -398,10 +398,12 @@ def bench_profile(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
     # A/B in this process: the same row-major pass binning float32 values against the float64 edges
     # (the kernels' only way before float32_edges)
     dev = edge_sets["equal-mass"]
-    kernel(x, True, dev, f32=False)
+    same = bool((cupy.asnumpy(kernel(x, True, dev, f32=False)["hist"]) == cupy.asnumpy(kernel(x, True, dev)["hist"]))
+                .all())
     t = _gpu_timed(cupy, lambda: kernel(x, True, dev, f32=False), repeat=3)
-    rep.bench(_row("fused profile pass (kernel, row-major float32, binned in float64: before)",
-                   f"{rows:,} x {cols}", t, bytes_read=nbytes, copy_gbs=copy_gbs))
+    rep.bench(_row("fused pass, row-major float32, float64 bins (before)", f"{rows:,} x {cols}", t,
+                   bytes_read=nbytes, copy_gbs=copy_gbs,
+                   note=f"histogram {'equal to' if same else 'DIFFERENT FROM'} the float32-binned pass's"))
     # The same pass over uniform edges (the closed-form bin) and with no histogram: where the time goes.
     for label in ("uniform edges", "no histogram"):
         dev = edge_sets[label]

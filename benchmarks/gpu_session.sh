@@ -9,22 +9,29 @@
 #    that say whether the changes made since the last card run helped (float32 binning of the profile pass,
 #    one summary launch per group, host windows staged in column groups), in one process;
 # 3. benchmarks/profile_sweep.py --registers 0,64,80: both profile kernels under each register cap, with
-#    float32 and float64 binning and with PREFETCH off and on (is a cap for the column kernel worth it? is 64
+#    float32 and float64 binning, and with PREFETCH on (is a cap for the column kernel worth it? is 64
 #    still right for the row kernel? do software-pipelined loads pay?);
 # 4. prints the tail of each log; the JSON and logs stay under $OUT for benchmarks/RESULTS.md.
 #
-# The device tool allows 600 s per command: gpu_check gets a 380 s watchdog, the sweep 120 s.
+# The device tool allows 600 s per command: gpu_check gets a 330 s watchdog (about 180 s without Triton on an
+# H200), the sweep 175 s (about 20 kernel compiles).
 set -u
 OUT=${OUT:-gpu_session_out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-if ! python3 -m pip install -q --no-deps --no-build-isolation -e . > "$OUT/install.log" 2>&1; then
+if [ -d .whl ]; then
+    # carried wheels (benchmarks/README.md, "Triton on a lent GPU machine"): gpu_check's KIND_GPU Triton step
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl >> "$OUT/install.log" 2>&1
+    export PYTHONPATH=/tmp/site:$PWD/.whl/py${PYTHONPATH:+:$PYTHONPATH}
+fi
+if ! python3 -m pip install -q --no-deps --no-build-isolation -e . >> "$OUT/install.log" 2>&1; then
     tail -20 "$OUT/install.log"
     exit 1
 fi
-timeout 400 python3 benchmarks/gpu_check.py --out "$OUT/gpu_check.json" --deadline 380 > "$OUT/gpu_check.log" 2>&1
+timeout 350 python3 benchmarks/gpu_check.py --out "$OUT/gpu_check.json" --deadline 330 > "$OUT/gpu_check.log" 2>&1
 echo "gpu_check exit status $?"
-timeout 120 python3 benchmarks/profile_sweep.py --rows 50000000 --variants "" --registers 0,64,80 --timeout 110 \
+pkill -f tritonserver 2>/dev/null  # a server the watchdog's exit may have left behind
+timeout 175 python3 benchmarks/profile_sweep.py --rows 50000000 --variants "" --registers 0,64,80 --timeout 165 \
     --out "$OUT/sweep.json" > "$OUT/sweep.txt" 2>&1
 echo "profile_sweep exit status $?"
 tail -45 "$OUT/gpu_check.log"

@@ -23,9 +23,10 @@ On one row-major float32 window (default 1e8 x 32) it times, with CUDA events:
   (unprivatized) histograms;
 * with ``--registers``, the row kernel (on the row-major window) and the
   column kernel (on a column-major copy) recompiled under each register cap
-  (``max_registers``), each with float32 and float64 binning of the float32
-  window and with ``PREFETCH`` off and on (software-pipelined loads, off in
-  the library until measured); with ``--baseline``, the kernels of another file
+  (``max_registers``), with float32 and float64 binning of the float32
+  window, and with ``PREFETCH`` on (software-pipelined loads, off in the
+  library until measured; float32 binning, equal-mass edges); with
+  ``--baseline``, the kernels of another file
   (another revision's ``kernels/profile.py``), in a process of their own;
 * the registers, local memory and shared memory of each compiled kernel.
 
@@ -171,12 +172,16 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
         kp.profile_kernel = cuda.jit(max_registers=cap or None)(kp.profile_kernel.py_func)
         tag = {"max_registers": cap, "prefetch": prefetch}
         for name, window, rb in (("profile_rows_kernel", x, 8 * sm), ("profile_kernel", xf, col_rb)):
+            first = len(out["runs"])
             for label in ("equal-mass", "none") if not prefetch else ("equal-mass",):
                 timed(label, edge_sets[label], 256, rb, window=window, kernel=name, **tag)
             if has_f32 and not prefetch:  # the float64 binning of float32 values, for the A/B under each cap
                 timed("equal-mass", edge_sets["equal-mass"], 256, rb, window=window, f32=False, kernel=name, **tag)
-            for ov in getattr(kp, name).overloads.values():
-                out["runs"][-1]["resources"] = {"regs": ov.regs_per_thread, "local_bytes": ov.local_mem_per_thread}
+            # each row with the resources of the compile it launched (float32 and float64 edges compile apart)
+            compiled = {str(sig[4].dtype): {"regs": ov.regs_per_thread, "local_bytes": ov.local_mem_per_thread}
+                        for sig, ov in getattr(kp, name).overloads.items()}  # sig[4]: the comparison edges
+            for row in out["runs"][first:]:
+                row["resources"] = compiled.get(row["binning"])
     resources = {}
     for name in ("profile_rows_kernel", "profile_kernel"):
         k = getattr(kp, name)
@@ -250,14 +255,17 @@ def main(argv=None) -> int:
             text = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
             text += "\n[timeout]"
         found = [ln[len("RESULT "):] for ln in text.splitlines() if ln.startswith("RESULT ")]
-        res = json.loads(found[-1]) if found else {"unroll": u, "group": g, "error": text[-3000:]}
+        # a process that ran out of time keeps the rows it printed as it went
+        rows = [json.loads(ln) for ln in text.splitlines() if ln.startswith('{"edges"')]
+        res = json.loads(found[-1]) if found else {"unroll": u, "group": g, "runs": rows, "error": text[-3000:]}
         res["process_seconds"] = round(time.perf_counter() - t, 1)
         results.append(res)
         Path(args.out).write_text(json.dumps(results, indent=1))
     print(f"\n{'UNROLL':>6} {'GROUP':>5} {'edges':<32} {'thr':>4} {'blocks':>6} {'ms':>8} {'GB/s':>7}  notes")
     for res in results:
-        if "runs" not in res:
-            print(f"{res['unroll']:>6} {res['group']:>5} failed: {res.get('error', '')[-300:]}")
+        if res.get("error"):
+            print(f"{res['unroll']:>6} {res['group']:>5} failed: {res['error'][-300:]}")
+        if not res.get("runs"):
             continue
         for r in res["runs"]:
             note = r.get("error", "") + (" BASELINE " + Path(res["baseline"]).name if res.get("baseline") else "")

@@ -38,11 +38,13 @@ MMD_TILE = 32
 MMD_FEATURE_CHUNK = 16
 
 #: Register cap of :func:`cudrift.kernels.profile.profile_rows_kernel`
-#: (``max_registers``; the simulator takes none). Uncapped it takes 128
-#: registers, which leaves 16 warps per SM; capped at 64 it spills 152
-#: bytes per thread to local memory and still ran 12% (equal-mass
-#: histogram) to 16% (no histogram) faster on an H200
-#: (``benchmarks/profile_sweep.py --registers``, benchmarks/RESULTS.md).
+#: (``max_registers``; the simulator takes none). As measured on an H200
+#: (2026-11-26, before float32 binning): uncapped it took 128 registers,
+#: which leaves 16 warps per SM; capped at 64 it spilled 152 bytes per
+#: thread to local memory and still ran 12% (equal-mass histogram) to 16%
+#: (no histogram) faster (``benchmarks/profile_sweep.py --registers``,
+#: benchmarks/RESULTS.md). Now 112-116 registers uncapped with float32
+#: binning (``benchmarks/kernel_sass.py``); the sweep re-times the caps.
 ROWS_MAX_REGISTERS = 64
 
 _GPU_THREADS = 256

@@ -58,7 +58,8 @@ UNROLL = 4
 #: Whether each thread issues the loads of its next :data:`UNROLL` values
 #: before working on the current ones (software pipelining: loads stay in
 #: flight during the arithmetic, for UNROLL more registers). Off until a
-#: card says it pays (``benchmarks/profile_sweep.py --variants 4,16,1``).
+#: card says it pays (``benchmarks/profile_sweep.py --registers 0,64,80``
+#: times it under each register cap).
 PREFETCH = False
 # Finite values at least this large take the overflow-safe Welford step
 # instead of the group (whose squared differences could overflow).

@@ -17,7 +17,7 @@ pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip insta
 
 from conftest_kernels import check_profile, run_profile, skip_unless_usable  # noqa: E402
 
-from cudrift.kernels import _launch  # noqa: E402
+from cudrift.kernels import _cuda, _launch  # noqa: E402
 from cudrift.kernels._host import float32_edges  # noqa: E402
 from cudrift.kernels.profile import profile_shared_bytes  # noqa: E402
 from cudrift.sketches.column import NumericColumnProfile  # noqa: E402
@@ -321,10 +321,36 @@ def test_edges32_is_checked_and_ignored_for_other_dtypes():
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
+def test_float32_windows_are_binned_against_edges32(order):
+    """A float32 window is binned against ``edges32`` itself: edges rounded to nearest (wrong) move values."""
+    from numba import cuda
+
+    from cudrift.kernels.profile import launch_profile, profile_outputs
+
+    edges = np.array([[0.0, 0.1, 0.7, 0.9, 1.0]] * 2)
+    # float32(0.7) < 0.7 and float32(0.9) < 0.9: below those edges, but on their nearest float32
+    x = np.asarray(np.float32([[0.7, 0.7], [0.9, 0.9], [0.5, 0.5], [0.95, 0.95]]), order=order)
+    assert float(np.float32(0.7)) < 0.7 and float(np.float32(0.9)) < 0.9
+    args = [cuda.to_device(a) for a in (x, edges, np.array([5, 5]), np.array([0, 0], dtype=np.uint8))]
+
+    def counts(e32):
+        out = {k: cuda.to_device(v) for k, v in profile_outputs(2, 5, 1, np.full).items()}
+        launch_profile(*args, **out, edges32=cuda.to_device(e32), threads=32)
+        return out["hist"].copy_to_host()
+
+    exact = NumericColumnProfile.empty(edges=edges[0]).update(x[:, 0]).histogram.counts.tolist()
+    assert counts(float32_edges(edges)).tolist() == [exact, exact]
+    # rounded to nearest, those edges would put float32(0.7) and float32(0.9) a bin higher
+    assert counts(edges.astype(np.float32)).tolist() != [exact, exact]
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
 def test_prefetched_loads_change_no_count(order, monkeypatch):
     """``PREFETCH`` (the next batch loaded before the current one is worked on): same results, nulls and tails too."""
     from cudrift.kernels import profile as kp
 
+    if not _cuda.SIMULATOR:
+        pytest.skip("a compiled kernel keeps the PREFETCH it was compiled with (profile_sweep.py times it on a GPU)")
     monkeypatch.setattr(kp, "PREFETCH", True)  # the simulator reads module constants as the kernel runs
     rng = np.random.default_rng(34)
     x = np.asarray(_sprinkle(rng.normal(size=(157, 3)), rng).astype(np.float32), order=order)
