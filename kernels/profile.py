@@ -280,6 +280,45 @@ def load_batch(x, null_mask, has_mask, r0, step, n_rows, uc, buf, state):
 
 
 @cuda.jit(device=True, inline=True)
+def add_value(st, v, acc, inf, bins, ce, u8, i32, hist, crow):
+    """Take one read value into a thread's running state; both kernels' per-value step.
+
+    ``st`` is its :func:`load_batch` state (0 a value, 1 null, 2 past the
+    end) and ``v`` the value in the comparison dtype. ``acc`` is ``(count,
+    mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf)``,
+    returned updated: a finite value goes into the moments' open group
+    (:func:`moments_add`), the minimum, the maximum and the column's
+    histogram, a non-finite one into its count. ``bins`` is ``(first, top,
+    last, off, ne, uniform, scale, loff, cells, gscale, use_cells, private,
+    hoff, c)``: the column's bin-search constants (:func:`edge_constants`),
+    where its edges (``ce[off:]``), cell table (``u8[loff:]``) and private
+    histogram (``i32[hoff:]``) start in shared memory, and how it counts:
+    through the cell table, by :func:`bin_index_at` on the shared edges, or
+    without privatization into ``hist[c]`` on the edges ``crow``.
+    """
+    count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf = acc
+    if st == 1:
+        n_null += 1
+    elif st == 0:
+        if abs(v) < inf:  # finite first: one test for most values
+            count, mean, m2, gn, gk, gs1, gs2 = moments_add(count, mean, m2, gn, gk, gs1, gs2, np.float64(v))
+            lo = min(lo, v)
+            hi = max(hi, v)
+            first, top, last, off, ne, uni, scale, loff, cells, gscale, use_cells, private, hoff, c = bins
+            if ne >= 2:
+                if use_cells:
+                    cuda.atomic.add(i32, hoff + bin_index_cells(v, first, top, last, ce, off, ne, u8, loff, cells,
+                                                                gscale), 1)
+                elif private:
+                    cuda.atomic.add(i32, hoff + bin_index_at(v, first, top, last, ce, off, ne, uni, scale), 1)
+                else:
+                    cuda.atomic.add(hist, (c, bin_index_at(v, first, top, last, crow, 0, ne, uni, scale)), 1)
+        else:
+            n_nan, n_pinf, n_ninf = count_nonfinite(v, n_nan, n_pinf, n_ninf)
+    return count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf
+
+
+@cuda.jit(device=True, inline=True)
 def moments_add(count, mean, m2, gn, gk, gs1, gs2, v):
     """Add finite ``v`` to the open group (the caller folds it with :func:`fold_group` once it holds :data:`GROUP`).
 
@@ -373,6 +412,7 @@ def profile_kernel(
     crow = cmp_edges[c]
     scale, gscale, first, top, last = edge_constants(crow, edges, c, ne, cells)
     inf = ct(math.inf)
+    bins = (first, top, last, 0, ne, uni, scale, lo8, cells, gscale, use_cells, private, ho, c)
     count = 0
     mean = 0.0
     m2 = 0.0
@@ -405,25 +445,9 @@ def profile_kernel(
         else:
             load_batch(x, null_mask, has_mask, r0, step, n_rows, uc, buf, state)
         for u in range(UNROLL):
-            if state[u] == 1:
-                n_null += 1
-            elif state[u] == 0:
-                v = buf[u]
-                if abs(v) < inf:  # finite first: one test for most values
-                    count, mean, m2, gn, gk, gs1, gs2 = moments_add(
-                        count, mean, m2, gn, gk, gs1, gs2, np.float64(v))
-                    lo = min(lo, v)
-                    hi = max(hi, v)
-                    if ne >= 2:
-                        if use_cells:
-                            cuda.atomic.add(i32, ho + bin_index_cells(
-                                v, first, top, last, ce, 0, ne, u8, lo8, cells, gscale), 1)
-                        elif private:
-                            cuda.atomic.add(i32, ho + bin_index_at(v, first, top, last, ce, 0, ne, uni, scale), 1)
-                        else:
-                            cuda.atomic.add(hist, (c, bin_index_at(v, first, top, last, crow, 0, ne, uni, scale)), 1)
-                else:
-                    n_nan, n_pinf, n_ninf = count_nonfinite(v, n_nan, n_pinf, n_ninf)
+            count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf = add_value(
+                state[u], buf[u], (count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf), inf,
+                bins, ce, u8, i32, hist, crow)
         count, mean, m2, gn, gs1, gs2 = fold_if_full(count, mean, m2, gn, gk, gs1, gs2)
     count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
 
@@ -549,6 +573,7 @@ def profile_rows_kernel(
     eo = c * me  # this column's edges in shared memory
     hc = ho + c * (me + 1)  # and its private histogram
     lc = lo8 + c * cells  # and its cell table
+    bins = (first, top, last, eo, ne, uni, scale, lc, cells, gscale, use_cells, private, hc, c)
     count = 0
     mean = 0.0
     m2 = 0.0
@@ -581,27 +606,9 @@ def profile_rows_kernel(
             else:
                 load_batch(x, null_mask, has_mask, r0, step, n_rows, uc, buf, state)
             for u in range(UNROLL):
-                if state[u] == 1:
-                    n_null += 1
-                elif state[u] == 0:
-                    v = buf[u]
-                    if abs(v) < inf:  # finite first: one test for most values
-                        count, mean, m2, gn, gk, gs1, gs2 = moments_add(
-                            count, mean, m2, gn, gk, gs1, gs2, np.float64(v))
-                        lo = min(lo, v)
-                        hi = max(hi, v)
-                        if ne >= 2:
-                            if use_cells:
-                                cuda.atomic.add(i32, hc + bin_index_cells(
-                                    v, first, top, last, ce, eo, ne, u8, lc, cells, gscale), 1)
-                            elif private:
-                                cuda.atomic.add(
-                                    i32, hc + bin_index_at(v, first, top, last, ce, eo, ne, uni, scale), 1)
-                            else:
-                                cuda.atomic.add(
-                                    hist, (c, bin_index_at(v, first, top, last, crow, 0, ne, uni, scale)), 1)
-                    else:
-                        n_nan, n_pinf, n_ninf = count_nonfinite(v, n_nan, n_pinf, n_ninf)
+                count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf = add_value(
+                    state[u], buf[u], (count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf),
+                    inf, bins, ce, u8, i32, hist, crow)
             count, mean, m2, gn, gs1, gs2 = fold_if_full(count, mean, m2, gn, gk, gs1, gs2)
         count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
     cuda.syncthreads()
