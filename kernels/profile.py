@@ -280,6 +280,55 @@ def load_batch(x, null_mask, has_mask, r0, step, n_rows, uc, buf, state):
 
 
 @cuda.jit(device=True, inline=True)
+def read_column(x, null_mask, has_mask, uc, start, step, n_rows, inf, bins, ce, u8, i32, hist, crow):
+    """One thread's pass over its rows ``start, start + step, ...`` of column ``uc``; both kernels' read loop.
+
+    Reads :data:`UNROLL` rows at a time (:func:`load_batch`; with
+    :data:`PREFETCH` the next batch's loads are issued before the current
+    batch is worked on), takes each value in (:func:`add_value`, which
+    counts the histogram through ``bins`` and the shared arrays) and folds
+    the moments' group once per batch once it is full. Returns ``(count,
+    mean, m2, lo, hi, n_null, n_nan, n_pinf, n_ninf)``, the moments folded;
+    identities when ``start >= n_rows``.
+    """
+    count = 0
+    mean = 0.0
+    m2 = 0.0
+    gn = 0
+    gk = 0.0
+    gs1 = 0.0
+    gs2 = 0.0
+    lo = inf
+    hi = -inf
+    n_null = 0
+    n_nan = 0
+    n_pinf = 0
+    n_ninf = 0
+    buf = cuda.local.array(UNROLL, crow.dtype)
+    state = cuda.local.array(UNROLL, int32)  # 0 value, 1 null, 2 past the end
+    nxt = cuda.local.array(UNROLL, crow.dtype)  # the next batch, with PREFETCH
+    nst = cuda.local.array(UNROLL, int32)
+    if PREFETCH:
+        load_batch(x, null_mask, has_mask, start, step, n_rows, uc, nxt, nst)
+    for r0 in range(start, n_rows, step * UNROLL):
+        if PREFETCH:
+            for u in range(UNROLL):
+                buf[u] = nxt[u]
+                state[u] = nst[u]
+            # the next batch's loads stay in flight while this one is worked on
+            load_batch(x, null_mask, has_mask, r0 + step * UNROLL, step, n_rows, uc, nxt, nst)
+        else:
+            load_batch(x, null_mask, has_mask, r0, step, n_rows, uc, buf, state)
+        for u in range(UNROLL):
+            count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf = add_value(
+                state[u], buf[u], (count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf), inf,
+                bins, ce, u8, i32, hist, crow)
+        count, mean, m2, gn, gs1, gs2 = fold_if_full(count, mean, m2, gn, gk, gs1, gs2)
+    count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
+    return count, mean, m2, lo, hi, n_null, n_nan, n_pinf, n_ninf
+
+
+@cuda.jit(device=True, inline=True)
 def add_value(st, v, acc, inf, bins, ce, u8, i32, hist, crow):
     """Take one read value into a thread's running state; both kernels' per-value step.
 
@@ -413,43 +462,9 @@ def profile_kernel(
     scale, gscale, first, top, last = edge_constants(crow, edges, c, ne, cells)
     inf = ct(math.inf)
     bins = (first, top, last, 0, ne, uni, scale, lo8, cells, gscale, use_cells, private, ho, c)
-    count = 0
-    mean = 0.0
-    m2 = 0.0
-    gn = 0
-    gk = 0.0
-    gs1 = 0.0
-    gs2 = 0.0
-    lo = inf
-    hi = -inf
-    n_null = 0
-    n_nan = 0
-    n_pinf = 0
-    n_ninf = 0
-    buf = cuda.local.array(UNROLL, cmp_edges.dtype)
-    state = cuda.local.array(UNROLL, int32)  # 0 value, 1 null, 2 past the end
-    nxt = cuda.local.array(UNROLL, cmp_edges.dtype)  # the next batch, with PREFETCH
-    nst = cuda.local.array(UNROLL, int32)
-    uc = np.uint64(c)  # unsigned: no negative-index wraparound (see load_batch)
-    step = n_rb * nt
-    start = rb * nt + t
-    if PREFETCH:
-        load_batch(x, null_mask, has_mask, start, step, n_rows, uc, nxt, nst)
-    for r0 in range(start, n_rows, step * UNROLL):
-        if PREFETCH:
-            for u in range(UNROLL):
-                buf[u] = nxt[u]
-                state[u] = nst[u]
-            # the next batch's loads stay in flight while this one is worked on
-            load_batch(x, null_mask, has_mask, r0 + step * UNROLL, step, n_rows, uc, nxt, nst)
-        else:
-            load_batch(x, null_mask, has_mask, r0, step, n_rows, uc, buf, state)
-        for u in range(UNROLL):
-            count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf = add_value(
-                state[u], buf[u], (count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf), inf,
-                bins, ce, u8, i32, hist, crow)
-        count, mean, m2, gn, gs1, gs2 = fold_if_full(count, mean, m2, gn, gk, gs1, gs2)
-    count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
+    # Unsigned column index (and rows, in load_batch): no negative-index wraparound.
+    count, mean, m2, lo, hi, n_null, n_nan, n_pinf, n_ninf = read_column(
+        x, null_mask, has_mask, np.uint64(c), rb * nt + t, n_rb * nt, n_rows, inf, bins, ce, u8, i32, hist, crow)
 
     f64[fo + t] = mean
     f64[fo + nt + t] = m2
@@ -574,43 +589,11 @@ def profile_rows_kernel(
     hc = ho + c * (me + 1)  # and its private histogram
     lc = lo8 + c * cells  # and its cell table
     bins = (first, top, last, eo, ne, uni, scale, lc, cells, gscale, use_cells, private, hc, c)
-    count = 0
-    mean = 0.0
-    m2 = 0.0
-    gn = 0
-    gk = 0.0
-    gs1 = 0.0
-    gs2 = 0.0
-    lo = inf
-    hi = -inf
-    n_null = 0
-    n_nan = 0
-    n_pinf = 0
-    n_ninf = 0
-    buf = cuda.local.array(UNROLL, cmp_edges.dtype)
-    state = cuda.local.array(UNROLL, int32)  # 0 value, 1 null, 2 past the end
-    nxt = cuda.local.array(UNROLL, cmp_edges.dtype)  # the next batch, with PREFETCH
-    nst = cuda.local.array(UNROLL, int32)
-    uc = np.uint64(c)  # unsigned: no negative-index wraparound (see load_batch)
-    if active:
-        step = n_b * rows_per_step
-        start = b * rows_per_step + t // n_cols
-        if PREFETCH:
-            load_batch(x, null_mask, has_mask, start, step, n_rows, uc, nxt, nst)
-        for r0 in range(start, n_rows, step * UNROLL):
-            if PREFETCH:
-                for u in range(UNROLL):
-                    buf[u] = nxt[u]
-                    state[u] = nst[u]
-                load_batch(x, null_mask, has_mask, r0 + step * UNROLL, step, n_rows, uc, nxt, nst)
-            else:
-                load_batch(x, null_mask, has_mask, r0, step, n_rows, uc, buf, state)
-            for u in range(UNROLL):
-                count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf = add_value(
-                    state[u], buf[u], (count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf),
-                    inf, bins, ce, u8, i32, hist, crow)
-            count, mean, m2, gn, gs1, gs2 = fold_if_full(count, mean, m2, gn, gk, gs1, gs2)
-        count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
+    # threads past the slab's rows read nothing (start at n_rows) and hold identities
+    start = b * rows_per_step + t // n_cols if active else n_rows
+    count, mean, m2, lo, hi, n_null, n_nan, n_pinf, n_ninf = read_column(
+        x, null_mask, has_mask, np.uint64(c), start, n_b * rows_per_step, n_rows, inf, bins, ce, u8, i32, hist,
+        crow)
     cuda.syncthreads()
     if private:
         for q in range(t, n_cols * (me + 1), nt):
