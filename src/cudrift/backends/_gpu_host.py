@@ -121,6 +121,14 @@ def ks_pvalues(stats: Sequence, n_a: Sequence[int], n_b: Sequence[int], tests: S
         :func:`cudrift.stats._dist.ks_asymp_pvalues` call (identical to the
         per-column values) instead of one call per column; None for the
         others.
+
+    Examples
+    --------
+    >>> from cudrift.kernels._host import RankStatistics
+    >>> st = RankStatistics(0.02, 0.01, 0.02, 0.0, 0.0, 0.0, 0.0)
+    >>> p = ks_pvalues([st, st], [20_000, 20_000], [20_000, 20_000], ["ks", "wasserstein"])
+    >>> round(p[0], 6), p[1]
+    (0.000662, None)
     """
     out: list[float | None] = [None] * len(stats)
     idx = [i for i, (t, a, b) in enumerate(zip(tests, n_a, n_b)) if t == "ks" and ks_asymptotic(a, b)]

@@ -172,6 +172,11 @@ def instance_env(kind: str) -> dict[str, str]:
         says why (:func:`cudrift.backends.gpu_status`).
     ValueError
         For any other ``kind``.
+
+    Examples
+    --------
+    >>> instance_env("cpu")
+    {}
     """
     if kind == "cpu":
         return {}
