@@ -37,9 +37,22 @@ import sys
 import tempfile
 from pathlib import Path
 
-os.environ["NUMBA_ENABLE_CUDASIM"] = "0"
-
 _INSTR = re.compile(r"\s+/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;")
+
+
+def profile_args(x, x_layout: str, cmp, rows: bool) -> tuple:
+    """Numba argument types of a profile kernel launch: window dtype ``x`` in layout ``x_layout``, comparison
+    edges of dtype ``cmp``, ``rows`` for :func:`profile_rows_kernel` (else :func:`profile_kernel`).
+
+    Shared with ``tests/test_kernels_ptx.py``, which compiles the same launches.
+    """
+    from numba.cuda import types as T
+
+    f64, i64, u8, b1 = T.float64, T.int64, T.uint8, T.boolean
+    head = (T.Array(x, 2, x_layout), T.Array(b1, 2, x_layout), b1, T.Array(f64, 2, "C"), T.Array(cmp, 2, "C"),
+            T.Array(i64, 1, "C"), T.Array(u8, 1, "C"), b1 if rows else i64, i64)
+    return head + (T.Array(i64, 2, "C"), T.Array(i64, 2, "C"), T.Array(f64, 1, "C"), T.Array(f64, 1, "C"),
+                   T.Array(i64, 2, "C"), T.Array(f64, 2, "C"), T.Array(f64, 2, "C"))
 
 
 def signatures():
@@ -48,21 +61,13 @@ def signatures():
 
     from cudrift.kernels import profile
 
-    f64, f32, i64, u8, b1 = T.float64, T.float32, T.int64, T.uint8, T.boolean
-
-    def args(x_layout, cmp, rows):
-        x = T.Array(f32, 2, x_layout)
-        head = (x, T.Array(b1, 2, x_layout), b1, T.Array(f64, 2, "C"), T.Array(cmp, 2, "C"), T.Array(i64, 1, "C"),
-                T.Array(u8, 1, "C"), b1 if rows else i64, i64)
-        return head + (T.Array(i64, 2, "C"), T.Array(i64, 2, "C"), T.Array(f64, 1, "C"), T.Array(f64, 1, "C"),
-                       T.Array(i64, 2, "C"), T.Array(f64, 2, "C"), T.Array(f64, 2, "C"))
-
+    f64, f32 = T.float64, T.float32
     return {
-        "rows, float32 binning": (profile.profile_rows_kernel, args("A", f32, True)),
-        "rows C, float32 binning": (profile.profile_rows_kernel, args("C", f32, True)),
-        "rows, float64 binning": (profile.profile_rows_kernel, args("A", f64, True)),
-        "column, float32 binning": (profile.profile_kernel, args("F", f32, False)),
-        "column, float64 binning": (profile.profile_kernel, args("F", f64, False)),
+        "rows, float32 binning": (profile.profile_rows_kernel, profile_args(f32, "A", f32, True)),
+        "rows C, float32 binning": (profile.profile_rows_kernel, profile_args(f32, "C", f32, True)),
+        "rows, float64 binning": (profile.profile_rows_kernel, profile_args(f32, "A", f64, True)),
+        "column, float32 binning": (profile.profile_kernel, profile_args(f32, "F", f32, False)),
+        "column, float64 binning": (profile.profile_kernel, profile_args(f32, "F", f64, False)),
     }
 
 
@@ -79,12 +84,11 @@ def main_loop(sass: str) -> collections.Counter:
             target = re.search(r"0x([0-9a-f]+)", text)
             if target and int(target.group(1), 16) < addr:
                 loops.append((int(target.group(1), 16), addr))
-    best = collections.Counter()
     for start, end in sorted(loops, key=lambda s_e: s_e[0] - s_e[1]):
         ops = collections.Counter(_opcode(t) for a, t in ins if start <= a <= end)
         if any(k.startswith(("LD.E", "LDG")) for k in ops):
             return ops
-    return best
+    return collections.Counter()
 
 
 def summarize(ops: collections.Counter) -> dict:
@@ -128,6 +132,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--caps", default="0,64", help="register caps, e.g. '0,64,80' (0: none)")
     args = ap.parse_args(argv)
+    # real compiles, not the simulator; set here, not at import, so that importing this module (its test
+    # does) leaves the simulator setting of the test session alone
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "0"
     home = os.environ.get("CUDA_HOME", "")
     tools = {"ptxas": shutil.which("ptxas") or (str(Path(home, "bin", "ptxas")) if home else None),
              "cuobjdump": shutil.which("cuobjdump")}

@@ -88,6 +88,12 @@ def _kernels_module(path: str | None):
     return mod
 
 
+def _resources(kernel) -> list:
+    """``(signature, {regs, local_bytes, shared_static})`` of each compiled overload of ``kernel``."""
+    return [(sig, {"regs": ov.regs_per_thread, "local_bytes": ov.local_mem_per_thread,
+                   "shared_static": ov.shared_mem_per_block}) for sig, ov in kernel.overloads.items()]
+
+
 def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline: str | None = None,
             registers: tuple = ()) -> dict:
     """Time one compile-time variant in this process (fresh: nothing compiled yet)."""
@@ -178,17 +184,12 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
             if has_f32 and not prefetch:  # the float64 binning of float32 values, for the A/B under each cap
                 timed("equal-mass", edge_sets["equal-mass"], 256, rb, window=window, f32=False, kernel=name, **tag)
             # each row with the resources of the compile it launched (float32 and float64 edges compile apart)
-            compiled = {str(sig[4].dtype): {"regs": ov.regs_per_thread, "local_bytes": ov.local_mem_per_thread}
-                        for sig, ov in getattr(kp, name).overloads.items()}  # sig[4]: the comparison edges
+            # sig[4]: the comparison edges' type
+            compiled = {str(sig[4].dtype): res for sig, res in _resources(getattr(kp, name))}
             for row in out["runs"][first:]:
                 row["resources"] = compiled.get(row["binning"])
-    resources = {}
-    for name in ("profile_rows_kernel", "profile_kernel"):
-        k = getattr(kp, name)
-        if k.overloads:
-            resources[name] = {str(sig): {"regs": ov.regs_per_thread, "local_bytes": ov.local_mem_per_thread,
-                                          "shared_static": ov.shared_mem_per_block}
-                               for sig, ov in k.overloads.items()}
+    resources = {name: {str(sig): res for sig, res in _resources(getattr(kp, name))}
+                 for name in ("profile_rows_kernel", "profile_kernel") if getattr(kp, name).overloads}
     out["resources"] = resources
     print(json.dumps({"resources": resources}), flush=True)
     if full:

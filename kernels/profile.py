@@ -280,7 +280,7 @@ def load_batch(x, null_mask, has_mask, r0, step, n_rows, uc, buf, state):
 
 
 @cuda.jit(device=True, inline=True)
-def read_column(x, null_mask, has_mask, uc, start, step, n_rows, inf, bins, ce, u8, i32, hist, crow):
+def read_column(x, null_mask, has_mask, uc, start, step, n_rows, bins, ce, u8, i32, hist, crow):
     """One thread's pass over its rows ``start, start + step, ...`` of column ``uc``; both kernels' read loop.
 
     Reads :data:`UNROLL` rows at a time (:func:`load_batch`; with
@@ -291,6 +291,7 @@ def read_column(x, null_mask, has_mask, uc, start, step, n_rows, inf, bins, ce, 
     mean, m2, lo, hi, n_null, n_nan, n_pinf, n_ninf)``, the moments folded;
     identities when ``start >= n_rows``.
     """
+    inf = crow.dtype.type(math.inf)  # values are bounded in the comparison edges' dtype
     count = 0
     mean = 0.0
     m2 = 0.0
@@ -321,15 +322,15 @@ def read_column(x, null_mask, has_mask, uc, start, step, n_rows, inf, bins, ce, 
             load_batch(x, null_mask, has_mask, r0, step, n_rows, uc, buf, state)
         for u in range(UNROLL):
             count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf = add_value(
-                state[u], buf[u], (count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf), inf,
-                bins, ce, u8, i32, hist, crow)
+                state[u], buf[u], (count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf), bins,
+                ce, u8, i32, hist, crow)
         count, mean, m2, gn, gs1, gs2 = fold_if_full(count, mean, m2, gn, gk, gs1, gs2)
     count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
     return count, mean, m2, lo, hi, n_null, n_nan, n_pinf, n_ninf
 
 
 @cuda.jit(device=True, inline=True)
-def add_value(st, v, acc, inf, bins, ce, u8, i32, hist, crow):
+def add_value(st, v, acc, bins, ce, u8, i32, hist, crow):
     """Take one read value into a thread's running state; both kernels' per-value step.
 
     ``st`` is its :func:`load_batch` state (0 a value, 1 null, 2 past the
@@ -349,7 +350,7 @@ def add_value(st, v, acc, inf, bins, ce, u8, i32, hist, crow):
     if st == 1:
         n_null += 1
     elif st == 0:
-        if abs(v) < inf:  # finite first: one test for most values
+        if abs(v) < crow.dtype.type(math.inf):  # finite first: one test for most values
             count, mean, m2, gn, gk, gs1, gs2 = moments_add(count, mean, m2, gn, gk, gs1, gs2, np.float64(v))
             lo = min(lo, v)
             hi = max(hi, v)
@@ -441,7 +442,6 @@ def profile_kernel(
     i32 = cuda.shared.array(0, dtype=int32)
     u8 = cuda.shared.array(0, dtype=uint8)
     ce = cuda.shared.array(0, dtype=cmp_edges.dtype)
-    ct = cmp_edges.dtype.type  # the dtype values are binned and bounded in
     fo = (shared_edges * cmp_edges.itemsize + 7) // 8  # float64 scratch after the staged edges
     io = fo + _F_SLOTS * nt  # int64 scratch, in 8-byte units
     ho = 2 * (io + _I_SLOTS * nt)  # private histogram, in 4-byte units
@@ -460,11 +460,10 @@ def profile_kernel(
 
     crow = cmp_edges[c]
     scale, gscale, first, top, last = edge_constants(crow, edges, c, ne, cells)
-    inf = ct(math.inf)
     bins = (first, top, last, 0, ne, uni, scale, lo8, cells, gscale, use_cells, private, ho, c)
     # Unsigned column index (and rows, in load_batch): no negative-index wraparound.
     count, mean, m2, lo, hi, n_null, n_nan, n_pinf, n_ninf = read_column(
-        x, null_mask, has_mask, np.uint64(c), rb * nt + t, n_rb * nt, n_rows, inf, bins, ce, u8, i32, hist, crow)
+        x, null_mask, has_mask, np.uint64(c), rb * nt + t, n_rb * nt, n_rows, bins, ce, u8, i32, hist, crow)
 
     f64[fo + t] = mean
     f64[fo + nt + t] = m2
@@ -564,7 +563,6 @@ def profile_rows_kernel(
     i32 = cuda.shared.array(0, dtype=int32)
     u8 = cuda.shared.array(0, dtype=uint8)
     ce = cuda.shared.array(0, dtype=cmp_edges.dtype)
-    ct = cmp_edges.dtype.type  # the dtype values are binned and bounded in
     ho = (n_cols * me * cmp_edges.itemsize) // 4  # private histograms, in 4-byte units, after the edges
     lo8 = 4 * (ho + n_cols * (me + 1))  # cell tables, in bytes, after the histograms
     if private:
@@ -583,7 +581,6 @@ def profile_rows_kernel(
     uni = uniform[c] != 0
     crow = cmp_edges[c]
     scale, gscale, first, top, last = edge_constants(crow, edges, c, ne, cells)
-    inf = ct(math.inf)
     use_cells = private and cells > 0 and ne >= 2 and not uni
     eo = c * me  # this column's edges in shared memory
     hc = ho + c * (me + 1)  # and its private histogram
@@ -592,8 +589,7 @@ def profile_rows_kernel(
     # threads past the slab's rows read nothing (start at n_rows) and hold identities
     start = b * rows_per_step + t // n_cols if active else n_rows
     count, mean, m2, lo, hi, n_null, n_nan, n_pinf, n_ninf = read_column(
-        x, null_mask, has_mask, np.uint64(c), start, n_b * rows_per_step, n_rows, inf, bins, ce, u8, i32, hist,
-        crow)
+        x, null_mask, has_mask, np.uint64(c), start, n_b * rows_per_step, n_rows, bins, ce, u8, i32, hist, crow)
     cuda.syncthreads()
     if private:
         for q in range(t, n_cols * (me + 1), nt):

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -42,23 +43,19 @@ _SCRIPT = textwrap.dedent(
     def a2(t, layout="C"):
         return T.Array(t, 2, layout)
 
-    def prof(cmp, rows=False):
-        # edges (float64), comparison edges (float64, or float32 for float32 values), n_edges, uniform,
-        # shared_edges (column kernel) / private (row kernel), cells, then the outputs
-        head = (a2(f64), a2(cmp), a1(i64), a1(u8), b1 if rows else i64, i64)
-        return head + (a2(i64), a2(i64), a1(f64), a1(f64), a2(i64), a2(f64), a2(f64))
+    sys.path.insert(0, %(benchmarks)r)
+    from kernel_sass import profile_args  # the launch signatures kernel_sass.py analyses
 
     jobs = {
-        "profile float32 C": (profile.profile_kernel, (a2(f32), a2(b1), b1) + prof(f32)),
-        "profile float32 C, float64 edges": (profile.profile_kernel, (a2(f32), a2(b1), b1) + prof(f64)),
-        "profile float64 F": (profile.profile_kernel, (a2(f64, "F"), a2(b1, "F"), b1) + prof(f64)),
-        "profile int64 A": (profile.profile_kernel, (a2(i64, "A"), a2(b1), b1) + prof(f64)),
-        "profile int8 C": (profile.profile_kernel, (a2(i8), a2(b1), b1) + prof(f64)),
-        "profile bool C": (profile.profile_kernel, (a2(b1), a2(b1), b1) + prof(f64)),
-        "profile rows float32 slab": (profile.profile_rows_kernel, (a2(f32, "A"), a2(b1, "A"), b1) + prof(f32, True)),
-        "profile rows float32 slab, float64 edges": (profile.profile_rows_kernel,
-                                                     (a2(f32, "A"), a2(b1, "A"), b1) + prof(f64, True)),
-        "profile rows int64 C": (profile.profile_rows_kernel, (a2(i64), a2(b1), b1) + prof(f64, True)),
+        "profile float32 C": (profile.profile_kernel, profile_args(f32, "C", f32, False)),
+        "profile float32 C, float64 edges": (profile.profile_kernel, profile_args(f32, "C", f64, False)),
+        "profile float64 F": (profile.profile_kernel, profile_args(f64, "F", f64, False)),
+        "profile int64 A": (profile.profile_kernel, profile_args(i64, "A", f64, False)),
+        "profile int8 C": (profile.profile_kernel, profile_args(i8, "C", f64, False)),
+        "profile bool C": (profile.profile_kernel, profile_args(b1, "C", f64, False)),
+        "profile rows float32 slab": (profile.profile_rows_kernel, profile_args(f32, "A", f32, True)),
+        "profile rows float32 slab, float64 edges": (profile.profile_rows_kernel, profile_args(f32, "A", f64, True)),
+        "profile rows int64 C": (profile.profile_rows_kernel, profile_args(i64, "C", f64, True)),
         "rank many f32 cur": (rank.rank_kernel, (a1(f64), a1(i64), a1(f32), a1(i64), i64, a1(i64), a1(i64), i64,
                                                  T.Array(f64, 3, "C"), T.Array(i64, 3, "C"))),
         "categorical int32": (categorical.categorical_kernel, (a2(i32, "A"), a1(i64), i64, a2(i64), a2(i64))),
@@ -83,7 +80,7 @@ _SCRIPT = textwrap.dedent(
     print("\\n".join(failed))
     sys.exit(1 if failed else 0)
     """
-    % {"no_toolkit": _NO_TOOLKIT}
+    % {"no_toolkit": _NO_TOOLKIT, "benchmarks": str(Path(__file__).resolve().parents[1] / "benchmarks")}
 )
 
 
