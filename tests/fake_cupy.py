@@ -62,9 +62,6 @@ class ndarray(np.ndarray):  # noqa: N801 - CuPy's name
         d.update(version=3, stream=None)
         return d
 
-    def get(self, stream=None, order="C", out=None):
-        return np.array(self, order=order).view(np.ndarray)
-
 
 class MemoryPointer:
     def __init__(self, mem, offset):
@@ -91,7 +88,6 @@ def asarray(a, dtype=None, order=None, blocking=False):
     return _dev(np.array(a, dtype=dtype, order=order or "K", copy=True), order or "K")
 
 
-array = asarray
 
 
 def asnumpy(a, stream=None, order="C", out=None, blocking=True):
@@ -128,13 +124,11 @@ class ElementwiseKernel:
             v[np.isnan(v)] = np.nan  # every NaN the positive quiet NaN, as the CUDA twin writes it
             y[...] = v
             return y
+        from cudrift.sketches.sample import splitmix64  # the host path's mix, checked against a Python model
+
         start, seed, z = args
         with np.errstate(over="ignore"):
-            v = (np.uint64(start) + np.arange(z.size, dtype=np.uint64)) ^ np.uint64(seed)
-            v = v + np.uint64(0x9E3779B97F4A7C15)
-            v = (v ^ (v >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-            v = (v ^ (v >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-            z[...] = v ^ (v >> np.uint64(31))
+            z[...] = splitmix64((np.uint64(start) + np.arange(z.size, dtype=np.uint64)) ^ np.uint64(seed))
         return z
 
 
@@ -163,10 +157,6 @@ class Stream:
     def wait_event(self, event):
         pass
 
-    def use(self):
-        _local.__dict__.setdefault("streams", []).append(self)
-        return self
-
 
 Stream.null = Stream(null=True)
 
@@ -178,7 +168,7 @@ def get_current_stream(device_id=None):
 
 class Event:
     def __init__(self, block=False, disable_timing=False, interprocess=False):
-        self.done = True
+        pass
 
     def record(self, stream=None):
         pass
@@ -211,12 +201,6 @@ def alloc_pinned_memory(nbytes):
 
 class _Pool:
     def free_bytes(self):
-        return 0
-
-    def used_bytes(self):
-        return 0
-
-    def total_bytes(self):
         return 0
 
     def free_all_blocks(self, stream=None):
@@ -263,22 +247,22 @@ def install() -> types.ModuleType:
     if not _cuda.SIMULATOR:
         raise RuntimeError("fake_cupy needs NUMBA_ENABLE_CUDASIM=1 set before Numba is imported")
     runtime = _module(
-        "cupy.cuda.runtime", memcpyAsync=_memcpy_async, memcpyHostToDevice=1, memcpyDeviceToHost=2,
+        "cupy.cuda.runtime", memcpyAsync=_memcpy_async, memcpyHostToDevice=1,
         memGetInfo=lambda: (8 << 30, 16 << 30), getDeviceCount=lambda: 1,
         getDeviceProperties=_device_properties, driverGetVersion=lambda: 13000,
-        runtimeGetVersion=lambda: 13000, deviceSynchronize=lambda: None,
+        runtimeGetVersion=lambda: 13000,
     )
     memory = _module("cupy.cuda.memory", OutOfMemoryError=OutOfMemoryError)
     cuda_mod = _module(
-        "cupy.cuda", Stream=Stream, ExternalStream=lambda ptr, device_id=-1: Stream(ptr=ptr), Event=Event,
+        "cupy.cuda", Stream=Stream, Event=Event,
         Device=Device, get_current_stream=get_current_stream, alloc_pinned_memory=alloc_pinned_memory,
         MemoryPointer=MemoryPointer,
-        runtime=runtime, memory=memory, get_device_id=lambda: 0,
+        runtime=runtime, memory=memory,
     )
     # the array functions cudrift calls (a call to any other fails with AttributeError, not silently)
     names = ["zeros", "empty", "ones", "full", "arange", "concatenate", "stack", "unique", "searchsorted",
              "isfinite", "flatnonzero", "count_nonzero", "ascontiguousarray", "asfortranarray"]
-    cupy = _module("cupy", __version__="0.0-fake", ndarray=ndarray, asarray=asarray, array=array,
+    cupy = _module("cupy", __version__="0.0-fake", ndarray=ndarray, asarray=asarray,
                    asnumpy=asnumpy, from_dlpack=from_dlpack, ElementwiseKernel=ElementwiseKernel, cuda=cuda_mod,
                    get_default_memory_pool=get_default_memory_pool, **{n: _wrap(getattr(np, n)) for n in names})
     sys.modules.update({"cupy": cupy, "cupy.cuda": cuda_mod, "cupy.cuda.runtime": runtime,

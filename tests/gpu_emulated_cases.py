@@ -119,8 +119,9 @@ def test_rank_tests_many_batches_the_ks_pvalues(rng, monkeypatch):
     """One launch for every pair; each asymptotic KS p-value as finish_rank_test would form it alone."""
     from cudrift.backends import _gpu_host as gh
     from cudrift.kernels import _host
+    from cudrift.stats import univariate
 
-    monkeypatch.setattr(gh, "KS_EXACT_MAX", 200)  # samples this small take the asymptotic p-value here
+    monkeypatch.setattr(univariate, "KS_EXACT_MAX", 200)  # samples this small take the asymptotic p-value here
     sizes = [(300, 250), (150, 120), (260, 90)]
     tests = ["ks", "ks", "wasserstein"]
     pairs = [(cupy.asarray(np.sort(rng.normal(size=m))), cupy.asarray(np.sort(rng.normal(0.3, size=n))))

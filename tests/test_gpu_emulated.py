@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def test_gpu_backend_host_logic_under_emulation():
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", CUDRIFT_FAKE_CUPY="1", CUDRIFT_BACKEND="auto")
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", CUDRIFT_BACKEND="auto")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(HERE / "gpu_emulated_cases.py"), "-q", "-p", "no:cacheprovider",
          "-p", "no:randomly", "--timeout=600", "-o", "addopts=-ra --strict-markers"],

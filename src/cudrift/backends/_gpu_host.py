@@ -37,7 +37,7 @@ from cudrift.stats._dist import (
     ks_asymp_pvalues,
 )
 from cudrift.stats._validation import dropped_details
-from cudrift.stats.univariate import CVM_EXACT_MAX, KS_EXACT_MAX, _normalizer
+from cudrift.stats.univariate import CVM_EXACT_MAX, _normalizer, ks_asymptotic
 
 __all__ = [
     "NumericParts",
@@ -56,7 +56,6 @@ __all__ = [
     "RANK_TESTS",
     "RANK_WANT",
     "rank_want",
-    "ks_asymptotic",
     "ks_pvalues",
     "finish_rank_test",
     "is_device_array",
@@ -81,23 +80,6 @@ def rank_want(tests) -> int:
     for t in tests:
         bits |= RANK_WANT.get(t, 0)
     return bits or WANT_KS
-
-
-def ks_asymptotic(n_a: int, n_b: int) -> bool:
-    """Whether the KS p-value of samples of these sizes is the asymptotic one.
-
-    It is past :data:`KS_EXACT_MAX` values on a side (the CPU path's rule,
-    SciPy's ``method="auto"``). That p-value depends on the statistic and
-    the sizes only, so the host forms it from the rank statistics; smaller
-    samples get the exact p-value, which the CPU function computes from the
-    samples.
-
-    Examples
-    --------
-    >>> ks_asymptotic(10_000, 3), ks_asymptotic(10_001, 3)
-    (False, True)
-    """
-    return max(n_a, n_b) > KS_EXACT_MAX
 
 
 def ks_pvalues(stats: Sequence, n_a: Sequence[int], n_b: Sequence[int], tests: Sequence[str]) -> list[float | None]:

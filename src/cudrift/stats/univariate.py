@@ -86,6 +86,22 @@ KS_EXACT_MAX = 10_000
 CVM_EXACT_MAX = 20
 
 
+def ks_asymptotic(n_a: int, n_b: int) -> bool:
+    """Whether the KS p-value of samples of these sizes is the asymptotic one.
+
+    It is past :data:`KS_EXACT_MAX` values on a side (SciPy's
+    ``method="auto"``). That p-value depends on the statistic and the sizes
+    only (the GPU backend forms it from the device's rank statistics);
+    smaller samples get the exact one, computed from the samples.
+
+    Examples
+    --------
+    >>> ks_asymptotic(10_000, 3), ks_asymptotic(10_001, 3)
+    (False, True)
+    """
+    return max(n_a, n_b) > KS_EXACT_MAX
+
+
 def _pair(reference: Any, current: Any) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     a, da = as_sample(reference, "reference")
     b, db = as_sample(current, "current")
@@ -205,7 +221,7 @@ def ks_2samp_sorted(
     alternative = _ks_alternative(alternative)
     method = check_option("method", method, ("auto", "exact", "asymp"))
     n1, n2 = ref_sorted.size, cur_sorted.size
-    if n1 + n2 >= FAST_MIN and (method == "asymp" or (method == "auto" and max(n1, n2) > KS_EXACT_MAX)):
+    if n1 + n2 >= FAST_MIN and (method == "asymp" or (method == "auto" and ks_asymptotic(n1, n2))):
         d, loc, sign = ks_sorted_fast(ref_sorted, cur_sorted, alternative)
         details = dropped_details(n_dropped)
         details.update(statistic_location=loc, statistic_sign=sign, pvalue_method="asymp")
@@ -226,7 +242,7 @@ def _ks_from_grid(
     d, _, idx, sign = ks_bounds(g, alternative)
     mode = method
     if mode == "auto":
-        mode = "exact" if max(n1, n2) <= KS_EXACT_MAX else "asymp"
+        mode = "asymp" if ks_asymptotic(n1, n2) else "exact"
     elif mode == "exact":
         g_ = math.gcd(n1, n2)
         if n1 // g_ >= np.iinfo(np.int32).max / (n2 // g_):
