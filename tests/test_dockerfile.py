@@ -18,14 +18,13 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cudrift.cli.main import main
-from cudrift.integrations.triton.local_server import LocalTritonServer, find_tritonserver
+from cudrift.integrations.triton.local_server import LocalTritonServer, find_tritonserver, metric_value, wait_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile.cuda"
@@ -120,15 +119,9 @@ def test_dockerfile_example_repository_serves_drift_metrics(tmp_path):
                     np.testing.assert_allclose(res.as_numpy("SCORE")[:, 0], x.sum(axis=1), rtol=1e-5)
         finally:
             client.close()
-        model = ("model", "scorer")
-        metrics = {}
-        for _ in range(600):  # up to a minute for the second window to close on a loaded machine
-            metrics = server.scrape()
-            if any(model in k for k in metrics.get("cudrift_windows_closed_total", {})) and \
-                    max(metrics["cudrift_windows_closed_total"].values()) == 2:
-                break
-            time.sleep(0.1)
-        closed = metrics.get("cudrift_windows_closed_total", {})
+        # up to a minute for the second window to close on a loaded machine
+        metrics = wait_metrics(server, lambda m: metric_value(m, "cudrift_windows_closed_total", model="scorer") == 2)
+        closed = metrics["cudrift_windows_closed_total"]
         assert list(closed.values()) == [2.0], (closed, server.log_tail())
         drifted = {dict(k)["feature"] for k, v in metrics["cudrift_feature_drifted"].items() if v == 1}
         assert "b" in drifted and "a" not in drifted and "d" not in drifted, drifted

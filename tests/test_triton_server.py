@@ -32,7 +32,9 @@ from cudrift.integrations.triton.local_server import (
     find_tritonserver,
     instance_env,
     wait_log,
+    wait_metrics,
 )
+from cudrift.integrations.triton.local_server import metric_value as val
 
 INSTALL, WHY = find_tritonserver()
 if INSTALL is None:
@@ -104,26 +106,6 @@ def server_factory(tmp_path):
     yield start
     for s in servers:
         s.stop()
-
-
-def val(metrics, name, **labels):
-    for key, v in metrics.get(name, {}).items():
-        if all((k, str(x)) in key for k, x in labels.items()):
-            return v
-    return None
-
-
-def wait_metrics(server, ok, timeout=60.0):
-    """Scrape until ``ok(metrics)``; the worker publishes a few times a second."""
-    deadline = time.monotonic() + timeout
-    m = {}
-    while time.monotonic() < deadline:
-        m = server.scrape()
-        if ok(m):
-            return m
-        time.sleep(0.1)
-    shown = {k: v for k, v in m.items() if k.startswith("cudrift")}
-    raise AssertionError(f"metrics did not reach the expected state in {timeout:.0f} s: {shown}\n{server.log_tail()}")
 
 
 def http_infer(client, model, inputs):

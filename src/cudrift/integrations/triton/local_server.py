@@ -50,7 +50,7 @@ from pathlib import Path
 from cudrift.errors import BackendUnavailableError
 
 __all__ = ["TritonInstall", "find_tritonserver", "instance_env", "LocalTritonServer", "ServerError", "parse_metrics",
-           "wait_log", "SUM_SCORER_PY"]
+           "metric_value", "wait_log", "wait_metrics", "SUM_SCORER_PY"]
 
 #: ``model.py`` of a python-backend model for tests and benchmarks: input
 #: ``FEATURES`` [batch, k] FP32, output ``SCORE`` [batch, 1] = row sums. It
@@ -246,6 +246,41 @@ def _answers(url: str) -> bool:
             return r.status == 200
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
         return False
+
+
+def metric_value(metrics: dict, name: str, **labels) -> float | None:
+    """The value of metric ``name`` (from :func:`parse_metrics`) whose labels include ``labels``; None if none does.
+
+    Examples
+    --------
+    >>> m = parse_metrics('cudrift_feature_drifted{model="m",feature="b",test="ks"} 1')
+    >>> metric_value(m, "cudrift_feature_drifted", feature="b"), metric_value(m, "cudrift_feature_drifted", feature="a")
+    (1.0, None)
+    """
+    for key, v in metrics.get(name, {}).items():
+        if all((k, str(x)) in key for k, x in labels.items()):
+            return v
+    return None
+
+
+def wait_metrics(server: "LocalTritonServer", ok, timeout: float = 60.0) -> dict:
+    """Scrape ``server``'s metrics until ``ok(metrics)`` holds and return them (the monitor publishes from a worker).
+
+    Raises
+    ------
+    AssertionError
+        If ``ok`` does not hold within ``timeout`` seconds; the message shows
+        the cudrift metrics last seen and the log's tail.
+    """
+    deadline = time.monotonic() + timeout
+    m: dict = {}
+    while time.monotonic() < deadline:
+        m = server.scrape()
+        if ok(m):
+            return m
+        time.sleep(0.1)
+    shown = {k: v for k, v in m.items() if k.startswith("cudrift")}
+    raise AssertionError(f"metrics did not reach the expected state in {timeout:.0f} s: {shown}\n{server.log_tail()}")
 
 
 def wait_log(server: "LocalTritonServer", text: str, timeout: float = 10.0) -> None:
