@@ -7,6 +7,14 @@ machine's CUDA, numba-cuda, pytest and nvidia-ml-py::
     python3 benchmarks/gpu_check.py --out gpu_check.json    # about 2 minutes on an H200
     python3 benchmarks/gpu_check.py --quick                 # smaller sizes, fewer tests
     python3 benchmarks/gpu_check.py --dry-run               # no GPU needed: checks imports, prints the plan
+    python3 benchmarks/gpu_check.py --emulate --out /tmp/e.json   # no GPU needed: runs every step (~2 min)
+
+``--emulate`` runs the benchmark steps on a machine without a GPU, before a
+card run is spent on them: CuPy emulated by NumPy (``tests/fake_cupy.py``),
+the kernels in Numba's CUDA simulator, tiny sizes, every timing once, no
+GPU tests, no Triton step and no ``warm_up`` (its windows are too large for the
+simulator). It checks this script's own code paths (a
+step that fails there would fail on the card); its figures mean nothing.
 
 Steps, in order; each is wrapped so that one failure is recorded and the
 rest still run, and the JSON is rewritten after every step (a run cut short
@@ -92,7 +100,7 @@ TARGET_COMPARE_RATIO = 50.0
 # ------------------------------------------------------------------ plan
 
 
-def plan(quick: bool, free_bytes: float) -> dict:
+def plan(quick: bool, free_bytes: float, tiny: bool = False) -> dict:
     """Sizes of every measurement, shrunk to the free device memory.
 
     Parameters
@@ -101,6 +109,9 @@ def plan(quick: bool, free_bytes: float) -> dict:
         Smaller sizes and only the backend's own GPU tests (about 2 minutes).
     free_bytes
         Free device memory in bytes.
+    tiny
+        Sizes the Numba simulator runs in seconds (``--emulate``); the
+        structure is the same, so every step still runs.
 
     Returns
     -------
@@ -115,6 +126,17 @@ def plan(quick: bool, free_bytes: float) -> dict:
     window_rows = fit(2_500_000 if quick else 10_000_000, 32, 4 + 8 + 4 + 8, 0.5)
     compare_rows = fit(2_500_000 if quick else 10_000_000, 64, 4 + 8 + 4 + 4 + 8, 0.5)
     cpu_rows = 250_000 if quick else 1_000_000
+    if tiny:
+        return {
+            "quick": quick, "tiny": True, "copy_bytes": 1 << 16,
+            "profile": {"rows": 64, "cols": 4, "bins": 20},
+            "categorical": {"rows": 64, "cols": 3, "categories": 20},
+            "window": {"rows": 100, "cols": 3},
+            "mmd": {"points_per_side": 60, "permutations": 5, "cpu_points_per_side": 40},
+            "compare": {"rows": 100, "cols": 3, "cpu_rows": 100},
+            "cpu": {"rows": 300},
+            "pytest": {"args": [], "timeout_s": 0},
+        }
     return {
         "quick": quick,
         "copy_bytes": int(min(4 << 30, 0.2 * free_bytes)),
@@ -293,10 +315,18 @@ def run_triton(timeout_s: int) -> dict:
             "figures": figures}
 
 
+#: At most this many runs per timing (``--emulate``: 1); None: as each step asks.
+REPEAT_CAP: int | None = None
+
+
+def _repeats(repeat: int) -> range:
+    return range(min(repeat, REPEAT_CAP or repeat))
+
+
 def _timed(fn, repeat: int = 3) -> float:
     """Best wall time of ``fn`` over ``repeat`` runs (fn synchronizes itself)."""
     best = math.inf
-    for _ in range(repeat):
+    for _ in _repeats(repeat):
         t = time.perf_counter()
         fn()
         best = min(best, time.perf_counter() - t)
@@ -306,7 +336,7 @@ def _timed(fn, repeat: int = 3) -> float:
 def _gpu_timed(cupy, fn, repeat: int = 3) -> float:
     """Best device time of ``fn`` between two events on the current stream."""
     best = math.inf
-    for _ in range(repeat):
+    for _ in _repeats(repeat):
         start, stop = cupy.cuda.Event(), cupy.cuda.Event()
         start.record()
         fn()
@@ -677,11 +707,25 @@ def table(rows: list[dict], copy: dict | None) -> str:
     return "\n".join(lines)
 
 
+def _emulate() -> None:
+    """Install the NumPy stand-in for CuPy (``tests/fake_cupy.py``) with the kernels in Numba's simulator."""
+    if "numba" in sys.modules:
+        raise RuntimeError("--emulate must be decided before Numba is imported")
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+    sys.path.insert(0, str(ROOT / "tests"))
+    import fake_cupy
+
+    fake_cupy.install()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="gpu_check.json", help="JSON output path (default gpu_check.json)")
     ap.add_argument("--quick", action="store_true", help="smaller sizes and only the backend's GPU tests (~2 min)")
     ap.add_argument("--dry-run", action="store_true", help="check imports and arguments, print the plan; no GPU needed")
+    ap.add_argument("--emulate", action="store_true",
+                    help="no GPU needed: every benchmark step at tiny sizes, CuPy emulated by NumPy and the kernels "
+                         "in Numba's simulator (checks the script, not the card; implies --skip-tests --skip-triton)")
     ap.add_argument("--skip-tests", action="store_true", help="do not run the GPU tests")
     ap.add_argument("--skip-triton", action="store_true",
                     help="do not run the monitor on a KIND_GPU Triton instance (it runs only where a "
@@ -709,14 +753,20 @@ def main(argv: list[str] | None = None) -> int:
                                     "mmd", "compare", "triton"], "out": [str(x) for x in paths]}, indent=2))
         return 0
 
+    global REPEAT_CAP
+    if args.emulate:
+        _emulate()
+        REPEAT_CAP = 1
+        args.skip_tests = args.skip_triton = True
     rep = Report(paths)
+    rep.data["emulated"] = args.emulate
     deadline = args.deadline if args.deadline is not None else (240 if args.quick else 480)
     _watchdog(rep, deadline)
     rep.data["versions"] = rep.step("versions", _versions)
-    rep.data["card"] = rep.step("card", _card)
+    rep.data["card"] = {"name": "emulated (tests/fake_cupy.py)"} if args.emulate else rep.step("card", _card)
     cupy = rep.step("import_cupy", importlib.import_module, "cupy")
     free = rep.step("free_memory", lambda: float(cupy.cuda.runtime.memGetInfo()[0])) if cupy else None
-    p = plan(args.quick, free or 8 * 2**30)
+    p = plan(args.quick, free or 8 * 2**30, tiny=args.emulate)
     rep.data["plan"] = p
     from cudrift.backends import gpu_status
 
@@ -730,7 +780,8 @@ def main(argv: list[str] | None = None) -> int:
         from cudrift.backends import _gpu
 
         rep.data["device"] = rep.step("device_info", _gpu.device_info)
-        rep.data["warm_up_seconds"] = rep.step("warm_up", _gpu.warm_up)
+        # (emulated, warm_up's 12,000-row windows would take the simulator minutes; the steps compile what they use)
+        rep.data["warm_up_seconds"] = None if args.emulate else rep.step("warm_up", _gpu.warm_up)
         copy = rep.step("copy_rate", copy_rate, cupy, p["copy_bytes"])
         rep.data["copy"] = copy
         copy_gbs = copy["gb_per_s"] if copy else None
@@ -749,6 +800,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"GPU path not usable, benchmarks skipped: {status}", flush=True)
     print()
+    if args.emulate:
+        print("EMULATED: CuPy by NumPy, kernels in the simulator; the figures below mean nothing")
     print(f"card: {rep.data.get('card')}")
     if rep.data.get("tests"):
         t = rep.data["tests"]

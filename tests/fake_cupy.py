@@ -28,6 +28,7 @@ import ctypes
 import itertools
 import sys
 import threading
+import time
 import types
 
 import numpy as np
@@ -92,6 +93,23 @@ def asarray(a, dtype=None, order=None, blocking=False):
 
 def asnumpy(a, stream=None, order="C", out=None, blocking=True):
     return np.array(a, order=order).view(np.ndarray) if isinstance(a, np.ndarray) else np.asarray(a)
+
+
+def copyto(dst, src, casting="same_kind", where=True):
+    np.copyto(dst, src, casting=casting, where=where)
+
+
+def _random_module() -> types.ModuleType:
+    """``cupy.random``'s two generators that gpu_check uses, from a fixed NumPy generator."""
+    gen = np.random.default_rng(0)
+
+    def standard_normal(size=None, dtype=np.float64):
+        return _dev(gen.standard_normal(size, dtype=dtype))
+
+    def randint(low, high=None, size=None, dtype=int):
+        return _dev(gen.integers(low, high, size=size, dtype=dtype))
+
+    return _module("cupy.random", standard_normal=standard_normal, randint=randint)
 
 
 def from_dlpack(x):
@@ -168,13 +186,18 @@ def get_current_stream(device_id=None):
 
 class Event:
     def __init__(self, block=False, disable_timing=False, interprocess=False):
-        pass
+        self.t = None
 
     def record(self, stream=None):
-        pass
+        self.t = time.perf_counter()  # everything ran at once: the host clock is the device's
 
     def synchronize(self):
         pass
+
+
+def get_elapsed_time(start, end):
+    """Milliseconds between two recorded events, as CuPy's."""
+    return (end.t - start.t) * 1e3
 
 
 class Device:
@@ -255,22 +278,28 @@ def install() -> types.ModuleType:
     memory = _module("cupy.cuda.memory", OutOfMemoryError=OutOfMemoryError)
     cuda_mod = _module(
         "cupy.cuda", Stream=Stream, Event=Event,
-        Device=Device, get_current_stream=get_current_stream, alloc_pinned_memory=alloc_pinned_memory,
-        MemoryPointer=MemoryPointer,
+        Device=Device, get_current_stream=get_current_stream, get_elapsed_time=get_elapsed_time,
+        alloc_pinned_memory=alloc_pinned_memory, MemoryPointer=MemoryPointer,
         runtime=runtime, memory=memory,
     )
     # the array functions cudrift calls (a call to any other fails with AttributeError, not silently)
     names = ["zeros", "empty", "ones", "full", "arange", "concatenate", "stack", "unique", "searchsorted",
-             "isfinite", "flatnonzero", "count_nonzero", "ascontiguousarray", "asfortranarray"]
+             "isfinite", "flatnonzero", "count_nonzero", "ascontiguousarray", "asfortranarray", "empty_like"]
+    random = _random_module()
     cupy = _module("cupy", __version__="0.0-fake", ndarray=ndarray, asarray=asarray,
-                   asnumpy=asnumpy, from_dlpack=from_dlpack, ElementwiseKernel=ElementwiseKernel, cuda=cuda_mod,
+                   asnumpy=asnumpy, from_dlpack=from_dlpack, copyto=copyto, random=random,
+                   ElementwiseKernel=ElementwiseKernel, cuda=cuda_mod,
                    get_default_memory_pool=get_default_memory_pool, **{n: _wrap(getattr(np, n)) for n in names})
-    sys.modules.update({"cupy": cupy, "cupy.cuda": cuda_mod, "cupy.cuda.runtime": runtime,
+    sys.modules.update({"cupy": cupy, "cupy.random": random, "cupy.cuda": cuda_mod, "cupy.cuda.runtime": runtime,
                         "cupy.cuda.memory": memory})
 
     # what the simulator lacks: external streams (every launch runs at once) and as_cuda_array
     cuda.external_stream = lambda ptr: 0
-    cuda.as_cuda_array = lambda obj, sync=True: np.asarray(obj)
+    # a view of the array itself, as a real device array (the simulator copies a plain NumPy argument in and
+    # out, which refuses strided views such as a slab of a row-major matrix's columns)
+    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+
+    cuda.as_cuda_array = lambda obj, sync=True: FakeCUDAArray(np.asarray(obj))
     # cudrift's GPU module refuses the simulator (right for users); let it import here,
     # with the kernels compiled for the simulator first (they read the flag at import)
     import cudrift.kernels.categorical
