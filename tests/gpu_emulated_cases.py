@@ -80,13 +80,21 @@ def test_long_host_columns_are_cut_into_units(rng, monkeypatch):
     _assert_cut_units_match(pc, pg, cur, names, n_batches=4, rel=1e-12)
 
 
-@pytest.mark.parametrize("order", ["C", "F"])  # the row kernel, the column kernel
+@pytest.mark.parametrize("order", ["C", "F", "slab"])  # the row kernel, the column kernel, rows with gaps
 def test_device_matrix_matches_numpy(rng, order):
-    x = np.asarray(_with_specials(rng.normal(size=(300, 4)), rng).astype(np.float32), order=order)
+    x = _with_specials(rng.normal(size=(300, 4)), rng).astype(np.float32)
+    x = np.asarray(x, order="F" if order == "F" else "C")
     names = list("abcd")
     pc = cudrift.profile(x, columns=names, config=CFG, backend="cpu")
-    _assert_profiles_match(pc, cudrift.profile(cupy.asarray(x, order=order), columns=names, config=CFG,
-                                               backend="gpu"))
+    if order == "slab":
+        # columns 1..4 of a wider row-major matrix: read in place by the row kernel, each row's values adjacent
+        wide = cupy.zeros((300, 6), dtype=np.float32)
+        wide[:, 1:5] = x
+        dev = wide[:, 1:5]
+        assert not dev.flags.c_contiguous
+    else:
+        dev = cupy.asarray(x, order=order)
+    _assert_profiles_match(pc, cudrift.profile(dev, columns=names, config=CFG, backend="gpu"))
 
 
 def test_device_columns_and_the_reread_histogram_pass(rng, monkeypatch):
