@@ -9,6 +9,7 @@ its target); run from the repository root on a machine with a GPU::
     python3 benchmarks/profile_sweep.py --variants "" --registers 0,64,80   # register caps (0: none)
     git show REV:kernels/profile.py > /tmp/old.py
     python3 benchmarks/profile_sweep.py --variants "4,16" --baseline /tmp/old.py   # A/B against REV
+    python3 benchmarks/profile_sweep.py --emulate --variants "" --registers 0,64   # no GPU: checks the script
 
 On one row-major float32 window (default 1e8 x 32) it times, with CUDA events:
 
@@ -33,6 +34,11 @@ On one row-major float32 window (default 1e8 x 32) it times, with CUDA events:
 Every timed launch is checked: the histogram counts of each column add up to
 its rows, so a broken variant is reported, not timed. Nothing here changes
 the library's defaults; the figures say which to change.
+
+``--emulate`` runs the same code without a GPU, as ``gpu_check.py
+--emulate`` does (CuPy emulated by NumPy, the kernels in Numba's simulator,
+each timing once, ``--rows`` small): it checks the script, not the card; the
+simulator has no registers to report.
 """
 
 from __future__ import annotations
@@ -46,10 +52,17 @@ import sys
 import time
 from pathlib import Path
 
-os.environ["NUMBA_ENABLE_CUDASIM"] = "0"
-
 import numpy as np  # noqa: E402
-from gpu_check import _gpu_timed  # noqa: E402 - CUDA-event timing, shared with the GPU check
+import gpu_check  # noqa: E402 - its CUDA-event timing and emulation, shared with the GPU check
+from gpu_check import _gpu_timed  # noqa: E402
+
+# The kernels run on the device, or with --emulate in the simulator (decided before Numba is imported).
+EMULATE = "--emulate" in sys.argv[1:]
+if EMULATE:
+    gpu_check._emulate()
+    gpu_check.REPEAT_CAP = 1
+else:
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "0"
 from numba import cuda  # noqa: E402
 
 VARIANTS = ((4, 16), (8, 16), (2, 16), (4, 32), (8, 32))
@@ -89,7 +102,9 @@ def _kernels_module(path: str | None):
 
 
 def _resources(kernel) -> list:
-    """``(signature, {regs, local_bytes, shared_static})`` of each compiled overload of ``kernel``."""
+    """``(signature, {regs, local_bytes, shared_static})`` of each compiled overload of ``kernel`` (none emulated)."""
+    if EMULATE:
+        return []
     return [(sig, {"regs": ov.regs_per_thread, "local_bytes": ov.local_mem_per_thread,
                    "shared_static": ov.shared_mem_per_block}) for sig, ov in kernel.overloads.items()]
 
@@ -167,22 +182,25 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
         kp._CELLS = (256, 64)
         timed("equal-mass", edge_sets["equal-mass"], 256, rb, privatize=False)
     xf = cupy.asfortranarray(x) if registers else None  # the column kernel's layout (host groups, F-order frames)
-    col_rb = _launch.row_blocks(rows, cols, 256, row_major=False)
+    nt = _launch.threads_per_block()  # 256 (32 in the simulator)
+    col_rb = _launch.row_blocks(rows, cols, nt, row_major=False)
+    rows_rb = max(1, min(8 * sm, -(-rows // max(1, nt // cols))))
     # PREFETCH (software-pipelined loads) is read when a kernel compiles: each recompile below takes its value
     prefetches = (False, True) if registers and hasattr(kp, "PREFETCH") else (False,)
     for cap, prefetch in ((c, f) for c in registers for f in prefetches):
         # each kernel compiled again with a register cap (more resident warps, maybe spills); 0: no cap
         if hasattr(kp, "PREFETCH"):
             kp.PREFETCH = prefetch
-        kp.profile_rows_kernel = cuda.jit(max_registers=cap or None)(kp.profile_rows_kernel.py_func)
-        kp.profile_kernel = cuda.jit(max_registers=cap or None)(kp.profile_kernel.py_func)
+        opts = {} if EMULATE else {"max_registers": cap or None}  # the simulator takes no register cap
+        kp.profile_rows_kernel = cuda.jit(**opts)(kp.profile_rows_kernel.py_func)
+        kp.profile_kernel = cuda.jit(**opts)(kp.profile_kernel.py_func)
         tag = {"max_registers": cap, "prefetch": prefetch}
-        for name, window, rb in (("profile_rows_kernel", x, 8 * sm), ("profile_kernel", xf, col_rb)):
+        for name, window, rb in (("profile_rows_kernel", x, rows_rb), ("profile_kernel", xf, col_rb)):
             first = len(out["runs"])
             for label in ("equal-mass", "none") if not prefetch else ("equal-mass",):
-                timed(label, edge_sets[label], 256, rb, window=window, kernel=name, **tag)
+                timed(label, edge_sets[label], nt, rb, window=window, kernel=name, **tag)
             if has_f32 and not prefetch:  # the float64 binning of float32 values, for the A/B under each cap
-                timed("equal-mass", edge_sets["equal-mass"], 256, rb, window=window, f32=False, kernel=name, **tag)
+                timed("equal-mass", edge_sets["equal-mass"], nt, rb, window=window, f32=False, kernel=name, **tag)
             # each row with the resources of the compile it launched (float32 and float64 edges compile apart)
             # sig[4]: the comparison edges' type
             compiled = {str(sig[4].dtype): res for sig, res in _resources(getattr(kp, name))}
@@ -213,6 +231,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="profile_sweep.json")
     ap.add_argument("--variant", help="UNROLL,GROUP: time this variant only, in this process (used internally)")
     ap.add_argument("--full", action="store_true", help="with --variant: the whole geometry sweep")
+    ap.add_argument("--emulate", action="store_true",
+                    help="no GPU needed: CuPy emulated by NumPy and the kernels in Numba's simulator (use a small "
+                         "--rows); checks the script, its figures mean nothing")
     ap.add_argument("--timeout", type=float, default=90.0, help="seconds per variant process")
     ap.add_argument("--baseline", help="a profile.py from another revision (git show REV:kernels/profile.py > F): "
                                        "timed with the library's constants next to this tree's")
@@ -248,6 +269,8 @@ def main(argv=None) -> int:
             cmd += ["--baseline", baseline]
         if caps:
             cmd += ["--registers", caps[0]]
+        if args.emulate:
+            cmd.append("--emulate")
         t = time.perf_counter()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)

@@ -7,8 +7,10 @@ GPU the ``gpu`` tests of ``test_gpu_backend.py`` cover the same paths on the
 device at full size.
 
 ``benchmarks/gpu_check.py --emulate`` runs every benchmark step of the card
-check the same way, so that a step broken by a change fails here rather than
-on a lent card's few minutes.
+check the same way, and ``benchmarks/profile_sweep.py --emulate`` the
+register/prefetch sweep that ``benchmarks/gpu_session.sh`` runs after it, so
+that a step broken by a change fails here rather than in a lent card's few
+minutes. The three run side by side (CI has two cores).
 """
 
 import json
@@ -26,23 +28,52 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
+def _started(tmp_path_factory, script: str, *args: str):
+    """``benchmarks/<script> --emulate ARGS --out <tmp>/out.json`` started in the background: (process, tmp)."""
+    tmp = tmp_path_factory.mktemp(script.split(".")[0])
+    with open(tmp / "log.txt", "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "benchmarks" / script), "--emulate", *args, "--out", str(tmp / "out.json")],
+            cwd=ROOT, env=dict(os.environ, OUT=""), stdout=log, stderr=subprocess.STDOUT,
+        )
+    return proc, tmp
+
+
+def _finished(proc, tmp, timeout=900) -> str:
+    """Wait for a process of :func:`_started`; its log, after checking it exited 0."""
+    try:
+        rc = proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = (tmp / "log.txt").read_text()
+    assert rc == 0, log[-6000:]
+    return log
+
+
 @pytest.fixture(scope="module")
 def emulated_gpu_check(tmp_path_factory):
-    """``gpu_check.py --emulate``, started first so that it runs beside the cases (on CI's second core)."""
-    tmp = tmp_path_factory.mktemp("gpu_check")
-    log = open(tmp / "log.txt", "w")
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--emulate", "--out", str(tmp / "check.json")],
-        cwd=ROOT, env=dict(os.environ, OUT=""), stdout=log, stderr=subprocess.STDOUT,
-    )
+    proc, tmp = _started(tmp_path_factory, "gpu_check.py")
     yield proc, tmp
     if proc.poll() is None:
         proc.kill()
         proc.wait()
-    log.close()
 
 
-def test_gpu_backend_host_logic_under_emulation(emulated_gpu_check):
+@pytest.fixture(scope="module")
+def emulated_sweep(tmp_path_factory):
+    # the register part only, as gpu_session.sh runs it (the simulator takes no cap: one is enough)
+    proc, tmp = _started(tmp_path_factory, "profile_sweep.py", "--rows", "64", "--cols", "4", "--variants", "",
+                         "--registers", "0", "--timeout", "600")
+    yield proc, tmp
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_gpu_backend_host_logic_under_emulation(emulated_gpu_check, emulated_sweep):
+    # (the two fixtures start the benchmark scripts first, so that they run beside these cases)
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", CUDRIFT_BACKEND="auto")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(HERE / "gpu_emulated_cases.py"), "-q", "-p", "no:cacheprovider",
@@ -56,10 +87,8 @@ def test_gpu_backend_host_logic_under_emulation(emulated_gpu_check):
 
 def test_gpu_check_runs_every_step_under_emulation(emulated_gpu_check):
     proc, tmp = emulated_gpu_check
-    rc = proc.wait(timeout=900)
-    log = (tmp / "log.txt").read_text()
-    assert rc == 0, log[-6000:]
-    data = json.loads((tmp / "check.json").read_text())
+    log = _finished(proc, tmp)
+    data = json.loads((tmp / "out.json").read_text())
     assert data["emulated"] is True
     failed = {k: v["error"] for k, v in data["steps"].items() if not v["ok"]}
     assert not failed, failed
@@ -75,3 +104,19 @@ def test_gpu_check_runs_every_step_under_emulation(emulated_gpu_check):
     agree = rows["MMD, RBF, 5 permutations (1 feature)"]["agreement"]
     assert agree["same_pvalue"] and agree["statistic_rel_diff"] < 1e-9, agree
     assert "EMULATED" in log and "steps failed: none" in log
+
+
+def test_profile_sweep_registers_part_runs_under_emulation(emulated_sweep):
+    proc, tmp = emulated_sweep
+    _finished(proc, tmp)
+    (res,) = json.loads((tmp / "out.json").read_text())
+    assert "error" not in res, res.get("error")
+    runs = res["runs"]
+    for r in runs:
+        assert "error" not in r and math.isfinite(r["seconds"]) and r["seconds"] > 0, r
+        # every launch with a histogram is checked: each column's counts add up to its rows
+        assert r.get("counts_ok") is True or r["edges"] == "none", r
+    seen = {(r["kernel"], r["edges"], r["binning"], r["prefetch"]) for r in runs}
+    for kernel in ("profile_rows_kernel", "profile_kernel"):
+        assert {(kernel, "equal-mass", "float32", False), (kernel, "none", "float32", False),
+                (kernel, "equal-mass", "float64", False), (kernel, "equal-mass", "float32", True)} <= seen, seen
