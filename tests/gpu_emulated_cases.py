@@ -20,6 +20,7 @@ import fake_cupy  # noqa: E402
 cupy = fake_cupy.install()
 
 import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
 import pytest  # noqa: E402
 from test_gpu_backend import (  # noqa: E402
     _assert_profiles_match,
@@ -201,3 +202,117 @@ def test_triton_gpu_instance_profiles_device_tensors(tmp_path, monkeypatch):
     finally:
         m.finalize()
     assert any("backend gpu," in line for _, line in logs), logs
+
+
+# ---------------------------------------------------------------- cuDF, as far as cudrift reads it
+
+
+class _CategoricalDtype:
+    """Stands for ``cudf.CategoricalDtype``: not a NumPy dtype, so the column is read through Arrow."""
+
+
+class _Iloc:
+    def __init__(self, s):
+        self.s = s
+
+    def __getitem__(self, key):
+        return _FakeSeries(self.s.name, self.s.arrow[key])
+
+
+class _FakeSeries:
+    """A cuDF Series over an Arrow array: what cudrift reads (dtype, null_count, dropna, values, iloc, to_arrow).
+
+    As in cuDF, nulls are a mask apart from the values (a float column keeps
+    its NaN as values), ``values`` is a device array and refuses a column
+    with nulls, and ``dropna`` drops nulls only.
+    """
+
+    def __init__(self, name, arrow):
+        self.name, self.arrow = name, arrow
+
+    @property
+    def dtype(self):
+        t = self.arrow.type
+        if pa.types.is_dictionary(t):
+            return _CategoricalDtype()
+        return np.dtype(object) if pa.types.is_string(t) else np.dtype(t.to_pandas_dtype())
+
+    @property
+    def null_count(self):
+        return self.arrow.null_count
+
+    def dropna(self):
+        return _FakeSeries(self.name, self.arrow.drop_null())
+
+    @property
+    def values(self):
+        if self.arrow.null_count:
+            raise ValueError("Column must have no nulls.")
+        return cupy.asarray(self.arrow.to_numpy(zero_copy_only=False))
+
+    @property
+    def iloc(self):
+        return _Iloc(self)
+
+    def to_arrow(self):
+        return self.arrow
+
+    def to_frame(self):
+        return _FakeFrame(pa.table({self.name: self.arrow}))
+
+    def __len__(self):
+        return len(self.arrow)
+
+
+class _FakeFrame:
+    def __init__(self, table):
+        self.table = table
+
+    @property
+    def columns(self):
+        return list(self.table.column_names)
+
+    def __getitem__(self, name):
+        return _FakeSeries(name, self.table.column(name).combine_chunks())
+
+    def __len__(self):
+        return self.table.num_rows
+
+
+for _cls in (_CategoricalDtype, _Iloc, _FakeSeries, _FakeFrame):
+    _cls.__module__ = "cudf.core.fake"  # cudrift recognizes cuDF objects by their module
+
+
+def _cudf_table(rng, n: int, shift: float = 0.0):
+    """Float columns with nulls and NaN/inf, integers with nulls, booleans, strings with nulls, a dictionary column."""
+    def nulls(share):
+        return rng.random(n) < share
+
+    f32 = _with_specials(rng.normal(shift, size=n), rng).astype(np.float32)
+    return pa.table({
+        "f32": pa.array(f32, mask=nulls(0.05)),
+        "f64": pa.array(rng.standard_t(3, size=n) + shift, mask=nulls(0.1)),
+        "i64": pa.array(rng.integers(-50, 50, size=n), mask=nulls(0.05)),
+        "flag": pa.array(rng.random(n) < 0.3),
+        "label": pa.array(np.array(["a", "b", "c"], dtype=object)[rng.integers(0, 3, size=n)], mask=nulls(0.1)),
+        "cat": pa.array(np.array(["x", "y"], dtype=object)[rng.integers(0, 2, size=n)]).dictionary_encode(),
+    })
+
+
+def test_cudf_frames_and_series_match_the_arrow_table(rng):
+    """A cuDF frame's numbers are profiled on the device in place (nulls dropped, NaN kept), its labels via Arrow."""
+    table = _cudf_table(rng, 300)
+    pc = cudrift.profile(table, config=CFG, backend="cpu")
+    pg = cudrift.profile(_FakeFrame(table), config=CFG, backend="gpu")
+    _assert_profiles_match(pc, pg)
+    assert pg.columns["f32"].null_count > 0 and pg.columns["f32"].nan_count > 0  # both kinds of missing were there
+    cur = _cudf_table(rng, 200, shift=0.3)
+    _assert_profiles_match(cudrift.profile(cur, like=pc, backend="cpu"),
+                           cudrift.profile(_FakeFrame(cur), like=pc, backend="gpu"))
+    # a Series is a one-column frame named after it; a dict may mix cuDF and host columns
+    s = _FakeFrame(cur)["f64"]
+    _assert_profiles_match(cudrift.profile(cur.select(["f64"]), config=CFG, backend="cpu"),
+                           cudrift.profile(s, config=CFG, backend="gpu"))
+    mixed = {"f64": s, "label": cur.column("label").to_pylist()}
+    _assert_profiles_match(cudrift.profile(cur.select(["f64", "label"]), config=CFG, backend="cpu"),
+                           cudrift.profile(mixed, config=CFG, backend="gpu"))
