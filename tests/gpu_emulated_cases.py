@@ -21,6 +21,7 @@ cupy = fake_cupy.install()
 
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
 import pytest  # noqa: E402
 from test_gpu_backend import (  # noqa: E402
     _assert_profiles_match,
@@ -220,11 +221,14 @@ class _Iloc:
 
 
 class _FakeSeries:
-    """A cuDF Series over an Arrow array: what cudrift reads (dtype, null_count, dropna, values, iloc, to_arrow).
+    """A cuDF Series over an Arrow array: what cudrift reads of one (dtype, null_count, values, iloc, ...).
 
-    As in cuDF, nulls are a mask apart from the values (a float column keeps
-    its NaN as values), ``values`` is a device array and refuses a column
-    with nulls, and ``dropna`` drops nulls only.
+    As in cuDF: nulls are a mask apart from the values (a float column keeps
+    its NaN as values, and ``null_count`` counts the mask alone); ``values``
+    is a device array and refuses a column with nulls; ``dropna`` drops
+    NaN too in a float column (cuDF turns NaN to nulls first); comparisons
+    give null for a null (IEEE for NaN), ``|`` is Kleene's, ``fillna`` fills
+    nulls, and a boolean Series selects rows.
     """
 
     def __init__(self, name, arrow):
@@ -242,7 +246,29 @@ class _FakeSeries:
         return self.arrow.null_count
 
     def dropna(self):
+        if pa.types.is_floating(self.arrow.type):
+            return _FakeSeries(self.name, self.arrow.filter(pc.fill_null(pc.invert(pc.is_nan(self.arrow)), False)))
         return _FakeSeries(self.name, self.arrow.drop_null())
+
+    def _op(self, fn, other):
+        return _FakeSeries(self.name, fn(self.arrow, other.arrow))
+
+    def __eq__(self, other):
+        return self._op(pc.equal, other)
+
+    def __ne__(self, other):
+        return self._op(pc.not_equal, other)
+
+    def __or__(self, other):
+        return self._op(pc.or_kleene, other)
+
+    def fillna(self, value):
+        return _FakeSeries(self.name, pc.fill_null(self.arrow, value))
+
+    def __getitem__(self, mask):
+        if mask.arrow.null_count:
+            raise ValueError("cannot mask with boolean_mask containing null values")
+        return _FakeSeries(self.name, self.arrow.filter(mask.arrow))
 
     @property
     def values(self):
@@ -299,8 +325,17 @@ def _cudf_table(rng, n: int, shift: float = 0.0):
     })
 
 
+def test_cudf_floats_read_on_the_host_where_nulls_cannot_be_dropped_alone(rng, monkeypatch):
+    """A cuDF whose comparisons took NaN for null too: caught by the row count, read through Arrow, still right."""
+    monkeypatch.setattr(_FakeSeries, "__ne__", lambda a, b: a._op(lambda x, y: pc.if_else(pc.is_nan(x), None,
+                                                                                         pc.not_equal(x, y)), b))
+    table = _cudf_table(rng, 200)
+    _assert_profiles_match(cudrift.profile(table, config=CFG, backend="cpu"),
+                           cudrift.profile(_FakeFrame(table), config=CFG, backend="gpu"))
+
+
 def test_cudf_frames_and_series_match_the_arrow_table(rng):
-    """A cuDF frame's numbers are profiled on the device in place (nulls dropped, NaN kept), its labels via Arrow."""
+    """cuDF numbers are profiled on the device (nulls dropped, NaN kept, as on the host), labels via Arrow."""
     table = _cudf_table(rng, 300)
     pc = cudrift.profile(table, config=CFG, backend="cpu")
     pg = cudrift.profile(_FakeFrame(table), config=CFG, backend="gpu")

@@ -781,6 +781,20 @@ class TestOnGpu:
         _assert_profiles_match(pc, cudrift.profile(gdf, backend="gpu"))
         _assert_profiles_match(cudrift.profile(pdf, like=pc, backend="cpu"),
                                cudrift.profile(gdf, like=pc, backend="gpu"))
+        # NaN and nulls in one float column: cuDF's dropna would drop the NaN too; cudrift counts them apart
+        import pyarrow as pa
+
+        v = rng.normal(size=n)
+        v[::31] = np.nan
+        nulls = np.zeros(n, dtype=bool)
+        nulls[::97] = True
+        s = cudf.Series(v, nan_as_null=False)
+        s[nulls] = None
+        assert s.null_count == nulls.sum()
+        host = cudrift.profile({"v": pa.array(v, mask=nulls)}, backend="cpu")
+        dev = cudrift.profile({"v": s}, backend="gpu")
+        _assert_profiles_match(host, dev)
+        assert dev.columns["v"].nan_count == int(np.isnan(v[~nulls]).sum()) > 0
 
     def test_errors_report_keeps_the_other_columns(self, rng):
         import cupy

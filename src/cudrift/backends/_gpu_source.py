@@ -93,6 +93,25 @@ def _device_column(name: str, v: Any) -> tuple[ColumnInfo, Any, int]:
     return info, (lambda: ColumnData(values, 0)), int(x.shape[0])
 
 
+def _without_nulls(s: Any, nulls: int) -> cupy.ndarray | None:
+    """A numeric cuDF Series' values on the device with its nulls dropped and its NaN kept; None if that failed.
+
+    cuDF's ``dropna`` (and ``isna``) take NaN for null in float columns,
+    while cudrift counts NaN apart from nulls (``null_count`` counts only the
+    null mask). So for floats the kept rows are those whose comparison with
+    themselves is not null: ``v == v`` or ``v != v`` is True for every value,
+    NaN included, and null for a null. Checked by length (``len(s) -
+    nulls`` rows must remain), so a cuDF that behaves otherwise is caught.
+    """
+    if not nulls:
+        return s.values
+    if s.dtype.kind == "f":
+        kept = s[((s == s) | (s != s)).fillna(False)]
+    else:
+        kept = s.dropna()
+    return kept.values if len(kept) == len(s) - nulls else None
+
+
 def _cudf_column(name: str, s: Any) -> tuple[ColumnInfo, Any, int]:
     """A cuDF Series: numbers stay on the device (nulls compacted away), labels go to the host."""
     dtype = s.dtype
@@ -101,7 +120,9 @@ def _cudf_column(name: str, s: Any) -> tuple[ColumnInfo, Any, int]:
 
         def load() -> ColumnData:
             nulls = int(s.null_count)
-            x = (s.dropna() if nulls else s).values
+            x = _without_nulls(s, nulls)
+            if x is None:  # this cuDF could not drop nulls alone: the host path counts the column right
+                return _column_from_arrow(name, s.to_arrow())
             return ColumnData(x.astype(np.float32) if x.dtype == np.float16 else x, nulls)
 
         return info, load, len(s)
