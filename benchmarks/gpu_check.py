@@ -7,7 +7,7 @@ machine's CUDA, numba-cuda, pytest and nvidia-ml-py::
     python3 benchmarks/gpu_check.py --out gpu_check.json    # about 2 minutes on an H200
     python3 benchmarks/gpu_check.py --quick                 # smaller sizes, fewer tests
     python3 benchmarks/gpu_check.py --dry-run               # no GPU needed: checks imports, prints the plan
-    python3 benchmarks/gpu_check.py --emulate --out /tmp/e.json   # no GPU needed: runs every step (~2 min)
+    python3 benchmarks/gpu_check.py --emulate --out /tmp/e.json   # no GPU needed: runs every step (~1 min)
 
 ``--emulate`` runs the benchmark steps on a machine without a GPU, before a
 card run is spent on them: CuPy emulated by NumPy (``tests/fake_cupy.py``),

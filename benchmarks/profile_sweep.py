@@ -9,7 +9,7 @@ its target); run from the repository root on a machine with a GPU::
     python3 benchmarks/profile_sweep.py --variants "" --registers 0,64,80   # register caps (0: none)
     git show REV:kernels/profile.py > /tmp/old.py
     python3 benchmarks/profile_sweep.py --variants "4,16" --baseline /tmp/old.py   # A/B against REV
-    python3 benchmarks/profile_sweep.py --emulate --variants "" --registers 0,64   # no GPU: checks the script
+    python3 benchmarks/profile_sweep.py --emulate --variants "" --registers 0,64   # no GPU (64 x 4): checks the script
 
 On one row-major float32 window (default 1e8 x 32) it times, with CUDA events:
 
@@ -37,8 +37,8 @@ the library's defaults; the figures say which to change.
 
 ``--emulate`` runs the same code without a GPU, as ``gpu_check.py
 --emulate`` does (CuPy emulated by NumPy, the kernels in Numba's simulator,
-each timing once, ``--rows`` small): it checks the script, not the card; the
-simulator has no registers to report.
+each timing once, 64 x 4 unless ``--rows`` / ``--cols`` say otherwise): it
+checks the script, not the card; the simulator has no registers to report.
 """
 
 from __future__ import annotations
@@ -225,9 +225,10 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rows", type=int, default=100_000_000)
-    ap.add_argument("--cols", type=int, default=32)
+    # no abbreviations: --emulate is read from sys.argv before Numba is imported
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    ap.add_argument("--rows", type=int, default=64 if EMULATE else 100_000_000)
+    ap.add_argument("--cols", type=int, default=4 if EMULATE else 32)
     ap.add_argument("--out", default="profile_sweep.json")
     ap.add_argument("--variant", help="UNROLL,GROUP: time this variant only, in this process (used internally)")
     ap.add_argument("--full", action="store_true", help="with --variant: the whole geometry sweep")

@@ -17,9 +17,10 @@ offsets and threads, read-backs, merges, summaries, rank batching, the
 detector's GPU path) on small inputs. It says nothing about CuPy or the
 device: radix sorts, stream ordering, memory pools and real kernels are
 checked by the ``gpu`` tests on a real card. Used by ``gpu_emulated_cases.py``
-in a subprocess of its own (``test_gpu_emulated.py``); the main test process
-imports this module only to collect its (absent) doctests and never calls
-``install()`` there.
+in a subprocess of its own (``test_gpu_emulated.py``) and by
+``benchmarks/gpu_check.py --emulate`` / ``benchmarks/profile_sweep.py
+--emulate``; the main test process imports this module only to collect its
+(absent) doctests and never calls ``install()`` there.
 """
 
 from __future__ import annotations
@@ -299,7 +300,12 @@ def install() -> types.ModuleType:
     # out, which refuses strided views such as a slab of a row-major matrix's columns)
     from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
 
-    cuda.as_cuda_array = lambda obj, sync=True: FakeCUDAArray(np.asarray(obj))
+    def as_cuda_array(obj, sync=True):
+        if not hasattr(obj, "__cuda_array_interface__"):  # as Numba: host memory is no device array
+            raise TypeError(f"{type(obj).__name__} does not export __cuda_array_interface__")
+        return FakeCUDAArray(np.asarray(obj))
+
+    cuda.as_cuda_array = as_cuda_array
     # cudrift's GPU module refuses the simulator (right for users); let it import here,
     # with the kernels compiled for the simulator first (they read the flag at import)
     import cudrift.kernels.categorical

@@ -16,6 +16,7 @@ minutes. The three run side by side (CI has two cores).
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -35,20 +36,27 @@ def _started(tmp_path_factory, script: str, *args: str):
         proc = subprocess.Popen(
             [sys.executable, str(ROOT / "benchmarks" / script), "--emulate", *args, "--out", str(tmp / "out.json")],
             cwd=ROOT, env=dict(os.environ, OUT=""), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: _stop ends its children too
         )
     return proc, tmp
+
+
+def _stop(proc) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _finished(proc, tmp, timeout=900) -> str:
     """Wait for a process of :func:`_started`; its log, after checking it exited 0."""
     try:
         rc = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        rc = f"still running after {timeout} s"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
     log = (tmp / "log.txt").read_text()
-    assert rc == 0, log[-6000:]
+    assert rc == 0, f"{rc}: {log[-6000:]}"
     return log
 
 
@@ -56,9 +64,7 @@ def _finished(proc, tmp, timeout=900) -> str:
 def emulated_gpu_check(tmp_path_factory):
     proc, tmp = _started(tmp_path_factory, "gpu_check.py")
     yield proc, tmp
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    _stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +73,7 @@ def emulated_sweep(tmp_path_factory):
     proc, tmp = _started(tmp_path_factory, "profile_sweep.py", "--rows", "64", "--cols", "4", "--variants", "",
                          "--registers", "0", "--timeout", "600")
     yield proc, tmp
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    _stop(proc)
 
 
 def test_gpu_backend_host_logic_under_emulation(emulated_gpu_check, emulated_sweep):
