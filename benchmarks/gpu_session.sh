@@ -3,6 +3,9 @@
 #
 #   bash benchmarks/gpu_session.sh            # from the repository root; results under $OUT (or ./gpu_session_out)
 #
+# Before spending a card on it, on any machine: python3 benchmarks/gpu_check.py --emulate --out /tmp/e.json
+# must end with "steps failed: none" (the same steps at tiny sizes, CuPy emulated, kernels in the simulator).
+#
 # 1. installs the tree without dependencies (the lent machines have CuPy, numba-cuda, pytest, hypothesis,
 #    pytest-benchmark and nvidia-ml-py, and no internet);
 # 2. benchmarks/gpu_check.py: the card, the GPU tests, every timed row against its target, and the A/B rows
