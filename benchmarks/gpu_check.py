@@ -83,8 +83,8 @@ import time
 import traceback
 from pathlib import Path
 
-# The kernels must run on the device, never in Numba's simulator; this has
-# to be decided before anything imports Numba.
+# The kernels run on the device, not in Numba's simulator (unless --emulate,
+# see _emulate); this has to be decided before anything imports Numba.
 os.environ["NUMBA_ENABLE_CUDASIM"] = "0"
 
 import numpy as np  # noqa: E402
@@ -118,14 +118,6 @@ def plan(quick: bool, free_bytes: float, tiny: bool = False) -> dict:
     dict
         Rows and columns per measurement and the CPU baseline sizes.
     """
-    def fit(rows: int, cols: int, bytes_per_value: float, share: float) -> int:
-        most = int(share * free_bytes / (cols * bytes_per_value))
-        return max(1 << 16, min(rows, most))
-
-    profile_rows = fit(25_000_000 if quick else 100_000_000, 32, 4, 0.3)
-    window_rows = fit(2_500_000 if quick else 10_000_000, 32, 4 + 8 + 4 + 8, 0.5)
-    compare_rows = fit(2_500_000 if quick else 10_000_000, 64, 4 + 8 + 4 + 4 + 8, 0.5)
-    cpu_rows = 250_000 if quick else 1_000_000
     if tiny:
         return {
             "quick": quick, "tiny": True, "copy_bytes": 1 << 16,
@@ -137,6 +129,15 @@ def plan(quick: bool, free_bytes: float, tiny: bool = False) -> dict:
             "cpu": {"rows": 300},
             "pytest": {"args": [], "timeout_s": 0},
         }
+
+    def fit(rows: int, cols: int, bytes_per_value: float, share: float) -> int:
+        most = int(share * free_bytes / (cols * bytes_per_value))
+        return max(1 << 16, min(rows, most))
+
+    profile_rows = fit(25_000_000 if quick else 100_000_000, 32, 4, 0.3)
+    window_rows = fit(2_500_000 if quick else 10_000_000, 32, 4 + 8 + 4 + 8, 0.5)
+    compare_rows = fit(2_500_000 if quick else 10_000_000, 64, 4 + 8 + 4 + 4 + 8, 0.5)
+    cpu_rows = 250_000 if quick else 1_000_000
     return {
         "quick": quick,
         "copy_bytes": int(min(4 << 30, 0.2 * free_bytes)),
@@ -708,7 +709,8 @@ def table(rows: list[dict], copy: dict | None) -> str:
 
 
 def _emulate() -> None:
-    """Install the NumPy stand-in for CuPy (``tests/fake_cupy.py``) with the kernels in Numba's simulator."""
+    """Install the NumPy stand-in for CuPy (``tests/fake_cupy.py``) with the kernels in Numba's simulator; time once."""
+    global REPEAT_CAP
     if "numba" in sys.modules:
         raise RuntimeError("--emulate must be decided before Numba is imported")
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
@@ -716,6 +718,7 @@ def _emulate() -> None:
     import fake_cupy
 
     fake_cupy.install()
+    REPEAT_CAP = 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -753,10 +756,8 @@ def main(argv: list[str] | None = None) -> int:
                                     "mmd", "compare", "triton"], "out": [str(x) for x in paths]}, indent=2))
         return 0
 
-    global REPEAT_CAP
     if args.emulate:
         _emulate()
-        REPEAT_CAP = 1
         args.skip_tests = args.skip_triton = True
     rep = Report(paths)
     rep.data["emulated"] = args.emulate

@@ -46,23 +46,19 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np  # noqa: E402
-import gpu_check  # noqa: E402 - its CUDA-event timing and emulation, shared with the GPU check
-from gpu_check import _gpu_timed  # noqa: E402
+# shared with the GPU check, whose import turns the simulator off
+from gpu_check import _emulate, _gpu_timed  # noqa: E402
 
-# The kernels run on the device, or with --emulate in the simulator (decided before Numba is imported).
+# With --emulate the kernels run in the simulator instead: decided before Numba is imported.
 EMULATE = "--emulate" in sys.argv[1:]
 if EMULATE:
-    gpu_check._emulate()
-    gpu_check.REPEAT_CAP = 1
-else:
-    os.environ["NUMBA_ENABLE_CUDASIM"] = "0"
+    _emulate()
 from numba import cuda  # noqa: E402
 
 VARIANTS = ((4, 16), (8, 16), (2, 16), (4, 32), (8, 32))
@@ -184,13 +180,12 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
     xf = cupy.asfortranarray(x) if registers else None  # the column kernel's layout (host groups, F-order frames)
     nt = _launch.threads_per_block()  # 256 (32 in the simulator)
     col_rb = _launch.row_blocks(rows, cols, nt, row_major=False)
-    rows_rb = max(1, min(8 * sm, -(-rows // max(1, nt // cols))))
+    rows_rb = _launch.row_blocks(rows, cols, nt, row_major=True)  # 8 x the SMs, fewer where the rows run out
     # PREFETCH (software-pipelined loads) is read when a kernel compiles: each recompile below takes its value
-    prefetches = (False, True) if registers and hasattr(kp, "PREFETCH") else (False,)
-    for cap, prefetch in ((c, f) for c in registers for f in prefetches):
+    # (the register job runs this tree's kernels, never a --baseline file)
+    for cap, prefetch in ((c, f) for c in registers for f in (False, True)):
         # each kernel compiled again with a register cap (more resident warps, maybe spills); 0: no cap
-        if hasattr(kp, "PREFETCH"):
-            kp.PREFETCH = prefetch
+        kp.PREFETCH = prefetch
         opts = {} if EMULATE else {"max_registers": cap or None}  # the simulator takes no register cap
         kp.profile_rows_kernel = cuda.jit(**opts)(kp.profile_rows_kernel.py_func)
         kp.profile_kernel = cuda.jit(**opts)(kp.profile_kernel.py_func)
@@ -199,17 +194,18 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
             first = len(out["runs"])
             for label in ("equal-mass", "none") if not prefetch else ("equal-mass",):
                 timed(label, edge_sets[label], nt, rb, window=window, kernel=name, **tag)
-            if has_f32 and not prefetch:  # the float64 binning of float32 values, for the A/B under each cap
+            if not prefetch:  # the float64 binning of float32 values, for the A/B under each cap
                 timed("equal-mass", edge_sets["equal-mass"], nt, rb, window=window, f32=False, kernel=name, **tag)
             # each row with the resources of the compile it launched (float32 and float64 edges compile apart)
             # sig[4]: the comparison edges' type
             compiled = {str(sig[4].dtype): res for sig, res in _resources(getattr(kp, name))}
             for row in out["runs"][first:]:
                 row["resources"] = compiled.get(row["binning"])
-    resources = {name: {str(sig): res for sig, res in _resources(getattr(kp, name))}
-                 for name in ("profile_rows_kernel", "profile_kernel") if getattr(kp, name).overloads}
-    out["resources"] = resources
-    print(json.dumps({"resources": resources}), flush=True)
+    if not registers:  # (with them, each row carries its own compile's resources; the last compile is no summary)
+        resources = {name: {str(sig): res for sig, res in _resources(getattr(kp, name))}
+                     for name in ("profile_rows_kernel", "profile_kernel") if getattr(kp, name).overloads}
+        out["resources"] = resources
+        print(json.dumps({"resources": resources}), flush=True)
     if full:
         for nt in (256, 512):
             rb = 8 * sm
@@ -233,8 +229,8 @@ def main(argv=None) -> int:
     ap.add_argument("--variant", help="UNROLL,GROUP: time this variant only, in this process (used internally)")
     ap.add_argument("--full", action="store_true", help="with --variant: the whole geometry sweep")
     ap.add_argument("--emulate", action="store_true",
-                    help="no GPU needed: CuPy emulated by NumPy and the kernels in Numba's simulator (use a small "
-                         "--rows); checks the script, its figures mean nothing")
+                    help="no GPU needed: CuPy emulated by NumPy and the kernels in Numba's simulator (64 x 4 "
+                         "unless --rows / --cols say otherwise); checks the script, its figures mean nothing")
     ap.add_argument("--timeout", type=float, default=90.0, help="seconds per variant process")
     ap.add_argument("--baseline", help="a profile.py from another revision (git show REV:kernels/profile.py > F): "
                                        "timed with the library's constants next to this tree's")

@@ -48,7 +48,9 @@ from cudrift.integrations.triton.local_server import (  # noqa: E402
     LocalTritonServer,
     find_tritonserver,
     instance_env,
+    metric_value,
     wait_log,
+    wait_metrics,
 )
 
 INSTALL, WHY = find_tritonserver()
@@ -140,17 +142,16 @@ def test_triton_monitor_overhead(benchmark, triton_bench, bench_store):
     # has caught up (every accepted row profiled), and say how long that took.
     expected_rows = (100 + n + 200) * BATCH
     t_end = time.perf_counter()
-    while True:
+    try:
+        metrics = wait_metrics(server, lambda m: metric_value(m, "cudrift_window_rows_total") == expected_rows
+                               and metric_value(m, "cudrift_backlog_rows") == 0, timeout=300)
+    except AssertionError:  # not caught up in 300 s: the figures below say how far it got
         metrics = server.scrape()
-        rows = next(iter(metrics.get("cudrift_window_rows_total", {}).values()), 0)
-        backlog = next(iter(metrics.get("cudrift_backlog_rows", {}).values()), 1)
-        if (rows == expected_rows and backlog == 0) or time.perf_counter() - t_end > 300:
-            break
-        time.sleep(0.1)
     drain_s = time.perf_counter() - t_end
 
     def metric(name):
-        return next(iter(metrics.get(name, {}).values()), float("nan"))
+        v = metric_value(metrics, name)
+        return float("nan") if v is None else v
 
     base = np.array(lat["echo_plain"]) * 1e3
     mon = np.array(lat["echo_monitored"]) * 1e3

@@ -67,10 +67,10 @@ _HUGE = 1e150
 
 
 @cuda.jit(device=True, inline=True)
-def bin_scale(e, off, n_edges):
-    """``n_bins / (last / 2 - first / 2)`` of edges ``e[off:off + n_edges]`` in their dtype: the closed-form factor."""
+def bin_scale(e, n_edges):
+    """``n_bins / (last / 2 - first / 2)`` of edges ``e[:n_edges]`` in their dtype: the closed-form factor."""
     half = e.dtype.type(0.5)
-    return e.dtype.type(n_edges - 1) / (e[off + n_edges - 1] * half - e[off] * half)
+    return e.dtype.type(n_edges - 1) / (e[n_edges - 1] * half - e[0] * half)
 
 
 @cuda.jit(device=True, inline=True)
@@ -185,7 +185,7 @@ def edge_constants(crow, edges, c, ne, cells):
     ct = crow.dtype.type
     if ne < 2:
         return ct(0.0), ct(0.0), ct(0.0), ct(0.0), 0.0
-    scale = bin_scale(crow, 0, ne)
+    scale = bin_scale(crow, ne)
     return scale, scale * ct(cells / (ne - 1)), crow[0], crow[ne - 1], edges[c, ne - 1]
 
 
@@ -369,6 +369,27 @@ def add_value(st, v, acc, bins, ce, u8, i32, hist, crow):
 
 
 @cuda.jit(device=True, inline=True)
+def store_partials(f64, i64, fo, io, nt, t, partial):
+    """Write thread ``t``'s :func:`read_column` result to the block-reduction scratch.
+
+    ``mean, m2, min, max`` at ``f64[fo + k * nt + t]`` and ``count, null,
+    nan, +inf, -inf`` at ``i64[io + k * nt + t]``. Adding 0.0 turns a -0.0
+    extreme into +0.0, as ``Moments`` does (in float64: the extremes keep
+    the comparison dtype, which Numba would widen on reassignment).
+    """
+    count, mean, m2, lo, hi, n_null, n_nan, n_pinf, n_ninf = partial
+    f64[fo + t] = mean
+    f64[fo + nt + t] = m2
+    f64[fo + 2 * nt + t] = np.float64(lo) + 0.0
+    f64[fo + 3 * nt + t] = np.float64(hi) + 0.0
+    i64[io + t] = count
+    i64[io + nt + t] = n_null
+    i64[io + 2 * nt + t] = n_nan
+    i64[io + 3 * nt + t] = n_pinf
+    i64[io + 4 * nt + t] = n_ninf
+
+
+@cuda.jit(device=True, inline=True)
 def moments_add(count, mean, m2, gn, gk, gs1, gs2, v):
     """Add finite ``v`` to the open group (the caller folds it with :func:`fold_group` once it holds :data:`GROUP`).
 
@@ -462,20 +483,10 @@ def profile_kernel(
     scale, gscale, first, top, last = edge_constants(crow, edges, c, ne, cells)
     bins = (first, top, last, 0, ne, uni, scale, lo8, cells, gscale, use_cells, private, ho, c)
     # Unsigned column index (and rows, in load_batch): no negative-index wraparound.
-    count, mean, m2, lo, hi, n_null, n_nan, n_pinf, n_ninf = read_column(
+    partial = read_column(
         x, null_mask, has_mask, np.uint64(c), rb * nt + t, n_rb * nt, n_rows, bins, ce, u8, i32, hist, crow)
 
-    f64[fo + t] = mean
-    f64[fo + nt + t] = m2
-    # adding 0.0 turns a -0.0 extreme into +0.0, as Moments does (in float64:
-    # lo and hi keep their own dtype, which Numba would widen on reassignment)
-    f64[fo + 2 * nt + t] = np.float64(lo) + 0.0
-    f64[fo + 3 * nt + t] = np.float64(hi) + 0.0
-    i64[io + t] = count
-    i64[io + nt + t] = n_null
-    i64[io + 2 * nt + t] = n_nan
-    i64[io + 3 * nt + t] = n_pinf
-    i64[io + 4 * nt + t] = n_ninf
+    store_partials(f64, i64, fo, io, nt, t, partial)
     cuda.syncthreads()
 
     # Tree reduction for any block size: the first step folds the part
@@ -588,7 +599,7 @@ def profile_rows_kernel(
     bins = (first, top, last, eo, ne, uni, scale, lc, cells, gscale, use_cells, private, hc, c)
     # threads past the slab's rows read nothing (start at n_rows) and hold identities
     start = b * rows_per_step + t // n_cols if active else n_rows
-    count, mean, m2, lo, hi, n_null, n_nan, n_pinf, n_ninf = read_column(
+    partial = read_column(
         x, null_mask, has_mask, np.uint64(c), start, n_b * rows_per_step, n_rows, bins, ce, u8, i32, hist, crow)
     cuda.syncthreads()
     if private:
@@ -600,15 +611,7 @@ def profile_rows_kernel(
 
     fo = 0
     io = _F_SLOTS * nt
-    f64[fo + t] = mean
-    f64[fo + nt + t] = m2
-    f64[fo + 2 * nt + t] = np.float64(lo) + 0.0  # -0.0 extremes become +0.0, as in Moments
-    f64[fo + 3 * nt + t] = np.float64(hi) + 0.0
-    i64[io + t] = count
-    i64[io + nt + t] = n_null
-    i64[io + 2 * nt + t] = n_nan
-    i64[io + 3 * nt + t] = n_pinf
-    i64[io + 4 * nt + t] = n_ninf
+    store_partials(f64, i64, fo, io, nt, t, partial)
     cuda.syncthreads()
     if t < n_cols:
         n = i64[io + t]

@@ -75,15 +75,18 @@ def pad_edges(edge_list) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_profile(x, edge_list, uniform=None, null_mask=None, *, threads=None, row_blocks=None, privatize=None,
-                f32=True):
+                edges32="auto"):
     """One :func:`launch_profile` on host arrays; returns the host outputs and merged moments.
 
-    ``f32``: pass :func:`_host.float32_edges` too, as the GPU backend does (float32
-    ``x`` is then binned in float32); False: the float64 edges only.
+    ``edges32``: ``"auto"`` passes :func:`_host.float32_edges` of the edges, as the
+    GPU backend does (float32 ``x`` is then binned in float32); None the float64
+    edges only; an array is passed as it is.
     """
     n_rows, n_cols = x.shape
     edges, n_edges = pad_edges(edge_list)
-    edges32 = cuda.to_device(_host.float32_edges(edges)) if f32 else None
+    if isinstance(edges32, str):
+        edges32 = _host.float32_edges(edges)
+    edges32 = None if edges32 is None else cuda.to_device(edges32)
     uni = np.zeros(n_cols, dtype=np.uint8) if uniform is None else np.asarray(uniform, dtype=np.uint8)
     nt = threads or _launch.threads_per_block()
     rb = row_blocks or _launch.row_blocks(n_rows, n_cols, nt, row_major=rows_layout(x))

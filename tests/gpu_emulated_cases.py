@@ -21,7 +21,7 @@ cupy = fake_cupy.install()
 
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
-import pyarrow.compute as pc  # noqa: E402
+import pyarrow.compute as pac  # noqa: E402 - (pc names CPU profiles here)
 import pytest  # noqa: E402
 from test_gpu_backend import (  # noqa: E402
     _assert_profiles_match,
@@ -227,8 +227,9 @@ class _FakeSeries:
     its NaN as values, and ``null_count`` counts the mask alone); ``values``
     is a device array and refuses a column with nulls; ``dropna`` drops
     NaN too in a float column (cuDF turns NaN to nulls first); comparisons
-    give null for a null (IEEE for NaN), ``|`` is Kleene's, ``fillna`` fills
-    nulls, and a boolean Series selects rows.
+    give null for a null (IEEE for NaN), ``|`` is null where either side is
+    (libcudf's bitwise or), ``fillna`` fills nulls, and a boolean Series
+    selects rows.
     """
 
     def __init__(self, name, arrow):
@@ -247,23 +248,23 @@ class _FakeSeries:
 
     def dropna(self):
         if pa.types.is_floating(self.arrow.type):
-            return _FakeSeries(self.name, self.arrow.filter(pc.fill_null(pc.invert(pc.is_nan(self.arrow)), False)))
+            return _FakeSeries(self.name, self.arrow.filter(pac.fill_null(pac.invert(pac.is_nan(self.arrow)), False)))
         return _FakeSeries(self.name, self.arrow.drop_null())
 
     def _op(self, fn, other):
         return _FakeSeries(self.name, fn(self.arrow, other.arrow))
 
     def __eq__(self, other):
-        return self._op(pc.equal, other)
+        return self._op(pac.equal, other)
 
     def __ne__(self, other):
-        return self._op(pc.not_equal, other)
+        return self._op(pac.not_equal, other)
 
     def __or__(self, other):
-        return self._op(pc.or_kleene, other)
+        return self._op(pac.or_, other)
 
     def fillna(self, value):
-        return _FakeSeries(self.name, pc.fill_null(self.arrow, value))
+        return _FakeSeries(self.name, pac.fill_null(self.arrow, value))
 
     def __getitem__(self, mask):
         if mask.arrow.null_count:
@@ -325,22 +326,44 @@ def _cudf_table(rng, n: int, shift: float = 0.0):
     })
 
 
-def test_cudf_floats_read_on_the_host_where_nulls_cannot_be_dropped_alone(rng, monkeypatch):
-    """A cuDF whose comparisons took NaN for null too: caught by the row count, read through Arrow, still right."""
-    monkeypatch.setattr(_FakeSeries, "__ne__", lambda a, b: a._op(lambda x, y: pc.if_else(pc.is_nan(x), None,
-                                                                                         pc.not_equal(x, y)), b))
+@pytest.fixture
+def via_arrow(monkeypatch):
+    """Names of the cuDF columns read on the host (through Arrow), as they are read."""
+    from cudrift.backends import _gpu_source
+
+    names = []
+    read = _gpu_source._column_from_arrow
+
+    def recorded(name, arr):
+        names.append(name)
+        return read(name, arr)
+
+    monkeypatch.setattr(_gpu_source, "_column_from_arrow", recorded)
+    return names
+
+
+def test_cudf_floats_read_on_the_host_where_nulls_cannot_be_dropped_alone(rng, monkeypatch, via_arrow):
+    """Comparisons that treat a null as pandas' NaN (cuDF's pandas-compatible mode, which this stand-in cannot
+    switch off): caught by the row count, the float columns read through Arrow with a warning, still right."""
+    monkeypatch.setattr(_FakeSeries, "__eq__",
+                        lambda a, b: a._op(lambda x, y: pac.fill_null(pac.equal(x, y), False), b))
+    monkeypatch.setattr(_FakeSeries, "__ne__",
+                        lambda a, b: a._op(lambda x, y: pac.fill_null(pac.not_equal(x, y), True), b))
     table = _cudf_table(rng, 200)
-    _assert_profiles_match(cudrift.profile(table, config=CFG, backend="cpu"),
-                           cudrift.profile(_FakeFrame(table), config=CFG, backend="gpu"))
+    with pytest.warns(UserWarning, match="read through the host"):
+        pg = cudrift.profile(_FakeFrame(table), config=CFG, backend="gpu")
+    _assert_profiles_match(cudrift.profile(table, config=CFG, backend="cpu"), pg)
+    assert {"f32", "f64"} <= set(via_arrow) and "i64" not in via_arrow
 
 
-def test_cudf_frames_and_series_match_the_arrow_table(rng):
+def test_cudf_frames_and_series_match_the_arrow_table(rng, via_arrow):
     """cuDF numbers are profiled on the device (nulls dropped, NaN kept, as on the host), labels via Arrow."""
     table = _cudf_table(rng, 300)
     pc = cudrift.profile(table, config=CFG, backend="cpu")
     pg = cudrift.profile(_FakeFrame(table), config=CFG, backend="gpu")
     _assert_profiles_match(pc, pg)
     assert pg.columns["f32"].null_count > 0 and pg.columns["f32"].nan_count > 0  # both kinds of missing were there
+    assert set(via_arrow) == {"label", "cat"}  # the numbers, nulls and NaN included, stayed on the device
     cur = _cudf_table(rng, 200, shift=0.3)
     _assert_profiles_match(cudrift.profile(cur, like=pc, backend="cpu"),
                            cudrift.profile(_FakeFrame(cur), like=pc, backend="gpu"))

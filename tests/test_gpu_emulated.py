@@ -29,8 +29,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
-def _started(tmp_path_factory, script: str, *args: str):
-    """``benchmarks/<script> --emulate ARGS --out <tmp>/out.json`` started in the background: (process, tmp)."""
+def _in_background(tmp_path_factory, script: str, *args: str):
+    """Fixture body: ``benchmarks/<script> --emulate ARGS --out <tmp>/out.json`` running; yields (process, tmp)."""
     tmp = tmp_path_factory.mktemp(script.split(".")[0])
     with open(tmp / "log.txt", "w") as log:
         proc = subprocess.Popen(
@@ -38,7 +38,8 @@ def _started(tmp_path_factory, script: str, *args: str):
             cwd=ROOT, env=dict(os.environ, OUT=""), stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: _stop ends its children too
         )
-    return proc, tmp
+    yield proc, tmp
+    _stop(proc)
 
 
 def _stop(proc) -> None:
@@ -48,7 +49,7 @@ def _stop(proc) -> None:
 
 
 def _finished(proc, tmp, timeout=900) -> str:
-    """Wait for a process of :func:`_started`; its log, after checking it exited 0."""
+    """Wait for a process of :func:`_in_background`; its log, after checking it exited 0."""
     try:
         rc = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -62,18 +63,14 @@ def _finished(proc, tmp, timeout=900) -> str:
 
 @pytest.fixture(scope="module")
 def emulated_gpu_check(tmp_path_factory):
-    proc, tmp = _started(tmp_path_factory, "gpu_check.py")
-    yield proc, tmp
-    _stop(proc)
+    yield from _in_background(tmp_path_factory, "gpu_check.py")
 
 
 @pytest.fixture(scope="module")
 def emulated_sweep(tmp_path_factory):
-    # the register part only, as gpu_session.sh runs it (the simulator takes no cap: one is enough)
-    proc, tmp = _started(tmp_path_factory, "profile_sweep.py", "--rows", "64", "--cols", "4", "--variants", "",
-                         "--registers", "0", "--timeout", "600")
-    yield proc, tmp
-    _stop(proc)
+    # the register part only, as gpu_session.sh runs it (the simulator takes no cap: one is enough), at 64 x 4
+    yield from _in_background(tmp_path_factory, "profile_sweep.py", "--variants", "", "--registers", "0",
+                              "--timeout", "600")
 
 
 def test_gpu_backend_host_logic_under_emulation(emulated_gpu_check, emulated_sweep):

@@ -271,7 +271,7 @@ def test_float32_values_binned_in_float32_equal_float64_binning(order, privatize
     uniform = pack_edges(cases)[2].tolist()  # the backend's own linspace test
     assert uniform[-3:] == [1, 1, 1]
     f32 = check_profile(x, cases, uniform=uniform, threads=64, row_blocks=2, privatize=privatize)
-    f64 = run_profile(x, cases, uniform=uniform, threads=64, row_blocks=2, privatize=privatize, f32=False)
+    f64 = run_profile(x, cases, uniform=uniform, threads=64, row_blocks=2, privatize=privatize, edges32=None)
     assert f32["hist"].tolist() == f64["hist"].tolist()
     assert f32["mins"].tolist() == f64["mins"].tolist() and f32["maxs"].tolist() == f64["maxs"].tolist()
 
@@ -285,7 +285,7 @@ def test_float32_path_through_the_cell_table(order):
     v = np.concatenate((_f32_neighbours(edges), rng.normal(size=150).astype(np.float32)))
     x = np.asarray(np.stack((v, v[::-1]), axis=1), order=order)
     f32 = check_profile(x, [edges, edges], uniform=[0, 0], threads=64, row_blocks=3)
-    f64 = run_profile(x, [edges, edges], threads=64, row_blocks=3, f32=False)
+    f64 = run_profile(x, [edges, edges], threads=64, row_blocks=3, edges32=None)
     assert f32["hist"].tolist() == f64["hist"].tolist()
 
 
@@ -304,45 +304,32 @@ def test_float32_edges_bound_every_float32_value_as_the_float64_edges():
 
 def test_edges32_is_checked_and_ignored_for_other_dtypes():
     """A float64 window bins against the float64 edges whatever ``edges32`` says; a malformed one is refused."""
-    from numba import cuda
-
-    from cudrift.kernels.profile import launch_profile, profile_outputs
-
     x = np.array([[0.1], [0.2], [0.30000001], [1.0]])
-    edges = np.array([[0.0, 0.1, 0.2, 0.3, 1.0]])
-    nearest = edges.astype(np.float32)  # rounded to nearest: would misbin 0.1 and 0.2 if it were used
-    args = [cuda.to_device(a) for a in (x, edges, np.array([5]), np.array([0], dtype=np.uint8))]
-    out = {k: cuda.to_device(v) for k, v in profile_outputs(1, 5, 1, np.full).items()}
-    launch_profile(*args, **out, edges32=cuda.to_device(nearest), threads=32)
-    expected = NumericColumnProfile.empty(edges=edges[0]).update(x[:, 0]).histogram.counts
-    assert out["hist"].copy_to_host()[0].tolist() == expected.tolist()
-    for bad in (np.zeros((1, 4), np.float32), edges):
+    edges = np.array([0.0, 0.1, 0.2, 0.3, 1.0])
+    nearest = edges[None, :].astype(np.float32)  # rounded to nearest: would misbin 0.1 and 0.2 if it were used
+    res = run_profile(x, [edges], threads=32, row_blocks=1, edges32=nearest)
+    expected = NumericColumnProfile.empty(edges=edges).update(x[:, 0]).histogram.counts
+    assert res["hist"][0].tolist() == expected.tolist()
+    for bad in (np.zeros((1, 4), np.float32), edges[None, :]):
         with pytest.raises(ValueError, match="edges32 must be float32"):
-            launch_profile(*args, **out, edges32=cuda.to_device(bad), threads=32)
+            run_profile(x, [edges], threads=32, row_blocks=1, edges32=bad)
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_float32_windows_are_binned_against_edges32(order):
     """A float32 window is binned against ``edges32`` itself: edges rounded to nearest (wrong) move values."""
-    from numba import cuda
-
-    from cudrift.kernels.profile import launch_profile, profile_outputs
-
-    edges = np.array([[0.0, 0.1, 0.7, 0.9, 1.0]] * 2)
+    edges = np.array([0.0, 0.1, 0.7, 0.9, 1.0])
     # float32(0.7) < 0.7 and float32(0.9) < 0.9: below those edges, but on their nearest float32
     x = np.asarray(np.float32([[0.7, 0.7], [0.9, 0.9], [0.5, 0.5], [0.95, 0.95]]), order=order)
     assert float(np.float32(0.7)) < 0.7 and float(np.float32(0.9)) < 0.9
-    args = [cuda.to_device(a) for a in (x, edges, np.array([5, 5]), np.array([0, 0], dtype=np.uint8))]
 
     def counts(e32):
-        out = {k: cuda.to_device(v) for k, v in profile_outputs(2, 5, 1, np.full).items()}
-        launch_profile(*args, **out, edges32=cuda.to_device(e32), threads=32)
-        return out["hist"].copy_to_host()
+        return run_profile(x, [edges, edges], threads=32, row_blocks=1, edges32=e32)["hist"]
 
-    exact = NumericColumnProfile.empty(edges=edges[0]).update(x[:, 0]).histogram.counts.tolist()
-    assert counts(float32_edges(edges)).tolist() == [exact, exact]
+    exact = NumericColumnProfile.empty(edges=edges).update(x[:, 0]).histogram.counts.tolist()
+    assert counts(float32_edges(np.array([edges] * 2))).tolist() == [exact, exact]
     # rounded to nearest, those edges would put float32(0.7) and float32(0.9) a bin higher
-    assert counts(edges.astype(np.float32)).tolist() != [exact, exact]
+    assert counts(np.array([edges] * 2).astype(np.float32)).tolist() != [exact, exact]
 
 
 @pytest.mark.parametrize("order", ["C", "F"])

@@ -88,7 +88,6 @@ from cudrift.io import ColumnData, TableSource, as_source as _host_source  # noq
 from cudrift.kernels import _host, _launch  # noqa: E402
 from cudrift.kernels.categorical import launch_categorical  # noqa: E402
 from cudrift.kernels.mmd import launch_mmd  # noqa: E402
-from cudrift.kernels._host import float32_edges  # noqa: E402
 from cudrift.kernels.profile import launch_profile, profile_outputs, rows_layout  # noqa: E402
 from cudrift.kernels.rank import N_FLOAT_PARTIALS, N_INT_PARTIALS, launch_rank_many, split_offsets  # noqa: E402
 from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile  # noqa: E402
@@ -409,7 +408,7 @@ def _launch_group(dev: _Device, x2d: cupy.ndarray, jobs: list[_Job], *, hist_onl
     rb = _launch.row_blocks(n_rows, n_cols, nt, row_major=rows_layout(x2d))
     out = profile_outputs(n_cols, edges.shape[1], rb, cupy.full)
     # float32 values are binned against float32 edges (exact, see float32_edges)
-    edges32 = _arg(cupy.asarray(float32_edges(edges))) if x2d.dtype == np.float32 else None
+    edges32 = _arg(cupy.asarray(_host.float32_edges(edges))) if x2d.dtype == np.float32 else None
     launch_profile(
         _arg(x2d), _arg(cupy.asarray(edges)), _arg(cupy.asarray(n_edges)), _arg(cupy.asarray(uniform)),
         **{k: _arg(v) for k, v in out.items()}, edges32=edges32, threads=nt, stream=dev.nstream,

@@ -6,8 +6,10 @@ whose values are such 1-D arrays, cuDF Series, or host arrays (mixed dicts
 are fine: host columns go through the usual host adapters); a cuDF
 DataFrame or Series. Numeric device columns are wrapped as CuPy arrays
 without a copy (a column with nulls is compacted on the device, as the host
-adapters drop nulls); string and categorical cuDF columns are read to the
-host as Arrow arrays, where the CPU path counts them.
+adapters drop nulls; a float column whose nulls cuDF cannot drop apart from
+its NaN is read on the host instead, with a warning); string and
+categorical cuDF columns are read to the host as Arrow arrays, where the
+CPU path counts them.
 
 Loaders return :class:`~cudrift.io.ColumnData` whose ``values`` is a CuPy
 array for device columns; the GPU profile pass tells them apart by that.
@@ -15,6 +17,9 @@ array for device columns; the GPU profile pass tells them apart by that.
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -100,13 +105,18 @@ def _without_nulls(s: Any, nulls: int) -> cupy.ndarray | None:
     while cudrift counts NaN apart from nulls (``null_count`` counts only the
     null mask). So for floats the kept rows are those whose comparison with
     themselves is not null: ``v == v`` or ``v != v`` is True for every value,
-    NaN included, and null for a null. Checked by length (``len(s) -
-    nulls`` rows must remain), so a cuDF that behaves otherwise is caught.
+    NaN included, and null for a null (outside cuDF's pandas-compatible mode,
+    where a null compares as pandas' NaN does: the mode is switched off
+    here). Checked by length (``len(s) - nulls`` rows must remain), so a
+    cuDF that behaves otherwise is caught.
     """
     if not nulls:
         return s.values
     if s.dtype.kind == "f":
-        kept = s[((s == s) | (s != s)).fillna(False)]
+        cudf = sys.modules.get("cudf")  # loaded: s is one of its Series
+        mode = getattr(cudf, "option_context", None)
+        with mode("mode.pandas_compatible", False) if mode else contextlib.nullcontext():
+            kept = s[((s == s) | (s != s)).fillna(False)]
     else:
         kept = s.dropna()
     return kept.values if len(kept) == len(s) - nulls else None
@@ -122,6 +132,8 @@ def _cudf_column(name: str, s: Any) -> tuple[ColumnInfo, Any, int]:
             nulls = int(s.null_count)
             x = _without_nulls(s, nulls)
             if x is None:  # this cuDF could not drop nulls alone: the host path counts the column right
+                warnings.warn(f"cuDF column {name!r}: its nulls could not be dropped on the device apart from its "
+                              "NaN; it is read through the host instead (slower, same counts)", stacklevel=2)
                 return _column_from_arrow(name, s.to_arrow())
             return ColumnData(x.astype(np.float32) if x.dtype == np.float16 else x, nulls)
 

@@ -48,9 +48,7 @@ def _float32_thresholds(edges: np.ndarray) -> tuple[np.ndarray, np.float32]:
     and ``x <= e`` iff ``x <= floor32(e)``, where ceil32/floor32 are the
     nearest float32 at or above/below ``e``.
     """
-    with np.errstate(over="ignore"):
-        f = np.float32(edges[-1])
-        last = f if np.float64(f) <= edges[-1] else np.nextafter(f, np.float32(-np.inf))
+    last = -float32_edges(-edges[-1:])[0]  # floor32 of the last edge: ceil32 of its negation, negated
     return float32_edges(edges), np.float32(last)
 
 
