@@ -400,12 +400,12 @@ def bench_profile(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
                               ("no histogram", gh.pack_edges([None] * cols)))
     }
 
-    def kernel(data, row_major, dev, f32=True):
+    def kernel(data, row_major, dev, f32=True, interleave=True):
         rb = _launch.row_blocks(rows, cols, nt, row_major=row_major)
         out = profile_outputs(cols, dev[0].shape[1], rb, cupy.full)
         # the default stream, where _gpu_timed records its events
         launch_profile(*(_gpu._arg(a) for a in (data, *dev[:3])), **{k: _gpu._arg(v) for k, v in out.items()},
-                       edges32=_gpu._arg(dev[3]) if f32 else None, threads=nt, stream=0)
+                       edges32=_gpu._arg(dev[3]) if f32 else None, threads=nt, interleave=interleave, stream=0)
         return out
 
     nbytes = rows * cols * 4
@@ -435,6 +435,13 @@ def bench_profile(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
     rep.bench(_row("fused pass, row-major float32, float64 bins (before)", f"{rows:,} x {cols}", t,
                    bytes_read=nbytes, copy_gbs=copy_gbs,
                    note=f"histogram {'equal to' if same else 'DIFFERENT FROM'} the float32-binned pass's"))
+    # and with the slab's shared edges, histograms and cell tables column after column (bank conflicts)
+    same = bool((cupy.asnumpy(kernel(x, True, dev, interleave=False)["hist"])
+                 == cupy.asnumpy(kernel(x, True, dev)["hist"])).all())
+    t = _gpu_timed(cupy, lambda: kernel(x, True, dev, interleave=False), repeat=3)
+    rep.bench(_row("fused pass, row-major float32, shared data column after column (before)", f"{rows:,} x {cols}",
+                   t, bytes_read=nbytes, copy_gbs=copy_gbs,
+                   note=f"histogram {'equal to' if same else 'DIFFERENT FROM'} the interleaved pass's"))
     # The same pass over uniform edges (the closed-form bin) and with no histogram: where the time goes.
     for label in ("uniform edges", "no histogram"):
         dev = edge_sets[label]

@@ -9,6 +9,7 @@ branch that contains the window's loads. Run from the repository root::
 
     python3 benchmarks/kernel_sass.py                   # row and column kernel, float32 and float64 binning
     python3 benchmarks/kernel_sass.py --caps 0,64,80    # under register caps (0: none)
+    python3 benchmarks/kernel_sass.py --only "rows, float32" --caps 0   # one kernel and binning
 
 The tools come from NVIDIA's wheels, no toolkit install needed (versions
 used on 2026-11-26)::
@@ -50,7 +51,7 @@ def profile_args(x, x_layout: str, cmp, rows: bool) -> tuple:
 
     f64, i64, u8, b1 = T.float64, T.int64, T.uint8, T.boolean
     head = (T.Array(x, 2, x_layout), T.Array(b1, 2, x_layout), b1, T.Array(f64, 2, "C"), T.Array(cmp, 2, "C"),
-            T.Array(i64, 1, "C"), T.Array(u8, 1, "C"), b1 if rows else i64, i64)
+            T.Array(i64, 1, "C"), T.Array(u8, 1, "C"), *((b1, i64, i64) if rows else (i64, i64)))
     return head + (T.Array(i64, 2, "C"), T.Array(i64, 2, "C"), T.Array(f64, 1, "C"), T.Array(f64, 1, "C"),
                    T.Array(i64, 2, "C"), T.Array(f64, 2, "C"), T.Array(f64, 2, "C"))
 
@@ -131,6 +132,7 @@ def analyse(kernel, sig, cap: int, tools: dict, work: Path) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--caps", default="0,64", help="register caps, e.g. '0,64,80' (0: none)")
+    ap.add_argument("--only", default="", help="the kernels whose name starts with this, e.g. 'rows, float32'")
     args = ap.parse_args(argv)
     # real compiles, not the simulator; set here, not at import, so that importing this module (its test
     # does) leaves the simulator setting of the test session alone
@@ -145,6 +147,8 @@ def main(argv=None) -> int:
         print("cuobjdump not on PATH: registers and spills only (see the docstring for the instruction mix)")
     with tempfile.TemporaryDirectory() as tmp:
         for name, (kernel, sig) in signatures().items():
+            if not name.startswith(args.only):
+                continue
             for cap in (int(c) for c in args.caps.split(",")):
                 res = analyse(kernel, sig, cap, tools, Path(tmp))
                 loop = res.pop("main loop", None)

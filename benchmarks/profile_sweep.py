@@ -136,26 +136,32 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
     # float32 comparison edges, as the backend passes them for float32 windows (a baseline
     # file from before float32_edges bins in float64 only)
     has_f32 = "edges32" in inspect.signature(kp.launch_profile).parameters
+    has_layouts = "interleave" in inspect.signature(kp.launch_profile).parameters  # row slabs' shared layout
     on_device32 = {id(p): cupy.asarray(_host.float32_edges(p[0])) for p in edge_sets.values()} if has_f32 else {}
 
-    def launch(packed, nt, rb, privatize=None, window=x, f32=True):
+    def launch(packed, nt, rb, privatize=None, window=x, f32=True, interleave=True):
         dev = on_device[id(packed)]
         o = kp.profile_outputs(cols, packed[0].shape[1], rb, cupy.full)
         extra = {"edges32": _arg(on_device32[id(packed)])} if f32 and has_f32 else {}
+        if has_layouts:
+            extra["interleave"] = interleave
         kp.launch_profile(*(_arg(a) for a in (window, *dev)), **{k: _arg(v) for k, v in o.items()},
                           threads=nt, privatize=privatize, stream=0, **extra)
         return o
 
-    def timed(label, packed, nt, rb, privatize=None, window=x, f32=True, **extra):
+    def timed(label, packed, nt, rb, privatize=None, window=x, f32=True, interleave=True, **extra):
         row = {"edges": label, "threads": nt, "row_blocks": rb, "privatize": privatize,
                "binning": "float32" if f32 and has_f32 else "float64", **extra}
+        if has_layouts and window is x:
+            row["shared_layout"] = "interleaved" if interleave else "column after column"
         try:
-            o = launch(packed, nt, rb, privatize, window, f32)
+            o = launch(packed, nt, rb, privatize, window, f32, interleave)
             cupy.cuda.runtime.deviceSynchronize()
             if packed[1][0] >= 2:
                 per_col = cupy.asnumpy(o["hist"].sum(axis=1))
                 row["counts_ok"] = bool((per_col == rows).all())
-            row["seconds"] = _gpu_timed(cupy, lambda: launch(packed, nt, rb, privatize, window, f32), repeat=5)
+            row["seconds"] = _gpu_timed(cupy, lambda: launch(packed, nt, rb, privatize, window, f32, interleave),
+                                        repeat=5)
             row["gb_per_s"] = nbytes / row["seconds"] / 1e9
         except Exception as exc:  # noqa: BLE001 - a configuration that cannot launch is a finding
             row["error"] = f"{type(exc).__name__}: {exc}"[:300]
@@ -196,6 +202,9 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
                 timed(label, edge_sets[label], nt, rb, window=window, kernel=name, **tag)
             if not prefetch:  # the float64 binning of float32 values, for the A/B under each cap
                 timed("equal-mass", edge_sets["equal-mass"], nt, rb, window=window, f32=False, kernel=name, **tag)
+            if not prefetch and window is x:  # the row slabs' shared data column after column, the same A/B
+                timed("equal-mass", edge_sets["equal-mass"], nt, rb, window=window, interleave=False, kernel=name,
+                      **tag)
             # each row with the resources of the compile it launched (float32 and float64 edges compile apart)
             # sig[4]: the comparison edges' type
             compiled = {str(sig[4].dtype): res for sig, res in _resources(getattr(kp, name))}

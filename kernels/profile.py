@@ -74,8 +74,8 @@ def bin_scale(e, n_edges):
 
 
 @cuda.jit(device=True, inline=True)
-def bin_index_at(v, first, top, last, e, off, n_edges, uniform, scale):
-    """Index of finite ``v`` in the counts of edges ``e[off:off + n_edges]`` (``Histogram.counts`` layout).
+def bin_index_at(v, first, top, last, e, off, p, n_edges, uniform, scale):
+    """Index of finite ``v`` in the counts of edges ``e[off:off + n_edges * p:p]`` (``Histogram.counts`` layout).
 
     Equals ``searchsorted(edges, v, side="right")`` with a value equal to the
     last edge moved into the closed last bin. For ``uniform`` edges the bin
@@ -93,6 +93,8 @@ def bin_index_at(v, first, top, last, e, off, n_edges, uniform, scale):
     ``first`` and ``top`` are ``e``'s first and last entries, ``last`` the
     last edge in float64: ``v >= top`` means ``v >= last``, and equality
     with ``last`` itself decides between the closed last bin and overflow.
+    ``p`` is the pitch between a column's consecutive edges: 1, or the
+    row kernel's interleaved layout (see :func:`slab_offsets`).
 
     The kernels keep ``first``, ``top``, ``last`` and ``scale`` of their
     column in registers: read from shared memory they would be more loads
@@ -111,16 +113,16 @@ def bin_index_at(v, first, top, last, e, off, n_edges, uniform, scale):
         # when the edges span more than the largest float.
         h = (v * half - first * half) * scale
         j = int32(h) if h < e.dtype.type(n_bins) else int32(n_bins - 1)
-        while v < e[np.uint64(off + j)]:
+        while v < e[np.uint64(off + j * p)]:
             j -= 1
-        while v >= e[np.uint64(off + j + 1)]:
+        while v >= e[np.uint64(off + (j + 1) * p)]:
             j += 1
         return j + 1
     lo = 0
     hi = n_edges - 1
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if e[np.uint64(off + mid)] <= v:
+        if e[np.uint64(off + mid * p)] <= v:
             lo = mid
         else:
             hi = mid
@@ -128,24 +130,38 @@ def bin_index_at(v, first, top, last, e, off, n_edges, uniform, scale):
 
 
 @cuda.jit(device=True, inline=True)
-def build_cells(e, off, n_edges, lut, loff, cells, t, nt):
-    """Fill ``lut[loff:loff + cells]``: for each equal-width cell of the edges' range, the bin its low end is in.
+def cell_at(loff, p, g):
+    """Byte index of cell ``g`` in a cell table at byte ``loff`` with pitch ``p``.
 
-    Threads ``t`` of ``nt`` share the work (the caller synchronizes after).
-    Entries are clamped to ``[0, n_edges - 2]`` and need not be exact: the
-    lookup walks from them to the bracketing edges.
+    Four cells per 4-byte word, consecutive words ``p`` words apart: with
+    ``p = 1`` the table is ``cells`` consecutive bytes; in the row kernel's
+    interleaved layout (:func:`slab_offsets`) a column's words are every
+    ``p``-th word, so they all sit in one shared-memory bank.
     """
-    first = e[off]
-    half = e[off + n_edges - 1] * 0.5 - first * 0.5
-    inner = e[off : off + n_edges - 1]  # every edge but the last: entries stay <= n_edges - 2
-    for g in range(t, cells, nt):
-        low = first + 2.0 * (half * (g / cells))
-        lut[loff + g] = max(upper_bound(inner, n_edges - 1, low) - 1, 0)
+    return np.uint64(loff + (g >> 2) * (4 * p) + (g & 3))
 
 
 @cuda.jit(device=True, inline=True)
-def bin_index_cells(v, first, top, last, e, off, n_edges, lut, loff, cells, gscale):
-    """:func:`bin_index_at` through a cell table from :func:`build_cells`.
+def build_cells(e, off, p, n_edges, lut, loff, cells, t, nt):
+    """Fill the cell table at ``lut[loff]`` (pitch ``p``, :func:`cell_at`): for each equal-width cell of the
+    edges' range, the bin its low end is in.
+
+    The edges are ``e[off:off + n_edges * p:p]``. Threads ``t`` of ``nt``
+    share the work (the caller synchronizes after). Entries are clamped to
+    ``[0, n_edges - 2]`` and need not be exact: the lookup walks from them
+    to the bracketing edges.
+    """
+    first = e[off]
+    half = e[off + (n_edges - 1) * p] * 0.5 - first * 0.5
+    inner = e[off : off + (n_edges - 1) * p : p]  # every edge but the last: entries stay <= n_edges - 2
+    for g in range(t, cells, nt):
+        low = first + 2.0 * (half * (g / cells))
+        lut[cell_at(loff, p, g)] = max(upper_bound(inner, n_edges - 1, low) - 1, 0)
+
+
+@cuda.jit(device=True, inline=True)
+def bin_index_cells(v, first, top, last, e, off, p, n_edges, lut, loff, cells, gscale):
+    """:func:`bin_index_at` through a cell table from :func:`build_cells` (both at pitch ``p``).
 
     ``gscale`` is :func:`bin_scale` times ``cells / n_bins``; the caller
     holds ``first``, ``top`` and ``last`` (as :func:`bin_index_at`, whose
@@ -164,10 +180,10 @@ def bin_index_cells(v, first, top, last, e, off, n_edges, lut, loff, cells, gsca
     half = e.dtype.type(0.5)
     h = (v * half - first * half) * gscale
     g = int32(h) if h < e.dtype.type(cells) else int32(cells - 1)
-    j = int32(lut[np.uint64(loff + g)])
-    while v < e[np.uint64(off + j)]:
+    j = int32(lut[cell_at(loff, p, g)])
+    while v < e[np.uint64(off + j * p)]:
         j -= 1
-    while v >= e[np.uint64(off + j + 1)]:
+    while v >= e[np.uint64(off + (j + 1) * p)]:
         j += 1
     return j + 1
 
@@ -339,10 +355,11 @@ def add_value(st, v, acc, bins, ce, u8, i32, hist, crow):
     returned updated: a finite value goes into the moments' open group
     (:func:`moments_add`), the minimum, the maximum and the column's
     histogram, a non-finite one into its count. ``bins`` is ``(first, top,
-    last, off, ne, uniform, scale, loff, cells, gscale, use_cells, private,
+    last, off, p, ne, uniform, scale, loff, cells, gscale, use_cells, private,
     hoff, c)``: the column's bin-search constants (:func:`edge_constants`),
     where its edges (``ce[off:]``), cell table (``u8[loff:]``) and private
-    histogram (``i32[hoff:]``) start in shared memory, and how it counts:
+    histogram (``i32[hoff:]``) start in shared memory and their pitch ``p``
+    (entry ``k`` of each at ``k * p``; see :func:`slab_offsets`), and how it counts:
     through the cell table, by :func:`bin_index_at` on the shared edges, or
     without privatization into ``hist[c]`` on the edges ``crow``.
     """
@@ -351,18 +368,21 @@ def add_value(st, v, acc, bins, ce, u8, i32, hist, crow):
         n_null += 1
     elif st == 0:
         if abs(v) < crow.dtype.type(math.inf):  # finite first: one test for most values
-            count, mean, m2, gn, gk, gs1, gs2 = moments_add(count, mean, m2, gn, gk, gs1, gs2, np.float64(v))
+            # |v| >= 1e150, in v's dtype and written as the finiteness test above: for float32 values (never
+            # that large) it is that test against inf, which the compiler then drops with the Welford path
+            huge = not abs(v) < (crow.dtype.type(math.inf) if crow.itemsize == 4 else crow.dtype.type(_HUGE))
+            count, mean, m2, gn, gk, gs1, gs2 = moments_add(count, mean, m2, gn, gk, gs1, gs2, np.float64(v), huge)
             lo = min(lo, v)
             hi = max(hi, v)
-            first, top, last, off, ne, uni, scale, loff, cells, gscale, use_cells, private, hoff, c = bins
+            first, top, last, off, p, ne, uni, scale, loff, cells, gscale, use_cells, private, hoff, c = bins
             if ne >= 2:
                 if use_cells:
-                    cuda.atomic.add(i32, hoff + bin_index_cells(v, first, top, last, ce, off, ne, u8, loff, cells,
-                                                                gscale), 1)
+                    k = bin_index_cells(v, first, top, last, ce, off, p, ne, u8, loff, cells, gscale)
+                    cuda.atomic.add(i32, hoff + k * p, 1)
                 elif private:
-                    cuda.atomic.add(i32, hoff + bin_index_at(v, first, top, last, ce, off, ne, uni, scale), 1)
+                    cuda.atomic.add(i32, hoff + bin_index_at(v, first, top, last, ce, off, p, ne, uni, scale) * p, 1)
                 else:
-                    cuda.atomic.add(hist, (c, bin_index_at(v, first, top, last, crow, 0, ne, uni, scale)), 1)
+                    cuda.atomic.add(hist, (c, bin_index_at(v, first, top, last, crow, 0, 1, ne, uni, scale)), 1)
         else:
             n_nan, n_pinf, n_ninf = count_nonfinite(v, n_nan, n_pinf, n_ninf)
     return count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf
@@ -390,18 +410,19 @@ def store_partials(f64, i64, fo, io, nt, t, partial):
 
 
 @cuda.jit(device=True, inline=True)
-def moments_add(count, mean, m2, gn, gk, gs1, gs2, v):
+def moments_add(count, mean, m2, gn, gk, gs1, gs2, v, huge):
     """Add finite ``v`` to the open group (the caller folds it with :func:`fold_group` once it holds :data:`GROUP`).
 
     The group's shift is its first value, so ``gs1**2 / gn <= (gn - 1) * M2``
     of the group and the subtraction loses at most ``gn - 1`` ulps. Huge
-    values go straight into the running moments by the overflow-safe
-    Welford step. The kernels check the group's size once per
+    values (``huge``: ``|v| >= 1e150``, tested by the caller in the
+    comparison dtype, where for float32 it is never true) go straight into
+    the running moments by the overflow-safe Welford step. The kernels check the group's size once per
     :data:`UNROLL` values rather than here, so that the fold's code is not
     repeated for every unrolled value; a group then holds fewer than
     ``GROUP + UNROLL`` values.
     """
-    if abs(v) >= _HUGE:
+    if huge:
         count, mean, m2 = welford_add(count, mean, m2, v)
         return count, mean, m2, gn, gk, gs1, gs2
     if gn == 0:
@@ -476,12 +497,12 @@ def profile_kernel(
     cuda.syncthreads()
     use_cells = private and cells > 0 and ne >= 2 and not uni
     if use_cells:
-        build_cells(ce, 0, ne, u8, lo8, cells, t, nt)
+        build_cells(ce, 0, 1, ne, u8, lo8, cells, t, nt)
     cuda.syncthreads()
 
     crow = cmp_edges[c]
     scale, gscale, first, top, last = edge_constants(crow, edges, c, ne, cells)
-    bins = (first, top, last, 0, ne, uni, scale, lo8, cells, gscale, use_cells, private, ho, c)
+    bins = (first, top, last, 0, 1, ne, uni, scale, lo8, cells, gscale, use_cells, private, ho, c)
     # Unsigned column index (and rows, in load_batch): no negative-index wraparound.
     partial = read_column(
         x, null_mask, has_mask, np.uint64(c), rb * nt + t, n_rb * nt, n_rows, bins, ce, u8, i32, hist, crow)
@@ -524,13 +545,42 @@ def profile_kernel(
                 cuda.atomic.add(hist, (c, q), np.int64(i32[ho + q]))
 
 
+@cuda.jit(device=True, inline=True)
+def slab_offsets(c, me, cells, pitch):
+    """Where column ``c`` of a :func:`profile_rows_kernel` slab keeps its shared data: ``(edges, histogram,
+    cell table, p)``, each relative to its array's start, and the pitch ``p`` of its entries.
+
+    ``pitch == 1``: column after column (edges at ``c * me``, histogram at
+    ``c * (me + 1)``, cell table at byte ``c * cells``), entries adjacent.
+    ``pitch > 1`` (a multiple of 32, at least the slab's width): interleaved,
+    entry ``k`` of column ``c`` at ``k * pitch + c`` (the cell table's word
+    ``k * pitch + c`` holds cells ``4k`` to ``4k + 3``, see :func:`cell_at`).
+    Every entry of a column then sits in bank ``c % 32``, so a warp whose
+    threads own different columns reads and counts without bank conflicts
+    whichever bins its values fall in; column after column, 32 threads'
+    bins meet about 3.5 times in the busiest bank (one pass of the shared
+    memory each) for each of the cell lookup, the edge reads and the atomic.
+    """
+    if pitch == 1:
+        return c * me, c * (me + 1), c * cells, 1
+    return c, c, 4 * c, pitch
+
+
+@cuda.jit(device=True, inline=True)
+def slab_entry(q, length, pitch):
+    """``(column, entry)`` of slot ``q`` of a slab's per-column arrays of ``length`` entries (:func:`slab_offsets`)."""
+    if pitch == 1:
+        return q // length, q % length
+    return q % pitch, q // pitch
+
+
 # More resident warps beat the spills this cap causes (see _launch.ROWS_MAX_REGISTERS).
 _ROWS_JIT = {} if SIMULATOR else {"max_registers": _launch.ROWS_MAX_REGISTERS}
 
 
 @cuda.jit(**_ROWS_JIT)
 def profile_rows_kernel(
-    x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, private, cells,
+    x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, private, cells, pitch,
     hist, special, mins, maxs, blk_count, blk_mean, blk_m2,
 ):
     """Fused per-column profile of a row-major slab of ``S`` columns (``x.shape[1]``); same outputs as :func:`profile_kernel`.
@@ -545,9 +595,11 @@ def profile_rows_kernel(
 
     Shared memory (dynamic, one buffer viewed as float64 / int64 / int32 /
     uint8 and ``cmp_edges``' dtype): while reading, the slab's comparison
-    edges (``S * max_edges`` of ``cmp_edges``' dtype),
-    private histograms (``S * (max_edges + 1)`` int32) and cell tables of
-    :func:`bin_index_cells` (``S * cells`` uint8) when ``private``; after the
+    edges (``W * max_edges`` of ``cmp_edges``' dtype),
+    private histograms (``W * (max_edges + 1)`` int32) and cell tables of
+    :func:`bin_index_cells` (``W * cells`` uint8) when ``private``, laid out
+    column after column (``pitch == 1``, ``W = S``) or interleaved by
+    column (``W = pitch``, no bank conflicts; see :func:`slab_offsets`); after the
     histograms are flushed, the same bytes hold per-thread ``mean, m2, min,
     max`` (float64) and ``count, null, nan, +inf, -inf`` (int64), which
     thread ``c < S`` combines over the block's ``R`` threads of column ``c``.
@@ -574,18 +626,23 @@ def profile_rows_kernel(
     i32 = cuda.shared.array(0, dtype=int32)
     u8 = cuda.shared.array(0, dtype=uint8)
     ce = cuda.shared.array(0, dtype=cmp_edges.dtype)
-    ho = (n_cols * me * cmp_edges.itemsize) // 4  # private histograms, in 4-byte units, after the edges
-    lo8 = 4 * (ho + n_cols * (me + 1))  # cell tables, in bytes, after the histograms
+    width = n_cols if pitch == 1 else pitch  # columns' worth of shared memory
+    ho = (width * me * cmp_edges.itemsize) // 4  # private histograms, in 4-byte units, after the edges
+    lo8 = 4 * (ho + width * (me + 1))  # cell tables, in bytes, after the histograms
     if private:
-        for q in range(t, n_cols * me, nt):
-            ce[q] = cmp_edges[q // me, q % me]
-        for q in range(t, n_cols * (me + 1), nt):
+        # slots in storage order (consecutive threads, consecutive banks); padding columns stay unused
+        for q in range(t, width * me, nt):
+            cc, j = slab_entry(q, me, pitch)
+            if cc < n_cols:
+                ce[q] = cmp_edges[cc, j]
+        for q in range(t, width * (me + 1), nt):
             i32[ho + q] = 0
     cuda.syncthreads()
     if private and cells > 0:
         for cc in range(n_cols):
             if n_edges[cc] >= 2 and uniform[cc] == 0:
-                build_cells(ce, cc * me, n_edges[cc], u8, lo8 + cc * cells, cells, t, nt)
+                eo, _, lc, p = slab_offsets(cc, me, cells, pitch)
+                build_cells(ce, eo, p, n_edges[cc], u8, lo8 + lc, cells, t, nt)
     cuda.syncthreads()
 
     ne = n_edges[c]
@@ -593,20 +650,19 @@ def profile_rows_kernel(
     crow = cmp_edges[c]
     scale, gscale, first, top, last = edge_constants(crow, edges, c, ne, cells)
     use_cells = private and cells > 0 and ne >= 2 and not uni
-    eo = c * me  # this column's edges in shared memory
-    hc = ho + c * (me + 1)  # and its private histogram
-    lc = lo8 + c * cells  # and its cell table
-    bins = (first, top, last, eo, ne, uni, scale, lc, cells, gscale, use_cells, private, hc, c)
+    eo, hc, lc, p = slab_offsets(c, me, cells, pitch)  # this column's edges, histogram and cell table
+    bins = (first, top, last, eo, p, ne, uni, scale, lo8 + lc, cells, gscale, use_cells, private, ho + hc, c)
     # threads past the slab's rows read nothing (start at n_rows) and hold identities
     start = b * rows_per_step + t // n_cols if active else n_rows
     partial = read_column(
         x, null_mask, has_mask, np.uint64(c), start, n_b * rows_per_step, n_rows, bins, ce, u8, i32, hist, crow)
     cuda.syncthreads()
     if private:
-        for q in range(t, n_cols * (me + 1), nt):
+        for q in range(t, width * (me + 1), nt):
             k = i32[ho + q]
             if k != 0:
-                cuda.atomic.add(hist, (q // (me + 1), q % (me + 1)), np.int64(k))
+                cc, j = slab_entry(q, me + 1, pitch)
+                cuda.atomic.add(hist, (cc, j), np.int64(k))
     cuda.syncthreads()
 
     fo = 0
@@ -650,7 +706,8 @@ def rows_layout(x) -> bool:
 
 def rows_shared_bytes(max_edges: int, slab: int, threads: int, privatize: bool, cells: int = 0,
                       edge_bytes: int = 8) -> int:
-    """Dynamic shared memory of one :func:`profile_rows_kernel` block over ``slab`` columns (bytes).
+    """Dynamic shared memory of one :func:`profile_rows_kernel` block over ``slab`` columns' worth (bytes): the
+    slab's width, or its pitch when interleaved.
 
     ``edge_bytes`` is the item size of the comparison edges (8, or 4 for float32 edges).
     """
@@ -673,9 +730,20 @@ def _cells_ok(max_edges: int) -> bool:
     return 3 <= max_edges <= 257
 
 
+def _pitch_of(slab: int) -> int:
+    """Pitch of a slab's interleaved shared layout: its width rounded up to whole banks (32)."""
+    return 32 * -(-slab // 32)
+
+
 def _rows_plan(n_cols: int, max_edges: int, threads: int, privatize: bool | None,
-               edge_bytes: int = 8) -> tuple[int, bool, int]:
-    """Columns per slab, whether slabs keep private histograms, and their cell-table size."""
+               edge_bytes: int = 8, interleave: bool = True) -> tuple[int, bool, int, int]:
+    """Columns per slab, whether slabs keep private histograms, their cell-table size, and the pitch of
+    their shared layout (:func:`slab_offsets`: 1 column after column, else interleaved).
+
+    With ``interleave`` the slabs are interleaved when their pitch fits, and
+    narrowed to a multiple of 32 columns when that makes it fit (a slab of
+    40 columns would need a pitch of 64; two of 20 take 32).
+    """
     limit = _launch.shared_limit()
     want = min(n_cols, threads)
     private, cells, cap = False, 0, want
@@ -690,8 +758,13 @@ def _rows_plan(n_cols: int, max_edges: int, threads: int, privatize: bool | None
         elif privatize:
             raise ValueError(
                 f"{max_edges} edges per column do not fit {limit} bytes of shared memory; use privatize=False")
+    column = _column_bytes(max_edges, cells, edge_bytes)
+    if private and interleave and _pitch_of(cap) * column > limit and limit // column >= 32:
+        cap = 32 * (limit // column // 32)
     n_slabs = -(-n_cols // cap)
-    return -(-n_cols // n_slabs), private, cells if private else 0
+    slab = -(-n_cols // n_slabs)
+    pitch = _pitch_of(slab) if private and interleave and _pitch_of(slab) * column <= limit else 1
+    return slab, private, cells if private else 0, pitch
 
 
 def profile_shared_bytes(max_edges: int, threads: int, privatize: bool, cells: int = 0, edge_bytes: int = 8) -> int:
@@ -761,6 +834,7 @@ def launch_profile(
     edges32=None,
     threads: int | None = None,
     privatize: bool | None = None,
+    interleave: bool = True,
     stream=0,
 ) -> None:
     """Profile a (rows x columns) chunk into caller-allocated device outputs; asynchronous.
@@ -800,6 +874,12 @@ def launch_profile(
         Block size (default :func:`cudrift.kernels._launch.threads_per_block`).
     privatize
         Keep per-block histograms in shared memory; default: when they fit.
+    interleave
+        Row-major chunks: lay the slab's shared edges, histograms and cell
+        tables out interleaved by column where they fit
+        (:func:`slab_offsets`: no shared-memory bank conflicts); False keeps
+        them column after column (the layout before, for A/B timing). Same
+        results either way.
     stream
         Numba stream to launch on (0: the default stream).
     """
@@ -817,20 +897,21 @@ def launch_profile(
     cmp = edges32 if edges32 is not None and np.dtype(x.dtype) == np.float32 else edges
     eb = np.dtype(cmp.dtype).itemsize
     if rows_layout(x):
-        slab, private, cells = _rows_plan(n_cols, max_edges, nt, privatize, eb)
+        slab, private, cells, pitch = _rows_plan(n_cols, max_edges, nt, privatize, eb, interleave)
         for j0 in range(0, n_cols, slab):
             j1 = min(n_cols, j0 + slab)
             width = j1 - j0
             block = width * max(1, nt // width)
+            nbytes = rows_shared_bytes(max_edges, width if pitch == 1 else pitch, block, private, cells, eb)
 
             def cut(a, j0=j0, j1=j1):
                 # Numba refuses to slice an array without elements (edges of
                 # a chunk without histograms); the kernel never reads those.
                 return a if (j0 == 0 and j1 == n_cols) or a.size == 0 else a[j0:j1]
 
-            profile_rows_kernel[n_rb, block, stream, rows_shared_bytes(max_edges, width, block, private, cells, eb)](
+            profile_rows_kernel[n_rb, block, stream, nbytes](
                 x[:, j0:j1], mask[:, j0:j1] if has_mask else mask, has_mask, cut(edges), cut(cmp), cut(n_edges),
-                cut(uniform), private, cells, cut(hist), cut(special), cut(mins), cut(maxs),
+                cut(uniform), private, cells, pitch, cut(hist), cut(special), cut(mins), cut(maxs),
                 cut(blk_count), cut(blk_mean), cut(blk_m2),
             )
         return

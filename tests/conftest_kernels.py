@@ -75,12 +75,12 @@ def pad_edges(edge_list) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_profile(x, edge_list, uniform=None, null_mask=None, *, threads=None, row_blocks=None, privatize=None,
-                edges32="auto"):
+                edges32="auto", interleave=True):
     """One :func:`launch_profile` on host arrays; returns the host outputs and merged moments.
 
     ``edges32``: ``"auto"`` passes :func:`_host.float32_edges` of the edges, as the
     GPU backend does (float32 ``x`` is then binned in float32); None the float64
-    edges only; an array is passed as it is.
+    edges only; an array is passed as it is. ``interleave`` is the launcher's.
     """
     n_rows, n_cols = x.shape
     edges, n_edges = pad_edges(edge_list)
@@ -94,7 +94,7 @@ def run_profile(x, edge_list, uniform=None, null_mask=None, *, threads=None, row
     mask = None if null_mask is None else cuda.to_device(null_mask)
     launch_profile(
         cuda.to_device(x), cuda.to_device(edges), cuda.to_device(n_edges), cuda.to_device(uni),
-        **dev, null_mask=mask, edges32=edges32, threads=nt, privatize=privatize,
+        **dev, null_mask=mask, edges32=edges32, threads=nt, privatize=privatize, interleave=interleave,
     )
     res = {k: v.copy_to_host() for k, v in dev.items()}
     res["count"], res["mean"], res["m2"] = _host.merge_block_moments(res["blk_count"], res["blk_mean"], res["blk_m2"])

@@ -16,11 +16,12 @@ import pytest  # noqa: E402
 pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install numba-cuda)")
 
 from conftest_kernels import check_profile, run_profile, skip_unless_usable  # noqa: E402
+from numba import cuda  # noqa: E402
 
 from cudrift.backends._gpu_host import pack_edges  # noqa: E402
 from cudrift.kernels import _cuda, _launch  # noqa: E402
 from cudrift.kernels._host import float32_edges  # noqa: E402
-from cudrift.kernels.profile import profile_shared_bytes  # noqa: E402
+from cudrift.kernels.profile import build_cells, profile_shared_bytes, slab_offsets  # noqa: E402
 from cudrift.sketches.column import NumericColumnProfile  # noqa: E402
 from cudrift.sketches.histogram import equal_mass_edges, uniform_edges  # noqa: E402
 
@@ -207,6 +208,116 @@ def test_row_major_slabs_and_wide_matrices(monkeypatch):
     check_profile(y, wide, uniform=[0] * 10, threads=32, row_blocks=2, privatize=False)
     # a column slice of a C-ordered matrix keeps the row mapping
     assert kp.rows_layout(x[:, 5:9]) and not kp.rows_layout(np.asfortranarray(x)) and not kp.rows_layout(x[:, :1])
+
+
+def _plans(monkeypatch) -> list:
+    """Record every ``_rows_plan`` result (slab, private, cells, pitch) of the launches that follow."""
+    from cudrift.kernels import profile as kp
+
+    plans = []
+    real = kp._rows_plan
+    monkeypatch.setattr(kp, "_rows_plan", lambda *a: plans.append(real(*a)) or plans[-1])
+    return plans
+
+
+@pytest.mark.parametrize("edges32", ["auto", None])
+def test_interleaved_and_column_after_column_layouts_count_alike(edges32, monkeypatch):
+    """The row kernel's two shared layouts (:func:`slab_offsets`) against the CPU twin and each other.
+
+    Interleaved at pitch 32 with padding columns (20 columns, a warp holding
+    parts of two rows) and at pitch 64 (40 columns on 64 threads), column
+    after column when asked; cell tables, closed-form bins, columns without
+    a histogram, nulls, values on the edges, float32 and float64 binning.
+    (Edges past the cell tables' 257 take too much shared memory for a
+    pitch of 32, so the binary search runs column after column only.)
+    """
+    plans = _plans(monkeypatch)
+    rng = np.random.default_rng(41)
+    for n_cols, threads, pitch in ((20, 32, 32), (40, 64, 64)):
+        x = _sprinkle(rng.normal(size=(21, n_cols)), rng).astype(np.float32)
+        edges, uniform = [], []
+        for j in range(n_cols):
+            kind = j % 4
+            if kind == 3:
+                edges.append(None)
+            elif kind == 1:
+                edges.append(uniform_edges(-2.0 + 0.1 * j, 2.5, 9 + j % 8))  # the closed form
+            else:  # equal-mass: the cell table
+                edges.append(equal_mass_edges(np.sort(rng.normal(size=500)), 12 + j % 8))
+            uniform.append(1 if kind == 1 else 0)
+            if edges[-1] is not None:
+                x[: len(edges[-1]), j] = edges[-1]
+        mask = rng.random(size=x.shape) < 0.05
+        got = {}
+        for interleave in (True, False):
+            got[interleave] = check_profile(x, edges, uniform=uniform, null_mask=mask, threads=threads, row_blocks=2,
+                                            edges32=edges32, interleave=interleave)
+            assert plans[-1][1] and plans[-1][3] == (pitch if interleave else 1), plans[-1]
+        for key in ("hist", "special", "mins", "maxs", "blk_count"):
+            assert got[True][key].tolist() == got[False][key].tolist(), key
+
+
+@cuda.jit
+def _cell_tables_kernel(e, n_edges, me, cells, pitch, lut):
+    """Build every column's cell table where the row kernel puts it (global arrays stand in for its shared memory)."""
+    for c in range(n_edges.shape[0]):
+        eo, _, lc, p = slab_offsets(c, me, cells, pitch)
+        build_cells(e, eo, p, n_edges[c], lut, lc, cells, cuda.threadIdx.x, cuda.blockDim.x)
+
+
+@pytest.mark.parametrize("pitch", [1, 32])
+def test_cell_tables_sit_where_the_layout_says(pitch):
+    """Each column's cell table, written at the offsets of :func:`slab_offsets`, holds that column's bins.
+
+    The lookup walks from a table entry to the bracketing edges, so a table
+    in the wrong place would still count right (only slower); this reads the
+    tables back at the positions the layout promises, written out here: byte
+    ``c * cells + g`` column after column, byte ``4 * ((g // 4) * pitch + c) +
+    g % 4`` interleaved (so every word of column ``c`` is in bank ``c % 32``).
+    """
+    rng = np.random.default_rng(43)
+    n_cols, cells = 5, 64
+    edge_list = [equal_mass_edges(np.sort(rng.normal(size=300) * (1 + j)), 6 + 3 * j) for j in range(n_cols)]
+    me = max(len(x) for x in edge_list)
+    width = n_cols if pitch == 1 else pitch
+    e = np.zeros(width * me)
+    for c, x in enumerate(edge_list):
+        for j, v in enumerate(x):
+            e[c * me + j if pitch == 1 else j * pitch + c] = v
+    lut = cuda.to_device(np.full(width * cells, 255, dtype=np.uint8))
+    n_edges = np.array([len(x) for x in edge_list], dtype=np.int64)
+    _cell_tables_kernel[1, 32](cuda.to_device(e), cuda.to_device(n_edges), me, cells, pitch, lut)
+    got = lut.copy_to_host()
+    written = np.zeros(got.size, dtype=bool)
+    for c, x in enumerate(edge_list):
+        half = x[-1] * 0.5 - x[0] * 0.5
+        for g in range(cells):
+            want = max(int(np.searchsorted(x[:-1], x[0] + 2.0 * (half * (g / cells)), side="right")) - 1, 0)
+            at = c * cells + g if pitch == 1 else 4 * ((g // 4) * pitch + c) + g % 4
+            assert got[at] == want, (c, g)
+            written[at] = True
+            if pitch > 1:
+                assert (at // 4) % 32 == c % 32
+    assert (got[~written] == 255).all()  # nothing written elsewhere
+
+
+def test_row_plan_interleaves_where_it_fits():
+    """Pitches of the row kernel's slabs at the GPU's block size and the simulator's 48 KiB of shared memory."""
+    from cudrift.kernels.profile import _rows_plan
+
+    assert _launch.shared_limit() == 48 * 1024
+    # 32 columns of 101 edges (100 bins) with their cell tables: one slab, pitch 32, float32 or float64 edges
+    assert _rows_plan(32, 101, 256, None, 4) == (32, True, 256, 32)
+    assert _rows_plan(32, 101, 256, None, 8) == (32, True, 256, 32)
+    # 40 columns fit one slab column after column (45 fit), but a pitch of 64 does not: two slabs of 20
+    assert _rows_plan(40, 101, 256, None, 4) == (20, True, 256, 32)
+    assert _rows_plan(40, 101, 256, None, 4, False) == (40, True, 256, 1)
+    # 64 columns: two slabs of 32, as before
+    assert _rows_plan(64, 101, 256, None, 4) == (32, True, 256, 32)
+    # 601 edges: 6 columns fit, 32 do not: column after column
+    assert _rows_plan(10, 601, 256, None, 8)[3] == 1
+    # no private histograms: nothing to lay out
+    assert _rows_plan(32, 101, 256, False, 4)[1:] == (False, 0, 1)
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
