@@ -10,6 +10,7 @@ branch that contains the window's loads. Run from the repository root::
     python3 benchmarks/kernel_sass.py                   # row and column kernel, float32 and float64 binning
     python3 benchmarks/kernel_sass.py --caps 0,64,80    # under register caps (0: none)
     python3 benchmarks/kernel_sass.py --only "rows, float32" --caps 0   # one kernel and binning
+    python3 benchmarks/kernel_sass.py --banks           # shared-memory bank model of the histogram step
 
 The tools come from NVIDIA's wheels, no toolkit install needed (versions
 used on 2026-11-26)::
@@ -109,6 +110,65 @@ def summarize(ops: collections.Counter) -> dict:
     }
 
 
+def bank_passes(cols: int = 32, bins: int = 100, threads: int = 256, rows: int = 2048, seed: int = 7) -> dict:
+    """Shared-memory passes per warp access of the row kernel's histogram step, for both slab layouts.
+
+    A model, not a timing: float32 N(0, 1) values over ``cols`` columns
+    against ``bins`` equal-mass float32 edges (gpu_check's profile case),
+    slabs planned by ``_rows_plan`` and laid out by the kernel's own
+    ``slab_offsets`` / ``cell_at``. Each warp (32 consecutive threads of a
+    block: column ``t % S``, row ``t // S``) looks up each in-range value's
+    cell-table byte and the two edges around it and adds 1 to its bin; an
+    access takes as many passes as the most distinct 4-byte words any one
+    of the 32 banks holds (words read by several threads are broadcast).
+    Walks of more than one step and the timing of atomics are not modelled.
+    Returns ``{layout: {access: mean passes}}``.
+    """
+    import numpy as np
+
+    from cudrift.kernels import profile as kp
+    from cudrift.sketches.histogram import equal_mass_edges
+
+    rng = np.random.default_rng(seed)
+    edges = equal_mass_edges(np.sort(rng.normal(size=200_000)), bins)
+    me = len(edges)
+    x = rng.standard_normal((rows, cols)).astype(np.float32)
+    k_all = np.searchsorted(edges, x, side="right")
+    k_all[x == edges[-1]] = me - 1
+    out = {}
+    for interleave in (True, False):
+        slab, private, cells, pitch = kp._rows_plan(cols, me, threads, None, 4, interleave)
+        assert private and cells
+        width = slab if pitch == 1 else pitch
+        ho = width * me  # words: float32 edges first
+        lo8 = 4 * (ho + width * (me + 1))
+        block = slab * max(1, threads // slab)
+        t = np.arange(block)
+        col, row = t % slab, t // slab
+        passes = {"cell table": [], "edges": [], "atomic": []}
+        for r0 in range(0, rows - block // slab + 1, block // slab):
+            for w0 in range(0, block, 32):
+                c, r = col[w0:w0 + 32], row[w0:w0 + 32] + r0
+                v, k = x[r, c], k_all[r, c]
+                inside = (k >= 1) & (k <= me - 1)
+                offs = [kp.slab_offsets.py_func(int(cc), me, cells, pitch) for cc in c]
+                eo = np.array([o[0] for o in offs])
+                hc = np.array([o[1] for o in offs])
+                g = np.clip(((v - edges[0]) * (cells / (edges[-1] - edges[0]))).astype(np.int64), 0, cells - 1)
+                lut = np.array([int(kp.cell_at.py_func(lo8 + o[2], pitch, int(gg))) // 4 for o, gg in zip(offs, g)])
+                j = np.clip(k - 1, 0, me - 2)
+                for name, words in (("cell table", [lut[inside]]),
+                                    ("edges", [(eo + j * pitch)[inside], (eo + (j + 1) * pitch)[inside]]),
+                                    ("atomic", [ho + hc + k * pitch])):
+                    for wd in words:
+                        if wd.size:
+                            uniq = np.unique(wd)
+                            passes[name].append(int(np.bincount(uniq % 32, minlength=32).max()))
+        out["interleaved" if pitch > 1 else "column after column"] = {
+            name: round(float(np.mean(p)), 2) for name, p in passes.items()}
+    return out
+
+
 def analyse(kernel, sig, cap: int, tools: dict, work: Path) -> dict:
     from numba import cuda
 
@@ -133,7 +193,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--caps", default="0,64", help="register caps, e.g. '0,64,80' (0: none)")
     ap.add_argument("--only", default="", help="the kernels whose name starts with this, e.g. 'rows, float32'")
+    ap.add_argument("--banks", action="store_true",
+                    help="only the shared-memory bank model of the row kernel's histogram step (no tools needed)")
     args = ap.parse_args(argv)
+    if args.banks:
+        os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")  # the model calls device functions' Python bodies
+        for layout, passes in bank_passes().items():
+            print(f"{layout:22s} passes per warp access: {passes}")
+        return 0
     # real compiles, not the simulator; set here, not at import, so that importing this module (its test
     # does) leaves the simulator setting of the test session alone
     os.environ["NUMBA_ENABLE_CUDASIM"] = "0"
