@@ -116,8 +116,9 @@ def bank_passes(cols: int = 32, bins: int = 100, threads: int = 256, rows: int =
     A model, not a timing: float32 N(0, 1) values over ``cols`` columns
     against ``bins`` equal-mass float32 edges (gpu_check's profile case),
     slabs planned by ``_rows_plan`` and laid out by the kernel's own
-    ``slab_offsets`` / ``cell_at``. Each warp (32 consecutive threads of a
-    block: column ``t % S``, row ``t // S``) looks up each in-range value's
+    ``slab_slot`` / ``slab_offsets`` / ``cell_at``. Each warp (32
+    consecutive threads of a block: column ``t % S``, row ``t // S``, the
+    copy of the column's data ``slab_slot`` gives) looks up each in-range value's
     cell-table byte and the two edges around it and adds 1 to its bin; an
     access takes as many passes as the most distinct 4-byte words any one
     of the 32 banks holds (words read by several threads are broadcast).
@@ -146,12 +147,14 @@ def bank_passes(cols: int = 32, bins: int = 100, threads: int = 256, rows: int =
         t = np.arange(block)
         col, row = t % slab, t // slab
         passes = {"cell table": [], "edges": [], "atomic": []}
+        # the slot (copy of its column's data) each thread uses
+        slot = np.array([kp.slab_slot.py_func(int(tt), slab, pitch) for tt in t])
         for r0 in range(0, rows - block // slab + 1, block // slab):
             for w0 in range(0, block, 32):
                 c, r = col[w0:w0 + 32], row[w0:w0 + 32] + r0
                 v, k = x[r, c], k_all[r, c]
                 inside = (k >= 1) & (k <= me - 1)
-                offs = [kp.slab_offsets.py_func(int(cc), me, cells, pitch) for cc in c]
+                offs = [kp.slab_offsets.py_func(int(s), me, cells, pitch) for s in slot[w0:w0 + 32]]
                 eo = np.array([o[0] for o in offs])
                 hc = np.array([o[1] for o in offs])
                 g = np.clip(((v - edges[0]) * (cells / (edges[-1] - edges[0]))).astype(np.int64), 0, cells - 1)

@@ -33,7 +33,7 @@ from numba import config as _config
 from numba import cuda
 from numba.cuda import float64, int32, int64, uint8
 
-__all__ = ["cuda", "float64", "int32", "int64", "uint8", "SIMULATOR", "device_limits"]
+__all__ = ["cuda", "float64", "int32", "int64", "uint8", "SIMULATOR", "device_limits", "shared_per_sm"]
 
 #: True when kernels run in Numba's CUDA simulator (one Python thread per CUDA thread).
 SIMULATOR: bool = bool(_config.ENABLE_CUDASIM)
@@ -42,6 +42,8 @@ SIMULATOR: bool = bool(_config.ENABLE_CUDASIM)
 # that launch geometry still spreads work over a few blocks.
 _SIM_SM_COUNT = 2
 _SIM_SHARED_BYTES = 48 * 1024
+# per SM: an H100's
+_SIM_SHARED_PER_SM = 228 * 1024
 
 
 @lru_cache(maxsize=None)
@@ -62,3 +64,16 @@ def device_limits() -> tuple[int, int]:
     if SIMULATOR:
         return _SIM_SM_COUNT, _SIM_SHARED_BYTES
     return _limits_of(int(cuda.get_current_device().id))
+
+
+@lru_cache(maxsize=None)
+def _sm_shared_of(device_id: int) -> int:
+    return int(cuda.get_current_device().MAX_SHARED_MEMORY_PER_MULTIPROCESSOR)
+
+
+def shared_per_sm() -> int:
+    """Shared memory of one multiprocessor of the current device (bytes): 228 KiB on an H100 or H200 (and in
+    the simulator), 100 KiB on many smaller cards. Queried once per device id."""
+    if SIMULATOR:
+        return _SIM_SHARED_PER_SM
+    return _sm_shared_of(int(cuda.get_current_device().id))

@@ -14,6 +14,7 @@ small: 32 threads per block and a device that pretends to have 2 SMs.
 from __future__ import annotations
 
 from ._cuda import SIMULATOR, device_limits
+from ._cuda import shared_per_sm as _shared_per_sm
 
 __all__ = [
     "MMD_TILE",
@@ -27,6 +28,8 @@ __all__ = [
     "mmd_tile_pairs",
     "mmd_blocks",
     "shared_limit",
+    "shared_per_sm",
+    "resident_blocks",
     "ROWS_MAX_REGISTERS",
     "MAX_GRID_Y",
 ]
@@ -148,3 +151,13 @@ def shared_limit() -> int:
     """Dynamic shared memory a block may use without opting in (bytes)."""
     _, shared = device_limits()
     return shared
+
+
+def shared_per_sm() -> int:
+    """Shared memory of one multiprocessor (bytes): what the blocks resident on it share."""
+    return _shared_per_sm()
+
+
+def resident_blocks() -> int:
+    """Blocks of the default size aimed to be resident per SM (also what :func:`target_blocks` counts)."""
+    return _BLOCKS_PER_SM

@@ -546,29 +546,66 @@ def profile_kernel(
 
 
 @cuda.jit(device=True, inline=True)
-def slab_offsets(c, me, cells, pitch):
-    """Where column ``c`` of a :func:`profile_rows_kernel` slab keeps its shared data: ``(edges, histogram,
+def slab_offsets(v, me, cells, pitch):
+    """Where slot ``v`` of a :func:`profile_rows_kernel` slab keeps its shared data: ``(edges, histogram,
     cell table, p)``, each relative to its array's start, and the pitch ``p`` of its entries.
 
-    ``pitch == 1``: column after column (edges at ``c * me``, histogram at
-    ``c * (me + 1)``, cell table at byte ``c * cells``), entries adjacent.
-    ``pitch > 1`` (a multiple of 32, at least the slab's width): interleaved,
-    entry ``k`` of column ``c`` at ``k * pitch + c`` (the cell table's word
-    ``k * pitch + c`` holds cells ``4k`` to ``4k + 3``, see :func:`cell_at`).
-    Every entry of a column then sits in bank ``c % 32``, so a warp whose
-    threads own different columns reads and counts without bank conflicts
-    whichever bins its values fall in; column after column, 32 threads'
-    bins meet about 3.5 times in the busiest bank (one pass of the shared
-    memory each) for each of the cell lookup, the edge reads and the atomic.
+    A slot holds one column's edges, private histogram and cell table;
+    which column, and which thread uses which slot, is :func:`slab_slot`'s.
+    ``pitch == 1``: column after column, one slot per column (edges at ``v
+    * me``, histogram at ``v * (me + 1)``, cell table at byte ``v *
+    cells``), entries adjacent. ``pitch > 1`` (a multiple of 32, or where
+    32 slots do not fit a power of two at least the slab's width):
+    interleaved, entry ``k`` of slot ``v`` at ``k * pitch + v`` (the cell
+    table's word ``k * pitch + v`` holds cells ``4k`` to ``4k + 3``, see
+    :func:`cell_at`), so in bank ``(k * pitch + v) % 32``: two slots whose
+    indices differ by less than 32 (or less than a smaller pitch) never
+    share a bank, whichever bins their values fall in. Column after
+    column, 32 threads' bins meet about 3.5 times in the busiest bank (one
+    pass of the shared memory each) for each of the cell lookup, the edge
+    reads and the atomic (``benchmarks/kernel_sass.py --banks``).
     """
     if pitch == 1:
-        return c * me, c * (me + 1), c * cells, 1
-    return c, c, 4 * c, pitch
+        return v * me, v * (me + 1), v * cells, 1
+    return v, v, 4 * v, pitch
+
+
+@cuda.jit(device=True, inline=True)
+def slab_regions(width, me, edge_bytes):
+    """Where a slab's shared regions start: ``(histograms in 4-byte words, cell tables in bytes)``, after
+    ``width`` slots of ``me`` edges of ``edge_bytes`` each (edges first, at 0)."""
+    ho = (width * me * edge_bytes) // 4
+    return ho, 4 * (ho + width * (me + 1))
+
+
+@cuda.jit(device=True, inline=True)
+def slab_slots(n_cols, pitch):
+    """Slots a slab of ``n_cols`` columns fills (:func:`slab_offsets`): its columns, repeated ``pitch // n_cols``
+    times when interleaved (slot ``v`` holds column ``v % n_cols``)."""
+    if pitch == 1:
+        return n_cols
+    return (pitch // n_cols) * n_cols
+
+
+@cuda.jit(device=True, inline=True)
+def slab_slot(t, n_cols, pitch):
+    """The slot thread ``t`` of a slab of ``n_cols`` columns reads and counts in: a copy of its column ``t % n_cols``.
+
+    Interleaved, a slab narrower than the pitch holds ``pitch // n_cols``
+    copies of its columns' data, and the threads of row ``r`` use copy ``r %
+    copies``: when the width divides 32 a warp's 32 threads then use 32
+    different slots, one per bank, though it spans several rows (one copy,
+    the threads of one column in those rows would meet in a bank). The
+    flush adds the copies' histograms together.
+    """
+    if pitch == 1:
+        return t % n_cols
+    return ((t // n_cols) % (pitch // n_cols)) * n_cols + t % n_cols
 
 
 @cuda.jit(device=True, inline=True)
 def slab_entry(q, length, pitch):
-    """``(column, entry)`` of slot ``q`` of a slab's per-column arrays of ``length`` entries (:func:`slab_offsets`)."""
+    """``(slot, entry)`` of position ``q`` of a slab's per-slot arrays of ``length`` entries (:func:`slab_offsets`)."""
     if pitch == 1:
         return q // length, q % length
     return q % pitch, q // pitch
@@ -597,15 +634,18 @@ def profile_rows_kernel(
     uint8 and ``cmp_edges``' dtype): while reading, the slab's comparison
     edges (``W * max_edges`` of ``cmp_edges``' dtype),
     private histograms (``W * (max_edges + 1)`` int32) and cell tables of
-    :func:`bin_index_cells` (``W * cells`` uint8) when ``private``, laid out
-    column after column (``pitch == 1``, ``W = S``) or interleaved by
-    column (``W = pitch``, no bank conflicts; see :func:`slab_offsets`); after the
+    :func:`bin_index_cells` (``W * cells`` uint8) when ``private``, in ``W``
+    slots: one per column laid out column after column (``pitch == 1``,
+    ``W = S``), or interleaved (``W = pitch``; the columns repeated to fill
+    the slots, each thread on its row's copy: see :func:`slab_offsets` and
+    :func:`slab_slot`; no bank conflicts between a warp's threads); after the
     histograms are flushed, the same bytes hold per-thread ``mean, m2, min,
     max`` (float64) and ``count, null, nan, +inf, -inf`` (int64), which
     thread ``c < S`` combines over the block's ``R`` threads of column ``c``.
 
     Atomics: int32 adds on the shared histograms (global int64 adds on
-    ``hist`` when not ``private``); then one int64 add per nonzero bin and
+    ``hist`` when not ``private``); then one int64 add per nonzero bin (of
+    each copy) and
     special count, and one float64 min and max per column and block.
 
     Writes: as :func:`profile_kernel`, with ``blk_*[c, blockIdx.x]``.
@@ -626,22 +666,23 @@ def profile_rows_kernel(
     i32 = cuda.shared.array(0, dtype=int32)
     u8 = cuda.shared.array(0, dtype=uint8)
     ce = cuda.shared.array(0, dtype=cmp_edges.dtype)
-    width = n_cols if pitch == 1 else pitch  # columns' worth of shared memory
-    ho = (width * me * cmp_edges.itemsize) // 4  # private histograms, in 4-byte units, after the edges
-    lo8 = 4 * (ho + width * (me + 1))  # cell tables, in bytes, after the histograms
+    width = n_cols if pitch == 1 else pitch  # slots' worth of shared memory
+    slots = slab_slots(n_cols, pitch)  # slot v holds column v % n_cols; the rest is padding
+    ho, lo8 = slab_regions(width, me, cmp_edges.itemsize)  # histograms (4-byte units), cell tables (bytes)
     if private:
-        # slots in storage order (consecutive threads, consecutive banks); padding columns stay unused
+        # positions in storage order (consecutive threads, consecutive banks)
         for q in range(t, width * me, nt):
-            cc, j = slab_entry(q, me, pitch)
-            if cc < n_cols:
-                ce[q] = cmp_edges[cc, j]
+            v, j = slab_entry(q, me, pitch)
+            if v < slots:
+                ce[q] = cmp_edges[v % n_cols, j]
         for q in range(t, width * (me + 1), nt):
             i32[ho + q] = 0
     cuda.syncthreads()
     if private and cells > 0:
-        for cc in range(n_cols):
+        for v in range(slots):
+            cc = v % n_cols
             if n_edges[cc] >= 2 and uniform[cc] == 0:
-                eo, _, lc, p = slab_offsets(cc, me, cells, pitch)
+                eo, _, lc, p = slab_offsets(v, me, cells, pitch)
                 build_cells(ce, eo, p, n_edges[cc], u8, lo8 + lc, cells, t, nt)
     cuda.syncthreads()
 
@@ -650,7 +691,8 @@ def profile_rows_kernel(
     crow = cmp_edges[c]
     scale, gscale, first, top, last = edge_constants(crow, edges, c, ne, cells)
     use_cells = private and cells > 0 and ne >= 2 and not uni
-    eo, hc, lc, p = slab_offsets(c, me, cells, pitch)  # this column's edges, histogram and cell table
+    # where this thread's copy of its column's edges, histogram and cell table lies
+    eo, hc, lc, p = slab_offsets(slab_slot(t, n_cols, pitch), me, cells, pitch)
     bins = (first, top, last, eo, p, ne, uni, scale, lo8 + lc, cells, gscale, use_cells, private, ho + hc, c)
     # threads past the slab's rows read nothing (start at n_rows) and hold identities
     start = b * rows_per_step + t // n_cols if active else n_rows
@@ -661,8 +703,8 @@ def profile_rows_kernel(
         for q in range(t, width * (me + 1), nt):
             k = i32[ho + q]
             if k != 0:
-                cc, j = slab_entry(q, me + 1, pitch)
-                cuda.atomic.add(hist, (cc, j), np.int64(k))
+                v, j = slab_entry(q, me + 1, pitch)
+                cuda.atomic.add(hist, (v % n_cols, j), np.int64(k))
     cuda.syncthreads()
 
     fo = 0
@@ -730,9 +772,21 @@ def _cells_ok(max_edges: int) -> bool:
     return 3 <= max_edges <= 257
 
 
-def _pitch_of(slab: int) -> int:
-    """Pitch of a slab's interleaved shared layout: its width rounded up to whole banks (32)."""
-    return 32 * -(-slab // 32)
+def _interleave_pitch(slab: int, column: int, limit: int) -> int:
+    """Pitch of a slab's interleaved shared layout (:func:`slab_offsets`), or 1 where none fits.
+
+    Whole banks (a multiple of 32; a slab narrower than 32 fills them with
+    copies of its columns) where that fits a block, else the smallest power
+    of two at least the slab's width. A pitch wider than the slab takes
+    more shared memory than the layout column after column, so it must
+    also leave room for :func:`cudrift.kernels._launch.resident_blocks`
+    blocks on an SM.
+    """
+    for pitch in (32 * -(-slab // 32), 1 << (slab - 1).bit_length()):
+        room = pitch == slab or _launch.resident_blocks() * pitch * column <= _launch.shared_per_sm()
+        if pitch * column <= limit and room:
+            return pitch
+    return 1
 
 
 def _rows_plan(n_cols: int, max_edges: int, threads: int, privatize: bool | None,
@@ -740,9 +794,9 @@ def _rows_plan(n_cols: int, max_edges: int, threads: int, privatize: bool | None
     """Columns per slab, whether slabs keep private histograms, their cell-table size, and the pitch of
     their shared layout (:func:`slab_offsets`: 1 column after column, else interleaved).
 
-    With ``interleave`` the slabs are interleaved when their pitch fits, and
-    narrowed to a multiple of 32 columns when that makes it fit (a slab of
-    40 columns would need a pitch of 64; two of 20 take 32).
+    With ``interleave`` the same slabs are interleaved where a pitch fits
+    (:func:`_interleave_pitch`); the layout never changes how many slabs
+    there are.
     """
     limit = _launch.shared_limit()
     want = min(n_cols, threads)
@@ -758,12 +812,11 @@ def _rows_plan(n_cols: int, max_edges: int, threads: int, privatize: bool | None
         elif privatize:
             raise ValueError(
                 f"{max_edges} edges per column do not fit {limit} bytes of shared memory; use privatize=False")
-    column = _column_bytes(max_edges, cells, edge_bytes)
-    if private and interleave and _pitch_of(cap) * column > limit and limit // column >= 32:
-        cap = 32 * (limit // column // 32)
     n_slabs = -(-n_cols // cap)
     slab = -(-n_cols // n_slabs)
-    pitch = _pitch_of(slab) if private and interleave and _pitch_of(slab) * column <= limit else 1
+    pitch = 1
+    if private and interleave:
+        pitch = _interleave_pitch(slab, _column_bytes(max_edges, cells, edge_bytes), limit)
     return slab, private, cells if private else 0, pitch
 
 

@@ -59,10 +59,12 @@ def test_without_ptxas_it_says_how_to_get_it():
     assert proc.returncode == 2 and "ptxas not found" in proc.stdout
 
 
-def test_bank_model_interleaved_slabs_never_conflict():
-    """The row kernel's interleaved layout: one pass per warp access at gpu_check's 32 columns x 100 bins; the
-    layout column after column needs several (random bins meet in a bank)."""
+@pytest.mark.parametrize("cols", [32, 8])
+def test_bank_model_interleaved_slabs_never_conflict(cols):
+    """The row kernel's interleaved layout: one pass per warp access at 100 bins, over gpu_check's 32 columns
+    and over 8 (four rows per warp, each on its own copy of the slab's data); the layout column after column
+    needs several (random bins meet in a bank)."""
     pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install numba-cuda)")
-    passes = kernel_sass.bank_passes(rows=256)
+    passes = kernel_sass.bank_passes(cols=cols, rows=256)
     assert passes["interleaved"] == {"cell table": 1.0, "edges": 1.0, "atomic": 1.0}
     assert min(passes["column after column"].values()) > 2.5, passes

@@ -205,6 +205,10 @@ def test_row_major_slabs_and_wide_matrices(monkeypatch):
     y = np.ascontiguousarray(x[:, :10])
     check_profile(y, wide, uniform=[1] * 10, threads=32, row_blocks=2, privatize=True)
     assert launched[-1][0] < 10 and launched[-1][1]  # private histograms of 601 edges: a few columns per slab
+    # two of those columns taken as not uniform: the binary search (no cell table past 257 edges), interleaved
+    check_profile(np.ascontiguousarray(y[:, :2]), wide[:2], uniform=[0, 0], threads=32, row_blocks=2,
+                  privatize=True)
+    assert launched[-1] == (2, True, 0, 2)
     check_profile(y, wide, uniform=[0] * 10, threads=32, row_blocks=2, privatize=False)
     # a column slice of a C-ordered matrix keeps the row mapping
     assert kp.rows_layout(x[:, 5:9]) and not kp.rows_layout(np.asfortranarray(x)) and not kp.rows_layout(x[:, :1])
@@ -224,16 +228,19 @@ def _plans(monkeypatch) -> list:
 def test_interleaved_and_column_after_column_layouts_count_alike(edges32, monkeypatch):
     """The row kernel's two shared layouts (:func:`slab_offsets`) against the CPU twin and each other.
 
-    Interleaved at pitch 32 with padding columns (20 columns, a warp holding
-    parts of two rows) and at pitch 64 (40 columns on 64 threads), column
-    after column when asked; cell tables, closed-form bins, columns without
-    a histogram, nulls, values on the edges, float32 and float64 binning.
-    (Edges past the cell tables' 257 take too much shared memory for a
-    pitch of 32, so the binary search runs column after column only.)
+    Interleaved at pitch 32 with six copies of 5 columns (12 rows per block:
+    rows share copies), with one copy of 20 columns and padding (blocks of
+    three rows, a warp holding parts of two), and at pitch 64 (40 columns on
+    64 threads);
+    column after column when asked; cell tables, closed-form bins, columns
+    without a histogram, nulls, values on the edges, float32 and float64
+    binning.
+    (The binary search, for edges past the cell tables' 257, is run
+    interleaved by ``test_row_major_slabs_and_wide_matrices``.)
     """
     plans = _plans(monkeypatch)
     rng = np.random.default_rng(41)
-    for n_cols, threads, pitch in ((20, 32, 32), (40, 64, 64)):
+    for n_cols, threads, pitch in ((5, 64, 32), (20, 64, 32), (40, 64, 64)):
         x = _sprinkle(rng.normal(size=(21, n_cols)), rng).astype(np.float32)
         edges, uniform = [], []
         for j in range(n_cols):
@@ -309,15 +316,57 @@ def test_row_plan_interleaves_where_it_fits():
     # 32 columns of 101 edges (100 bins) with their cell tables: one slab, pitch 32, float32 or float64 edges
     assert _rows_plan(32, 101, 256, None, 4) == (32, True, 256, 32)
     assert _rows_plan(32, 101, 256, None, 8) == (32, True, 256, 32)
-    # 40 columns fit one slab column after column (45 fit), but a pitch of 64 does not: two slabs of 20
-    assert _rows_plan(40, 101, 256, None, 4) == (20, True, 256, 32)
-    assert _rows_plan(40, 101, 256, None, 4, False) == (40, True, 256, 1)
+    # 40 columns fit one slab (45 fit), but not at a pitch of 64: column after column, still one slab
+    assert _rows_plan(40, 101, 256, None, 4) == (40, True, 256, 1) == _rows_plan(40, 101, 256, None, 4, False)
     # 64 columns: two slabs of 32, as before
     assert _rows_plan(64, 101, 256, None, 4) == (32, True, 256, 32)
-    # 601 edges: 6 columns fit, 32 do not: column after column
-    assert _rows_plan(10, 601, 256, None, 8)[3] == 1
+    # narrower slabs: pitch 32 (copies of the columns) while four blocks' worth fits an SM's 228 KiB
+    assert _rows_plan(5, 101, 256, None, 4) == (5, True, 256, 32)
+    assert _rows_plan(5, 101, 256, None, 4, False) == (5, True, 256, 1)
+    # 160 edges: 31 columns fit, so two slabs of 16; 32 slots do not fit, 16 do: pitch 16, no copies
+    assert _rows_plan(32, 160, 256, None, 4) == (16, True, 256, 16)
+    # 601 edges, private histograms asked for: 6 columns fit, two slabs of 5; neither 32 slots nor 8 fit
+    assert _rows_plan(10, 601, 256, True, 8) == (5, True, 0, 1)
+    assert _rows_plan(10, 601, 256, None, 8)[1] is False  # not asked for: not kept
     # no private histograms: nothing to lay out
     assert _rows_plan(32, 101, 256, False, 4)[1:] == (False, 0, 1)
+
+
+def test_row_plan_keeps_copies_off_smaller_multiprocessors(monkeypatch):
+    """Copies of a narrow slab's data take a 32-column slab's shared memory: not where that would leave room for
+    fewer resident blocks (100 KiB per SM); the slab then takes the smallest power-of-two pitch."""
+    from cudrift.kernels import _launch
+    from cudrift.kernels.profile import _rows_plan
+
+    monkeypatch.setattr(_launch, "shared_per_sm", lambda: 100 * 1024)
+    assert _rows_plan(5, 101, 256, None, 4) == (5, True, 256, 8)
+    assert _rows_plan(32, 101, 256, None, 4) == (32, True, 256, 32)  # no more memory than column after column
+
+
+@pytest.mark.parametrize("plan", [(32, 101, 256, 4), (5, 101, 256, 8), (20, 50, 64, 4), (40, 9, 64, 8),
+                                  (32, 160, 256, 4), (2, 601, 32, 8)])
+def test_slab_regions_hold_every_slot(plan):
+    """Every slot's edges, histogram and cell table lie in their own region of the block's shared memory, no two
+    entries on one byte, and the launch asks for enough (written out from ``slab_offsets`` / ``cell_at``)."""
+    from cudrift.kernels.profile import _rows_plan, cell_at, rows_shared_bytes, slab_regions, slab_slots
+
+    n_cols, me, threads, eb = plan
+    slab, private, cells, pitch = _rows_plan(n_cols, me, threads, True, eb)
+    assert private and pitch > 1, (plan, pitch)
+    width = pitch
+    ho, lo8 = slab_regions.py_func(width, me, eb)
+    total = rows_shared_bytes(me, width, slab * max(1, threads // slab), True, cells, eb)
+    edge_bytes, hist_words, cell_bytes = set(), set(), set()
+    for v in range(slab_slots.py_func(slab, pitch)):
+        eo, hc, lc, p = slab_offsets.py_func(v, me, cells, pitch)
+        edge_bytes.update((eo + j * p) * eb + b for j in range(me) for b in range(eb))
+        hist_words.update(ho + hc + k * p for k in range(me + 1))
+        cell_bytes.update(int(cell_at.py_func(lo8 + lc, p, g)) for g in range(cells))
+    n_slots = slab_slots.py_func(slab, pitch)
+    assert len(edge_bytes) == n_slots * me * eb and max(edge_bytes) < 4 * ho
+    assert len(hist_words) == n_slots * (me + 1) and min(hist_words) >= ho and max(hist_words) < lo8 // 4
+    assert len(cell_bytes) == n_slots * cells and (not cells or (min(cell_bytes) >= lo8 and max(cell_bytes) < total))
+    assert lo8 + width * cells <= total
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
