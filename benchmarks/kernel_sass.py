@@ -123,7 +123,9 @@ def bank_passes(cols: int = 32, bins: int = 100, threads: int = 256, rows: int =
     access takes as many passes as the most distinct 4-byte words any one
     of the 32 banks holds (words read by several threads are broadcast).
     Walks of more than one step and the timing of atomics are not modelled.
-    Returns ``{layout: {access: mean passes}}``.
+    Returns ``{layout: {"pitch": the plan's pitch, access: mean passes}}``
+    for the plans with and without ``interleave`` (pitch 1 where no
+    interleaved layout fits).
     """
     import numpy as np
 
@@ -167,8 +169,8 @@ def bank_passes(cols: int = 32, bins: int = 100, threads: int = 256, rows: int =
                         if wd.size:
                             uniq = np.unique(wd)
                             passes[name].append(int(np.bincount(uniq % 32, minlength=32).max()))
-        out["interleaved" if pitch > 1 else "column after column"] = {
-            name: round(float(np.mean(p)), 2) for name, p in passes.items()}
+        out["interleaved" if interleave else "column after column"] = {
+            "pitch": pitch, **{name: round(float(np.mean(p)), 2) for name, p in passes.items()}}
     return out
 
 
