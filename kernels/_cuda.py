@@ -66,9 +66,13 @@ def device_limits() -> tuple[int, int]:
     return _limits_of(int(cuda.get_current_device().id))
 
 
+#: The device attribute :func:`shared_per_sm` reads (numba-cuda looks up ``CU_DEVICE_ATTRIBUTE_`` + this).
+SM_SHARED_ATTRIBUTE = "MAX_SHARED_MEMORY_PER_MULTIPROCESSOR"
+
+
 @lru_cache(maxsize=None)
 def _sm_shared_of(device_id: int) -> int:
-    return int(cuda.get_current_device().MAX_SHARED_MEMORY_PER_MULTIPROCESSOR)
+    return int(getattr(cuda.get_current_device(), SM_SHARED_ATTRIBUTE))
 
 
 def shared_per_sm() -> int:

@@ -554,8 +554,9 @@ def slab_offsets(v, me, cells, pitch):
     which column, and which thread uses which slot, is :func:`slab_slot`'s.
     ``pitch == 1``: column after column, one slot per column (edges at ``v
     * me``, histogram at ``v * (me + 1)``, cell table at byte ``v *
-    cells``), entries adjacent. ``pitch > 1`` (a multiple of 32, or where
-    32 slots do not fit a power of two at least the slab's width):
+    cells``), entries adjacent. ``pitch > 1`` (a multiple of 32, or a
+    power of two at least the slab's width where 32 slots do not fit a
+    block or leave too little room on an SM; ``_interleave_pitch``):
     interleaved, entry ``k`` of slot ``v`` at ``k * pitch + v`` (the cell
     table's word ``k * pitch + v`` holds cells ``4k`` to ``4k + 3``, see
     :func:`cell_at`), so in bank ``(k * pitch + v) % 32``: two slots whose
@@ -596,7 +597,7 @@ def slab_slot(t, n_cols, pitch):
     copies``: when the width divides 32 a warp's 32 threads then use 32
     different slots, one per bank, though it spans several rows (one copy,
     the threads of one column in those rows would meet in a bank). The
-    flush adds the copies' histograms together.
+    flush adds the copies' histograms together before its global atomics.
     """
     if pitch == 1:
         return t % n_cols
@@ -638,7 +639,8 @@ def profile_rows_kernel(
     slots: one per column laid out column after column (``pitch == 1``,
     ``W = S``), or interleaved (``W = pitch``; the columns repeated to fill
     the slots, each thread on its row's copy: see :func:`slab_offsets` and
-    :func:`slab_slot`; no bank conflicts between a warp's threads); after the
+    :func:`slab_slot`; a warp's threads never meet in a bank when the
+    width divides 32 or is a multiple of it); after the
     histograms are flushed, the same bytes hold per-thread ``mean, m2, min,
     max`` (float64) and ``count, null, nan, +inf, -inf`` (int64), which
     thread ``c < S`` combines over the block's ``R`` threads of column ``c``.
@@ -700,11 +702,17 @@ def profile_rows_kernel(
         x, null_mask, has_mask, np.uint64(c), start, n_b * rows_per_step, n_rows, bins, ce, u8, i32, hist, crow)
     cuda.syncthreads()
     if private:
-        for q in range(t, width * (me + 1), nt):
-            k = i32[ho + q]
+        # each (column, bin) once, its copies added here: one global atomic per nonzero bin; consecutive
+        # threads read consecutive shared words in either layout
+        copies = slots // n_cols
+        for q in range(t, n_cols * (me + 1), nt):
+            cc, j = (q // (me + 1), q % (me + 1)) if pitch == 1 else (q % n_cols, q // n_cols)
+            k = 0
+            for r in range(copies):
+                _, hq, _, p = slab_offsets(r * n_cols + cc, me, cells, pitch)
+                k += i32[ho + hq + j * p]
             if k != 0:
-                v, j = slab_entry(q, me + 1, pitch)
-                cuda.atomic.add(hist, (v % n_cols, j), np.int64(k))
+                cuda.atomic.add(hist, (cc, j), np.int64(k))
     cuda.syncthreads()
 
     fo = 0
@@ -783,7 +791,8 @@ def _interleave_pitch(slab: int, column: int, limit: int) -> int:
     blocks on an SM.
     """
     for pitch in (32 * -(-slab // 32), 1 << (slab - 1).bit_length()):
-        room = pitch == slab or _launch.resident_blocks() * pitch * column <= _launch.shared_per_sm()
+        # CUDA keeps 1 KiB of an SM's shared memory per resident block (sm_80 and later)
+        room = pitch == slab or _launch.resident_blocks() * (pitch * column + 1024) <= _launch.shared_per_sm()
         if pitch * column <= limit and room:
             return pitch
     return 1
@@ -930,7 +939,8 @@ def launch_profile(
     interleave
         Row-major chunks: lay the slab's shared edges, histograms and cell
         tables out interleaved by column where they fit
-        (:func:`slab_offsets`: no shared-memory bank conflicts); False keeps
+        (:func:`slab_offsets`: no shared-memory bank conflicts when the
+        slab's width divides 32 or is a multiple of it, fewer otherwise); False keeps
         them column after column (the layout before, for A/B timing). Same
         results either way.
     stream

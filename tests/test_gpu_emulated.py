@@ -97,12 +97,12 @@ def test_gpu_check_runs_every_step_under_emulation(emulated_gpu_check):
         assert data["steps"][step]["ok"], step
     rows = {r["name"]: r for r in data["benchmarks"]}
     # one row per measurement the card run reports (names as RESULTS.md quotes them), each timed
-    assert len(rows) == len(data["benchmarks"]) == 18, sorted(rows)
+    assert len(rows) == len(data["benchmarks"]) == 20, sorted(rows)
     for r in rows.values():
         assert math.isfinite(r["gpu_seconds"]) and r["gpu_seconds"] > 0, r
     # the A/B rows' own checks: float64 binning counts what float32 binning counts, the GPU MMD is the CPU's
     assert rows["fused pass, row-major float32, float64 bins (before)"]["note"].startswith("histogram equal to")
-    assert rows["fused pass, row-major float32, shared data column after column (before)"]["note"].startswith(
+    assert rows["fused pass, row-major f32, slab data column-wise (before)"]["note"].startswith(
         "histogram equal to")
     agree = rows["MMD, RBF, 5 permutations (1 feature)"]["agreement"]
     assert agree["same_pvalue"] and agree["statistic_rel_diff"] < 1e-9, agree

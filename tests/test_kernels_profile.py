@@ -343,6 +343,12 @@ def test_row_plan_keeps_copies_off_smaller_multiprocessors(monkeypatch):
     assert _rows_plan(32, 101, 256, None, 4) == (32, True, 256, 32)  # no more memory than column after column
 
 
+def test_shared_per_sm_reads_a_real_device_attribute():
+    """On a GPU ``shared_per_sm`` reads this attribute (the simulator has none to read): it must be CUDA's."""
+    driver = pytest.importorskip("cuda.bindings.driver", reason="cuda-bindings (numba-cuda's) is not installed")
+    assert hasattr(driver.CUdevice_attribute, "CU_DEVICE_ATTRIBUTE_" + _cuda.SM_SHARED_ATTRIBUTE)
+
+
 @pytest.mark.parametrize("plan", [(32, 101, 256, 4), (5, 101, 256, 8), (20, 50, 64, 4), (40, 9, 64, 8),
                                   (32, 160, 256, 4), (2, 601, 32, 8)])
 def test_slab_regions_hold_every_slot(plan):
