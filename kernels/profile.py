@@ -605,6 +605,23 @@ def slab_slot(t, n_cols, pitch):
 
 
 @cuda.jit(device=True, inline=True)
+def copy_cell_tables(u8, lo8, n_edges, uniform, n_cols, slots, me, cells, pitch, t, nt):
+    """Copy the first copy's cell tables (slots ``0 .. n_cols - 1``, built) to the other slots of an interleaved
+    slab (slot ``v`` gets column ``v % n_cols``'s); threads ``t`` of ``nt`` share it, the caller synchronizes.
+
+    Goes through the table region in storage order (byte ``q``: slot ``q // 4 % pitch``, cells from ``4 * (q //
+    4 // pitch)``), so consecutive threads write consecutive bytes; a copy costs far less than a build.
+    """
+    for q in range(t, pitch * cells, nt):
+        v = (q >> 2) % pitch
+        if n_cols <= v < slots:
+            cc = v % n_cols
+            if n_edges[cc] >= 2 and uniform[cc] == 0:
+                _, _, lc, p = slab_offsets(cc, me, cells, pitch)
+                u8[lo8 + q] = u8[cell_at(lo8 + lc, p, ((q >> 2) // pitch) * 4 + (q & 3))]
+
+
+@cuda.jit(device=True, inline=True)
 def slab_entry(q, length, pitch):
     """``(slot, entry)`` of position ``q`` of a slab's per-slot arrays of ``length`` entries (:func:`slab_offsets`)."""
     if pitch == 1:
@@ -681,11 +698,13 @@ def profile_rows_kernel(
             i32[ho + q] = 0
     cuda.syncthreads()
     if private and cells > 0:
-        for v in range(slots):
-            cc = v % n_cols
+        for cc in range(n_cols):  # the first copy's tables (slots 0 .. n_cols - 1)
             if n_edges[cc] >= 2 and uniform[cc] == 0:
-                eo, _, lc, p = slab_offsets(v, me, cells, pitch)
+                eo, _, lc, p = slab_offsets(cc, me, cells, pitch)
                 build_cells(ce, eo, p, n_edges[cc], u8, lo8 + lc, cells, t, nt)
+    cuda.syncthreads()
+    if private and cells > 0 and slots > n_cols:
+        copy_cell_tables(u8, lo8, n_edges, uniform, n_cols, slots, me, cells, pitch, t, nt)
     cuda.syncthreads()
 
     ne = n_edges[c]

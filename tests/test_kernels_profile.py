@@ -21,7 +21,7 @@ from numba import cuda  # noqa: E402
 from cudrift.backends._gpu_host import pack_edges  # noqa: E402
 from cudrift.kernels import _cuda, _launch  # noqa: E402
 from cudrift.kernels._host import float32_edges  # noqa: E402
-from cudrift.kernels.profile import build_cells, profile_shared_bytes, slab_offsets  # noqa: E402
+from cudrift.kernels.profile import build_cells, copy_cell_tables, profile_shared_bytes, slab_offsets  # noqa: E402
 from cudrift.sketches.column import NumericColumnProfile  # noqa: E402
 from cudrift.sketches.histogram import equal_mass_edges, uniform_edges  # noqa: E402
 
@@ -265,46 +265,57 @@ def test_interleaved_and_column_after_column_layouts_count_alike(edges32, monkey
 
 
 @cuda.jit
-def _cell_tables_kernel(e, n_edges, me, cells, pitch, lut):
-    """Build every column's cell table where the row kernel puts it (global arrays stand in for its shared memory)."""
-    for c in range(n_edges.shape[0]):
+def _cell_tables_kernel(e, n_edges, uniform, me, cells, pitch, slots, lut):
+    """Build every column's cell table where the row kernel puts it, and copy it to the other slots as the row
+    kernel does (global arrays stand in for its shared memory)."""
+    n_cols = n_edges.shape[0]
+    for c in range(n_cols):
         eo, _, lc, p = slab_offsets(c, me, cells, pitch)
         build_cells(e, eo, p, n_edges[c], lut, lc, cells, cuda.threadIdx.x, cuda.blockDim.x)
+    cuda.syncthreads()
+    if slots > n_cols:
+        copy_cell_tables(lut, 0, n_edges, uniform, n_cols, slots, me, cells, pitch, cuda.threadIdx.x,
+                         cuda.blockDim.x)
 
 
 @pytest.mark.parametrize("pitch", [1, 32])
 def test_cell_tables_sit_where_the_layout_says(pitch):
-    """Each column's cell table, written at the offsets of :func:`slab_offsets`, holds that column's bins.
+    """Each slot's cell table, at the offsets of :func:`slab_offsets`, holds its column's bins.
 
     The lookup walks from a table entry to the bracketing edges, so a table
-    in the wrong place would still count right (only slower); this reads the
-    tables back at the positions the layout promises, written out here: byte
-    ``c * cells + g`` column after column, byte ``4 * ((g // 4) * pitch + c) +
-    g % 4`` interleaved (so every word of column ``c`` is in bank ``c % 32``).
+    in the wrong place (or a wrong copy) would still count right, only
+    slower; this reads the tables back at the positions the layout promises,
+    written out here: byte ``c * cells + g`` column after column, byte ``4 *
+    ((g // 4) * pitch + v) + g % 4`` for slot ``v`` interleaved (so every
+    word of a slot is in bank ``v % 32``), where 5 columns fill 30 slots
+    with copies (slot ``v`` holds column ``v % 5``).
     """
     rng = np.random.default_rng(43)
     n_cols, cells = 5, 64
     edge_list = [equal_mass_edges(np.sort(rng.normal(size=300) * (1 + j)), 6 + 3 * j) for j in range(n_cols)]
     me = max(len(x) for x in edge_list)
     width = n_cols if pitch == 1 else pitch
+    slots = n_cols if pitch == 1 else (pitch // n_cols) * n_cols
     e = np.zeros(width * me)
     for c, x in enumerate(edge_list):
         for j, v in enumerate(x):
             e[c * me + j if pitch == 1 else j * pitch + c] = v
     lut = cuda.to_device(np.full(width * cells, 255, dtype=np.uint8))
     n_edges = np.array([len(x) for x in edge_list], dtype=np.int64)
-    _cell_tables_kernel[1, 32](cuda.to_device(e), cuda.to_device(n_edges), me, cells, pitch, lut)
+    _cell_tables_kernel[1, 32](cuda.to_device(e), cuda.to_device(n_edges), cuda.to_device(np.zeros(n_cols, np.uint8)),
+                               me, cells, pitch, slots, lut)
     got = lut.copy_to_host()
     written = np.zeros(got.size, dtype=bool)
-    for c, x in enumerate(edge_list):
+    for v in range(slots):
+        x = edge_list[v % n_cols]
         half = x[-1] * 0.5 - x[0] * 0.5
         for g in range(cells):
             want = max(int(np.searchsorted(x[:-1], x[0] + 2.0 * (half * (g / cells)), side="right")) - 1, 0)
-            at = c * cells + g if pitch == 1 else 4 * ((g // 4) * pitch + c) + g % 4
-            assert got[at] == want, (c, g)
+            at = v * cells + g if pitch == 1 else 4 * ((g // 4) * pitch + v) + g % 4
+            assert got[at] == want, (v, g)
             written[at] = True
             if pitch > 1:
-                assert (at // 4) % 32 == c % 32
+                assert (at // 4) % 32 == v % 32
     assert (got[~written] == 255).all()  # nothing written elsewhere
 
 
