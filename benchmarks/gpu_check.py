@@ -427,22 +427,20 @@ def bench_profile(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
                        met=bool(copy_gbs is not None and nbytes / t / 1e9 >= TARGET_PROFILE_FRACTION * copy_gbs),
                        **(cpu if row_major else {})))
     del xf
-    # A/B in this process: the same row-major pass binning float32 values against the float64 edges
-    # (the kernels' only way before float32_edges)
+    # A/B in this process: the row-major pass as it was before a change, its histogram checked against the
+    # current pass's (computed once)
     dev = edge_sets["equal-mass"]
-    same = bool((cupy.asnumpy(kernel(x, True, dev, f32=False)["hist"]) == cupy.asnumpy(kernel(x, True, dev)["hist"]))
-                .all())
-    t = _gpu_timed(cupy, lambda: kernel(x, True, dev, f32=False), repeat=3)
-    rep.bench(_row("fused pass, row-major float32, float64 bins (before)", f"{rows:,} x {cols}", t,
-                   bytes_read=nbytes, copy_gbs=copy_gbs,
-                   note=f"histogram {'equal to' if same else 'DIFFERENT FROM'} the float32-binned pass's"))
-    # and with the slab's shared edges, histograms and cell tables column after column (bank conflicts)
-    same = bool((cupy.asnumpy(kernel(x, True, dev, interleave=False)["hist"])
-                 == cupy.asnumpy(kernel(x, True, dev)["hist"])).all())
-    t = _gpu_timed(cupy, lambda: kernel(x, True, dev, interleave=False), repeat=3)
-    rep.bench(_row("fused pass, row-major f32, slab data column-wise (before)", f"{rows:,} x {cols}",
-                   t, bytes_read=nbytes, copy_gbs=copy_gbs,
-                   note=f"histogram {'equal to' if same else 'DIFFERENT FROM'} the interleaved pass's"))
+    now = cupy.asnumpy(kernel(x, True, dev)["hist"])
+    for name, what, before in (
+        # float32 values binned against the float64 edges (the kernels' only way before float32_edges)
+        ("fused pass, row-major float32, float64 bins (before)", "float32-binned", {"f32": False}),
+        # the slab's shared edges, histograms and cell tables column after column (bank conflicts)
+        ("fused pass, row-major f32, slab data column-wise (before)", "interleaved", {"interleave": False}),
+    ):
+        same = bool((cupy.asnumpy(kernel(x, True, dev, **before)["hist"]) == now).all())
+        t = _gpu_timed(cupy, lambda: kernel(x, True, dev, **before), repeat=3)
+        rep.bench(_row(name, f"{rows:,} x {cols}", t, bytes_read=nbytes, copy_gbs=copy_gbs,
+                       note=f"histogram {'equal to' if same else 'DIFFERENT FROM'} the {what} pass's"))
     # the same A/B on a narrow slab: 8 of the columns (a 32-byte sector of each row), where the interleaved
     # layout holds four copies of the slab's data so that a warp's four rows use different banks
     k = min(8, cols)  # (the emulated check's tiny window has fewer)

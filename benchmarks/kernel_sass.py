@@ -143,14 +143,14 @@ def bank_passes(cols: int = 32, bins: int = 100, threads: int = 256, rows: int =
         slab, private, cells, pitch = kp._rows_plan(cols, me, threads, None, 4, interleave)
         assert private and cells
         width = slab if pitch == 1 else pitch
-        ho = width * me  # words: float32 edges first
-        lo8 = 4 * (ho + width * (me + 1))
+        ho, lo8 = kp.slab_regions.py_func(width, me, 4)  # float32 edges first
         block = slab * max(1, threads // slab)
         t = np.arange(block)
         col, row = t % slab, t // slab
         passes = {"cell table": [], "edges": [], "atomic": []}
         # the slot (copy of its column's data) each thread uses
-        slot = np.array([kp.slab_slot.py_func(int(tt), slab, pitch) for tt in t])
+        slots = kp.slab_slots.py_func(slab, pitch)
+        slot = np.array([kp.slab_slot.py_func(int(tt), slab, slots) for tt in t])
         for r0 in range(0, rows - block // slab + 1, block // slab):
             for w0 in range(0, block, 32):
                 c, r = col[w0:w0 + 32], row[w0:w0 + 32] + r0

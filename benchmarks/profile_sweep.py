@@ -152,7 +152,7 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
     def timed(label, packed, nt, rb, privatize=None, window=x, f32=True, interleave=True, **extra):
         row = {"edges": label, "threads": nt, "row_blocks": rb, "privatize": privatize,
                "binning": "float32" if f32 and has_f32 else "float64", **extra}
-        if has_layouts and window is x:
+        if has_layouts and extra.get("kernel", "profile_rows_kernel") == "profile_rows_kernel":
             row["shared_layout"] = "interleaved" if interleave else "column after column"
         try:
             o = launch(packed, nt, rb, privatize, window, f32, interleave)
@@ -202,7 +202,7 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
                 timed(label, edge_sets[label], nt, rb, window=window, kernel=name, **tag)
             if not prefetch:  # the float64 binning of float32 values, for the A/B under each cap
                 timed("equal-mass", edge_sets["equal-mass"], nt, rb, window=window, f32=False, kernel=name, **tag)
-            if not prefetch and window is x:  # the row slabs' shared data column after column, the same A/B
+            if not prefetch and name == "profile_rows_kernel":  # its slabs' shared data column after column
                 timed("equal-mass", edge_sets["equal-mass"], nt, rb, window=window, interleave=False, kernel=name,
                       **tag)
             # each row with the resources of the compile it launched (float32 and float64 edges compile apart)

@@ -46,10 +46,21 @@ _SIM_SHARED_BYTES = 48 * 1024
 _SIM_SHARED_PER_SM = 228 * 1024
 
 
+#: The device attribute :func:`shared_per_sm` reads (numba-cuda looks up ``CU_DEVICE_ATTRIBUTE_`` + this).
+SM_SHARED_ATTRIBUTE = "MAX_SHARED_MEMORY_PER_MULTIPROCESSOR"
+
+
 @lru_cache(maxsize=None)
-def _limits_of(device_id: int) -> tuple[int, int]:
+def _limits_of(device_id: int) -> tuple[int, int, int]:
+    """``(sm_count, shared per block, shared per SM)`` of a device, queried once."""
     dev = cuda.get_current_device()
-    return int(dev.MULTIPROCESSOR_COUNT), int(dev.MAX_SHARED_MEMORY_PER_BLOCK)
+    return int(dev.MULTIPROCESSOR_COUNT), int(dev.MAX_SHARED_MEMORY_PER_BLOCK), int(getattr(dev, SM_SHARED_ATTRIBUTE))
+
+
+def _limits() -> tuple[int, int, int]:
+    if SIMULATOR:
+        return _SIM_SM_COUNT, _SIM_SHARED_BYTES, _SIM_SHARED_PER_SM
+    return _limits_of(int(cuda.get_current_device().id))
 
 
 def device_limits() -> tuple[int, int]:
@@ -61,23 +72,10 @@ def device_limits() -> tuple[int, int]:
         ``(sm_count, shared_bytes_per_block)``; ``(2, 49152)`` in the simulator.
         Real devices are queried once per device id.
     """
-    if SIMULATOR:
-        return _SIM_SM_COUNT, _SIM_SHARED_BYTES
-    return _limits_of(int(cuda.get_current_device().id))
-
-
-#: The device attribute :func:`shared_per_sm` reads (numba-cuda looks up ``CU_DEVICE_ATTRIBUTE_`` + this).
-SM_SHARED_ATTRIBUTE = "MAX_SHARED_MEMORY_PER_MULTIPROCESSOR"
-
-
-@lru_cache(maxsize=None)
-def _sm_shared_of(device_id: int) -> int:
-    return int(getattr(cuda.get_current_device(), SM_SHARED_ATTRIBUTE))
+    return _limits()[:2]
 
 
 def shared_per_sm() -> int:
     """Shared memory of one multiprocessor of the current device (bytes): 228 KiB on an H100 or H200 (and in
     the simulator), 100 KiB on many smaller cards. Queried once per device id."""
-    if SIMULATOR:
-        return _SIM_SHARED_PER_SM
-    return _sm_shared_of(int(cuda.get_current_device().id))
+    return _limits()[2]

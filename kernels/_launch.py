@@ -13,8 +13,7 @@ small: 32 threads per block and a device that pretends to have 2 SMs.
 
 from __future__ import annotations
 
-from ._cuda import SIMULATOR, device_limits
-from ._cuda import shared_per_sm as _shared_per_sm
+from ._cuda import SIMULATOR, device_limits, shared_per_sm
 
 __all__ = [
     "MMD_TILE",
@@ -151,11 +150,6 @@ def shared_limit() -> int:
     """Dynamic shared memory a block may use without opting in (bytes)."""
     _, shared = device_limits()
     return shared
-
-
-def shared_per_sm() -> int:
-    """Shared memory of one multiprocessor (bytes): what the blocks resident on it share."""
-    return _shared_per_sm()
 
 
 def resident_blocks() -> int:

@@ -589,19 +589,19 @@ def slab_slots(n_cols, pitch):
 
 
 @cuda.jit(device=True, inline=True)
-def slab_slot(t, n_cols, pitch):
-    """The slot thread ``t`` of a slab of ``n_cols`` columns reads and counts in: a copy of its column ``t % n_cols``.
+def slab_slot(t, n_cols, slots):
+    """The slot thread ``t`` of a slab of ``n_cols`` columns in ``slots`` slots (:func:`slab_slots`) reads and
+    counts in: a copy of its column ``t % n_cols``.
 
-    Interleaved, a slab narrower than the pitch holds ``pitch // n_cols``
-    copies of its columns' data, and the threads of row ``r`` use copy ``r %
-    copies``: when the width divides 32 a warp's 32 threads then use 32
-    different slots, one per bank, though it spans several rows (one copy,
-    the threads of one column in those rows would meet in a bank). The
-    flush adds the copies' histograms together before its global atomics.
+    A slab holds ``copies = slots // n_cols`` copies of its columns' data
+    (one column after column; more when interleaved narrower than the
+    pitch), and the threads of row ``r`` use copy ``r % copies``: when the
+    width divides 32 a warp's 32 threads then use 32 different slots, one
+    per bank, though it spans several rows (with one copy, the threads of
+    one column in those rows would meet in a bank). The flush adds the
+    copies' histograms together before its global atomics.
     """
-    if pitch == 1:
-        return t % n_cols
-    return ((t // n_cols) % (pitch // n_cols)) * n_cols + t % n_cols
+    return ((t // n_cols) % (slots // n_cols)) * n_cols + t % n_cols
 
 
 @cuda.jit(device=True, inline=True)
@@ -713,7 +713,7 @@ def profile_rows_kernel(
     scale, gscale, first, top, last = edge_constants(crow, edges, c, ne, cells)
     use_cells = private and cells > 0 and ne >= 2 and not uni
     # where this thread's copy of its column's edges, histogram and cell table lies
-    eo, hc, lc, p = slab_offsets(slab_slot(t, n_cols, pitch), me, cells, pitch)
+    eo, hc, lc, p = slab_offsets(slab_slot(t, n_cols, slots), me, cells, pitch)
     bins = (first, top, last, eo, p, ne, uni, scale, lo8 + lc, cells, gscale, use_cells, private, ho + hc, c)
     # threads past the slab's rows read nothing (start at n_rows) and hold identities
     start = b * rows_per_step + t // n_cols if active else n_rows

@@ -20,3 +20,19 @@ def pytest_report_header(config):
 # Importing it installs a fake CuPy: test_gpu_emulated.py runs it in a process of its own, naming it on the
 # command line (which collects a file even when it is listed here).
 collect_ignore = ["gpu_emulated_cases.py"]
+
+
+@pytest.fixture
+def via_arrow(monkeypatch):
+    """Names of the cuDF columns read on the host (through Arrow), as they are read."""
+    from cudrift.backends import _gpu_source
+
+    names = []
+    read = _gpu_source._column_from_arrow
+
+    def recorded(name, arr):
+        names.append(name)
+        return read(name, arr)
+
+    monkeypatch.setattr(_gpu_source, "_column_from_arrow", recorded)
+    return names

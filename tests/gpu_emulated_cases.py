@@ -326,22 +326,6 @@ def _cudf_table(rng, n: int, shift: float = 0.0):
     })
 
 
-@pytest.fixture
-def via_arrow(monkeypatch):
-    """Names of the cuDF columns read on the host (through Arrow), as they are read."""
-    from cudrift.backends import _gpu_source
-
-    names = []
-    read = _gpu_source._column_from_arrow
-
-    def recorded(name, arr):
-        names.append(name)
-        return read(name, arr)
-
-    monkeypatch.setattr(_gpu_source, "_column_from_arrow", recorded)
-    return names
-
-
 def test_cudf_floats_read_on_the_host_where_nulls_cannot_be_dropped_alone(rng, monkeypatch, via_arrow):
     """Comparisons that treat a null as pandas' NaN (cuDF's pandas-compatible mode, which this stand-in cannot
     switch off): caught by the row count, the float columns read through Arrow with a warning, still right."""

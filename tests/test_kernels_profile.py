@@ -189,13 +189,21 @@ def test_long_columns_fold_many_groups(order):
         check_profile(x, edges, uniform=[1, 0, 0], threads=32, row_blocks=1)
 
 
+def _plans(monkeypatch) -> list:
+    """Record every ``_rows_plan`` result (slab, private, cells, pitch) of the launches that follow."""
+    from cudrift.kernels import profile as kp
+
+    plans = []
+    real = kp._rows_plan
+    monkeypatch.setattr(kp, "_rows_plan", lambda *a: plans.append(real(*a)) or plans[-1])
+    return plans
+
+
 def test_row_major_slabs_and_wide_matrices(monkeypatch):
     """A C-ordered matrix wider than a block, and private histograms that fit a few columns at a time."""
     from cudrift.kernels import profile as kp
 
-    launched = []
-    real = kp._rows_plan
-    monkeypatch.setattr(kp, "_rows_plan", lambda *a: launched.append(real(*a)) or launched[-1])
+    launched = _plans(monkeypatch)
     rng = np.random.default_rng(19)
     x = _sprinkle(rng.normal(size=(90, 40)), rng)
     edges = [uniform_edges(-2.0, 2.0, 9) if j % 3 else None for j in range(40)]
@@ -212,16 +220,6 @@ def test_row_major_slabs_and_wide_matrices(monkeypatch):
     check_profile(y, wide, uniform=[0] * 10, threads=32, row_blocks=2, privatize=False)
     # a column slice of a C-ordered matrix keeps the row mapping
     assert kp.rows_layout(x[:, 5:9]) and not kp.rows_layout(np.asfortranarray(x)) and not kp.rows_layout(x[:, :1])
-
-
-def _plans(monkeypatch) -> list:
-    """Record every ``_rows_plan`` result (slab, private, cells, pitch) of the launches that follow."""
-    from cudrift.kernels import profile as kp
-
-    plans = []
-    real = kp._rows_plan
-    monkeypatch.setattr(kp, "_rows_plan", lambda *a: plans.append(real(*a)) or plans[-1])
-    return plans
 
 
 @pytest.mark.parametrize("edges32", ["auto", None])
