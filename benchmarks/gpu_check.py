@@ -426,7 +426,16 @@ def bench_profile(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
                        target=f">= {TARGET_PROFILE_FRACTION:.0%} of the copy rate",
                        met=bool(copy_gbs is not None and nbytes / t / 1e9 >= TARGET_PROFILE_FRACTION * copy_gbs),
                        **(cpu if row_major else {})))
-    del xf
+        if not row_major:
+            # A/B in this process: the column kernel with one shared copy of its column's data per block (bank
+            # conflicts; the layout before) against the 32 per-lane copies above, its histogram checked equal
+            now = cupy.asnumpy(kernel(data, False, dev)["hist"])
+            same = bool((cupy.asnumpy(kernel(data, False, dev, interleave=False)["hist"]) == now).all())
+            t = _gpu_timed(cupy, lambda: kernel(data, False, dev, interleave=False), repeat=3)
+            rep.bench(_row("fused pass, column-major f32, one copy per block (before)", f"{rows:,} x {cols}", t,
+                           bytes_read=nbytes, copy_gbs=copy_gbs,
+                           note=f"histogram {'equal to' if same else 'DIFFERENT FROM'} the per-lane copies' pass's"))
+    del xf  # (the loop left `data` on the row-major window)
     # A/B in this process: the row-major pass as it was before a change, its histogram checked against the
     # current pass's (computed once)
     dev = edge_sets["equal-mass"]

@@ -42,9 +42,9 @@ from pathlib import Path
 _INSTR = re.compile(r"\s+/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;")
 
 
-def profile_args(x, x_layout: str, cmp, rows: bool) -> tuple:
-    """Numba argument types of a profile kernel launch: window dtype ``x`` in layout ``x_layout``, comparison
-    edges of dtype ``cmp``, ``rows`` for :func:`profile_rows_kernel` (else :func:`profile_kernel`).
+def profile_args(x, x_layout: str, cmp) -> tuple:
+    """Numba argument types of a profile kernel launch (:func:`profile_rows_kernel` and :func:`profile_kernel`
+    take the same): window dtype ``x`` in layout ``x_layout``, comparison edges of dtype ``cmp``.
 
     Shared with ``tests/test_kernels_ptx.py``, which compiles the same launches.
     """
@@ -52,7 +52,7 @@ def profile_args(x, x_layout: str, cmp, rows: bool) -> tuple:
 
     f64, i64, u8, b1 = T.float64, T.int64, T.uint8, T.boolean
     head = (T.Array(x, 2, x_layout), T.Array(b1, 2, x_layout), b1, T.Array(f64, 2, "C"), T.Array(cmp, 2, "C"),
-            T.Array(i64, 1, "C"), T.Array(u8, 1, "C"), *((b1, i64, i64) if rows else (i64, i64)))
+            T.Array(i64, 1, "C"), T.Array(u8, 1, "C"), b1, i64, i64)
     return head + (T.Array(i64, 2, "C"), T.Array(i64, 2, "C"), T.Array(f64, 1, "C"), T.Array(f64, 1, "C"),
                    T.Array(i64, 2, "C"), T.Array(f64, 2, "C"), T.Array(f64, 2, "C"))
 
@@ -65,11 +65,11 @@ def signatures():
 
     f64, f32 = T.float64, T.float32
     return {
-        "rows, float32 binning": (profile.profile_rows_kernel, profile_args(f32, "A", f32, True)),
-        "rows C, float32 binning": (profile.profile_rows_kernel, profile_args(f32, "C", f32, True)),
-        "rows, float64 binning": (profile.profile_rows_kernel, profile_args(f32, "A", f64, True)),
-        "column, float32 binning": (profile.profile_kernel, profile_args(f32, "F", f32, False)),
-        "column, float64 binning": (profile.profile_kernel, profile_args(f32, "F", f64, False)),
+        "rows, float32 binning": (profile.profile_rows_kernel, profile_args(f32, "A", f32)),
+        "rows C, float32 binning": (profile.profile_rows_kernel, profile_args(f32, "C", f32)),
+        "rows, float64 binning": (profile.profile_rows_kernel, profile_args(f32, "A", f64)),
+        "column, float32 binning": (profile.profile_kernel, profile_args(f32, "F", f32)),
+        "column, float64 binning": (profile.profile_kernel, profile_args(f32, "F", f64)),
     }
 
 
@@ -110,28 +110,35 @@ def summarize(ops: collections.Counter) -> dict:
     }
 
 
-def bank_passes(cols: int = 32, bins: int = 100, threads: int = 256, rows: int = 2048, seed: int = 7) -> dict:
-    """Shared-memory passes per warp access of the row kernel's histogram step, for both slab layouts.
+def bank_passes(cols: int = 32, bins: int = 100, threads: int = 256, rows: int = 2048, seed: int = 7,
+                kernel: str = "rows") -> dict:
+    """Shared-memory passes per warp access of a profile kernel's histogram step, for both shared layouts.
 
     A model, not a timing: float32 N(0, 1) values over ``cols`` columns
     against ``bins`` equal-mass float32 edges (gpu_check's profile case),
-    slabs planned by ``_rows_plan`` and laid out by the kernel's own
-    ``slab_slot`` / ``slab_offsets`` / ``cell_at``. Each warp (32
-    consecutive threads of a block: column ``t % S``, row ``t // S``, the
-    copy of the column's data ``slab_slot`` gives) looks up each in-range value's
-    cell-table byte and the two edges around it and adds 1 to its bin; an
-    access takes as many passes as the most distinct 4-byte words any one
-    of the 32 banks holds (words read by several threads are broadcast).
-    Walks of more than one step and the timing of atomics are not modelled.
+    laid out by the kernels' own ``slab_slot`` / ``slab_offsets`` /
+    ``cell_at``. ``kernel="rows"``: slabs planned by ``_rows_plan``, each
+    warp 32 consecutive threads of a block (column ``t % S``, row ``t //
+    S``, the copy of the column's data ``slab_slot`` gives).
+    ``kernel="column"``: the column kernel's slab of one column planned by
+    ``_columns_plan`` (``cols`` is ignored), a warp 32 consecutive rows of
+    it. Each warp looks up each in-range value's cell-table byte and the
+    two edges around it and adds 1 to its bin; an access takes as many
+    passes as the most distinct 4-byte words any one of the 32 banks holds
+    (words read by several threads are broadcast). Walks of more than one
+    step and the timing of atomics are not modelled.
     Returns ``{layout: {"pitch": the plan's pitch, access: mean passes}}``
-    for the plans with and without ``interleave`` (pitch 1 where no
-    interleaved layout fits).
+    for the plans with and without ``interleave`` ("interleaved", and
+    "column after column" or for the column kernel "one copy"; pitch 1
+    where no interleaved layout fits).
     """
     import numpy as np
 
     from cudrift.kernels import profile as kp
     from cudrift.sketches.histogram import equal_mass_edges
 
+    if kernel == "column":
+        cols = 1
     rng = np.random.default_rng(seed)
     edges = equal_mass_edges(np.sort(rng.normal(size=200_000)), bins)
     me = len(edges)
@@ -140,7 +147,10 @@ def bank_passes(cols: int = 32, bins: int = 100, threads: int = 256, rows: int =
     k_all[x == edges[-1]] = me - 1
     out = {}
     for interleave in (True, False):
-        slab, private, cells, pitch = kp._rows_plan(cols, me, threads, None, 4, interleave)
+        if kernel == "column":
+            slab, (private, cells, pitch) = 1, kp._columns_plan(me, threads, None, 4, interleave)
+        else:
+            slab, private, cells, pitch = kp._rows_plan(cols, me, threads, None, 4, interleave)
         assert private and cells
         width = slab if pitch == 1 else pitch
         ho, lo8 = kp.slab_regions.py_func(width, me, 4)  # float32 edges first
@@ -169,7 +179,7 @@ def bank_passes(cols: int = 32, bins: int = 100, threads: int = 256, rows: int =
                         if wd.size:
                             uniq = np.unique(wd)
                             passes[name].append(int(np.bincount(uniq % 32, minlength=32).max()))
-        out["interleaved" if interleave else "column after column"] = {
+        out["interleaved" if interleave else "one copy" if kernel == "column" else "column after column"] = {
             "pitch": pitch, **{name: round(float(np.mean(p)), 2) for name, p in passes.items()}}
     return out
 
@@ -199,12 +209,13 @@ def main(argv=None) -> int:
     ap.add_argument("--caps", default="0,64", help="register caps, e.g. '0,64,80' (0: none)")
     ap.add_argument("--only", default="", help="the kernels whose name starts with this, e.g. 'rows, float32'")
     ap.add_argument("--banks", action="store_true",
-                    help="only the shared-memory bank model of the row kernel's histogram step (no tools needed)")
+                    help="only the shared-memory bank model of the profile kernels' histogram step (no tools needed)")
     args = ap.parse_args(argv)
     if args.banks:
         os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")  # the model calls device functions' Python bodies
-        for layout, passes in bank_passes().items():
-            print(f"{layout:22s} passes per warp access: {passes}")
+        for kernel in ("rows", "column"):
+            for layout, passes in bank_passes(kernel=kernel).items():
+                print(f"{kernel + ' kernel, ' + layout:34s} passes per warp access: {passes}")
         return 0
     # real compiles, not the simulator; set here, not at import, so that importing this module (its test
     # does) leaves the simulator setting of the test session alone

@@ -136,7 +136,7 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
     # float32 comparison edges, as the backend passes them for float32 windows (a baseline
     # file from before float32_edges bins in float64 only)
     has_f32 = "edges32" in inspect.signature(kp.launch_profile).parameters
-    has_layouts = "interleave" in inspect.signature(kp.launch_profile).parameters  # row slabs' shared layout
+    has_layouts = "interleave" in inspect.signature(kp.launch_profile).parameters  # the shared layouts
     on_device32 = {id(p): cupy.asarray(_host.float32_edges(p[0])) for p in edge_sets.values()} if has_f32 else {}
 
     def launch(packed, nt, rb, privatize=None, window=x, f32=True, interleave=True):
@@ -152,8 +152,9 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
     def timed(label, packed, nt, rb, privatize=None, window=x, f32=True, interleave=True, **extra):
         row = {"edges": label, "threads": nt, "row_blocks": rb, "privatize": privatize,
                "binning": "float32" if f32 and has_f32 else "float64", **extra}
-        if has_layouts and extra.get("kernel", "profile_rows_kernel") == "profile_rows_kernel":
-            row["shared_layout"] = "interleaved" if interleave else "column after column"
+        if has_layouts:  # the row kernel's slab column after column, the column kernel's single copy per block
+            rows_kernel = extra.get("kernel", "profile_rows_kernel") == "profile_rows_kernel"
+            row["shared_layout"] = "interleaved" if interleave else "column after column" if rows_kernel else "one copy"
         try:
             o = launch(packed, nt, rb, privatize, window, f32, interleave)
             cupy.cuda.runtime.deviceSynchronize()
@@ -202,7 +203,7 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
                 timed(label, edge_sets[label], nt, rb, window=window, kernel=name, **tag)
             if not prefetch:  # the float64 binning of float32 values, for the A/B under each cap
                 timed("equal-mass", edge_sets["equal-mass"], nt, rb, window=window, f32=False, kernel=name, **tag)
-            if not prefetch and name == "profile_rows_kernel":  # its slabs' shared data column after column
+            if not prefetch and has_layouts:  # the shared layout before: one copy of each column's data
                 timed("equal-mass", edge_sets["equal-mass"], nt, rb, window=window, interleave=False, kernel=name,
                       **tag)
             # each row with the resources of the compile it launched (float32 and float64 edges compile apart)

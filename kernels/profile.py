@@ -436,7 +436,7 @@ def moments_add(count, mean, m2, gn, gk, gs1, gs2, v, huge):
 
 @cuda.jit
 def profile_kernel(
-    x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, shared_edges, cells,
+    x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, private, cells, pitch,
     hist, special, mins, maxs, blk_count, blk_mean, blk_m2,
 ):
     """Fused per-column profile of one chunk.
@@ -450,16 +450,23 @@ def profile_kernel(
     minimum and maximum are taken in it too, the moments in float64.
 
     Shared memory (dynamic, one buffer viewed as float64 / int64 / int32 /
-    uint8 and ``cmp_edges``' dtype): the column's comparison edges
-    (``shared_edges`` entries, 0 when not privatized, padded to 8 bytes),
-    per thread ``mean, m2, min, max`` and ``count, null, nan, +inf, -inf``
-    for the block reduction, the block's private histogram (int32) and,
-    when ``cells > 0``, the cell table of :func:`bin_index_cells` (uint8)
-    for non-uniform edges.
+    uint8 and ``cmp_edges``' dtype): while reading, when ``private``, the
+    column's comparison edges (``max_edges`` of ``cmp_edges``' dtype), a
+    private histogram (``max_edges + 1`` int32) and, when ``cells > 0``, the
+    cell table of :func:`bin_index_cells` (``cells`` uint8), laid out as a
+    :func:`profile_rows_kernel` slab of one column: one copy (``pitch ==
+    1``), or ``pitch`` copies interleaved, thread ``t`` on copy ``t %
+    pitch`` (:func:`slab_slot`), so a warp's 32 threads never meet in a
+    bank whichever bins their values fall in (with one copy they meet about
+    2.5 times in the busiest bank for each of the cell lookup, the edge
+    reads and the atomic; ``benchmarks/kernel_sass.py --banks``); after the
+    histogram is flushed, the same bytes hold per-thread ``mean, m2, min,
+    max`` (float64) and ``count, null, nan, +inf, -inf`` (int64) for the
+    block reduction.
 
     Atomics: int32 adds on the shared histogram (global int64 adds on
-    ``hist`` when it is not privatized); after the block reduction one int64
-    add per histogram bin and special count, one float64 min and max per
+    ``hist`` when not ``private``); then one int64 add per nonzero bin (its
+    copies added first) and special count, one float64 min and max per
     block on ``mins`` / ``maxs``.
 
     Writes: adds into ``hist[c, :n_edges[c] + 1]`` and ``special[c, :]``
@@ -475,38 +482,35 @@ def profile_kernel(
     t = cuda.threadIdx.x
     nt = cuda.blockDim.x
     n_rows = x.shape[0]
+    me = edges.shape[1]
     ne = n_edges[c]
     uni = uniform[c] != 0
-    private = shared_edges > 0
 
     f64 = cuda.shared.array(0, dtype=float64)
     i64 = cuda.shared.array(0, dtype=int64)
     i32 = cuda.shared.array(0, dtype=int32)
     u8 = cuda.shared.array(0, dtype=uint8)
     ce = cuda.shared.array(0, dtype=cmp_edges.dtype)
-    fo = (shared_edges * cmp_edges.itemsize + 7) // 8  # float64 scratch after the staged edges
-    io = fo + _F_SLOTS * nt  # int64 scratch, in 8-byte units
-    ho = 2 * (io + _I_SLOTS * nt)  # private histogram, in 4-byte units
-    lo8 = 4 * (ho + shared_edges + 1)  # cell table, in bytes
-
-    if private:
-        for q in range(t, ne, nt):
-            ce[q] = cmp_edges[c, q]
-        for q in range(t, ne + 1, nt):
-            i32[ho + q] = 0
-    cuda.syncthreads()
-    use_cells = private and cells > 0 and ne >= 2 and not uni
-    if use_cells:
-        build_cells(ce, 0, 1, ne, u8, lo8, cells, t, nt)
-    cuda.syncthreads()
+    # a slab of one column: its copies fill the slots (one slot when not interleaved)
+    slots = slab_slots(1, pitch)
+    ho, lo8 = slab_regions(pitch, me, cmp_edges.itemsize)  # histograms (4-byte units), cell tables (bytes)
+    stage_slab(ce, i32, u8, cmp_edges, n_edges, uniform, private, c, 1, slots, me, ho, lo8, cells, pitch, t, nt)
 
     crow = cmp_edges[c]
     scale, gscale, first, top, last = edge_constants(crow, edges, c, ne, cells)
-    bins = (first, top, last, 0, 1, ne, uni, scale, lo8, cells, gscale, use_cells, private, ho, c)
+    use_cells = private and cells > 0 and ne >= 2 and not uni
+    eo, hc, lc, p = slab_offsets(slab_slot(t, 1, slots), me, cells, pitch)
+    bins = (first, top, last, eo, p, ne, uni, scale, lo8 + lc, cells, gscale, use_cells, private, ho + hc, c)
     # Unsigned column index (and rows, in load_batch): no negative-index wraparound.
     partial = read_column(
         x, null_mask, has_mask, np.uint64(c), rb * nt + t, n_rb * nt, n_rows, bins, ce, u8, i32, hist, crow)
+    if private:
+        cuda.syncthreads()
+        flush_slab(i32, ho, hist, c, 1, slots, me, cells, pitch, t, nt)
+        cuda.syncthreads()  # the reduction scratch below takes the same bytes
 
+    fo = 0  # float64 scratch
+    io = _F_SLOTS * nt  # int64 scratch, in 8-byte units
     store_partials(f64, i64, fo, io, nt, t, partial)
     cuda.syncthreads()
 
@@ -539,10 +543,6 @@ def profile_kernel(
         for k in range(1, _I_SLOTS):
             if i64[io + k * nt] != 0:
                 cuda.atomic.add(special, (c, k - 1), i64[io + k * nt])
-    if private and ne >= 2:
-        for q in range(t, ne + 1, nt):
-            if i32[ho + q] != 0:
-                cuda.atomic.add(hist, (c, q), np.int64(i32[ho + q]))
 
 
 @cuda.jit(device=True, inline=True)
@@ -605,9 +605,10 @@ def slab_slot(t, n_cols, slots):
 
 
 @cuda.jit(device=True, inline=True)
-def copy_cell_tables(u8, lo8, n_edges, uniform, n_cols, slots, me, cells, pitch, t, nt):
+def copy_cell_tables(u8, lo8, n_edges, uniform, c0, n_cols, slots, me, cells, pitch, t, nt):
     """Copy the first copy's cell tables (slots ``0 .. n_cols - 1``, built) to the other slots of an interleaved
-    slab (slot ``v`` gets column ``v % n_cols``'s); threads ``t`` of ``nt`` share it, the caller synchronizes.
+    slab of columns ``c0 .. c0 + n_cols - 1`` (slot ``v`` gets column ``c0 + v % n_cols``'s); threads ``t`` of
+    ``nt`` share it, the caller synchronizes.
 
     Goes through the table region in storage order (byte ``q``: slot ``q // 4 % pitch``, cells from ``4 * (q //
     4 // pitch)``), so consecutive threads write consecutive bytes; a copy costs far less than a build.
@@ -616,9 +617,63 @@ def copy_cell_tables(u8, lo8, n_edges, uniform, n_cols, slots, me, cells, pitch,
         v = (q >> 2) % pitch
         if n_cols <= v < slots:
             cc = v % n_cols
-            if n_edges[cc] >= 2 and uniform[cc] == 0:
+            if n_edges[c0 + cc] >= 2 and uniform[c0 + cc] == 0:
                 _, _, lc, p = slab_offsets(cc, me, cells, pitch)
                 u8[lo8 + q] = u8[cell_at(lo8 + lc, p, ((q >> 2) // pitch) * 4 + (q & 3))]
+
+
+@cuda.jit(device=True, inline=True)
+def stage_slab(ce, i32, u8, cmp_edges, n_edges, uniform, private, c0, n_cols, slots, me, ho, lo8, cells, pitch,
+               t, nt):
+    """Fill the shared data of a slab of columns ``c0 .. c0 + n_cols - 1`` in ``slots`` slots
+    (:func:`slab_slots`) before the read, when ``private``: the comparison edges, zeroed histograms, and the
+    cell tables of non-uniform columns (the first copy's built, the others copied: :func:`copy_cell_tables`).
+
+    ``ho`` / ``lo8`` are :func:`slab_regions`' of the slab's width (``n_cols``, or ``pitch`` when
+    interleaved). Threads ``t`` of ``nt`` share the work, in storage order (consecutive threads, consecutive
+    banks). Synchronizes the block (also when not ``private``: the same barriers either way, which gives the
+    row kernel's register allocation under its cap fewer spills), so every thread must call it.
+    """
+    width = n_cols if pitch == 1 else pitch
+    if private:
+        for q in range(t, width * me, nt):
+            v, j = slab_entry(q, me, pitch)
+            if v < slots:
+                ce[q] = cmp_edges[c0 + v % n_cols, j]
+        for q in range(t, width * (me + 1), nt):
+            i32[ho + q] = 0
+    cuda.syncthreads()
+    if private and cells > 0:
+        for cc in range(n_cols):  # the first copy's tables (slots 0 .. n_cols - 1)
+            if n_edges[c0 + cc] >= 2 and uniform[c0 + cc] == 0:
+                eo, _, lc, p = slab_offsets(cc, me, cells, pitch)
+                build_cells(ce, eo, p, n_edges[c0 + cc], u8, lo8 + lc, cells, t, nt)
+    cuda.syncthreads()
+    if private and cells > 0 and slots > n_cols:
+        copy_cell_tables(u8, lo8, n_edges, uniform, c0, n_cols, slots, me, cells, pitch, t, nt)
+    cuda.syncthreads()
+
+
+@cuda.jit(device=True, inline=True)
+def flush_slab(i32, ho, hist, c0, n_cols, slots, me, cells, pitch, t, nt):
+    """Add a slab's private histograms (:func:`stage_slab`) into ``hist[c0 + cc, :]`` after the read: each
+    (column, bin) once, its copies added in shared memory first, one global atomic per nonzero bin.
+
+    Consecutive threads take consecutive shared words in either layout, and thread ``t`` starts its copies
+    at its own bin's rotation, so when interleaved the threads of a warp read different banks at every
+    step. The caller synchronizes before and after.
+    """
+    copies = slots // n_cols
+    for q in range(t, n_cols * (me + 1), nt):
+        cc, j = (q // (me + 1), q % (me + 1)) if pitch == 1 else (q % n_cols, q // n_cols)
+        k = 0
+        r = j % copies
+        for _ in range(copies):
+            _, hq, _, p = slab_offsets(r * n_cols + cc, me, cells, pitch)
+            k += i32[ho + hq + j * p]
+            r = r + 1 if r + 1 < copies else 0
+        if k != 0:
+            cuda.atomic.add(hist, (c0 + cc, j), np.int64(k))
 
 
 @cuda.jit(device=True, inline=True)
@@ -688,24 +743,7 @@ def profile_rows_kernel(
     width = n_cols if pitch == 1 else pitch  # slots' worth of shared memory
     slots = slab_slots(n_cols, pitch)  # slot v holds column v % n_cols; the rest is padding
     ho, lo8 = slab_regions(width, me, cmp_edges.itemsize)  # histograms (4-byte units), cell tables (bytes)
-    if private:
-        # positions in storage order (consecutive threads, consecutive banks)
-        for q in range(t, width * me, nt):
-            v, j = slab_entry(q, me, pitch)
-            if v < slots:
-                ce[q] = cmp_edges[v % n_cols, j]
-        for q in range(t, width * (me + 1), nt):
-            i32[ho + q] = 0
-    cuda.syncthreads()
-    if private and cells > 0:
-        for cc in range(n_cols):  # the first copy's tables (slots 0 .. n_cols - 1)
-            if n_edges[cc] >= 2 and uniform[cc] == 0:
-                eo, _, lc, p = slab_offsets(cc, me, cells, pitch)
-                build_cells(ce, eo, p, n_edges[cc], u8, lo8 + lc, cells, t, nt)
-    cuda.syncthreads()
-    if private and cells > 0 and slots > n_cols:
-        copy_cell_tables(u8, lo8, n_edges, uniform, n_cols, slots, me, cells, pitch, t, nt)
-    cuda.syncthreads()
+    stage_slab(ce, i32, u8, cmp_edges, n_edges, uniform, private, 0, n_cols, slots, me, ho, lo8, cells, pitch, t, nt)
 
     ne = n_edges[c]
     uni = uniform[c] != 0
@@ -721,18 +759,8 @@ def profile_rows_kernel(
         x, null_mask, has_mask, np.uint64(c), start, n_b * rows_per_step, n_rows, bins, ce, u8, i32, hist, crow)
     cuda.syncthreads()
     if private:
-        # each (column, bin) once, its copies added here: one global atomic per nonzero bin; consecutive
-        # threads read consecutive shared words in either layout
-        copies = slots // n_cols
-        for q in range(t, n_cols * (me + 1), nt):
-            cc, j = (q // (me + 1), q % (me + 1)) if pitch == 1 else (q % n_cols, q // n_cols)
-            k = 0
-            for r in range(copies):
-                _, hq, _, p = slab_offsets(r * n_cols + cc, me, cells, pitch)
-                k += i32[ho + hq + j * p]
-            if k != 0:
-                cuda.atomic.add(hist, (cc, j), np.int64(k))
-    cuda.syncthreads()
+        flush_slab(i32, ho, hist, 0, n_cols, slots, me, cells, pitch, t, nt)
+    cuda.syncthreads()  # the reduction scratch below takes the same bytes
 
     fo = 0
     io = _F_SLOTS * nt
@@ -848,7 +876,8 @@ def _rows_plan(n_cols: int, max_edges: int, threads: int, privatize: bool | None
     return slab, private, cells if private else 0, pitch
 
 
-def profile_shared_bytes(max_edges: int, threads: int, privatize: bool, cells: int = 0, edge_bytes: int = 8) -> int:
+def profile_shared_bytes(max_edges: int, threads: int, privatize: bool, cells: int = 0, edge_bytes: int = 8,
+                         pitch: int = 1) -> int:
     """Dynamic shared memory of one :func:`profile_kernel` block (bytes).
 
     Parameters
@@ -863,11 +892,41 @@ def profile_shared_bytes(max_edges: int, threads: int, privatize: bool, cells: i
         Cell-table size (0: none).
     edge_bytes
         Item size of the comparison edges: 8, or 4 for float32 edges.
+    pitch
+        Copies of the column's shared data (1, or the interleaved pitch: :func:`_columns_plan`).
     """
-    scratch = 8 * (_F_SLOTS + _I_SLOTS) * threads
-    if not privatize:
-        return scratch
-    return scratch + _column_bytes(max_edges, cells, edge_bytes)
+    return rows_shared_bytes(max_edges, pitch, threads, privatize, cells, edge_bytes)
+
+
+def _columns_plan(max_edges: int, threads: int, privatize: bool | None, edge_bytes: int = 8,
+                  interleave: bool = True) -> tuple[bool, int, int]:
+    """Whether :func:`profile_kernel`'s blocks keep a private histogram, their cell-table size, and the pitch
+    of their shared layout (1: one copy of the column's data; else that many copies interleaved, one per lane
+    of a warp: :func:`slab_offsets` for a slab of one column).
+
+    With ``interleave`` the copies are taken where they fit (:func:`_interleave_pitch`) with a cell table of
+    :data:`_CELLS` (or none); otherwise one copy with the finest table that fits, up to 1024 cells.
+    """
+    limit = _launch.shared_limit()
+
+    def fits(pitch, cells):
+        return rows_shared_bytes(max_edges, pitch, threads, True, cells, edge_bytes) <= limit
+
+    if max_edges == 0 or privatize is False:
+        return False, 0, 1
+    if not fits(1, 0):
+        if privatize:
+            raise ValueError(
+                f"{max_edges} edges per column do not fit {limit} bytes of shared memory; use privatize=False")
+        return False, 0, 1
+    ok = _cells_ok(max_edges)
+    if interleave:
+        for cells in (*_CELLS, 0) if ok else (0,):
+            pitch = _interleave_pitch(1, _column_bytes(max_edges, cells, edge_bytes), limit)
+            if pitch > 1 and fits(pitch, cells):
+                return True, cells, pitch
+    # one copy: room for a fine table
+    return True, next((c for c in (1024, *_CELLS) if ok and fits(1, c)), 0), 1
 
 
 def profile_outputs(n_cols: int, max_edges: int, row_blocks: int, full) -> dict:
@@ -956,12 +1015,13 @@ def launch_profile(
     privatize
         Keep per-block histograms in shared memory; default: when they fit.
     interleave
-        Row-major chunks: lay the slab's shared edges, histograms and cell
-        tables out interleaved by column where they fit
-        (:func:`slab_offsets`: no shared-memory bank conflicts when the
-        slab's width divides 32 or is a multiple of it, fewer otherwise); False keeps
-        them column after column (the layout before, for A/B timing). Same
-        results either way.
+        Lay the blocks' shared edges, histograms and cell tables out
+        interleaved where they fit (:func:`slab_offsets`): row-major chunks
+        by column (no shared-memory bank conflicts when the slab's width
+        divides 32 or is a multiple of it, fewer otherwise), other chunks
+        as one copy of the column per lane of a warp (none). False keeps
+        one copy, column after column (the layouts before, for A/B timing).
+        Same results either way.
     stream
         Numba stream to launch on (0: the default stream).
     """
@@ -997,16 +1057,9 @@ def launch_profile(
                 cut(blk_count), cut(blk_mean), cut(blk_m2),
             )
         return
-    if privatize is None:
-        privatize = profile_shared_bytes(max_edges, nt, True, 0, eb) <= _launch.shared_limit()
-    shared_edges = max_edges if privatize else 0
-    cells = 0
-    if privatize and _cells_ok(max_edges):
-        # a column per block: room for a fine table
-        cells = next((c for c in (1024, *_CELLS)
-                      if profile_shared_bytes(max_edges, nt, True, c, eb) <= _launch.shared_limit()), 0)
-    nbytes = profile_shared_bytes(max_edges, nt, privatize, cells, eb)
+    private, cells, pitch = _columns_plan(max_edges, nt, privatize, eb, interleave)
+    nbytes = profile_shared_bytes(max_edges, nt, private, cells, eb, pitch)
     profile_kernel[(n_cols, n_rb), nt, stream, nbytes](
-        x, mask, has_mask, edges, cmp, n_edges, uniform, shared_edges, cells, hist, special, mins, maxs, blk_count,
+        x, mask, has_mask, edges, cmp, n_edges, uniform, private, cells, pitch, hist, special, mins, maxs, blk_count,
         blk_mean, blk_m2,
     )

@@ -97,13 +97,14 @@ def test_gpu_check_runs_every_step_under_emulation(emulated_gpu_check):
         assert data["steps"][step]["ok"], step
     rows = {r["name"]: r for r in data["benchmarks"]}
     # one row per measurement the card run reports (names as RESULTS.md quotes them), each timed
-    assert len(rows) == len(data["benchmarks"]) == 20, sorted(rows)
+    assert len(rows) == len(data["benchmarks"]) == 21, sorted(rows)
     for r in rows.values():
         assert math.isfinite(r["gpu_seconds"]) and r["gpu_seconds"] > 0, r
     # the A/B rows' own checks: float64 binning counts what float32 binning counts, the GPU MMD is the CPU's
     assert rows["fused pass, row-major float32, float64 bins (before)"]["note"].startswith("histogram equal to")
-    assert rows["fused pass, row-major f32, slab data column-wise (before)"]["note"].startswith(
-        "histogram equal to")
+    for before in ("fused pass, row-major f32, slab data column-wise (before)",
+                   "fused pass, column-major f32, one copy per block (before)"):
+        assert rows[before]["note"].startswith("histogram equal to"), before
     agree = rows["MMD, RBF, 5 permutations (1 feature)"]["agreement"]
     assert agree["same_pvalue"] and agree["statistic_rel_diff"] < 1e-9, agree
     assert "EMULATED" in log and "steps failed: none" in log
@@ -123,5 +124,6 @@ def test_profile_sweep_registers_part_runs_under_emulation(emulated_sweep):
     for kernel in ("profile_rows_kernel", "profile_kernel"):
         assert {(kernel, "equal-mass", "float32", False), (kernel, "none", "float32", False),
                 (kernel, "equal-mass", "float64", False), (kernel, "equal-mass", "float32", True)} <= seen, seen
-    layouts = {r["shared_layout"] for r in runs if r["kernel"] == "profile_rows_kernel" and r["edges"] == "equal-mass"}
-    assert layouts == {"interleaved", "column after column"}, layouts
+    for kernel, before in (("profile_rows_kernel", "column after column"), ("profile_kernel", "one copy")):
+        layouts = {r["shared_layout"] for r in runs if r["kernel"] == kernel and r["edges"] == "equal-mass"}
+        assert layouts == {"interleaved", before}, (kernel, layouts)

@@ -21,7 +21,7 @@ from numba import cuda  # noqa: E402
 from cudrift.backends._gpu_host import pack_edges  # noqa: E402
 from cudrift.kernels import _cuda, _launch  # noqa: E402
 from cudrift.kernels._host import float32_edges  # noqa: E402
-from cudrift.kernels.profile import build_cells, copy_cell_tables, profile_shared_bytes, slab_offsets  # noqa: E402
+from cudrift.kernels.profile import profile_shared_bytes, stage_slab  # noqa: E402
 from cudrift.sketches.column import NumericColumnProfile  # noqa: E402
 from cudrift.sketches.histogram import equal_mass_edges, uniform_edges  # noqa: E402
 
@@ -263,49 +263,54 @@ def test_interleaved_and_column_after_column_layouts_count_alike(edges32, monkey
 
 
 @cuda.jit
-def _cell_tables_kernel(e, n_edges, uniform, me, cells, pitch, slots, lut):
-    """Build every column's cell table where the row kernel puts it, and copy it to the other slots as the row
-    kernel does (global arrays stand in for its shared memory)."""
-    n_cols = n_edges.shape[0]
-    for c in range(n_cols):
-        eo, _, lc, p = slab_offsets(c, me, cells, pitch)
-        build_cells(e, eo, p, n_edges[c], lut, lc, cells, cuda.threadIdx.x, cuda.blockDim.x)
-    cuda.syncthreads()
-    if slots > n_cols:
-        copy_cell_tables(lut, 0, n_edges, uniform, n_cols, slots, me, cells, pitch, cuda.threadIdx.x,
-                         cuda.blockDim.x)
+def _stage_kernel(cmp_edges, n_edges, uniform, c0, n_cols, slots, me, cells, pitch, ce, i32, u8):
+    """The kernels' staging of a slab's shared data, into global arrays that stand in for shared memory."""
+    stage_slab(ce, i32, u8, cmp_edges, n_edges, uniform, True, c0, n_cols, slots, me, 0, 0, cells, pitch,
+               cuda.threadIdx.x, cuda.blockDim.x)
 
 
-@pytest.mark.parametrize("pitch", [1, 32])
-def test_cell_tables_sit_where_the_layout_says(pitch):
-    """Each slot's cell table, at the offsets of :func:`slab_offsets`, holds its column's bins.
+@pytest.mark.parametrize("pitch, c0, n_cols", [(1, 0, 5), (32, 0, 5), (32, 2, 1)])
+def test_staged_slab_sits_where_the_layout_says(pitch, c0, n_cols):
+    """Each slot's edges, zeroed histogram and cell table, staged by :func:`stage_slab` at the offsets of
+    :func:`slab_offsets`, hold its column's data.
 
     The lookup walks from a table entry to the bracketing edges, so a table
     in the wrong place (or a wrong copy) would still count right, only
-    slower; this reads the tables back at the positions the layout promises,
-    written out here: byte ``c * cells + g`` column after column, byte ``4 *
-    ((g // 4) * pitch + v) + g % 4`` for slot ``v`` interleaved (so every
-    word of a slot is in bank ``v % 32``), where 5 columns fill 30 slots
-    with copies (slot ``v`` holds column ``v % 5``).
+    slower; this reads the slab back at the positions the layout promises,
+    written out here: edge ``j`` of slot ``v`` at ``v * me + j`` and cell
+    ``g`` at byte ``v * cells + g`` column after column, at ``j * pitch +
+    v`` and byte ``4 * ((g // 4) * pitch + v) + g % 4`` interleaved (so
+    every word of a slot is in bank ``v % 32``). Interleaved, 5 columns
+    fill 30 slots with copies (slot ``v`` holds column ``v % 5``), and the
+    column kernel's slab of one column (``c0 = 2`` of the edges) 32.
     """
     rng = np.random.default_rng(43)
-    n_cols, cells = 5, 64
-    edge_list = [equal_mass_edges(np.sort(rng.normal(size=300) * (1 + j)), 6 + 3 * j) for j in range(n_cols)]
+    cells = 64
+    edge_list = [equal_mass_edges(np.sort(rng.normal(size=300) * (1 + j)), 6 + 3 * j) for j in range(c0 + n_cols)]
+    edge_list[0] = uniform_edges(-1.0, 1.0, 7)  # uniform: no table (outside the slab when c0 > 0)
+    uniform = np.array([1] + [0] * (c0 + n_cols - 1), dtype=np.uint8)
     me = max(len(x) for x in edge_list)
+    packed = np.full((c0 + n_cols, me), np.nan)
+    for c, x in enumerate(edge_list):
+        packed[c, : len(x)] = x
     width = n_cols if pitch == 1 else pitch
     slots = n_cols if pitch == 1 else (pitch // n_cols) * n_cols
-    e = np.zeros(width * me)
-    for c, x in enumerate(edge_list):
-        for j, v in enumerate(x):
-            e[c * me + j if pitch == 1 else j * pitch + c] = v
+    ce = cuda.to_device(np.full(width * me, -7.0))
+    i32 = cuda.to_device(np.full(width * (me + 1), 9, dtype=np.int32))
     lut = cuda.to_device(np.full(width * cells, 255, dtype=np.uint8))
     n_edges = np.array([len(x) for x in edge_list], dtype=np.int64)
-    _cell_tables_kernel[1, 32](cuda.to_device(e), cuda.to_device(n_edges), cuda.to_device(np.zeros(n_cols, np.uint8)),
-                               me, cells, pitch, slots, lut)
-    got = lut.copy_to_host()
+    _stage_kernel[1, 32](cuda.to_device(packed), cuda.to_device(n_edges), cuda.to_device(uniform), c0, n_cols,
+                         slots, me, cells, pitch, ce, i32, lut)
+    got, e = lut.copy_to_host(), ce.copy_to_host()
+    assert (i32.copy_to_host() == 0).all()
     written = np.zeros(got.size, dtype=bool)
     for v in range(slots):
-        x = edge_list[v % n_cols]
+        c = c0 + v % n_cols
+        x = edge_list[c]
+        at = [v * me + j if pitch == 1 else j * pitch + v for j in range(len(x))]
+        assert e[at].tolist() == x.tolist(), v
+        if uniform[c]:
+            continue
         half = x[-1] * 0.5 - x[0] * 0.5
         for g in range(cells):
             want = max(int(np.searchsorted(x[:-1], x[0] + 2.0 * (half * (g / cells)), side="right")) - 1, 0)
@@ -314,7 +319,9 @@ def test_cell_tables_sit_where_the_layout_says(pitch):
             written[at] = True
             if pitch > 1:
                 assert (at // 4) % 32 == v % 32
-    assert (got[~written] == 255).all()  # nothing written elsewhere
+    assert (got[~written] == 255).all()  # nothing written elsewhere (nor for the uniform column)
+    if slots < width:  # padding slots get no edges
+        assert (e[[j * pitch + v for v in range(slots, width) for j in range(me)]] == -7.0).all()
 
 
 def test_row_plan_interleaves_where_it_fits():
@@ -352,6 +359,56 @@ def test_row_plan_keeps_copies_off_smaller_multiprocessors(monkeypatch):
     assert _rows_plan(32, 101, 256, None, 4) == (32, True, 256, 32)  # no more memory than column after column
 
 
+def test_column_plan_copies_the_column_per_lane(monkeypatch):
+    """The column kernel's plan: 32 interleaved copies of its column's data (one per lane) where they fit a
+    block and four blocks' worth fit an SM, else one copy with the finest table that fits."""
+    from cudrift.kernels import _launch
+    from cudrift.kernels.profile import _columns_plan
+
+    assert _launch.shared_limit() == 48 * 1024
+    # 101 edges (100 bins): 32 copies with 256-cell tables, float32 or float64 edges (46 KiB)
+    assert _columns_plan(101, 256, None, 4) == _columns_plan(101, 256, None, 8) == (True, 256, 32)
+    assert _columns_plan(101, 256, None, 4, False) == (True, 1024, 1)  # one copy: a finer table fits
+    # 160 edges: 32 copies fit with 64-cell tables only
+    assert _columns_plan(160, 256, None, 4) == (True, 64, 32)
+    # 601 edges: no cell table, and 32 copies do not fit
+    assert _columns_plan(601, 256, None, 8) == (True, 0, 1)
+    # nothing to privatize, or asked not to
+    assert _columns_plan(0, 256, None, 8) == _columns_plan(101, 256, False, 4) == (False, 0, 1)
+    # 5000 edges do not fit one copy: global atomics, unless private histograms are asked for
+    assert _columns_plan(5000, 32, None, 8) == (False, 0, 1)
+    with pytest.raises(ValueError, match="5000 edges"):
+        _columns_plan(5000, 32, True, 8)
+    monkeypatch.setattr(_launch, "shared_per_sm", lambda: 100 * 1024)
+    assert _columns_plan(101, 256, None, 4) == (True, 1024, 1)  # four blocks of copies would not fit an SM
+
+
+@pytest.mark.parametrize("edges32", ["auto", None])
+def test_column_kernel_lane_copies_count_like_one_copy(edges32, monkeypatch):
+    """The column kernel with 32 copies of its column's shared data (thread ``t`` on copy ``t % 32``) and with
+    one, against the CPU twin and each other: cell tables (equal-mass, two sizes), the closed form, no
+    histogram, nulls, values on the edges, two warps per block, float32 and float64 binning."""
+    from cudrift.kernels import profile as kp
+
+    plans = []
+    real = kp._columns_plan
+    monkeypatch.setattr(kp, "_columns_plan", lambda *a: plans.append(real(*a)) or plans[-1])
+    rng = np.random.default_rng(47)
+    x = np.asfortranarray(_sprinkle(rng.normal(size=(150, 4)), rng).astype(np.float32))
+    edges = [equal_mass_edges(np.sort(rng.normal(size=500)), 12), uniform_edges(-2.0, 2.5, 9), None,
+             equal_mass_edges(np.sort(rng.normal(size=500)), 40)]
+    for j in (0, 1, 3):
+        x[: len(edges[j]), j] = edges[j]
+    mask = np.asfortranarray(rng.random(size=x.shape) < 0.05)
+    got = {}
+    for interleave in (True, False):
+        got[interleave] = check_profile(x, edges, uniform=[0, 1, 0, 0], null_mask=mask, threads=64, row_blocks=2,
+                                        edges32=edges32, interleave=interleave)
+        assert plans[-1][0] and plans[-1][2] == (32 if interleave else 1), plans[-1]
+    for key in ("hist", "special", "mins", "maxs", "blk_count"):
+        assert got[True][key].tolist() == got[False][key].tolist(), key
+
+
 def test_shared_per_sm_reads_a_real_device_attribute():
     """On a GPU ``shared_per_sm`` reads this attribute (the simulator has none to read): it must be CUDA's."""
     driver = pytest.importorskip("cuda.bindings.driver", reason="cuda-bindings (numba-cuda's) is not installed")
@@ -359,11 +416,13 @@ def test_shared_per_sm_reads_a_real_device_attribute():
 
 
 @pytest.mark.parametrize("plan", [(32, 101, 256, 4), (5, 101, 256, 8), (20, 50, 64, 4), (40, 9, 64, 8),
-                                  (32, 160, 256, 4), (2, 601, 32, 8)])
+                                  (32, 160, 256, 4), (2, 601, 32, 8), (1, 101, 256, 4), (1, 101, 256, 8)])
 def test_slab_regions_hold_every_slot(plan):
     """Every slot's edges, histogram and cell table lie in their own region of the block's shared memory, no two
-    entries on one byte, and the launch asks for enough (written out from ``slab_offsets`` / ``cell_at``)."""
-    from cudrift.kernels.profile import _rows_plan, cell_at, rows_shared_bytes, slab_regions, slab_slots
+    entries on one byte, and the launch asks for enough (written out from ``slab_offsets`` / ``cell_at``).
+
+    A slab of one column is the column kernel's layout (its 32 copies)."""
+    from cudrift.kernels.profile import _rows_plan, cell_at, rows_shared_bytes, slab_offsets, slab_regions, slab_slots
 
     n_cols, me, threads, eb = plan
     slab, private, cells, pitch = _rows_plan(n_cols, me, threads, True, eb)
