@@ -170,7 +170,7 @@ def bank_passes(cols: int = 32, bins: int = 100, threads: int = 256, rows: int =
                 eo = np.array([o[0] for o in offs])
                 hc = np.array([o[1] for o in offs])
                 g = np.clip(((v - edges[0]) * (cells / (edges[-1] - edges[0]))).astype(np.int64), 0, cells - 1)
-                lut = np.array([int(kp.cell_at.py_func(lo8 + o[2], pitch, int(gg))) // 4 for o, gg in zip(offs, g)])
+                lut = np.array([int(kp.cell_at.py_func(lo8 + o[2], o[3], int(gg))) // 4 for o, gg in zip(offs, g)])
                 j = np.clip(k - 1, 0, me - 2)
                 for name, words in (("cell table", [lut[inside]]),
                                     ("edges", [(eo + j * pitch)[inside], (eo + (j + 1) * pitch)[inside]]),

@@ -152,8 +152,10 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
     def timed(label, packed, nt, rb, privatize=None, window=x, f32=True, interleave=True, **extra):
         row = {"edges": label, "threads": nt, "row_blocks": rb, "privatize": privatize,
                "binning": "float32" if f32 and has_f32 else "float64", **extra}
-        if has_layouts:  # the row kernel's slab column after column, the column kernel's single copy per block
-            rows_kernel = extra.get("kernel", "profile_rows_kernel") == "profile_rows_kernel"
+        # the row kernel's slab column after column, the column kernel's single copy per block (a --baseline
+        # file from before its copies has the row kernel's layouts only)
+        rows_kernel = extra.get("kernel", "profile_rows_kernel") == "profile_rows_kernel"
+        if has_layouts and (rows_kernel or hasattr(kp, "_columns_plan")):
             row["shared_layout"] = "interleaved" if interleave else "column after column" if rows_kernel else "one copy"
         try:
             o = launch(packed, nt, rb, privatize, window, f32, interleave)

@@ -94,7 +94,7 @@ def bin_index_at(v, first, top, last, e, off, p, n_edges, uniform, scale):
     last edge in float64: ``v >= top`` means ``v >= last``, and equality
     with ``last`` itself decides between the closed last bin and overflow.
     ``p`` is the pitch between a column's consecutive edges: 1, or the
-    row kernel's interleaved layout (see :func:`slab_offsets`).
+    kernels' interleaved layouts (see :func:`slab_offsets`).
 
     The kernels keep ``first``, ``top``, ``last`` and ``scale`` of their
     column in registers: read from shared memory they would be more loads
@@ -134,8 +134,8 @@ def cell_at(loff, p, g):
     """Byte index of cell ``g`` in a cell table at byte ``loff`` with pitch ``p``.
 
     Four cells per 4-byte word, consecutive words ``p`` words apart: with
-    ``p = 1`` the table is ``cells`` consecutive bytes; in the row kernel's
-    interleaved layout (:func:`slab_offsets`) a column's words are every
+    ``p = 1`` the table is ``cells`` consecutive bytes; in the kernels'
+    interleaved layouts (:func:`slab_offsets`) a column's words are every
     ``p``-th word, so they all sit in one shared-memory bank.
     """
     return np.uint64(loff + (g >> 2) * (4 * p) + (g & 3))
@@ -203,6 +203,17 @@ def edge_constants(crow, edges, c, ne, cells):
         return ct(0.0), ct(0.0), ct(0.0), ct(0.0), 0.0
     scale = bin_scale(crow, ne)
     return scale, scale * ct(cells / (ne - 1)), crow[0], crow[ne - 1], edges[c, ne - 1]
+
+
+@cuda.jit(device=True, inline=True)
+def column_bins(crow, edges, c, ne, uni, private, cells, slot, me, pitch, ho, lo8):
+    """:func:`add_value`'s ``bins`` for column ``c`` (comparison edges ``crow``, ``ne`` of them, ``uni`` if
+    uniform) counted in slot ``slot`` of its block's slab (:func:`slab_offsets`; regions ``ho`` / ``lo8``
+    from :func:`slab_regions`), privatized or not, with a cell table of ``cells`` (0: none)."""
+    scale, gscale, first, top, last = edge_constants(crow, edges, c, ne, cells)
+    use_cells = private and cells > 0 and ne >= 2 and not uni
+    eo, hc, lc, p = slab_offsets(slot, me, cells, pitch)
+    return first, top, last, eo, p, ne, uni, scale, lo8 + lc, cells, gscale, use_cells, private, ho + hc, c
 
 
 @cuda.jit(device=True, inline=True)
@@ -497,10 +508,7 @@ def profile_kernel(
     stage_slab(ce, i32, u8, cmp_edges, n_edges, uniform, private, c, 1, slots, me, ho, lo8, cells, pitch, t, nt)
 
     crow = cmp_edges[c]
-    scale, gscale, first, top, last = edge_constants(crow, edges, c, ne, cells)
-    use_cells = private and cells > 0 and ne >= 2 and not uni
-    eo, hc, lc, p = slab_offsets(slab_slot(t, 1, slots), me, cells, pitch)
-    bins = (first, top, last, eo, p, ne, uni, scale, lo8 + lc, cells, gscale, use_cells, private, ho + hc, c)
+    bins = column_bins(crow, edges, c, ne, uni, private, cells, slab_slot(t, 1, slots), me, pitch, ho, lo8)
     # Unsigned column index (and rows, in load_batch): no negative-index wraparound.
     partial = read_column(
         x, null_mask, has_mask, np.uint64(c), rb * nt + t, n_rb * nt, n_rows, bins, ce, u8, i32, hist, crow)
@@ -547,11 +555,13 @@ def profile_kernel(
 
 @cuda.jit(device=True, inline=True)
 def slab_offsets(v, me, cells, pitch):
-    """Where slot ``v`` of a :func:`profile_rows_kernel` slab keeps its shared data: ``(edges, histogram,
-    cell table, p)``, each relative to its array's start, and the pitch ``p`` of its entries.
+    """Where slot ``v`` of a slab keeps its shared data: ``(edges, histogram, cell table, p)``, each relative
+    to its array's start, and the pitch ``p`` of its entries.
 
-    A slot holds one column's edges, private histogram and cell table;
-    which column, and which thread uses which slot, is :func:`slab_slot`'s.
+    A slab is the shared data of a :func:`profile_rows_kernel` block's
+    columns, or of a :func:`profile_kernel` block's one column. A slot
+    holds one column's edges, private histogram and cell table; which
+    column, and which thread uses which slot, is :func:`slab_slot`'s.
     ``pitch == 1``: column after column, one slot per column (edges at ``v
     * me``, histogram at ``v * (me + 1)``, cell table at byte ``v *
     cells``), entries adjacent. ``pitch > 1`` (a multiple of 32, or a
@@ -562,9 +572,10 @@ def slab_offsets(v, me, cells, pitch):
     :func:`cell_at`), so in bank ``(k * pitch + v) % 32``: two slots whose
     indices differ by less than 32 (or less than a smaller pitch) never
     share a bank, whichever bins their values fall in. Column after
-    column, 32 threads' bins meet about 3.5 times in the busiest bank (one
-    pass of the shared memory each) for each of the cell lookup, the edge
-    reads and the atomic (``benchmarks/kernel_sass.py --banks``).
+    column, a row-kernel warp's 32 bins meet about 3.5 times in the busiest
+    bank (one pass of the shared memory each) for each of the cell lookup,
+    the edge reads and the atomic, and with one copy a column-kernel warp's
+    about 2.5 times (``benchmarks/kernel_sass.py --banks``).
     """
     if pitch == 1:
         return v * me, v * (me + 1), v * cells, 1
@@ -660,8 +671,8 @@ def flush_slab(i32, ho, hist, c0, n_cols, slots, me, cells, pitch, t, nt):
     (column, bin) once, its copies added in shared memory first, one global atomic per nonzero bin.
 
     Consecutive threads take consecutive shared words in either layout, and thread ``t`` starts its copies
-    at its own bin's rotation, so when interleaved the threads of a warp read different banks at every
-    step. The caller synchronizes before and after.
+    at its own bin's rotation, so when interleaved with a width that divides 32 the threads of a warp read
+    different banks at every step. The caller synchronizes before and after.
     """
     copies = slots // n_cols
     for q in range(t, n_cols * (me + 1), nt):
@@ -748,11 +759,8 @@ def profile_rows_kernel(
     ne = n_edges[c]
     uni = uniform[c] != 0
     crow = cmp_edges[c]
-    scale, gscale, first, top, last = edge_constants(crow, edges, c, ne, cells)
-    use_cells = private and cells > 0 and ne >= 2 and not uni
-    # where this thread's copy of its column's edges, histogram and cell table lies
-    eo, hc, lc, p = slab_offsets(slab_slot(t, n_cols, slots), me, cells, pitch)
-    bins = (first, top, last, eo, p, ne, uni, scale, lo8 + lc, cells, gscale, use_cells, private, ho + hc, c)
+    # counted in this thread's copy of its column's edges, histogram and cell table
+    bins = column_bins(crow, edges, c, ne, uni, private, cells, slab_slot(t, n_cols, slots), me, pitch, ho, lo8)
     # threads past the slab's rows read nothing (start at n_rows) and hold identities
     start = b * rows_per_step + t // n_cols if active else n_rows
     partial = read_column(
@@ -803,8 +811,8 @@ def rows_layout(x) -> bool:
 
 def rows_shared_bytes(max_edges: int, slab: int, threads: int, privatize: bool, cells: int = 0,
                       edge_bytes: int = 8) -> int:
-    """Dynamic shared memory of one :func:`profile_rows_kernel` block over ``slab`` columns' worth (bytes): the
-    slab's width, or its pitch when interleaved.
+    """Dynamic shared memory of a profile kernel block with ``slab`` slots of column data (bytes): the row
+    kernel's slab width, or the pitch when interleaved (:func:`profile_shared_bytes` for the column kernel).
 
     ``edge_bytes`` is the item size of the comparison edges (8, or 4 for float32 edges).
     """
@@ -904,10 +912,16 @@ def _columns_plan(max_edges: int, threads: int, privatize: bool | None, edge_byt
     of their shared layout (1: one copy of the column's data; else that many copies interleaved, one per lane
     of a warp: :func:`slab_offsets` for a slab of one column).
 
-    With ``interleave`` the copies are taken where they fit (:func:`_interleave_pitch`) with a cell table of
-    :data:`_CELLS` (or none); otherwise one copy with the finest table that fits, up to 1024 cells.
+    With ``interleave`` the copies are taken where they fit (:func:`_interleave_pitch`) with the full
+    256-cell table (or with 2 edges, which need none): a coarser table would cost a longer walk per value
+    than the bank conflicts the copies save. Otherwise one copy, with the finest table that fits (up to
+    1024 cells).
     """
     limit = _launch.shared_limit()
+    scratch = rows_shared_bytes(max_edges, 1, threads, False)
+    if scratch > limit:
+        raise ValueError(f"blocks of {threads} threads need {scratch} bytes of shared memory for their reduction, "
+                         f"above the {limit} available; use fewer threads")
 
     def fits(pitch, cells):
         return rows_shared_bytes(max_edges, pitch, threads, True, cells, edge_bytes) <= limit
@@ -920,10 +934,11 @@ def _columns_plan(max_edges: int, threads: int, privatize: bool | None, edge_byt
                 f"{max_edges} edges per column do not fit {limit} bytes of shared memory; use privatize=False")
         return False, 0, 1
     ok = _cells_ok(max_edges)
-    if interleave:
-        for cells in (*_CELLS, 0) if ok else (0,):
+    if interleave and threads >= 32:
+        cells = _CELLS[0] if ok else 0
+        if ok or max_edges < 3:
             pitch = _interleave_pitch(1, _column_bytes(max_edges, cells, edge_bytes), limit)
-            if pitch > 1 and fits(pitch, cells):
+            if pitch > 1:
                 return True, cells, pitch
     # one copy: room for a fine table
     return True, next((c for c in (1024, *_CELLS) if ok and fits(1, c)), 0), 1
@@ -1020,7 +1035,7 @@ def launch_profile(
         by column (no shared-memory bank conflicts when the slab's width
         divides 32 or is a multiple of it, fewer otherwise), other chunks
         as one copy of the column per lane of a warp (none). False keeps
-        one copy, column after column (the layouts before, for A/B timing).
+        one copy, column after column (the bank layout before, for A/B timing).
         Same results either way.
     stream
         Numba stream to launch on (0: the default stream).

@@ -69,4 +69,4 @@ def test_bank_model_interleaved_slabs_never_conflict(kernel, cols):
     passes = kernel_sass.bank_passes(cols=cols, rows=256, kernel=kernel)
     assert passes["interleaved"] == {"pitch": 32, "cell table": 1.0, "edges": 1.0, "atomic": 1.0}
     old = passes["one copy" if kernel == "column" else "column after column"]
-    assert old.pop("pitch") == 1 and min(old.values()) > 2.0, passes
+    assert old.pop("pitch") == 1 and min(old.values()) > (2.0 if kernel == "column" else 2.5), passes

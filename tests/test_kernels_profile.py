@@ -369,8 +369,13 @@ def test_column_plan_copies_the_column_per_lane(monkeypatch):
     # 101 edges (100 bins): 32 copies with 256-cell tables, float32 or float64 edges (46 KiB)
     assert _columns_plan(101, 256, None, 4) == _columns_plan(101, 256, None, 8) == (True, 256, 32)
     assert _columns_plan(101, 256, None, 4, False) == (True, 1024, 1)  # one copy: a finer table fits
-    # 160 edges: 32 copies fit with 64-cell tables only
-    assert _columns_plan(160, 256, None, 4) == (True, 64, 32)
+    # 160 edges: 32 copies fit with 64-cell tables only, which would cost a longer walk: one copy, 1024 cells
+    assert _columns_plan(160, 256, None, 4) == (True, 1024, 1)
+    # 2 edges (one bin) need no table; fewer than 32 threads would leave copies unused
+    assert _columns_plan(2, 256, None, 8) == (True, 0, 32)
+    assert _columns_plan(101, 16, None, 4) == (True, 1024, 1)
+    with pytest.raises(ValueError, match="1024 threads"):  # the block reduction alone takes 72 KiB
+        _columns_plan(101, 1024, None, 4)
     # 601 edges: no cell table, and 32 copies do not fit
     assert _columns_plan(601, 256, None, 8) == (True, 0, 1)
     # nothing to privatize, or asked not to
@@ -407,6 +412,12 @@ def test_column_kernel_lane_copies_count_like_one_copy(edges32, monkeypatch):
         assert plans[-1][0] and plans[-1][2] == (32 if interleave else 1), plans[-1]
     for key in ("hist", "special", "mins", "maxs", "blk_count"):
         assert got[True][key].tolist() == got[False][key].tolist(), key
+    # one bin per column (2 edges): copies without cell tables, the bin search on the interleaved edges
+    two = [np.array([-0.5, 0.5]), np.array([-1.0, 2.0])]
+    x2 = np.asfortranarray(x[:, :2])
+    x2[:3, 0] = [-0.5, 0.5, np.nextafter(np.float32(0.5), np.float32(1))]
+    check_profile(x2, two, uniform=[0, 1], null_mask=mask[:, :2], threads=64, row_blocks=2, edges32=edges32)
+    assert plans[-1] == (True, 0, 32), plans[-1]
 
 
 def test_shared_per_sm_reads_a_real_device_attribute():
@@ -422,14 +433,21 @@ def test_slab_regions_hold_every_slot(plan):
     entries on one byte, and the launch asks for enough (written out from ``slab_offsets`` / ``cell_at``).
 
     A slab of one column is the column kernel's layout (its 32 copies)."""
-    from cudrift.kernels.profile import _rows_plan, cell_at, rows_shared_bytes, slab_offsets, slab_regions, slab_slots
+    from cudrift.kernels.profile import (_columns_plan, _rows_plan, cell_at, profile_shared_bytes, rows_shared_bytes,
+                                         slab_offsets, slab_regions, slab_slots)
 
     n_cols, me, threads, eb = plan
-    slab, private, cells, pitch = _rows_plan(n_cols, me, threads, True, eb)
+    if n_cols == 1:  # the column kernel's plan and block
+        slab, (private, cells, pitch) = 1, _columns_plan(me, threads, True, eb)
+        total = profile_shared_bytes(me, threads, True, cells, eb, pitch)
+    else:
+        slab, private, cells, pitch = _rows_plan(n_cols, me, threads, True, eb)
+        threads = slab * max(1, threads // slab)
+        total = rows_shared_bytes(me, pitch, threads, True, cells, eb)
     assert private and pitch > 1, (plan, pitch)
+    assert 8 * 9 * threads <= total  # the block reduction's float64 x 4 and int64 x 5 per thread, after the flush
     width = pitch
     ho, lo8 = slab_regions.py_func(width, me, eb)
-    total = rows_shared_bytes(me, width, slab * max(1, threads // slab), True, cells, eb)
     edge_bytes, hist_words, cell_bytes = set(), set(), set()
     for v in range(slab_slots.py_func(slab, pitch)):
         eo, hc, lc, p = slab_offsets.py_func(v, me, cells, pitch)
