@@ -10,10 +10,12 @@
 #    pytest-benchmark and nvidia-ml-py, and no internet);
 # 2. benchmarks/gpu_check.py: the card, the GPU tests, every timed row against its target, and the A/B rows
 #    that say whether the changes made since the last card run helped (float32 binning of the profile pass,
-#    one summary launch per group, host windows staged in column groups), in one process;
+#    both profile kernels' interleaved shared layouts, one summary launch per group, host windows staged in
+#    column groups), in one process;
 # 3. benchmarks/profile_sweep.py --registers 0,64,80: both profile kernels under each register cap, with
-#    float32 and float64 binning, and with PREFETCH on (is a cap for the column kernel worth it? is 64
-#    still right for the row kernel? do software-pipelined loads pay?);
+#    float32 and float64 binning, with the shared layout before (interleave=False) and with PREFETCH on (is
+#    a cap for the column kernel worth it? is 64 still right for the row kernel? do the interleaved layouts
+#    and software-pipelined loads pay?);
 # 4. prints the tail of each log; the JSON and logs stay under $OUT for benchmarks/RESULTS.md.
 #
 # The device tool allows 600 s per command: gpu_check gets a 330 s watchdog (about 180 s without Triton on an

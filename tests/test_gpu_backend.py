@@ -183,6 +183,28 @@ def test_stage_copy_copies_strided_columns_in_parallel(rng):
     assert np.array_equal(small, x[:10, 2])
 
 
+def test_row_major_columns_are_staged_a_row_block_at_a_time(rng, monkeypatch):
+    """Evenly spaced columns of one C-ordered host matrix are viewed as one (rows, k) block and staged tile by
+    tile into a (k, rows) buffer; anything else is staged column by column."""
+    x = rng.normal(size=(300_000, 7)).astype(np.float32)  # C order: each column strided
+    block = gh.row_block([x[:, j] for j in range(1, 6)])
+    assert np.array_equal(block, x[:, 1:6]) and not block.flags.writeable
+    assert np.array_equal(gh.row_block([x[:, 0], x[:, 3], x[:, 6]]), x[:, ::3])
+    f = np.asfortranarray(x)
+    for cols in ([x[:, 2], x[:, 1]], [x[:, 0], x[:, 1], x[:, 3]], [x[:, 0], x[:, 1].copy()], [f[:, 0], f[:, 1]],
+                 [x[:, 0]], [x[:, 0], rng.normal(size=(300_000, 7)).astype(np.float32)[:, 1]],
+                 [x[:-1, 0], x[1:, 1]], [x[:, 0], x.view(np.int32)[:, 1]]):
+        assert gh.row_block(cols) is None
+    monkeypatch.setattr(gh, "TILE_BYTES", 4096)  # tiles of 146 rows: many per thread's range, a short last one
+    dst = np.empty((5, 300_000), dtype=np.float32)
+    with ThreadPoolExecutor(4) as pool:
+        gh.stage_block(dst, block, pool)
+    assert np.array_equal(dst, x[:, 1:6].T)
+    small = np.empty((5, 100), dtype=np.float32)
+    gh.stage_block(small, block[7:107])
+    assert np.array_equal(small, x[7:107, 1:6].T)
+
+
 def test_int_code_offset():
     assert gh.int_code_offset(0, 9, 10) == 0
     assert gh.int_code_offset(0, 10, 10) is None

@@ -564,30 +564,44 @@ def _stage(dev: _Device, parts: list[tuple[np.ndarray, int, int]]) -> tuple[cupy
 
     The parts have one dtype and one length. Runs on the staging thread:
     the host copies piece p+1 into one pinned buffer while the copy stream
-    moves piece p out of the other.
+    moves piece p out of the other. Columns of one row-major host array
+    (:func:`_gpu_host.row_block`) are copied a range of rows of all of them
+    at a time, each row's values read once; other columns one by one.
     """
     dtype = parts[0][0].dtype
     n = parts[0][2] - parts[0][1]
+    k = len(parts)
+    item = dtype.itemsize
+    start = parts[0][1]
+    block = gh.row_block([v for v, _, _ in parts]) if all(a == start for _, a, _ in parts) else None
     with cupy.cuda.Device(dev.id):
         # Allocated on the copy stream: CuPy's pool hands a block freed on a
         # stream back to that stream only, and a block freed on the compute
         # stream may still be read by queued kernels (a sort's scratch, say),
         # which this copy would overwrite.
         with dev.copy:
-            d = cupy.empty((n, len(parts)), dtype=dtype, order="F")
+            d = cupy.empty((n, k), dtype=dtype, order="F")
         bufs = dev.pinned()
-        p = 0
-        for i, (values, start, _) in enumerate(parts):
-            base = d.data.ptr + i * n * dtype.itemsize
-            for a, b in gh.plan_pieces(n, dtype.itemsize, PIECE_BYTES):
-                buf = bufs[p % 2]
-                p += 1
-                buf.done.synchronize()  # the previous copy out of this buffer has finished
+        # (column, rows a..b): a piece of one column, or of all k columns (None) of a row block
+        if block is not None:
+            pieces = [(None, a, b) for a, b in gh.plan_pieces(n, k * item, PIECE_BYTES)]
+        else:
+            pieces = [(i, a, b) for i in range(k) for a, b in gh.plan_pieces(n, item, PIECE_BYTES)]
+        for p, (i, a, b) in enumerate(pieces):
+            buf = bufs[p % 2]
+            buf.done.synchronize()  # the previous copy out of this buffer has finished
+            if i is None:
+                view = buf.view(dtype, k * (b - a)).reshape(k, b - a)
+                gh.stage_block(view, block[start + a : start + b], dev.pool, parts=dev.copy_threads)
+                rows = list(enumerate(view))  # device column j, its rows a..b
+            else:
                 view = buf.view(dtype, b - a)
-                gh.stage_copy(view, values[start + a : start + b], dev.pool, parts=dev.copy_threads)
-                cupy.cuda.runtime.memcpyAsync(base + a * dtype.itemsize, view.ctypes.data, view.nbytes,
+                gh.stage_copy(view, parts[i][0][start + a : start + b], dev.pool, parts=dev.copy_threads)
+                rows = [(i, view)]
+            for j, v in rows:
+                cupy.cuda.runtime.memcpyAsync(d.data.ptr + (j * n + a) * item, v.ctypes.data, v.nbytes,
                                               cupy.cuda.runtime.memcpyHostToDevice, dev.copy.ptr)
-                buf.done.record(dev.copy)
+            buf.done.record(dev.copy)
         ready = cupy.cuda.Event(disable_timing=True)
         ready.record(dev.copy)
     return d, ready
