@@ -653,13 +653,20 @@ def bench_compare(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
     cur_host = np.asfortranarray(cupy.asnumpy(cur))
     det.compare(cur_host, columns=names)
     t_host = _timed(lambda: det.compare(cur_host, columns=names), repeat=2)
+    from cudrift.backends import _gpu
+
     # the same values C-ordered (rows of a NumPy matrix, as most callers hold them): each group's columns
-    # staged a row block at a time (_gpu_host.row_block)
+    # staged a row block at a time (_gpu_host.row_block); A/B: column by column, as before
     cur_rows = np.ascontiguousarray(cur_host)
     t_host_rows = _timed(lambda: det.compare(cur_rows, columns=names), repeat=2)
+    row_block = _gpu.gh.row_block
+    _gpu.gh.row_block = lambda columns: None
+    try:
+        t_host_rows_before = _timed(lambda: det.compare(cur_rows, columns=names), repeat=2)
+    finally:
+        _gpu.gh.row_block = row_block
     cur_rows = None  # (2.6 GB of host memory at the card size)
     # A/B in the same process: every host column staged and launched alone, as before grouping
-    from cudrift.backends import _gpu
 
     grouped = _gpu.GROUP_BYTES
     _gpu.GROUP_BYTES = 0
@@ -689,6 +696,9 @@ def bench_compare(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
     rep.bench(_row("DriftDetector.compare, host window, C-ordered", size, t_host_rows,
                    bytes_read=rows * cols * 4, cpu_s=t_cpu,
                    note="a C-ordered matrix: each group's columns staged a block of rows at a time"))
+    rep.bench(_row("DriftDetector.compare, host window, C-ordered, column by column (before)", size,
+                   t_host_rows_before, bytes_read=rows * cols * 4, cpu_s=t_cpu,
+                   note="the same C-ordered matrix, each column staged as a strided column"))
     rep.bench(_row("DriftDetector.compare, host window, one column per group", size, t_host_alone,
                    bytes_read=rows * cols * 4, cpu_s=t_cpu,
                    note="GROUP_BYTES = 0: isolates grouping; the staging thread still overlaps the copies"))

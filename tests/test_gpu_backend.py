@@ -203,6 +203,28 @@ def test_row_major_columns_are_staged_a_row_block_at_a_time(rng, monkeypatch):
     small = np.empty((5, 100), dtype=np.float32)
     gh.stage_block(small, block[7:107])
     assert np.array_equal(small, x[7:107, 1:6].T)
+    # a worker's failure is raised, after every range has finished
+    with ThreadPoolExecutor(4) as pool, pytest.raises(TypeError):
+        gh.stage_block(np.empty((5, 300_000)), block, pool)
+
+
+def test_row_blocks_of_other_arrays_and_dtypes(rng, tmp_path):
+    """Columns of a memory-mapped matrix (each a view of its own), of a read-only buffer, float64 and int64
+    values, and a narrow group of a wide matrix (tiles sized by the group's own span, not the row's)."""
+    x = rng.normal(size=(70_000, 9))
+    np.save(tmp_path / "x.npy", x)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    cols = [np.asarray(mm[:, j]) for j in range(2, 5)]  # as the NumPy source hands them over
+    assert cols[0].base is not cols[1].base
+    assert np.array_equal(gh.row_block(cols), x[:, 2:5])
+    ro = np.frombuffer(x.astype(np.int64).tobytes(), dtype=np.int64).reshape(x.shape)
+    assert np.array_equal(gh.row_block([ro[:, 0], ro[:, 4], ro[:, 8]]), x.astype(np.int64)[:, ::4])
+    wide = rng.normal(size=(70_000, 1000)).astype(np.float32)
+    block = gh.row_block([wide[:, j] for j in range(10, 16)])
+    dst = np.empty((6, 70_000), dtype=np.float32)
+    with ThreadPoolExecutor(2) as pool:
+        gh.stage_block(dst, block, pool, parts=2)
+    assert np.array_equal(dst, wide[:, 10:16].T)
 
 
 def test_int_code_offset():

@@ -32,7 +32,9 @@ Host windows
     profile launch, one read-back and one summary launch per group); a
     column that fits on the device is copied once and is one sketch batch
     (the CPU's exact quantile summary), a longer one is cut into units
-    staged one at a time.
+    staged one at a time. A group of evenly spaced columns of one C-ordered
+    matrix is staged a block of rows at a time
+    (:func:`_gpu_host.row_block`), each row's values read once.
 Device windows
     CuPy arrays, cuDF frames and anything exporting
     ``__cuda_array_interface__`` or CUDA DLPack are read in place.
@@ -573,7 +575,8 @@ def _stage(dev: _Device, parts: list[tuple[np.ndarray, int, int]]) -> tuple[cupy
     k = len(parts)
     item = dtype.itemsize
     start = parts[0][1]
-    block = gh.row_block([v for v, _, _ in parts]) if all(a == start for _, a, _ in parts) else None
+    whole_rows = all(a == start for _, a, _ in parts) and k * item <= PIECE_BYTES  # a piece holds a row
+    block = gh.row_block([v for v, _, _ in parts]) if whole_rows else None
     with cupy.cuda.Device(dev.id):
         # Allocated on the copy stream: CuPy's pool hands a block freed on a
         # stream back to that stream only, and a block freed on the compute

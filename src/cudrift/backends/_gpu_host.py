@@ -52,6 +52,9 @@ __all__ = [
     "group_units",
     "plan_pieces",
     "stage_copy",
+    "row_block",
+    "stage_block",
+    "TILE_BYTES",
     "int_code_offset",
     "RANK_TESTS",
     "RANK_WANT",
@@ -449,7 +452,8 @@ def row_block(columns: Sequence[np.ndarray]) -> np.ndarray | None:
     The staging then reads the group's rows a tile at a time (:func:`stage_block`): each row's values of the
     group share its cache lines, so reading them column by column, as separate strided columns, would fetch
     every line once per column (16 times over for 64 float32 columns). Contiguous columns (column-major data)
-    and columns that are not views of one array get None: copying them one by one is already a plain copy.
+    and columns that are not evenly spaced get None: copying them one by one is already a plain copy, or the
+    only way.
 
     Examples
     --------
@@ -463,64 +467,66 @@ def row_block(columns: Sequence[np.ndarray]) -> np.ndarray | None:
     """
     first = columns[0]
     k = len(columns)
-    if k < 2 or first.ndim != 1 or first.base is None or first.shape[0] < 2:
+    if k < 2 or first.ndim != 1 or first.shape[0] < 2:
         return None
     step = int(first.strides[0])
     item = first.dtype.itemsize
     ptrs = [c.__array_interface__["data"][0] for c in columns]
     gap = ptrs[1] - ptrs[0]
     if (step <= item or gap < item or gap * (k - 1) + item > step
-            or any(c.base is not first.base or c.shape != first.shape or c.dtype != first.dtype
-                   or c.strides != first.strides or p - ptrs[0] != i * gap for i, (c, p) in enumerate(zip(columns, ptrs)))):
+            or any(c.shape != first.shape or c.dtype != first.dtype or c.strides != first.strides
+                   or p - ptrs[0] != i * gap for i, (c, p) in enumerate(zip(columns, ptrs)))):
         return None
-    # every value of the view lies between the first column's first value and the last column's last, all in
-    # the one buffer of their base
+    # Element (r, j) of the view is at ptrs[0] + r * step + j * gap = ptrs[j] + r * step: column j's own r-th
+    # value, whatever arrays the columns are views of (a memory-mapped matrix's columns each have their own).
     return np.lib.stride_tricks.as_strided(first, shape=(first.shape[0], k), strides=(step, gap), writeable=False)
 
 
-#: Rows of a :func:`row_block` a staging thread copies at a time: their cache lines stay in the core's cache
-#: while each of the group's columns is taken out of them.
+#: Bytes of a :func:`row_block`'s rows (the cache lines its columns span) a staging thread copies at a time:
+#: they stay in the core's cache while each of the group's columns is taken out of them.
 TILE_BYTES = 256 << 10
+
+
+def _in_parallel(copy, n: int, values: int, pool: Executor | None, parts: int) -> None:
+    """``copy(a, b)`` over ``[0, n)``: in ``parts`` row ranges on ``pool`` when there are enough ``values``.
+
+    NumPy releases the GIL while it copies plain numbers, so a few threads
+    copy faster than one. Every range has finished before this returns, even
+    when one failed (the caller reuses the buffer as soon as it does); the
+    first failure is then raised.
+    """
+    if pool is None or values < (1 << 16) or parts <= 1:
+        copy(0, n)
+        return
+    cuts = [(i * n) // parts for i in range(parts + 1)]
+    futures = [pool.submit(copy, a, b) for a, b in zip(cuts[:-1], cuts[1:])]
+    concurrent.futures.wait(futures)
+    for f in futures:
+        f.result()
 
 
 def stage_block(dst: np.ndarray, src: np.ndarray, pool: Executor | None = None, parts: int = 4) -> None:
     """Copy a ``(rows, k)`` :func:`row_block` slice ``src`` into ``dst``, ``(k, rows)`` C-ordered (a pinned
     staging buffer: each column's rows contiguous), tile by tile, in parallel row ranges when a pool is given.
     """
-    n = src.shape[0]
-    tile = max(64, TILE_BYTES // max(1, int(src.strides[0])))
+    n, k = src.shape
+    span = (k - 1) * int(src.strides[1]) + src.dtype.itemsize  # bytes of a row the group's columns span
+    tile = max(64, TILE_BYTES // (64 * -(-span // 64) + 64))  # rows whose lines fit a tile (one more if unaligned)
 
     def rows(a: int, b: int) -> None:
         for t in range(a, b, tile):
             np.copyto(dst[:, t : min(b, t + tile)], src[t : min(b, t + tile)].T, casting="no")
 
-    if pool is None or n < (1 << 16) or parts <= 1:
-        rows(0, n)
-        return
-    cuts = [(i * n) // parts for i in range(parts + 1)]
-    futures = [pool.submit(rows, a, b) for a, b in zip(cuts[:-1], cuts[1:])]
-    concurrent.futures.wait(futures)  # every range has finished before this returns, as in stage_copy
-    for f in futures:
-        f.result()
+    _in_parallel(rows, n, n * k, pool, parts)
 
 
 def stage_copy(dst: np.ndarray, src: np.ndarray, pool: Executor | None = None, parts: int = 4) -> None:
-    """Copy ``src`` into ``dst`` (a pinned staging buffer), in parallel slices when a pool is given.
+    """Copy ``src`` into ``dst`` (a pinned staging buffer), in parallel slices when a pool is given."""
 
-    NumPy releases the GIL while it copies plain numbers, so a few threads
-    copy a strided column into a contiguous buffer faster than one.
-    """
-    n = src.shape[0]
-    if pool is None or n < (1 << 16) or parts <= 1:
-        np.copyto(dst, src, casting="no")
-        return
-    cuts = [(i * n) // parts for i in range(parts + 1)]
-    futures = [pool.submit(np.copyto, dst[a:b], src[a:b], casting="no") for a, b in zip(cuts[:-1], cuts[1:])]
-    # every slice has finished before this returns, even when one failed: the
-    # caller reuses ``dst`` as soon as it does
-    concurrent.futures.wait(futures)
-    for f in futures:
-        f.result()
+    def rows(a: int, b: int) -> None:
+        np.copyto(dst[a:b], src[a:b], casting="no")
+
+    _in_parallel(rows, src.shape[0], src.shape[0], pool, parts)
 
 
 def int_code_offset(lo: int, hi: int, max_span: int) -> int | None:
