@@ -35,7 +35,8 @@ if ! python3 -m pip install -q --no-deps --no-build-isolation -e . >> "$OUT/inst
 fi
 timeout 350 python3 benchmarks/gpu_check.py --out "$OUT/gpu_check.json" --deadline 330 > "$OUT/gpu_check.log" 2>&1
 echo "gpu_check exit status $?"
-pkill -f tritonserver 2>/dev/null  # a server the watchdog's exit may have left behind
+# a server the watchdog's exit may have left behind: only cudrift's (LocalTritonServer names its shared memory)
+pkill -f 'tritonserver.*shm-region-prefix-name=cudrift' 2>/dev/null
 timeout 175 python3 benchmarks/profile_sweep.py --rows 50000000 --variants "" --registers 0,64,80 --timeout 165 \
     --out "$OUT/sweep.json" > "$OUT/sweep.txt" 2>&1
 echo "profile_sweep exit status $?"
