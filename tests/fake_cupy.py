@@ -3,9 +3,12 @@
 ``install()`` puts a ``cupy`` module into ``sys.modules`` whose arrays are
 host NumPy arrays (an ``ndarray`` subclass with CuPy's ``data.ptr`` /
 ``data.mem`` / ``get()`` and a ``__cuda_array_interface__``, so cudrift sees
-them as device arrays), whose streams and events run everything at once,
-whose ``runtime.memcpyAsync`` really copies bytes between the raw pointers it
-is given (so offsets into staged blocks are checked for real), and whose two
+them as device arrays), whose kernels run at once, whose
+``runtime.memcpyAsync`` really copies bytes between the raw pointers it is
+given (so offsets into staged blocks are checked for real) and, on a stream
+other than the null one, only at that stream's next synchronization (so a
+pinned buffer refilled before its copy was waited for sends the wrong
+bytes, as it can on a card), and whose two
 element-wise kernels cudrift defines are their NumPy twins. The Numba kernels
 run in Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1`` must be set before
 Numba is imported); ``install()`` gives the simulator the two entry points it
@@ -15,7 +18,7 @@ lacks (external streams, ``as_cuda_array``) and lets
 What this exercises is cudrift's orchestration (units and groups, staging
 offsets and threads, read-backs, merges, summaries, rank batching, the
 detector's GPU path) on small inputs. It says nothing about CuPy or the
-device: radix sorts, stream ordering, memory pools and real kernels are
+device: radix sorts, the ordering of kernels between streams, memory pools and real kernels are
 checked by the ``gpu`` tests on a real card. Used by ``gpu_emulated_cases.py``
 in a subprocess of its own (``test_gpu_emulated.py``) and by
 ``benchmarks/gpu_check.py --emulate`` / ``benchmarks/profile_sweep.py
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import math
 import sys
 import threading
 import time
@@ -156,6 +160,24 @@ class ElementwiseKernel:
 _local = threading.local()
 
 
+# Copies queued on streams other than the null one (see _memcpy_async): stream ptr -> [(seq, dst, src, size)].
+_QUEUED: dict[int, list] = {}
+_QUEUE_LOCK = threading.Lock()
+_SEQ = itertools.count(1)
+
+
+def _run_queued(stream: int | None, upto: float = math.inf) -> None:
+    """Run the copies queued on ``stream`` (None: every stream) up to sequence number ``upto``, in order."""
+    with _QUEUE_LOCK:
+        due = []
+        for ptr in list(_QUEUED) if stream is None else [stream]:
+            queue = _QUEUED.get(ptr, [])
+            due += [c for c in queue if c[0] <= upto]
+            _QUEUED[ptr] = [c for c in queue if c[0] > upto]
+        for _, dst, src, size in sorted(due):
+            ctypes.memmove(dst, src, size)
+
+
 class Stream:
     null = None
 
@@ -171,10 +193,11 @@ class Stream:
         _local.streams.pop()
 
     def synchronize(self):
-        pass
+        _run_queued(self.ptr)
 
     def wait_event(self, event):
-        pass
+        # the device would order this stream's later work after the event's stream's copies up to it
+        event.synchronize()
 
 
 Stream.null = Stream(null=True)
@@ -188,12 +211,16 @@ def get_current_stream(device_id=None):
 class Event:
     def __init__(self, block=False, disable_timing=False, interprocess=False):
         self.t = None
+        self._at = None  # (stream ptr, the last copy queued before the record)
 
     def record(self, stream=None):
         self.t = time.perf_counter()  # everything ran at once: the host clock is the device's
+        with _QUEUE_LOCK:
+            self._at = ((stream or get_current_stream()).ptr, next(_SEQ))
 
     def synchronize(self):
-        pass
+        if self._at is not None:
+            _run_queued(*self._at)
 
 
 def get_elapsed_time(start, end):
@@ -216,7 +243,7 @@ class Device:
         pass
 
     def synchronize(self):
-        pass
+        _run_queued(None)
 
 
 def alloc_pinned_memory(nbytes):
@@ -243,7 +270,15 @@ class OutOfMemoryError(MemoryError):
 
 
 def _memcpy_async(dst, src, size, kind, stream=0):
-    ctypes.memmove(int(dst), int(src), int(size))
+    """A copy on the null stream runs at once; on another stream it is queued and runs at that stream's next
+    synchronization (an event recorded after it synchronized or waited for, the stream or the device
+    synchronized), reading its source then, as a card's copy engine may: a pinned buffer the host refills
+    before the copy out of it was waited for then sends the wrong bytes."""
+    if not stream:
+        ctypes.memmove(int(dst), int(src), int(size))
+        return
+    with _QUEUE_LOCK:
+        _QUEUED.setdefault(int(stream), []).append((next(_SEQ), int(dst), int(src), int(size)))
 
 
 def _device_properties(device=0):
@@ -271,7 +306,7 @@ def install() -> types.ModuleType:
     if not _cuda.SIMULATOR:
         raise RuntimeError("fake_cupy needs NUMBA_ENABLE_CUDASIM=1 set before Numba is imported")
     runtime = _module(
-        "cupy.cuda.runtime", memcpyAsync=_memcpy_async, memcpyHostToDevice=1, deviceSynchronize=lambda: None,
+        "cupy.cuda.runtime", memcpyAsync=_memcpy_async, memcpyHostToDevice=1, deviceSynchronize=lambda: _run_queued(None),
         memGetInfo=lambda: (8 << 30, 16 << 30), getDeviceCount=lambda: 1,
         getDeviceProperties=_device_properties, driverGetVersion=lambda: 13000,
         runtimeGetVersion=lambda: 13000,
