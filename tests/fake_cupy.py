@@ -306,8 +306,8 @@ def install() -> types.ModuleType:
     if not _cuda.SIMULATOR:
         raise RuntimeError("fake_cupy needs NUMBA_ENABLE_CUDASIM=1 set before Numba is imported")
     runtime = _module(
-        "cupy.cuda.runtime", memcpyAsync=_memcpy_async, memcpyHostToDevice=1, deviceSynchronize=lambda: _run_queued(None),
-        memGetInfo=lambda: (8 << 30, 16 << 30), getDeviceCount=lambda: 1,
+        "cupy.cuda.runtime", memcpyAsync=_memcpy_async, memcpyHostToDevice=1,
+        deviceSynchronize=lambda: _run_queued(None), memGetInfo=lambda: (8 << 30, 16 << 30), getDeviceCount=lambda: 1,
         getDeviceProperties=_device_properties, driverGetVersion=lambda: 13000,
         runtimeGetVersion=lambda: 13000,
     )
