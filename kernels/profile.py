@@ -616,21 +616,23 @@ def slab_slot(t, n_cols, slots):
 
 
 @cuda.jit(device=True, inline=True)
-def copy_cell_tables(u8, lo8, n_edges, uniform, c0, n_cols, slots, me, cells, pitch, t, nt):
+def copy_cell_tables(i32, lo8, n_edges, uniform, c0, n_cols, slots, cells, pitch, t, nt):
     """Copy the first copy's cell tables (slots ``0 .. n_cols - 1``, built) to the other slots of an interleaved
     slab of columns ``c0 .. c0 + n_cols - 1`` (slot ``v`` gets column ``c0 + v % n_cols``'s); threads ``t`` of
     ``nt`` share it, the caller synchronizes.
 
-    Goes through the table region in storage order (byte ``q``: slot ``q // 4 % pitch``, cells from ``4 * (q //
-    4 // pitch)``), so consecutive threads write consecutive bytes; a copy costs far less than a build.
+    Copies whole 4-byte words (``i32``: the shared buffer viewed as int32; ``lo8`` and ``cells`` are multiples
+    of 4): the tables' word ``w`` (from ``lo8``) is word ``w // pitch`` of slot ``w % pitch`` (:func:`cell_at`),
+    so it takes the word ``w - v + v % n_cols``. In storage order, consecutive threads on consecutive words; a
+    copy costs far less than a build.
     """
-    for q in range(t, pitch * cells, nt):
-        v = (q >> 2) % pitch
+    base = lo8 >> 2
+    for w in range(t, pitch * (cells >> 2), nt):
+        v = w % pitch
         if n_cols <= v < slots:
             cc = v % n_cols
             if n_edges[c0 + cc] >= 2 and uniform[c0 + cc] == 0:
-                _, _, lc, p = slab_offsets(cc, me, cells, pitch)
-                u8[lo8 + q] = u8[cell_at(lo8 + lc, p, ((q >> 2) // pitch) * 4 + (q & 3))]
+                i32[base + w] = i32[base + w - v + cc]
 
 
 @cuda.jit(device=True, inline=True)
@@ -661,7 +663,7 @@ def stage_slab(ce, i32, u8, cmp_edges, n_edges, uniform, private, c0, n_cols, sl
                 build_cells(ce, eo, p, n_edges[c0 + cc], u8, lo8 + lc, cells, t, nt)
     cuda.syncthreads()
     if private and cells > 0 and slots > n_cols:
-        copy_cell_tables(u8, lo8, n_edges, uniform, c0, n_cols, slots, me, cells, pitch, t, nt)
+        copy_cell_tables(i32, lo8, n_edges, uniform, c0, n_cols, slots, cells, pitch, t, nt)
     cuda.syncthreads()
 
 

@@ -263,27 +263,31 @@ def test_interleaved_and_column_after_column_layouts_count_alike(edges32, monkey
 
 
 @cuda.jit
-def _stage_kernel(cmp_edges, n_edges, uniform, c0, n_cols, slots, me, cells, pitch, ce, i32, u8):
-    """The kernels' staging of a slab's shared data, into global arrays that stand in for shared memory."""
-    stage_slab(ce, i32, u8, cmp_edges, n_edges, uniform, True, c0, n_cols, slots, me, 0, 0, cells, pitch,
+def _stage_kernel(cmp_edges, n_edges, uniform, c0, n_cols, slots, me, ho, lo8, cells, pitch, ce, i32, u8):
+    """The kernels' staging of a slab's shared data, into one global buffer (three views) that stands in for
+    their shared memory."""
+    stage_slab(ce, i32, u8, cmp_edges, n_edges, uniform, True, c0, n_cols, slots, me, ho, lo8, cells, pitch,
                cuda.threadIdx.x, cuda.blockDim.x)
 
 
 @pytest.mark.parametrize("pitch, c0, n_cols", [(1, 0, 5), (32, 0, 5), (32, 2, 1)])
 def test_staged_slab_sits_where_the_layout_says(pitch, c0, n_cols):
-    """Each slot's edges, zeroed histogram and cell table, staged by :func:`stage_slab` at the offsets of
-    :func:`slab_offsets`, hold its column's data.
+    """Each slot's edges, zeroed histogram and cell table, staged by :func:`stage_slab` in the regions of
+    :func:`slab_regions` at the offsets of :func:`slab_offsets`, hold its column's data.
 
     The lookup walks from a table entry to the bracketing edges, so a table
     in the wrong place (or a wrong copy) would still count right, only
     slower; this reads the slab back at the positions the layout promises,
-    written out here: edge ``j`` of slot ``v`` at ``v * me + j`` and cell
-    ``g`` at byte ``v * cells + g`` column after column, at ``j * pitch +
-    v`` and byte ``4 * ((g // 4) * pitch + v) + g % 4`` interleaved (so
-    every word of a slot is in bank ``v % 32``). Interleaved, 5 columns
-    fill 30 slots with copies (slot ``v`` holds column ``v % 5``), and the
-    column kernel's slab of one column (``c0 = 2`` of the edges) 32.
+    written out here: edge ``j`` of slot ``v`` at ``v * me + j``, bin ``k``
+    at word ``ho + v * (me + 1) + k`` and cell ``g`` at byte ``lo8 + v *
+    cells + g`` column after column; at ``j * pitch + v``, ``ho + k * pitch +
+    v`` and ``lo8 + 4 * ((g // 4) * pitch + v) + g % 4`` interleaved (so
+    every word of a slot is in bank ``v % 32``). Interleaved, 5 columns fill
+    30 slots with copies (slot ``v`` holds column ``v % 5``), and the column
+    kernel's slab of one column (``c0 = 2`` of the edges) 32.
     """
+    from cudrift.kernels.profile import slab_regions
+
     rng = np.random.default_rng(43)
     cells = 64
     edge_list = [equal_mass_edges(np.sort(rng.normal(size=300) * (1 + j)), 6 + 3 * j) for j in range(c0 + n_cols)]
@@ -295,33 +299,37 @@ def test_staged_slab_sits_where_the_layout_says(pitch, c0, n_cols):
         packed[c, : len(x)] = x
     width = n_cols if pitch == 1 else pitch
     slots = n_cols if pitch == 1 else (pitch // n_cols) * n_cols
-    ce = cuda.to_device(np.full(width * me, -7.0))
-    i32 = cuda.to_device(np.full(width * (me + 1), 9, dtype=np.int32))
-    lut = cuda.to_device(np.full(width * cells, 255, dtype=np.uint8))
+    ho, lo8 = slab_regions.py_func(width, me, 8)
+    buf = np.full(-(-(lo8 + width * cells) // 8) * 8, 0xAB, dtype=np.uint8)  # the kernel's one shared buffer
+    dev = cuda.to_device(buf)
     n_edges = np.array([len(x) for x in edge_list], dtype=np.int64)
     _stage_kernel[1, 32](cuda.to_device(packed), cuda.to_device(n_edges), cuda.to_device(uniform), c0, n_cols,
-                         slots, me, cells, pitch, ce, i32, lut)
-    got, e = lut.copy_to_host(), ce.copy_to_host()
-    assert (i32.copy_to_host() == 0).all()
+                         slots, me, ho, lo8, cells, pitch, dev.view(np.float64), dev.view(np.int32), dev)
+    got = dev.copy_to_host()
+    e, words = got.view(np.float64), got.view(np.int32)
     written = np.zeros(got.size, dtype=bool)
     for v in range(slots):
         c = c0 + v % n_cols
         x = edge_list[c]
         at = [v * me + j if pitch == 1 else j * pitch + v for j in range(len(x))]
         assert e[at].tolist() == x.tolist(), v
+        hist = [ho + (v * (me + 1) + k if pitch == 1 else k * pitch + v) for k in range(me + 1)]
+        assert (words[hist] == 0).all(), v
         if uniform[c]:
             continue
         half = x[-1] * 0.5 - x[0] * 0.5
         for g in range(cells):
             want = max(int(np.searchsorted(x[:-1], x[0] + 2.0 * (half * (g / cells)), side="right")) - 1, 0)
-            at = v * cells + g if pitch == 1 else 4 * ((g // 4) * pitch + v) + g % 4
+            at = lo8 + (v * cells + g if pitch == 1 else 4 * ((g // 4) * pitch + v) + g % 4)
             assert got[at] == want, (v, g)
             written[at] = True
             if pitch > 1:
                 assert (at // 4) % 32 == v % 32
-    assert (got[~written] == 255).all()  # nothing written elsewhere (nor for the uniform column)
+    tables = got[lo8 : lo8 + width * cells]
+    assert (tables[~written[lo8 : lo8 + width * cells]] == 0xAB).all()  # nothing else (nor the uniform column's)
     if slots < width:  # padding slots get no edges
-        assert (e[[j * pitch + v for v in range(slots, width) for j in range(me)]] == -7.0).all()
+        assert (e[[j * pitch + v for v in range(slots, width) for j in range(me)]].view(np.uint64)
+                == 0xABABABABABABABAB).all()
 
 
 def test_row_plan_interleaves_where_it_fits():
