@@ -599,7 +599,8 @@ def _stage(dev: _Device, parts: list[tuple[np.ndarray, int, int]]) -> tuple[cupy
                 rows = list(enumerate(view))  # device column j, its rows a..b
             else:
                 view = buf.view(dtype, b - a)
-                gh.stage_copy(view, parts[i][0][start + a : start + b], dev.pool, parts=dev.copy_threads)
+                values, first, _ = parts[i]  # (each part from its own first row, as before row blocks)
+                gh.stage_copy(view, values[first + a : first + b], dev.pool, parts=dev.copy_threads)
                 rows = [(i, view)]
             for j, v in rows:
                 cupy.cuda.runtime.memcpyAsync(d.data.ptr + (j * n + a) * item, v.ctypes.data, v.nbytes,
