@@ -343,3 +343,105 @@ def test_checkpoint_that_cannot_be_written_is_logged_and_serving_goes_on(tmp_pat
         assert len(errors) == 1 and "not written" in errors[0]
     finally:
         m.finalize()
+
+
+def test_initialize_counts_gpu_instances_per_listed_gpu(monitor, pb):
+    """``count: 1`` on two GPUs is two instances, which would share one window and checkpoint."""
+    repo, _ = monitor
+    args = model_args(repo)
+    cfg = json.loads(args["model_config"])
+    cfg["instance_group"] = [{"kind": "KIND_GPU", "count": 1, "gpus": [0, 1]}]
+    with pytest.raises(pb.TritonModelException, match="2 instances configured"):
+        TritonPythonModel().initialize({**args, "model_config": json.dumps(cfg)})
+
+
+def test_a_window_whose_comparison_fails_is_counted_and_the_monitor_goes_on(monitor, pb, rng, tmp_path):
+    repo, start = monitor
+    m = start()
+    real, calls = m.detector.compare, []
+
+    def compare(p):
+        calls.append(p.n_rows)
+        if len(calls) == 1:
+            raise RuntimeError("simulated failure")
+        return real(p)
+
+    m.detector.compare = compare
+    m.execute([request(rng, 500), request(rng, 120)])
+    wait_for(lambda: value(pb, "cudrift_window_compare_failures_total") == 1)
+    assert value(pb, "cudrift_windows_closed_total") == 1
+    assert np.isnan(value(pb, "cudrift_dataset_drift_share"))
+    assert any(level == "error" and "comparison failed" in msg and "simulated" in msg for level, msg in pb.logs)
+    # the rest of that pass ran: the open window's rows reached the checkpoint
+    wait_for(lambda: (tmp_path / "w.ckpt").exists() and _checkpoint_rows(m, tmp_path / "w.ckpt") == 120)
+    # the data-quality counters still count the failed window's rows
+    assert value(pb, "cudrift_feature_nulls_total", feature="a") == 0
+    m.execute([request(rng, 380)])
+    wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 2)
+    wait_for(lambda: not np.isnan(value(pb, "cudrift_dataset_drift_share")))
+    assert value(pb, "cudrift_window_compare_failures_total") == 1 and calls == [500, 500]
+
+
+def test_rows_that_cannot_be_profiled_are_dropped_counted_and_logged(monitor, pb, rng):
+    repo, start = monitor
+    m = start()
+    real = m.state._profile
+
+    def profile(batches):
+        if any((b["NUMERIC"] == 12345.0).any() for b in batches):
+            raise MemoryError("simulated")
+        return real(batches)
+
+    m.state._profile = profile
+    poison = request(rng, 40)
+    poison["NUMERIC"]._a[3, 1] = 12345.0
+    assert all(r.error is None for r in m.execute([request(rng, 300), poison, request(rng, 160)]))
+    wait_for(lambda: value(pb, "cudrift_window_dropped_rows_total") == 40)
+    assert value(pb, "cudrift_window_rows_total") == 500 and value(pb, "cudrift_windows_closed_total") == 1
+    assert any(level == "error" and "40 accepted rows dropped" in msg for level, msg in pb.logs)
+    m.finalize()
+    pb.registry.clear()
+    m2 = start()  # the checkpoint (window 0 held 460 rows) resumes, counters included
+    assert (m2.state.rows_total, m2.state.rows_dropped, m2.state.windows_closed) == (500, 40, 1)
+    assert value(pb, "cudrift_window_dropped_rows_total") == 40
+
+
+def test_finalize_checkpoints_even_when_its_last_pass_fails(monitor, pb, rng, tmp_path):
+    repo, start = monitor
+    m = start()
+    m.execute([request(rng, 110)])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated")
+
+    m.state.seal_expired = broken  # the final pass fails before reaching its checkpoint
+    m.finalize()
+    assert any(level == "error" and "worker pass failed" in msg for level, msg in pb.logs)
+    assert _checkpoint_rows(m, tmp_path / "w.ckpt") == 110
+
+
+def test_periodic_checkpoint_marks_saved_only_the_rows_it_holds(monitor, pb, rng, tmp_path, monkeypatch):
+    """Rows accepted while a checkpoint is written are not in it: a later periodic one must still take them."""
+    import cudrift.integrations.triton.model as model_mod
+
+    repo, start = monitor
+    m = start()
+    real, writes = model_mod.write_atomic, []
+
+    def write(path, data):
+        if not writes:
+            m.state.accept({k: v._a.copy() if k == "NUMERIC" else _read(m, v, k)
+                            for k, v in request(rng, 50).items()}, 50)  # a request during the write
+        writes.append(len(data))
+        return real(path, data)
+
+    monkeypatch.setattr(model_mod, "write_atomic", write)
+    m.execute([request(rng, 100)])
+    ckpt = tmp_path / "w.ckpt"
+    wait_for(lambda: ckpt.exists() and _checkpoint_rows(m, ckpt) == 150)  # no traffic after the write
+    assert m.state.rows_total == 150
+
+
+def _read(m, tensor, name):
+    g = next(g for g in m.layout.groups if g.name == name)
+    return m._array(tensor, g)

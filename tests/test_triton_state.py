@@ -263,3 +263,74 @@ def test_backlog_limit_below_fold_rows_makes_the_fold_due_and_wakes_the_worker(r
     t.join(5)
     assert woken.is_set() and waited < 5 and time.monotonic() - t0 < 5
     assert st.backlog_rows == 0 and st.rows_total == 600
+
+
+# ------------------------------------------------------------------ failures while profiling
+
+
+def _failing_profile(st, fail):
+    """Make ``st._profile`` raise for the batch lists ``fail(batches)`` picks; returns the calls made."""
+    real, calls = st._profile, []
+
+    def profile(batches):
+        calls.append(len(batches))
+        if fail(batches):
+            raise MemoryError("out of device memory (simulated)")
+        return real(batches)
+
+    st._profile = profile
+    return calls
+
+
+def test_a_fold_that_fails_as_a_whole_keeps_every_row(reference, rng):
+    """A failure of the one profiling call (device memory, say) is retried batch by batch: nothing is lost."""
+    st = WindowState(reference, FeatureLayout.from_profile(reference), window_rows=1000, fold_rows=150)
+    batches = [_batch(rng, 60) for _ in range(3)]
+    for b in batches:
+        st.accept(b, 60)
+    calls = _failing_profile(st, lambda bs: len(bs) > 1)
+    assert st.fold() == 180
+    assert calls == [3, 1, 1, 1] and st.rows_dropped == 0 and st.backlog_rows == 0
+    rest = _batch(rng, 820)
+    st.accept(rest, 820)
+    w = st.close_next()
+    assert (w.rows, w.own.n_rows) == (1000, 1000)
+    # the window holds exactly the accepted values: the retried batches' among them
+    b = np.concatenate([x["NUMERIC"][:, 1] for x in (*batches, rest)]).astype(np.float64)
+    assert w.own["b"].moments.count == 1000
+    assert w.own["b"].moments.mean == pytest.approx(b.mean(), rel=1e-9)
+    assert (w.own["b"].moments.min, w.own["b"].moments.max) == (b.min(), b.max())
+
+
+def test_a_batch_that_cannot_be_profiled_is_dropped_alone_and_counted(reference, rng):
+    """Only the failing batch goes: its window's count stays equal to its profile's, and the checkpoint loads."""
+    lay = FeatureLayout.from_profile(reference)
+    st = WindowState(reference, lay, window_rows=300, fold_rows=10**9)
+    drops = []
+    st.on_drop = lambda rows, exc: drops.append((rows, type(exc).__name__))
+    poison = _batch(rng, 70)
+    poison["NUMERIC"][0, 0] = 12345.0  # the marker the failing profiler looks for
+    st.accept(_batch(rng, 100), 100)
+    st.accept(poison, 70)
+    st.accept(_batch(rng, 200), 200)  # window 0 sealed at 300 (130 of these), 70 open
+    _failing_profile(st, lambda bs: any((b["NUMERIC"] == 12345.0).any() for b in bs))
+    w = st.close_next()
+    assert drops == [(70, "MemoryError")] and st.rows_dropped == 70
+    assert (w.window_id, w.rows, w.own.n_rows) == (0, 230, 230)
+    assert st.backlog_rows == 70 and st.rows_total == 370
+    st.fold(force=True)
+    again = WindowState(reference, lay, window_rows=300)
+    again.restore(st.to_bytes())  # refused if a window's count and its profile disagreed
+    assert (again.open_rows, again.rows_total, again.rows_dropped, again.windows_closed) == (70, 370, 70, 1)
+
+
+def test_snapshot_counts_what_the_checkpoint_holds(reference, rng):
+    st = WindowState(reference, FeatureLayout.from_profile(reference), window_rows=1000, fold_rows=10**9)
+    st.accept(_batch(rng, 200), 200)
+    st.fold(force=True)
+    st.accept(_batch(rng, 50), 50)  # pending: not in the checkpoint
+    data, rows_total, windows_closed = st.snapshot()
+    assert (rows_total, windows_closed, st.rows_total) == (200, 0, 250)
+    again = WindowState(reference, FeatureLayout.from_profile(reference), window_rows=1000)
+    again.restore(data)
+    assert again.rows_total == rows_total

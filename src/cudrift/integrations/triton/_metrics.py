@@ -45,7 +45,15 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "cudrift_window_rows_total": ("COUNTER", "Rows accepted into drift windows"),
     "cudrift_window_open_rows": ("GAUGE", "Rows accepted into the window that is still open"),
     "cudrift_backlog_rows": ("GAUGE", "Rows accepted but not profiled yet (the worker's queue)"),
-    "cudrift_windows_closed_total": ("COUNTER", "Drift windows closed and compared with the reference"),
+    "cudrift_windows_closed_total": (
+        "COUNTER", "Drift windows closed (each compared with the reference, or counted as a compare failure)"
+    ),
+    "cudrift_window_compare_failures_total": (
+        "COUNTER", "Closed windows whose comparison with the reference failed (logged; drift gauges set to NaN)"
+    ),
+    "cudrift_window_dropped_rows_total": (
+        "COUNTER", "Accepted rows dropped because they could not be profiled (logged; in cudrift_window_rows_total)"
+    ),
     "cudrift_feature_nulls_total": ("COUNTER", "Null or NaN values in closed windows, per feature"),
     "cudrift_feature_out_of_range_total": (
         "COUNTER", "Numeric values outside the reference range (infinities included) in closed windows, per feature"
@@ -111,6 +119,7 @@ class MonitorMetrics:
         self._features = layout.columns
         self._totals: dict[str, Any] = {
             "requests": 0, "request_seconds": 0.0, "close_seconds": 0.0, "waited_seconds": 0.0,
+            "compare_failures": 0,
             "bad": {r: 0 for r in BAD_REQUEST_REASONS},
             "nulls": {f: 0 for f in self._features},
             "out_of_range": {f: 0 for f in self._features if f in self._numeric},
@@ -118,6 +127,7 @@ class MonitorMetrics:
         }
         self._published_rows = 0
         self._published_windows = 0
+        self._published_dropped = 0
         for r in BAD_REQUEST_REASONS:
             self._metric("cudrift_bad_requests_total", reason=r)
         for f in self._features:
@@ -127,6 +137,7 @@ class MonitorMetrics:
             else:
                 self._metric("cudrift_feature_unseen_categories_total", feature=f)
         for name in ("cudrift_window_rows_total", "cudrift_windows_closed_total", "cudrift_requests_total",
+                     "cudrift_window_compare_failures_total", "cudrift_window_dropped_rows_total",
                      "cudrift_request_duration_seconds_total", "cudrift_window_close_duration_seconds_total",
                      "cudrift_backpressure_seconds_total", "cudrift_window_open_rows", "cudrift_backlog_rows"):
             self._metric(name)
@@ -161,7 +172,8 @@ class MonitorMetrics:
                 self._metric("cudrift_bad_requests_total", reason=reason).increment(k)
                 self._totals["bad"][reason] = self._totals["bad"].get(reason, 0) + k
 
-    def record_rows(self, rows_total: int, open_rows: int, windows_closed: int, backlog_rows: int = 0) -> None:
+    def record_rows(self, rows_total: int, open_rows: int, windows_closed: int, backlog_rows: int = 0,
+                    rows_dropped: int = 0) -> None:
         """Publish the window counters (totals; the counters advance by the difference) and gauges."""
         if rows_total > self._published_rows:
             self._metric("cudrift_window_rows_total").increment(rows_total - self._published_rows)
@@ -169,6 +181,9 @@ class MonitorMetrics:
         if windows_closed > self._published_windows:
             self._metric("cudrift_windows_closed_total").increment(windows_closed - self._published_windows)
             self._published_windows = windows_closed
+        if rows_dropped > self._published_dropped:
+            self._metric("cudrift_window_dropped_rows_total").increment(rows_dropped - self._published_dropped)
+            self._published_dropped = rows_dropped
         self._metric("cudrift_window_open_rows").set(open_rows)
         self._metric("cudrift_backlog_rows").set(backlog_rows)
 
@@ -191,6 +206,27 @@ class MonitorMetrics:
             self._metric("cudrift_feature_drifted", feature=f.column, test=test).set(1.0 if f.drifted else 0.0)
         self._metric("cudrift_dataset_drift_share").set(float(report.share_drifted))
         self._metric("cudrift_dataset_drift").set(1.0 if report.dataset_drift else 0.0)
+        self._publish_close(closed, seconds)
+
+    def window_failed(self, closed: ClosedWindow, seconds: float) -> None:
+        """Publish a closed window whose comparison failed: data quality and close time as usual, drift gauges NaN.
+
+        The drift gauges describe the last closed window; left alone they
+        would describe an older one.
+        """
+        for feature, test in self._tests.items():
+            for fam in _DRIFT_FAMILIES:
+                m = self._series.get((fam, tuple(sorted({"feature": feature, "test": test}.items()))))
+                if m is not None:
+                    m.set(math.nan)
+        self._metric("cudrift_dataset_drift_share").set(math.nan)
+        self._metric("cudrift_dataset_drift").set(math.nan)
+        self._metric("cudrift_window_compare_failures_total").increment(1)
+        self._totals["compare_failures"] += 1
+        self._publish_close(closed, seconds)
+
+    def _publish_close(self, closed: ClosedWindow, seconds: float) -> None:
+        """The data-quality counters of a closed window (its own rows) and the time its close took."""
         for name, col in closed.own.columns.items():
             if name not in self._totals["nulls"]:
                 continue
@@ -219,8 +255,12 @@ class MonitorMetrics:
         """Counter values to keep in a checkpoint (JSON-able)."""
         return {k: (dict(v) if isinstance(v, dict) else v) for k, v in self._totals.items()}
 
-    def restore(self, totals: Mapping[str, Any], rows_total: int, windows_closed: int) -> None:
+    def restore(self, totals: Mapping[str, Any], rows_total: int, windows_closed: int, rows_dropped: int = 0) -> None:
         """Continue the counters from a checkpoint's values."""
+        failures = int(totals.get("compare_failures", 0))
+        if failures:
+            self._metric("cudrift_window_compare_failures_total").increment(failures)
+            self._totals["compare_failures"] += failures
         self.record_requests(int(totals.get("requests", 0)), float(totals.get("request_seconds", 0.0)),
                              {r: int(v) for r, v in dict(totals.get("bad", {})).items() if r in BAD_REQUEST_REASONS},
                              float(totals.get("waited_seconds", 0.0)))
@@ -234,7 +274,7 @@ class MonitorMetrics:
         if close:
             self._metric("cudrift_window_close_duration_seconds_total").increment(close)
             self._totals["close_seconds"] += close
-        self.record_rows(rows_total, 0, windows_closed)
+        self.record_rows(rows_total, 0, windows_closed, rows_dropped=rows_dropped)
 
     def close(self) -> None:
         """Delete every series, then the families (Triton requires that order)."""

@@ -17,6 +17,13 @@ Rows go through three stages:
    with ``sliding_windows=K`` its profile is merged with the K-1 windows
    closed before it.
 
+A fold that fails (the GPU out of memory, a batch the profiler refuses) is
+retried batch by batch; a batch that fails on its own is dropped, counted in
+:attr:`WindowState.rows_dropped` and reported through
+:attr:`WindowState.on_drop`, and its rows leave their window's row count, so
+a window's count always equals the rows its profile holds. Every other row is
+kept: a failure never loses a whole fold or a whole window.
+
 A checkpoint (:meth:`WindowState.to_bytes`) holds the folded profile of every
 window not closed yet, the K-1 most recent closed profiles, and the
 counters; rows still pending are not in it. :func:`cudrift.io._atomic.write_atomic` writes it
@@ -172,6 +179,9 @@ class WindowState:
         #: Called (without arguments) when :meth:`accept` starts to wait for
         #: the worker, so that the worker need not notice on its next tick.
         self.wake: Callable[[], None] | None = None
+        #: Called as ``on_drop(rows, error)`` from the worker when a batch of
+        #: ``rows`` accepted rows could not be profiled and was dropped.
+        self.on_drop: Callable[[int, BaseException], None] | None = None
         self._lock = threading.Lock()
         self._drained = threading.Condition(self._lock)  # notified when the worker has profiled rows
         self._backlog = 0  # accepted rows not profiled yet, all windows together
@@ -182,6 +192,8 @@ class WindowState:
         self._history_ids: deque[int] = deque(maxlen=sliding_windows - 1)
         self.rows_total = 0
         self.windows_closed = 0
+        #: Accepted rows that could not be profiled (see the module's docstring); in ``rows_total``.
+        self.rows_dropped = 0
         # Bool-keyed categorical columns travel as INT64 (Triton has no
         # mixed-type tensor); turn them back into bools so that their keys
         # match the reference dictionary.
@@ -226,8 +238,28 @@ class WindowState:
         with self._lock:
             return self._backlog
 
-    def _profiled(self, n: int) -> None:
+    def _fold_into(self, w: _Window, batches: list[dict[str, Any]], n: int) -> None:
+        """Profile ``batches`` (``n`` rows taken from ``w``'s pending list) into ``w``'s profile; never raises.
+
+        One profiling call for all of them; if it fails, one call per batch,
+        and a batch that fails on its own is dropped (its rows leave ``w.rows``
+        and go to :attr:`rows_dropped`). Either way the rows leave the backlog.
+        """
+        dropped = 0
+        try:
+            w.profile = w.profile + self._profile(batches)
+        except Exception:  # noqa: BLE001 - retried batch by batch below
+            for b in batches:
+                try:
+                    w.profile = w.profile + self._profile([b])
+                except Exception as exc:  # noqa: BLE001 - drop this batch only
+                    rows = _batch_rows(b)
+                    dropped += rows
+                    if self.on_drop is not None:
+                        self.on_drop(rows, exc)
         with self._lock:
+            w.rows -= dropped
+            self.rows_dropped += dropped
             self._backlog -= n
             self._drained.notify_all()
 
@@ -297,8 +329,7 @@ class WindowState:
         # A request may seal the open window while this runs; window profiles
         # are still only touched by this thread, where close_next runs too.
         for w, batches, n in work:
-            w.profile = w.profile + self._profile(batches)
-            self._profiled(n)
+            self._fold_into(w, batches, n)
         return sum(n for _, _, n in work)
 
     def close_next(self) -> ClosedWindow | None:
@@ -309,8 +340,7 @@ class WindowState:
             w = self._sealed.popleft()
             batches, n, w.pending, w.pending_rows = w.pending, w.pending_rows, [], 0
         if batches:
-            w.profile = w.profile + self._profile(batches)
-            self._profiled(n)
+            self._fold_into(w, batches, n)
         merged = w.profile
         for past in self._history:
             merged = merged + past
@@ -342,6 +372,14 @@ class WindowState:
         Call it from the worker thread. Rows not folded yet are not in it;
         ``extra`` is stored as JSON next to the state (counters of the caller).
         """
+        return self.snapshot(extra)[0]
+
+    def snapshot(self, extra: Mapping[str, Any] | None = None) -> tuple[bytes, int, int]:
+        """:meth:`to_bytes`, with the ``rows_total`` and ``windows_closed`` the checkpoint holds.
+
+        Rows accepted while it is written are pending, so not in it: a caller
+        that tracks what was saved must use these counts, not the live ones.
+        """
         with self._lock:
             windows = [*self._sealed, self._open]
             info = [
@@ -358,11 +396,12 @@ class WindowState:
             "windows": info,
             "history": list(self._history_ids),
             "rows_total": rows_total,
+            "rows_dropped": self.rows_dropped,
             "windows_closed": self.windows_closed,
             "saved_at": self.clock(),
             "extra": dict(extra or {}),
         }
-        return _format.pack(CHECKPOINT_KIND, CHECKPOINT_VERSION, meta, arrays)
+        return _format.pack(CHECKPOINT_KIND, CHECKPOINT_VERSION, meta, arrays), rows_total, self.windows_closed
 
     def restore(self, data: bytes) -> dict[str, Any]:
         """Resume from checkpoint bytes; returns the ``extra`` dict saved with them.
@@ -382,6 +421,7 @@ class WindowState:
             hist_ids = [int(i) for i in meta["history"]]
             rows_total = int(meta["rows_total"])
             windows_closed = int(meta["windows_closed"])
+            rows_dropped = int(meta.get("rows_dropped", 0))  # not in checkpoints written before it was counted
             extra = dict(meta.get("extra") or {})
             windows = []
             for i, w in enumerate(info):
@@ -418,7 +458,13 @@ class WindowState:
             self._history_ids.extend(hist_ids[:keep])
             self.rows_total = rows_total
             self.windows_closed = windows_closed
+            self.rows_dropped = rows_dropped
         return extra
+
+
+def _batch_rows(batch: Mapping[str, Any]) -> int:
+    """Rows of an accepted batch (its arrays all have as many)."""
+    return int(next(iter(batch.values())).shape[0])
 
 
 def _array_module(a: Any):

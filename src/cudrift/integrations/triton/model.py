@@ -189,7 +189,7 @@ class TritonPythonModel:
         self._name = args["model_name"]
         model_dir = Path(args["model_repository"])
         self.settings = MonitorSettings.from_parameters(config.get("parameters", {}))
-        instances = sum(int(g.get("count", 1)) for g in config.get("instance_group", [])) or 1
+        instances = sum(_instances(g) for g in config.get("instance_group", [])) or 1
         if instances > 1:
             raise pb.TritonModelException(
                 f"{self._name}: {instances} instances configured; the drift monitor needs exactly one "
@@ -216,6 +216,7 @@ class TritonPythonModel:
         sys.unraisablehook = _QuietDLPackCapsules(self._previous_hook)
         strings = [g.name for g in self.layout.groups if g.data_type == "TYPE_STRING"]
         if strings and not _as_numpy_is_sound(pb):
+            sys.unraisablehook = self._previous_hook
             raise pb.TritonModelException(
                 f"{self._name}: inputs {strings} are BYTES, but this python-backend stub reads tensors wrongly "
                 f"under NumPy {np.__version__} (a stub built against NumPy 1.x) and crashes on BYTES inputs; "
@@ -241,8 +242,9 @@ class TritonPythonModel:
         self._warm_up()
 
         self.metrics = MonitorMetrics(pb, self.settings.monitored_model or self._name, self.layout)
-        self.metrics.restore(totals, self.state.rows_total, self.state.windows_closed)
-        self.metrics.record_rows(self.state.rows_total, self.state.open_rows, self.state.windows_closed)
+        self.metrics.restore(totals, self.state.rows_total, self.state.windows_closed, self.state.rows_dropped)
+        self.metrics.record_rows(self.state.rows_total, self.state.open_rows, self.state.windows_closed,
+                                 rows_dropped=self.state.rows_dropped)
         self._last_share = float(totals.get("last_share", math.nan))
         self._tally = _Tally()
         self._saved = (self.state.rows_total, self.state.windows_closed)
@@ -256,6 +258,7 @@ class TritonPythonModel:
         sys.setswitchinterval(0.0005)
         self._wake = threading.Event()
         self.state.wake = self._wake.set  # a request over the backlog limit wakes the worker at once
+        self.state.on_drop = self._dropped
         self._stopping = False
         self._worker = threading.Thread(target=self._run, name="cudrift-monitor", daemon=True)
         self._worker.start()
@@ -296,9 +299,13 @@ class TritonPythonModel:
             totals = self.state.restore(self._checkpoint.read_bytes())
         except (FormatError, OSError) as exc:
             aside = self._checkpoint.with_name(self._checkpoint.name + f".unusable-{int(time.time())}")
-            os.replace(self._checkpoint, aside)
+            try:
+                os.replace(self._checkpoint, aside)
+                where = f"moved to {aside}"
+            except OSError as move:
+                where = f"left in place (could not move it: {move})"
             self._log.log_error(f"cudrift monitor {self._name}: checkpoint {self._checkpoint} not resumed "
-                                f"({exc}); moved to {aside}, starting a new window")
+                                f"({exc}); {where}, starting a new window")
             return {}
         return totals
 
@@ -403,26 +410,20 @@ class TritonPythonModel:
                 self._work(final)
             except Exception as exc:  # noqa: BLE001 - the worker must outlive one bad pass
                 self._log.log_error(f"cudrift monitor {self._name}: worker pass failed: {type(exc).__name__}: {exc}")
+                if final and self._checkpoint is not None:
+                    # The pass failed before its checkpoint: shutdown still saves what the state holds.
+                    try:
+                        self._save(time.monotonic())
+                    except Exception as exc2:  # noqa: BLE001
+                        self._log.log_error(f"cudrift monitor {self._name}: final checkpoint failed: {exc2!r}")
             if final:
                 return
 
     def _work(self, final: bool) -> None:
         """One worker pass: close due windows, fold, publish counters, checkpoint when due."""
         self.state.seal_expired()
-        while True:
-            t0 = time.perf_counter()
-            closed = self.state.close_next()
-            if closed is None:
-                break
-            report = self.detector.compare(closed.merged)
-            self._last_share = float(report.share_drifted)
-            self.metrics.publish_window(closed, report, time.perf_counter() - t0)
-            drifted = ", ".join(report.drifted_columns) or "none"
-            self._log.log_info(
-                f"cudrift monitor {self._name}: window {closed.window_id} closed ({closed.rows} rows"
-                + (f", {closed.merged.n_rows} with the sliding windows" if closed.merged is not closed.own else "")
-                + f"): drift share {report.share_drifted:.3f}, drifted: {drifted}"
-            )
+        while self._close_next():
+            pass
         self.state.fold()
         n, seconds, waited, bad = self._tally.drain()
         self.metrics.record_requests(n, seconds, bad, waited)
@@ -432,20 +433,62 @@ class TritonPythonModel:
             and self._saved[0] != self.state.rows_total
         )
         if self._checkpoint is not None and due and (final or now >= self._retry_save_at):
-            # Fold what is pending first: the checkpoint then holds every row accepted so far.
-            self.state.fold(force=True)
-            totals = {**self.metrics.totals(), "last_share": self._last_share}
-            try:
-                write_atomic(self._checkpoint, self.state.to_bytes(totals))
-            except OSError as exc:
-                # Disk full, permissions: say so once per period, keep serving, try again later.
-                self._retry_save_at = now + self.settings.checkpoint_seconds
-                self._log.log_error(f"cudrift monitor {self._name}: checkpoint {self._checkpoint} not written: {exc}")
-            else:
-                self._saved = (self.state.rows_total, self.state.windows_closed)
-                self._last_save = now
-        self.metrics.record_rows(self.state.rows_total, self.state.open_rows, self.state.windows_closed,
-                                 self.state.backlog_rows)
+            self._save(now)
+        self._record_rows()
+
+    def _close_next(self) -> bool:
+        """Close the oldest sealed window, compare it and publish; False when none is sealed.
+
+        A comparison that fails is logged and counted
+        (``cudrift_window_compare_failures_total``), the drift gauges go to NaN
+        (they would describe an older window), and the worker goes on.
+        """
+        t0 = time.perf_counter()
+        closed = self.state.close_next()
+        if closed is None:
+            return False
+        try:
+            report = self.detector.compare(closed.merged)
+        except Exception as exc:  # noqa: BLE001 - one window must not stop the monitor
+            self._last_share = math.nan
+            self.metrics.window_failed(closed, time.perf_counter() - t0)
+            self._log.log_error(f"cudrift monitor {self._name}: window {closed.window_id} ({closed.rows} rows) "
+                                f"closed, but its comparison failed: {type(exc).__name__}: {exc}")
+            return True
+        self._last_share = float(report.share_drifted)
+        self.metrics.publish_window(closed, report, time.perf_counter() - t0)
+        drifted = ", ".join(report.drifted_columns) or "none"
+        self._log.log_info(
+            f"cudrift monitor {self._name}: window {closed.window_id} closed ({closed.rows} rows"
+            + (f", {closed.merged.n_rows} with the sliding windows" if closed.merged is not closed.own else "")
+            + f"): drift share {report.share_drifted:.3f}, drifted: {drifted}"
+        )
+        return True
+
+    def _save(self, now: float) -> None:
+        """Fold what is pending, then write the checkpoint (it then holds every row accepted so far)."""
+        self.state.fold(force=True)
+        totals = {**self.metrics.totals(), "last_share": self._last_share}
+        try:
+            data, rows_total, windows_closed = self.state.snapshot(totals)
+            write_atomic(self._checkpoint, data)
+        except OSError as exc:
+            # Disk full, permissions: say so once per period, keep serving, try again later.
+            self._retry_save_at = now + self.settings.checkpoint_seconds
+            self._log.log_error(f"cudrift monitor {self._name}: checkpoint {self._checkpoint} not written: {exc}")
+        else:
+            # What the file holds, not the live counters: rows accepted while it was written are not in it.
+            self._saved = (rows_total, windows_closed)
+            self._last_save = now
+
+    def _record_rows(self) -> None:
+        st = self.state
+        self.metrics.record_rows(st.rows_total, st.open_rows, st.windows_closed, st.backlog_rows, st.rows_dropped)
+
+    def _dropped(self, rows: int, exc: BaseException) -> None:
+        """``WindowState.on_drop``: a batch of accepted rows could not be profiled."""
+        self._log.log_error(f"cudrift monitor {self._name}: {rows} accepted rows dropped, they could not be "
+                            f"profiled: {type(exc).__name__}: {exc}")
 
     # ------------------------------------------------------------------ finalize
     def finalize(self) -> None:
@@ -456,6 +499,14 @@ class TritonPythonModel:
         self.metrics.close()
         sys.unraisablehook = self._previous_hook
         self._log.log_info(f"cudrift monitor {self._name}: stopped with {self.state.open_rows} rows in the open window")
+
+
+def _instances(group: dict[str, Any]) -> int:
+    """Model instances an ``instance_group`` entry makes: ``count`` per listed GPU for ``KIND_GPU``."""
+    count = int(group.get("count", 1))
+    if group.get("kind") == "KIND_GPU":
+        return count * max(1, len(group.get("gpus") or []))
+    return count
 
 
 def _resolve(model_dir: Path, path: str) -> Path:
