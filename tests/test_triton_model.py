@@ -445,3 +445,23 @@ def test_periodic_checkpoint_marks_saved_only_the_rows_it_holds(monitor, pb, rng
 def _read(m, tensor, name):
     g = next(g for g in m.layout.groups if g.name == name)
     return m._array(tensor, g)
+
+
+def test_a_request_answered_with_an_error_leaves_no_rows_in_the_window(monitor, pb, rng, monkeypatch):
+    import cudrift.integrations.triton.model as model_mod
+
+    repo, start = monitor
+    m = start()
+    real, calls = model_mod._output_tensor, []
+
+    def output(*args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("simulated")
+        return real(*args)
+
+    monkeypatch.setattr(model_mod, "_output_tensor", output)
+    out = m.execute([request(rng, 30), request(rng, 20)])
+    assert "internal error" in out[0].error.message() and out[1].error is None
+    assert m.state.rows_total == 20  # a retry of the failed request will not count its rows twice
+    wait_for(lambda: value(pb, "cudrift_bad_requests_total", reason="internal") == 1)

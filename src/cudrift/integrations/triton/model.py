@@ -327,9 +327,12 @@ class TritonPythonModel:
             waited = 0.0
             try:
                 arrays, n = self._read(request)
-                waited = self.state.accept(arrays, n)
                 share = np.full((n, 1), self._last_share, dtype=np.float32)
-                responses.append(pb.InferenceResponse(output_tensors=[_output_tensor(pb, OUTPUT_NAME, share)]))
+                response = pb.InferenceResponse(output_tensors=[_output_tensor(pb, OUTPUT_NAME, share)])
+                # Last: a request answered with an error must not have its rows in the window (a retry
+                # would count them twice).
+                waited = self.state.accept(arrays, n)
+                responses.append(response)
             except BadRequest as exc:
                 reason = exc.reason
                 responses.append(pb.InferenceResponse(output_tensors=[], error=pb.TritonError(f"cudrift: {exc}")))
