@@ -161,3 +161,17 @@ def test_write_atomic_replaces_the_file_whole(tmp_path):
     write_atomic(target, b"two" * 1000)
     assert target.read_bytes() == b"two" * 1000
     assert os.listdir(target.parent) == ["w.ckpt"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_saved_files_get_the_mode_open_would_give_them(tmp_path, umask, mode):
+    """Profiles and checkpoints are read by other users (a Triton server, colleagues): not 0600 whatever the umask."""
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:
+        path = cudrift.profile({"x": np.arange(10.0)}).save(tmp_path / "ref.cdp")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == mode

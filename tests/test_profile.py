@@ -69,6 +69,51 @@ def test_empty_like_is_identity(rng):
         assert dict(m["s"].counts.items()) == dict(cur["s"].counts.items())
 
 
+def test_empty_like_is_identity_for_the_reference_itself(rng):
+    ref = cudrift.profile(_data(rng, 500))
+    for m in (ref + Profile.empty_like(ref), Profile.empty_like(ref) + ref):
+        assert m.n_rows == ref.n_rows and m.dtypes == ref.dtypes
+        assert all(m[n] == ref[n] for n in ref.columns)
+
+
+def test_reference_update_adds_rows_and_new_categories(rng):
+    """A reference grown with update() counts like one profile of all its rows (its bin edges stay)."""
+    first, more = _data(rng, 800), _data(rng, 400)
+    more["s"] = np.array(list(more["s"][:-3]) + ["new", "new", None], dtype=object)
+    ref = cudrift.profile(first)
+    ref.update(more)
+    whole = cudrift.profile({k: np.concatenate([first[k], more[k]]) for k in first})
+    assert ref.n_rows == 1200 and ref["s"].reference_categories is None
+    for n in ("k", "s"):
+        assert dict(ref[n].counts.items()) == dict(whole[n].counts.items())
+        assert ref[n].null_count == whole[n].null_count
+    assert ref["s"].counts["new"] == 2
+    x = np.concatenate([first["x"], more["x"]])
+    assert ref["x"].moments.count == np.isfinite(x).sum()
+    np.testing.assert_array_equal(ref["x"].histogram.counts[1:-1], np.histogram(x, bins=ref["x"].histogram.edges)[0])
+
+
+def test_merging_a_reference_with_a_window_of_it_says_what_to_do(rng):
+    ref = cudrift.profile(_data(rng, 500))
+    cur = cudrift.profile(_data(rng, 100), like=ref)
+    with pytest.raises(IncompatibleSketchError, match=r"column 'k'.*reference\.update\(data\)"):
+        ref + cur
+
+
+def test_update_records_the_dtype_of_the_rows_it_adds(rng):
+    """update() and + agree: a float32 batch into a float64 reference's window is a dtype change."""
+    ref = cudrift.profile({"x": rng.normal(size=500)})
+    streamed = Profile.empty_like(ref)
+    streamed.update({"x": rng.normal(size=100).astype(np.float32)})
+    added = Profile.empty_like(ref) + cudrift.profile({"x": rng.normal(size=100).astype(np.float32)}, like=ref)
+    assert streamed.dtypes == added.dtypes == {"x": "float32|float64"}
+    # merging the same dtypes again does not repeat them
+    again = added + cudrift.profile({"x": rng.normal(size=10)}, like=ref) + added
+    assert again.dtypes == {"x": "float32|float64"}
+    checks = {f.check for f in cudrift.DriftDetector(ref).compare(streamed).findings}
+    assert "dtype_change" in checks
+
+
 def test_merge_incompatible(rng):
     a = cudrift.profile(_data(rng, 500))
     b = cudrift.profile(_data(rng, 500))  # its own edges

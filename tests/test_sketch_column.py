@@ -214,14 +214,26 @@ def test_categorical_merge_laws(a, b, c):
 
 
 def test_categorical_incompatible_merges():
-    a = CategoricalColumnProfile.empty(reference_categories={"a", "b"})
-    b = CategoricalColumnProfile.empty(reference_categories={"a"})
+    def counted(**kw):
+        return CategoricalColumnProfile.empty(**kw).update(np.array(["a"], dtype=object))
+
+    a = counted(reference_categories={"a", "b"})
+    b = counted(reference_categories={"a"})
     with pytest.raises(IncompatibleSketchError, match=r"2 categories \['a', 'b'\] vs 1 categories \['a'\]"):
         a + b
-    with pytest.raises(IncompatibleSketchError, match="vs no reference dictionary"):
-        a + CategoricalColumnProfile.empty()
+    with pytest.raises(IncompatibleSketchError, match="vs no reference dictionary.*reference.update"):
+        a + counted()
     with pytest.raises(IncompatibleSketchError, match="max_categories=5 vs max_categories=10000"):
         CategoricalColumnProfile.empty(max_categories=5) + CategoricalColumnProfile.empty()
+
+
+def test_a_categorical_profile_of_no_rows_is_the_identity_whatever_its_dictionary():
+    ref = CategoricalColumnProfile.empty().update(np.array(["a", "b", "a", None], dtype=object))
+    window = CategoricalColumnProfile.empty(reference_categories={"a"}).update(np.array(["a", "z"], dtype=object))
+    for p, other_dictionary in ((ref, {"a", "b"}), (window, None)):
+        empty = CategoricalColumnProfile.empty(reference_categories=other_dictionary)
+        assert p + empty == p and empty + p == p
+        assert (p + empty).reference_categories == p.reference_categories
 
 
 def test_categorical_mixed_types_name_column():

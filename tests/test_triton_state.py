@@ -90,6 +90,7 @@ def test_settings_round_trip_through_config_parameters():
     ({"cudrift_sliding_windows": "0"}, "sliding_windows"),
     ({"cudrift_windw_rows": "5"}, "unknown monitor parameters"),
     ({"cudrift_backend": "tpu"}, "backend"),
+    ({"cudrift_policy": "nosuch"}, "Invalid value for policy"),
 ])
 def test_settings_refuse_bad_parameters(params, message):
     with pytest.raises(ValueError, match=message):

@@ -16,6 +16,9 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates the file 0600; give it the mode open() would (0666 less the umask), so that a
+        # profile or checkpoint written here can be read by whoever may read the folder's other files
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -32,3 +35,17 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     finally:
         os.close(dfd)
     return path
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux allows (``os.umask`` alone must set one)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

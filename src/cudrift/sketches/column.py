@@ -511,9 +511,20 @@ class CategoricalColumnProfile:
         if not isinstance(other, CategoricalColumnProfile):
             raise TypeError(f"cannot merge CategoricalColumnProfile with {type(other).__name__}")
         if self._ref_typed != other._ref_typed:
+            # A profile of no rows is the identity whatever its dictionary
+            # (Profile.empty_like(reference) + reference == reference).
+            if other._is_empty() and other.counts.max_categories == self.counts.max_categories:
+                return self.copy()
+            if self._is_empty() and other.counts.max_categories == self.counts.max_categories:
+                return other.copy()
+            hint = ""
+            if (self.reference_categories is None) != (other.reference_categories is None):
+                hint = ("; one counts every category (profiled without like=, a reference), the other counts "
+                        "categories outside its reference as unseen (profiled like= one): to add rows to a "
+                        "reference, use reference.update(data), or profile every part like= the same reference")
             raise IncompatibleSketchError(
                 "cannot merge categorical column profiles with different reference dictionaries: "
-                f"{_describe_ref(self.reference_categories)} vs {_describe_ref(other.reference_categories)}"
+                f"{_describe_ref(self.reference_categories)} vs {_describe_ref(other.reference_categories)}{hint}"
             )
         return CategoricalColumnProfile(
             self.count + other.count,
@@ -525,6 +536,9 @@ class CategoricalColumnProfile:
 
     def __add__(self, other: "CategoricalColumnProfile") -> "CategoricalColumnProfile":
         return self.merge(other)
+
+    def _is_empty(self) -> bool:
+        return self.count == 0 and self.unseen_count == 0 and len(self.counts) == 0 and not self.counts.folded
 
     def copy(self) -> "CategoricalColumnProfile":
         """Independent copy."""

@@ -21,7 +21,7 @@ from cudrift.io import ColumnData, TableSource, as_source
 from cudrift.io._atomic import write_atomic
 from cudrift.sketches import _format
 from cudrift.sketches.categorical import CategoryCounts
-from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile
+from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile, _merge_dtype
 from cudrift.sketches.config import CATEGORICAL, NUMERICAL, ProfileConfig, Schema
 from cudrift.sketches.histogram import equal_mass_edges
 
@@ -122,9 +122,13 @@ class Profile:
             raise IncompatibleSketchError(
                 f"cannot merge profiles with different columns: {_describe(self)} vs {_describe(other)}"
             )
-        cols = {name: self.columns[name].merge(other.columns[name]) for name in self.columns}
-        dtypes = {n: self.dtypes[n] if self.dtypes[n] == other.dtypes[n] else f"{self.dtypes[n]}|{other.dtypes[n]}"
-                  for n in self.columns}
+        cols = {}
+        for name in self.columns:
+            try:
+                cols[name] = self.columns[name].merge(other.columns[name])
+            except IncompatibleSketchError as exc:
+                raise IncompatibleSketchError(f"column {name!r}: {exc}") from None
+        dtypes = {n: _merge_dtype(self.dtypes[n], other.dtypes[n]) for n in self.columns}
         return Profile(cols, dict(self.kinds), dtypes, self.n_rows + other.n_rows, self.config,
                        {**other.errors, **self.errors})
 
@@ -143,11 +147,16 @@ class Profile:
             raise SchemaError(f"data lacks profiled columns {missing}; it has {src.names}")
         # all or nothing: a batch that fails in one column must not leave the
         # other columns (and n_rows) counted
-        part = Profile.empty_like(self)
-        part.dtypes = dict(self.dtypes)
+        dtypes = {n: src.info(n).dtype for n in self.columns}
+        part = Profile({n: _empty_column(k, self, n, self.config, dtypes[n]) for n, k in self.kinds.items()},
+                       dict(self.kinds), dtypes, 0, self.config)
+        for n, col in self.columns.items():
+            if isinstance(col, CategoricalColumnProfile) and col.reference_categories is None:
+                # a reference counts every category: so does the part that extends it
+                part.columns[n] = CategoricalColumnProfile.empty(self.config.max_categories)
         _consume(part, src, list(self.columns))
         merged = self.merge(part)
-        self.columns, self.n_rows = merged.columns, merged.n_rows
+        self.columns, self.n_rows, self.dtypes = merged.columns, merged.n_rows, merged.dtypes
         return self
 
     # -------------------------------------------------------------- serialize

@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from cudrift.backends import BACKENDS
+from cudrift.detect.policy import normalize_policy
+from cudrift.stats import TESTS
 
 __all__ = ["MonitorSettings", "PARAMETER_PREFIX"]
 
@@ -88,6 +90,8 @@ class MonitorSettings:
             raise ValueError(f"Invalid value for checkpoint_seconds: {self.checkpoint_seconds!r} (expected > 0)")
         if self.backend not in BACKENDS:
             raise ValueError(f"Invalid value for backend: {self.backend!r} (expected one of {BACKENDS})")
+        # the detector's own check, so a misspelt test fails here (`cudrift triton repo`), not at model load
+        normalize_policy(self.policy, TESTS)
         if not (0 < self.drift_share <= 1):
             raise ValueError(f"Invalid value for drift_share: {self.drift_share!r} (expected a number in (0, 1])")
         object.__setattr__(self, "predictions", tuple(str(c) for c in self.predictions))
