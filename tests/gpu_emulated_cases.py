@@ -165,6 +165,21 @@ def test_detector_matches_numpy_on_host_and_device_windows(rng):
             _assert_reports_match(rc, rg, rel=1e-9)
 
 
+def test_few_valued_columns_counted_per_value_on_the_device(rng):
+    """Count tests of few-valued numeric columns count each value of either window, from device-sorted columns too."""
+    names = ["moved", "same", "x"]
+    ref = np.stack([rng.choice([0.0, 1.0], 400), rng.choice([1.0, 2.0, 3.0], 400), rng.normal(size=400)], axis=1)
+    cur = np.stack([rng.choice([0.0, 0.2, 0.8], 400), rng.choice([1.0, 2.0, 3.0], 400), rng.normal(size=400)], axis=1)
+    for dtype in (np.float32, np.float64):
+        r, c = ref.astype(dtype), cur.astype(dtype)
+        rc = DriftDetector(r, columns=names, config=CFG, backend="cpu").compare(c, columns=names)
+        assert rc["moved"].test == "chisquare" and rc["moved"].drifted and not rc["same"].drifted
+        for reference, window in ((r, np.asfortranarray(c)), (cupy.asarray(r), cupy.asarray(c))):
+            rg = DriftDetector(reference, columns=names, config=CFG, backend="gpu").compare(window, columns=names)
+            assert rg.metadata["backend"] == "gpu"
+            _assert_reports_match(rc, rg, rel=1e-9)
+
+
 def test_rank_tests_many_batches_the_ks_pvalues(rng, monkeypatch):
     """One launch for every pair; each asymptotic KS p-value as finish_rank_test would form it alone."""
     from cudrift.backends import _gpu_host as gh

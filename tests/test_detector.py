@@ -372,3 +372,44 @@ def test_huge_magnitudes_keep_a_finite_scale(rng):
         st.wasserstein_distance(ref["x"] / 1e200, cur["x"] / 1e200) / np.std(ref["x"] / 1e200), rel=1e-9)
     approx = DriftDetector(ref, exact="never").compare(cur)["x"]
     assert approx.status == "ok" and approx.drifted
+
+
+@pytest.mark.parametrize("n", [400, 4000])
+@pytest.mark.parametrize("as_profiles", [False, True])
+def test_few_valued_numeric_column_sees_its_values_change(rng, n, as_profiles):
+    """A float column with a few values whose values move between the reference's: counted per value.
+
+    On the reference's one-bin-per-value histogram 0.2 falls in 0's bin and
+    0.8 in 1's, so the counts there could not see it.
+    """
+    ref = {"flag": rng.choice([0.0, 1.0], n), "x": rng.normal(size=n)}
+    cur = {"flag": rng.choice([0.0, 0.2, 0.8, 1.0], n, p=[0.3, 0.2, 0.2, 0.3]), "x": rng.normal(size=n)}
+    if as_profiles:
+        ref_p = cudrift.profile(ref)
+        report = DriftDetector(ref_p).compare(cudrift.profile(cur, like=ref_p))
+    else:
+        report = DriftDetector(ref).compare(cur)
+    f = report["flag"]
+    values = np.array([0.0, 0.2, 0.8, 1.0])
+    r = np.array([(ref["flag"] == v).sum() for v in values], dtype=float)
+    c = np.array([(cur["flag"] == v).sum() for v in values], dtype=float)
+    if n <= 1000:
+        assert f.test == "chisquare"
+        keep = (r + c) > 0
+        chi2, p, *_ = st.chi2_contingency(np.stack([r[keep], c[keep]]))
+        assert f.statistic == pytest.approx(chi2, rel=1e-9) and f.pvalue == pytest.approx(p, rel=1e-6)
+    else:
+        assert f.test == "jensenshannon"
+        assert f.statistic == pytest.approx(jensenshannon(r / r.sum(), c / c.sum()), rel=1e-9)
+    assert f.drifted and f.statistic_error == 0.0
+    assert not report["x"].drifted or report["x"].pvalue is not None  # the other column is tested as before
+
+
+def test_few_valued_numeric_column_with_the_same_values_does_not_drift(rng):
+    ref = {"k": rng.choice([1.0, 2.0, 3.0], 3000, p=[0.5, 0.3, 0.2])}
+    cur = {"k": rng.choice([1.0, 2.0, 3.0], 3000, p=[0.5, 0.3, 0.2])}
+    f = DriftDetector(ref).compare(cur)["k"]
+    r = np.array([(ref["k"] == v).sum() for v in (1.0, 2.0, 3.0)], dtype=float)
+    c = np.array([(cur["k"] == v).sum() for v in (1.0, 2.0, 3.0)], dtype=float)
+    assert f.test == "jensenshannon" and not f.drifted
+    assert f.statistic == pytest.approx(jensenshannon(r / r.sum(), c / c.sum()), rel=1e-9)

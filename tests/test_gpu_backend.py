@@ -799,6 +799,21 @@ class TestOnGpu:
             for window in (cupy.asarray(cur), cupy.asfortranarray(cupy.asarray(cur))):
                 _assert_reports_match(rc, dg.compare(window, columns=names), rel=1e-6)
 
+    def test_few_valued_columns_counted_per_value(self, rng):
+        """Few-valued numeric columns: each value of either window counted on the device, as the NumPy path does."""
+        import cupy
+
+        names = ["moved", "same", "x"]
+        n = 50_000
+        ref = np.stack([rng.choice([0.0, 1.0], n), rng.choice([1.0, 2.0, 3.0], n), rng.normal(size=n)], axis=1)
+        cur = np.stack([rng.choice([0.0, 0.2, 0.8], n), rng.choice([1.0, 2.0, 3.0], n), rng.normal(size=n)], axis=1)
+        for dtype in (np.float32, np.float64):
+            r, c = ref.astype(dtype), cur.astype(dtype)
+            rc = DriftDetector(r, columns=names, backend="cpu").compare(c, columns=names)
+            assert rc["moved"].drifted and not rc["same"].drifted
+            dg = DriftDetector(cupy.asarray(r), columns=names, backend="gpu")
+            _assert_reports_match(rc, dg.compare(cupy.asarray(c), columns=names), rel=1e-9)
+
     def test_mmd_matches_numpy(self, rng):
         from cudrift.backends import _gpu
         from cudrift.stats import mmd

@@ -948,6 +948,22 @@ def n_unique_sorted(ref: cupy.ndarray, cur: cupy.ndarray, cap: int) -> int:
         return int(min(cap, np.union1d(_distinct_values(ref), _distinct_values(cur)).size))
 
 
+def distinct_with_counts_sorted(v: cupy.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The distinct values of a sorted device array (float64, on the host) and their counts; None past ``cap``.
+
+    As :func:`cudrift.detect._compute.distinct_with_counts`, for the few-values count tests.
+    """
+    if distinct_sorted(v, cap + 1) > cap:
+        return None
+    if v.size == 0:
+        return np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int64)
+    with _section():
+        start = cupy.flatnonzero(cupy.concatenate((cupy.ones(1, dtype=bool), v[1:] != v[:-1])))
+        values = cupy.asnumpy(v[start]).astype(np.float64)
+        start = cupy.asnumpy(start).astype(np.int64)
+    return values, np.diff(np.r_[start, v.size]).astype(np.int64)
+
+
 def _packed(arrays: list[cupy.ndarray]) -> tuple[cupy.ndarray, np.ndarray]:
     """One 1-D device array holding every array of ``arrays``, and their ``(start, stop)`` bounds in it.
 

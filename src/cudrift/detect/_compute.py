@@ -11,7 +11,10 @@ route available:
 * Mann–Whitney, Epps–Singleton, energy distance without raw values, and MMD
   always → on the bounded deterministic samples (``details["from_sample"]``;
   ``statistic_error`` is NaN because a sample carries no bound);
-* count tests → histogram counts (numerical) or category counts (exact).
+* count tests → category counts (exact), or for numerical columns the
+  counts of each distinct value where both windows together hold at most
+  :data:`~cudrift.detect.policy.FEW_DISTINCT` values (exact from sorted
+  values; from the quantile sketches otherwise), else histogram counts.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import math
 import numpy as np
 import scipy.stats
 
+from cudrift.detect.policy import FEW_DISTINCT
 from cudrift.errors import EmptyInputError, SchemaError
 from cudrift.sketches._cdf import CdfBounds
 from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile
@@ -85,6 +89,66 @@ def _aligned_category_counts(rc: CategoricalColumnProfile, cc: CategoricalColumn
     return r, c
 
 
+def distinct_with_counts(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of a sorted array (as float64) and how many times each occurs."""
+    x = sorted_values
+    if x.size == 0:
+        return np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int64)
+    start = np.flatnonzero(np.r_[True, x[1:] != x[:-1]])
+    return x[start].astype(np.float64), np.diff(np.r_[start, x.size]).astype(np.int64)
+
+
+def on_union(ref: tuple[np.ndarray, np.ndarray], cur: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Two ``(values, counts)`` pairs as count vectors over the union of their values."""
+    u = np.union1d(ref[0], cur[0])
+    out = []
+    for values, counts in (ref, cur):
+        v = np.zeros(u.size, dtype=np.float64)
+        v[np.searchsorted(u, values)] = counts
+        out.append(v)
+    return out[0], out[1]
+
+
+def _few_value_counts(rc: NumericColumnProfile, cc: NumericColumnProfile, ref_sorted, cur_sorted,
+                      cap: int = FEW_DISTINCT) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    """Counts of each distinct finite value over both windows, or None past ``cap`` distinct values.
+
+    The reference histogram gives each of a few reference values a bin of
+    its own, but a current value the reference never had lands in a
+    neighbour's bin (0.2 in 0's, 0.8 in 1's), so tests on those bins cannot
+    see the values change: counted per value, they can. Returns the two
+    count vectors and whether they are exact (from sorted values, or from
+    exact sketches); otherwise they are estimates from the quantile
+    sketches, used only when the current window holds a value the
+    reference lacks (where the histogram's exact counts see the same bins).
+    """
+    rb, cb = rc.quantiles.cdf_bounds(), cc.quantiles.cdf_bounds()
+    # sketch points are data values: more than cap of them, more than cap distinct values
+    if np.union1d(rb.values, cb.values).size > cap:
+        return None
+    if ref_sorted is not None and cur_sorted is not None:
+        if _on_device(ref_sorted):
+            from cudrift.backends._gpu import distinct_with_counts_sorted
+            r, c = distinct_with_counts_sorted(ref_sorted, cap), distinct_with_counts_sorted(cur_sorted, cap)
+        else:
+            r, c = distinct_with_counts(ref_sorted), distinct_with_counts(cur_sorted)
+        if r is None or c is None or np.union1d(r[0], c[0]).size > cap:
+            return None
+        return (*on_union(r, c), True)
+    exact = rb.is_exact and cb.is_exact
+    if not exact and np.isin(cb.values, rb.values).all():
+        return None
+    u = np.union1d(rb.values, cb.values)
+    if u.size == 0:
+        return None
+    counts = []
+    for b in (rb, cb):
+        lo, hi = b.evaluate(u)
+        f = (lo + hi) / 2.0  # F(u_i); F is constant up to the next point
+        counts.append(np.diff(np.r_[0.0, f]))
+    return counts[0], counts[1], exact
+
+
 def _histogram_counts(rc: NumericColumnProfile, cc: NumericColumnProfile) -> tuple[np.ndarray, np.ndarray]:
     if rc.histogram is None or cc.histogram is None:
         raise EmptyInputError("the reference column has no histogram (no finite reference values)")
@@ -142,13 +206,24 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
     """
     spec = TESTS[test]
     if spec.input == "counts":
+        exact, per_value = True, False
         if kind == NUMERICAL:
-            r, c = _histogram_counts(rc, cc)
+            few = _few_value_counts(rc, cc, ref_sorted, cur_sorted)
+            if few is not None:
+                r, c, exact = few
+                per_value = True
+            else:
+                r, c = _histogram_counts(rc, cc)
         else:
             r, c = _aligned_category_counts(rc, cc)
         if spec.kind == "binary":
             r, c = _binary(r, c)
-        return spec.func(r, c)
+        res = spec.func(r, c)
+        if per_value:
+            res = TestResult(res.statistic, res.pvalue, res.method, res.n_reference, res.n_current,
+                             res.statistic_error if exact else math.nan,
+                             {**res.details, "counts": "per value" if exact else "per value, from sketches"})
+        return res
     if kind != NUMERICAL:
         raise SchemaError(f"{test} needs a numerical column, this one is categorical")
     if ref_sorted is not None and _on_device(ref_sorted):
