@@ -413,3 +413,21 @@ def test_few_valued_numeric_column_with_the_same_values_does_not_drift(rng):
     c = np.array([(cur["k"] == v).sum() for v in (1.0, 2.0, 3.0)], dtype=float)
     assert f.test == "jensenshannon" and not f.drifted
     assert f.statistic == pytest.approx(jensenshannon(r / r.sum(), c / c.sum()), rel=1e-9)
+
+
+@pytest.mark.parametrize("test", ["fisher_exact", "ztest"])
+def test_blanket_two_category_test_applies_only_to_columns_with_two_values(rng, test):
+    n = 300
+    ref = {"yes": rng.choice(np.array(["y", "n"], dtype=object), n),
+           "color": rng.choice(np.array(["r", "g", "b", "k"], dtype=object), n)}
+    cur = {"yes": rng.choice(np.array(["y", "n"], dtype=object), n, p=[0.8, 0.2]),
+           "color": rng.choice(np.array(["r", "g", "b", "k"], dtype=object), n)}
+    report = DriftDetector(ref, policy=test).compare(cur)
+    assert report["yes"].test == test and report["yes"].status == "ok"
+    assert report["color"].test == "chisquare" and report["color"].status == "ok"  # the auto rule's
+    r = np.array([(ref["color"] == k).sum() for k in "rgbk"])
+    c = np.array([(cur["color"] == k).sum() for k in "rgbk"])
+    assert report["color"].pvalue == pytest.approx(st.chi2_contingency(np.stack([r, c]))[1], rel=1e-9)
+    # named for that column, the test is the user's choice: the column reports why it cannot run
+    named = DriftDetector(ref, policy={"color": test}).compare(cur)["color"]
+    assert named.status == "error" and "at most 2 distinct values" in named.message

@@ -300,14 +300,28 @@ class DriftDetector:
         """The test a testable column gets: its policy's, or the auto rule's (from the distinct values)."""
         kind = self.reference.kinds[name]
         rc, cc = self.reference.columns[name], cur.columns[name]
-        test = self._column_tests.get(name) or self._all_test
+        test = self._column_tests.get(name)
+        blanket = test is None
+        if blanket:
+            test = self._all_test
         if test is not None and not _compute.applies(test, kind):
             test = None  # a blanket policy test that does not fit this kind: fall back to auto
+        n_unique = None
+        if test is not None and blanket and TESTS[test].kind == "binary":
+            # a blanket two-category test fits only columns with at most two values; named for a
+            # column, it is the user's choice and reports the column's error
+            n_unique = self._n_unique(name, kind, rc, cc, cur_sorted)
+            if n_unique > 2:
+                test = None
         if test is None:
-            ref_sorted = self._ref_sorted.get(name)
-            n_unique = _compute.n_unique(kind, rc, cc, ref_sorted, cur_sorted, self._ref_distinct.get(name))
+            if n_unique is None:
+                n_unique = self._n_unique(name, kind, rc, cc, cur_sorted)
             test = auto_test(kind, _n_valid(rc), n_unique)
         return test
+
+    def _n_unique(self, name: str, kind: str, rc, cc, cur_sorted) -> int:
+        ref_sorted = self._ref_sorted.get(name)
+        return _compute.n_unique(kind, rc, cc, ref_sorted, cur_sorted, self._ref_distinct.get(name))
 
     # ------------------------------------------------------------ per column
     def _column(self, name: str, cur: Profile, cur_sorted: np.ndarray | None, test: str | None = None,
