@@ -431,3 +431,20 @@ def test_blanket_two_category_test_applies_only_to_columns_with_two_values(rng, 
     # named for that column, the test is the user's choice: the column reports why it cannot run
     named = DriftDetector(ref, policy={"color": test}).compare(cur)["color"]
     assert named.status == "error" and "at most 2 distinct values" in named.message
+
+
+def test_p_value_thresholds_above_one_are_refused_where_the_test_is_sure_to_give_p_values(rng):
+    small = {"x": rng.normal(size=500), "k": rng.choice(np.array(["a", "b"], dtype=object), 500)}
+    with pytest.raises(ValueError, match=r"column 'x': 5\.0.*auto rule"):
+        DriftDetector(small, thresholds=5.0)  # auto: KS / chi-square on a small reference
+    with pytest.raises(ValueError, match=r"column 'x': 2\.0; its test \(ks\)"):
+        DriftDetector({"x": rng.normal(size=5000)}, policy="ks", thresholds={"x": 2.0})
+    # distances take any non-negative threshold
+    big = DriftDetector({"x": rng.normal(size=5000)}, thresholds={"x": 2.0})
+    assert big.threshold_for("x", "wasserstein_normalized") == 2.0
+    # NumPy scalars are numbers
+    d = DriftDetector(small, thresholds=np.float32(0.01))
+    assert d.threshold_for("x", "ks") == pytest.approx(0.01)
+    assert DriftDetector(small, thresholds={"x": np.float64(0.2)}).threshold_for("x", "ks") == 0.2
+    with pytest.raises(ValueError, match="Invalid"):
+        DriftDetector(small, thresholds={"x": np.bool_(True)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +14,7 @@ import numpy as np
 from cudrift.backends import resolve_backend
 from cudrift.detect import _compute
 from cudrift.detect.correction import CORRECTIONS, adjust_pvalues
-from cudrift.detect.policy import auto_test, normalize_policy
+from cudrift.detect.policy import SMALL_REFERENCE, auto_test, normalize_policy
 from cudrift.detect.report import (
     STATUS_ERROR,
     STATUS_MISSING,
@@ -157,6 +158,7 @@ class DriftDetector:
         elif isinstance(self._thresholds, float) and self._thresholds > 1 and self._all_test is not None \
                 and TESTS[self._all_test].is_pvalue:
             raise ValueError(f"Invalid value for thresholds: {self._thresholds!r} (a p-value threshold lies in [0, 1])")
+        self._check_pvalue_thresholds()
         self._ref_distinct = {n: _distinct_sorted(v, 6) for n, v in self._ref_sorted.items()}
 
     @property
@@ -164,6 +166,27 @@ class DriftDetector:
         """True when rank tests on numeric columns are computed from the sorted reference."""
         numeric = [n for n, k in self.reference.kinds.items() if k == NUMERICAL]
         return all(n in self._ref_sorted for n in numeric)
+
+    def _check_pvalue_thresholds(self) -> None:
+        """Refuse a threshold above 1 for a column whose test is sure to give a p-value (it would always drift)."""
+        t = self._thresholds
+        for col, kind in self.reference.kinds.items():
+            v = t if isinstance(t, float) else t.get(col)
+            if v is None or v <= 1:
+                continue
+            test = self._column_tests.get(col) or self._all_test
+            if test is not None and not _compute.applies(test, kind):
+                test = None
+            small = _n_valid(self.reference.columns[col]) <= SMALL_REFERENCE  # the auto rule's p-value tests
+            if test is None:
+                sure, which = small, "the auto rule's test for a reference of at most 1000 values"
+            else:
+                # a blanket two-category test may give way to the auto rule on a column with more values
+                fallback = col not in self._column_tests and TESTS[test].kind == "binary"
+                sure, which = TESTS[test].is_pvalue and (small or not fallback), test
+            if sure:
+                raise ValueError(f"Invalid threshold for column {col!r}: {v!r}; its test ({which}) gives a p-value, "
+                                 "whose threshold lies in [0, 1]")
 
     def threshold_for(self, column: str, test: str) -> float:
         t = self._thresholds
@@ -390,17 +413,22 @@ class DriftDetector:
 # ------------------------------------------------------------------ helpers
 
 
+def _is_number(x: Any) -> bool:
+    """A real number, NumPy scalars included, but not a bool."""
+    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
+
+
 def _normalize_thresholds(thresholds: Any) -> float | dict[str, float]:
     if thresholds is None:
         return {}
-    if isinstance(thresholds, (int, float)) and not isinstance(thresholds, bool):
+    if _is_number(thresholds):
         if not math.isfinite(thresholds) or thresholds < 0:
             raise ValueError(f"Invalid value for thresholds: {thresholds!r}")
         return float(thresholds)
     if isinstance(thresholds, Mapping):
         out = {}
         for k, v in thresholds.items():
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+            if not _is_number(v) or not math.isfinite(v) or v < 0:
                 raise ValueError(f"Invalid threshold for {k!r}: {v!r}")
             out[str(k)] = float(v)
         return out
