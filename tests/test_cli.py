@@ -96,6 +96,37 @@ def test_cli_io_errors_exit_2(tmp_path, rng, capsys):
     assert main(["demo", "--out", str(d)]) == 2
 
 
+def test_unreadable_inputs_are_named_in_the_error(tmp_path, rng, capsys):
+    _write(tmp_path / "ref.parquet", rng, 200, 0.0)
+    ref = str(tmp_path / "ref.parquet")
+    (tmp_path / "zero.csv").write_text("")
+    (tmp_path / "header.csv").write_text("x,y\n")
+    (tmp_path / "garbage.parquet").write_bytes(b"not parquet at all")
+    for name, says in (("zero.csv", "cannot read CSV"), ("header.csv", "has no rows"),
+                       ("garbage.parquet", "cannot read Parquet schema")):
+        assert main(["compare", ref, str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert str(tmp_path / name) in err and says in err and "Traceback" not in err, err
+
+
+def test_python_api_names_the_path_it_cannot_read(tmp_path, rng):
+    import cudrift
+    from cudrift import SchemaError
+
+    (tmp_path / "ref.csv").write_text("x\n1\n2\n")
+    with pytest.raises(SchemaError, match=r"ref\.csv.*read as Parquet"):
+        cudrift.profile(str(tmp_path / "ref.csv"))
+    cudrift.profile({"x": rng.normal(size=50)}).save(tmp_path / "ref.cdp")
+    with pytest.raises(SchemaError, match=r"ref\.cdp.*Profile\.load"):
+        cudrift.DriftDetector(str(tmp_path / "ref.cdp"))
+    # a list of paths may hold directories of Parquet files, as one path may
+    d = tmp_path / "parts"
+    d.mkdir()
+    _write(d / "a.parquet", rng, 30, 0.0)
+    _write(tmp_path / "b.parquet", rng, 20, 0.0)
+    assert cudrift.profile([str(d), str(tmp_path / "b.parquet")]).n_rows == 50
+
+
 def test_cli_does_not_import_the_triton_monitor():
     """``cudrift.cli.main`` needs only the monitor's settings: the monitor and the repository writer load on use."""
     code = "import sys, cudrift.cli.main\nprint(*(m for m in sys.modules if m.startswith('cudrift.integrations')))"

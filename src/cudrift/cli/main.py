@@ -30,9 +30,18 @@ def _load_window(path: str, columns: list[str] | None):
     if p.suffix in (".cdp", ".profile"):
         return Profile.load(p)
     if p.suffix == ".csv":
+        import pyarrow as pa
         import pyarrow.csv as pacsv
 
-        return pacsv.read_csv(p)
+        from cudrift.errors import EmptyInputError, SchemaError
+
+        try:
+            table = pacsv.read_csv(p)
+        except pa.ArrowInvalid as exc:
+            raise SchemaError(f"{path}: cannot read CSV: {exc}") from None
+        if table.num_rows == 0:
+            raise EmptyInputError(f"{path} has no rows")
+        return table
     return str(p)
 
 

@@ -384,10 +384,17 @@ def _parquet_source(paths: list[Path], columns: Sequence[str] | None, batch_rows
     for p in paths:
         if not p.exists():
             raise FileNotFoundError(f"Parquet file not found: {p}")
-    try:
-        schemas = [pq.read_schema(p) for p in paths]
-    except pa.ArrowInvalid as exc:
-        raise SchemaError(f"cannot read Parquet schema: {exc}") from None
+    schemas = []
+    for p in paths:
+        try:
+            schemas.append(pq.read_schema(p))
+        except (pa.ArrowInvalid, OSError) as exc:
+            hint = ""
+            if p.suffix.lower() in (".cdp", ".profile"):
+                hint = "; a saved profile is read with cudrift.Profile.load(path)"
+            elif p.suffix.lower() != ".parquet":
+                hint = "; paths are read as Parquet (load other formats with pandas, polars or pyarrow first)"
+            raise SchemaError(f"cannot read Parquet schema of {p}: {exc}{hint}") from None
     first = schemas[0]
     for p, s in zip(paths[1:], schemas[1:]):
         if s.names != first.names:
@@ -455,7 +462,7 @@ def as_source(
     if isinstance(data, (str, os.PathLike)):
         return _parquet_source(_parquet_files(Path(data)), columns, batch_rows, errors)
     if isinstance(data, (list, tuple)) and data and all(isinstance(p, (str, os.PathLike)) for p in data):
-        return _parquet_source([Path(p) for p in data], columns, batch_rows, errors)
+        return _parquet_source([f for p in data for f in _parquet_files(Path(p))], columns, batch_rows, errors)
     if isinstance(data, pa.RecordBatch):
         data = pa.Table.from_batches([data])
     if isinstance(data, pa.Table):
