@@ -147,3 +147,28 @@ def test_triton_package_names_load_on_use():
         module = importlib.import_module(f"cudrift.integrations.triton.{triton._SUBMODULE[name]}")
         assert getattr(triton, name) is getattr(module, name), name
     assert not hasattr(triton, "no_such_name")
+
+
+def test_ignore_columns_and_findings_are_printed(tmp_path, rng, capsys):
+    """Timestamps and ids are left out with --ignore; an unreadable column still lets the rest compare."""
+    import numpy as np
+
+    n = 400
+    for name, shift, year in (("ref", 0.0, 2020), ("cur", 1.0, 2021)):
+        ts = pa.array(np.arange(n, dtype="int64") + year * 10**6).cast(pa.timestamp("s"))
+        table = pa.table({"id": np.arange(n), "x": rng.normal(shift, 1, n), "t": ts})
+        pq.write_table(table, tmp_path / f"{name}.parquet")
+    ref, cur = str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet")
+    assert main(["profile", ref, "--out", str(tmp_path / "r.cdp")]) == 2
+    assert "column 't' has unsupported dtype" in capsys.readouterr().err
+    assert main(["profile", ref, "--out", str(tmp_path / "r.cdp"), "--ignore", "t", "--ignore", "id"]) == 0
+    assert list(Profile.load(tmp_path / "r.cdp").columns) == ["x"]
+    capsys.readouterr()
+    assert main(["compare", ref, cur]) == 0  # t cannot be read: reported, x and id compared
+    out = capsys.readouterr().out
+    assert "[bad_column] column 't' of the reference could not be read" in out and "data quality:" in out
+    assert main(["compare", ref, cur, "--ignore", "id,t", "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    rep = DriftReport.from_json((tmp_path / "r.json").read_text())
+    assert [f.column for f in rep.features] == ["x"] and rep["x"].drifted
+    assert "bad_column" not in out and "extra_column" not in out

@@ -448,3 +448,28 @@ def test_p_value_thresholds_above_one_are_refused_where_the_test_is_sure_to_give
     assert DriftDetector(small, thresholds={"x": np.float64(0.2)}).threshold_for("x", "ks") == 0.2
     with pytest.raises(ValueError, match="Invalid"):
         DriftDetector(small, thresholds={"x": np.bool_(True)})
+
+
+def test_unreadable_reference_column_is_reported_and_the_rest_compared(rng):
+    n = 400
+    ref = pd.DataFrame({"x": rng.normal(size=n), "t": pd.date_range("2020-01-01", periods=n, freq="h")})
+    cur = pd.DataFrame({"x": rng.normal(0.5, 1, size=n), "t": pd.date_range("2021-01-01", periods=n, freq="h"),
+                        "when": pd.date_range("2022-01-01", periods=n, freq="h")})
+    det = DriftDetector(ref)
+    assert list(det.reference.columns) == ["x"] and "datetime" in det.reference.errors["t"]
+    report = det.compare(cur)
+    assert report["x"].status == "ok" and report["x"].drifted
+    assert report["x"].pvalue == pytest.approx(st.ks_2samp(ref["x"], cur["x"]).pvalue, rel=1e-6)
+    assert report["t"].status == "error" and "reference column could not be read" in report["t"].message
+    checks = {(f.check, f.column) for f in report.findings}
+    assert ("bad_column", "t") in checks and ("extra_column", "when") in checks
+    assert ("extra_column", "t") not in checks
+    assert report.n_tested == 1
+    assert DriftReport.from_json(report.to_json())["t"].status == "error"
+
+
+def test_columns_ignored_in_the_reference_are_not_reported_as_extra(rng):
+    ref = {"x": rng.normal(size=300), "id": np.arange(300)}
+    det = DriftDetector(ref, schema=cudrift.Schema(ignore=["id"]))
+    report = det.compare({"x": rng.normal(size=300), "id": np.arange(300), "new": rng.normal(size=300)})
+    assert {f.column for f in report.findings if f.check == "extra_column"} == {"new"}

@@ -25,6 +25,7 @@ def load_flights():
 
 def run_demo(out: str | Path = "cudrift-report.json", backend: str = "auto",
              reference_month: int = 1, current_month: int = 7) -> int:
+    from cudrift.cli.main import print_findings
     from cudrift.detect.detector import DriftDetector
 
     flights = load_flights()
@@ -41,10 +42,7 @@ def run_demo(out: str | Path = "cudrift-report.json", backend: str = "auto",
     rep = det.compare(cur)
     t2 = time.perf_counter()
     print(rep.summary_table())
-    if rep.findings:
-        print("\ndata quality:")
-        for f in rep.findings:
-            print(f"  [{f.check}] {f.message}")
+    print_findings(rep)
     Path(out).write_text(rep.to_json())
     print(f"\nreference prepared in {t1 - t0:.2f} s, compared in {t2 - t1:.2f} s; report written to {out}")
     return 0

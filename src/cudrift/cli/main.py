@@ -65,7 +65,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
             if not isinstance(item, (str, list)):
                 raise ValueError(f"{path}: several inputs must all be Parquet files or directories")
             data.extend(item if isinstance(item, list) else [item])
-    prof = profile(data, like=like, backend=args.backend)
+    prof = profile(data, like=like, backend=args.backend, schema=_schema(args))
     prof.save(args.out)
     print(f"wrote {args.out}: {prof!r}")
     return 0
@@ -77,13 +77,30 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     ref = _load_window(args.reference, None)
     cur = _load_window(args.current, None)
     det = DriftDetector(ref, policy=args.policy, correction=args.correction, drift_share=args.drift_share,
-                        backend=args.backend)
+                        backend=args.backend, schema=_schema(args))
     rep = det.compare(cur)
     print(rep.summary_table())
+    print_findings(rep)
     if args.json:
         Path(args.json).write_text(rep.to_json())
         print(f"\nreport written to {args.json}")
     return 1 if (args.fail_on_drift and rep.dataset_drift) else 0
+
+
+def _schema(args: argparse.Namespace):
+    """The ``--ignore`` columns as a :class:`cudrift.Schema` (None without any)."""
+    from cudrift.sketches.config import Schema
+
+    names = [n.strip() for item in args.ignore or () for n in item.split(",") if n.strip()]
+    return Schema(ignore=names) if names else None
+
+
+def print_findings(rep) -> None:
+    """The report's data-quality findings, one a line (nothing without any)."""
+    if rep.findings:
+        print("\ndata quality:")
+        for f in rep.findings:
+            print(f"  [{f.check}] {f.message}")
 
 
 def _parse_map(items: Sequence[str] | None) -> dict[str, str]:
@@ -142,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output profile path (.cdp)")
     p.add_argument("--like", help="reference profile whose edges and categories to reuse")
     p.add_argument("--backend", default="auto", choices=["auto", "cpu", "gpu"])
+    p.add_argument("--ignore", action="append", metavar="COLUMN[,COLUMN...]",
+                   help="columns not to profile (ids, timestamps); repeatable")
     p.set_defaults(func=_cmd_profile)
 
     c = sub.add_parser("compare", help="compare a current window with a reference and print the drift table")
@@ -153,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", help="also write the report as JSON to this path")
     c.add_argument("--fail-on-drift", action="store_true", help="exit with status 1 when the dataset drifted")
     c.add_argument("--backend", default="auto", choices=["auto", "cpu", "gpu"])
+    c.add_argument("--ignore", action="append", metavar="COLUMN[,COLUMN...]",
+                   help="reference columns not to profile or compare (ids, timestamps); repeatable")
     c.set_defaults(func=_cmd_compare)
 
     t = sub.add_parser("triton", help="NVIDIA Triton Inference Server integration")

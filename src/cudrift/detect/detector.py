@@ -120,6 +120,8 @@ class DriftDetector:
         self.null_share_tolerance = float(null_share_tolerance)
         self.memory_budget = int(memory_budget)
         self._ref_sorted: dict[str, np.ndarray] = {}
+        # columns the user left out of the reference: not "extra" in a current window
+        self._ignored = frozenset(schema.ignore) if schema is not None else frozenset()
 
         if isinstance(reference, Profile):
             if exact == "always":
@@ -127,11 +129,14 @@ class DriftDetector:
             self.reference = reference
         else:
             src = _as_source(reference, self.backend, columns=columns,
-                             batch_rows=(config or ProfileConfig()).batch_rows)
+                             batch_rows=(config or ProfileConfig()).batch_rows, errors="report")
             budget = 0 if exact == "never" else self.memory_budget
+            # errors="report": a reference column that cannot be read is reported by every
+            # comparison (status "error"); the others are compared
             self.reference, self._ref_sorted = profile_keeping_sorted(
                 src, config=config, schema=schema, backend=backend, keep_sorted_budget=budget,
                 keep_float64=True,  # converted once here rather than on every compare
+                errors="report",
             )
             numeric = [n for n, k in self.reference.kinds.items() if k == NUMERICAL]
             if exact == "always" and numeric and not self._ref_sorted:
@@ -211,6 +216,7 @@ class DriftDetector:
         if isinstance(current, Profile):
             cur = current
             _check_like(ref, cur)
+            cur_names = [*cur.columns, *cur.errors]
         else:
             # errors="report": one unreadable column is reported on its own
             # line; the rest of the window is still compared.
@@ -222,18 +228,23 @@ class DriftDetector:
                     f"the current window shares no column with the reference: reference has {ref.names}, "
                     f"current has {src.names}"
                 )
-            # The current window is sorted once, by the profile pass itself.
+            # The current window is sorted once, by the profile pass itself; columns the reference
+            # lacks are not profiled (they are not tested).
+            others = [n for n in src.names if n not in ref.columns]
             cur, cur_sorted = profile_keeping_sorted(
-                src, like=ref, backend=self.backend, errors="report",
+                src, like=ref, backend=self.backend, errors="report", schema=Schema(ignore=others),
                 keep_sorted_budget=self.memory_budget if self._ref_sorted else 0,
             )
+            cur_names = src.names
         if cur.n_rows == 0:
             raise EmptyInputError("the current window is empty (0 rows): nothing to compare")
 
         findings: list[Finding] = []
         bad = {n: e for n, e in cur.errors.items() if n in ref.columns}
         missing = [n for n in ref.columns if n not in cur.columns and n not in bad]
-        extra = [n for n in cur.columns if n not in ref.columns]
+        extra = [n for n in cur_names if n not in ref.columns and n not in ref.errors and n not in self._ignored]
+        for n, err in ref.errors.items():
+            findings.append(Finding("bad_column", n, f"column {n!r} of the reference could not be read: {err}"))
         for n, err in bad.items():
             findings.append(Finding("bad_column", n, f"column {n!r} could not be read: {err}"))
         for n in missing:
@@ -262,6 +273,9 @@ class DriftDetector:
             fd, col_findings = by_name[n]
             features.append(fd)
             findings.extend(col_findings)
+        for n, err in ref.errors.items():
+            features.append(FeatureDrift(n, "unknown", None, None, None, None, False, 0, 0, status=STATUS_ERROR,
+                                         message=f"the reference column could not be read: {err}"))
         features = self._apply_correction(features)
         tested = [f for f in features if f.status == STATUS_OK]
         n_drifted = sum(f.drifted for f in tested)

@@ -461,7 +461,14 @@ def profile_keeping_sorted(
         config = like.config
     config = config or ProfileConfig()
     schema = schema or Schema()
-    src = (gpu.as_source if gpu else as_source)(data, columns=columns, batch_rows=config.batch_rows, errors=errors)
+    # an unreadable column the schema ignores must not stop the profile: the source reports, we raise
+    read_errors = "report" if schema.ignore else errors
+    src = (gpu.as_source if gpu else as_source)(data, columns=columns, batch_rows=config.batch_rows,
+                                                errors=read_errors)
+    if errors == "raise":
+        bad = [c for c in src.columns if c.family == "invalid" and c.name not in schema.ignore]
+        if bad:
+            raise SchemaError(bad[0].error)
     if not src.columns:
         raise EmptyInputError(f"{src.origin} has no columns")
     if src.n_rows == 0:
