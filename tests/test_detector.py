@@ -473,3 +473,24 @@ def test_columns_ignored_in_the_reference_are_not_reported_as_extra(rng):
     det = DriftDetector(ref, schema=cudrift.Schema(ignore=["id"]))
     report = det.compare({"x": rng.normal(size=300), "id": np.arange(300), "new": rng.normal(size=300)})
     assert {f.column for f in report.findings if f.check == "extra_column"} == {"new"}
+
+
+@pytest.mark.parametrize("test", ["ks", "cramervonmises", "anderson", "wasserstein_normalized"])
+def test_small_windows_compared_as_profiles_match_the_data_path_and_scipy(rng, test):
+    """Exact sketches hold the data: the small-sample p-values are SciPy's, not the asymptotic ones."""
+    a, b = rng.normal(size=12), rng.normal(0.8, 1, size=9)
+    ref = cudrift.profile({"x": a})
+    from_profiles = DriftDetector(ref, policy=test).compare(cudrift.profile({"x": b}, like=ref))["x"]
+    from_data = DriftDetector({"x": a}, policy=test).compare({"x": b})["x"]
+    assert from_profiles.statistic == from_data.statistic and from_profiles.pvalue == from_data.pvalue
+    assert from_profiles.statistic_error == 0.0
+    if test == "ks":
+        assert from_profiles.pvalue == pytest.approx(st.ks_2samp(a, b).pvalue, rel=1e-12)  # exact method
+    elif test == "cramervonmises":
+        assert from_profiles.pvalue == pytest.approx(st.cramervonmises_2samp(a, b).pvalue, rel=1e-9)
+
+
+def test_one_value_per_side_from_profiles_is_scipys_exact_ks(rng):
+    ref = cudrift.profile({"x": np.array([1.0])})
+    f = DriftDetector(ref, policy="ks").compare(cudrift.profile({"x": np.array([2.0, 3.0])}, like=ref))["x"]
+    assert f.pvalue == pytest.approx(st.ks_2samp([1.0], [2.0, 3.0]).pvalue) and not f.drifted

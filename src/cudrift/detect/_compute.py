@@ -41,6 +41,15 @@ _FROM_CDF = {
 }
 
 
+#: Values of both windows together up to which exact sketches are expanded back into their data.
+_EXPAND_MAX = 1 << 20
+
+
+def _expand(cdf: CdfBounds) -> np.ndarray:
+    """The sorted data an exact :class:`CdfBounds` describes."""
+    return np.repeat(cdf.values, np.diff(np.r_[0, cdf.lo]))
+
+
 def applies(test: str, kind: str) -> bool:
     """Whether a blanket policy test fits a column kind."""
     spec_kind = TESTS[test].kind
@@ -248,6 +257,14 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
         return spec.func_sorted(_f64(ref_sorted), _f64(cur_sorted))
     if test in _FROM_CDF:
         ref_cdf = CdfBounds.from_sorted(ref_sorted) if ref_sorted is not None else rc.quantiles.cdf_bounds()
+        cur_cdf = cc.quantiles.cdf_bounds()
+        if ref_cdf.is_exact and cur_cdf.is_exact and ref_cdf.n + cur_cdf.n <= _EXPAND_MAX:
+            # Exact sketches hold every value with its count: the raw-data path, small-sample p-values
+            # included (the CDF path's asymptotic ones are poor at a few values per side).
+            a, b = _expand(ref_cdf), _expand(cur_cdf)
+            if test == "wasserstein_normalized":
+                return spec.func_sorted(a, b, reference_std=rc.moments.std)
+            return spec.func_sorted(a, b)
         std = rc.moments.std
         if not math.isfinite(std):
             # the moments overflowed (|values| past ~1e154): take the scale
@@ -255,7 +272,7 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
             pts = ref_sorted if ref_sorted is not None else rc.sample.values
             scale = float(np.max(np.abs(pts)))
             std = float(np.std(pts / scale)) * scale
-        return _FROM_CDF[test](ref_cdf, cc.quantiles.cdf_bounds(), std)
+        return _FROM_CDF[test](ref_cdf, cur_cdf, std)
     return _from_sample(test, rc, cc)
 
 
