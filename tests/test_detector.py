@@ -494,3 +494,19 @@ def test_one_value_per_side_from_profiles_is_scipys_exact_ks(rng):
     ref = cudrift.profile({"x": np.array([1.0])})
     f = DriftDetector(ref, policy="ks").compare(cudrift.profile({"x": np.array([2.0, 3.0])}, like=ref))["x"]
     assert f.pvalue == pytest.approx(st.ks_2samp([1.0], [2.0, 3.0]).pvalue) and not f.drifted
+
+
+def test_profiles_with_no_common_column_and_odd_settings_are_refused(rng):
+    a = cudrift.profile({"x": rng.normal(size=50)})
+    with pytest.raises(SchemaError, match="shares no column"):
+        DriftDetector(a).compare(cudrift.profile({"y": rng.normal(size=50)}))
+    with pytest.raises(ValueError, match="drift_share"):
+        DriftDetector(a, drift_share=True)
+    assert DriftDetector(a, drift_share=np.float32(0.25)).drift_share == 0.25
+
+
+def test_a_float_column_forced_categorical_says_why_it_cannot_be(rng):
+    with pytest.raises(SchemaError, match=r"column 'f' is categorical but holds non-integer values \(e\.g\. 0\.5"):
+        cudrift.profile({"f": np.array([1.0, 0.5, 2.0])}, schema=cudrift.Schema(categorical=["f"]))
+    p = cudrift.profile({"f": np.array([1.0, 2.0, np.nan])}, schema=cudrift.Schema(categorical=["f"]))
+    assert dict(p["f"].counts.items()) == {1: 1, 2: 1} and p["f"].null_count == 1

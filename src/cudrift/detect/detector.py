@@ -104,7 +104,7 @@ class DriftDetector:
         if correction not in CORRECTIONS:
             raise ValueError(f"Invalid value for correction: {correction!r} (expected one of {CORRECTIONS})")
         self.correction = correction
-        if not (isinstance(drift_share, (int, float)) and 0 < drift_share <= 1):
+        if not (_is_number(drift_share) and 0 < drift_share <= 1):
             raise ValueError(f"Invalid value for drift_share: {drift_share!r} (expected a number in (0, 1])")
         self.drift_share = float(drift_share)
         if exact is True:
@@ -475,6 +475,9 @@ def _n_valid(col: Any) -> int:
 
 def _check_like(ref: Profile, cur: Profile) -> None:
     ref.config.check_mergeable(cur.config)
+    if not any(n in ref.columns or n in ref.errors for n in (*cur.columns, *cur.errors)):
+        raise SchemaError(f"the current profile shares no column with the reference: reference has {ref.names}, "
+                          f"current has {list(cur.columns)}")
     for n, k in ref.kinds.items():
         if n not in cur.kinds or cur.kinds[n] != k:
             continue

@@ -306,8 +306,9 @@ def _label_batch(name: str, data: ColumnData) -> tuple[Any, int]:
     bad = v[(v != np.round(v)) | ~np.isfinite(v)]
     if bad.size:
         raise SchemaError(
-            f"column {name!r} holds non-integer values (e.g. {bad[0]!r}) but the reference profiles it as "
-            "integer categories"
+            f"column {name!r} is categorical but holds non-integer values (e.g. {float(bad[0])!r}): category "
+            "keys are strings, integers or booleans, and a float column is read as integer keys only when its "
+            "values are whole numbers (profile it as numerical instead)"
         )
     return v.astype(np.int64), data.null_count + int(nan.sum())
 
