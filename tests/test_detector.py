@@ -510,3 +510,17 @@ def test_a_float_column_forced_categorical_says_why_it_cannot_be(rng):
         cudrift.profile({"f": np.array([1.0, 0.5, 2.0])}, schema=cudrift.Schema(categorical=["f"]))
     p = cudrift.profile({"f": np.array([1.0, 2.0, np.nan])}, schema=cudrift.Schema(categorical=["f"]))
     assert dict(p["f"].counts.items()) == {1: 1, 2: 1} and p["f"].null_count == 1
+
+
+def test_welch_t_with_one_value_is_an_error_on_both_paths(rng):
+    ref = {"x": rng.normal(size=20)}
+    for r, cur in ((ref, {"x": np.array([0.5])}),
+                   (cudrift.profile(ref), None)):
+        if cur is None:
+            cur = cudrift.profile({"x": np.array([0.5])}, like=r)
+        f = DriftDetector(r, policy="ttest").compare(cur)["x"]
+        assert f.status == "error" and "at least 2 finite values" in f.message
+    cur = rng.normal(size=5)
+    ok = DriftDetector(ref, policy="ttest").compare({"x": cur})["x"]
+    assert ok.status == "ok"
+    assert ok.pvalue == pytest.approx(st.ttest_ind(ref["x"], cur, equal_var=False).pvalue, rel=1e-9)

@@ -247,6 +247,8 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
         ref_sorted = _gpu.to_host(ref_sorted) if test in _FROM_CDF else None
     if test == "ttest":
         if ref_sorted is not None and cur_sorted is not None:
+            if ref_sorted.size < 2 or cur_sorted.size < 2:
+                raise EmptyInputError("Welch's t-test needs at least 2 finite values in each window")
             return spec.func_sorted(_f64(ref_sorted), _f64(cur_sorted))  # exact, as SciPy on the values
         return _ttest_from_moments(rc, cc)
     if test == "mmd":
