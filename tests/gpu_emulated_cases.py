@@ -170,14 +170,22 @@ def test_few_valued_columns_counted_per_value_on_the_device(rng):
     names = ["moved", "same", "x"]
     ref = np.stack([rng.choice([0.0, 1.0], 400), rng.choice([1.0, 2.0, 3.0], 400), rng.normal(size=400)], axis=1)
     cur = np.stack([rng.choice([0.0, 0.2, 0.8], 400), rng.choice([1.0, 2.0, 3.0], 400), rng.normal(size=400)], axis=1)
-    for dtype in (np.float32, np.float64):
-        r, c = ref.astype(dtype), cur.astype(dtype)
+    # float32 windows against a float64 reference too: values matched at float32
+    for rdt, cdt in ((np.float32, np.float32), (np.float64, np.float64), (np.float64, np.float32)):
+        r, c = ref.astype(rdt), cur.astype(cdt)
         rc = DriftDetector(r, columns=names, config=CFG, backend="cpu").compare(c, columns=names)
         assert rc["moved"].test == "chisquare" and rc["moved"].drifted and not rc["same"].drifted
         for reference, window in ((r, np.asfortranarray(c)), (cupy.asarray(r), cupy.asarray(c))):
             rg = DriftDetector(reference, columns=names, config=CFG, backend="gpu").compare(window, columns=names)
             assert rg.metadata["backend"] == "gpu"
             _assert_reports_match(rc, rg, rel=1e-9)
+
+
+def test_welch_t_with_one_value_is_an_error_on_the_device(rng):
+    ref = cupy.asarray(rng.normal(size=(20, 1)))
+    det = DriftDetector(ref, columns=["x"], policy="ttest", config=CFG, backend="gpu")
+    f = det.compare(cupy.asarray(np.array([[0.5]])), columns=["x"])["x"]
+    assert f.status == "error" and "at least 2 finite values" in f.message
 
 
 def test_rank_tests_many_batches_the_ks_pvalues(rng, monkeypatch):

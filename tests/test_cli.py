@@ -172,3 +172,8 @@ def test_ignore_columns_and_findings_are_printed(tmp_path, rng, capsys):
     rep = DriftReport.from_json((tmp_path / "r.json").read_text())
     assert [f.column for f in rep.features] == ["x"] and rep["x"].drifted
     assert "bad_column" not in out and "extra_column" not in out
+    # a saved reference profile: --ignore leaves its columns out as well
+    assert main(["profile", ref, "--out", str(tmp_path / "full.cdp"), "--ignore", "t"]) == 0
+    args = ["compare", str(tmp_path / "full.cdp"), cur, "--ignore", "id,t", "--json", str(tmp_path / "p.json")]
+    assert main(args) == 0
+    assert [f.column for f in DriftReport.from_json((tmp_path / "p.json").read_text()).features] == ["x"]

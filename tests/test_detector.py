@@ -402,7 +402,31 @@ def test_few_valued_numeric_column_sees_its_values_change(rng, n, as_profiles):
         assert f.test == "jensenshannon"
         assert f.statistic == pytest.approx(jensenshannon(r / r.sum(), c / c.sum()), rel=1e-9)
     assert f.drifted and f.statistic_error == 0.0
-    assert not report["x"].drifted or report["x"].pvalue is not None  # the other column is tested as before
+    assert report["x"].test == ("ks" if n <= 1000 else "wasserstein_normalized")  # the other column as before
+
+
+@pytest.mark.parametrize("as_profiles", [False, True])
+def test_few_valued_float32_window_against_a_float64_reference(rng, as_profiles):
+    """A float32 window's 0.1 is the float64 reference's 0.1 (Triton sends FP32): no drift from precision."""
+    n = 600
+    ref = {"f": rng.choice([0.1, 0.7, 1.3], n)}
+    same = {"f": rng.choice([0.1, 0.7, 1.3], n).astype(np.float32)}
+    moved = {"f": rng.choice([0.1, 0.3, 1.3], n).astype(np.float32)}
+    if as_profiles:
+        ref_p = cudrift.profile(ref)
+        det, same, moved = DriftDetector(ref_p), cudrift.profile(same, like=ref_p), cudrift.profile(moved, like=ref_p)
+    else:
+        det = DriftDetector(ref)
+    keys = np.array([0.1, 0.3, 0.7, 1.3], dtype=np.float32)
+    r = np.array([(ref["f"].astype(np.float32) == k).sum() for k in keys], dtype=float)
+    for cur, drifted in ((same, False), (moved, True)):
+        f = det.compare(cur)["f"]
+        assert f.test == "chisquare" and f.drifted is drifted
+    # the statistic is the contingency table of the values at float32
+    f = DriftDetector(ref).compare({"f": (m := rng.choice([0.1, 0.3, 1.3], n).astype(np.float32))})["f"]
+    c = np.array([(m == k).sum() for k in keys], dtype=float)
+    keep = (r + c) > 0
+    assert f.statistic == pytest.approx(st.chi2_contingency(np.stack([r[keep], c[keep]]))[0], rel=1e-9)
 
 
 def test_few_valued_numeric_column_with_the_same_values_does_not_drift(rng):
@@ -439,6 +463,8 @@ def test_p_value_thresholds_above_one_are_refused_where_the_test_is_sure_to_give
         DriftDetector(small, thresholds=5.0)  # auto: KS / chi-square on a small reference
     with pytest.raises(ValueError, match=r"column 'x': 2\.0; its test \(ks\)"):
         DriftDetector({"x": rng.normal(size=5000)}, policy="ks", thresholds={"x": 2.0})
+    # a column with no reference values is never tested: its threshold is not checked
+    DriftDetector({**small, "z": np.full(500, np.nan)}, thresholds={"z": 5.0})
     # distances take any non-negative threshold
     big = DriftDetector({"x": rng.normal(size=5000)}, thresholds={"x": 2.0})
     assert big.threshold_for("x", "wasserstein_normalized") == 2.0
@@ -524,3 +550,13 @@ def test_welch_t_with_one_value_is_an_error_on_both_paths(rng):
     ok = DriftDetector(ref, policy="ttest").compare({"x": cur})["x"]
     assert ok.status == "ok"
     assert ok.pvalue == pytest.approx(st.ttest_ind(ref["x"], cur, equal_var=False).pvalue, rel=1e-9)
+
+
+def test_schema_with_a_profile_reference_drops_ignored_columns_and_refuses_kinds(rng):
+    ref = cudrift.profile({"x": rng.normal(size=200), "id": np.arange(200.0)})
+    det = DriftDetector(ref, schema=cudrift.Schema(ignore=["id"]))
+    assert det.reference.names == ["x"] and ref.names == ["x", "id"]  # the caller's profile is left alone
+    report = det.compare(cudrift.profile({"x": rng.normal(size=100), "id": np.arange(100.0)}, like=ref))
+    assert [f.column for f in report.features] == ["x"] and not report.findings_for("id")
+    with pytest.raises(ValueError, match="kinds are fixed"):
+        DriftDetector(ref, schema=cudrift.Schema(categorical=["id"]))

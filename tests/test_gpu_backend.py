@@ -807,8 +807,8 @@ class TestOnGpu:
         n = 50_000
         ref = np.stack([rng.choice([0.0, 1.0], n), rng.choice([1.0, 2.0, 3.0], n), rng.normal(size=n)], axis=1)
         cur = np.stack([rng.choice([0.0, 0.2, 0.8], n), rng.choice([1.0, 2.0, 3.0], n), rng.normal(size=n)], axis=1)
-        for dtype in (np.float32, np.float64):
-            r, c = ref.astype(dtype), cur.astype(dtype)
+        for rdt, cdt in ((np.float32, np.float32), (np.float64, np.float64), (np.float64, np.float32)):
+            r, c = ref.astype(rdt), cur.astype(cdt)
             rc = DriftDetector(r, columns=names, backend="cpu").compare(c, columns=names)
             assert rc["moved"].drifted and not rc["same"].drifted
             dg = DriftDetector(cupy.asarray(r), columns=names, backend="gpu")

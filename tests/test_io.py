@@ -175,3 +175,15 @@ def test_saved_files_get_the_mode_open_would_give_them(tmp_path, umask, mode):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == mode
+
+
+def test_saving_over_a_file_keeps_its_mode(tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "ref.cdp"
+    prof = cudrift.profile({"x": np.arange(10.0)})
+    prof.save(path)
+    os.chmod(path, 0o640)
+    prof.save(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640

@@ -106,12 +106,12 @@ def test_update_records_the_dtype_of_the_rows_it_adds(rng):
     streamed = Profile.empty_like(ref)
     streamed.update({"x": rng.normal(size=100).astype(np.float32)})
     added = Profile.empty_like(ref) + cudrift.profile({"x": rng.normal(size=100).astype(np.float32)}, like=ref)
-    assert streamed.dtypes == added.dtypes == {"x": "float32|float64"}
+    assert streamed.dtypes == added.dtypes == {"x": "float32"}  # the empty start saw no dtype
     # merging the same dtypes again does not repeat them
     again = added + cudrift.profile({"x": rng.normal(size=10)}, like=ref) + added
     assert again.dtypes == {"x": "float32|float64"}
-    checks = {f.check for f in cudrift.DriftDetector(ref).compare(streamed).findings}
-    assert "dtype_change" in checks
+    finding = next(f for f in cudrift.DriftDetector(ref).compare(streamed).findings if f.check == "dtype_change")
+    assert "float64 → float32" in finding.message and "|" not in finding.message
 
 
 def test_merge_incompatible(rng):
@@ -193,3 +193,17 @@ def test_windows_merge_whatever_their_column_order(rng):
     w1 = cudrift.profile({"b": rng.normal(size=10), "a": rng.normal(size=10)}, like=ref)
     w2 = cudrift.profile({"a": rng.normal(size=10), "b": rng.normal(size=10)}, like=ref)
     assert w1.names == ["a", "b"] and (w1 + w2).n_rows == 20
+
+
+def test_reference_update_refuses_what_it_could_only_estimate(rng):
+    """Past max_categories, profile() recounts the dictionary exactly; update() cannot, so it says so."""
+    cfg = ProfileConfig(max_categories=3)
+    keys, p = np.array(list("abcdef"), dtype=object), [0.3, 0.25, 0.2, 0.1, 0.1, 0.05]
+    ref = cudrift.profile({"c": rng.choice(keys, 5000, p=p)}, config=cfg)
+    before = dict(ref["c"].counts.items())
+    with pytest.raises(IncompatibleSketchError, match=r"column 'c'.*max_categories=3.*one pass"):
+        ref.update({"c": rng.choice(keys, 5000, p=p)})
+    assert ref.n_rows == 5000 and dict(ref["c"].counts.items()) == before  # nothing half-applied
+    # rows of the dictionary's own keys keep the counts exact: accepted
+    ref.update({"c": np.array(["a", "b", "a"], dtype=object)})
+    assert ref["c"].counts["a"] == before["a"] + 2 and ref.n_rows == 5003

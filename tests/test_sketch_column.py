@@ -227,13 +227,19 @@ def test_categorical_incompatible_merges():
         CategoricalColumnProfile.empty(max_categories=5) + CategoricalColumnProfile.empty()
 
 
-def test_a_categorical_profile_of_no_rows_is_the_identity_whatever_its_dictionary():
+def test_an_empty_profile_made_like_a_profile_is_its_identity():
+    """``empty_like(reference) + reference == reference``, though the empty one carries the dictionary."""
     ref = CategoricalColumnProfile.empty().update(np.array(["a", "b", "a", None], dtype=object))
+    empty = CategoricalColumnProfile.empty(reference_categories={"a", "b"})  # what empty_like(ref) holds
+    assert ref + empty == ref and empty + ref == ref
+    assert (empty + ref).reference_categories is None
+    # any other dictionary still refuses: an empty profile is no wildcard
+    for other in ({"a"}, {"a", "b", "c"}):
+        with pytest.raises(IncompatibleSketchError, match="different reference dictionaries"):
+            ref + CategoricalColumnProfile.empty(reference_categories=other)
     window = CategoricalColumnProfile.empty(reference_categories={"a"}).update(np.array(["a", "z"], dtype=object))
-    for p, other_dictionary in ((ref, {"a", "b"}), (window, None)):
-        empty = CategoricalColumnProfile.empty(reference_categories=other_dictionary)
-        assert p + empty == p and empty + p == p
-        assert (p + empty).reference_categories == p.reference_categories
+    with pytest.raises(IncompatibleSketchError):
+        window + CategoricalColumnProfile.empty()
 
 
 def test_categorical_mixed_types_name_column():

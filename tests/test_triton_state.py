@@ -335,3 +335,29 @@ def test_snapshot_counts_what_the_checkpoint_holds(reference, rng):
     again = WindowState(reference, FeatureLayout.from_profile(reference), window_rows=1000)
     again.restore(data)
     assert again.rows_total == rows_total
+
+
+def test_a_failing_drop_callback_cannot_stall_the_backlog(reference, rng):
+    st = WindowState(reference, FeatureLayout.from_profile(reference), window_rows=1000, fold_rows=10**9)
+    st.accept(_batch(rng, 40), 40)
+
+    def on_drop(rows, exc):
+        raise RuntimeError("logger down")
+
+    st.on_drop = on_drop
+    _failing_profile(st, lambda bs: True)
+    with pytest.raises(RuntimeError, match="logger down"):
+        st.fold(force=True)
+    assert st.backlog_rows == 0 and st.rows_dropped == 40 and st.open_rows == 0
+
+
+def test_a_sealed_window_whose_rows_were_all_dropped_is_discarded_not_closed(reference, rng):
+    st = WindowState(reference, FeatureLayout.from_profile(reference), window_rows=100, fold_rows=10**9)
+    poison = _batch(rng, 100)
+    poison["NUMERIC"][:, 0] = 12345.0
+    st.accept(poison, 100)  # window 0: only these rows
+    st.accept(_batch(rng, 150), 150)  # window 1 sealed, 50 open
+    _failing_profile(st, lambda bs: any((b["NUMERIC"] == 12345.0).any() for b in bs))
+    w = st.close_next()
+    assert (w.window_id, w.rows) == (1, 100) and st.windows_closed == 1 and st.rows_dropped == 100
+    assert st.close_next() is None

@@ -940,12 +940,18 @@ def _distinct_values(v: cupy.ndarray) -> np.ndarray:
     return cupy.asnumpy(v[first])
 
 
-def n_unique_sorted(ref: cupy.ndarray, cur: cupy.ndarray, cap: int) -> int:
-    """Distinct values over two sorted device arrays, counted up to ``cap`` (as the CPU ``n_unique``)."""
+def n_unique_sorted(ref: cupy.ndarray, cur: cupy.ndarray, cap: int, rounding=None) -> int:
+    """Distinct values over two sorted device arrays, counted up to ``cap`` (as the CPU ``n_unique``).
+
+    ``rounding`` (a NumPy float dtype, or None): tell values apart at that precision.
+    """
     if distinct_sorted(cur, cap) >= cap or distinct_sorted(ref, cap) >= cap:
         return cap
     with _section():
-        return int(min(cap, np.union1d(_distinct_values(ref), _distinct_values(cur)).size))
+        r, c = _distinct_values(ref).astype(np.float64), _distinct_values(cur).astype(np.float64)
+    if rounding is not None:
+        r, c = r.astype(rounding).astype(np.float64), c.astype(rounding).astype(np.float64)
+    return int(min(cap, np.union1d(r, c).size))
 
 
 def distinct_with_counts_sorted(v: cupy.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray] | None:

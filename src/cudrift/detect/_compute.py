@@ -65,18 +65,21 @@ def n_unique(kind: str, rc, cc, ref_sorted, cur_sorted, ref_distinct: int | None
     if kind == CATEGORICAL:
         # values outside the reference dictionary are at least one more value
         return len(set(rc.counts.keys()) | set(cc.counts.keys())) + (1 if cc.unseen_count else 0)
+    # values are told apart at the precision of the less precise window (see _few_value_counts)
+    rounding = _coarsest_float(rc.dtype, cc.dtype)
     if ref_sorted is not None and cur_sorted is not None:
         if ref_distinct is not None and ref_distinct >= cap:
             return cap
         if _on_device(ref_sorted):
             from cudrift.backends._gpu import n_unique_sorted
-            return n_unique_sorted(ref_sorted, cur_sorted, cap)
+            return n_unique_sorted(ref_sorted, cur_sorted, cap, rounding)
         r = ref_sorted[np.r_[True, ref_sorted[1:] != ref_sorted[:-1]]] if ref_sorted.size else ref_sorted
         c = cur_sorted[np.r_[True, cur_sorted[1:] != cur_sorted[:-1]]] if cur_sorted.size else cur_sorted
-        return int(min(cap, np.union1d(r, c).size))
+        return int(min(cap, np.union1d(_rounded(r, rounding), _rounded(c, rounding)).size))
     # Sketch values are real data values, so their union is a lower bound on
     # the distinct count (and exact for the few-values case that matters).
-    vals = np.union1d(rc.quantiles.cdf_bounds().values, cc.quantiles.cdf_bounds().values)
+    vals = np.union1d(_rounded(rc.quantiles.cdf_bounds().values, rounding),
+                      _rounded(cc.quantiles.cdf_bounds().values, rounding))
     return int(min(cap, vals.size))
 
 
@@ -125,15 +128,18 @@ def _few_value_counts(rc: NumericColumnProfile, cc: NumericColumnProfile, ref_so
     The reference histogram gives each of a few reference values a bin of
     its own, but a current value the reference never had lands in a
     neighbour's bin (0.2 in 0's, 0.8 in 1's), so tests on those bins cannot
-    see the values change: counted per value, they can. Returns the two
-    count vectors and whether they are exact (from sorted values, or from
-    exact sketches); otherwise they are estimates from the quantile
-    sketches, used only when the current window holds a value the
-    reference lacks (where the histogram's exact counts see the same bins).
+    see the values change: counted per value, they can. Values are matched
+    at the precision of the less precise window (a float32 window's 0.1 is
+    the float64 reference's 0.1). Returns the two count vectors and whether
+    they are exact (from sorted values, or from exact sketches); otherwise
+    they are estimates from the quantile sketches, used only when the
+    current window holds a value the reference lacks (where the histogram's
+    exact counts see the same bins).
     """
+    rounding = _coarsest_float(rc.dtype, cc.dtype)
     rb, cb = rc.quantiles.cdf_bounds(), cc.quantiles.cdf_bounds()
     # sketch points are data values: more than cap of them, more than cap distinct values
-    if np.union1d(rb.values, cb.values).size > cap:
+    if np.union1d(_rounded(rb.values, rounding), _rounded(cb.values, rounding)).size > cap:
         return None
     if ref_sorted is not None and cur_sorted is not None:
         if _on_device(ref_sorted):
@@ -141,21 +147,38 @@ def _few_value_counts(rc: NumericColumnProfile, cc: NumericColumnProfile, ref_so
             r, c = distinct_with_counts_sorted(ref_sorted, cap), distinct_with_counts_sorted(cur_sorted, cap)
         else:
             r, c = distinct_with_counts(ref_sorted), distinct_with_counts(cur_sorted)
-        if r is None or c is None or np.union1d(r[0], c[0]).size > cap:
+        if r is None or c is None:
+            return None
+        r, c = _at_precision(r, rounding), _at_precision(c, rounding)
+        if np.union1d(r[0], c[0]).size > cap:
             return None
         return (*on_union(r, c), True)
     exact = rb.is_exact and cb.is_exact
-    if not exact and np.isin(cb.values, rb.values).all():
+    # each sketch point's count: F at it less F at the point before (midpoints of the bounds)
+    r, c = ((b.values, np.diff(np.r_[0.0, (b.lo + b.hi) / 2.0])) for b in (rb, cb))
+    r, c = _at_precision(r, rounding), _at_precision(c, rounding)
+    if r[0].size + c[0].size == 0 or (not exact and np.isin(c[0], r[0]).all()):
         return None
-    u = np.union1d(rb.values, cb.values)
-    if u.size == 0:
-        return None
-    counts = []
-    for b in (rb, cb):
-        lo, hi = b.evaluate(u)
-        f = (lo + hi) / 2.0  # F(u_i); F is constant up to the next point
-        counts.append(np.diff(np.r_[0.0, f]))
-    return counts[0], counts[1], exact
+    return (*on_union(r, c), exact)
+
+
+def _coarsest_float(*dtypes: str | None):
+    """float16 or float32 when a window's dtype (``"float32"``, ``"float32|float64"``...) has one, else None."""
+    names = "|".join(d or "" for d in dtypes)
+    return np.float16 if "float16" in names else np.float32 if "float32" in names else None
+
+
+def _rounded(values: np.ndarray, dtype) -> np.ndarray:
+    """Values rounded to ``dtype`` (None: as they are), as float64."""
+    return values if dtype is None else np.asarray(values).astype(dtype).astype(np.float64)
+
+
+def _at_precision(pair: tuple[np.ndarray, np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, counts)`` with the values rounded to ``dtype`` and the counts of equal ones added."""
+    if dtype is None:
+        return pair
+    u, inv = np.unique(_rounded(pair[0], dtype), return_inverse=True)
+    return u, np.bincount(inv, weights=pair[1], minlength=u.size)
 
 
 def _histogram_counts(rc: NumericColumnProfile, cc: NumericColumnProfile) -> tuple[np.ndarray, np.ndarray]:
@@ -235,6 +258,10 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
         return res
     if kind != NUMERICAL:
         raise SchemaError(f"{test} needs a numerical column, this one is categorical")
+    if test == "ttest" and ref_sorted is not None and cur_sorted is not None and min(ref_sorted.size,
+                                                                                       cur_sorted.size) < 2:
+        # as _ttest_from_moments says it (before the device branch: the GPU path must say it too)
+        raise EmptyInputError("Welch's t-test needs at least 2 finite values in each window")
     if ref_sorted is not None and _on_device(ref_sorted):
         # the GPU backend keeps sorted columns on the device and tests them there
         from cudrift.backends import _gpu
@@ -247,8 +274,6 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
         ref_sorted = _gpu.to_host(ref_sorted) if test in _FROM_CDF else None
     if test == "ttest":
         if ref_sorted is not None and cur_sorted is not None:
-            if ref_sorted.size < 2 or cur_sorted.size < 2:
-                raise EmptyInputError("Welch's t-test needs at least 2 finite values in each window")
             return spec.func_sorted(_f64(ref_sorted), _f64(cur_sorted))  # exact, as SciPy on the values
         return _ttest_from_moments(rc, cc)
     if test == "mmd":

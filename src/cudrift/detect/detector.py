@@ -126,7 +126,7 @@ class DriftDetector:
         if isinstance(reference, Profile):
             if exact == "always":
                 raise ValueError("exact='always' needs reference data, not a Profile")
-            self.reference = reference
+            self.reference = _without(reference, self._ignored, schema)
         else:
             src = _as_source(reference, self.backend, columns=columns,
                              batch_rows=(config or ProfileConfig()).batch_rows, errors="report")
@@ -182,7 +182,8 @@ class DriftDetector:
             test = self._column_tests.get(col) or self._all_test
             if test is not None and not _compute.applies(test, kind):
                 test = None
-            small = _n_valid(self.reference.columns[col]) <= SMALL_REFERENCE  # the auto rule's p-value tests
+            # the auto rule's p-value tests (a column with no reference values is never tested)
+            small = 0 < _n_valid(self.reference.columns[col]) <= SMALL_REFERENCE
             if test is None:
                 sure, which = small, "the auto rule's test for a reference of at most 1000 values"
             else:
@@ -471,6 +472,22 @@ def _n_valid(col: Any) -> int:
     if isinstance(col, NumericColumnProfile):
         return int(col.moments.count)
     return int(col.count - col.null_count)
+
+
+def _without(reference: Profile, ignored: frozenset, schema: Schema | None) -> Profile:
+    """A reference profile less the columns the schema ignores (its kinds were fixed when it was made)."""
+    if schema is not None and (schema.numerical or schema.categorical):
+        raise ValueError("schema kinds (numerical=, categorical=) apply when profiling data; this reference is a "
+                         "Profile whose kinds are fixed: profile the reference with that schema instead")
+    drop = [n for n in reference.columns if n in ignored]
+    if not drop:
+        return reference
+    keep = [n for n in reference.columns if n not in ignored]
+    if not keep:
+        raise EmptyInputError(f"schema ignores every column of the reference profile {reference.names}")
+    return Profile({n: reference.columns[n] for n in keep}, {n: reference.kinds[n] for n in keep},
+                   {n: reference.dtypes[n] for n in keep}, reference.n_rows, reference.config,
+                   {n: e for n, e in reference.errors.items() if n not in ignored})
 
 
 def _check_like(ref: Profile, cur: Profile) -> None:

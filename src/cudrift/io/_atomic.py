@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -16,9 +17,13 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
-        # mkstemp creates the file 0600; give it the mode open() would (0666 less the umask), so that a
-        # profile or checkpoint written here can be read by whoever may read the folder's other files
-        os.fchmod(fd, 0o666 & ~_umask())
+        # mkstemp creates the file 0600; give it the mode open() would: the replaced file's, or 0666 less
+        # the umask for a new one, so a profile or checkpoint can be read by whoever reads the folder
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

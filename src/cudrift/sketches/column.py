@@ -511,11 +511,12 @@ class CategoricalColumnProfile:
         if not isinstance(other, CategoricalColumnProfile):
             raise TypeError(f"cannot merge CategoricalColumnProfile with {type(other).__name__}")
         if self._ref_typed != other._ref_typed:
-            # A profile of no rows is the identity whatever its dictionary
+            # A profile of no rows made like= a profile is the identity for that profile too
             # (Profile.empty_like(reference) + reference == reference).
-            if other._is_empty() and other.counts.max_categories == self.counts.max_categories:
+            same_cap = other.counts.max_categories == self.counts.max_categories
+            if same_cap and other._is_empty() and other._ref_typed == self._passed_on():
                 return self.copy()
-            if self._is_empty() and other.counts.max_categories == self.counts.max_categories:
+            if same_cap and self._is_empty() and self._ref_typed == other._passed_on():
                 return other.copy()
             hint = ""
             if (self.reference_categories is None) != (other.reference_categories is None):
@@ -536,6 +537,10 @@ class CategoricalColumnProfile:
 
     def __add__(self, other: "CategoricalColumnProfile") -> "CategoricalColumnProfile":
         return self.merge(other)
+
+    def _passed_on(self) -> frozenset:
+        """The dictionary a profile made ``like=`` this one gets: this one's, or its own categories."""
+        return self._ref_typed if self._ref_typed is not None else _typed(self.counts.keys())
 
     def _is_empty(self) -> bool:
         return self.count == 0 and self.unseen_count == 0 and len(self.counts) == 0 and not self.counts.folded

@@ -128,7 +128,9 @@ class Profile:
                 cols[name] = self.columns[name].merge(other.columns[name])
             except IncompatibleSketchError as exc:
                 raise IncompatibleSketchError(f"column {name!r}: {exc}") from None
-        dtypes = {n: _merge_dtype(self.dtypes[n], other.dtypes[n]) for n in self.columns}
+        # a profile of no rows saw no dtype: merging it changes none (empty_like is an identity)
+        dtypes = (dict(other.dtypes) if self.n_rows == 0 else dict(self.dtypes) if other.n_rows == 0
+                  else {n: _merge_dtype(self.dtypes[n], other.dtypes[n]) for n in self.columns})
         return Profile(cols, dict(self.kinds), dtypes, self.n_rows + other.n_rows, self.config,
                        {**other.errors, **self.errors})
 
@@ -156,6 +158,17 @@ class Profile:
                 part.columns[n] = CategoricalColumnProfile.empty(self.config.max_categories)
         _consume(part, src, list(self.columns))
         merged = self.merge(part)
+        for n, col in merged.columns.items():
+            if (isinstance(col, CategoricalColumnProfile) and col.reference_categories is None
+                    and col.counts.max_count_error > 0):
+                # profile() recounts an outgrown reference's dictionary exactly in a second pass over the
+                # data; update() has no such pass, and windows profiled like= it count exactly
+                raise IncompatibleSketchError(
+                    f"column {n!r}: with these rows the reference holds more than max_categories="
+                    f"{self.config.max_categories} categories, whose counts update() could only estimate; "
+                    "profile the whole reference in one pass (cudrift.profile of all its parts: a list of "
+                    "Parquet files, say), which counts its dictionary exactly"
+                )
         self.columns, self.n_rows, self.dtypes = merged.columns, merged.n_rows, merged.dtypes
         return self
 

@@ -245,23 +245,28 @@ class WindowState:
         and a batch that fails on its own is dropped (its rows leave ``w.rows``
         and go to :attr:`rows_dropped`). Either way the rows leave the backlog.
         """
-        dropped = 0
+        dropped, failures = 0, []
         try:
-            w.profile = w.profile + self._profile(batches)
-        except Exception:  # noqa: BLE001 - retried batch by batch below
-            for b in batches:
-                try:
-                    w.profile = w.profile + self._profile([b])
-                except Exception as exc:  # noqa: BLE001 - drop this batch only
-                    rows = _batch_rows(b)
-                    dropped += rows
-                    if self.on_drop is not None:
-                        self.on_drop(rows, exc)
-        with self._lock:
-            w.rows -= dropped
-            self.rows_dropped += dropped
-            self._backlog -= n
-            self._drained.notify_all()
+            try:
+                w.profile = w.profile + self._profile(batches)
+            except Exception:  # noqa: BLE001 - retried batch by batch below
+                for b in batches:
+                    try:
+                        w.profile = w.profile + self._profile([b])
+                    except Exception as exc:  # noqa: BLE001 - drop this batch only
+                        rows = _batch_rows(b)
+                        dropped += rows
+                        failures.append((rows, exc))
+        finally:
+            # the books first, whatever happens: a backlog that never drains would stall every request
+            with self._lock:
+                w.rows -= dropped
+                self.rows_dropped += dropped
+                self._backlog -= n
+                self._drained.notify_all()
+        if self.on_drop is not None:
+            for rows, exc in failures:
+                self.on_drop(rows, exc)
 
     def _seal_locked(self, now: float) -> None:
         w = self._open
@@ -333,14 +338,21 @@ class WindowState:
         return sum(n for _, _, n in work)
 
     def close_next(self) -> ClosedWindow | None:
-        """Fold and close the oldest sealed window; ``None`` when none is sealed."""
-        with self._lock:
-            if not self._sealed:
-                return None
-            w = self._sealed.popleft()
-            batches, n, w.pending, w.pending_rows = w.pending, w.pending_rows, [], 0
-        if batches:
-            self._fold_into(w, batches, n)
+        """Fold and close the oldest sealed window; ``None`` when none is sealed.
+
+        A sealed window left with no rows (every one of them dropped) is
+        discarded, not closed: there is nothing to compare.
+        """
+        while True:
+            with self._lock:
+                if not self._sealed:
+                    return None
+                w = self._sealed.popleft()
+                batches, n, w.pending, w.pending_rows = w.pending, w.pending_rows, [], 0
+            if batches:
+                self._fold_into(w, batches, n)
+            if w.rows > 0:
+                break
         merged = w.profile
         for past in self._history:
             merged = merged + past
