@@ -855,6 +855,11 @@ def _interleave_pitch(slab: int, column: int, limit: int) -> int:
     return 1
 
 
+def _too_many_edges(max_edges: int, limit: int) -> ValueError:
+    """The planners' error for ``privatize=True`` when one column's private histogram does not fit."""
+    return ValueError(f"{max_edges} edges per column do not fit {limit} bytes of shared memory; use privatize=False")
+
+
 def _rows_plan(n_cols: int, max_edges: int, threads: int, privatize: bool | None,
                edge_bytes: int = 8, interleave: bool = True) -> tuple[int, bool, int, int]:
     """Columns per slab, whether slabs keep private histograms, their cell-table size, and the pitch of
@@ -876,8 +881,7 @@ def _rows_plan(n_cols: int, max_edges: int, threads: int, privatize: bool | None
         if fit >= min(want, 8) or (privatize and fit >= 1):
             private, cap = True, min(want, fit)
         elif privatize:
-            raise ValueError(
-                f"{max_edges} edges per column do not fit {limit} bytes of shared memory; use privatize=False")
+            raise _too_many_edges(max_edges, limit)
     n_slabs = -(-n_cols // cap)
     slab = -(-n_cols // n_slabs)
     pitch = 1
@@ -932,8 +936,7 @@ def _columns_plan(max_edges: int, threads: int, privatize: bool | None, edge_byt
         return False, 0, 1
     if not fits(1, 0):
         if privatize:
-            raise ValueError(
-                f"{max_edges} edges per column do not fit {limit} bytes of shared memory; use privatize=False")
+            raise _too_many_edges(max_edges, limit)
         return False, 0, 1
     ok = _cells_ok(max_edges)
     if interleave and threads >= 32:
