@@ -168,3 +168,33 @@ def test_cli_reports_bad_input(tmp_path, reference, capsys):
                  "--map", "NUMERIC"]) == 2
     err = capsys.readouterr().err
     assert "nope.cdp" in err and "missing" in err and "Invalid value for --map" in err
+
+
+def test_map_checks_the_width_of_the_tensor_it_names(tmp_path, reference):
+    wide = served_model(tmp_path / "m", inputs=[("X", "TYPE_FP32", [3]), ("REGION", "TYPE_INT64", [1])])
+    with pytest.raises(SchemaError, match=r"--map NUMERIC=X: 'X' has 3 values per row.*takes 2: a, b"):
+        write_repository(tmp_path / "repo", reference, model=wide, mapping={"NUMERIC": "X"}, checkpoint="")
+    assert not (tmp_path / "repo").exists()
+
+
+def test_names_that_would_overwrite_a_model_are_refused_before_anything_is_written(tmp_path, reference):
+    root = tmp_path / "repo"
+    served_model(root)
+    served_model(root, name="other")
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    for kwargs, message in (
+        ({"name": "scorer"}, "the monitor's name 'scorer' is the served model's"),
+        ({"ensemble": "other"}, "holds another model; the ensemble would overwrite it"),
+        ({"name": "other"}, "holds another model; the monitor would overwrite it"),
+        ({"name": "a/b"}, "Invalid monitor name"),
+        ({"ensemble": ""}, "Invalid ensemble name"),
+    ):
+        with pytest.raises((ValueError, FileExistsError), match=message):
+            write_repository(root, reference, model="scorer", checkpoint="", **kwargs)
+        assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before, kwargs
+    with pytest.raises(ValueError, match="max_batch_size"):
+        write_repository(tmp_path / "r2", reference, max_batch_size=-3, checkpoint="")
+    # a second run over its own repository rewrites its monitor and ensemble
+    write_repository(root, reference, model="scorer", checkpoint="")
+    repo = write_repository(root, reference, model="scorer", checkpoint="", window_rows=77)
+    assert repo.settings.window_rows == 77

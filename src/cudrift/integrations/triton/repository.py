@@ -252,6 +252,10 @@ def _feeds(layout: FeatureLayout, served: ServedModel, explicit: Mapping[str, st
             t = by_name[src]
             if t.data_type != g.data_type:
                 raise SchemaError(f"--map {g.name}={src}: {src!r} is {t.data_type}, {g.name!r} needs {g.data_type}")
+            width = served.row_width(t)
+            if not g.prediction and width is not None and width != len(g.columns):
+                raise SchemaError(f"--map {g.name}={src}: {src!r} has {width} values per row "
+                                  f"(dims {list(t.dims)}); {g.name!r} takes {len(g.columns)}: {', '.join(g.columns)}")
             out[g.name] = src
             continue
         if g.prediction:
@@ -367,6 +371,11 @@ def write_repository(
     """
     if kind not in ("cpu", "gpu"):
         raise ValueError(f"Invalid value for kind: {kind!r} (expected 'cpu' or 'gpu')")
+    _check_model_name(name, "monitor")
+    if ensemble is not None:
+        _check_model_name(ensemble, "ensemble")
+    if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 0:
+        raise ValueError(f"Invalid value for max_batch_size: {max_batch_size!r} (expected an integer >= 0)")
     root = Path(out_dir).resolve()
     ref = reference if isinstance(reference, Profile) else Profile.load(reference)
     mapping = dict(mapping or {})
@@ -387,6 +396,17 @@ def write_repository(
             raise SchemaError("--map needs a served model (--model)")
         predictions = {}
         layout = FeatureLayout.from_profile(ref)
+    ens_name = None
+    if served is not None:
+        ens_name = ensemble or f"{served.name}_monitored"
+        if name == served.name:
+            raise ValueError(f"the monitor's name {name!r} is the served model's: choose another with --name")
+        if ens_name in (name, served.name):
+            raise ValueError(f"the ensemble name {ens_name!r} is taken by another model of the repository")
+    # Nothing is written before every folder is known to be free or ours (written by an earlier run).
+    _check_overwritable(root / name, "monitor", _is_monitor)
+    if ens_name is not None:
+        _check_overwritable(root / ens_name, "ensemble", _is_ensemble)
     if checkpoint is None:
         checkpoint = root.parent / f"{root.name}-state" / f"{name}.ckpt"
     settings = MonitorSettings(
@@ -402,17 +422,38 @@ def write_repository(
     ref.save(mon / "reference.cdp")
     (mon / "1" / "model.py").write_text(_MODEL_PY)
     (mon / "config.pbtxt").write_text(monitor_config(name, layout, settings, max_batch_size, kind))
-    ens_name = None
     if served is not None:
         if served_dir.parent != root:
             shutil.copytree(served_dir, root / served.name)
-        ens_name = ensemble or f"{served.name}_monitored"
-        if ens_name in (name, served.name):
-            raise ValueError(f"the ensemble name {ens_name!r} is taken by another model of the repository")
         ens = root / ens_name
         (ens / "1").mkdir(parents=True, exist_ok=True)  # Triton wants a version folder, even an empty one
         (ens / "config.pbtxt").write_text(ensemble_config(ens_name, served, name, feeds))
     return Repository(root, name, layout, settings, served, ens_name, feeds)
+
+
+def _check_model_name(name: str, what: str) -> None:
+    """A model name Triton accepts as a folder of the repository."""
+    if not isinstance(name, str) or not name or name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise ValueError(f"Invalid {what} name {name!r}: a model name is a folder name of the repository "
+                         "(not empty, no '/')")
+
+
+def _is_monitor(folder: Path) -> bool:
+    """A monitor written by ``cudrift triton repo`` (of any version: its model.py only imports cudrift's)."""
+    f = folder / "1" / "model.py"
+    return f.is_file() and "from cudrift.integrations.triton" in f.read_text()
+
+
+def _is_ensemble(folder: Path) -> bool:
+    f = folder / "config.pbtxt"
+    return f.is_file() and 'platform: "ensemble"' in f.read_text()
+
+
+def _check_overwritable(folder: Path, what: str, ours) -> None:
+    """Refuse to write the ``what`` over a model folder that is not one written by an earlier run."""
+    if folder.exists() and not ours(folder):
+        raise FileExistsError(f"{folder} holds another model; the {what} would overwrite it: choose another name "
+                              f"(--name for the monitor, --ensemble for the ensemble) or remove it")
 
 
 def _locate_served(root: Path, model: str | os.PathLike) -> tuple[ServedModel, Path]:
