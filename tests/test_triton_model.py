@@ -465,3 +465,25 @@ def test_a_request_answered_with_an_error_leaves_no_rows_in_the_window(monitor, 
     assert "internal error" in out[0].error.message() and out[1].error is None
     assert m.state.rows_total == 20  # a retry of the failed request will not count its rows twice
     wait_for(lambda: value(pb, "cudrift_bad_requests_total", reason="internal") == 1)
+
+
+def test_a_restarted_monitor_shows_the_last_windows_gauges_again(monitor, pb, rng):
+    """Alerts on the drift gauges and on the last close's timestamp keep their series across a restart."""
+    repo, start = monitor
+    m = start()
+    m.execute([request(rng, 500, shift=5.0, city=("lima",)), request(rng, 100)])
+    wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 1)
+    names = ("cudrift_dataset_drift_share", "cudrift_dataset_drift", "cudrift_last_window_close_timestamp_seconds",
+             "cudrift_window_close_duration_seconds")
+    before = {n: value(pb, n) for n in names}
+    drifted = {f: value(pb, "cudrift_feature_drifted", feature=f) for f in ("a", "b", "c", "city", "region")}
+    score_b = value(pb, "cudrift_feature_drift_score", feature="b")
+    assert drifted["b"] == 1 and drifted["city"] == 1 and before["cudrift_dataset_drift_share"] > 0
+    m.finalize()
+    pb.registry.clear()
+    m2 = start()
+    assert {n: value(pb, n) for n in names} == before
+    assert {f: value(pb, "cudrift_feature_drifted", feature=f) for f in drifted} == drifted
+    assert value(pb, "cudrift_feature_drift_score", feature="b") == score_b
+    share = np.from_dlpack(m2.execute([request(rng, 5)])[0].output_tensors[0])
+    assert float(share[0, 0]) == pytest.approx(before["cudrift_dataset_drift_share"])

@@ -258,6 +258,8 @@ def test_bad_requests_fail_alone_and_are_counted(tmp_path, reference, server_fac
         for reason, inputs in bad:
             with pytest.raises(InferenceServerException) as err:
                 http_infer(client, "direct", inputs)
+            # the client's mistake, as Triton's own checks say it: 400, not 500
+            assert err.value.status() == "400", (reason, err.value.status(), str(err.value))
             if reason == "missing_input":
                 assert "missing input 'CATEGORICAL_INT'" in str(err.value) and "region" in str(err.value)
             if reason == "wrong_width":

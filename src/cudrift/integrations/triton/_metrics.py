@@ -128,6 +128,8 @@ class MonitorMetrics:
         self._published_rows = 0
         self._published_windows = 0
         self._published_dropped = 0
+        # the last closed window's gauges, kept for the checkpoint: a restarted server shows them again
+        self._last: dict[str, Any] = {}
         for r in BAD_REQUEST_REASONS:
             self._metric("cudrift_bad_requests_total", reason=r)
         for f in self._features:
@@ -206,6 +208,14 @@ class MonitorMetrics:
             self._metric("cudrift_feature_drifted", feature=f.column, test=test).set(1.0 if f.drifted else 0.0)
         self._metric("cudrift_dataset_drift_share").set(float(report.share_drifted))
         self._metric("cudrift_dataset_drift").set(1.0 if report.dataset_drift else 0.0)
+        self._last = {
+            "share": float(report.share_drifted), "dataset_drift": 1.0 if report.dataset_drift else 0.0,
+            "features": {f.column: [self._tests[f.column], _num(f.statistic),
+                                    None if f.pvalue is None else _num(f.pvalue_adjusted if f.pvalue_adjusted
+                                                                       is not None else f.pvalue),
+                                    1.0 if f.drifted else 0.0]
+                         for f in report.features if f.column in self._tests},
+        }
         self._publish_close(closed, seconds)
 
     def window_failed(self, closed: ClosedWindow, seconds: float) -> None:
@@ -221,6 +231,8 @@ class MonitorMetrics:
                     m.set(math.nan)
         self._metric("cudrift_dataset_drift_share").set(math.nan)
         self._metric("cudrift_dataset_drift").set(math.nan)
+        self._last = {"share": math.nan, "dataset_drift": math.nan,
+                      "features": {f: [t, math.nan, math.nan, math.nan] for f, t in self._tests.items()}}
         self._metric("cudrift_window_compare_failures_total").increment(1)
         self._totals["compare_failures"] += 1
         self._publish_close(closed, seconds)
@@ -244,6 +256,7 @@ class MonitorMetrics:
         self._metric("cudrift_window_close_duration_seconds").set(seconds)
         self._metric("cudrift_last_window_close_timestamp_seconds").set(closed.closed_at)
         self._totals["close_seconds"] += seconds
+        self._last.update(close_seconds=seconds, closed_at=closed.closed_at)
 
     def _add(self, family: str, total: str, feature: str, value: int) -> None:
         if value:
@@ -252,8 +265,11 @@ class MonitorMetrics:
 
     # ------------------------------------------------------------ persistence
     def totals(self) -> dict[str, Any]:
-        """Counter values to keep in a checkpoint (JSON-able)."""
-        return {k: (dict(v) if isinstance(v, dict) else v) for k, v in self._totals.items()}
+        """Counter values, and the last closed window's gauges, to keep in a checkpoint (JSON-able)."""
+        out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self._totals.items()}
+        if self._last:
+            out["last_window"] = {**self._last, "features": dict(self._last.get("features", {}))}
+        return out
 
     def restore(self, totals: Mapping[str, Any], rows_total: int, windows_closed: int, rows_dropped: int = 0) -> None:
         """Continue the counters from a checkpoint's values."""
@@ -275,6 +291,33 @@ class MonitorMetrics:
             self._metric("cudrift_window_close_duration_seconds_total").increment(close)
             self._totals["close_seconds"] += close
         self.record_rows(rows_total, 0, windows_closed, rows_dropped=rows_dropped)
+        self._restore_gauges(totals.get("last_window"))
+
+    def _restore_gauges(self, last: Any) -> None:
+        """Publish the last closed window's gauges again, as saved with the checkpoint (alerts keep their series)."""
+        if not isinstance(last, Mapping):
+            return
+        try:
+            features = {str(f): (str(v[0]), float(v[1]), None if v[2] is None else float(v[2]), float(v[3]))
+                        for f, v in dict(last.get("features", {})).items() if f in self._features}
+            share, drift = float(last["share"]), float(last["dataset_drift"])
+            close, closed_at = last.get("close_seconds"), last.get("closed_at")
+        except (KeyError, TypeError, ValueError, IndexError):
+            return  # an unreadable entry only costs the gauges until the next close
+        for f, (test, score, pvalue, drifted) in features.items():
+            self._tests[f] = test
+            self._metric("cudrift_feature_drift_score", feature=f, test=test).set(score)
+            if pvalue is not None:
+                self._metric("cudrift_feature_drift_pvalue", feature=f, test=test).set(pvalue)
+            self._metric("cudrift_feature_drifted", feature=f, test=test).set(drifted)
+        self._metric("cudrift_dataset_drift_share").set(share)
+        self._metric("cudrift_dataset_drift").set(drift)
+        if close is not None and closed_at is not None:
+            self._metric("cudrift_window_close_duration_seconds").set(float(close))
+            self._metric("cudrift_last_window_close_timestamp_seconds").set(float(closed_at))
+        self._last = {"share": share, "dataset_drift": drift, "features": {f: list(v) for f, v in features.items()},
+                      **({"close_seconds": float(close), "closed_at": float(closed_at)}
+                         if close is not None and closed_at is not None else {})}
 
     def close(self) -> None:
         """Delete every series, then the families (Triton requires that order)."""

@@ -335,7 +335,7 @@ class TritonPythonModel:
                 responses.append(response)
             except BadRequest as exc:
                 reason = exc.reason
-                responses.append(pb.InferenceResponse(output_tensors=[], error=pb.TritonError(f"cudrift: {exc}")))
+                responses.append(pb.InferenceResponse(output_tensors=[], error=_client_error(pb, f"cudrift: {exc}")))
             except Exception as exc:  # noqa: BLE001 - one broken request must not take the others down
                 reason = "internal"
                 responses.append(pb.InferenceResponse(
@@ -502,6 +502,13 @@ class TritonPythonModel:
         self.metrics.close()
         sys.unraisablehook = self._previous_hook
         self._log.log_info(f"cudrift monitor {self._name}: stopped with {self.state.open_rows} rows in the open window")
+
+
+def _client_error(pb: Any, message: str) -> Any:
+    """An error for a request the client got wrong: INVALID_ARG (HTTP 400, gRPC INVALID_ARGUMENT) where the
+    python backend takes error codes (Triton 23.09 and later), as Triton's own request checks answer."""
+    code = getattr(pb.TritonError, "INVALID_ARG", None)
+    return pb.TritonError(message) if code is None else pb.TritonError(message, code)
 
 
 def _instances(group: dict[str, Any]) -> int:
