@@ -368,8 +368,9 @@ def test_a_window_whose_comparison_fails_is_counted_and_the_monitor_goes_on(moni
 
     m.detector.compare = compare
     m.execute([request(rng, 500), request(rng, 120)])
-    wait_for(lambda: value(pb, "cudrift_window_compare_failures_total") == 1)
-    assert value(pb, "cudrift_windows_closed_total") == 1
+    # the failure is published as the window closes, the closed count at the end of that worker pass
+    wait_for(lambda: value(pb, "cudrift_window_compare_failures_total") == 1
+             and value(pb, "cudrift_windows_closed_total") == 1)
     assert np.isnan(value(pb, "cudrift_dataset_drift_share"))
     assert any(level == "error" and "comparison failed" in msg and "simulated" in msg for level, msg in pb.logs)
     # the rest of that pass ran: the open window's rows reached the checkpoint
@@ -487,3 +488,28 @@ def test_a_restarted_monitor_shows_the_last_windows_gauges_again(monitor, pb, rn
     assert value(pb, "cudrift_feature_drift_score", feature="b") == score_b
     share = np.from_dlpack(m2.execute([request(rng, 5)])[0].output_tensors[0])
     assert float(share[0, 0]) == pytest.approx(before["cudrift_dataset_drift_share"])
+
+
+def test_bad_requests_pass_answers_nan_so_an_ensemble_keeps_its_outputs(tmp_path, reference, pb, rng):
+    """With bad_requests="pass" a refused request is counted and left out of the window, but answered."""
+    repo = write_repository(tmp_path / "repo", reference, window_rows=500, checkpoint="", bad_requests="pass")
+    assert repo.settings.bad_requests == "pass"
+    m = TritonPythonModel()
+    m.initialize(model_args(repo))
+    try:
+        nan = {**request(rng, 40), "NUMERIC": FakeTensor("NUMERIC", np.full((40, 3), np.nan, np.float32))}
+        latin1 = {**request(rng, 2),
+                  "CATEGORICAL": FakeTensor("CATEGORICAL", np.array([[b"caf\xe9"], [b"x"]], dtype=object))}
+        missing = {k: v for k, v in request(rng, 5).items() if k != "NUMERIC"}  # its row count is unknown
+        out = m.execute([nan, request(rng, 30), latin1, missing, request(rng, 0)])
+        assert [r.error is None for r in out] == [True, True, True, False, True]
+        shapes = [np.from_dlpack(r.output_tensors[0]).shape for r in out if r.error is None]
+        assert shapes == [(40, 1), (30, 1), (2, 1), (0, 1)]
+        assert np.isnan(np.from_dlpack(out[0].output_tensors[0])).all()
+        assert m.state.rows_total == 30  # only the good request's rows
+        wait_for(lambda: value(pb, "cudrift_requests_total") == 5)
+        reasons = {r: value(pb, "cudrift_bad_requests_total", reason=r) for r in BAD_REQUEST_REASONS}
+        assert {r: v for r, v in reasons.items() if v} == {"nan_only": 1, "unreadable": 1, "missing_input": 1,
+                                                           "empty_batch": 1}
+    finally:
+        m.finalize()

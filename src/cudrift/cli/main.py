@@ -127,6 +127,7 @@ def _cmd_triton_repo(args: argparse.Namespace) -> int:
         checkpoint_seconds=args.checkpoint_seconds, fold_rows=args.fold_rows,
         max_backlog_rows=args.max_backlog_rows, policy=args.policy,
         drift_share=args.drift_share, mapping=_parse_map(args.map), ensemble=args.ensemble,
+        bad_requests=args.bad_requests,
     )
     print(f"wrote model repository {repo.root}")
     print(f"  {repo.monitor}/  drift monitor (python backend, {args.kind} instance)")
@@ -166,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="compare a current window with a reference and print the drift table")
     c.add_argument("reference", help="reference: Parquet/CSV file, directory of Parquet files, or .cdp profile")
     c.add_argument("current", help="current window: same forms (a profile must be made --like the reference)")
-    c.add_argument("--policy", default="auto", help="'auto' or a test name applied to every column")
+    c.add_argument("--policy", default="auto",
+                   help="'auto', or a test name for every column it fits (the others: auto)")
     c.add_argument("--correction", default=None, choices=["bonferroni", "bh"])
     c.add_argument("--drift-share", type=float, default=0.5)
     c.add_argument("--json", help="also write the report as JSON to this path")
@@ -205,9 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-backlog-rows", type=int, default=d.max_backlog_rows,
                    help="rows not profiled yet above which requests wait for the monitor "
                         f"(default {d.max_backlog_rows}; 0: none)")
-    r.add_argument("--policy", default=d.policy, help="'auto' or a test name applied to every feature")
+    r.add_argument("--policy", default=d.policy,
+                   help="'auto', or a test name for every feature it fits (the others: auto)")
     r.add_argument("--drift-share", type=float, default=d.drift_share,
                    help="share of drifted features that marks a window")
+    r.add_argument("--bad-requests", default=d.bad_requests, choices=["error", "pass"],
+                   help="answer to a request the monitor refuses (NaN-only, not UTF-8...): an error (default; in "
+                        "an ensemble the whole request fails), or pass: counted, rows left out, NaN drift share, "
+                        "the served model's outputs returned")
     r.add_argument("--map", action="append", metavar="INPUT=TENSOR",
                    help="wire a monitor input (NUMERIC, CATEGORICAL, CATEGORICAL_INT) or a reference column "
                         "(prediction drift) to a served model's input or output; repeatable")

@@ -21,6 +21,9 @@ __all__ = ["MonitorSettings", "PARAMETER_PREFIX"]
 
 PARAMETER_PREFIX = "cudrift_"
 
+#: How the monitor answers a request it refuses (:attr:`MonitorSettings.bad_requests`).
+BAD_REQUEST_ANSWERS = ("error", "pass")
+
 
 @dataclass(frozen=True)
 class MonitorSettings:
@@ -59,6 +62,13 @@ class MonitorSettings:
         Share of drifted features that marks the whole window as drifted.
     predictions
         Reference columns fed by the served model's outputs.
+    bad_requests
+        ``"error"``: a refused request gets an error response (inside an
+        ensemble the whole request fails, served outputs included).
+        ``"pass"``: it is counted the same way, its rows are left out, and it
+        is answered with a NaN drift share, so an ensemble still returns the
+        served model's outputs (a request whose row count cannot be read,
+        e.g. one missing its first input, still gets an error).
     """
 
     reference: str = "reference.cdp"
@@ -74,6 +84,7 @@ class MonitorSettings:
     policy: str = "auto"
     drift_share: float = 0.5
     predictions: tuple[str, ...] = ()
+    bad_requests: str = "error"
 
     def __post_init__(self) -> None:
         for name in ("window_rows", "sliding_windows", "fold_rows", "max_backlog_rows"):
@@ -88,6 +99,9 @@ class MonitorSettings:
             raise ValueError("a window needs window_rows > 0 or window_seconds > 0 (both are 0)")
         if self.checkpoint and self.checkpoint_seconds <= 0:
             raise ValueError(f"Invalid value for checkpoint_seconds: {self.checkpoint_seconds!r} (expected > 0)")
+        if self.bad_requests not in BAD_REQUEST_ANSWERS:
+            raise ValueError(f"Invalid value for bad_requests: {self.bad_requests!r} "
+                             f"(expected one of {BAD_REQUEST_ANSWERS})")
         if self.backend not in BACKENDS:
             raise ValueError(f"Invalid value for backend: {self.backend!r} (expected one of {BACKENDS})")
         # the detector's own check, so a misspelt test fails here (`cudrift triton repo`), not at model load

@@ -58,11 +58,16 @@ _NUMPY_DTYPES = {
 
 
 class BadRequest(ValueError):
-    """A request the monitor refuses; ``reason`` is one of :data:`~._metrics.BAD_REQUEST_REASONS`."""
+    """A request the monitor refuses; ``reason`` is one of :data:`~._metrics.BAD_REQUEST_REASONS`.
 
-    def __init__(self, reason: str, message: str) -> None:
+    ``rows``: the request's row count where it is known (an answer of that
+    many rows can then stand in for the error: ``cudrift_bad_requests: pass``).
+    """
+
+    def __init__(self, reason: str, message: str, rows: int | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        self.rows = rows
 
 
 class _Tally:
@@ -335,7 +340,14 @@ class TritonPythonModel:
                 responses.append(response)
             except BadRequest as exc:
                 reason = exc.reason
-                responses.append(pb.InferenceResponse(output_tensors=[], error=_client_error(pb, f"cudrift: {exc}")))
+                if self.settings.bad_requests == "pass" and exc.rows is not None:
+                    # counted, its rows left out, answered as a request before the first window: NaN, so that
+                    # an ensemble still returns the served model's outputs
+                    nan = np.full((exc.rows, 1), np.nan, dtype=np.float32)
+                    responses.append(pb.InferenceResponse(output_tensors=[_output_tensor(pb, OUTPUT_NAME, nan)]))
+                else:
+                    responses.append(pb.InferenceResponse(output_tensors=[],
+                                                          error=_client_error(pb, f"cudrift: {exc}")))
             except Exception as exc:  # noqa: BLE001 - one broken request must not take the others down
                 reason = "internal"
                 responses.append(pb.InferenceResponse(
@@ -354,29 +366,33 @@ class TritonPythonModel:
             t = self._pb.get_input_tensor_by_name(request, g.name)
             if t is None:
                 raise BadRequest("missing_input", f"missing input {g.name!r} ({g.client_data_type} "
-                                 f"[batch, {len(g.columns)}]: {', '.join(g.columns)})")
-            a = self._array(t, g)
+                                 f"[batch, {len(g.columns)}]: {', '.join(g.columns)})", rows)
+            a = self._array(t, g, rows)
             if a.ndim == 1 and g.prediction:
                 a = a.reshape(-1, 1)
             if a.ndim != 2 or a.shape[1] != len(g.columns):
                 raise BadRequest("wrong_width", f"input {g.name!r} has shape {list(a.shape)}; expected "
-                                 f"[batch, {len(g.columns)}] for {', '.join(g.columns)}")
+                                 f"[batch, {len(g.columns)}] for {', '.join(g.columns)}",
+                                 rows if rows is not None else (a.shape[0] if a.ndim else None))
             if rows is None:
                 rows = a.shape[0]
             elif a.shape[0] != rows:
                 raise BadRequest("batch_mismatch", f"input {g.name!r} has {a.shape[0]} rows, the others {rows}")
             arrays[g.name] = a
         if not rows:
-            raise BadRequest("empty_batch", "the request has no rows")
+            raise BadRequest("empty_batch", "the request has no rows", 0)
         numeric = arrays.get(NUMERIC)
         if numeric is not None:
             xp = np if isinstance(numeric, np.ndarray) else self._cupy
             if bool(xp.isnan(numeric).all()):
-                raise BadRequest("nan_only", f"every value of input {NUMERIC!r} is NaN")
+                raise BadRequest("nan_only", f"every value of input {NUMERIC!r} is NaN", rows)
         return arrays, rows
 
-    def _array(self, t: Any, g: InputGroup) -> Any:
-        """An owned copy of an input tensor: NumPy, or CuPy when windows are profiled on the GPU."""
+    def _array(self, t: Any, g: InputGroup, rows: int | None = None) -> Any:
+        """An owned copy of an input tensor: NumPy, or CuPy when windows are profiled on the GPU.
+
+        ``rows``: the row count of the request's inputs read before (for :class:`BadRequest`).
+        """
         if g.data_type == "TYPE_STRING":
             # DLPack has no string type: BYTES come through as_numpy (sound
             # here, checked at initialize) as an object array of bytes.
@@ -384,7 +400,8 @@ class TritonPythonModel:
             try:
                 return np.array([b.decode("utf-8") for b in raw.ravel()], dtype=object).reshape(raw.shape)
             except (UnicodeDecodeError, AttributeError) as exc:
-                raise BadRequest("unreadable", f"input {g.name!r} holds values that are not UTF-8 text: {exc}")
+                raise BadRequest("unreadable", f"input {g.name!r} holds values that are not UTF-8 text: {exc}",
+                                 rows if rows is not None else (raw.shape[0] if raw.ndim else None)) from None
         if t.is_cpu():
             # DLPack, not as_numpy: as_numpy misreads tensors in stubs built against NumPy 1.x under NumPy 2.
             a = np.from_dlpack(t)
@@ -397,7 +414,8 @@ class TritonPythonModel:
             a = d.copy() if self.backend == "gpu" else self._cupy.asnumpy(d)
         want = _NUMPY_DTYPES.get(g.data_type)
         if a.dtype != want:
-            raise BadRequest("wrong_dtype", f"input {g.name!r} has dtype {a.dtype}; expected {g.client_data_type}")
+            raise BadRequest("wrong_dtype", f"input {g.name!r} has dtype {a.dtype}; expected {g.client_data_type}",
+                             rows if rows is not None else (a.shape[0] if a.ndim else None))
         return a
 
     # ------------------------------------------------------------------ worker

@@ -321,6 +321,7 @@ def write_repository(
     drift_share: float = _DEFAULTS.drift_share,
     mapping: Mapping[str, str] | None = None,
     ensemble: str | None = None,
+    bad_requests: str = _DEFAULTS.bad_requests,
 ) -> Repository:
     """Write the monitor (and, with ``model``, the served model and an ensemble) into ``out_dir``.
 
@@ -355,6 +356,9 @@ def write_repository(
         Explicit wiring, ``{"NUMERIC": "served_input", "column": "served_output"}``.
     ensemble
         Name of the ensemble; default ``<served>_monitored``.
+    bad_requests
+        ``"error"`` or ``"pass"``: how the monitor answers a request it
+        refuses (:attr:`MonitorSettings.bad_requests`).
 
     Returns
     -------
@@ -415,7 +419,7 @@ def write_repository(
         max_backlog_rows=max_backlog_rows,
         checkpoint=str(checkpoint), checkpoint_seconds=float(checkpoint_seconds),
         backend="gpu" if kind == "gpu" else "cpu", policy=policy, drift_share=drift_share,
-        predictions=tuple(predictions),
+        predictions=tuple(predictions), bad_requests=bad_requests,
     )
     mon = root / name
     (mon / "1").mkdir(parents=True, exist_ok=True)
