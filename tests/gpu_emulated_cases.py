@@ -181,6 +181,30 @@ def test_few_valued_columns_counted_per_value_on_the_device(rng):
             _assert_reports_match(rc, rg, rel=1e-9)
 
 
+def test_values_equal_at_float32_are_counted_together_on_the_device(rng):
+    """A float64 window against a float32 reference: distinct only below float32 precision is one value."""
+    ref = rng.integers(0, 2, (300, 1)).astype(np.float32)
+    cur = np.where(rng.random((200, 1)) < 0.5, 0.0, 1.0)
+    cur[:6, 0] = 1.0 + np.arange(1, 7) * 1e-9  # 1.0 in float32
+    cur[6:20, 0] = 0.5 + np.arange(14) * 1e-10  # 0.5 in float32: a value the reference lacks
+    for policy in ("auto", "psi"):
+        rc = DriftDetector(ref, columns=["x"], policy=policy, config=CFG, backend="cpu").compare(cur, columns=["x"])
+        assert rc["x"].test == ("chisquare" if policy == "auto" else "psi") and rc["x"].drifted
+        for reference, window in ((ref, cur), (cupy.asarray(ref), cupy.asarray(cur))):
+            dg = DriftDetector(reference, columns=["x"], policy=policy, config=CFG, backend="gpu")
+            _assert_reports_match(rc, dg.compare(window, columns=["x"]), rel=1e-9)
+
+
+def test_uint64_keys_past_2_63_keep_their_values_on_the_device():
+    u = np.array([2**64 - 1, 2**64 - 2, 2**64 - 3], dtype=np.uint64)[np.arange(200) % 3]
+    pc = cudrift.profile({"u": u}, backend="cpu")
+    pg = cudrift.profile({"u": cupy.asarray(u)}, backend="gpu")
+    assert dict(pg["u"].counts.items()) == dict(pc["u"].counts.items())
+    assert max(pg["u"].counts.keys()) == 2**64 - 1
+    f = DriftDetector(pc, backend="gpu").compare({"u": cupy.asarray(u)})["u"]  # the reference's own data
+    assert f.status == "ok" and f.statistic == 0.0 and not f.drifted
+
+
 def test_welch_t_with_one_value_is_an_error_on_the_device(rng):
     ref = cupy.asarray(rng.normal(size=(20, 1)))
     det = DriftDetector(ref, columns=["x"], policy="ttest", config=CFG, backend="gpu")

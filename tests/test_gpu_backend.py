@@ -814,6 +814,15 @@ class TestOnGpu:
             dg = DriftDetector(cupy.asarray(r), columns=names, backend="gpu")
             _assert_reports_match(rc, dg.compare(cupy.asarray(c), columns=names), rel=1e-9)
 
+    def test_uint64_keys_past_2_63_match_numpy(self):
+        import cupy
+
+        u = np.array([2**64 - 1, 2**64 - 2, 2**64 - 3], dtype=np.uint64)[np.arange(3000) % 3]
+        pc = cudrift.profile({"u": u}, backend="cpu")
+        pg = cudrift.profile({"u": cupy.asarray(u)}, backend="gpu")
+        assert dict(pg["u"].counts.items()) == dict(pc["u"].counts.items())
+        assert not DriftDetector(pc, backend="gpu").compare({"u": cupy.asarray(u)})["u"].drifted
+
     def test_mmd_matches_numpy(self, rng):
         from cudrift.backends import _gpu
         from cudrift.stats import mmd

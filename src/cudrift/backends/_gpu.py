@@ -682,8 +682,10 @@ def _device_categorical(dev: _Device, name: str, col: CategoricalColumnProfile, 
         key_type, codes, offset, span = "bool", x.astype(np.int8), 0, 2
     else:
         key_type = "int"
-        lo, hi = (int(v) for v in cupy.asnumpy(cupy.stack([x.min(), x.max()]).astype(np.int64)))
-        offset = gh.int_code_offset(lo, hi, _MAX_CODE_SPAN) if hi - lo < _MAX_CODE_SPAN else None
+        # in the keys' own dtype: uint64 keys past 2**63 would wrap in int64
+        lo, hi = (int(v) for v in cupy.asnumpy(cupy.stack([x.min(), x.max()])))
+        fits = hi - lo < _MAX_CODE_SPAN and hi <= np.iinfo(np.int64).max  # codes are formed in int64
+        offset = gh.int_code_offset(lo, hi, _MAX_CODE_SPAN) if fits else None
         if offset is None:
             keys, counts = cupy.unique(x, return_counts=True)
             gh.absorb_categorical(col, key_type, cupy.asnumpy(keys).tolist(), cupy.asnumpy(counts).astype(np.int64),
@@ -945,8 +947,15 @@ def n_unique_sorted(ref: cupy.ndarray, cur: cupy.ndarray, cap: int, rounding=Non
 
     ``rounding`` (a NumPy float dtype, or None): tell values apart at that precision.
     """
-    if distinct_sorted(cur, cap) >= cap or distinct_sorted(ref, cap) >= cap:
-        return cap
+    if distinct_sorted(ref, cap) >= cap:
+        return cap  # (the caller checks the reference's distinct count at full precision first too)
+    if distinct_sorted(cur, cap) >= cap:
+        # at full precision: rounded, the values may be fewer (the CPU path counts them rounded)
+        if rounding is None:
+            return cap
+        cur = _rounded_sorted(cur, rounding)
+        if distinct_sorted(cur, cap) >= cap:
+            return cap
     with _section():
         r, c = _distinct_values(ref).astype(np.float64), _distinct_values(cur).astype(np.float64)
     if rounding is not None:
@@ -954,11 +963,20 @@ def n_unique_sorted(ref: cupy.ndarray, cur: cupy.ndarray, cap: int, rounding=Non
     return int(min(cap, np.union1d(r, c).size))
 
 
-def distinct_with_counts_sorted(v: cupy.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _rounded_sorted(v: cupy.ndarray, rounding) -> cupy.ndarray:
+    """A sorted float array rounded to ``rounding`` (None: as it is); rounding is monotonic, so it stays sorted."""
+    if rounding is None or v.dtype.kind != "f" or np.dtype(v.dtype).itemsize <= np.dtype(rounding).itemsize:
+        return v
+    return v.astype(rounding)
+
+
+def distinct_with_counts_sorted(v: cupy.ndarray, cap: int, rounding=None) -> tuple[np.ndarray, np.ndarray] | None:
     """The distinct values of a sorted device array (float64, on the host) and their counts; None past ``cap``.
 
-    As :func:`cudrift.detect._compute.distinct_with_counts`, for the few-values count tests.
+    As :func:`cudrift.detect._compute.distinct_with_counts`, for the few-values count tests;
+    ``rounding`` (a NumPy float dtype or None): values told apart at that precision.
     """
+    v = _rounded_sorted(v, rounding)
     if distinct_sorted(v, cap + 1) > cap:
         return None
     if v.size == 0:

@@ -144,7 +144,8 @@ def _few_value_counts(rc: NumericColumnProfile, cc: NumericColumnProfile, ref_so
     if ref_sorted is not None and cur_sorted is not None:
         if _on_device(ref_sorted):
             from cudrift.backends._gpu import distinct_with_counts_sorted
-            r, c = distinct_with_counts_sorted(ref_sorted, cap), distinct_with_counts_sorted(cur_sorted, cap)
+            r = distinct_with_counts_sorted(ref_sorted, cap, rounding)
+            c = distinct_with_counts_sorted(cur_sorted, cap, rounding)
         else:
             r, c = distinct_with_counts(ref_sorted), distinct_with_counts(cur_sorted)
         if r is None or c is None:
