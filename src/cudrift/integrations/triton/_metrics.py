@@ -143,7 +143,9 @@ class MonitorMetrics:
                      "cudrift_request_duration_seconds_total", "cudrift_window_close_duration_seconds_total",
                      "cudrift_backpressure_seconds_total", "cudrift_window_open_rows", "cudrift_backlog_rows"):
             self._metric(name)
+        # the dataset gauges exist from the start (NaN: no window compared yet), so a scrape shows their series
         self._metric("cudrift_dataset_drift_share").set(math.nan)
+        self._metric("cudrift_dataset_drift").set(math.nan)
 
     def _metric(self, family: str, **labels: str) -> Any:
         key = (family, tuple(sorted(labels.items())))
