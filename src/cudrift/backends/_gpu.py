@@ -934,12 +934,16 @@ def distinct_sorted(v: cupy.ndarray, cap: int) -> int:
         return int(min(cap, int(cupy.count_nonzero(v[1:] != v[:-1])) + 1))
 
 
+def _run_starts(v: cupy.ndarray) -> cupy.ndarray:
+    """Where each run of equal values of a sorted, non-empty device array starts (device indices)."""
+    return cupy.flatnonzero(cupy.concatenate((cupy.ones(1, dtype=bool), v[1:] != v[:-1])))
+
+
 def _distinct_values(v: cupy.ndarray) -> np.ndarray:
     """The distinct values of a sorted device array, on the host."""
     if v.size == 0:
         return np.zeros(0, dtype=v.dtype)
-    first = cupy.concatenate((cupy.ones(1, dtype=bool), v[1:] != v[:-1]))
-    return cupy.asnumpy(v[first])
+    return cupy.asnumpy(v[_run_starts(v)])
 
 
 def n_unique_sorted(ref: cupy.ndarray, cur: cupy.ndarray, cap: int, rounding=None) -> int:
@@ -957,14 +961,13 @@ def n_unique_sorted(ref: cupy.ndarray, cur: cupy.ndarray, cap: int, rounding=Non
         if distinct_sorted(cur, cap) >= cap:
             return cap
     with _section():
-        r, c = _distinct_values(ref).astype(np.float64), _distinct_values(cur).astype(np.float64)
-    if rounding is not None:
-        r, c = r.astype(rounding).astype(np.float64), c.astype(rounding).astype(np.float64)
+        r, c = (_rounded_sorted(_distinct_values(x).astype(np.float64), rounding) for x in (ref, cur))
     return int(min(cap, np.union1d(r, c).size))
 
 
-def _rounded_sorted(v: cupy.ndarray, rounding) -> cupy.ndarray:
-    """A sorted float array rounded to ``rounding`` (None: as it is); rounding is monotonic, so it stays sorted."""
+def _rounded_sorted(v, rounding):
+    """A sorted float array (device or host) rounded to ``rounding`` (None: as it is); rounding is monotonic,
+    so it stays sorted."""
     if rounding is None or v.dtype.kind != "f" or np.dtype(v.dtype).itemsize <= np.dtype(rounding).itemsize:
         return v
     return v.astype(rounding)
@@ -973,7 +976,7 @@ def _rounded_sorted(v: cupy.ndarray, rounding) -> cupy.ndarray:
 def distinct_with_counts_sorted(v: cupy.ndarray, cap: int, rounding=None) -> tuple[np.ndarray, np.ndarray] | None:
     """The distinct values of a sorted device array (float64, on the host) and their counts; None past ``cap``.
 
-    As :func:`cudrift.detect._compute.distinct_with_counts`, for the few-values count tests;
+    As ``CdfBounds.from_sorted`` gives them on the host, for the few-values count tests;
     ``rounding`` (a NumPy float dtype or None): values told apart at that precision.
     """
     v = _rounded_sorted(v, rounding)
@@ -982,7 +985,7 @@ def distinct_with_counts_sorted(v: cupy.ndarray, cap: int, rounding=None) -> tup
     if v.size == 0:
         return np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int64)
     with _section():
-        start = cupy.flatnonzero(cupy.concatenate((cupy.ones(1, dtype=bool), v[1:] != v[:-1])))
+        start = _run_starts(v)
         values = cupy.asnumpy(v[start]).astype(np.float64)
         start = cupy.asnumpy(start).astype(np.int64)
     return values, np.diff(np.r_[start, v.size]).astype(np.int64)

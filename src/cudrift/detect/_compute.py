@@ -19,6 +19,7 @@ route available:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -101,13 +102,9 @@ def _aligned_category_counts(rc: CategoricalColumnProfile, cc: CategoricalColumn
     return r, c
 
 
-def distinct_with_counts(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct values of a sorted array (as float64) and how many times each occurs."""
-    x = sorted_values
-    if x.size == 0:
-        return np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int64)
-    start = np.flatnonzero(np.r_[True, x[1:] != x[:-1]])
-    return x[start].astype(np.float64), np.diff(np.r_[start, x.size]).astype(np.int64)
+def _value_counts(b: CdfBounds) -> tuple[np.ndarray, np.ndarray]:
+    """Each support point of ``b`` and its count: exact for exact bounds, else from the bounds' midpoints."""
+    return b.values, np.diff(np.r_[0.0, (b.lo + b.hi) / 2.0])
 
 
 def on_union(ref: tuple[np.ndarray, np.ndarray], cur: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -147,7 +144,7 @@ def _few_value_counts(rc: NumericColumnProfile, cc: NumericColumnProfile, ref_so
             r = distinct_with_counts_sorted(ref_sorted, cap, rounding)
             c = distinct_with_counts_sorted(cur_sorted, cap, rounding)
         else:
-            r, c = distinct_with_counts(ref_sorted), distinct_with_counts(cur_sorted)
+            r, c = (_value_counts(CdfBounds.from_sorted(x)) for x in (ref_sorted, cur_sorted))
         if r is None or c is None:
             return None
         r, c = _at_precision(r, rounding), _at_precision(c, rounding)
@@ -155,9 +152,7 @@ def _few_value_counts(rc: NumericColumnProfile, cc: NumericColumnProfile, ref_so
             return None
         return (*on_union(r, c), True)
     exact = rb.is_exact and cb.is_exact
-    # each sketch point's count: F at it less F at the point before (midpoints of the bounds)
-    r, c = ((b.values, np.diff(np.r_[0.0, (b.lo + b.hi) / 2.0])) for b in (rb, cb))
-    r, c = _at_precision(r, rounding), _at_precision(c, rounding)
+    r, c = _at_precision(_value_counts(rb), rounding), _at_precision(_value_counts(cb), rounding)
     if r[0].size + c[0].size == 0 or (not exact and np.isin(c[0], r[0]).all()):
         return None
     return (*on_union(r, c), exact)
@@ -239,24 +234,21 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
     """
     spec = TESTS[test]
     if spec.input == "counts":
-        exact, per_value = True, False
-        if kind == NUMERICAL:
-            few = _few_value_counts(rc, cc, ref_sorted, cur_sorted)
-            if few is not None:
-                r, c, exact = few
-                per_value = True
-            else:
-                r, c = _histogram_counts(rc, cc)
+        few = _few_value_counts(rc, cc, ref_sorted, cur_sorted) if kind == NUMERICAL else None
+        if few is not None:
+            r, c, exact = few
+        elif kind == NUMERICAL:
+            r, c = _histogram_counts(rc, cc)
         else:
             r, c = _aligned_category_counts(rc, cc)
         if spec.kind == "binary":
             r, c = _binary(r, c)
         res = spec.func(r, c)
-        if per_value:
-            res = TestResult(res.statistic, res.pvalue, res.method, res.n_reference, res.n_current,
-                             res.statistic_error if exact else math.nan,
-                             {**res.details, "counts": "per value" if exact else "per value, from sketches"})
-        return res
+        if few is None:
+            return res
+        return dataclasses.replace(res, statistic_error=res.statistic_error if exact else math.nan,
+                                   details={**res.details,
+                                            "counts": "per value" if exact else "per value, from sketches"})
     if kind != NUMERICAL:
         raise SchemaError(f"{test} needs a numerical column, this one is categorical")
     if test == "ttest" and ref_sorted is not None and cur_sorted is not None and min(ref_sorted.size,

@@ -179,16 +179,14 @@ class DriftDetector:
             v = t if isinstance(t, float) else t.get(col)
             if v is None or v <= 1:
                 continue
-            test = self._column_tests.get(col) or self._all_test
-            if test is not None and not _compute.applies(test, kind):
-                test = None
+            test, named = self._policy_test(col, kind)
             # the auto rule's p-value tests (a column with no reference values is never tested)
             small = 0 < _n_valid(self.reference.columns[col]) <= SMALL_REFERENCE
             if test is None:
                 sure, which = small, "the auto rule's test for a reference of at most 1000 values"
             else:
                 # a blanket two-category test may give way to the auto rule on a column with more values
-                fallback = col not in self._column_tests and TESTS[test].kind == "binary"
+                fallback = not named and TESTS[test].kind == "binary"
                 sure, which = TESTS[test].is_pvalue and (small or not fallback), test
             if sure:
                 raise ValueError(f"Invalid threshold for column {col!r}: {v!r}; its test ({which}) gives a p-value, "
@@ -338,14 +336,9 @@ class DriftDetector:
         """The test a testable column gets: its policy's, or the auto rule's (from the distinct values)."""
         kind = self.reference.kinds[name]
         rc, cc = self.reference.columns[name], cur.columns[name]
-        test = self._column_tests.get(name)
-        blanket = test is None
-        if blanket:
-            test = self._all_test
-        if test is not None and not _compute.applies(test, kind):
-            test = None  # a blanket policy test that does not fit this kind: fall back to auto
+        test, named = self._policy_test(name, kind)
         n_unique = None
-        if test is not None and blanket and TESTS[test].kind == "binary":
+        if test is not None and not named and TESTS[test].kind == "binary":
             # a blanket two-category test fits only columns with at most two values; named for a
             # column, it is the user's choice and reports the column's error
             n_unique = self._n_unique(name, kind, rc, cc, cur_sorted)
@@ -356,6 +349,13 @@ class DriftDetector:
                 n_unique = self._n_unique(name, kind, rc, cc, cur_sorted)
             test = auto_test(kind, _n_valid(rc), n_unique)
         return test
+
+    def _policy_test(self, name: str, kind: str) -> tuple[str | None, bool]:
+        """The policy's test for a column (None: the auto rule's, also for a blanket test that does not fit its
+        kind), and whether the policy names the column."""
+        named = name in self._column_tests
+        test = self._column_tests.get(name) or self._all_test
+        return (test if test is None or _compute.applies(test, kind) else None), named
 
     def _n_unique(self, name: str, kind: str, rc, cc, cur_sorted) -> int:
         ref_sorted = self._ref_sorted.get(name)

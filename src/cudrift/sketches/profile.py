@@ -150,12 +150,9 @@ class Profile:
         # all or nothing: a batch that fails in one column must not leave the
         # other columns (and n_rows) counted
         dtypes = {n: src.info(n).dtype for n in self.columns}
-        part = Profile({n: _empty_column(k, self, n, self.config, dtypes[n]) for n, k in self.kinds.items()},
-                       dict(self.kinds), dtypes, 0, self.config)
-        for n, col in self.columns.items():
-            if isinstance(col, CategoricalColumnProfile) and col.reference_categories is None:
-                # a reference counts every category: so does the part that extends it
-                part.columns[n] = CategoricalColumnProfile.empty(self.config.max_categories)
+        # a reference counts every category: so does the part that extends it (same_dictionary)
+        part = Profile({n: _empty_column(k, self, n, self.config, dtypes[n], same_dictionary=True)
+                        for n, k in self.kinds.items()}, dict(self.kinds), dtypes, 0, self.config)
         _consume(part, src, list(self.columns))
         merged = self.merge(part)
         for n, col in merged.columns.items():
@@ -233,7 +230,11 @@ def _describe(p: Profile) -> str:
     return "[" + ", ".join(f"{n}:{k[:3]}" for n, k in p.kinds.items()) + "]"
 
 
-def _empty_column(kind: str, like: Profile | None, name: str, config: ProfileConfig, dtype: str) -> ColumnProfile:
+def _empty_column(kind: str, like: Profile | None, name: str, config: ProfileConfig, dtype: str,
+                  same_dictionary: bool = False) -> ColumnProfile:
+    """An empty column that merges with ``like``'s profiles: its edges, and the dictionary a window of ``like``
+    gets (with ``same_dictionary``: ``like``'s own, none for a reference, so that it merges with ``like`` itself).
+    """
     if kind == NUMERICAL:
         edges = None
         if like is not None and name in like.columns and like.kinds.get(name) == NUMERICAL:
@@ -245,7 +246,7 @@ def _empty_column(kind: str, like: Profile | None, name: str, config: ProfileCon
     if like is not None and name in like.columns and like.kinds.get(name) == CATEGORICAL:
         # a window profile passes on its own reference's dictionary
         ref_cats = like.columns[name].reference_categories
-        if ref_cats is None:
+        if ref_cats is None and not same_dictionary:
             ref_cats = like.categories(name)
     return CategoricalColumnProfile.empty(max_categories=config.max_categories, reference_categories=ref_cats)
 
@@ -475,10 +476,9 @@ def profile_keeping_sorted(
         config = like.config
     config = config or ProfileConfig()
     schema = schema or Schema()
-    # an unreadable column the schema ignores must not stop the profile: the source reports, we raise
-    read_errors = "report" if schema.ignore else errors
+    # the source reports unreadable columns and we raise here: one the schema ignores must not stop the profile
     src = (gpu.as_source if gpu else as_source)(data, columns=columns, batch_rows=config.batch_rows,
-                                                errors=read_errors)
+                                                errors="report")
     if errors == "raise":
         bad = [c for c in src.columns if c.family == "invalid" and c.name not in schema.ignore]
         if bad:

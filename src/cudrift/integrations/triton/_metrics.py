@@ -193,31 +193,16 @@ class MonitorMetrics:
 
     def publish_window(self, closed: ClosedWindow, report: DriftReport, seconds: float) -> None:
         """Publish a closed window: drift per feature, dataset share, data quality, close time."""
+        features = {}
         for f in report.features:
-            if f.column not in self._tests and f.test is None:
-                continue
-            test = f.test or self._tests[f.column]
-            old = self._tests.get(f.column)
-            if old is not None and old != test:
-                for fam in _DRIFT_FAMILIES:
-                    self._drop(fam, feature=f.column, test=old)
-            self._tests[f.column] = test
-            self._metric("cudrift_feature_drift_score", feature=f.column, test=test).set(_num(f.statistic))
-            if f.pvalue is not None:
-                self._metric("cudrift_feature_drift_pvalue", feature=f.column, test=test).set(
-                    _num(f.pvalue_adjusted if f.pvalue_adjusted is not None else f.pvalue)
-                )
-            self._metric("cudrift_feature_drifted", feature=f.column, test=test).set(1.0 if f.drifted else 0.0)
-        self._metric("cudrift_dataset_drift_share").set(float(report.share_drifted))
-        self._metric("cudrift_dataset_drift").set(1.0 if report.dataset_drift else 0.0)
-        self._last = {
-            "share": float(report.share_drifted), "dataset_drift": 1.0 if report.dataset_drift else 0.0,
-            "features": {f.column: [self._tests[f.column], _num(f.statistic),
-                                    None if f.pvalue is None else _num(f.pvalue_adjusted if f.pvalue_adjusted
-                                                                       is not None else f.pvalue),
-                                    1.0 if f.drifted else 0.0]
-                         for f in report.features if f.column in self._tests},
-        }
+            test = f.test or self._tests.get(f.column)
+            if test is None:
+                continue  # never tested (no data yet): no series
+            pvalue = None if f.pvalue is None else _num(f.pvalue_adjusted if f.pvalue_adjusted is not None
+                                                        else f.pvalue)
+            features[f.column] = [test, _num(f.statistic), pvalue, 1.0 if f.drifted else 0.0]
+        self._show({"share": float(report.share_drifted), "dataset_drift": 1.0 if report.dataset_drift else 0.0,
+                    "features": features})
         self._publish_close(closed, seconds)
 
     def window_failed(self, closed: ClosedWindow, seconds: float) -> None:
@@ -226,18 +211,35 @@ class MonitorMetrics:
         The drift gauges describe the last closed window; left alone they
         would describe an older one.
         """
-        for feature, test in self._tests.items():
-            for fam in _DRIFT_FAMILIES:
-                m = self._series.get((fam, tuple(sorted({"feature": feature, "test": test}.items()))))
-                if m is not None:
-                    m.set(math.nan)
-        self._metric("cudrift_dataset_drift_share").set(math.nan)
-        self._metric("cudrift_dataset_drift").set(math.nan)
-        self._last = {"share": math.nan, "dataset_drift": math.nan,
-                      "features": {f: [t, math.nan, math.nan, math.nan] for f, t in self._tests.items()}}
+        nan = math.nan
+        self._show({"share": nan, "dataset_drift": nan,
+                    "features": {f: [t, nan, None if p is None else nan, nan]
+                                 for f, (t, _, p, _) in self._last.get("features", {}).items()}})
         self._metric("cudrift_window_compare_failures_total").increment(1)
         self._totals["compare_failures"] += 1
         self._publish_close(closed, seconds)
+
+    @property
+    def last_share(self) -> float:
+        """Drift share of the last closed window (NaN before the first, or after a failed comparison)."""
+        return float(self._last.get("share", math.nan))
+
+    def _show(self, last: dict[str, Any]) -> None:
+        """Set the last closed window's drift gauges (``features``: feature -> [test, score, p-value or None,
+        drifted]) and keep them for the checkpoint. A feature whose test changed loses its old series."""
+        for f, (test, score, pvalue, drifted) in last["features"].items():
+            old = self._tests.get(f)
+            if old is not None and old != test:
+                for fam in _DRIFT_FAMILIES:
+                    self._drop(fam, feature=f, test=old)
+            self._tests[f] = test
+            self._metric("cudrift_feature_drift_score", feature=f, test=test).set(score)
+            if pvalue is not None:
+                self._metric("cudrift_feature_drift_pvalue", feature=f, test=test).set(pvalue)
+            self._metric("cudrift_feature_drifted", feature=f, test=test).set(drifted)
+        self._metric("cudrift_dataset_drift_share").set(last["share"])
+        self._metric("cudrift_dataset_drift").set(last["dataset_drift"])
+        self._last = last
 
     def _publish_close(self, closed: ClosedWindow, seconds: float) -> None:
         """The data-quality counters of a closed window (its own rows) and the time its close took."""
@@ -300,26 +302,18 @@ class MonitorMetrics:
         if not isinstance(last, Mapping):
             return
         try:
-            features = {str(f): (str(v[0]), float(v[1]), None if v[2] is None else float(v[2]), float(v[3]))
+            features = {str(f): [str(v[0]), float(v[1]), None if v[2] is None else float(v[2]), float(v[3])]
                         for f, v in dict(last.get("features", {})).items() if f in self._features}
             share, drift = float(last["share"]), float(last["dataset_drift"])
             close, closed_at = last.get("close_seconds"), last.get("closed_at")
+            close, closed_at = (None, None) if close is None or closed_at is None else (float(close), float(closed_at))
         except (KeyError, TypeError, ValueError, IndexError):
             return  # an unreadable entry only costs the gauges until the next close
-        for f, (test, score, pvalue, drifted) in features.items():
-            self._tests[f] = test
-            self._metric("cudrift_feature_drift_score", feature=f, test=test).set(score)
-            if pvalue is not None:
-                self._metric("cudrift_feature_drift_pvalue", feature=f, test=test).set(pvalue)
-            self._metric("cudrift_feature_drifted", feature=f, test=test).set(drifted)
-        self._metric("cudrift_dataset_drift_share").set(share)
-        self._metric("cudrift_dataset_drift").set(drift)
-        if close is not None and closed_at is not None:
-            self._metric("cudrift_window_close_duration_seconds").set(float(close))
-            self._metric("cudrift_last_window_close_timestamp_seconds").set(float(closed_at))
-        self._last = {"share": share, "dataset_drift": drift, "features": {f: list(v) for f, v in features.items()},
-                      **({"close_seconds": float(close), "closed_at": float(closed_at)}
-                         if close is not None and closed_at is not None else {})}
+        self._show({"share": share, "dataset_drift": drift, "features": features})
+        if closed_at is not None:
+            self._metric("cudrift_window_close_duration_seconds").set(close)
+            self._metric("cudrift_last_window_close_timestamp_seconds").set(closed_at)
+            self._last.update(close_seconds=close, closed_at=closed_at)
 
     def close(self) -> None:
         """Delete every series, then the families (Triton requires that order)."""

@@ -21,7 +21,6 @@ docstrings tested) outside Triton.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import threading
@@ -248,9 +247,7 @@ class TritonPythonModel:
 
         self.metrics = MonitorMetrics(pb, self.settings.monitored_model or self._name, self.layout)
         self.metrics.restore(totals, self.state.rows_total, self.state.windows_closed, self.state.rows_dropped)
-        self.metrics.record_rows(self.state.rows_total, self.state.open_rows, self.state.windows_closed,
-                                 rows_dropped=self.state.rows_dropped)
-        self._last_share = float(totals.get("last_share", math.nan))
+        self._record_rows()
         self._tally = _Tally()
         self._saved = (self.state.rows_total, self.state.windows_closed)
         self._last_save = time.monotonic()
@@ -332,7 +329,7 @@ class TritonPythonModel:
             waited = 0.0
             try:
                 arrays, n = self._read(request)
-                share = np.full((n, 1), self._last_share, dtype=np.float32)
+                share = np.full((n, 1), self.metrics.last_share, dtype=np.float32)
                 response = pb.InferenceResponse(output_tensors=[_output_tensor(pb, OUTPUT_NAME, share)])
                 # Last: a request answered with an error must not have its rows in the window (a retry
                 # would count them twice).
@@ -372,8 +369,7 @@ class TritonPythonModel:
                 a = a.reshape(-1, 1)
             if a.ndim != 2 or a.shape[1] != len(g.columns):
                 raise BadRequest("wrong_width", f"input {g.name!r} has shape {list(a.shape)}; expected "
-                                 f"[batch, {len(g.columns)}] for {', '.join(g.columns)}",
-                                 rows if rows is not None else (a.shape[0] if a.ndim else None))
+                                 f"[batch, {len(g.columns)}] for {', '.join(g.columns)}", _rows_of(a, rows))
             if rows is None:
                 rows = a.shape[0]
             elif a.shape[0] != rows:
@@ -401,7 +397,7 @@ class TritonPythonModel:
                 return np.array([b.decode("utf-8") for b in raw.ravel()], dtype=object).reshape(raw.shape)
             except (UnicodeDecodeError, AttributeError) as exc:
                 raise BadRequest("unreadable", f"input {g.name!r} holds values that are not UTF-8 text: {exc}",
-                                 rows if rows is not None else (raw.shape[0] if raw.ndim else None)) from None
+                                 _rows_of(raw, rows)) from None
         if t.is_cpu():
             # DLPack, not as_numpy: as_numpy misreads tensors in stubs built against NumPy 1.x under NumPy 2.
             a = np.from_dlpack(t)
@@ -415,7 +411,7 @@ class TritonPythonModel:
         want = _NUMPY_DTYPES.get(g.data_type)
         if a.dtype != want:
             raise BadRequest("wrong_dtype", f"input {g.name!r} has dtype {a.dtype}; expected {g.client_data_type}",
-                             rows if rows is not None else (a.shape[0] if a.ndim else None))
+                             _rows_of(a, rows))
         return a
 
     # ------------------------------------------------------------------ worker
@@ -471,12 +467,10 @@ class TritonPythonModel:
         try:
             report = self.detector.compare(closed.merged)
         except Exception as exc:  # noqa: BLE001 - one window must not stop the monitor
-            self._last_share = math.nan
             self.metrics.window_failed(closed, time.perf_counter() - t0)
             self._log.log_error(f"cudrift monitor {self._name}: window {closed.window_id} ({closed.rows} rows) "
                                 f"closed, but its comparison failed: {type(exc).__name__}: {exc}")
             return True
-        self._last_share = float(report.share_drifted)
         self.metrics.publish_window(closed, report, time.perf_counter() - t0)
         drifted = ", ".join(report.drifted_columns) or "none"
         self._log.log_info(
@@ -489,9 +483,8 @@ class TritonPythonModel:
     def _save(self, now: float) -> None:
         """Fold what is pending, then write the checkpoint (it then holds every row accepted so far)."""
         self.state.fold(force=True)
-        totals = {**self.metrics.totals(), "last_share": self._last_share}
         try:
-            data, rows_total, windows_closed = self.state.snapshot(totals)
+            data, rows_total, windows_closed = self.state.snapshot(self.metrics.totals())
             write_atomic(self._checkpoint, data)
         except OSError as exc:
             # Disk full, permissions: say so once per period, keep serving, try again later.
@@ -520,6 +513,11 @@ class TritonPythonModel:
         self.metrics.close()
         sys.unraisablehook = self._previous_hook
         self._log.log_info(f"cudrift monitor {self._name}: stopped with {self.state.open_rows} rows in the open window")
+
+
+def _rows_of(a: Any, rows: int | None) -> int | None:
+    """A refused request's row count: the inputs' read before, else this array's first axis (None if 0-d)."""
+    return rows if rows is not None else (int(a.shape[0]) if a.ndim else None)
 
 
 def _client_error(pb: Any, message: str) -> Any:
