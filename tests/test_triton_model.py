@@ -10,7 +10,6 @@ import json
 import sys
 import time
 import types
-import weakref
 
 import numpy as np
 import pytest
@@ -53,25 +52,28 @@ class FakeTensor:
 
 
 class FakeMetric:
+    """A ``pb_utils.Metric``. As in Triton, a family's series is one per labels whichever instance made it (a
+    reloaded model's new and old instance share it), and deleting any instance's Metric object removes it."""
+
     def __init__(self, family, labels):
-        self.family, self.labels, self._v = family, dict(labels), 0.0
-        # weak: the series lives as long as the model holds its Metric object
-        family.series[frozenset(self.labels.items())] = weakref.ref(self)
+        self.family, self.labels = family, dict(labels)
+        self._cell = family.series.setdefault(frozenset(self.labels.items()), {"v": 0.0})
 
     def increment(self, v):
         assert self.family.kind == "COUNTER" and v >= 0
-        self._v += v
+        self._cell["v"] += v
 
     def set(self, v):
         assert self.family.kind == "GAUGE"
-        self._v = v
+        self._cell["v"] = v
 
     def value(self):
-        return self._v
+        return self._cell["v"]
 
     def __del__(self):
-        # Like Triton: deleting the Metric object removes the series.
-        self.family.series.pop(frozenset(self.labels.items()), None)
+        key = frozenset(self.labels.items())
+        if self.family.series.get(key) is self._cell:
+            del self.family.series[key]
 
 
 def make_pb(registry, logs):
@@ -122,15 +124,10 @@ def pb(monkeypatch):
 
 
 def value(pb, name, **labels):
-    for key, ref in list(pb.registry.get(name, {}).items()):
-        m = ref()
-        if m is not None and all((k, v) in key for k, v in labels.items()):
-            return m.value()
+    for key, cell in list(pb.registry.get(name, {}).items()):
+        if all((k, v) in key for k, v in labels.items()):
+            return cell["v"]
     return None
-
-
-def live_series(pb):
-    return [k for series in pb.registry.values() for k, ref in list(series.items()) if ref() is not None]
 
 
 def wait_for(cond, timeout=20.0):
@@ -230,7 +227,8 @@ def test_windows_close_and_publish_drift_only_for_shifted_features(tmp_path, ref
         assert float(shares[0, 0]) == pytest.approx(0.4)
     finally:
         m.finalize()
-    assert live_series(pb) == [], "finalize deletes every series"
+    # the series stay, at their last values (a reloaded model's new instance shares them)
+    assert value(pb, "cudrift_window_rows_total") == 4110 and value(pb, "cudrift_dataset_drift_share") == 0.4
 
 
 def test_bad_requests_get_their_own_error_and_are_counted(monitor, pb, rng):
@@ -274,6 +272,26 @@ def test_finalize_checkpoints_and_a_new_instance_resumes(monitor, pb, rng):
     m2.execute([request(rng, 380)])
     wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 2)
     assert value(pb, "cudrift_window_open_rows") == 0
+
+
+def test_a_reload_keeps_the_series_and_counts_nothing_twice(monitor, pb, rng, tmp_path):
+    """Triton reloads a model by starting the new instance, then finalizing the old: they share their series."""
+    repo, start = monitor
+    old = start()
+    old.execute([request(rng, 300), request(rng, 320)])  # window 0 closes at 500
+    ckpt = tmp_path / "w.ckpt"
+    wait_for(lambda: ckpt.exists() and _checkpoint_rows(old, ckpt) == 120)
+    new = start()  # resumes the periodic checkpoint: 620 rows, 1 window, 2 requests
+    assert value(pb, "cudrift_window_rows_total") == 620 and value(pb, "cudrift_windows_closed_total") == 1
+    assert value(pb, "cudrift_requests_total") == 2, "restored counters are raised to the checkpoint, not added"
+    old.finalize()
+    assert value(pb, "cudrift_window_rows_total") == 620, "the old instance's finalize keeps the shared series"
+    assert value(pb, "cudrift_feature_nulls_total", feature="a") == 0
+    new.execute([request(rng, 380)])
+    wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 2)
+    wait_for(lambda: value(pb, "cudrift_window_rows_total") == 1000 and value(pb, "cudrift_requests_total") == 3)
+    assert value(pb, "cudrift_window_open_rows") == 0
+    assert 0.0 <= value(pb, "cudrift_dataset_drift_share") <= 1.0
 
 
 def test_periodic_checkpoint_holds_rows_accepted_before_it(monitor, pb, rng, tmp_path):

@@ -312,7 +312,8 @@ def test_restart_resumes_the_open_window_from_the_checkpoint(tmp_path, reference
         st.restore(ckpt.read_bytes())
         return st.open_rows
 
-    server = server_factory(repo.root)
+    # explicit model control: the test reloads the monitor below
+    server = server_factory(repo.root, extra_args=("--model-control-mode=explicit", "--load-model=*"))
     send(server, 600)
     deadline = time.monotonic() + 30
     while not (ckpt.exists() and checkpoint_rows() == 600):
@@ -326,6 +327,20 @@ def test_restart_resumes_the_open_window_from_the_checkpoint(tmp_path, reference
     send(server, 400)  # completes the resumed window at exactly 1000 rows
     m = wait_metrics(server, lambda m: val(m, "cudrift_windows_closed_total", **direct) == 1)
     assert val(m, "cudrift_window_open_rows", **direct) == 0
+    # a reload (changed config): Triton starts the new instance, then finalizes the old one; they share series
+    config = repo.root / "direct" / "config.pbtxt"
+    config.write_text(config.read_text().replace("max_batch_size: 1024", "max_batch_size: 2048"))
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    try:
+        client.load_model("direct")
+    finally:
+        client.close()
+    deadline = time.monotonic() + 30
+    while server.log().count("cudrift monitor direct: stopped") < 1:  # the old instance is finalized
+        assert time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.1)
+    m = wait_metrics(server, lambda m: val(m, "cudrift_windows_closed_total", **direct) == 1)
+    assert val(m, "cudrift_window_rows_total", **direct) == 1000, "the series outlive the old instance, counted once"
     send(server, 300)
     assert server.stop() == 0  # finalize writes the last checkpoint: nothing accepted is lost
     assert "cudrift monitor direct: stopped with 300 rows in the open window" in server.log()

@@ -276,25 +276,40 @@ class MonitorMetrics:
         return out
 
     def restore(self, totals: Mapping[str, Any], rows_total: int, windows_closed: int, rows_dropped: int = 0) -> None:
-        """Continue the counters from a checkpoint's values."""
-        failures = int(totals.get("compare_failures", 0))
-        if failures:
-            self._metric("cudrift_window_compare_failures_total").increment(failures)
-            self._totals["compare_failures"] += failures
-        self.record_requests(int(totals.get("requests", 0)), float(totals.get("request_seconds", 0.0)),
-                             {r: int(v) for r, v in dict(totals.get("bad", {})).items() if r in BAD_REQUEST_REASONS},
-                             float(totals.get("waited_seconds", 0.0)))
+        """Continue the counters from a checkpoint's values.
+
+        Each counter is raised to its saved value, not incremented by it: when
+        Triton reloads the model, the new instance starts while the old one
+        still runs, and both instances' metrics are the same series, already
+        at (or past) the checkpoint's values.
+        """
+        def restored(family: str, saved: float, **labels: str) -> float:
+            if saved > 0:
+                _raise_to(self._metric(family, **labels), saved)
+            return saved
+
+        self._totals["compare_failures"] = int(restored("cudrift_window_compare_failures_total",
+                                                        int(totals.get("compare_failures", 0))))
+        for key, family in (("requests", "cudrift_requests_total"),
+                            ("request_seconds", "cudrift_request_duration_seconds_total"),
+                            ("waited_seconds", "cudrift_backpressure_seconds_total"),
+                            ("close_seconds", "cudrift_window_close_duration_seconds_total")):
+            kind = int if key == "requests" else float
+            self._totals[key] = kind(restored(family, kind(totals.get(key, 0))))
+        for reason, v in dict(totals.get("bad", {})).items():
+            if reason in BAD_REQUEST_REASONS:
+                self._totals["bad"][reason] = int(restored("cudrift_bad_requests_total", int(v), reason=reason))
         for key, family in (("nulls", "cudrift_feature_nulls_total"),
                             ("out_of_range", "cudrift_feature_out_of_range_total"),
                             ("unseen", "cudrift_feature_unseen_categories_total")):
             for feature, v in dict(totals.get(key, {})).items():
                 if feature in self._totals[key]:
-                    self._add(family, key, feature, int(v))
-        close = float(totals.get("close_seconds", 0.0))
-        if close:
-            self._metric("cudrift_window_close_duration_seconds_total").increment(close)
-            self._totals["close_seconds"] += close
-        self.record_rows(rows_total, 0, windows_closed, rows_dropped=rows_dropped)
+                    self._totals[key][feature] = int(restored(family, int(v), feature=feature))
+        self._published_rows = int(restored("cudrift_window_rows_total", rows_total))
+        self._published_windows = int(restored("cudrift_windows_closed_total", windows_closed))
+        self._published_dropped = int(restored("cudrift_window_dropped_rows_total", rows_dropped))
+        self._metric("cudrift_window_open_rows").set(0)
+        self._metric("cudrift_backlog_rows").set(0)
         self._restore_gauges(totals.get("last_window"))
 
     def _restore_gauges(self, last: Any) -> None:
@@ -316,6 +331,29 @@ class MonitorMetrics:
             self._last.update(close_seconds=close, closed_at=closed_at)
 
     def close(self) -> None:
-        """Delete every series, then the families (Triton requires that order)."""
-        self._series.clear()
-        self._families.clear()
+        """Stop publishing, leaving every series to the server.
+
+        The series are not deleted. When Triton reloads a model it starts the
+        new instance before it finalizes the old one, and series of the same
+        name and labels are one series in Triton's registry whichever
+        instance made them, but each instance's family counts only its own
+        references. Deleting them here would remove the new instance's
+        series from the metrics endpoint, and leave it writing to freed ones.
+        So the ``pb_utils`` objects are kept for the life of the process
+        (the stub's, which ends with the instance): the series keep their last
+        values until the server restarts or a new instance updates them.
+        """
+        _KEPT.append((self._families, self._series))
+        self._families, self._series = {}, {}
+
+
+#: Metric families and series of finalized monitors, never deleted (see :meth:`MonitorMetrics.close`).
+_KEPT: list[Any] = []
+
+
+def _raise_to(metric: Any, value: float) -> None:
+    """Increment a counter up to ``value`` (no change if it is already there or past it)."""
+    read = getattr(metric, "value", None)
+    current = float(read()) if read is not None else 0.0
+    if value > current:
+        metric.increment(value - current)

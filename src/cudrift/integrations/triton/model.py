@@ -506,7 +506,7 @@ class TritonPythonModel:
 
     # ------------------------------------------------------------------ finalize
     def finalize(self) -> None:
-        """Stop the worker after a last pass (final checkpoint), then delete the metrics."""
+        """Stop the worker after a last pass (final checkpoint); the metric series stay (see MonitorMetrics.close)."""
         self._stopping = True
         self._wake.set()
         self._worker.join()
