@@ -114,6 +114,35 @@ def test_update_records_the_dtype_of_the_rows_it_adds(rng):
     assert "float64 → float32" in finding.message and "|" not in finding.message
 
 
+def test_a_window_grown_from_small_parts_samples_as_one_pass(rng):
+    """Parts made like= a window, or added by update(), continue its sample's indices: the sample is the one a
+    single pass over the rows gives, not the same few positions drawn in every part."""
+    cfg = ProfileConfig(sample_size=300)
+    ref = cudrift.profile({"x": rng.normal(size=5000)}, config=cfg)
+    rows = rng.normal(size=2400)
+    whole = cudrift.profile({"x": rows}, like=ref)
+    grown, added = Profile.empty_like(ref), Profile.empty_like(ref)
+    for part in np.array_split(rows, 800):  # 3 rows a part
+        grown.update({"x": part})
+        added = added + cudrift.profile({"x": part}, like=added)
+    assert grown["x"].sample == whole["x"].sample == added["x"].sample
+    report = cudrift.DriftDetector(ref, policy="mannwhitneyu").compare(grown)
+    assert not report["x"].drifted, report["x"]
+
+
+def test_merged_one_row_profiles_sample_without_favouring_small_values(rng):
+    """Shards that do not continue each other share their priorities; ties are broken by a hash of the value,
+    so 1-row shards give a sample spread like the data (the value itself once broke ties: the smallest won)."""
+    cfg = ProfileConfig(sample_size=300)
+    ref = cudrift.profile({"x": rng.normal(size=5000)}, config=cfg)
+    w = Profile.empty_like(ref)
+    for v in rng.normal(size=1200):
+        w = w + cudrift.profile({"x": np.array([v])}, like=ref)
+    s = w["x"].sample.values
+    assert s.size == 300 and abs(s.mean()) < 4 / np.sqrt(300)  # N(0, 1) rows; the 300 smallest average -1.2
+    assert abs(s.std() - 1) < 0.2
+
+
 def test_merge_incompatible(rng):
     a = cudrift.profile(_data(rng, 500))
     b = cudrift.profile(_data(rng, 500))  # its own edges

@@ -22,9 +22,12 @@ def splitmix64_py(x: int) -> int:
 
 
 def model(streams: list[list[float]], size: int, seed: int) -> list[tuple[int, float]]:
-    """Bottom-k of (priority, value) over several streams, each indexed from 0."""
-    pairs = [(splitmix64_py(seed ^ i), float(v) + 0.0) for s in streams for i, v in enumerate(s)]
-    return sorted(pairs)[:size]
+    """Bottom-k over several streams, each indexed from 0: by priority, then the value's hash, then the value."""
+    def bits(v: float) -> int:
+        return int(np.array([v], dtype=np.float64).view(np.uint64)[0])
+
+    entries = [(splitmix64_py(seed ^ i), float(v) + 0.0) for s in streams for i, v in enumerate(s)]
+    return sorted(entries, key=lambda e: (e[0], splitmix64_py(bits(e[1])), e[1]))[:size]
 
 
 def pairs(s: Sample) -> list[tuple[int, float]]:

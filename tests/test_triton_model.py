@@ -408,10 +408,10 @@ def test_rows_that_cannot_be_profiled_are_dropped_counted_and_logged(monitor, pb
     m = start()
     real = m.state._profile
 
-    def profile(batches):
+    def profile(batches, window):
         if any((b["NUMERIC"] == 12345.0).any() for b in batches):
             raise MemoryError("simulated")
-        return real(batches)
+        return real(batches, window)
 
     m.state._profile = profile
     poison = request(rng, 40)

@@ -273,11 +273,11 @@ def _failing_profile(st, fail):
     """Make ``st._profile`` raise for the batch lists ``fail(batches)`` picks; returns the calls made."""
     real, calls = st._profile, []
 
-    def profile(batches):
+    def profile(batches, window):
         calls.append(len(batches))
         if fail(batches):
             raise MemoryError("out of device memory (simulated)")
-        return real(batches)
+        return real(batches, window)
 
     st._profile = profile
     return calls

@@ -283,7 +283,7 @@ def sample_update(
     below = int(sample._pri[-1]) + 1 if sample._pri.size == k else None
     guess = (k + _sample._SIGMAS * math.sqrt(k) + _sample._SLACK) / m
     estimated = max(0, int(guess * _sample._U64)) if guess < 1.0 else None
-    start, seed = sample._n_seen, sample._seed
+    start, seed = sample._start, sample._seed
     if estimated is not None and (below is None or estimated < below):
         pos, pri = candidates(start, m, seed, estimated)
         if pos.size < k:

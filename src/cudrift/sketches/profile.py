@@ -236,12 +236,18 @@ def _empty_column(kind: str, like: Profile | None, name: str, config: ProfileCon
     gets (with ``same_dictionary``: ``like``'s own, none for a reference, so that it merges with ``like`` itself).
     """
     if kind == NUMERICAL:
-        edges = None
-        if like is not None and name in like.columns and like.kinds.get(name) == NUMERICAL:
-            edges = like.edges(name)
-        return NumericColumnProfile.empty(
-            edges=edges, quantile_k=config.quantile_k, sample_size=config.sample_size, seed=config.seed, dtype=dtype
+        extends = like is not None and name in like.columns and like.kinds.get(name) == NUMERICAL
+        col = NumericColumnProfile.empty(
+            edges=like.edges(name) if extends else None, quantile_k=config.quantile_k,
+            sample_size=config.sample_size, seed=config.seed, dtype=dtype
         )
+        if extends:
+            extended = like.columns[name].sample
+            if (extended.size, extended.seed) == (col.sample.size, col.sample.seed):
+                # the part continues like's sample indices: a window grown from many small parts samples as one
+                # pass over its rows would, instead of every part drawing the same positions
+                col.sample = extended.continuing()
+        return col
     ref_cats = None
     if like is not None and name in like.columns and like.kinds.get(name) == CATEGORICAL:
         # a window profile passes on its own reference's dictionary

@@ -3,20 +3,25 @@
 Every value gets the priority ``splitmix64(seed ^ i)`` where ``i`` is its
 global index: the number of values the sketch had seen before the batch plus
 its position in the batch. The sample keeps the ``size`` values with the
-smallest ``(priority, value)``. Priorities are a bijective hash of distinct
-indices, so within one stream the sample is a uniform random subset of the
-positions, chosen without any random state: the same input in the same
-order always gives the same sample.
+smallest priorities; equal priorities are ordered by a hash of the value,
+then the value. Priorities are a bijective hash of distinct indices, so
+within one stream the sample is a uniform random subset of the positions,
+chosen without any random state: the same input in the same order always
+gives the same sample, however it is cut into batches.
 
 Merging keeps the ``size`` smallest of the union, which is exactly
 associative and commutative, with ``empty()`` as identity.
 
-Caveat: sketches that merge must share the seed, and each counts its own
-indices from 0, so shards profiled separately select the *same positions*
-within each shard. Each value still enters with the same probability, but
-the merged sample is stratified by position rather than a uniform subset of
-the union. That matters only when row position carries meaning shared by
-the shards (e.g. every shard sorted by time of day).
+A part that extends a stream continues its indices
+(:meth:`Sample.continuing`; ``cudrift.profile(..., like=p)`` and
+``Profile.update`` do this for each column), so a window built from many
+small parts samples like one built in one pass. Shards that do not continue
+each other count their indices from 0 and select the *same positions*, ties
+broken by the hash of the value: each value still enters with the same
+probability, but the merged sample is stratified by position, which matters
+when row position carries meaning shared by the shards (every shard sorted
+by time of day, say), and shards of one row each of a column with few
+distinct values keep or drop whole groups of equal values.
 
 ``splitmix64`` here is the SplitMix64 output function applied to ``x``:
 ``z = x + 0x9E3779B97F4A7C15``, then ``z ^= z >> 30; z *= 0xBF58476D1CE4E5B9;
@@ -111,13 +116,14 @@ def _candidates(start: int, m: int, seed: int, below: int | None) -> tuple[np.nd
 
 
 def _bottom(pri: np.ndarray, val: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` smallest ``(priority, value)`` pairs, in that order."""
+    """The ``k`` smallest entries by priority, then a hash of the value, then the value."""
     order = np.argsort(pri, kind="stable")
     sp = pri[order]
     if sp.size > 1 and np.any(sp[1:] == sp[:-1]):
-        # Equal priorities (the same index in two merged streams): break
-        # ties by value so the result does not depend on argument order.
-        order = np.lexsort((val, pri))
+        # Equal priorities (the same index in two merged shards with the same
+        # key): break ties so the result does not depend on argument order,
+        # by a hash of the value first, which favours no range of values.
+        order = np.lexsort((val, splitmix64(val.view(np.uint64)), pri))
     order = order[:k]
     return pri[order], val[order]
 
@@ -147,14 +153,17 @@ class Sample:
     True
     """
 
-    __slots__ = ("_size", "_seed", "_n_seen", "_pri", "_val")
+    __slots__ = ("_size", "_seed", "_n_seen", "_pri", "_val", "_base")
 
-    def __init__(self, size: int, seed: int, n_seen: int, priorities: np.ndarray, values: np.ndarray) -> None:
+    def __init__(self, size: int, seed: int, n_seen: int, priorities: np.ndarray, values: np.ndarray,
+                 base: int = 0) -> None:
         self._size = size
         self._seed = seed
         self._n_seen = n_seen
         self._pri = priorities
         self._val = values
+        # index of this sample's first value in its stream (not serialized: see continuing())
+        self._base = base
 
     @classmethod
     def empty(cls, size: int = DEFAULT_SIZE, seed: int = 0) -> "Sample":
@@ -169,6 +178,20 @@ class Sample:
         """
         size, seed = _check_settings(size, seed)
         return cls(size, seed, 0, np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float64))
+
+    def continuing(self) -> "Sample":
+        """An empty sample with this one's settings whose indices continue this one's.
+
+        Merged into this sample, it gives what updating this sample with the
+        same batches would: use it for a part that extends a stream.
+        """
+        return Sample(self._size, self._seed, 0, np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float64),
+                      self._base + self._n_seen)
+
+    @property
+    def _start(self) -> int:
+        """Index of the next value offered."""
+        return self._base + self._n_seen
 
     def update(self, values: np.ndarray) -> "Sample":
         """Offer a batch of finite values in their original order; returns ``self``.
@@ -187,6 +210,7 @@ class Sample:
         m = x.size
         if m == 0:
             return self
+        seed = self._seed
         k = self._size
         # Only batch values below the current k-th priority can enter a full
         # sample; with room left, a threshold that passes about k + 4 sqrt(k)
@@ -195,13 +219,13 @@ class Sample:
         guess = (k + _SIGMAS * math.sqrt(k) + _SLACK) / m
         estimated = max(0, int(guess * _U64)) if guess < 1.0 else None
         if estimated is not None and (below is None or estimated < below):
-            pos, pri = _candidates(self._n_seen, m, self._seed, estimated)
+            pos, pri = _candidates(self._start, m, seed, estimated)
             if pos.size < k:
                 # Fewer than k values below the guess: the answer may need
                 # values above it, so select again with the exact limit.
-                pos, pri = _candidates(self._n_seen, m, self._seed, below)
+                pos, pri = _candidates(self._start, m, seed, below)
         else:
-            pos, pri = _candidates(self._n_seen, m, self._seed, below)
+            pos, pri = _candidates(self._start, m, seed, below)
         # +0.0 maps -0.0 to +0.0 so that ties by value never depend on order.
         val = x[pos].astype(np.float64) + 0.0
         self._pri, self._val = _bottom(np.concatenate((self._pri, pri)), np.concatenate((self._val, val)), k)
@@ -225,14 +249,14 @@ class Sample:
                 f"vs size={other._size}, seed={other._seed}"
             )
         pri, val = _bottom(np.concatenate((self._pri, other._pri)), np.concatenate((self._val, other._val)), self._size)
-        return Sample(self._size, self._seed, self._n_seen + other._n_seen, pri, val)
+        return Sample(self._size, self._seed, self._n_seen + other._n_seen, pri, val, min(self._base, other._base))
 
     def __add__(self, other: "Sample") -> "Sample":
         return self.merge(other)
 
     def copy(self) -> "Sample":
         """Independent copy."""
-        return Sample(self._size, self._seed, self._n_seen, self._pri.copy(), self._val.copy())
+        return Sample(self._size, self._seed, self._n_seen, self._pri.copy(), self._val.copy(), self._base)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sample):

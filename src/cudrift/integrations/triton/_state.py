@@ -248,11 +248,11 @@ class WindowState:
         dropped, failures = 0, []
         try:
             try:
-                w.profile = w.profile + self._profile(batches)
+                w.profile = w.profile + self._profile(batches, w.profile)
             except Exception:  # noqa: BLE001 - retried batch by batch below
                 for b in batches:
                     try:
-                        w.profile = w.profile + self._profile([b])
+                        w.profile = w.profile + self._profile([b], w.profile)
                     except Exception as exc:  # noqa: BLE001 - drop this batch only
                         rows = _batch_rows(b)
                         dropped += rows
@@ -361,8 +361,9 @@ class WindowState:
         self.windows_closed += 1
         return ClosedWindow(w.window_id, w.rows, w.opened_at, w.closed_at or self.clock(), w.profile, merged)
 
-    def _profile(self, batches: list[dict[str, Any]]) -> Profile:
-        """One profile of a list of accepted batches (the fold's single profiling call)."""
+    def _profile(self, batches: list[dict[str, Any]], window: Profile) -> Profile:
+        """One profile of a list of accepted batches (the fold's single profiling call), made like ``window``
+        (the reference's edges and dictionaries; its samples' indices continue the window's)."""
         columns: dict[str, Any] = {}
         for g in self.layout.groups:
             parts = [b[g.name] for b in batches]
@@ -375,7 +376,7 @@ class WindowState:
                 columns[name] = col
         # Profiles merge only with the same column order: the reference's.
         ordered = {name: columns[name] for name in self.reference.kinds}
-        return profile(ordered, like=self.reference, backend=self.backend)
+        return profile(ordered, like=window, backend=self.backend)
 
     # ------------------------------------------------------------ checkpoint
     def to_bytes(self, extra: Mapping[str, Any] | None = None) -> bytes:
