@@ -177,3 +177,33 @@ def test_ignore_columns_and_findings_are_printed(tmp_path, rng, capsys):
     args = ["compare", str(tmp_path / "full.cdp"), cur, "--ignore", "id,t", "--json", str(tmp_path / "p.json")]
     assert main(args) == 0
     assert [f.column for f in DriftReport.from_json((tmp_path / "p.json").read_text()).features] == ["x"]
+
+
+def test_no_column_compared_is_no_verdict_and_exits_2(tmp_path, rng, capsys):
+    """Every column an error row (numbers that arrive as text): not "no drift" with exit 0, which a gate passes."""
+    import numpy as np
+
+    x = rng.normal(size=(300, 2))
+    pq.write_table(pa.table({"x": x[:, 0], "y": x[:, 1]}), tmp_path / "ref.parquet")
+    pq.write_table(pa.table({"x": x[:, 0].astype(str), "y": x[:, 1].astype(str)}), tmp_path / "cur.parquet")
+    report = tmp_path / "out" / "r.json"  # its folder is made, as profile --out makes its own
+    args = ["compare", str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet"), "--json", str(report)]
+    assert main([*args, "--fail-on-drift"]) == 2
+    out, err = capsys.readouterr()
+    assert "dataset: not compared — none of the 2 columns could be tested" in out and "no drift" not in out
+    assert "no column could be compared" in err
+    rep = DriftReport.from_json(report.read_text())
+    assert rep.n_tested == 0 and not rep.dataset_drift
+    assert np.all([f.status == "error" for f in rep.features])
+
+
+def test_category_codes_read_as_text_in_one_file_still_match(tmp_path, rng, capsys):
+    """A CSV whose one stray token made the reference's codes text, against a current file of integer codes."""
+    import pandas as pd
+
+    codes = rng.integers(0, 5, 400)
+    pd.DataFrame({"code": [str(c) for c in codes] + ["unknown"]}).to_csv(tmp_path / "r.csv", index=False)
+    pd.DataFrame({"code": rng.integers(0, 5, 400)}).to_csv(tmp_path / "c.csv", index=False)
+    assert main(["compare", str(tmp_path / "r.csv"), str(tmp_path / "c.csv"), "--fail-on-drift"]) == 0
+    out = capsys.readouterr().out
+    assert "[dtype_change] column 'code' changed dtype: string → int64" in out and "unseen_categories" not in out

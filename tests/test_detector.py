@@ -560,3 +560,20 @@ def test_schema_with_a_profile_reference_drops_ignored_columns_and_refuses_kinds
     assert [f.column for f in report.features] == ["x"] and not report.findings_for("id")
     with pytest.raises(ValueError, match="kinds are fixed"):
         DriftDetector(ref, schema=cudrift.Schema(categorical=["id"]))
+
+
+def test_integer_and_text_category_keys_are_matched_by_their_text(rng):
+    """The text "3" and the integer 3 are one category whichever side holds text; "03" and "+3" stay text."""
+    ints = rng.integers(0, 5, 600)
+    for ref, cur in ((ints.astype(str), rng.integers(0, 5, 500)), (ints, rng.integers(0, 5, 500).astype(str))):
+        det = DriftDetector({"code": np.asarray(ref, dtype=object) if ref.dtype.kind == "U" else ref},
+                            schema=cudrift.Schema(categorical=["code"]))
+        f = det.compare({"code": np.asarray(cur, dtype=object) if cur.dtype.kind == "U" else cur})["code"]
+        assert f.status == "ok" and not f.drifted, f
+        want = st.chi2_contingency([np.bincount(ref.astype(int), minlength=5),
+                                       np.bincount(cur.astype(int), minlength=5)], correction=False)
+        assert f.pvalue == pytest.approx(want.pvalue, rel=1e-9)
+    det = DriftDetector({"code": ints}, schema=cudrift.Schema(categorical=["code"]))
+    rep = det.compare({"code": np.array(["03", "+3", "3"] * 100, dtype=object)})
+    unseen = [x for x in rep.findings if x.check == "unseen_categories"]
+    assert unseen and "200 current values" in unseen[0].message

@@ -82,8 +82,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     print(rep.summary_table())
     print_findings(rep)
     if args.json:
-        Path(args.json).write_text(rep.to_json())
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(rep.to_json())
         print(f"\nreport written to {args.json}")
+    if not rep.n_tested:
+        # no verdict: a gate that passed here would pass on data nobody compared
+        print("error: no column could be compared (see the error rows above)", file=sys.stderr)
+        return 2
     return 1 if (args.fail_on_drift and rep.dataset_drift) else 0
 
 

@@ -253,8 +253,11 @@ class DriftReport:
         line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
         out = [line(head), line(["-" * w for w in widths])]
         out += [line(r) for r in rows]
-        verdict = "DRIFT" if self.dataset_drift else "no drift"
         out.append("")
+        if not self.n_tested:
+            out.append(f"dataset: not compared — none of the {len(self.features)} columns could be tested")
+            return "\n".join(out)
+        verdict = "DRIFT" if self.dataset_drift else "no drift"
         out.append(
             f"dataset: {verdict} — {self.n_drifted} of {self.n_tested} columns drifted "
             f"(share {self.share_drifted:.2f}, threshold {self.drift_share:g})"

@@ -393,6 +393,26 @@ def _describe_ref(ref: frozenset | None) -> str:
     return f"{len(ref)} categories [{', '.join(repr(k) for k in preview)}{more}]"
 
 
+def _as_reference_keys(key_type: str | None, keys: list, ref_types: set[str]) -> tuple[str | None, list]:
+    """A window's keys read as its reference's: integers as their text against a dictionary of strings, and text
+    that is all integers as integers against a dictionary of integers (a CSV column whose type was inferred
+    differently in one file: ``"3"`` and ``3`` are the same category)."""
+    if ref_types == {"str"} and key_type == "int":
+        return "str", [str(k) for k in keys]
+    if ref_types == {"int"} and key_type == "str":
+        # only the keys the dictionary can hold: the others ("03", " 3", "+3", "x") stay text, unseen
+        return "int", [int(k) if _int_text(k) else k for k in keys]
+    return key_type, keys
+
+
+def _int_text(k: str) -> bool:
+    """Whether ``k`` is an integer's own text (``str(int(k)) == k``)."""
+    try:
+        return str(int(k)) == k
+    except ValueError:
+        return False
+
+
 class CategoricalColumnProfile:
     """Sketches of one categorical column.
 
@@ -489,6 +509,7 @@ class CategoricalColumnProfile:
         """
         if self._ref_typed is not None and keys:
             ref = self._ref_typed
+            key_type, keys = _as_reference_keys(key_type, keys, {t for t, _ in ref})
             seen = np.fromiter(((key_type, k) in ref for k in keys), dtype=bool, count=len(keys))
             self.unseen_count += int(counts[~seen].sum())
             keys = [k for k, s_ in zip(keys, seen) if s_]
