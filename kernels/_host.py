@@ -351,5 +351,7 @@ def mmd_pvalue(mmd2) -> tuple[float, float | None]:
     observed = float(v[0])
     if v.size == 1:
         return observed, None
+    if not math.isfinite(observed):
+        return observed, math.nan  # no permutation compares with NaN: not a p-value of 1 / len(mmd2)
     tol = abs(1e-14 * observed)
     return observed, float((1 + np.count_nonzero(v[1:] >= observed - tol)) / v.size)

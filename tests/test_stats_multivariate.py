@@ -145,3 +145,24 @@ def test_mmd_bad_options(rng, kwargs, message):
 def test_mmd_needs_two_points_per_sample(rng):
     with pytest.raises(ValueError, match="at least 2 points"):
         mmd([1.0], rng.normal(size=5))
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200])
+def test_far_scales_give_the_unit_scale_results(rng, scale):
+    """Squared distances of points near 1e200 overflow and near 1e-200 underflow: the statistics follow the
+    scale of the points instead (a NaN MMD once came with the smallest p-value, i.e. drift)."""
+    x, y = rng.normal(size=(120, 2)), rng.normal(size=(100, 2)) + [0.4, 0.0]
+    unit, far = mmd(x, y, n_permutations=49), mmd(x * scale, y * scale, n_permutations=49)
+    assert far.statistic == pytest.approx(unit.statistic, rel=1e-12) and far.pvalue == unit.pvalue
+    assert far.details["bandwidth"] == pytest.approx(unit.details["bandwidth"] * scale, rel=1e-12)
+    given = mmd(x * scale, y * scale, bandwidth=0.7 * scale, n_permutations=0)
+    assert given.statistic == pytest.approx(mmd(x, y, bandwidth=0.7, n_permutations=0).statistic, rel=1e-12)
+    a, b = x[:, 0] * scale, y[:, 0] * scale
+    assert energy_distance_nd(a, b).details["distance"] == pytest.approx(st.energy_distance(a, b), rel=1e-9)
+
+
+def test_a_nan_mmd_has_no_pvalue():
+    from cudrift.kernels._host import mmd_pvalue
+
+    observed, p = mmd_pvalue([np.nan, 0.1, 0.2])
+    assert np.isnan(observed) and np.isnan(p)

@@ -384,3 +384,20 @@ def test_float32_input_is_computed_in_float64(rng, name):
     func = TESTS[name].func
     a, b = _quiet(func, x, y), _quiet(func, x.astype(np.float64), y.astype(np.float64))
     assert a.statistic == b.statistic and a.pvalue == b.pvalue
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e200])
+def test_normalized_wasserstein_is_scale_free_at_far_scales(rng, scale):
+    """Squares of values near 1e-200 underflow to 0: the reference is not constant for all that."""
+    import cudrift
+
+    a, b = rng.normal(size=700), rng.normal(0.4, 1, 500)
+    unit = wasserstein_normalized(a, b).statistic
+    assert wasserstein_normalized(a * scale, b * scale).statistic == pytest.approx(unit, rel=1e-9)
+    ref, cur = {"x": a * scale}, {"x": b * scale}
+    data = cudrift.DriftDetector(ref, policy="wasserstein_normalized").compare(cur)["x"]
+    reference = cudrift.profile(ref)
+    profiles = cudrift.DriftDetector(reference, policy="wasserstein_normalized").compare(
+        cudrift.profile(cur, like=reference))["x"]
+    assert data.statistic == pytest.approx(unit, rel=1e-9) and data.drifted
+    assert abs(profiles.statistic - unit) <= profiles.statistic_error + 1e-9 and profiles.drifted

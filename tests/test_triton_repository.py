@@ -122,6 +122,18 @@ def test_unbatched_served_model(tmp_path, reference):
     assert list(ens.output[-1].dims) == [-1, 1]
 
 
+def test_unbatched_prediction_of_one_value_per_row_keeps_its_rank(tmp_path, reference):
+    """An unbatched model's ``SCORE dims [-1]`` feeds a monitor input of the same rank: Triton refuses to load an
+    ensemble whose tensor has two shapes ([-1] against [-1, -1])."""
+    src = served_model(tmp_path / "models", max_batch_size=0,
+                       inputs=[("FEATURES", "TYPE_FP32", [-1, 2]), ("REGION", "TYPE_INT64", [-1, 1])],
+                       outputs=[("SCORE", "TYPE_FP32", [-1])])
+    write_repository(tmp_path / "repo", reference, model=src, checkpoint="")
+    mon = parse(tmp_path / "repo" / "cudrift_monitor" / "config.pbtxt")
+    dims = {t.name: list(t.dims) for t in mon.input}
+    assert dims == {"NUMERIC": [-1, -1], "CATEGORICAL_INT": [-1, -1], "SCORE": [-1]}
+
+
 def test_ambiguous_or_missing_inputs_ask_for_map(tmp_path, reference):
     two = served_model(tmp_path / "a", inputs=[("X1", "TYPE_FP32", [2]), ("X2", "TYPE_FP32", [2]),
                                                 ("REGION", "TYPE_INT64", [1])])

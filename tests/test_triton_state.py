@@ -149,6 +149,18 @@ def test_time_windows_close_on_the_clock_and_skip_empty_ones(reference, rng):
     assert (w.window_id, w.rows, w.closed_at - w.opened_at) == (0, 50, 11)
 
 
+def test_a_clock_stepped_back_does_not_hold_a_time_window_open(reference, rng):
+    clock = FakeClock()
+    st = WindowState(reference, FeatureLayout.from_profile(reference), window_seconds=60, clock=clock)
+    st.accept(_batch(rng, 50), 50)
+    clock.t -= 3600  # an NTP correction: the window opened "an hour from now"
+    assert not st.seal_expired()
+    clock.t += 59
+    assert not st.seal_expired()
+    clock.t += 1  # a minute after the step: the window's time is up, not an hour and a minute later
+    assert st.seal_expired() and st.close_next().rows == 50
+
+
 def test_sliding_windows_merge_the_last_k(reference, rng):
     st = WindowState(reference, FeatureLayout.from_profile(reference), window_rows=100, sliding_windows=3)
     st.accept(_batch(rng, 500), 500)

@@ -32,6 +32,7 @@ from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfi
 from cudrift.sketches.config import CATEGORICAL, NUMERICAL
 from cudrift.stats import TESTS, TestResult
 from cudrift.stats.rank import anderson_from_cdf, cramervonmises_from_cdf, ks_from_cdf, wasserstein_from_cdf
+from cudrift.stats.univariate import _std
 
 _FROM_CDF = {
     "ks": lambda r, c, std: ks_from_cdf(r, c),
@@ -286,12 +287,11 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
                 return spec.func_sorted(a, b, reference_std=rc.moments.std)
             return spec.func_sorted(a, b)
         std = rc.moments.std
-        if not math.isfinite(std):
-            # the moments overflowed (|values| past ~1e154): take the scale
-            # from the kept points instead, scaled so the squares stay finite
-            pts = ref_sorted if ref_sorted is not None else rc.sample.values
-            scale = float(np.max(np.abs(pts)))
-            std = float(np.std(pts / scale)) * scale
+        if not math.isfinite(std) or (std == 0 and rc.moments.min != rc.moments.max):
+            # the moments' squares overflowed (|values| past ~1e154) or underflowed (below ~1e-162): take the
+            # scale from the kept points instead, scaled so the squares stay finite and non-zero
+            pts = np.sort(ref_sorted if ref_sorted is not None else rc.sample.values)
+            std = _std(pts)
         return _FROM_CDF[test](ref_cdf, cur_cdf, std)
     return _from_sample(test, rc, cc)
 

@@ -56,6 +56,21 @@ def _sq_dists(a: np.ndarray, b: np.ndarray, a_sq: np.ndarray, b_sq: np.ndarray) 
     return out
 
 
+def _unit_scale(z: np.ndarray) -> tuple[np.ndarray, float]:
+    """``z`` divided by the power of two ``c`` just above its largest magnitude, and ``c``.
+
+    Dividing by a power of two is exact, and it keeps the squared distances
+    of the kernel and energy sums from overflowing (points near 1e200) or
+    underflowing (points near 1e-200): both statistics follow a common scale
+    of the points exactly.
+    """
+    top = float(np.max(np.abs(z))) if z.size else 0.0
+    if not (top > 0 and math.isfinite(top)):
+        return z, 1.0
+    e = math.frexp(top)[1]
+    return np.ldexp(z, -e), math.ldexp(1.0, e)
+
+
 def _tiles(n: int):
     return [(s, min(s + TILE, n)) for s in range(0, n, TILE)]
 
@@ -81,6 +96,7 @@ def median_heuristic(points: np.ndarray, seed: int = 0) -> float:
     if z.shape[0] > _MEDIAN_POINTS:
         idx = np.random.default_rng(seed).choice(z.shape[0], _MEDIAN_POINTS, replace=False)
         z = z[np.sort(idx)]
+    z, scale = _unit_scale(z)  # exact, and the squares stay finite
     z = z - z.mean(axis=0)
     sq = (z * z).sum(axis=1)
     d = np.sqrt(_sq_dists(z, z, sq, sq))
@@ -89,9 +105,9 @@ def median_heuristic(points: np.ndarray, seed: int = 0) -> float:
         return 1.0
     med = float(np.median(upper))
     if med > 0:
-        return med
+        return med * scale
     positive = upper[upper > 0]
-    return float(np.median(positive)) if positive.size else 1.0
+    return float(np.median(positive)) * scale if positive.size else 1.0
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
@@ -223,10 +239,11 @@ def mmd_inputs(reference: Any, current: Any, bandwidth: Any, n_permutations: Any
     n, m = x.shape[0], y.shape[0]
     if n < 2 or m < 2:
         raise ValueError(f"mmd needs at least 2 points in each sample, got {n} and {m}.")
-    z = np.concatenate((x, y))
-    # centering changes no distance and keeps the BLAS expansion accurate
+    # a common scale and the centering change no kernel value: the first keeps the squares finite, the
+    # second keeps the BLAS expansion accurate
+    z, scale = _unit_scale(np.concatenate((x, y)))
     z -= z.mean(axis=0)
-    sigma = float(bandwidth) if bandwidth is not None else median_heuristic(z, seed)
+    sigma = float(bandwidth) / scale if bandwidth is not None else median_heuristic(z, seed)
     big_n = n + m
     labels = np.zeros((big_n, n_permutations + 1))
     labels[:n, 0] = 1.0
@@ -234,7 +251,7 @@ def mmd_inputs(reference: Any, current: Any, bandwidth: Any, n_permutations: Any
     for p in range(1, n_permutations + 1):
         labels[rng.permutation(big_n)[:n], p] = 1.0
     details = dropped_details(dropped)
-    details.update(bandwidth=sigma, n_permutations=n_permutations, seed=seed, kernel="rbf")
+    details.update(bandwidth=sigma * scale, n_permutations=n_permutations, seed=seed, kernel="rbf")
     return MmdInputs(z, labels, n, m, sigma, details)
 
 
@@ -271,13 +288,13 @@ def energy_distance_nd(reference: Any, current: Any) -> TestResult:
     """
     x, y, dropped = _pair(reference, current)
     n, m = x.shape[0], y.shape[0]
-    z = np.concatenate((x, y))
+    z, scale = _unit_scale(np.concatenate((x, y)))  # exact: every distance scales with it
     z -= z.mean(axis=0)
     x, y = z[:n], z[n:]
     sx, sy = (x * x).sum(axis=1), (y * y).sum(axis=1)
-    mean_xy = _mean_pairwise(x, y, sx, sy, symmetric=False)
-    mean_xx = _mean_pairwise(x, x, sx, sx, symmetric=True)
-    mean_yy = _mean_pairwise(y, y, sy, sy, symmetric=True)
+    mean_xy = scale * _mean_pairwise(x, y, sx, sy, symmetric=False)
+    mean_xx = scale * _mean_pairwise(x, x, sx, sx, symmetric=True)
+    mean_yy = scale * _mean_pairwise(y, y, sy, sy, symmetric=True)
     e = 2.0 * mean_xy - mean_xx - mean_yy
     # rounding can leave a tiny negative value for identical samples
     e = max(e, 0.0)

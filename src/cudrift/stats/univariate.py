@@ -949,11 +949,12 @@ def _std(x: np.ndarray) -> float:
     """
     if x.size and x[0] == x[-1]:
         return 0.0
-    std = float(np.std(x))
-    if not math.isfinite(std) and x.size:
-        scale = float(np.max(np.abs(x)))  # squares of values past ~1e154 overflow
-        std = float(np.std(x / scale)) * scale
-    return std
+    scale = max(abs(float(x[0])), abs(float(x[-1]))) if x.size else 1.0
+    if 1e-100 < scale < 1e100:
+        return float(np.std(x))
+    # squares of values past ~1e154 overflow, and of values below ~1e-162 underflow to 0 (a varying sample
+    # would get the constant rule's normalizer 1): scale to about 1 first
+    return float(np.std(x / scale)) * scale
 
 
 def _normalizer(std: float) -> float:
@@ -1010,7 +1011,10 @@ def wasserstein_normalized_sorted(
     1.0
     """
     w = _w1_sorted(ref_sorted, cur_sorted)
-    std = float(reference_std) if reference_std is not None and math.isfinite(reference_std) else _std(ref_sorted)
+    usable = reference_std is not None and math.isfinite(reference_std)
+    if usable and reference_std == 0 and ref_sorted.size and ref_sorted[0] != ref_sorted[-1]:
+        usable = False  # moments whose squares underflowed (values near 1e-200): not a constant reference
+    std = float(reference_std) if usable else _std(ref_sorted)
     norm = _normalizer(std)
     details = {**dropped_details(n_dropped), "kind": "distance", "reference_std": std, "normalizer": norm}
     return TestResult(w / norm, None, "wasserstein_normalized", ref_sorted.size, cur_sorted.size, 0.0, details)

@@ -297,7 +297,14 @@ class WindowState:
         return self._open.pending_rows >= self.fold_rows or (over and self._open.pending_rows > 0)
 
     def _expired_locked(self, now: float) -> bool:
-        return self.window_seconds > 0 and now - self._open.opened_at >= self.window_seconds
+        if self.window_seconds <= 0:
+            return False
+        if now < self._open.opened_at:
+            # the wall clock stepped back (an NTP correction, a restored VM): restart the window's clock, or it
+            # would not close before the clock caught up again (opening times are wall-clock: they survive
+            # restarts in the checkpoint)
+            self._open.opened_at = now
+        return now - self._open.opened_at >= self.window_seconds
 
     def seal_expired(self, now: float | None = None) -> bool:
         """Seal the open window if its time is up; returns whether it did.

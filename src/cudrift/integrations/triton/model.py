@@ -528,7 +528,11 @@ def _client_error(pb: Any, message: str) -> Any:
 
 
 def _instances(group: dict[str, Any]) -> int:
-    """Model instances an ``instance_group`` entry makes: ``count`` per listed GPU for ``KIND_GPU``."""
+    """Model instances an ``instance_group`` entry makes: ``count`` per listed GPU for ``KIND_GPU``.
+
+    Triton hands the model its normalized config, in which a ``KIND_GPU`` group without ``gpus`` (and a
+    ``KIND_AUTO`` group on a machine with GPUs) already lists every GPU it runs on.
+    """
     count = int(group.get("count", 1))
     if group.get("kind") == "KIND_GPU":
         return count * max(1, len(group.get("gpus") or []))

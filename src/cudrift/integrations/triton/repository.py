@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,16 +174,20 @@ def _parameters(params: Mapping[str, str]) -> str:
 
 
 def monitor_config(name: str, layout: FeatureLayout, settings: MonitorSettings, max_batch_size: int,
-                   kind: str = "cpu") -> str:
+                   kind: str = "cpu", flat: Collection[str] = ()) -> str:
     """The monitor's ``config.pbtxt``.
 
     Inputs have a variable width (``dims: [-1]``) and are optional, so that a
     request with a missing input or the wrong number of features reaches the
     monitor, which refuses it with a message naming the features and counts
-    it in ``cudrift_bad_requests_total``.
+    it in ``cudrift_bad_requests_total``. The prediction inputs named in
+    ``flat`` have no width: an unbatched served model's output of one value
+    per row (``dims: [-1]``), which the ensemble can only pass to an input of
+    the same rank.
     """
     lead = () if max_batch_size > 0 else (-1,)
-    inputs = [_tensor_block(g.name, g.data_type, (*lead, -1), optional=True) for g in layout.groups]
+    inputs = [_tensor_block(g.name, g.data_type, lead if g.name in flat else (*lead, -1), optional=True)
+              for g in layout.groups]
     output = _tensor_block(OUTPUT_NAME, "TYPE_FP32", (*lead, 1))
     params = dict(settings.to_parameters())
     if kind == "gpu":
@@ -425,7 +429,11 @@ def write_repository(
     (mon / "1").mkdir(parents=True, exist_ok=True)
     ref.save(mon / "reference.cdp")
     (mon / "1" / "model.py").write_text(_MODEL_PY)
-    (mon / "config.pbtxt").write_text(monitor_config(name, layout, settings, max_batch_size, kind))
+    flat = ()
+    if served is not None and served.max_batch_size == 0:
+        tensors = {t.name: t for t in (*served.inputs, *served.outputs)}
+        flat = {g.name for g in layout.groups if g.prediction and len(tensors[feeds[g.name]].dims) == 1}
+    (mon / "config.pbtxt").write_text(monitor_config(name, layout, settings, max_batch_size, kind, flat))
     if served is not None:
         if served_dir.parent != root:
             shutil.copytree(served_dir, root / served.name)
