@@ -187,3 +187,19 @@ def test_saving_over_a_file_keeps_its_mode(tmp_path):
     os.chmod(path, 0o640)
     prof.save(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+@pytest.mark.parametrize("bad, says", [(np.array([2**70, 5, 5, 6], dtype=object), "does not fit in 64 bits"),
+                                       (np.array(["a\ud800", "b", "b", "c"], dtype=object), "not valid Unicode")])
+def test_object_columns_arrow_cannot_read_are_named(bad, says):
+    ok = np.arange(4.0)
+    with pytest.raises(SchemaError, match=f"column 'c' holds .*{says}"):
+        cudrift.profile({"x": ok, "c": bad})
+    assert says in cudrift.profile({"x": ok, "c": bad}, errors="report").errors["c"]
+    f = cudrift.DriftDetector({"x": ok, "c": bad}).compare({"x": ok, "c": bad})["c"]
+    assert f.status == "error" and says in f.message
+
+
+def test_dict_keys_that_name_one_column_twice_are_refused():
+    with pytest.raises(SchemaError, match=r"the dict of arrays has duplicate column names \['1'\]"):
+        cudrift.profile({1: np.arange(5.0), "1": np.arange(5.0) + 10})

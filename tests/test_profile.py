@@ -236,3 +236,18 @@ def test_reference_update_refuses_what_it_could_only_estimate(rng):
     # rows of the dictionary's own keys keep the counts exact: accepted
     ref.update({"c": np.array(["a", "b", "a"], dtype=object)})
     assert ref["c"].counts["a"] == before["a"] + 2 and ref.n_rows == 5003
+
+
+def test_uint64_columns_count_their_distinct_values_exactly(rng):
+    """1,000 distinct uint64 values past 2**53 are a numerical column (they once merged into one float)."""
+    u = np.uint64(2**60) + rng.permutation(1000).astype(np.uint64)  # 4 distinct float64 values
+    assert cudrift.profile({"u": u}).kinds["u"] == "numerical"
+    few = np.array([2**63 + 1, 2**63 + 2, 2**63 + 3], dtype=np.uint64)[rng.integers(0, 3, 300)]
+    assert cudrift.profile({"u": few}).kinds["u"] == "categorical"
+
+
+def test_empty_like_is_identity_for_a_window_of_another_dtype(rng):
+    ref = cudrift.profile({"f": rng.normal(size=3000)})  # float64
+    w = cudrift.profile({"f": rng.normal(size=100).astype(np.float32)}, like=ref)
+    assert (Profile.empty_like(ref) + w).to_bytes() == w.to_bytes() == (w + Profile.empty_like(ref)).to_bytes()
+    assert (Profile.empty_like(ref) + w)["f"].dtype == "float32"

@@ -85,3 +85,27 @@ def test_copy_is_independent(cls, rng):
         more = np.array(["z"], dtype=object)
     dup.update(more)
     assert sketch.to_bytes() == before
+
+
+def test_checksummed_nonsense_is_a_format_error():
+    """Bytes whose checksum is right but whose content is not (a writer's bug, a crafted file): FormatError."""
+    import cudrift
+    from cudrift import Profile
+
+    rng = np.random.default_rng(0)
+    prof = cudrift.profile({"x": rng.normal(size=200), "c": rng.choice(["a", "b"], 200)})
+    window = cudrift.profile({"x": rng.normal(size=50), "c": rng.choice(["a", "b"], 50)}, like=prof)
+    version, meta, arrays = _format.unpack(window.to_bytes(), "cudrift.profile", 99)
+
+    def repacked(meta=meta, arrays=arrays):
+        return _format.pack("cudrift.profile", version, meta, arrays)
+
+    with pytest.raises(FormatError, match="corrupted profile metadata"):
+        Profile.from_bytes(repacked({**meta, "n_rows": float("inf")}))
+    # the categorical column's reference dictionary with a key type that is not a string
+    i = meta["columns"].index("c")
+    cv, cmeta, carrays = _format.unpack(arrays[f"c{i}"].tobytes(), "cudrift.column.categorical", 99)
+    cmeta = {**cmeta, "reference": {**cmeta["reference"], "types": [[]] * len(cmeta["reference"]["types"])}}
+    bad = np.frombuffer(_format.pack("cudrift.column.categorical", cv, cmeta, carrays), dtype=np.uint8)
+    with pytest.raises(FormatError):
+        Profile.from_bytes(repacked(arrays={**arrays, f"c{i}": bad}))

@@ -401,3 +401,17 @@ def test_normalized_wasserstein_is_scale_free_at_far_scales(rng, scale):
         cudrift.profile(cur, like=reference))["x"]
     assert data.statistic == pytest.approx(unit, rel=1e-9) and data.drifted
     assert abs(profiles.statistic - unit) <= profiles.statistic_error + 1e-9 and profiles.drifted
+
+
+def test_pandas_missing_values_are_dropped_like_nan():
+    """A nullable pandas Series (boolean, Int64) with NA: the NA is dropped and counted, as NaN and None are."""
+    import pandas as pd
+
+    from cudrift.stats import ks_2samp
+
+    a = pd.Series([True, None, False, True, True], dtype="boolean")
+    b = pd.Series([1, 0, pd.NA, 0], dtype="Int64")
+    res = ks_2samp(a, b)
+    want = st.ks_2samp([1.0, 0.0, 1.0, 1.0], [1.0, 0.0, 0.0])
+    assert res.statistic == pytest.approx(want.statistic) and res.pvalue == pytest.approx(want.pvalue)
+    assert (res.n_reference, res.n_current) == (4, 3)

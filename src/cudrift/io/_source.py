@@ -151,12 +151,22 @@ def _mixed_types_error(name: str, values: Any) -> SchemaError:
     return SchemaError(f"column {name!r} mixes value types {seen}; a column must hold one type (cast it first)")
 
 
+def _unreadable_objects(name: str, exc: Exception) -> SchemaError:
+    """What Arrow refused in an object column besides mixed types: an integer past 64 bits, invalid text."""
+    if isinstance(exc, OverflowError):
+        return SchemaError(f"column {name!r} holds an integer that does not fit in 64 bits ({exc}); category "
+                           "keys and numbers are 64-bit (cast the column to str to count such keys)")
+    return SchemaError(f"column {name!r} holds text that is not valid Unicode ({exc})")
+
+
 def _labels_from_objects(name: str, values: np.ndarray) -> pa.Array:
     """Object/str NumPy array → Arrow array of one label type (nulls kept)."""
     try:
         arr = pa.array(values, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         raise _mixed_types_error(name, values) from None
+    except (OverflowError, UnicodeError) as exc:
+        raise _unreadable_objects(name, exc) from None
     if pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
         try:
             arr = arr.cast(pa.string())
@@ -304,6 +314,8 @@ def _pandas_to_arrow(name: str, s: Any) -> pa.Array:
         arr = pa.array(s, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         raise _mixed_types_error(name, s.to_numpy(dtype=object)) from None
+    except (OverflowError, UnicodeError) as exc:
+        raise _unreadable_objects(name, exc) from None
     except pa.ArrowNotImplementedError as exc:
         raise SchemaError(f"column {name!r} has unsupported dtype {s.dtype}: {exc}") from None
     if pa.types.is_timestamp(arr.type) or pa.types.is_duration(arr.type) or pa.types.is_date(arr.type):
@@ -316,6 +328,7 @@ def _pandas_to_arrow(name: str, s: Any) -> pa.Array:
 
 
 def _dict_source(data: Mapping[str, Any], columns: Sequence[str] | None, errors: str) -> TableSource:
+    _check_unique([str(k) for k in data.keys()], "the dict of arrays")  # keys 1 and "1" are one name
     names = _select([str(k) for k in data.keys()], columns, "the dict of arrays")
     by_name = {str(k): k for k in data.keys()}
     arrays: dict[str, Any] = {}

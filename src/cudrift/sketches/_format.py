@@ -136,13 +136,17 @@ def unpack(data: bytes, kind: str, max_version: int) -> tuple[int, dict[str, Any
     arrays: dict[str, np.ndarray] = {}
     for _ in range(na):
         (nl,) = r.unpack("<H", "array name length")
-        name = bytes(r.take(nl, "array name")).decode("utf-8")
-        (dl,) = r.unpack("<B", f"dtype length of {name!r}")
-        dstr = bytes(r.take(dl, f"dtype of {name!r}")).decode("ascii")
         try:
+            name = bytes(r.take(nl, "array name")).decode("utf-8")
+        except UnicodeDecodeError:
+            raise FormatError(f"corrupted {kind} bytes: an array name is not UTF-8") from None
+        (dl,) = r.unpack("<B", f"dtype length of {name!r}")
+        raw_dtype = bytes(r.take(dl, f"dtype of {name!r}"))
+        try:
+            dstr = raw_dtype.decode("ascii")
             dtype = np.dtype(dstr)
-        except TypeError:
-            raise FormatError(f"corrupted {kind} bytes: bad dtype {dstr!r} for array {name!r}") from None
+        except (UnicodeDecodeError, TypeError, ValueError, SyntaxError):  # np.dtype("f8,,") raises SyntaxError
+            raise FormatError(f"corrupted {kind} bytes: bad dtype {raw_dtype!r} for array {name!r}") from None
         if dtype.kind not in _ALLOWED_KINDS and dtype.kind != "S":
             raise FormatError(f"refusing array {name!r} of dtype {dtype} in {kind} bytes")
         (nd,) = r.unpack("<B", f"ndim of {name!r}")

@@ -276,7 +276,9 @@ class NumericColumnProfile:
             hist,
             self.quantiles.merge(other.quantiles),
             self.sample.merge(other.sample),
-            _merge_dtype(self.dtype, other.dtype),
+            # a side of no values (an empty_like part that carries its reference's dtype) adds no dtype
+            _merge_dtype(self.dtype if self.count or not other.count else None,
+                         other.dtype if other.count or not self.count else None),
         )
 
     def __add__(self, other: "NumericColumnProfile") -> "NumericColumnProfile":
@@ -627,6 +629,8 @@ class CategoricalColumnProfile:
                 types, keys = ref_meta["types"], ref_meta["keys"]
                 if not isinstance(types, list) or not isinstance(keys, list) or len(types) != len(keys):
                     raise TypeError("types and keys differ in length")
+                if not all(isinstance(t, str) for t in types):
+                    raise TypeError("key types must be strings")
             except (KeyError, TypeError) as exc:
                 raise FormatError(f"corrupted {CATEGORICAL_KIND} bytes: bad reference: {exc}") from None
             for t in set(types):

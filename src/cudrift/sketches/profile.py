@@ -200,7 +200,7 @@ class Profile:
             if n_rows < 0:
                 raise ValueError(f"negative n_rows {n_rows}")
             errors = {str(k): str(v) for k, v in meta.get("errors", {}).items()}
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise FormatError(f"corrupted profile metadata: {exc!r}") from None
         cols: dict[str, ColumnProfile] = {}
         for i, n in enumerate(names):
@@ -208,7 +208,12 @@ class Profile:
             if raw is None:
                 raise FormatError(f"profile bytes lack column {n!r}")
             cls_ = NumericColumnProfile if kinds[n] == NUMERICAL else CategoricalColumnProfile
-            cols[n] = cls_.from_bytes(raw.tobytes())
+            try:
+                cols[n] = cls_.from_bytes(raw.tobytes())
+            except FormatError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - bytes that pass their checksum but hold nonsense
+                raise FormatError(f"corrupted profile bytes in column {n!r}: {type(exc).__name__}: {exc}") from None
         return cls(cols, kinds, dtypes, n_rows, config, errors)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -297,14 +302,18 @@ def _infer_kinds(src: TableSource, schema: Schema, like: Profile | None, config:
 
 def _count_distinct(src: TableSource, name: str, cap: int) -> int:
     """Distinct values of an integer column over all batches, counting no further than ``cap``."""
-    seen = np.zeros(0, dtype=np.int64)
+    seen = None
     for batch in src.iter_batches():
         v = np.asarray(batch[name]().values)
         if v.size:
-            seen = np.union1d(seen, np.unique(v))
+            u = np.unique(v)
+            if seen is not None and seen.dtype != u.dtype:
+                # exact integers: uint64 with int64 promotes to float64, which merges values past 2**53
+                seen, u = seen.astype(object), u.astype(object)
+            seen = u if seen is None else np.union1d(seen, u)
             if seen.size >= cap:
                 return int(seen.size)
-    return int(seen.size)
+    return 0 if seen is None else int(seen.size)
 
 
 def _label_batch(name: str, data: ColumnData) -> tuple[Any, int]:

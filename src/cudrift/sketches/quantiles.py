@@ -392,7 +392,7 @@ class QuantileSketch:
             present = [int(i) for i in meta["levels"]]
             n_batches = int(meta["n_batches"])
             sizes, values, lo, hi = (arrays[name] for name in ("sizes", "values", "lo", "hi"))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise FormatError(f"corrupted {KIND} bytes: {exc}") from None
         if (
             len(present) != sizes.size

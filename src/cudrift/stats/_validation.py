@@ -59,6 +59,11 @@ def _to_float_array(x: Any, name: str) -> np.ndarray:
         # strings, objects, datetimes and complex numbers have no order a
         # two-sample statistic can use; try a numeric view of objects first
         if arr.dtype.kind == "O":
+            # pandas' missing value (a nullable boolean or integer Series with NA) reads as NaN, as None does
+            missing = np.fromiter((v is None or type(v).__name__ == "NAType" for v in arr.ravel()), bool, arr.size)
+            if missing.any():
+                arr = arr.copy()
+                arr[missing.reshape(arr.shape)] = np.nan
             try:
                 return arr.astype(np.float64)
             except (TypeError, ValueError):
