@@ -207,3 +207,17 @@ def test_category_codes_read_as_text_in_one_file_still_match(tmp_path, rng, caps
     assert main(["compare", str(tmp_path / "r.csv"), str(tmp_path / "c.csv"), "--fail-on-drift"]) == 0
     out = capsys.readouterr().out
     assert "[dtype_change] column 'code' changed dtype: string → int64" in out and "unseen_categories" not in out
+
+
+def test_common_mistakes_get_plain_messages(tmp_path, rng, capsys):
+    _write(tmp_path / "ref.parquet", rng, 300, 0.0)
+    _write(tmp_path / "cur.parquet", rng, 300, 0.0)
+    ref, cur = str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet")
+    assert main(["profile", cur, "--like", str(tmp_path / "nope.cdp"), "--out", str(tmp_path / "c.cdp")]) == 2
+    assert f"error: no such file or directory: {tmp_path / 'nope.cdp'}" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["compare", ref, cur, "--policy", "nope"])
+    err = capsys.readouterr().err
+    assert "unknown test 'nope'; the tests are: auto, " in err and "ks" in err and "dict" not in err
+    # a column to ignore that one of the files lacks is simply not there to ignore
+    assert main(["compare", ref, cur, "--ignore", "not_a_column"]) == 0

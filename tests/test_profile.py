@@ -186,7 +186,9 @@ def test_kind_inference_and_schema(rng):
     p2 = cudrift.profile(d, schema=Schema(numerical=["few"], categorical=["many"], ignore=["z"]))
     assert p2.kinds == {"few": "numerical", "many": "categorical", "flag": "categorical"}
     with pytest.raises(cudrift.SchemaError, match=r"\['nope'\]"):
-        cudrift.profile(d, schema=Schema(ignore=["nope"]))
+        cudrift.profile(d, schema=Schema(numerical=["nope"]))  # a kind forced on no column: a typo
+    # a column to ignore that is absent is not there to ignore (one list serves a reference and its windows)
+    assert cudrift.profile(d, schema=Schema(ignore=["nope"])).kinds == p.kinds
     with pytest.raises(cudrift.SchemaError, match="both"):
         Schema(numerical=["a"], categorical=["a"])
 

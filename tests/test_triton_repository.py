@@ -72,6 +72,15 @@ def test_monitor_only_repository(tmp_path, reference):
     assert repo.ensemble is None and repo.feeds == {}
 
 
+def test_a_relative_checkpoint_is_taken_from_the_current_directory(tmp_path, reference, monkeypatch):
+    """As any path on a command line: the server would read it from the monitor's folder, in the repository."""
+    monkeypatch.chdir(tmp_path)
+    repo = write_repository(tmp_path / "repo", reference, checkpoint="state/monitor.ckpt")
+    assert repo.settings.checkpoint == str(tmp_path / "state" / "monitor.ckpt")
+    kept = write_repository(tmp_path / "repo", reference, checkpoint="$STATE_DIR/monitor.ckpt")
+    assert kept.settings.checkpoint == "$STATE_DIR/monitor.ckpt"  # expanded by the server's environment
+
+
 def test_gpu_kind_keeps_inputs_on_the_device(tmp_path, reference):
     write_repository(tmp_path / "repo", reference, kind="gpu", checkpoint="")
     cfg = parse(tmp_path / "repo" / "cudrift_monitor" / "config.pbtxt")

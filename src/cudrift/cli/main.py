@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="compare a current window with a reference and print the drift table")
     c.add_argument("reference", help="reference: Parquet/CSV file, directory of Parquet files, or .cdp profile")
     c.add_argument("current", help="current window: same forms (a profile must be made --like the reference)")
-    c.add_argument("--policy", default="auto",
+    c.add_argument("--policy", default="auto", type=_policy,
                    help="'auto', or a test name for every column it fits (the others: auto)")
     c.add_argument("--correction", default=None, choices=["bonferroni", "bh"])
     c.add_argument("--drift-share", type=float, default=0.5)
@@ -203,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ensemble", help="name of the ensemble (default <served model>_monitored)")
     r.add_argument("--max-batch-size", type=int, default=1024,
                    help="max_batch_size of a monitor without served model (default 1024)")
-    r.add_argument("--checkpoint", help="checkpoint file (default OUT_DIR-state/<name>.ckpt next to OUT_DIR)")
+    r.add_argument("--checkpoint", help="checkpoint file, outside the repository (default OUT_DIR-state/<name>.ckpt "
+                                        "next to OUT_DIR); a relative path is taken from the current directory, "
+                                        "$VARIABLES are expanded when the server loads the monitor")
     r.add_argument("--no-checkpoint", action="store_true", help="do not checkpoint the window")
     r.add_argument("--checkpoint-seconds", type=float, default=d.checkpoint_seconds,
                    help="seconds between checkpoints; a crash loses at most the rows of that period "
@@ -213,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-backlog-rows", type=int, default=d.max_backlog_rows,
                    help="rows not profiled yet above which requests wait for the monitor "
                         f"(default {d.max_backlog_rows}; 0: none)")
-    r.add_argument("--policy", default=d.policy,
+    r.add_argument("--policy", default=d.policy, type=_policy,
                    help="'auto', or a test name for every feature it fits (the others: auto)")
     r.add_argument("--drift-share", type=float, default=d.drift_share,
                    help="share of drifted features that marks a window")
@@ -228,6 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _policy(value: str) -> str:
+    """``--policy``: 'auto' or a registered test name (checked when given, so the registry loads only then)."""
+    if value == "auto":
+        return value
+    from cudrift.stats import TESTS
+
+    if value not in TESTS:
+        raise argparse.ArgumentTypeError(f"unknown test {value!r}; the tests are: auto, {', '.join(sorted(TESTS))}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -235,7 +248,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CudriftError, OSError, ValueError, ImportError) as exc:
         # OSError covers unreadable files and directories given as output paths
         command = " ".join(c for c in (args.command, getattr(args, "triton_command", None)) if c)
-        print(f"cudrift {command}: error: {exc}", file=sys.stderr)
+        if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+            message = f"{exc.strerror[:1].lower()}{exc.strerror[1:]}: {exc.filename}"  # as the other paths say it
+        else:
+            message = str(exc)
+        print(f"cudrift {command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -505,12 +505,12 @@ def _check_like(ref: Profile, cur: Profile) -> None:
                     f"{len(b)} edges vs the reference's {len(a)}" if a.shape != b.shape else "other edge values")
                 raise IncompatibleSketchError(
                     f"column {n!r}: the current profile's histogram edges differ from the reference's ({what}); "
-                    "profile it with like=reference"
+                    "profile it with like=reference (cudrift profile --like)"
                 )
         elif cur.columns[n].reference_categories is None:
             raise IncompatibleSketchError(
                 f"column {n!r}: the current profile was not made with like=reference, so unseen categories "
-                "cannot be counted; profile it with like=reference"
+                "cannot be counted; profile it with like=reference (cudrift profile --like)"
             )
 
 

@@ -122,7 +122,7 @@ def _arrow_family(name: str, typ: pa.DataType) -> str:
         return "null"
     raise SchemaError(
         f"column {name!r} has unsupported dtype {typ}: cudrift profiles numbers, booleans and strings "
-        "(drop the column or convert it, e.g. timestamps to numbers)"
+        "(leave it out with Schema(ignore=...) or --ignore, or convert it, e.g. timestamps to numbers)"
     )
 
 
@@ -287,7 +287,7 @@ def _pandas_source(df: Any, columns: Sequence[str] | None, errors: str) -> Table
         if np_dt is not None and np_dt.kind in "mM":
             raise SchemaError(
                 f"column {n!r} has unsupported dtype {dt}: cudrift profiles numbers, booleans and strings "
-                "(drop the column or convert it, e.g. timestamps to numbers)"
+                "(leave it out with Schema(ignore=...) or --ignore, or convert it, e.g. timestamps to numbers)"
             )
         # Extension dtypes (nullable ints, strings, categoricals) and object
         # columns go through Arrow, which keeps nulls apart and rejects mixes.
@@ -321,7 +321,7 @@ def _pandas_to_arrow(name: str, s: Any) -> pa.Array:
     if pa.types.is_timestamp(arr.type) or pa.types.is_duration(arr.type) or pa.types.is_date(arr.type):
         raise SchemaError(
             f"column {name!r} has unsupported dtype {s.dtype}: cudrift profiles numbers, booleans and strings "
-            "(drop the column or convert it, e.g. timestamps to numbers)"
+            "(leave it out with Schema(ignore=...) or --ignore, or convert it, e.g. timestamps to numbers)"
         )
     _arrow_family(name, arr.type)  # raises for other unsupported types
     return arr

@@ -296,7 +296,7 @@ def _infer_kinds(src: TableSource, schema: Schema, like: Profile | None, config:
             kinds[name] = CATEGORICAL if 0 < distinct <= config.categorical_max_distinct else NUMERICAL
     if not kinds:
         bad = {c.name: c.error for c in src.columns if c.family == "invalid"}
-        raise EmptyInputError(f"{src.origin} has no columns to profile" + (f"; unreadable: {bad}" if bad else ""))
+        raise EmptyInputError(f"no columns to profile in {src.origin}" + (f"; unreadable: {bad}" if bad else ""))
     return kinds
 
 
@@ -499,10 +499,11 @@ def profile_keeping_sorted(
         if bad:
             raise SchemaError(bad[0].error)
     if not src.columns:
-        raise EmptyInputError(f"{src.origin} has no columns")
+        raise EmptyInputError(f"no columns in {src.origin}")
     if src.n_rows == 0:
-        raise EmptyInputError(f"{src.origin} has no rows: an empty window cannot be profiled")
-    unknown = [c for c in (*schema.numerical, *schema.categorical, *schema.ignore) if c not in src.names]
+        raise EmptyInputError(f"no rows in {src.origin}: an empty window cannot be profiled")
+    # (a column to ignore that is absent is not an error: one --ignore list serves a reference and its windows)
+    unknown = [c for c in (*schema.numerical, *schema.categorical) if c not in src.names]
     if unknown:
         raise SchemaError(f"schema names columns {unknown} that are not in {src.origin} (columns: {src.names})")
     kinds = _infer_kinds(gpu.distinct_view(src) if gpu else src, schema, like, config)
@@ -538,7 +539,7 @@ def profile_keeping_sorted(
             # rank kernel reads them all in one launch
             kept = gpu.pack_columns(kept, np.float64 if keep_float64 else None)
     if prof.n_rows == 0:
-        raise EmptyInputError(f"{src.origin} has no rows: an empty window cannot be profiled")
+        raise EmptyInputError(f"no rows in {src.origin}: an empty window cannot be profiled")
     # Columns without edges yet (the reference itself, or columns new to it)
     # get equal-mass edges from their quantile sketch and a counting pass.
     # (a column the reference has keeps the reference's edges, or none when

@@ -417,6 +417,10 @@ def write_repository(
         _check_overwritable(root / ens_name, "ensemble", _is_ensemble)
     if checkpoint is None:
         checkpoint = root.parent / f"{root.name}-state" / f"{name}.ckpt"
+    elif str(checkpoint) and "$" not in str(checkpoint):
+        # from where the command runs, as any path on a command line; the server would take a relative path
+        # from the monitor's folder, i.e. inside the repository. $VARS are expanded when the server loads it.
+        checkpoint = Path(checkpoint).absolute()
     settings = MonitorSettings(
         reference="reference.cdp", monitored_model=served.name if served else name, window_rows=window_rows,
         window_seconds=float(window_seconds), sliding_windows=sliding_windows, fold_rows=fold_rows,
