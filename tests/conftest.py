@@ -13,6 +13,23 @@ def rng(request):
     return np.random.default_rng(seed)
 
 
+def pytest_addoption(parser):
+    parser.addoption("--shard", default=None, metavar="K/N",
+                     help="run the K-th of N interleaved shares of the collected tests (0 <= K < N): "
+                          "test_gpu_emulated.py runs gpu_emulated_cases.py as N processes side by side")
+
+
+def pytest_collection_modifyitems(config, items):
+    shard = config.getoption("--shard")
+    if not shard:
+        return
+    k, n = (int(v) for v in shard.split("/"))
+    if not 0 <= k < n:
+        raise pytest.UsageError(f"--shard {shard}: expected K/N with 0 <= K < N")
+    config.hook.pytest_deselected(items=[it for i, it in enumerate(items) if i % n != k])
+    items[:] = items[k::n]
+
+
 def pytest_report_header(config):
     return f"cudrift tests: CUDRIFT_BACKEND={os.environ.get('CUDRIFT_BACKEND', 'auto')}"
 
