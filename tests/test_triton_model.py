@@ -533,3 +533,29 @@ def test_bad_requests_pass_answers_nan_so_an_ensemble_keeps_its_outputs(tmp_path
                                                            "empty_batch": 1}
     finally:
         m.finalize()
+
+
+def test_the_references_own_values_sent_as_fp32_are_in_range(tmp_path, pb, rng):
+    """A float64 reference, its own values through the FP32 input: rounding moves its extremes outward by an
+    ulp, which must not count as out of range (every window of clean traffic did)."""
+    x = rng.normal(size=(3000, 2))
+    ref = cudrift.profile({"u": x[:, 0], "v": x[:, 1]})
+    repo = write_repository(tmp_path / "repo", ref, window_rows=3000, checkpoint="")
+    m = TritonPythonModel()
+    m.initialize(model_args(repo))
+    try:
+        out = m.execute([{"NUMERIC": FakeTensor("NUMERIC", x.astype(np.float32))}])
+        assert out[0].error is None
+        wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 1)
+        assert value(pb, "cudrift_feature_out_of_range_total", feature="u") == 0
+        assert value(pb, "cudrift_feature_out_of_range_total", feature="v") == 0
+        assert value(pb, "cudrift_feature_drifted", feature="u") == 0
+        # a value one float32 step past the reference's maximum (rounded up to float32) still is out of range
+        top = np.float32(x[:, 0].max())
+        top = np.nextafter(top, np.float32(np.inf)) if top < x[:, 0].max() else top
+        hi = np.nextafter(top, np.float32(np.inf))
+        m.execute([{"NUMERIC": FakeTensor("NUMERIC", np.tile([[hi, 0.0]], (3000, 1)).astype(np.float32))}])
+        wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 2)
+        assert value(pb, "cudrift_feature_out_of_range_total", feature="u") >= 3000
+    finally:
+        m.finalize()

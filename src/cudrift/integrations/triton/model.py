@@ -40,6 +40,7 @@ from cudrift.integrations.triton._metrics import MonitorMetrics
 from cudrift.integrations.triton._state import WindowState
 from cudrift.io._atomic import write_atomic
 from cudrift.sketches.column import NumericColumnProfile
+from cudrift.sketches.histogram import Histogram
 from cudrift.sketches.profile import Profile, profile
 
 __all__ = ["TritonPythonModel", "BadRequest"]
@@ -236,6 +237,7 @@ class TritonPythonModel:
             self._log.log_warn(f"cudrift monitor {self._name}: cudrift_backend is gpu but the instance is "
                                "KIND_CPU (inputs on the host): profiling on the CPU")
 
+        self.reference = _at_input_precision(self.reference, self.layout)
         self.detector = DriftDetector(self.reference, policy=self.settings.policy,
                                       drift_share=self.settings.drift_share, backend=self.backend)
         self.state = WindowState(self.reference, self.layout, self.settings.window_rows, self.settings.window_seconds,
@@ -513,6 +515,42 @@ class TritonPythonModel:
         self.metrics.close()
         sys.unraisablehook = self._previous_hook
         self._log.log_info(f"cudrift monitor {self._name}: stopped with {self.state.open_rows} rows in the open window")
+
+
+_INPUT_FLOATS = {"TYPE_FP32": np.float32, "TYPE_FP16": np.float16}
+
+
+def _at_input_precision(reference: Profile, layout: FeatureLayout) -> Profile:
+    """The reference with each numeric column's outer histogram edges widened to the precision its input arrives
+    in (FP32 for NUMERIC), so the reference's own extremes, rounded to that precision, are not out of range.
+
+    Equal-mass edges start and end at the reference's minimum and maximum, so no reference value lies in the
+    added sliver and every count stays exact. Windows are profiled like this reference, and compared with it.
+    """
+    widened = dict(reference.columns)
+    for g in layout.groups:
+        dt = _INPUT_FLOATS.get(g.data_type)
+        if g.kind != "numerical" or dt is None:
+            continue
+        for name in g.columns:
+            col = reference.columns[name]
+            if not isinstance(col, NumericColumnProfile) or col.histogram is None:
+                continue
+            e = col.histogram.edges.copy()
+            lo, hi = dt(e[0]), dt(e[-1])  # to nearest; then outward where that moved inward
+            lo = np.nextafter(lo, dt(-np.inf)) if float(lo) > e[0] else lo
+            hi = np.nextafter(hi, dt(np.inf)) if float(hi) < e[-1] else hi
+            if not (np.isfinite(lo) and np.isfinite(hi)) or (float(lo), float(hi)) == (e[0], e[-1]):
+                continue
+            e[0], e[-1] = float(lo), float(hi)
+            e.flags.writeable = False
+            col = col.copy()
+            col.histogram = Histogram(e, col.histogram.counts)
+            widened[name] = col
+    if all(widened[n] is reference.columns[n] for n in widened):
+        return reference
+    return Profile(widened, dict(reference.kinds), dict(reference.dtypes), reference.n_rows, reference.config,
+                   dict(reference.errors))
 
 
 def _rows_of(a: Any, rows: int | None) -> int | None:
