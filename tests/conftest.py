@@ -19,6 +19,7 @@ def pytest_addoption(parser):
                           "test_gpu_emulated.py runs gpu_emulated_cases.py as N processes side by side")
 
 
+@pytest.hookimpl(trylast=True)  # after any plugin that reorders: every shard must cut the same order
 def pytest_collection_modifyitems(config, items):
     shard = config.getoption("--shard")
     if not shard:

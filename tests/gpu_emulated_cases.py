@@ -213,6 +213,19 @@ def test_welch_t_with_one_value_is_an_error_on_the_device(rng):
     assert f.status == "error" and "at least 2 finite values" in f.message
 
 
+def test_normalized_wasserstein_near_1e_200_on_the_device(rng):
+    """The moments' squares underflow to 0 there: the device path rescales as the CPU does, not divide by 1."""
+    from cudrift.stats import wasserstein_normalized
+
+    a, b = rng.normal(size=60) * 1e-200, rng.normal(0.8, 1, 50) * 1e-200
+    want = wasserstein_normalized(a, b, backend="cpu").statistic
+    assert want > 0.3
+    got = wasserstein_normalized(cupy.asarray(a), cupy.asarray(b), backend="gpu").statistic
+    det = DriftDetector(cupy.asarray(a[:, None]), columns=["x"], policy="wasserstein_normalized", backend="gpu")
+    f = det.compare(cupy.asarray(b[:, None]), columns=["x"])["x"]
+    assert got == pytest.approx(want, rel=1e-9) and f.statistic == pytest.approx(want, rel=1e-9) and f.drifted
+
+
 def test_rank_tests_many_batches_the_ks_pvalues(rng, monkeypatch):
     """One launch for every pair; each asymptotic KS p-value as finish_rank_test would form it alone."""
     from cudrift.backends import _gpu_host as gh

@@ -161,3 +161,20 @@ def test_bytes_round_trip_and_errors(rng):
 
     with pytest.raises(FormatError, match="cudrift.sample"):
         Sample.from_bytes(Moments.empty().to_bytes())
+
+
+def test_a_continuing_sample_keeps_its_start_through_bytes_and_merges(rng):
+    """A part that continues a stream starts past it; saved and read back it still does, and an empty sample
+    of any start stays the identity."""
+    x = rng.standard_normal(300)
+    whole = Sample.empty(40, 3).update(x)
+    first = Sample.empty(40, 3).update(x[:100])
+    rest = first.continuing().update(x[100:])
+    assert first + rest == whole
+    back = Sample.from_bytes(first.to_bytes())
+    assert back == first and back.continuing() == first.continuing()
+    later = Sample.from_bytes(rest.to_bytes())
+    assert later == rest and first + later == whole
+    assert rest + Sample.empty(40, 3) == rest == Sample.empty(40, 3) + rest
+    skipped = first.continuing(skip=50).update(x[100:])
+    assert skipped != rest and not set(skipped.priorities) & set(first.priorities)  # indices 150.. vs 0..99

@@ -559,3 +559,17 @@ def test_the_references_own_values_sent_as_fp32_are_in_range(tmp_path, pb, rng):
         assert value(pb, "cudrift_feature_out_of_range_total", feature="u") >= 3000
     finally:
         m.finalize()
+
+
+def test_a_features_old_test_series_turn_nan_rather_than_vanish(pb, reference):
+    """When a feature's test changes, its old series are set to NaN and kept: a reloaded model's other
+    instance may hold the same series, which deleting would free under it."""
+    from cudrift.integrations.triton._layout import FeatureLayout
+    from cudrift.integrations.triton._metrics import MonitorMetrics
+
+    metrics = MonitorMetrics(pb, "scorer", FeatureLayout.from_profile(reference))
+    metrics._show({"share": 0.0, "dataset_drift": 0.0, "features": {"a": ["ks", 0.05, 0.4, 0.0]}})
+    metrics._show({"share": 1.0, "dataset_drift": 1.0, "features": {"a": ["chisquare", 9.0, 0.001, 1.0]}})
+    assert value(pb, "cudrift_feature_drift_score", feature="a", test="chisquare") == 9.0
+    assert np.isnan(value(pb, "cudrift_feature_drift_score", feature="a", test="ks"))
+    assert np.isnan(value(pb, "cudrift_feature_drifted", feature="a", test="ks"))

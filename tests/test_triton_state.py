@@ -161,6 +161,25 @@ def test_a_clock_stepped_back_does_not_hold_a_time_window_open(reference, rng):
     assert st.seal_expired() and st.close_next().rows == 50
 
 
+def test_windows_and_restored_windows_never_draw_the_same_sample_indices(reference, rng):
+    """Each window's samples start past every row accepted before it, also across a checkpoint: the merged
+    windows of a sliding comparison are not stratified by position (all windows once drew the same ones)."""
+    lay = FeatureLayout.from_profile(reference)
+    st = WindowState(reference, lay, window_rows=100, sliding_windows=3, fold_rows=30)
+    st.accept(_batch(rng, 250), 250)
+    for _ in range(2):
+        st.close_next()
+    st.fold(force=True)
+    data, _, _ = st.snapshot()
+    again = WindowState(reference, lay, window_rows=100, sliding_windows=3, fold_rows=30)
+    again.restore(data)
+    for s_ in (st, again):
+        s_.accept(_batch(rng, 100), 100)
+        w = s_.close_next()
+        pri = w.merged["a"].sample.priorities
+        assert w.merged.n_rows == 300 and np.unique(pri).size == pri.size == 300, (s_, np.unique(pri).size)
+
+
 def test_sliding_windows_merge_the_last_k(reference, rng):
     st = WindowState(reference, FeatureLayout.from_profile(reference), window_rows=100, sliding_windows=3)
     st.accept(_batch(rng, 500), 500)

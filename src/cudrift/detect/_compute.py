@@ -32,7 +32,7 @@ from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfi
 from cudrift.sketches.config import CATEGORICAL, NUMERICAL
 from cudrift.stats import TESTS, TestResult
 from cudrift.stats.rank import anderson_from_cdf, cramervonmises_from_cdf, ks_from_cdf, wasserstein_from_cdf
-from cudrift.stats.univariate import _std
+from cudrift.stats.univariate import _std, _usable_std
 
 _FROM_CDF = {
     "ks": lambda r, c, std: ks_from_cdf(r, c),
@@ -287,7 +287,7 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
                 return spec.func_sorted(a, b, reference_std=rc.moments.std)
             return spec.func_sorted(a, b)
         std = rc.moments.std
-        if not math.isfinite(std) or (std == 0 and rc.moments.min != rc.moments.max):
+        if not _usable_std(std, rc.moments.min, rc.moments.max):
             # the moments' squares overflowed (|values| past ~1e154) or underflowed (below ~1e-162): take the
             # scale from the kept points instead, scaled so the squares stay finite and non-zero
             pts = np.sort(ref_sorted if ref_sorted is not None else rc.sample.values)

@@ -120,10 +120,7 @@ def _arrow_family(name: str, typ: pa.DataType) -> str:
         return "string"
     if pa.types.is_null(typ):
         return "null"
-    raise SchemaError(
-        f"column {name!r} has unsupported dtype {typ}: cudrift profiles numbers, booleans and strings "
-        "(leave it out with Schema(ignore=...) or --ignore, or convert it, e.g. timestamps to numbers)"
-    )
+    raise _unsupported(name, typ)
 
 
 def _arrow_dtype_str(typ: pa.DataType) -> str:
@@ -136,6 +133,13 @@ def _arrow_dtype_str(typ: pa.DataType) -> str:
     if pa.types.is_null(typ):
         return "null"
     return "string"
+
+
+def _unsupported(name: str, dtype: Any) -> SchemaError:
+    return SchemaError(
+        f"column {name!r} has unsupported dtype {dtype}: cudrift profiles numbers, booleans and strings "
+        "(leave it out with Schema(ignore=...) or --ignore, or convert it, e.g. timestamps to numbers)"
+    )
 
 
 def _mixed_types_error(name: str, values: Any) -> SchemaError:
@@ -285,10 +289,7 @@ def _pandas_source(df: Any, columns: Sequence[str] | None, errors: str) -> Table
             plain[n] = True
             return ColumnInfo(n, str(np_dt), _numpy_family(n, np_dt))
         if np_dt is not None and np_dt.kind in "mM":
-            raise SchemaError(
-                f"column {n!r} has unsupported dtype {dt}: cudrift profiles numbers, booleans and strings "
-                "(leave it out with Schema(ignore=...) or --ignore, or convert it, e.g. timestamps to numbers)"
-            )
+            raise _unsupported(n, dt)
         # Extension dtypes (nullable ints, strings, categoricals) and object
         # columns go through Arrow, which keeps nulls apart and rejects mixes.
         arr = _pandas_to_arrow(n, s)
@@ -319,10 +320,7 @@ def _pandas_to_arrow(name: str, s: Any) -> pa.Array:
     except pa.ArrowNotImplementedError as exc:
         raise SchemaError(f"column {name!r} has unsupported dtype {s.dtype}: {exc}") from None
     if pa.types.is_timestamp(arr.type) or pa.types.is_duration(arr.type) or pa.types.is_date(arr.type):
-        raise SchemaError(
-            f"column {name!r} has unsupported dtype {s.dtype}: cudrift profiles numbers, booleans and strings "
-            "(leave it out with Schema(ignore=...) or --ignore, or convert it, e.g. timestamps to numbers)"
-        )
+        raise _unsupported(name, s.dtype)
     _arrow_family(name, arr.type)  # raises for other unsupported types
     return arr
 

@@ -210,8 +210,8 @@ class Profile:
             cls_ = NumericColumnProfile if kinds[n] == NUMERICAL else CategoricalColumnProfile
             try:
                 cols[n] = cls_.from_bytes(raw.tobytes())
-            except FormatError:
-                raise
+            except (FormatError, MemoryError):
+                raise  # (out of memory is not a corrupt file: a checkpoint must not be set aside for it)
             except Exception as exc:  # noqa: BLE001 - bytes that pass their checksum but hold nonsense
                 raise FormatError(f"corrupted profile bytes in column {n!r}: {type(exc).__name__}: {exc}") from None
         return cls(cols, kinds, dtypes, n_rows, config, errors)
@@ -308,8 +308,9 @@ def _count_distinct(src: TableSource, name: str, cap: int) -> int:
         if v.size:
             u = np.unique(v)
             if seen is not None and seen.dtype != u.dtype:
+                common = np.result_type(seen.dtype, u.dtype)
                 # exact integers: uint64 with int64 promotes to float64, which merges values past 2**53
-                seen, u = seen.astype(object), u.astype(object)
+                seen, u = (seen.astype(object), u.astype(object)) if common.kind == "f" else (seen, u)
             seen = u if seen is None else np.union1d(seen, u)
             if seen.size >= cap:
                 return int(seen.size)

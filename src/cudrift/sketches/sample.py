@@ -179,14 +179,16 @@ class Sample:
         size, seed = _check_settings(size, seed)
         return cls(size, seed, 0, np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float64))
 
-    def continuing(self) -> "Sample":
-        """An empty sample with this one's settings whose indices continue this one's.
+    def continuing(self, skip: int = 0) -> "Sample":
+        """An empty sample with this one's settings whose indices continue this one's, ``skip`` indices on.
 
         Merged into this sample, it gives what updating this sample with the
-        same batches would: use it for a part that extends a stream.
+        same batches would: use it for a part that extends a stream. With a
+        ``skip`` of at least the values another part of the stream will take,
+        the two parts draw no index twice.
         """
         return Sample(self._size, self._seed, 0, np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float64),
-                      self._base + self._n_seen)
+                      self._base + self._n_seen + int(skip))
 
     @property
     def _start(self) -> int:
@@ -249,7 +251,10 @@ class Sample:
                 f"vs size={other._size}, seed={other._seed}"
             )
         pri, val = _bottom(np.concatenate((self._pri, other._pri)), np.concatenate((self._val, other._val)), self._size)
-        return Sample(self._size, self._seed, self._n_seen + other._n_seen, pri, val, min(self._base, other._base))
+        # the first index of the two (an empty side has none: empty() stays the identity)
+        base = min(s._base for s in (self, other) if s._n_seen) if self._n_seen or other._n_seen else min(
+            self._base, other._base)
+        return Sample(self._size, self._seed, self._n_seen + other._n_seen, pri, val, base)
 
     def __add__(self, other: "Sample") -> "Sample":
         return self.merge(other)
@@ -262,7 +267,7 @@ class Sample:
         if not isinstance(other, Sample):
             return NotImplemented
         return (
-            (self._size, self._seed, self._n_seen) == (other._size, other._seed, other._n_seen)
+            (self._size, self._seed, self._n_seen, self._base) == (other._size, other._seed, other._n_seen, other._base)
             and np.array_equal(self._pri, other._pri)
             and np.array_equal(self._val, other._val)
         )
@@ -305,6 +310,8 @@ class Sample:
     def to_bytes(self) -> bytes:
         """Versioned, CRC-checked bytes (kind ``"cudrift.sample"``, version 1)."""
         meta = {"size": self._size, "seed": self._seed, "n_seen": self._n_seen}
+        if self._base:
+            meta["base"] = self._base  # (absent in bytes written before it existed: 0)
         return _format.pack(KIND, VERSION, meta, {"priorities": self._pri, "values": self._val})
 
     @classmethod
@@ -320,11 +327,14 @@ class Sample:
         try:
             size, seed = _check_settings(meta["size"], meta["seed"])
             n_seen = meta["n_seen"]
+            base = meta.get("base", 0)
             pri, val = arrays["priorities"], arrays["values"]
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"corrupted {KIND} bytes: {exc!r}") from None
         if (
             not isinstance(n_seen, int)
+            or not isinstance(base, int)
+            or base < 0
             or pri.dtype != np.uint64
             or val.dtype != np.float64
             or pri.shape != val.shape
@@ -334,4 +344,4 @@ class Sample:
             or np.any(pri[1:] < pri[:-1])
         ):
             raise FormatError(f"corrupted {KIND} bytes: inconsistent sample")
-        return cls(size, seed, n_seen, pri, val)
+        return cls(size, seed, n_seen, pri, val, base)

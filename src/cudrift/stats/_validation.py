@@ -59,15 +59,19 @@ def _to_float_array(x: Any, name: str) -> np.ndarray:
         # strings, objects, datetimes and complex numbers have no order a
         # two-sample statistic can use; try a numeric view of objects first
         if arr.dtype.kind == "O":
+            try:
+                return arr.astype(np.float64)
+            except (TypeError, ValueError):
+                pass
             # pandas' missing value (a nullable boolean or integer Series with NA) reads as NaN, as None does
             missing = np.fromiter((v is None or type(v).__name__ == "NAType" for v in arr.ravel()), bool, arr.size)
             if missing.any():
                 arr = arr.copy()
                 arr[missing.reshape(arr.shape)] = np.nan
-            try:
-                return arr.astype(np.float64)
-            except (TypeError, ValueError):
-                pass
+                try:
+                    return arr.astype(np.float64)
+                except (TypeError, ValueError):
+                    pass
         raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}.")
     return arr.astype(np.float64, copy=False)
 

@@ -67,7 +67,7 @@ def _unit_scale(z: np.ndarray) -> tuple[np.ndarray, float]:
     top = float(np.max(np.abs(z))) if z.size else 0.0
     if not (top > 0 and math.isfinite(top)):
         return z, 1.0
-    e = math.frexp(top)[1]
+    e = min(math.frexp(top)[1], 1023)  # 2**1024 is past float64: values up to the limit scale below 2
     return np.ldexp(z, -e), math.ldexp(1.0, e)
 
 

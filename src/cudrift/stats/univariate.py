@@ -957,6 +957,12 @@ def _std(x: np.ndarray) -> float:
     return float(np.std(x / scale)) * scale
 
 
+def _usable_std(std: float | None, lo: float, hi: float) -> bool:
+    """Whether a standard deviation from moments can normalize a reference with extremes ``lo`` and ``hi``:
+    finite (squares past ~1e154 overflow) and 0 only for a constant one (below ~1e-162 they underflow to 0)."""
+    return std is not None and math.isfinite(std) and (std > 0 or lo == hi)
+
+
 def _normalizer(std: float) -> float:
     # A constant reference has no scale of its own; dividing by 1 keeps the
     # distance finite and in data units rather than inventing a scale.
@@ -1011,9 +1017,7 @@ def wasserstein_normalized_sorted(
     1.0
     """
     w = _w1_sorted(ref_sorted, cur_sorted)
-    usable = reference_std is not None and math.isfinite(reference_std)
-    if usable and reference_std == 0 and ref_sorted.size and ref_sorted[0] != ref_sorted[-1]:
-        usable = False  # moments whose squares underflowed (values near 1e-200): not a constant reference
+    usable = ref_sorted.size and _usable_std(reference_std, ref_sorted[0], ref_sorted[-1])
     std = float(reference_std) if usable else _std(ref_sorted)
     norm = _normalizer(std)
     details = {**dropped_details(n_dropped), "kind": "distance", "reference_std": std, "normalizer": norm}

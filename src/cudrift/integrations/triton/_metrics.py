@@ -155,10 +155,16 @@ class MonitorMetrics:
             self._series[key] = m
         return m
 
-    def _drop(self, family: str, **labels: str) -> None:
-        m = self._series.pop((family, tuple(sorted(labels.items()))), None)
+    def _blank(self, family: str, **labels: str) -> None:
+        """Set a gauge series that no longer describes the last window to NaN.
+
+        Not deleted: a reloaded model's other instance may hold the same
+        series (see :meth:`close`), and deleting it here would free it under
+        that instance.
+        """
+        m = self._series.get((family, tuple(sorted(labels.items()))))
         if m is not None:
-            del m  # deleting the Metric object removes the series from the server
+            m.set(math.nan)
 
     # ------------------------------------------------------------ updates
     def record_requests(self, n: int, seconds: float, bad: Mapping[str, int], waited: float = 0.0) -> None:
@@ -226,12 +232,12 @@ class MonitorMetrics:
 
     def _show(self, last: dict[str, Any]) -> None:
         """Set the last closed window's drift gauges (``features``: feature -> [test, score, p-value or None,
-        drifted]) and keep them for the checkpoint. A feature whose test changed loses its old series."""
+        drifted]) and keep them for the checkpoint. A feature whose test changed has its old series set to NaN."""
         for f, (test, score, pvalue, drifted) in last["features"].items():
             old = self._tests.get(f)
             if old is not None and old != test:
                 for fam in _DRIFT_FAMILIES:
-                    self._drop(fam, feature=f, test=old)
+                    self._blank(fam, feature=f, test=old)
             self._tests[f] = test
             self._metric("cudrift_feature_drift_score", feature=f, test=test).set(score)
             if pvalue is not None:

@@ -46,6 +46,7 @@ import numpy as np
 from cudrift.errors import FormatError
 from cudrift.integrations.triton._layout import FeatureLayout
 from cudrift.sketches import _format
+from cudrift.sketches.column import NumericColumnProfile
 from cudrift.sketches.profile import Profile, profile
 
 __all__ = ["WindowState", "ClosedWindow", "reference_digest", "CHECKPOINT_KIND", "CHECKPOINT_VERSION"]
@@ -125,6 +126,10 @@ class WindowState:
         ``"cpu"`` or ``"gpu"``: passed to :func:`cudrift.profile`.
     clock
         Wall clock (seconds since the epoch); tests pass a fake one.
+    digest
+        What checkpoints record as the reference's identity (default
+        :func:`reference_digest` of ``reference``): the monitor passes its
+        reference file's, since it widens the edges it profiles with.
 
     Notes
     -----
@@ -154,6 +159,7 @@ class WindowState:
         backend: str = "cpu",
         clock: Callable[[], float] = time.time,
         max_backlog_rows: int = 0,
+        digest: str | None = None,
     ) -> None:
         if not isinstance(window_rows, int) or window_rows < 0:
             raise ValueError(f"Invalid value for window_rows: {window_rows!r} (expected an integer >= 0)")
@@ -168,6 +174,7 @@ class WindowState:
         if not isinstance(max_backlog_rows, int) or max_backlog_rows < 0:
             raise ValueError(f"Invalid value for max_backlog_rows: {max_backlog_rows!r} (expected an integer >= 0)")
         self.reference = reference
+        self.digest = digest or reference_digest(reference)
         self.layout = layout
         self.window_rows = window_rows
         self.window_seconds = float(window_seconds)
@@ -272,7 +279,16 @@ class WindowState:
         w = self._open
         w.closed_at = now
         self._sealed.append(w)
-        self._open = _Window(w.window_id + 1, now, Profile.empty_like(self.reference))
+        self._open = _Window(w.window_id + 1, now, self._fresh_profile())
+
+    def _fresh_profile(self) -> Profile:
+        """An empty window profile whose samples start past every row accepted so far, so that the windows a
+        sliding comparison merges never draw the same sample indices (each window has fewer values a column)."""
+        p = Profile.empty_like(self.reference)
+        for col in p.columns.values():
+            if isinstance(col, NumericColumnProfile):
+                col.sample = col.sample.continuing(self.rows_total)
+        return p
 
     # ------------------------------------------------------------ worker
     @property
@@ -412,7 +428,7 @@ class WindowState:
         arrays = {f"w{i}": np.frombuffer(p.to_bytes(), dtype=np.uint8) for i, p in enumerate(profiles)}
         arrays.update({f"h{i}": np.frombuffer(p.to_bytes(), dtype=np.uint8) for i, p in enumerate(self._history)})
         meta = {
-            "reference_sha256": reference_digest(self.reference),
+            "reference_sha256": self.digest,
             "windows": info,
             "history": list(self._history_ids),
             "rows_total": rows_total,
@@ -451,7 +467,7 @@ class WindowState:
             history = [Profile.from_bytes(arrays[f"h{i}"].tobytes()) for i in range(len(hist_ids))]
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"corrupted {CHECKPOINT_KIND} checkpoint: {exc!r}") from None
-        if digest != reference_digest(self.reference):
+        if digest != self.digest:
             raise FormatError("the checkpoint was written against a different reference profile")
         if not windows:
             raise FormatError(f"corrupted {CHECKPOINT_KIND} checkpoint: no open window")

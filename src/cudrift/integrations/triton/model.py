@@ -37,7 +37,7 @@ from cudrift.errors import BackendUnavailableError, FormatError
 from cudrift.integrations.triton._config import MonitorSettings
 from cudrift.integrations.triton._layout import NUMERIC, OUTPUT_NAME, FeatureLayout, InputGroup
 from cudrift.integrations.triton._metrics import MonitorMetrics
-from cudrift.integrations.triton._state import WindowState
+from cudrift.integrations.triton._state import WindowState, reference_digest
 from cudrift.io._atomic import write_atomic
 from cudrift.sketches.column import NumericColumnProfile
 from cudrift.sketches.histogram import Histogram
@@ -237,12 +237,13 @@ class TritonPythonModel:
             self._log.log_warn(f"cudrift monitor {self._name}: cudrift_backend is gpu but the instance is "
                                "KIND_CPU (inputs on the host): profiling on the CPU")
 
+        digest = reference_digest(self.reference)  # checkpoints name the file's reference, not the widened one
         self.reference = _at_input_precision(self.reference, self.layout)
         self.detector = DriftDetector(self.reference, policy=self.settings.policy,
                                       drift_share=self.settings.drift_share, backend=self.backend)
         self.state = WindowState(self.reference, self.layout, self.settings.window_rows, self.settings.window_seconds,
                                  self.settings.sliding_windows, self.settings.fold_rows, self.backend,
-                                 max_backlog_rows=self.settings.max_backlog_rows)
+                                 max_backlog_rows=self.settings.max_backlog_rows, digest=digest)
         self._checkpoint = _resolve(model_dir, self.settings.checkpoint) if self.settings.checkpoint else None
         totals = self._resume()
         self._warm_up()

@@ -417,7 +417,7 @@ def write_repository(
         _check_overwritable(root / ens_name, "ensemble", _is_ensemble)
     if checkpoint is None:
         checkpoint = root.parent / f"{root.name}-state" / f"{name}.ckpt"
-    elif str(checkpoint) and "$" not in str(checkpoint):
+    elif str(checkpoint) and not str(checkpoint).startswith("$"):
         # from where the command runs, as any path on a command line; the server would take a relative path
         # from the monitor's folder, i.e. inside the repository. $VARS are expanded when the server loads it.
         checkpoint = Path(checkpoint).absolute()
