@@ -221,3 +221,25 @@ def test_common_mistakes_get_plain_messages(tmp_path, rng, capsys):
     assert "unknown test 'nope'; the tests are: auto, " in err and "ks" in err and "dict" not in err
     # a column to ignore that one of the files lacks is simply not there to ignore
     assert main(["compare", ref, cur, "--ignore", "not_a_column"]) == 0
+
+
+def test_csv_text_columns_read_missing_cells_as_nulls(tmp_path, rng, capsys):
+    """Empty cells and "NA" are nulls in a CSV's text columns as in its numbers (and pandas): the same rows as
+    Parquet compare without drift. A boolean column whose window gained one stray token keeps its categories."""
+    import numpy as np
+    import pandas as pd
+
+    n = 2000
+    s = np.where(rng.random(n) < 0.3, None, rng.choice(["a", "b"], n)).astype(object)
+    s[:5] = "NA"
+    df = pd.DataFrame({"s": s, "x": rng.normal(size=n), "flag": rng.random(n) < 0.4})
+    df.to_csv(tmp_path / "ref.csv", index=False)
+    pd.read_csv(tmp_path / "ref.csv").to_parquet(tmp_path / "same.parquet")
+    stray = df.astype({"flag": object})
+    stray.loc[0, "flag"] = "unknown"
+    stray.to_csv(tmp_path / "stray.csv", index=False)
+    assert main(["compare", str(tmp_path / "ref.csv"), str(tmp_path / "same.parquet"), "--fail-on-drift"]) == 0
+    assert "null_share" not in capsys.readouterr().out
+    assert main(["compare", str(tmp_path / "ref.csv"), str(tmp_path / "stray.csv"), "--fail-on-drift"]) == 0
+    out = capsys.readouterr().out
+    assert "column 'flag': 1 current values (0.05%) are categories the reference never had" in out

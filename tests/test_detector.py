@@ -577,3 +577,38 @@ def test_integer_and_text_category_keys_are_matched_by_their_text(rng):
     rep = det.compare({"code": np.array(["03", "+3", "3"] * 100, dtype=object)})
     unseen = [x for x in rep.findings if x.check == "unseen_categories"]
     assert unseen and "200 current values" in unseen[0].message
+
+
+def test_booleans_and_their_codes_are_one_category(rng):
+    ref = {"b": rng.random(400) < 0.3}
+    for cur in ({"b": (rng.random(300) < 0.3).astype(np.int64)}, {"b": np.where(rng.random(300) < 0.3, "true",
+                                                                                 "false").astype(object)}):
+        f = DriftDetector(ref).compare(cur)["b"]
+        assert f.status == "ok" and not f.drifted and f.pvalue > 1e-3, f
+
+
+def test_a_test_named_for_a_column_it_cannot_run_on_is_refused(rng):
+    with pytest.raises(SchemaError, match=r"policy asks for 'chisquare' on column 'f', but chisquare needs a "
+                                          r"categorical column and 'f' is numerical"):
+        DriftDetector({"f": rng.normal(size=300)}, policy={"f": "chisquare"})
+
+
+def test_a_p_value_test_under_a_threshold_above_1_is_an_error_row(rng):
+    """A blanket two-category test on a large reference may give way to the auto rule, so the threshold is let
+    through at construction; where the test does run, the column is an error, not a drift that always fires."""
+    det = DriftDetector({"c": rng.choice(["u", "v"], 2000)}, policy="ztest", thresholds={"c": 2.0})
+    f = det.compare({"c": rng.choice(["u", "v"], 2000)})["c"]
+    assert f.status == "error" and not f.drifted and "not a p-value threshold" in f.message
+
+
+def test_reports_iterate_and_say_what_they_hold(rng):
+    ref = {"a": rng.normal(size=300), "z": np.full(300, np.nan)}
+    rep = DriftDetector(ref, policy="ttest").compare({"a": np.full(200, 1.5), "z": rng.normal(size=200)})
+    assert [f.column for f in rep] == ["a", "z"] and len(rep) == 2 and "a" in rep and "q" not in rep
+    assert rep["z"].status == "no_data"
+    assert any(x.check == "no_data" and "reference" in x.message for x in rep.findings_for("z"))
+    flat = DriftDetector({"a": np.full(50, 2.0)}, policy="ttest").compare({"a": np.full(40, 2.0)})
+    assert np.isnan(flat["a"].pvalue) and "adj" not in flat.summary_table()
+    rep2 = DriftReport(**{**{k: getattr(rep, k) for k in rep.__dataclass_fields__},
+                          "metadata": {"n": np.int64(3), "share": np.float32(0.5)}})
+    assert json.loads(rep2.to_json())["metadata"] == {"n": 3, "share": 0.5}

@@ -203,3 +203,14 @@ def test_object_columns_arrow_cannot_read_are_named(bad, says):
 def test_dict_keys_that_name_one_column_twice_are_refused():
     with pytest.raises(SchemaError, match=r"the dict of arrays has duplicate column names \['1'\]"):
         cudrift.profile({1: np.arange(5.0), "1": np.arange(5.0) + 10})
+
+
+def test_string_view_columns_with_nulls_read_as_strings():
+    sv = pa.array(["a", None, "b", "a"], pa.string()).cast(pa.string_view())
+    p = cudrift.profile(pa.table({"s": sv, "x": [1.0, 2.0, 3.0, 4.0]}))
+    assert p["s"].null_count == 1 and dict(p["s"].counts.items()) == {"a": 2, "b": 1}
+
+
+def test_a_polars_series_is_refused_clearly():
+    with pytest.raises(SchemaError, match="unsupported input type polars"):
+        cudrift.profile(pl.Series("x", [1.0, 2.0]))

@@ -29,14 +29,15 @@ def _load_window(path: str, columns: list[str] | None):
         return files
     if p.suffix in (".cdp", ".profile"):
         return Profile.load(p)
-    if p.suffix == ".csv":
+    if p.name.lower().endswith((".csv", ".csv.gz", ".csv.bz2")):
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
         from cudrift.errors import EmptyInputError, SchemaError
 
         try:
-            table = pacsv.read_csv(p)
+            # empty cells and "NA"/"null"/"N/A" are nulls in text columns too, as in numeric ones (and pandas)
+            table = pacsv.read_csv(p, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
         except pa.ArrowInvalid as exc:
             raise SchemaError(f"{path}: cannot read CSV: {exc}") from None
         if table.num_rows == 0:

@@ -152,6 +152,11 @@ class DriftDetector:
             if TESTS[test].kind == "numerical" and kind != NUMERICAL:
                 raise SchemaError(f"policy asks for {test!r} on column {col!r}, but {test} needs a numerical "
                                   f"column and {col!r} is {kind}")
+            if not _compute.applies(test, kind):  # (it would run another test without a word)
+                raise SchemaError(f"policy asks for {test!r} on column {col!r}, but {test} needs a categorical "
+                                  f"column and {col!r} is {kind} (the auto rule counts the values of a numerical "
+                                  "column that holds at most 5, with a count test; or force the column's kind "
+                                  "with Schema(categorical=[...]))")
         if isinstance(self._thresholds, dict):
             unknown = [k for k in self._thresholds if k not in self.reference.columns and k not in TESTS]
             if unknown:
@@ -384,6 +389,8 @@ class DriftDetector:
                                     value=0.0))
             return fail(STATUS_NO_DATA, "no non-null values in the current window")
         if n_ref == 0:
+            findings.append(Finding("no_data", name, f"column {name!r} has no non-null value in the reference",
+                                    value=0.0))
             return fail(STATUS_NO_DATA, "no non-null values in the reference")
         ref_sorted = self._ref_sorted.get(name)
         if test is None:
@@ -400,6 +407,12 @@ class DriftDetector:
             return fail(STATUS_ERROR, str(exc), test)
         threshold = self.threshold_for(name, test)
         spec = TESTS[test]
+        if spec.is_pvalue and threshold > 1:
+            # refused up front where the test was sure; here a blanket two-category test the column fits after all
+            message = (f"threshold {threshold:g} for column {name!r} is not a p-value threshold, and its test "
+                       f"({test}) gives a p-value: the column would always drift")
+            findings.append(Finding("test_error", name, message))
+            return fail(STATUS_ERROR, message, test)
         stat = float(res.statistic)
         pv = None if res.pvalue is None else float(res.pvalue)
         if spec.is_pvalue:

@@ -7,6 +7,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from cudrift.errors import FormatError
 
 REPORT_FORMAT = "cudrift.report"
@@ -81,7 +83,9 @@ class Finding:
 
 
 def _clean(x: Any) -> Any:
-    """JSON has no NaN/inf: write them as strings that ``_unclean`` reads back."""
+    """JSON has no NaN/inf: write them as strings that ``_unclean`` reads back (NumPy scalars as Python's)."""
+    if isinstance(x, np.generic):
+        x = x.item()
     if isinstance(x, float) and not math.isfinite(x):
         return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
     if isinstance(x, dict):
@@ -157,7 +161,8 @@ class DriftReport:
     Attributes
     ----------
     features
-        One :class:`FeatureDrift` per reference column, in reference order.
+        One :class:`FeatureDrift` per reference column, in reference order
+        (columns the reference could not read come last).
     findings
         Data-quality :class:`Finding` objects.
     dataset_drift
@@ -192,6 +197,16 @@ class DriftReport:
             if f.column == column:
                 return f
         raise KeyError(f"no column {column!r} in report; columns are {[f.column for f in self.features]}")
+
+    def __contains__(self, column: object) -> bool:
+        return any(f.column == column for f in self.features)
+
+    def __iter__(self):
+        """The per-column results, as :attr:`features` lists them."""
+        return iter(self.features)
+
+    def __len__(self) -> int:
+        return len(self.features)
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -244,7 +259,8 @@ class DriftReport:
                 # NaN: computed on the bounded samples, which carry no bound
                 stat += " (sample)" if math.isnan(f.statistic_error) else f" ±{f.statistic_error:.2g}"
             p = "-" if f.pvalue is None else f"{f.pvalue:.3g}"
-            if f.pvalue is not None and f.pvalue_adjusted is not None and f.pvalue_adjusted != f.pvalue:
+            adjusted = f.pvalue_adjusted
+            if f.pvalue is not None and adjusted is not None and adjusted != f.pvalue and not math.isnan(adjusted):
                 p += f" (adj {f.pvalue_adjusted:.3g})"
             thr = "-" if f.threshold is None else f"{f.threshold:g}"
             drifted = "YES" if f.drifted else ("no" if f.status == STATUS_OK else f.status.replace("_", " "))

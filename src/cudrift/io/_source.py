@@ -205,6 +205,8 @@ def _column_from_arrow(name: str, arr: pa.Array | pa.ChunkedArray) -> ColumnData
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
+    if getattr(pa.types, "is_string_view", lambda t: False)(arr.type):
+        arr = arr.cast(pa.large_string())  # Arrow has no null filter for string_view
     if pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
         try:
             arr = arr.cast(pa.large_string() if pa.types.is_large_binary(arr.type) else pa.string())
@@ -481,7 +483,7 @@ def as_source(
     mod = type(data).__module__.split(".")[0]
     if mod == "pandas" and hasattr(data, "columns"):
         return _pandas_source(data, columns, errors)
-    if mod == "polars" and hasattr(data, "to_arrow"):
+    if mod == "polars" and hasattr(data, "to_arrow") and hasattr(data, "columns"):
         return _arrow_table_source(data.to_arrow(), columns, "the polars DataFrame", errors)
     if isinstance(data, Mapping):
         if not data:

@@ -396,15 +396,26 @@ def _describe_ref(ref: frozenset | None) -> str:
 
 
 def _as_reference_keys(key_type: str | None, keys: list, ref_types: set[str]) -> tuple[str | None, list]:
-    """A window's keys read as its reference's: integers as their text against a dictionary of strings, and text
-    that is all integers as integers against a dictionary of integers (a CSV column whose type was inferred
-    differently in one file: ``"3"`` and ``3`` are the same category)."""
+    """A window's keys read as its reference's: integers as their text against a dictionary of strings, text
+    that is an integer as that integer against a dictionary of integers (a CSV column whose type was inferred
+    differently in one file: ``"3"`` and ``3`` are the same category), and booleans and 0/1 as each other."""
     if ref_types == {"str"} and key_type == "int":
         return "str", [str(k) for k in keys]
     if ref_types == {"int"} and key_type == "str":
         # only the keys the dictionary can hold: the others ("03", " 3", "+3", "x") stay text, unseen
         return "int", [int(k) if _int_text(k) else k for k in keys]
+    # booleans against 0/1 codes, or the text Arrow's CSV reader takes for booleans: the same two categories
+    if ref_types == {"bool"} and key_type == "int":
+        return "bool", [bool(k) if k in (0, 1) else k for k in keys]
+    if ref_types == {"bool"} and key_type == "str":
+        return "bool", [_BOOL_TEXT.get(k, k) for k in keys]
+    if ref_types == {"int"} and key_type == "bool":
+        return "int", [int(k) for k in keys]
     return key_type, keys
+
+
+_BOOL_TEXT = {"true": True, "True": True, "TRUE": True, "1": True, "false": False, "False": False, "FALSE": False,
+              "0": False}
 
 
 def _int_text(k: str) -> bool:
