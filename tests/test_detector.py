@@ -612,3 +612,13 @@ def test_reports_iterate_and_say_what_they_hold(rng):
     rep2 = DriftReport(**{**{k: getattr(rep, k) for k in rep.__dataclass_fields__},
                           "metadata": {"n": np.int64(3), "share": np.float32(0.5)}})
     assert json.loads(rep2.to_json())["metadata"] == {"n": 3, "share": 0.5}
+
+
+def test_integers_as_a_pandas_categorical_follow_a_numerical_reference(rng):
+    """A window whose numbers arrive as a Categorical (or Parquet dictionary) is read as numbers, not refused
+    as a changed kind."""
+    ref = pd.DataFrame({"k": rng.integers(0, 30, 1000)})
+    cur = pd.DataFrame({"k": rng.integers(0, 30, 800)}).astype({"k": "category"})
+    f = DriftDetector(ref).compare(cur)["k"]
+    want = st.ks_2samp(ref["k"], cur["k"].astype(int))
+    assert f.status == "ok" and f.test == "ks" and f.pvalue == pytest.approx(want.pvalue, rel=1e-9)

@@ -214,3 +214,13 @@ def test_string_view_columns_with_nulls_read_as_strings():
 def test_a_polars_series_is_refused_clearly():
     with pytest.raises(SchemaError, match="unsupported input type polars"):
         cudrift.profile(pl.Series("x", [1.0, 2.0]))
+
+
+def test_non_text_column_names_select_and_index_columns_in_a_directory(tmp_path):
+    df = pd.DataFrame({1: [1.0, 2.0, 3.0], 2: [4.0, 5.0, 6.0]})
+    assert cudrift.profile(df, columns=[1]).names == ["1"]
+    x = pd.DataFrame({"x": np.arange(100.0)})
+    x.to_parquet(tmp_path / "p0.parquet")  # a RangeIndex: metadata only
+    x[x.x % 2 == 0].to_parquet(tmp_path / "p1.parquet", index=True)  # stored as __index_level_0__
+    p = cudrift.profile(tmp_path)
+    assert p.names == ["x"] and p.n_rows == 150

@@ -34,6 +34,8 @@ class ColumnInfo:
     dtype: str
     family: str
     error: str = ""
+    #: the family of a dictionary's values (a pandas Categorical's categories): "" for other columns
+    values: str = ""
 
 
 @dataclass
@@ -100,6 +102,11 @@ def _numpy_family(name: str, dtype: np.dtype) -> str:
     if kind in "OUST":
         return "string"
     raise SchemaError(f"column {name!r} has unsupported dtype {dtype}: cudrift profiles numbers, booleans and strings")
+
+
+def _arrow_info(name: str, typ: pa.DataType) -> ColumnInfo:
+    values = _arrow_family(name, typ.value_type) if pa.types.is_dictionary(typ) else ""
+    return ColumnInfo(name, _arrow_dtype_str(typ), _arrow_family(name, typ), values=values)
 
 
 def _arrow_family(name: str, typ: pa.DataType) -> str:
@@ -244,6 +251,7 @@ def _collect(names: list[str], make_info: Callable[[str], ColumnInfo], errors: s
 def _select(names: list[str], columns: Sequence[str] | None, origin: str) -> list[str]:
     if columns is None:
         return names
+    columns = [str(c) for c in columns]  # names are read as text (a pandas column 1 is "1")
     missing = [c for c in columns if c not in names]
     if missing:
         raise SchemaError(f"columns {missing} not found in {origin}; available: {names}")
@@ -267,7 +275,7 @@ def _arrow_table_source(table: pa.Table, columns: Sequence[str] | None, origin: 
     _check_unique(names, origin)
     def info(n: str) -> ColumnInfo:
         typ = table.schema.field(n).type
-        return ColumnInfo(n, _arrow_dtype_str(typ), _arrow_family(n, typ))
+        return _arrow_info(n, typ)
 
     infos = _collect(names, info, errors)
 
@@ -296,7 +304,7 @@ def _pandas_source(df: Any, columns: Sequence[str] | None, errors: str) -> Table
         # columns go through Arrow, which keeps nulls apart and rejects mixes.
         arr = _pandas_to_arrow(n, s)
         plain[n] = False
-        return ColumnInfo(n, _arrow_dtype_str(arr.type), _arrow_family(n, arr.type))
+        return _arrow_info(n, arr.type)
 
     infos = _collect(names, info, errors)
 
@@ -338,7 +346,7 @@ def _dict_source(data: Mapping[str, Any], columns: Sequence[str] | None, errors:
         if isinstance(v, (pa.Array, pa.ChunkedArray)):
             lengths[n] = len(v)
             arrays[n] = v
-            return ColumnInfo(n, _arrow_dtype_str(v.type), _arrow_family(n, v.type))
+            return _arrow_info(n, v.type)
         a = np.asarray(v)
         if a.ndim != 1:
             raise SchemaError(f"column {n!r} must be 1-D, got shape {a.shape}")
@@ -346,7 +354,7 @@ def _dict_source(data: Mapping[str, Any], columns: Sequence[str] | None, errors:
         if a.dtype.kind in "OUS":
             arr = _labels_from_objects(n, a)
             arrays[n] = arr
-            return ColumnInfo(n, _arrow_dtype_str(arr.type), _arrow_family(n, arr.type))
+            return _arrow_info(n, arr.type)
         arrays[n] = a
         return ColumnInfo(n, str(a.dtype), _numpy_family(n, a.dtype))
 
@@ -410,7 +418,7 @@ def _parquet_source(paths: list[Path], columns: Sequence[str] | None, batch_rows
             raise SchemaError(f"cannot read Parquet schema of {p}: {exc}{hint}") from None
     first = schemas[0]
     for p, s in zip(paths[1:], schemas[1:]):
-        if s.names != first.names:
+        if _visible(s.names) != _visible(first.names):  # (pandas' index columns are not read)
             raise SchemaError(f"Parquet files disagree on columns: {paths[0]} has {first.names}, {p} has {s.names}")
         for f0, f in zip(first, s):
             if f0.type != f.type:
@@ -420,7 +428,7 @@ def _parquet_source(paths: list[Path], columns: Sequence[str] | None, batch_rows
     names = _select(_visible(list(first.names)), columns, f"Parquet file {paths[0]}")
     def info(n: str) -> ColumnInfo:
         typ = first.field(n).type
-        return ColumnInfo(n, _arrow_dtype_str(typ), _arrow_family(n, typ))
+        return _arrow_info(n, typ)
 
     infos = _collect(names, info, errors)
     n_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)

@@ -279,7 +279,8 @@ def _infer_kinds(src: TableSource, schema: Schema, like: Profile | None, config:
             # Follow the reference where the data can be read that way; a
             # float reference column arriving as strings keeps its own kind so
             # the detector can report the dtype change instead of failing.
-            if ref_kind == NUMERICAL and info.family in ("float", "integer", "null"):
+            # (integers as a pandas Categorical, too: their categories are the numbers)
+            if ref_kind == NUMERICAL and (info.family in ("float", "integer", "null") or info.values == "integer"):
                 kinds[name] = NUMERICAL
                 continue
             # float: an integer column that gained a missing value in pandas
