@@ -177,8 +177,11 @@ def test_unseen_respects_key_types():
     p.update(np.array([1, 2, 3, 1]))
     assert p.unseen_count == 1
     q = CategoricalColumnProfile.empty(reference_categories={True})
-    q.update(np.array([1, 1]))  # ints are not the bool True
-    assert q.unseen_count == 2
+    q.update(np.array([1, 1, 3]))  # 0/1 codes are the booleans (a bool column that arrives as ints); 3 is not
+    assert q.unseen_count == 1 and q.counts[True] == 2
+    t = CategoricalColumnProfile.empty(reference_categories={"1", "x"})
+    t.update(np.array([1, 1, 2]))  # against text, an integer is its text
+    assert t.unseen_count == 1 and t.counts["1"] == 2
 
 
 def test_unseen_is_exact_past_the_cap(rng):
