@@ -441,6 +441,16 @@ def test_cudf_floats_read_on_the_host_where_nulls_cannot_be_dropped_alone(rng, m
     assert {"f32", "f64"} <= set(via_arrow) and "i64" not in via_arrow
 
 
+def test_cudf_categorical_integers_follow_a_numerical_reference(rng):
+    """A cuDF categorical of integers against a numerical reference is read as numbers, as on the CPU."""
+    ref = pa.table({"i": pa.array(rng.integers(0, 50, 500))})
+    cur = pa.table({"i": pa.array(rng.integers(0, 50, 300)).dictionary_encode()})
+    rc = DriftDetector(ref, backend="cpu").compare(cur)
+    rg = DriftDetector(ref, backend="gpu").compare(_FakeFrame(cur))
+    assert rc["i"].status == rg["i"].status == "ok" and rg["i"].test == rc["i"].test == "ks"
+    _assert_reports_match(rc, rg, rel=1e-9)
+
+
 def test_cudf_frames_and_series_match_the_arrow_table(rng, via_arrow):
     """cuDF numbers are profiled on the device (nulls dropped, NaN kept, as on the host), labels via Arrow."""
     table = _cudf_table(rng, 300)

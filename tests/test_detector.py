@@ -581,16 +581,31 @@ def test_integer_and_text_category_keys_are_matched_by_their_text(rng):
 
 def test_booleans_and_their_codes_are_one_category(rng):
     ref = {"b": rng.random(400) < 0.3}
-    for cur in ({"b": (rng.random(300) < 0.3).astype(np.int64)}, {"b": np.where(rng.random(300) < 0.3, "true",
-                                                                                 "false").astype(object)}):
+    mixed = np.where(rng.random(300) < 0.3, rng.choice(["true", "True", "1"], 300), "false").astype(object)
+    for cur in ({"b": (rng.random(300) < 0.3).astype(np.int64)}, {"b": mixed}):
         f = DriftDetector(ref).compare(cur)["b"]
         assert f.status == "ok" and not f.drifted and f.pvalue > 1e-3, f
+    # several texts of one boolean add up, and the profile saves and loads
+    w = cudrift.profile({"b": mixed}, like=cudrift.profile(ref))
+    assert w["b"].counts[True] == int(np.isin(mixed, ["true", "True", "1"]).sum()) and w["b"].counts.n == 300
+    assert Profile.from_bytes(w.to_bytes()).to_bytes() == w.to_bytes()
+    # a text reference against a boolean window: each boolean as the reference's text for it
+    text_ref = {"b": np.where(rng.random(400) < 0.3, "true", "false").astype(object)}
+    f = DriftDetector(text_ref).compare({"b": rng.random(300) < 0.3})["b"]
+    assert f.status == "ok" and not f.drifted and f.pvalue > 1e-3, f
 
 
-def test_a_test_named_for_a_column_it_cannot_run_on_is_refused(rng):
-    with pytest.raises(SchemaError, match=r"policy asks for 'chisquare' on column 'f', but chisquare needs a "
-                                          r"categorical column and 'f' is numerical"):
-        DriftDetector({"f": rng.normal(size=300)}, policy={"f": "chisquare"})
+def test_a_test_named_for_a_column_runs_there_or_says_why_not(rng):
+    """Never silently another test: a count test counts a numerical column (on its bins, or its values when
+    few), a two-category test on many values is an error row saying so."""
+    ref, cur = {"f": rng.normal(size=300)}, {"f": rng.normal(0.5, 1, 300)}
+    f = DriftDetector(ref, policy={"f": "chisquare"}).compare(cur)["f"]
+    assert f.test == "chisquare" and f.status == "ok" and 0 <= f.pvalue <= 1
+    z = DriftDetector(ref, policy={"f": "ztest"}).compare(cur)["f"]
+    assert z.test == "ztest" and z.status == "error" and "at most 2 distinct values" in z.message
+    y, w = rng.choice([0.0, 1.0, 2.0], 300), rng.choice([0.0, 1.0, 2.0], 300)
+    named = DriftDetector({"y": y}, policy={"y": "chisquare"}).compare({"y": w})["y"]
+    assert named.pvalue == DriftDetector({"y": y}).compare({"y": w})["y"].pvalue  # the auto rule's own test
 
 
 def test_a_p_value_test_under_a_threshold_above_1_is_an_error_row(rng):

@@ -30,8 +30,7 @@ from cudrift.backends._gpu_host import is_device_array
 from cudrift.errors import SchemaError
 from cudrift.io import ColumnData, ColumnInfo, TableSource, as_source
 from cudrift.io._source import (
-    _arrow_dtype_str,
-    _arrow_family,
+    _arrow_info,
     _check_unique,
     _collect,
     _column_from_arrow,
@@ -141,7 +140,7 @@ def _cudf_column(name: str, s: Any) -> tuple[ColumnInfo, Any, int]:
     # Strings and categoricals: the type is read from an empty slice, the
     # values only when the batch is loaded.
     typ = s.iloc[:0].to_arrow().type
-    info = ColumnInfo(name, _arrow_dtype_str(typ), _arrow_family(name, typ))
+    info = _arrow_info(name, typ)  # (a categorical's value family too: integers follow a numerical reference)
     return info, (lambda: _column_from_arrow(name, s.to_arrow())), len(s)
 
 

@@ -29,7 +29,7 @@ def _load_window(path: str, columns: list[str] | None):
         return files
     if p.suffix in (".cdp", ".profile"):
         return Profile.load(p)
-    if p.name.lower().endswith((".csv", ".csv.gz", ".csv.bz2")):
+    if p.suffix.lower() == ".csv" or p.name.endswith((".csv.gz", ".csv.bz2")):  # (Arrow decompresses lowercase)
         import pyarrow as pa
         import pyarrow.csv as pacsv
 

@@ -152,11 +152,6 @@ class DriftDetector:
             if TESTS[test].kind == "numerical" and kind != NUMERICAL:
                 raise SchemaError(f"policy asks for {test!r} on column {col!r}, but {test} needs a numerical "
                                   f"column and {col!r} is {kind}")
-            if not _compute.applies(test, kind):  # (it would run another test without a word)
-                raise SchemaError(f"policy asks for {test!r} on column {col!r}, but {test} needs a categorical "
-                                  f"column and {col!r} is {kind} (the auto rule counts the values of a numerical "
-                                  "column that holds at most 5, with a count test; or force the column's kind "
-                                  "with Schema(categorical=[...]))")
         if isinstance(self._thresholds, dict):
             unknown = [k for k in self._thresholds if k not in self.reference.columns and k not in TESTS]
             if unknown:
@@ -360,7 +355,9 @@ class DriftDetector:
         kind), and whether the policy names the column."""
         named = name in self._column_tests
         test = self._column_tests.get(name) or self._all_test
-        return (test if test is None or _compute.applies(test, kind) else None), named
+        # a test named for this column runs (a count test counts a numerical column's values, as the auto rule's
+        # does for few-valued ones; one that cannot run makes an error row), never silently another one
+        return (test if test is None or named or _compute.applies(test, kind) else None), named
 
     def _n_unique(self, name: str, kind: str, rc, cc, cur_sorted) -> int:
         ref_sorted = self._ref_sorted.get(name)

@@ -420,11 +420,10 @@ def _parquet_source(paths: list[Path], columns: Sequence[str] | None, batch_rows
     for p, s in zip(paths[1:], schemas[1:]):
         if _visible(s.names) != _visible(first.names):  # (pandas' index columns are not read)
             raise SchemaError(f"Parquet files disagree on columns: {paths[0]} has {first.names}, {p} has {s.names}")
-        for f0, f in zip(first, s):
-            if f0.type != f.type:
-                raise SchemaError(
-                    f"Parquet files disagree on column {f.name!r}: {paths[0]} has {f0.type}, {p} has {f.type}"
-                )
+        for name in _visible(first.names):
+            t0, t = first.field(name).type, s.field(name).type
+            if t0 != t:
+                raise SchemaError(f"Parquet files disagree on column {name!r}: {paths[0]} has {t0}, {p} has {t}")
     names = _select(_visible(list(first.names)), columns, f"Parquet file {paths[0]}")
     def info(n: str) -> ColumnInfo:
         typ = first.field(n).type

@@ -395,10 +395,17 @@ def _describe_ref(ref: frozenset | None) -> str:
     return f"{len(ref)} categories [{', '.join(repr(k) for k in preview)}{more}]"
 
 
-def _as_reference_keys(key_type: str | None, keys: list, ref_types: set[str]) -> tuple[str | None, list]:
-    """A window's keys read as its reference's: integers as their text against a dictionary of strings, text
-    that is an integer as that integer against a dictionary of integers (a CSV column whose type was inferred
-    differently in one file: ``"3"`` and ``3`` are the same category), and booleans and 0/1 as each other."""
+def _as_reference_keys(key_type: str | None, keys: list, ref: frozenset) -> tuple[str | None, list]:
+    """A window's keys read as those of its reference dictionary ``ref`` (``(type, key)`` pairs): integers as
+    their text against text, text that is an integer as that integer against integers (a CSV column whose type
+    was inferred differently in one file: ``"3"`` and ``3`` are the same category), and booleans as 0/1 codes
+    or as the text Arrow's CSV reader takes for them, either way. Several keys may become one."""
+    ref_types = {t for t, _ in ref}
+    if ref_types == {"str"} and key_type == "bool":
+        # each boolean as the text the reference holds for it ("true", "True", "1", ...)
+        text = {v: next((t for t, b in _BOOL_TEXT.items() if b is v and ("str", t) in ref), str(v))
+                for v in (True, False)}
+        return "str", [text[k] for k in keys]
     if ref_types == {"str"} and key_type == "int":
         return "str", [str(k) for k in keys]
     if ref_types == {"int"} and key_type == "str":
@@ -522,7 +529,13 @@ class CategoricalColumnProfile:
         """
         if self._ref_typed is not None and keys:
             ref = self._ref_typed
-            key_type, keys = _as_reference_keys(key_type, keys, {t for t, _ in ref})
+            key_type, read = _as_reference_keys(key_type, keys, ref)
+            if read is not keys and len(set(read)) < len(read):  # "true" and "True" are one category: add up
+                summed: dict = {}
+                for k, c in zip(read, counts.tolist()):
+                    summed[k] = summed.get(k, 0) + c
+                read, counts = list(summed), np.fromiter(summed.values(), dtype=np.int64, count=len(summed))
+            keys = read
             seen = np.fromiter(((key_type, k) in ref for k in keys), dtype=bool, count=len(keys))
             self.unseen_count += int(counts[~seen].sum())
             keys = [k for k, s_ in zip(keys, seen) if s_]
