@@ -261,7 +261,7 @@ class DriftReport:
             p = "-" if f.pvalue is None else f"{f.pvalue:.3g}"
             adjusted = f.pvalue_adjusted
             if f.pvalue is not None and adjusted is not None and adjusted != f.pvalue and not math.isnan(adjusted):
-                p += f" (adj {f.pvalue_adjusted:.3g})"
+                p += f" (adj {adjusted:.3g})"
             thr = "-" if f.threshold is None else f"{f.threshold:g}"
             drifted = "YES" if f.drifted else ("no" if f.status == STATUS_OK else f.status.replace("_", " "))
             rows.append((f.column, {"numerical": "num", "categorical": "cat"}.get(f.kind, f.kind), f.test or "-", stat, p, thr, drifted))

@@ -101,7 +101,7 @@ def _numpy_family(name: str, dtype: np.dtype) -> str:
         return "boolean"
     if kind in "OUST":
         return "string"
-    raise SchemaError(f"column {name!r} has unsupported dtype {dtype}: cudrift profiles numbers, booleans and strings")
+    raise _unsupported(name, dtype)
 
 
 def _arrow_info(name: str, typ: pa.DataType) -> ColumnInfo:
@@ -336,8 +336,9 @@ def _pandas_to_arrow(name: str, s: Any) -> pa.Array:
 
 
 def _dict_source(data: Mapping[str, Any], columns: Sequence[str] | None, errors: str) -> TableSource:
-    _check_unique([str(k) for k in data.keys()], "the dict of arrays")  # keys 1 and "1" are one name
-    names = _select([str(k) for k in data.keys()], columns, "the dict of arrays")
+    keys = [str(k) for k in data.keys()]
+    _check_unique(keys, "the dict of arrays")  # keys 1 and "1" are one name
+    names = _select(keys, columns, "the dict of arrays")
     by_name = {str(k): k for k in data.keys()}
     arrays: dict[str, Any] = {}
     lengths: dict[str, int] = {}

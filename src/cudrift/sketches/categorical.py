@@ -245,7 +245,10 @@ class CategoryCounts:
     ) -> "CategoryCounts":
         if not keys:
             return self
-        merged = self._merged(key_type, dict(zip(keys, counts.tolist())), int(counts.sum()), 0, 0, name)
+        table: dict = {}
+        for k, c in zip(keys, counts.tolist()):
+            table[k] = table.get(k, 0) + c  # (keys read as a reference's may repeat: "true" and "True")
+        merged = self._merged(key_type, table, int(counts.sum()), 0, 0, name)
         self._key_type, self._table, self._n, self._folded, self._error = (
             merged._key_type, merged._table, merged._n, merged._folded, merged._error
         )

@@ -395,12 +395,13 @@ def _describe_ref(ref: frozenset | None) -> str:
     return f"{len(ref)} categories [{', '.join(repr(k) for k in preview)}{more}]"
 
 
-def _as_reference_keys(key_type: str | None, keys: list, ref: frozenset) -> tuple[str | None, list]:
+def _as_reference_keys(key_type: str | None, keys: list, ref: frozenset, ref_types: set[str]
+                       ) -> tuple[str | None, list]:
     """A window's keys read as those of its reference dictionary ``ref`` (``(type, key)`` pairs): integers as
     their text against text, text that is an integer as that integer against integers (a CSV column whose type
     was inferred differently in one file: ``"3"`` and ``3`` are the same category), and booleans as 0/1 codes
-    or as the text Arrow's CSV reader takes for them, either way. Several keys may become one."""
-    ref_types = {t for t, _ in ref}
+    or as the text Arrow's CSV reader takes for them, either way. Several keys may become one (``ref_types``:
+    the types in ``ref``, kept by the column)."""
     if ref_types == {"str"} and key_type == "bool":
         # each boolean as the text the reference holds for it ("true", "True", "1", ...)
         text = {v: next((t for t, b in _BOOL_TEXT.items() if b is v and ("str", t) in ref), str(v))
@@ -463,7 +464,8 @@ class CategoricalColumnProfile:
     (4, 1, 2, 1, False)
     """
 
-    __slots__ = ("count", "null_count", "counts", "reference_categories", "unseen_count", "_ref_typed")
+    __slots__ = ("count", "null_count", "counts", "reference_categories", "unseen_count", "_ref_typed",
+                 "_ref_types")
 
     def __init__(
         self,
@@ -479,6 +481,7 @@ class CategoricalColumnProfile:
         self.reference_categories = reference_categories
         self.unseen_count = unseen_count
         self._ref_typed = None if reference_categories is None else _typed(reference_categories)
+        self._ref_types = None if self._ref_typed is None else {t for t, _ in self._ref_typed}
 
     @classmethod
     def empty(
@@ -529,13 +532,7 @@ class CategoricalColumnProfile:
         """
         if self._ref_typed is not None and keys:
             ref = self._ref_typed
-            key_type, read = _as_reference_keys(key_type, keys, ref)
-            if read is not keys and len(set(read)) < len(read):  # "true" and "True" are one category: add up
-                summed: dict = {}
-                for k, c in zip(read, counts.tolist()):
-                    summed[k] = summed.get(k, 0) + c
-                read, counts = list(summed), np.fromiter(summed.values(), dtype=np.int64, count=len(summed))
-            keys = read
+            key_type, keys = _as_reference_keys(key_type, keys, ref, self._ref_types)
             seen = np.fromiter(((key_type, k) in ref for k in keys), dtype=bool, count=len(keys))
             self.unseen_count += int(counts[~seen].sum())
             keys = [k for k, s_ in zip(keys, seen) if s_]

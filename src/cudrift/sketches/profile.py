@@ -105,11 +105,16 @@ class Profile:
         return cls.empty_like(like)
 
     @classmethod
-    def empty_like(cls, reference: "Profile") -> "Profile":
-        """An empty profile with the reference's columns, edges and dictionaries (the identity of merge)."""
+    def empty_like(cls, reference: "Profile", skip: int = 0) -> "Profile":
+        """An empty profile with the reference's columns, edges and dictionaries (the identity of merge).
+
+        Its samples' indices continue the reference's, ``skip`` indices on: a
+        window that skips at least the values of the windows before it draws
+        no index they drew (the Triton monitor's sliding windows).
+        """
         cols: dict[str, ColumnProfile] = {}
         for name, kind in reference.kinds.items():
-            cols[name] = _empty_column(kind, reference, name, reference.config, reference.dtypes[name])
+            cols[name] = _empty_column(kind, reference, name, reference.config, reference.dtypes[name], skip=skip)
         return cls(cols, dict(reference.kinds), dict(reference.dtypes), 0, reference.config)
 
     # ------------------------------------------------------------------ merge
@@ -236,9 +241,10 @@ def _describe(p: Profile) -> str:
 
 
 def _empty_column(kind: str, like: Profile | None, name: str, config: ProfileConfig, dtype: str,
-                  same_dictionary: bool = False) -> ColumnProfile:
-    """An empty column that merges with ``like``'s profiles: its edges, and the dictionary a window of ``like``
-    gets (with ``same_dictionary``: ``like``'s own, none for a reference, so that it merges with ``like`` itself).
+                  same_dictionary: bool = False, skip: int = 0) -> ColumnProfile:
+    """An empty column that merges with ``like``'s profiles: its edges, its sample continuing ``like``'s
+    (``skip`` indices on), and the dictionary a window of ``like`` gets (with ``same_dictionary``: ``like``'s
+    own, none for a reference, so that it merges with ``like`` itself). ``config`` is ``like``'s when given.
     """
     if kind == NUMERICAL:
         extends = like is not None and name in like.columns and like.kinds.get(name) == NUMERICAL
@@ -247,11 +253,9 @@ def _empty_column(kind: str, like: Profile | None, name: str, config: ProfileCon
             sample_size=config.sample_size, seed=config.seed, dtype=dtype
         )
         if extends:
-            extended = like.columns[name].sample
-            if (extended.size, extended.seed) == (col.sample.size, col.sample.seed):
-                # the part continues like's sample indices: a window grown from many small parts samples as one
-                # pass over its rows would, instead of every part drawing the same positions
-                col.sample = extended.continuing()
+            # the part continues like's sample indices: a window grown from many small parts samples as one
+            # pass over its rows would, instead of every part drawing the same positions
+            col.sample = like.columns[name].sample.continuing(skip)
         return col
     ref_cats = None
     if like is not None and name in like.columns and like.kinds.get(name) == CATEGORICAL:

@@ -120,9 +120,9 @@ def _bottom(pri: np.ndarray, val: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     order = np.argsort(pri, kind="stable")
     sp = pri[order]
     if sp.size > 1 and np.any(sp[1:] == sp[:-1]):
-        # Equal priorities (the same index in two merged shards with the same
-        # key): break ties so the result does not depend on argument order,
-        # by a hash of the value first, which favours no range of values.
+        # Equal priorities (the same index in two merged shards): break ties
+        # so the result does not depend on argument order, by a hash of the
+        # value first, which favours no range of values.
         order = np.lexsort((val, splitmix64(val.view(np.uint64)), pri))
     order = order[:k]
     return pri[order], val[order]
@@ -162,7 +162,7 @@ class Sample:
         self._n_seen = n_seen
         self._pri = priorities
         self._val = values
-        # index of this sample's first value in its stream (not serialized: see continuing())
+        # index of this sample's first value in its stream (see continuing())
         self._base = base
 
     @classmethod
@@ -212,7 +212,6 @@ class Sample:
         m = x.size
         if m == 0:
             return self
-        seed = self._seed
         k = self._size
         # Only batch values below the current k-th priority can enter a full
         # sample; with room left, a threshold that passes about k + 4 sqrt(k)
@@ -221,13 +220,13 @@ class Sample:
         guess = (k + _SIGMAS * math.sqrt(k) + _SLACK) / m
         estimated = max(0, int(guess * _U64)) if guess < 1.0 else None
         if estimated is not None and (below is None or estimated < below):
-            pos, pri = _candidates(self._start, m, seed, estimated)
+            pos, pri = _candidates(self._start, m, self._seed, estimated)
             if pos.size < k:
                 # Fewer than k values below the guess: the answer may need
                 # values above it, so select again with the exact limit.
-                pos, pri = _candidates(self._start, m, seed, below)
+                pos, pri = _candidates(self._start, m, self._seed, below)
         else:
-            pos, pri = _candidates(self._start, m, seed, below)
+            pos, pri = _candidates(self._start, m, self._seed, below)
         # +0.0 maps -0.0 to +0.0 so that ties by value never depend on order.
         val = x[pos].astype(np.float64) + 0.0
         self._pri, self._val = _bottom(np.concatenate((self._pri, pri)), np.concatenate((self._val, val)), k)
@@ -252,8 +251,7 @@ class Sample:
             )
         pri, val = _bottom(np.concatenate((self._pri, other._pri)), np.concatenate((self._val, other._val)), self._size)
         # the first index of the two (an empty side has none: empty() stays the identity)
-        base = min(s._base for s in (self, other) if s._n_seen) if self._n_seen or other._n_seen else min(
-            self._base, other._base)
+        base = min([s._base for s in (self, other) if s._n_seen] or [self._base, other._base])
         return Sample(self._size, self._seed, self._n_seen + other._n_seen, pri, val, base)
 
     def __add__(self, other: "Sample") -> "Sample":

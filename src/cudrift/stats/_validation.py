@@ -7,6 +7,7 @@ way ``scipy.stats`` does, so a user never sees a bare NumPy traceback.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -175,3 +176,18 @@ def as_count_pair(ref: Any, cur: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def dropped_details(n_dropped: tuple[int, int]) -> dict[str, int]:
     return {"n_dropped_reference": int(n_dropped[0]), "n_dropped_current": int(n_dropped[1])}
+
+
+def unit_scale(z: np.ndarray) -> tuple[np.ndarray, float]:
+    """``z`` divided by the power of two ``c`` just above its largest magnitude, and ``c``.
+
+    Dividing by a power of two is exact, and it keeps squares from
+    overflowing (values near 1e200) or underflowing (near 1e-200): the
+    kernel and energy sums, and a standard deviation, follow a common scale
+    of the values exactly.
+    """
+    top = float(np.max(np.abs(z))) if z.size else 0.0
+    if not (top > 0 and math.isfinite(top)):
+        return z, 1.0
+    e = min(math.frexp(top)[1], 1023)  # 2**1024 is past float64: values up to the limit scale below 2
+    return np.ldexp(z, -e), math.ldexp(1.0, e)

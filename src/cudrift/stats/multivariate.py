@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import SchemaError
 from ._backend import use_gpu
 from ._result import TestResult
-from ._validation import as_points, dropped_details
+from ._validation import as_points, dropped_details, unit_scale
 
 __all__ = ["mmd", "energy_distance_nd", "median_heuristic"]
 
@@ -56,21 +56,6 @@ def _sq_dists(a: np.ndarray, b: np.ndarray, a_sq: np.ndarray, b_sq: np.ndarray) 
     return out
 
 
-def _unit_scale(z: np.ndarray) -> tuple[np.ndarray, float]:
-    """``z`` divided by the power of two ``c`` just above its largest magnitude, and ``c``.
-
-    Dividing by a power of two is exact, and it keeps the squared distances
-    of the kernel and energy sums from overflowing (points near 1e200) or
-    underflowing (points near 1e-200): both statistics follow a common scale
-    of the points exactly.
-    """
-    top = float(np.max(np.abs(z))) if z.size else 0.0
-    if not (top > 0 and math.isfinite(top)):
-        return z, 1.0
-    e = min(math.frexp(top)[1], 1023)  # 2**1024 is past float64: values up to the limit scale below 2
-    return np.ldexp(z, -e), math.ldexp(1.0, e)
-
-
 def _tiles(n: int):
     return [(s, min(s + TILE, n)) for s in range(0, n, TILE)]
 
@@ -96,7 +81,7 @@ def median_heuristic(points: np.ndarray, seed: int = 0) -> float:
     if z.shape[0] > _MEDIAN_POINTS:
         idx = np.random.default_rng(seed).choice(z.shape[0], _MEDIAN_POINTS, replace=False)
         z = z[np.sort(idx)]
-    z, scale = _unit_scale(z)  # exact, and the squares stay finite
+    z, scale = unit_scale(z)  # exact, and the squares stay finite
     z = z - z.mean(axis=0)
     sq = (z * z).sum(axis=1)
     d = np.sqrt(_sq_dists(z, z, sq, sq))
@@ -241,7 +226,7 @@ def mmd_inputs(reference: Any, current: Any, bandwidth: Any, n_permutations: Any
         raise ValueError(f"mmd needs at least 2 points in each sample, got {n} and {m}.")
     # a common scale and the centering change no kernel value: the first keeps the squares finite, the
     # second keeps the BLAS expansion accurate
-    z, scale = _unit_scale(np.concatenate((x, y)))
+    z, scale = unit_scale(np.concatenate((x, y)))
     z -= z.mean(axis=0)
     sigma = float(bandwidth) / scale if bandwidth is not None else median_heuristic(z, seed)
     big_n = n + m
@@ -288,7 +273,7 @@ def energy_distance_nd(reference: Any, current: Any) -> TestResult:
     """
     x, y, dropped = _pair(reference, current)
     n, m = x.shape[0], y.shape[0]
-    z, scale = _unit_scale(np.concatenate((x, y)))  # exact: every distance scales with it
+    z, scale = unit_scale(np.concatenate((x, y)))  # exact: every distance scales with it
     z -= z.mean(axis=0)
     x, y = z[:n], z[n:]
     sx, sy = (x * x).sum(axis=1), (y * y).sum(axis=1)

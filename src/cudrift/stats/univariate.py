@@ -56,7 +56,7 @@ from ._grid import (
 )
 from ._backend import check_backend, to_host, use_gpu
 from ._result import TestResult
-from ._validation import as_sample, check_bool, check_option, dropped_details
+from ._validation import as_sample, check_bool, check_option, dropped_details, unit_scale
 
 __all__ = [
     "ks_2samp",
@@ -949,12 +949,13 @@ def _std(x: np.ndarray) -> float:
     """
     if x.size and x[0] == x[-1]:
         return 0.0
-    scale = max(abs(float(x[0])), abs(float(x[-1]))) if x.size else 1.0
-    if 1e-100 < scale < 1e100:
+    top = max(abs(float(x[0])), abs(float(x[-1]))) if x.size else 1.0
+    if 1e-100 < top < 1e100:
         return float(np.std(x))
     # squares of values past ~1e154 overflow, and of values below ~1e-162 underflow to 0 (a varying sample
     # would get the constant rule's normalizer 1): scale to about 1 first
-    return float(np.std(x / scale)) * scale
+    z, scale = unit_scale(x)
+    return float(np.std(z)) * scale
 
 
 def _usable_std(std: float | None, lo: float, hi: float) -> bool:

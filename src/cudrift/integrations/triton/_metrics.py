@@ -314,8 +314,6 @@ class MonitorMetrics:
         self._published_rows = int(restored("cudrift_window_rows_total", rows_total))
         self._published_windows = int(restored("cudrift_windows_closed_total", windows_closed))
         self._published_dropped = int(restored("cudrift_window_dropped_rows_total", rows_dropped))
-        self._metric("cudrift_window_open_rows").set(0)
-        self._metric("cudrift_backlog_rows").set(0)
         self._restore_gauges(totals.get("last_window"))
 
     def _restore_gauges(self, last: Any) -> None:

@@ -46,7 +46,6 @@ import numpy as np
 from cudrift.errors import FormatError
 from cudrift.integrations.triton._layout import FeatureLayout
 from cudrift.sketches import _format
-from cudrift.sketches.column import NumericColumnProfile
 from cudrift.sketches.profile import Profile, profile
 
 __all__ = ["WindowState", "ClosedWindow", "reference_digest", "CHECKPOINT_KIND", "CHECKPOINT_VERSION"]
@@ -279,16 +278,9 @@ class WindowState:
         w = self._open
         w.closed_at = now
         self._sealed.append(w)
-        self._open = _Window(w.window_id + 1, now, self._fresh_profile())
-
-    def _fresh_profile(self) -> Profile:
-        """An empty window profile whose samples start past every row accepted so far, so that the windows a
-        sliding comparison merges never draw the same sample indices (each window has fewer values a column)."""
-        p = Profile.empty_like(self.reference)
-        for col in p.columns.values():
-            if isinstance(col, NumericColumnProfile):
-                col.sample = col.sample.continuing(self.rows_total)
-        return p
+        # its samples start past every row accepted so far: the windows a sliding comparison merges never
+        # draw the same sample indices (a window has at most as many values in a column as rows)
+        self._open = _Window(w.window_id + 1, now, Profile.empty_like(self.reference, skip=self.rows_total))
 
     # ------------------------------------------------------------ worker
     @property

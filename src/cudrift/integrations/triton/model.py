@@ -39,6 +39,7 @@ from cudrift.integrations.triton._layout import NUMERIC, OUTPUT_NAME, FeatureLay
 from cudrift.integrations.triton._metrics import MonitorMetrics
 from cudrift.integrations.triton._state import WindowState, reference_digest
 from cudrift.io._atomic import write_atomic
+from cudrift.kernels._host import float32_edges
 from cudrift.sketches.column import NumericColumnProfile
 from cudrift.sketches.histogram import Histogram
 from cudrift.sketches.profile import Profile, profile
@@ -518,29 +519,24 @@ class TritonPythonModel:
         self._log.log_info(f"cudrift monitor {self._name}: stopped with {self.state.open_rows} rows in the open window")
 
 
-_INPUT_FLOATS = {"TYPE_FP32": np.float32, "TYPE_FP16": np.float16}
-
-
 def _at_input_precision(reference: Profile, layout: FeatureLayout) -> Profile:
-    """The reference with each numeric column's outer histogram edges widened to the precision its input arrives
-    in (FP32 for NUMERIC), so the reference's own extremes, rounded to that precision, are not out of range.
+    """The reference with the outer histogram edges of each column that arrives as FP32 (NUMERIC, FP32
+    predictions) widened to float32, so the reference's own extremes, rounded to float32, are not out of range.
 
     Equal-mass edges start and end at the reference's minimum and maximum, so no reference value lies in the
     added sliver and every count stays exact. Windows are profiled like this reference, and compared with it.
     """
     widened = dict(reference.columns)
     for g in layout.groups:
-        dt = _INPUT_FLOATS.get(g.data_type)
-        if g.kind != "numerical" or dt is None:
+        if g.kind != "numerical" or g.data_type != "TYPE_FP32":
             continue
         for name in g.columns:
             col = reference.columns[name]
             if not isinstance(col, NumericColumnProfile) or col.histogram is None:
                 continue
             e = col.histogram.edges.copy()
-            lo, hi = dt(e[0]), dt(e[-1])  # to nearest; then outward where that moved inward
-            lo = np.nextafter(lo, dt(-np.inf)) if float(lo) > e[0] else lo
-            hi = np.nextafter(hi, dt(np.inf)) if float(hi) < e[-1] else hi
+            # outward to float32: the float32 at or below the first edge, at or above the last
+            lo, hi = -float32_edges(-e[:1])[0], float32_edges(e[-1:])[0]
             if not (np.isfinite(lo) and np.isfinite(hi)) or (float(lo), float(hi)) == (e[0], e[-1]):
                 continue
             e[0], e[-1] = float(lo), float(hi)
