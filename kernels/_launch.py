@@ -155,3 +155,25 @@ def shared_limit() -> int:
 def resident_blocks() -> int:
     """Blocks of the default size aimed to be resident per SM (also what :func:`target_blocks` counts)."""
     return _BLOCKS_PER_SM
+
+
+def column_range(a, j0: int, j1: int):
+    """Columns ``j0:j1`` of a 2-D Numba device array, made in constant time.
+
+    Numba's own slicing (``DeviceNDArray.__getitem__``) lists the contiguous
+    extents of a result that is not contiguous, one per row: 100 million
+    Python iterations (minutes, and gigabytes of tuples) for a column range of
+    a 100M-row row-major window, where the kernel itself takes milliseconds.
+    This view is built from the pointer instead: same shape, strides and
+    owner as ``a[:, j0:j1]``. Simulator arrays (and arrays with a negative
+    stride or no elements) slice as before.
+    """
+    if j0 == 0 and j1 == a.shape[1]:
+        return a
+    data = getattr(a, "gpu_data", None)
+    if data is None or a.size == 0 or j1 <= j0 or min(a.strides) < 0:
+        return a[:, j0:j1]
+    from numba.cuda.cudadrv.devicearray import DeviceNDArray
+
+    return DeviceNDArray(shape=(a.shape[0], j1 - j0), strides=a.strides, dtype=a.dtype,
+                         gpu_data=data.view(j0 * a.strides[1]), stream=a.stream)

@@ -1071,10 +1071,11 @@ def launch_profile(
                 # a chunk without histograms); the kernel never reads those.
                 return a if (j0 == 0 and j1 == n_cols) or a.size == 0 else a[j0:j1]
 
+            # (column_range, not x[:, j0:j1]: Numba's slicing walks every row of a view that is not contiguous)
             profile_rows_kernel[n_rb, block, stream, nbytes](
-                x[:, j0:j1], mask[:, j0:j1] if has_mask else mask, has_mask, cut(edges), cut(cmp), cut(n_edges),
-                cut(uniform), private, cells, pitch, cut(hist), cut(special), cut(mins), cut(maxs),
-                cut(blk_count), cut(blk_mean), cut(blk_m2),
+                _launch.column_range(x, j0, j1), _launch.column_range(mask, j0, j1) if has_mask else mask, has_mask,
+                cut(edges), cut(cmp), cut(n_edges), cut(uniform), private, cells, pitch, cut(hist), cut(special),
+                cut(mins), cut(maxs), cut(blk_count), cut(blk_mean), cut(blk_m2),
             )
         return
     private, cells, pitch = _columns_plan(max_edges, nt, privatize, eb, interleave)

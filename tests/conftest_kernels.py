@@ -75,8 +75,10 @@ def pad_edges(edge_list) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_profile(x, edge_list, uniform=None, null_mask=None, *, threads=None, row_blocks=None, privatize=None,
-                edges32="auto", interleave=True):
+                edges32="auto", interleave=True, device=None):
     """One :func:`launch_profile` on host arrays; returns the host outputs and merged moments.
+
+    ``device``: a device array holding ``x``'s values to launch on instead of a copy of ``x``.
 
     ``edges32``: ``"auto"`` passes :func:`_host.float32_edges` of the edges, as the
     GPU backend does (float32 ``x`` is then binned in float32); None the float64
@@ -93,7 +95,8 @@ def run_profile(x, edge_list, uniform=None, null_mask=None, *, threads=None, row
     dev = {k: cuda.to_device(v) for k, v in profile_outputs(n_cols, edges.shape[1], rb, np.full).items()}
     mask = None if null_mask is None else cuda.to_device(null_mask)
     launch_profile(
-        cuda.to_device(x), cuda.to_device(edges), cuda.to_device(n_edges), cuda.to_device(uni),
+        cuda.to_device(x) if device is None else device, cuda.to_device(edges), cuda.to_device(n_edges),
+        cuda.to_device(uni),
         **dev, null_mask=mask, edges32=edges32, threads=nt, privatize=privatize, interleave=interleave,
     )
     res = {k: v.copy_to_host() for k, v in dev.items()}

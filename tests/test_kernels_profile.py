@@ -222,6 +222,40 @@ def test_row_major_slabs_and_wide_matrices(monkeypatch):
     assert kp.rows_layout(x[:, 5:9]) and not kp.rows_layout(np.asfortranarray(x)) and not kp.rows_layout(x[:, :1])
 
 
+def test_column_ranges_of_a_device_window_are_cut_without_walking_its_rows(monkeypatch):
+    """A column range of a wider device window (a view that is not contiguous), wider than a slab.
+
+    Numba's own slicing lists one contiguous extent per row of such a view:
+    at 1e8 rows the launch took minutes in Python before the kernel ran (the
+    card run of 2026-11-27 stopped there). The slabs are now cut as views
+    (:func:`_launch.column_range`); on a card, listing the extents of a view
+    that is not contiguous fails this test. Counts as the CPU's.
+    """
+    from numba.cuda.cudadrv import dummyarray
+
+    if not _cuda.SIMULATOR:  # (simulator arrays slice as NumPy does; it has no dummyarray.Array)
+        real = dummyarray.Array.iter_contiguous_extent
+
+        def contiguous_only(self):
+            assert self.is_c_contig or self.is_f_contig, f"Numba walked the rows of a {self.shape} view"
+            return real(self)
+
+        monkeypatch.setattr(dummyarray.Array, "iter_contiguous_extent", contiguous_only)
+    launched = _plans(monkeypatch)
+    rng = np.random.default_rng(43)
+    big = _sprinkle(rng.normal(size=(70, 48)), rng).astype(np.float32)
+    d = cuda.to_device(big)
+    for j0, j1 in ((4, 44), (40, 48), (0, 40)):
+        view = _launch.column_range(d, j0, j1)
+        assert view.shape == (70, j1 - j0) and tuple(view.strides) == tuple(d.strides)
+        edges = [uniform_edges(-2.0, 2.0, 9) if j % 3 else equal_mass_edges(np.sort(rng.normal(size=200)), 7)
+                 for j in range(j0, j1)]
+        check_profile(big[:, j0:j1], edges, uniform=[1 if j % 3 else 0 for j in range(j0, j1)], threads=32,
+                      row_blocks=3, device=view)
+    assert launched[-1][0] == 20  # 40 columns over 32 threads: two slabs of 20, each a range of the view
+    assert _launch.column_range(d, 0, 48) is d
+
+
 @pytest.mark.parametrize("edges32", ["auto", None])
 def test_interleaved_and_column_after_column_layouts_count_alike(edges32, monkeypatch):
     """The row kernel's two shared layouts (:func:`slab_offsets`) against the CPU twin and each other.
