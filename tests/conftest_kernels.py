@@ -75,7 +75,7 @@ def pad_edges(edge_list) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_profile(x, edge_list, uniform=None, null_mask=None, *, threads=None, row_blocks=None, privatize=None,
-                edges32="auto", interleave=True, device=None):
+                edges32="auto", interleave=None, device=None):
     """One :func:`launch_profile` on host arrays; returns the host outputs and merged moments.
 
     ``device``: a device array holding ``x``'s values to launch on instead of a copy of ``x``.

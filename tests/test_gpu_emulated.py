@@ -137,7 +137,7 @@ def test_gpu_check_runs_every_step_under_emulation(emulated_gpu_check):
     # the A/B rows' own checks: float64 binning counts what float32 binning counts, the GPU MMD is the CPU's
     assert rows["fused pass, row-major float32, float64 bins (before)"]["note"].startswith("histogram equal to")
     for before in ("fused pass, row-major f32, slab data column-wise (before)",
-                   "fused pass, column-major f32, one copy per block (before)"):
+                   "fused pass, column-major f32, 32 per-lane copies (A/B)"):
         assert rows[before]["note"].startswith("histogram equal to"), before
     agree = rows["MMD, RBF, 5 permutations (1 feature)"]["agreement"]
     assert agree["same_pvalue"] and agree["statistic_rel_diff"] < 1e-9, agree
