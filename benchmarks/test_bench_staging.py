@@ -78,3 +78,32 @@ def test_stage_row_blocks(benchmark, staging, bench_store, k):
     benchmark.extra_info["gb_per_s"] = ROWS * k * 4 / best / 1e9
     benchmark.extra_info["speedup_vs_column_by_column"] = bench_store.ratio(
         f"staging {k} C-ordered columns: column by column / row blocks", base / best)
+
+
+def whole_matrix(x, buf, pool, lines):
+    """Every column of ``x`` staged group by group, grouped as the backend groups them with a budget of 6
+    columns (``GROUP_BYTES`` at 1e7 rows), with or without :func:`_gpu_host.shared_lines`."""
+    n, k = x.shape
+    units = gh.plan_units([n] * k, n)
+    hint = gh.shared_lines([x[:, j] for j in range(k)]) if lines else None
+    for group in gh.group_units(units, [n] * k, [x.dtype] * k, k * n, 6 * n * x.dtype.itemsize, hint):
+        j0, j1 = group[0][0], group[-1][0] + 1
+        row_blocks(x[:, j0:j1], j1 - j0, buf, pool)
+
+
+@pytest.mark.parametrize("lines", [False, True], ids=["budget", "lines"])
+def test_stage_whole_matrix_grouped(benchmark, staging, bench_store, lines):
+    """All 64 columns, in the groups the backend makes: by the byte budget alone (each group reading the
+    cache lines of its 6 columns out of 16 for every row: each line read several times) or by whole lines."""
+    x, buf, pool = staging
+    benchmark.pedantic(whole_matrix, args=(x, buf, pool, lines), rounds=3, iterations=1, warmup_rounds=1)
+    label = f"stage all {COLS} C-ordered columns, grouped by {'lines' if lines else 'budget'}"
+    best = bench_store.record(label, benchmark)
+    if math.isnan(best):
+        return
+    benchmark.extra_info["gb_per_s"] = ROWS * COLS * 4 / best / 1e9
+    if lines:
+        base = bench_store.seconds(f"stage all {COLS} C-ordered columns, grouped by budget",
+                                   lambda: whole_matrix(x, buf, pool, False), rounds=2)
+        benchmark.extra_info["speedup_vs_budget"] = bench_store.ratio(
+            f"staging all {COLS} C-ordered columns: grouped by budget / by lines", base / best)

@@ -73,24 +73,28 @@ def test_host_columns_staged_in_groups(rng, monkeypatch):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_row_major_host_matrix_staged_a_row_block_at_a_time(rng, monkeypatch, dtype):
-    """A C-ordered host matrix: each group of its columns staged as row blocks (several pieces of all the group's
-    columns, both pinned buffers reused), profiles and detector results equal to the NumPy path's; a column
-    subset that is not evenly spaced is staged column by column, with the same results."""
+    """A C-ordered host matrix: its columns grouped by whole cache lines, each group staged as row blocks
+    (several pieces of all the group's columns, both pinned buffers reused), profiles and detector results
+    equal to the NumPy path's; a column subset that is not evenly spaced is staged column by column, with the
+    same results."""
     from cudrift.backends import _gpu_host as gh
 
     item = np.dtype(dtype).itemsize
-    monkeypatch.setattr(_gpu, "GROUP_BYTES", 3 * item * 300)  # groups of up to 3 columns: 7 columns in 3 groups
-    monkeypatch.setattr(_gpu, "PIECE_BYTES", 3 * item * 64)  # pieces of 64 rows of a 3-column group
+    monkeypatch.setattr(_gpu, "GROUP_BYTES", 3 * item * 300)  # a budget of 3 columns
+    monkeypatch.setattr(gh, "LINE_BYTES", 2 * item)  # "lines" of two columns: the 3-column budget ends inside one
+    monkeypatch.setattr(_gpu, "PIECE_BYTES", 3 * item * 64)  # pieces of 48 rows of 4 columns, 64 rows of 3
     blocks = []
     real = gh.stage_block
     monkeypatch.setattr(gh, "stage_block", lambda dst, src, *a, **k: blocks.append(src.shape) or real(dst, src, *a, **k))
     widths = _launch_widths(monkeypatch)
     names = [f"c{j}" for j in range(7)]
     x = _with_specials(rng.normal(size=(300, 7)) + np.arange(7), rng).astype(dtype)  # each column its own mean
-    assert x.flags.c_contiguous
+    assert x.flags.c_contiguous and x.ctypes.data % 16 == 0  # (rows start at a "line": pairs 0-1, 2-3, 4-5)
     pc = cudrift.profile(x, columns=names, config=CFG, backend="cpu")
     _assert_profiles_match(pc, cudrift.profile(x, columns=names, config=CFG, backend="gpu"))
-    assert widths == [3, 3, 1] and (64, 3) in blocks and (300 - 4 * 64, 3) in blocks, (widths, blocks)
+    # columns 0-2 fill the budget; 3 shares its line with 2, so it joins them; 4-6 fill the next budget
+    assert widths == [4, 3] and blocks == [(48, 4)] * 6 + [(12, 4), (64, 3), (64, 3), (64, 3), (64, 3), (44, 3)], \
+        (widths, blocks)
     cur = _with_specials(rng.normal(0.6, size=(200, 7)) + np.arange(7), rng).astype(dtype)
     _assert_profiles_match(cudrift.profile(cur, columns=names, like=pc, backend="cpu"),
                            cudrift.profile(cur, columns=names, like=pc, backend="gpu"))

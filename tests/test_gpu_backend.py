@@ -227,6 +227,42 @@ def test_row_blocks_of_other_arrays_and_dtypes(rng, tmp_path):
     assert np.array_equal(dst, wide[:, 10:16].T)
 
 
+def test_columns_of_a_c_ordered_matrix_are_grouped_by_whole_cache_lines(rng):
+    """A group budget that holds 6 of a 64-column float32 matrix's columns: groups end at cache-line boundaries
+    (16 columns each where rows start at a line), so that staging reads each line once, not 2.75-5.5 times;
+    the device budget still holds; column-major columns, separate arrays and cut columns group as before."""
+    n = 1000
+    buf = np.zeros(n * 64 + 16, dtype=np.float32)
+    first = (-buf.ctypes.data % 64) // 4
+    m = buf[first:][: n * 64].reshape(n, 64)  # each row four whole lines
+    lines = gh.shared_lines([m[:, j] for j in range(64)])
+    assert lines == [j % 16 != 0 for j in range(64)]
+    units = gh.plan_units([n] * 64, n)
+
+    def widths(lines, max_rows=64 * n, budget=6 * n * 4):
+        groups = gh.group_units(units, [n] * 64, ["f4"] * 64, max_rows, budget, lines)
+        assert [u for g in groups for u in g] == units  # every column once, in order
+        return [len(g) for g in groups]
+
+    assert widths(lines) == [16] * 4
+    assert widths(None) == widths([False] * 64) == [6] * 10 + [4]  # the budget alone
+    assert widths(lines, max_rows=10 * n) == [10, 6] * 4  # the device budget is never exceeded
+    assert widths(lines, budget=20 * n * 4) == [32, 32]  # past the budget, up to the next line
+    # rows 16 bytes into a line: lines start at columns 12, 28, 44 and 60
+    shifted = buf[first + 4 :][: (n - 1) * 64].reshape(n - 1, 64)
+    lines = gh.shared_lines([shifted[:, j] for j in range(64)])
+    assert lines == [j % 16 != 12 and j > 0 for j in range(64)]
+    assert widths(lines) == [12, 16, 16, 16, 4]
+    # columns of a column-major matrix, of separate arrays, or not adjacent share no line
+    f = np.asfortranarray(m)
+    assert not any(gh.shared_lines([f[:, j] for j in range(64)]))
+    assert not any(gh.shared_lines([rng.normal(size=n) for _ in range(4)]))
+    assert not any(gh.shared_lines([m[:, 0], m[:, 2], m[:, 4]]))  # not adjacent
+    # a column cut into units stays alone
+    cut = gh.group_units(gh.plan_units([n, n, 3 * n], n), [n, n, 3 * n], ["f4"] * 3, 3 * n, 4, [False, True, True])
+    assert cut == [[(0, 0, n), (1, 0, n)], [(2, 0, n)], [(2, n, 2 * n)], [(2, 2 * n, 3 * n)]]
+
+
 def test_int_code_offset():
     assert gh.int_code_offset(0, 9, 10) == 0
     assert gh.int_code_offset(0, 10, 10) is None

@@ -629,7 +629,9 @@ def _host_numeric(dev, jobs: list[tuple[str, Any, np.ndarray, int, str, list | N
     units = []
     for i, (n, dt) in enumerate(zip(lengths, dtypes)):
         units += [(i, a, b) for _, a, b in gh.plan_units([n], unit_rows[dt])]
-    groups = gh.group_units(units, lengths, dtypes, min(unit_rows.values()), GROUP_BYTES)
+    # a C-ordered matrix's columns grouped by whole cache lines (gh.shared_lines), each line read once
+    groups = gh.group_units(units, lengths, dtypes, min(unit_rows.values()), GROUP_BYTES,
+                            gh.shared_lines([c[2] for c in cols]))
 
     def stage(g: int):
         parts = [(cols[i][2], a, b) for i, a, b in groups[g]]
