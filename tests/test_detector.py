@@ -245,6 +245,31 @@ def test_bad_inputs_get_clear_errors(rng):
         DriftDetector(_window(rng, 50), backend="tpu")
 
 
+def test_workers_one_tests_every_column_on_the_calling_thread(rng, monkeypatch):
+    """workers=1 (what the Triton monitor uses): every column tested on the caller's thread, the report the
+    same as with a pool of threads; a workers value that is not a whole number >= 1 is refused."""
+    import threading
+
+    from cudrift.detect import detector as dd
+
+    ref, cur = _window(rng, 2000), _window(rng, 1500, shift=0.5)
+    seen = []
+    real = dd.DriftDetector._column
+    monkeypatch.setattr(dd.DriftDetector, "_column",
+                        lambda self, *a: seen.append(threading.get_ident()) or real(self, *a))
+    monkeypatch.setattr(dd, "_workers", lambda: 4)
+    pooled = DriftDetector(ref).compare(cur)
+    assert len(seen) == 5 and threading.get_ident() not in seen  # a pool of 4
+    seen.clear()
+    det = DriftDetector(ref, workers=1)
+    one = det.compare(cur)
+    assert seen == [threading.get_ident()] * 5 and det.workers == 1
+    assert one.to_dict()["features"] == pooled.to_dict()["features"] and "b" in one.drifted_columns
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(ValueError, match=f"Invalid value for workers: {bad!r}"):
+            DriftDetector(ref, workers=bad)
+
+
 def test_kind_change_is_reported_not_raised(rng):
     ref = _window(rng, 1000)
     cur = _window(rng, 1000)

@@ -72,6 +72,12 @@ class DriftDetector:
         (it is kept as float64; default 1 GiB).
     null_share_tolerance
         A change of the null share larger than this (absolute) is reported.
+    workers
+        Threads that test the columns of a comparison (default: one per
+        core, at most 8). 1 tests them on the calling thread: what a server
+        that compares in the background wants, so that the comparison holds
+        the GIL from one thread, not several, against the request threads
+        (the Triton monitor does this).
 
     Examples
     --------
@@ -97,7 +103,12 @@ class DriftDetector:
         columns: Sequence[str] | None = None,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
         null_share_tolerance: float = 0.1,
+        workers: int | None = None,
     ):
+        if workers is not None and not (isinstance(workers, (int, np.integer)) and not isinstance(workers, bool)
+                                        and workers >= 1):
+            raise ValueError(f"Invalid value for workers: {workers!r} (expected a whole number >= 1, or None)")
+        self.workers = None if workers is None else int(workers)
         self.backend = resolve_backend(backend)
         self._all_test, self._column_tests = normalize_policy(policy, TESTS)
         self.policy = policy
@@ -253,9 +264,15 @@ class DriftDetector:
 
         names = [n for n in ref.columns if n in cur.columns]
         tests, rank_stats = self._device_rank_statistics(names, cur, cur_sorted)
-        with ThreadPoolExecutor(max_workers=_workers()) as pool:
-            results = list(pool.map(
-                lambda n: self._column(n, cur, cur_sorted.get(n), tests.get(n), rank_stats.get(n)), names))
+        def column(n: str):
+            return self._column(n, cur, cur_sorted.get(n), tests.get(n), rank_stats.get(n))
+
+        workers = self.workers or _workers()
+        if workers == 1 or len(names) <= 1:
+            results = [column(n) for n in names]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                results = list(pool.map(column, names))
         by_name = dict(zip(names, results))
 
         features: list[FeatureDrift] = []

@@ -240,8 +240,10 @@ class TritonPythonModel:
 
         digest = reference_digest(self.reference)  # checkpoints name the file's reference, not the widened one
         self.reference = _at_input_precision(self.reference, self.layout)
+        # workers=1: the worker compares each closed window on its own thread, one GIL contender against
+        # execute() rather than a pool of them
         self.detector = DriftDetector(self.reference, policy=self.settings.policy,
-                                      drift_share=self.settings.drift_share, backend=self.backend)
+                                      drift_share=self.settings.drift_share, backend=self.backend, workers=1)
         self.state = WindowState(self.reference, self.layout, self.settings.window_rows, self.settings.window_seconds,
                                  self.settings.sliding_windows, self.settings.fold_rows, self.backend,
                                  max_backlog_rows=self.settings.max_backlog_rows, digest=digest)
