@@ -248,6 +248,7 @@ def test_columns_of_a_c_ordered_matrix_are_grouped_by_whole_cache_lines(rng):
     assert widths(None) == widths([False] * 64) == [6] * 10 + [4]  # the budget alone
     assert widths(lines, max_rows=10 * n) == [10, 6] * 4  # the device budget is never exceeded
     assert widths(lines, budget=20 * n * 4) == [32, 32]  # past the budget, up to the next line
+    assert widths(lines, budget=0) == [1] * 64  # GROUP_BYTES = 0: every column alone, as documented
     # rows 16 bytes into a line: lines start at columns 12, 28, 44 and 60
     shifted = buf[first + 4 :][: (n - 1) * 64].reshape(n - 1, 64)
     lines = gh.shared_lines([shifted[:, j] for j in range(64)])

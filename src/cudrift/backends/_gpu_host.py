@@ -447,7 +447,8 @@ def group_units(units: Sequence[tuple[int, int, int]], lengths: Sequence[int], d
 
     ``lines`` (:func:`shared_lines`): a column that shares its cache line
     with the one before it joins that one's group past ``group_bytes``
-    (``max_rows`` still holds), so that the columns of a C-ordered matrix
+    (``max_rows`` still holds; ``group_bytes=0`` still means every column
+    alone), so that the columns of a C-ordered matrix
     are grouped by whole lines and staging reads each line once. With
     ``group_bytes`` holding 6 of a 64-column float32 matrix's columns, each
     group had read the lines of 6 columns out of 16 for every row, 11
@@ -471,7 +472,7 @@ def group_units(units: Sequence[tuple[int, int, int]], lengths: Sequence[int], d
         itemsize = np.dtype(dtypes[c]).itemsize
         if (whole and groups and key == (np.dtype(dtypes[c]), n) and rows + n <= max_rows
                 and (size + n * itemsize <= group_bytes
-                     or (lines is not None and lines[c] and groups[-1][-1][0] == c - 1))):
+                     or (group_bytes > 0 and lines is not None and lines[c] and groups[-1][-1][0] == c - 1))):
             groups[-1].append((c, a, b))
         else:
             groups.append([(c, a, b)])
