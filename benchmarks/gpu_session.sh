@@ -13,7 +13,7 @@
 #    both profile kernels' interleaved shared layouts, one summary launch per group, host windows staged in
 #    column groups), in one process;
 # 3. benchmarks/profile_sweep.py --registers 0,64: both profile kernels under each register cap, with
-#    float32 and float64 binning, with the shared layout before (interleave=False) and with PREFETCH on (is
+#    float32 and float64 binning, with each kernel's other shared layout and with PREFETCH on (is
 #    a cap for the column kernel worth it? is 64 still right for the row kernel? do the interleaved layouts
 #    and software-pipelined loads pay?);
 # 4. prints the tail of each log; the JSON and logs stay under $OUT for benchmarks/RESULTS.md.

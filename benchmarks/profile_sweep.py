@@ -139,24 +139,29 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
     has_layouts = "interleave" in inspect.signature(kp.launch_profile).parameters  # the shared layouts
     on_device32 = {id(p): cupy.asarray(_host.float32_edges(p[0])) for p in edge_sets.values()} if has_f32 else {}
 
-    def launch(packed, nt, rb, privatize=None, window=x, f32=True, interleave=True):
+    # launch_profile's own default layout: None (2026-11-27 on: interleaved rows, one copy per column block),
+    # True in the trees between the seventh and tenth sessions
+    layout_default = inspect.signature(kp.launch_profile).parameters["interleave"].default if has_layouts else None
+
+    def launch(packed, nt, rb, privatize=None, window=x, f32=True, interleave=None):
         dev = on_device[id(packed)]
         o = kp.profile_outputs(cols, packed[0].shape[1], rb, cupy.full)
         extra = {"edges32": _arg(on_device32[id(packed)])} if f32 and has_f32 else {}
-        if has_layouts:
+        if has_layouts and interleave is not None:  # (None: the module's default, also for a --baseline file)
             extra["interleave"] = interleave
         kp.launch_profile(*(_arg(a) for a in (window, *dev)), **{k: _arg(v) for k, v in o.items()},
                           threads=nt, privatize=privatize, stream=0, **extra)
         return o
 
-    def timed(label, packed, nt, rb, privatize=None, window=x, f32=True, interleave=True, **extra):
+    def timed(label, packed, nt, rb, privatize=None, window=x, f32=True, interleave=None, **extra):
         row = {"edges": label, "threads": nt, "row_blocks": rb, "privatize": privatize,
                "binning": "float32" if f32 and has_f32 else "float64", **extra}
         # the row kernel's slab column after column, the column kernel's single copy per block (a --baseline
         # file from before its copies has the row kernel's layouts only)
         rows_kernel = extra.get("kernel", "profile_rows_kernel") == "profile_rows_kernel"
         if has_layouts and (rows_kernel or hasattr(kp, "_columns_plan")):
-            row["shared_layout"] = "interleaved" if interleave else "column after column" if rows_kernel else "one copy"
+            used = interleave if interleave is not None else rows_kernel if layout_default is None else layout_default
+            row["shared_layout"] = "interleaved" if used else "column after column" if rows_kernel else "one copy"
         try:
             o = launch(packed, nt, rb, privatize, window, f32, interleave)
             cupy.cuda.runtime.deviceSynchronize()
@@ -205,9 +210,10 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
                 timed(label, edge_sets[label], nt, rb, window=window, kernel=name, **tag)
             if not prefetch:  # the float64 binning of float32 values, for the A/B under each cap
                 timed("equal-mass", edge_sets["equal-mass"], nt, rb, window=window, f32=False, kernel=name, **tag)
-            if not prefetch and has_layouts:  # the shared layout before: one copy of each column's data
-                timed("equal-mass", edge_sets["equal-mass"], nt, rb, window=window, interleave=False, kernel=name,
-                      **tag)
+            if not prefetch and has_layouts:  # the other shared layout: the row kernel's slab column after
+                # column, the column kernel's 32 per-lane copies (each kernel's default is the other one)
+                timed("equal-mass", edge_sets["equal-mass"], nt, rb, window=window,
+                      interleave=name != "profile_rows_kernel", kernel=name, **tag)
             # each row with the resources of the compile it launched (float32 and float64 edges compile apart)
             # sig[4]: the comparison edges' type
             compiled = {str(sig[4].dtype): res for sig, res in _resources(getattr(kp, name))}

@@ -82,10 +82,10 @@ def test_stage_row_blocks(benchmark, staging, bench_store, k):
 
 def whole_matrix(x, buf, pool, lines):
     """Every column of ``x`` staged group by group, grouped as the backend groups them with a budget of 6
-    columns (``GROUP_BYTES`` at 1e7 rows), with or without :func:`_gpu_host.shared_lines`."""
+    columns (``GROUP_BYTES`` at 1e7 rows), with or without :func:`_gpu_host.row_neighbours`."""
     n, k = x.shape
     units = gh.plan_units([n] * k, n)
-    hint = gh.shared_lines([x[:, j] for j in range(k)]) if lines else None
+    hint = gh.row_neighbours([x[:, j] for j in range(k)]) if lines else None
     for group in gh.group_units(units, [n] * k, [x.dtype] * k, k * n, 6 * n * x.dtype.itemsize, hint):
         j0, j1 = group[0][0], group[-1][0] + 1
         row_blocks(x[:, j0:j1], j1 - j0, buf, pool)

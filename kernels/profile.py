@@ -1063,7 +1063,8 @@ def launch_profile(
     cmp = edges32 if edges32 is not None and np.dtype(x.dtype) == np.float32 else edges
     eb = np.dtype(cmp.dtype).itemsize
     if rows_layout(x):
-        slab, private, cells, pitch = _rows_plan(n_cols, max_edges, nt, privatize, eb, interleave is not False)
+        interleaved = interleave is None or bool(interleave)  # (None: the row kernel's default)
+        slab, private, cells, pitch = _rows_plan(n_cols, max_edges, nt, privatize, eb, interleaved)
         for j0 in range(0, n_cols, slab):
             j1 = min(n_cols, j0 + slab)
             width = j1 - j0
@@ -1082,7 +1083,7 @@ def launch_profile(
                 cut(mins), cut(maxs), cut(blk_count), cut(blk_mean), cut(blk_m2),
             )
         return
-    private, cells, pitch = _columns_plan(max_edges, nt, privatize, eb, interleave is True)
+    private, cells, pitch = _columns_plan(max_edges, nt, privatize, eb, interleave is not None and bool(interleave))
     nbytes = profile_shared_bytes(max_edges, nt, private, cells, eb, pitch)
     profile_kernel[(n_cols, n_rb), nt, stream, nbytes](
         x, mask, has_mask, edges, cmp, n_edges, uniform, private, cells, pitch, hist, special, mins, maxs, blk_count,

@@ -75,10 +75,11 @@ def pad_edges(edge_list) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_profile(x, edge_list, uniform=None, null_mask=None, *, threads=None, row_blocks=None, privatize=None,
-                edges32="auto", interleave=None, device=None):
+                edges32="auto", interleave=None, device=None, device_mask=None):
     """One :func:`launch_profile` on host arrays; returns the host outputs and merged moments.
 
-    ``device``: a device array holding ``x``'s values to launch on instead of a copy of ``x``.
+    ``device``, ``device_mask``: device arrays holding ``x``'s values and ``null_mask``'s to launch on
+    instead of copies of them.
 
     ``edges32``: ``"auto"`` passes :func:`_host.float32_edges` of the edges, as the
     GPU backend does (float32 ``x`` is then binned in float32); None the float64
@@ -93,7 +94,7 @@ def run_profile(x, edge_list, uniform=None, null_mask=None, *, threads=None, row
     nt = threads or _launch.threads_per_block()
     rb = row_blocks or _launch.row_blocks(n_rows, n_cols, nt, row_major=rows_layout(x))
     dev = {k: cuda.to_device(v) for k, v in profile_outputs(n_cols, edges.shape[1], rb, np.full).items()}
-    mask = None if null_mask is None else cuda.to_device(null_mask)
+    mask = None if null_mask is None else cuda.to_device(null_mask) if device_mask is None else device_mask
     launch_profile(
         cuda.to_device(x) if device is None else device, cuda.to_device(edges), cuda.to_device(n_edges),
         cuda.to_device(uni),

@@ -270,6 +270,60 @@ def test_workers_one_tests_every_column_on_the_calling_thread(rng, monkeypatch):
             DriftDetector(ref, workers=bad)
 
 
+def test_pool_threads_test_on_the_callers_device(rng, monkeypatch):
+    """A comparison's pool threads enter ``backends.device_binder``'s context (the caller's CUDA device, which
+    new threads do not inherit: they start on device 0) around each column; with the CPU backend it is a
+    no-op. The binder itself is checked against a stand-in CuPy whose current device is per thread."""
+    import contextlib
+    import sys
+    import threading
+    import types
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cudrift import backends
+    from cudrift.detect import detector as dd
+
+    assert backends.device_binder("cpu") is contextlib.nullcontext
+    local = threading.local()
+
+    class Device:
+        def __init__(self, i=None):
+            self.id = getattr(local, "id", 0) if i is None else i
+
+        def __enter__(self):
+            self.prev, local.id = getattr(local, "id", 0), self.id
+            return self
+
+        def __exit__(self, *exc):
+            local.id = self.prev
+
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(cuda=types.SimpleNamespace(Device=Device)))
+    with Device(3):
+        bind = backends.device_binder("gpu")
+
+    def in_thread():
+        with bind():
+            return Device().id, threading.get_ident()
+
+    with ThreadPoolExecutor(2) as pool:
+        dev, ident = pool.submit(in_thread).result()
+        assert dev == 3 and ident != threading.get_ident()
+        assert pool.submit(lambda: Device().id).result() == 0  # what a pool thread starts on
+    monkeypatch.delitem(sys.modules, "cupy")
+    # the detector enters it around every column, on whichever thread tests it
+    entered = []
+
+    @contextlib.contextmanager
+    def recording():
+        entered.append(threading.get_ident())
+        yield
+
+    monkeypatch.setattr(dd, "device_binder", lambda backend: recording)
+    monkeypatch.setattr(dd, "_workers", lambda: 4)
+    DriftDetector(_window(rng, 500)).compare(_window(rng, 400))
+    assert len(entered) == 5
+
+
 def test_kind_change_is_reported_not_raised(rng):
     ref = _window(rng, 1000)
     cur = _window(rng, 1000)

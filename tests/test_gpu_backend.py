@@ -230,38 +230,51 @@ def test_row_blocks_of_other_arrays_and_dtypes(rng, tmp_path):
 def test_columns_of_a_c_ordered_matrix_are_grouped_by_whole_cache_lines(rng):
     """A group budget that holds 6 of a 64-column float32 matrix's columns: groups end at cache-line boundaries
     (16 columns each where rows start at a line), so that staging reads each line once, not 2.75-5.5 times;
-    the device budget still holds; column-major columns, separate arrays and cut columns group as before."""
+    the device budget still holds; column-major columns, separate arrays, columns that are not adjacent and
+    cut columns group as before."""
+    same, nxt = gh.SAME_LINE, gh.NEXT_COLUMN
     n = 1000
     buf = np.zeros(n * 64 + 16, dtype=np.float32)
     first = (-buf.ctypes.data % 64) // 4
     m = buf[first:][: n * 64].reshape(n, 64)  # each row four whole lines
-    lines = gh.shared_lines([m[:, j] for j in range(64)])
-    assert lines == [j % 16 != 0 for j in range(64)]
+    links = gh.row_neighbours([m[:, j] for j in range(64)])
+    assert links == [0] + [nxt if j % 16 == 0 else same for j in range(1, 64)]
     units = gh.plan_units([n] * 64, n)
 
-    def widths(lines, max_rows=64 * n, budget=6 * n * 4):
-        groups = gh.group_units(units, [n] * 64, ["f4"] * 64, max_rows, budget, lines)
-        assert [u for g in groups for u in g] == units  # every column once, in order
+    def widths(links, max_rows=64 * n, budget=6 * n * 4, order=range(64)):
+        us = [units[j] for j in order]
+        groups = gh.group_units(us, [n] * 64, ["f4"] * 64, max_rows, budget, links)
+        assert [u for g in groups for u in g] == us  # every column once, in order
         return [len(g) for g in groups]
 
-    assert widths(lines) == [16] * 4
-    assert widths(None) == widths([False] * 64) == [6] * 10 + [4]  # the budget alone
-    assert widths(lines, max_rows=10 * n) == [10, 6] * 4  # the device budget is never exceeded
-    assert widths(lines, budget=20 * n * 4) == [32, 32]  # past the budget, up to the next line
-    assert widths(lines, budget=0) == [1] * 64  # GROUP_BYTES = 0: every column alone, as documented
+    assert widths(links) == [16] * 4
+    assert widths(None) == widths([0] * 64) == [6] * 10 + [4]  # the budget alone
+    assert widths(links, max_rows=10 * n) == [10, 6] * 4  # the device budget is never exceeded
+    assert widths(links, budget=20 * n * 4) == [32, 32]  # past the budget, up to the next line
+    assert widths(links, budget=0) == [1] * 64  # GROUP_BYTES = 0: every column alone, as documented
     # rows 16 bytes into a line: lines start at columns 12, 28, 44 and 60
     shifted = buf[first + 4 :][: (n - 1) * 64].reshape(n - 1, 64)
-    lines = gh.shared_lines([shifted[:, j] for j in range(64)])
-    assert lines == [j % 16 != 12 and j > 0 for j in range(64)]
-    assert widths(lines) == [12, 16, 16, 16, 4]
-    # columns of a column-major matrix, of separate arrays, or not adjacent share no line
+    links = gh.row_neighbours([shifted[:, j] for j in range(64)])
+    assert links == [0] + [nxt if j % 16 == 12 else same for j in range(1, 64)]
+    assert widths(links) == [12, 16, 16, 16, 4]
+    # columns of a column-major matrix or of separate arrays are not neighbours; every other column is not
     f = np.asfortranarray(m)
-    assert not any(gh.shared_lines([f[:, j] for j in range(64)]))
-    assert not any(gh.shared_lines([rng.normal(size=n) for _ in range(4)]))
-    assert not any(gh.shared_lines([m[:, 0], m[:, 2], m[:, 4]]))  # not adjacent
-    # a column cut into units stays alone
-    cut = gh.group_units(gh.plan_units([n, n, 3 * n], n), [n, n, 3 * n], ["f4"] * 3, 3 * n, 4, [False, True, True])
-    assert cut == [[(0, 0, n), (1, 0, n)], [(2, 0, n)], [(2, n, 2 * n)], [(2, 2 * n, 3 * n)]]
+    assert not any(gh.row_neighbours([f[:, j] for j in range(64)]))
+    assert not any(gh.row_neighbours([rng.normal(size=n) for _ in range(4)]))
+    assert not any(gh.row_neighbours([m[:, 0], m[:, 2], m[:, 4]]))
+    # columns 0, 2, 4, 5, 6, 7 with a 3-column budget: the evenly spaced group 0, 2, 4 is not grown by 5
+    # (it would no longer be one row block); 5, 6, 7 then group by the budget
+    cols = [m[:, j] for j in (0, 2, 4, 5, 6, 7)]
+    links = gh.row_neighbours(cols)
+    assert links == [0, 0, 0, same, same, same]
+    six = gh.plan_units([n] * 6, n)
+    assert [len(g) for g in gh.group_units(six, [n] * 6, ["f4"] * 6, 6 * n, 3 * n * 4, links)] == [3, 3]
+    # a column cut into units is never joined to its neighbour's group, nor its units to each other's
+    cut = gh.group_units(gh.plan_units([3 * n, 3 * n], n), [3 * n] * 2, ["f4"] * 2, 3 * n, 4, [0, same])
+    assert cut == [[(0, 0, n)], [(0, n, 2 * n)], [(0, 2 * n, 3 * n)], [(1, 0, n)], [(1, n, 2 * n)],
+                   [(1, 2 * n, 3 * n)]]
+    whole = gh.group_units(gh.plan_units([n, n], n), [n] * 2, ["f4"] * 2, 3 * n, 4, [0, same])
+    assert whole == [[(0, 0, n), (1, 0, n)]]  # (the same two columns whole: joined)
 
 
 def test_int_code_offset():

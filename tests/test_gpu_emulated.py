@@ -159,6 +159,6 @@ def test_profile_sweep_registers_part_runs_under_emulation(emulated_sweep):
     for kernel in ("profile_rows_kernel", "profile_kernel"):
         assert {(kernel, "equal-mass", "float32", False), (kernel, "none", "float32", False),
                 (kernel, "equal-mass", "float64", False), (kernel, "equal-mass", "float32", True)} <= seen, seen
-    for kernel, before in (("profile_rows_kernel", "column after column"), ("profile_kernel", "one copy")):
+    for kernel, other in (("profile_rows_kernel", "column after column"), ("profile_kernel", "one copy")):
         layouts = {r["shared_layout"] for r in runs if r["kernel"] == kernel and r["edges"] == "equal-mass"}
-        assert layouts == {"interleaved", before}, (kernel, layouts)
+        assert layouts == {"interleaved", other}, (kernel, layouts)

@@ -250,8 +250,13 @@ def test_column_ranges_of_a_device_window_are_cut_without_walking_its_rows(monke
         assert view.shape == (70, j1 - j0) and tuple(view.strides) == tuple(d.strides)
         edges = [uniform_edges(-2.0, 2.0, 9) if j % 3 else equal_mass_edges(np.sort(rng.normal(size=200)), 7)
                  for j in range(j0, j1)]
-        check_profile(big[:, j0:j1], edges, uniform=[1 if j % 3 else 0 for j in range(j0, j1)], threads=32,
-                      row_blocks=3, device=view)
+        mask = rng.random(size=(70, j1 - j0)) < 0.1
+        # the null mask a column range of a wider device mask, cut the same way
+        wide_mask = np.zeros((70, 48), dtype=bool)
+        wide_mask[:, j0:j1] = mask
+        mask_view = _launch.column_range(cuda.to_device(wide_mask), j0, j1)
+        check_profile(big[:, j0:j1], edges, uniform=[1 if j % 3 else 0 for j in range(j0, j1)], null_mask=mask,
+                      threads=32, row_blocks=3, device=view, device_mask=mask_view)
     assert launched[-1][0] == 20  # 40 columns over 32 threads: two slabs of 20, each a range of the view
     assert _launch.column_range(d, 0, 48) is d
 
@@ -288,12 +293,13 @@ def test_interleaved_and_column_after_column_layouts_count_alike(edges32, monkey
                 x[: len(edges[-1]), j] = edges[-1]
         mask = rng.random(size=x.shape) < 0.05
         got = {}
-        for interleave in (True, False):
+        # None: the launcher's default, interleaved for the row kernel; 0 and np.True_ as the bools they are
+        for interleave, want in ((True, pitch), (False, 1), (None, pitch), (0, 1), (np.True_, pitch)):
             got[interleave] = check_profile(x, edges, uniform=uniform, null_mask=mask, threads=threads, row_blocks=2,
                                             edges32=edges32, interleave=interleave)
-            assert plans[-1][1] and plans[-1][3] == (pitch if interleave else 1), plans[-1]
+            assert plans[-1][1] and plans[-1][3] == want, (interleave, plans[-1])
         for key in ("hist", "special", "mins", "maxs", "blk_count"):
-            assert got[True][key].tolist() == got[False][key].tolist(), key
+            assert got[True][key].tolist() == got[False][key].tolist() == got[None][key].tolist(), key
 
 
 @cuda.jit
@@ -459,6 +465,8 @@ def test_column_kernel_lane_copies_count_like_one_copy(edges32, monkeypatch):
     assert check_profile(x, edges, uniform=[0, 1, 0, 0], null_mask=mask, threads=64, row_blocks=2,
                          edges32=edges32)["hist"].tolist() == got[True]["hist"].tolist()
     assert plans[-1] == (True, 1024, 1), plans[-1]
+    check_profile(x, edges, uniform=[0, 1, 0, 0], threads=64, row_blocks=2, edges32=edges32, interleave=np.True_)
+    assert plans[-1][2] == 32, plans[-1]  # a NumPy bool asks for the copies as True does
     # one bin per column (2 edges): copies without cell tables, the bin search on the interleaved edges
     two = [np.array([-0.5, 0.5]), np.array([-1.0, 2.0])]
     x2 = np.asfortranarray(x[:, :2])

@@ -204,6 +204,8 @@ def test_windows_close_and_publish_drift_only_for_shifted_features(tmp_path, ref
     m = TritonPythonModel()
     m.initialize(model_args(repo))
     try:
+        # closed windows are compared on the worker's own thread (one GIL contender against execute())
+        assert m.detector.workers == 1
         # before any window: the dataset gauges' series exist, NaN
         assert np.isnan(value(pb, "cudrift_dataset_drift")) and np.isnan(value(pb, "cudrift_dataset_drift_share"))
         out = m.execute([request(rng, 250) for _ in range(8)])  # windows 0 and 1: like the reference

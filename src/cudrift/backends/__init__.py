@@ -9,12 +9,14 @@ that call once and caches the answer (and the reason when it fails).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
 from cudrift.errors import BackendUnavailableError
 
-__all__ = ["resolve_backend", "gpu_status", "check_backend", "env_backend", "BACKENDS"]
+__all__ = ["resolve_backend", "gpu_status", "check_backend", "env_backend", "BACKENDS", "usable_cpus",
+           "cpu_workers", "device_binder"]
 
 BACKENDS = ("auto", "cpu", "gpu")
 
@@ -40,6 +42,36 @@ def gpu_status() -> tuple[bool, str]:
     except ImportError as exc:
         return False, f"a CUDA device answered but cudrift's GPU path is not available ({exc})"
     return True, "CUDA device 0 answered"
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity where the OS tells it (a container's CPU set, ``taskset``),
+    else the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not available on macOS / Windows
+        return os.cpu_count() or 1
+
+
+def cpu_workers(limit: int = 8) -> int:
+    """Threads for work spread over columns or chunks: one per usable CPU, at most ``limit``."""
+    return max(1, min(limit, usable_cpus()))
+
+
+def device_binder(backend: str):
+    """A zero-argument factory of context managers that make the calling thread's current CUDA device (CuPy's)
+    current in whichever thread enters them; a no-op for the CPU backend.
+
+    Worker threads start on device 0 whatever device their caller was using;
+    work handed to them enters this first, so that it runs on the caller's
+    device.
+    """
+    if backend != "gpu":
+        return contextlib.nullcontext
+    import cupy
+
+    dev_id = cupy.cuda.Device().id
+    return lambda: cupy.cuda.Device(dev_id)
 
 
 def check_backend(backend: object) -> None:

@@ -55,7 +55,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import math
-import os
 import threading
 import time
 import weakref
@@ -83,6 +82,7 @@ if not _cuda.cuda.is_available():
     raise ImportError("numba-cuda cannot use the CUDA driver or found no device (numba.cuda.is_available() is False)")
 
 from cudrift.backends import _gpu_host as gh  # noqa: E402
+from cudrift.backends import cpu_workers, usable_cpus  # noqa: E402
 from cudrift.backends._gpu_source import as_cupy, device_source  # noqa: E402
 from cudrift.backends._gpu_summary import sorted_summaries, sorted_summary  # noqa: E402
 from cudrift.errors import SchemaError  # noqa: E402
@@ -201,7 +201,7 @@ class _Device:
         self.nstream = cuda.external_stream(self.compute.ptr)
         self._pinned: list[_Pinned] = []
         # Host copies into the pinned buffers: a few threads, as host memory bandwidth allows.
-        self.copy_threads = max(2, min(8, (os.cpu_count() or 2) // 2))
+        self.copy_threads = max(2, min(8, usable_cpus() // 2))
         self.pool = ThreadPoolExecutor(max_workers=self.copy_threads, thread_name_prefix="cudrift-stage")
         # Stages the next group of a host window while the caller's thread works on this one.
         self.stager = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cudrift-stager")
@@ -629,9 +629,9 @@ def _host_numeric(dev, jobs: list[tuple[str, Any, np.ndarray, int, str, list | N
     units = []
     for i, (n, dt) in enumerate(zip(lengths, dtypes)):
         units += [(i, a, b) for _, a, b in gh.plan_units([n], unit_rows[dt])]
-    # a C-ordered matrix's columns grouped by whole cache lines (gh.shared_lines), each line read once
+    # a C-ordered matrix's columns grouped by whole cache lines (gh.row_neighbours), each line read once
     groups = gh.group_units(units, lengths, dtypes, min(unit_rows.values()), GROUP_BYTES,
-                            gh.shared_lines([c[2] for c in cols]))
+                            gh.row_neighbours([c[2] for c in cols]))
 
     def stage(g: int):
         parts = [(cols[i][2], a, b) for i, a, b in groups[g]]
@@ -753,7 +753,7 @@ def consume(prof, src: TableSource, names: list[str], errors: str = "raise",
         matrix = getattr(src, "matrix", None)
         matrix_names = [c.name for c in src.columns] if matrix is not None else []
         rows = 0
-        with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+        with ThreadPoolExecutor(max_workers=cpu_workers()) as pool:
             for batch in src.iter_batches():
                 failed: dict[str, str] = {}
                 lens = _profile_batch(dev, prof, batch, names, keep, internal, matrix, matrix_names, pool,

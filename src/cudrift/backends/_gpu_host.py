@@ -50,7 +50,9 @@ __all__ = [
     "sort_dtype",
     "plan_units",
     "group_units",
-    "shared_lines",
+    "row_neighbours",
+    "NEXT_COLUMN",
+    "SAME_LINE",
     "LINE_BYTES",
     "plan_pieces",
     "stage_copy",
@@ -403,38 +405,45 @@ def plan_units(lengths: Sequence[int], max_rows: int) -> list[tuple[int, int, in
 LINE_BYTES = 64
 
 
-def shared_lines(columns: Sequence[np.ndarray]) -> list[bool]:
-    """For each column, whether it directly follows the one before it in one row-major host array and starts
-    inside the same cache line (judged on the first row).
+#: :func:`row_neighbours`' links: a column that follows the one before it in one row-major array, and one that
+#: also starts inside that column's cache line.
+NEXT_COLUMN, SAME_LINE = 1, 2
 
-    Staging reads whole lines: two groups that split such a pair both read
-    that line, for every row. :func:`group_units` keeps them together.
+
+def row_neighbours(columns: Sequence[np.ndarray]) -> list[int]:
+    """For each column, how it follows the one before it: 0 unrelated, :data:`NEXT_COLUMN` the next column of
+    the same row-major host array, :data:`SAME_LINE` that and starting inside the same cache line (judged on
+    the first row: exact when a row is a whole number of lines, as a 64-column float32 matrix's is).
+
+    Staging reads whole lines: two groups that split a :data:`SAME_LINE` pair both read that line, for every
+    row. :func:`group_units` keeps such pairs together.
 
     Examples
     --------
     >>> buf = np.zeros(4 * 32 + 16, dtype=np.float32)
     >>> m = buf[(-buf.ctypes.data % 64) // 4 :][: 4 * 32].reshape(4, 32)  # each row two whole lines
-    >>> lines = shared_lines([m[:, j] for j in range(32)])
-    >>> lines[:3], lines[15:18], sum(lines)
-    ([False, True, True], [True, False, True], 30)
-    >>> shared_lines([np.zeros(4), np.zeros(4)]), shared_lines([np.asfortranarray(m)[:, 0], m[:, 1]])
-    ([False, False], [False, False])
+    >>> links = row_neighbours([m[:, j] for j in range(32)])
+    >>> links[:3], links[15:18], links.count(SAME_LINE)
+    ([0, 2, 2], [2, 1, 2], 30)
+    >>> row_neighbours([np.zeros(4), np.zeros(4)]), row_neighbours([np.asfortranarray(m)[:, 0], m[:, 1]])
+    ([0, 0], [0, 0])
     """
-    out = [False] * len(columns)
+    out = [0] * len(columns)
     for c in range(1, len(columns)):
         a, b = columns[c - 1], columns[c]
         if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)) or a.ndim != 1 or b.ndim != 1:
             continue
         item = a.dtype.itemsize
         pa, pb = a.__array_interface__["data"][0], b.__array_interface__["data"][0]
-        out[c] = bool(a.dtype == b.dtype and a.shape == b.shape and a.strides == b.strides
-                      and a.strides[0] > item and pb - pa == item and pa // LINE_BYTES == pb // LINE_BYTES)
+        if (a.dtype == b.dtype and a.shape == b.shape and a.strides == b.strides and a.strides[0] > item
+                and pb - pa == item):
+            out[c] = SAME_LINE if pa // LINE_BYTES == pb // LINE_BYTES else NEXT_COLUMN
     return out
 
 
 def group_units(units: Sequence[tuple[int, int, int]], lengths: Sequence[int], dtypes: Sequence[Any],
                 max_rows: int, group_bytes: int,
-                lines: Sequence[bool] | None = None) -> list[list[tuple[int, int, int]]]:
+                links: Sequence[int] | None = None) -> list[list[tuple[int, int, int]]]:
     """Gather :func:`plan_units`' whole-column units into groups that are staged and profiled together.
 
     A group is consecutive columns of one dtype and one length, at most
@@ -445,38 +454,44 @@ def group_units(units: Sequence[tuple[int, int, int]], lengths: Sequence[int], d
     of group g + 1 overlapping the work on group g. Parts of a cut column
     and empty columns stay alone.
 
-    ``lines`` (:func:`shared_lines`): a column that shares its cache line
-    with the one before it joins that one's group past ``group_bytes``
-    (``max_rows`` still holds; ``group_bytes=0`` still means every column
-    alone), so that the columns of a C-ordered matrix
-    are grouped by whole lines and staging reads each line once. With
-    ``group_bytes`` holding 6 of a 64-column float32 matrix's columns, each
-    group had read the lines of 6 columns out of 16 for every row, 11
-    groups in all: each line was read 2.75 to 5.5 times (the C-ordered
-    host window took 3.9x the time of the same values column-major on an
-    H200, 2026-11-27).
+    ``links`` (:func:`row_neighbours`): in a group of adjacent columns of one
+    row-major array, a column that starts inside the last one's cache line
+    joins the group past ``group_bytes`` (``max_rows`` still holds;
+    ``group_bytes=0`` still means every column alone), so that the columns
+    of a C-ordered matrix are grouped by whole lines and staging reads each
+    line once (a group whose columns are not adjacent, such as every other
+    column, is left as the budget makes it: it stays one evenly spaced
+    :func:`row_block`). With ``group_bytes`` holding 6 of a 64-column
+    float32 matrix's columns, each group had read the lines of its 6
+    columns out of 16 for every row, 11 groups in all: each line was read
+    2.75 to 5.5 times (the C-ordered host window took 3.9x the time of the
+    same values column-major on an H200, 2026-11-27).
 
     Examples
     --------
     >>> group_units(plan_units([4, 4, 4, 4, 0, 9], 8), [4, 4, 4, 4, 0, 9], ["f4"] * 6, 8, 32)
     [[(0, 0, 4), (1, 0, 4)], [(2, 0, 4), (3, 0, 4)], [(4, 0, 0)], [(5, 0, 4)], [(5, 4, 9)]]
-    >>> group_units(plan_units([4] * 4, 8), [4] * 4, ["f4"] * 4, 16, 16, [False, True, True, False])
+    >>> group_units(plan_units([4] * 4, 8), [4] * 4, ["f4"] * 4, 16, 16, [0, 2, 2, 1])
     [[(0, 0, 4), (1, 0, 4), (2, 0, 4)], [(3, 0, 4)]]
     """
     groups: list[list[tuple[int, int, int]]] = []
     rows = size = 0
     key = None
+    run = False  # the open group is adjacent columns of one row-major array
     for c, a, b in units:
         n = int(lengths[c])
         whole = a == 0 and b == n and n > 0
         itemsize = np.dtype(dtypes[c]).itemsize
+        link = links[c] if links is not None else 0
         if (whole and groups and key == (np.dtype(dtypes[c]), n) and rows + n <= max_rows
                 and (size + n * itemsize <= group_bytes
-                     or (group_bytes > 0 and lines is not None and lines[c] and groups[-1][-1][0] == c - 1))):
+                     or (group_bytes > 0 and run and link == SAME_LINE and groups[-1][-1][0] == c - 1))):
             groups[-1].append((c, a, b))
+            run = run and link != 0 and groups[-1][-2][0] == c - 1
         else:
             groups.append([(c, a, b)])
             rows = size = 0
+            run = whole
         rows += b - a
         size += (b - a) * itemsize
         key = (np.dtype(dtypes[c]), n) if whole else None

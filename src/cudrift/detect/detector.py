@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from cudrift.backends import resolve_backend
+from cudrift.backends import cpu_workers, device_binder, resolve_backend
 from cudrift.detect import _compute
 from cudrift.detect.correction import CORRECTIONS, adjust_pvalues
 from cudrift.detect.policy import SMALL_REFERENCE, auto_test, normalize_policy
@@ -36,7 +35,7 @@ _EXACT = ("auto", "always", "never")
 
 
 def _workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
+    return cpu_workers()
 
 
 class DriftDetector:
@@ -264,8 +263,11 @@ class DriftDetector:
 
         names = [n for n in ref.columns if n in cur.columns]
         tests, rank_stats = self._device_rank_statistics(names, cur, cur_sorted)
+        on_device = device_binder(self.backend)  # pool threads start on device 0, not on the caller's
+
         def column(n: str):
-            return self._column(n, cur, cur_sorted.get(n), tests.get(n), rank_stats.get(n))
+            with on_device():
+                return self._column(n, cur, cur_sorted.get(n), tests.get(n), rank_stats.get(n))
 
         workers = self.workers or _workers()
         if workers == 1 or len(names) <= 1:

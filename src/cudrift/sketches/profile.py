@@ -15,7 +15,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from cudrift.backends import resolve_backend
+from cudrift.backends import cpu_workers, resolve_backend
 from cudrift.errors import EmptyInputError, FormatError, IncompatibleSketchError, SchemaError
 from cudrift.io import ColumnData, TableSource, as_source
 from cudrift.io._atomic import write_atomic
@@ -32,7 +32,7 @@ _VERSION = 1
 
 
 def _workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
+    return cpu_workers()
 
 
 class Profile:

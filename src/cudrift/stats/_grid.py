@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cudrift.backends import cpu_workers
+
 __all__ = [
     "Grid",
     "grid_from_sorted",
@@ -68,11 +70,7 @@ _POOL_PID = 0
 
 
 def _workers() -> int:
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not available on macOS / Windows
-        n = os.cpu_count() or 1
-    return max(1, min(n, 8))
+    return cpu_workers()
 
 
 def _pool() -> ThreadPoolExecutor:
