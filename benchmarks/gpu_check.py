@@ -467,6 +467,13 @@ def bench_profile(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
         t = _gpu_timed(cupy, lambda: kernel(x, True, dev), repeat=3)
         rep.bench(_row(f"fused profile pass (kernel, row-major, {label})", f"{rows:,} x {cols}", t,
                        bytes_read=nbytes, copy_gbs=copy_gbs))
+    # The pass without a histogram took 11.0 ms on an H200 when the kernel was compiled for float64 edges
+    # only, 15.9 ms since float32 binning (2026-11-27): the same launch on the float64-edge compile
+    dev = edge_sets["no histogram"]
+    kernel(x, True, dev, f32=False)
+    t = _gpu_timed(cupy, lambda: kernel(x, True, dev, f32=False), repeat=3)
+    rep.bench(_row("fused pass, row-major, no histogram, float64-edge compile", f"{rows:,} x {cols}", t,
+                   bytes_read=nbytes, copy_gbs=copy_gbs))
     t_end = _timed(lambda: cudrift.profile(x, columns=names, like=ref, backend="gpu"), repeat=2)
     rep.bench(_row("cudrift.profile(device window, like=ref) end to end", f"{rows:,} x {cols}", t_end,
                    bytes_read=nbytes, copy_gbs=copy_gbs, cpu_s=cpu["cpu_s"],
@@ -656,16 +663,18 @@ def bench_compare(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
     t_host = _timed(lambda: det.compare(cur_host, columns=names), repeat=2)
     from cudrift.backends import _gpu
 
-    # the same values C-ordered (rows of a NumPy matrix, as most callers hold them): each group's columns
-    # staged a row block at a time (_gpu_host.row_block); A/B: column by column, as before
+    # the same values C-ordered (rows of a NumPy matrix, as most callers hold them): columns grouped by whole
+    # cache lines (_gpu_host.row_neighbours), each group's staged a row block at a time (_gpu_host.row_block);
+    # A/B: grouped by the byte budget alone, as before (0.890 s on an H200 on 2026-11-27, 1.295 s column by
+    # column before that)
     cur_rows = np.ascontiguousarray(cur_host)
     t_host_rows = _timed(lambda: det.compare(cur_rows, columns=names), repeat=2)
-    row_block = _gpu.gh.row_block
-    _gpu.gh.row_block = lambda columns: None
+    neighbours = _gpu.gh.row_neighbours
+    _gpu.gh.row_neighbours = lambda columns: [0] * len(columns)
     try:
         t_host_rows_before = _timed(lambda: det.compare(cur_rows, columns=names), repeat=2)
     finally:
-        _gpu.gh.row_block = row_block
+        _gpu.gh.row_neighbours = neighbours
     cur_rows = None  # (2.6 GB of host memory at the card size)
     # A/B in the same process: every host column staged and launched alone, as before grouping
 
@@ -696,10 +705,11 @@ def bench_compare(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
                    note=f"columns staged in groups of {grouped >> 20} MiB"))
     rep.bench(_row("DriftDetector.compare, host window, C-ordered", size, t_host_rows,
                    bytes_read=rows * cols * 4, cpu_s=t_cpu,
-                   note="a C-ordered matrix: each group's columns staged a block of rows at a time"))
-    rep.bench(_row("DriftDetector.compare, host window, C-ordered, column by column (before)", size,
+                   note="a C-ordered matrix: columns grouped by whole cache lines, each group's staged a block "
+                        "of rows at a time"))
+    rep.bench(_row("DriftDetector.compare, host window, C-ordered, grouped by budget (before)", size,
                    t_host_rows_before, bytes_read=rows * cols * 4, cpu_s=t_cpu,
-                   note="the same C-ordered matrix, each column staged as a strided column"))
+                   note="the same C-ordered matrix, its columns grouped by GROUP_BYTES alone"))
     rep.bench(_row("DriftDetector.compare, host window, one column per group", size, t_host_alone,
                    bytes_read=rows * cols * 4, cpu_s=t_cpu,
                    note="GROUP_BYTES = 0: isolates grouping; the staging thread still overlaps the copies"))

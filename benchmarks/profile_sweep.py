@@ -210,6 +210,9 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
                 timed(label, edge_sets[label], nt, rb, window=window, kernel=name, **tag)
             if not prefetch:  # the float64 binning of float32 values, for the A/B under each cap
                 timed("equal-mass", edge_sets["equal-mass"], nt, rb, window=window, f32=False, kernel=name, **tag)
+                # and with no histogram: the pass without one took 11.0 ms on an H200 before float32 binning
+                # (compiled for float64 edges) and 15.9 ms after (2026-11-27): is it the float32 compile?
+                timed("none", edge_sets["none"], nt, rb, window=window, f32=False, kernel=name, **tag)
             if not prefetch and has_layouts:  # the other shared layout: the row kernel's slab column after
                 # column, the column kernel's 32 per-lane copies (each kernel's default is the other one)
                 timed("equal-mass", edge_sets["equal-mass"], nt, rb, window=window,

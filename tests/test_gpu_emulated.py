@@ -131,7 +131,7 @@ def test_gpu_check_runs_every_step_under_emulation(emulated_gpu_check):
         assert data["steps"][step]["ok"], step
     rows = {r["name"]: r for r in data["benchmarks"]}
     # one row per measurement the card run reports (names as RESULTS.md quotes them), each timed
-    assert len(rows) == len(data["benchmarks"]) == 23, sorted(rows)
+    assert len(rows) == len(data["benchmarks"]) == 24, sorted(rows)
     for r in rows.values():
         assert math.isfinite(r["gpu_seconds"]) and r["gpu_seconds"] > 0, r
     # the A/B rows' own checks: float64 binning counts what float32 binning counts, the GPU MMD is the CPU's
