@@ -128,6 +128,27 @@ def test_corrections(rng):
         DriftDetector(ref, correction="holm")
 
 
+@pytest.mark.parametrize("odd", [False, True])
+def test_ks_from_profiles_merged_past_int64_keeps_its_bound(odd):
+    """Profiles merged until n_ref * n_cur passes 2**63 (1e10 x 6e9 rows): KS from the sketches stays within
+    statistic_error of SciPy's on the raw values (the counts' integer keys had wrapped: KS 0.140 and 0.098
+    against 0.142). Doubling a profile keeps its empirical CDF; ``odd`` adds one row to each side so that the
+    counts share no factor and the keys are floats (one row in 1e10 moves the CDFs by 1e-10)."""
+    rng = np.random.default_rng(0)  # (a draw where the wrapped keys gave 0.1398 for 0.1424)
+    a, b = rng.normal(size=5000), rng.normal(0.3, 1.0, size=3000)
+    ref = cudrift.profile({"x": a}, backend="cpu")
+    cur = cudrift.profile({"x": b}, like=ref, backend="cpu")
+    for _ in range(21):
+        ref, cur = ref + ref, cur + cur
+    if odd:
+        ref = ref + cudrift.profile({"x": a[:1]}, like=ref, backend="cpu")
+        cur = cur + cudrift.profile({"x": b[:1]}, like=ref, backend="cpu")
+    f = DriftDetector(ref, policy="ks", backend="cpu").compare(cur)["x"]
+    assert f.n_reference * f.n_current > 2**63
+    exact = st.ks_2samp(a, b).statistic
+    assert abs(f.statistic - exact) <= f.statistic_error + 1e-9 and f.statistic_error < 1e-3, (f.statistic, exact)
+
+
 def test_profile_path_reports_error_bounds(rng):
     ref, cur = _window(rng, 30_000), _window(rng, 25_000, shift=0.05)
     exact = DriftDetector(ref, policy={"a": "ks", "b": "wasserstein_normalized"}).compare(cur)

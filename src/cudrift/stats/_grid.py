@@ -13,6 +13,7 @@ and take the cheap branch of the same formula.
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -181,6 +182,28 @@ def _extreme(parts: list, largest: bool) -> tuple[int, np.ndarray]:
     return best, np.concatenate([p[1] for p in parts if p[0] == best])
 
 
+def _diff_weights(na: int, nb: int) -> tuple[int, int] | None:
+    """``(wa, wb)`` with ``wa * A - wb * B`` ordered as ``A/n_a - B/n_b`` and exact in int64 for counts
+    ``A <= n_a``, ``B <= n_b`` (the counts' gcd taken out); None where even that could pass 2**62: profiles
+    merged past n_a n_b ~ 1e19 (``n_b A - n_a B`` had wrapped silently there), whose keys are then floats.
+
+    Examples
+    --------
+    >>> _diff_weights(6, 4), _diff_weights(10**10, 6 * 10**9 + 1) is None
+    ((2, 3), True)
+    """
+    g = math.gcd(int(na), int(nb)) or 1
+    wa, wb = int(nb) // g, int(na) // g
+    return (wa, wb) if wa * int(na) < 1 << 62 else None
+
+
+def _diff_key(A: np.ndarray, B: np.ndarray, na: int, nb: int, w: tuple[int, int] | None) -> np.ndarray:
+    """Keys ordered as ``A/n_a - B/n_b``: exact integers by :func:`_diff_weights`, else those floats."""
+    if w is not None:
+        return w[0] * A - w[1] * B
+    return A / na - B / nb
+
+
 def ks_bounds(g: Grid, alternative: str) -> tuple[float, float, int, int]:
     """Kolmogorov-Smirnov statistic: bounds, grid index of the extremum, and its sign.
 
@@ -190,16 +213,18 @@ def ks_bounds(g: Grid, alternative: str) -> tuple[float, float, int, int]:
     so ``max(dlo) <= D+ <= max(dhi)``. Beyond the data both CDFs equal 1, so
     the statistics are never negative.
 
-    The search runs on the integers ``n_b A - n_a B`` (exact, and cheaper than
-    two float divisions per point); the float value is then formed as SciPy
-    forms it, ``A/n_a - B/n_b``, at the extremum.
+    The search runs on the integers ``n_b A - n_a B`` over their gcd (exact,
+    and cheaper than two float divisions per point; :func:`_diff_weights`);
+    the float value is then formed as SciPy forms it, ``A/n_a - B/n_b``, at
+    the extremum.
     """
     na, nb = g.n_a, g.n_b
     exact = g.exact
+    w = _diff_weights(na, nb)
 
     def block(lo: int, hi: int):
-        k_lo = nb * g.a_lo[lo:hi] - na * g.b_hi[lo:hi]
-        k_hi = k_lo if exact else nb * g.a_hi[lo:hi] - na * g.b_lo[lo:hi]
+        k_lo = _diff_key(g.a_lo[lo:hi], g.b_hi[lo:hi], na, nb, w)
+        k_hi = k_lo if exact else _diff_key(g.a_hi[lo:hi], g.b_lo[lo:hi], na, nb, w)
         out = []
         for key, largest in ((k_hi, True), (k_lo, False)) + (() if exact else ((k_lo, True), (k_hi, False))):
             v = key.max() if largest else key.min()
@@ -385,13 +410,14 @@ def ks_sorted_fast(a: np.ndarray, b: np.ndarray, alternative: str) -> tuple[floa
     B = np.searchsorted(b, xs, "right")
     Al = np.searchsorted(a, xs, "left")
     Bl = np.searchsorted(b, xs, "left")
-    key = nb * A - na * B  # exact integer form of n_a n_b (A/n_a - B/n_b)
+    w = _diff_weights(na, nb)
+    key = _diff_key(A, B, na, nb, w)  # exact integer form of A/n_a - B/n_b
     A0 = np.r_[0, A[:-1]]
     B0 = np.r_[0, B[:-1]]
     # on the open segment (xs[k-1], xs[k]): A in [A0, Al], B in [B0, Bl]
-    seg_hi = nb * Al - na * B0
-    seg_lo = nb * A0 - na * Bl
-    plus, minus = int(key.max()), int(-key.min())
+    seg_hi = _diff_key(Al, B0, na, nb, w)
+    seg_lo = _diff_key(A0, Bl, na, nb, w)
+    plus, minus = key.max(), -key.min()
     want_plus = alternative in ("two-sided", "greater")
     want_minus = alternative in ("two-sided", "less")
     cand = np.zeros(xs.size, dtype=bool)
@@ -406,7 +432,7 @@ def ks_sorted_fast(a: np.ndarray, b: np.ndarray, alternative: str) -> tuple[floa
         pts = np.concatenate((xs, extra))
         pA = np.concatenate((A, np.searchsorted(a, extra, "right")))
         pB = np.concatenate((B, np.searchsorted(b, extra, "right")))
-    keys = nb * pA - na * pB
+    keys = _diff_key(pA, pB, na, nb, w)
 
     def pick(largest: bool) -> int:
         target = keys.max() if largest else keys.min()
