@@ -170,6 +170,31 @@ def test_normalized_wasserstein_claims_no_bound_when_its_scale_comes_from_the_sa
             assert f.statistic == pytest.approx(exact, rel=0.5)  # an estimate, in the right range
 
 
+def test_cvm_and_anderson_from_large_profiles_report_drift_only_where_the_sketches_show_it(rng):
+    """Cramér-von Mises and Anderson-Darling from sketches of 2e6 rows: their bounds are loose (they widen with
+    n / k), and the interval's midpoint flagged drift on a window of the reference's own rows (AD 5.1, p 0.003).
+    The statistic is now the interval's lower end: identical windows do not drift, SciPy's value on the raw
+    rows stays within statistic_error, and a 0.05-sd shift is still found."""
+    import warnings
+
+    a = rng.normal(size=2_000_000)
+    ref = cudrift.profile({"x": a}, backend="cpu")
+    same = cudrift.profile({"x": a}, like=ref, backend="cpu")
+    b = a[:400_000] + 0.05
+    shifted = cudrift.profile({"x": b}, like=ref, backend="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (SciPy's p-value capped at 0.25)
+        exact = {"anderson": st.anderson_ksamp([a, a], variant="midrank").statistic,
+                 "cramervonmises": st.cramervonmises_2samp(a, a).statistic}
+    for test in ("anderson", "cramervonmises"):
+        det = DriftDetector(ref, policy=test, backend="cpu")
+        f = det.compare(same)["x"]
+        assert f.statistic_error > 0 and not f.drifted, (test, f.statistic, f.pvalue)
+        assert abs(f.statistic - exact[test]) <= f.statistic_error, (test, f.statistic, exact[test])
+        g = det.compare(shifted)["x"]
+        assert g.drifted and g.pvalue <= 0.01, (test, g.statistic, g.pvalue)
+
+
 def test_profile_path_reports_error_bounds(rng):
     ref, cur = _window(rng, 30_000), _window(rng, 25_000, shift=0.05)
     exact = DriftDetector(ref, policy={"a": "ks", "b": "wasserstein_normalized"}).compare(cur)
