@@ -195,6 +195,22 @@ def test_cvm_and_anderson_from_large_profiles_report_drift_only_where_the_sketch
         assert g.drifted and g.pvalue <= 0.01, (test, g.statistic, g.pvalue)
 
 
+def test_normalized_wasserstein_of_values_whose_squares_are_subnormal(rng):
+    """Values near 1e-161: their squared deviations are subnormal, so the moments' std came out 0.2% low and the
+    exact (raw-data) path reported 0.4981 with statistic_error 0 for SciPy's 0.4971. The std is now taken
+    from the sorted data there (exact), and from a profile the distance claims no bound."""
+    a0, b0 = rng.normal(size=20_000), rng.normal(0.5, 1.0, size=20_000)
+    exact = st.wasserstein_distance(a0, b0) / np.std(a0)  # scale-free
+    a, b = a0 * 1e-161, b0 * 1e-161
+    f = DriftDetector({"x": a}, policy="wasserstein_normalized", backend="cpu").compare({"x": b})["x"]
+    assert f.statistic_error == 0.0 and f.statistic == pytest.approx(exact, rel=1e-9)
+    assert cudrift.stats.wasserstein_normalized(a, b).statistic == pytest.approx(exact, rel=1e-9)
+    ref = cudrift.profile({"x": a}, backend="cpu")
+    g = DriftDetector(ref, policy="wasserstein_normalized", backend="cpu").compare(
+        cudrift.profile({"x": b}, like=ref, backend="cpu"))["x"]
+    assert np.isnan(g.statistic_error) and g.statistic == pytest.approx(exact, rel=0.05)
+
+
 def test_profile_path_reports_error_bounds(rng):
     ref, cur = _window(rng, 30_000), _window(rng, 25_000, shift=0.05)
     exact = DriftDetector(ref, policy={"a": "ks", "b": "wasserstein_normalized"}).compare(cur)
