@@ -217,12 +217,16 @@ def test_welch_t_with_one_value_is_an_error_on_the_device(rng):
     assert f.status == "error" and "at least 2 finite values" in f.message
 
 
-def test_normalized_wasserstein_near_1e_200_on_the_device(rng):
-    """The moments' squares underflow to 0 there: the device path rescales as the CPU does, not divide by 1."""
+@pytest.mark.parametrize("scale", [1e-200, 1e-161])
+def test_normalized_wasserstein_near_1e_200_on_the_device(rng, scale):
+    """The moments' squares underflow to 0 there (at 1e-161 they are subnormal, a std 0.2% off): the device path
+    rescales as the CPU does, not divide by 1 or by that std."""
     from cudrift.stats import wasserstein_normalized
 
-    a, b = rng.normal(size=60) * 1e-200, rng.normal(0.8, 1, 50) * 1e-200
+    a0, b0 = rng.normal(size=60), rng.normal(0.8, 1, 50)
+    a, b = a0 * scale, b0 * scale
     want = wasserstein_normalized(a, b, backend="cpu").statistic
+    assert want == pytest.approx(wasserstein_normalized(a0, b0, backend="cpu").statistic, rel=1e-12)
     assert want > 0.3
     got = wasserstein_normalized(cupy.asarray(a), cupy.asarray(b), backend="gpu").statistic
     det = DriftDetector(cupy.asarray(a[:, None]), columns=["x"], policy="wasserstein_normalized", backend="gpu")

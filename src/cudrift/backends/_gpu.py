@@ -97,6 +97,7 @@ from cudrift.sketches.profile import _label_batch  # noqa: E402
 from cudrift.stats import TESTS, TestResult  # noqa: E402
 from cudrift.stats import multivariate as _mv  # noqa: E402
 from cudrift.stats._validation import dropped_details  # noqa: E402
+from cudrift.stats.univariate import _STD_SUBNORMAL  # noqa: E402
 
 cuda = _cuda.cuda
 
@@ -1163,8 +1164,10 @@ def run_sorted_test(test: str, ref: cupy.ndarray, cur: cupy.ndarray, reference_s
     Synchronizes the device.
     """
     spec = TESTS[test]
-    if test == "wasserstein_normalized" and reference_std == 0 and ref.size and not _constant(ref):
-        reference_std = math.nan  # squares underflowed (values near 1e-200): the CPU function rescales them
+    if test == "wasserstein_normalized" and ref.size and (
+            0 < reference_std < _STD_SUBNORMAL or (reference_std == 0 and not _constant(ref))):
+        # squares subnormal (values near 1e-161) or underflowed (1e-200): the CPU function rescales them
+        reference_std = math.nan
     if test in gh.RANK_TESTS and ref.size and cur.size:
         distinct = _pooled_distinct(ref, cur) if test == "anderson" else True
         stats = stats if stats is not None else rank_statistics(ref, cur, gh.RANK_WANT[test])
