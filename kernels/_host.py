@@ -57,6 +57,30 @@ def float32_edges(edges) -> np.ndarray:
     return r
 
 
+def moment_shifts(first_rows) -> np.ndarray:
+    """The origins the profile kernels accumulate each column's moments from (``moment_shift``): per column,
+    the first value of ``first_rows`` that is finite and below 1e150 in magnitude, as float64, else 0. Add
+    them to the means that :func:`merge_block_moments` returns.
+
+    ``first_rows`` is the launch's chunk's first ``SHIFT_ROWS`` rows (or
+    fewer) on the host, ``(rows, columns)``: float32 values as they are
+    (float32 to float64 is exact), integers and booleans as float64, as the
+    kernels convert them.
+
+    Examples
+    --------
+    >>> moment_shifts(np.array([[1e12, np.nan, -np.inf, 3e200, 7], [5, 2, 3e200, np.nan, 8]])).tolist()
+    [1000000000000.0, 2.0, 0.0, 0.0, 7.0]
+    """
+    s = np.asarray(first_rows).astype(np.float64)
+    s = s.reshape(s.shape[0] if s.ndim > 1 else 1, -1)
+    with np.errstate(invalid="ignore"):
+        ok = np.abs(s) < 1e150
+    first = np.argmax(ok, axis=0)
+    cols = np.arange(s.shape[1])
+    return np.where(ok[first, cols], s[first, cols], 0.0)
+
+
 def merge_block_moments(counts, means, m2s) -> tuple:
     """Fold per-block (count, mean, M2) into one per column with Chan's formula.
 

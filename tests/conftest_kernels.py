@@ -28,7 +28,7 @@ from scipy import stats as st  # noqa: E402
 from cudrift.kernels import _cuda, _host, _launch  # noqa: E402
 from cudrift.kernels.categorical import launch_categorical  # noqa: E402
 from cudrift.kernels.mmd import launch_mmd  # noqa: E402
-from cudrift.kernels.profile import launch_profile, profile_outputs, rows_layout  # noqa: E402
+from cudrift.kernels.profile import SHIFT_ROWS, launch_profile, profile_outputs, rows_layout  # noqa: E402
 from cudrift.kernels.quantiles import launch_quantile_points, launch_run_ends  # noqa: E402
 from cudrift.kernels.rank import N_FLOAT_PARTIALS, N_INT_PARTIALS, launch_rank  # noqa: E402
 from cudrift.sketches.categorical import count_categories  # noqa: E402
@@ -102,6 +102,8 @@ def run_profile(x, edge_list, uniform=None, null_mask=None, *, threads=None, row
     )
     res = {k: v.copy_to_host() for k, v in dev.items()}
     res["count"], res["mean"], res["m2"] = _host.merge_block_moments(res["blk_count"], res["blk_mean"], res["blk_m2"])
+    if n_rows:  # the kernels' block means are relative to one of the first rows (moment_shift)
+        res["mean"] = res["mean"] + _host.moment_shifts(x[:SHIFT_ROWS])
     res["n_edges"] = n_edges
     return res
 

@@ -59,6 +59,19 @@ def test_host_window_matches_numpy(rng):
     _assert_profiles_match(cudrift.profile(cur, like=pc, backend="cpu"), cudrift.profile(cur, like=pc, backend="gpu"))
 
 
+def test_moments_of_columns_far_from_zero_match_the_cpu(rng):
+    """Host and device columns whose mean is 1e12 times their spread (float64, a NaN first value), int64 near
+    2**62: moments within 1e-9 of the NumPy path's (they were 1.2e-5 off at 1e12, 1.7e-2 at 1e15)."""
+    n = 300
+    data = {"big": 1e12 + rng.normal(size=n), "huge": -1e15 + rng.normal(size=n) * 3,
+            "ints": 2**62 + rng.integers(-10**6, 10**6, size=n)}
+    data["big"][0] = np.nan
+    pc = cudrift.profile(data, config=CFG, backend="cpu")
+    _assert_profiles_match(pc, cudrift.profile(data, config=CFG, backend="gpu"))
+    dev = {k: cupy.asarray(v) for k, v in data.items()}
+    _assert_profiles_match(pc, cudrift.profile(dev, config=CFG, backend="gpu"))
+
+
 def test_host_columns_staged_in_groups(rng, monkeypatch):
     monkeypatch.setattr(_gpu, "GROUP_BYTES", 3 * 4 * 300)  # groups of up to 3 float32 columns: several groups
     monkeypatch.setattr(_gpu, "PIECE_BYTES", 512)  # several pinned transfers per column, both buffers reused

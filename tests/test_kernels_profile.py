@@ -261,6 +261,25 @@ def test_column_ranges_of_a_device_window_are_cut_without_walking_its_rows(monke
     assert _launch.column_range(d, 0, 48) is d
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_moments_of_columns_far_from_zero_keep_their_precision(order):
+    """Columns whose mean is 1e8 to 1e15 times their spread, float64 and int64 near 2**62, a NaN in row 0 (no
+    shift) and a huge first value: M2 within 1e-10 of the CPU's exact two-pass sum and the mean exact to an
+    ulp (check_profile). With each group's mean kept absolute, 1e12 + N(0, 1) had M2 1.2e-5 off and 1e15 1.7e-2;
+    the kernels now accumulate from the column's row 0 (moment_shift)."""
+    rng = np.random.default_rng(53)
+    n = 150
+    cols = [1e8 + rng.normal(size=n), 1e12 + rng.normal(size=n), -1e15 + rng.normal(size=n) * 3]
+    x = np.asarray(np.stack(cols, axis=1), order=order)
+    check_profile(x, [None, uniform_edges(1e12 - 3, 1e12 + 3, 9), None], uniform=[0, 1, 0], threads=32, row_blocks=3)
+    nan_first = x.copy(order=order)
+    nan_first[0, 1] = np.nan
+    nan_first[0, 2] = 1e200  # a first value too large to shift from: the moments as before
+    check_profile(nan_first, [None] * 3, threads=32, row_blocks=3)
+    ints = np.asarray(2**62 + rng.integers(-1000, 1000, size=(n, 2)), order=order)
+    check_profile(ints, [None, None], threads=32, row_blocks=3)
+
+
 @pytest.mark.parametrize("edges32", ["auto", None])
 def test_interleaved_and_column_after_column_layouts_count_alike(edges32, monkeypatch):
     """The row kernel's two shared layouts (:func:`slab_offsets`) against the CPU twin and each other.

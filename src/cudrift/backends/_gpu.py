@@ -90,7 +90,7 @@ from cudrift.io import ColumnData, TableSource, as_source as _host_source  # noq
 from cudrift.kernels import _host, _launch  # noqa: E402
 from cudrift.kernels.categorical import launch_categorical  # noqa: E402
 from cudrift.kernels.mmd import launch_mmd  # noqa: E402
-from cudrift.kernels.profile import launch_profile, profile_outputs, rows_layout  # noqa: E402
+from cudrift.kernels.profile import SHIFT_ROWS, launch_profile, profile_outputs, rows_layout  # noqa: E402
 from cudrift.kernels.rank import N_FLOAT_PARTIALS, N_INT_PARTIALS, launch_rank_many, split_offsets  # noqa: E402
 from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile  # noqa: E402
 from cudrift.sketches.profile import _label_batch  # noqa: E402
@@ -416,6 +416,8 @@ def _launch_group(dev: _Device, x2d: cupy.ndarray, jobs: list[_Job], *, hist_onl
         _arg(x2d), _arg(cupy.asarray(edges)), _arg(cupy.asarray(n_edges)), _arg(cupy.asarray(uniform)),
         **{k: _arg(v) for k, v in out.items()}, edges32=edges32, threads=nt, stream=dev.nstream,
     )
+    # the first rows, where the kernel's block means take their origin (moment_shift): read back with the outputs
+    first = cupy.ascontiguousarray(x2d[:SHIFT_ROWS]) if n_rows else cupy.zeros((1, n_cols), dtype=np.float64)
     flat = None
     if not hist_only:
         # One allocation for the group's sorted columns: the rank kernel then
@@ -431,13 +433,14 @@ def _launch_group(dev: _Device, x2d: cupy.ndarray, jobs: list[_Job], *, hist_onl
             _SORT_KEY(j.x, s)
             s.sort()  # 1-D: CUB radix sort, NaN (now all positive) after +inf
             j.sorted = s
-    return {"out": out, "jobs": jobs, "n_edges": n_edges, "flat": flat}
+    return {"out": out, "jobs": jobs, "n_edges": n_edges, "flat": flat, "first": first}
 
 
 def _finish_group(dev: _Device, launched: dict, cands: _Candidates, internal: dict | None) -> None:
     """Read back one profile pass and finish its columns (summary, sample, kept values); synchronizes."""
     h = {k: cupy.asnumpy(v) for k, v in launched["out"].items()}
     count, mean, m2 = _host.merge_block_moments(h["blk_count"], h["blk_mean"], h["blk_m2"])
+    mean = mean + _host.moment_shifts(cupy.asnumpy(launched["first"]))  # the block means' origin
     ops = _Ops(dev)
     jobs = launched["jobs"]
     summaries = _summaries(launched["flat"], jobs, count, h["special"][:, 3], ops)
