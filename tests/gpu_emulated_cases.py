@@ -72,6 +72,20 @@ def test_moments_of_columns_far_from_zero_match_the_cpu(rng):
     _assert_profiles_match(pc, cudrift.profile(dev, config=CFG, backend="gpu"))
 
 
+def test_big_endian_host_columns_reach_the_device_in_native_byte_order(rng, monkeypatch):
+    """A '>f8' / '>i4' host column (a NumPy file or buffer from a big-endian machine): staged in native order,
+    which Numba and CuPy need (the emulation would accept either, so the staged dtypes are checked), with the
+    NumPy path's profile."""
+    staged = []
+    real = _gpu._stage
+    monkeypatch.setattr(_gpu, "_stage", lambda dev, parts: staged.extend(v.dtype for v, _, _ in parts)
+                        or real(dev, parts))
+    data = {"f": rng.normal(size=200).astype(">f8"), "i": rng.integers(-50, 50, size=200).astype(">i4")}
+    _assert_profiles_match(cudrift.profile(data, config=CFG, backend="cpu"),
+                           cudrift.profile(data, config=CFG, backend="gpu"))
+    assert staged and all(d.isnative for d in staged), staged
+
+
 def test_host_columns_staged_in_groups(rng, monkeypatch):
     monkeypatch.setattr(_gpu, "GROUP_BYTES", 3 * 4 * 300)  # groups of up to 3 float32 columns: several groups
     monkeypatch.setattr(_gpu, "PIECE_BYTES", 512)  # several pinned transfers per column, both buffers reused

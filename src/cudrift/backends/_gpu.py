@@ -615,6 +615,16 @@ def _stage(dev: _Device, parts: list[tuple[np.ndarray, int, int]]) -> tuple[cupy
     return d, ready
 
 
+def _device_ready(v: np.ndarray) -> np.ndarray:
+    """A host column in a dtype the kernels take: float16 as float32, a big-endian (non-native) one in native
+    byte order (Numba and CuPy refuse ``>f8``; a NumPy file or buffer written on another machine has it)."""
+    if v.dtype == np.float16:
+        return v.astype(np.float32)
+    if not v.dtype.isnative:
+        return v.astype(v.dtype.newbyteorder("="))
+    return v
+
+
 def _host_numeric(dev, jobs: list[tuple[str, Any, np.ndarray, int, str, list | None]], cands, internal,
                   hist_only: bool = False) -> None:
     """Stream host columns group by group: the staging thread copies group g+1 while group g is worked on.
@@ -623,8 +633,7 @@ def _host_numeric(dev, jobs: list[tuple[str, Any, np.ndarray, int, str, list | N
     column-major block (:data:`GROUP_BYTES` at a time) and profiled by one
     launch; a column longer than a unit is cut into units, one at a time.
     """
-    cols = [(n, c, v.astype(np.float32) if v.dtype == np.float16 else v, nl, dt, kp)
-            for n, c, v, nl, dt, kp in jobs]
+    cols = [(n, c, _device_ready(v), nl, dt, kp) for n, c, v, nl, dt, kp in jobs]
     if not cols:
         return
     lengths = [c[2].shape[0] for c in cols]
