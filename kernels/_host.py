@@ -57,6 +57,11 @@ def float32_edges(edges) -> np.ndarray:
     return r
 
 
+#: Magnitude from which the profile kernels take a value into the moments by the overflow-safe Welford step
+#: (its squared differences could overflow), and below which a value can be their origin (``moment_shift``).
+MOMENT_HUGE = 1e150
+
+
 def moment_shifts(first_rows) -> np.ndarray:
     """The origins the profile kernels accumulate each column's moments from (``moment_shift``): per column,
     the first value of ``first_rows`` that is finite and below 1e150 in magnitude, as float64, else 0. Add
@@ -75,7 +80,7 @@ def moment_shifts(first_rows) -> np.ndarray:
     s = np.asarray(first_rows).astype(np.float64)
     s = s.reshape(s.shape[0] if s.ndim > 1 else 1, -1)
     with np.errstate(invalid="ignore"):
-        ok = np.abs(s) < 1e150
+        ok = np.abs(s) < MOMENT_HUGE
     first = np.argmax(ok, axis=0)
     cols = np.arange(s.shape[1])
     return np.where(ok[first, cols], s[first, cols], 0.0)

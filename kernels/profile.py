@@ -35,6 +35,7 @@ import numpy as np
 
 from . import _launch
 from ._cuda import SIMULATOR, cuda, float64, int32, int64, uint8
+from ._host import MOMENT_HUGE
 from ._reduce import tree_start
 from .quantiles import upper_bound
 
@@ -65,7 +66,7 @@ UNROLL = 4
 PREFETCH = False
 # Finite values at least this large take the overflow-safe Welford step
 # instead of the group (whose squared differences could overflow).
-_HUGE = 1e150
+_HUGE = MOMENT_HUGE
 #: Rows :func:`moment_shift` looks through for a column's origin (a null or NaN first row is common).
 SHIFT_ROWS = 8
 
@@ -391,8 +392,8 @@ def add_value(st, v, acc, bins, ce, u8, i32, hist, crow, shift):
     end) and ``v`` the value in the comparison dtype. ``acc`` is ``(count,
     mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf)``,
     returned updated: a finite value goes into the moments' open group
-    (:func:`moments_add`, less the column's ``shift``: :func:`moment_shift`), the minimum, the maximum and the column's
-    histogram, a non-finite one into its count. ``bins`` is ``(first, top,
+    (:func:`moments_add`, less the column's ``shift``: :func:`moment_shift`), the minimum, the maximum and
+    the column's histogram, a non-finite one into its count. ``bins`` is ``(first, top,
     last, off, p, ne, uniform, scale, loff, cells, gscale, use_cells, private,
     hoff, c)``: the column's bin-search constants (:func:`edge_constants`),
     where its edges (``ce[off:]``), cell table (``u8[loff:]``) and private
@@ -1048,9 +1049,9 @@ def launch_profile(
         ``(cols,)`` float64, lowered / raised (start at +inf / -inf).
     blk_count, blk_mean, blk_m2
         ``(cols, row_blocks)`` int64 / float64 / float64 per-block partial
-        moments, overwritten; the means relative to the column's value in
-        row 0 of ``x`` (:func:`moment_shift`; add
-        :func:`cudrift.kernels._host.moment_shifts` of its first
+        moments, overwritten; the means relative to one of the column's
+        first values (:func:`moment_shift`: add
+        :func:`cudrift.kernels._host.moment_shifts` of ``x``'s first
         :data:`SHIFT_ROWS` rows to the merged mean); ``row_blocks`` (their second dimension, e.g.
         :func:`cudrift.kernels._launch.row_blocks` with ``row_major=rows_layout(x)``)
         sets the grid; any value gives the same answer.

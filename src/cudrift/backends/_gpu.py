@@ -97,7 +97,7 @@ from cudrift.sketches.profile import _label_batch  # noqa: E402
 from cudrift.stats import TESTS, TestResult  # noqa: E402
 from cudrift.stats import multivariate as _mv  # noqa: E402
 from cudrift.stats._validation import dropped_details  # noqa: E402
-from cudrift.stats.univariate import _STD_SUBNORMAL  # noqa: E402
+from cudrift.stats.univariate import _usable_std  # noqa: E402
 
 cuda = _cuda.cuda
 
@@ -438,9 +438,9 @@ def _launch_group(dev: _Device, x2d: cupy.ndarray, jobs: list[_Job], *, hist_onl
 
 def _finish_group(dev: _Device, launched: dict, cands: _Candidates, internal: dict | None) -> None:
     """Read back one profile pass and finish its columns (summary, sample, kept values); synchronizes."""
-    h = {k: cupy.asnumpy(v) for k, v in launched["out"].items()}
+    h = {k: cupy.asnumpy(v) for k, v in (*launched["out"].items(), ("first", launched["first"]))}
     count, mean, m2 = _host.merge_block_moments(h["blk_count"], h["blk_mean"], h["blk_m2"])
-    mean = mean + _host.moment_shifts(cupy.asnumpy(launched["first"]))  # the block means' origin
+    mean = mean + _host.moment_shifts(h["first"])  # the block means' origin
     ops = _Ops(dev)
     jobs = launched["jobs"]
     summaries = _summaries(launched["flat"], jobs, count, h["special"][:, 3], ops)
@@ -1176,9 +1176,9 @@ def run_sorted_test(test: str, ref: cupy.ndarray, cur: cupy.ndarray, reference_s
     Synchronizes the device.
     """
     spec = TESTS[test]
-    if test == "wasserstein_normalized" and ref.size and (
-            0 < reference_std < _STD_SUBNORMAL or (reference_std == 0 and not _constant(ref))):
-        # squares subnormal (values near 1e-161) or underflowed (1e-200): the CPU function rescales them
+    if test == "wasserstein_normalized" and ref.size and not _usable_std(reference_std, lambda: _constant(ref)):
+        # squares overflowed, subnormal (values near 1e-161) or underflowed (1e-200): the CPU function
+        # rescales the values themselves
         reference_std = math.nan
     if test in gh.RANK_TESTS and ref.size and cur.size:
         distinct = _pooled_distinct(ref, cur) if test == "anderson" else True

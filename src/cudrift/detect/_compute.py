@@ -287,17 +287,15 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
                 return spec.func_sorted(a, b, reference_std=rc.moments.std)
             return spec.func_sorted(a, b)
         std = rc.moments.std
-        if _usable_std(std, rc.moments.min, rc.moments.max):
-            return _FROM_CDF[test](ref_cdf, cur_cdf, std)
-        # the moments' squares overflowed (|values| past ~1e154) or underflowed (below ~1e-162): take the
-        # scale from the kept points instead, scaled so the squares stay finite and non-zero
+        if test != "wasserstein_normalized" or _usable_std(std, lambda: rc.moments.min == rc.moments.max):
+            return _FROM_CDF[test](ref_cdf, cur_cdf, std)  # (only the normalized distance reads std)
+        # the moments' squares overflowed (|values| past ~1e154) or are subnormal (spread below ~1e-154):
+        # take the scale from the kept points instead, scaled so the squares stay finite and normal
         if ref_sorted is not None:
-            return _FROM_CDF[test](ref_cdf, cur_cdf, _std(np.sort(ref_sorted)))
+            return _FROM_CDF[test](ref_cdf, cur_cdf, _std(ref_sorted))
         # From the reference's sample the scale is an estimate that no bound covers: the distance's bound
         # (statistic_error) then no longer holds, so it is NaN, as for the tests run on samples.
         res = _FROM_CDF[test](ref_cdf, cur_cdf, _std(np.sort(rc.sample.values)))
-        if test != "wasserstein_normalized":
-            return res
         return dataclasses.replace(res, statistic_error=math.nan,
                                    details={**res.details, "reference_std_from_sample": True})
     return _from_sample(test, rc, cc)

@@ -31,10 +31,6 @@ _KIND = "cudrift.profile"
 _VERSION = 1
 
 
-def _workers() -> int:
-    return cpu_workers()
-
-
 class Profile:
     """Sketches of every column of a window.
 
@@ -373,7 +369,7 @@ def _consume(
             col.update(values, null_count=nulls, name=name)
         return len(data)
 
-    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+    with ThreadPoolExecutor(max_workers=cpu_workers()) as pool:
         for batch in src.iter_batches():
             futures = {n: pool.submit(feed, n, batch[n], prof.columns[n]) for n in names}
             lens = {}
@@ -414,7 +410,7 @@ def _count_histograms(prof: Profile, src: TableSource, names: list[str],
             values = values[np.isfinite(values)]
         col.histogram.update_sorted(np.sort(values))
 
-    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+    with ThreadPoolExecutor(max_workers=cpu_workers()) as pool:
         for batch in src.iter_batches():
             for f in [pool.submit(count, batch[n], prof.columns[n]) for n in names]:
                 f.result()

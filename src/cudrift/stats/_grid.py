@@ -70,16 +70,12 @@ _POOL: ThreadPoolExecutor | None = None
 _POOL_PID = 0
 
 
-def _workers() -> int:
-    return cpu_workers()
-
-
 def _pool() -> ThreadPoolExecutor:
     global _POOL, _POOL_PID
     # a forked child (Dask, multiprocessing) inherits the pool object but not
     # its threads; tasks submitted to it would never run
     if _POOL is None or _POOL_PID != os.getpid():
-        _POOL = ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="cudrift-grid")
+        _POOL = ThreadPoolExecutor(max_workers=cpu_workers(), thread_name_prefix="cudrift-grid")
         _POOL_PID = os.getpid()
     return _POOL
 
@@ -134,7 +130,7 @@ def grid_from_sorted(a: np.ndarray, b: np.ndarray) -> Grid:
     ia = np.concatenate(([0], np.searchsorted(a, cuts, "left"), [n_a]))
     ib = np.concatenate(([0], np.searchsorted(b, cuts, "left"), [n_b]))
     n_chunks = ia.size - 1
-    workers = min(_workers(), n_chunks) if N >= _PARALLEL_MIN else 1
+    workers = min(cpu_workers(), n_chunks) if N >= _PARALLEL_MIN else 1
     if workers == 1:
         _merge_chunks(a, b, ia, ib, 0, n_chunks, outs)
     else:
@@ -171,7 +167,7 @@ def _map_blocks(fn, n: int) -> list:
     """
     bounds = list(range(0, n, _BLOCK)) + [n]
     spans = list(zip(bounds[:-1], bounds[1:]))
-    if n < _PARALLEL_MIN or _workers() == 1:
+    if n < _PARALLEL_MIN or cpu_workers() == 1:
         return [fn(lo, hi) for lo, hi in spans]
     return list(_pool().map(lambda span: fn(*span), spans))
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import replace
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -963,11 +964,12 @@ def _std(x: np.ndarray) -> float:
 _STD_SUBNORMAL = 2.0**-511
 
 
-def _usable_std(std: float | None, lo: float, hi: float) -> bool:
-    """Whether a standard deviation from moments can normalize a reference with extremes ``lo`` and ``hi``:
-    finite (squares past ~1e154 overflow), at least :data:`_STD_SUBNORMAL` (squares below ~1e-154 are
-    subnormal, and below ~1e-162 they underflow to 0), or 0 for a constant reference."""
-    return std is not None and math.isfinite(std) and (std >= _STD_SUBNORMAL or (std == 0 and lo == hi))
+def _usable_std(std: float | None, constant: Callable[[], bool]) -> bool:
+    """Whether a standard deviation from moments can normalize a reference: finite (squares past ~1e154
+    overflow), at least :data:`_STD_SUBNORMAL` (squares below ~1e-154 are subnormal, and below ~1e-162 they
+    underflow to 0), or 0 for a constant reference (``constant()``, asked only then: on the device it is a
+    read of the sorted ends). Every path that normalizes a Wasserstein distance asks this."""
+    return std is not None and math.isfinite(std) and (std >= _STD_SUBNORMAL or (std == 0 and constant()))
 
 
 def _normalizer(std: float) -> float:
@@ -1024,7 +1026,7 @@ def wasserstein_normalized_sorted(
     1.0
     """
     w = _w1_sorted(ref_sorted, cur_sorted)
-    usable = ref_sorted.size and _usable_std(reference_std, ref_sorted[0], ref_sorted[-1])
+    usable = ref_sorted.size and _usable_std(reference_std, lambda: ref_sorted[0] == ref_sorted[-1])
     std = float(reference_std) if usable else _std(ref_sorted)
     norm = _normalizer(std)
     details = {**dropped_details(n_dropped), "kind": "distance", "reference_std": std, "normalizer": norm}
