@@ -153,6 +153,31 @@ def test_long_host_columns_are_cut_into_units(rng, monkeypatch):
     _assert_cut_units_match(pc, pg, cur, names, n_batches=4, rel=1e-12)
 
 
+@pytest.mark.parametrize("where", ["host", "device"])
+def test_a_reference_past_max_batch_rows_gets_the_cpu_edges(rng, monkeypatch, where):
+    """Pieces of MAX_BATCH_ROWS, cut at the same rows on both paths: equal sketches and edges, so the profiles merge."""
+    from cudrift.sketches import column
+
+    monkeypatch.setattr(column, "MAX_BATCH_ROWS", 130)
+    monkeypatch.setattr(_gpu, "PIECE_BYTES", 256)
+    names = ["a", "b", "c"]
+    x = _with_specials(rng.normal(size=(500, 3)), rng, share=0.02)
+    x[:, 2] = np.round(x[:, 2], 1)  # ties
+    x = x.astype(np.float32)
+    pc = cudrift.profile(x, columns=names, config=CFG, backend="cpu")
+    pg = cudrift.profile(x if where == "host" else cupy.asarray(x), columns=names, config=CFG, backend="gpu")
+    _assert_profiles_match(pc, pg)
+    for n in names:
+        assert pg.columns[n].quantiles.n_batches == 4  # 130, 130, 130, 110 rows
+        np.testing.assert_array_equal(pc.edges(n), pg.edges(n))
+    merged = pc + pg  # edges equal: CPU and GPU references merge
+    assert merged.n_rows == 1000
+    cur = (x[:300] + np.float32(0.5)).astype(np.float32)
+    _assert_reports_match(DriftDetector(x, columns=names, config=CFG, backend="cpu").compare(cur, columns=names),
+                          DriftDetector(x, columns=names, config=CFG, backend="gpu").compare(cur, columns=names),
+                          rel=1e-9)
+
+
 @pytest.mark.parametrize("order", ["C", "F", "slab"])  # the row kernel, the column kernel, rows with gaps
 def test_device_matrix_matches_numpy(rng, order):
     x = _with_specials(rng.normal(size=(300, 4)), rng).astype(np.float32)

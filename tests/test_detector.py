@@ -80,6 +80,21 @@ def test_exact_statistics_match_scipy(rng):
     assert f.pvalue == pytest.approx(2 * st.norm.sf(abs(z)), rel=1e-9)
 
 
+def test_windows_past_max_batch_rows_still_test_exactly(rng, monkeypatch):
+    """Columns profiled in pieces (MAX_BATCH_ROWS) keep exact rank tests: the pieces' sorted values are merged."""
+    from cudrift.sketches import column
+
+    monkeypatch.setattr(column, "MAX_BATCH_ROWS", 128)
+    ref, cur = _window(rng, 900), _window(rng, 700, shift=0.2)
+    det = DriftDetector(ref)
+    assert det.reference["a"].quantiles.n_batches == 8  # 900 rows in pieces of 128
+    rep = det.compare(cur)
+    for col in ("a", "b"):
+        exp = st.ks_2samp(ref[col].to_numpy(np.float64), cur[col].to_numpy(np.float64))
+        assert rep[col].statistic == pytest.approx(exp.statistic, rel=1e-12) and rep[col].statistic_error == 0.0
+        assert rep[col].pvalue == pytest.approx(exp.pvalue, rel=1e-9)
+
+
 def test_large_reference_statistics_match_formulas(rng):
     ref, cur = _window(rng, 6000), _window(rng, 4000, shift=0.3, cat_p=(0.4, 0.4, 0.2))
     rep = DriftDetector(ref).compare(cur)

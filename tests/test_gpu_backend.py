@@ -667,6 +667,22 @@ class TestOnGpu:
         pg = cudrift.profile(cur, columns=names, like=ref, backend="gpu")
         _assert_cut_units_match(pc, pg, cur, names, n_batches=5, rel=1e-9)
 
+    @pytest.mark.parametrize("where", ["host", "device"])
+    def test_a_reference_past_max_batch_rows_gets_the_cpu_edges(self, rng, monkeypatch, where):
+        """Long columns are cut at the CPU path's MAX_BATCH_ROWS on the device too: same sketches, same edges."""
+        import cupy
+
+        from cudrift.sketches import column
+
+        monkeypatch.setattr(column, "MAX_BATCH_ROWS", 7_000)
+        names = ["a", "b"]
+        x = _with_specials(rng.normal(size=(30_000, 2)), rng).astype(np.float32)
+        pc = cudrift.profile(x, columns=names, backend="cpu")
+        pg = cudrift.profile(x if where == "host" else cupy.asarray(x), columns=names, backend="gpu")
+        _assert_profiles_match(pc, pg)
+        assert pg.columns["a"].quantiles.n_batches == 5
+        assert (pc + pg).n_rows == 60_000  # equal edges: CPU and GPU references merge
+
     @pytest.mark.parametrize("group_bytes", [0, 3 * 4 * 20_000, None])
     def test_host_columns_staged_in_groups_match_numpy(self, rng, monkeypatch, group_bytes):
         """Whole host columns of one dtype and length share a staged block and a launch; answers stay the CPU's."""

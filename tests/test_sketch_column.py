@@ -56,6 +56,32 @@ def test_integer_and_bool_inputs(dtype, rng):
     assert p.dtype == np.dtype(dtype).name
 
 
+def test_a_long_batch_is_summarized_in_pieces_of_max_batch_rows(rng, monkeypatch):
+    """A batch past MAX_BATCH_ROWS is profiled as its consecutive pieces (the rows where the GPU path cuts units)."""
+    from cudrift.sketches import column
+
+    monkeypatch.setattr(column, "MAX_BATCH_ROWS", 100)
+    x = rng.standard_normal(350)
+    x[[5, 120, 340]] = [np.nan, np.inf, -np.inf]
+    kept: list = []
+    whole = NumericColumnProfile.empty(edges=EDGES, quantile_k=16, sample_size=20).update(
+        x, null_count=7, sorted_out=kept)
+    pieces = NumericColumnProfile.empty(edges=EDGES, quantile_k=16, sample_size=20)
+    for a in range(0, 350, 100):
+        pieces.update(x[a : a + 100], null_count=7 if a == 0 else 0)
+    assert whole.quantiles.n_batches == 4 and whole == pieces
+    assert whole.to_bytes() == pieces.to_bytes()
+    assert (whole.count, whole.null_count, whole.nan_count, whole.posinf_count, whole.neginf_count) == (357, 7, 1, 1, 1)
+    # every piece's sorted finite values, which together are the batch's
+    assert [k.size for k in kept] == [99, 99, 100, 49]
+    np.testing.assert_array_equal(np.sort(np.concatenate(kept)), np.sort(x[np.isfinite(x)]))
+    # the sketch still bounds the exact ranks of the whole batch
+    finite = np.sort(x[np.isfinite(x)])
+    q = np.linspace(0, 1, 21)
+    ranks = np.searchsorted(finite, whole.quantiles.quantile(q), side="right") / finite.size
+    assert np.all(np.abs(ranks - q) <= whole.quantiles.normalized_rank_error + 1.0 / finite.size)
+
+
 def test_only_non_finite_and_empty_batches():
     p = NumericColumnProfile.empty().update(np.array([np.nan, np.inf]), null_count=2)
     assert p.count == 4 and p.finite_count == 0 and p.quantiles.is_empty and p.histogram is None

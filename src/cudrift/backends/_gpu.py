@@ -92,6 +92,7 @@ from cudrift.kernels.categorical import launch_categorical  # noqa: E402
 from cudrift.kernels.mmd import launch_mmd  # noqa: E402
 from cudrift.kernels.profile import SHIFT_ROWS, launch_profile, profile_outputs, rows_layout  # noqa: E402
 from cudrift.kernels.rank import N_FLOAT_PARTIALS, N_INT_PARTIALS, launch_rank_many, split_offsets  # noqa: E402
+from cudrift.sketches import column as _column  # noqa: E402
 from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile  # noqa: E402
 from cudrift.sketches.profile import _label_batch  # noqa: E402
 from cudrift.stats import TESTS, TestResult  # noqa: E402
@@ -525,12 +526,24 @@ def _matrix_runs(matrix: cupy.ndarray, names: list[str], jobs: list[_Job]) -> tu
 
 
 def _device_numeric(dev, jobs: list[_Job], matrix, matrix_names, cands, internal, hist_only=False) -> None:
-    """Profile device columns in place: one fused launch per run of matrix columns, one per other column."""
+    """Profile device columns in place: one fused launch per run of matrix columns, one per other column.
+
+    Columns longer than :data:`~cudrift.sketches.column.MAX_BATCH_ROWS` are
+    profiled piece by piece, cut at the rows where the CPU path cuts them.
+    """
     if not hist_only:
         for j in jobs:
             if j.n == 0:
                 _absorb_empty(j)
     jobs = [j for j in jobs if j.n]
+    limit = _column.MAX_BATCH_ROWS
+    if any(j.n > limit for j in jobs):
+        for a in range(0, max(j.n for j in jobs), limit):
+            piece = [_Job(j.name, j.col, j.x[a : a + limit], j.nulls if a == 0 else 0, j.dtype, j.keep)
+                     for j in jobs if j.n > a]
+            _device_numeric(dev, piece, None if matrix is None else matrix[a : a + limit], matrix_names, cands,
+                            internal, hist_only)
+        return
     runs: list[tuple[cupy.ndarray, list[_Job]]] = []
     rest = jobs
     if matrix is not None:
@@ -641,7 +654,7 @@ def _host_numeric(dev, jobs: list[tuple[str, Any, np.ndarray, int, str, list | N
     unit_rows = {dt: _unit_rows(dev, dt) for dt in set(dtypes)}  # one free-memory query per dtype
     units = []
     for i, (n, dt) in enumerate(zip(lengths, dtypes)):
-        units += [(i, a, b) for _, a, b in gh.plan_units([n], unit_rows[dt])]
+        units += [(i, a, b) for _, a, b in gh.plan_units([n], unit_rows[dt], _column.MAX_BATCH_ROWS)]
     # a C-ordered matrix's columns grouped by whole cache lines (gh.row_neighbours), each line read once
     groups = gh.group_units(units, lengths, dtypes, min(unit_rows.values()), GROUP_BYTES,
                             gh.row_neighbours([c[2] for c in cols]))

@@ -373,13 +373,15 @@ def sort_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float32) if dtype in (np.float16, np.float32) else np.dtype(np.float64)
 
 
-def plan_units(lengths: Sequence[int], max_rows: int) -> list[tuple[int, int, int]]:
+def plan_units(lengths: Sequence[int], max_rows: int, piece_rows: int | None = None) -> list[tuple[int, int, int]]:
     """Cut columns of the given lengths into units of at most ``max_rows`` values.
 
-    Every unit becomes one batch of the column's sketches, so a column that
-    fits is one unit (and its sketches equal the CPU path's); a longer one is
-    cut into equal parts. An empty column still gets one (empty) unit, so
-    its nulls are counted.
+    Every unit becomes one batch of the column's sketches. A column is first
+    cut into pieces of ``piece_rows`` (the CPU path's
+    :data:`~cudrift.sketches.column.MAX_BATCH_ROWS`; None: no such cut), and
+    each piece into equal parts of at most ``max_rows``: when a piece fits,
+    it is one unit, and the column's sketches equal the CPU path's. An empty
+    column still gets one (empty) unit, so its nulls are counted.
 
     Returns
     -------
@@ -390,14 +392,24 @@ def plan_units(lengths: Sequence[int], max_rows: int) -> list[tuple[int, int, in
     --------
     >>> plan_units([10, 0, 25], 10)
     [(0, 0, 10), (1, 0, 0), (2, 0, 8), (2, 8, 16), (2, 16, 25)]
+    >>> plan_units([25], 10, piece_rows=10)  # pieces of 10 rows, as the CPU path cuts
+    [(0, 0, 10), (0, 10, 20), (0, 20, 25)]
+    >>> plan_units([25], 4, piece_rows=10)  # each piece in equal parts
+    [(0, 0, 3), (0, 3, 6), (0, 6, 10), (0, 10, 13), (0, 13, 16), (0, 16, 20), (0, 20, 22), (0, 22, 25)]
     """
     if max_rows < 1:
         raise ValueError(f"Invalid value for max_rows: {max_rows!r} (expected an integer >= 1)")
+    if piece_rows is not None and piece_rows < 1:
+        raise ValueError(f"Invalid value for piece_rows: {piece_rows!r} (expected an integer >= 1)")
     units = []
     for c, n in enumerate(lengths):
-        parts = max(1, -(-int(n) // max_rows))
-        cuts = [(i * int(n)) // parts for i in range(parts + 1)]
-        units.extend((c, cuts[i], cuts[i + 1]) for i in range(parts))
+        n = int(n)
+        step = n if piece_rows is None else min(n, int(piece_rows))
+        for p0 in range(0, max(n, 1), max(step, 1)):
+            m = min(n - p0, step)
+            parts = max(1, -(-m // max_rows))
+            cuts = [p0 + (i * m) // parts for i in range(parts + 1)]
+            units.extend((c, cuts[i], cuts[i + 1]) for i in range(parts))
     return units
 
 
