@@ -432,6 +432,52 @@ def test_normalized_wasserstein_is_scale_free_at_far_scales(rng, scale):
     assert abs(profiles.statistic - unit) <= profiles.statistic_error + 1e-9 and profiles.drifted
 
 
+@pytest.mark.parametrize("sizes", [(30_000, 20_000), (20_000, 20_000), (40_000, 3)])
+def test_wasserstein_of_large_samples_near_the_float64_limit(rng, sizes):
+    """The merge-free form (past FAST_MIN values) weights by up to n_a n_b: it must not overflow where SciPy does not."""
+    import warnings as _warnings
+
+    import cudrift
+    from cudrift.stats import wasserstein_distance_sorted
+
+    big = np.finfo(np.float64).max
+    ref = np.sort(rng.normal(size=sizes[0]))
+    cur = np.zeros(sizes[1])
+    cur[: max(1, sizes[1] // 10)] = big  # a sentinel value in 10% of the rows
+    cur = np.sort(cur)
+    want = st.wasserstein_distance(ref, cur)
+    assert np.isfinite(want)
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("error")  # no overflow warning either
+        got = wasserstein_distance_sorted(ref, cur).statistic
+    assert got == pytest.approx(want, rel=1e-12)
+    assert wasserstein_distance(ref, cur).statistic == pytest.approx(want, rel=1e-12)
+    wn = wasserstein_normalized(ref, cur).statistic
+    assert wn == pytest.approx(want / np.std(ref), rel=1e-9)
+    # and the detector counts it as drift, as it counts an infinite distance
+    rep = cudrift.DriftDetector({"x": ref}, policy="wasserstein_normalized", backend="cpu").compare({"x": cur})
+    assert rep["x"].statistic == pytest.approx(wn, rel=1e-9) and rep["x"].drifted
+
+
+def test_an_infinite_distance_is_drift_and_nan_is_no_verdict():
+    """Values of opposite sign near the limit: the distance itself is past float64 (inf, as SciPy's)."""
+    from cudrift.stats import TESTS, TestResult
+
+    a, b = np.full(50, -1e308), np.full(40, 1e308)
+    with np.errstate(over="ignore"):
+        assert st.wasserstein_distance(a, b) == np.inf
+        assert wasserstein_distance(a, b).statistic == np.inf
+    spec = TESTS["wasserstein"]
+    assert spec.drifted(TestResult(np.inf, None, "wasserstein", 50, 40), threshold=1.0)
+    assert not spec.drifted(TestResult(np.nan, None, "wasserstein", 50, 40), threshold=1.0)
+    import cudrift
+
+    with np.errstate(over="ignore"):
+        rep = cudrift.DriftDetector({"x": a}, policy="wasserstein", thresholds={"x": 1.0}, backend="cpu").compare(
+            {"x": b})
+    assert rep["x"].statistic == np.inf and rep["x"].drifted
+
+
 def test_pandas_missing_values_are_dropped_like_nan():
     """A nullable pandas Series (boolean, Int64) with NA: the NA is dropped and counted, as NaN and None are."""
     import pandas as pd

@@ -434,7 +434,7 @@ class DriftDetector:
         if spec.is_pvalue:
             drifted = pv is not None and pv < threshold
         else:
-            drifted = bool(math.isfinite(stat) and stat >= threshold)
+            drifted = bool(not math.isnan(stat) and stat >= threshold)  # NaN: no verdict; inf: past any threshold
         return FeatureDrift(name, kind, test, stat, pv, threshold, bool(drifted), res.n_reference, res.n_current,
                             pvalue_adjusted=pv, statistic_error=float(res.statistic_error)), findings
 

@@ -142,7 +142,7 @@ class TestSpec:
     func_sorted: Callable[..., TestResult] | None = None
 
     def drifted(self, result: TestResult, threshold: float | None = None) -> bool:
-        """Apply the decision rule to a result (NaN never counts as drift).
+        """Apply the decision rule to a result (NaN never counts as drift; an infinite distance does).
 
         Examples
         --------
@@ -153,7 +153,7 @@ class TestSpec:
         thr = self.default_threshold if threshold is None else float(threshold)
         if self.is_pvalue:
             return result.pvalue is not None and not math.isnan(result.pvalue) and result.pvalue < thr
-        return math.isfinite(result.statistic) and result.statistic >= thr
+        return not math.isnan(result.statistic) and result.statistic >= thr
 
 
 def _spec(name, kind, input_, is_pvalue, threshold, func, func_sorted=None) -> tuple[str, TestSpec]:
