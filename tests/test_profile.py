@@ -219,6 +219,48 @@ def test_huge_category_counts_fold_deterministically(rng):
     assert p1.to_bytes() == p2.to_bytes()
 
 
+@pytest.mark.parametrize("batch_rows", [None, 700])
+def test_a_reference_of_equally_frequent_categories_past_the_cap_keeps_a_full_dictionary(rng, tmp_path, batch_rows):
+    """Ties at the heavy-hitters cut drop every counter; the recount fills the dictionary with exact counts."""
+    import collections
+
+    cap = 9
+    labels = np.array(list("abcdefghij") * 300, dtype=object)  # 10 categories of 300 rows: none is a heavy hitter
+    rng.shuffle(labels)
+    data = {"c": labels}
+    if batch_rows:  # several batches: keys enter the dictionary in the order the data first shows them
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        data = tmp_path / "r.parquet"
+        pq.write_table(pa.table({"c": labels.astype(str)}), data, row_group_size=batch_rows)
+    ref = cudrift.profile(data, config=ProfileConfig(max_categories=cap, batch_rows=batch_rows or 1 << 20))
+    c = ref["c"].counts
+    exact = collections.Counter(labels.tolist())
+    assert len(c) == cap and all(c[k] == exact[k] for k in c.keys())
+    assert c.folded == 3000 - sum(c[k] for k in c.keys()) == 300 and c.max_count_error == 0
+    assert cudrift.profile(data, config=ProfileConfig(max_categories=cap, batch_rows=batch_rows or 1 << 20)
+                           ).to_bytes() == ref.to_bytes()  # deterministic
+    kept = sorted(c.keys())[0]
+    cur = {"c": np.array([kept] * 500, dtype=object)}
+    rep = cudrift.DriftDetector(ref).compare(cudrift.profile(cur, like=ref))
+    assert rep["c"].drifted and rep["c"].statistic > 0.5  # before: every row "other" on both sides, 0.0
+    same = {"c": rng.permutation(labels)[:1500]}
+    assert not cudrift.DriftDetector(ref).compare(cudrift.profile(same, like=ref))["c"].drifted
+
+
+def test_a_reference_past_the_cap_counts_heavy_hitters_first_and_exactly(rng):
+    import collections
+
+    ids = np.array([f"id{i}" for i in rng.integers(0, 50_000, size=60_000)], dtype=object)
+    ids[rng.choice(60_000, 15_000, replace=False)] = "hot"
+    ref = cudrift.profile({"u": ids}, config=ProfileConfig(max_categories=2_000))
+    c = ref["u"].counts
+    exact = collections.Counter(ids.tolist())
+    assert len(c) == 2_000 and "hot" in c and c["hot"] == exact["hot"]
+    assert all(c[k] == exact[k] for k in c.keys()) and c.folded == 60_000 - sum(c[k] for k in c.keys())
+
+
 def test_windows_merge_whatever_their_column_order(rng):
     ref = cudrift.profile({"a": rng.normal(size=100), "b": rng.normal(size=100)})
     w1 = cudrift.profile({"b": rng.normal(size=10), "a": rng.normal(size=10)}, like=ref)

@@ -20,7 +20,7 @@ from cudrift.errors import EmptyInputError, FormatError, IncompatibleSketchError
 from cudrift.io import ColumnData, TableSource, as_source
 from cudrift.io._atomic import write_atomic
 from cudrift.sketches import _format
-from cudrift.sketches.categorical import CategoryCounts
+from cudrift.sketches.categorical import CategoryCounts, count_categories
 from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile, _merge_dtype
 from cudrift.sketches.config import CATEGORICAL, NUMERICAL, ProfileConfig, Schema
 from cudrift.sketches.histogram import equal_mass_edges
@@ -562,23 +562,36 @@ def profile_keeping_sorted(
 def _recount_folded_categories(prof: Profile, src: TableSource) -> None:
     """Second pass over a reference column that outgrew ``max_categories``.
 
-    The heavy-hitters pass picks the dictionary (at most ``max_categories``
-    keys) but leaves its counts under-estimated; windows profiled like this
-    reference count those keys exactly, so the reference must too. This pass
-    counts the dictionary keys exactly and keeps the rest as the folded mass.
+    The heavy-hitters pass leaves its counts under-estimated, and it may
+    keep fewer than ``max_categories`` keys, none at all where many are
+    equally frequent (10,001 categories of 3 rows each: subtracting the
+    10,001st largest count leaves every counter at 0). Windows profiled like
+    this reference count the dictionary's keys exactly, so the reference
+    must too, and a dictionary left empty would make every window's rows one
+    "other" mass that no test can tell apart. This pass counts exactly the
+    heavy hitters and then, while there is room, every other key in the order
+    the data first shows it (a key first seen in a later batch cannot have
+    been seen before), so the dictionary holds ``min(max_categories,
+    distinct)`` keys; the rest is kept as the folded mass.
     """
     for name, col in list(prof.columns.items()):
         if not isinstance(col, CategoricalColumnProfile) or not col.counts.folded:
             continue
-        exact = CategoricalColumnProfile.empty(
-            max_categories=col.counts.max_categories, reference_categories=frozenset(col.counts.keys())
-        )
+        cap = col.counts.max_categories
+        table = dict.fromkeys(col.counts.keys(), 0)
+        other = 0
         for batch in src.iter_batches():
-            values, nulls = _label_batch(name, batch[name]())
-            exact.update(values, null_count=nulls, name=name)
-        c = exact.counts
-        table = {k: v for k, v in c.items()}
-        counts = CategoryCounts(c.max_categories, c.key_type, table, c.n + exact.unseen_count, exact.unseen_count, 0)
+            values, _ = _label_batch(name, batch[name]())
+            _, keys, counts, _ = count_categories(values, name)
+            for k, c in zip(keys, counts.tolist()):
+                if k in table:
+                    table[k] += c
+                elif len(table) < cap:
+                    table[k] = c
+                else:
+                    other += c
+        table = {k: c for k, c in table.items() if c}
+        counts = CategoryCounts(cap, col.counts.key_type, table, sum(table.values()) + other, other, 0)
         prof.columns[name] = CategoricalColumnProfile(
             col.count, col.null_count, counts, col.reference_categories, col.unseen_count
         )
