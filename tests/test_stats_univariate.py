@@ -478,6 +478,28 @@ def test_an_infinite_distance_is_drift_and_nan_is_no_verdict():
     assert rep["x"].statistic == np.inf and rep["x"].drifted
 
 
+def test_ttest_far_from_zero_is_exact_to_rounding(rng):
+    """1e9 + N(0, 1): the t statistic against exact rational arithmetic, raw and sorted (the detector's kept path)."""
+    from decimal import Decimal, localcontext
+    from fractions import Fraction
+
+    from cudrift.stats import ttest_ind_sorted
+
+    a, b = 1e9 + rng.normal(size=600), 1e9 + 0.1 + rng.normal(size=400)
+    fa, fb = [Fraction(float(x)) for x in a], [Fraction(float(x)) for x in b]
+    m1, m2 = sum(fa) / len(fa), sum(fb) / len(fb)
+    v1 = sum((x - m1) ** 2 for x in fa) / (len(fa) - 1)
+    v2 = sum((x - m2) ** 2 for x in fb) / (len(fb) - 1)
+    num, den2 = m1 - m2, v1 / len(fa) + v2 / len(fb)  # Welch, the default
+    with localcontext() as ctx:
+        ctx.prec = 40
+        exact = float(Decimal(num.numerator) / Decimal(num.denominator)
+                      / (Decimal(den2.numerator) / Decimal(den2.denominator)).sqrt())
+    for res in (ttest_ind(a, b), ttest_ind_sorted(np.sort(a), np.sort(b))):
+        assert res.statistic == pytest.approx(exact, rel=1e-12)  # SciPy's own is ~1e-6 off here
+        assert res.pvalue == pytest.approx(2 * st.t.sf(abs(exact), res.details["df"]), rel=1e-9)
+
+
 def test_pandas_missing_values_are_dropped_like_nan():
     """A nullable pandas Series (boolean, Int64) with NA: the NA is dropped and counted, as NaN and None are."""
     import pandas as pd

@@ -790,7 +790,15 @@ def _var_ddof1(x: np.ndarray) -> float:
 def _ttest(a: np.ndarray, b: np.ndarray, equal_var: bool, alternative: str, n_dropped) -> TestResult:
     n1, n2 = a.size, b.size
     v1, v2 = _var_ddof1(a), _var_ddof1(b)
-    m1, m2 = float(np.mean(a)), float(np.mean(b))
+    # The difference of the means from values shifted by one of them: far
+    # from zero (1e9 + small noise) the unshifted means cancel, and summed
+    # over sorted values (the detector's kept reference) they lost a digit
+    # more than SciPy's; shifted, the estimate is nearer the exact one.
+    c = float(a[0]) if n1 else 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        m1, m2 = float(np.mean(a - c)), float(np.mean(b - c))
+    if not (math.isfinite(m1) and math.isfinite(m2)):  # a shift across the float64 range
+        c, m1, m2 = 0.0, float(np.mean(a)), float(np.mean(b))
     with np.errstate(divide="ignore", invalid="ignore"):
         if equal_var:
             v1 = 0.0 if n1 == 1 else v1
