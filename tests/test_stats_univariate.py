@@ -500,6 +500,15 @@ def test_ttest_far_from_zero_is_exact_to_rounding(rng):
         assert res.pvalue == pytest.approx(2 * st.t.sf(abs(exact), res.details["df"]), rel=1e-9)
 
 
+def test_normalized_wasserstein_scale_far_from_zero(rng):
+    """1e15 + small integers: the reference's std is the integers' own (exactly representable there)."""
+    k = rng.integers(0, 100, size=50_000).astype(np.float64)
+    shift = rng.integers(0, 100, size=30_000).astype(np.float64) + 3.0
+    want = st.wasserstein_distance(k, shift) / np.std(k)  # at small magnitude: exact to rounding
+    got = wasserstein_normalized(1e15 + k, 1e15 + shift).statistic
+    assert got == pytest.approx(want, rel=1e-12)
+
+
 def test_pandas_missing_values_are_dropped_like_nan():
     """A nullable pandas Series (boolean, Int64) with NA: the NA is dropped and counted, as NaN and None are."""
     import pandas as pd

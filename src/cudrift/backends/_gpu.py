@@ -1254,8 +1254,8 @@ def sample_test(test: str, reference: Any, current: Any) -> TestResult:
         b, db = _finite_sorted(current, "current")
         std = None
         if test == "wasserstein_normalized":
-            # as the CPU's _std: exactly 0 for a constant sample (sorted: ends equal)
-            std = 0.0 if _constant(a) else float(a.std())
+            # as the CPU's _std: exactly 0 for a constant sample (sorted: ends equal), from the smallest value
+            std = 0.0 if _constant(a) else float((a - a[0]).std())
     res = run_sorted_test(test, a, b, std if std is not None else math.nan)
     return dataclasses.replace(res, details={**res.details, **dropped_details((da, db))})
 

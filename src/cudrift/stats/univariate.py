@@ -960,7 +960,9 @@ def _std(x: np.ndarray) -> float:
         return 0.0
     top = max(abs(float(x[0])), abs(float(x[-1]))) if x.size else 1.0
     if 1e-100 < top < 1e100:
-        return float(np.std(x))
+        # from the smallest value: far from zero (1e15 + small integers) the mean of unshifted values loses
+        # digits that the deviations then carry (1e-6 of the std); the differences are exact there
+        return float(np.std(x - x[0]))
     # squares of values past ~1e154 overflow, and of values below ~1e-162 underflow to 0 (a varying sample
     # would get the constant rule's normalizer 1): scale to about 1 first
     z, scale = unit_scale(x)
