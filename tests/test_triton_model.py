@@ -575,3 +575,118 @@ def test_a_features_old_test_series_turn_nan_rather_than_vanish(pb, reference):
     assert value(pb, "cudrift_feature_drift_score", feature="a", test="chisquare") == 9.0
     assert np.isnan(value(pb, "cudrift_feature_drift_score", feature="a", test="ks"))
     assert np.isnan(value(pb, "cudrift_feature_drifted", feature="a", test="ks"))
+
+
+def _served_model(root, outputs, name="scorer", features=2):
+    """A served model's folder (its config only matters: write_repository reads it)."""
+    d = root / name
+    (d / "1").mkdir(parents=True)
+    (d / "1" / "model.py").write_text("# served model\n")
+    outs = ",\n".join(f'{{ name: "{n}" data_type: {t} dims: [ 1 ] }}' for n, t in outputs)
+    (d / "config.pbtxt").write_text(
+        f'name: "{name}"\nbackend: "python"\nmax_batch_size: 512\n'
+        f'input [ {{ name: "FEATURES" data_type: TYPE_FP32 dims: [ {features} ] }} ]\noutput [\n{outs}\n]\n'
+    )
+    return d
+
+
+def test_a_checkpoint_written_under_another_input_layout_is_set_aside(tmp_path, pb, rng):
+    """One float64 reference, its SCORE first sent in NUMERIC (FP32: its outer edges widened to float32), then
+    fed by an FP64 output (not widened): the saved windows do not merge with the new reference. The checkpoint
+    is set aside and the monitor loads (it once refused to load, and Triton the ensemble with it)."""
+    f = rng.normal(size=(3000, 2))
+    ref = cudrift.profile({"a": f[:, 0], "b": f[:, 1], "SCORE": f.sum(axis=1)})
+    ckpt = tmp_path / "w.ckpt"
+    repo = write_repository(tmp_path / "repo", ref, window_rows=1000, checkpoint=str(ckpt))  # monitor alone
+    m = TritonPythonModel()
+    m.initialize(model_args(repo))
+    out = m.execute([{"NUMERIC": FakeTensor("NUMERIC", rng.normal(size=(300, 3)).astype(np.float32))}])
+    assert out[0].error is None
+    m.finalize()
+    assert _checkpoint_rows(m, ckpt) == 300
+    served = _served_model(tmp_path / "models", [("SCORE", "TYPE_FP64")])
+    repo = write_repository(tmp_path / "repo", ref, model=served, window_rows=1000, checkpoint=str(ckpt))
+    assert repo.layout.group("SCORE").data_type == "TYPE_FP64"
+    m2 = TritonPythonModel()
+    m2.initialize(model_args(repo))
+    try:
+        assert m2.state.open_rows == 0 and not ckpt.exists()
+        assert [p.name.startswith("w.ckpt.unusable-") for p in tmp_path.iterdir() if p.is_file()] == [True]
+        assert any(level == "error" and "not resumed" in msg and "different reference" in msg
+                   for level, msg in pb.logs)
+        x = rng.normal(size=(50, 2))
+        out = m2.execute([{"NUMERIC": FakeTensor("NUMERIC", x.astype(np.float32)),
+                           "SCORE": FakeTensor("SCORE", x.sum(axis=1, keepdims=True))}])
+        assert out[0].error is None and m2.state.rows_total == 50
+    finally:
+        m2.finalize()
+
+
+def test_no_checkpoint_can_keep_the_monitor_from_loading(monitor, pb, rng, tmp_path, monkeypatch):
+    """Whatever restoring a checkpoint raises, it is set aside with the reason logged, and a new window starts."""
+    repo, start = monitor
+    m = start()
+    m.execute([request(rng, 120)])
+    m.finalize()
+
+    def restore(self, data):
+        raise KeyError("simulated")
+
+    monkeypatch.setattr(WindowState, "restore", restore)
+    m2 = start()
+    assert m2.state.open_rows == 0 and m2.state.rows_total == 0
+    assert [p.name.startswith("w.ckpt.unusable-") for p in tmp_path.iterdir() if p.name != "repo"] == [True]
+    assert any(level == "error" and "not resumed" in msg and "KeyError" in msg and "simulated" in msg
+               for level, msg in pb.logs)
+
+
+def test_a_feature_without_a_result_reads_nan_not_the_last_windows_values(tmp_path, pb, rng):
+    """A window with nothing to test for a feature (all NaN): its p-value and verdict are NaN (no result), not
+    the previous window's p-value next to a verdict of 0."""
+    ref = cudrift.profile({c: rng.normal(size=3000).astype(np.float32) for c in "ab"})
+    repo = write_repository(tmp_path / "repo", ref, window_rows=200, checkpoint="", policy="ks")
+    m = TritonPythonModel()
+    m.initialize(model_args(repo))
+    try:
+        x = rng.normal(size=(200, 2)).astype(np.float32)
+        m.execute([{"NUMERIC": FakeTensor("NUMERIC", x)}])
+        wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 1)
+        assert 0 < value(pb, "cudrift_feature_drift_pvalue", feature="b", test="ks") <= 1
+        assert value(pb, "cudrift_feature_drifted", feature="b", test="ks") == 0
+        x[:, 1] = np.nan
+        m.execute([{"NUMERIC": FakeTensor("NUMERIC", x)}])
+        wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 2)
+        for family in ("cudrift_feature_drift_score", "cudrift_feature_drift_pvalue", "cudrift_feature_drifted"):
+            assert np.isnan(value(pb, family, feature="b", test="ks")), family
+        assert 0 < value(pb, "cudrift_feature_drift_pvalue", feature="a", test="ks") <= 1
+        assert value(pb, "cudrift_dataset_drift_share") == 0  # of the tested features
+    finally:
+        m.finalize()
+
+
+@pytest.mark.parametrize("data_type, dtype", [("TYPE_FP16", np.float16), ("TYPE_FP32", np.float32),
+                                              ("TYPE_FP64", np.float64)])
+def test_the_references_own_predictions_at_the_outputs_precision_are_in_range(tmp_path, pb, rng, data_type, dtype):
+    """A float64 reference's prediction column sent at the served output's own precision: its extremes, rounded
+    to that precision, are in range (FP16 ones counted as out of range); one step past them is not."""
+    p = rng.normal(size=3000)
+    ref = cudrift.profile({"a": rng.normal(size=3000), "b": rng.normal(size=3000), "score": p})
+    served = _served_model(tmp_path / "models", [("score", data_type)])
+    repo = write_repository(tmp_path / "repo", ref, model=served, window_rows=3000, checkpoint="")
+    assert repo.layout.group("score").data_type == data_type
+    m = TritonPythonModel()
+    m.initialize(model_args(repo))
+    try:
+        numeric = FakeTensor("NUMERIC", rng.normal(size=(3000, 2)).astype(np.float32))
+        out = m.execute([{"NUMERIC": numeric, "score": FakeTensor("score", p.astype(dtype).reshape(-1, 1))}])
+        assert out[0].error is None
+        wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 1)
+        assert value(pb, "cudrift_feature_out_of_range_total", feature="score") == 0
+        top = dtype(p.max())
+        top = np.nextafter(top, dtype(np.inf)) if top < p.max() else top  # the reference's max rounded up
+        past = np.full((3000, 1), np.nextafter(top, dtype(np.inf)), dtype=dtype)
+        m.execute([{"NUMERIC": numeric, "score": FakeTensor("score", past)}])
+        wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 2)
+        assert value(pb, "cudrift_feature_out_of_range_total", feature="score") == 3000
+    finally:
+        m.finalize()

@@ -219,3 +219,27 @@ def test_names_that_would_overwrite_a_model_are_refused_before_anything_is_writt
     write_repository(root, reference, model="scorer", checkpoint="")
     repo = write_repository(root, reference, model="scorer", checkpoint="", window_rows=77)
     assert repo.settings.window_rows == 77
+
+
+def test_a_second_served_model_does_not_take_over_the_first_ones_monitor(tmp_path, reference):
+    """Two served models in one repository, both with the default monitor name: the second would replace the
+    first's monitor (its ensemble would compare its traffic with the other's reference). Refused, naming both
+    and --name; regenerating a model's own monitor, or one written alone, still works."""
+    root = tmp_path / "repo"
+    served_model(root)
+    served_model(root, name="other")
+    write_repository(root, reference, model="scorer", checkpoint="")
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    with pytest.raises(FileExistsError, match=r"monitor of 'scorer'.*'other'.*--name"):
+        write_repository(root, reference, model="other", checkpoint="")
+    with pytest.raises(FileExistsError, match=r"monitor of 'scorer'.*--name"):
+        write_repository(root, reference, checkpoint="")  # a monitor alone, under the same name
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    repo = write_repository(root, reference, model="other", name="other_monitor", checkpoint="")
+    assert repo.settings.monitored_model == "other"
+    assert write_repository(root, reference, model="scorer", checkpoint="", window_rows=77).settings.window_rows == 77
+    # a monitor written alone first may become a served model's (same repository, the ensemble added)
+    alone = tmp_path / "alone"
+    served_model(alone)
+    write_repository(alone, reference, checkpoint="")
+    assert write_repository(alone, reference, model="scorer", checkpoint="").settings.monitored_model == "scorer"

@@ -392,3 +392,68 @@ def test_a_sealed_window_whose_rows_were_all_dropped_is_discarded_not_closed(ref
     w = st.close_next()
     assert (w.window_id, w.rows) == (1, 100) and st.windows_closed == 1 and st.rows_dropped == 100
     assert st.close_next() is None
+
+
+def test_checkpoint_whose_windows_do_not_merge_with_the_reference_is_a_format_error(reference, rng):
+    """Windows profiled against other edges (the same reference file under another input layout widens other
+    columns): the restore says FormatError, which the monitor sets aside, never the merge's own error."""
+    lay = FeatureLayout.from_profile(reference)
+    st = WindowState(reference, lay, window_rows=1000)
+    st.accept(_batch(rng, 100), 100)
+    st.fold(force=True)
+    data = st.to_bytes()
+    a = reference.columns["a"].copy()
+    edges = a.histogram.edges.copy()
+    edges[-1] = np.nextafter(edges[-1], np.inf)
+    a.histogram = type(a.histogram)(edges, a.histogram.counts)
+    other_ref = cudrift.Profile({**reference.columns, "a": a}, dict(reference.kinds), dict(reference.dtypes),
+                                reference.n_rows, reference.config)
+    other = WindowState(other_ref, lay, window_rows=1000)
+    assert other.digest != st.digest  # the digest covers the edges windows are profiled with
+    with pytest.raises(FormatError, match="different reference"):
+        other.restore(data)
+    other.digest = st.digest  # a digest that says "same": the windows' own check still refuses them
+    with pytest.raises(FormatError, match="window 0 does not merge with the reference: column .a."):
+        other.restore(data)
+    assert (other.open_rows, other.rows_total) == (0, 0)  # left as it was
+
+
+def test_restore_into_a_lower_window_limit_keeps_sample_indices_apart(rng):
+    """A saved open window over a lowered ``window_rows`` is sealed at restore; the window it opens draws its
+    samples past every row saved, as any other, not from 0 again (the sliding merge had repeated indices)."""
+    ref = cudrift.profile({"a": rng.normal(size=3000)})
+    lay = FeatureLayout.from_profile(ref)
+
+    def rows(k):
+        return {"NUMERIC": rng.normal(size=(k, 1)).astype(np.float32)}
+
+    st = WindowState(ref, lay, window_rows=100, sliding_windows=4)
+    st.accept(rows(250), 250)  # windows 0, 1 and 50 rows open
+    while st.close_next() is not None:
+        pass
+    st.fold(force=True)
+    again = WindowState(ref, lay, window_rows=40, sliding_windows=4)
+    again.restore(st.snapshot()[0])
+    again.accept(rows(40), 40)
+    closed = []
+    while (w := again.close_next()) is not None:
+        closed.append(w)
+    assert [(w.window_id, w.rows, w.merged.n_rows) for w in closed] == [(2, 50, 250), (3, 40, 290)]
+    for w in closed:
+        pri = w.merged["a"].sample.priorities
+        assert np.unique(pri).size == pri.size, w.window_id
+
+
+def test_a_boolean_category_takes_only_0_and_1_the_rest_is_unseen(reference, rng):
+    """Over CATEGORICAL_INT a boolean column's 0 and 1 are False and True; any other integer is an unseen
+    category (counted as such), not True."""
+    st = WindowState(reference, FeatureLayout.from_profile(reference), window_rows=100)
+    b = _batch(rng, 100)
+    flag = np.array([0] * 50 + [1] * 30 + [7] * 15 + [-1] * 5)
+    b["CATEGORICAL_INT"][:, 1] = flag
+    st.accept(b, 100)
+    col = st.close_next().own["flag"]
+    assert (col.counts[False], col.counts[True], col.unseen_count, col.count) == (50, 30, 20, 100)
+    st.accept(_batch(rng, 100), 100)  # only 0 and 1: counted as the reference's booleans, nothing unseen
+    w = st.close_next()
+    assert w.own["flag"].unseen_count == 0 and w.own.dtypes["flag"] == reference.dtypes["flag"]

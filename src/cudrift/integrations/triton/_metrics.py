@@ -16,10 +16,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from cudrift.detect.report import DriftReport
+from cudrift.detect.report import STATUS_OK, DriftReport
 from cudrift.integrations.triton._layout import FeatureLayout
 from cudrift.integrations.triton._state import ClosedWindow
 from cudrift.sketches.column import NumericColumnProfile
+from cudrift.stats import TESTS
 
 __all__ = ["MonitorMetrics", "BAD_REQUEST_REASONS", "METRIC_NAMES"]
 
@@ -37,9 +38,15 @@ BAD_REQUEST_REASONS = (
 
 # name: (kind, description)
 _FAMILIES: dict[str, tuple[str, str]] = {
-    "cudrift_feature_drift_score": ("GAUGE", "Drift statistic of the last closed window, per feature and test"),
-    "cudrift_feature_drift_pvalue": ("GAUGE", "p-value of the last closed window, per feature (p-value tests only)"),
-    "cudrift_feature_drifted": ("GAUGE", "1 if the feature drifted in the last closed window, else 0"),
+    "cudrift_feature_drift_score": (
+        "GAUGE", "Drift statistic of the last closed window, per feature and test (NaN: the feature was not tested)"
+    ),
+    "cudrift_feature_drift_pvalue": (
+        "GAUGE", "p-value of the last closed window, per feature (p-value tests only; NaN: not tested)"
+    ),
+    "cudrift_feature_drifted": (
+        "GAUGE", "1 if the feature drifted in the last closed window, 0 if not, NaN if it could not be tested"
+    ),
     "cudrift_dataset_drift_share": ("GAUGE", "Share of tested features that drifted in the last closed window"),
     "cudrift_dataset_drift": ("GAUGE", "1 if the last closed window drifted as a whole (share >= drift_share)"),
     "cudrift_window_rows_total": ("COUNTER", "Rows accepted into drift windows"),
@@ -204,6 +211,13 @@ class MonitorMetrics:
             test = f.test or self._tests.get(f.column)
             if test is None:
                 continue  # never tested (no data yet): no series
+            if f.status != STATUS_OK:
+                # no result in this window (nothing to test, or the test failed): every gauge says so, none
+                # keeps the last tested window's value
+                spec = TESTS.get(test)
+                features[f.column] = [test, math.nan, math.nan if spec is not None and spec.is_pvalue else None,
+                                      math.nan]
+                continue
             pvalue = None if f.pvalue is None else _num(f.pvalue_adjusted if f.pvalue_adjusted is not None
                                                         else f.pvalue)
             features[f.column] = [test, _num(f.statistic), pvalue, 1.0 if f.drifted else 0.0]

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from cudrift.errors import FormatError
+from cudrift.errors import FormatError, IncompatibleSketchError
 from cudrift.integrations.triton._layout import FeatureLayout
 from cudrift.sketches import _format
 from cudrift.sketches.profile import Profile, profile
@@ -55,7 +55,12 @@ CHECKPOINT_VERSION = 1
 
 
 def reference_digest(reference: Profile) -> str:
-    """SHA-256 of the reference profile's bytes: a checkpoint resumes only against the same reference."""
+    """SHA-256 of the reference profile's bytes: a checkpoint resumes only against the same reference.
+
+    Take it of the reference windows are profiled like (the monitor's, with the edges it widened to its inputs'
+    precision), not of the file it came from: the same file under another input layout profiles windows against
+    other edges, and their profiles do not merge.
+    """
     return hashlib.sha256(reference.to_bytes()).hexdigest()
 
 
@@ -125,10 +130,6 @@ class WindowState:
         ``"cpu"`` or ``"gpu"``: passed to :func:`cudrift.profile`.
     clock
         Wall clock (seconds since the epoch); tests pass a fake one.
-    digest
-        What checkpoints record as the reference's identity (default
-        :func:`reference_digest` of ``reference``): the monitor passes its
-        reference file's, since it widens the edges it profiles with.
 
     Notes
     -----
@@ -158,7 +159,6 @@ class WindowState:
         backend: str = "cpu",
         clock: Callable[[], float] = time.time,
         max_backlog_rows: int = 0,
-        digest: str | None = None,
     ) -> None:
         if not isinstance(window_rows, int) or window_rows < 0:
             raise ValueError(f"Invalid value for window_rows: {window_rows!r} (expected an integer >= 0)")
@@ -173,7 +173,8 @@ class WindowState:
         if not isinstance(max_backlog_rows, int) or max_backlog_rows < 0:
             raise ValueError(f"Invalid value for max_backlog_rows: {max_backlog_rows!r} (expected an integer >= 0)")
         self.reference = reference
-        self.digest = digest or reference_digest(reference)
+        #: What checkpoints record as the reference's identity: :func:`reference_digest` of ``reference``.
+        self.digest = reference_digest(reference)
         self.layout = layout
         self.window_rows = window_rows
         self.window_seconds = float(window_seconds)
@@ -201,8 +202,7 @@ class WindowState:
         #: Accepted rows that could not be profiled (see the module's docstring); in ``rows_total``.
         self.rows_dropped = 0
         # Bool-keyed categorical columns travel as INT64 (Triton has no
-        # mixed-type tensor); turn them back into bools so that their keys
-        # match the reference dictionary.
+        # mixed-type tensor); 0 and 1 are turned back into bools (see _profile).
         self._bool_columns = {c for c, kt in layout.key_types(reference).items() if kt == "bool"}
 
     # ------------------------------------------------------------ request path
@@ -387,7 +387,7 @@ class WindowState:
             for j, name in enumerate(g.columns):
                 col = xp.ascontiguousarray(block[:, j])
                 if name in self._bool_columns:
-                    col = col != 0
+                    col = _as_bool_keys(col, xp)
                 columns[name] = col
         # Profiles merge only with the same column order: the reference's.
         ordered = {name: columns[name] for name in self.reference.kinds}
@@ -434,13 +434,15 @@ class WindowState:
     def restore(self, data: bytes) -> dict[str, Any]:
         """Resume from checkpoint bytes; returns the ``extra`` dict saved with them.
 
-        Call it before the first :meth:`accept`.
+        Call it before the first :meth:`accept`. If it raises, the state is
+        left as it was.
 
         Raises
         ------
         FormatError
-            If the bytes are not a readable checkpoint or were written
-            against a different reference profile.
+            If the bytes are not a readable checkpoint, were written against
+            a different reference profile, or hold windows that do not merge
+            with this one's (profiled against other edges or dictionaries).
         """
         _, meta, arrays = _format.unpack(data, CHECKPOINT_KIND, CHECKPOINT_VERSION)
         try:
@@ -469,25 +471,41 @@ class WindowState:
                     f"corrupted {CHECKPOINT_KIND} checkpoint: window {w.window_id} says {w.rows} rows, "
                     f"its profile holds {w.profile.n_rows}"
                 )
-            Profile.empty_like(self.reference).merge(w.profile)  # same columns, edges and dictionaries
+        empty = Profile.empty_like(self.reference)
+        for what, prof in [*((f"window {w.window_id}", w.profile) for w in windows),
+                           *((f"closed window {i}", h) for i, h in zip(hist_ids, history))]:
+            try:
+                empty.merge(prof)  # same columns, edges and dictionaries
+            except (IncompatibleSketchError, TypeError, ValueError) as exc:
+                raise FormatError(f"the checkpoint's {what} does not merge with the reference: {exc}") from None
         with self._lock:
             *sealed, self._open = windows
             self._sealed = deque(sealed)
-            # A window still open in the checkpoint but full under the current
-            # settings (window_rows lowered since) is sealed at the next accept;
-            # sealing it here keeps the invariant "open window below the limit".
-            if self.window_rows and self._open.rows >= self.window_rows:
-                self._seal_locked(self.clock())
             # Saved newest first; keep the K-1 newest under the current setting.
             keep = self.sliding_windows - 1
             self._history.clear()
             self._history.extend(history[:keep])
             self._history_ids.clear()
             self._history_ids.extend(hist_ids[:keep])
+            # the counters first: the window a seal below opens draws its samples past rows_total
             self.rows_total = rows_total
             self.windows_closed = windows_closed
             self.rows_dropped = rows_dropped
+            # A window still open in the checkpoint but full under the current
+            # settings (window_rows lowered since) is sealed at the next accept;
+            # sealing it here keeps the invariant "open window below the limit".
+            if self.window_rows and self._open.rows >= self.window_rows:
+                self._seal_locked(self.clock())
         return extra
+
+
+def _as_bool_keys(col: Any, xp: Any) -> Any:
+    """A boolean category's INT64 column as bools when it holds only 0 and 1 (the reference's dtype).
+
+    Otherwise the integers themselves: profiled against the reference's boolean dictionary, 0 and 1 count as
+    False and True and any other value as an unseen category (7 is not True).
+    """
+    return col != 0 if bool(((col == 0) | (col == 1)).all()) else col
 
 
 def _batch_rows(batch: Mapping[str, Any]) -> int:

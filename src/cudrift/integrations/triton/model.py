@@ -33,13 +33,12 @@ import numpy as np
 
 from cudrift.backends import resolve_backend
 from cudrift.detect.detector import DriftDetector
-from cudrift.errors import BackendUnavailableError, FormatError
+from cudrift.errors import BackendUnavailableError
 from cudrift.integrations.triton._config import MonitorSettings
 from cudrift.integrations.triton._layout import NUMERIC, OUTPUT_NAME, FeatureLayout, InputGroup
 from cudrift.integrations.triton._metrics import MonitorMetrics
-from cudrift.integrations.triton._state import WindowState, reference_digest
+from cudrift.integrations.triton._state import WindowState
 from cudrift.io._atomic import write_atomic
-from cudrift.kernels._host import float32_edges
 from cudrift.sketches.column import NumericColumnProfile
 from cudrift.sketches.histogram import Histogram
 from cudrift.sketches.profile import Profile, profile
@@ -238,7 +237,8 @@ class TritonPythonModel:
             self._log.log_warn(f"cudrift monitor {self._name}: cudrift_backend is gpu but the instance is "
                                "KIND_CPU (inputs on the host): profiling on the CPU")
 
-        digest = reference_digest(self.reference)  # checkpoints name the file's reference, not the widened one
+        # Windows are profiled like this widened reference, so checkpoints name it (WindowState's digest), not
+        # the file: the same file under another layout widens other columns, and its windows would not merge.
         self.reference = _at_input_precision(self.reference, self.layout)
         # workers=1: the worker compares each closed window on its own thread, one GIL contender against
         # execute() rather than a pool of them
@@ -246,7 +246,7 @@ class TritonPythonModel:
                                       drift_share=self.settings.drift_share, backend=self.backend, workers=1)
         self.state = WindowState(self.reference, self.layout, self.settings.window_rows, self.settings.window_seconds,
                                  self.settings.sliding_windows, self.settings.fold_rows, self.backend,
-                                 max_backlog_rows=self.settings.max_backlog_rows, digest=digest)
+                                 max_backlog_rows=self.settings.max_backlog_rows)
         self._checkpoint = _resolve(model_dir, self.settings.checkpoint) if self.settings.checkpoint else None
         totals = self._resume()
         self._warm_up()
@@ -300,12 +300,14 @@ class TritonPythonModel:
                                f"(GPU inputs are copied to the host): {exc}")
 
     def _resume(self) -> dict[str, Any]:
-        """Load the checkpoint if there is one; a bad one is set aside and the monitor starts afresh."""
+        """Load the checkpoint if there is one; one that cannot be resumed is set aside and the monitor starts
+        afresh (a checkpoint must never keep the monitor, and with it the ensemble, from loading)."""
         if self._checkpoint is None or not self._checkpoint.exists():
             return {}
         try:
             totals = self.state.restore(self._checkpoint.read_bytes())
-        except (FormatError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - unreadable, another reference, or anything else; restore
+            # leaves the state as it was when it raises
             aside = self._checkpoint.with_name(self._checkpoint.name + f".unusable-{int(time.time())}")
             try:
                 os.replace(self._checkpoint, aside)
@@ -313,7 +315,7 @@ class TritonPythonModel:
             except OSError as move:
                 where = f"left in place (could not move it: {move})"
             self._log.log_error(f"cudrift monitor {self._name}: checkpoint {self._checkpoint} not resumed "
-                                f"({exc}); {where}, starting a new window")
+                                f"({type(exc).__name__}: {exc}); {where}, starting a new window")
             return {}
         return totals
 
@@ -521,27 +523,33 @@ class TritonPythonModel:
         self._log.log_info(f"cudrift monitor {self._name}: stopped with {self.state.open_rows} rows in the open window")
 
 
+# The float types inputs arrive in below float64, whose rounding can move the reference's own extremes outward.
+_NARROW_FLOATS = {"TYPE_FP16": np.dtype(np.float16), "TYPE_FP32": np.dtype(np.float32)}
+
+
 def _at_input_precision(reference: Profile, layout: FeatureLayout) -> Profile:
-    """The reference with the outer histogram edges of each column that arrives as FP32 (NUMERIC, FP32
-    predictions) widened to float32, so the reference's own extremes, rounded to float32, are not out of range.
+    """The reference with the outer histogram edges of each column that arrives as a narrower float (NUMERIC:
+    FP32; a prediction: its FP16 or FP32 output) widened outward to that float, so the reference's own extremes,
+    rounded to the input's precision, are not out of range. FP64 and integer inputs hold the reference's values
+    exactly: their columns are left alone.
 
     Equal-mass edges start and end at the reference's minimum and maximum, so no reference value lies in the
     added sliver and every count stays exact. Windows are profiled like this reference, and compared with it.
     """
     widened = dict(reference.columns)
     for g in layout.groups:
-        if g.kind != "numerical" or g.data_type != "TYPE_FP32":
+        dtype = _NARROW_FLOATS.get(g.data_type)
+        if g.kind != "numerical" or dtype is None:
             continue
         for name in g.columns:
             col = reference.columns[name]
             if not isinstance(col, NumericColumnProfile) or col.histogram is None:
                 continue
             e = col.histogram.edges.copy()
-            # outward to float32: the float32 at or below the first edge, at or above the last
-            lo, hi = -float32_edges(-e[:1])[0], float32_edges(e[-1:])[0]
-            if not (np.isfinite(lo) and np.isfinite(hi)) or (float(lo), float(hi)) == (e[0], e[-1]):
-                continue
-            e[0], e[-1] = float(lo), float(hi)
+            lo, hi = _outward(e[0], e[-1], dtype)
+            if not (np.isfinite(lo) and np.isfinite(hi)) or (lo, hi) == (e[0], e[-1]):
+                continue  # past the type's range (such values arrive as infinities), or already exact
+            e[0], e[-1] = lo, hi
             e.flags.writeable = False
             col = col.copy()
             col.histogram = Histogram(e, col.histogram.counts)
@@ -550,6 +558,18 @@ def _at_input_precision(reference: Profile, layout: FeatureLayout) -> Profile:
         return reference
     return Profile(widened, dict(reference.kinds), dict(reference.dtypes), reference.n_rows, reference.config,
                    dict(reference.errors))
+
+
+def _outward(lo: float, hi: float, dtype: np.dtype) -> tuple[float, float]:
+    """``lo`` rounded down and ``hi`` rounded up to ``dtype`` (a float type), as float64: the float of that type
+    at or below ``lo``, at or above ``hi`` (infinite past its range)."""
+    with np.errstate(over="ignore"):
+        r = np.array([lo, hi]).astype(dtype)
+        if float(r[0]) > lo:
+            r[0] = np.nextafter(r[0], dtype.type(-np.inf))
+        if float(r[1]) < hi:
+            r[1] = np.nextafter(r[1], dtype.type(np.inf))
+    return float(r[0]), float(r[1])
 
 
 def _rows_of(a: Any, rows: int | None) -> int | None:

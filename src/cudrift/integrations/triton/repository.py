@@ -19,6 +19,7 @@ Feature names and order come from the reference profile (see
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -413,6 +414,7 @@ def write_repository(
             raise ValueError(f"the ensemble name {ens_name!r} is taken by another model of the repository")
     # Nothing is written before every folder is known to be free or ours (written by an earlier run).
     _check_overwritable(root / name, "monitor", _is_monitor)
+    _check_monitor_owner(root / name, served.name if served is not None else None)
     if ens_name is not None:
         _check_overwritable(root / ens_name, "ensemble", _is_ensemble)
     if checkpoint is None:
@@ -458,6 +460,33 @@ def _is_monitor(folder: Path) -> bool:
     """A monitor written by ``cudrift triton repo`` (of any version: its model.py only imports cudrift's)."""
     f = folder / "1" / "model.py"
     return f.is_file() and "from cudrift.integrations.triton" in f.read_text()
+
+
+def _monitored_model(folder: Path) -> str | None:
+    """The ``cudrift_monitored_model`` parameter of a monitor's ``config.pbtxt`` (``None`` if absent)."""
+    m = re.search(r'key:\s*"cudrift_monitored_model"\s*value\s*\{\s*string_value:\s*"((?:[^"\\]|\\.)*)"',
+                  (folder / "config.pbtxt").read_text())
+    return None if m is None else re.sub(r"\\(.)", r"\1", m.group(1))
+
+
+def _check_monitor_owner(folder: Path, served: str | None) -> None:
+    """Refuse to replace the monitor of one served model with another's (or with a monitor alone).
+
+    Its ensemble would go on feeding it, and compare that model's traffic with the other reference. A monitor
+    written alone (its ``monitored_model`` its own name) belongs to no ensemble: it may become a served model's.
+    """
+    if not folder.is_dir() or not (folder / "config.pbtxt").is_file():
+        return
+    owner = _monitored_model(folder)
+    if owner is None or owner == folder.name or owner == served:
+        return
+    new = f"the monitor of {served!r}" if served is not None else "a monitor alone"
+    example = f" (e.g. --name {served}_monitor)" if served is not None else ""
+    raise FileExistsError(
+        f"{folder} is the monitor of {owner!r} (its ensemble feeds it); writing {new} there would replace it, "
+        f"and the traffic of {owner!r} would be compared with another reference: give each its own monitor with "
+        f"--name{example}, or remove {folder} first"
+    )
 
 
 def _is_ensemble(folder: Path) -> bool:
