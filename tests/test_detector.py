@@ -43,6 +43,17 @@ def test_auto_policy_picks_tests_per_column(rng):
         "flag": "jensenshannon", "k": "jensenshannon"}
 
 
+@pytest.mark.parametrize("n", [800, 3000])
+def test_test_for_names_the_test_compare_runs_on_a_window_of_the_references_values(rng, n):
+    ref = _window(rng, n)
+    det = DriftDetector(ref)
+    rep = det.compare(_window(rng, 500))
+    assert {f.column: det.test_for(f.column) for f in rep.features} == {f.column: f.test for f in rep.features}
+    assert DriftDetector(ref, policy={"a": "psi"}).test_for("a") == "psi"
+    with pytest.raises(KeyError, match="no column 'nope'"):
+        det.test_for("nope")
+
+
 def test_drift_only_in_shifted_columns(rng):
     ref = _window(rng, 20_000)
     det = DriftDetector(ref)

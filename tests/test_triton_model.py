@@ -690,3 +690,102 @@ def test_the_references_own_predictions_at_the_outputs_precision_are_in_range(tm
         assert value(pb, "cudrift_feature_out_of_range_total", feature="score") == 3000
     finally:
         m.finalize()
+
+
+def test_a_restored_time_window_whose_time_ran_out_closes_before_new_rows_join_it(tmp_path, reference, pb, rng,
+                                                                                   monkeypatch):
+    """A window holding rows whose time ran out while the server was down is sealed by initialize, as it would
+    have been: the first request after the restart starts the next window (its rows once joined the old one)."""
+    import functools
+
+    import cudrift.integrations.triton.model as model_mod
+
+    clock = [1000.0]  # the windows' wall clock
+    monkeypatch.setattr(model_mod, "WindowState", functools.partial(WindowState, clock=lambda: clock[0]))
+    monkeypatch.setattr(model_mod, "WORKER_TICK_SECONDS", 60.0)  # the worker runs when woken only: no race
+    repo = write_repository(tmp_path / "repo", reference, window_rows=0, window_seconds=60,
+                            checkpoint=str(tmp_path / "w.ckpt"))
+    m = TritonPythonModel()
+    m.initialize(model_args(repo))
+    assert m.execute([request(rng, 40)])[0].error is None  # window 0 opens at 1000
+    m.finalize()
+    clock[0] += 3600  # an hour down
+    m2 = TritonPythonModel()
+    m2.initialize(model_args(repo))
+    try:
+        assert (m2.state.open_window_id, m2.state.open_rows, m2.state.sealed_windows) == (1, 0, 1)
+        assert m2.execute([request(rng, 5)])[0].error is None
+        wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 1)
+        assert any("window 0 closed (40 rows)" in msg for _, msg in pb.logs)
+        assert m2.state.open_rows == 5
+        clock[0] += 59  # window 1 spans 60 s from its first row
+        assert not m2.state.needs_work()
+        clock[0] += 1
+        assert m2.state.needs_work()
+    finally:
+        m2.finalize()
+
+
+def test_a_worker_under_sustained_load_still_publishes_and_checkpoints(monitor, pb, rng, tmp_path, monkeypatch):
+    """Each comparison lets the next full window arrive (requests faster than windows close): every worker pass
+    still publishes the counters and writes its checkpoint (the worker once closed windows forever, publishing
+    and saving nothing), and each window is closed once, in order."""
+    import cudrift.integrations.triton.model as model_mod
+
+    repo, start = monitor
+    m = start()
+    real_write, writes = model_mod.write_atomic, []
+
+    def write(path, data):
+        writes.append(len(data))
+        return real_write(path, data)
+
+    monkeypatch.setattr(model_mod, "write_atomic", write)
+    real_compare, seen = m.detector.compare, []
+    full = request(rng, 500)
+
+    def compare(window):
+        seen.append((len(writes), value(pb, "cudrift_requests_total")))  # what was saved and published so far
+        if len(seen) < 12:
+            assert m.execute([full])[0].error is None  # seals the next window
+        return real_compare(window)
+
+    m.detector.compare = compare
+    m.execute([full])
+    wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 12)
+    # window k is compared after k checkpoints, and after the requests of the k windows before it were counted
+    assert [w for w, _ in seen] == list(range(12))
+    assert [r for _, r in seen] == [0] + list(range(2, 13))
+    closed = [msg.split(" closed ")[0].rsplit(" ", 1)[1] for _, msg in pb.logs if " closed (500 rows)" in msg]
+    assert closed == [str(k) for k in range(12)]
+    m.finalize()
+    st = WindowState(m.reference, m.layout, window_rows=500)
+    st.restore((tmp_path / "w.ckpt").read_bytes())
+    assert (st.windows_closed, st.sealed_windows, st.rows_total) == (12, 0, 6000)
+
+
+@pytest.mark.parametrize("policy, test", [("auto", "wasserstein_normalized"), ("ks", "ks")])
+def test_a_window_in_which_no_feature_could_be_tested_gives_no_verdict(tmp_path, pb, rng, policy, test):
+    """Nothing but infinities and NaN: no feature has a value to test. The dataset gauges and DRIFT_SHARE read NaN
+    (no verdict, as after a failed comparison), not a share of 0 ("no drift"), and each feature never tested
+    before gets its series, NaN, under the test its policy picks."""
+    ref = cudrift.profile({c: rng.normal(size=3000).astype(np.float32) for c in "ab"})
+    repo = write_repository(tmp_path / "repo", ref, window_rows=200, checkpoint="", policy=policy)
+    m = TritonPythonModel()
+    m.initialize(model_args(repo))
+    try:
+        x = np.full((200, 2), np.inf, np.float32)
+        x[:100, 1] = np.nan
+        assert m.execute([{"NUMERIC": FakeTensor("NUMERIC", x)}])[0].error is None
+        wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 1)
+        assert np.isnan(value(pb, "cudrift_dataset_drift_share")) and np.isnan(value(pb, "cudrift_dataset_drift"))
+        for f in "ab":
+            assert np.isnan(value(pb, "cudrift_feature_drift_score", feature=f, test=test))
+            assert np.isnan(value(pb, "cudrift_feature_drifted", feature=f, test=test))
+            pvalue = value(pb, "cudrift_feature_drift_pvalue", feature=f)
+            assert pvalue is None if test == "wasserstein_normalized" else np.isnan(pvalue)
+        share = np.from_dlpack(m.execute([{"NUMERIC": FakeTensor("NUMERIC", x[:1])}])[0].output_tensors[0])
+        assert np.isnan(share).all()
+        assert any("window 0 closed" in msg and "no feature could be tested" in msg for _, msg in pb.logs)
+    finally:
+        m.finalize()

@@ -149,6 +149,33 @@ def test_time_windows_close_on_the_clock_and_skip_empty_ones(reference, rng):
     assert (w.window_id, w.rows, w.closed_at - w.opened_at) == (0, 50, 11)
 
 
+def test_a_time_windows_clock_starts_at_its_first_row(reference, rng):
+    """Neither an idle spell nor a restart shortens the window after it: its clock starts at its first row (the
+    first window after either once closed at once, with a handful of rows, and read as drifted)."""
+    lay = FeatureLayout.from_profile(reference)
+    clock = FakeClock()
+    st = WindowState(reference, lay, window_seconds=10, clock=clock)
+    st.accept(_batch(rng, 50), 50)
+    clock.t += 10
+    assert st.seal_expired() and st.close_next().rows == 50  # window 1 opens, empty
+    st.fold(force=True)
+    saved = st.to_bytes()
+    clock.t += 25
+    assert not st.seal_expired() and not st.needs_work()  # a worker pass while idle: nothing to do
+    clock.t += 9.5
+    again = WindowState(reference, lay, window_seconds=10, clock=clock)
+    again.restore(saved)  # a restart after as long a downtime as st's idle spell
+    for s_ in (st, again):
+        s_.accept(_batch(rng, 10), 10)
+    clock.t += 9
+    assert not st.seal_expired() and not again.seal_expired()
+    clock.t += 1
+    for s_ in (st, again):
+        assert s_.seal_expired()
+        w = s_.close_next()
+        assert (w.window_id, w.rows, w.closed_at - w.opened_at) == (1, 10, 10)
+
+
 def test_a_clock_stepped_back_does_not_hold_a_time_window_open(reference, rng):
     clock = FakeClock()
     st = WindowState(reference, FeatureLayout.from_profile(reference), window_seconds=60, clock=clock)

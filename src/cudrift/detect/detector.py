@@ -351,6 +351,31 @@ class DriftDetector:
             return tests, {}
         return tests, dict(zip(wanted, stats))
 
+    def test_for(self, column: str) -> str:
+        """The test this detector runs on ``column`` for a window that adds no distinct value to the reference's.
+
+        The policy's test, or the auto rule's on the reference's own distinct
+        values (a window with new values may move the auto rule to another
+        test). A monitor names the series of a column that no window has
+        tested yet after it.
+
+        Raises
+        ------
+        KeyError
+            If the reference has no such column.
+
+        Examples
+        --------
+        >>> import numpy as np, cudrift
+        >>> cudrift.DriftDetector({"x": np.arange(1000.0)}).test_for("x")  # the auto rule, 1,000 values
+        'ks'
+        >>> cudrift.DriftDetector({"x": np.arange(1000.0)}, policy="psi").test_for("x")
+        'psi'
+        """
+        if column not in self.reference.kinds:
+            raise KeyError(f"the reference has no column {column!r} (columns: {self.reference.names})")
+        return self._test_for(column, self.reference, None)
+
     def _test_for(self, name: str, cur: Profile, cur_sorted) -> str:
         """The test a testable column gets: its policy's, or the auto rule's (from the distinct values)."""
         kind = self.reference.kinds[name]

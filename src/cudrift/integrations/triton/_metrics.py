@@ -13,7 +13,7 @@ server, so the monitor makes them from its worker thread, never from
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cudrift.detect.report import STATUS_OK, DriftReport
@@ -47,8 +47,12 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "cudrift_feature_drifted": (
         "GAUGE", "1 if the feature drifted in the last closed window, 0 if not, NaN if it could not be tested"
     ),
-    "cudrift_dataset_drift_share": ("GAUGE", "Share of tested features that drifted in the last closed window"),
-    "cudrift_dataset_drift": ("GAUGE", "1 if the last closed window drifted as a whole (share >= drift_share)"),
+    "cudrift_dataset_drift_share": (
+        "GAUGE", "Share of tested features that drifted in the last closed window (NaN: no feature tested)"
+    ),
+    "cudrift_dataset_drift": (
+        "GAUGE", "1 if the last closed window drifted as a whole (share >= drift_share), NaN if no feature was tested"
+    ),
     "cudrift_window_rows_total": ("COUNTER", "Rows accepted into drift windows"),
     "cudrift_window_open_rows": ("GAUGE", "Rows accepted into the window that is still open"),
     "cudrift_backlog_rows": ("GAUGE", "Rows accepted but not profiled yet (the worker's queue)"),
@@ -103,6 +107,12 @@ class MonitorMetrics:
         Value of the ``model`` label: the monitored model's name.
     layout
         The monitor's input layout: its columns are the ``feature`` labels.
+    untested_test
+        ``untested_test(feature)``: the test the detector would pick for a
+        feature in a window with no value of it (None if unknown). A feature
+        no window has tested yet gets its drift series, NaN, under that test
+        at the first window that cannot test it; without it (or on None) its
+        series appear at the first window that tests it.
 
     Notes
     -----
@@ -113,8 +123,10 @@ class MonitorMetrics:
     what happened after the last checkpoint).
     """
 
-    def __init__(self, pb: Any, model: str, layout: FeatureLayout) -> None:
+    def __init__(self, pb: Any, model: str, layout: FeatureLayout,
+                 untested_test: Callable[[str], str | None] | None = None) -> None:
         self._pb = pb
+        self._untested_test = untested_test
         self.model = model
         self._families = {
             name: pb.MetricFamily(name=name, description=desc, kind=getattr(pb.MetricFamily, kind))
@@ -209,8 +221,11 @@ class MonitorMetrics:
         features = {}
         for f in report.features:
             test = f.test or self._tests.get(f.column)
+            if test is None and self._untested_test is not None:
+                # never tested yet: its series read NaN from now on, under the test the detector would pick
+                test = self._untested_test(f.column)
             if test is None:
-                continue  # never tested (no data yet): no series
+                continue  # never tested, and no test to name its series after: none yet
             if f.status != STATUS_OK:
                 # no result in this window (nothing to test, or the test failed): every gauge says so, none
                 # keeps the last tested window's value
@@ -221,8 +236,13 @@ class MonitorMetrics:
             pvalue = None if f.pvalue is None else _num(f.pvalue_adjusted if f.pvalue_adjusted is not None
                                                         else f.pvalue)
             features[f.column] = [test, _num(f.statistic), pvalue, 1.0 if f.drifted else 0.0]
-        self._show({"share": float(report.share_drifted), "dataset_drift": 1.0 if report.dataset_drift else 0.0,
-                    "features": features})
+        if report.n_tested:
+            share, dataset_drift = float(report.share_drifted), 1.0 if report.dataset_drift else 0.0
+        else:
+            # no feature could be tested: no verdict, as after a failed comparison (a share of 0 would read "no
+            # drift" for a window of nothing but infinities, say)
+            share = dataset_drift = math.nan
+        self._show({"share": share, "dataset_drift": dataset_drift, "features": features})
         self._publish_close(closed, seconds)
 
     def window_failed(self, closed: ClosedWindow, seconds: float) -> None:
@@ -241,7 +261,8 @@ class MonitorMetrics:
 
     @property
     def last_share(self) -> float:
-        """Drift share of the last closed window (NaN before the first, or after a failed comparison)."""
+        """Drift share of the last closed window (NaN before the first, after a failed comparison, or when no
+        feature could be tested)."""
         return float(self._last.get("share", math.nan))
 
     def _show(self, last: dict[str, Any]) -> None:

@@ -114,8 +114,10 @@ class WindowState:
     window_rows
         A window closes once it holds this many rows (0: no row limit).
     window_seconds
-        A window closes this many seconds after it opened (0: no time
-        limit); a window with no rows is not closed, its clock restarts.
+        A window closes this many seconds after its first row (0: no time
+        limit): its clock starts when a row joins it empty, so a window never
+        closes empty and the time it spends empty (an idle spell, a restart)
+        does not count.
     sliding_windows
         Closed windows merged for each comparison (1: tumbling windows).
     fold_rows
@@ -219,6 +221,11 @@ class WindowState:
         with self._lock:
             while start < n_rows:
                 w = self._open
+                if self.window_seconds > 0 and w.rows == 0:
+                    # a time window spans window_seconds of traffic from its first row: the time it spent empty
+                    # (idle, or the downtime before a restored checkpoint) must not count, or the first window
+                    # after it would close at once with a handful of rows
+                    w.opened_at = self.clock()
                 room = n_rows - start if self.window_rows == 0 else min(self.window_rows - w.rows, n_rows - start)
                 stop = start + room
                 part = arrays if (start == 0 and stop == n_rows) else {k: v[start:stop] for k, v in arrays.items()}
@@ -305,8 +312,8 @@ class WindowState:
         return self._open.pending_rows >= self.fold_rows or (over and self._open.pending_rows > 0)
 
     def _expired_locked(self, now: float) -> bool:
-        if self.window_seconds <= 0:
-            return False
+        if self.window_seconds <= 0 or self._open.rows == 0:
+            return False  # an empty window's clock has not started (accept starts it)
         if now < self._open.opened_at:
             # the wall clock stepped back (an NTP correction, a restored VM): restart the window's clock, or it
             # would not close before the clock caught up again (opening times are wall-clock: they survive
@@ -317,18 +324,21 @@ class WindowState:
     def seal_expired(self, now: float | None = None) -> bool:
         """Seal the open window if its time is up; returns whether it did.
 
-        An expired window with no rows is not sealed: its clock restarts, so
-        an idle server does not close empty windows.
+        A window with no rows never expires (its clock starts at its first
+        row), so an idle server does not close empty windows.
         """
         now = self.clock() if now is None else now
         with self._lock:
             if not self._expired_locked(now):
                 return False
-            if self._open.rows == 0:
-                self._open.opened_at = now
-                return False
             self._seal_locked(now)
             return True
+
+    @property
+    def sealed_windows(self) -> int:
+        """Windows sealed and not closed yet (:meth:`close_next` takes the oldest)."""
+        with self._lock:
+            return len(self._sealed)
 
     def fold(self, force: bool = False) -> int:
         """Profile pending rows into their window's profile; returns the rows folded.
@@ -435,7 +445,11 @@ class WindowState:
         """Resume from checkpoint bytes; returns the ``extra`` dict saved with them.
 
         Call it before the first :meth:`accept`. If it raises, the state is
-        left as it was.
+        left as it was. Restored windows keep their opening times (wall-clock
+        time, downtime included): an open window holding rows whose time ran
+        out while the server was down is due at once, and
+        :meth:`seal_expired` right after this seals it before new rows can
+        join it; an empty one starts its clock at its first row.
 
         Raises
         ------

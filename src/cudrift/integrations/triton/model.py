@@ -249,9 +249,13 @@ class TritonPythonModel:
                                  max_backlog_rows=self.settings.max_backlog_rows)
         self._checkpoint = _resolve(model_dir, self.settings.checkpoint) if self.settings.checkpoint else None
         totals = self._resume()
+        # a resumed time window that holds rows and whose time ran out while the server was down closes now, as
+        # it would have: new rows must not join it (they would be compared as part of a window they missed)
+        self.state.seal_expired()
         self._warm_up()
 
-        self.metrics = MonitorMetrics(pb, self.settings.monitored_model or self._name, self.layout)
+        self.metrics = MonitorMetrics(pb, self.settings.monitored_model or self._name, self.layout,
+                                      untested_test=self._untested_test)
         self.metrics.restore(totals, self.state.rows_total, self.state.windows_closed, self.state.rows_dropped)
         self._record_rows()
         self._tally = _Tally()
@@ -445,10 +449,22 @@ class TritonPythonModel:
                 return
 
     def _work(self, final: bool) -> None:
-        """One worker pass: close due windows, fold, publish counters, checkpoint when due."""
+        """One worker pass: close due windows, fold, publish counters, checkpoint when due.
+
+        A pass closes at most the windows sealed when it starts, and stops
+        early once a periodic checkpoint is due. Under sustained load requests
+        seal new windows while it compares, and a pass that closed until none
+        was left would never reach the counters and the checkpoint; the
+        windows left stay queued, in order, for the next pass (and in the
+        checkpoint, which holds sealed windows).
+        """
         self.state.seal_expired()
-        while self._close_next():
-            pass
+        for _ in range(self.state.sealed_windows):
+            if not self._close_next():
+                break
+            if not final and self._checkpoint is not None and (
+                    time.monotonic() - self._last_save >= self.settings.checkpoint_seconds):
+                break
         self.state.fold()
         n, seconds, waited, bad = self._tally.drain()
         self.metrics.record_requests(n, seconds, bad, waited)
@@ -460,6 +476,8 @@ class TritonPythonModel:
         if self._checkpoint is not None and due and (final or now >= self._retry_save_at):
             self._save(now)
         self._record_rows()
+        if not final and self.state.needs_work():
+            self._wake.set()  # windows sealed during this pass: the next pass starts at once, not at the next tick
 
     def _close_next(self) -> bool:
         """Close the oldest sealed window, compare it and publish; False when none is sealed.
@@ -481,12 +499,23 @@ class TritonPythonModel:
             return True
         self.metrics.publish_window(closed, report, time.perf_counter() - t0)
         drifted = ", ".join(report.drifted_columns) or "none"
+        verdict = (f"drift share {report.share_drifted:.3f}, drifted: {drifted}" if report.n_tested
+                   else "no feature could be tested (no verdict: drift share NaN)")
         self._log.log_info(
             f"cudrift monitor {self._name}: window {closed.window_id} closed ({closed.rows} rows"
             + (f", {closed.merged.n_rows} with the sliding windows" if closed.merged is not closed.own else "")
-            + f"): drift share {report.share_drifted:.3f}, drifted: {drifted}"
+            + f"): {verdict}"
         )
         return True
+
+    def _untested_test(self, column: str) -> str | None:
+        """The test the detector picks for ``column`` in a window with no value of it: its policy's, or the auto
+        rule's, whose distinct-value count is then the reference's alone (``MonitorMetrics`` names the NaN series
+        of a feature no window has tested yet after it). None if it cannot be told."""
+        try:
+            return self.detector.test_for(column)  # the same rule as compare's
+        except Exception:  # noqa: BLE001 - only the series' test label is at stake: no series until one is tested
+            return None
 
     def _save(self, now: float) -> None:
         """Fold what is pending, then write the checkpoint (it then holds every row accepted so far)."""
