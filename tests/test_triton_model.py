@@ -206,8 +206,13 @@ def test_windows_close_and_publish_drift_only_for_shifted_features(tmp_path, ref
     try:
         # closed windows are compared on the worker's own thread (one GIL contender against execute())
         assert m.detector.workers == 1
-        # before any window: the dataset gauges' series exist, NaN
+        # before any window: the dataset gauges' series exist, NaN, and so do the features', under the tests
+        # the detector picks for them
         assert np.isnan(value(pb, "cudrift_dataset_drift")) and np.isnan(value(pb, "cudrift_dataset_drift_share"))
+        for f in ("a", "b", "c", "city", "region"):
+            test = m.detector.test_for(f)
+            assert np.isnan(value(pb, "cudrift_feature_drift_score", feature=f, test=test))
+            assert np.isnan(value(pb, "cudrift_feature_drifted", feature=f, test=test))
         out = m.execute([request(rng, 250) for _ in range(8)])  # windows 0 and 1: like the reference
         assert all(r.error is None for r in out)
         share = np.from_dlpack(out[0].output_tensors[0])

@@ -109,10 +109,10 @@ class MonitorMetrics:
         The monitor's input layout: its columns are the ``feature`` labels.
     untested_test
         ``untested_test(feature)``: the test the detector would pick for a
-        feature in a window with no value of it (None if unknown). A feature
-        no window has tested yet gets its drift series, NaN, under that test
-        at the first window that cannot test it; without it (or on None) its
-        series appear at the first window that tests it.
+        feature in a window that adds no value to the reference's (None if
+        unknown). Each feature's drift series are made under that test from
+        the start, NaN until a window tests it; without it (or on None) they
+        appear at the first window that tests it.
 
     Notes
     -----
@@ -165,6 +165,16 @@ class MonitorMetrics:
         # the dataset gauges exist from the start (NaN: no window compared yet), so a scrape shows their series
         self._metric("cudrift_dataset_drift_share").set(math.nan)
         self._metric("cudrift_dataset_drift").set(math.nan)
+        # and so do the features' drift gauges, under the test the detector would pick (an alert on a feature's
+        # series then has it to read before the first window closes)
+        for f in self._features:
+            test = untested_test(f) if untested_test is not None else None
+            if test is not None:
+                self._tests[f] = test
+                self._metric("cudrift_feature_drift_score", feature=f, test=test).set(math.nan)
+                if _is_pvalue(test):
+                    self._metric("cudrift_feature_drift_pvalue", feature=f, test=test).set(math.nan)
+                self._metric("cudrift_feature_drifted", feature=f, test=test).set(math.nan)
 
     def _metric(self, family: str, **labels: str) -> Any:
         key = (family, tuple(sorted(labels.items())))
@@ -229,9 +239,7 @@ class MonitorMetrics:
             if f.status != STATUS_OK:
                 # no result in this window (nothing to test, or the test failed): every gauge says so, none
                 # keeps the last tested window's value
-                spec = TESTS.get(test)
-                features[f.column] = [test, math.nan, math.nan if spec is not None and spec.is_pvalue else None,
-                                      math.nan]
+                features[f.column] = [test, math.nan, math.nan if _is_pvalue(test) else None, math.nan]
                 continue
             pvalue = None if f.pvalue is None else _num(f.pvalue_adjusted if f.pvalue_adjusted is not None
                                                         else f.pvalue)
@@ -396,3 +404,9 @@ def _raise_to(metric: Any, value: float) -> None:
     current = float(read()) if read is not None else 0.0
     if value > current:
         metric.increment(value - current)
+
+
+def _is_pvalue(test: str) -> bool:
+    """Whether ``test`` gives a p-value (and so a ``cudrift_feature_drift_pvalue`` series)."""
+    spec = TESTS.get(test)
+    return spec is not None and spec.is_pvalue
