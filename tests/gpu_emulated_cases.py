@@ -165,7 +165,8 @@ def test_a_reference_past_max_batch_rows_gets_the_cpu_edges(rng, monkeypatch, wh
     x[:, 2] = np.round(x[:, 2], 1)  # ties
     x = x.astype(np.float32)
     pc = cudrift.profile(x, columns=names, config=CFG, backend="cpu")
-    pg = cudrift.profile(x if where == "host" else cupy.asarray(x), columns=names, config=CFG, backend="gpu")
+    xg = x if where == "host" else cupy.asarray(x)
+    pg = cudrift.profile(xg, columns=names, config=CFG, backend="gpu")
     _assert_profiles_match(pc, pg)
     for n in names:
         assert pg.columns[n].quantiles.n_batches == 4  # 130, 130, 130, 110 rows
@@ -174,8 +175,8 @@ def test_a_reference_past_max_batch_rows_gets_the_cpu_edges(rng, monkeypatch, wh
     assert merged.n_rows == 1000
     cur = (x[:300] + np.float32(0.5)).astype(np.float32)
     _assert_reports_match(DriftDetector(x, columns=names, config=CFG, backend="cpu").compare(cur, columns=names),
-                          DriftDetector(x, columns=names, config=CFG, backend="gpu").compare(cur, columns=names),
-                          rel=1e-9)
+                          DriftDetector(xg, columns=names, config=CFG, backend="gpu").compare(cur, columns=names),
+                          rel=1e-9)  # (the kept sorted reference: the pieces' sorted values, merged)
 
 
 @pytest.mark.parametrize("order", ["C", "F", "slab"])  # the row kernel, the column kernel, rows with gaps
