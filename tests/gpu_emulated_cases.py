@@ -72,6 +72,42 @@ def test_moments_of_columns_far_from_zero_match_the_cpu(rng):
     _assert_profiles_match(pc, cudrift.profile(dev, config=CFG, backend="gpu"))
 
 
+def test_moments_from_an_origin_far_out_are_taken_again_from_the_sorted_values(rng):
+    """No usable value among a column's first 8 rows (leading NaN or inf: a lag feature), or an outlier there
+    (a placeholder 0 before values near 1e12): the kernels' origin is far from the mean and their moments were
+    1e-5 off; they are taken again from the sorted column, within 1e-9 of the NumPy path's."""
+    n = 400
+    data = {"lag": 1e12 + rng.normal(size=n), "late": 1.7e9 + rng.normal(size=n), "zero": 1e12 + rng.normal(size=n),
+            "plain": rng.normal(size=n)}
+    data["lag"][:8] = np.nan
+    data["late"][:10] = np.inf
+    data["zero"][0] = 0.0
+    pc = cudrift.profile(data, config=CFG, backend="cpu")
+    _assert_profiles_match(pc, cudrift.profile(data, config=CFG, backend="gpu"))
+    dev = {k: cupy.asarray(v) for k, v in data.items()}
+    _assert_profiles_match(pc, cudrift.profile(dev, config=CFG, backend="gpu"))
+    ref = {k: v + 0.05 for k, v in data.items()}  # and the detector's t-test from the profiles' moments
+    rc = DriftDetector(ref, policy="ttest", exact="never", config=CFG, backend="cpu").compare(data)
+    rg = DriftDetector(ref, policy="ttest", exact="never", config=CFG, backend="gpu").compare(dev)
+    _assert_reports_match(rc, rg, rel=1e-6)
+
+
+def test_a_device_dict_with_keys_1_and_str_1_is_refused_as_on_the_cpu():
+    from cudrift import SchemaError
+
+    a = np.arange(50.0)
+    for data in ({1: cupy.asarray(a), "1": cupy.asarray(a + 100)}, {1: a, "1": cupy.asarray(a)}):
+        with pytest.raises(SchemaError, match=r"the dict of arrays has duplicate column names \['1'\]"):
+            cudrift.profile(data, backend="gpu")
+
+
+def test_pinned_pieces_smaller_than_a_value_still_stage_one_value_each(rng, monkeypatch):
+    monkeypatch.setattr(_gpu, "PIECE_BYTES", 1)
+    data = {"f": rng.normal(size=40), "i": rng.integers(0, 1000, size=40)}
+    _assert_profiles_match(cudrift.profile(data, config=CFG, backend="cpu"),
+                           cudrift.profile(data, config=CFG, backend="gpu"))
+
+
 def test_big_endian_host_columns_reach_the_device_in_native_byte_order(rng, monkeypatch):
     """A '>f8' / '>i4' host column (a NumPy file or buffer from a big-endian machine): staged in native order,
     which Numba and CuPy need (the emulation would accept either, so the staged dtypes are checked), with the

@@ -667,6 +667,19 @@ class TestOnGpu:
         pg = cudrift.profile(cur, columns=names, like=ref, backend="gpu")
         _assert_cut_units_match(pc, pg, cur, names, n_batches=5, rel=1e-9)
 
+    def test_moments_far_from_their_first_values_match_numpy(self, rng):
+        """1e12 + N(0, 1) behind leading NaN, or after a placeholder 0; int64 near 2**62: moments to 1e-9."""
+        import cupy
+
+        n = 200_000
+        data = {"lag": 1e12 + rng.normal(size=n), "zero": 1e12 + rng.normal(size=n),
+                "ints": 2**62 + rng.integers(-10**6, 10**6, size=n)}
+        data["lag"][:1000] = np.nan
+        data["zero"][0] = 0.0
+        pc = cudrift.profile(data, backend="cpu")
+        _assert_profiles_match(pc, cudrift.profile(data, backend="gpu"))
+        _assert_profiles_match(pc, cudrift.profile({k: cupy.asarray(v) for k, v in data.items()}, backend="gpu"))
+
     @pytest.mark.parametrize("where", ["host", "device"])
     def test_a_reference_past_max_batch_rows_gets_the_cpu_edges(self, rng, monkeypatch, where):
         """Long columns are cut at the CPU path's MAX_BATCH_ROWS on the device too: same sketches, same edges."""

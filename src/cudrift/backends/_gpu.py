@@ -93,6 +93,7 @@ from cudrift.kernels.mmd import launch_mmd  # noqa: E402
 from cudrift.kernels.profile import SHIFT_ROWS, launch_profile, profile_outputs, rows_layout  # noqa: E402
 from cudrift.kernels.rank import N_FLOAT_PARTIALS, N_INT_PARTIALS, launch_rank_many, split_offsets  # noqa: E402
 from cudrift.sketches import column as _column  # noqa: E402
+from cudrift.sketches import moments as _moments  # noqa: E402
 from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile  # noqa: E402
 from cudrift.sketches.profile import _label_batch  # noqa: E402
 from cudrift.stats import TESTS, TestResult  # noqa: E402
@@ -209,8 +210,9 @@ class _Device:
         self.stager = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cudrift-stager")
 
     def pinned(self) -> list[_Pinned]:
-        if not self._pinned or self._pinned[0].nbytes != PIECE_BYTES:
-            self._pinned = [_Pinned(PIECE_BYTES), _Pinned(PIECE_BYTES)]
+        nbytes = max(int(PIECE_BYTES), 8)  # a piece holds at least one value (plan_pieces plans one row)
+        if not self._pinned or self._pinned[0].nbytes != nbytes:
+            self._pinned = [_Pinned(nbytes), _Pinned(nbytes)]
         return self._pinned
 
     def free_bytes(self) -> int:
@@ -441,7 +443,8 @@ def _finish_group(dev: _Device, launched: dict, cands: _Candidates, internal: di
     """Read back one profile pass and finish its columns (summary, sample, kept values); synchronizes."""
     h = {k: cupy.asnumpy(v) for k, v in (*launched["out"].items(), ("first", launched["first"]))}
     count, mean, m2 = _host.merge_block_moments(h["blk_count"], h["blk_mean"], h["blk_m2"])
-    mean = mean + _host.moment_shifts(h["first"])  # the block means' origin
+    shifts = _host.moment_shifts(h["first"])  # the block means' origin
+    mean = mean + shifts
     ops = _Ops(dev)
     jobs = launched["jobs"]
     summaries = _summaries(launched["flat"], jobs, count, h["special"][:, 3], ops)
@@ -451,6 +454,8 @@ def _finish_group(dev: _Device, launched: dict, cands: _Candidates, internal: di
         c = int(count[i])
         ne = int(launched["n_edges"][i])
         fs = job.sorted[neginf : neginf + c]
+        if c and _far_origin(float(mean[i]), float(shifts[i]), float(m2[i]), c):
+            mean[i], m2[i] = _sorted_moments(fs)
         summary = summaries[i]
         gh.absorb_numeric(col, gh.NumericParts(
             job.n, job.nulls, nan, posinf, neginf, c, float(mean[i]), float(m2[i]), float(h["mins"][i]),
@@ -462,6 +467,41 @@ def _finish_group(dev: _Device, launched: dict, cands: _Candidates, internal: di
         elif internal is not None and col.histogram is None and c:
             internal.setdefault(job.name, []).append(fs)
         job.sorted = None
+
+
+def _far_origin(mean: float, shift: float, m2: float, count: int) -> bool:
+    """Whether the kernels' moments of a column were accumulated from an origin far out in its spread.
+
+    The kernels take their origin from the column's first usable value among
+    its first rows (``moment_shift``); where there is none (the rows are NaN
+    or infinite: a lag feature, a sensor that starts late) it is 0, and a
+    first value can be an outlier. The moments' relative error grows as
+    ``eps * (mean - origin)**2 / variance``: 1e12 + N(0, 1) behind 8 NaN had
+    M2 1e-5 off (the contract is 1e-9). Past 100 standard deviations, the
+    caller takes the moments again from the column's sorted values
+    (:func:`_sorted_moments`), from the median as the CPU path does.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return not (mean - shift) ** 2 <= 1e4 * (m2 / count)
+
+
+def _sorted_moments(fs: cupy.ndarray) -> tuple[float, float]:
+    """``(mean, m2)`` of sorted finite device values, taken as the CPU's ``Moments`` takes a sorted batch.
+
+    Deviations from the median (never more than a standard deviation from
+    the mean), in float64, scaled by ``_scale_for`` where the squares of values
+    past 1e154 would overflow. Two reductions and a read-back: only for the
+    columns :func:`_far_origin` picks.
+    """
+    m = int(fs.shape[0])
+    lo, hi = float(fs[0]), float(fs[-1])
+    scale = _moments._scale_for(lo, hi)
+    center = float(fs[m // 2])
+    d = fs.astype(np.float64) - center if scale == 1.0 else fs.astype(np.float64) * scale - center * scale
+    s1 = float(d.sum())
+    with np.errstate(over="ignore"):
+        m2 = (float(d @ d) - s1 * s1 / m) / scale / scale
+    return center + s1 / m / scale, max(m2, 0.0)
 
 
 def _summaries(flat, jobs: list[_Job], count: np.ndarray, neginf: np.ndarray, ops: _Ops) -> list:

@@ -145,6 +145,7 @@ def _cudf_column(name: str, s: Any) -> tuple[ColumnInfo, Any, int]:
 
 
 def _dict_source(data: Mapping[str, Any], columns: Sequence[str] | None, errors: str) -> TableSource:
+    _check_unique([str(k) for k in data.keys()], "the dict of arrays")  # keys 1 and "1" are one name
     names = _select([str(k) for k in data.keys()], columns, "the dict of arrays")
     by_name = {str(k): k for k in data.keys()}
     loaders: dict[str, Any] = {}
