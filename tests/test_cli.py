@@ -14,7 +14,7 @@ from cudrift.cli.main import main
 
 
 def test_demo_runs_offline_on_nycflights(tmp_path, capsys):
-    out = tmp_path / "report.json"
+    out = tmp_path / "new" / "report.json"  # its folder is made, as compare --json makes its own
     assert main(["demo", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "336,776 flights" in text and "dataset:" in text
@@ -243,3 +243,125 @@ def test_csv_text_columns_read_missing_cells_as_nulls(tmp_path, rng, capsys):
     assert main(["compare", str(tmp_path / "ref.csv"), str(tmp_path / "stray.csv"), "--fail-on-drift"]) == 0
     out = capsys.readouterr().out
     assert "column 'flag': 1 current values (0.05%) are categories the reference never had" in out
+
+
+def test_a_reader_that_stops_early_changes_neither_report_nor_status(tmp_path, rng):
+    """``cudrift compare ... | head -1``: the JSON report is written and the exit status stands, without noise."""
+    _write(tmp_path / "ref.parquet", rng, 500, 0.0)
+    _write(tmp_path / "cur.parquet", rng, 500, 3.0)
+    runs = [(["compare", str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet"), "--json",
+              str(tmp_path / "cp.json"), "--fail-on-drift", "--drift-share", "0.3"], 1, tmp_path / "cp.json"),
+            (["demo", "--out", str(tmp_path / "dp.json")], 0, tmp_path / "dp.json")]
+    for args, status, report in runs:
+        proc = subprocess.Popen([sys.executable, "-m", "cudrift.cli.main", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        proc.stdout.close()  # the reader is gone before the first line is written
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=300) == status, err
+        assert err == "" and DriftReport.from_json(report.read_text()).n_tested > 0
+
+
+def test_duplicate_parquet_column_names_are_refused_by_file(tmp_path, capsys):
+    path = tmp_path / "dupcol.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array([1.0, 2.0]), pa.array([3.0, 4.0])], names=["a", "a"]), path)
+    for args in (["profile", str(path), "--out", str(tmp_path / "o.cdp"), "--ignore", "a"],
+                 ["compare", str(path), str(path)]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert f"Parquet file {path} has duplicate column names ['a']" in err and "Traceback" not in err
+
+
+def test_hive_partitioned_directory_reads_its_partition_columns(tmp_path, rng):
+    import pandas as pd
+
+    n = 600
+    yr = rng.choice([2020, 2021], n)
+    df = pd.DataFrame({"x": rng.normal(size=n), "g": rng.choice(["a", "b"], n), "yr": yr})
+    df.to_parquet(tmp_path / "hive", partition_cols=["yr"])
+    (tmp_path / "hive" / "_SUCCESS").write_text("")  # written by Spark and Hadoop jobs: skipped
+    (tmp_path / "hive" / ".tmp").mkdir()
+    (tmp_path / "hive" / ".tmp" / "partial.parquet").write_bytes(b"half written")
+    assert main(["profile", str(tmp_path / "hive"), "--out", str(tmp_path / "h.cdp")]) == 0
+    prof = Profile.load(tmp_path / "h.cdp")
+    assert prof.n_rows == n and sorted(prof.names) == ["g", "x", "yr"] and prof.dtypes["yr"] == "int64"
+    assert dict(prof["yr"].counts.items()) == {2020: int((yr == 2020).sum()), 2021: int((yr == 2021).sum())}
+    # against the same rows in one file: nothing drifted, no column missing
+    df.to_parquet(tmp_path / "flat.parquet", index=False)
+    out = tmp_path / "r.json"
+    assert main(["compare", str(tmp_path / "hive"), str(tmp_path / "flat.parquet"), "--json", str(out)]) == 0
+    rep = DriftReport.from_json(out.read_text())
+    assert sorted(f.column for f in rep.features) == ["g", "x", "yr"] and not rep.drifted_columns
+
+
+def test_csv_reads_pandas_missing_value_tokens_as_nulls(tmp_path, rng, capsys):
+    """Text written with str() holds None and <NA> for missing values; pandas reads them as missing, so does cudrift."""
+    import numpy as np
+    import pandas as pd
+
+    x = rng.normal(size=300).round(3)
+    missing = np.arange(300) % 10 == 0
+    pd.DataFrame({"x": np.where(missing, np.nan, x)}).to_csv(tmp_path / "na.csv", index=False)  # missing: ""
+    tokens = np.where(missing, np.where(np.arange(300) % 20 == 0, "None", "<NA>"), x.astype(str))
+    (tmp_path / "tokens.csv").write_text("x\n" + "\n".join(tokens) + "\n")  # as str(pd.NA), str(None) write them
+    assert pd.read_csv(tmp_path / "tokens.csv")["x"].isna().sum() == 30
+    assert main(["profile", str(tmp_path / "tokens.csv"), "--out", str(tmp_path / "t.cdp")]) == 0
+    prof = Profile.load(tmp_path / "t.cdp")
+    assert prof.kinds["x"] == "numerical" and prof["x"].null_count == 30
+    assert main(["compare", str(tmp_path / "na.csv"), str(tmp_path / "tokens.csv"), "--fail-on-drift"]) == 0
+    assert "dtype_change" not in capsys.readouterr().out
+
+
+def test_an_output_path_that_is_a_directory_is_named_as_given(tmp_path, rng, capsys):
+    _write(tmp_path / "ref.parquet", rng, 100, 0.0)
+    (tmp_path / "out").mkdir()
+    assert main(["profile", str(tmp_path / "ref.parquet"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().endswith(f"error: is a directory: {tmp_path / 'out'}") and ".tmp" not in err
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_profile_is_known_by_its_bytes_whatever_its_name(tmp_path, rng, capsys):
+    _write(tmp_path / "ref.parquet", rng, 300, 0.0)
+    _write(tmp_path / "cur.parquet", rng, 300, 0.0)
+    assert main(["profile", str(tmp_path / "ref.parquet"), "--out", str(tmp_path / "ref.bin")]) == 0
+    assert main(["profile", str(tmp_path / "cur.parquet"), "--like", str(tmp_path / "ref.bin"),
+                 "--out", str(tmp_path / "CUR.CDP")]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "ref.bin"), str(tmp_path / "CUR.CDP")]) == 0
+    assert "dataset: no drift" in capsys.readouterr().out
+
+
+def test_drift_table_aligns_wide_and_combining_characters(tmp_path, rng, capsys):
+    """Column names in CJK, emoji or with combining accents line up; a newline in a name stays on its row."""
+    import unicodedata
+
+    def width(text):
+        return sum(0 if unicodedata.category(c) in ("Mn", "Me") else 2 if unicodedata.east_asian_width(c) in "WF"
+                   else 1 for c in text)
+
+    names = ["x", "価格帯の区分", "😀", "cafe\u0301", "a\nb"]
+    for name in ("ref", "cur"):
+        pq.write_table(pa.table({n: rng.normal(size=200) for n in names}), tmp_path / f"{name}.parquet")
+    assert main(["compare", str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet")]) == 0
+    lines = capsys.readouterr().out.split("\n")
+    head, rows = lines[0], lines[2:2 + len(names)]
+    assert rows[-1].startswith("a\\nb ") and lines[2 + len(names)] == ""
+    for row in rows:  # the kind column starts where its heading does
+        assert width(row[:row.index(" num ") + 1]) == head.index("kind"), lines
+
+
+def test_csv_errors_name_the_file(tmp_path, capsys):
+    import gzip
+
+    (tmp_path / "header.csv").write_bytes("größe,x\n1,2\n".encode("latin-1"))
+    (tmp_path / "data.csv").write_bytes("city,x\nKöln,1\nBonn,2\n".encode("latin-1"))
+    (tmp_path / "dup.csv").write_text("a,a\n1,2\n")
+    (tmp_path / "corrupt.csv.gz").write_bytes(gzip.compress(b"x\n1\n2\n")[:-12] + b"garbage-tail")
+    (tmp_path / "plain.csv.gz").write_text("x\n1\n")  # not gzip at all
+    for name, says in (("header.csv", "header is not UTF-8"), ("data.csv", "column 'city' of CSV file"),
+                       ("dup.csv", "duplicate column names ['a']"), ("corrupt.csv.gz", "cannot read CSV"),
+                       ("plain.csv.gz", "cannot read CSV")):
+        assert main(["profile", str(tmp_path / name), "--out", str(tmp_path / "o.cdp")]) == 2, name
+        err = capsys.readouterr().err
+        assert str(tmp_path / name) in err and says in err and "Traceback" not in err, err
+

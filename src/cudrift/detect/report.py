@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -264,9 +265,10 @@ class DriftReport:
                 p += f" (adj {adjusted:.3g})"
             thr = "-" if f.threshold is None else f"{f.threshold:g}"
             drifted = "YES" if f.drifted else ("no" if f.status == STATUS_OK else f.status.replace("_", " "))
-            rows.append((f.column, {"numerical": "num", "categorical": "cat"}.get(f.kind, f.kind), f.test or "-", stat, p, thr, drifted))
-        widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-        line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+            rows.append((_printable(f.column), {"numerical": "num", "categorical": "cat"}.get(f.kind, f.kind),
+                         f.test or "-", stat, p, thr, drifted))
+        widths = [max(_display_width(r[i]) for r in [head, *rows]) for i in range(len(head))]
+        line = lambda r: "  ".join(c + " " * (w - _display_width(c)) for c, w in zip(r, widths)).rstrip()  # noqa: E731
         out = [line(head), line(["-" * w for w in widths])]
         out += [line(r) for r in rows]
         out.append("")
@@ -279,3 +281,18 @@ class DriftReport:
             f"(share {self.share_drifted:.2f}, threshold {self.drift_share:g})"
         )
         return "\n".join(out)
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped (``a\\nb``): a column name must not break its row."""
+    return "".join(repr(ch)[1:-1] if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
+
+
+def _display_width(text: str) -> int:
+    """Terminal columns ``text`` takes: 2 for wide and fullwidth characters (CJK, emoji), 0 for combining marks."""
+    width = 0
+    for ch in text:
+        if unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+            continue  # combining marks, zero-width joiners and variation selectors sit on the previous character
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width

@@ -15,7 +15,10 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # (an unwritable folder) named as open(path, "wb") would name it
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
         # mkstemp creates the file 0600; give it the mode open() would: the replaced file's, or 0666 less
         # the umask for a new one, so a profile or checkpoint can be read by whoever reads the folder
@@ -29,9 +32,12 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename == tmp:
+            # (a directory at ``path`` fails the rename) the temporary file's name means nothing to the caller
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
     # The rename is durable only once the directory entry is on disk.
     dfd = os.open(path.parent, os.O_RDONLY)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import unquote
 
 import numpy as np
 import pyarrow as pa
@@ -275,6 +277,13 @@ def _arrow_table_source(table: pa.Table, columns: Sequence[str] | None, origin: 
     _check_unique(names, origin)
     def info(n: str) -> ColumnInfo:
         typ = table.schema.field(n).type
+        if pa.types.is_binary(typ) or pa.types.is_large_binary(typ):
+            # the table is in memory: text that is not UTF-8 is refused now, with its origin (a CSV
+            # file's bytes in another encoding), rather than midway through a profile
+            try:
+                table.column(n).cast(pa.large_string() if pa.types.is_large_binary(typ) else pa.string())
+            except pa.ArrowInvalid:
+                raise SchemaError(f"column {n!r} of {origin} holds bytes that are not UTF-8 text") from None
         return _arrow_info(n, typ)
 
     infos = _collect(names, info, errors)
@@ -283,6 +292,38 @@ def _arrow_table_source(table: pa.Table, columns: Sequence[str] | None, origin: 
         yield {n: (lambda n=n: _column_from_arrow(n, table.column(n))) for n in names}
 
     return TableSource(infos, batches, table.num_rows, origin)
+
+
+#: pandas' default ``na_values`` (``pandas._libs.parsers.STR_NA_VALUES``): Arrow's defaults lack
+#: ``None`` and ``<NA>``, the text of a missing value written with str() (None, pandas.NA)
+PANDAS_NA_VALUES = (
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+)
+
+
+def csv_source(path: str | os.PathLike, errors: str = "raise") -> TableSource:
+    """A CSV file (``.csv``, ``.csv.gz``, ``.csv.bz2``) read whole with Arrow, missing values as pandas reads them.
+
+    The tokens of :data:`PANDAS_NA_VALUES` are nulls in text columns too, as in numeric ones. Errors
+    name the file.
+    """
+    import pyarrow.csv as pacsv
+
+    options = pacsv.ConvertOptions(null_values=list(PANDAS_NA_VALUES), strings_can_be_null=True)
+    try:
+        table = pacsv.read_csv(path, convert_options=options)
+    except (pa.ArrowInvalid, OSError) as exc:  # (OSError: a corrupt .gz or .bz2)
+        if isinstance(exc, OSError) and exc.filename is not None:
+            raise  # not found, permission denied: already named
+        raise SchemaError(f"{path}: cannot read CSV: {exc}") from None
+    try:
+        table.column_names  # decoded from UTF-8 only when asked
+    except UnicodeDecodeError as exc:
+        raise SchemaError(f"{path}: cannot read CSV: its header is not UTF-8 text ({exc})") from None
+    if table.num_rows == 0:
+        raise EmptyInputError(f"{path} has no rows")
+    return _arrow_table_source(table, None, f"CSV file {path}", errors)
 
 
 def _pandas_source(df: Any, columns: Sequence[str] | None, errors: str) -> TableSource:
@@ -400,56 +441,148 @@ def _ndarray_source(data: np.ndarray, columns: Sequence[str] | None) -> TableSou
     return TableSource(infos, batches, data.shape[0], "the 2-D array")
 
 
-def _parquet_source(paths: list[Path], columns: Sequence[str] | None, batch_rows: int, errors: str) -> TableSource:
+@dataclass(frozen=True)
+class _ParquetFile:
+    """One Parquet file of an input, with the Hive partition values of the directories it lies in."""
+
+    path: Path
+    #: ``(key, value)`` for each ``key=value`` directory between the folder given and the file (None:
+    #: ``__HIVE_DEFAULT_PARTITION__``, the null that Hive, Spark and pyarrow write)
+    partition: tuple[tuple[str, str | None], ...] = ()
+
+
+def is_profile_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` starts with the bytes of a saved :class:`~cudrift.Profile` (whatever its name)."""
+    from cudrift.sketches._format import MAGIC
+
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
+def _read_schema(p: Path) -> pa.Schema:
     import pyarrow.parquet as pq
 
-    for p in paths:
-        if not p.exists():
-            raise FileNotFoundError(f"Parquet file not found: {p}")
-    schemas = []
-    for p in paths:
-        try:
-            schemas.append(pq.read_schema(p))
-        except (pa.ArrowInvalid, OSError) as exc:
-            hint = ""
-            if p.suffix.lower() in (".cdp", ".profile"):
-                hint = "; a saved profile is read with cudrift.Profile.load(path)"
-            elif p.suffix.lower() != ".parquet":
-                hint = "; paths are read as Parquet (load other formats with pandas, polars or pyarrow first)"
-            raise SchemaError(f"cannot read Parquet schema of {p}: {exc}{hint}") from None
-    first = schemas[0]
-    for p, s in zip(paths[1:], schemas[1:]):
-        if _visible(s.names) != _visible(first.names):  # (pandas' index columns are not read)
-            raise SchemaError(f"Parquet files disagree on columns: {paths[0]} has {first.names}, {p} has {s.names}")
-        for name in _visible(first.names):
-            t0, t = first.field(name).type, s.field(name).type
-            if t0 != t:
-                raise SchemaError(f"Parquet files disagree on column {name!r}: {paths[0]} has {t0}, {p} has {t}")
-    names = _select(_visible(list(first.names)), columns, f"Parquet file {paths[0]}")
+    try:
+        return pq.read_schema(p)
+    except (pa.ArrowInvalid, OSError) as exc:
+        hint = ""
+        if is_profile_file(p) or p.suffix.lower() in (".cdp", ".profile"):
+            hint = "; a saved profile is read with cudrift.Profile.load(path)"
+        elif p.suffix.lower() != ".parquet":
+            hint = "; paths are read as Parquet (load other formats with pandas, polars or pyarrow first)"
+        raise SchemaError(f"cannot read Parquet schema of {p}: {exc}{hint}") from None
+
+
+def _partition_types(files: list[_ParquetFile]) -> dict[str, pa.DataType]:
+    """Hive partition keys → int64 where every value is an integer (``yr=2020``), else string."""
+    values: dict[str, list[str]] = {}
+    for f in files:
+        for k, v in f.partition:
+            values.setdefault(k, []).extend(() if v is None else [v])
+    return {k: (pa.null() if not vs else pa.int64() if all(re.fullmatch(r"-?[0-9]{1,18}", v) for v in vs)
+                else pa.string()) for k, vs in values.items()}
+
+
+def _read_as(name: str, typ: pa.DataType) -> str:
+    """What the reader makes of a column of ``typ``: its family, and its labels' where they differ.
+
+    Files that agree on this are read as one column whatever their exact Arrow types (string,
+    large_string or a pandas Categorical of strings, int32 and int64, a Categorical's index width).
+    """
+    try:
+        info = _arrow_info(name, typ)
+    except SchemaError:
+        return "unsupported"
+    return info.family if info.values in ("", info.family) else f"categories of {info.values} values"
+
+
+def _parquet_source(files: list[_ParquetFile], columns: Sequence[str] | None, batch_rows: int,
+                    errors: str) -> TableSource:
+    import pyarrow.parquet as pq
+
+    for f in files:
+        if not f.path.exists():
+            raise FileNotFoundError(f"Parquet file not found: {f.path}")
+    part_types = _partition_types(files)
+    # each file's columns by name, partition keys included: files are read by name, so their order is free
+    fields: list[dict[str, pa.DataType]] = []
+    for f in files:
+        schema = _read_schema(f.path)
+        stored = _visible(schema.names)
+        _check_unique([*stored, *(k for k, _ in f.partition)], f"Parquet file {f.path}")
+        fields.append({**{n: schema.field(n).type for n in stored}, **{k: part_types[k] for k, _ in f.partition}})
+    first = files[0].path
+    for f, fs in zip(files[1:], fields[1:]):
+        if set(fs) != set(fields[0]):
+            raise SchemaError(f"Parquet files disagree on columns: {first} has {list(fields[0])}, "
+                              f"{f.path} has {list(fs)}")
+    names = _select(list(fields[0]), columns, f"Parquet file {first}")
+    types: dict[str, pa.DataType] = {}
+
     def info(n: str) -> ColumnInfo:
-        typ = first.field(n).type
-        return _arrow_info(n, typ)
+        # an all-null column in one file (a day without values) takes the type of the others
+        typed = [(f.path, fs[n]) for f, fs in zip(files, fields) if not pa.types.is_null(fs[n])]
+        p0, t0 = typed[0] if typed else (first, fields[0][n])
+        read0 = _read_as(n, t0)
+        reads = {read0}
+        for p, t in typed[1:]:
+            read = _read_as(n, t)
+            reads.add(read)
+            if t != t0 and (read == "unsupported" or read != read0) and not reads <= {"integer", "float"}:
+                raise SchemaError(f"Parquet files disagree on column {n!r}: {p0} has {t0} ({read0}), "
+                                  f"{p} has {t} ({read}); write it with one type in every file")
+        # integers in some files and floats in others (an integer column that gained a NaN one day): read
+        # as float64 in every file, a numerical column
+        types[n] = pa.float64() if reads == {"integer", "float"} else t0
+        return _arrow_info(n, types[n])
 
     infos = _collect(names, info, errors)
-    n_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
+    n_rows = sum(pq.ParquetFile(f.path).metadata.num_rows for f in files)
+
+    def column(n: str, rb: pa.RecordBatch, f: _ParquetFile) -> ColumnData:
+        partition = dict(f.partition)
+        if n in partition:
+            value = partition[n]
+            if value is not None and pa.types.is_integer(types[n]):
+                value = int(value)
+            return _column_from_arrow(n, pa.repeat(pa.scalar(value, types[n]), rb.num_rows))
+        arr = rb.column(n)
+        cast = pa.types.is_null(arr.type) or (pa.types.is_floating(types[n]) and pa.types.is_integer(arr.type))
+        return _column_from_arrow(n, arr.cast(types[n]) if cast else arr)
 
     def batches():
-        for p in paths:
-            f = pq.ParquetFile(p)
-            for rb in f.iter_batches(batch_size=batch_rows, columns=names):
-                yield {n: (lambda n=n, rb=rb: _column_from_arrow(n, rb.column(n))) for n in names}
+        for f in files:
+            stored = [n for n in names if n not in dict(f.partition)]
+            for rb in pq.ParquetFile(f.path).iter_batches(batch_size=batch_rows, columns=stored):
+                yield {n: (lambda n=n, rb=rb, f=f: column(n, rb, f)) for n in names}
 
-    return TableSource(infos, batches, n_rows, f"Parquet files {[str(p) for p in paths]}")
+    return TableSource(infos, batches, n_rows, f"Parquet files {[str(f.path) for f in files]}")
 
 
-def _parquet_files(path: Path) -> list[Path]:
-    """A Parquet file, or the ``*.parquet`` files of a directory (sorted by name)."""
-    if path.is_dir():
-        files = sorted(path.glob("*.parquet"))
-        if not files:
-            raise FileNotFoundError(f"no *.parquet files in directory {path}")
-        return files
-    return [path]
+def _parquet_files(path: Path) -> list[_ParquetFile]:
+    """A Parquet file, or the ``*.parquet`` files of a directory and its subdirectories (sorted by path).
+
+    Names starting with ``_`` or ``.`` are skipped (``_SUCCESS``, ``.ipynb_checkpoints``), as Spark and
+    pyarrow skip them. A subdirectory named ``key=value`` (Hive partitioning, as pandas' ``partition_cols``
+    writes it) gives the files under it a column ``key``.
+    """
+    if not path.is_dir():
+        return [_ParquetFile(path)]
+    found = []
+    for folder, subfolders, names in os.walk(path):
+        subfolders[:] = [d for d in subfolders if not d.startswith(("_", "."))]
+        found += [Path(folder, n) for n in names if n.endswith(".parquet") and not n.startswith(("_", "."))]
+    if not found:
+        raise FileNotFoundError(f"no *.parquet files in directory {path} or its subdirectories")
+    files = []
+    for p in sorted(found, key=lambda p: p.relative_to(path).parts):
+        keys = [d.split("=", 1) for d in p.relative_to(path).parent.parts if "=" in d]
+        files.append(_ParquetFile(p, tuple((unquote(k), None if v == "__HIVE_DEFAULT_PARTITION__" else unquote(v))
+                                           for k, v in keys)))
+    return files
 
 
 def as_source(
@@ -465,7 +598,8 @@ def as_source(
     data
         pandas or polars DataFrame, pyarrow Table/RecordBatch, dict of 1-D
         arrays, 2-D NumPy array (with ``columns``), or a Parquet path or list
-        of paths.
+        of paths (a directory: its ``*.parquet`` files, in subdirectories too,
+        with Hive ``key=value`` folder names as columns).
     columns
         Names of the 2-D array's columns; for other inputs, a subset of
         columns to read.
