@@ -356,6 +356,11 @@ def rank_statistics(fpart, ipart, n_a: int, n_b: int, want: int = WANT_ALL) -> R
     return RankStatistics(plus, minus, ks, w1, energy, cvm, a2kn, counts)
 
 
+#: Absolute tolerance below which a permutation's MMD² ties with the observed one (the kernel means are at
+#: most 1, and differ between labelings by multiples of about 1 / n**2, far above this).
+MMD_TIE = 1e-11
+
+
 def mmd_pvalue(mmd2) -> tuple[float, float | None]:
     """Observed MMD² and its permutation p-value from :func:`cudrift.kernels.mmd.launch_mmd`'s output.
 
@@ -368,8 +373,8 @@ def mmd_pvalue(mmd2) -> tuple[float, float | None]:
     -------
     tuple
         ``(observed, pvalue)``: ``pvalue = (1 + #{p >= 1: mmd2[p] >= observed})
-        / len(mmd2)`` with the relative 1e-14 tolerance of
-        ``cudrift.stats.mmd``; None when there are no permutations.
+        / len(mmd2)``, a permutation within :data:`MMD_TIE` (or 1e-14 of the
+        observed value) counting as a tie; None when there are no permutations.
 
     Examples
     --------
@@ -382,5 +387,8 @@ def mmd_pvalue(mmd2) -> tuple[float, float | None]:
         return observed, None
     if not math.isfinite(observed):
         return observed, math.nan  # no permutation compares with NaN: not a p-value of 1 / len(mmd2)
-    tol = abs(1e-14 * observed)
+    # A labeling that ties with the observed one in exact arithmetic (discrete data ties often) must count
+    # whatever order its sums were taken in: MMD² is a difference of kernel means of at most 1, so its
+    # rounding is absolute, about 1e-16 to 1e-13, not relative to a small MMD²
+    tol = max(abs(1e-14 * observed), MMD_TIE)
     return observed, float((1 + np.count_nonzero(v[1:] >= observed - tol)) / v.size)

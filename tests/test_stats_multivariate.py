@@ -166,3 +166,32 @@ def test_a_nan_mmd_has_no_pvalue():
 
     observed, p = mmd_pvalue([np.nan, 0.1, 0.2])
     assert np.isnan(observed) and np.isnan(p)
+
+
+def test_mmd_pvalue_counts_tied_labelings_on_discrete_data(rng):
+    """Values 0, 1, 2: many relabelings tie with the observed MMD² in exact arithmetic. The p-value is the one
+    counted with 40-digit decimals (float sums in another order once counted some ties and missed others)."""
+    from decimal import Decimal, localcontext
+
+    def exact_pvalue(a, b, n_perm):
+        inp = mv.mmd_inputs(a, b, None, n_perm, 0)
+        n, m = len(a), len(b)
+        with localcontext() as ctx:
+            ctx.prec = 40
+            z = [Decimal(float(v)) for v in inp.z[:, 0]]
+            g = -1 / (2 * Decimal(float(inp.sigma)) ** 2)
+            k = [[(g * (zi - zj) ** 2).exp() for zj in z] for zi in z]
+
+            def mmd2(lab):
+                xs = [i for i in range(n + m) if lab[i] == 1]
+                ys = [i for i in range(n + m) if lab[i] == 0]
+                kxx = sum(k[i][j] for i in xs for j in xs if i != j) / (n * (n - 1))
+                kyy = sum(k[i][j] for i in ys for j in ys if i != j) / (m * (m - 1))
+                return kxx + kyy - 2 * sum(k[i][j] for i in xs for j in ys) / (n * m)
+
+            v = [mmd2(inp.labels[:, p]) for p in range(n_perm + 1)]
+            return (1 + sum(1 for x in v[1:] if x >= v[0] - Decimal("1e-30"))) / len(v)
+
+    for _ in range(6):
+        a, b = rng.integers(0, 3, 12).astype(float), rng.integers(0, 3, 10).astype(float)
+        assert mmd(a, b, n_permutations=40).pvalue == pytest.approx(exact_pvalue(a, b, 40), abs=1e-12)

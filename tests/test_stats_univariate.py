@@ -500,12 +500,13 @@ def test_ttest_far_from_zero_is_exact_to_rounding(rng):
         assert res.pvalue == pytest.approx(2 * st.t.sf(abs(exact), res.details["df"]), rel=1e-9)
 
 
-def test_normalized_wasserstein_scale_far_from_zero(rng):
+@pytest.mark.parametrize("unit", [1.0, 2.0**-400, 2.0**400])  # in float64's middle range, and past 1e±100
+def test_normalized_wasserstein_scale_far_from_zero(rng, unit):
     """1e15 + small integers: the reference's std is the integers' own (exactly representable there)."""
     k = rng.integers(0, 100, size=50_000).astype(np.float64)
     shift = rng.integers(0, 100, size=30_000).astype(np.float64) + 3.0
     want = st.wasserstein_distance(k, shift) / np.std(k)  # at small magnitude: exact to rounding
-    got = wasserstein_normalized(1e15 + k, 1e15 + shift).statistic
+    got = wasserstein_normalized((1e15 + k) * unit, (1e15 + shift) * unit).statistic
     assert got == pytest.approx(want, rel=1e-12)
 
 

@@ -243,8 +243,12 @@ def mmd_inputs(reference: Any, current: Any, bandwidth: Any, n_permutations: Any
 def mmd_result(mmd2: np.ndarray, inp: MmdInputs) -> TestResult:
     """The :func:`mmd` result from MMD² per labeling (observed first).
 
-    The p-value counts, as ``scipy.stats.permutation_test``, relabelings
-    within a relative 1e-14 of the observed value as ``>=``
+    The p-value counts relabelings that tie with the observed one as
+    ``>=``, as ``scipy.stats.permutation_test`` does, but within an absolute
+    1e-11 (or a relative 1e-14) rather than SciPy's relative tolerance: MMD²
+    is a difference of kernel means of at most 1, so labelings that tie in
+    exact arithmetic (discrete data) differ by rounding of that size,
+    whatever order each backend sums in
     (:func:`cudrift.kernels._host.mmd_pvalue`, NumPy only).
     """
     from cudrift.kernels._host import mmd_pvalue

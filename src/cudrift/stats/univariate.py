@@ -966,7 +966,7 @@ def _std(x: np.ndarray) -> float:
     # squares of values past ~1e154 overflow, and of values below ~1e-162 underflow to 0 (a varying sample
     # would get the constant rule's normalizer 1): scale to about 1 first
     z, scale = unit_scale(x)
-    return float(np.std(z)) * scale
+    return float(np.std(z - z[0])) * scale  # (from the smallest value too)
 
 
 #: Below this standard deviation the moments' squared deviations are subnormal and lose bits (a variance under
