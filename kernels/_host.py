@@ -373,8 +373,8 @@ def mmd_pvalue(mmd2) -> tuple[float, float | None]:
     -------
     tuple
         ``(observed, pvalue)``: ``pvalue = (1 + #{p >= 1: mmd2[p] >= observed})
-        / len(mmd2)``, a permutation within :data:`MMD_TIE` (or 1e-14 of the
-        observed value) counting as a tie; None when there are no permutations.
+        / len(mmd2)``, a permutation within :data:`MMD_TIE` of the observed
+        value counting as a tie; None when there are no permutations.
 
     Examples
     --------
@@ -390,5 +390,4 @@ def mmd_pvalue(mmd2) -> tuple[float, float | None]:
     # A labeling that ties with the observed one in exact arithmetic (discrete data ties often) must count
     # whatever order its sums were taken in: MMD² is a difference of kernel means of at most 1, so its
     # rounding is absolute, about 1e-16 to 1e-13, not relative to a small MMD²
-    tol = max(abs(1e-14 * observed), MMD_TIE)
-    return observed, float((1 + np.count_nonzero(v[1:] >= observed - tol)) / v.size)
+    return observed, float((1 + np.count_nonzero(v[1:] >= observed - MMD_TIE)) / v.size)

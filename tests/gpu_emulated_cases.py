@@ -92,6 +92,20 @@ def test_moments_from_an_origin_far_out_are_taken_again_from_the_sorted_values(r
     _assert_reports_match(rc, rg, rel=1e-6)
 
 
+def test_columns_past_1e154_profile_and_compare_as_on_the_cpu(rng):
+    """Values whose squares overflow (1e160, a DBL_MAX sentinel): the far-origin check must not raise
+    (Python floats raise OverflowError on ** past 1e154) and the GPU gives the CPU's profile and report."""
+    n = 300
+    sentinel = np.zeros(n)
+    sentinel[::10] = np.finfo(np.float64).max
+    data = {"vast": rng.normal(size=n) * 1e160, "sentinel": sentinel}
+    pc = cudrift.profile(data, config=CFG, backend="cpu")
+    _assert_profiles_match(pc, cudrift.profile(data, config=CFG, backend="gpu"))
+    ref = {"vast": rng.normal(size=n) * 1e160, "sentinel": np.zeros(n)}
+    _assert_reports_match(DriftDetector(ref, config=CFG, backend="cpu").compare(data),
+                          DriftDetector(ref, config=CFG, backend="gpu").compare(data), rel=1e-6)
+
+
 def test_a_device_dict_with_keys_1_and_str_1_is_refused_as_on_the_cpu():
     from cudrift import SchemaError
 

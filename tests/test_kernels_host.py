@@ -78,5 +78,6 @@ def test_rank_statistics_from_partials():
 
 def test_mmd_pvalue_tolerance_and_no_permutations():
     assert _host.mmd_pvalue([0.3]) == (0.3, None)
-    obs = 0.1
-    assert _host.mmd_pvalue([obs, obs * (1 - 1e-15), obs * (1 - 1e-10)])[1] == pytest.approx(2 / 3)
+    obs = 0.1  # a relabeling within MMD_TIE (absolute: MMD² is a difference of kernel means of at most 1) ties
+    assert _host.mmd_pvalue([obs, obs - 0.5 * _host.MMD_TIE, obs - 2 * _host.MMD_TIE])[1] == pytest.approx(2 / 3)
+    assert _host.mmd_pvalue([1e-13, 0.0, -1e-13])[1] == 1.0  # a tiny MMD² ties with rounding around it

@@ -484,3 +484,20 @@ def test_a_boolean_category_takes_only_0_and_1_the_rest_is_unseen(reference, rng
     st.accept(_batch(rng, 100), 100)  # only 0 and 1: counted as the reference's booleans, nothing unseen
     w = st.close_next()
     assert w.own["flag"].unseen_count == 0 and w.own.dtypes["flag"] == reference.dtypes["flag"]
+
+
+
+def test_a_checkpoint_named_by_an_earlier_identity_resumes_when_its_windows_merge(reference, rng):
+    """Monitors before 2026-11-27 named their reference file in checkpoints, not the widened reference: such a
+    checkpoint resumes (its windows merge), once the monitor passes that digest as a legacy one."""
+    lay = FeatureLayout.from_profile(reference)
+    st = WindowState(reference, lay, window_rows=1000)
+    st.accept(_batch(rng, 120), 120)
+    st.fold(force=True)
+    st.digest = "digest-of-the-reference-file"  # what an earlier monitor recorded
+    data = st.to_bytes()
+    with pytest.raises(FormatError, match="different reference"):
+        WindowState(reference, lay, window_rows=1000).restore(data)
+    again = WindowState(reference, lay, window_rows=1000, legacy_digests=("digest-of-the-reference-file",))
+    again.restore(data)
+    assert again.open_rows == 120 and again.rows_total == 120

@@ -481,8 +481,8 @@ def _far_origin(mean: float, shift: float, m2: float, count: int) -> bool:
     caller takes the moments again from the column's sorted values
     (:func:`_sorted_moments`), from the median as the CPU path does.
     """
-    with np.errstate(over="ignore", invalid="ignore"):
-        return not (mean - shift) ** 2 <= 1e4 * (m2 / count)
+    # (compared without squaring: Python floats raise OverflowError past 1e154, and inf <= inf holds)
+    return not abs(mean - shift) <= 100.0 * math.sqrt(m2 / count) if m2 >= 0 else True
 
 
 def _sorted_moments(fs: cupy.ndarray) -> tuple[float, float]:

@@ -456,10 +456,7 @@ class DriftDetector:
             return fail(STATUS_ERROR, message, test)
         stat = float(res.statistic)
         pv = None if res.pvalue is None else float(res.pvalue)
-        if spec.is_pvalue:
-            drifted = pv is not None and pv < threshold
-        else:
-            drifted = bool(not math.isnan(stat) and stat >= threshold)  # NaN: no verdict; inf: past any threshold
+        drifted = spec.drifted(res, threshold)
         return FeatureDrift(name, kind, test, stat, pv, threshold, bool(drifted), res.n_reference, res.n_current,
                             pvalue_adjusted=pv, statistic_error=float(res.statistic_error)), findings
 

@@ -551,7 +551,8 @@ def _parquet_source(files: list[_ParquetFile], columns: Sequence[str] | None, ba
             return _column_from_arrow(n, pa.repeat(pa.scalar(value, types[n]), rb.num_rows))
         arr = rb.column(n)
         cast = pa.types.is_null(arr.type) or (pa.types.is_floating(types[n]) and pa.types.is_integer(arr.type))
-        return _column_from_arrow(n, arr.cast(types[n]) if cast else arr)
+        # (safe=False: an int64 past 2**53 becomes the nearest float64, as "read as float64" says)
+        return _column_from_arrow(n, arr.cast(types[n], safe=False) if cast else arr)
 
     def batches():
         for f in files:

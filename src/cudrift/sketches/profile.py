@@ -569,10 +569,12 @@ def _recount_folded_categories(prof: Profile, src: TableSource) -> None:
     this reference count the dictionary's keys exactly, so the reference
     must too, and a dictionary left empty would make every window's rows one
     "other" mass that no test can tell apart. This pass counts exactly the
-    heavy hitters and then, while there is room, every other key in the order
-    the data first shows it (a key first seen in a later batch cannot have
-    been seen before), so the dictionary holds ``min(max_categories,
-    distinct)`` keys; the rest is kept as the folded mass.
+    heavy hitters and then, while there is room, every other key batch by
+    batch, in the order ``count_categories`` lists a batch's keys (first
+    appearance for text, ascending for integers and booleans; a key first
+    seen in a later batch cannot have been seen before), so the dictionary
+    holds ``min(max_categories, distinct)`` keys; the rest is kept as the
+    folded mass.
     """
     for name, col in list(prof.columns.items()):
         if not isinstance(col, CategoricalColumnProfile) or not col.counts.folded:

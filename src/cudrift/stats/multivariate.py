@@ -245,7 +245,7 @@ def mmd_result(mmd2: np.ndarray, inp: MmdInputs) -> TestResult:
 
     The p-value counts relabelings that tie with the observed one as
     ``>=``, as ``scipy.stats.permutation_test`` does, but within an absolute
-    1e-11 (or a relative 1e-14) rather than SciPy's relative tolerance: MMD²
+    ``MMD_TIE`` (1e-11) rather than SciPy's relative tolerance: MMD²
     is a difference of kernel means of at most 1, so labelings that tie in
     exact arithmetic (discrete data) differ by rounding of that size,
     whatever order each backend sums in

@@ -798,7 +798,7 @@ def _ttest(a: np.ndarray, b: np.ndarray, equal_var: bool, alternative: str, n_dr
     with np.errstate(over="ignore", invalid="ignore"):
         m1, m2 = float(np.mean(a - c)), float(np.mean(b - c))
     if not (math.isfinite(m1) and math.isfinite(m2)):  # a shift across the float64 range
-        c, m1, m2 = 0.0, float(np.mean(a)), float(np.mean(b))
+        m1, m2 = float(np.mean(a)), float(np.mean(b))
     with np.errstate(divide="ignore", invalid="ignore"):
         if equal_var:
             v1 = 0.0 if n1 == 1 else v1

@@ -37,7 +37,7 @@ import hashlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,6 +161,7 @@ class WindowState:
         backend: str = "cpu",
         clock: Callable[[], float] = time.time,
         max_backlog_rows: int = 0,
+        legacy_digests: Collection[str] = (),
     ) -> None:
         if not isinstance(window_rows, int) or window_rows < 0:
             raise ValueError(f"Invalid value for window_rows: {window_rows!r} (expected an integer >= 0)")
@@ -177,6 +178,9 @@ class WindowState:
         self.reference = reference
         #: What checkpoints record as the reference's identity: :func:`reference_digest` of ``reference``.
         self.digest = reference_digest(reference)
+        # Earlier identities a checkpoint may carry and still be resumed when its windows merge with this
+        # reference (the monitor passes its reference file's digest, which it recorded before 2026-11-27).
+        self._legacy_digests = frozenset(legacy_digests)
         self.layout = layout
         self.window_rows = window_rows
         self.window_seconds = float(window_seconds)
@@ -475,7 +479,7 @@ class WindowState:
             history = [Profile.from_bytes(arrays[f"h{i}"].tobytes()) for i in range(len(hist_ids))]
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"corrupted {CHECKPOINT_KIND} checkpoint: {exc!r}") from None
-        if digest != self.digest:
+        if digest != self.digest and digest not in self._legacy_digests:
             raise FormatError("the checkpoint was written against a different reference profile")
         if not windows:
             raise FormatError(f"corrupted {CHECKPOINT_KIND} checkpoint: no open window")

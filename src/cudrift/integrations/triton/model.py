@@ -37,7 +37,7 @@ from cudrift.errors import BackendUnavailableError
 from cudrift.integrations.triton._config import MonitorSettings
 from cudrift.integrations.triton._layout import NUMERIC, OUTPUT_NAME, FeatureLayout, InputGroup
 from cudrift.integrations.triton._metrics import MonitorMetrics
-from cudrift.integrations.triton._state import WindowState
+from cudrift.integrations.triton._state import WindowState, reference_digest
 from cudrift.io._atomic import write_atomic
 from cudrift.sketches.column import NumericColumnProfile
 from cudrift.sketches.histogram import Histogram
@@ -239,6 +239,7 @@ class TritonPythonModel:
 
         # Windows are profiled like this widened reference, so checkpoints name it (WindowState's digest), not
         # the file: the same file under another layout widens other columns, and its windows would not merge.
+        legacy = reference_digest(self.reference)  # what checkpoints named before they named the widened one
         self.reference = _at_input_precision(self.reference, self.layout)
         # workers=1: the worker compares each closed window on its own thread, one GIL contender against
         # execute() rather than a pool of them
@@ -246,7 +247,7 @@ class TritonPythonModel:
                                       drift_share=self.settings.drift_share, backend=self.backend, workers=1)
         self.state = WindowState(self.reference, self.layout, self.settings.window_rows, self.settings.window_seconds,
                                  self.settings.sliding_windows, self.settings.fold_rows, self.backend,
-                                 max_backlog_rows=self.settings.max_backlog_rows)
+                                 max_backlog_rows=self.settings.max_backlog_rows, legacy_digests=(legacy,))
         self._checkpoint = _resolve(model_dir, self.settings.checkpoint) if self.settings.checkpoint else None
         totals = self._resume()
         # a resumed time window that holds rows and whose time ran out while the server was down closes now, as
@@ -462,9 +463,10 @@ class TritonPythonModel:
         for _ in range(self.state.sealed_windows):
             if not self._close_next():
                 break
-            if not final and self._checkpoint is not None and (
-                    time.monotonic() - self._last_save >= self.settings.checkpoint_seconds):
-                break
+            t = time.monotonic()
+            if (not final and self._checkpoint is not None and t >= self._retry_save_at
+                    and t - self._last_save >= self.settings.checkpoint_seconds):
+                break  # a checkpoint is due (and not waiting to retry a failed save): write it first
         self.state.fold()
         n, seconds, waited, bad = self._tally.drain()
         self.metrics.record_requests(n, seconds, bad, waited)
@@ -514,7 +516,7 @@ class TritonPythonModel:
         of a feature no window has tested yet after it). None if it cannot be told."""
         try:
             return self.detector.test_for(column)  # the same rule as compare's
-        except Exception:  # noqa: BLE001 - only the series' test label is at stake: no series until one is tested
+        except KeyError:  # only the series' test label is at stake: no series until one is tested
             return None
 
     def _save(self, now: float) -> None:
