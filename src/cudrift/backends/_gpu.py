@@ -455,7 +455,7 @@ def _finish_group(dev: _Device, launched: dict, cands: _Candidates, internal: di
         ne = int(launched["n_edges"][i])
         fs = job.sorted[neginf : neginf + c]
         if c and _far_origin(float(mean[i]), float(shifts[i]), float(m2[i]), c):
-            mean[i], m2[i] = _sorted_moments(fs)
+            mean[i], m2[i] = _moments.sorted_moments(fs, cupy)  # from the median, as the CPU takes them
         summary = summaries[i]
         gh.absorb_numeric(col, gh.NumericParts(
             job.n, job.nulls, nan, posinf, neginf, c, float(mean[i]), float(m2[i]), float(h["mins"][i]),
@@ -478,30 +478,12 @@ def _far_origin(mean: float, shift: float, m2: float, count: int) -> bool:
     first value can be an outlier. The moments' relative error grows as
     ``eps * (mean - origin)**2 / variance``: 1e12 + N(0, 1) behind 8 NaN had
     M2 1e-5 off (the contract is 1e-9). Past 100 standard deviations, the
-    caller takes the moments again from the column's sorted values
-    (:func:`_sorted_moments`), from the median as the CPU path does.
+    caller takes the moments again from the column's sorted values, from the
+    median, as the CPU path does (``Moments``' own ``sorted_moments``, on the
+    device: two reductions and a read-back, only for such columns).
     """
     # (compared without squaring: Python floats raise OverflowError past 1e154, and inf <= inf holds)
     return not abs(mean - shift) <= 100.0 * math.sqrt(m2 / count) if m2 >= 0 else True
-
-
-def _sorted_moments(fs: cupy.ndarray) -> tuple[float, float]:
-    """``(mean, m2)`` of sorted finite device values, taken as the CPU's ``Moments`` takes a sorted batch.
-
-    Deviations from the median (never more than a standard deviation from
-    the mean), in float64, scaled by ``_scale_for`` where the squares of values
-    past 1e154 would overflow. Two reductions and a read-back: only for the
-    columns :func:`_far_origin` picks.
-    """
-    m = int(fs.shape[0])
-    lo, hi = float(fs[0]), float(fs[-1])
-    scale = _moments._scale_for(lo, hi)
-    center = float(fs[m // 2])
-    d = fs.astype(np.float64) - center if scale == 1.0 else fs.astype(np.float64) * scale - center * scale
-    s1 = float(d.sum())
-    with np.errstate(over="ignore"):
-        m2 = (float(d @ d) - s1 * s1 / m) / scale / scale
-    return center + s1 / m / scale, max(m2, 0.0)
 
 
 def _summaries(flat, jobs: list[_Job], count: np.ndarray, neginf: np.ndarray, ops: _Ops) -> list:

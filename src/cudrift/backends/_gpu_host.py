@@ -404,11 +404,10 @@ def plan_units(lengths: Sequence[int], max_rows: int, piece_rows: int | None = N
     units = []
     for c, n in enumerate(lengths):
         n = int(n)
-        step = n if piece_rows is None else min(n, int(piece_rows))
-        for p0 in range(0, max(n, 1), max(step, 1)):
-            m = min(n - p0, step)
-            parts = max(1, -(-m // max_rows))
-            cuts = [p0 + (i * m) // parts for i in range(parts + 1)]
+        step = int(piece_rows) if piece_rows is not None else max(n, 1)
+        for a, b in [(a, min(a + step, n)) for a in range(0, n, step)] or [(0, 0)]:
+            parts = max(1, -(-(b - a) // max_rows))
+            cuts = [a + (i * (b - a)) // parts for i in range(parts + 1)]
             units.extend((c, cuts[i], cuts[i + 1]) for i in range(parts))
     return units
 

@@ -275,13 +275,16 @@ def _visible(names: list[str]) -> list[str]:
 def _arrow_table_source(table: pa.Table, columns: Sequence[str] | None, origin: str, errors: str) -> TableSource:
     names = _select(_visible([str(n) for n in table.column_names]), columns, origin)
     _check_unique(names, origin)
+    decoded: dict[str, pa.ChunkedArray] = {}
+
     def info(n: str) -> ColumnInfo:
         typ = table.schema.field(n).type
         if pa.types.is_binary(typ) or pa.types.is_large_binary(typ):
             # the table is in memory: text that is not UTF-8 is refused now, with its origin (a CSV
-            # file's bytes in another encoding), rather than midway through a profile
+            # file's bytes in another encoding), rather than midway through a profile; the text is kept,
+            # so batches are not decoded a second time
             try:
-                table.column(n).cast(pa.large_string() if pa.types.is_large_binary(typ) else pa.string())
+                decoded[n] = table.column(n).cast(pa.large_string() if pa.types.is_large_binary(typ) else pa.string())
             except pa.ArrowInvalid:
                 raise SchemaError(f"column {n!r} of {origin} holds bytes that are not UTF-8 text") from None
         return _arrow_info(n, typ)
@@ -289,7 +292,7 @@ def _arrow_table_source(table: pa.Table, columns: Sequence[str] | None, origin: 
     infos = _collect(names, info, errors)
 
     def batches():
-        yield {n: (lambda n=n: _column_from_arrow(n, table.column(n))) for n in names}
+        yield {n: (lambda n=n: _column_from_arrow(n, decoded[n] if n in decoded else table.column(n))) for n in names}
 
     return TableSource(infos, batches, table.num_rows, origin)
 

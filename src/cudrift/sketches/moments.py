@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,36 @@ _SCALE = 2.0**-600
 
 def _scale_for(lo: float, hi: float) -> float:
     return _SCALE if max(abs(lo), abs(hi)) > _BIG else 1.0
+
+
+def _centered(x: Any, center: float, scale: float, xp: Any = np) -> tuple[float, float]:
+    """``(mean, m2)`` of a batch from its deviations from ``center`` (``scale``: see :func:`_scale_for`).
+
+    ``xp`` is the array module of ``x``: NumPy, or CuPy for the GPU path's
+    sorted device columns (:func:`sorted_moments`), so both take a batch the
+    same way.
+    """
+    m = x.shape[0]
+    if scale == 1.0:
+        d = xp.subtract(x, center, dtype=np.float64)
+    else:
+        d = xp.subtract(xp.multiply(x, scale, dtype=np.float64), center * scale)
+    s1 = float(d.sum())
+    with np.errstate(over="ignore"):
+        # Divide by scale twice: scale**2 would underflow to 0. A variance
+        # beyond float64's range legitimately becomes +inf.
+        m2 = (float(d @ d) - s1 * s1 / m) / scale / scale
+    return center + s1 / m / scale, max(m2, 0.0)
+
+
+def sorted_moments(x: Any, xp: Any = np) -> tuple[float, float]:
+    """``(mean, m2)`` of a sorted, finite, non-empty batch, as :class:`Moments` takes one (from its median).
+
+    ``xp``: the array module of ``x`` (NumPy, or CuPy for sorted device
+    columns).
+    """
+    lo, hi = float(x[0]), float(x[-1])
+    return _centered(x, float(x[x.shape[0] // 2]), _scale_for(lo, hi), xp)
 
 
 def _same(a: float, b: float) -> bool:
@@ -113,18 +144,8 @@ class Moments:
 
     def _absorb(self, x: np.ndarray, center: float, lo: float, hi: float, scale: float) -> "Moments":
         """Fold in a batch, with deviations taken from ``center`` (``scale``: see :func:`_scale_for`)."""
-        m = x.size
-        if scale == 1.0:
-            d = np.subtract(x, center, dtype=np.float64)
-        else:
-            d = np.subtract(np.multiply(x, scale, dtype=np.float64), center * scale)
-        s1 = float(d.sum())
-        with np.errstate(over="ignore"):
-            # Divide by scale twice: scale**2 would underflow to 0. A variance
-            # beyond float64's range legitimately becomes +inf.
-            m2 = (float(d @ d) - s1 * s1 / m) / scale / scale
-        mean = center + s1 / m / scale
-        merged = self.merge(Moments(m, mean, max(m2, 0.0), lo + 0.0, hi + 0.0))
+        mean, m2 = _centered(x, center, scale)
+        merged = self.merge(Moments(x.size, mean, m2, lo + 0.0, hi + 0.0))
         self.count, self.mean, self.m2 = merged.count, merged.mean, merged.m2
         self.min, self.max = merged.min, merged.max
         return self

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cudrift.backends import cpu_workers
+from cudrift.stats._validation import pow2_above
 
 __all__ = [
     "Grid",
@@ -470,9 +471,8 @@ def wasserstein1_sorted_fast(a: np.ndarray, b: np.ndarray) -> float:
         w = _w1_fast(a, b)
     if math.isfinite(w) or not a.size or not b.size:
         return w
-    top = max(abs(float(a[0])), abs(float(a[-1])), abs(float(b[0])), abs(float(b[-1])))
-    e = min(math.frexp(top)[1], 1023)
-    return _w1_fast(np.ldexp(a, -e), np.ldexp(b, -e)) * math.ldexp(1.0, e)
+    c = pow2_above(max(abs(float(a[0])), abs(float(a[-1])), abs(float(b[0])), abs(float(b[-1]))))
+    return _w1_fast(a / c, b / c) * c
 
 
 def _w1_fast(a: np.ndarray, b: np.ndarray) -> float:

@@ -187,7 +187,20 @@ def unit_scale(z: np.ndarray) -> tuple[np.ndarray, float]:
     of the values exactly.
     """
     top = float(np.max(np.abs(z))) if z.size else 0.0
+    c = pow2_above(top)
+    return (z, 1.0) if c == 1.0 else (z / c, c)
+
+
+def pow2_above(top: float) -> float:
+    """The power of two just above ``top`` (>= 0), capped at 2**1023; 1.0 for 0 or a non-finite ``top``.
+
+    Values divided by it are below 2 in magnitude, exactly (see :func:`unit_scale`).
+
+    Examples
+    --------
+    >>> pow2_above(3.0), pow2_above(0.5), pow2_above(0.0)
+    (4.0, 1.0, 1.0)
+    """
     if not (top > 0 and math.isfinite(top)):
-        return z, 1.0
-    e = min(math.frexp(top)[1], 1023)  # 2**1024 is past float64: values up to the limit scale below 2
-    return np.ldexp(z, -e), math.ldexp(1.0, e)
+        return 1.0
+    return math.ldexp(1.0, min(math.frexp(top)[1], 1023))  # 2**1024 is past float64: values up to it scale below 2

@@ -780,25 +780,28 @@ def ttest_ind_sorted(
     return _ttest(ref_sorted, cur_sorted, equal_var, alternative, n_dropped)
 
 
-def _var_ddof1(x: np.ndarray) -> float:
-    # SciPy's _var: mean of squared deviations, then rescaled by n / (n - 1)
+def _var_ddof1(x: np.ndarray, mean: float) -> float:
+    # SciPy's _var: mean of squared deviations (from x's mean, given), then rescaled by n / (n - 1)
     n = np.float64(x.size)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return float(np.mean((x - np.mean(x)) ** 2) * (n / (n - 1)))
+        return float(np.mean((x - mean) ** 2) * (n / (n - 1)))
 
 
 def _ttest(a: np.ndarray, b: np.ndarray, equal_var: bool, alternative: str, n_dropped) -> TestResult:
     n1, n2 = a.size, b.size
-    v1, v2 = _var_ddof1(a), _var_ddof1(b)
-    # The difference of the means from values shifted by one of them: far
-    # from zero (1e9 + small noise) the unshifted means cancel, and summed
-    # over sorted values (the detector's kept reference) they lost a digit
-    # more than SciPy's; shifted, the estimate is nearer the exact one.
+    # Means and variances of the values shifted by one of them (the
+    # variances do not move): far from zero (1e9 + small noise) the unshifted
+    # means cancel in their difference, and summed over sorted values (the
+    # detector's kept reference) they lost a digit more than SciPy's; shifted,
+    # the estimate is nearer the exact one.
     c = float(a[0]) if n1 else 0.0
     with np.errstate(over="ignore", invalid="ignore"):
-        m1, m2 = float(np.mean(a - c)), float(np.mean(b - c))
-    if not (math.isfinite(m1) and math.isfinite(m2)):  # a shift across the float64 range
+        da, db = a - c, b - c
+        m1, m2 = float(np.mean(da)), float(np.mean(db))
+    if not (math.isfinite(m1) and math.isfinite(m2)):  # a shift across the float64 range: none
+        da, db = a, b
         m1, m2 = float(np.mean(a)), float(np.mean(b))
+    v1, v2 = _var_ddof1(da, m1), _var_ddof1(db, m2)
     with np.errstate(divide="ignore", invalid="ignore"):
         if equal_var:
             v1 = 0.0 if n1 == 1 else v1

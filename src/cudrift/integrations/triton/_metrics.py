@@ -126,7 +126,6 @@ class MonitorMetrics:
     def __init__(self, pb: Any, model: str, layout: FeatureLayout,
                  untested_test: Callable[[str], str | None] | None = None) -> None:
         self._pb = pb
-        self._untested_test = untested_test
         self.model = model
         self._families = {
             name: pb.MetricFamily(name=name, description=desc, kind=getattr(pb.MetricFamily, kind))
@@ -230,10 +229,7 @@ class MonitorMetrics:
         """Publish a closed window: drift per feature, dataset share, data quality, close time."""
         features = {}
         for f in report.features:
-            test = f.test or self._tests.get(f.column)
-            if test is None and self._untested_test is not None:
-                # never tested yet: its series read NaN from now on, under the test the detector would pick
-                test = self._untested_test(f.column)
+            test = f.test or self._tests.get(f.column)  # (the latter made at start, see untested_test)
             if test is None:
                 continue  # never tested, and no test to name its series after: none yet
             if f.status != STATUS_OK:

@@ -401,7 +401,7 @@ class WindowState:
             for j, name in enumerate(g.columns):
                 col = xp.ascontiguousarray(block[:, j])
                 if name in self._bool_columns:
-                    col = _as_bool_keys(col, xp)
+                    col = _as_bool_keys(col)
                 columns[name] = col
         # Profiles merge only with the same column order: the reference's.
         ordered = {name: columns[name] for name in self.reference.kinds}
@@ -517,7 +517,7 @@ class WindowState:
         return extra
 
 
-def _as_bool_keys(col: Any, xp: Any) -> Any:
+def _as_bool_keys(col: Any) -> Any:
     """A boolean category's INT64 column as bools when it holds only 0 and 1 (the reference's dtype).
 
     Otherwise the integers themselves: profiled against the reference's boolean dictionary, 0 and 1 count as
