@@ -365,3 +365,100 @@ def test_csv_errors_name_the_file(tmp_path, capsys):
         err = capsys.readouterr().err
         assert str(tmp_path / name) in err and says in err and "Traceback" not in err, err
 
+
+
+def test_european_csv_files_compare_with_their_delimiter_and_decimal_comma(tmp_path, rng, capsys):
+    """Files that Excel writes in a European locale: ';' between fields, ',' before decimals, a ',' in a name."""
+    import pandas as pd
+
+    n = 600
+    frames = {name: pd.DataFrame({"price,usd": rng.normal(0, 1, n).round(4), "x": rng.normal(shift, 1, n).round(4),
+                                  "c": rng.choice(["a", "b"], n)})
+              for name, shift in (("ref", 0.0), ("cur", 2.0))}
+    for name, df in frames.items():
+        df.to_csv(tmp_path / f"{name}.csv", sep=";", decimal=",", index=False)
+        df.to_parquet(tmp_path / f"{name}.parquet")
+    ref, cur = str(tmp_path / "ref.csv"), str(tmp_path / "cur.csv")
+    assert (tmp_path / "ref.csv").read_text().startswith("price,usd;x;c\n")
+    # numbers with a decimal comma are not quietly read as text (and profiled as categories)
+    assert main(["profile", ref, "--out", str(tmp_path / "r.cdp")]) == 2
+    err = capsys.readouterr().err
+    assert f"column 'price,usd' of CSV file {ref} holds numbers written with a decimal comma" in err
+    assert "--decimal ," in err and "Traceback" not in err
+    assert main(["compare", ref, cur]) == 0
+    out = capsys.readouterr().out
+    assert "[bad_column] column 'x' of the reference could not be read" in out
+    # with --decimal , they are the numbers the Parquet files hold
+    assert main(["profile", ref, "--decimal", ",", "--out", str(tmp_path / "r.cdp")]) == 0
+    assert main(["profile", str(tmp_path / "ref.parquet"), "--out", str(tmp_path / "p.cdp")]) == 0
+    from_csv, from_parquet = Profile.load(tmp_path / "r.cdp"), Profile.load(tmp_path / "p.cdp")
+    assert from_csv.names == ["price,usd", "x", "c"] and from_csv.kinds == from_parquet.kinds
+    assert from_csv["x"].moments.mean == pytest.approx(from_parquet["x"].moments.mean, rel=1e-12)
+    report = tmp_path / "r.json"
+    args = ["compare", ref, cur, "--sep", ";", "--decimal", ",", "--ignore", "price\\,usd", "--json", str(report)]
+    assert main(args) == 0
+    rep = DriftReport.from_json(report.read_text())
+    assert [f.column for f in rep.features] == ["x", "c"] and rep["x"].drifted
+    assert not [f for f in rep.findings if f.check in ("bad_column", "dtype_change")]
+
+
+def test_tab_separated_files_and_an_explicit_delimiter(tmp_path, rng, capsys):
+    import pandas as pd
+
+    df = pd.DataFrame({"x": rng.normal(size=300), "c": rng.choice(["a;b", "c"], 300)})
+    df.to_csv(tmp_path / "t.tsv.csv", sep="\t", index=False)
+    df.to_parquet(tmp_path / "t.parquet")
+    for extra in ([], ["--delimiter", "tab"], ["--sep", "\\t"], ["--sep", "\t"]):
+        assert main(["compare", str(tmp_path / "t.tsv.csv"), str(tmp_path / "t.parquet"), "--fail-on-drift",
+                     *extra]) == 0, extra
+        out = capsys.readouterr().out
+        assert "dataset: no drift — 0 of 2 columns drifted" in out and "extra_column" not in out, out
+    # an explicit delimiter wins over the one found: ';' splits c's values and disagrees with the header
+    assert main(["profile", str(tmp_path / "t.tsv.csv"), "--sep", ";", "--out", str(tmp_path / "o.cdp")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 't.tsv.csv'}: cannot read CSV with delimiter ';'" in err
+    with pytest.raises(SystemExit):
+        main(["profile", str(tmp_path / "t.tsv.csv"), "--sep", ";;", "--out", str(tmp_path / "o.cdp")])
+    assert "expected one character or 'tab', got ';;'" in capsys.readouterr().err
+    # a .tsv file (compressed too) is read as tab-delimited, without sniffing
+    df.to_csv(tmp_path / "t.tsv", sep="\t", index=False)
+    assert main(["compare", str(tmp_path / "t.tsv"), str(tmp_path / "t.parquet"), "--fail-on-drift"]) == 0
+    assert "dataset: no drift — 0 of 2 columns drifted" in capsys.readouterr().out
+    import gzip
+
+    # as a table under ';' as much as under a tab, so sniffing alone would keep ',' and read one column
+    with gzip.open(tmp_path / "both.tsv.gz", "wt") as f:
+        f.write("p;q\tr\n" + "".join(f"{i};{i + 1}\t{i % 3}\n" for i in range(20)))
+    assert main(["profile", str(tmp_path / "both.tsv.gz"), "--out", str(tmp_path / "both.cdp")]) == 0
+    assert sorted(Profile.load(tmp_path / "both.cdp").columns) == ["p;q", "r"]
+
+
+@pytest.mark.parametrize("value, names", [
+    ("a,b", ["a", "b"]),
+    (" a , b,,", ["a", "b"]),
+    ("price\\,usd", ["price,usd"]),
+    ("price\\,usd,id", ["price,usd", "id"]),
+    ("a\\\\,b", ["a\\", "b"]),  # \\ is one backslash, before a comma that splits
+    ("C:\\temp", ["C:\\temp"]),  # another backslash stays
+    ("end\\", ["end\\"]),
+])
+def test_ignore_values_split_at_commas_not_escaped(value, names):
+    from cudrift.cli.main import _column_names
+
+    assert _column_names(value) == names
+
+
+def test_ignore_names_a_column_with_a_comma(tmp_path, rng, capsys):
+    n = 300
+    for name in ("ref", "cur"):
+        pq.write_table(pa.table({"price,usd": rng.normal(size=n), "x": rng.normal(size=n), "id": list(range(n))}),
+                       tmp_path / f"{name}.parquet")
+    ref, cur = str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet")
+    assert main(["profile", ref, "--out", str(tmp_path / "r.cdp"), "--ignore", "price\\,usd,id"]) == 0
+    assert Profile.load(tmp_path / "r.cdp").names == ["x"]
+    # unescaped, the comma splits: columns price and usd, which the file lacks, are left out
+    assert main(["profile", ref, "--out", str(tmp_path / "r.cdp"), "--ignore", "price,usd"]) == 0
+    assert Profile.load(tmp_path / "r.cdp").names == ["price,usd", "x", "id"]
+    report = tmp_path / "r.json"
+    assert main(["compare", ref, cur, "--ignore", "id", "--ignore", "price\\,usd", "--json", str(report)]) == 0
+    assert [f.column for f in DriftReport.from_json(report.read_text()).features] == ["x"]

@@ -275,3 +275,77 @@ def test_parquet_files_that_differ_only_harmlessly_read_as_one(tmp_path, rng):
     assert p.kinds["f"] == "numerical" and p.dtypes["f"] == "float64" and p["f"].nan_count == 5
     _assert_same(p, cudrift.profile({"f": np.concatenate([f1.astype(np.float64), f2])}))
 
+
+
+def _table_of(source):
+    """A CSV source's columns as Python lists, nulls left out."""
+    batch = next(iter(source.iter_batches()))
+    return {n: batch[n]().values.tolist() for n in source.names}
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_csv_delimiter_is_found_from_the_header_and_first_rows(tmp_path, rng, sep):
+    """A ';', tab or '|' file reads as the table it is, compressed too; a decimal '.' is a decimal '.' there."""
+    from cudrift.io._source import csv_source, sniff_delimiter
+
+    n = 5000
+    df = pd.DataFrame({"x": rng.normal(size=n).round(6), "c": rng.choice(["a", "b;c", "d,e"], n),
+                       "k": rng.integers(0, 10, n)})
+    df.to_csv(tmp_path / "comma.csv", index=False)
+    df.to_csv(tmp_path / "other.csv", index=False, sep=sep)  # ',' or ';' inside a value is quoted where needed
+    df.to_csv(tmp_path / "other.csv.gz", index=False, sep=sep)
+    # rows so wide that the 64 KiB read to find the delimiter holds fewer than 100 of them, the last one cut
+    wide = pd.DataFrame({"t": ["w" * 1500] * 60, "k": np.arange(60)})
+    wide.to_csv(tmp_path / "wide.csv", index=False, sep=sep)
+    assert (tmp_path / "wide.csv").stat().st_size > 1 << 16
+    assert sniff_delimiter(tmp_path / "wide.csv") == sep
+    assert sniff_delimiter(tmp_path / "comma.csv") == ","
+    expected = cudrift.profile(csv_source(tmp_path / "comma.csv"))
+    assert expected.names == ["x", "c", "k"]
+    for name in ("other.csv", "other.csv.gz"):
+        assert sniff_delimiter(tmp_path / name) == sep
+        _assert_same(cudrift.profile(csv_source(tmp_path / name)), expected)
+    # an explicit delimiter wins: read with ',' the file is one column, named by its whole header
+    assert csv_source(tmp_path / "wide.csv", delimiter=",").names == [f"t{sep}k"]
+    with pytest.raises(ValueError, match=r"Invalid value for delimiter: ';;'"):
+        csv_source(tmp_path / "wide.csv", delimiter=";;")
+
+
+def test_a_one_column_csv_whose_values_hold_semicolons_stays_one_column(tmp_path):
+    """Only a header and first rows that all split into the same number (> 1) of fields change the delimiter."""
+    from cudrift.io._source import csv_source
+
+    cases = {
+        "note\na;b\nc;d\ne;f\n": ["note"],  # the header does not split
+        "a;b\n1;2\n3\n4;5;6\n": ["a;b"],  # the rows disagree with the header
+        "note\n\"x,y;z\"\n\"u,v;w\"\n": ["note"],  # quoted ',' inside one column
+        "a;b|c\n1;2|3\n4;5|6\n": ["a;b|c"],  # two delimiters fit: none is guessed
+        "a,b\n\"x;y\",1\n\"u;v\",2\n": ["a", "b"],  # a comma table
+    }
+    for i, (text, names) in enumerate(cases.items()):
+        path = tmp_path / f"f{i}.csv"
+        path.write_text(text)
+        assert csv_source(path).names == names, text
+
+
+def test_csv_decimal_commas_are_refused_unless_a_decimal_mark_is_chosen(tmp_path):
+    """"1,5" in a ';' file is a number with a decimal comma: read as text it would be profiled as categories."""
+    from cudrift.io._source import csv_source
+
+    path = tmp_path / "eu.csv"
+    path.write_text("x;n;s;k\n1,5;2;a;1,5\n-0,25;3;b;x\n2;4;c;3,5\n")
+    with pytest.raises(SchemaError, match=rf"column 'x' of CSV file {path} holds numbers written with a decimal "
+                                          r"comma \('1,5'\): read them as numbers with --decimal ,"):
+        csv_source(path)
+    src = csv_source(path, errors="report")
+    assert [(c.name, c.family) for c in src.columns] == [("x", "invalid"), ("n", "integer"), ("s", "string"),
+                                                         ("k", "string")]  # k holds text: it is text
+    src = csv_source(path, decimal=",")
+    assert [c.family for c in src.columns] == ["float", "integer", "string", "string"]
+    assert _table_of(src)["x"] == [1.5, -0.25, 2.0]
+    assert [c.family for c in csv_source(path, decimal=".").columns] == ["string", "integer", "string", "string"]
+    # with ',' as delimiter a decimal comma is quoted; such text is left as it was
+    path.write_text('x,n\n"1,5",2\n"2,5",3\n')
+    assert [c.family for c in csv_source(path).columns] == ["string", "integer"]
+    with pytest.raises(ValueError, match=r"Invalid value for decimal: ';'"):
+        csv_source(path, decimal=";")

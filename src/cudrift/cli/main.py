@@ -23,8 +23,12 @@ from cudrift.integrations.triton._config import MonitorSettings
 Outcome = tuple[int, Callable[[], None]]
 
 
-def _load_window(path: str):
-    """A Parquet/CSV path, a directory of Parquet files, or a saved profile (known by its first bytes)."""
+def _load_window(path: str, args: argparse.Namespace):
+    """A Parquet/CSV path, a directory of Parquet files, or a saved profile (known by its first bytes).
+
+    A CSV file is read with ``--delimiter`` and ``--decimal`` where given; a ``.tsv`` file (also ``.gz``,
+    ``.bz2``) is a CSV file delimited by tabs unless ``--delimiter`` says otherwise.
+    """
     from cudrift.io._source import csv_source, is_profile_file
     from cudrift.sketches.profile import Profile
 
@@ -35,9 +39,11 @@ def _load_window(path: str):
         return str(p)  # its Parquet files, in subdirectories too, are found when it is read
     if is_profile_file(p) or p.suffix.lower() in (".cdp", ".profile"):
         return Profile.load(p)  # (a .cdp that is not a profile: its error says so)
-    if p.suffix.lower() == ".csv" or p.name.endswith((".csv.gz", ".csv.bz2")):  # (Arrow decompresses lowercase)
+    tsv = p.suffix.lower() == ".tsv" or p.name.endswith((".tsv.gz", ".tsv.bz2"))
+    if tsv or p.suffix.lower() == ".csv" or p.name.endswith((".csv.gz", ".csv.bz2")):  # (Arrow decompresses lowercase)
         # errors="report": profile and compare then decide what an unreadable column stops
-        return csv_source(p, errors="report")
+        delimiter = args.delimiter or ("\t" if tsv else None)
+        return csv_source(p, errors="report", delimiter=delimiter, decimal=args.decimal)
     return str(p)
 
 
@@ -53,11 +59,11 @@ def _cmd_profile(args: argparse.Namespace) -> Outcome:
 
     like = Profile.load(args.like) if args.like else None
     if len(args.data) == 1:
-        data = _load_window(args.data[0])
+        data = _load_window(args.data[0], args)
     else:
         data = []
         for path in args.data:  # several Parquet files and/or directories of them
-            item = _load_window(path)
+            item = _load_window(path, args)
             if not isinstance(item, str):
                 raise ValueError(f"{path}: several inputs must all be Parquet files or directories")
             data.append(item)
@@ -69,8 +75,8 @@ def _cmd_profile(args: argparse.Namespace) -> Outcome:
 def _cmd_compare(args: argparse.Namespace) -> Outcome:
     from cudrift.detect.detector import DriftDetector
 
-    ref = _load_window(args.reference)
-    cur = _load_window(args.current)
+    ref = _load_window(args.reference, args)
+    cur = _load_window(args.current, args)
     det = DriftDetector(ref, policy=args.policy, correction=args.correction, drift_share=args.drift_share,
                         backend=args.backend, schema=_schema(args))
     rep = det.compare(cur)
@@ -96,8 +102,27 @@ def _schema(args: argparse.Namespace):
     """The ``--ignore`` columns as a :class:`cudrift.Schema` (None without any)."""
     from cudrift.sketches.config import Schema
 
-    names = [n.strip() for item in args.ignore or () for n in item.split(",") if n.strip()]
+    names = [n for item in args.ignore or () for n in _column_names(item)]
     return Schema(ignore=names) if names else None
+
+
+def _column_names(item: str) -> list[str]:
+    r"""The names in one ``--ignore`` value: split at commas, ``\,`` being a comma in a name and ``\\`` a backslash.
+
+    Other backslashes are kept as they are (``a\b`` names ``a\b``); each name is stripped of spaces at its ends.
+    """
+    names, name = [], ""
+    chars = iter(item)
+    for ch in chars:
+        if ch == "\\":
+            nxt = next(chars, "")
+            name += nxt if nxt in (",", "\\") else ch + nxt
+        elif ch == ",":
+            names.append(name)
+            name = ""
+        else:
+            name += ch
+    return [n.strip() for n in [*names, name] if n.strip()]
 
 
 def print_findings(rep) -> None:
@@ -152,6 +177,18 @@ def _cmd_triton_repo(args: argparse.Namespace) -> Outcome:
     return 0, show
 
 
+_IGNORE_COMMA = r"A comma inside a column name is written \, (quoted: --ignore 'price\,usd')"
+
+
+def _csv_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--delimiter", "--sep", type=_delimiter, metavar="CHAR",
+                   help="field delimiter of CSV inputs: one character, or 'tab' (default: ',', or ';', tab or '|' "
+                        "when the header and first rows split into the same columns under it only)")
+    p.add_argument("--decimal", choices=[".", ","], metavar="MARK",
+                   help="decimal mark of numbers in CSV inputs, '.' or ',' (default '.'; in a file not delimited "
+                        "by ',', a column of numbers written with a decimal comma is an error until one is chosen)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="cudrift", description="GPU-accelerated drift computation for ML monitoring")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -169,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--like", help="reference profile whose edges and categories to reuse")
     p.add_argument("--backend", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--ignore", action="append", metavar="COLUMN[,COLUMN...]",
-                   help="columns not to profile (ids, timestamps); repeatable")
+                   help=f"columns not to profile (ids, timestamps); repeatable. {_IGNORE_COMMA}")
+    _csv_options(p)
     p.set_defaults(func=_cmd_profile)
 
     c = sub.add_parser("compare", help="compare a current window with a reference and print the drift table")
@@ -183,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--fail-on-drift", action="store_true", help="exit with status 1 when the dataset drifted")
     c.add_argument("--backend", default="auto", choices=["auto", "cpu", "gpu"])
     c.add_argument("--ignore", action="append", metavar="COLUMN[,COLUMN...]",
-                   help="reference columns not to profile or compare (ids, timestamps); repeatable")
+                   help=f"reference columns not to profile or compare (ids, timestamps); repeatable. {_IGNORE_COMMA}")
+    _csv_options(c)
     c.set_defaults(func=_cmd_compare)
 
     t = sub.add_parser("triton", help="NVIDIA Triton Inference Server integration")
@@ -230,6 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "(prediction drift) to a served model's input or output; repeatable")
     r.set_defaults(func=_cmd_triton_repo)
     return ap
+
+
+def _delimiter(value: str) -> str:
+    """``--delimiter``: one character; 'tab' or '\\t' for a tab, which a shell passes with difficulty."""
+    value = "\t" if value in ("tab", "TAB", "\\t") else value
+    if len(value) != 1 or value in '"\r\n':
+        raise argparse.ArgumentTypeError(f"expected one character or 'tab', got {value!r}")
+    return value
 
 
 def _policy(value: str) -> str:

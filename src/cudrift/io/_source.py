@@ -272,7 +272,9 @@ def _visible(names: list[str]) -> list[str]:
     return [n for n in names if not n.startswith("__index_level_")]
 
 
-def _arrow_table_source(table: pa.Table, columns: Sequence[str] | None, origin: str, errors: str) -> TableSource:
+def _arrow_table_source(table: pa.Table, columns: Sequence[str] | None, origin: str, errors: str,
+                        check_text: Callable[[str, pa.ChunkedArray], None] | None = None) -> TableSource:
+    """``check_text(name, values)``, where given, may refuse a text column by raising :class:`SchemaError`."""
     names = _select(_visible([str(n) for n in table.column_names]), columns, origin)
     _check_unique(names, origin)
     decoded: dict[str, pa.ChunkedArray] = {}
@@ -287,7 +289,10 @@ def _arrow_table_source(table: pa.Table, columns: Sequence[str] | None, origin: 
                 decoded[n] = table.column(n).cast(pa.large_string() if pa.types.is_large_binary(typ) else pa.string())
             except pa.ArrowInvalid:
                 raise SchemaError(f"column {n!r} of {origin} holds bytes that are not UTF-8 text") from None
-        return _arrow_info(n, typ)
+        info = _arrow_info(n, typ)
+        if check_text is not None and info.family == "string":
+            check_text(n, decoded[n] if n in decoded else table.column(n))
+        return info
 
     infos = _collect(names, info, errors)
 
@@ -305,28 +310,120 @@ PANDAS_NA_VALUES = (
 )
 
 
-def csv_source(path: str | os.PathLike, errors: str = "raise") -> TableSource:
+#: delimiters tried, in this order, on a CSV file that does not read as a table under ","
+OTHER_DELIMITERS = (";", "\t", "|")
+_SNIFF_BYTES = 1 << 16
+_SNIFF_ROWS = 100
+#: a number written with a decimal comma, as Arrow reads it with ``decimal_point=","`` ("1,5", "-,5", "2,5e3")
+_DECIMAL_COMMA = r"^\s*[+-]?([0-9]+,[0-9]*|,[0-9]+)([eE][+-]?[0-9]+)?\s*$"
+_INTEGER = r"^\s*[+-]?[0-9]+\s*$"
+
+
+def _widths(text: str, delimiter: str, whole: bool) -> set[int]:
+    """The numbers of fields of ``text``'s rows (header first, at most ``_SNIFF_ROWS`` more) under ``delimiter``.
+
+    Empty: fewer than two rows, or text the csv module refuses. ``whole``: ``text`` is the whole file;
+    otherwise its last row may have been cut and is not counted.
+    """
+    import csv
+    import io
+
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if r]
+    except csv.Error:
+        return set()
+    rows = rows[:_SNIFF_ROWS + 1] if whole or len(rows) > _SNIFF_ROWS + 1 else rows[:-1]
+    return {len(r) for r in rows} if len(rows) >= 2 else set()
+
+
+def sniff_delimiter(path: str | os.PathLike) -> str:
+    """The delimiter of a CSV file: ``","``, unless its head is no table under ``","`` and is one under exactly one
+    of :data:`OTHER_DELIMITERS`.
+
+    A table under a delimiter: the header and the first data rows (up to 100) split into the same number of
+    fields, more than one. So a one-column file keeps ``","`` even where its values hold ``;``, unless its
+    header and every row it starts with hold the same number of them.
+    """
+    try:
+        with pa.input_stream(os.fspath(path), compression="detect") as f:  # (.csv.gz, .csv.bz2)
+            head = f.read(_SNIFF_BYTES)
+    except (pa.ArrowInvalid, OSError):
+        return ","  # (reading the file says what is wrong with it, and names it)
+    whole = len(head) < _SNIFF_BYTES
+    text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
+
+    def is_table(delimiter: str) -> bool:
+        widths = _widths(text, delimiter, whole)
+        return len(widths) == 1 and widths != {1}
+
+    if is_table(","):
+        return ","
+    found = [d for d in OTHER_DELIMITERS if is_table(d)]
+    return found[0] if len(found) == 1 else ","
+
+
+def _refuse_decimal_commas(origin: str) -> Callable[[str, pa.ChunkedArray], None]:
+    """A check that refuses a text column of numbers written with a decimal comma (``1,5``)."""
+    import pyarrow.compute as pc
+
+    def check(name: str, values: pa.ChunkedArray) -> None:
+        values = values.drop_null()
+        comma = pc.match_substring_regex(values, _DECIMAL_COMMA)
+        if not pc.any(comma).as_py() or not pc.all(pc.or_(comma, pc.match_substring_regex(values, _INTEGER))).as_py():
+            return
+        example = values.filter(comma)[0].as_py()
+        # read as text, such a column would be profiled as categories: a wrong answer, not an error
+        raise SchemaError(f"column {name!r} of {origin} holds numbers written with a decimal comma ({example!r}): "
+                          "read them as numbers with --decimal , (or as text with --decimal .)")
+
+    return check
+
+
+def csv_source(path: str | os.PathLike, errors: str = "raise", delimiter: str | None = None,
+               decimal: str | None = None) -> TableSource:
     """A CSV file (``.csv``, ``.csv.gz``, ``.csv.bz2``) read whole with Arrow, missing values as pandas reads them.
 
     The tokens of :data:`PANDAS_NA_VALUES` are nulls in text columns too, as in numeric ones. Errors
     name the file.
+
+    Parameters
+    ----------
+    path
+        The file.
+    errors
+        As in :func:`as_source`.
+    delimiter
+        The field delimiter (pandas' ``sep``); None: found by :func:`sniff_delimiter`.
+    decimal
+        The decimal mark of numbers, ``"."`` or ``","``. None: ``"."``, and in a file delimited by another
+        character than ``","``, a column whose values are all numbers, some written with a decimal comma,
+        is refused (an ``invalid`` column with ``errors="report"``) rather than read as text.
     """
     import pyarrow.csv as pacsv
 
-    options = pacsv.ConvertOptions(null_values=list(PANDAS_NA_VALUES), strings_can_be_null=True)
+    if delimiter is not None and (len(delimiter) != 1 or delimiter in '"\r\n'):
+        raise ValueError(f"Invalid value for delimiter: {delimiter!r} (expected one character, not a quote or newline)")
+    if decimal not in (None, ".", ","):
+        raise ValueError(f"Invalid value for decimal: {decimal!r} (expected '.' or ',')")
+    sep = sniff_delimiter(path) if delimiter is None else delimiter
+    options = pacsv.ConvertOptions(null_values=list(PANDAS_NA_VALUES), strings_can_be_null=True,
+                                   decimal_point=decimal or ".")
     try:
-        table = pacsv.read_csv(path, convert_options=options)
+        table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=sep), convert_options=options)
     except (pa.ArrowInvalid, OSError) as exc:  # (OSError: a corrupt .gz or .bz2)
         if isinstance(exc, OSError) and exc.filename is not None:
             raise  # not found, permission denied: already named
-        raise SchemaError(f"{path}: cannot read CSV: {exc}") from None
+        raise SchemaError(f"{path}: cannot read CSV with delimiter {sep!r}: {exc}") from None
     try:
         table.column_names  # decoded from UTF-8 only when asked
     except UnicodeDecodeError as exc:
         raise SchemaError(f"{path}: cannot read CSV: its header is not UTF-8 text ({exc})") from None
     if table.num_rows == 0:
         raise EmptyInputError(f"{path} has no rows")
-    return _arrow_table_source(table, None, f"CSV file {path}", errors)
+    origin = f"CSV file {path}"
+    # a "," delimiter leaves no decimal comma unquoted; with ";" or a tab, it is the usual decimal mark
+    check = _refuse_decimal_commas(origin) if decimal is None and sep != "," else None
+    return _arrow_table_source(table, None, origin, errors, check_text=check)
 
 
 def _pandas_source(df: Any, columns: Sequence[str] | None, errors: str) -> TableSource:
