@@ -39,6 +39,10 @@ from cudrift.stats._dist import anderson_2samp_normalize  # noqa: E402
 
 #: True when the kernels run in Numba's CUDA simulator.
 SIMULATOR = _cuda.SIMULATOR
+if SIMULATOR:
+    from fake_cupy import _lock_static_shared_arrays
+
+    _lock_static_shared_arrays()  # (the simulator's static shared arrays race between a block's threads)
 
 # Relative tolerance of the rank statistics and MMD against their twins.
 RTOL = 1e-9

@@ -12,7 +12,8 @@ bytes, as it can on a card), and whose two
 element-wise kernels cudrift defines are their NumPy twins. The Numba kernels
 run in Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1`` must be set before
 Numba is imported); ``install()`` gives the simulator the two entry points it
-lacks (external streams, ``as_cuda_array``) and lets
+lacks (external streams, ``as_cuda_array``), makes its static shared
+arrays safe between the block's threads (:func:`_lock_static_shared_arrays`) and lets
 ``cudrift.backends._gpu`` import there.
 
 What this exercises is cudrift's orchestration (units and groups, staging
@@ -296,6 +297,44 @@ def _module(name: str, **attrs) -> types.ModuleType:
     return m
 
 
+def _lock_static_shared_arrays() -> None:
+    """Make the simulator's static ``cuda.shared.array`` one array per block, whatever the thread timing.
+
+    The simulator runs a block's CUDA threads as Python threads and hands each
+    ``cuda.shared.array(shape, dtype)`` line the array it cached for that line,
+    creating it on a miss; the lookup and the insert are not atomic, so two
+    threads that both miss (one preempted between ``get`` and the insert) each
+    keep an array of their own. Their writes then never meet:
+    ``run_ends_kernel`` read ``sh[1]`` / its slot from another thread's
+    uninitialized ``np.empty`` (IndexError on a garbage index). On a card the
+    block has one shared array; here the miss and the insert go under one lock.
+    Dynamic shared memory (shape 0) is one buffer made at launch: left as it is.
+    """
+    from numba.cuda.simulator import kernelapi
+
+    shared = kernelapi.FakeCUDAShared
+    if getattr(shared.array, "_cudrift_locked", False):
+        return
+    original = shared.array
+    lock = threading.Lock()
+
+    def array(self, shape, dtype, alignment=None):
+        if alignment is not None or (isinstance(shape, int) and shape == 0):
+            return original(self, shape, dtype, alignment)  # (the caller's line plays no part there)
+        if isinstance(dtype, kernelapi.types.Type):
+            dtype = kernelapi.numpy_support.as_dtype(dtype)
+        frame = sys._getframe(1)  # the simulator's key: the line that asks (traceback.extract_stack()[-2])
+        key = (frame.f_code.co_filename, frame.f_lineno)
+        with lock:
+            res = self._allocations.get(key)
+            if res is None:
+                res = self._allocations[key] = np.empty(shape, dtype)
+        return res
+
+    array._cudrift_locked = True
+    shared.array = array
+
+
 def install() -> types.ModuleType:
     """Register the fake ``cupy`` and let ``cudrift.backends._gpu`` import under the simulator; returns it."""
     import numba_cuda  # noqa: F401 - the real package must be there, as for the GPU backend
@@ -342,6 +381,7 @@ def install() -> types.ModuleType:
         return FakeCUDAArray(np.asarray(obj))
 
     cuda.as_cuda_array = as_cuda_array
+    _lock_static_shared_arrays()
     # cudrift's GPU module refuses the simulator (right for users); let it import here,
     # with the kernels compiled for the simulator first (they read the flag at import)
     import cudrift.kernels.categorical
