@@ -12,7 +12,8 @@
 #    that say whether the changes made since the last card run helped (float32 binning of the profile pass,
 #    both profile kernels' interleaved shared layouts, one summary launch per group, host windows staged in
 #    column groups), in one process;
-# 3. benchmarks/profile_sweep.py --registers 0,64: both profile kernels under each register cap, with
+# 3. benchmarks/profile_sweep.py --variants "4,0;4,16" [--baseline .ab/profile.py] --registers 0,64: the moments'
+#    two schemes, another revision's kernels when carried, and both profile kernels under each register cap, with
 #    float32 and float64 binning, with each kernel's other shared layout and with PREFETCH on (is
 #    a cap for the column kernel worth it? is 64 still right for the row kernel? do the interleaved layouts
 #    and software-pipelined loads pay?);
@@ -20,7 +21,8 @@
 #
 # A session has 15 minutes of device time in all, starts included: this script must leave room for a rerun.
 # gpu_check gets a 290 s watchdog (2026-11-27 on an H200: GPU tests 137 s, kernel warm-up 68 s, the timed
-# rows 60 s), the sweep 120 s (caps 0 and 64 only: the row kernel's and none). Run it with timeout_s=460.
+# rows 60 s), the sweep 170 s (its processes in order of use: a process past the limit loses only the rest).
+# Run it with timeout_s=500.
 set -u
 OUT=${OUT:-gpu_session_out}
 mkdir -p "$OUT"
@@ -38,8 +40,12 @@ timeout 305 python3 benchmarks/gpu_check.py --out "$OUT/gpu_check.json" --deadli
 echo "gpu_check exit status $?"
 # a server the watchdog's exit may have left behind: only cudrift's (LocalTritonServer names its shared memory)
 pkill -f 'tritonserver.*shm-region-prefix-name=cudrift' 2>/dev/null
-timeout 130 python3 benchmarks/profile_sweep.py --rows 50000000 --variants "" --registers 0,64 --timeout 120 \
-    --out "$OUT/sweep.json" > "$OUT/sweep.txt" 2>&1
+# The library's moments (one run of sums per thread, GROUP 0) against groups of 16 (before 2026-11-27), then, when
+# carried (see benchmarks/README.md, "A/B against an earlier revision"), the kernels of .ab/profile.py, then caps.
+BASELINE=()
+[ -f .ab/profile.py ] && BASELINE=(--baseline .ab/profile.py)
+timeout 170 python3 benchmarks/profile_sweep.py --rows 50000000 --variants "4,0;4,16" "${BASELINE[@]}" \
+    --registers 0,64 --timeout 80 --out "$OUT/sweep.json" > "$OUT/sweep.txt" 2>&1
 echo "profile_sweep exit status $?"
 tail -45 "$OUT/gpu_check.log"
 echo "----- sweep"

@@ -43,8 +43,8 @@ _INSTR = re.compile(r"\s+/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;")
 
 
 def profile_args(x, x_layout: str, cmp) -> tuple:
-    """Numba argument types of a profile kernel launch (:func:`profile_rows_kernel` and :func:`profile_kernel`
-    take the same): window dtype ``x`` in layout ``x_layout``, comparison edges of dtype ``cmp``.
+    """Numba argument types of a profile kernel launch (the four profile kernels take the same): window dtype
+    ``x`` in layout ``x_layout``, comparison edges of dtype ``cmp``.
 
     Shared with ``tests/test_kernels_ptx.py``, which compiles the same launches.
     """
@@ -52,7 +52,7 @@ def profile_args(x, x_layout: str, cmp) -> tuple:
 
     f64, i64, u8, b1 = T.float64, T.int64, T.uint8, T.boolean
     head = (T.Array(x, 2, x_layout), T.Array(b1, 2, x_layout), b1, T.Array(f64, 2, "C"), T.Array(cmp, 2, "C"),
-            T.Array(i64, 1, "C"), T.Array(u8, 1, "C"), b1, i64, i64)
+            T.Array(i64, 1, "C"), T.Array(u8, 1, "C"), i64, i64)
     return head + (T.Array(i64, 2, "C"), T.Array(i64, 2, "C"), T.Array(f64, 1, "C"), T.Array(f64, 1, "C"),
                    T.Array(i64, 2, "C"), T.Array(f64, 2, "C"), T.Array(f64, 2, "C"))
 

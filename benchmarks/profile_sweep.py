@@ -5,10 +5,11 @@ its target); run from the repository root on a machine with a GPU::
 
     python3 benchmarks/profile_sweep.py --out sweep.json            # about a minute on an H200
     python3 benchmarks/profile_sweep.py --rows 10000000             # smaller
-    python3 benchmarks/profile_sweep.py --variants "4,16"           # the library's constants only
+    python3 benchmarks/profile_sweep.py --variants "4,0"            # the library's constants only
+    python3 benchmarks/profile_sweep.py --variants "4,0;4,16"       # one run of sums per thread vs groups of 16
     python3 benchmarks/profile_sweep.py --variants "" --registers 0,64,80   # register caps (0: none)
     git show REV:kernels/profile.py > /tmp/old.py
-    python3 benchmarks/profile_sweep.py --variants "4,16" --baseline /tmp/old.py   # A/B against REV
+    python3 benchmarks/profile_sweep.py --variants "4,0" --baseline /tmp/old.py   # A/B against REV
     python3 benchmarks/profile_sweep.py --emulate --variants "" --registers 0,64   # no GPU (64 x 4): checks the script
 
 On one row-major float32 window (default 1e8 x 32) it times, with CUDA events:
@@ -61,7 +62,7 @@ if EMULATE:
     _emulate()
 from numba import cuda  # noqa: E402
 
-VARIANTS = ((4, 16), (8, 16), (2, 16), (4, 32), (8, 32))
+VARIANTS = ((4, 0), (4, 16), (8, 0), (2, 0), (8, 16))
 
 
 @cuda.jit
@@ -117,8 +118,11 @@ def variant(unroll: int, group: int, rows: int, cols: int, full: bool, baseline:
     from cudrift.kernels import _host, _launch
     from cudrift.sketches.histogram import equal_mass_edges
 
-    kp.UNROLL = unroll
-    kp.GROUP = group
+    if baseline is None:
+        kp.UNROLL = unroll
+        kp.GROUP = group
+    else:  # another revision's kernels run with their own constants (GROUP 0 meant no groups only from 2026-11-27)
+        unroll, group = kp.UNROLL, kp.GROUP
     rng = np.random.default_rng(7)
     sample = np.sort(rng.normal(size=200_000))
     edge_sets = {

@@ -31,9 +31,9 @@ if not hasattr(_np, "row_stack"):
 
 from numba import config as _config
 from numba import cuda
-from numba.cuda import float64, int32, int64, uint8
+from numba.cuda import boolean, float64, int32, int64, uint8
 
-__all__ = ["cuda", "float64", "int32", "int64", "uint8", "SIMULATOR", "device_limits", "shared_per_sm"]
+__all__ = ["cuda", "boolean", "float64", "int32", "int64", "uint8", "SIMULATOR", "device_limits", "shared_per_sm"]
 
 #: True when kernels run in Numba's CUDA simulator (one Python thread per CUDA thread).
 SIMULATOR: bool = bool(_config.ENABLE_CUDASIM)

@@ -20,11 +20,19 @@ Two thread mappings, chosen by :func:`launch_profile` from the layout:
 
 Both read each value once, unrolled :data:`UNROLL` loads deep so that
 enough loads are in flight to cover memory latency, and keep the moments
-as shifted sums over groups of at least :data:`GROUP` values folded into
-a running (count, mean, M2) with Chan's formula: one division per group
-instead of one per value (Welford), with the cancellation of each group's
-shifted sums bounded by its size (under ``GROUP + UNROLL``) in ulps
-because the shift is one of the group's own values.
+as per-thread sums of the values' differences from the column's origin
+(:func:`moment_shift`, one of its first values) and of their squares, in
+float64, which the block merges with Chan's formula: two additions per
+value, no division. The pass is bound by the instructions and registers it
+spends per value, not by the reads (a read-only kernel with the same
+mapping reads the window at 83% of the copy rate; ``benchmarks/RESULTS.md``).
+
+Each mapping has two kernels: histograms privatized in shared memory
+(:func:`profile_rows_kernel`, :func:`profile_kernel`), and counted by
+global atomics where the edges are too many for shared memory
+(:func:`profile_rows_global_kernel`, :func:`profile_global_kernel`); one
+body each (:func:`row_pass`, :func:`column_pass`), compiled with one way
+of counting so that the other's pointers are not live in its read loop.
 """
 
 from __future__ import annotations
@@ -34,14 +42,16 @@ import math
 import numpy as np
 
 from . import _launch
-from ._cuda import SIMULATOR, cuda, float64, int32, int64, uint8
+from ._cuda import SIMULATOR, boolean, cuda, float64, int32, int64, uint8
 from ._host import MOMENT_HUGE
 from ._reduce import tree_start
 from .quantiles import upper_bound
 
 __all__ = [
     "profile_kernel",
+    "profile_global_kernel",
     "profile_rows_kernel",
+    "profile_rows_global_kernel",
     "launch_profile",
     "profile_shared_bytes",
     "profile_outputs",
@@ -54,8 +64,16 @@ __all__ = [
 _F_SLOTS = 4
 # int64 slots per thread: count, null, nan, +inf, -inf.
 _I_SLOTS = 5
-#: Values per shifted-sum group of the moments (at least; see :func:`moments_add`).
-GROUP = 16
+#: Values per group of the moments' shifted sums (at least; see :func:`moments_add`), each group with its first
+#: value as its own origin and folded into a running (count, mean, M2) by Chan's formula; 0: no groups, one run
+#: of sums per thread from the column's origin. 0 is the library's: from an origin within a few standard
+#: deviations of the mean (:func:`moment_shift`; the caller takes the moments again from the sorted column past
+#: 100, ``cudrift.backends._gpu._far_origin``) the sums lose under 1e-10 relative of M2 at 1e5 values per thread
+#: and 100 standard deviations, 1e-12 at a few (NumPy model of the kernel against exact sums), well inside the
+#: 1e-9 contract, for 12 fewer registers and no division in the loop (``benchmarks/kernel_sass.py``, ptxas 12.9,
+#: sm_90: the row kernel's float32 loop 1,712 -> 1,496 instructions, 79 -> 24 float64 ones). 16 is the scheme
+#: before (2026-11-27), kept for ``benchmarks/profile_sweep.py --variants "4,16"`` to time against.
+GROUP = 0
 #: Loads each thread issues before using them.
 UNROLL = 4
 #: Whether each thread issues the loads of its next :data:`UNROLL` values
@@ -67,6 +85,8 @@ PREFETCH = False
 # Finite values at least this large take the overflow-safe Welford step
 # instead of the group (whose squared differences could overflow).
 _HUGE = MOMENT_HUGE
+# Rows a thread may read: its counts are int32 (fewer registers than int64, see read_column).
+_THREAD_ROWS = 2**31 - 1
 #: Rows :func:`moment_shift` looks through for a column's origin (a null or NaN first row is common).
 SHIFT_ROWS = 8
 
@@ -79,7 +99,7 @@ def bin_scale(e, n_edges):
 
 
 @cuda.jit(device=True, inline=True)
-def bin_index_at(v, first, top, last, e, off, p, n_edges, uniform, scale):
+def bin_index_at(v, first, top, closed, e, off, p, n_edges, uniform, scale):
     """Index of finite ``v`` in the counts of edges ``e[off:off + n_edges * p:p]`` (``Histogram.counts`` layout).
 
     Equals ``searchsorted(edges, v, side="right")`` with a value equal to the
@@ -95,9 +115,12 @@ def bin_index_at(v, first, top, last, e, off, p, n_edges, uniform, scale):
     edges, or for float32 values the edges rounded up to float32
     (:func:`cudrift.kernels._host.float32_edges`; exact, since for a float32 ``v``, ``v < edge``
     exactly when ``v < ceil32(edge)``), and ``v`` is in that dtype.
-    ``first`` and ``top`` are ``e``'s first and last entries, ``last`` the
-    last edge in float64: ``v >= top`` means ``v >= last``, and equality
-    with ``last`` itself decides between the closed last bin and overflow.
+    ``first`` and ``top`` are ``e``'s first and last entries: ``v >= top``
+    means ``v >= last`` (the last float64 edge), and ``closed`` (whether
+    ``top`` equals ``last``, :func:`edge_constants`) decides between the
+    closed last bin and overflow: ``v == last`` exactly when ``closed`` and
+    ``v == top``, since a ``top`` rounded up from ``last`` equals no value
+    of ``v``'s dtype that ``last`` does.
     ``p`` is the pitch between a column's consecutive edges: 1, or the
     kernels' interleaved layouts (see :func:`slab_offsets`).
 
@@ -109,7 +132,7 @@ def bin_index_at(v, first, top, last, e, off, p, n_edges, uniform, scale):
     if v < first:
         return 0
     if v >= top:
-        return n_edges - 1 if v == last else n_edges
+        return n_edges - 1 if closed and v == top else n_edges
     # Here first <= v < last: find j with e[j] <= v < e[j + 1], answer j + 1.
     if uniform:
         n_bins = n_edges - 1
@@ -165,11 +188,11 @@ def build_cells(e, off, p, n_edges, lut, loff, cells, t, nt):
 
 
 @cuda.jit(device=True, inline=True)
-def bin_index_cells(v, first, top, last, e, off, p, n_edges, lut, loff, cells, gscale):
+def bin_index_cells(v, first, top, closed, e, off, p, n_edges, lut, loff, cells, gscale):
     """:func:`bin_index_at` through a cell table from :func:`build_cells` (both at pitch ``p``).
 
     ``gscale`` is :func:`bin_scale` times ``cells / n_bins``; the caller
-    holds ``first``, ``top`` and ``last`` (as :func:`bin_index_at`, whose
+    holds ``first``, ``top`` and ``closed`` (as :func:`bin_index_at`, whose
     dtype rules apply).
 
     The value's cell gives a bin near its own; the answer is then found by
@@ -181,7 +204,7 @@ def bin_index_cells(v, first, top, last, e, off, p, n_edges, lut, loff, cells, g
     if v < first:
         return 0
     if v >= top:
-        return n_edges - 1 if v == last else n_edges
+        return n_edges - 1 if closed and v == top else n_edges
     half = e.dtype.type(0.5)
     h = (v * half - first * half) * gscale
     g = int32(h) if h < e.dtype.type(cells) else int32(cells - 1)
@@ -195,19 +218,21 @@ def bin_index_cells(v, first, top, last, e, off, p, n_edges, lut, loff, cells, g
 
 @cuda.jit(device=True, inline=True)
 def edge_constants(crow, edges, c, ne, cells):
-    """Column ``c``'s per-thread constants of the bin search: ``scale, gscale, first, top, last``.
+    """Column ``c``'s per-thread constants of the bin search: ``scale, gscale, first, top, closed``.
 
-    ``crow`` is the column's row of comparison edges (their dtype is that of
-    every result but ``last``, the float64 last edge); ``scale`` is
-    :func:`bin_scale`, ``gscale`` the cell table's factor (see
-    :func:`bin_index_cells`). All zero for a column without a histogram
-    (``ne < 2``).
+    ``crow`` is the column's row of comparison edges (the dtype of the
+    first four results); ``scale`` is :func:`bin_scale`, ``gscale`` the cell
+    table's factor (see :func:`bin_index_cells`), ``closed`` whether the
+    last comparison edge ``top`` is the last float64 edge itself (always for
+    float64 edges; for float32 ones, when it was exact in float32). Zeros
+    for a column without a histogram (``ne < 2``).
     """
     ct = crow.dtype.type
     if ne < 2:
-        return ct(0.0), ct(0.0), ct(0.0), ct(0.0), 0.0
+        return ct(0.0), ct(0.0), ct(0.0), ct(0.0), False
     scale = bin_scale(crow, ne)
-    return scale, scale * ct(cells / (ne - 1)), crow[0], crow[ne - 1], edges[c, ne - 1]
+    top = crow[ne - 1]
+    return scale, scale * ct(cells / (ne - 1)), crow[0], top, np.float64(top) == edges[c, ne - 1]
 
 
 @cuda.jit(device=True, inline=True)
@@ -215,10 +240,13 @@ def column_bins(crow, edges, c, ne, uni, private, cells, slot, me, pitch, ho, lo
     """:func:`add_value`'s ``bins`` for column ``c`` (comparison edges ``crow``, ``ne`` of them, ``uni`` if
     uniform) counted in slot ``slot`` of its block's slab (:func:`slab_offsets`; regions ``ho`` / ``lo8``
     from :func:`slab_regions`), privatized or not, with a cell table of ``cells`` (0: none)."""
-    scale, gscale, first, top, last = edge_constants(crow, edges, c, ne, cells)
+    scale, gscale, first, top, closed = edge_constants(crow, edges, c, ne, cells)
     use_cells = private and cells > 0 and ne >= 2 and not uni
     eo, hc, lc, p = slab_offsets(slot, me, cells, pitch)
-    return first, top, last, eo, p, ne, uni, scale, lo8 + lc, cells, gscale, use_cells, private, ho + hc, c
+    # Offsets, counts and the column in 32 bits, and one scale (a column uses the cell table's or the closed
+    # form's): the constants stay in registers all through the read, so fewer of them means fewer spills.
+    return (first, top, closed, int32(eo), int32(p), int32(ne), uni, gscale if use_cells else scale,
+            int32(lo8 + lc), int32(cells), use_cells, private, int32(ho + hc), int32(c))
 
 
 @cuda.jit(device=True, inline=True)
@@ -273,20 +301,20 @@ def fold_group(count, mean, m2, gn, gk, gs1, gs2):
 def count_nonfinite(v, n_nan, n_pinf, n_ninf):
     """Count non-finite ``v`` as NaN, +inf or -inf."""
     if v != v:
-        n_nan += 1
+        n_nan = int32(n_nan + 1)
     elif v > 0:
-        n_pinf += 1
+        n_pinf = int32(n_pinf + 1)
     else:
-        n_ninf += 1
+        n_ninf = int32(n_ninf + 1)
     return n_nan, n_pinf, n_ninf
 
 
 @cuda.jit(device=True, inline=True)
 def fold_if_full(count, mean, m2, gn, gk, gs1, gs2):
     """Fold the open group into the running moments once it holds :data:`GROUP` values, and open a new one."""
-    if gn >= GROUP:
+    if GROUP and gn >= GROUP:
         count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
-        gn = 0
+        gn = int32(0)
         gs1 = 0.0
         gs2 = 0.0
     return count, mean, m2, gn, gs1, gs2
@@ -296,18 +324,20 @@ def fold_if_full(count, mean, m2, gn, gk, gs1, gs2):
 def load_batch(x, null_mask, has_mask, r0, step, n_rows, uc, buf, state):
     """Read rows ``r0 + u * step`` (``u < UNROLL``) of column ``uc`` into ``buf`` (converted to its dtype).
 
-    ``state[u]``: 0 a value, 1 null (``has_mask`` and ``null_mask`` says so),
-    2 past the last row. Row indices are unsigned, so Numba emits no
-    negative-index wraparound (three integer instructions per index).
+    ``state[u]``: whether ``buf[u]`` holds a value (False for a null, where
+    ``has_mask`` and ``null_mask`` say so, and past the last row: the
+    caller counts nulls as the rows it visited less the values it took).
+    Row indices are unsigned, so Numba emits no negative-index wraparound
+    (three integer instructions per index).
     """
     for u in range(UNROLL):
         r = r0 + u * step
         if r >= n_rows:
-            state[u] = 2
+            state[u] = False
         elif has_mask and null_mask[np.uint64(r), uc]:
-            state[u] = 1
+            state[u] = False
         else:
-            state[u] = 0
+            state[u] = True
             buf[u] = x[np.uint64(r), uc]
 
 
@@ -339,30 +369,32 @@ def read_column(x, null_mask, has_mask, uc, start, step, n_rows, bins, ce, u8, i
     Reads :data:`UNROLL` rows at a time (:func:`load_batch`; with
     :data:`PREFETCH` the next batch's loads are issued before the current
     batch is worked on), takes each value in (:func:`add_value`, which
-    counts the histogram through ``bins`` and the shared arrays) and folds
-    the moments' group once per batch once it is full. Returns ``(count,
-    mean, m2, lo, hi, n_null, n_nan, n_pinf, n_ninf)``, the moments folded,
-    their mean taken from :func:`moment_shift`; identities when ``start >=
-    n_rows``.
+    counts the histogram through ``bins`` and the shared arrays) and, with
+    :data:`GROUP` > 0, folds the moments' group once per batch once it is
+    full. Returns ``(count, mean, m2, lo, hi, n_null, n_nan, n_pinf,
+    n_ninf)``, the moments folded, their mean relative to
+    :func:`moment_shift`; identities when ``start >= n_rows``. Nulls are
+    not counted as they are read: they are the rows visited less the values
+    taken.
     """
     inf = crow.dtype.type(math.inf)  # values are bounded in the comparison edges' dtype
     count = 0
     mean = 0.0
     m2 = 0.0
-    gn = 0
+    gn = int32(0)
     gk = 0.0
     gs1 = 0.0
     gs2 = 0.0
     lo = inf
     hi = -inf
-    n_null = 0
-    n_nan = 0
-    n_pinf = 0
-    n_ninf = 0
+    # Per-thread counts in 32 bits (launch_profile keeps a thread's rows below 2**31): fewer registers.
+    n_nan = int32(0)
+    n_pinf = int32(0)
+    n_ninf = int32(0)
     buf = cuda.local.array(UNROLL, crow.dtype)
-    state = cuda.local.array(UNROLL, int32)  # 0 value, 1 null, 2 past the end
+    state = cuda.local.array(UNROLL, boolean)  # buf[u] holds a value
     nxt = cuda.local.array(UNROLL, crow.dtype)  # the next batch, with PREFETCH
-    nst = cuda.local.array(UNROLL, int32)
+    nst = cuda.local.array(UNROLL, boolean)
     shift = moment_shift(x, uc, n_rows, crow)
     if PREFETCH:
         load_batch(x, null_mask, has_mask, start, step, n_rows, uc, nxt, nst)
@@ -376,56 +408,57 @@ def read_column(x, null_mask, has_mask, uc, start, step, n_rows, bins, ce, u8, i
         else:
             load_batch(x, null_mask, has_mask, r0, step, n_rows, uc, buf, state)
         for u in range(UNROLL):
-            count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf = add_value(
-                state[u], buf[u], (count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf), bins,
-                ce, u8, i32, hist, crow, shift)
+            if state[u]:
+                count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_nan, n_pinf, n_ninf = add_value(
+                    buf[u], (count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_nan, n_pinf, n_ninf), bins,
+                    ce, u8, i32, hist, crow, shift)
         count, mean, m2, gn, gs1, gs2 = fold_if_full(count, mean, m2, gn, gk, gs1, gs2)
     count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
+    # Every row visited is a value taken, non-finite, or null (past the end is not visited).
+    visited = (n_rows - 1 - start) // step + 1 if start < n_rows else 0
+    n_null = visited - count - n_nan - n_pinf - n_ninf
     return count, mean, m2, lo, hi, n_null, n_nan, n_pinf, n_ninf
 
 
 @cuda.jit(device=True, inline=True)
-def add_value(st, v, acc, bins, ce, u8, i32, hist, crow, shift):
+def add_value(v, acc, bins, ce, u8, i32, hist, crow, shift):
     """Take one read value into a thread's running state; both kernels' per-value step.
 
-    ``st`` is its :func:`load_batch` state (0 a value, 1 null, 2 past the
-    end) and ``v`` the value in the comparison dtype. ``acc`` is ``(count,
-    mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf)``,
+    ``v`` is the value (not null) in the comparison dtype. ``acc`` is ``(count,
+    mean, m2, gn, gk, gs1, gs2, lo, hi, n_nan, n_pinf, n_ninf)``,
     returned updated: a finite value goes into the moments' open group
     (:func:`moments_add`, less the column's ``shift``: :func:`moment_shift`), the minimum, the maximum and
     the column's histogram, a non-finite one into its count. ``bins`` is ``(first, top,
-    last, off, p, ne, uniform, scale, loff, cells, gscale, use_cells, private,
-    hoff, c)``: the column's bin-search constants (:func:`edge_constants`),
+    closed, off, p, ne, uniform, scale, loff, cells, use_cells, private,
+    hoff, c)`` (``scale`` the cell table's ``gscale`` where ``use_cells``): the column's bin-search
+    constants (:func:`edge_constants`),
     where its edges (``ce[off:]``), cell table (``u8[loff:]``) and private
     histogram (``i32[hoff:]``) start in shared memory and their pitch ``p``
     (entry ``k`` of each at ``k * p``; see :func:`slab_offsets`), and how it counts:
     through the cell table, by :func:`bin_index_at` on the shared edges, or
     without privatization into ``hist[c]`` on the edges ``crow``.
     """
-    count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf = acc
-    if st == 1:
-        n_null += 1
-    elif st == 0:
-        if abs(v) < crow.dtype.type(math.inf):  # finite first: one test for most values
-            # |v| >= 1e150, in v's dtype and written as the finiteness test above: for float32 values (never
-            # that large) it is that test against inf, which the compiler then drops with the Welford path
-            huge = not abs(v) < (crow.dtype.type(math.inf) if crow.itemsize == 4 else crow.dtype.type(_HUGE))
-            count, mean, m2, gn, gk, gs1, gs2 = moments_add(count, mean, m2, gn, gk, gs1, gs2,
-                                                             np.float64(v) - shift, huge)
-            lo = min(lo, v)
-            hi = max(hi, v)
-            first, top, last, off, p, ne, uni, scale, loff, cells, gscale, use_cells, private, hoff, c = bins
-            if ne >= 2:
-                if use_cells:
-                    k = bin_index_cells(v, first, top, last, ce, off, p, ne, u8, loff, cells, gscale)
-                    cuda.atomic.add(i32, hoff + k * p, 1)
-                elif private:
-                    cuda.atomic.add(i32, hoff + bin_index_at(v, first, top, last, ce, off, p, ne, uni, scale) * p, 1)
-                else:
-                    cuda.atomic.add(hist, (c, bin_index_at(v, first, top, last, crow, 0, 1, ne, uni, scale)), 1)
-        else:
-            n_nan, n_pinf, n_ninf = count_nonfinite(v, n_nan, n_pinf, n_ninf)
-    return count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_null, n_nan, n_pinf, n_ninf
+    count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_nan, n_pinf, n_ninf = acc
+    if abs(v) < crow.dtype.type(math.inf):  # finite first: one test for most values
+        # |v| >= 1e150, in v's dtype and written as the finiteness test above: for float32 values (never
+        # that large) it is that test against inf, which the compiler then drops with the Welford path
+        huge = not abs(v) < (crow.dtype.type(math.inf) if crow.itemsize == 4 else crow.dtype.type(_HUGE))
+        count, mean, m2, gn, gk, gs1, gs2 = moments_add(count, mean, m2, gn, gk, gs1, gs2,
+                                                         np.float64(v) - shift, huge)
+        lo = min(lo, v)
+        hi = max(hi, v)
+        first, top, closed, off, p, ne, uni, scale, loff, cells, use_cells, private, hoff, c = bins
+        if ne >= 2:
+            if use_cells:
+                k = bin_index_cells(v, first, top, closed, ce, off, p, ne, u8, loff, cells, scale)
+                cuda.atomic.add(i32, hoff + k * p, 1)
+            elif private:
+                cuda.atomic.add(i32, hoff + bin_index_at(v, first, top, closed, ce, off, p, ne, uni, scale) * p, 1)
+            else:
+                cuda.atomic.add(hist, (c, bin_index_at(v, first, top, closed, crow, 0, 1, ne, uni, scale)), 1)
+    else:
+        n_nan, n_pinf, n_ninf = count_nonfinite(v, n_nan, n_pinf, n_ninf)
+    return count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_nan, n_pinf, n_ninf
 
 
 @cuda.jit(device=True, inline=True)
@@ -451,9 +484,11 @@ def store_partials(f64, i64, fo, io, nt, t, partial):
 
 @cuda.jit(device=True, inline=True)
 def moments_add(count, mean, m2, gn, gk, gs1, gs2, v, huge):
-    """Add finite ``v`` to the open group (the caller folds it with :func:`fold_group` once it holds :data:`GROUP`).
+    """Add finite ``v`` to the open group (the caller folds it with :func:`fold_group` once it holds :data:`GROUP`;
+    with ``GROUP`` 0, ``v`` is already relative to the column's origin and the thread's one run of sums is folded
+    at the end of its read).
 
-    The group's shift is its first value, so ``gs1**2 / gn <= (gn - 1) * M2``
+    With groups, the group's shift is its first value, so ``gs1**2 / gn <= (gn - 1) * M2``
     of the group and the subtraction loses at most ``gn - 1`` ulps. Huge
     values (``huge``: ``|v| >= 1e150``, tested by the caller in the
     comparison dtype, where for float32 it is never true) go straight into
@@ -465,57 +500,21 @@ def moments_add(count, mean, m2, gn, gk, gs1, gs2, v, huge):
     if huge:
         count, mean, m2 = welford_add(count, mean, m2, v)
         return count, mean, m2, gn, gk, gs1, gs2
-    if gn == 0:
+    if GROUP and gn == 0:
         gk = v
     d = v - gk
     gs1 += d
     gs2 += d * d
-    gn += 1
+    gn = int32(gn + 1)
     return count, mean, m2, gn, gk, gs1, gs2
 
 
-@cuda.jit
-def profile_kernel(
+@cuda.jit(device=True, inline=True)
+def column_pass(
     x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, private, cells, pitch,
     hist, special, mins, maxs, blk_count, blk_mean, blk_m2,
 ):
-    """Fused per-column profile of one chunk.
-
-    Thread mapping: block ``(c, rb)`` = column ``c`` (``blockIdx.x``) and row
-    block ``rb`` (``blockIdx.y``); thread ``t`` reads rows
-    ``rb * T + t + k * gridDim.y * T`` (consecutive threads, consecutive rows).
-
-    Values are compared with ``cmp_edges`` (``edges`` itself, or float32
-    edges for float32 ``x``, see :func:`bin_index_at`) in that dtype; the
-    minimum and maximum are taken in it too, the moments in float64.
-
-    Shared memory (dynamic, one buffer viewed as float64 / int64 / int32 /
-    uint8 and ``cmp_edges``' dtype): while reading, when ``private``, the
-    column's comparison edges (``max_edges`` of ``cmp_edges``' dtype), a
-    private histogram (``max_edges + 1`` int32) and, when ``cells > 0``, the
-    cell table of :func:`bin_index_cells` (``cells`` uint8), laid out as a
-    :func:`profile_rows_kernel` slab of one column: one copy (``pitch ==
-    1``), or ``pitch`` copies interleaved, thread ``t`` on copy ``t %
-    pitch`` (:func:`slab_slot`), so a warp's 32 threads never meet in a
-    bank whichever bins their values fall in (with one copy they meet about
-    2.5 times in the busiest bank for each of the cell lookup, the edge
-    reads and the atomic; ``benchmarks/kernel_sass.py --banks``); after the
-    histogram is flushed, the same bytes hold per-thread ``mean, m2, min,
-    max`` (float64) and ``count, null, nan, +inf, -inf`` (int64) for the
-    block reduction.
-
-    Atomics: int32 adds on the shared histogram (global int64 adds on
-    ``hist`` when not ``private``); then one int64 add per nonzero bin (its
-    copies added first) and special count, one float64 min and max per
-    block on ``mins`` / ``maxs``.
-
-    Writes: adds into ``hist[c, :n_edges[c] + 1]`` and ``special[c, :]``
-    (null, NaN, +inf, -inf), lowers ``mins[c]`` / raises ``maxs[c]`` (caller
-    initializes them to +inf / -inf, adding 0.0 turns -0.0 into +0.0 as
-    ``Moments`` does), and writes ``blk_count[c, rb]``, ``blk_mean[c, rb]``,
-    ``blk_m2[c, rb]`` (mean 0.0 for a block without finite values). A column
-    with ``n_edges[c] == 0`` gets no histogram.
-    """
+    """:func:`profile_kernel`'s and :func:`profile_global_kernel`'s body, ``private`` a constant in each."""
     c = cuda.blockIdx.x
     rb = cuda.blockIdx.y
     n_rb = cuda.gridDim.y
@@ -580,6 +579,71 @@ def profile_kernel(
         for k in range(1, _I_SLOTS):
             if i64[io + k * nt] != 0:
                 cuda.atomic.add(special, (c, k - 1), i64[io + k * nt])
+
+
+@cuda.jit
+def profile_kernel(
+    x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, cells, pitch,
+    hist, special, mins, maxs, blk_count, blk_mean, blk_m2,
+):
+    """Fused per-column profile of one chunk.
+
+    Thread mapping: block ``(c, rb)`` = column ``c`` (``blockIdx.x``) and row
+    block ``rb`` (``blockIdx.y``); thread ``t`` reads rows
+    ``rb * T + t + k * gridDim.y * T`` (consecutive threads, consecutive rows).
+
+    Values are compared with ``cmp_edges`` (``edges`` itself, or float32
+    edges for float32 ``x``, see :func:`bin_index_at`) in that dtype; the
+    minimum and maximum are taken in it too, the moments in float64.
+
+    Shared memory (dynamic, one buffer viewed as float64 / int64 / int32 /
+    uint8 and ``cmp_edges``' dtype): while reading, the
+    column's comparison edges (``max_edges`` of ``cmp_edges``' dtype), a
+    private histogram (``max_edges + 1`` int32) and, when ``cells > 0``, the
+    cell table of :func:`bin_index_cells` (``cells`` uint8), laid out as a
+    :func:`profile_rows_kernel` slab of one column: one copy (``pitch ==
+    1``), or ``pitch`` copies interleaved, thread ``t`` on copy ``t %
+    pitch`` (:func:`slab_slot`), so a warp's 32 threads never meet in a
+    bank whichever bins their values fall in (with one copy they meet about
+    2.5 times in the busiest bank for each of the cell lookup, the edge
+    reads and the atomic; ``benchmarks/kernel_sass.py --banks``); after the
+    histogram is flushed, the same bytes hold per-thread ``mean, m2, min,
+    max`` (float64) and ``count, null, nan, +inf, -inf`` (int64) for the
+    block reduction.
+
+    Atomics: int32 adds on the shared histogram (:func:`profile_global_kernel`:
+    global int64 adds on ``hist`` instead); then one int64 add per nonzero bin (its
+    copies added first) and special count, one float64 min and max per
+    block on ``mins`` / ``maxs``.
+
+    Writes: adds into ``hist[c, :n_edges[c] + 1]`` and ``special[c, :]``
+    (null, NaN, +inf, -inf), lowers ``mins[c]`` / raises ``maxs[c]`` (caller
+    initializes them to +inf / -inf, adding 0.0 turns -0.0 into +0.0 as
+    ``Moments`` does), and writes ``blk_count[c, rb]``, ``blk_mean[c, rb]``,
+    ``blk_m2[c, rb]`` (mean 0.0 for a block without finite values). A column
+    with ``n_edges[c] == 0`` gets no histogram.
+    """
+    column_pass(
+        x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, True, cells, pitch, hist, special, mins, maxs,
+        blk_count, blk_mean, blk_m2,
+    )
+
+
+@cuda.jit
+def profile_global_kernel(
+    x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, cells, pitch,
+    hist, special, mins, maxs, blk_count, blk_mean, blk_m2,
+):
+    """:func:`profile_kernel` with the histogram counted by global int64 atomics on ``hist`` instead of in shared
+    memory (which then holds only the block reduction's scratch): for edges too many to privatize
+    (:func:`launch_profile` chooses).
+
+    A kernel of its own: see :func:`row_pass`.
+    """
+    column_pass(
+        x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, False, cells, pitch, hist, special, mins, maxs,
+        blk_count, blk_mean, blk_m2,
+    )
 
 
 @cuda.jit(device=True, inline=True)
@@ -730,41 +794,17 @@ def slab_entry(q, length, pitch):
 _ROWS_JIT = {} if SIMULATOR else {"max_registers": _launch.ROWS_MAX_REGISTERS}
 
 
-@cuda.jit(**_ROWS_JIT)
-def profile_rows_kernel(
+@cuda.jit(device=True, inline=True)
+def row_pass(
     x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, private, cells, pitch,
     hist, special, mins, maxs, blk_count, blk_mean, blk_m2,
 ):
-    """Fused per-column profile of a row-major slab of ``S`` columns (``x.shape[1]``); same outputs as :func:`profile_kernel`.
+    """:func:`profile_rows_kernel`'s and :func:`profile_rows_global_kernel`'s body, ``private`` a constant in each.
 
-    Thread mapping: ``R = blockDim.x // S`` rows per step; thread ``t``
-    owns column ``t % S`` and reads rows ``blockIdx.x * R + t // S + k *
-    gridDim.x * R`` (threads ``>= R * S`` idle), so a warp reads adjacent
-    values of one or two rows: contiguous segments on a row-major chunk.
-
-    Values are compared with ``cmp_edges`` in its dtype, as in
-    :func:`profile_kernel`.
-
-    Shared memory (dynamic, one buffer viewed as float64 / int64 / int32 /
-    uint8 and ``cmp_edges``' dtype): while reading, the slab's comparison
-    edges (``W * max_edges`` of ``cmp_edges``' dtype),
-    private histograms (``W * (max_edges + 1)`` int32) and cell tables of
-    :func:`bin_index_cells` (``W * cells`` uint8) when ``private``, in ``W``
-    slots: one per column laid out column after column (``pitch == 1``,
-    ``W = S``), or interleaved (``W = pitch``; the columns repeated to fill
-    the slots, each thread on its row's copy: see :func:`slab_offsets` and
-    :func:`slab_slot`; a warp's threads never meet in a bank when the
-    width divides 32 or is a multiple of it); after the
-    histograms are flushed, the same bytes hold per-thread ``mean, m2, min,
-    max`` (float64) and ``count, null, nan, +inf, -inf`` (int64), which
-    thread ``c < S`` combines over the block's ``R`` threads of column ``c``.
-
-    Atomics: int32 adds on the shared histograms (global int64 adds on
-    ``hist`` when not ``private``); then one int64 add per nonzero bin (of
-    each copy) and
-    special count, and one float64 min and max per column and block.
-
-    Writes: as :func:`profile_kernel`, with ``blk_*[c, blockIdx.x]``.
+    Compiled with one way of counting, the read loop holds only that way's constants and pointers: with
+    both (``private`` a kernel argument) the global histogram's pointer and strides stayed live in the
+    privatized loop, which under the row kernel's register cap spilled them (ptxas 12.9, sm_90, float32
+    binning: 40 spill loads and stores in the loop, 17 with one way compiled).
     """
     t = cuda.threadIdx.x
     nt = cuda.blockDim.x
@@ -825,6 +865,63 @@ def profile_rows_kernel(
         for j in range(1, _I_SLOTS):
             if i64[io + j * nt + t] != 0:
                 cuda.atomic.add(special, (t, j - 1), i64[io + j * nt + t])
+
+
+@cuda.jit(**_ROWS_JIT)
+def profile_rows_kernel(
+    x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, cells, pitch,
+    hist, special, mins, maxs, blk_count, blk_mean, blk_m2,
+):
+    """Fused per-column profile of a row-major slab of ``S`` columns (``x.shape[1]``); same outputs as :func:`profile_kernel`.
+
+    Thread mapping: ``R = blockDim.x // S`` rows per step; thread ``t``
+    owns column ``t % S`` and reads rows ``blockIdx.x * R + t // S + k *
+    gridDim.x * R`` (threads ``>= R * S`` idle), so a warp reads adjacent
+    values of one or two rows: contiguous segments on a row-major chunk.
+
+    Values are compared with ``cmp_edges`` in its dtype, as in
+    :func:`profile_kernel`.
+
+    Shared memory (dynamic, one buffer viewed as float64 / int64 / int32 /
+    uint8 and ``cmp_edges``' dtype): while reading, the slab's comparison
+    edges (``W * max_edges`` of ``cmp_edges``' dtype),
+    private histograms (``W * (max_edges + 1)`` int32) and cell tables of
+    :func:`bin_index_cells` (``W * cells`` uint8), in ``W``
+    slots: one per column laid out column after column (``pitch == 1``,
+    ``W = S``), or interleaved (``W = pitch``; the columns repeated to fill
+    the slots, each thread on its row's copy: see :func:`slab_offsets` and
+    :func:`slab_slot`; a warp's threads never meet in a bank when the
+    width divides 32 or is a multiple of it); after the
+    histograms are flushed, the same bytes hold per-thread ``mean, m2, min,
+    max`` (float64) and ``count, null, nan, +inf, -inf`` (int64), which
+    thread ``c < S`` combines over the block's ``R`` threads of column ``c``.
+
+    Atomics: int32 adds on the shared histograms (:func:`profile_rows_global_kernel`:
+    global int64 adds on ``hist`` instead, and no histograms in shared memory); then one int64 add per nonzero bin (of
+    each copy) and
+    special count, and one float64 min and max per column and block.
+
+    Writes: as :func:`profile_kernel`, with ``blk_*[c, blockIdx.x]``.
+    """
+    row_pass(
+        x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, True, cells, pitch, hist, special, mins, maxs,
+        blk_count, blk_mean, blk_m2,
+    )
+
+
+@cuda.jit(**_ROWS_JIT)
+def profile_rows_global_kernel(
+    x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, cells, pitch,
+    hist, special, mins, maxs, blk_count, blk_mean, blk_m2,
+):
+    """:func:`profile_rows_kernel` with the histograms counted by global int64 atomics on ``hist`` instead of in
+    shared memory (which then holds only the block reduction's scratch): for edges too many to privatize
+    (:func:`launch_profile` chooses). A kernel of its own: see :func:`row_pass`.
+    """
+    row_pass(
+        x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, False, cells, pitch, hist, special, mins, maxs,
+        blk_count, blk_mean, blk_m2,
+    )
 
 
 def rows_layout(x) -> bool:
@@ -1085,6 +1182,10 @@ def launch_profile(
     n_rb = blk_count.shape[1]
     if n_cols == 0 or n_rb == 0:
         return
+    if x.shape[0] // n_rb >= _THREAD_ROWS:
+        # each thread reads at most ceil(rows / row blocks) rows, counted in 32 bits (read_column)
+        raise ValueError(f"{x.shape[0]} rows in {n_rb} row blocks: a thread would read 2**31 rows or more; "
+                         "launch more row blocks")
     nt = threads or _launch.threads_per_block()
     max_edges = edges.shape[1]
     has_mask = null_mask is not None
@@ -1109,15 +1210,17 @@ def launch_profile(
                 return a if (j0 == 0 and j1 == n_cols) or a.size == 0 else a[j0:j1]
 
             # (column_range, not x[:, j0:j1]: Numba's slicing walks every row of a view that is not contiguous)
-            profile_rows_kernel[n_rb, block, stream, nbytes](
+            kernel = profile_rows_kernel if private else profile_rows_global_kernel
+            kernel[n_rb, block, stream, nbytes](
                 _launch.column_range(x, j0, j1), _launch.column_range(mask, j0, j1) if has_mask else mask, has_mask,
-                cut(edges), cut(cmp), cut(n_edges), cut(uniform), private, cells, pitch, cut(hist), cut(special),
+                cut(edges), cut(cmp), cut(n_edges), cut(uniform), cells, pitch, cut(hist), cut(special),
                 cut(mins), cut(maxs), cut(blk_count), cut(blk_mean), cut(blk_m2),
             )
         return
     private, cells, pitch = _columns_plan(max_edges, nt, privatize, eb, interleave is not None and bool(interleave))
     nbytes = profile_shared_bytes(max_edges, nt, private, cells, eb, pitch)
-    profile_kernel[(n_cols, n_rb), nt, stream, nbytes](
-        x, mask, has_mask, edges, cmp, n_edges, uniform, private, cells, pitch, hist, special, mins, maxs, blk_count,
+    kernel = profile_kernel if private else profile_global_kernel
+    kernel[(n_cols, n_rb), nt, stream, nbytes](
+        x, mask, has_mask, edges, cmp, n_edges, uniform, cells, pitch, hist, special, mins, maxs, blk_count,
         blk_mean, blk_m2,
     )

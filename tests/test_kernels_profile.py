@@ -129,14 +129,32 @@ def test_non_uniform_edges_flagged_uniform_still_exact():
     check_profile(x, [edges], uniform=[1], threads=32, row_blocks=2)
 
 
-def test_global_histogram_path():
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_global_histogram_path(order):
+    """Both mappings' global-atomics kernels (profile_rows_global_kernel, profile_global_kernel), with nulls."""
     rng = np.random.default_rng(15)
-    x = rng.normal(size=(60, 2))
+    x = np.asarray(rng.normal(size=(60, 2)), order=order)
+    x[::7, 1] = np.nan
     edges = [equal_mass_edges(np.sort(x[:, 0]), 9), uniform_edges(-2.0, 2.0, 5)]
     private = run_profile(x, edges, uniform=[0, 1], threads=32, row_blocks=2, privatize=True)
-    check_profile(x, edges, uniform=[0, 1], threads=32, row_blocks=2, privatize=False)
+    nulls = np.zeros(x.shape, dtype=bool)
+    nulls[::5, 0] = True
+    check_profile(x, edges, uniform=[0, 1], null_mask=np.asarray(nulls, order=order), threads=32, row_blocks=2,
+                  privatize=False)
     shared = run_profile(x, edges, uniform=[0, 1], threads=32, row_blocks=2, privatize=False)
     assert private["hist"].tolist() == shared["hist"].tolist()
+
+
+def test_a_launch_whose_threads_would_count_past_int32_is_refused():
+    """Each thread counts its rows in 32 bits: a grid that would give one thread 2**31 rows is refused by name."""
+    from cudrift.kernels.profile import launch_profile
+
+    class Rows:  # only the shape is read before the check
+        shape = (2**31, 2)
+
+    blk = np.zeros((2, 1))
+    with pytest.raises(ValueError, match=r"2147483648 rows in 1 row blocks"):
+        launch_profile(Rows(), None, None, None, None, None, None, None, blk, blk, blk)
 
 
 def test_too_many_edges_for_shared_memory_falls_back():
@@ -170,11 +188,18 @@ def test_geometry_changes_no_count():
             assert r[key].tolist() == results[0][key].tolist()
 
 
+@pytest.mark.parametrize("group", [0, 16])
 @pytest.mark.parametrize("order", ["C", "F"])
-def test_long_columns_fold_many_groups(order):
-    """Hundreds of values per thread: the grouped shifted sums fold many times, next to huge values."""
-    from cudrift.kernels.profile import GROUP
+def test_long_columns_fold_many_groups(order, group, monkeypatch):
+    """Hundreds of values per thread, next to huge values: one run of shifted sums per thread (``GROUP`` 0, the
+    library's), and groups of 16 folded many times (the scheme ``benchmarks/profile_sweep.py`` times against it).
+    The simulator reads the module's constants as it runs, so the patch takes effect."""
+    from cudrift.kernels import _cuda
+    from cudrift.kernels import profile as kp
 
+    if group != kp.GROUP and not _cuda.SIMULATOR:
+        pytest.skip("a compiled kernel keeps the GROUP it was compiled with (the simulator reads it as it runs)")
+    monkeypatch.setattr(kp, "GROUP", group)
     rng = np.random.default_rng(18)
     x = np.empty((3000, 3))
     x[:, 0] = rng.normal(1e4, 0.1, size=3000)  # mean 1e5 spreads away: cancellation-prone
@@ -183,7 +208,7 @@ def test_long_columns_fold_many_groups(order):
     x[::97, 2] = 1e200  # the overflow-safe path, interleaved with groups
     x = _sprinkle(x, rng)
     x = np.asarray(x, order=order)
-    assert x.shape[0] // 32 > 4 * GROUP
+    assert x.shape[0] // 32 > 4 * 16
     edges = [uniform_edges(1e4 - 0.2, 1e4 + 0.2, 20), equal_mass_edges(np.sort(x[np.isfinite(x[:, 1]), 1]), 16), None]
     with np.errstate(over="ignore", invalid="ignore"):
         check_profile(x, edges, uniform=[1, 0, 0], threads=32, row_blocks=1)

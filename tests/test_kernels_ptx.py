@@ -56,6 +56,8 @@ _SCRIPT = textwrap.dedent(
         "profile rows float32 slab": (profile.profile_rows_kernel, profile_args(f32, "A", f32)),
         "profile rows float32 slab, float64 edges": (profile.profile_rows_kernel, profile_args(f32, "A", f64)),
         "profile rows int64 C": (profile.profile_rows_kernel, profile_args(i64, "C", f64)),
+        "profile global float32 F": (profile.profile_global_kernel, profile_args(f32, "F", f32)),
+        "profile rows global float32 slab": (profile.profile_rows_global_kernel, profile_args(f32, "A", f32)),
         "rank many f32 cur": (rank.rank_kernel, (a1(f64), a1(i64), a1(f32), a1(i64), i64, a1(i64), a1(i64), i64,
                                                  T.Array(f64, 3, "C"), T.Array(i64, 3, "C"))),
         "categorical int32": (categorical.categorical_kernel, (a2(i32, "A"), a1(i64), i64, a2(i64), a2(i64))),
