@@ -44,7 +44,9 @@ still leaves what it measured):
      launch per column; and one batched launch of all five rank statistics),
    - MMD, 20,000 points per side, 100 permutations,
    - ``DriftDetector.compare`` at 1e7 x 64 (device window; host window column-major and C-ordered),
-     with a cProfile of each written to ``$OUT/compare_*.prof.txt``;
+     with a cProfile of each written to ``$OUT/compare_*.prof.txt``; its NumPy path is also timed once
+     at that full size when the deadline leaves room, and the target is then judged on that time (the
+     scaled figure stays in the row as ``gpu_vs_cpu_scaled``);
 
 6. where a ``tritonserver`` and tritonclient are found (see
    ``benchmarks/README.md`` for carrying them to a lent machine), the drift
@@ -169,6 +171,11 @@ class Report:
         self.paths = paths
         self.data: dict = {"started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "steps": {}, "benchmarks": []}
         self.t0 = time.perf_counter()
+        self.deadline: float | None = None  # seconds from t0 at which the watchdog stops the run
+
+    def seconds_left(self) -> float:
+        """Seconds before the watchdog (infinite without one)."""
+        return math.inf if self.deadline is None else self.deadline - (time.perf_counter() - self.t0)
 
     def step(self, name: str, fn, *args, **kwargs):
         """Run one step; a failure is recorded with its traceback and the run goes on."""
@@ -364,7 +371,7 @@ def _row(name, size, gpu_s, *, bytes_read=None, copy_gbs=None, cpu_s=None, targe
         if copy_gbs:
             row["copy_fraction"] = row["gb_per_s"] / copy_gbs
     if cpu_s is not None:
-        row["cpu_seconds_scaled"] = cpu_s
+        row["cpu_seconds"] = cpu_s  # scaled from a smaller size unless the row says cpu_timed_at_full_size
         row["gpu_vs_cpu"] = cpu_s / gpu_s
     if target is not None:
         row["target"] = target
@@ -695,23 +702,44 @@ def bench_compare(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
     size = f"{rows:,} x {cols} float32"
     common = {"exact": bool(det.is_exact), "tests": sorted({f.test for f in rep_g.features if f.test}),
               "detector_build_seconds": t_build}
+    # The target is set at the full size, where the NumPy path sorts 10x longer columns out of cache: timed there
+    # once when the deadline leaves room (about 2.5x the scaled estimate, with the CPU detector's build), else
+    # judged on the scaled figure. Both are recorded.
+    full = None
+    det = None  # (the GPU detector's device reference: memory the CPU run does not need)
+    if rep.seconds_left() > 2.5 * t_cpu + 30:
+        ref_host = np.asfortranarray(cupy.asnumpy(ref))
+        ref = None
+        det_full = DriftDetector(ref_host, columns=names, backend="cpu", memory_budget=budget)
+        full = _timed(lambda: det_full.compare(cur_host, columns=names), repeat=1)
+        det_full = ref_host = None
+        rep.bench(_row("DriftDetector.compare, NumPy path at the full size", size, full,
+                       note="the CPU path itself (GPU s column: its seconds), timed once at the target's size"))
+    basis = {"cpu_s": full if full is not None else t_cpu, "cpu_timed_at_full_size": full is not None}
+    basis_note = (f"DriftDetector(backend='cpu').compare timed at the full size (at {n_cpu:,} rows scaled per value: "
+                  f"{t_cpu:.3f} s)" if full is not None else
+                  f"DriftDetector(backend='cpu').compare at {n_cpu:,} rows, scaled per value (too little time left "
+                  "to time it at the full size)")
+    cpu = basis["cpu_s"]
     rep.bench(_row("DriftDetector.compare, device window (policy=auto)", size, t_dev,
-                   bytes_read=rows * cols * 4, copy_gbs=copy_gbs, cpu_s=t_cpu,
-                   target=f">= {TARGET_COMPARE_RATIO:g}x the NumPy path", met=bool(t_cpu / t_dev >= TARGET_COMPARE_RATIO),
-                   cpu_note=f"DriftDetector(backend='cpu').compare at {n_cpu:,} rows, scaled per value", **common))
+                   bytes_read=rows * cols * 4, copy_gbs=copy_gbs, **basis,
+                   target=f">= {TARGET_COMPARE_RATIO:g}x the NumPy path", met=bool(cpu / t_dev >= TARGET_COMPARE_RATIO),
+                   cpu_note=basis_note, gpu_vs_cpu_scaled=t_cpu / t_dev, **common))
     rep.bench(_row("DriftDetector.compare, host window (pinned streaming)", size, t_host,
-                   bytes_read=rows * cols * 4, cpu_s=t_cpu,
-                   target=f">= {TARGET_COMPARE_RATIO:g}x the NumPy path", met=bool(t_cpu / t_host >= TARGET_COMPARE_RATIO),
+                   bytes_read=rows * cols * 4, **basis,
+                   target=f">= {TARGET_COMPARE_RATIO:g}x the NumPy path",
+                   met=bool(cpu / t_host >= TARGET_COMPARE_RATIO),
+                   cpu_note=basis_note, gpu_vs_cpu_scaled=t_cpu / t_host,
                    note=f"columns staged in groups of {grouped >> 20} MiB"))
     rep.bench(_row("DriftDetector.compare, host window, C-ordered", size, t_host_rows,
-                   bytes_read=rows * cols * 4, cpu_s=t_cpu,
+                   bytes_read=rows * cols * 4, cpu_s=cpu,
                    note="a C-ordered matrix: columns grouped by whole cache lines, each group's staged a block "
                         "of rows at a time"))
     rep.bench(_row("DriftDetector.compare, host window, C-ordered, grouped by budget (before)", size,
-                   t_host_rows_before, bytes_read=rows * cols * 4, cpu_s=t_cpu,
+                   t_host_rows_before, bytes_read=rows * cols * 4, cpu_s=cpu,
                    note="the same C-ordered matrix, its columns grouped by GROUP_BYTES alone"))
     rep.bench(_row("DriftDetector.compare, host window, one column per group", size, t_host_alone,
-                   bytes_read=rows * cols * 4, cpu_s=t_cpu,
+                   bytes_read=rows * cols * 4, cpu_s=cpu,
                    note="GROUP_BYTES = 0: isolates grouping; the staging thread still overlaps the copies"))
 
 
@@ -757,7 +785,7 @@ def table(rows: list[dict], copy: dict | None) -> str:
         ratio = f"{r['gpu_vs_cpu']:.1f}x" if "gpu_vs_cpu" in r else "-"
         lines.append(f"{r['name'][:58]:<58} {r['size'][:28]:<28} {fmt(r['gpu_seconds'], '9.4f')} "
                      f"{fmt(r.get('gb_per_s'), '8.0f')} {fmt(r.get('copy_fraction'), '8.2f')} "
-                     f"{fmt(r.get('cpu_seconds_scaled'), '9.3f')} {ratio:>9}  {target}")
+                     f"{fmt(r.get('cpu_seconds', r.get('cpu_seconds_scaled')), '9.3f')} {ratio:>9}  {target}")
     return "\n".join(lines)
 
 
@@ -815,6 +843,7 @@ def main(argv: list[str] | None = None) -> int:
     rep = Report(paths)
     rep.data["emulated"] = args.emulate
     deadline = args.deadline if args.deadline is not None else (240 if args.quick else 480)
+    rep.deadline = deadline
     _watchdog(rep, deadline)
     rep.data["versions"] = rep.step("versions", _versions)
     rep.data["card"] = {"name": "emulated (tests/fake_cupy.py)"} if args.emulate else rep.step("card", _card)

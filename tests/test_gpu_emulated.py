@@ -131,7 +131,7 @@ def test_gpu_check_runs_every_step_under_emulation(emulated_gpu_check):
         assert data["steps"][step]["ok"], step
     rows = {r["name"]: r for r in data["benchmarks"]}
     # one row per measurement the card run reports (names as RESULTS.md quotes them), each timed
-    assert len(rows) == len(data["benchmarks"]) == 24, sorted(rows)
+    assert len(rows) == len(data["benchmarks"]) == 25, sorted(rows)
     for r in rows.values():
         assert math.isfinite(r["gpu_seconds"]) and r["gpu_seconds"] > 0, r
     # the A/B rows' own checks: float64 binning counts what float32 binning counts, the GPU MMD is the CPU's
@@ -139,6 +139,12 @@ def test_gpu_check_runs_every_step_under_emulation(emulated_gpu_check):
     for before in ("fused pass, row-major f32, slab data column-wise (before)",
                    "fused pass, column-major f32, 32 per-lane copies (A/B)"):
         assert rows[before]["note"].startswith("histogram equal to"), before
+    # the compare target is judged on the NumPy path timed at the full size when there is time (here there is)
+    full = rows["DriftDetector.compare, NumPy path at the full size"]["gpu_seconds"]
+    for name in ("DriftDetector.compare, device window (policy=auto)",
+                 "DriftDetector.compare, host window (pinned streaming)"):
+        assert rows[name]["cpu_timed_at_full_size"] is True and rows[name]["cpu_seconds"] == full, rows[name]
+        assert rows[name]["gpu_vs_cpu"] == full / rows[name]["gpu_seconds"] and rows[name]["gpu_vs_cpu_scaled"] > 0
     agree = rows["MMD, RBF, 5 permutations (1 feature)"]["agreement"]
     assert agree["same_pvalue"] and agree["statistic_rel_diff"] < 1e-9, agree
     assert "EMULATED" in log and "steps failed: none" in log
