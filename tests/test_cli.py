@@ -416,7 +416,7 @@ def test_tab_separated_files_and_an_explicit_delimiter(tmp_path, rng, capsys):
     # an explicit delimiter wins over the one found: ';' splits c's values and disagrees with the header
     assert main(["profile", str(tmp_path / "t.tsv.csv"), "--sep", ";", "--out", str(tmp_path / "o.cdp")]) == 2
     err = capsys.readouterr().err
-    assert f"{tmp_path / 't.tsv.csv'}: cannot read CSV with delimiter ';'" in err
+    assert f"{tmp_path / 't.tsv.csv'}: cannot read CSV with the delimiter ';' (given; --delimiter chooses" in err
     with pytest.raises(SystemExit):
         main(["profile", str(tmp_path / "t.tsv.csv"), "--sep", ";;", "--out", str(tmp_path / "o.cdp")])
     assert "expected one character or 'tab', got ';;'" in capsys.readouterr().err

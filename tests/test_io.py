@@ -319,13 +319,19 @@ def test_a_one_column_csv_whose_values_hold_semicolons_stays_one_column(tmp_path
         "note\na;b\nc;d\ne;f\n": ["note"],  # the header does not split
         "a;b\n1;2\n3\n4;5;6\n": ["a;b"],  # the rows disagree with the header
         "note\n\"x,y;z\"\n\"u,v;w\"\n": ["note"],  # quoted ',' inside one column
-        "a;b|c\n1;2|3\n4;5|6\n": ["a;b|c"],  # two delimiters fit: none is guessed
         "a,b\n\"x;y\",1\n\"u;v\",2\n": ["a", "b"],  # a comma table
     }
     for i, (text, names) in enumerate(cases.items()):
         path = tmp_path / f"f{i}.csv"
         path.write_text(text)
         assert csv_source(path).names == names, text
+    # two delimiters fit: none is guessed, and one column of joined fields is not read either
+    path = tmp_path / "both.csv"
+    path.write_text("a;b|c\n1;2|3\n4;5|6\n")
+    with pytest.raises(SchemaError, match=rf"{path}: cannot tell this CSV file's delimiter: its first rows are a "
+                                          r"table under each of ';', '\|'; choose one with --delimiter"):
+        csv_source(path)
+    assert csv_source(path, delimiter="|").names == ["a;b", "c"]
 
 
 def test_csv_decimal_commas_are_refused_unless_a_decimal_mark_is_chosen(tmp_path):
@@ -344,8 +350,12 @@ def test_csv_decimal_commas_are_refused_unless_a_decimal_mark_is_chosen(tmp_path
     assert [c.family for c in src.columns] == ["float", "integer", "string", "string"]
     assert _table_of(src)["x"] == [1.5, -0.25, 2.0]
     assert [c.family for c in csv_source(path, decimal=".").columns] == ["string", "integer", "string", "string"]
-    # with ',' as delimiter a decimal comma is quoted; such text is left as it was
+    # with ',' as delimiter a decimal comma is quoted, and may be a thousands separator: refused, saying both
     path.write_text('x,n\n"1,5",2\n"2,5",3\n')
-    assert [c.family for c in csv_source(path).columns] == ["string", "integer"]
+    with pytest.raises(SchemaError, match=r"column 'x' .* holds numbers written with a comma \('1,5'\): decimal "
+                                          r"commas are read as numbers with --decimal , .*thousands separators"):
+        csv_source(path)
+    assert _table_of(csv_source(path, decimal=","))["x"] == [1.5, 2.5]
+    assert [c.family for c in csv_source(path, decimal=".").columns] == ["string", "integer"]
     with pytest.raises(ValueError, match=r"Invalid value for decimal: ';'"):
         csv_source(path, decimal=";")

@@ -343,6 +343,13 @@ def sniff_delimiter(path: str | os.PathLike) -> str:
     A table under a delimiter: the header and the first data rows (up to 100) split into the same number of
     fields, more than one. So a one-column file keeps ``","`` even where its values hold ``;``, unless its
     header and every row it starts with hold the same number of them.
+
+    Raises
+    ------
+    SchemaError
+        If the head is a table under several of :data:`OTHER_DELIMITERS` and not under ``","``: read under
+        ``","`` it would be one column of joined fields, so the caller must choose (``delimiter=``,
+        ``--delimiter``).
     """
     try:
         with pa.input_stream(os.fspath(path), compression="detect") as f:  # (.csv.gz, .csv.bz2)
@@ -359,11 +366,19 @@ def sniff_delimiter(path: str | os.PathLike) -> str:
     if is_table(","):
         return ","
     found = [d for d in OTHER_DELIMITERS if is_table(d)]
-    return found[0] if len(found) == 1 else ","
+    if len(found) > 1:
+        raise SchemaError(f"{path}: cannot tell this CSV file's delimiter: its first rows are a table under each "
+                          f"of {', '.join(repr(d) for d in found)}; choose one with --delimiter (delimiter=)")
+    return found[0] if found else ","
 
 
-def _refuse_decimal_commas(origin: str) -> Callable[[str, pa.ChunkedArray], None]:
-    """A check that refuses a text column of numbers written with a decimal comma (``1,5``)."""
+def _refuse_decimal_commas(origin: str, delimiter: str) -> Callable[[str, pa.ChunkedArray], None]:
+    """A check that refuses a text column of numbers written with a comma (``1,5``): read as text, such a
+    column would be profiled as categories, a wrong answer rather than an error.
+
+    In a file delimited by ``","`` such values are quoted (``"1,5"``), and a comma there may as well be a
+    thousands separator (``"1,234"``): the message then says both.
+    """
     import pyarrow.compute as pc
 
     def check(name: str, values: pa.ChunkedArray) -> None:
@@ -372,7 +387,10 @@ def _refuse_decimal_commas(origin: str) -> Callable[[str, pa.ChunkedArray], None
         if not pc.any(comma).as_py() or not pc.all(pc.or_(comma, pc.match_substring_regex(values, _INTEGER))).as_py():
             return
         example = values.filter(comma)[0].as_py()
-        # read as text, such a column would be profiled as categories: a wrong answer, not an error
+        if delimiter == ",":
+            raise SchemaError(f"column {name!r} of {origin} holds numbers written with a comma ({example!r}): "
+                              "decimal commas are read as numbers with --decimal , (decimal=','), thousands "
+                              "separators are not read (remove them); --decimal . keeps the column as text")
         raise SchemaError(f"column {name!r} of {origin} holds numbers written with a decimal comma ({example!r}): "
                           "read them as numbers with --decimal , (or as text with --decimal .)")
 
@@ -395,9 +413,9 @@ def csv_source(path: str | os.PathLike, errors: str = "raise", delimiter: str | 
     delimiter
         The field delimiter (pandas' ``sep``); None: found by :func:`sniff_delimiter`.
     decimal
-        The decimal mark of numbers, ``"."`` or ``","``. None: ``"."``, and in a file delimited by another
-        character than ``","``, a column whose values are all numbers, some written with a decimal comma,
-        is refused (an ``invalid`` column with ``errors="report"``) rather than read as text.
+        The decimal mark of numbers, ``"."`` or ``","``. None: ``"."``, and a column whose values are all
+        numbers, some written with a comma (unquoted in a ``;`` or tab file, quoted in a ``,`` one), is
+        refused (an ``invalid`` column with ``errors="report"``) rather than read as text.
     """
     import pyarrow.csv as pacsv
 
@@ -413,7 +431,9 @@ def csv_source(path: str | os.PathLike, errors: str = "raise", delimiter: str | 
     except (pa.ArrowInvalid, OSError) as exc:  # (OSError: a corrupt .gz or .bz2)
         if isinstance(exc, OSError) and exc.filename is not None:
             raise  # not found, permission denied: already named
-        raise SchemaError(f"{path}: cannot read CSV with delimiter {sep!r}: {exc}") from None
+        chosen = "given" if delimiter is not None else "found"
+        raise SchemaError(f"{path}: cannot read CSV with the delimiter {sep!r} ({chosen}; --delimiter chooses "
+                          f"another, --decimal , reads decimal commas): {exc}") from None
     try:
         table.column_names  # decoded from UTF-8 only when asked
     except UnicodeDecodeError as exc:
@@ -421,8 +441,8 @@ def csv_source(path: str | os.PathLike, errors: str = "raise", delimiter: str | 
     if table.num_rows == 0:
         raise EmptyInputError(f"{path} has no rows")
     origin = f"CSV file {path}"
-    # a "," delimiter leaves no decimal comma unquoted; with ";" or a tab, it is the usual decimal mark
-    check = _refuse_decimal_commas(origin) if decimal is None and sep != "," else None
+    # with ";" or a tab the comma is the usual decimal mark; with "," such numbers are quoted
+    check = _refuse_decimal_commas(origin, sep) if decimal is None else None
     return _arrow_table_source(table, None, origin, errors, check_text=check)
 
 
