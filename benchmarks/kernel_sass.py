@@ -42,19 +42,22 @@ from pathlib import Path
 _INSTR = re.compile(r"\s+/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;")
 
 
-def profile_args(x, x_layout: str, cmp) -> tuple:
-    """Numba argument types of a profile kernel launch (the four profile kernels take the same): window dtype
-    ``x`` in layout ``x_layout``, comparison edges of dtype ``cmp``.
+def profile_args(x, x_layout: str, cmp, general: bool = False) -> tuple:
+    """Numba argument types of a profile kernel launch: window dtype ``x`` in layout ``x_layout``, comparison
+    edges of dtype ``cmp``; of the fast kernels (:func:`profile_rows_kernel`, :func:`profile_kernel`), or with
+    ``general`` of the general ones (a null mask, ``has_mask`` and ``private`` besides).
 
     Shared with ``tests/test_kernels_ptx.py``, which compiles the same launches.
     """
     from numba.cuda import types as T
 
     f64, i64, u8, b1 = T.float64, T.int64, T.uint8, T.boolean
-    head = (T.Array(x, 2, x_layout), T.Array(b1, 2, x_layout), b1, T.Array(f64, 2, "C"), T.Array(cmp, 2, "C"),
-            T.Array(i64, 1, "C"), T.Array(u8, 1, "C"), i64, i64)
-    return head + (T.Array(i64, 2, "C"), T.Array(i64, 2, "C"), T.Array(f64, 1, "C"), T.Array(f64, 1, "C"),
-                   T.Array(i64, 2, "C"), T.Array(f64, 2, "C"), T.Array(f64, 2, "C"))
+    window = (T.Array(x, 2, x_layout),) + ((T.Array(b1, 2, x_layout), b1) if general else ())
+    edges = (T.Array(f64, 2, "C"), T.Array(cmp, 2, "C"), T.Array(i64, 1, "C"), T.Array(u8, 1, "C"))
+    plan = (b1, i64, i64) if general else (i64, i64)
+    return window + edges + plan + (T.Array(i64, 2, "C"), T.Array(i64, 2, "C"), T.Array(f64, 1, "C"),
+                                    T.Array(f64, 1, "C"), T.Array(i64, 2, "C"), T.Array(f64, 2, "C"),
+                                    T.Array(f64, 2, "C"))
 
 
 def signatures():

@@ -47,7 +47,17 @@ MMD_FEATURE_CHUNK = 16
 #: (no histogram) faster (``benchmarks/profile_sweep.py --registers``,
 #: benchmarks/RESULTS.md). Now 112-116 registers uncapped with float32
 #: binning (``benchmarks/kernel_sass.py``); the sweep re-times the caps.
+#: Since 2026-11-27 (register-lean read loop, not yet timed on a card): 84
+#: uncapped, 3 spill loads/stores in the loop at 64 (ptxas 12.9, sm_90).
 ROWS_MAX_REGISTERS = 64
+#: Register cap of :func:`cudrift.kernels.profile.profile_kernel` (the
+#: column-major mapping, which the host-window path's staged blocks take).
+#: Uncapped it took 69 registers with float32 binning (3 blocks of 256
+#: threads per SM); under 64 ptxas 12.9 fits it in 62 with no spill (4
+#: blocks), float64 binning with 26 spill loads and stores in the loop
+#: (2026-11-27, ``benchmarks/kernel_sass.py``; not yet timed on a card: the
+#: sweep's ``--registers 0,64`` times both).
+COLUMNS_MAX_REGISTERS = 64
 
 _GPU_THREADS = 256
 _SIM_THREADS = 32

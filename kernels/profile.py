@@ -27,12 +27,14 @@ value, no division. The pass is bound by the instructions and registers it
 spends per value, not by the reads (a read-only kernel with the same
 mapping reads the window at 83% of the copy rate; ``benchmarks/RESULTS.md``).
 
-Each mapping has two kernels: histograms privatized in shared memory
-(:func:`profile_rows_kernel`, :func:`profile_kernel`), and counted by
-global atomics where the edges are too many for shared memory
-(:func:`profile_rows_global_kernel`, :func:`profile_global_kernel`); one
-body each (:func:`row_pass`, :func:`column_pass`), compiled with one way
-of counting so that the other's pointers are not live in its read loop.
+Each mapping has two kernels with one body (:func:`row_pass`,
+:func:`column_pass`): a fast one, histograms privatized in shared memory
+and no null mask (:func:`profile_rows_kernel`, :func:`profile_kernel`:
+every launch the library makes), and a general one that also takes a null
+mask and counts histograms by global atomics where the edges are too many
+for shared memory (:func:`profile_rows_general_kernel`,
+:func:`profile_general_kernel`); compiled apart, so that the general one's
+pointers are not live in the fast one's read loop.
 """
 
 from __future__ import annotations
@@ -49,9 +51,9 @@ from .quantiles import upper_bound
 
 __all__ = [
     "profile_kernel",
-    "profile_global_kernel",
+    "profile_general_kernel",
     "profile_rows_kernel",
-    "profile_rows_global_kernel",
+    "profile_rows_general_kernel",
     "launch_profile",
     "profile_shared_bytes",
     "profile_outputs",
@@ -66,13 +68,15 @@ _F_SLOTS = 4
 _I_SLOTS = 5
 #: Values per group of the moments' shifted sums (at least; see :func:`moments_add`), each group with its first
 #: value as its own origin and folded into a running (count, mean, M2) by Chan's formula; 0: no groups, one run
-#: of sums per thread from the column's origin. 0 is the library's: from an origin within a few standard
-#: deviations of the mean (:func:`moment_shift`; the caller takes the moments again from the sorted column past
-#: 100, ``cudrift.backends._gpu._far_origin``) the sums lose under 1e-10 relative of M2 at 1e5 values per thread
-#: and 100 standard deviations, 1e-12 at a few (NumPy model of the kernel against exact sums), well inside the
-#: 1e-9 contract, for 12 fewer registers and no division in the loop (``benchmarks/kernel_sass.py``, ptxas 12.9,
-#: sm_90: the row kernel's float32 loop 1,712 -> 1,496 instructions, 79 -> 24 float64 ones). 16 is the scheme
-#: before (2026-11-27), kept for ``benchmarks/profile_sweep.py --variants "4,16"`` to time against.
+#: of sums per thread from the column's origin (:func:`moment_shift`). 0 is the library's: 14 fewer registers
+#: and no division in the loop (``benchmarks/kernel_sass.py``, ptxas 12.9, sm_90: the row kernel's float32 loop
+#: 1,712 -> 1,496 instructions, 79 -> 24 float64 ones; groups of 512 gave most of the registers back). Its
+#: rounding grows with the run and with the origin's distance from the mean, about ``eps * run * (1 + k**2) / 4``
+#: of M2 for ``k`` standard deviations (on discrete data, where the roundings do not cancel): the caller learns
+#: the run from :func:`launch_profile` and takes the moments again from the sorted column where that bound
+#: passes 1e-10 (:func:`cudrift.kernels._host.moments_need_sorted`), an origin that is an outlier among long
+#: runs. 16 is the scheme before (2026-11-27), kept for ``benchmarks/profile_sweep.py --variants "4,16"`` to time
+#: against; the library's launches never take it (``if GROUP`` below is constant there).
 GROUP = 0
 #: Loads each thread issues before using them.
 UNROLL = 4
@@ -124,7 +128,7 @@ def bin_index_at(v, first, top, closed, e, off, p, n_edges, uniform, scale):
     ``p`` is the pitch between a column's consecutive edges: 1, or the
     kernels' interleaved layouts (see :func:`slab_offsets`).
 
-    The kernels keep ``first``, ``top``, ``last`` and ``scale`` of their
+    The kernels keep ``first``, ``top``, ``closed`` and ``scale`` of their
     column in registers: read from shared memory they would be more loads
     per value, which the compiler cannot hoist past the histogram's atomics
     on the same buffer.
@@ -509,12 +513,16 @@ def moments_add(count, mean, m2, gn, gk, gs1, gs2, v, huge):
     return count, mean, m2, gn, gk, gs1, gs2
 
 
+# (see _launch.COLUMNS_MAX_REGISTERS)
+_COLUMNS_JIT = {} if SIMULATOR else {"max_registers": _launch.COLUMNS_MAX_REGISTERS}
+
+
 @cuda.jit(device=True, inline=True)
 def column_pass(
     x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, private, cells, pitch,
     hist, special, mins, maxs, blk_count, blk_mean, blk_m2,
 ):
-    """:func:`profile_kernel`'s and :func:`profile_global_kernel`'s body, ``private`` a constant in each."""
+    """:func:`profile_kernel`'s and :func:`profile_general_kernel`'s body (see :func:`row_pass`)."""
     c = cuda.blockIdx.x
     rb = cuda.blockIdx.y
     n_rb = cuda.gridDim.y
@@ -581,9 +589,9 @@ def column_pass(
                 cuda.atomic.add(special, (c, k - 1), i64[io + k * nt])
 
 
-@cuda.jit
+@cuda.jit(**_COLUMNS_JIT)
 def profile_kernel(
-    x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, cells, pitch,
+    x, edges, cmp_edges, n_edges, uniform, cells, pitch,
     hist, special, mins, maxs, blk_count, blk_mean, blk_m2,
 ):
     """Fused per-column profile of one chunk.
@@ -611,8 +619,8 @@ def profile_kernel(
     max`` (float64) and ``count, null, nan, +inf, -inf`` (int64) for the
     block reduction.
 
-    Atomics: int32 adds on the shared histogram (:func:`profile_global_kernel`:
-    global int64 adds on ``hist`` instead); then one int64 add per nonzero bin (its
+    Atomics: int32 adds on the shared histogram (:func:`profile_general_kernel`
+    without ``private``: global int64 adds on ``hist`` instead); then one int64 add per nonzero bin (its
     copies added first) and special count, one float64 min and max per
     block on ``mins`` / ``maxs``.
 
@@ -623,25 +631,27 @@ def profile_kernel(
     ``blk_m2[c, rb]`` (mean 0.0 for a block without finite values). A column
     with ``n_edges[c] == 0`` gets no histogram.
     """
+    # (x stands in for the null mask that has_mask False never reads)
     column_pass(
-        x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, True, cells, pitch, hist, special, mins, maxs,
+        x, x, False, edges, cmp_edges, n_edges, uniform, True, cells, pitch, hist, special, mins, maxs,
         blk_count, blk_mean, blk_m2,
     )
 
 
-@cuda.jit
-def profile_global_kernel(
-    x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, cells, pitch,
+@cuda.jit(**_COLUMNS_JIT)
+def profile_general_kernel(
+    x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, private, cells, pitch,
     hist, special, mins, maxs, blk_count, blk_mean, blk_m2,
 ):
-    """:func:`profile_kernel` with the histogram counted by global int64 atomics on ``hist`` instead of in shared
-    memory (which then holds only the block reduction's scratch): for edges too many to privatize
-    (:func:`launch_profile` chooses).
+    """:func:`profile_kernel` with a null mask and either way of counting the histogram: privatized in shared
+    memory (``private``), or by global int64 atomics on ``hist`` (shared memory then holds only the block
+    reduction's scratch), for edges too many to privatize. :func:`launch_profile` takes it for a launch with
+    a null mask or global histograms, the fast kernel for the others: see :func:`row_pass`.
 
-    A kernel of its own: see :func:`row_pass`.
+    ``null_mask`` is ``(rows, cols)`` bool, True where the value is null, read when ``has_mask``.
     """
     column_pass(
-        x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, False, cells, pitch, hist, special, mins, maxs,
+        x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, private, cells, pitch, hist, special, mins, maxs,
         blk_count, blk_mean, blk_m2,
     )
 
@@ -799,12 +809,15 @@ def row_pass(
     x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, private, cells, pitch,
     hist, special, mins, maxs, blk_count, blk_mean, blk_m2,
 ):
-    """:func:`profile_rows_kernel`'s and :func:`profile_rows_global_kernel`'s body, ``private`` a constant in each.
+    """:func:`profile_rows_kernel`'s and :func:`profile_rows_general_kernel`'s body.
 
-    Compiled with one way of counting, the read loop holds only that way's constants and pointers: with
-    both (``private`` a kernel argument) the global histogram's pointer and strides stayed live in the
-    privatized loop, which under the row kernel's register cap spilled them (ptxas 12.9, sm_90, float32
-    binning: 40 spill loads and stores in the loop, 17 with one way compiled).
+    The fast kernel passes ``has_mask`` False and ``private`` True as constants, so its read loop holds
+    only the privatized histogram's constants: with a mask and both ways of counting compiled in (kernel
+    arguments), the null mask's and the global histogram's pointers and strides stayed live in the loop,
+    and the row kernel's register cap spilled them (ptxas 12.9, sm_90, float32 binning, C-contiguous: 40
+    spill loads and stores in the loop, 22 without the global way, 3 without the mask either). The
+    library's own launches have neither (nulls are counted on the host); the general kernel keeps both
+    for the kernel API.
     """
     t = cuda.threadIdx.x
     nt = cuda.blockDim.x
@@ -869,7 +882,7 @@ def row_pass(
 
 @cuda.jit(**_ROWS_JIT)
 def profile_rows_kernel(
-    x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, cells, pitch,
+    x, edges, cmp_edges, n_edges, uniform, cells, pitch,
     hist, special, mins, maxs, blk_count, blk_mean, blk_m2,
 ):
     """Fused per-column profile of a row-major slab of ``S`` columns (``x.shape[1]``); same outputs as :func:`profile_kernel`.
@@ -896,30 +909,30 @@ def profile_rows_kernel(
     max`` (float64) and ``count, null, nan, +inf, -inf`` (int64), which
     thread ``c < S`` combines over the block's ``R`` threads of column ``c``.
 
-    Atomics: int32 adds on the shared histograms (:func:`profile_rows_global_kernel`:
-    global int64 adds on ``hist`` instead, and no histograms in shared memory); then one int64 add per nonzero bin (of
-    each copy) and
+    Atomics: int32 adds on the shared histograms (:func:`profile_rows_general_kernel`
+    without ``private``: global int64 adds on ``hist`` instead, and no histograms in
+    shared memory); then one int64 add per nonzero bin (of each copy) and
     special count, and one float64 min and max per column and block.
 
     Writes: as :func:`profile_kernel`, with ``blk_*[c, blockIdx.x]``.
     """
+    # (x stands in for the null mask that has_mask False never reads)
     row_pass(
-        x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, True, cells, pitch, hist, special, mins, maxs,
+        x, x, False, edges, cmp_edges, n_edges, uniform, True, cells, pitch, hist, special, mins, maxs,
         blk_count, blk_mean, blk_m2,
     )
 
 
 @cuda.jit(**_ROWS_JIT)
-def profile_rows_global_kernel(
-    x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, cells, pitch,
+def profile_rows_general_kernel(
+    x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, private, cells, pitch,
     hist, special, mins, maxs, blk_count, blk_mean, blk_m2,
 ):
-    """:func:`profile_rows_kernel` with the histograms counted by global int64 atomics on ``hist`` instead of in
-    shared memory (which then holds only the block reduction's scratch): for edges too many to privatize
-    (:func:`launch_profile` chooses). A kernel of its own: see :func:`row_pass`.
+    """:func:`profile_rows_kernel` with a null mask and either way of counting the histograms: as
+    :func:`profile_general_kernel` is to :func:`profile_kernel`.
     """
     row_pass(
-        x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, False, cells, pitch, hist, special, mins, maxs,
+        x, null_mask, has_mask, edges, cmp_edges, n_edges, uniform, private, cells, pitch, hist, special, mins, maxs,
         blk_count, blk_mean, blk_m2,
     )
 
@@ -1177,15 +1190,18 @@ def launch_profile(
         Same results either way.
     stream
         Numba stream to launch on (0: the default stream).
+
+    Returns
+    -------
+    int
+        The most rows one thread reads (0 without a launch): the length of
+        the longest run of moment sums (:data:`GROUP` 0), which bounds their
+        rounding (:func:`cudrift.kernels._host.moments_need_sorted`).
     """
     n_cols = x.shape[1]
     n_rb = blk_count.shape[1]
     if n_cols == 0 or n_rb == 0:
-        return
-    if x.shape[0] // n_rb >= _THREAD_ROWS:
-        # each thread reads at most ceil(rows / row blocks) rows, counted in 32 bits (read_column)
-        raise ValueError(f"{x.shape[0]} rows in {n_rb} row blocks: a thread would read 2**31 rows or more; "
-                         "launch more row blocks")
+        return 0
     nt = threads or _launch.threads_per_block()
     max_edges = edges.shape[1]
     has_mask = null_mask is not None
@@ -1198,6 +1214,7 @@ def launch_profile(
     if rows_layout(x):
         interleaved = interleave is None or bool(interleave)  # (None: the row kernel's default)
         slab, private, cells, pitch = _rows_plan(n_cols, max_edges, nt, privatize, eb, interleaved)
+        run = _thread_run(x.shape[0], n_rb, max(1, nt // slab))  # (the widest slab's threads read the most)
         for j0 in range(0, n_cols, slab):
             j1 = min(n_cols, j0 + slab)
             width = j1 - j0
@@ -1210,17 +1227,33 @@ def launch_profile(
                 return a if (j0 == 0 and j1 == n_cols) or a.size == 0 else a[j0:j1]
 
             # (column_range, not x[:, j0:j1]: Numba's slicing walks every row of a view that is not contiguous)
-            kernel = profile_rows_kernel if private else profile_rows_global_kernel
-            kernel[n_rb, block, stream, nbytes](
-                _launch.column_range(x, j0, j1), _launch.column_range(mask, j0, j1) if has_mask else mask, has_mask,
-                cut(edges), cut(cmp), cut(n_edges), cut(uniform), cells, pitch, cut(hist), cut(special),
-                cut(mins), cut(maxs), cut(blk_count), cut(blk_mean), cut(blk_m2),
-            )
-        return
+            view = _launch.column_range(x, j0, j1)
+            outs = (cut(hist), cut(special), cut(mins), cut(maxs), cut(blk_count), cut(blk_mean), cut(blk_m2))
+            if private and not has_mask:
+                profile_rows_kernel[n_rb, block, stream, nbytes](
+                    view, cut(edges), cut(cmp), cut(n_edges), cut(uniform), cells, pitch, *outs)
+            else:
+                profile_rows_general_kernel[n_rb, block, stream, nbytes](
+                    view, _launch.column_range(mask, j0, j1) if has_mask else mask, has_mask, cut(edges), cut(cmp),
+                    cut(n_edges), cut(uniform), private, cells, pitch, *outs)
+        return run
+    run = _thread_run(x.shape[0], n_rb, nt)
     private, cells, pitch = _columns_plan(max_edges, nt, privatize, eb, interleave is not None and bool(interleave))
     nbytes = profile_shared_bytes(max_edges, nt, private, cells, eb, pitch)
-    kernel = profile_kernel if private else profile_global_kernel
-    kernel[(n_cols, n_rb), nt, stream, nbytes](
-        x, mask, has_mask, edges, cmp, n_edges, uniform, cells, pitch, hist, special, mins, maxs, blk_count,
-        blk_mean, blk_m2,
-    )
+    outs = (hist, special, mins, maxs, blk_count, blk_mean, blk_m2)
+    if private and not has_mask:
+        profile_kernel[(n_cols, n_rb), nt, stream, nbytes](x, edges, cmp, n_edges, uniform, cells, pitch, *outs)
+    else:
+        profile_general_kernel[(n_cols, n_rb), nt, stream, nbytes](
+            x, mask, has_mask, edges, cmp, n_edges, uniform, private, cells, pitch, *outs)
+    return run
+
+
+def _thread_run(n_rows: int, row_blocks: int, per_step: int) -> int:
+    """The most rows one thread reads: ``ceil(rows / (row blocks * rows a block reads per step))``; refused
+    past what its 32-bit counts hold (:func:`read_column`)."""
+    run = -(-int(n_rows) // (int(row_blocks) * int(per_step)))
+    if run > _THREAD_ROWS:
+        raise ValueError(f"{n_rows} rows in {row_blocks} row blocks: a thread would read {run} rows, past the "
+                         f"{_THREAD_ROWS} its 32-bit counts hold; launch more row blocks")
+    return run

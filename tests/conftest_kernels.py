@@ -99,12 +99,13 @@ def run_profile(x, edge_list, uniform=None, null_mask=None, *, threads=None, row
     rb = row_blocks or _launch.row_blocks(n_rows, n_cols, nt, row_major=rows_layout(x))
     dev = {k: cuda.to_device(v) for k, v in profile_outputs(n_cols, edges.shape[1], rb, np.full).items()}
     mask = None if null_mask is None else cuda.to_device(null_mask) if device_mask is None else device_mask
-    launch_profile(
+    run = launch_profile(
         cuda.to_device(x) if device is None else device, cuda.to_device(edges), cuda.to_device(n_edges),
         cuda.to_device(uni),
         **dev, null_mask=mask, edges32=edges32, threads=nt, privatize=privatize, interleave=interleave,
     )
     res = {k: v.copy_to_host() for k, v in dev.items()}
+    res["run"] = run
     res["count"], res["mean"], res["m2"] = _host.merge_block_moments(res["blk_count"], res["blk_mean"], res["blk_m2"])
     if n_rows:  # the kernels' block means are relative to one of the first rows (moment_shift)
         res["mean"] = res["mean"] + _host.moment_shifts(x[:SHIFT_ROWS])

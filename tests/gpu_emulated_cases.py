@@ -92,6 +92,31 @@ def test_moments_from_an_origin_far_out_are_taken_again_from_the_sorted_values(r
     _assert_reports_match(rc, rg, rel=1e-6)
 
 
+def test_moments_of_discrete_values_behind_an_outlier_origin_hold_over_long_thread_runs(rng, monkeypatch):
+    """Discrete values (prices in steps of 0.1) behind a first row 85 standard deviations out, one thread
+    reading all 30,000 rows: the kernels' one run of sums per thread rounds the same few squares over and over
+    (M2 2e-9 to 4e-9 off, the contract is 1e-9), and the outlier is too close for the 100-deviation rule before;
+    the backend learns the run from launch_profile and takes these moments again from the sorted column
+    (_host.moments_need_sorted). M2 is checked against exact rational arithmetic, as well as the CPU's."""
+    from fractions import Fraction
+
+    from cudrift.kernels import _launch
+
+    monkeypatch.setattr(_launch, "threads_per_block", lambda: 1)
+    monkeypatch.setattr(_launch, "row_blocks", lambda *a, **k: 1)
+    n = 30_000
+    x = 20.0 + 0.1 * rng.integers(0, 3, size=n)
+    x[0] = 27.0  # 85 standard deviations above the mean
+    exact = [Fraction(float(v)) for v in x]
+    mean = sum(exact) / n
+    m2 = float(sum((v - mean) ** 2 for v in exact))
+    for data in ({"price": x}, {"price": cupy.asarray(x)}):
+        col = cudrift.profile(data, config=CFG, backend="gpu").columns["price"]
+        assert col.moments.m2 == pytest.approx(m2, rel=1e-9, abs=0)
+    _assert_profiles_match(cudrift.profile({"price": x}, config=CFG, backend="cpu"),
+                           cudrift.profile({"price": x}, config=CFG, backend="gpu"))
+
+
 def test_columns_past_1e154_profile_and_compare_as_on_the_cpu(rng):
     """Values whose squares overflow (1e160, a DBL_MAX sentinel): the far-origin check must not raise
     (Python floats raise OverflowError on ** past 1e154) and the GPU gives the CPU's profile and report."""

@@ -131,7 +131,8 @@ def test_non_uniform_edges_flagged_uniform_still_exact():
 
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_global_histogram_path(order):
-    """Both mappings' global-atomics kernels (profile_rows_global_kernel, profile_global_kernel), with nulls."""
+    """Both mappings' general kernels (profile_rows_general_kernel, profile_general_kernel): global atomics and a
+    null mask."""
     rng = np.random.default_rng(15)
     x = np.asarray(rng.normal(size=(60, 2)), order=order)
     x[::7, 1] = np.nan
@@ -145,16 +146,19 @@ def test_global_histogram_path(order):
     assert private["hist"].tolist() == shared["hist"].tolist()
 
 
-def test_a_launch_whose_threads_would_count_past_int32_is_refused():
-    """Each thread counts its rows in 32 bits: a grid that would give one thread 2**31 rows is refused by name."""
-    from cudrift.kernels.profile import launch_profile
+def test_launches_report_the_longest_thread_run_and_refuse_one_past_int32():
+    """launch_profile returns the most rows one thread reads (what bounds the moments' rounding, see
+    _host.moments_need_sorted); each thread counts its rows in 32 bits, so a grid that would give one thread
+    2**31 rows is refused by name."""
+    from cudrift.kernels.profile import _thread_run
 
-    class Rows:  # only the shape is read before the check
-        shape = (2**31, 2)
-
-    blk = np.zeros((2, 1))
-    with pytest.raises(ValueError, match=r"2147483648 rows in 1 row blocks"):
-        launch_profile(Rows(), None, None, None, None, None, None, None, blk, blk, blk)
+    x = np.random.default_rng(3).normal(size=(100, 2))
+    # column kernel: 2 row blocks of 32 threads read 64 rows a step; row kernel: 16 rows of 2 columns a step
+    assert check_profile(np.asfortranarray(x), [None, None], threads=32, row_blocks=2)["run"] == 2
+    assert check_profile(x, [None, None], threads=32, row_blocks=2)["run"] == 4
+    assert _thread_run(2**31 - 1, 1, 1) == 2**31 - 1
+    with pytest.raises(ValueError, match=r"2147483648 rows in 1 row blocks: a thread would read 2147483648 rows"):
+        _thread_run(2**31, 1, 1)
 
 
 def test_too_many_edges_for_shared_memory_falls_back():

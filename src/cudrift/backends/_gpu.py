@@ -415,7 +415,7 @@ def _launch_group(dev: _Device, x2d: cupy.ndarray, jobs: list[_Job], *, hist_onl
     out = profile_outputs(n_cols, edges.shape[1], rb, cupy.full)
     # float32 values are binned against float32 edges (exact, see float32_edges)
     edges32 = _arg(cupy.asarray(_host.float32_edges(edges))) if x2d.dtype == np.float32 else None
-    launch_profile(
+    run = launch_profile(
         _arg(x2d), _arg(cupy.asarray(edges)), _arg(cupy.asarray(n_edges)), _arg(cupy.asarray(uniform)),
         **{k: _arg(v) for k, v in out.items()}, edges32=edges32, threads=nt, stream=dev.nstream,
     )
@@ -436,7 +436,7 @@ def _launch_group(dev: _Device, x2d: cupy.ndarray, jobs: list[_Job], *, hist_onl
             _SORT_KEY(j.x, s)
             s.sort()  # 1-D: CUB radix sort, NaN (now all positive) after +inf
             j.sorted = s
-    return {"out": out, "jobs": jobs, "n_edges": n_edges, "flat": flat, "first": first}
+    return {"out": out, "jobs": jobs, "n_edges": n_edges, "flat": flat, "first": first, "run": run}
 
 
 def _finish_group(dev: _Device, launched: dict, cands: _Candidates, internal: dict | None) -> None:
@@ -454,7 +454,7 @@ def _finish_group(dev: _Device, launched: dict, cands: _Candidates, internal: di
         c = int(count[i])
         ne = int(launched["n_edges"][i])
         fs = job.sorted[neginf : neginf + c]
-        if c and _far_origin(float(mean[i]), float(shifts[i]), float(m2[i]), c):
+        if _host.moments_need_sorted(float(mean[i]), float(shifts[i]), float(m2[i]), c, launched["run"]):
             mean[i], m2[i] = _moments.sorted_moments(fs, cupy)  # from the median, as the CPU takes them
         summary = summaries[i]
         gh.absorb_numeric(col, gh.NumericParts(
@@ -467,23 +467,6 @@ def _finish_group(dev: _Device, launched: dict, cands: _Candidates, internal: di
         elif internal is not None and col.histogram is None and c:
             internal.setdefault(job.name, []).append(fs)
         job.sorted = None
-
-
-def _far_origin(mean: float, shift: float, m2: float, count: int) -> bool:
-    """Whether the kernels' moments of a column were accumulated from an origin far out in its spread.
-
-    The kernels take their origin from the column's first usable value among
-    its first rows (``moment_shift``); where there is none (the rows are NaN
-    or infinite: a lag feature, a sensor that starts late) it is 0, and a
-    first value can be an outlier. The moments' relative error grows as
-    ``eps * (mean - origin)**2 / variance``: 1e12 + N(0, 1) behind 8 NaN had
-    M2 1e-5 off (the contract is 1e-9). Past 100 standard deviations, the
-    caller takes the moments again from the column's sorted values, from the
-    median, as the CPU path does (``Moments``' own ``sorted_moments``, on the
-    device: two reductions and a read-back, only for such columns).
-    """
-    # (compared without squaring: Python floats raise OverflowError past 1e154, and inf <= inf holds)
-    return not abs(mean - shift) <= 100.0 * math.sqrt(m2 / count) if m2 >= 0 else True
 
 
 def _summaries(flat, jobs: list[_Job], count: np.ndarray, neginf: np.ndarray, ops: _Ops) -> list:
