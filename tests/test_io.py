@@ -350,12 +350,20 @@ def test_csv_decimal_commas_are_refused_unless_a_decimal_mark_is_chosen(tmp_path
     assert [c.family for c in src.columns] == ["float", "integer", "string", "string"]
     assert _table_of(src)["x"] == [1.5, -0.25, 2.0]
     assert [c.family for c in csv_source(path, decimal=".").columns] == ["string", "integer", "string", "string"]
-    # with ',' as delimiter a decimal comma is quoted, and may be a thousands separator: refused, saying both
-    path.write_text('x,n\n"1,5",2\n"2,5",3\n')
-    with pytest.raises(SchemaError, match=r"column 'x' .* holds numbers written with a comma \('1,5'\): decimal "
-                                          r"commas are read as numbers with --decimal , .*thousands separators"):
-        csv_source(path)
-    assert _table_of(csv_source(path, decimal=","))["x"] == [1.5, 2.5]
-    assert [c.family for c in csv_source(path, decimal=".").columns] == ["string", "integer"]
+    # with --decimal , a column of decimal points would be text: refused the same way
+    path.write_text("x;y\n1,5;2.5\n2;3.25\n")
+    with pytest.raises(SchemaError, match=r"column 'y' .* holds numbers written with a decimal point \('2.5'\): "
+                                          r"--decimal , \(decimal=','\) does not read them"):
+        csv_source(path, decimal=",")
+    # with ',' as delimiter: thousands separators (nothing reads them) are refused; a quoted "1,5" may be
+    # comma-joined labels as well as a decimal comma, and stays text
+    for amount in ('"1,234"', '"12,345,678"', '"1,234.50"'):
+        path.write_text(f'x,amount,labels\n2.5,{amount},"0,1"\n3.25,17,"1,2"\n')
+        shown = amount.strip('"').replace(".", "[.]")
+        with pytest.raises(SchemaError, match=rf"column 'amount' .* holds numbers written with thousands "
+                                              rf"separators \('{shown}'\): they are not read as numbers"):
+            csv_source(path)
+        src = csv_source(path, decimal=".")
+        assert [c.family for c in src.columns] == ["float", "string", "string"], amount
     with pytest.raises(ValueError, match=r"Invalid value for decimal: ';'"):
         csv_source(path, decimal=";")

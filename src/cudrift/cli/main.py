@@ -185,8 +185,9 @@ def _csv_options(p: argparse.ArgumentParser) -> None:
                    help="field delimiter of CSV inputs: one character, or 'tab' (default: ',', or ';', tab or '|' "
                         "when the header and first rows split into the same columns under it only)")
     p.add_argument("--decimal", choices=[".", ","], metavar="MARK",
-                   help="decimal mark of numbers in CSV inputs, '.' or ',' (default '.'; in a file not delimited "
-                        "by ',', a column of numbers written with a decimal comma is an error until one is chosen)")
+                   help="decimal mark of numbers in CSV inputs, '.' or ',' (default '.'; a column of numbers that "
+                        "the reading would leave as text, such as decimal commas in a ';' file or thousands "
+                        "separators in a ',' file, is an error until one is chosen; '.' keeps such columns as text)")
 
 
 def build_parser() -> argparse.ArgumentParser:

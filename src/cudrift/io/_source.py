@@ -316,6 +316,10 @@ _SNIFF_BYTES = 1 << 16
 _SNIFF_ROWS = 100
 #: a number written with a decimal comma, as Arrow reads it with ``decimal_point=","`` ("1,5", "-,5", "2,5e3")
 _DECIMAL_COMMA = r"^\s*[+-]?([0-9]+,[0-9]*|,[0-9]+)([eE][+-]?[0-9]+)?\s*$"
+#: a number written with a decimal point (what ``decimal_point=","`` leaves as text)
+_DECIMAL_POINT = r"^\s*[+-]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
+#: a number with thousands separators ("1,234", "12,345,678", "1,234.50")
+_THOUSANDS = r"^\s*[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?\s*$"
 _INTEGER = r"^\s*[+-]?[0-9]+\s*$"
 
 
@@ -372,27 +376,40 @@ def sniff_delimiter(path: str | os.PathLike) -> str:
     return found[0] if found else ","
 
 
-def _refuse_decimal_commas(origin: str, delimiter: str) -> Callable[[str, pa.ChunkedArray], None]:
-    """A check that refuses a text column of numbers written with a comma (``1,5``): read as text, such a
-    column would be profiled as categories, a wrong answer rather than an error.
+def _refuse_misread_numbers(origin: str, delimiter: str, decimal: str | None
+                            ) -> Callable[[str, pa.ChunkedArray], None] | None:
+    """A check that refuses a text column whose values are all numbers in a notation the reading left as text:
+    profiled as categories, such a column would be a wrong answer rather than an error.
 
-    In a file delimited by ``","`` such values are quoted (``"1,5"``), and a comma there may as well be a
-    thousands separator (``"1,234"``): the message then says both.
+    - no ``decimal`` given, a file delimited by another character than ``","``: numbers with a decimal comma
+      (``1,5``), which ``--decimal ,`` reads;
+    - no ``decimal`` given, a ``","`` file: numbers with thousands separators (``"1,234"``, ``"1,234.50"``), which
+      nothing reads as numbers (and ``--decimal ,`` would misread, and turn the file's dot-decimal columns to
+      text); a quoted ``"1,5"`` there is left as text (comma-joined labels look the same);
+    - ``decimal=","``: numbers with a decimal point (``2.5``), which that reading leaves as text.
+
+    None where nothing needs checking (``decimal="."``).
     """
     import pyarrow.compute as pc
 
+    if decimal == ".":
+        return None
+    if decimal == ",":
+        pattern, what, advice = _DECIMAL_POINT, "a decimal point", "--decimal , (decimal=',') does not read them"
+    elif delimiter == ",":
+        pattern, what = _THOUSANDS, "thousands separators"
+        advice = "they are not read as numbers: remove the separators, or keep the column as text with --decimal ."
+    else:
+        pattern, what = _DECIMAL_COMMA, "a decimal comma"
+        advice = "read them as numbers with --decimal , (or as text with --decimal .)"
+
     def check(name: str, values: pa.ChunkedArray) -> None:
         values = values.drop_null()
-        comma = pc.match_substring_regex(values, _DECIMAL_COMMA)
-        if not pc.any(comma).as_py() or not pc.all(pc.or_(comma, pc.match_substring_regex(values, _INTEGER))).as_py():
+        hit = pc.match_substring_regex(values, pattern)
+        if not pc.any(hit).as_py() or not pc.all(pc.or_(hit, pc.match_substring_regex(values, _INTEGER))).as_py():
             return
-        example = values.filter(comma)[0].as_py()
-        if delimiter == ",":
-            raise SchemaError(f"column {name!r} of {origin} holds numbers written with a comma ({example!r}): "
-                              "decimal commas are read as numbers with --decimal , (decimal=','), thousands "
-                              "separators are not read (remove them); --decimal . keeps the column as text")
-        raise SchemaError(f"column {name!r} of {origin} holds numbers written with a decimal comma ({example!r}): "
-                          "read them as numbers with --decimal , (or as text with --decimal .)")
+        example = values.filter(hit)[0].as_py()
+        raise SchemaError(f"column {name!r} of {origin} holds numbers written with {what} ({example!r}): {advice}")
 
     return check
 
@@ -413,9 +430,11 @@ def csv_source(path: str | os.PathLike, errors: str = "raise", delimiter: str | 
     delimiter
         The field delimiter (pandas' ``sep``); None: found by :func:`sniff_delimiter`.
     decimal
-        The decimal mark of numbers, ``"."`` or ``","``. None: ``"."``, and a column whose values are all
-        numbers, some written with a comma (unquoted in a ``;`` or tab file, quoted in a ``,`` one), is
-        refused (an ``invalid`` column with ``errors="report"``) rather than read as text.
+        The decimal mark of numbers, ``"."`` or ``","``. None: ``"."``. A column whose values are all numbers,
+        some in a notation the reading leaves as text, is refused (an ``invalid`` column with
+        ``errors="report"``) rather than profiled as categories: without ``decimal``, decimal commas in a file
+        not delimited by ``","`` and thousands separators in one that is; with ``","``, decimal points
+        (:func:`_refuse_misread_numbers`). ``"."`` checks nothing.
     """
     import pyarrow.csv as pacsv
 
@@ -441,8 +460,7 @@ def csv_source(path: str | os.PathLike, errors: str = "raise", delimiter: str | 
     if table.num_rows == 0:
         raise EmptyInputError(f"{path} has no rows")
     origin = f"CSV file {path}"
-    # with ";" or a tab the comma is the usual decimal mark; with "," such numbers are quoted
-    check = _refuse_decimal_commas(origin, sep) if decimal is None else None
+    check = _refuse_misread_numbers(origin, sep, decimal)
     return _arrow_table_source(table, None, origin, errors, check_text=check)
 
 
