@@ -30,6 +30,7 @@ __all__ = [
     "shared_per_sm",
     "resident_blocks",
     "ROWS_MAX_REGISTERS",
+    "COLUMNS_MAX_REGISTERS",
     "MAX_GRID_Y",
 ]
 

@@ -30,9 +30,11 @@ mapping reads the window at 83% of the copy rate; ``benchmarks/RESULTS.md``).
 Each mapping has two kernels with one body (:func:`row_pass`,
 :func:`column_pass`): a fast one, histograms privatized in shared memory
 and no null mask (:func:`profile_rows_kernel`, :func:`profile_kernel`:
-every launch the library makes), and a general one that also takes a null
-mask and counts histograms by global atomics where the edges are too many
-for shared memory (:func:`profile_rows_general_kernel`,
+every launch the library makes, as nulls are counted on the host and
+``pack_edges`` gives every launch at least one edge column to privatize),
+and a general one that also takes a null mask and counts histograms by
+global atomics where the edges are too many for shared memory (or there is
+no edge column at all) (:func:`profile_rows_general_kernel`,
 :func:`profile_general_kernel`); compiled apart, so that the general one's
 pointers are not live in the fast one's read loop.
 """
@@ -1135,7 +1137,7 @@ def launch_profile(
     privatize: bool | None = None,
     interleave: bool | None = None,
     stream=0,
-) -> None:
+) -> int:
     """Profile a (rows x columns) chunk into caller-allocated device outputs; asynchronous.
 
     Parameters
