@@ -36,7 +36,9 @@ still leaves what it measured):
 
    - fused profile pass (the kernel alone on row- and column-major data, with
      equal-mass, uniform and no histogram edges, and ``cudrift.profile`` of
-     the device window end to end) on up to 1e8 x 32 float32,
+     the device window end to end) on up to 1e8 x 32 float32, and the column
+     kernel on a float64 column-major window under its register cap and
+     uncapped (A/B),
    - categorical counts (int32 codes, 1,000 categories),
    - per-column sort and quantile summary, and one 1-D radix sort per column,
    - exact KS on all columns from the sorted columns (one batched launch
@@ -44,7 +46,7 @@ still leaves what it measured):
      launch per column; and one batched launch of all five rank statistics),
    - MMD, 20,000 points per side, 100 permutations,
    - ``DriftDetector.compare`` at 1e7 x 64 (device window; host window column-major and C-ordered),
-     with a cProfile of each written to ``$OUT/compare_*.prof.txt``; its NumPy path is also timed once
+     with a cProfile of each written to ``$OUT/compare_*.prof.txt``; its NumPy path is also timed
      at that full size when the deadline leaves room, and the target is then judged on that time (the
      scaled figure stays in the row as ``gpu_vs_cpu_scaled``);
 
@@ -385,7 +387,10 @@ def bench_profile(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
     import cudrift
     from cudrift.backends import _gpu
     from cudrift.backends import _gpu_host as gh
+    from numba import cuda
+
     from cudrift.kernels import _launch
+    from cudrift.kernels import profile as kp
     from cudrift.kernels._host import float32_edges
     from cudrift.kernels.profile import launch_profile, profile_outputs
     from cudrift.sketches.histogram import equal_mass_edges
@@ -409,7 +414,7 @@ def bench_profile(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
 
     def kernel(data, row_major, dev, f32=True, interleave=None):
         n = data.shape[1]
-        rb = _launch.row_blocks(rows, n, nt, row_major=row_major)
+        rb = _launch.row_blocks(data.shape[0], n, nt, row_major=row_major)
         out = profile_outputs(n, dev[0].shape[1], rb, cupy.full)
         # the default stream, where _gpu_timed records its events
         launch_profile(*(_gpu._arg(a) for a in (data, *dev[:3])), **{k: _gpu._arg(v) for k, v in out.items()},
@@ -433,40 +438,33 @@ def bench_profile(rep: Report, cupy, p: dict, copy_gbs: float | None) -> None:
                        target=f">= {TARGET_PROFILE_FRACTION:.0%} of the copy rate",
                        met=bool(copy_gbs is not None and nbytes / t / 1e9 >= TARGET_PROFILE_FRACTION * copy_gbs),
                        **(cpu if row_major else {})))
-        if not row_major:
-            # A/B in this process: the column kernel with 32 per-lane copies of its column's shared data (no
-            # bank conflicts; the eighth session's default, 1-1.5% slower on an H200) against the one copy per
-            # block above (the default again), its histogram checked equal
-            now = cupy.asnumpy(kernel(data, False, dev)["hist"])
-            same = bool((cupy.asnumpy(kernel(data, False, dev, interleave=True)["hist"]) == now).all())
-            t = _gpu_timed(cupy, lambda: kernel(data, False, dev, interleave=True), repeat=3)
-            rep.bench(_row("fused pass, column-major f32, 32 per-lane copies (A/B)", f"{rows:,} x {cols}", t,
-                           bytes_read=nbytes, copy_gbs=copy_gbs,
-                           note=f"histogram {'equal to' if same else 'DIFFERENT FROM'} the one-copy pass's"))
     del xf  # (the loop left `data` on the row-major window)
-    # A/B in this process: the row-major pass as it was before a change, its histogram checked against the
-    # current pass's (computed once)
+    # (Retired on 2026-11-27, answered by the eleventh session's card run: float32 against float64 binning, 1.49x;
+    # the interleaved slab layouts against column after column, 5% at 32 columns, none at 8; the column
+    # kernel's 32 per-lane copies, 1-1.5% slower. RESULTS.md has the figures.)
+    # A/B in this process: the column kernel under its register cap (the library's, COLUMNS_MAX_REGISTERS,
+    # since 2026-11-27) and uncapped, on a float64 column-major window (pandas' dtype; host windows are staged
+    # column-major): ptxas fits the float32 build in 62 registers with no spill, but the float64 one spills at
+    # the cap (109 registers uncapped), untimed until this row; histograms checked equal
+    x64 = cupy.asfortranarray(x[: rows // 2].astype(np.float64))
     dev = edge_sets["equal-mass"]
-    now = cupy.asnumpy(kernel(x, True, dev)["hist"])
-    for name, what, before in (
-        # float32 values binned against the float64 edges (the kernels' only way before float32_edges)
-        ("fused pass, row-major float32, float64 bins (before)", "float32-binned", {"f32": False}),
-        # the slab's shared edges, histograms and cell tables column after column (bank conflicts)
-        ("fused pass, row-major f32, slab data column-wise (before)", "interleaved", {"interleave": False}),
-    ):
-        same = bool((cupy.asnumpy(kernel(x, True, dev, **before)["hist"]) == now).all())
-        t = _gpu_timed(cupy, lambda: kernel(x, True, dev, **before), repeat=3)
-        rep.bench(_row(name, f"{rows:,} x {cols}", t, bytes_read=nbytes, copy_gbs=copy_gbs,
-                       note=f"histogram {'equal to' if same else 'DIFFERENT FROM'} the {what} pass's"))
-    # the same A/B on a narrow slab: 8 of the columns (a 32-byte sector of each row), where the interleaved
-    # layout holds four copies of the slab's data so that a warp's four rows use different banks
-    k = min(8, cols)  # (the emulated check's tiny window has fewer)
-    narrow, dev8 = x[:, :k], [a[:k] for a in dev]
-    for interleave, label in ((True, "interleaved"), (False, "column-wise (before)")):
-        kernel(narrow, True, dev8, interleave=interleave)
-        t = _gpu_timed(cupy, lambda: kernel(narrow, True, dev8, interleave=interleave), repeat=3)
-        rep.bench(_row(f"fused pass, 8 row-major f32 columns, {label}", f"{rows:,} x {k} of {cols}", t,
-                       bytes_read=rows * k * 4, copy_gbs=copy_gbs))
+    nbytes64 = x64.shape[0] * cols * 8
+    capped = kp.profile_kernel
+    times = {}
+    hists = {}
+    for label, compiled in (("capped at 64 (library)", capped), ("uncapped (A/B)", cuda.jit(capped.py_func))):
+        kp.profile_kernel = compiled
+        try:
+            hists[label] = cupy.asnumpy(kernel(x64, False, dev, f32=False)["hist"])
+            times[label] = _gpu_timed(cupy, lambda: kernel(x64, False, dev, f32=False), repeat=3)
+        finally:
+            kp.profile_kernel = capped
+    same = all((h == hists["capped at 64 (library)"]).all() for h in hists.values())
+    for label, t in times.items():
+        rep.bench(_row(f"fused pass, column-major float64, column kernel {label}", f"{x64.shape[0]:,} x {cols}", t,
+                       bytes_read=nbytes64, copy_gbs=copy_gbs,
+                       note=f"histogram {'equal' if same else 'DIFFERENT'} between the two"))
+    del x64
     # The same pass over uniform edges (the closed-form bin) and with no histogram: where the time goes.
     for label in ("uniform edges", "no histogram"):
         dev = edge_sets[label]
