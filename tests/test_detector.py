@@ -825,3 +825,58 @@ def test_integers_as_a_pandas_categorical_follow_a_numerical_reference(rng):
     f = DriftDetector(ref).compare(cur)["k"]
     want = st.ks_2samp(ref["k"], cur["k"].astype(int))
     assert f.status == "ok" and f.test == "ks" and f.pvalue == pytest.approx(want.pvalue, rel=1e-9)
+
+
+def test_exact_always_keeps_a_current_window_larger_than_the_budget_exact(rng):
+    """exact='always': a current window whose sorted columns pass memory_budget is still compared exactly (it
+    was compared from its sketches, Mann-Whitney's U on the 10,000-point sample half the true value)."""
+    ref, cur = rng.normal(size=1000), rng.normal(0.1, 1.0, size=20_000)
+    det = DriftDetector({"x": ref}, policy="mannwhitneyu", exact="always", memory_budget=10_000, backend="cpu")
+    rep = det.compare({"x": cur})
+    f, want = rep["x"], st.mannwhitneyu(ref, cur)
+    assert rep.exact and f.statistic_error == 0.0 and f.n_current == 20_000
+    assert f.statistic == pytest.approx(want.statistic, rel=1e-12) and f.pvalue == pytest.approx(want.pvalue,
+                                                                                                rel=1e-9)
+    # "auto" keeps to the budget: the same window from its sketches, saying so
+    auto = DriftDetector({"x": ref}, policy="mannwhitneyu", memory_budget=10_000, backend="cpu").compare({"x": cur})
+    assert not auto.exact
+
+
+def test_columns_select_a_reference_profile_and_leave_the_others_unreported(rng):
+    """columns= picks the compared columns of a reference Profile as of reference data; the other columns of a
+    window are the user's choice, not 'extra'; config= does not apply to a Profile and says so."""
+    data = pd.DataFrame({"a": rng.normal(size=300), "s": rng.choice(list("ab"), 300), "z": rng.normal(size=300)})
+    prof = cudrift.profile(data, backend="cpu")
+    for ref in (data, prof):
+        det = DriftDetector(ref, columns=["a", "s"], backend="cpu")
+        assert det.reference.names == ["a", "s"]
+        rep = det.compare(data)
+        assert [f.column for f in rep] == ["a", "s"] and rep.n_tested == 2
+        assert not [f for f in rep.findings if f.check == "extra_column"], rep.findings
+    with pytest.raises(SchemaError, match=r"columns \['q'\] not found in the reference profile"):
+        DriftDetector(prof, columns=["a", "q"], backend="cpu")
+    with pytest.raises(ValueError, match="config applies when profiling data; this reference is a Profile"):
+        DriftDetector(prof, config=cudrift.ProfileConfig(n_bins=5), backend="cpu")
+    # without columns=, a column the reference lacks is still reported
+    rep = DriftDetector(data[["a", "s"]], backend="cpu").compare(data)
+    assert [f.column for f in rep.findings if f.check == "extra_column"] == ["z"]
+
+
+def test_object_matrices_and_sparse_columns_are_read_or_refused_by_name(rng):
+    """A 2-D object array is checked column by column as a dict's columns are (it was refused as having "no
+    rows"); a pandas Sparse column is read as its dense values (it was refused as mixing one type)."""
+    x = rng.normal(size=(300, 2))
+    det = DriftDetector(x, columns=["a", "b"], backend="cpu")
+    with pytest.raises(EmptyInputError, match=r"no columns to profile in the 2-D array; unreadable: .*column 'a' "
+                                              r"has dtype object holding floats; cast it to a float dtype"):
+        det.compare(x.astype(object), columns=["a", "b"])
+    mixed = np.empty((300, 2), dtype=object)
+    mixed[:, 0], mixed[:, 1] = x[:, 0], np.where(x[:, 1] > 0, "up", "down")
+    rep = DriftDetector({"a": x[:, 0], "b": mixed[:, 1]}, backend="cpu").compare(mixed, columns=["a", "b"])
+    assert rep["a"].status == "error" and rep["b"].status == "ok"
+    dense = x[:, 0].copy()
+    dense[::3] = 0.0
+    df = pd.DataFrame({"f": pd.arrays.SparseArray(dense)})
+    prof = cudrift.profile(df, backend="cpu")
+    assert prof.kinds == {"f": "numerical"}
+    assert prof.columns["f"].moments.mean == pytest.approx(dense.mean(), rel=1e-12)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -59,16 +60,22 @@ class DriftDetector:
         The dataset drifts when at least this share of tested columns drifted.
     exact
         ``"auto"``: keep the numeric reference columns sorted while they fit
-        ``memory_budget`` and compute rank tests exactly; ``"always"``: the
-        same, raising if they do not fit; ``"never"``: always use sketches
-        (results carry ``statistic_error``).
+        ``memory_budget`` and compute rank tests exactly (a current window
+        whose numeric columns do not fit it either is compared from its
+        sketches); ``"always"``: the same, raising if the reference does not
+        fit, and keeping every current window sorted whatever its size;
+        ``"never"``: always use sketches (results carry ``statistic_error``).
     backend
         ``"auto"``, ``"cpu"`` or ``"gpu"``.
     schema, config, columns
-        Passed to :func:`cudrift.profile` for the reference.
+        Passed to :func:`cudrift.profile` for the reference. ``columns``
+        selects columns of a reference Profile too (``config`` does not
+        apply to one: its settings are fixed); the other columns of the
+        data are the user's choice, not reported as extra in a current window.
     memory_budget
         Bytes the sorted numeric reference may hold, at 8 bytes per value
-        (it is kept as float64; default 1 GiB).
+        (it is kept as float64; default 1 GiB); and the sorted numeric
+        columns of a current window, except with ``exact="always"``.
     null_share_tolerance
         A change of the null share larger than this (absolute) is reported.
     workers
@@ -132,11 +139,16 @@ class DriftDetector:
         self._ref_sorted: dict[str, np.ndarray] = {}
         # columns the user left out of the reference: not "extra" in a current window
         self._ignored = frozenset(schema.ignore) if schema is not None else frozenset()
+        # with columns=, the user chose which columns to compare: the others are not "extra" either
+        self._chosen = columns is not None
 
         if isinstance(reference, Profile):
             if exact == "always":
                 raise ValueError("exact='always' needs reference data, not a Profile")
-            self.reference = _without(reference, self._ignored, schema)
+            if config is not None:
+                raise ValueError("config applies when profiling data; this reference is a Profile whose settings "
+                                 f"are fixed ({reference.config}): profile the reference with that config instead")
+            self.reference = _without(_select_columns(reference, columns), self._ignored, schema)
         else:
             src = _as_source(reference, self.backend, columns=columns,
                              batch_rows=(config or ProfileConfig()).batch_rows, errors="report")
@@ -218,7 +230,11 @@ class DriftDetector:
 
         ``current`` is data (any input :func:`cudrift.profile` accepts) or a
         :class:`Profile` made with ``like=`` the reference (merged windows,
-        shards and streams are compared the same way).
+        shards and streams are compared the same way). ``columns`` names a
+        2-D array's columns, or the columns of ``current`` to read; a
+        reference column it leaves out is reported as missing from the
+        window (to compare some columns only, give ``columns=`` to the
+        detector).
         """
         ref = self.reference
         cur_sorted: dict[str, np.ndarray] = {}
@@ -240,9 +256,11 @@ class DriftDetector:
             # The current window is sorted once, by the profile pass itself; columns the reference
             # lacks are not profiled (they are not tested).
             others = [n for n in src.names if n not in ref.columns]
+            # exact="always" keeps the window sorted whatever its size: the user asked for exact tests
+            budget = (sys.maxsize if self.exact == "always" else self.memory_budget) if self._ref_sorted else 0
             cur, cur_sorted = profile_keeping_sorted(
                 src, like=ref, backend=self.backend, errors="report", schema=Schema(ignore=others),
-                keep_sorted_budget=self.memory_budget if self._ref_sorted else 0,
+                keep_sorted_budget=budget,
             )
             cur_names = src.names
         if cur.n_rows == 0:
@@ -251,7 +269,8 @@ class DriftDetector:
         findings: list[Finding] = []
         bad = {n: e for n, e in cur.errors.items() if n in ref.columns}
         missing = [n for n in ref.columns if n not in cur.columns and n not in bad]
-        extra = [n for n in cur_names if n not in ref.columns and n not in ref.errors and n not in self._ignored]
+        extra = [] if self._chosen else [n for n in cur_names
+                                         if n not in ref.columns and n not in ref.errors and n not in self._ignored]
         for n, err in ref.errors.items():
             findings.append(Finding("bad_column", n, f"column {n!r} of the reference could not be read: {err}"))
         for n, err in bad.items():
@@ -523,6 +542,22 @@ def _n_valid(col: Any) -> int:
     if isinstance(col, NumericColumnProfile):
         return int(col.moments.count)
     return int(col.count - col.null_count)
+
+
+def _select_columns(reference: Profile, columns: Sequence[str] | None) -> Profile:
+    """The columns ``columns`` of a reference profile, in that order (all of them for None)."""
+    if columns is None:
+        return reference
+    names = [str(c) for c in columns]
+    unknown = [n for n in names if n not in reference.columns and n not in reference.errors]
+    if unknown:
+        raise SchemaError(f"columns {unknown} not found in the reference profile; it has {reference.names}")
+    keep = [n for n in names if n in reference.columns]
+    if not keep:
+        raise EmptyInputError(f"columns= {names} names no readable column of the reference profile")
+    return Profile({n: reference.columns[n] for n in keep}, {n: reference.kinds[n] for n in keep},
+                   {n: reference.dtypes[n] for n in keep}, reference.n_rows, reference.config,
+                   {n: e for n, e in reference.errors.items() if n in names})
 
 
 def _without(reference: Profile, ignored: frozenset, schema: Schema | None) -> Profile:

@@ -470,8 +470,13 @@ def _pandas_source(df: Any, columns: Sequence[str] | None, errors: str) -> Table
     by_name = {str(c): c for c in df.columns}
     plain: dict[str, bool] = {}
 
-    def info(n: str) -> ColumnInfo:
+    def column(n: str) -> Any:
         s = df[by_name[n]]
+        # a sparse column (pd.arrays.SparseArray) is read as its dense values: Arrow takes no sparse arrays
+        return s.sparse.to_dense() if getattr(s.dtype, "name", "").startswith("Sparse[") else s
+
+    def info(n: str) -> ColumnInfo:
+        s = column(n)
         dt = s.dtype
         np_dt = dt if isinstance(dt, np.dtype) else None
         if np_dt is not None and np_dt.kind in "fiub":
@@ -488,7 +493,7 @@ def _pandas_source(df: Any, columns: Sequence[str] | None, errors: str) -> Table
     infos = _collect(names, info, errors)
 
     def load(n: str) -> ColumnData:
-        s = df[by_name[n]]
+        s = column(n)
         if plain[n]:
             return _column_from_numpy(n, s.to_numpy())
         return _column_from_arrow(n, _pandas_to_arrow(n, s))
@@ -514,10 +519,11 @@ def _pandas_to_arrow(name: str, s: Any) -> pa.Array:
     return arr
 
 
-def _dict_source(data: Mapping[str, Any], columns: Sequence[str] | None, errors: str) -> TableSource:
+def _dict_source(data: Mapping[str, Any], columns: Sequence[str] | None, errors: str,
+                 origin: str = "the dict of arrays") -> TableSource:
     keys = [str(k) for k in data.keys()]
-    _check_unique(keys, "the dict of arrays")  # keys 1 and "1" are one name
-    names = _select(keys, columns, "the dict of arrays")
+    _check_unique(keys, origin)  # keys 1 and "1" are one name
+    names = _select(keys, columns, origin)
     by_name = {str(k): k for k in data.keys()}
     arrays: dict[str, Any] = {}
     lengths: dict[str, int] = {}
@@ -552,7 +558,7 @@ def _dict_source(data: Mapping[str, Any], columns: Sequence[str] | None, errors:
         yield {n: (lambda n=n: load(n)) for n in names}
 
     n_rows = next(iter(lengths.values()), 0)
-    return TableSource(infos, batches, n_rows, "the dict of arrays")
+    return TableSource(infos, batches, n_rows, origin)
 
 
 def matrix_columns(shape: tuple[int, ...], columns: Sequence[str] | None, what: str) -> list[str]:
@@ -568,8 +574,12 @@ def matrix_columns(shape: tuple[int, ...], columns: Sequence[str] | None, what: 
     return names
 
 
-def _ndarray_source(data: np.ndarray, columns: Sequence[str] | None) -> TableSource:
+def _ndarray_source(data: np.ndarray, columns: Sequence[str] | None, errors: str = "raise") -> TableSource:
     columns = matrix_columns(data.shape, columns, "NumPy")
+    if data.dtype.kind in "OUS":
+        # values checked column by column, as a dict's are: an object matrix of floats is refused by its columns'
+        # names and what they hold, not read as text that every column then fails to load
+        return _dict_source({c: data[:, j] for j, c in enumerate(columns)}, None, errors, "the 2-D array")
     family = _numpy_family(columns[0], data.dtype)
     infos = [ColumnInfo(c, str(data.dtype), family) for c in columns]
 
@@ -771,7 +781,7 @@ def as_source(
             raise EmptyInputError("the dict of arrays has no columns")
         return _dict_source(data, columns, errors)
     if isinstance(data, np.ndarray):
-        return _ndarray_source(data, columns)
+        return _ndarray_source(data, columns, errors)
     raise SchemaError(
         f"unsupported input type {type(data).__module__}.{type(data).__name__}: pass a pandas or polars "
         "DataFrame, a pyarrow Table, a dict of 1-D arrays, a 2-D NumPy array with columns=, or Parquet path(s)"
