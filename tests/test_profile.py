@@ -295,3 +295,44 @@ def test_empty_like_is_identity_for_a_window_of_another_dtype(rng):
     w = cudrift.profile({"f": rng.normal(size=100).astype(np.float32)}, like=ref)
     assert (Profile.empty_like(ref) + w).to_bytes() == w.to_bytes() == (w + Profile.empty_like(ref)).to_bytes()
     assert (Profile.empty_like(ref) + w)["f"].dtype == "float32"
+
+
+def test_sketch_fixes_of_the_thirteenth_session(rng):
+    """A window streamed in batches, one of which holds a column only as nulls, has that column's dtype (not
+    'null|string': the detector read it as a dtype change); parts profiled like= one reference merge though
+    they hold a numeric column it lacks (each had edges of its own); a column of the largest float profiles;
+    a categorical key-type clash names its column; merge refuses a non-Profile by name; bad settings are
+    refused by ProfileConfig under their own names."""
+    import pandas as pd
+
+    from cudrift import DriftDetector, SchemaError
+
+    ref = pd.DataFrame({"x": rng.normal(size=200), "c": rng.choice(["a", "b"], 200)})
+    prof = cudrift.profile(ref, backend="cpu")
+    b1 = pd.DataFrame({"x": rng.normal(size=100), "c": rng.choice(["a", "b"], 100)})
+    b2 = pd.DataFrame({"x": rng.normal(size=100), "c": pd.Series([None] * 100, dtype=object)})
+    w = cudrift.profile(b1, like=prof, backend="cpu") + cudrift.profile(b2, like=prof, backend="cpu")
+    assert w.dtypes["c"] == cudrift.profile(pd.concat([b1, b2]), like=prof, backend="cpu").dtypes["c"]
+    assert not [f for f in DriftDetector(prof, backend="cpu").compare(w).findings if f.check == "dtype_change"]
+
+    parts = [pd.DataFrame({"x": rng.normal(size=150), "z": rng.normal(size=150) + k}) for k in range(3)]
+    merged = sum((cudrift.profile(p, like=prof, backend="cpu") for p in parts[1:]),
+                 cudrift.profile(parts[0], like=prof, backend="cpu"))
+    assert merged.n_rows == 450 and merged.columns["z"].histogram is None
+
+    big = cudrift.profile({"m": np.full(10, np.finfo(np.float64).max), "y": np.arange(10.0)}, backend="cpu")
+    assert big.columns["m"].histogram.counts.sum() == 10 and big.columns["y"].moments.count == 10
+
+    a = cudrift.profile({"k": np.array(["u", "v"] * 20, dtype=object)}, backend="cpu")
+    b = cudrift.profile({"k": np.array([True, False] * 20)}, schema=Schema(categorical=["k"]), backend="cpu")
+    with pytest.raises(SchemaError, match=r"^column 'k': cannot count categories of different key types"):
+        a + b
+    with pytest.raises(TypeError, match="cannot merge a Profile with a NumericColumnProfile"):
+        prof.merge(prof.columns["x"])
+    with pytest.raises(TypeError):
+        prof + 1
+    for bad, msg in (({"quantile_k": 1}, r"quantile_k: 1 \(expected an integer in \[2, "),
+                     ({"seed": -1}, r"seed: -1 \(expected an integer in \[0, 2\*\*64\)\)"),
+                     ({"seed": 2**64}, "seed: 18446744073709551616")):
+        with pytest.raises(ValueError, match=rf"Invalid value for {msg}"):
+            ProfileConfig(**bad)

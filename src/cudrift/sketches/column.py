@@ -52,10 +52,15 @@ def _check_null_count(null_count: object, name: str | None) -> int:
 
 
 def _merge_dtype(a: str | None, b: str | None) -> str | None:
-    # Symmetric and associative, so merged profiles stay order-independent.
+    # Symmetric and associative, so merged profiles stay order-independent. "null" (a batch in which the
+    # column held only nulls) says nothing about its type: it joins another dtype as the identity, so that a
+    # window streamed in batches reads as one profiled at once, not as a dtype change.
     if not a or not b or a == b:
         return a or b
-    return "|".join(sorted(set(a.split("|")) | set(b.split("|"))))
+    parts = set(a.split("|")) | set(b.split("|"))
+    if len(parts) > 1:
+        parts.discard("null")
+    return "|".join(sorted(parts))
 
 
 def _as_bytes_array(data: bytes) -> np.ndarray:

@@ -58,6 +58,15 @@ class ProfileConfig:
                 raise ValueError(f"Invalid value for {f.name}: {v!r} (expected an integer)")
             if f.name != "seed" and v < (1 if f.name != "categorical_max_distinct" else 0):
                 raise ValueError(f"Invalid value for {f.name}: {v!r}")
+        # checked here as the sketches check them, so that a bad setting is named as the user spelled it
+        # (and never saved with a profile whose later windows would then fail)
+        from cudrift.sketches.quantiles import _MAX_K
+
+        if not 2 <= self.quantile_k <= _MAX_K:
+            raise ValueError(f"Invalid value for quantile_k: {self.quantile_k!r} "
+                             f"(expected an integer in [2, {_MAX_K}])")
+        if not 0 <= self.seed < 2**64:
+            raise ValueError(f"Invalid value for seed: {self.seed!r} (expected an integer in [0, 2**64))")
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)

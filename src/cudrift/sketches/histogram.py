@@ -248,7 +248,11 @@ class Histogram:
 
 def _single_value_edges(v: float) -> np.ndarray:
     # [v, v] is not strictly increasing; [v, next float] is the narrowest
-    # bin that holds v (in the closed last bin) and nothing else.
+    # bin that holds v (in the closed last bin) and nothing else; for the
+    # largest float, whose next is inf, [previous float, v] (v then in the
+    # closed last bin as its right edge).
+    if v == np.finfo(np.float64).max:
+        return np.array([np.nextafter(v, -np.inf), v], dtype=np.float64)
     return np.array([v, np.nextafter(v, np.inf)], dtype=np.float64)
 
 

@@ -117,7 +117,7 @@ class Profile:
     def merge(self, other: "Profile") -> "Profile":
         """Combine two profiles of the same columns and settings into a new one."""
         if not isinstance(other, Profile):
-            return NotImplemented
+            raise TypeError(f"cannot merge a Profile with a {type(other).__name__}")
         self.config.check_mergeable(other.config)
         if list(self.kinds) != list(other.kinds) or self.kinds != other.kinds:
             raise IncompatibleSketchError(
@@ -127,8 +127,8 @@ class Profile:
         for name in self.columns:
             try:
                 cols[name] = self.columns[name].merge(other.columns[name])
-            except IncompatibleSketchError as exc:
-                raise IncompatibleSketchError(f"column {name!r}: {exc}") from None
+            except (IncompatibleSketchError, SchemaError) as exc:  # (categorical key types: a SchemaError)
+                raise type(exc)(f"column {name!r}: {exc}") from None
         # a profile of no rows saw no dtype: merging it changes none (empty_like is an identity)
         dtypes = (dict(other.dtypes) if self.n_rows == 0 else dict(self.dtypes) if other.n_rows == 0
                   else {n: _merge_dtype(self.dtypes[n], other.dtypes[n]) for n in self.columns})
@@ -136,6 +136,8 @@ class Profile:
                        {**other.errors, **self.errors})
 
     def __add__(self, other: "Profile") -> "Profile":
+        if not isinstance(other, Profile):
+            return NotImplemented
         return self.merge(other)
 
     def update(self, data: Any, columns: Sequence[str] | None = None) -> "Profile":
@@ -542,13 +544,15 @@ def profile_keeping_sorted(
             kept = gpu.pack_columns(kept, np.float64 if keep_float64 else None)
     if prof.n_rows == 0:
         raise EmptyInputError(f"no rows in {src.origin}: an empty window cannot be profiled")
-    # Columns without edges yet (the reference itself, or columns new to it)
-    # get equal-mass edges from their quantile sketch and a counting pass.
-    # (a column the reference has keeps the reference's edges, or none when
-    # the reference had no finite value: windows profiled like it still merge)
+    # The columns of a reference get equal-mass edges from their quantile
+    # sketch and a counting pass. (A column of a window profiled like= one
+    # keeps the reference's edges, or none when the reference had no finite
+    # value: windows profiled like it still merge.)
+    # A column new to `like` gets none: edges of its own would differ from one part of a window to the next,
+    # and parts profiled like= one reference must merge ("Scaling out" in README); the detector does not
+    # test such a column anyway.
     need = [n for n, c in prof.columns.items()
-            if isinstance(c, NumericColumnProfile) and c.histogram is None and c.quantiles.n > 0
-            and (like is None or like.kinds.get(n) != NUMERICAL)]
+            if isinstance(c, NumericColumnProfile) and c.histogram is None and c.quantiles.n > 0 and like is None]
     for n in need:
         edges = equal_mass_edges(prof.columns[n].quantiles, config.n_bins)
         prof.columns[n] = prof.columns[n].with_edges(edges)
