@@ -117,6 +117,17 @@ def test_moments_of_discrete_values_behind_an_outlier_origin_hold_over_long_thre
                            cudrift.profile({"price": x}, config=CFG, backend="gpu"))
 
 
+def test_a_window_like_a_reference_releases_the_sorted_columns_no_edges_pass_needs(rng):
+    """Numeric columns new to the reference get no edges (so parts of a window merge); the sorted device copies
+    the backend kept for an edges pass were then held for as long as the profile lived (8 bytes a value)."""
+    ref = cudrift.profile({"c": np.array(["a", "b"] * 100, dtype=object), "x": rng.normal(size=200)},
+                          config=CFG, backend="cpu")
+    window = {"c": np.array(["a", "b"] * 100, dtype=object), "z": rng.normal(size=200), "y": rng.normal(size=200)}
+    prof = cudrift.profile(window, like=ref, backend="gpu")
+    assert prof.columns["z"].histogram is None and prof not in _gpu._FOR_EDGES
+    _assert_profiles_match(cudrift.profile(window, like=ref, backend="cpu"), prof)
+
+
 def test_columns_past_1e154_profile_and_compare_as_on_the_cpu(rng):
     """Values whose squares overflow (1e160, a DBL_MAX sentinel): the far-origin check must not raise
     (Python floats raise OverflowError on ** past 1e154) and the GPU gives the CPU's profile and report."""

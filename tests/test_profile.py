@@ -331,6 +331,9 @@ def test_sketch_fixes_of_the_thirteenth_session(rng):
         prof.merge(prof.columns["x"])
     with pytest.raises(TypeError):
         prof + 1
+    # a profile saved before these checks (categorical columns only, which never read them) still loads
+    old = ProfileConfig.from_dict({**ProfileConfig().to_dict(), "quantile_k": 1, "seed": -1})
+    assert (old.quantile_k, old.seed, old.n_bins) == (1, -1, 100)
     for bad, msg in (({"quantile_k": 1}, r"quantile_k: 1 \(expected an integer in \[2, "),
                      ({"seed": -1}, r"seed: -1 \(expected an integer in \[0, 2\*\*64\)\)"),
                      ({"seed": 2**64}, "seed: 18446744073709551616")):

@@ -748,6 +748,13 @@ def _host_categorical(col: CategoricalColumnProfile, values: Any, nulls: int, na
 _FOR_EDGES: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 
+def release_for_edges(prof: Any) -> None:
+    """Drop the sorted device columns kept for ``prof``'s edges pass (:func:`count_histograms`) when none follows:
+    a window profiled ``like=`` a reference whose numeric columns all have the reference's edges, or are new to
+    it (they get none), or hold no finite value. Held until then, they would live as long as the profile."""
+    _FOR_EDGES.pop(prof, None)
+
+
 def _keep_fits(dev: _Device, src: TableSource, prof, names: list[str], keep: dict | None) -> tuple[bool, bool]:
     """Whether the requested sorted columns fit the device, and whether the reference's do for its histogram pass.
 

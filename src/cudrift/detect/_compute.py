@@ -180,7 +180,12 @@ def _at_precision(pair: tuple[np.ndarray, np.ndarray], dtype) -> tuple[np.ndarra
 
 def _histogram_counts(rc: NumericColumnProfile, cc: NumericColumnProfile) -> tuple[np.ndarray, np.ndarray]:
     if rc.histogram is None or cc.histogram is None:
-        raise EmptyInputError("the reference column has no histogram (no finite reference values)")
+        if (rc.histogram is None and rc.finite_count == 0) or (cc.histogram is None and cc.finite_count == 0):
+            raise EmptyInputError("the reference column has no histogram (no finite reference values)")
+        # both hold values: a column new to the reference both windows were profiled like= gets no edges
+        raise EmptyInputError("the column has no histogram edges: it is new to the reference profile its windows "
+                              "were made like=, so only a test from the quantile sketch (ks, wasserstein, "
+                              "cramervonmises, anderson) or the moments (ttest) compares it")
     return rc.histogram.counts.astype(np.float64), cc.histogram.counts.astype(np.float64)
 
 

@@ -139,8 +139,12 @@ class DriftDetector:
         self._ref_sorted: dict[str, np.ndarray] = {}
         # columns the user left out of the reference: not "extra" in a current window
         self._ignored = frozenset(schema.ignore) if schema is not None else frozenset()
-        # with columns=, the user chose which columns to compare: the others are not "extra" either
-        self._chosen = columns is not None
+        # with columns=, the user chose which columns to compare: the ones left out are not "extra" either
+        # (a 2-D array's columns= only names them: none is left out)
+        if columns is not None:
+            chosen = {str(c) for c in columns}
+            names = reference.names if isinstance(reference, Profile) else _input_names(reference)
+            self._ignored |= frozenset(n for n in names if n not in chosen)
 
         if isinstance(reference, Profile):
             if exact == "always":
@@ -269,8 +273,7 @@ class DriftDetector:
         findings: list[Finding] = []
         bad = {n: e for n, e in cur.errors.items() if n in ref.columns}
         missing = [n for n in ref.columns if n not in cur.columns and n not in bad]
-        extra = [] if self._chosen else [n for n in cur_names
-                                         if n not in ref.columns and n not in ref.errors and n not in self._ignored]
+        extra = [n for n in cur_names if n not in ref.columns and n not in ref.errors and n not in self._ignored]
         for n, err in ref.errors.items():
             findings.append(Finding("bad_column", n, f"column {n!r} of the reference could not be read: {err}"))
         for n, err in bad.items():
@@ -544,6 +547,21 @@ def _n_valid(col: Any) -> int:
     return int(col.count - col.null_count)
 
 
+def _input_names(data: Any) -> list[str]:
+    """The column names of tabular input without reading it (empty where they cannot be had cheaply: a 2-D
+    array, whose ``columns=`` names every column, Parquet paths, device matrices)."""
+    if isinstance(data, Mapping):
+        return [str(k) for k in data.keys()]
+    for attr in ("column_names", "columns"):  # Arrow tables; pandas, polars and cuDF frames
+        names = getattr(data, attr, None)
+        if names is not None and not callable(names) and not isinstance(data, np.ndarray):
+            try:
+                return [str(n) for n in names]
+            except TypeError:
+                return []
+    return []
+
+
 def _select_columns(reference: Profile, columns: Sequence[str] | None) -> Profile:
     """The columns ``columns`` of a reference profile, in that order (all of them for None)."""
     if columns is None:
@@ -600,10 +618,18 @@ def _check_like(ref: Profile, cur: Profile) -> None:
             )
 
 
+def _dtype_name(dtype: str | None) -> str | None:
+    """A recorded dtype as compared: NumPy text dtypes (``<U5``, ``|S3``) as ``string``, which 2-D text arrays
+    record since they are read as a dict's columns are (references saved before then say ``<U…``)."""
+    if dtype and dtype[:2] in ("<U", ">U", "|S", "=U"):
+        return "string"
+    return dtype
+
+
 def _quality_findings(name: str, ref: Profile, cur: Profile, null_tol: float) -> list[Finding]:
     out: list[Finding] = []
     rc, cc = ref.columns[name], cur.columns[name]
-    if ref.dtypes[name] != cur.dtypes[name] and cur.dtypes[name] != "null":
+    if _dtype_name(ref.dtypes[name]) != _dtype_name(cur.dtypes[name]) and cur.dtypes[name] != "null":
         out.append(Finding("dtype_change", name, f"column {name!r} changed dtype: {ref.dtypes[name]} → {cur.dtypes[name]}"))
     r_missing = _missing_share(rc)
     c_missing = _missing_share(cc)

@@ -74,7 +74,17 @@ class ProfileConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ProfileConfig":
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        values = {k: v for k, v in d.items() if k in known}
+        try:
+            return cls(**values)
+        except ValueError:
+            # a profile saved before quantile_k and seed were checked here (one of categorical columns only,
+            # whose sketches never read them) keeps what it was saved with; other settings are checked as ever
+            loose = cls(**{**values, "quantile_k": cls.quantile_k, "seed": cls.seed})
+            for k in ("quantile_k", "seed"):
+                if k in values and isinstance(values[k], int) and not isinstance(values[k], bool):
+                    object.__setattr__(loose, k, values[k])
+            return loose
 
     def check_mergeable(self, other: "ProfileConfig") -> None:
         diff = [k for k in self.MERGE_KEYS if getattr(self, k) != getattr(other, k)]

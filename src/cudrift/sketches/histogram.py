@@ -302,7 +302,8 @@ def equal_mass_edges(source: object, n_bins: int) -> np.ndarray:
         sorted data. Repeated quantiles are merged. When the data holds at
         most ``n_bins`` distinct values the edges are the midpoints between
         them (plus the minimum and maximum), one bin per value; when all values are equal to ``v`` the edges are
-        ``[v, nextafter(v, inf)]`` (one bin holding every value).
+        ``[v, nextafter(v, inf)]`` (one bin holding every value; ``[nextafter(v, -inf), v]`` for the
+        largest float64).
 
     Raises
     ------
@@ -356,7 +357,8 @@ def uniform_edges(min: float, max: float, n_bins: int) -> np.ndarray:
     numpy.ndarray
         ``np.linspace(min, max, n_bins + 1)`` with repeats removed (a range
         narrower than ``n_bins`` float steps gives fewer bins); for
-        ``min == max`` the edges are ``[min, nextafter(min, inf)]``.
+        ``min == max`` the edges are ``[min, nextafter(min, inf)]`` (``[nextafter(max, -inf), max]`` at the
+        largest float64).
 
     Raises
     ------

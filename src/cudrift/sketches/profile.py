@@ -558,6 +558,8 @@ def profile_keeping_sorted(
         prof.columns[n] = prof.columns[n].with_edges(edges)
     if need:
         (gpu.count_histograms if gpu else _count_histograms)(prof, src, need, kept)
+    elif gpu:
+        gpu.release_for_edges(prof)  # sorted copies kept for an edges pass that is not needed
     if like is None:
         _recount_folded_categories(prof, gpu.host_view(src) if gpu else src)
     return prof, kept
