@@ -128,6 +128,18 @@ def test_a_window_like_a_reference_releases_the_sorted_columns_no_edges_pass_nee
     _assert_profiles_match(cudrift.profile(window, like=ref, backend="cpu"), prof)
 
 
+def test_samples_of_a_nonzero_seed_match_the_cpu(rng):
+    """The device hashes sample positions with the seed's key (splitmix64(seed) ^ splitmix64(0)) as the CPU
+    does: host and device windows of seed 5 sample what the NumPy path samples."""
+    cfg = ProfileConfig(quantile_k=32, sample_size=64, seed=5)
+    data = {"x": rng.normal(size=700), "y": rng.integers(-50, 50, size=700).astype(np.float64)}
+    pc = cudrift.profile(data, config=cfg, backend="cpu")
+    for window in (data, {k: cupy.asarray(v) for k, v in data.items()}):
+        pg = cudrift.profile(window, config=cfg, backend="gpu")
+        _assert_profiles_match(pc, pg)
+        assert pg.columns["x"].sample == pc.columns["x"].sample
+
+
 def test_columns_past_1e154_profile_and_compare_as_on_the_cpu(rng):
     """Values whose squares overflow (1e160, a DBL_MAX sentinel): the far-origin check must not raise
     (Python floats raise OverflowError on ** past 1e154) and the GPU gives the CPU's profile and report."""

@@ -161,12 +161,12 @@ _SORT_KEY = cupy.ElementwiseKernel(
     """,
 )
 
-# splitmix64(seed ^ (start + i)) mod 2**64, as cudrift.sketches.sample hashes indices.
+# splitmix64(key ^ (start + i)) mod 2**64, as cudrift.sketches.sample hashes indices (key: sample.seed_key).
 _PRIORITY = cupy.ElementwiseKernel(
-    "uint64 start, uint64 seed",
+    "uint64 start, uint64 key",
     "uint64 z",
     """
-    unsigned long long v = (start + (unsigned long long)i) ^ seed;
+    unsigned long long v = (start + (unsigned long long)i) ^ key;
     v += 0x9E3779B97F4A7C15ULL;
     v ^= v >> 30; v *= 0xBF58476D1CE4E5B9ULL;
     v ^= v >> 27; v *= 0x94D049BB133111EBULL;
@@ -374,10 +374,10 @@ class _Candidates:
     def __init__(self) -> None:
         self._cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
-    def __call__(self, start: int, m: int, seed: int, below: int | None) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, start: int, m: int, key: int, below: int | None) -> tuple[np.ndarray, np.ndarray]:
         thr = None if below is None or below >= _U64 else int(below)
-        key = (start, m, seed, thr)
-        hit = self._cache.get(key)
+        cached = (start, m, key, thr)
+        hit = self._cache.get(cached)
         if hit is not None:
             return hit
         pos_parts, pri_parts = [], []
@@ -385,7 +385,7 @@ class _Candidates:
         for s0 in range(0, m, _HASH_BLOCK):
             zz = z[: min(_HASH_BLOCK, m - s0)]
             # Indices wrap mod 2**64 like the hash itself.
-            _PRIORITY(np.uint64((start + s0) % _U64), np.uint64(seed), zz)
+            _PRIORITY(np.uint64((start + s0) % _U64), np.uint64(key), zz)
             if thr is None:
                 pos_parts.append(cupy.arange(s0, s0 + zz.size, dtype=np.int64))
                 pri_parts.append(zz.copy())
@@ -401,7 +401,7 @@ class _Candidates:
         # sorting them again.
         order = np.argsort(pri, kind="stable")
         out = (pos[order], pri[order])
-        self._cache[key] = out
+        self._cache[cached] = out
         return out
 
 

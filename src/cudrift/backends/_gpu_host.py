@@ -263,9 +263,9 @@ def sample_update(
     m
         Finite values in the batch.
     candidates
-        ``candidates(start, m, seed, below)`` returns ``(positions,
+        ``candidates(start, m, key, below)`` returns ``(positions,
         priorities)`` of the batch positions whose priority
-        ``splitmix64(seed ^ (start + position))`` is below ``below`` (all
+        ``splitmix64(key ^ (start + position))`` is below ``below`` (all
         positions when ``below`` is None), in any order (the result does not
         depend on it), as ``cudrift.sketches.sample._candidates``.
     gather
@@ -287,13 +287,13 @@ def sample_update(
     below = int(sample._pri[-1]) + 1 if sample._pri.size == k else None
     guess = (k + _sample._SIGMAS * math.sqrt(k) + _sample._SLACK) / m
     estimated = max(0, int(guess * _sample._U64)) if guess < 1.0 else None
-    start, seed = sample._start, sample._seed
+    start, key = sample._start, sample._key  # (the seed's key, see cudrift.sketches.sample.seed_key)
     if estimated is not None and (below is None or estimated < below):
-        pos, pri = candidates(start, m, seed, estimated)
+        pos, pri = candidates(start, m, key, estimated)
         if pos.size < k:
-            pos, pri = candidates(start, m, seed, below)
+            pos, pri = candidates(start, m, key, below)
     else:
-        pos, pri = candidates(start, m, seed, below)
+        pos, pri = candidates(start, m, key, below)
     # +0.0 maps -0.0 to +0.0, as the CPU sample stores it.
     val = np.asarray(gather(pos)).astype(np.float64) + 0.0
     sample._pri, sample._val = _sample._bottom(

@@ -1,8 +1,14 @@
 """Bounded deterministic sample: a bottom-k sketch over hash priorities.
 
-Every value gets the priority ``splitmix64(seed ^ i)`` where ``i`` is its
-global index: the number of values the sketch had seen before the batch plus
-its position in the batch. The sample keeps the ``size`` values with the
+Every value gets the priority ``splitmix64(key ^ i)`` where ``i`` is its
+global index (the number of values the sketch had seen before the batch plus
+its position in the batch) and ``key = splitmix64(seed) ^ splitmix64(0)``:
+0 for the default seed 0, a scrambled 64-bit number for any other, so that
+different seeds draw independent samples. (Samples written before payload
+version 2 used ``key = seed``, under which seeds 1, 2, 3 drew seed 0's
+positions XOR-shifted, nearly the same sample; they still load and keep
+that key, and are refused in merges with samples of the same seed made
+since, see :meth:`Sample.merge`.) The sample keeps the ``size`` values with the
 smallest priorities; equal priorities are ordered by a hash of the value,
 then the value. Priorities are a bijective hash of distinct indices, so
 within one stream the sample is a uniform random subset of the positions,
@@ -38,10 +44,10 @@ from cudrift.errors import FormatError, IncompatibleSketchError
 from cudrift.sketches import _format
 from cudrift.sketches._common import as_numeric_1d, require_finite
 
-__all__ = ["Sample", "splitmix64"]
+__all__ = ["Sample", "seed_key", "splitmix64"]
 
 KIND = "cudrift.sample"
-VERSION = 1
+VERSION = 2
 DEFAULT_SIZE = 10_000
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
@@ -83,8 +89,21 @@ def splitmix64(x: np.ndarray) -> np.ndarray:
     return z
 
 
-def _candidates(start: int, m: int, seed: int, below: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Positions in ``[0, m)`` and priorities of indices ``start + pos`` with priority ``< below``.
+def seed_key(seed: int) -> int:
+    """The key a sample of ``seed`` hashes indices with: ``splitmix64(seed) ^ splitmix64(0)`` (0 for seed 0).
+
+    Examples
+    --------
+    >>> seed_key(0), seed_key(1) != 1
+    (0, True)
+    """
+    both = splitmix64(np.array([seed, 0], dtype=np.uint64))
+    return int(both[0] ^ both[1])
+
+
+def _candidates(start: int, m: int, key: int, below: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in ``[0, m)`` and priorities (``splitmix64(key ^ index)``) of indices ``start + pos`` with
+    priority ``< below``.
 
     ``below=None`` keeps every position.
     """
@@ -93,7 +112,7 @@ def _candidates(start: int, m: int, seed: int, below: int | None) -> tuple[np.nd
     z = np.empty(block, dtype=np.uint64)
     tmp = np.empty(block, dtype=np.uint64)
     mask = np.empty(block, dtype=bool)
-    seed64 = np.uint64(seed)
+    seed64 = np.uint64(key)
     thr = None if below is None or below >= _U64 else np.uint64(below)
     pos_parts, pri_parts = [], []
     for s0 in range(0, m, block):
@@ -153,12 +172,14 @@ class Sample:
     True
     """
 
-    __slots__ = ("_size", "_seed", "_n_seen", "_pri", "_val", "_base")
+    __slots__ = ("_size", "_seed", "_n_seen", "_pri", "_val", "_base", "_key")
 
     def __init__(self, size: int, seed: int, n_seen: int, priorities: np.ndarray, values: np.ndarray,
-                 base: int = 0) -> None:
+                 base: int = 0, key: int | None = None) -> None:
         self._size = size
         self._seed = seed
+        # what indices are hashed with: seed_key(seed), or the seed itself in a sample read from version-1 bytes
+        self._key = seed_key(seed) if key is None else key
         self._n_seen = n_seen
         self._pri = priorities
         self._val = values
@@ -188,7 +209,7 @@ class Sample:
         the two parts draw no index twice.
         """
         return Sample(self._size, self._seed, 0, np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float64),
-                      self._base + self._n_seen + int(skip))
+                      self._base + self._n_seen + int(skip), self._key)
 
     @property
     def _start(self) -> int:
@@ -220,13 +241,13 @@ class Sample:
         guess = (k + _SIGMAS * math.sqrt(k) + _SLACK) / m
         estimated = max(0, int(guess * _U64)) if guess < 1.0 else None
         if estimated is not None and (below is None or estimated < below):
-            pos, pri = _candidates(self._start, m, self._seed, estimated)
+            pos, pri = _candidates(self._start, m, self._key, estimated)
             if pos.size < k:
                 # Fewer than k values below the guess: the answer may need
                 # values above it, so select again with the exact limit.
-                pos, pri = _candidates(self._start, m, self._seed, below)
+                pos, pri = _candidates(self._start, m, self._key, below)
         else:
-            pos, pri = _candidates(self._start, m, self._seed, below)
+            pos, pri = _candidates(self._start, m, self._key, below)
         # +0.0 maps -0.0 to +0.0 so that ties by value never depend on order.
         val = x[pos].astype(np.float64) + 0.0
         self._pri, self._val = _bottom(np.concatenate((self._pri, pri)), np.concatenate((self._val, val)), k)
@@ -249,23 +270,31 @@ class Sample:
                 f"cannot merge samples with different settings: size={self._size}, seed={self._seed} "
                 f"vs size={other._size}, seed={other._seed}"
             )
+        if self._key != other._key:
+            raise IncompatibleSketchError(
+                f"cannot merge samples of seed={self._seed} hashed two ways: one was written by a cudrift "
+                "before sample payload version 2, which hashed positions with the seed itself; profile that "
+                "data again to merge it (seed 0 samples are the same in both)"
+            )
         pri, val = _bottom(np.concatenate((self._pri, other._pri)), np.concatenate((self._val, other._val)), self._size)
         # the first index of the two (an empty side has none: empty() stays the identity)
         base = min([s._base for s in (self, other) if s._n_seen] or [self._base, other._base])
-        return Sample(self._size, self._seed, self._n_seen + other._n_seen, pri, val, base)
+        return Sample(self._size, self._seed, self._n_seen + other._n_seen, pri, val, base, self._key)
 
     def __add__(self, other: "Sample") -> "Sample":
         return self.merge(other)
 
     def copy(self) -> "Sample":
         """Independent copy."""
-        return Sample(self._size, self._seed, self._n_seen, self._pri.copy(), self._val.copy(), self._base)
+        return Sample(self._size, self._seed, self._n_seen, self._pri.copy(), self._val.copy(), self._base,
+                      self._key)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sample):
             return NotImplemented
         return (
-            (self._size, self._seed, self._n_seen, self._base) == (other._size, other._seed, other._n_seen, other._base)
+            (self._size, self._seed, self._n_seen, self._base, self._key)
+            == (other._size, other._seed, other._n_seen, other._base, other._key)
             and np.array_equal(self._pri, other._pri)
             and np.array_equal(self._val, other._val)
         )
@@ -306,11 +335,14 @@ class Sample:
 
     # serialization --------------------------------------------------------
     def to_bytes(self) -> bytes:
-        """Versioned, CRC-checked bytes (kind ``"cudrift.sample"``, version 1)."""
+        """Versioned, CRC-checked bytes (kind ``"cudrift.sample"``): version 2, or 1 where the key is the seed
+        itself (seed 0, whose key is 0 either way, and samples read from version-1 bytes), which version 1 means
+        and earlier cudrift reads."""
         meta = {"size": self._size, "seed": self._seed, "n_seen": self._n_seen}
         if self._base:
             meta["base"] = self._base  # (absent in bytes written before it existed: 0)
-        return _format.pack(KIND, VERSION, meta, {"priorities": self._pri, "values": self._val})
+        version = 1 if self._key == self._seed else VERSION
+        return _format.pack(KIND, version, meta, {"priorities": self._pri, "values": self._val})
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "Sample":
@@ -321,7 +353,7 @@ class Sample:
         FormatError
             If the bytes are truncated, corrupted, foreign or inconsistent.
         """
-        _, meta, arrays = _format.unpack(data, KIND, VERSION)
+        version, meta, arrays = _format.unpack(data, KIND, VERSION)
         try:
             size, seed = _check_settings(meta["size"], meta["seed"])
             n_seen = meta["n_seen"]
@@ -342,4 +374,4 @@ class Sample:
             or np.any(pri[1:] < pri[:-1])
         ):
             raise FormatError(f"corrupted {KIND} bytes: inconsistent sample")
-        return cls(size, seed, n_seen, pri, val, base)
+        return cls(size, seed, n_seen, pri, val, base, seed if version == 1 else None)
