@@ -573,9 +573,7 @@ def _select_columns(reference: Profile, columns: Sequence[str] | None) -> Profil
     keep = [n for n in names if n in reference.columns]
     if not keep:
         raise EmptyInputError(f"columns= {names} names no readable column of the reference profile")
-    return Profile({n: reference.columns[n] for n in keep}, {n: reference.kinds[n] for n in keep},
-                   {n: reference.dtypes[n] for n in keep}, reference.n_rows, reference.config,
-                   {n: e for n, e in reference.errors.items() if n in names})
+    return _subset(reference, keep, [n for n in reference.errors if n in names])
 
 
 def _without(reference: Profile, ignored: frozenset, schema: Schema | None) -> Profile:
@@ -589,9 +587,14 @@ def _without(reference: Profile, ignored: frozenset, schema: Schema | None) -> P
     keep = [n for n in reference.columns if n not in ignored]
     if not keep:
         raise EmptyInputError(f"schema ignores every column of the reference profile {reference.names}")
+    return _subset(reference, keep, [n for n in reference.errors if n not in ignored])
+
+
+def _subset(reference: Profile, keep: list[str], errors: list[str]) -> Profile:
+    """The reference profile's columns ``keep`` (in that order) and its unreadable columns ``errors``."""
     return Profile({n: reference.columns[n] for n in keep}, {n: reference.kinds[n] for n in keep},
                    {n: reference.dtypes[n] for n in keep}, reference.n_rows, reference.config,
-                   {n: e for n, e in reference.errors.items() if n not in ignored})
+                   {n: reference.errors[n] for n in errors})
 
 
 def _check_like(ref: Profile, cur: Profile) -> None:

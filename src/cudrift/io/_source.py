@@ -469,11 +469,17 @@ def _pandas_source(df: Any, columns: Sequence[str] | None, errors: str) -> Table
     _check_unique([str(c) for c in df.columns], "the pandas DataFrame")
     by_name = {str(c): c for c in df.columns}
     plain: dict[str, bool] = {}
+    dense: dict[str, Any] = {}
 
     def column(n: str) -> Any:
         s = df[by_name[n]]
-        # a sparse column (pd.arrays.SparseArray) is read as its dense values: Arrow takes no sparse arrays
-        return s.sparse.to_dense() if getattr(s.dtype, "name", "").startswith("Sparse[") else s
+        if not getattr(s.dtype, "name", "").startswith("Sparse["):
+            return s
+        # a sparse column (pd.arrays.SparseArray) is read as its dense values, made once: Arrow takes no
+        # sparse arrays
+        if n not in dense:
+            dense[n] = s.sparse.to_dense()
+        return dense[n]
 
     def info(n: str) -> ColumnInfo:
         s = column(n)

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from cudrift.errors import IncompatibleSketchError, SchemaError
+from cudrift.sketches.quantiles import _MAX_K
 
 NUMERICAL = "numerical"
 CATEGORICAL = "categorical"
@@ -60,8 +61,6 @@ class ProfileConfig:
                 raise ValueError(f"Invalid value for {f.name}: {v!r}")
         # checked here as the sketches check them, so that a bad setting is named as the user spelled it
         # (and never saved with a profile whose later windows would then fail)
-        from cudrift.sketches.quantiles import _MAX_K
-
         if not 2 <= self.quantile_k <= _MAX_K:
             raise ValueError(f"Invalid value for quantile_k: {self.quantile_k!r} "
                              f"(expected an integer in [2, {_MAX_K}])")

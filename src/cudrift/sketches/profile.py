@@ -551,8 +551,9 @@ def profile_keeping_sorted(
     # A column new to `like` gets none: edges of its own would differ from one part of a window to the next,
     # and parts profiled like= one reference must merge ("Scaling out" in README); the detector does not
     # test such a column anyway.
-    need = [n for n, c in prof.columns.items()
-            if isinstance(c, NumericColumnProfile) and c.histogram is None and c.quantiles.n > 0 and like is None]
+    need = [] if like is not None else [
+        n for n, c in prof.columns.items()
+        if isinstance(c, NumericColumnProfile) and c.histogram is None and c.quantiles.n > 0]
     for n in need:
         edges = equal_mass_edges(prof.columns[n].quantiles, config.n_bins)
         prof.columns[n] = prof.columns[n].with_edges(edges)
