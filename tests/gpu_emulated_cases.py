@@ -9,6 +9,7 @@ staging offsets, the staging thread, read-backs, block merges, batched
 summaries and rank statistics, the detector's device path).
 """
 
+import math
 import os
 import sys
 
@@ -126,6 +127,24 @@ def test_a_window_like_a_reference_releases_the_sorted_columns_no_edges_pass_nee
     prof = cudrift.profile(window, like=ref, backend="gpu")
     assert prof.columns["z"].histogram is None and prof not in _gpu._FOR_EDGES
     _assert_profiles_match(cudrift.profile(window, like=ref, backend="cpu"), prof)
+
+
+def test_exact_always_refuses_a_window_the_device_cannot_keep_sorted(rng, monkeypatch):
+    """exact="always" on the GPU: a window whose sorted columns do not fit the device raised nothing and was
+    tested from its sketches (Mann-Whitney's U from the sample); now it is refused, naming the bytes. "auto"
+    still falls back, and says so (statistic_error NaN, report not exact)."""
+    monkeypatch.setattr(_gpu, "_KEEP_SHARE", 10_000 / _gpu._Device().free_bytes())  # 10,000 bytes may be kept
+    ref = {"x": rng.normal(size=300), "y": rng.normal(size=300)}  # 4,800 bytes sorted
+    cur = {"x": rng.normal(size=1000) + 0.2, "y": rng.normal(size=1000)}  # 16,000 bytes
+    det = DriftDetector(ref, exact="always", config=CFG, backend="gpu", policy="mannwhitneyu")
+    assert det.is_exact
+    with pytest.raises(ValueError, match=r"16,000 bytes, over the 10,000 bytes.*backend='cpu'"):
+        det.compare(cur)
+    assert det.compare({k: v[:300] for k, v in cur.items()}).exact  # a window that fits is still compared
+    auto = DriftDetector(ref, config=CFG, backend="gpu", policy="mannwhitneyu").compare(cur)
+    assert not auto.exact and math.isnan(auto["x"].statistic_error)
+    with pytest.raises(ValueError, match="over the 10,000 bytes"):  # the reference itself, on the device
+        DriftDetector(cur, exact="always", config=CFG, backend="gpu")
 
 
 def test_samples_of_a_nonzero_seed_match_the_cpu(rng):

@@ -755,12 +755,14 @@ def release_for_edges(prof: Any) -> None:
     _FOR_EDGES.pop(prof, None)
 
 
-def _keep_fits(dev: _Device, src: TableSource, prof, names: list[str], keep: dict | None) -> tuple[bool, bool]:
+def _keep_fits(dev: _Device, src: TableSource, prof, names: list[str], keep: dict | None,
+               required: bool = False) -> tuple[bool, bool]:
     """Whether the requested sorted columns fit the device, and whether the reference's do for its histogram pass.
 
     Sorted columns are held for the histogram pass only while profiling a
     reference (no column has edges yet), the one case where that pass
-    certainly follows.
+    certainly follows. With ``required``, requested columns that do not fit
+    raise ``ValueError`` (bytes needed and allowed) instead.
     """
     numeric = [n for n in names if isinstance(prof.columns[n], NumericColumnProfile)]
     reference = all(prof.columns[n].histogram is None for n in numeric)
@@ -770,21 +772,27 @@ def _keep_fits(dev: _Device, src: TableSource, prof, names: list[str], keep: dic
     need_keep = sum(8 * src.n_rows for n in numeric if keep is not None and n in keep)
     need_edges = sum(8 * src.n_rows for n in numeric
                      if prof.columns[n].histogram is None and not (keep is not None and n in keep))
+    if required and keep and need_keep > budget:
+        raise ValueError(
+            f"exact tests need the numeric columns of {src.origin} kept sorted on the device: {need_keep:,} bytes, "
+            f"over the {int(budget):,} bytes they may take ({_KEEP_SHARE:.0%} of the free device memory); "
+            f"compare this window with backend='cpu', in smaller windows, or with exact='auto' (tests from sketches)"
+        )
     return need_keep <= budget, reference and need_keep + need_edges <= budget
 
 
 def consume(prof, src: TableSource, names: list[str], errors: str = "raise",
-            keep: dict[str, list] | None = None) -> None:
+            keep: dict[str, list] | None = None, keep_required: bool = False) -> None:
     """Feed every batch of ``src`` into the profile's columns on the device (the GPU ``_consume``).
 
     Same contract as ``cudrift.sketches.profile._consume``: columns in
     ``keep`` collect their sorted finite values (here one sorted CuPy array
-    per column; ``keep`` is emptied when they would not fit the device),
-    and with ``errors="report"`` a column that cannot be read is dropped and
+    per column; ``keep`` is emptied when they would not fit the device, or
+    ``ValueError`` raised with ``keep_required``), and with ``errors="report"`` a column that cannot be read is dropped and
     the reason recorded in ``prof.errors``. Synchronizes the device.
     """
     with _section() as dev:
-        keep_ok, edges_ok = _keep_fits(dev, src, prof, names, keep)
+        keep_ok, edges_ok = _keep_fits(dev, src, prof, names, keep, keep_required)
         if keep is not None and not keep_ok:
             keep.clear()  # the caller then falls back to the sketches
         internal: dict[str, list] | None = {} if edges_ok else None

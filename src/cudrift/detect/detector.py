@@ -63,7 +63,9 @@ class DriftDetector:
         ``memory_budget`` and compute rank tests exactly (a current window
         whose numeric columns do not fit it either is compared from its
         sketches); ``"always"``: the same, raising if the reference does not
-        fit, and keeping every current window sorted whatever its size;
+        fit, and keeping every current window sorted whatever its size (on
+        the GPU backend, ``compare`` raises ``ValueError`` for a window
+        whose sorted columns would take over half the free device memory);
         ``"never"``: always use sketches (results carry ``statistic_error``).
     backend
         ``"auto"``, ``"cpu"`` or ``"gpu"``.
@@ -162,7 +164,7 @@ class DriftDetector:
             self.reference, self._ref_sorted = profile_keeping_sorted(
                 src, config=config, schema=schema, backend=backend, keep_sorted_budget=budget,
                 keep_float64=True,  # converted once here rather than on every compare
-                errors="report",
+                errors="report", keep_required=exact == "always",
             )
             numeric = [n for n, k in self.reference.kinds.items() if k == NUMERICAL]
             if exact == "always" and numeric and not self._ref_sorted:
@@ -264,7 +266,7 @@ class DriftDetector:
             budget = (sys.maxsize if self.exact == "always" else self.memory_budget) if self._ref_sorted else 0
             cur, cur_sorted = profile_keeping_sorted(
                 src, like=ref, backend=self.backend, errors="report", schema=Schema(ignore=others),
-                keep_sorted_budget=budget,
+                keep_sorted_budget=budget, keep_required=self.exact == "always",
             )
             cur_names = src.names
         if cur.n_rows == 0:

@@ -473,6 +473,7 @@ def profile_keeping_sorted(
     errors: str = "raise",
     keep_sorted_budget: int = 0,
     keep_float64: bool = False,
+    keep_required: bool = False,
 ) -> tuple[Profile, dict[str, np.ndarray]]:
     """:func:`profile`, also returning each numeric column's sorted finite values.
 
@@ -481,7 +482,9 @@ def profile_keeping_sorted(
     otherwise the dict is empty. This is how a detector gets exact rank
     tests without sorting a window twice. ``keep_float64`` converts the kept
     values to float64 (budgeted at 8 bytes each), for a reference that is
-    compared many times.
+    compared many times. ``keep_required``: the GPU backend raises
+    ``ValueError`` when values within the budget do not fit the device,
+    rather than returning none (the detector's ``exact="always"``).
     """
     gpu = None
     if resolve_backend(backend) == "gpu":
@@ -526,7 +529,10 @@ def profile_keeping_sorted(
         need = sum(src.n_rows * (8 if keep_float64 else _itemsize(dtypes[n])) for n in numeric)
         if need <= keep_sorted_budget:
             keep = {n: [] for n in numeric}
-    (gpu.consume if gpu else _consume)(prof, src, list(kinds), errors, keep)
+    if gpu:
+        gpu.consume(prof, src, list(kinds), errors, keep, keep_required=keep_required)
+    else:
+        _consume(prof, src, list(kinds), errors, keep)
     kept: dict[str, np.ndarray] = {}
     if keep is not None:
         for n, parts in keep.items():
