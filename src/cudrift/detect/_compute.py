@@ -226,7 +226,13 @@ def _from_sample(test: str, rc: NumericColumnProfile, cc: NumericColumnProfile, 
         res = func(x, y)
     details = {**res.details, "from_sample": True, "sample_sizes": [int(x.size), int(y.size)]}
     exact = x.size == rc.moments.count and y.size == cc.moments.count
-    return TestResult(res.statistic, res.pvalue, res.method, res.n_reference, res.n_current,
+    statistic = res.statistic
+    if test == "mannwhitneyu" and not exact:
+        # U counts pairs, so on samples it is on the samples' scale (at most their sizes' product): scaled to
+        # the windows' sizes it estimates the windows' U, comparable across windows and with an exact result
+        statistic *= (rc.moments.count / x.size) * (cc.moments.count / y.size)
+        details["statistic_scaled_from"] = float(res.statistic)
+    return TestResult(statistic, res.pvalue, res.method, res.n_reference, res.n_current,
                       0.0 if exact else math.nan, details)
 
 
