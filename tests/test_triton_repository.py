@@ -243,3 +243,32 @@ def test_a_second_served_model_does_not_take_over_the_first_ones_monitor(tmp_pat
     served_model(alone)
     write_repository(alone, reference, checkpoint="")
     assert write_repository(alone, reference, model="scorer", checkpoint="").settings.monitored_model == "scorer"
+
+
+@pytest.mark.parametrize("policy", [
+    "model_transaction_policy { decoupled: true }",
+    "model_transaction_policy: { decoupled: True }",
+    "model_transaction_policy < decoupled: 1 >",
+])
+def test_a_decoupled_served_model_is_refused_before_anything_is_written(tmp_path, reference, policy):
+    """Triton refuses to load an ensemble returning a decoupled model's outputs next to the monitor's ("receives
+    inputs originated from different decoupled models"), which takes the whole server down: the writer says so
+    first, in each spelling of the flag the config's text format allows, and points at the monitor alone."""
+    src = served_model(tmp_path / "models")
+    (src / "config.pbtxt").write_text((src / "config.pbtxt").read_text() + policy + "\n")
+    assert read_model_config(src).decoupled
+    with pytest.raises(SchemaError, match=r"'scorer' is decoupled.*without --model"):
+        write_repository(tmp_path / "repo", reference, model=src, checkpoint="")
+    assert not (tmp_path / "repo").exists()
+    # in the repository already, passed by name: nothing is added next to it
+    root = tmp_path / "in_place"
+    served_model(root)
+    (root / "scorer" / "config.pbtxt").write_text((src / "config.pbtxt").read_text())
+    with pytest.raises(SchemaError, match="decoupled"):
+        write_repository(root, reference, model="scorer", checkpoint="")
+    assert sorted(p.name for p in root.iterdir()) == ["scorer"]
+    # decoupled: false is an ordinary model
+    (src / "config.pbtxt").write_text((src / "config.pbtxt").read_text().replace(policy, "") +
+                                      "model_transaction_policy { decoupled: false }\n")
+    assert not read_model_config(src).decoupled
+    assert write_repository(tmp_path / "repo", reference, model=src, checkpoint="").ensemble == "scorer_monitored"

@@ -64,6 +64,8 @@ class ServedModel:
     max_batch_size: int
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    #: ``model_transaction_policy { decoupled: true }``: any number of responses per request.
+    decoupled: bool = False
 
     def row_dims(self, spec: TensorSpec) -> tuple[int, ...]:
         """A tensor's per-row dims: without the leading batch dimension when the model does not batch."""
@@ -107,7 +109,7 @@ class Repository:
 
 
 def read_model_config(path: str | os.PathLike) -> ServedModel:
-    """Read the name, batching, inputs and outputs of a model's ``config.pbtxt``.
+    """Read the name, batching, inputs, outputs and transaction policy of a model's ``config.pbtxt``.
 
     Parameters
     ----------
@@ -146,8 +148,9 @@ def read_model_config(path: str | os.PathLike) -> ServedModel:
 
     if not cfg.input or not cfg.output:
         raise SchemaError(f"{cfg_path}: the config must list the model's inputs and outputs to build an ensemble")
+    # read from the parsed message, so every spelling the text format allows counts (``decoupled: 1``, ``< >``)
     return ServedModel(name, int(cfg.max_batch_size), tuple(spec(t) for t in cfg.input),
-                       tuple(spec(t) for t in cfg.output))
+                       tuple(spec(t) for t in cfg.output), bool(cfg.model_transaction_policy.decoupled))
 
 
 # ---------------------------------------------------------------------- config text
@@ -341,7 +344,9 @@ def write_repository(
     model
         The served model: a model folder (copied into ``out_dir`` unless it is
         already there) or the name of a model folder in ``out_dir``. ``None``
-        writes the monitor alone, for clients that call it directly.
+        writes the monitor alone, for clients that call it directly. A
+        decoupled model is refused (:class:`~cudrift.errors.SchemaError`):
+        Triton cannot load an ensemble of it and the monitor.
     name
         Name of the monitor model.
     window_rows, window_seconds, sliding_windows
@@ -392,6 +397,14 @@ def write_repository(
     feeds: dict[str, str] = {}
     if model is not None:
         served, served_dir = _locate_served(root, model)
+        if served.decoupled:
+            # A model that fails to load stops the whole server (Triton's default --exit-on-error).
+            raise SchemaError(
+                f"served model {served.name!r} is decoupled (model_transaction_policy {{ decoupled: true }}): "
+                "Triton refuses to load an ensemble that returns a decoupled model's outputs next to the "
+                "monitor's (\"receives inputs originated from different decoupled models\"); write the monitor "
+                "alone (without --model) and have the client send it the features (and predictions)"
+            )
         predictions = _predictions(ref, served, mapping)
         layout = FeatureLayout.from_profile(ref, predictions)
         unknown = [k for k in mapping if k not in {g.name for g in layout.groups}]
