@@ -462,3 +462,27 @@ def test_ignore_names_a_column_with_a_comma(tmp_path, rng, capsys):
     report = tmp_path / "r.json"
     assert main(["compare", ref, cur, "--ignore", "id", "--ignore", "price\\,usd", "--json", str(report)]) == 0
     assert [f.column for f in DriftReport.from_json(report.read_text()).features] == ["x"]
+
+
+def test_csv_written_with_the_pandas_index_compares_its_columns_only(tmp_path, rng, capsys):
+    """``df.to_csv()`` writes the index under an empty header: row numbers, which drift between any two files.
+    It is dropped; another empty header is named ``Unnamed: <position>``, as pandas names it, to be ignored."""
+    import pandas as pd
+
+    ref, cur = tmp_path / "ref.csv", tmp_path / "cur.csv"
+    pd.DataFrame({"x": rng.normal(size=2000)}).to_csv(ref)
+    pd.DataFrame({"x": rng.normal(size=3000)}).to_csv(cur)  # (more rows: row numbers that drift)
+    report = tmp_path / "r.json"
+    assert main(["compare", str(ref), str(cur), "--fail-on-drift", "--json", str(report)]) == 0
+    assert [f.column for f in DriftReport.from_json(report.read_text()).features] == ["x"]
+    assert main(["profile", str(ref), "--out", str(tmp_path / "r.cdp")]) == 0
+    assert Profile.load(tmp_path / "r.cdp").names == ["x"]
+    # a filtered frame's index is no 0..n-1: kept, under pandas' name, and left out by that name
+    frame = pd.DataFrame({"x": rng.normal(size=4000)})
+    frame[frame.x > 0].to_csv(ref)
+    frame[frame.x < 0].to_csv(cur)
+    assert main(["compare", str(ref), str(cur), "--json", str(report)]) == 0
+    assert [f.column for f in DriftReport.from_json(report.read_text()).features] == ["Unnamed: 0", "x"]
+    assert main(["compare", str(ref), str(cur), "--ignore", "Unnamed: 0", "--json", str(report)]) == 0
+    assert [f.column for f in DriftReport.from_json(report.read_text()).features] == ["x"]
+    capsys.readouterr()

@@ -414,12 +414,31 @@ def _refuse_misread_numbers(origin: str, delimiter: str, decimal: str | None
     return check
 
 
+def _unnamed_columns(table: pa.Table) -> pa.Table:
+    """A CSV table with its empty headers dealt with as pandas reads them back.
+
+    An empty first header over the row numbers 0..n-1 is the index pandas' ``df.to_csv()`` writes: it is
+    dropped (profiled, it would drift between any two files). Any other empty header is named as
+    ``pd.read_csv`` names it, ``Unnamed: <position>``, so that it can be left out by name.
+    """
+    names = table.column_names
+    if "" not in names:
+        return table
+    table = table.rename_columns([n if n else f"Unnamed: {i}" for i, n in enumerate(names)])
+    first = table.column(0)
+    if (names[0] == "" and pa.types.is_integer(first.type) and first.null_count == 0
+            and np.array_equal(first.to_numpy(), np.arange(table.num_rows))):
+        table = table.remove_column(0)
+    return table
+
+
 def csv_source(path: str | os.PathLike, errors: str = "raise", delimiter: str | None = None,
                decimal: str | None = None) -> TableSource:
     """A CSV file (``.csv``, ``.csv.gz``, ``.csv.bz2``) read whole with Arrow, missing values as pandas reads them.
 
-    The tokens of :data:`PANDAS_NA_VALUES` are nulls in text columns too, as in numeric ones. Errors
-    name the file.
+    The tokens of :data:`PANDAS_NA_VALUES` are nulls in text columns too, as in numeric ones. The index
+    pandas' ``df.to_csv()`` writes (an empty first header over 0..n-1) is dropped, other empty headers
+    are named ``Unnamed: <position>`` (:func:`_unnamed_columns`). Errors name the file.
 
     Parameters
     ----------
@@ -459,6 +478,7 @@ def csv_source(path: str | os.PathLike, errors: str = "raise", delimiter: str | 
         raise SchemaError(f"{path}: cannot read CSV: its header is not UTF-8 text ({exc})") from None
     if table.num_rows == 0:
         raise EmptyInputError(f"{path} has no rows")
+    table = _unnamed_columns(table)
     origin = f"CSV file {path}"
     check = _refuse_misread_numbers(origin, sep, decimal)
     return _arrow_table_source(table, None, origin, errors, check_text=check)
