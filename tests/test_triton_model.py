@@ -794,3 +794,20 @@ def test_a_window_in_which_no_feature_could_be_tested_gives_no_verdict(tmp_path,
         assert any("window 0 closed" in msg and "no feature could be tested" in msg for _, msg in pb.logs)
     finally:
         m.finalize()
+
+
+def test_a_per_column_policy_reaches_the_monitor(tmp_path, reference, pb, rng):
+    """A dict policy (one test per column) is written to config.pbtxt as JSON and read back by initialize: column
+    a is tested with ks, the others by the auto rule."""
+    repo = write_repository(tmp_path / "repo", reference, window_rows=200, checkpoint="", policy={"a": "ks"})
+    m = TritonPythonModel()
+    m.initialize(model_args(repo))
+    try:
+        assert m.settings.policy == {"a": "ks"} and m.settings == repo.settings
+        assert m.execute([request(rng, 200)])[0].error is None
+        wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 1)
+        assert 0 <= value(pb, "cudrift_feature_drift_pvalue", feature="a", test="ks") <= 1
+        assert np.isfinite(value(pb, "cudrift_feature_drift_score", feature="b", test="wasserstein_normalized"))
+        assert value(pb, "cudrift_feature_drift_score", feature="b", test="ks") is None
+    finally:
+        m.finalize()

@@ -57,7 +57,8 @@ class MonitorSettings:
         ``"auto"``, ``"cpu"`` or ``"gpu"``: where windows are profiled. A GPU
         instance tries the GPU and falls back to the CPU with a log line.
     policy
-        Test policy of the :class:`~cudrift.DriftDetector` (a test name or ``"auto"``).
+        Test policy of the :class:`~cudrift.DriftDetector`: a test name,
+        ``"auto"``, or a dict of column → test (kept as JSON in the config).
     drift_share
         Share of drifted features that marks the whole window as drifted.
     predictions
@@ -81,7 +82,7 @@ class MonitorSettings:
     checkpoint: str = ""
     checkpoint_seconds: float = 30.0
     backend: str = "auto"
-    policy: str = "auto"
+    policy: str | Mapping[str, str] = "auto"
     drift_share: float = 0.5
     predictions: tuple[str, ...] = ()
     bad_requests: str = "error"
@@ -106,6 +107,8 @@ class MonitorSettings:
             raise ValueError(f"Invalid value for backend: {self.backend!r} (expected one of {BACKENDS})")
         # the detector's own check, so a misspelt test fails here (`cudrift triton repo`), not at model load
         normalize_policy(self.policy, TESTS)
+        if isinstance(self.policy, Mapping):
+            object.__setattr__(self, "policy", {str(k): v for k, v in self.policy.items()})
         if not (0 < self.drift_share <= 1):
             raise ValueError(f"Invalid value for drift_share: {self.drift_share!r} (expected a number in (0, 1])")
         object.__setattr__(self, "predictions", tuple(str(c) for c in self.predictions))
@@ -115,7 +118,12 @@ class MonitorSettings:
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            out[PARAMETER_PREFIX + f.name] = json.dumps(list(v)) if f.name == "predictions" else str(v)
+            # the containers as JSON, which from_parameters reads back (str() of a dict is Python's repr)
+            if f.name == "predictions":
+                v = json.dumps(list(v))
+            elif isinstance(v, Mapping):
+                v = json.dumps(dict(v))
+            out[PARAMETER_PREFIX + f.name] = str(v)
         return out
 
     @classmethod
@@ -144,6 +152,9 @@ class MonitorSettings:
             try:
                 if name == "predictions":
                     kwargs[name] = tuple(json.loads(text)) if text.strip() else ()
+                elif name == "policy" and text.lstrip().startswith("{"):
+                    # a dict of column → test (a test's name never starts with "{")
+                    kwargs[name] = json.loads(text)
                 elif isinstance(default, int):
                     kwargs[name] = int(text)
                 elif isinstance(default, float):

@@ -325,7 +325,7 @@ def write_repository(
     checkpoint_seconds: float = _DEFAULTS.checkpoint_seconds,
     fold_rows: int = _DEFAULTS.fold_rows,
     max_backlog_rows: int = _DEFAULTS.max_backlog_rows,
-    policy: str = _DEFAULTS.policy,
+    policy: str | Mapping[str, str] = _DEFAULTS.policy,
     drift_share: float = _DEFAULTS.drift_share,
     mapping: Mapping[str, str] | None = None,
     ensemble: str | None = None,
