@@ -367,3 +367,26 @@ def test_csv_decimal_commas_are_refused_unless_a_decimal_mark_is_chosen(tmp_path
         assert [c.family for c in src.columns] == ["float", "string", "string"], amount
     with pytest.raises(ValueError, match=r"Invalid value for decimal: ';'"):
         csv_source(path, decimal=";")
+
+
+def test_a_named_pandas_index_in_parquet_or_arrow_is_not_a_column(tmp_path, rng):
+    """``to_parquet`` and ``pa.Table.from_pandas`` store a named index as a column, listed in the pandas metadata's
+    ``index_columns``: the same frame passed as it is does not profile its index, and neither do they."""
+    n = 500
+    ids = pd.DataFrame({"x": rng.normal(size=n)}, index=pd.Index(rng.permutation(n) * 7, name="row_id"))
+    ids.to_parquet(tmp_path / "ids.parquet")
+    assert pq.read_schema(tmp_path / "ids.parquet").names == ["x", "row_id"]
+    times = pd.DataFrame({"x": rng.normal(size=n), "c": rng.choice(["a", "b"], n)},
+                         index=pd.date_range("2024-01-01", periods=n, freq="min", name="ts"))
+    times.to_parquet(tmp_path / "times.parquet")
+    for frame, stored in ((ids, tmp_path / "ids.parquet"), (times, tmp_path / "times.parquet")):
+        direct = cudrift.profile(frame)
+        assert direct.names == list(frame.columns)
+        _assert_same(cudrift.profile(stored), direct)  # (a DatetimeIndex stopped the profile: unsupported dtype)
+        _assert_same(cudrift.profile(pa.Table.from_pandas(frame)), direct)
+    # a RangeIndex is metadata only, a MultiIndex is two columns: neither is profiled
+    multi = ids.set_index(pd.Index(np.arange(n) % 3, name="k"), append=True)
+    multi.to_parquet(tmp_path / "multi.parquet")
+    assert cudrift.profile(tmp_path / "multi.parquet").names == ["x"]
+    ids.reset_index(drop=True).to_parquet(tmp_path / "range.parquet")
+    assert cudrift.profile(tmp_path / "range.parquet").names == ["x"]

@@ -267,15 +267,22 @@ def _check_unique(names: list[str], origin: str) -> None:
         raise SchemaError(f"{origin} has duplicate column names {dup}")
 
 
-def _visible(names: list[str]) -> list[str]:
-    # pandas writes its index into Arrow tables and Parquet files under these names
-    return [n for n in names if not n.startswith("__index_level_")]
+def _visible(schema: pa.Schema) -> list[str]:
+    """The column names of ``schema`` less the pandas index that ``pa.Table.from_pandas`` and ``to_parquet`` store
+    as columns: a DataFrame passed as it is does not profile its index, nor does its Parquet file or Arrow table.
+
+    An unnamed index is stored as ``__index_level_0__``; a named one under its name, which the schema's pandas
+    metadata lists in ``index_columns`` (a RangeIndex is listed as a dict there, and not stored).
+    """
+    meta = schema.pandas_metadata or {}
+    index = {c for c in meta.get("index_columns", ()) if isinstance(c, str)}
+    return [n for n in (str(n) for n in schema.names) if n not in index and not n.startswith("__index_level_")]
 
 
 def _arrow_table_source(table: pa.Table, columns: Sequence[str] | None, origin: str, errors: str,
                         check_text: Callable[[str, pa.ChunkedArray], None] | None = None) -> TableSource:
     """``check_text(name, values)``, where given, may refuse a text column by raising :class:`SchemaError`."""
-    names = _select(_visible([str(n) for n in table.column_names]), columns, origin)
+    names = _select(_visible(table.schema), columns, origin)
     _check_unique(names, origin)
     decoded: dict[str, pa.ChunkedArray] = {}
 
@@ -685,7 +692,7 @@ def _parquet_source(files: list[_ParquetFile], columns: Sequence[str] | None, ba
     fields: list[dict[str, pa.DataType]] = []
     for f in files:
         schema = _read_schema(f.path)
-        stored = _visible(schema.names)
+        stored = _visible(schema)
         _check_unique([*stored, *(k for k, _ in f.partition)], f"Parquet file {f.path}")
         fields.append({**{n: schema.field(n).type for n in stored}, **{k: part_types[k] for k, _ in f.partition}})
     first = files[0].path
