@@ -486,6 +486,24 @@ def test_a_boolean_category_takes_only_0_and_1_the_rest_is_unseen(reference, rng
     assert w.own["flag"].unseen_count == 0 and w.own.dtypes["flag"] == reference.dtypes["flag"]
 
 
+def test_a_boolean_categorys_other_integers_leave_its_dtype_alone(reference, rng):
+    """A window whose folds differ (one only 0 and 1, one with a 7) keeps the reference's bool dtype: no
+    dtype_change finding, the 7s counted as unseen categories."""
+    st = WindowState(reference, FeatureLayout.from_profile(reference), window_rows=200, fold_rows=100)
+    st.accept(_batch(rng, 100), 100)
+    assert st.fold() == 100
+    b = _batch(rng, 100)
+    b["CATEGORICAL_INT"][:5, 1] = 7
+    st.accept(b, 100)
+    w = st.close_next()
+    assert w.own.dtypes["flag"] == w.merged.dtypes["flag"] == reference.dtypes["flag"] == "bool"
+    col = w.own["flag"]
+    assert (col.unseen_count, col.counts[False] + col.counts[True], col.count) == (5, 195, 200)
+    report = cudrift.DriftDetector(reference).compare(w.merged)
+    assert [f.check for f in report.findings if f.column == "flag"] == ["unseen_categories"]
+    assert not [f for f in report.findings if f.check == "dtype_change"]
+
+
 
 def test_a_checkpoint_named_by_an_earlier_identity_resumes_when_its_windows_merge(reference, rng):
     """Monitors before 2026-11-27 named their reference file in checkpoints, not the widened reference: such a

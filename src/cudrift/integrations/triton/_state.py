@@ -405,7 +405,12 @@ class WindowState:
                 columns[name] = col
         # Profiles merge only with the same column order: the reference's.
         ordered = {name: columns[name] for name in self.reference.kinds}
-        return profile(ordered, like=window, backend=self.backend)
+        prof = profile(ordered, like=window, backend=self.backend)
+        # A boolean column's dtype is the reference's whatever integers a fold held: one kept as int64 (see
+        # _as_bool_keys) would make its window's dtype 'bool|int64', a false dtype_change in every comparison.
+        for name in self._bool_columns:
+            prof.dtypes[name] = self.reference.dtypes[name]
+        return prof
 
     # ------------------------------------------------------------ checkpoint
     def to_bytes(self, extra: Mapping[str, Any] | None = None) -> bytes:
@@ -518,10 +523,11 @@ class WindowState:
 
 
 def _as_bool_keys(col: Any) -> Any:
-    """A boolean category's INT64 column as bools when it holds only 0 and 1 (the reference's dtype).
+    """A boolean category's INT64 column as bools when it holds only 0 and 1.
 
     Otherwise the integers themselves: profiled against the reference's boolean dictionary, 0 and 1 count as
-    False and True and any other value as an unseen category (7 is not True).
+    False and True and any other value as an unseen category (7 is not True); ``WindowState._profile`` then
+    records the column's dtype as the reference's.
     """
     return col != 0 if bool(((col == 0) | (col == 1)).all()) else col
 
