@@ -486,3 +486,21 @@ def test_csv_written_with_the_pandas_index_compares_its_columns_only(tmp_path, r
     assert main(["compare", str(ref), str(cur), "--ignore", "Unnamed: 0", "--json", str(report)]) == 0
     assert [f.column for f in DriftReport.from_json(report.read_text()).features] == ["x"]
     capsys.readouterr()
+
+
+def test_a_console_that_cannot_encode_the_report_still_gets_it_and_the_right_status(tmp_path, rng):
+    """An em dash or a column name the console's encoding lacks raised UnicodeEncodeError: exit status 1, which a
+    --fail-on-drift gate reads as drift. It is written as an escape instead, and the status is the verdict's."""
+    import os
+
+    table = pa.table({"prïce": rng.normal(size=300), "c": rng.choice(["a", "b"], 300)})
+    pq.write_table(table, tmp_path / "ref.parquet")
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    ref = str(tmp_path / "ref.parquet")
+    res = subprocess.run([sys.executable, "-m", "cudrift.cli.main", "compare", ref, ref, "--fail-on-drift"],
+                         capture_output=True, text=True, encoding="ascii", env=env, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "pr\\xefce" in res.stdout and "dataset: no drift \\u2014 0 of 2 columns drifted" in res.stdout
+    res = subprocess.run([sys.executable, "-m", "cudrift.cli.main", "compare", ref, str(tmp_path / "nope—.parquet")],
+                         capture_output=True, text=True, encoding="ascii", env=env, timeout=300)
+    assert res.returncode == 2 and "nope\\u2014.parquet" in res.stderr and "Traceback" not in res.stderr

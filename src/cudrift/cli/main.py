@@ -291,7 +291,19 @@ def _policy(value: str) -> str:
     return value
 
 
+def _tolerate_encoding() -> None:
+    """Let stdout and stderr write any text: a character their encoding lacks (an em dash, ``×``, a column name
+    under ``PYTHONIOENCODING=cp437`` or a legacy Windows console) is written as a ``\\u2014`` escape.
+
+    Otherwise printing the report raised UnicodeEncodeError, whose exit status 1 a CI gate reads as drift.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _tolerate_encoding()
     args = build_parser().parse_args(argv)
     try:
         status, show = args.func(args)
