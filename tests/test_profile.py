@@ -339,3 +339,41 @@ def test_sketch_fixes_of_the_thirteenth_session(rng):
                      ({"seed": 2**64}, "seed: 18446744073709551616")):
         with pytest.raises(ValueError, match=rf"Invalid value for {msg}"):
             ProfileConfig(**bad)
+
+
+def test_merged_references_past_max_categories_are_refused(rng):
+    """Each reference recounts its dictionary exactly; a merge past max_categories could only estimate it
+    (ties cleared every counter; Zipf counts came out low and the detector saw drift in a same-distribution
+    window): Profile.merge refuses it and says what to do, while merges that stay exact, windows profiled
+    like= a reference (however many categories they see) and the identity are accepted."""
+    cfg = ProfileConfig(max_categories=2)
+    a = cudrift.profile({"c": np.array(list("abc") * 5, dtype=object)}, config=cfg)
+    b = cudrift.profile({"c": np.array(list("dec") * 5, dtype=object)}, config=cfg)
+    for x, y in ((a, b), (b, a)):
+        with pytest.raises(IncompatibleSketchError, match=r"column 'c'.*max_categories=2.*one pass.*max_categories"):
+            x + y
+    # Zipf categories, 80 of them, a cap of 40: the same refusal; one pass over the union is exact
+    p = 1 / np.arange(1, 81)
+    keys = np.array([f"k{i}" for i in range(80)], dtype=object)
+    parts = [rng.choice(keys, 5000, p=p / p.sum()) for _ in range(2)]
+    cfg = ProfileConfig(max_categories=40)
+    za, zb = (cudrift.profile({"c": x}, config=cfg) for x in parts)
+    with pytest.raises(IncompatibleSketchError, match="one pass"):
+        za + zb
+    whole = cudrift.profile({"c": np.concatenate(parts)}, config=cfg)["c"].counts
+    truth = dict(zip(*np.unique(np.concatenate(parts), return_counts=True)))
+    assert all(whole[k] == truth[k] for k in whole.keys()) and whole.max_count_error == 0
+
+    # a merge that stays exact: a reference past the cap and rows of its own dictionary's keys
+    cfg = ProfileConfig(max_categories=2)
+    more = cudrift.profile({"c": np.array(list("ab") * 3, dtype=object)}, config=cfg)
+    m = a + more
+    assert dict(m["c"].counts.items()) == {"a": 8, "b": 8} and m["c"].counts.folded == 5
+    assert (a + Profile.empty_like(a)).to_bytes() == a.to_bytes() == (Profile.empty_like(a) + a).to_bytes()
+    # windows like= the reference count its dictionary exactly; a column new to it may be an estimate
+    w = [cudrift.profile({"c": np.array(list(s), dtype=object),
+                          "id": np.array([f"{s}{i}" for i in range(len(s))], dtype=object)}, like=a)
+         for s in ("abcdefg", "gfedcbaab")]
+    ww = w[0] + w[1]
+    assert dict(ww["c"].counts.items()) == {"a": 3, "b": 3} and ww["c"].unseen_count == 10
+    assert ww["id"].reference_categories is None and ww["id"].counts.max_count_error > 0

@@ -115,7 +115,30 @@ class Profile:
 
     # ------------------------------------------------------------------ merge
     def merge(self, other: "Profile") -> "Profile":
-        """Combine two profiles of the same columns and settings into a new one."""
+        """Combine two profiles of the same columns and settings into a new one.
+
+        Raises
+        ------
+        IncompatibleSketchError
+            If the settings, columns, edges or dictionaries differ, or if two
+            references together hold more than ``max_categories`` categories
+            of a column: a merge could only estimate their counts, which a
+            reference must hold exactly (profile the union in one pass).
+        """
+        merged = self._merge(other)
+        estimated = _estimated_reference_columns(merged, self, other)
+        if estimated:
+            n = estimated[0]
+            raise IncompatibleSketchError(
+                f"column {n!r}: these reference profiles together hold more than max_categories="
+                f"{self.config.max_categories} categories, whose counts a merge could only estimate (a reference "
+                "counts its dictionary exactly: the detector reads its counts as exact); profile the union of "
+                "their data in one pass (cudrift.profile of all its parts: a list of Parquet files, say), or "
+                "profile each part with a larger max_categories"
+            )
+        return merged
+
+    def _merge(self, other: "Profile") -> "Profile":
         if not isinstance(other, Profile):
             raise TypeError(f"cannot merge a Profile with a {type(other).__name__}")
         self.config.check_mergeable(other.config)
@@ -157,18 +180,16 @@ class Profile:
         part = Profile({n: _empty_column(k, self, n, self.config, dtypes[n], same_dictionary=True)
                         for n, k in self.kinds.items()}, dict(self.kinds), dtypes, 0, self.config)
         _consume(part, src, list(self.columns))
-        merged = self.merge(part)
-        for n, col in merged.columns.items():
-            if (isinstance(col, CategoricalColumnProfile) and col.reference_categories is None
-                    and col.counts.max_count_error > 0):
-                # profile() recounts an outgrown reference's dictionary exactly in a second pass over the
-                # data; update() has no such pass, and windows profiled like= it count exactly
-                raise IncompatibleSketchError(
-                    f"column {n!r}: with these rows the reference holds more than max_categories="
-                    f"{self.config.max_categories} categories, whose counts update() could only estimate; "
-                    "profile the whole reference in one pass (cudrift.profile of all its parts: a list of "
-                    "Parquet files, say), which counts its dictionary exactly"
-                )
+        merged = self._merge(part)
+        for n in _estimated_reference_columns(merged, self, part):
+            # profile() recounts an outgrown reference's dictionary exactly in a second pass over the
+            # data; update() has no such pass, and windows profiled like= it count exactly
+            raise IncompatibleSketchError(
+                f"column {n!r}: with these rows the reference holds more than max_categories="
+                f"{self.config.max_categories} categories, whose counts update() could only estimate; "
+                "profile the whole reference in one pass (cudrift.profile of all its parts: a list of "
+                "Parquet files, say), which counts its dictionary exactly"
+            )
         self.columns, self.n_rows, self.dtypes = merged.columns, merged.n_rows, merged.dtypes
         return self
 
@@ -232,6 +253,28 @@ class Profile:
             return cls.from_bytes(data)
         except FormatError as exc:
             raise FormatError(f"{path}: {exc}") from None
+
+
+def _estimated_reference_columns(merged: Profile, a: Profile, b: Profile) -> list[str]:
+    """Reference columns whose counts became estimates by merging ``a`` and ``b`` into ``merged``.
+
+    A reference counts its dictionary exactly (``profile()`` recounts a column
+    past ``max_categories`` in a second pass); past the cap, a merge can only
+    reduce the counts the heavy-hitters way, leaving them undercounted (every
+    counter cleared where many categories tie), which the detector would read
+    as exact. A window profiled ``like=`` a reference is not one: it carries the
+    reference's dictionary in its categorical columns and counts those
+    categories exactly however many others it sees; a column new to its
+    reference is not tested, so its counts may be estimates. A merge with a
+    column of no keys (``Profile.empty_like``, a batch of nulls) changes no
+    count and is left alone.
+    """
+    if any(isinstance(c, CategoricalColumnProfile) and c.reference_categories is not None
+           for p in (a, b) for c in p.columns.values()):
+        return []
+    return [n for n, col in merged.columns.items()
+            if isinstance(col, CategoricalColumnProfile) and col.reference_categories is None
+            and col.counts.max_count_error > 0 and a.columns[n].counts.n and b.columns[n].counts.n]
 
 
 def _describe(p: Profile) -> str:
