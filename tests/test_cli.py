@@ -219,8 +219,10 @@ def test_common_mistakes_get_plain_messages(tmp_path, rng, capsys):
         main(["compare", ref, cur, "--policy", "nope"])
     err = capsys.readouterr().err
     assert "unknown test 'nope'; the tests are: auto, " in err and "ks" in err and "dict" not in err
-    # a column to ignore that one of the files lacks is simply not there to ignore
+    # a column to ignore that the files lack is not there to ignore: a warning, as one list serves many windows
+    capsys.readouterr()
     assert main(["compare", ref, cur, "--ignore", "not_a_column"]) == 0
+    assert "warning: --ignore 'not_a_column' matches no column of" in capsys.readouterr().err
 
 
 def test_csv_text_columns_read_missing_cells_as_nulls(tmp_path, rng, capsys):
@@ -435,7 +437,7 @@ def test_tab_separated_files_and_an_explicit_delimiter(tmp_path, rng, capsys):
 
 @pytest.mark.parametrize("value, names", [
     ("a,b", ["a", "b"]),
-    (" a , b,,", ["a", "b"]),
+    (" a , b,, ,", [" a ", " b"]),  # (spaces are matched to the columns' names: see the test below)
     ("price\\,usd", ["price,usd"]),
     ("price\\,usd,id", ["price,usd", "id"]),
     ("a\\\\,b", ["a\\", "b"]),  # \\ is one backslash, before a comma that splits
@@ -504,3 +506,36 @@ def test_a_console_that_cannot_encode_the_report_still_gets_it_and_the_right_sta
     res = subprocess.run([sys.executable, "-m", "cudrift.cli.main", "compare", ref, str(tmp_path / "nope—.parquet")],
                          capture_output=True, text=True, encoding="ascii", env=env, timeout=300)
     assert res.returncode == 2 and "nope\\u2014.parquet" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_ignore_reaches_names_with_spaces_and_warns_of_names_that_match_nothing(tmp_path, rng, capsys):
+    """A CSV header written ``id, price, city`` names its columns " price" and " city": --ignore matches a name
+    exactly, else with the spaces at both ends stripped on both sides. A name that matches no column of either
+    input is not an error (a reference's list serves its windows) but is said on stderr."""
+    n = 400
+    for name, shift in (("ref", 0), ("cur", 10_000)):
+        rows = "".join(f"{shift + i}, {rng.normal():.3f}, {rng.choice(['a', 'b'])}\n" for i in range(n))
+        (tmp_path / f"{name}.csv").write_text("id, price, city\n" + rows)
+    ref, cur, report = str(tmp_path / "ref.csv"), str(tmp_path / "cur.csv"), tmp_path / "r.json"
+
+    def compared(*ignore):
+        assert main(["compare", ref, cur, "--json", str(report), *ignore]) == 0
+        return [f.column for f in DriftReport.from_json(report.read_text()).features]
+
+    assert compared() == ["id", " price", " city"]
+    capsys.readouterr()
+    assert compared("--ignore", "id, price") == [" city"]  # ' price' as written after the comma, exactly
+    assert compared("--ignore", "id,price") == [" city"]  # stripped on both sides
+    assert compared("--ignore", "id", "--ignore", "  price ") == [" city"]
+    assert capsys.readouterr().err == ""
+    assert compared("--ignore", "id,pirce") == [" price", " city"]
+    err = capsys.readouterr().err
+    assert f"warning: --ignore 'pirce' matches no column of {ref} or {cur}" in err and "' price'" in err
+    assert main(["profile", ref, "--out", str(tmp_path / "r.cdp"), "--ignore", " city,id"]) == 0
+    assert Profile.load(tmp_path / "r.cdp").names == [" price"]
+    # an exact match wins over a stripped one: a Parquet file with both "x" and " x"
+    for name in ("ref", "cur"):
+        pq.write_table(pa.table({"x": rng.normal(size=n), " x": rng.normal(size=n)}), tmp_path / f"{name}.parquet")
+    ref, cur = str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet")
+    assert compared("--ignore", "x") == [" x"]
+    assert compared("--ignore", " x") == ["x"]

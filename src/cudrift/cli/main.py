@@ -67,7 +67,7 @@ def _cmd_profile(args: argparse.Namespace) -> Outcome:
             if not isinstance(item, str):
                 raise ValueError(f"{path}: several inputs must all be Parquet files or directories")
             data.append(item)
-    prof = profile(data, like=like, backend=args.backend, schema=_schema(args))
+    prof = profile(data, like=like, backend=args.backend, schema=_schema(args, {" ".join(args.data): data}))
     prof.save(args.out)
     return 0, lambda: print(f"wrote {args.out}: {prof!r}")
 
@@ -78,7 +78,7 @@ def _cmd_compare(args: argparse.Namespace) -> Outcome:
     ref = _load_window(args.reference, args)
     cur = _load_window(args.current, args)
     det = DriftDetector(ref, policy=args.policy, correction=args.correction, drift_share=args.drift_share,
-                        backend=args.backend, schema=_schema(args))
+                        backend=args.backend, schema=_schema(args, {args.reference: ref, args.current: cur}))
     rep = det.compare(cur)
     if args.json:
         out = Path(args.json)
@@ -98,18 +98,57 @@ def _cmd_compare(args: argparse.Namespace) -> Outcome:
     return status, show
 
 
-def _schema(args: argparse.Namespace):
-    """The ``--ignore`` columns as a :class:`cudrift.Schema` (None without any)."""
+def _schema(args: argparse.Namespace, inputs: dict[str, object]):
+    """The ``--ignore`` columns as a :class:`cudrift.Schema` (None without any), matched to the columns of ``inputs``
+    (each as given on the command line → as loaded by :func:`_load_window`).
+
+    A name is matched in each input exactly, or where that finds nothing, with spaces at both ends stripped on
+    both sides: ``--ignore price`` and ``--ignore ' price'`` both reach the column ``" price"`` of a CSV whose
+    header is ``id, price``. A name that matches no column of any input is left out with a warning on stderr,
+    not an error: one ``--ignore`` list serves a reference and windows that may lack some of its columns.
+    """
     from cudrift.sketches.config import Schema
 
-    names = [n for item in args.ignore or () for n in _column_names(item)]
+    given = [n for item in args.ignore or () for n in _column_names(item)]
+    if not given:
+        return None
+    columns = {path: _input_columns(data) for path, data in inputs.items()}
+    names: list[str] = []
+    for name in given:
+        found = [c for cols in columns.values() for c in _matching(name, cols)]
+        if not found:
+            seen = list(dict.fromkeys(c for cols in columns.values() for c in cols))
+            shown = ", ".join(repr(c) for c in seen[:20]) + (", ..." if len(seen) > 20 else "")
+            print(f"cudrift {args.command}: warning: --ignore {name!r} matches no column of "
+                  f"{' or '.join(columns)} (columns: {shown})", file=sys.stderr)
+        names += [c for c in found if c not in names]
     return Schema(ignore=names) if names else None
+
+
+def _matching(name: str, columns: list[str]) -> list[str]:
+    """The columns ``name`` picks: the one it equals, else those equal to it with both sides' end spaces stripped."""
+    if name in columns:
+        return [name]
+    return [c for c in columns if c.strip() == name.strip()]
+
+
+def _input_columns(data: object) -> list[str]:
+    """The column names of an input as :func:`_load_window` gives it: a profile, a CSV source, Parquet path(s)."""
+    from cudrift.io._source import TableSource, as_source
+    from cudrift.sketches.profile import Profile
+
+    if isinstance(data, Profile):
+        return [*data.columns, *data.errors]
+    if isinstance(data, TableSource):
+        return data.names
+    return as_source(data, errors="report").names  # (the schemas only: the files are read later)
 
 
 def _column_names(item: str) -> list[str]:
     r"""The names in one ``--ignore`` value: split at commas, ``\,`` being a comma in a name and ``\\`` a backslash.
 
-    Other backslashes are kept as they are (``a\b`` names ``a\b``); each name is stripped of spaces at its ends.
+    Other backslashes are kept as they are (``a\b`` names ``a\b``). Names are kept with the spaces at their ends,
+    which :func:`_matching` strips only where the exact name matches no column; a name of spaces only is dropped.
     """
     names, name = [], ""
     chars = iter(item)
@@ -122,7 +161,7 @@ def _column_names(item: str) -> list[str]:
             name = ""
         else:
             name += ch
-    return [n.strip() for n in [*names, name] if n.strip()]
+    return [n for n in [*names, name] if n.strip()]
 
 
 def print_findings(rep) -> None:
