@@ -527,17 +527,22 @@ def test_bad_requests_pass_answers_nan_so_an_ensemble_keeps_its_outputs(tmp_path
         nan = {**request(rng, 40), "NUMERIC": FakeTensor("NUMERIC", np.full((40, 3), np.nan, np.float32))}
         latin1 = {**request(rng, 2),
                   "CATEGORICAL": FakeTensor("CATEGORICAL", np.array([[b"caf\xe9"], [b"x"]], dtype=object))}
-        missing = {k: v for k, v in request(rng, 5).items() if k != "NUMERIC"}  # its row count is unknown
-        out = m.execute([nan, request(rng, 30), latin1, missing, request(rng, 0)])
-        assert [r.error is None for r in out] == [True, True, True, False, True]
+        # its first input missing: the others tell its row count
+        missing = {k: v for k, v in request(rng, 5).items() if k != "NUMERIC"}
+        # inputs that disagree, or none at all: the row count cannot be told, so no answer can stand in
+        mismatch = {**request(rng, 7), "CATEGORICAL_INT": FakeTensor("CATEGORICAL_INT", np.zeros((6, 1), np.int64))}
+        out = m.execute([nan, request(rng, 30), latin1, missing, request(rng, 0), mismatch, {}])
+        assert [r.error is None for r in out] == [True, True, True, True, True, False, False]
         shapes = [np.from_dlpack(r.output_tensors[0]).shape for r in out if r.error is None]
-        assert shapes == [(40, 1), (30, 1), (2, 1), (0, 1)]
+        assert shapes == [(40, 1), (30, 1), (2, 1), (5, 1), (0, 1)]
         assert np.isnan(np.from_dlpack(out[0].output_tensors[0])).all()
+        assert np.isnan(np.from_dlpack(out[3].output_tensors[0])).all()
+        assert "6 rows, the others 7" in out[5].error.message() and "missing input 'NUMERIC'" in out[6].error.message()
         assert m.state.rows_total == 30  # only the good request's rows
-        wait_for(lambda: value(pb, "cudrift_requests_total") == 5)
+        wait_for(lambda: value(pb, "cudrift_requests_total") == 7)
         reasons = {r: value(pb, "cudrift_bad_requests_total", reason=r) for r in BAD_REQUEST_REASONS}
-        assert {r: v for r, v in reasons.items() if v} == {"nan_only": 1, "unreadable": 1, "missing_input": 1,
-                                                           "empty_batch": 1}
+        assert {r: v for r, v in reasons.items() if v} == {"nan_only": 1, "unreadable": 1, "missing_input": 2,
+                                                           "empty_batch": 1, "batch_mismatch": 1}
     finally:
         m.finalize()
 
@@ -809,5 +814,46 @@ def test_a_per_column_policy_reaches_the_monitor(tmp_path, reference, pb, rng):
         assert 0 <= value(pb, "cudrift_feature_drift_pvalue", feature="a", test="ks") <= 1
         assert np.isfinite(value(pb, "cudrift_feature_drift_score", feature="b", test="wasserstein_normalized"))
         assert value(pb, "cudrift_feature_drift_score", feature="b", test="ks") is None
+    finally:
+        m.finalize()
+
+
+def test_device_inputs_are_copied_before_execute_returns(tmp_path, pb, rng):
+    """A GPU instance profiling on the device copies its inputs there with CuPy, asynchronously; Triton may release
+    a request's input buffers once execute returns, so the copies are waited for by then (one stream
+    synchronization per request), with no NUMERIC input whose NaN check would happen to wait, and for a refused
+    request too."""
+    calls = []
+
+    class DeviceArray:  # a CuPy array: copy() is queued on the current stream
+        def __init__(self, a):
+            self.a = a
+
+        def copy(self):
+            calls.append("copy")
+            return self.a.copy()
+
+    class Stream:
+        def synchronize(self):
+            calls.append("synchronize")
+
+    class DeviceTensor(FakeTensor):
+        def is_cpu(self):
+            return False
+
+    cupy = types.SimpleNamespace(from_dlpack=lambda t: DeviceArray(np.from_dlpack(t)),
+                                 cuda=types.SimpleNamespace(get_current_stream=Stream))
+    ref = cudrift.profile({"region": rng.integers(0, 5, 1000), "zone": rng.integers(0, 3, 1000)})
+    repo = write_repository(tmp_path / "repo", ref, window_rows=1000, checkpoint="")
+    m = TritonPythonModel()
+    m.initialize(model_args(repo))
+    m._cupy, m.backend = cupy, "gpu"  # what a KIND_GPU instance sets up with the GPU backend available
+    try:
+        good = {"CATEGORICAL_INT": DeviceTensor("CATEGORICAL_INT", rng.integers(0, 5, (20, 2)))}
+        narrow = {"CATEGORICAL_INT": DeviceTensor("CATEGORICAL_INT", rng.integers(0, 5, (20, 1)))}
+        for req, error in ((good, False), (narrow, True)):
+            calls.clear()
+            assert (m.execute([req])[0].error is not None) == error
+            assert calls == ["copy", "synchronize"]
     finally:
         m.finalize()

@@ -68,8 +68,9 @@ class MonitorSettings:
         ensemble the whole request fails, served outputs included).
         ``"pass"``: it is counted the same way, its rows are left out, and it
         is answered with a NaN drift share, so an ensemble still returns the
-        served model's outputs (a request whose row count cannot be read,
-        e.g. one missing its first input, still gets an error).
+        served model's outputs. A request whose row count cannot be told
+        still gets an error: one whose inputs disagree on it
+        (``batch_mismatch``), or none of whose inputs is present.
     """
 
     reference: str = "reference.cdp"

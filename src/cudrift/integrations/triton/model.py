@@ -369,25 +369,46 @@ class TritonPythonModel:
         return responses
 
     def _read(self, request: Any) -> tuple[dict[str, Any], int]:
-        """Validated copies of the request's inputs, ``[rows, width]`` each, and the row count."""
+        """Validated copies of the request's inputs, ``[rows, width]`` each, and the row count.
+
+        A refused request's :class:`BadRequest` carries its row count when its inputs tell it: a missing input
+        is reported (the first problem in input order, as any other) once the inputs present are read; inputs
+        that disagree on it leave it unknown. Inputs copied on the device are waited for (the current stream is
+        synchronized) before it returns or raises.
+        """
         arrays: dict[str, Any] = {}
         rows = None
-        for g in self.layout.groups:
-            t = self._pb.get_input_tensor_by_name(request, g.name)
-            if t is None:
-                raise BadRequest("missing_input", f"missing input {g.name!r} ({g.client_data_type} "
-                                 f"[batch, {len(g.columns)}]: {', '.join(g.columns)})", rows)
-            a = self._array(t, g, rows)
-            if a.ndim == 1 and g.prediction:
-                a = a.reshape(-1, 1)
-            if a.ndim != 2 or a.shape[1] != len(g.columns):
-                raise BadRequest("wrong_width", f"input {g.name!r} has shape {list(a.shape)}; expected "
-                                 f"[batch, {len(g.columns)}] for {', '.join(g.columns)}", _rows_of(a, rows))
-            if rows is None:
+        missing = None
+        on_device = False
+        try:
+            for g in self.layout.groups:
+                t = self._pb.get_input_tensor_by_name(request, g.name)
+                if t is None:
+                    missing = missing or g
+                    continue
+                on_device = on_device or (self.backend == "gpu" and not t.is_cpu())
+                try:
+                    a = self._array(t, g, rows)
+                    if a.ndim == 1 and g.prediction:
+                        a = a.reshape(-1, 1)
+                    if a.ndim != 2 or a.shape[1] != len(g.columns):
+                        raise BadRequest("wrong_width", f"input {g.name!r} has shape {list(a.shape)}; expected "
+                                         f"[batch, {len(g.columns)}] for {', '.join(g.columns)}", _rows_of(a, rows))
+                    if rows is not None and a.shape[0] != rows:
+                        raise BadRequest("batch_mismatch", f"input {g.name!r} has {a.shape[0]} rows, the others {rows}")
+                except BadRequest as exc:
+                    if missing is not None:
+                        raise _missing_input(missing, exc.rows) from None
+                    raise
                 rows = a.shape[0]
-            elif a.shape[0] != rows:
-                raise BadRequest("batch_mismatch", f"input {g.name!r} has {a.shape[0]} rows, the others {rows}")
-            arrays[g.name] = a
+                arrays[g.name] = a
+        finally:
+            if on_device:
+                # The device copies run asynchronously on the current stream, and Triton may release the input
+                # buffers as soon as execute returns: wait for them, once per request.
+                self._cupy.cuda.get_current_stream().synchronize()
+        if missing is not None:
+            raise _missing_input(missing, rows)
         if not rows:
             raise BadRequest("empty_batch", "the request has no rows", 0)
         numeric = arrays.get(NUMERIC)
@@ -601,6 +622,11 @@ def _outward(lo: float, hi: float, dtype: np.dtype) -> tuple[float, float]:
         if float(r[1]) < hi:
             r[1] = np.nextafter(r[1], dtype.type(np.inf))
     return float(r[0]), float(r[1])
+
+
+def _missing_input(g: InputGroup, rows: int | None) -> BadRequest:
+    return BadRequest("missing_input", f"missing input {g.name!r} ({g.client_data_type} "
+                      f"[batch, {len(g.columns)}]: {', '.join(g.columns)})", rows)
 
 
 def _rows_of(a: Any, rows: int | None) -> int | None:
