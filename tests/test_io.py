@@ -390,3 +390,23 @@ def test_a_named_pandas_index_in_parquet_or_arrow_is_not_a_column(tmp_path, rng)
     assert cudrift.profile(tmp_path / "multi.parquet").names == ["x"]
     ids.reset_index(drop=True).to_parquet(tmp_path / "range.parquet")
     assert cudrift.profile(tmp_path / "range.parquet").names == ["x"]
+
+
+def test_a_directory_reads_its_symlinked_subdirectories_once(tmp_path, rng):
+    """A window assembled from links to a store's folders was read without them, silently. Links are followed;
+    a link back to a folder above, or a second link to one folder, does not read it again (nor loop)."""
+    store, window = tmp_path / "store", tmp_path / "window"
+    (store / "jan").mkdir(parents=True)
+    window.mkdir()
+    pd.DataFrame({"x": rng.normal(size=300)}).to_parquet(store / "jan" / "part.parquet")
+    pd.DataFrame({"x": rng.normal(size=200)}).to_parquet(window / "local.parquet")
+    (window / "jan").symlink_to(store / "jan", target_is_directory=True)
+    (window / "again").symlink_to(store / "jan", target_is_directory=True)
+    (store / "jan" / "up").symlink_to(window, target_is_directory=True)  # a cycle
+    assert cudrift.profile(window).n_rows == 500
+    (window / "dt=2024-01").symlink_to(store / "jan", target_is_directory=True)  # a partition under its link's name
+    (window / "jan").unlink()
+    (window / "again").unlink()
+    (window / "local.parquet").unlink()
+    p = cudrift.profile(window)
+    assert p.n_rows == 300 and p.names == ["x", "dt"]

@@ -744,18 +744,30 @@ def _parquet_source(files: list[_ParquetFile], columns: Sequence[str] | None, ba
     return TableSource(infos, batches, n_rows, f"Parquet files {[str(f.path) for f in files]}")
 
 
+def _first_visit(folder: str, name: str, seen: set[str]) -> bool:
+    """Whether the directory ``folder/name`` resolves to one not in ``seen`` (which it is added to)."""
+    real = os.path.realpath(os.path.join(folder, name))
+    if real in seen:
+        return False
+    seen.add(real)
+    return True
+
+
 def _parquet_files(path: Path) -> list[_ParquetFile]:
     """A Parquet file, or the ``*.parquet`` files of a directory and its subdirectories (sorted by path).
 
     Names starting with ``_`` or ``.`` are skipped (``_SUCCESS``, ``.ipynb_checkpoints``), as Spark and
-    pyarrow skip them. A subdirectory named ``key=value`` (Hive partitioning, as pandas' ``partition_cols``
+    pyarrow skip them. Symbolic links to directories are followed, each directory read once. A subdirectory named ``key=value`` (Hive partitioning, as pandas' ``partition_cols``
     writes it) gives the files under it a column ``key``.
     """
     if not path.is_dir():
         return [_ParquetFile(path)]
     found = []
-    for folder, subfolders, names in os.walk(path):
-        subfolders[:] = [d for d in subfolders if not d.startswith(("_", "."))]
+    # symlinked subdirectories are followed (a window assembled from links to a store's days); each directory
+    # is entered once, so a link to a folder above it ends the walk there instead of looping
+    seen = {os.path.realpath(path)}
+    for folder, subfolders, names in os.walk(path, followlinks=True):
+        subfolders[:] = [d for d in subfolders if not d.startswith(("_", ".")) and _first_visit(folder, d, seen)]
         found += [Path(folder, n) for n in names if n.endswith(".parquet") and not n.startswith(("_", "."))]
     if not found:
         raise FileNotFoundError(f"no *.parquet files in directory {path} or its subdirectories")
