@@ -377,3 +377,37 @@ def test_merged_references_past_max_categories_are_refused(rng):
     ww = w[0] + w[1]
     assert dict(ww["c"].counts.items()) == {"a": 3, "b": 3} and ww["c"].unseen_count == 10
     assert ww["id"].reference_categories is None and ww["id"].counts.max_count_error > 0
+
+
+def test_merge_is_commutative_in_its_settings(rng, tmp_path):
+    """Merge kept the left profile's n_bins, categorical_max_distinct and batch_rows: a + b and b + a differed
+    (the kind a column new to them got, and how a later window was cut into batches). n_bins and
+    categorical_max_distinct are merge keys now; batch_rows, how data is read, is the smaller of the two, and
+    profile(like=, config=) reads with the config's."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def data(n):  # x of few values: equal edges whatever the rows, so references of it merge
+        return {"c": rng.choice(np.array(["a", "b", "c"], dtype=object), n), "x": rng.integers(0, 5, n) * 1.0}
+
+    a = cudrift.profile(data(3000), config=ProfileConfig(batch_rows=64))
+    b = cudrift.profile(data(3000), config=ProfileConfig(batch_rows=1 << 20))
+    ab, ba = a + b, b + a
+    assert ab.to_bytes() == ba.to_bytes() and ab.config.batch_rows == ba.config.batch_rows == 64
+    assert (Profile.empty_like(b) + a).to_bytes() == a.to_bytes() == (a + Profile.empty_like(b)).to_bytes()
+    for key, other in (("n_bins", 50), ("categorical_max_distinct", 30)):
+        c = cudrift.profile(data(3000), config=ProfileConfig(**{key: other}))
+        for x, y in ((b, c), (c, b)):
+            with pytest.raises(IncompatibleSketchError, match=rf"{key}=\d+ vs {key}=\d+"):
+                x + y
+
+    path = tmp_path / "w.parquet"
+    pq.write_table(pa.table({"x": rng.normal(2, 1.5, 5000)}), path)
+    ref = cudrift.profile({"x": rng.normal(2, 1.5, 5000)}, config=ProfileConfig(quantile_k=16))
+    w = cudrift.profile(path, like=ref, config=ProfileConfig(quantile_k=16, batch_rows=100))
+    assert w.config.batch_rows == 100 and np.array_equal(w.edges("x"), ref.edges("x"))
+    small = cudrift.profile({"x": rng.normal(size=10)}, config=ProfileConfig(quantile_k=16, batch_rows=100))
+    assert w["x"].quantiles == cudrift.profile(path, like=small)["x"].quantiles  # read in 100-row batches
+    assert w["x"].quantiles != cudrift.profile(path, like=ref)["x"].quantiles
+    with pytest.raises(IncompatibleSketchError, match="n_bins=100 vs n_bins=3"):
+        cudrift.profile(path, like=ref, config=ProfileConfig(quantile_k=16, n_bins=3))

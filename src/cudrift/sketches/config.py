@@ -36,7 +36,10 @@ class ProfileConfig:
         An integer column whose reference has at most this many distinct
         values is profiled as categorical.
     batch_rows
-        Rows per record batch when reading Parquet.
+        Rows per record batch when reading Parquet. It says how data is
+        read, not what the sketches hold: it is no merge key (a merge keeps
+        the smaller of the two), and ``profile(data, like=ref, config=...)``
+        reads with the ``config``'s.
     seed
         Seed of the sample's hash priorities.
     """
@@ -49,8 +52,9 @@ class ProfileConfig:
     batch_rows: int = 1 << 20
     seed: int = 0
 
-    #: Settings that change what a sketch holds; profiles merge only when equal.
-    MERGE_KEYS = ("quantile_k", "sample_size", "max_categories", "seed")
+    #: Settings that change what a sketch holds, or how a reference fixed its edges and column kinds (which
+    #: its windows share); profiles merge only when they are equal.
+    MERGE_KEYS = ("n_bins", "quantile_k", "sample_size", "max_categories", "categorical_max_distinct", "seed")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -84,6 +88,12 @@ class ProfileConfig:
                 if k in values and isinstance(values[k], int) and not isinstance(values[k], bool):
                     object.__setattr__(loose, k, values[k])
             return loose
+
+    def with_batch_rows(self, batch_rows: int) -> "ProfileConfig":
+        """These settings reading ``batch_rows`` rows per batch (a loaded profile's unchecked ones kept)."""
+        if batch_rows == self.batch_rows:
+            return self
+        return ProfileConfig.from_dict({**self.to_dict(), "batch_rows": batch_rows})
 
     def check_mergeable(self, other: "ProfileConfig") -> None:
         diff = [k for k in self.MERGE_KEYS if getattr(self, k) != getattr(other, k)]

@@ -142,6 +142,10 @@ class Profile:
         if not isinstance(other, Profile):
             raise TypeError(f"cannot merge a Profile with a {type(other).__name__}")
         self.config.check_mergeable(other.config)
+        # batch_rows only says how the data was read: the smaller, so that a + b and b + a are one profile
+        # (and a profile of no rows read none: it changes none, as empty_like is an identity)
+        config = (other.config if self.n_rows == 0 < other.n_rows else self.config if other.n_rows == 0 < self.n_rows
+                  else self.config.with_batch_rows(min(self.config.batch_rows, other.config.batch_rows)))
         if list(self.kinds) != list(other.kinds) or self.kinds != other.kinds:
             raise IncompatibleSketchError(
                 f"cannot merge profiles with different columns: {_describe(self)} vs {_describe(other)}"
@@ -155,7 +159,7 @@ class Profile:
         # a profile of no rows saw no dtype: merging it changes none (empty_like is an identity)
         dtypes = (dict(other.dtypes) if self.n_rows == 0 else dict(self.dtypes) if other.n_rows == 0
                   else {n: _merge_dtype(self.dtypes[n], other.dtypes[n]) for n in self.columns})
-        return Profile(cols, dict(self.kinds), dtypes, self.n_rows + other.n_rows, self.config,
+        return Profile(cols, dict(self.kinds), dtypes, self.n_rows + other.n_rows, config,
                        {**other.errors, **self.errors})
 
     def __add__(self, other: "Profile") -> "Profile":
@@ -482,8 +486,9 @@ def profile(
         dictionaries are reused, so that the result can be compared with it
         (and merged with other windows profiled the same way).
     config
-        Sketch settings (defaults: :class:`ProfileConfig`); taken from
-        ``like`` when it is given.
+        Sketch settings (defaults: :class:`ProfileConfig`). With ``like``
+        the settings are ``like``'s, and a ``config`` given too must agree
+        with them on every merge key; only its ``batch_rows`` is used.
     schema
         Kind overrides and ignored columns.
     columns
@@ -536,9 +541,12 @@ def profile_keeping_sorted(
     if like is not None:
         if not isinstance(like, Profile):
             raise TypeError(f"like= must be a Profile, got {type(like).__name__}")
-        if config is not None and config.to_dict() != like.config.to_dict():
+        if config is not None:
+            # the reference's settings, which its windows share; how the data is read is the caller's
             like.config.check_mergeable(config)
-        config = like.config
+            config = like.config.with_batch_rows(config.batch_rows)
+        else:
+            config = like.config
     config = config or ProfileConfig()
     schema = schema or Schema()
     # the source reports unreadable columns and we raise here: one the schema ignores must not stop the profile
