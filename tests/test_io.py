@@ -410,3 +410,32 @@ def test_a_directory_reads_its_symlinked_subdirectories_once(tmp_path, rng):
     (window / "local.parquet").unlink()
     p = cudrift.profile(window)
     assert p.n_rows == 300 and p.names == ["x", "dt"]
+
+
+def test_a_dict_of_pandas_or_polars_series_reads_as_their_dataframe(rng):
+    """A dict of pandas nullable Series went through np.asarray: Int64 with nulls became float64, numerical, while
+    the same data in a DataFrame is int64, categorical; a reference and a window in the two forms then reported a
+    dtype_change and used another test. Each Series now goes the DataFrame's way."""
+    n = 600
+    frame = pd.DataFrame({
+        "i": pd.array([1, 2, None] * (n // 3), dtype="Int64"),
+        "f": pd.array(np.r_[rng.normal(size=n - 1), [None]], dtype="Float64"),
+        "b": pd.array([True, None, False] * (n // 3), dtype="boolean"),
+        "s": pd.Series(["a", None, "b"] * (n // 3), dtype="string"),
+        "cat": pd.Categorical(rng.integers(0, 3, n)),
+        "sparse": pd.arrays.SparseArray(np.r_[np.zeros(n - 10), rng.normal(size=10)]),
+    })
+    direct = cudrift.profile(frame)
+    assert direct.dtypes["i"] == "int64" and direct.kinds["i"] == "categorical"
+    for form in ({c: frame[c] for c in frame}, {c: frame[c].array for c in frame}):
+        p = cudrift.profile(form)
+        _assert_same(p, direct)
+        assert p.dtypes == direct.dtypes
+        rep = cudrift.DriftDetector(frame).compare(form)
+        assert not rep.findings and not rep.dataset_drift
+    polars = pl.DataFrame({"i": [1, 2, None] * (n // 3), "s": pl.Series(["a", "b", None] * (n // 3),
+                                                                        dtype=pl.Categorical)})
+    direct = cudrift.profile(polars)
+    p = cudrift.profile({c: polars[c] for c in polars.columns})
+    _assert_same(p, direct)
+    assert p.dtypes == direct.dtypes and p.kinds["i"] == "categorical"

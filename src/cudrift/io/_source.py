@@ -499,42 +499,46 @@ def _pandas_source(df: Any, columns: Sequence[str] | None, errors: str) -> Table
     dense: dict[str, Any] = {}
 
     def column(n: str) -> Any:
-        s = df[by_name[n]]
-        if not getattr(s.dtype, "name", "").startswith("Sparse["):
-            return s
-        # a sparse column (pd.arrays.SparseArray) is read as its dense values, made once: Arrow takes no
-        # sparse arrays
         if n not in dense:
-            dense[n] = s.sparse.to_dense()
+            dense[n] = _dense(df[by_name[n]])
         return dense[n]
 
     def info(n: str) -> ColumnInfo:
-        s = column(n)
-        dt = s.dtype
-        np_dt = dt if isinstance(dt, np.dtype) else None
-        if np_dt is not None and np_dt.kind in "fiub":
-            plain[n] = True
-            return ColumnInfo(n, str(np_dt), _numpy_family(n, np_dt))
-        if np_dt is not None and np_dt.kind in "mM":
-            raise _unsupported(n, dt)
-        # Extension dtypes (nullable ints, strings, categoricals) and object
-        # columns go through Arrow, which keeps nulls apart and rejects mixes.
-        arr = _pandas_to_arrow(n, s)
-        plain[n] = False
-        return _arrow_info(n, arr.type)
+        col_info, plain[n] = _pandas_info(n, column(n))
+        return col_info
 
     infos = _collect(names, info, errors)
 
-    def load(n: str) -> ColumnData:
-        s = column(n)
-        if plain[n]:
-            return _column_from_numpy(n, s.to_numpy())
-        return _column_from_arrow(n, _pandas_to_arrow(n, s))
-
     def batches():
-        yield {n: (lambda n=n: load(n)) for n in names}
+        yield {n: (lambda n=n: _pandas_data(n, column(n), plain[n])) for n in names}
 
     return TableSource(infos, batches, len(df), "the pandas DataFrame")
+
+
+def _dense(s: Any) -> Any:
+    """A pandas Series as it is read: a sparse one (pd.arrays.SparseArray) as its dense values, as Arrow takes no
+    sparse arrays."""
+    return s.sparse.to_dense() if getattr(s.dtype, "name", "").startswith("Sparse[") else s
+
+
+def _pandas_info(name: str, s: Any) -> tuple[ColumnInfo, bool]:
+    """The info of a (dense) pandas Series, and whether it is read as its NumPy values rather than through Arrow."""
+    dt = s.dtype
+    np_dt = dt if isinstance(dt, np.dtype) else None
+    if np_dt is not None and np_dt.kind in "fiub":
+        return ColumnInfo(name, str(np_dt), _numpy_family(name, np_dt)), True
+    if np_dt is not None and np_dt.kind in "mM":
+        raise _unsupported(name, dt)
+    # Extension dtypes (nullable ints, strings, categoricals) and object
+    # columns go through Arrow, which keeps nulls apart and rejects mixes.
+    return _arrow_info(name, _pandas_to_arrow(name, s).type), False
+
+
+def _pandas_data(name: str, s: Any, plain: bool) -> ColumnData:
+    """The values of a pandas Series read as :func:`_pandas_info` says (``plain``)."""
+    if plain:
+        return _column_from_numpy(name, s.to_numpy())
+    return _column_from_arrow(name, _pandas_to_arrow(name, s))
 
 
 def _pandas_to_arrow(name: str, s: Any) -> pa.Array:
@@ -560,12 +564,28 @@ def _dict_source(data: Mapping[str, Any], columns: Sequence[str] | None, errors:
     by_name = {str(k): k for k in data.keys()}
     arrays: dict[str, Any] = {}
     lengths: dict[str, int] = {}
+    #: a pandas column → whether it is read as its NumPy values (see _pandas_info)
+    pandas_plain: dict[str, bool] = {}
+
     def info(n: str) -> ColumnInfo:
         v = data[by_name[n]]
+        mod = type(v).__module__.split(".")[0]
+        if mod == "polars" and hasattr(v, "to_arrow"):
+            v = v.to_arrow()  # as a polars DataFrame's columns are read
         if isinstance(v, (pa.Array, pa.ChunkedArray)):
             lengths[n] = len(v)
             arrays[n] = v
             return _arrow_info(n, v.type)
+        if mod == "pandas" and getattr(v, "ndim", 1) == 1:
+            # a Series, an ExtensionArray (pd.array(..., dtype="Int64"), a Categorical), an Index: read as a
+            # DataFrame's column is, not through np.asarray (which makes a nullable Int64 float64, numerical)
+            import pandas as pd
+
+            s = _dense(v if isinstance(v, pd.Series) else pd.Series(v, copy=False))
+            lengths[n] = len(s)
+            arrays[n] = s
+            col_info, pandas_plain[n] = _pandas_info(n, s)
+            return col_info
         a = np.asarray(v)
         if a.ndim != 1:
             raise SchemaError(f"column {n!r} must be 1-D, got shape {a.shape}")
@@ -583,6 +603,8 @@ def _dict_source(data: Mapping[str, Any], columns: Sequence[str] | None, errors:
 
     def load(n: str) -> ColumnData:
         v = arrays[n]
+        if n in pandas_plain:
+            return _pandas_data(n, v, pandas_plain[n])
         if isinstance(v, (pa.Array, pa.ChunkedArray)):
             return _column_from_arrow(n, v)
         return _column_from_numpy(n, v)
