@@ -179,3 +179,56 @@ def test_bytes_round_trip_and_errors(rng):
 
     with pytest.raises(FormatError, match="cudrift.categories"):
         CategoryCounts.from_bytes(Moments.empty().to_bytes())
+
+
+def assert_bounds_hold(c: CategoryCounts, truth: Counter) -> None:
+    """Every key's ``bounds`` contain its true count, held or not; the folded mass adds up."""
+    assert c.n == sum(truth.values()) and sum(c[k] for k in c.keys()) + c.folded == c.n
+    for key, true in truth.items():
+        lo, hi = c.bounds(key)
+        assert lo <= true <= hi, (key, true, lo, hi, c)
+
+
+def _reference_counts(keys: list, cap: int) -> CategoryCounts:
+    """The counts of a reference profile: its heavy-hitters pass recounted exactly."""
+    import cudrift
+    from cudrift import ProfileConfig, Schema
+
+    return cudrift.profile({"c": np.array(keys, dtype=object)}, config=ProfileConfig(max_categories=cap),
+                           schema=Schema(categorical=["c"]))["c"].counts
+
+
+def test_bounds_of_a_recounted_reference_cover_the_keys_it_folded(rng):
+    """The reference's second pass counts its dictionary exactly and stored error 0: bounds('c') was (0, 0)
+    for a key of 5 rows it had folded. A key not held may have up to folded; held keys stay exact."""
+    c = _reference_counts(list("abc") * 5, cap=2)
+    assert c.bounds("a") == (5, 5) and c.bounds("b") == (5, 5) and c.bounds("c") == (0, 5)
+    assert c.max_count_error == 0 and c.folded == 5 and not c.is_exact
+    for n_keys, cap in ((80, 40), (300, 25), (12, 11)):
+        p = 1 / np.arange(1, n_keys + 1)
+        keys = rng.choice(n_keys, 3000, p=p / p.sum()).tolist()
+        for data in (keys, [f"k{k}" for k in keys]):
+            c = _reference_counts(data, cap)
+            truth = Counter(data)
+            assert c.max_count_error == 0 and len(c) == min(cap, len(truth))
+            assert all(c[k] == truth[k] for k in c.keys())  # held: exact
+            assert_bounds_hold(c, truth)
+            back = CategoryCounts.from_bytes(c.to_bytes())
+            assert back == c and back.bounds(data[0]) == c.bounds(data[0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=str_keys.filter(bool), b=str_keys.filter(bool), c=str_keys, cap=st.integers(1, 6), recount_b=st.booleans())
+def test_bounds_hold_through_merges_with_recounted_counts(a, b, c, cap, recount_b):
+    """Recounted counts merged with recounted or one-pass counts, reduced or not, then updated: every key's
+    bounds contain its true count; a merge that stays exact keeps the error at 0 (Profile.merge accepts it)."""
+    ra = _reference_counts(a, cap)
+    rb = _reference_counts(b, cap) if recount_b else of(b, cap)
+    merged = ra + rb
+    assert merged.to_bytes() == (rb + ra).to_bytes()
+    assert_bounds_hold(merged, Counter(a + b))
+    if not merged.max_count_error:
+        assert all(merged[k] == Counter(a + b)[k] for k in merged.keys())
+    merged.update(np.array(c, dtype=object))
+    assert_bounds_hold(merged, Counter(a + b + c))
+    assert_bounds_hold(merged + of(c, cap), Counter(a + b + c + c))

@@ -7,7 +7,16 @@ subtract the ``(max_categories + 1)``-th largest count from every counter and
 drop those that reach zero or below. ``folded`` records everything removed
 from the table; ``max_count_error`` (the sum of the subtracted amounts over
 every reduction, summed over merged sketches) bounds how much any category
-is undercounted, and never exceeds ``folded / (max_categories + 1)``.
+is undercounted, and, in counts made by updates and merges alone, never
+exceeds ``folded / (max_categories + 1)``.
+
+A reference profile recounts its table exactly in a second pass over its
+data (``cudrift.sketches.profile``): its counts have ``max_count_error`` 0
+and ``folded > 0``, every key held is exact, and a key not held may have any
+count up to ``folded`` (:meth:`CategoryCounts.bounds` says so). A merge that
+reduces such counts, or joins them with counts that carry an error, adds
+their ``folded`` to ``max_count_error``: the bound then covers what the
+recount left out.
 
 Keys are ``str``, ``int`` or ``bool`` (bytes are decoded as UTF-8); one
 sketch holds one key type. The reduction depends only on the combined
@@ -265,6 +274,9 @@ class CategoryCounts:
         for k, c in table.items():
             out[k] = out.get(k, 0) + c
         total_folded, total_error = self._folded + folded, self._error + error
+        # counts recounted exactly (folded with no error): a key they do not hold may have all they folded
+        recounted = [(t, f) for t, f, e in ((self._table, self._folded, self._error), (table, folded, error))
+                     if f and not e]
         if len(out) > self._cap:
             keys = list(out)
             counts = np.fromiter(out.values(), dtype=np.int64, count=len(keys))
@@ -276,6 +288,9 @@ class CategoryCounts:
             total_folded += int(counts.sum() - reduced[keep].sum())
             total_error += cut
             out = {keys[i]: int(reduced[i]) for i in np.flatnonzero(keep).tolist()}
+        if recounted and (total_error or any(not out.keys() <= t.keys() for t, _ in recounted)):
+            # a key held now that a recount folded, or one folded now, may be undercounted by what it folded
+            total_error += sum(f for _, f in recounted)
         return CategoryCounts(self._cap, self._key_type or key_type, out, self._n + n, total_folded, total_error)
 
     # monoid ---------------------------------------------------------------
@@ -347,9 +362,23 @@ class CategoryCounts:
         return pairs if n is None else pairs[:n]
 
     def bounds(self, key: Key) -> tuple[int, int]:
-        """``(lo, hi)`` with ``lo <= true count <= hi`` (``lo == hi`` while exact)."""
-        lo = self[key]
-        return lo, lo + self._error
+        """``(lo, hi)`` with ``lo <= true count <= hi`` (``lo == hi`` while exact).
+
+        A key held is undercounted by at most :attr:`max_count_error`; a key
+        not held has at most that, or, where a reference's second pass
+        recounted the table exactly (``max_count_error`` 0), at most
+        :attr:`folded`, the count of every key it left out.
+
+        Examples
+        --------
+        >>> c = CategoryCounts(2, "str", {"a": 5, "b": 5}, 15, 5, 0)  # a reference's recount of "abc" * 5
+        >>> c.bounds("a"), c.bounds("c")
+        ((5, 5), (0, 5))
+        """
+        if key in self:
+            lo = self._table[key]
+            return lo, lo + self._error
+        return 0, self._error or self._folded
 
     # queries --------------------------------------------------------------
     @property
@@ -374,7 +403,11 @@ class CategoryCounts:
 
     @property
     def max_count_error(self) -> int:
-        """Bound on the undercount of any category (0 while exact)."""
+        """Bound on the undercount of any category held (0 while exact, and after a reference's recount).
+
+        A category not held may have up to ``bounds(key)[1]``: past a recount,
+        ``folded``.
+        """
         return self._error
 
     @property

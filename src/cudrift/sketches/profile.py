@@ -638,7 +638,9 @@ def _recount_folded_categories(prof: Profile, src: TableSource) -> None:
     appearance for text, ascending for integers and booleans; a key first
     seen in a later batch cannot have been seen before), so the dictionary
     holds ``min(max_categories, distinct)`` keys; the rest is kept as the
-    folded mass.
+    folded mass. The counts held are exact (``max_count_error`` 0, which
+    ``update`` and ``merge`` keep while they add no key); a key left out may
+    have up to ``folded`` rows, as ``CategoryCounts.bounds`` reports.
     """
     for name, col in list(prof.columns.items()):
         if not isinstance(col, CategoricalColumnProfile) or not col.counts.folded:
