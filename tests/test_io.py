@@ -439,3 +439,43 @@ def test_a_dict_of_pandas_or_polars_series_reads_as_their_dataframe(rng):
     p = cudrift.profile({c: polars[c] for c in polars.columns})
     _assert_same(p, direct)
     assert p.dtypes == direct.dtypes and p.kinds["i"] == "categorical"
+
+
+def test_parquet_decimal_columns_are_numbers(tmp_path, rng):
+    """decimal128/decimal256 columns (Spark and warehouse exports) were refused as an unsupported dtype. They are
+    read as float64, numerical, the dtype kept as the Arrow type: ks as scipy computes it on the same values."""
+    import decimal
+
+    from scipy import stats
+
+    def prices(shift, n, typ):
+        x = np.round(rng.normal(100 + shift, 15, n), 2)
+        values = [None if i % 50 == 0 else decimal.Decimal(f"{v:.2f}") for i, v in enumerate(x)]
+        return x[np.arange(n) % 50 != 0], pa.array(values, typ)
+
+    x_ref, ref = prices(0.0, 3000, pa.decimal128(10, 2))
+    x_cur, cur = prices(2.0, 2000, pa.decimal256(40, 2))
+    pq.write_table(pa.table({"price": ref}), tmp_path / "ref.parquet")
+    pq.write_table(pa.table({"price": cur}), tmp_path / "cur.parquet")
+    det = cudrift.DriftDetector(str(tmp_path / "ref.parquet"), policy="ks")
+    assert det.reference.kinds == {"price": "numerical"} and det.reference.dtypes == {"price": "decimal128(10, 2)"}
+    assert det.reference["price"].null_count == 60
+    rep = det.compare(str(tmp_path / "cur.parquet"))
+    want = stats.ks_2samp(x_ref, x_cur)
+    assert rep["price"].statistic == pytest.approx(want.statistic, rel=1e-12)
+    assert rep["price"].pvalue == pytest.approx(want.pvalue, rel=1e-6)
+    # a window of floats: the same numbers, a dtype_change said as for int64 → float64, the same test
+    floats = det.compare(pa.table({"price": pa.array(x_cur)}))
+    assert floats["price"].statistic == pytest.approx(want.statistic, rel=1e-12)
+    assert [f.message for f in floats.findings if f.check == "dtype_change"] == [
+        "column 'price' changed dtype: decimal128(10, 2) → float64"]
+    # files of one window that differ in precision read as one column; decimal.Decimal objects in pandas too
+    d = tmp_path / "days"
+    d.mkdir()
+    pq.write_table(pa.table({"price": ref}), d / "a.parquet")
+    pq.write_table(pa.table({"price": cur}), d / "b.parquet")
+    days = cudrift.profile(d)["price"]
+    assert days.count - days.null_count == len(x_ref) + len(x_cur) and days.moments.count == days.count - 100
+    frame = pd.DataFrame({"price": [decimal.Decimal("1.5"), None, decimal.Decimal("2.25")]})
+    p = cudrift.profile(frame)
+    assert p.kinds == {"price": "numerical"} and p["price"].moments.mean == pytest.approx(1.875)

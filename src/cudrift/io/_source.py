@@ -119,8 +119,8 @@ def _arrow_family(name: str, typ: pa.DataType) -> str:
         return "string" if value in ("integer", "string", "boolean") else value
     if pa.types.is_binary(typ) or pa.types.is_large_binary(typ):
         return "string"  # decoded as UTF-8 when read
-    if pa.types.is_floating(typ):
-        return "float"
+    if pa.types.is_floating(typ) or pa.types.is_decimal(typ):
+        return "float"  # decimals (Spark and warehouse exports) are read as float64
     if pa.types.is_integer(typ):
         return "integer"
     if pa.types.is_boolean(typ):
@@ -137,6 +137,8 @@ def _arrow_dtype_str(typ: pa.DataType) -> str:
         return _arrow_dtype_str(typ.value_type)
     if pa.types.is_floating(typ) or pa.types.is_integer(typ):
         return np.dtype(typ.to_pandas_dtype()).name
+    if pa.types.is_decimal(typ):
+        return str(typ)  # "decimal128(10, 2)": the values are read as float64, the dtype says what they were
     if pa.types.is_boolean(typ):
         return "bool"
     if pa.types.is_null(typ):
@@ -186,7 +188,7 @@ def _labels_from_objects(name: str, values: np.ndarray) -> pa.Array:
         except pa.ArrowInvalid:
             raise SchemaError(f"column {name!r} holds bytes that are not UTF-8 text") from None
     family = _arrow_family(name, arr.type)
-    if family == "float":
+    if family == "float" and not pa.types.is_decimal(arr.type):  # (decimal.Decimal objects: numbers, as in Parquet)
         # floats in an object column: a string column with a stray number is
         # the usual cause; both types present → mixed.
         raise _mixed_types_error(name, values) if any(isinstance(v, str) for v in values[:1000]) else SchemaError(
@@ -224,6 +226,9 @@ def _column_from_arrow(name: str, arr: pa.Array | pa.ChunkedArray) -> ColumnData
     nulls = arr.null_count
     if nulls:
         arr = arr.drop_null()
+    if pa.types.is_decimal(arr.type):
+        # (safe=False: a decimal with more digits than float64 holds becomes the nearest float64)
+        arr = arr.cast(pa.float64(), safe=False)
     family = _arrow_family(name, arr.type)
     if family in ("float", "integer"):
         return ColumnData(arr.to_numpy(zero_copy_only=False), nulls)
