@@ -1,5 +1,7 @@
 """Profiles: like=, merge laws at the profile level, serialization, kinds."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -411,3 +413,18 @@ def test_merge_is_commutative_in_its_settings(rng, tmp_path):
     assert w["x"].quantiles != cudrift.profile(path, like=ref)["x"].quantiles
     with pytest.raises(IncompatibleSketchError, match="n_bins=100 vs n_bins=3"):
         cudrift.profile(path, like=ref, config=ProfileConfig(quantile_k=16, n_bins=3))
+
+
+def test_empty_like_refuses_a_skip_that_is_not_a_count(rng, tmp_path):
+    """A negative skip gave a window whose sample started below index 0: it saved but did not load."""
+    ref = cudrift.profile({"x": rng.normal(size=10), "c": np.array(list("ab") * 5, dtype=object)})
+    only_cats = cudrift.profile({"c": np.array(list("ab") * 5, dtype=object)})
+    for bad in (-100, -1, 1.5, True, "3", None):
+        for like in (ref, only_cats):
+            with pytest.raises(ValueError, match=rf"Invalid value for skip: {re.escape(repr(bad))} "
+                                                 r"\(expected an integer >= 0\)"):
+                Profile.empty_like(like, skip=bad)
+    for ok in (0, 7, np.int64(7)):
+        w = Profile.empty_like(ref, skip=ok) + cudrift.profile({"x": rng.normal(size=5),
+                                                                 "c": np.array(["a"] * 5, dtype=object)}, like=ref)
+        assert Profile.load(w.save(tmp_path / "w.cdp")).to_bytes() == w.to_bytes()

@@ -209,3 +209,13 @@ def test_seeds_draw_independent_samples_and_old_bytes_keep_their_hashing():
     with pytest.raises(IncompatibleSketchError, match=r"seed=7 hashed two ways: one was written by a cudrift "
                                                       r"before sample payload version 2"):
         legacy + seven
+
+
+def test_continuing_refuses_a_skip_that_is_not_a_count():
+    """A negative skip started the indices below 0 (bytes that saved but did not load); 1.5 was cut to 1."""
+    first = Sample.empty(40, 3).update(np.arange(100.0))
+    for bad in (-101, -1, 1.5, True, "3"):
+        with pytest.raises(ValueError, match=r"Invalid value for skip: .* \(expected an integer >= 0\)"):
+            first.continuing(skip=bad)
+    later = first.continuing(skip=np.int64(5)).update(np.arange(10.0))
+    assert Sample.from_bytes(later.to_bytes()) == later

@@ -24,6 +24,7 @@ from cudrift.sketches.categorical import CategoryCounts, count_categories
 from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile, _merge_dtype
 from cudrift.sketches.config import CATEGORICAL, NUMERICAL, ProfileConfig, Schema
 from cudrift.sketches.histogram import equal_mass_edges
+from cudrift.sketches.sample import _check_skip
 
 ColumnProfile = Union[NumericColumnProfile, CategoricalColumnProfile]
 
@@ -107,7 +108,13 @@ class Profile:
         Its samples' indices continue the reference's, ``skip`` indices on: a
         window that skips at least the values of the windows before it draws
         no index they drew (the Triton monitor's sliding windows).
+
+        Raises
+        ------
+        ValueError
+            If ``skip`` is not an integer >= 0.
         """
+        skip = _check_skip(skip)
         cols: dict[str, ColumnProfile] = {}
         for name, kind in reference.kinds.items():
             cols[name] = _empty_column(kind, reference, name, reference.config, reference.dtypes[name], skip=skip)

@@ -155,6 +155,13 @@ def _check_settings(size: object, seed: object) -> tuple[int, int]:
     return int(size), int(seed)
 
 
+def _check_skip(skip: object) -> int:
+    # (a negative skip could start the indices below 0: bytes that save but do not load)
+    if isinstance(skip, bool) or not isinstance(skip, (int, np.integer)) or int(skip) < 0:
+        raise ValueError(f"Invalid value for skip: {skip!r} (expected an integer >= 0)")
+    return int(skip)
+
+
 class Sample:
     """Deterministic bottom-k sample of at most ``size`` values.
 
@@ -207,9 +214,14 @@ class Sample:
         same batches would: use it for a part that extends a stream. With a
         ``skip`` of at least the values another part of the stream will take,
         the two parts draw no index twice.
+
+        Raises
+        ------
+        ValueError
+            If ``skip`` is not an integer >= 0.
         """
         return Sample(self._size, self._seed, 0, np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float64),
-                      self._base + self._n_seen + int(skip), self._key)
+                      self._base + self._n_seen + _check_skip(skip), self._key)
 
     @property
     def _start(self) -> int:
