@@ -539,3 +539,31 @@ def test_ignore_reaches_names_with_spaces_and_warns_of_names_that_match_nothing(
     ref, cur = str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet")
     assert compared("--ignore", "x") == [" x"]
     assert compared("--ignore", " x") == ["x"]
+
+
+def test_input_extensions_in_any_case_and_a_plain_error_for_others(tmp_path, rng, capsys):
+    """REF.CSV.GZ was read as Parquet (and Arrow decompresses by lowercase extension only); a .txt file got the
+    Python API's advice (load it with pandas). Extensions match in any case; another file that is not Parquet gets
+    the list of what the command line reads."""
+    import gzip
+
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": rng.normal(size=300), "c": rng.choice(["a", "b"], 300)})
+    frame.to_csv(tmp_path / "ref.csv", index=False)
+    with gzip.open(tmp_path / "REF.CSV.GZ", "wt") as f:
+        frame.to_csv(f, index=False)
+    frame.to_csv(tmp_path / "REF.TSV", index=False, sep="\t")
+    frame.to_parquet(tmp_path / "ref.data")  # Parquet by its bytes, whatever its name
+    report = tmp_path / "r.json"
+    for other in ("REF.CSV.GZ", "REF.TSV", "ref.data"):
+        assert main(["compare", str(tmp_path / "ref.csv"), str(tmp_path / other), "--json", str(report)]) == 0
+        rep = DriftReport.from_json(report.read_text())
+        assert [f.column for f in rep.features] == ["x", "c"] and not rep.findings, other
+        assert all(f.statistic == 0 for f in rep.features)
+    frame.to_csv(tmp_path / "ref.txt", index=False)
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "ref.csv"), str(tmp_path / "ref.txt")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'ref.txt'}: not a file the command line reads" in err
+    assert ".csv, .tsv" in err and ".parquet" in err and "pandas" not in err

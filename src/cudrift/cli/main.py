@@ -26,8 +26,9 @@ Outcome = tuple[int, Callable[[], None]]
 def _load_window(path: str, args: argparse.Namespace):
     """A Parquet/CSV path, a directory of Parquet files, or a saved profile (known by its first bytes).
 
-    A CSV file is read with ``--delimiter`` and ``--decimal`` where given; a ``.tsv`` file (also ``.gz``,
-    ``.bz2``) is a CSV file delimited by tabs unless ``--delimiter`` says otherwise.
+    Extensions match in any case. A CSV file is read with ``--delimiter`` and ``--decimal`` where given; a
+    ``.tsv`` file (also ``.gz``, ``.bz2``) is a CSV file delimited by tabs unless ``--delimiter`` says otherwise.
+    A file of another name is read as Parquet where its bytes are Parquet, else refused with the list of inputs.
     """
     from cudrift.io._source import csv_source, is_profile_file
     from cudrift.sketches.profile import Profile
@@ -37,14 +38,30 @@ def _load_window(path: str, args: argparse.Namespace):
         raise FileNotFoundError(f"no such file or directory: {path}")
     if p.is_dir():
         return str(p)  # its Parquet files, in subdirectories too, are found when it is read
-    if is_profile_file(p) or p.suffix.lower() in (".cdp", ".profile"):
+    name = p.name.lower()
+    if is_profile_file(p) or name.endswith((".cdp", ".profile")):
         return Profile.load(p)  # (a .cdp that is not a profile: its error says so)
-    tsv = p.suffix.lower() == ".tsv" or p.name.endswith((".tsv.gz", ".tsv.bz2"))
-    if tsv or p.suffix.lower() == ".csv" or p.name.endswith((".csv.gz", ".csv.bz2")):  # (Arrow decompresses lowercase)
+    tsv = name.endswith((".tsv", ".tsv.gz", ".tsv.bz2"))
+    if tsv or name.endswith((".csv", ".csv.gz", ".csv.bz2")):
         # errors="report": profile and compare then decide what an unreadable column stops
         delimiter = args.delimiter or ("\t" if tsv else None)
         return csv_source(p, errors="report", delimiter=delimiter, decimal=args.decimal)
+    if not name.endswith(".parquet") and not _starts_as_parquet(p):
+        raise ValueError(f"{path}: not a file the command line reads: {_READS}")
     return str(p)
+
+
+#: the inputs of ``profile`` and ``compare``, for the error on any other file
+_READS = ("Parquet files (.parquet, or any name holding Parquet), directories of them, CSV files (.csv, .tsv, "
+          "also .gz or .bz2, in any case) and saved profiles (.cdp); convert other formats to one of these")
+
+
+def _starts_as_parquet(p: Path) -> bool:
+    try:
+        with open(p, "rb") as f:
+            return f.read(4) == b"PAR1"
+    except OSError:
+        return True  # (reading it as Parquet names what is wrong)
 
 
 def _cmd_demo(args: argparse.Namespace) -> Outcome:

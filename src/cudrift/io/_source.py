@@ -352,6 +352,11 @@ def _widths(text: str, delimiter: str, whole: bool) -> set[int]:
     return {len(r) for r in rows} if len(rows) >= 2 else set()
 
 
+def _compression(path: str | os.PathLike) -> str:
+    """The codec of a CSV file by its extension, in any case (Arrow's ``"detect"`` knows ``.gz``, not ``.GZ``)."""
+    return {".gz": "gzip", ".bz2": "bz2"}.get(Path(path).suffix.lower(), "detect")
+
+
 def sniff_delimiter(path: str | os.PathLike) -> str:
     """The delimiter of a CSV file: ``","``, unless its head is no table under ``","`` and is one under exactly one
     of :data:`OTHER_DELIMITERS`.
@@ -368,7 +373,7 @@ def sniff_delimiter(path: str | os.PathLike) -> str:
         ``--delimiter``).
     """
     try:
-        with pa.input_stream(os.fspath(path), compression="detect") as f:  # (.csv.gz, .csv.bz2)
+        with pa.input_stream(os.fspath(path), compression=_compression(path)) as f:
             head = f.read(_SNIFF_BYTES)
     except (pa.ArrowInvalid, OSError):
         return ","  # (reading the file says what is wrong with it, and names it)
@@ -477,7 +482,8 @@ def csv_source(path: str | os.PathLike, errors: str = "raise", delimiter: str | 
     options = pacsv.ConvertOptions(null_values=list(PANDAS_NA_VALUES), strings_can_be_null=True,
                                    decimal_point=decimal or ".")
     try:
-        table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=sep), convert_options=options)
+        with pa.input_stream(os.fspath(path), compression=_compression(path)) as f:
+            table = pacsv.read_csv(f, parse_options=pacsv.ParseOptions(delimiter=sep), convert_options=options)
     except (pa.ArrowInvalid, OSError) as exc:  # (OSError: a corrupt .gz or .bz2)
         if isinstance(exc, OSError) and exc.filename is not None:
             raise  # not found, permission denied: already named
