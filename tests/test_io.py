@@ -43,7 +43,8 @@ def test_all_input_forms_agree(rng, tmp_path):
     assert base.kinds == {"x": "numerical", "y": "numerical", "k": "categorical", "c": "categorical"}
     df = pd.DataFrame(d)
     _assert_same(base, cudrift.profile(df))
-    _assert_same(base, cudrift.profile(pl.DataFrame({k: (v.astype(str) if v.dtype == object else v) for k, v in d.items()})))
+    polars = pl.DataFrame({k: (v.astype(str) if v.dtype == object else v) for k, v in d.items()})
+    _assert_same(base, cudrift.profile(polars))
     tbl = pa.table({k: pa.array(v, from_pandas=v.dtype == object) for k, v in d.items()})
     _assert_same(base, cudrift.profile(tbl))
     path = tmp_path / "w.parquet"

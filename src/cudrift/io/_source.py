@@ -125,7 +125,8 @@ def _arrow_family(name: str, typ: pa.DataType) -> str:
         return "integer"
     if pa.types.is_boolean(typ):
         return "boolean"
-    if pa.types.is_string(typ) or pa.types.is_large_string(typ) or getattr(pa.types, "is_string_view", lambda t: False)(typ):
+    if (pa.types.is_string(typ) or pa.types.is_large_string(typ)
+            or getattr(pa.types, "is_string_view", lambda t: False)(typ)):
         return "string"
     if pa.types.is_null(typ):
         return "null"
@@ -790,8 +791,9 @@ def _parquet_files(path: Path) -> list[_ParquetFile]:
     """A Parquet file, or the ``*.parquet`` files of a directory and its subdirectories (sorted by path).
 
     Names starting with ``_`` or ``.`` are skipped (``_SUCCESS``, ``.ipynb_checkpoints``), as Spark and
-    pyarrow skip them. Symbolic links to directories are followed, each directory read once. A subdirectory named ``key=value`` (Hive partitioning, as pandas' ``partition_cols``
-    writes it) gives the files under it a column ``key``.
+    pyarrow skip them. Symbolic links to directories are followed, each directory read once. A subdirectory
+    named ``key=value`` (Hive partitioning, as pandas' ``partition_cols`` writes it) gives the files under it a
+    column ``key``.
     """
     if not path.is_dir():
         return [_ParquetFile(path)]
