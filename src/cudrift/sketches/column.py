@@ -649,13 +649,14 @@ class CategoricalColumnProfile:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "CategoricalColumnProfile":
-        """Read bytes written by :meth:`to_bytes`.
+        """Read bytes written by :meth:`to_bytes` (a window's, of cudrift's first versions, too).
 
         Raises
         ------
         FormatError
             If the bytes (or the nested counts) are truncated, corrupted,
-            foreign or inconsistent.
+            foreign or inconsistent, or are a window's of cudrift's first
+            versions whose counts are estimates (profile it again).
         """
         _, meta, arrays = _format.unpack(data, CATEGORICAL_KIND, VERSION)
         try:
@@ -680,7 +681,32 @@ class CategoricalColumnProfile:
                 _decode_keys([k for tt, k in zip(types, keys) if tt == t], t, CATEGORICAL_KIND)
             ref = frozenset(keys)
         counts = CategoryCounts.from_bytes(raw)
+        if ref is not None and unseen and count == counts.n + null_count and unseen <= counts.n:
+            counts = _from_first_layout(counts, _typed(ref), unseen)
         # with a reference dictionary the unseen values are counted apart from ``counts``
         if count != counts.n + null_count + (unseen if ref is not None else 0) or (ref is None and unseen):
             raise FormatError(f"corrupted {CATEGORICAL_KIND} bytes: counts do not add up")
         return cls(count, null_count, counts, ref, unseen)
+
+
+def _from_first_layout(counts: CategoryCounts, ref: frozenset, unseen: int) -> CategoryCounts:
+    """A window's counts saved by cudrift's first versions, as counted since.
+
+    Until 5d3fe0d (in the first two commits, 66fefa2 and 061cb4e) a window
+    profiled like= a reference counted every category, the ``unseen`` values
+    of categories new to the reference too, all in one table (``count ==
+    counts.n + null_count``; since then ``counts`` holds the reference's
+    categories only, and ``count == counts.n + null_count + unseen``, so the
+    two layouts never read alike while ``unseen > 0``). Exact counts convert:
+    the reference's categories keep theirs. Counts past ``max_categories``
+    are estimates where the window must count its reference's categories
+    exactly: those are refused, saying to profile the window again.
+    """
+    kept = {k: c for k, c in counts.items() if (_key_type(k), k) in ref}
+    if not counts.is_exact or counts.n - sum(kept.values()) != unseen:
+        raise FormatError(
+            f"{CATEGORICAL_KIND} bytes in the layout of cudrift's first versions (commits 66fefa2, 061cb4e), "
+            f"whose window counts held the {unseen} values of categories new to the reference too, past "
+            f"max_categories={counts.max_categories} as estimates: profile the window again like= its reference"
+        )
+    return CategoryCounts(counts.max_categories, counts.key_type if kept else None, kept, counts.n - unseen, 0, 0)

@@ -245,7 +245,9 @@ class Profile:
             cls_ = NumericColumnProfile if kinds[n] == NUMERICAL else CategoricalColumnProfile
             try:
                 cols[n] = cls_.from_bytes(raw.tobytes())
-            except (FormatError, MemoryError):
+            except FormatError as exc:
+                raise FormatError(f"column {n!r}: {exc}") from None
+            except MemoryError:
                 raise  # (out of memory is not a corrupt file: a checkpoint must not be set aside for it)
             except Exception as exc:  # noqa: BLE001 - bytes that pass their checksum but hold nonsense
                 raise FormatError(f"corrupted profile bytes in column {n!r}: {type(exc).__name__}: {exc}") from None
