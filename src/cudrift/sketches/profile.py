@@ -76,7 +76,8 @@ class Profile:
 
     def __repr__(self) -> str:
         nn = sum(k == NUMERICAL for k in self.kinds.values())
-        return f"Profile(n_rows={self.n_rows}, columns={len(self.columns)} ({nn} numerical, {len(self.columns) - nn} categorical))"
+        return (f"Profile(n_rows={self.n_rows}, columns={len(self.columns)} ({nn} numerical, "
+                f"{len(self.columns) - nn} categorical))")
 
     def __getitem__(self, name: str) -> ColumnProfile:
         try:
