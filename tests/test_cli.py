@@ -479,10 +479,16 @@ def test_csv_written_with_the_pandas_index_compares_its_columns_only(tmp_path, r
     assert [f.column for f in DriftReport.from_json(report.read_text()).features] == ["x"]
     assert main(["profile", str(ref), "--out", str(tmp_path / "r.cdp")]) == 0
     assert Profile.load(tmp_path / "r.cdp").names == ["x"]
-    # a filtered frame's index is no 0..n-1: kept, under pandas' name, and left out by that name
+    # a sliced or sampled frame's index is no 0..n-1 but still distinct integers: the window of rows 3000 on
+    # drifted against the reference's 0..2999 on its row numbers alone
     frame = pd.DataFrame({"x": rng.normal(size=4000)})
-    frame[frame.x > 0].to_csv(ref)
-    frame[frame.x < 0].to_csv(cur)
+    frame.iloc[:3000].sample(frac=1.0, random_state=1).to_csv(ref)
+    frame.iloc[3000:].to_csv(cur)
+    assert main(["compare", str(ref), str(cur), "--fail-on-drift", "--json", str(report)]) == 0
+    assert [f.column for f in DriftReport.from_json(report.read_text()).features] == ["x"]
+    # an empty header over anything else (repeated values) is a column, under pandas' name, left out by that name
+    pd.DataFrame({"": rng.integers(0, 5, size=2000), "x": rng.normal(size=2000)}).to_csv(ref, index=False)
+    pd.DataFrame({"": rng.integers(0, 5, size=2000), "x": rng.normal(size=2000)}).to_csv(cur, index=False)
     assert main(["compare", str(ref), str(cur), "--json", str(report)]) == 0
     assert [f.column for f in DriftReport.from_json(report.read_text()).features] == ["Unnamed: 0", "x"]
     assert main(["compare", str(ref), str(cur), "--ignore", "Unnamed: 0", "--json", str(report)]) == 0
