@@ -88,8 +88,12 @@ UNROLL = 4
 #: card says it pays (``benchmarks/profile_sweep.py --registers 0,64,80``
 #: times it under each register cap).
 PREFETCH = False
-# Finite values at least this large take the overflow-safe Welford step
-# instead of the group (whose squared differences could overflow).
+# Finite values at least this large (float64 windows only) would overflow the sums of squares: with GROUP 0 they
+# are counted only, and the caller takes the column's moments from its sorted values (see fold_run); with groups
+# they take the overflow-safe Welford step. Counted only, the float64 kernels lost the Welford step's registers and
+# division from their loop (kernel_sass.py, ptxas 12.9, sm_90: the row kernel 122 -> 96 registers uncapped, 1,487
+# -> 1,117 loop instructions, 108 -> 39 spill loads/stores in the loop at cap 64; the column kernel 109 -> 86, and
+# 26 -> 4 at cap 64).
 _HUGE = MOMENT_HUGE
 # Rows a thread may read: its counts are int32 (fewer registers than int64, see read_column).
 _THREAD_ROWS = 2**31 - 1
@@ -304,6 +308,16 @@ def fold_group(count, mean, m2, gn, gk, gs1, gs2):
 
 
 @cuda.jit(device=True, inline=True)
+def fold_run(count, mean, m2, gn, gk, gs1, gs2):
+    """A thread's moments at the end of its read: the open group folded (:func:`fold_group`). With ``GROUP`` 0,
+    ``count`` holds only the huge values seen (:func:`moments_add`): when there are any, the moments are
+    ``(count + gn, NaN, NaN)``, which every merge keeps NaN and the caller retakes from the sorted values."""
+    if not GROUP and count > 0:
+        return count + gn, math.nan, math.nan
+    return fold_group(count, mean, m2, gn, gk, gs1, gs2)
+
+
+@cuda.jit(device=True, inline=True)
 def count_nonfinite(v, n_nan, n_pinf, n_ninf):
     """Count non-finite ``v`` as NaN, +inf or -inf."""
     if v != v:
@@ -378,13 +392,14 @@ def read_column(x, null_mask, has_mask, uc, start, step, n_rows, bins, ce, u8, i
     counts the histogram through ``bins`` and the shared arrays) and, with
     :data:`GROUP` > 0, folds the moments' group once per batch once it is
     full. Returns ``(count, mean, m2, lo, hi, n_null, n_nan, n_pinf,
-    n_ninf)``, the moments folded, their mean relative to
-    :func:`moment_shift`; identities when ``start >= n_rows``. Nulls are
+    n_ninf)``, the moments folded (:func:`fold_run`: NaN after a value past
+    1e150), their mean relative to :func:`moment_shift`; identities when
+    ``start >= n_rows``. Nulls are
     not counted as they are read: they are the rows visited less the values
     taken.
     """
     inf = crow.dtype.type(math.inf)  # values are bounded in the comparison edges' dtype
-    count = 0
+    count = int32(0)  # (with GROUP 0, the huge values seen: see moments_add)
     mean = 0.0
     m2 = 0.0
     gn = int32(0)
@@ -419,7 +434,7 @@ def read_column(x, null_mask, has_mask, uc, start, step, n_rows, bins, ce, u8, i
                     buf[u], (count, mean, m2, gn, gk, gs1, gs2, lo, hi, n_nan, n_pinf, n_ninf), bins,
                     ce, u8, i32, hist, crow, shift)
         count, mean, m2, gn, gs1, gs2 = fold_if_full(count, mean, m2, gn, gk, gs1, gs2)
-    count, mean, m2 = fold_group(count, mean, m2, gn, gk, gs1, gs2)
+    count, mean, m2 = fold_run(count, mean, m2, gn, gk, gs1, gs2)
     # Every row visited is a value taken, non-finite, or null (past the end is not visited).
     visited = (n_rows - 1 - start) // step + 1 if start < n_rows else 0
     n_null = visited - count - n_nan - n_pinf - n_ninf
@@ -497,14 +512,22 @@ def moments_add(count, mean, m2, gn, gk, gs1, gs2, v, huge):
     With groups, the group's shift is its first value, so ``gs1**2 / gn <= (gn - 1) * M2``
     of the group and the subtraction loses at most ``gn - 1`` ulps. Huge
     values (``huge``: ``|v| >= 1e150``, tested by the caller in the
-    comparison dtype, where for float32 it is never true) go straight into
-    the running moments by the overflow-safe Welford step. The kernels check the group's size once per
+    comparison dtype, where for float32 it is never true) are only counted
+    in ``count`` with ``GROUP`` 0 (:func:`fold_run` then makes the moments
+    NaN, and the caller takes them from the sorted values); with groups they
+    go straight into the running moments by the overflow-safe Welford step. The kernels check the group's size once per
     :data:`UNROLL` values rather than here, so that the fold's code is not
     repeated for every unrolled value; a group then holds fewer than
     ``GROUP + UNROLL`` values.
     """
     if huge:
-        count, mean, m2 = welford_add(count, mean, m2, v)
+        if GROUP:
+            count, mean, m2 = welford_add(count, mean, m2, v)
+        else:
+            # counted only: the run's moments are then NaN (fold_run), and the caller takes them again from the
+            # column's sorted values (cudrift.kernels._host.moments_need_sorted). The Welford step's registers
+            # and division are out of the loop, where they cost every float64 window (huge values are rare).
+            count = int32(count + 1)
         return count, mean, m2, gn, gk, gs1, gs2
     if GROUP and gn == 0:
         gk = v
@@ -1164,7 +1187,12 @@ def launch_profile(
         moments, overwritten; the means relative to one of the column's
         first values (:func:`moment_shift`: add
         :func:`cudrift.kernels._host.moment_shifts` of ``x``'s first
-        :data:`SHIFT_ROWS` rows to the merged mean); ``row_blocks`` (their second dimension, e.g.
+        :data:`SHIFT_ROWS` rows to the merged mean); a block that read a
+        finite value past 1e150 (float64 ``x`` only) has mean and M2 NaN: the
+        caller takes that column's moments from its sorted values (NaN
+        stays NaN through :func:`cudrift.kernels._host.merge_block_moments`,
+        and :func:`cudrift.kernels._host.moments_need_sorted` says so for
+        it); ``row_blocks`` (their second dimension, e.g.
         :func:`cudrift.kernels._launch.row_blocks` with ``row_major=rows_layout(x)``)
         sets the grid; any value gives the same answer.
     null_mask
