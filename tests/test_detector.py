@@ -916,3 +916,26 @@ def test_a_reference_saved_from_a_2d_text_array_reads_its_dtype_as_string(rng):
     old = Profile(ref.columns, ref.kinds, {"t": "<U1"}, ref.n_rows, ref.config)
     assert not [f for f in DriftDetector(old, backend="cpu").compare(text, columns=["t"]).findings
                 if f.check == "dtype_change"]
+
+
+def test_a_correction_that_hides_floored_pvalues_says_so(rng):
+    """Anderson-Darling's p-value stops at 0.001 (as SciPy's): under Bonferroni over 60 columns it is raised to 0.06,
+    so 60 columns shifted by 5 standard deviations read "no drift". The verdict stays what the correction gives,
+    but each such column gets a pvalue_floor finding naming the floor and what to use instead; uncorrected, or
+    with a test that has no floor, the same columns drift."""
+    names = [f"c{j}" for j in range(60)]
+    ref = {n: rng.normal(size=500) for n in names}
+    cur = {n: rng.normal(5.0, 1.0, size=500) for n in names}
+    rep = DriftDetector(ref, policy="anderson", correction="bonferroni", backend="cpu").compare(cur)
+    assert st.anderson_ksamp([ref["c0"], cur["c0"]]).pvalue == pytest.approx(0.001)  # SciPy's floor too
+    assert rep.n_drifted == 0 and all(f.pvalue_adjusted == pytest.approx(0.06) for f in rep.features)
+    floors = [f for f in rep.findings if f.check == "pvalue_floor"]
+    assert sorted(f.column for f in floors) == sorted(names)
+    assert floors[0].reference_value == pytest.approx(0.001) and "ks, cramervonmises" in floors[0].message
+    assert DriftDetector(ref, policy="ks", correction="bonferroni", backend="cpu").compare(cur).n_drifted == 60
+    assert not [f for f in DriftDetector(ref, policy="ks", correction="bonferroni", backend="cpu").compare(
+        cur).findings if f.check == "pvalue_floor"]
+    # a floored p-value the correction leaves below the threshold gives no finding
+    few = DriftDetector({n: ref[n] for n in names[:3]}, policy="anderson", correction="bonferroni", backend="cpu")
+    rep3 = few.compare({n: cur[n] for n in names[:3]})
+    assert rep3.n_drifted == 3 and not [f for f in rep3.findings if f.check == "pvalue_floor"]

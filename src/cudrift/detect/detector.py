@@ -30,6 +30,7 @@ from cudrift.sketches.column import NumericColumnProfile
 from cudrift.sketches.config import NUMERICAL, ProfileConfig, Schema
 from cudrift.sketches.profile import Profile, profile_keeping_sorted
 from cudrift.stats import TESTS
+from cudrift.stats._dist import anderson_pvalue
 
 DEFAULT_MEMORY_BUDGET = 1 << 30
 _EXACT = ("auto", "always", "never")
@@ -302,6 +303,7 @@ class DriftDetector:
         by_name = dict(zip(names, results))
 
         features: list[FeatureDrift] = []
+        floors: dict[str, float | None] = {}
         for n in ref.columns:
             if n in bad:
                 features.append(FeatureDrift(n, ref.kinds[n], None, None, None, None, False,
@@ -312,13 +314,13 @@ class DriftDetector:
                                              _n_valid(ref.columns[n]), 0, status=STATUS_MISSING,
                                              message="column missing from the current window"))
                 continue
-            fd, col_findings = by_name[n]
+            fd, col_findings, floors[n] = by_name[n]
             features.append(fd)
             findings.extend(col_findings)
         for n, err in ref.errors.items():
             features.append(FeatureDrift(n, "unknown", None, None, None, None, False, 0, 0, status=STATUS_ERROR,
                                          message=f"the reference column could not be read: {err}"))
-        features = self._apply_correction(features)
+        features = self._apply_correction(features, floors, findings)
         tested = [f for f in features if f.status == STATUS_OK]
         n_drifted = sum(f.drifted for f in tested)
         share = n_drifted / len(tested) if tested else 0.0
@@ -433,16 +435,16 @@ class DriftDetector:
 
     # ------------------------------------------------------------ per column
     def _column(self, name: str, cur: Profile, cur_sorted: np.ndarray | None, test: str | None = None,
-                rank_stats=None) -> tuple[FeatureDrift, list[Finding]]:
+                rank_stats=None) -> tuple[FeatureDrift, list[Finding], float | None]:
         ref = self.reference
         kind = ref.kinds[name]
         rc, cc = ref.columns[name], cur.columns[name]
         findings = _quality_findings(name, ref, cur, self.null_share_tolerance)
         n_ref, n_cur = _n_valid(rc), _n_valid(cc)
 
-        def fail(status: str, message: str, test: str | None = None) -> tuple[FeatureDrift, list[Finding]]:
+        def fail(status: str, message: str, test: str | None = None) -> tuple[FeatureDrift, list[Finding], None]:
             return FeatureDrift(name, kind, test, None, None, None, False, n_ref, n_cur,
-                                status=status, message=message), findings
+                                status=status, message=message), findings, None
 
         if cur.kinds[name] != kind:
             findings.append(Finding("kind_mismatch", name,
@@ -482,9 +484,21 @@ class DriftDetector:
         pv = None if res.pvalue is None else float(res.pvalue)
         drifted = spec.drifted(res, threshold)
         return FeatureDrift(name, kind, test, stat, pv, threshold, bool(drifted), res.n_reference, res.n_current,
-                            pvalue_adjusted=pv, statistic_error=float(res.statistic_error)), findings
+                            pvalue_adjusted=pv, statistic_error=float(res.statistic_error)), findings, \
+            _pvalue_floor(res)
 
-    def _apply_correction(self, features: list[FeatureDrift]) -> list[FeatureDrift]:
+    def _apply_correction(self, features: list[FeatureDrift], floors: dict[str, float | None],
+                          findings: list[Finding]) -> list[FeatureDrift]:
+        """The multiple-testing correction's adjusted p-values and verdicts.
+
+        A p-value at its test's floor (Anderson-Darling's 0.001, a permutation
+        test's ``1 / (1 + permutations)``) bounds the true one from above
+        only; where the correction leaves such a column below drift although
+        the floor itself is below its threshold, the test cannot tell, and a
+        ``pvalue_floor`` finding says so and what to use instead (appended to
+        ``findings``): 60 columns shifted by 5 standard deviations under
+        Anderson-Darling and Bonferroni read "no drift" without a word.
+        """
         if self.correction is None:
             return features
         # NaN p-values (a degenerate test) take no part in the adjustment
@@ -497,10 +511,38 @@ class DriftDetector:
         for i, a in zip(idx, adj):
             f = out[i]
             out[i] = FeatureDrift(**{**f.__dict__, "pvalue_adjusted": float(a), "drifted": bool(a < f.threshold)})
+            floor = floors.get(f.column)
+            if floor is not None and not out[i].drifted and floor < f.threshold:
+                findings.append(Finding(
+                    "pvalue_floor", f.column,
+                    f"{f.test} on column {f.column!r} gave the smallest p-value it can ({floor:g}; the true one is "
+                    f"at most that), which the {self.correction} correction over {len(idx)} tests raises to "
+                    f"{float(a):g}, not below the threshold {f.threshold:g}: this test cannot show drift here; "
+                    f"use a test without a floor (ks, cramervonmises), fewer tested columns, or no correction",
+                    float(a), floor))
         return out
 
 
 # ------------------------------------------------------------------ helpers
+
+
+_AD_FLOOR = anderson_pvalue(math.inf)[0]  # Anderson-Darling's smallest p-value (0.001, as SciPy's)
+
+
+def _pvalue_floor(res: Any) -> float | None:
+    """The p-value ``res`` gave when it is the smallest its test can give (so the true one is at most that), else
+    None: Anderson-Darling's interpolation floored at 0.001 (as SciPy's), a permutation test's
+    ``1 / (1 + permutations)``."""
+    p, details = res.pvalue, res.details or {}
+    if p is None or math.isnan(p):
+        return None
+    if details.get("pvalue_clipped") and p <= _AD_FLOOR:
+        return float(p)
+    perms = details.get("n_permutations")
+    if perms and p <= 1.0 / (1 + perms) * (1 + 1e-12):
+        return float(p)
+    return None
+
 
 
 def _is_number(x: Any) -> bool:

@@ -73,7 +73,10 @@ class Finding:
     ``check`` is one of ``missing_column``, ``extra_column``, ``dtype_change``,
     ``kind_mismatch``, ``null_share_change``, ``out_of_range``,
     ``unseen_categories``, ``constant_column``, ``no_data``, ``nonfinite``,
-    ``test_error``; ``value`` is the measured quantity (a share or a count).
+    ``test_error``, ``pvalue_floor`` (a test at its smallest p-value that a
+    multiple-testing correction left above the threshold); ``value`` is the
+    measured quantity (a share or a count; for ``pvalue_floor`` the adjusted
+    p-value, and ``reference_value`` the floor).
     """
 
     check: str
