@@ -504,6 +504,21 @@ def test_a_boolean_categorys_other_integers_leave_its_dtype_alone(reference, rng
     assert not [f for f in report.findings if f.check == "dtype_change"]
 
 
+def test_columns_widened_by_the_layout_keep_the_reference_dtype(rng):
+    """A float64 reference column arrives as FP32 and an int32 category as INT64 (the layout's tensor types):
+    their windows reported float64 -> float32 and int32 -> int64 as a dtype_change in every comparison."""
+    n = 2000
+    ref = cudrift.profile({"x": rng.normal(size=n), "k": rng.integers(0, 4, n).astype(np.int32)})
+    assert ref.dtypes == {"x": "float64", "k": "int32"}
+    lay = FeatureLayout.from_profile(ref)
+    st = WindowState(ref, lay, window_rows=300)
+    st.accept({"NUMERIC": rng.normal(size=(300, 1)).astype(np.float32),
+               "CATEGORICAL_INT": rng.integers(0, 4, (300, 1)).astype(np.int64)}, 300)
+    w = st.close_next()
+    assert w.merged.dtypes == ref.dtypes
+    report = cudrift.DriftDetector(ref).compare(w.merged)
+    assert not [f for f in report.findings if f.check == "dtype_change"]
+
 
 def test_a_checkpoint_named_by_an_earlier_identity_resumes_when_its_windows_merge(reference, rng):
     """Monitors before 2026-11-27 named their reference file in checkpoints, not the widened reference: such a

@@ -406,10 +406,12 @@ class WindowState:
         # Profiles merge only with the same column order: the reference's.
         ordered = {name: columns[name] for name in self.reference.kinds}
         prof = profile(ordered, like=window, backend=self.backend)
-        # A boolean column's dtype is the reference's whatever integers a fold held: one kept as int64 (see
-        # _as_bool_keys) would make its window's dtype 'bool|int64', a false dtype_change in every comparison.
-        for name in self._bool_columns:
-            prof.dtypes[name] = self.reference.dtypes[name]
+        # Every column's dtype is the reference's: the tensors' types are the layout's, not the data's (a
+        # float64 reference column arrives as FP32, an int32 category as INT64, a boolean one as INT64 that
+        # _as_bool_keys may keep as int64), and the window's own would be a false dtype_change in every report.
+        for name in prof.dtypes:
+            if name in self.reference.dtypes:
+                prof.dtypes[name] = self.reference.dtypes[name]
         return prof
 
     # ------------------------------------------------------------ checkpoint
