@@ -160,3 +160,61 @@ def test_ztest_labels(rng):
 def test_bad_input(call, exc, message):
     with pytest.raises(exc, match=message):
         call()
+
+
+def _aligned_table(ref_labels, cur_labels):
+    """Counts of both samples on their sorted common labels, written out with a dict."""
+    cats = sorted(set(ref_labels) | set(cur_labels))
+    return (np.array([list(ref_labels).count(v) for v in cats], float),
+            np.array([list(cur_labels).count(v) for v in cats], float))
+
+
+@pytest.mark.parametrize("k", [2, 3, 9])
+def test_value_counts_are_aligned_on_their_labels(rng, k):
+    # value_counts() sorts each Series by frequency: the same label sits at different positions
+    pd = pytest.importorskip("pandas")
+    cats = [f"c{i}" for i in range(k)]
+    ref = rng.choice(cats, size=int(rng.integers(200, 2000)), p=rng.dirichlet(np.ones(k)))
+    cur = rng.choice(cats[1:] if k > 2 else cats, size=int(rng.integers(200, 2000)), p=None)
+    r, c = _aligned_table(ref, cur)
+    rs, cs_ = pd.Series(ref).value_counts(), pd.Series(cur).value_counts()
+    for correction in (True, False):
+        res = chisquare_2samp(rs, cs_, correction)
+        ref_res = st.chi2_contingency(np.vstack((r, c)), correction=correction)
+        close(res.statistic, ref_res.statistic)
+        close(res.pvalue, ref_res.pvalue)
+    assert res.details["n_categories"] == len(r)
+    if k == 2:
+        table = np.vstack((r, c)).astype(int)
+        res = fisher_exact(rs, cs_)
+        ref_res = st.fisher_exact(table)
+        close(res.statistic, ref_res.statistic)
+        close(res.pvalue, ref_res.pvalue)
+        z = ztest_proportions(rs, cs_)
+        assert z.statistic == ztest_proportions(r, c).statistic == ztest_proportions_labels(ref, cur).statistic
+
+
+def test_value_counts_example_from_the_bug_report():
+    pd = pytest.importorskip("pandas")
+    ref = pd.Series(["a"] * 700 + ["b"] * 300).value_counts()
+    cur = pd.Series(["a"] * 300 + ["b"] * 700).value_counts()
+    res = chisquare_2samp(ref, cur)
+    ref_res = st.chi2_contingency([[700, 300], [300, 700]])
+    close(res.statistic, ref_res.statistic)
+    close(res.pvalue, ref_res.pvalue)
+    # the positive class is the larger label, whichever is more frequent in the reference
+    assert fisher_exact(ref, cur).details["table"] == ((700, 300), (300, 700))
+    bools = pd.Series([True] * 7 + [False] * 3).value_counts()  # index [True, False]
+    assert ztest_proportions(bools, pd.Series([False] * 2 + [True] * 8).value_counts()).details[
+        "proportion_reference"] == 0.7
+
+
+def test_counts_without_two_label_indexes_are_aligned_by_position():
+    pd = pytest.importorskip("pandas")
+    s = pd.Series([30.0, 70.0], index=["b", "a"])
+    assert chisquare_2samp(s, [30, 70]).statistic == 0.0
+    assert chisquare_2samp([30, 70], s).statistic == 0.0
+    repeated = pd.Series([30.0, 70.0], index=["a", "a"])
+    assert chisquare_2samp(repeated, pd.Series([70.0, 30.0], index=["b", "a"])).statistic > 0
+    with pytest.raises(SchemaError):
+        chisquare_2samp(pd.Series([1.0, 2.0, 3.0], index=["a", "a", "b"]), pd.Series([1.0, 2.0], index=["a", "b"]))

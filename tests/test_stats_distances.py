@@ -115,3 +115,23 @@ def test_bad_counts(func, ref, cur, exc, message):
 def test_bad_options(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("k", [2, 4, 15])
+def test_value_counts_are_aligned_on_their_labels(rng, k):
+    pd = pytest.importorskip("pandas")
+    cats = np.array([f"c{i}" for i in range(k)])
+    ref = rng.choice(cats, size=int(rng.integers(300, 3000)), p=rng.dirichlet(np.ones(k)))
+    cur = rng.choice(cats[: max(2, k - 1)], size=int(rng.integers(300, 3000)), p=None)
+    rs, cs_ = pd.Series(ref).value_counts(), pd.Series(cur).value_counts()
+    r = np.array([np.count_nonzero(ref == v) for v in cats], float)  # written out on the common labels
+    c = np.array([np.count_nonzero(cur == v) for v in cats], float)
+    p, q = _props(r, c)
+    np.testing.assert_allclose(jensenshannon(rs, cs_).statistic, scipy_js(p, q), rtol=1e-9)
+    np.testing.assert_allclose(tvd(rs, cs_).statistic, 0.5 * np.abs(p - q).sum(), rtol=1e-12)
+    np.testing.assert_allclose(hellinger(rs, cs_).statistic, np.sqrt(0.5 * ((np.sqrt(p) - np.sqrt(q)) ** 2).sum()),
+                               rtol=1e-12)
+    pe, qe = np.where(p == 0, EPS, p), np.where(q == 0, EPS, q)
+    np.testing.assert_allclose(psi(rs, cs_).statistic, np.sum((qe - pe) * np.log(qe / pe)), rtol=1e-12)
+    np.testing.assert_allclose(kl_divergence(rs, cs_).statistic, st.entropy(pe / pe.sum(), qe / qe.sum()), rtol=1e-12)
+    assert psi(rs, cs_).details["n_bins"] == k

@@ -23,6 +23,7 @@ __all__ = [
     "check_option",
     "check_bool",
     "dropped_details",
+    "is_missing",
 ]
 
 
@@ -163,7 +164,19 @@ def as_counts(x: Any, name: str) -> np.ndarray:
 
 
 def as_count_pair(ref: Any, cur: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Two aligned count vectors (same categories or bins, same order)."""
+    """Two aligned count vectors (same categories or bins, same order).
+
+    Counts that both carry an index of labels (two pandas Series, such as
+    ``ref.value_counts()`` and ``cur.value_counts()``, which are each sorted by
+    frequency) are aligned on their labels: on the union of the two indexes,
+    sorted where the labels have an order (a missing label last), else in
+    the order they are first seen, reference first; a label missing from one
+    side counts 0 there. Anything else (arrays, lists, one Series, an index
+    with repeated or unhashable labels) is aligned by position.
+    """
+    aligned = _align_on_index(ref, cur)
+    if aligned is not None:
+        ref, cur = aligned
     r = as_counts(ref, "reference counts")
     c = as_counts(cur, "current counts")
     if r.shape != c.shape:
@@ -172,6 +185,70 @@ def as_count_pair(ref: Any, cur: Any) -> tuple[np.ndarray, np.ndarray]:
             f"got lengths {r.size} and {c.size}."
         )
     return r, c
+
+
+def _index_keys(x: Any) -> list | None:
+    """The labels of ``x``'s index as dictionary keys, or None where they cannot align counts."""
+    index = getattr(x, "index", None)
+    if index is None or callable(index) or getattr(x, "ndim", 1) != 1:
+        return None  # a list's ``index`` is a method
+    try:
+        if hasattr(index, "to_pandas"):  # cuDF's index cannot be iterated
+            index = index.to_pandas()
+        labels = list(index)
+        if len(labels) != len(x):
+            return None
+        keys = [_label_key(v) for v in labels]
+        if len(set(keys)) != len(keys):
+            return None  # repeated labels: no one way to align them
+    except TypeError:  # unhashable labels
+        return None
+    return keys
+
+
+def _label_key(v: Any) -> Any:
+    # every missing label (NaN, None, pd.NA, NaT) is one key, as value_counts(dropna=False) has it once
+    return _MISSING if is_missing(v) else v
+
+
+_MISSING = object()
+
+
+def _align_on_index(ref: Any, cur: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """``ref`` and ``cur`` as count arrays on the union of their index labels, or None to align by position."""
+    rk = _index_keys(ref)
+    ck = _index_keys(cur) if rk is not None else None
+    if ck is None:
+        return None
+    union = [k for k in dict.fromkeys(rk + ck) if k is not _MISSING]
+    try:
+        union.sort()  # as count_labels orders labels: a binary test's positive class is the larger label
+    except TypeError:
+        pass  # labels without an order (str and int mixed) keep the order they are first seen in
+    if _MISSING in rk or _MISSING in ck:
+        union.append(_MISSING)
+    pos = {k: i for i, k in enumerate(union)}
+    out = []
+    for x, keys, name in ((ref, rk, "reference counts"), (cur, ck, "current counts")):
+        values = one_dimensional(_to_float_array(x, name), name)
+        full = np.zeros(len(union))
+        full[[pos[k] for k in keys]] = values
+        out.append(full)
+    return out[0], out[1]
+
+
+def is_missing(v: Any) -> bool:
+    """Whether one label is missing: None, pandas' NA and NaT, a float NaN, or a NumPy NaT.
+
+    pandas is not imported; its missing values are recognized by type name.
+    """
+    if v is None:
+        return True
+    if isinstance(v, (float, np.floating)):
+        return bool(v != v)
+    if isinstance(v, (np.datetime64, np.timedelta64)):
+        return bool(np.isnat(v))
+    return type(v).__name__ in ("NAType", "NaTType")
 
 
 def dropped_details(n_dropped: tuple[int, int]) -> dict[str, int]:

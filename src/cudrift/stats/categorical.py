@@ -3,6 +3,10 @@
 Inputs are either two **count vectors aligned on the same categories** (same
 order, e.g. the category counts of a reference and a current profile), or
 two **label arrays** (the ``*_labels`` variants), which are counted here.
+Two pandas Series of counts (``ref.value_counts()``, ``cur.value_counts()``,
+each sorted by frequency) are aligned on their index labels, sorted where
+they have an order, a label missing from one counting 0 there; so a binary
+test's positive class is the larger label, as with label arrays.
 In every 2 x k table the first row is the reference and the second the
 current sample.
 
@@ -127,7 +131,8 @@ def chisquare_2samp(
     Parameters
     ----------
     ref_counts, cur_counts
-        Non-negative finite counts, one per category, same order.
+        Non-negative finite counts, one per category, same order; or two
+        pandas Series of counts, aligned on their index labels.
     correction
         Yates' correction for 2 x 2 tables.
     lambda_
@@ -224,7 +229,9 @@ def fisher_exact(ref_counts: Any, cur_counts: Any, alternative: str = "two-sided
     Parameters
     ----------
     ref_counts, cur_counts
-        ``[n_negative, n_positive]`` for each sample; whole numbers >= 0.
+        ``[n_negative, n_positive]`` for each sample; whole numbers >= 0. Two
+        pandas Series are aligned on their index labels, the larger label
+        being the positive one.
     alternative
         ``"two-sided"``, ``"less"`` or ``"greater"``.
 
@@ -282,7 +289,8 @@ def ztest_proportions(ref_counts: Any, cur_counts: Any, alternative: str = "two-
     Parameters
     ----------
     ref_counts, cur_counts
-        ``[n_negative, n_positive]`` for each sample.
+        ``[n_negative, n_positive]`` for each sample (two pandas Series: aligned
+        on their index labels, the larger label being the positive one).
     alternative
         ``"two-sided"``, ``"less"`` or ``"greater"``.
 

@@ -2,8 +2,12 @@
 
 The vectors are the counts of the same bins in the same order: a profile's
 histogram bins (including its underflow and overflow bins) or the category
-counts of a categorical column. Each is turned into proportions
-``p = ref / sum(ref)`` (reference) and ``q = cur / sum(cur)`` (current).
+counts of a categorical column. Two pandas Series (``ref.value_counts()``
+and ``cur.value_counts()``, each sorted by frequency) are aligned on their
+index labels instead, a label missing from one counting 0 there (see
+:func:`~cudrift.stats._validation.as_count_pair`). Each is turned into
+proportions ``p = ref / sum(ref)`` (reference) and ``q = cur / sum(cur)``
+(current).
 
 Empty bins: PSI and KL divide by a proportion, so a zero proportion is
 replaced by ``eps`` (default ``1e-4``, Evidently's choice, so numbers are
@@ -75,7 +79,8 @@ def psi(ref_counts: Any, cur_counts: Any, eps: float = DEFAULT_EPS) -> TestResul
     Parameters
     ----------
     ref_counts, cur_counts
-        Aligned non-negative counts (histogram bins or categories).
+        Aligned non-negative counts (histogram bins or categories), or two
+        pandas Series of counts, aligned on their index labels.
     eps
         Proportion substituted for an empty bin, in (0, 1).
 
