@@ -939,3 +939,17 @@ def test_a_correction_that_hides_floored_pvalues_says_so(rng):
     few = DriftDetector({n: ref[n] for n in names[:3]}, policy="anderson", correction="bonferroni", backend="cpu")
     rep3 = few.compare({n: cur[n] for n in names[:3]})
     assert rep3.n_drifted == 3 and not [f for f in rep3.findings if f.check == "pvalue_floor"]
+
+
+def test_a_window_none_of_whose_columns_can_be_read_says_why(rng, tmp_path):
+    """Rows are counted from the columns read: a window whose only column failed (float values against a
+    categorical reference column) was refused as having 'no rows'; the error now names each column's reason."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    det = DriftDetector({"q": rng.integers(0, 5, 3000)}, backend="cpu")
+    with pytest.raises(SchemaError, match=r"no column of the dict of arrays could be read: .q.: .*non-integer"):
+        det.compare({"q": rng.integers(0, 5, 3000) + 0.5})
+    with pytest.raises(SchemaError, match=r"no column .* could be read: 'b': .*not UTF-8"):
+        pq.write_table(pa.table({"b": pa.array([b"\xff\xfe", b"ok"] * 50, pa.binary())}), tmp_path / "b.parquet")
+        DriftDetector(str(tmp_path / "b.parquet"), backend="cpu")

@@ -609,6 +609,10 @@ def profile_keeping_sorted(
             # one allocation for the device columns, so that the detector's
             # rank kernel reads them all in one launch
             kept = gpu.pack_columns(kept, np.float64 if keep_float64 else None)
+    if not prof.columns and prof.errors:
+        # rows are counted from the columns read: with none left, "no rows" would hide why
+        raise SchemaError(f"no column of {src.origin} could be read: "
+                          + "; ".join(f"{n!r}: {e}" for n, e in prof.errors.items()))
     if prof.n_rows == 0:
         raise EmptyInputError(f"no rows in {src.origin}: an empty window cannot be profiled")
     # The columns of a reference get equal-mass edges from their quantile
