@@ -9,6 +9,7 @@ computes some tests in float32).
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -522,3 +523,54 @@ def test_pandas_missing_values_are_dropped_like_nan():
     want = st.ks_2samp([1.0, 0.0, 1.0, 1.0], [1.0, 0.0, 0.0])
     assert res.statistic == pytest.approx(want.statistic) and res.pvalue == pytest.approx(want.pvalue)
     assert (res.n_reference, res.n_current) == (4, 3)
+
+
+@pytest.mark.parametrize("exponent", [-1000, -660, -530, -300, 0, 300, 530, 660, 1000])
+def test_ttest_is_scale_free_across_the_float64_range(rng, exponent):
+    """Values times 2**k (exact): the t statistic and p-value are those of the unscaled values.
+
+    Unscaled, the squares of values near 1e-200 underflowed (t = inf, p = 0: a false drift), near 1e-160 went
+    subnormal (1e-4 off), and near 1e160 overflowed (t = 0, p = 1).
+    """
+    from cudrift.stats import ttest_ind_sorted
+
+    x, y = rng.normal(size=500), rng.normal(0.1, 1.3, size=int(rng.integers(3, 700)))
+    unit = 2.0**exponent
+    for equal_var in (False, True):
+        for alternative in ("two-sided", "less"):
+            want = st.ttest_ind(x, y, equal_var=equal_var, alternative=alternative)
+            for res in (ttest_ind(x * unit, y * unit, equal_var, alternative),
+                        ttest_ind_sorted(np.sort(x) * unit, np.sort(y) * unit, equal_var, alternative)):
+                close(res.statistic, want.statistic, rtol=1e-12)
+                close(res.pvalue, want.pvalue, rtol=1e-11)
+                close(res.details["estimate"], (x.mean() - y.mean()) * unit, rtol=1e-12)
+
+
+@pytest.mark.parametrize("exponent", [-660, -530, 0, 300, 530, 660])
+def test_ttest_from_moments_is_right_or_from_the_sample_at_extreme_scales(rng, exponent):
+    """A profile reference: Welch's t-test from the moments where their variances hold, else from the samples.
+
+    The moments' squares overflow past ~1e154 and go subnormal below ~1e-154 (their variance was inf or 0, and
+    the t-test gave t = 0 or inf with statistic_error 0); SciPy's ttest_ind_from_stats squares the variances
+    again for the degrees of freedom, which overflowed past std ~1e77 (1 degree of freedom, p 0.39 for 0.16).
+    """
+    import cudrift
+
+    unit = 2.0**exponent
+    for n in (400, 30_000):  # within the 10,000-point sample, and past it
+        x, y = rng.normal(size=n), rng.normal(0.05, 1.2, size=n - 7)
+        ref = cudrift.profile({"v": x * unit})
+        f = cudrift.DriftDetector(ref, policy="ttest").compare(cudrift.profile({"v": y * unit}, like=ref))["v"]
+        assert f.status == "ok"
+        if abs(exponent) < 500 or n == 400:  # the moments, or samples that are the whole windows: exact
+            want = st.ttest_ind(x, y, equal_var=False)
+            close(f.statistic, want.statistic, rtol=1e-9)
+            close(f.pvalue, want.pvalue, rtol=1e-9)
+            assert f.statistic_error == 0.0
+        else:
+            xs = ref.columns["v"].sample.values / unit
+            ys = cudrift.profile({"v": y * unit}, like=ref).columns["v"].sample.values / unit
+            want = st.ttest_ind(xs, ys, equal_var=False)
+            close(f.statistic, want.statistic, rtol=1e-12)
+            close(f.pvalue, want.pvalue, rtol=1e-11)
+            assert math.isnan(f.statistic_error)

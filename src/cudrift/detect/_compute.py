@@ -23,7 +23,6 @@ import dataclasses
 import math
 
 import numpy as np
-import scipy.stats
 
 from cudrift.detect.policy import FEW_DISTINCT
 from cudrift.errors import EmptyInputError, SchemaError
@@ -32,7 +31,7 @@ from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfi
 from cudrift.sketches.config import CATEGORICAL, NUMERICAL
 from cudrift.stats import TESTS, TestResult
 from cudrift.stats.rank import anderson_from_cdf, cramervonmises_from_cdf, ks_from_cdf, wasserstein_from_cdf
-from cudrift.stats.univariate import _std, _usable_std
+from cudrift.stats.univariate import _std, _ttest_ind_from_stats, _usable_std
 
 _FROM_CDF = {
     "ks": lambda r, c, std: ks_from_cdf(r, c),
@@ -206,11 +205,15 @@ def _ttest_from_moments(rc: NumericColumnProfile, cc: NumericColumnProfile) -> T
     a, b = rc.moments, cc.moments
     if a.count < 2 or b.count < 2:
         raise EmptyInputError("Welch's t-test needs at least 2 finite values in each window")
-    res = scipy.stats.ttest_ind_from_stats(
-        a.mean, math.sqrt(a.var(ddof=1)), a.count, b.mean, math.sqrt(b.var(ddof=1)), b.count, equal_var=False
-    )
-    return TestResult(float(res.statistic), float(res.pvalue), "ttest", int(a.count), int(b.count), 0.0,
-                      {"from_moments": True})
+    if not (_usable_std(a.std, lambda: a.min == a.max) and _usable_std(b.std, lambda: b.min == b.max)):
+        # the moments' squares overflowed (values past ~1e154) or are subnormal (spread below ~1e-154): their
+        # variance is inf, 0 or a few digits off, so the t-test runs on the samples (which rescale their values;
+        # statistic_error NaN unless a sample is its whole window)
+        res = _from_sample("ttest", rc, cc)
+        return dataclasses.replace(res, details={**res.details, "moments_unusable": True})
+    res = _ttest_ind_from_stats(a.mean, math.sqrt(a.var(ddof=1)), int(a.count),
+                                b.mean, math.sqrt(b.var(ddof=1)), int(b.count))
+    return dataclasses.replace(res, details={**res.details, "from_moments": True})
 
 
 def _from_sample(test: str, rc: NumericColumnProfile, cc: NumericColumnProfile, backend: str = "cpu") -> TestResult:

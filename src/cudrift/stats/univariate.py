@@ -57,7 +57,7 @@ from ._grid import (
 )
 from ._backend import check_backend, to_host, use_gpu
 from ._result import TestResult
-from ._validation import as_sample, check_bool, check_option, dropped_details, unit_scale
+from ._validation import as_sample, check_bool, check_option, dropped_details, pow2_above, unit_scale
 
 __all__ = [
     "ks_2samp",
@@ -743,7 +743,9 @@ def ttest_ind(
         ``method="ttest"``; statistic ``(mean_ref - mean_cur) / se``;
         ``details`` holds ``df``, ``estimate`` and ``standard_error``. As in
         SciPy, a Welch test with a single-value sample, or two constant
-        samples, gives NaN.
+        samples, gives NaN. The values are divided by a power of two first
+        (exactly), so the result is the same at any scale of float64, where
+        SciPy's squares overflow (values near 1e160) or underflow (1e-160).
 
     Examples
     --------
@@ -797,12 +799,41 @@ def _ttest(a: np.ndarray, b: np.ndarray, equal_var: bool, alternative: str, n_dr
     c = float(a[0]) if n1 else 0.0
     with np.errstate(over="ignore", invalid="ignore"):
         da, db = a - c, b - c
-        m1, m2 = float(np.mean(da)), float(np.mean(db))
-    if not (math.isfinite(m1) and math.isfinite(m2)):  # a shift across the float64 range: none
+    if not (np.all(np.isfinite(da)) and np.all(np.isfinite(db))):  # a shift across the float64 range: none
         da, db = a, b
-        m1, m2 = float(np.mean(a)), float(np.mean(b))
+    # t is scale-free: divided by a power of two (exact) the deviations are below 2 in magnitude, so their
+    # squares neither overflow (values near 1e160 gave t = 0, p = 1) nor underflow or go subnormal (near
+    # 1e-200, t = inf, p = 0; near 1e-160, 1e-4 off). At ordinary scales nothing changes, to the bit.
+    scale = pow2_above(max(float(np.max(np.abs(da), initial=0.0)), float(np.max(np.abs(db), initial=0.0))))
+    if scale != 1.0:
+        da, db = da / scale, db / scale
+    m1, m2 = float(np.mean(da)), float(np.mean(db))
     v1, v2 = _var_ddof1(da, m1), _var_ddof1(db, m2)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    return _ttest_from_stats(m1 - m2, v1, n1, v2, n2, equal_var, alternative, scale, dropped_details(n_dropped))
+
+
+def _ttest_ind_from_stats(mean1: float, std1: float, n1: int, mean2: float, std2: float, n2: int,
+                          equal_var: bool = False, alternative: str = "two-sided") -> TestResult:
+    """:func:`ttest_ind` from each sample's mean, standard deviation (``ddof=1``) and size.
+
+    ``scipy.stats.ttest_ind_from_stats``, scaled by a power of two first, as
+    :func:`ttest_ind` scales the values: SciPy squares the variances for
+    Welch's degrees of freedom, which overflow for standard deviations past
+    ~1e77 (and underflow below ~1e-77), and then takes 1 degree of freedom.
+    The standard deviations must be accurate: those of moments whose squares
+    overflowed or are subnormal are not (see :func:`_usable_std`).
+    """
+    scale = pow2_above(max(abs(std1), abs(std2)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        diff = float(np.float64(mean1) - np.float64(mean2)) / scale
+    v1, v2 = (std1 / scale) ** 2, (std2 / scale) ** 2
+    return _ttest_from_stats(diff, v1, n1, v2, n2, equal_var, alternative, scale, {})
+
+
+def _ttest_from_stats(diff: float, v1: float, n1: int, v2: float, n2: int, equal_var: bool, alternative: str,
+                      scale: float, details: dict) -> TestResult:
+    """The t-test of a difference of means and two variances (ddof=1), all in units of ``scale``."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if equal_var:
             v1 = 0.0 if n1 == 1 else v1
             v2 = 0.0 if n2 == 1 else v2
@@ -815,15 +846,15 @@ def _ttest(a: np.ndarray, b: np.ndarray, equal_var: bool, alternative: str, n_dr
             # undefined df means zero variances; any non-NaN df gives the same p
             df = 1.0 if math.isnan(df) else df
             denom = float(np.sqrt(vn1 + vn2))
-        t = float(np.divide(np.float64(m1 - m2), denom))
+        t = float(np.divide(np.float64(diff), denom))
+        estimate, standard_error = float(np.float64(diff) * scale), float(np.float64(denom) * scale)
     if alternative == "less":
         p = special.stdtr(df, t)
     elif alternative == "greater":
         p = special.stdtr(df, -t)
     else:
         p = 2 * special.stdtr(df, -abs(t))
-    details = dropped_details(n_dropped)
-    details.update(df=float(df), estimate=m1 - m2, standard_error=denom, equal_var=equal_var)
+    details.update(df=float(df), estimate=estimate, standard_error=standard_error, equal_var=equal_var)
     return TestResult(t, float(p), "ttest", n1, n2, 0.0, details)
 
 
