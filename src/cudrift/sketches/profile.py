@@ -134,7 +134,9 @@ class Profile:
             reference must hold exactly (profile the union in one pass).
         """
         merged = self._merge(other)
-        estimated = _estimated_reference_columns(merged, self, other)
+        # (counts that were estimates already, as a window's column new to its reference, may stay estimates)
+        estimated = [n for n in _estimated_reference_columns(merged, self, other)
+                     if self.columns[n].counts.max_count_error == 0 == other.columns[n].counts.max_count_error]
         if estimated:
             n = estimated[0]
             raise IncompatibleSketchError(
