@@ -70,9 +70,14 @@ def test_dockerfile_steps_refer_to_what_the_project_has():
             assert (ROOT / a.split()[0]).exists(), a
     pyproject = (ROOT / "pyproject.toml").read_text()
     install = next(a for w, a in steps if w == "RUN" and "pip install" in a)
-    extras = re.search(r"'\.\[([\w,]+)\]'", install).group(1).split(",")
-    for extra in extras:
+    args = _args(steps, "ARG")
+    assert args["CUDRIFT_CUDA"] == "cuda12"  # the 24.10 base image ships CUDA 12.6
+    extras = re.search(r"""['"]\.\[([\w,${}]+)\]['"]""", install).group(1).replace("${CUDRIFT_CUDA}", "cuda12")
+    for extra in extras.split(",") + ["cuda13"]:
         assert re.search(rf"^{extra} = \[", pyproject, re.M), f"extra {extra!r} is not in pyproject.toml"
+    for major in ("12", "13"):
+        # plain numba-cuda resolves to CUDA 13 bindings and no NVVM: its cu12 / cu13 extra brings both
+        assert re.search(rf'^cuda{major} = \[.*"numba-cuda\[cu{major}\]', pyproject, re.M), major
     assert "'numpy<2'" in install  # the stub of the image's python backend is built against NumPy 1.x
     cmd = next(a for w, a in steps if w == "CMD")
     repo = next(a for w, a in steps if w == "RUN" and a.startswith("cudrift triton repo"))
