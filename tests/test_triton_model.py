@@ -76,8 +76,9 @@ class FakeMetric:
             del self.family.series[key]
 
 
-def make_pb(registry, logs):
+def make_pb(registry, logs, kinds=None):
     pb = types.ModuleType("triton_python_backend_utils")
+    kinds = {} if kinds is None else kinds  # family name -> kind, of every family made
 
     class MetricFamily:
         COUNTER, GAUGE = "COUNTER", "GAUGE"
@@ -85,6 +86,7 @@ def make_pb(registry, logs):
         def __init__(self, name, description, kind):
             self.name, self.kind = name, kind
             self.series = registry.setdefault(name, {})
+            kinds[name] = kind
 
         def Metric(self, labels=None):  # noqa: N802 - Triton's spelling
             return FakeMetric(self, labels or {})
@@ -111,6 +113,7 @@ def make_pb(registry, logs):
     pb.MetricFamily, pb.Logger, pb.TritonError = MetricFamily, Logger, TritonError
     pb.InferenceResponse, pb.TritonModelException, pb.Tensor = InferenceResponse, TritonModelException, FakeTensor
     pb.get_input_tensor_by_name = lambda request, name: request.get(name)
+    pb.kinds = kinds
     return pb
 
 
@@ -236,6 +239,19 @@ def test_windows_close_and_publish_drift_only_for_shifted_features(tmp_path, ref
         m.finalize()
     # the series stay, at their last values (a reloaded model's new instance shares them)
     assert value(pb, "cudrift_window_rows_total") == 4110 and value(pb, "cudrift_dataset_drift_share") == 0.4
+
+
+def test_no_metric_family_is_named_like_another_less_its_total(monitor, pb):
+    """OpenMetrics names a counter's family without the ``_total`` its samples carry: a gauge named like a counter
+    less ``_total`` (``cudrift_window_close_duration_seconds``) made a second family of the same name, which
+    OpenMetrics parsers refuse and collectors that strip ``_total`` merge with the counter."""
+    repo, start = monitor
+    start()
+    assert len(pb.kinds) > 20
+    counters = [n for n, k in pb.kinds.items() if k == "COUNTER"]
+    assert all(n.endswith("_total") for n in counters)
+    families = {n.removesuffix("_total") if k == "COUNTER" else n for n, k in pb.kinds.items()}
+    assert len(families) == len(pb.kinds), sorted(pb.kinds)
 
 
 def test_bad_requests_get_their_own_error_and_are_counted(monitor, pb, rng):
@@ -502,7 +518,7 @@ def test_a_restarted_monitor_shows_the_last_windows_gauges_again(monitor, pb, rn
     m.execute([request(rng, 500, shift=5.0, city=("lima",)), request(rng, 100)])
     wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 1)
     names = ("cudrift_dataset_drift_share", "cudrift_dataset_drift", "cudrift_last_window_close_timestamp_seconds",
-             "cudrift_window_close_duration_seconds")
+             "cudrift_last_window_close_duration_seconds")
     before = {n: value(pb, n) for n in names}
     drifted = {f: value(pb, "cudrift_feature_drifted", feature=f) for f in ("a", "b", "c", "city", "region")}
     score_b = value(pb, "cudrift_feature_drift_score", feature="b")

@@ -14,6 +14,7 @@ environment for the stubs (one with ``numpy<2`` exercises the BYTES path).
 """
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -224,6 +225,9 @@ def test_ensemble_publishes_drift_for_shifted_features_only(tmp_path, reference,
     # every label value is bounded: features from the profile, tests from the registry
     labels = {dict(k).get("feature") for k in m["cudrift_feature_drift_score"]}
     assert labels == set(all_features)
+    # one family per name once OpenMetrics drops the counters' _total (a gauge of that name was a second family)
+    types = re.findall(r"^# TYPE (cudrift_\w+) \w+$", server.metrics(), re.M)
+    assert len(types) > 20 and len({n.removesuffix("_total") for n in types}) == len(types), sorted(types)
     assert server.stop() == 0
     assert "cudrift monitor cudrift_monitor: stopped with 100 rows in the open window" in server.log()
 

@@ -81,7 +81,9 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     "cudrift_window_close_duration_seconds_total": (
         "COUNTER", "Time spent closing windows (last fold, comparison, publication)"
     ),
-    "cudrift_window_close_duration_seconds": ("GAUGE", "Time spent closing the last window"),
+    # not cudrift_window_close_duration_seconds: OpenMetrics names the counter above's family that (its samples
+    # add _total), and two families of one name are refused by OpenMetrics parsers and merged by collectors
+    "cudrift_last_window_close_duration_seconds": ("GAUGE", "Time spent closing the last window"),
     "cudrift_last_window_close_timestamp_seconds": ("GAUGE", "Unix time at which the last window closed"),
 }
 
@@ -302,7 +304,7 @@ class MonitorMetrics:
                 self._add("cudrift_feature_unseen_categories_total", "unseen", name, col.unseen_count)
             self._add("cudrift_feature_nulls_total", "nulls", name, nulls)
         self._metric("cudrift_window_close_duration_seconds_total").increment(seconds)
-        self._metric("cudrift_window_close_duration_seconds").set(seconds)
+        self._metric("cudrift_last_window_close_duration_seconds").set(seconds)
         self._metric("cudrift_last_window_close_timestamp_seconds").set(closed.closed_at)
         self._totals["close_seconds"] += seconds
         self._last.update(close_seconds=seconds, closed_at=closed.closed_at)
@@ -369,7 +371,7 @@ class MonitorMetrics:
             return  # an unreadable entry only costs the gauges until the next close
         self._show({"share": share, "dataset_drift": drift, "features": features})
         if closed_at is not None:
-            self._metric("cudrift_window_close_duration_seconds").set(close)
+            self._metric("cudrift_last_window_close_duration_seconds").set(close)
             self._metric("cudrift_last_window_close_timestamp_seconds").set(closed_at)
             self._last.update(close_seconds=close, closed_at=closed_at)
 
