@@ -533,6 +533,24 @@ def test_a_restarted_monitor_shows_the_last_windows_gauges_again(monitor, pb, rn
     assert float(share[0, 0]) == pytest.approx(before["cudrift_dataset_drift_share"])
 
 
+def test_the_window_close_duration_includes_publication(monitor, pb, rng):
+    """Its help text says last fold, comparison and publication: publishing (one IPC round trip per series in
+    Triton, many with many features) was left out, measured before it."""
+    repo, start = monitor
+    m = start()
+    show = m.metrics._show
+
+    def slow_show(last):  # publishing the drift gauges takes a second
+        time.sleep(1.0)
+        show(last)
+
+    m.metrics._show = slow_show
+    m.execute([request(rng, 500)])
+    wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 1)
+    assert value(pb, "cudrift_last_window_close_duration_seconds") >= 1.0
+    assert value(pb, "cudrift_window_close_duration_seconds_total") >= 1.0
+
+
 def test_bad_requests_pass_answers_nan_so_an_ensemble_keeps_its_outputs(tmp_path, reference, pb, rng):
     """With bad_requests="pass" a refused request is counted and left out of the window, but answered."""
     repo = write_repository(tmp_path / "repo", reference, window_rows=500, checkpoint="", bad_requests="pass")

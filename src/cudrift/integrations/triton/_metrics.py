@@ -227,8 +227,8 @@ class MonitorMetrics:
         self._metric("cudrift_window_open_rows").set(open_rows)
         self._metric("cudrift_backlog_rows").set(backlog_rows)
 
-    def publish_window(self, closed: ClosedWindow, report: DriftReport, seconds: float) -> None:
-        """Publish a closed window: drift per feature, dataset share, data quality, close time."""
+    def publish_window(self, closed: ClosedWindow, report: DriftReport) -> None:
+        """Publish a closed window: drift per feature, dataset share, data quality (then :meth:`record_close`)."""
         features = {}
         for f in report.features:
             test = f.test or self._tests.get(f.column)  # (the latter made at start, see untested_test)
@@ -249,10 +249,11 @@ class MonitorMetrics:
             # drift" for a window of nothing but infinities, say)
             share = dataset_drift = math.nan
         self._show({"share": share, "dataset_drift": dataset_drift, "features": features})
-        self._publish_close(closed, seconds)
+        self._publish_quality(closed)
 
-    def window_failed(self, closed: ClosedWindow, seconds: float) -> None:
-        """Publish a closed window whose comparison failed: data quality and close time as usual, drift gauges NaN.
+    def window_failed(self, closed: ClosedWindow) -> None:
+        """Publish a closed window whose comparison failed: data quality as usual, drift gauges NaN (then
+        :meth:`record_close`).
 
         The drift gauges describe the last closed window; left alone they
         would describe an older one.
@@ -263,7 +264,7 @@ class MonitorMetrics:
                                  for f, (t, _, p, _) in self._last.get("features", {}).items()}})
         self._metric("cudrift_window_compare_failures_total").increment(1)
         self._totals["compare_failures"] += 1
-        self._publish_close(closed, seconds)
+        self._publish_quality(closed)
 
     @property
     def last_share(self) -> float:
@@ -288,8 +289,8 @@ class MonitorMetrics:
         self._metric("cudrift_dataset_drift").set(last["dataset_drift"])
         self._last = last
 
-    def _publish_close(self, closed: ClosedWindow, seconds: float) -> None:
-        """The data-quality counters of a closed window (its own rows) and the time its close took."""
+    def _publish_quality(self, closed: ClosedWindow) -> None:
+        """The data-quality counters of a closed window (its own rows)."""
         for name, col in closed.own.columns.items():
             if name not in self._totals["nulls"]:
                 continue
@@ -303,6 +304,10 @@ class MonitorMetrics:
                 nulls = col.null_count
                 self._add("cudrift_feature_unseen_categories_total", "unseen", name, col.unseen_count)
             self._add("cudrift_feature_nulls_total", "nulls", name, nulls)
+
+    def record_close(self, closed: ClosedWindow, seconds: float) -> None:
+        """The time a window's close took (last fold, comparison, and the publication of its drift gauges and
+        data-quality counters: call it after :meth:`publish_window` or :meth:`window_failed`) and when it closed."""
         self._metric("cudrift_window_close_duration_seconds_total").increment(seconds)
         self._metric("cudrift_last_window_close_duration_seconds").set(seconds)
         self._metric("cudrift_last_window_close_timestamp_seconds").set(closed.closed_at)

@@ -516,11 +516,13 @@ class TritonPythonModel:
         try:
             report = self.detector.compare(closed.merged)
         except Exception as exc:  # noqa: BLE001 - one window must not stop the monitor
-            self.metrics.window_failed(closed, time.perf_counter() - t0)
+            self.metrics.window_failed(closed)
+            self.metrics.record_close(closed, time.perf_counter() - t0)  # publication included
             self._log.log_error(f"cudrift monitor {self._name}: window {closed.window_id} ({closed.rows} rows) "
                                 f"closed, but its comparison failed: {type(exc).__name__}: {exc}")
             return True
-        self.metrics.publish_window(closed, report, time.perf_counter() - t0)
+        self.metrics.publish_window(closed, report)
+        self.metrics.record_close(closed, time.perf_counter() - t0)  # publication included
         drifted = ", ".join(report.drifted_columns) or "none"
         verdict = (f"drift share {report.share_drifted:.3f}, drifted: {drifted}" if report.n_tested
                    else "no feature could be tested (no verdict: drift share NaN)")
