@@ -634,6 +634,43 @@ def _served_model(root, outputs, name="scorer", features=2):
     return d
 
 
+def test_two_monitors_of_one_served_model_publish_series_of_their_own(tmp_path, pb, rng):
+    """Two monitors of served model s1 (two references, two ensembles) in one server: every series was labelled
+    model="s1" only, so their row and window counters added up in one series and each gauge showed whichever
+    monitor published last. The monitor label (the monitor model's name) tells them apart."""
+    f = rng.normal(size=(3000, 2))
+    ref = cudrift.profile({"a": f[:, 0], "b": f[:, 1], "SCORE": f.sum(axis=1)})
+    ref_alt = cudrift.profile({"a": f[:, 0] + 5, "b": f[:, 1] + 5, "SCORE": f.sum(axis=1) + 10})
+    root = tmp_path / "repo"
+    served = _served_model(tmp_path / "models", [("SCORE", "TYPE_FP64")], name="s1")
+    repos = [write_repository(root, ref, model=served, name="mon1", window_rows=100, checkpoint="", policy="ks"),
+             write_repository(root, ref_alt, model="s1", name="mon1b", ensemble="s1_alt", window_rows=100,
+                              checkpoint="", policy="ks")]
+    monitors = []
+    try:
+        for repo in repos:
+            monitors.append(TritonPythonModel())
+            monitors[-1].initialize(model_args(repo))
+        for m, windows in zip(monitors, (2, 3)):
+            x = rng.normal(size=(100 * windows, 2))
+            assert m.execute([{"NUMERIC": FakeTensor("NUMERIC", x.astype(np.float32)),
+                               "SCORE": FakeTensor("SCORE", x.sum(axis=1, keepdims=True))}])[0].error is None
+        for mon, windows in (("mon1", 2), ("mon1b", 3)):
+            wait_for(lambda: value(pb, "cudrift_windows_closed_total", monitor=mon, model="s1") == windows
+                     and value(pb, "cudrift_window_rows_total", monitor=mon, model="s1") == 100 * windows)
+        # mon1's traffic is like its reference, far from mon1b's
+        assert value(pb, "cudrift_dataset_drift_share", monitor="mon1") < 1
+        assert value(pb, "cudrift_dataset_drift_share", monitor="mon1b") == 1
+        for name, series in pb.registry.items():
+            if not series:
+                continue  # (no categorical feature: no unseen-categories series)
+            assert {dict(k)["monitor"] for k in series} == {"mon1", "mon1b"}, name
+            assert {dict(k)["model"] for k in series} == {"s1"}, name
+    finally:
+        for m in monitors:
+            m.finalize()
+
+
 def test_a_checkpoint_written_under_another_input_layout_is_set_aside(tmp_path, pb, rng):
     """One float64 reference, its SCORE first sent in NUMERIC (FP32: its outer edges widened to float32), then
     fed by an FP64 output (not widened): the saved windows do not merge with the new reference. The checkpoint

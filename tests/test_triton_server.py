@@ -167,7 +167,7 @@ def test_ensemble_publishes_drift_for_shifted_features_only(tmp_path, reference,
                  "--kind", kind]) == 0
     server = server_factory(tmp_path / "repo", env=env)
     wait_log(server, f"backend {kind},")  # the monitor says which path profiles the traffic
-    model = {"model": "scorer"}
+    model = {"monitor": "cudrift_monitor", "model": "scorer"}  # the monitor's own name, the served model's
     all_features = (*FEATURES, "region", "SCORE")
 
     # 1. like the reference, over HTTP: 8 requests of 250 rows = 2 windows; 10 NaNs in 'a'

@@ -1,7 +1,8 @@
 """Triton custom metrics of the drift monitor (``pb_utils.MetricFamily``).
 
-Every label value is bounded: ``model`` is fixed per monitor, ``feature``
-comes from the reference profile, ``test`` from cudrift's test registry and
+Every label value is bounded: ``monitor`` (the monitor model's own name) and
+``model`` (the served model's) are fixed per monitor, ``feature`` comes from
+the reference profile, ``test`` from cudrift's test registry and
 ``reason`` from :data:`BAD_REQUEST_REASONS`. Nothing from request data ever
 becomes a label.
 
@@ -115,6 +116,10 @@ class MonitorMetrics:
         unknown). Each feature's drift series are made under that test from
         the start, NaN until a window tests it; without it (or on None) they
         appear at the first window that tests it.
+    monitor
+        Value of the ``monitor`` label: the monitor model's own name (default
+        ``model``). Two monitors of one served model (another reference, say)
+        are told apart by it: without it they would write the same series.
 
     Notes
     -----
@@ -126,9 +131,10 @@ class MonitorMetrics:
     """
 
     def __init__(self, pb: Any, model: str, layout: FeatureLayout,
-                 untested_test: Callable[[str], str | None] | None = None) -> None:
+                 untested_test: Callable[[str], str | None] | None = None, *, monitor: str | None = None) -> None:
         self._pb = pb
         self.model = model
+        self.monitor = model if monitor is None else monitor
         self._families = {
             name: pb.MetricFamily(name=name, description=desc, kind=getattr(pb.MetricFamily, kind))
             for name, (kind, desc) in _FAMILIES.items()
@@ -181,7 +187,7 @@ class MonitorMetrics:
         key = (family, tuple(sorted(labels.items())))
         m = self._series.get(key)
         if m is None:
-            m = self._families[family].Metric(labels={"model": self.model, **labels})
+            m = self._families[family].Metric(labels={"monitor": self.monitor, "model": self.model, **labels})
             self._series[key] = m
         return m
 

@@ -256,7 +256,7 @@ class TritonPythonModel:
         self._warm_up()
 
         self.metrics = MonitorMetrics(pb, self.settings.monitored_model or self._name, self.layout,
-                                      untested_test=self._untested_test)
+                                      untested_test=self._untested_test, monitor=self._name)
         self.metrics.restore(totals, self.state.rows_total, self.state.windows_closed, self.state.rows_dropped)
         self._record_rows()
         self._tally = _Tally()
