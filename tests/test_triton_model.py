@@ -209,6 +209,8 @@ def test_windows_close_and_publish_drift_only_for_shifted_features(tmp_path, ref
     try:
         # closed windows are compared on the worker's own thread (one GIL contender against execute())
         assert m.detector.workers == 1
+        assert value(pb, "cudrift_monitor_backend", backend="cpu") == 1
+        assert value(pb, "cudrift_monitor_backend", backend="gpu") == 0
         # before any window: the dataset gauges' series exist, NaN, and so do the features', under the tests
         # the detector picks for them
         assert np.isnan(value(pb, "cudrift_dataset_drift")) and np.isnan(value(pb, "cudrift_dataset_drift_share"))
@@ -369,6 +371,46 @@ def test_gpu_instance_without_cupy_says_what_to_install(monitor, pb, monkeypatch
     repo, _ = monitor
     with pytest.raises(pb.TritonModelException, match=r"needs CuPy.*cudrift\[cuda12\]"):
         TritonPythonModel().initialize(model_args(repo, instance_kind="GPU"))
+
+
+def test_a_gpu_instance_whose_warm_up_fails_profiles_on_the_cpu(tmp_path, reference, pb, rng, monkeypatch):
+    """The GPU warm-up compiles the kernels in initialize: a CUDA setup problem there (no NVVM, bindings for
+    another driver) failed the monitor's load, and with its served model in an ensemble Triton stopped the
+    server. The monitor now profiles on the CPU, says why and what to install, and shows it on the metrics port."""
+    import cudrift.detect.detector as detector_mod
+    import cudrift.integrations.triton.model as model_mod
+
+    class NvvmSupportError(Exception):  # numba-cuda's, when libNVVM cannot be found
+        pass
+
+    real_profile = model_mod.profile
+
+    def profile(data, like, backend):
+        if backend == "gpu":
+            raise NvvmSupportError("libNVVM cannot be found")
+        return real_profile(data, like=like, backend=backend)
+
+    # a KIND_GPU instance whose GPU backend looks usable (CuPy imports, a device is there) until it compiles
+    device = types.SimpleNamespace(use=lambda: None)
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(asarray=np.asarray,
+                                                                   cuda=types.SimpleNamespace(Device=lambda i: device)))
+    for mod in (model_mod, detector_mod):
+        monkeypatch.setattr(mod, "resolve_backend", lambda name: name)
+    monkeypatch.setattr(model_mod, "profile", profile)
+    repo = write_repository(tmp_path / "repo", reference, window_rows=500, checkpoint="", kind="gpu")
+    m = TritonPythonModel()
+    m.initialize(model_args(repo, instance_kind="GPU"))
+    try:
+        assert (m.backend, m.state.backend, m.detector.backend) == ("cpu", "cpu", "cpu")
+        errors = [msg for level, msg in pb.logs if level == "error"]
+        assert len(errors) == 1 and "NvvmSupportError: libNVVM cannot be found" in errors[0]
+        assert "profiling on the CPU" in errors[0] and "cudrift[cuda12]" in errors[0]
+        assert value(pb, "cudrift_monitor_backend", backend="cpu") == 1
+        assert value(pb, "cudrift_monitor_backend", backend="gpu") == 0
+        assert all(r.error is None for r in m.execute([request(rng, 300), request(rng, 300)]))
+        wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 1)
+    finally:
+        m.finalize()
 
 
 def test_checkpoint_that_cannot_be_written_is_logged_and_serving_goes_on(tmp_path, reference, pb, rng):

@@ -1,8 +1,8 @@
 """Triton custom metrics of the drift monitor (``pb_utils.MetricFamily``).
 
 Every label value is bounded: ``monitor`` (the monitor model's own name) and
-``model`` (the served model's) are fixed per monitor, ``feature`` comes from
-the reference profile, ``test`` from cudrift's test registry and
+``model`` (the served model's) are fixed per monitor, ``backend`` is cpu or
+gpu, ``feature`` comes from the reference profile, ``test`` from cudrift's test registry and
 ``reason`` from :data:`BAD_REQUEST_REASONS`. Nothing from request data ever
 becomes a label.
 
@@ -86,6 +86,10 @@ _FAMILIES: dict[str, tuple[str, str]] = {
     # add _total), and two families of one name are refused by OpenMetrics parsers and merged by collectors
     "cudrift_last_window_close_duration_seconds": ("GAUGE", "Time spent closing the last window"),
     "cudrift_last_window_close_timestamp_seconds": ("GAUGE", "Unix time at which the last window closed"),
+    "cudrift_monitor_backend": (
+        "GAUGE", "1 for the backend (cpu or gpu) windows are profiled and compared on, 0 for the other "
+                 "(cpu on a KIND_GPU instance: the GPU backend is unavailable or failed its warm-up, logged)"
+    ),
 }
 
 #: Every metric family the monitor publishes.
@@ -120,6 +124,8 @@ class MonitorMetrics:
         Value of the ``monitor`` label: the monitor model's own name (default
         ``model``). Two monitors of one served model (another reference, say)
         are told apart by it: without it they would write the same series.
+    backend
+        The backend windows are profiled on (``cudrift_monitor_backend``).
 
     Notes
     -----
@@ -131,7 +137,8 @@ class MonitorMetrics:
     """
 
     def __init__(self, pb: Any, model: str, layout: FeatureLayout,
-                 untested_test: Callable[[str], str | None] | None = None, *, monitor: str | None = None) -> None:
+                 untested_test: Callable[[str], str | None] | None = None, *, monitor: str | None = None,
+                 backend: str = "cpu") -> None:
         self._pb = pb
         self.model = model
         self.monitor = model if monitor is None else monitor
@@ -169,6 +176,8 @@ class MonitorMetrics:
                      "cudrift_request_duration_seconds_total", "cudrift_window_close_duration_seconds_total",
                      "cudrift_backpressure_seconds_total", "cudrift_window_open_rows", "cudrift_backlog_rows"):
             self._metric(name)
+        for b in ("cpu", "gpu"):
+            self._metric("cudrift_monitor_backend", backend=b).set(1.0 if b == backend else 0.0)
         # the dataset gauges exist from the start (NaN: no window compared yet), so a scrape shows their series
         self._metric("cudrift_dataset_drift_share").set(math.nan)
         self._metric("cudrift_dataset_drift").set(math.nan)

@@ -241,10 +241,7 @@ class TritonPythonModel:
         # the file: the same file under another layout widens other columns, and its windows would not merge.
         legacy = reference_digest(self.reference)  # what checkpoints named before they named the widened one
         self.reference = _at_input_precision(self.reference, self.layout)
-        # workers=1: the worker compares each closed window on its own thread, one GIL contender against
-        # execute() rather than a pool of them
-        self.detector = DriftDetector(self.reference, policy=self.settings.policy,
-                                      drift_share=self.settings.drift_share, backend=self.backend, workers=1)
+        self.detector = self._detector()
         self.state = WindowState(self.reference, self.layout, self.settings.window_rows, self.settings.window_seconds,
                                  self.settings.sliding_windows, self.settings.fold_rows, self.backend,
                                  max_backlog_rows=self.settings.max_backlog_rows, legacy_digests=(legacy,))
@@ -256,7 +253,7 @@ class TritonPythonModel:
         self._warm_up()
 
         self.metrics = MonitorMetrics(pb, self.settings.monitored_model or self._name, self.layout,
-                                      untested_test=self._untested_test, monitor=self._name)
+                                      untested_test=self._untested_test, monitor=self._name, backend=self.backend)
         self.metrics.restore(totals, self.state.rows_total, self.state.windows_closed, self.state.rows_dropped)
         self._record_rows()
         self._tally = _Tally()
@@ -324,8 +321,37 @@ class TritonPythonModel:
             return {}
         return totals
 
+    def _detector(self) -> DriftDetector:
+        # workers=1: the worker compares each closed window on its own thread, one GIL contender against
+        # execute() rather than a pool of them
+        return DriftDetector(self.reference, policy=self.settings.policy, drift_share=self.settings.drift_share,
+                             backend=self.backend, workers=1)
+
     def _warm_up(self) -> None:
-        """Run the profile and compare paths once, so no request pays for first-call compilation and imports."""
+        """Run the profile and compare paths once, so no request pays for first-call compilation and imports.
+
+        On the GPU this compiles the kernels. A CUDA setup problem shows there (no NVVM, CUDA bindings that do
+        not match the driver): the monitor then profiles on the CPU, logged as an error and shown by
+        ``cudrift_monitor_backend``, rather than failing to load (and Triton, with the served model in an
+        ensemble, stopping the server).
+        """
+        if self.backend == "gpu":
+            try:
+                self._run_once()
+                return
+            except Exception as exc:  # noqa: BLE001 - whatever CUDA raises, the CPU path still serves
+                self._log.log_error(
+                    f"cudrift monitor {self._name}: the GPU backend failed its warm-up ({type(exc).__name__}: "
+                    f"{exc}); profiling on the CPU instead (GPU inputs are copied to the host). Install the CUDA "
+                    "extra that matches the server's driver in its Python environment, e.g. cudrift[cuda12] "
+                    "(cudrift[cuda13] for CUDA 13), or write the repository with --kind cpu"
+                )
+                self.backend = self.state.backend = "cpu"
+                self.detector = self._detector()
+        self._run_once()
+
+    def _run_once(self) -> None:
+        """One warm-up pass on the monitor's backend: a batch drawn from the reference, profiled and compared."""
         batch = _warmup_batch(self.reference, self.layout)
         if self.backend == "gpu":
             batch = {k: self._cupy.asarray(v) if v.dtype != object else v for k, v in batch.items()}
