@@ -299,6 +299,56 @@ def test_finalize_checkpoints_and_a_new_instance_resumes(monitor, pb, rng):
     assert value(pb, "cudrift_window_open_rows") == 0
 
 
+def _counters(pb):
+    """Every counter series: {(family, labels): value}."""
+    return {(name, key): cell["v"] for name, kind in pb.kinds.items() if kind == "COUNTER"
+            for key, cell in pb.registry.get(name, {}).items()}
+
+
+def test_after_a_crash_counters_restart_at_zero_and_after_a_clean_shutdown_they_continue(monitor, pb, rng,
+                                                                                          tmp_path):
+    """A crash's checkpoint holds counters that went on after it: continued from it they came back lower than
+    shown but not at zero (window rows 3200 -> 3000, bad requests 3 -> 0), and Prometheus counts such a reset
+    as an increase of everything they hold (a false alert on any increase). After a crash they restart at 0,
+    as Triton's own counters do, the window and the gauges resumed; after a clean shutdown they continue
+    exactly as shown; and a clean shutdown's checkpoint continues them once only."""
+    repo, start = monitor
+    ckpt = tmp_path / "w.ckpt"
+    m = start()
+    m.execute([request(rng, 300), request(rng, 320)])  # window 0 closes at 500, 120 rows open
+    wait_for(lambda: ckpt.exists() and _checkpoint_rows(m, ckpt) == 120)
+    wide = {**request(rng, 50), "NUMERIC": FakeTensor("NUMERIC", np.zeros((50, 4), np.float32))}
+    m.execute([wide, wide, wide])  # counted after that checkpoint
+    wait_for(lambda: value(pb, "cudrift_bad_requests_total", reason="wrong_width") == 3)
+    assert value(pb, "cudrift_window_rows_total") == 620 and value(pb, "cudrift_requests_total") == 5
+    gauges = ("cudrift_window_open_rows", "cudrift_dataset_drift_share", "cudrift_last_window_close_timestamp_seconds")
+    shown = {n: value(pb, n) for n in gauges}
+    m._checkpoint = None  # a crash: the worker stops without writing a last checkpoint
+    m.finalize()
+    pb.registry.clear()  # and the server with it: its series start afresh
+
+    m2 = start()
+    assert (m2.state.rows_total, m2.state.open_rows, m2.state.windows_closed) == (620, 120, 1)
+    counters = _counters(pb)
+    assert len(counters) > 10 and set(counters.values()) == {0}, {k: v for k, v in counters.items() if v}
+    assert {n: value(pb, n) for n in gauges} == shown and shown["cudrift_window_open_rows"] == 120
+    m2.execute([request(rng, 380), wide])  # closes window 1: only what this run accepted is counted
+    wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 1 and value(pb, "cudrift_requests_total") == 2)
+    wait_for(lambda: value(pb, "cudrift_window_rows_total") == 380)
+    assert value(pb, "cudrift_bad_requests_total", reason="wrong_width") == 1
+    shown = _counters(pb)
+    m2.finalize()  # a clean shutdown
+    pb.registry.clear()
+
+    m3 = start()
+    assert _counters(pb) == shown, "after a clean shutdown the counters continue as they were shown"
+    m3._checkpoint = None  # a crash of the run that continued them
+    m3.finalize()
+    pb.registry.clear()
+    m4 = start()
+    assert m4.state.rows_total == 1000 and set(_counters(pb).values()) == {0}
+
+
 def test_a_reload_keeps_the_series_and_counts_nothing_twice(monitor, pb, rng, tmp_path):
     """Triton reloads a model by starting the new instance, then finalizing the old: they share their series."""
     repo, start = monitor
@@ -308,15 +358,24 @@ def test_a_reload_keeps_the_series_and_counts_nothing_twice(monitor, pb, rng, tm
     wait_for(lambda: ckpt.exists() and _checkpoint_rows(old, ckpt) == 120)
     new = start()  # resumes the periodic checkpoint: 620 rows, 1 window, 2 requests
     assert value(pb, "cudrift_window_rows_total") == 620 and value(pb, "cudrift_windows_closed_total") == 1
-    assert value(pb, "cudrift_requests_total") == 2, "restored counters are raised to the checkpoint, not added"
+    assert value(pb, "cudrift_requests_total") == 2, "the new instance neither adds the checkpoint's counts nor resets"
+    old.execute([{**request(rng, 5), "NUMERIC": FakeTensor("NUMERIC", np.zeros((5, 4), np.float32))}])  # refused
     old.finalize()
     assert value(pb, "cudrift_window_rows_total") == 620, "the old instance's finalize keeps the shared series"
+    assert value(pb, "cudrift_requests_total") == 3  # the old instance's last request
     assert value(pb, "cudrift_feature_nulls_total", feature="a") == 0
     new.execute([request(rng, 380)])
     wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 2)
-    wait_for(lambda: value(pb, "cudrift_window_rows_total") == 1000 and value(pb, "cudrift_requests_total") == 3)
+    wait_for(lambda: value(pb, "cudrift_window_rows_total") == 1000 and value(pb, "cudrift_requests_total") == 4)
     assert value(pb, "cudrift_window_open_rows") == 0
     assert 0.0 <= value(pb, "cudrift_dataset_drift_share") <= 1.0
+    # a clean shutdown after the reload: the counters continue as the endpoint showed them, the old instance's
+    # request included (the new one never counted it)
+    shown = _counters(pb)
+    new.finalize()
+    pb.registry.clear()
+    start()
+    assert _counters(pb) == shown
 
 
 def test_periodic_checkpoint_holds_rows_accepted_before_it(monitor, pb, rng, tmp_path):

@@ -14,7 +14,7 @@ server, so the monitor makes them from its worker thread, never from
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from cudrift.detect.report import STATUS_OK, DriftReport
@@ -97,6 +97,28 @@ METRIC_NAMES = tuple(_FAMILIES)
 
 _DRIFT_FAMILIES = ("cudrift_feature_drift_score", "cudrift_feature_drift_pvalue", "cudrift_feature_drifted")
 
+# The counters MonitorMetrics keeps the values of (in _totals, under key) for the checkpoint: (key, family, type)
+_SCALAR_COUNTERS = (
+    ("requests", "cudrift_requests_total", int),
+    ("request_seconds", "cudrift_request_duration_seconds_total", float),
+    ("waited_seconds", "cudrift_backpressure_seconds_total", float),
+    ("close_seconds", "cudrift_window_close_duration_seconds_total", float),
+    ("compare_failures", "cudrift_window_compare_failures_total", int),
+)
+# and (key, family, label) of those with one series per reason or feature.
+_LABELLED_COUNTERS = (
+    ("bad", "cudrift_bad_requests_total", "reason"),
+    ("nulls", "cudrift_feature_nulls_total", "feature"),
+    ("out_of_range", "cudrift_feature_out_of_range_total", "feature"),
+    ("unseen", "cudrift_feature_unseen_categories_total", "feature"),
+)
+# The counters that follow WindowState's counts (rows_total, windows_closed, rows_dropped): (key, family).
+_STATE_COUNTERS = (
+    ("rows", "cudrift_window_rows_total"),
+    ("windows", "cudrift_windows_closed_total"),
+    ("dropped", "cudrift_window_dropped_rows_total"),
+)
+
 
 def _num(x: float | None) -> float:
     return math.nan if x is None else float(x)
@@ -131,9 +153,16 @@ class MonitorMetrics:
     -----
     Counters are created at zero for every feature and reason, so a scrape
     shows the full, bounded set of series from the start. :meth:`totals`
-    returns the counters' values for the checkpoint and :meth:`restore` adds
-    them back after a restart, so counters continue across restarts (less
-    what happened after the last checkpoint).
+    returns the counters' values for the checkpoint. After a clean shutdown
+    (its checkpoint written by ``finalize``, :meth:`totals` with
+    ``shutdown=True``) :meth:`restore` continues them from the values the
+    endpoint showed. A checkpoint written while serving holds counters that
+    have gone on since: continued from it after a crash, they would come
+    back lower than they were shown, but not at zero, and Prometheus would
+    count that reset as an increase of everything they hold. After a crash
+    they restart at zero instead, as Triton's own counters do (a reset
+    ``rate()`` and ``increase()`` handle); the window and the gauges are
+    resumed either way.
     """
 
     def __init__(self, pb: Any, model: str, layout: FeatureLayout,
@@ -158,9 +187,10 @@ class MonitorMetrics:
             "out_of_range": {f: 0 for f in self._features if f in self._numeric},
             "unseen": {f: 0 for f in self._features if f not in self._numeric},
         }
-        self._published_rows = 0
-        self._published_windows = 0
-        self._published_dropped = 0
+        # WindowState's counts (rows_total, windows_closed, rows_dropped) published so far, and what they exceed
+        # their counters by (the counts restored from a crash's checkpoint, which their counters restart without)
+        self._published = {key: 0 for key, _ in _STATE_COUNTERS}
+        self._offsets = {key: 0 for key, _ in _STATE_COUNTERS}
         # the last closed window's gauges, kept for the checkpoint: a restarted server shows them again
         self._last: dict[str, Any] = {}
         for r in BAD_REQUEST_REASONS:
@@ -230,15 +260,10 @@ class MonitorMetrics:
     def record_rows(self, rows_total: int, open_rows: int, windows_closed: int, backlog_rows: int = 0,
                     rows_dropped: int = 0) -> None:
         """Publish the window counters (totals; the counters advance by the difference) and gauges."""
-        if rows_total > self._published_rows:
-            self._metric("cudrift_window_rows_total").increment(rows_total - self._published_rows)
-            self._published_rows = rows_total
-        if windows_closed > self._published_windows:
-            self._metric("cudrift_windows_closed_total").increment(windows_closed - self._published_windows)
-            self._published_windows = windows_closed
-        if rows_dropped > self._published_dropped:
-            self._metric("cudrift_window_dropped_rows_total").increment(rows_dropped - self._published_dropped)
-            self._published_dropped = rows_dropped
+        for (key, family), count in zip(_STATE_COUNTERS, (rows_total, windows_closed, rows_dropped)):
+            if count > self._published[key]:
+                self._metric(family).increment(count - self._published[key])
+                self._published[key] = count
         self._metric("cudrift_window_open_rows").set(open_rows)
         self._metric("cudrift_backlog_rows").set(backlog_rows)
 
@@ -335,47 +360,69 @@ class MonitorMetrics:
             self._totals[total][feature] += int(value)
 
     # ------------------------------------------------------------ persistence
-    def totals(self) -> dict[str, Any]:
-        """Counter values, and the last closed window's gauges, to keep in a checkpoint (JSON-able)."""
+    def totals(self, shutdown: bool = False) -> dict[str, Any]:
+        """Counter values, and the last closed window's gauges, to keep in a checkpoint (JSON-able).
+
+        ``shutdown``: for the checkpoint ``finalize`` writes, the one :meth:`restore` continues the counters from.
+        The counters are then read from their series, which a reloaded model's other instance may have advanced
+        too, so that they come back as the endpoint showed them.
+        """
+        if shutdown:
+            for path, family, labels, kind in self._counters():
+                shown = _read(self._metric(family, **labels))
+                if shown is not None:
+                    _assign(self._totals, path, kind(shown))
+            for key, family in _STATE_COUNTERS:
+                shown = _read(self._metric(family))
+                if shown is not None:
+                    self._offsets[key] = self._published[key] - int(shown)
         out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self._totals.items()}
+        out["offsets"] = dict(self._offsets)
+        out["clean_shutdown"] = shutdown
         if self._last:
             out["last_window"] = {**self._last, "features": dict(self._last.get("features", {}))}
         return out
 
-    def restore(self, totals: Mapping[str, Any], rows_total: int, windows_closed: int, rows_dropped: int = 0) -> None:
-        """Continue the counters from a checkpoint's values.
+    def restore(self, totals: Mapping[str, Any], rows_total: int, windows_closed: int, rows_dropped: int = 0) -> bool:
+        """Resume from a checkpoint's :meth:`totals` and WindowState counts; returns whether the counters continue.
 
-        Each counter is raised to its saved value, not incremented by it: when
-        Triton reloads the model, the new instance starts while the old one
-        still runs, and both instances' metrics are the same series, already
-        at (or past) the checkpoint's values.
+        After a clean shutdown (a checkpoint :meth:`totals` made with ``shutdown=True``, or one older than the
+        flag) each counter is raised to its saved value, not incremented by it: when Triton reloads the model,
+        the new instance starts while the old one still runs, and both instances' metrics are the same series,
+        already at (or past) the checkpoint's values. After any other checkpoint (a crash) the counters are left
+        as they are: at zero in a new server process, or where the running instance of a reload has them. The
+        last closed window's gauges come back either way, and the WindowState counts restored count as
+        published, so that only what comes after them is added.
         """
-        def restored(family: str, saved: float, **labels: str) -> float:
-            if saved > 0:
-                _raise_to(self._metric(family, **labels), saved)
-            return saved
-
-        self._totals["compare_failures"] = int(restored("cudrift_window_compare_failures_total",
-                                                        int(totals.get("compare_failures", 0))))
-        for key, family in (("requests", "cudrift_requests_total"),
-                            ("request_seconds", "cudrift_request_duration_seconds_total"),
-                            ("waited_seconds", "cudrift_backpressure_seconds_total"),
-                            ("close_seconds", "cudrift_window_close_duration_seconds_total")):
-            kind = int if key == "requests" else float
-            self._totals[key] = kind(restored(family, kind(totals.get(key, 0))))
-        for reason, v in dict(totals.get("bad", {})).items():
-            if reason in BAD_REQUEST_REASONS:
-                self._totals["bad"][reason] = int(restored("cudrift_bad_requests_total", int(v), reason=reason))
-        for key, family in (("nulls", "cudrift_feature_nulls_total"),
-                            ("out_of_range", "cudrift_feature_out_of_range_total"),
-                            ("unseen", "cudrift_feature_unseen_categories_total")):
-            for feature, v in dict(totals.get(key, {})).items():
-                if feature in self._totals[key]:
-                    self._totals[key][feature] = int(restored(family, int(v), feature=feature))
-        self._published_rows = int(restored("cudrift_window_rows_total", rows_total))
-        self._published_windows = int(restored("cudrift_windows_closed_total", windows_closed))
-        self._published_dropped = int(restored("cudrift_window_dropped_rows_total", rows_dropped))
+        clean = bool(totals.get("clean_shutdown", True))
+        for path, family, labels, kind in self._counters():
+            saved = kind(_lookup(totals, path)) if clean else None
+            _assign(self._totals, path, kind(self._resume(family, labels, saved)))
+        offsets = totals.get("offsets") or {}
+        for (key, family), count in zip(_STATE_COUNTERS, (rows_total, windows_closed, rows_dropped)):
+            shown = self._resume(family, {}, count - int(offsets.get(key, 0)) if clean else None)
+            self._published[key] = count
+            self._offsets[key] = count - int(shown)
         self._restore_gauges(totals.get("last_window"))
+        return clean
+
+    def _resume(self, family: str, labels: dict[str, str], saved: float | None) -> float:
+        """A counter series' value once raised to ``saved`` (None: left as it is); series that cannot be read
+        count as 0."""
+        metric = self._metric(family, **labels)
+        shown = _read(metric) or 0.0
+        if saved is not None and saved > shown:
+            metric.increment(saved - shown)
+            shown = saved
+        return shown
+
+    def _counters(self) -> Iterator[tuple[tuple[str, ...], str, dict[str, str], type]]:
+        """(path in ``_totals``, family, labels, type) of each counter series kept in ``_totals``."""
+        for key, family, kind in _SCALAR_COUNTERS:
+            yield (key,), family, {}, kind
+        for key, family, label in _LABELLED_COUNTERS:
+            for value in self._totals[key]:
+                yield (key, value), family, {label: value}, int
 
     def _restore_gauges(self, last: Any) -> None:
         """Publish the last closed window's gauges again, as saved with the checkpoint (alerts keep their series)."""
@@ -416,12 +463,25 @@ class MonitorMetrics:
 _KEPT: list[Any] = []
 
 
-def _raise_to(metric: Any, value: float) -> None:
-    """Increment a counter up to ``value`` (no change if it is already there or past it)."""
+def _read(metric: Any) -> float | None:
+    """A series' value (``pb_utils.Metric.value``); None where the API has no way to read it."""
     read = getattr(metric, "value", None)
-    current = float(read()) if read is not None else 0.0
-    if value > current:
-        metric.increment(value - current)
+    return None if read is None else float(read())
+
+
+def _lookup(totals: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    """The value at ``path`` in a checkpoint's totals; 0 where it has none (a feature new to the layout)."""
+    node: Any = totals
+    for key in path:
+        node = node.get(key, 0) if isinstance(node, Mapping) else 0
+    return node
+
+
+def _assign(totals: dict[str, Any], path: tuple[str, ...], value: float) -> None:
+    node = totals
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
 
 
 def _is_pvalue(test: str) -> bool:

@@ -254,12 +254,17 @@ class TritonPythonModel:
 
         self.metrics = MonitorMetrics(pb, self.settings.monitored_model or self._name, self.layout,
                                       untested_test=self._untested_test, monitor=self._name, backend=self.backend)
-        self.metrics.restore(totals, self.state.rows_total, self.state.windows_closed, self.state.rows_dropped)
+        continued = self.metrics.restore(totals, self.state.rows_total, self.state.windows_closed,
+                                         self.state.rows_dropped)
         self._record_rows()
         self._tally = _Tally()
         self._saved = (self.state.rows_total, self.state.windows_closed)
         self._last_save = time.monotonic()
         self._retry_save_at = 0.0
+        if totals and continued and self._checkpoint is not None:
+            # A clean shutdown's checkpoint continues the counters once: replaced now, so that a crash of this
+            # run does not bring them back at that shutdown's values, below what this run will have shown.
+            self._save(self._last_save)
 
         # execute() and the worker share the GIL; a short switch interval
         # bounds how long a request waits while the worker profiles or
@@ -488,7 +493,8 @@ class TritonPythonModel:
             except Exception as exc:  # noqa: BLE001 - the worker must outlive one bad pass
                 self._log.log_error(f"cudrift monitor {self._name}: worker pass failed: {type(exc).__name__}: {exc}")
                 if final and self._checkpoint is not None:
-                    # The pass failed before its checkpoint: shutdown still saves what the state holds.
+                    # The pass failed before its checkpoint: shutdown still saves what the state holds (not as a
+                    # clean shutdown's: counters it may have left unpublished restart at zero, as after a crash).
                     try:
                         self._save(time.monotonic())
                     except Exception as exc2:  # noqa: BLE001
@@ -523,7 +529,7 @@ class TritonPythonModel:
             and self._saved[0] != self.state.rows_total
         )
         if self._checkpoint is not None and due and (final or now >= self._retry_save_at):
-            self._save(now)
+            self._save(now, final)
         self._record_rows()
         if not final and self.state.needs_work():
             self._wake.set()  # windows sealed during this pass: the next pass starts at once, not at the next tick
@@ -568,11 +574,14 @@ class TritonPythonModel:
         except KeyError:  # only the series' test label is at stake: no series until one is tested
             return None
 
-    def _save(self, now: float) -> None:
-        """Fold what is pending, then write the checkpoint (it then holds every row accepted so far)."""
+    def _save(self, now: float, final: bool = False) -> None:
+        """Fold what is pending, then write the checkpoint (it then holds every row accepted so far).
+
+        ``final``: ``finalize``'s, after which no request comes; the next start continues the counters from it.
+        """
         self.state.fold(force=True)
         try:
-            data, rows_total, windows_closed = self.state.snapshot(self.metrics.totals())
+            data, rows_total, windows_closed = self.state.snapshot(self.metrics.totals(shutdown=final))
             write_atomic(self._checkpoint, data)
         except OSError as exc:
             # Disk full, permissions: say so once per period, keep serving, try again later.
