@@ -24,6 +24,7 @@ __all__ = [
     "ks_asymp_pvalues",
     "cvm_asymptotic_pvalue",
     "cdf_cvm_inf",
+    "sf_cvm_inf",
     "anderson_2samp_normalize",
     "anderson_pvalue",
 ]
@@ -178,8 +179,64 @@ def cdf_cvm_inf(x: float) -> float:
     return float(tot)
 
 
+#: Gauss-Legendre nodes and weights on [0, 1] for the integrals of :func:`sf_cvm_inf` (32 give ~1e-15).
+_GL_NODES, _GL_WEIGHTS = (lambda x, w: ((x + 1.0) / 2.0, w / 2.0))(*np.polynomial.legendre.leggauss(32))
+#: The integrand of :func:`sf_cvm_inf` is cut where it falls below exp(-_SF_CUT) of its largest value.
+_SF_CUT = 50.0
+#: From this normalized statistic on, the p-value is :func:`sf_cvm_inf` (the limiting sf there is 0.496).
+CVM_TAIL_FROM = 0.12
+
+
+def sf_cvm_inf(x: float) -> float:
+    """Limiting survival function of the Cramer-von Mises statistic, to ~1e-14 relative down to 1e-308.
+
+    Smirnov's (1936) formula, as Anderson & Darling (1952, eq. 4.4) give it::
+
+        P(W > x) = 1/pi sum_{k>=1} (-1)^(k+1) int_{(2k-1)pi}^{2k pi} sqrt(-u / sin u) exp(-x u^2 / 2) 2/u du
+
+    Each integral is positive, the first dominates (the k-th is about
+    ``exp(-x ((2k-1)^2 - 1) pi^2 / 2)`` of it), so the sum does not cancel,
+    unlike ``1 - cdf``. With ``u = (2k-1) pi + e``, ``e = pi sin^2(theta/2)``,
+    the endpoint singularities cancel and the integrand in ``theta`` is
+    smooth; it is integrated by 32-point Gauss-Legendre over the range where
+    it exceeds ``exp(-50)`` of its value at ``u = (2k-1) pi``.
+    """
+    if not x > 0:
+        return 1.0
+    total = 0.0
+    k = 1
+    while True:
+        a = (2 * k - 1) * math.pi
+        if k > 1 and x * (a * a - math.pi**2) / 2 > _SF_CUT:
+            break
+        # exp(-x e (2a + e) / 2) = exp(-_SF_CUT) at e = e_max (the root, written without cancellation)
+        w = 2.0 * _SF_CUT / x
+        e_max = w / (a + math.sqrt(a * a + w))
+        theta_max = math.pi if e_max >= math.pi else 2.0 * math.asin(math.sqrt(e_max / math.pi))
+        theta = _GL_NODES * theta_max
+        s2, c2 = np.sin(theta / 2) ** 2, np.cos(theta / 2) ** 2
+        e = math.pi * s2
+        # (u - a)(b - u) / (-sin u) = e (pi - e) / sin(e), sin taken of the nearer end (accurate at both)
+        r = math.pi**2 * s2 * c2 / np.sin(math.pi * np.minimum(s2, c2))
+        f = 2.0 * np.sqrt(r / (a + e)) * np.exp(-x * e * (2 * a + e) / 2)
+        term = math.exp(-x * a * a / 2) * theta_max * float(_GL_WEIGHTS @ f)
+        total += term if k % 2 else -term
+        k += 1
+    return min(max(total / math.pi, 0.0), 1.0)
+
+
 def cvm_asymptotic_pvalue(t: float, nx: int, ny: int) -> float:
-    """SciPy's ``cramervonmises_2samp(..., method='asymptotic')`` p-value."""
+    """SciPy's ``cramervonmises_2samp(..., method='asymptotic')`` p-value, accurate in the tail.
+
+    SciPy's p-value is ``1 - cdf`` of the limiting distribution: below 0.5
+    that subtraction loses the digits the p-value has, and the series, which
+    stops at terms below 1e-7, converges slowly for large statistics; its
+    p-values grow again in the far tail (3.1e-7 for two fully separated
+    samples of 10,000; 1.3e-4 for T = 1e8). From a normalized statistic of
+    :data:`CVM_TAIL_FROM` on (p-values below 0.496) the p-value is the
+    survival function itself (:func:`sf_cvm_inf`), monotone and accurate to
+    ~1e-14 relative; below it, SciPy's value (accurate to ~2e-15 there).
+    """
     k, N = nx * ny, nx + ny
     # expected value and variance of T (eqs. 11 and 14 in Anderson 1962)
     et = (1 + 1 / N) / 6
@@ -189,6 +246,8 @@ def cvm_asymptotic_pvalue(t: float, nx: int, ny: int) -> float:
     # below 0.003 the limiting CDF is < 1.3e-18, so SciPy returns 1 directly
     if not tn >= 0.003:
         return 1.0
+    if tn >= CVM_TAIL_FROM:
+        return sf_cvm_inf(tn) if math.isfinite(tn) else 0.0
     return float(max(1.0 - cdf_cvm_inf(tn), 0.0))
 
 

@@ -468,8 +468,8 @@ def cramervonmises_from_cdf(ref: CdfBounds, cur: CdfBounds) -> TestResult:
     Both samples need at least 2 values. See :func:`_cvm_bounds` for the
     interval argument. From inexact sketches the statistic is the
     interval's lower end (:func:`_lower_end`; ``statistic_error`` its width)
-    and the p-value SciPy's asymptotic one for it: the largest the sketches
-    allow.
+    and the p-value the asymptotic one for it (:func:`cvm_asymptotic_pvalue`,
+    accurate in the tail): the largest the sketches allow.
 
     Examples
     --------

@@ -427,7 +427,10 @@ def cramervonmises_2samp(reference: Any, current: Any, method: str = "auto", *, 
         1-D samples with at least 2 finite values each.
     method
         ``"auto"`` (exact p-value when both samples have at most 20 values),
-        ``"exact"`` or ``"asymptotic"``.
+        ``"exact"`` or ``"asymptotic"``. Asymptotic p-values below 0.5 come
+        from the limiting survival function itself, not SciPy's ``1 - cdf``,
+        which loses their digits in the tail (see
+        :func:`~cudrift.stats._dist.cvm_asymptotic_pvalue`).
     backend
         ``"auto"`` (default: the GPU when an input is already on one),
         ``"cpu"`` or ``"gpu"``; see :mod:`cudrift.stats._backend`.
