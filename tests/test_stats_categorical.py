@@ -218,3 +218,44 @@ def test_counts_without_two_label_indexes_are_aligned_by_position():
     assert chisquare_2samp(repeated, pd.Series([70.0, 30.0], index=["b", "a"])).statistic > 0
     with pytest.raises(SchemaError):
         chisquare_2samp(pd.Series([1.0, 2.0, 3.0], index=["a", "a", "b"]), pd.Series([1.0, 2.0], index=["a", "b"]))
+
+
+def test_every_kind_of_missing_label_is_dropped(rng):
+    """pd.NA (nullable string, boolean, Int64 arrays), float32 NaN in objects, NaT: removed and counted, not categories.
+
+    They were counted as a category (string NA, NaT), made a binary test see three labels (boolean NA), or
+    broke np.unique (a float32 NaN among Python floats).
+    """
+    pd = pytest.importorskip("pandas")
+    a = list(rng.choice(["x", "y"], size=int(rng.integers(20, 60))))
+    b = list(rng.choice(["x", "y"], size=int(rng.integers(20, 60))))
+    r, c = _aligned_table(a, b)
+    want = st.chi2_contingency(np.vstack((r, c)))
+    cases = [
+        (pd.array(a + [pd.NA, pd.NA], dtype="string"), pd.array([pd.NA] + b, dtype="string"), 2, 1),
+        (np.array(a + [np.float32("nan"), pd.NA, pd.NaT, None], dtype=object), np.array(b, dtype=object), 4, 0),
+        (pd.Categorical(a + [None]), pd.Series(b + [np.nan]), 1, 1),
+    ]
+    for ref, cur, dr, dc in cases:
+        res = chisquare_2samp_labels(ref, cur)
+        close(res.statistic, want.statistic)
+        close(res.pvalue, want.pvalue)
+        assert (res.details["n_dropped_reference"], res.details["n_dropped_current"]) == (dr, dc)
+        assert (res.n_reference, res.n_current) == (len(a), len(b))
+
+    bits_a = [bool(v) for v in rng.integers(0, 2, 30)]
+    bits_b = [bool(v) for v in rng.integers(0, 2, 25)]
+    table = [[bits_a.count(False), bits_a.count(True)], [bits_b.count(False), bits_b.count(True)]]
+    res = fisher_exact_labels(pd.array(bits_a + [None], dtype="boolean"), pd.array([None] + bits_b, dtype="boolean"))
+    close(res.pvalue, st.fisher_exact(table).pvalue)
+    assert res.details["table"] == tuple(map(tuple, table)) and res.details["n_dropped_reference"] == 1
+    z = ztest_proportions_labels(pd.array([int(v) for v in bits_a] + [None], dtype="Int64"),
+                                 pd.array([int(v) for v in bits_b], dtype="Int64"))
+    assert z.statistic == ztest_proportions(*np.array(table, float)).statistic
+
+    days = np.array(["2020-01-01", "NaT", "2020-01-02", "2020-01-01"], dtype="datetime64[D]")
+    res = chisquare_2samp_labels(days, np.array(["2020-01-02", "2020-01-01", "NaT"], dtype="datetime64[ns]"))
+    assert res.details["n_categories"] == 2 and res.details["n_dropped_reference"] == 1
+    close(res.statistic, st.chi2_contingency([[2, 1], [1, 1]]).statistic)
+    r, c, cats, dropped = count_labels(np.array([1.5, np.float32("nan"), 2.5], dtype=object), [2.5, np.nan])
+    assert cats == [1.5, 2.5] and dropped == (1, 1)

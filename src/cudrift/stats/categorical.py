@@ -10,8 +10,10 @@ test's positive class is the larger label, as with label arrays.
 In every 2 x k table the first row is the reference and the second the
 current sample.
 
-Label arrays: missing labels (``None``, NaN, and for float labels ±inf) are
-removed and counted in ``details["n_dropped_reference"/"n_dropped_current"]``.
+Label arrays: missing labels (``None``, any float NaN, pandas' ``NA`` and
+``NaT``, NumPy's ``NaT``, and in float arrays ±inf) are removed and counted
+in ``details["n_dropped_reference"/"n_dropped_current"]``; pandas is not
+imported for this.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from scipy import special
 
 from ..errors import EmptyInputError, SchemaError
 from ._result import TestResult
-from ._validation import as_count_pair, check_bool, check_option, dropped_details
+from ._validation import as_count_pair, check_bool, check_option, dropped_details, is_missing
 
 __all__ = [
     "chisquare_2samp",
@@ -56,8 +58,12 @@ def _clean_labels(labels: Any, name: str) -> tuple[np.ndarray, int]:
         raise SchemaError(f"{name} must be 1-D, got an array of shape {arr.shape}.")
     if arr.dtype.kind == "f":
         keep = np.isfinite(arr)
+    elif arr.dtype.kind in "mM":
+        keep = ~np.isnat(arr)
     elif arr.dtype.kind == "O":
-        keep = np.array([not (v is None or (isinstance(v, float) and math.isnan(v))) for v in arr], dtype=bool)
+        # pandas' nullable arrays (string, boolean, Int64) hold pd.NA, and an object array any NaN (float32's
+        # included, which np.unique could not order) or NaT: all missing, as None and float NaN are
+        keep = np.fromiter((not is_missing(v) for v in arr), bool, arr.size)
     else:
         keep = np.ones(arr.size, dtype=bool)
     n_dropped = int(arr.size - np.count_nonzero(keep))
