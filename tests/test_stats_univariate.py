@@ -660,3 +660,26 @@ def test_cramervonmises_from_cdf_takes_the_same_tail_pvalue(rng):
         close(res.pvalue, cramervonmises_2samp(x, y).pvalue, rtol=1e-14)
         z = _cvm_normalized(res.statistic, x.size, y.size)
         close(res.pvalue, _cvm_sf_reference(z) if z < 140 else 0.0, rtol=1e-12)
+
+
+def test_distances_drop_pandas_missing_values_with_their_weights(rng):
+    """Object arrays holding pd.NA: Wasserstein and energy distance drop it (and its weight) as the other tests do.
+
+    They raised TypeError: the weights' mask came from converting the sample to float64 a second time.
+    """
+    pd = pytest.importorskip("pandas")
+    x, y = rng.normal(size=40), rng.normal(0.3, 1.0, size=30)
+    wx, wy = rng.uniform(0.1, 2.0, size=40), rng.uniform(0.1, 2.0, size=30)
+    gaps = rng.choice(40, size=5, replace=False)
+    x_na = x.astype(object)
+    x_na[gaps] = pd.NA
+    keep = np.ones(40, bool)
+    keep[gaps] = False
+    y_na = pd.Series(np.r_[y, np.nan]).astype("Float64")  # a nullable Series: NA at the end
+    y_na[len(y)] = pd.NA
+    wy_na = np.r_[wy, 1.0]
+    for ours, theirs in ((wasserstein_distance, st.wasserstein_distance), (energy_distance, st.energy_distance)):
+        res = ours(x_na, y_na)
+        close(res.statistic, theirs(x[keep], y), rtol=1e-12)
+        assert (res.details["n_dropped_reference"], res.details["n_dropped_current"]) == (5, 1)
+        close(ours(x_na, y_na, wx, wy_na).statistic, theirs(x[keep], y, wx[keep], wy), rtol=1e-12)

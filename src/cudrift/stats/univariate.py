@@ -57,7 +57,7 @@ from ._grid import (
 )
 from ._backend import check_backend, to_host, use_gpu
 from ._result import TestResult
-from ._validation import as_sample, check_bool, check_option, dropped_details, pow2_above, unit_scale
+from ._validation import _to_float_array, as_sample, check_bool, check_option, dropped_details, pow2_above, unit_scale
 
 __all__ = [
     "ks_2samp",
@@ -881,9 +881,11 @@ def _weighted_grid(a: np.ndarray, wa: np.ndarray, b: np.ndarray, wb: np.ndarray)
 
 def _sample_with_mask(x: Any, name: str) -> tuple[np.ndarray, int, np.ndarray | None]:
     """Like :func:`as_sample`, plus the mask of kept values (None if all kept) to align weights."""
-    x = to_host(x)
-    kept, n_dropped = as_sample(x, name)
-    mask = np.isfinite(np.asarray(x, dtype=np.float64).reshape(-1)) if n_dropped else None
+    # one conversion for both: converting x again as float64 raised TypeError on objects such as pd.NA,
+    # which the conversion maps to NaN
+    values = _to_float_array(x, name)
+    kept, n_dropped = as_sample(values, name)
+    mask = np.isfinite(values.reshape(-1)) if n_dropped else None
     return kept, n_dropped, mask
 
 
