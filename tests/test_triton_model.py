@@ -378,6 +378,32 @@ def test_a_reload_keeps_the_series_and_counts_nothing_twice(monitor, pb, rng, tm
     assert _counters(pb) == shown
 
 
+def test_counters_that_change_alone_reach_the_periodic_checkpoint(monitor, pb, rng, tmp_path):
+    """Refused requests change counters, not rows, and periodic checkpoints were written only when rows changed.
+    After a reload, the old instance's finalize leaves a clean shutdown's checkpoint; with only refused requests
+    after it, a crash restored the counters from it, below what was shown (requests 4 -> 1) but not at zero."""
+    repo, start = monitor
+    ckpt = tmp_path / "w.ckpt"
+    old = start()
+    old.execute([request(rng, 120)])
+    wait_for(lambda: ckpt.exists() and _checkpoint_rows(old, ckpt) == 120)
+    new = start()  # a reload: the new instance first, then the old one's finalize
+    old.finalize()
+    wide = {**request(rng, 5), "NUMERIC": FakeTensor("NUMERIC", np.zeros((5, 4), np.float32))}
+    new.execute([wide, wide, wide])
+
+    def saved():
+        return WindowState(new.reference, new.layout, window_rows=500).restore(ckpt.read_bytes())
+
+    wait_for(lambda: saved()["requests"] == 4 and not saved()["clean_shutdown"])
+    assert saved()["bad"]["wrong_width"] == 3
+    new._checkpoint = None  # a crash
+    new.finalize()
+    pb.registry.clear()
+    start()
+    assert set(_counters(pb).values()) == {0}
+
+
 def test_periodic_checkpoint_holds_rows_accepted_before_it(monitor, pb, rng, tmp_path):
     repo, start = monitor
     m = start()

@@ -360,6 +360,12 @@ class MonitorMetrics:
             self._totals[total][feature] += int(value)
 
     # ------------------------------------------------------------ persistence
+    @property
+    def requests(self) -> int:
+        """Requests counted so far (``cudrift_requests_total``): every counter that changes between window
+        closes changes with it."""
+        return int(self._totals["requests"])
+
     def totals(self, shutdown: bool = False) -> dict[str, Any]:
         """Counter values, and the last closed window's gauges, to keep in a checkpoint (JSON-able).
 

@@ -258,7 +258,7 @@ class TritonPythonModel:
                                          self.state.rows_dropped)
         self._record_rows()
         self._tally = _Tally()
-        self._saved = (self.state.rows_total, self.state.windows_closed)
+        self._saved = (self.state.rows_total, self.state.windows_closed, self.metrics.requests)
         self._last_save = time.monotonic()
         self._retry_save_at = 0.0
         if totals and continued and self._checkpoint is not None:
@@ -524,9 +524,10 @@ class TritonPythonModel:
         n, seconds, waited, bad = self._tally.drain()
         self.metrics.record_requests(n, seconds, bad, waited)
         now = time.monotonic()
+        # periodically: rows, or only counters (refused requests), changed since the last one
         due = final or self._saved[1] != self.state.windows_closed or (
             now - self._last_save >= self.settings.checkpoint_seconds
-            and self._saved[0] != self.state.rows_total
+            and (self._saved[0] != self.state.rows_total or self._saved[2] != self.metrics.requests)
         )
         if self._checkpoint is not None and due and (final or now >= self._retry_save_at):
             self._save(now, final)
@@ -581,7 +582,8 @@ class TritonPythonModel:
         """
         self.state.fold(force=True)
         try:
-            data, rows_total, windows_closed = self.state.snapshot(self.metrics.totals(shutdown=final))
+            totals = self.metrics.totals(shutdown=final)
+            data, rows_total, windows_closed = self.state.snapshot(totals)
             write_atomic(self._checkpoint, data)
         except OSError as exc:
             # Disk full, permissions: say so once per period, keep serving, try again later.
@@ -589,7 +591,7 @@ class TritonPythonModel:
             self._log.log_error(f"cudrift monitor {self._name}: checkpoint {self._checkpoint} not written: {exc}")
         else:
             # What the file holds, not the live counters: rows accepted while it was written are not in it.
-            self._saved = (rows_total, windows_closed)
+            self._saved = (rows_total, windows_closed, totals["requests"])
             self._last_save = now
 
     def _record_rows(self) -> None:
