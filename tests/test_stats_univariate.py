@@ -439,7 +439,8 @@ def test_normalized_wasserstein_is_scale_free_at_far_scales(rng, scale):
 
 @pytest.mark.parametrize("sizes", [(30_000, 20_000), (20_000, 20_000), (40_000, 3)])
 def test_wasserstein_of_large_samples_near_the_float64_limit(rng, sizes):
-    """The merge-free form (past FAST_MIN values) weights by up to n_a n_b: it must not overflow where SciPy does not."""
+    """The merge-free form (past FAST_MIN values) weights by up to n_a n_b: it must not overflow where SciPy
+    does not."""
     import warnings as _warnings
 
     import cudrift
@@ -683,3 +684,36 @@ def test_distances_drop_pandas_missing_values_with_their_weights(rng):
         close(res.statistic, theirs(x[keep], y), rtol=1e-12)
         assert (res.details["n_dropped_reference"], res.details["n_dropped_current"]) == (5, 1)
         close(ours(x_na, y_na, wx, wy_na).statistic, theirs(x[keep], y, wx[keep], wy), rtol=1e-12)
+
+
+@pytest.mark.parametrize("sizes", [(5, 7), (300, 200), (40_000, 30_000)])
+def test_distances_of_values_spanning_the_float64_range(rng, sizes):
+    """Values up to +-1.7e308, times 2**1023 exactly: every path gives the unscaled distance times the scale.
+
+    The segment widths of the merged grid overflowed (the span is past float64), so equal samples gave NaN and
+    the raw Wasserstein path NaN where the merge-free sorted one was finite; the multivariate energy's means
+    overflowed (inf for equal samples, exactly 0).
+    """
+    from cudrift.stats import energy_distance_nd, energy_distance_sorted, wasserstein_distance_sorted
+
+    unit = 2.0**1023
+    # two clusters, near -1.7e308 and 1.7e308 once scaled: the gap between them is past float64
+    x = rng.choice([-1.0, 1.0], sizes[0]) * rng.uniform(1.5, 1.9, sizes[0])
+    y = rng.choice([-1.0, 1.0], sizes[1], p=[0.3, 0.7]) * rng.uniform(1.4, 1.9, sizes[1])
+    x[:2], y[:2] = (-1.9, 1.9), (-1.5, 1.5)
+    xs, ys = np.sort(x) * unit, np.sort(y) * unit
+    with np.errstate(over="raise", invalid="raise"):
+        w, e = st.wasserstein_distance(x, y) * unit, st.energy_distance(x, y) * math.sqrt(unit)
+    for got in (wasserstein_distance(x * unit, y * unit).statistic, wasserstein_distance_sorted(xs, ys).statistic):
+        close(got, w, rtol=1e-12)
+    for got in (energy_distance(x * unit, y * unit).statistic, energy_distance_sorted(xs, ys).statistic):
+        close(got, e, rtol=1e-12)
+    wx, wy = rng.uniform(0.5, 2.0, sizes[0]), rng.uniform(0.5, 2.0, sizes[1])
+    close(wasserstein_distance(x * unit, y * unit, wx, wy).statistic, st.wasserstein_distance(x, y, wx, wy) * unit,
+          rtol=1e-12)
+    assert wasserstein_distance(xs, xs).statistic == 0.0 and energy_distance(xs, xs).statistic == 0.0
+    if max(sizes) <= 300:
+        nd = energy_distance_nd(x * unit, y * unit)
+        close(nd.details["distance"], e, rtol=1e-10)
+        assert energy_distance_nd(xs, xs).statistic == 0.0
+        assert energy_distance_nd([-1e308, 1e308], [-1e308, 1e308]).statistic == 0.0

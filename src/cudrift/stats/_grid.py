@@ -28,6 +28,7 @@ __all__ = [
     "grid_from_sorted",
     "ks_bounds",
     "lp_integral_bounds",
+    "lp_integral_bounds_scaled",
     "mannwhitney_u1_ties",
     "cvm_scipy",
     "anderson_a2kn_exact",
@@ -275,18 +276,37 @@ def lp_integral_bounds(g: Grid, p: int) -> tuple[float, float]:
     ``max(|dlo|, |dhi|)`` at every point, so integrating those bounds over
     the segment widths bounds the integral.
     """
-    widths = np.diff(g.z)
+    lo, hi, c = lp_integral_bounds_scaled(g, p)
+    with np.errstate(over="ignore"):
+        return float(np.float64(lo) * c), float(np.float64(hi) * c)
+
+
+def lp_integral_bounds_scaled(g: Grid, p: int) -> tuple[float, float, float]:
+    """:func:`lp_integral_bounds` in units of a power of two ``c``: ``(lo, hi, c)``, the bounds being ``lo c, hi c``.
+
+    ``c`` is 1 unless the grid spans more than float64's range (-1e308 to
+    1e308), where the segment widths overflowed to inf (a zero integrand
+    times inf gave NaN for equal samples, while the merge-free Wasserstein
+    form was finite); the values are then divided by ``c`` (exactly) first,
+    so the bounds stay finite in those units even where ``lo c`` is not.
+    """
+    z = g.z
+    c = 1.0
+    if z.size > 1 and not math.isfinite(float(z[-1]) - float(z[0])):
+        c = pow2_above(max(abs(float(z[0])), abs(float(z[-1]))))
+        z = z / c
+    widths = np.diff(z)
     dlo, dhi = _diff_bounds(g)
     dlo, dhi = dlo[:-1], dhi[:-1]
     if g.exact:
         mag = np.abs(dlo)
         val = float(np.dot(mag, widths) if p == 1 else np.dot(mag * mag, widths))
-        return val, val
+        return val, val, c
     mag_hi = np.maximum(np.abs(dlo), np.abs(dhi))
     mag_lo = np.maximum(np.maximum(dlo, -dhi), 0.0)
     if p == 2:
         mag_hi, mag_lo = mag_hi * mag_hi, mag_lo * mag_lo
-    return float(np.dot(mag_lo, widths)), float(np.dot(mag_hi, widths))
+    return float(np.dot(mag_lo, widths)), float(np.dot(mag_hi, widths)), c
 
 
 def _multiplicities(cum: np.ndarray) -> np.ndarray:

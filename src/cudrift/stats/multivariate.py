@@ -281,14 +281,18 @@ def energy_distance_nd(reference: Any, current: Any) -> TestResult:
     z -= z.mean(axis=0)
     x, y = z[:n], z[n:]
     sx, sy = (x * x).sum(axis=1), (y * y).sum(axis=1)
-    mean_xy = scale * _mean_pairwise(x, y, sx, sy, symmetric=False)
-    mean_xx = scale * _mean_pairwise(x, x, sx, sx, symmetric=True)
-    mean_yy = scale * _mean_pairwise(y, y, sy, sy, symmetric=True)
-    e = 2.0 * mean_xy - mean_xx - mean_yy
+    # in units of scale, where the distances are below 4: multiplied by it first, the means of values spanning
+    # +-1e308 overflowed and their difference gave inf (or NaN) for equal samples
+    mxy = _mean_pairwise(x, y, sx, sy, symmetric=False)
+    mxx = _mean_pairwise(x, x, sx, sx, symmetric=True)
+    myy = _mean_pairwise(y, y, sy, sy, symmetric=True)
     # rounding can leave a tiny negative value for identical samples
-    e = max(e, 0.0)
-    details = dropped_details(dropped)
-    details.update(distance=math.sqrt(e), mean_xy=mean_xy, mean_xx=mean_xx, mean_yy=mean_yy)
+    e = max(2.0 * mxy - mxx - myy, 0.0)
+    with np.errstate(over="ignore"):
+        mean_xy, mean_xx, mean_yy = (float(np.float64(v) * scale) for v in (mxy, mxx, myy))
+        details = dropped_details(dropped)
+        details.update(distance=math.sqrt(e) * math.sqrt(scale), mean_xy=mean_xy, mean_xx=mean_xx, mean_yy=mean_yy)
+        e = float(np.float64(e) * scale)
     return TestResult(e, None, "energy_distance_nd", n, m, 0.0, details)
 
 

@@ -52,6 +52,7 @@ from ._grid import (
     ks_bounds,
     ks_sorted_fast,
     lp_integral_bounds,
+    lp_integral_bounds_scaled,
     mannwhitney_u1_ties,
     wasserstein1_sorted_fast,
 )
@@ -912,7 +913,8 @@ def _aligned_weights(weights: Any, mask: np.ndarray | None, n_kept: int, name: s
 
 
 def _lp_distance(reference, current, reference_weights, current_weights, p: int):
-    """``integral |F_ref - F_cur|^p dx`` of two raw (optionally weighted) samples."""
+    """``integral |F_ref - F_cur|^p dx`` of two raw (optionally weighted) samples, as ``(value, c)`` in units of
+    ``c`` (a power of two, see :func:`lp_integral_bounds_scaled`), sizes and numbers of values dropped."""
     a, da, mask_a = _sample_with_mask(reference, "reference")
     b, db, mask_b = _sample_with_mask(current, "current")
     if reference_weights is None and current_weights is None:
@@ -921,8 +923,13 @@ def _lp_distance(reference, current, reference_weights, current_weights, p: int)
         wa = _aligned_weights(reference_weights, mask_a, a.size, "reference_weights")
         wb = _aligned_weights(current_weights, mask_b, b.size, "current_weights")
         g = _weighted_grid(a, wa, b, wb)
-    value, _ = lp_integral_bounds(g, p)
-    return value, a.size, b.size, (da, db)
+    value, _, c = lp_integral_bounds_scaled(g, p)
+    return (value, c), a.size, b.size, (da, db)
+
+
+def _energy_from_l2(l2: float, c: float) -> float:
+    """``sqrt(2 l2 c)``, finite wherever it is in float64 even where ``l2 c`` is not (values spanning +-1e308)."""
+    return float(np.sqrt(2) * np.sqrt(l2)) if c == 1.0 else math.sqrt(2.0 * l2) * math.sqrt(c)
 
 
 def wasserstein_distance(
@@ -957,7 +964,9 @@ def wasserstein_distance(
     """
     if _device_path(backend, reference_weights is None and current_weights is None, reference, current):
         return _on_gpu("wasserstein", reference, current)
-    w, n1, n2, dropped = _lp_distance(reference, current, reference_weights, current_weights, 1)
+    (w, c), n1, n2, dropped = _lp_distance(reference, current, reference_weights, current_weights, 1)
+    with np.errstate(over="ignore"):
+        w = float(np.float64(w) * c)
     return TestResult(w, None, "wasserstein", n1, n2, 0.0, {**dropped_details(dropped), "kind": "distance"})
 
 
@@ -1115,9 +1124,9 @@ def energy_distance(
     """
     if _device_path(backend, reference_weights is None and current_weights is None, reference, current):
         return _on_gpu("energy_distance", reference, current)
-    l2, n1, n2, dropped = _lp_distance(reference, current, reference_weights, current_weights, 2)
+    (l2, c), n1, n2, dropped = _lp_distance(reference, current, reference_weights, current_weights, 2)
     return TestResult(
-        float(np.sqrt(2) * np.sqrt(l2)), None, "energy_distance", n1, n2, 0.0,
+        _energy_from_l2(l2, c), None, "energy_distance", n1, n2, 0.0,
         {**dropped_details(dropped), "kind": "distance"},
     )
 
@@ -1134,8 +1143,8 @@ def energy_distance_sorted(
     >>> round(energy_distance_sorted(np.array([0.0]), np.array([2.0])).statistic, 12)
     2.0
     """
-    l2, _ = lp_integral_bounds(grid_from_sorted(ref_sorted, cur_sorted), 2)
+    l2, _, c = lp_integral_bounds_scaled(grid_from_sorted(ref_sorted, cur_sorted), 2)
     return TestResult(
-        float(np.sqrt(2) * np.sqrt(l2)), None, "energy_distance", ref_sorted.size, cur_sorted.size, 0.0,
+        _energy_from_l2(l2, c), None, "energy_distance", ref_sorted.size, cur_sorted.size, 0.0,
         {**dropped_details(n_dropped), "kind": "distance"},
     )
