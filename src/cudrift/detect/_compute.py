@@ -84,7 +84,8 @@ def n_unique(kind: str, rc, cc, ref_sorted, cur_sorted, ref_distinct: int | None
     return int(min(cap, vals.size))
 
 
-def _aligned_category_counts(rc: CategoricalColumnProfile, cc: CategoricalColumnProfile) -> tuple[np.ndarray, np.ndarray]:
+def _aligned_category_counts(rc: CategoricalColumnProfile,
+                             cc: CategoricalColumnProfile) -> tuple[np.ndarray, np.ndarray]:
     """Counts on the reference's categories plus one "other" bin.
 
     A current window profiled like the reference counts the reference's
