@@ -992,3 +992,20 @@ def test_a_kept_reference_takes_its_moments_from_its_sorted_values(rng, tmp_path
     f = det.compare({"x": c})["x"]
     want = st.wasserstein_distance(r - 1e9, c - 1e9) / exact_std
     assert f.statistic_error == 0.0 and f.statistic == pytest.approx(want, rel=1e-9)
+
+
+def test_a_coarse_reference_sketch_does_not_make_a_column_few_valued(rng):
+    """With quantile_k 2 a sketch keeps 3 points of a 101-valued column: their union made the column look
+    few-valued, and the auto rule counted 'each value' from sketch estimates (chisquare 491, p 3e-106, on two
+    windows of one distribution). A reference sketch that is not exact now means many values."""
+    cfg = cudrift.ProfileConfig(quantile_k=2)
+    ref = cudrift.profile({"x": rng.integers(0, 101, 500).astype(float)}, config=cfg)
+    assert not ref["x"].quantiles.cdf_bounds().is_exact
+    for _ in range(3):
+        f = DriftDetector(ref).compare(cudrift.profile({"x": rng.integers(0, 101, 500).astype(float)}, like=ref))["x"]
+        assert f.test not in ("chisquare", "ztest") and not f.drifted
+    # a few-valued reference (its sketch exact) is still counted per value, from a window's sketch too
+    few = cudrift.profile({"x": rng.integers(0, 3, 500).astype(float)}, config=cfg)
+    shifted = cudrift.profile({"x": rng.choice([0.0, 1.0, 2.5], 500)}, like=few)
+    g = DriftDetector(few).compare(shifted)["x"]
+    assert g.test in ("chisquare", "ztest") and g.drifted

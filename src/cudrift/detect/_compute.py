@@ -78,7 +78,11 @@ def n_unique(kind: str, rc, cc, ref_sorted, cur_sorted, ref_distinct: int | None
         c = cur_sorted[np.r_[True, cur_sorted[1:] != cur_sorted[:-1]]] if cur_sorted.size else cur_sorted
         return int(min(cap, np.union1d(_rounded(r, rounding), _rounded(c, rounding)).size))
     # Sketch values are real data values, so their union is a lower bound on
-    # the distinct count (and exact for the few-values case that matters).
+    # the distinct count (and exact for the few-values case that matters). A
+    # reference sketch that is not exact holds fewer points than the reference
+    # has values (quantile_k 2 keeps 3 of 101): not a few-valued column.
+    if not rc.quantiles.cdf_bounds().is_exact:
+        return cap
     vals = np.union1d(_rounded(rc.quantiles.cdf_bounds().values, rounding),
                       _rounded(cc.quantiles.cdf_bounds().values, rounding))
     return int(min(cap, vals.size))
@@ -152,7 +156,9 @@ def _few_value_counts(rc: NumericColumnProfile, cc: NumericColumnProfile, ref_so
         if np.union1d(r[0], c[0]).size > cap:
             return None
         return (*on_union(r, c), True)
-    exact = rb.is_exact and cb.is_exact
+    if not rb.is_exact:
+        return None  # more reference values than its sketch's points: not few (see n_unique)
+    exact = cb.is_exact
     r, c = _at_precision(_value_counts(rb), rounding), _at_precision(_value_counts(cb), rounding)
     if r[0].size + c[0].size == 0 or (not exact and np.isin(c[0], r[0]).all()):
         return None
