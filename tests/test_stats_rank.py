@@ -139,6 +139,19 @@ def test_approximate_bounds_contain_the_scipy_statistic(rng, kind, sizes, j, wid
         assert res.statistic == res.details["statistic_lower"]
 
 
+def test_cramervonmises_from_coarse_sketches_is_never_negative(rng):
+    """T is nm/N times a sum of squared CDF differences, never negative; the interval's lower end from coarse
+    sketches was (-6.6 for a T of 0.1, -1749 for 19.07), a statistic no data can give. It is clamped at 0,
+    still at most the exact T, and the p-value of 0 is 1."""
+    x, y = np.sort(rng.normal(size=3000)), np.sort(rng.normal(size=5000))
+    truth = st.cramervonmises_2samp(x, y).statistic
+    for j in (40, 200):
+        res = cramervonmises_from_cdf(coarsen(CdfBounds.from_sorted(x), j, rng, True),
+                                      coarsen(CdfBounds.from_sorted(y), j, rng, True))
+        assert 0.0 <= res.statistic <= truth <= res.statistic + res.statistic_error
+        assert res.details["statistic_lower"] == res.statistic
+
+
 def test_one_side_exact_other_approximate(rng):
     x = np.sort(rng.normal(size=4000))
     y = np.sort(rng.normal(0.1, 1.0, size=2500))
