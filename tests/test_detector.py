@@ -1009,3 +1009,15 @@ def test_a_coarse_reference_sketch_does_not_make_a_column_few_valued(rng):
     shifted = cudrift.profile({"x": rng.choice([0.0, 1.0, 2.5], 500)}, like=few)
     g = DriftDetector(few).compare(shifted)["x"]
     assert g.test in ("chisquare", "ztest") and g.drifted
+
+
+def test_a_reference_with_estimated_category_counts_says_its_test_is_not_exact(rng):
+    """References saved before profile() recounted a column past max_categories hold heavy-hitter estimates
+    (max_count_error > 0); their count tests reported statistic_error 0. They now say the bound is unknown."""
+    keys = np.array([f"k{i}" for i in range(30)], dtype=object)
+    ref = cudrift.profile({"c": rng.choice(keys, 3000)}, config=cudrift.ProfileConfig(max_categories=10))
+    cur = cudrift.profile({"c": rng.choice(keys, 3000)}, like=ref)
+    assert DriftDetector(ref).compare(cur)["c"].statistic_error == 0.0  # recounted: exact
+    ref["c"].counts._error = 40  # as such a reference was saved
+    f = DriftDetector(ref).compare(cur)["c"]
+    assert np.isnan(f.statistic_error) and f.status == "ok"
