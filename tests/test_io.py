@@ -413,6 +413,63 @@ def test_a_directory_reads_its_symlinked_subdirectories_once(tmp_path, rng):
     assert p.n_rows == 300 and p.names == ["x", "dt"]
 
 
+class _Listing:
+    """A directory listing in a chosen order, as ``os.scandir`` returns one (an iterator and context manager)."""
+
+    def __init__(self, entries):
+        self._entries = iter(entries)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self._entries)
+
+    def close(self):
+        return None
+
+
+@pytest.mark.parametrize("links_first", [True, False])
+def test_a_link_inside_a_hive_tree_does_not_take_its_folders_place(tmp_path, rng, monkeypatch, links_first):
+    """``latest -> dt=2024-01-02`` beside the partitions: the walk read that folder once, under whichever of its
+    two names the listing gave first; under ``latest`` its files had no ``dt`` column and the directory was
+    refused ("Parquet files disagree on columns"). A link to a folder of the tree is not followed, whatever the
+    listing order; a link out of the tree still is."""
+    import os
+
+    root, outside = tmp_path / "hive", tmp_path / "elsewhere" / "day3"
+    for day in ("2024-01-01", "2024-01-02"):
+        (root / f"dt={day}").mkdir(parents=True)
+        pd.DataFrame({"x": rng.normal(size=100)}).to_parquet(root / f"dt={day}" / "part.parquet")
+    outside.mkdir(parents=True)
+    pd.DataFrame({"x": rng.normal(size=50)}).to_parquet(outside / "part.parquet")
+    for name in ("latest", "a_latest", "zz"):
+        (root / name).symlink_to("dt=2024-01-02", target_is_directory=True)
+    (root / "dt=2024-01-01" / "up").symlink_to("..", target_is_directory=True)
+    (root / "dt=2024-01-03").symlink_to(outside, target_is_directory=True)
+    listing = os.scandir
+
+    def ordered(folder="."):
+        with listing(folder) as entries:
+            return _Listing(sorted(entries, key=lambda e: (e.is_symlink() != links_first, e.name)))
+
+    monkeypatch.setattr(os, "scandir", ordered)
+    from cudrift.io._source import _parquet_files
+
+    files = _parquet_files(root)
+    assert [f.path.relative_to(root).as_posix() for f in files] == [
+        "dt=2024-01-01/part.parquet", "dt=2024-01-02/part.parquet", "dt=2024-01-03/part.parquet"]
+    assert [f.partition for f in files] == [(("dt", "2024-01-01"),), (("dt", "2024-01-02"),), (("dt", "2024-01-03"),)]
+    p = cudrift.profile(root)
+    assert p.n_rows == 250 and p.names == ["x", "dt"]
+
+
 def test_a_dict_of_pandas_or_polars_series_reads_as_their_dataframe(rng):
     """A dict of pandas nullable Series went through np.asarray: Int64 with nulls became float64, numerical, while
     the same data in a DataFrame is int64, categorical; a reference and a window in the two forms then reported a

@@ -781,10 +781,18 @@ def _parquet_source(files: list[_ParquetFile], columns: Sequence[str] | None, ba
     return TableSource(infos, batches, n_rows, f"Parquet files {[str(f.path) for f in files]}")
 
 
-def _first_visit(folder: str, name: str, seen: set[str]) -> bool:
-    """Whether the directory ``folder/name`` resolves to one not in ``seen`` (which it is added to)."""
-    real = os.path.realpath(os.path.join(folder, name))
-    if real in seen:
+def _tree(path: Path) -> set[str]:
+    """The real paths of the directories under ``path`` (itself included) that are reached without following
+    symbolic links."""
+    return {os.path.realpath(folder) for folder, _, _ in os.walk(path)}
+
+
+def _enter(folder: str, name: str, tree: set[str], seen: set[str]) -> bool:
+    """Whether the walk enters the subdirectory ``folder/name``: not yet entered (it is added to ``seen``), and
+    where it is a symbolic link, one to a directory outside ``tree``."""
+    full = os.path.join(folder, name)
+    real = os.path.realpath(full)
+    if real in seen or (os.path.islink(full) and real in tree):
         return False
     seen.add(real)
     return True
@@ -794,18 +802,24 @@ def _parquet_files(path: Path) -> list[_ParquetFile]:
     """A Parquet file, or the ``*.parquet`` files of a directory and its subdirectories (sorted by path).
 
     Names starting with ``_`` or ``.`` are skipped (``_SUCCESS``, ``.ipynb_checkpoints``), as Spark and
-    pyarrow skip them. Symbolic links to directories are followed, each directory read once. A subdirectory
-    named ``key=value`` (Hive partitioning, as pandas' ``partition_cols`` writes it) gives the files under it a
-    column ``key``.
+    pyarrow skip them. Symbolic links to directories outside the folder given are followed, each directory
+    read once; a link to a directory inside it (``latest -> dt=2024-01-02``) is not: that directory is read
+    where it lies. A subdirectory named ``key=value`` (Hive partitioning, as pandas' ``partition_cols`` writes
+    it) gives the files under it a column ``key``.
     """
     if not path.is_dir():
         return [_ParquetFile(path)]
     found = []
-    # symlinked subdirectories are followed (a window assembled from links to a store's days); each directory
-    # is entered once, so a link to a folder above it ends the walk there instead of looping
+    # links are followed (a window assembled from links to a store's days), but only out of the tree: a link
+    # to one of its own folders would read that folder a second time, or, read once under whichever of its
+    # two names came first, without the partition column its real name gives. Each directory is entered
+    # once, so a link to a folder above ends the walk there instead of looping; names are walked in order,
+    # so which of two links to one folder is read does not depend on the listing
+    tree = _tree(path)
     seen = {os.path.realpath(path)}
     for folder, subfolders, names in os.walk(path, followlinks=True):
-        subfolders[:] = [d for d in subfolders if not d.startswith(("_", ".")) and _first_visit(folder, d, seen)]
+        subfolders[:] = [d for d in sorted(subfolders)
+                         if not d.startswith(("_", ".")) and _enter(folder, d, tree, seen)]
         found += [Path(folder, n) for n in names if n.endswith(".parquet") and not n.startswith(("_", "."))]
     if not found:
         raise FileNotFoundError(f"no *.parquet files in directory {path} or its subdirectories")
