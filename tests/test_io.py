@@ -470,6 +470,15 @@ def test_a_link_inside_a_hive_tree_does_not_take_its_folders_place(tmp_path, rng
     assert p.n_rows == 250 and p.names == ["x", "dt"]
 
 
+def test_a_directory_finds_parquet_files_whatever_the_case_of_their_extension(tmp_path, rng):
+    """Inputs are known by their extension in any case, but a directory of ``A.PARQUET`` files held "no *.parquet
+    files"."""
+    (tmp_path / "sub").mkdir()
+    pd.DataFrame({"x": rng.normal(size=100)}).to_parquet(tmp_path / "A.PARQUET")
+    pd.DataFrame({"x": rng.normal(size=50)}).to_parquet(tmp_path / "sub" / "b.Parquet")
+    assert cudrift.profile(tmp_path).n_rows == 150
+
+
 def test_a_dict_of_pandas_or_polars_series_reads_as_their_dataframe(rng):
     """A dict of pandas nullable Series went through np.asarray: Int64 with nulls became float64, numerical, while
     the same data in a DataFrame is int64, categorical; a reference and a window in the two forms then reported a

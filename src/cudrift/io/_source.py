@@ -799,7 +799,8 @@ def _enter(folder: str, name: str, tree: set[str], seen: set[str]) -> bool:
 
 
 def _parquet_files(path: Path) -> list[_ParquetFile]:
-    """A Parquet file, or the ``*.parquet`` files of a directory and its subdirectories (sorted by path).
+    """A Parquet file, or the ``*.parquet`` files (the extension in any case, as the command line's inputs) of a
+    directory and its subdirectories (sorted by path).
 
     Names starting with ``_`` or ``.`` are skipped (``_SUCCESS``, ``.ipynb_checkpoints``), as Spark and
     pyarrow skip them. Symbolic links to directories outside the folder given are followed, each directory
@@ -820,7 +821,8 @@ def _parquet_files(path: Path) -> list[_ParquetFile]:
     for folder, subfolders, names in os.walk(path, followlinks=True):
         subfolders[:] = [d for d in sorted(subfolders)
                          if not d.startswith(("_", ".")) and _enter(folder, d, tree, seen)]
-        found += [Path(folder, n) for n in names if n.endswith(".parquet") and not n.startswith(("_", "."))]
+        found += [Path(folder, n) for n in names
+                  if n.lower().endswith(".parquet") and not n.startswith(("_", "."))]
     if not found:
         raise FileNotFoundError(f"no *.parquet files in directory {path} or its subdirectories")
     files = []
