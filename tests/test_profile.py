@@ -379,11 +379,14 @@ def test_merged_references_past_max_categories_are_refused(rng):
     ww = w[0] + w[1]
     assert dict(ww["c"].counts.items()) == {"a": 3, "b": 3} and ww["c"].unseen_count == 10
     assert ww["id"].reference_categories is None and ww["id"].counts.max_count_error > 0
-    # so do windows of a reference without categorical columns whose parts hold a new column past the cap
-    num = cudrift.profile({"x": rng.normal(size=50)}, config=cfg)
-    parts = [cudrift.profile({"x": rng.normal(size=9), "id": np.array([f"{s}{i}" for i in range(9)], dtype=object)},
-                             like=num) for s in "pq"]
-    assert (parts[0] + parts[1])["id"].counts.max_count_error > 0
+    # so do windows of a reference without categorical columns whose parts hold a new column past the cap, or
+    # only together (README's Dask pattern with an id column), in any order of merges
+    num = cudrift.profile({"x": rng.normal(size=50)}, config=ProfileConfig(max_categories=10))
+    parts = [cudrift.profile({"x": rng.normal(size=n), "id": np.array([f"{s}{i}" for i in range(n)], dtype=object)},
+                             like=num) for s, n in (("p", 12), ("q", 8), ("r", 7))]
+    assert parts[0]["id"].counts.max_count_error > 0 and parts[1]["id"].counts.max_count_error == 0
+    for merged in ((parts[0] + parts[1]) + parts[2], parts[0] + (parts[1] + parts[2]), parts[1] + parts[2]):
+        assert merged["id"].counts.max_count_error > 0
 
 
 def test_merge_is_commutative_in_its_settings(rng, tmp_path):

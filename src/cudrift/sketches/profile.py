@@ -130,15 +130,19 @@ class Profile:
         Raises
         ------
         IncompatibleSketchError
-            If the settings, columns, edges or dictionaries differ, or if two
-            references together hold more than ``max_categories`` categories
-            of a column: a merge could only estimate their counts, which a
-            reference must hold exactly (profile the union in one pass).
+            If the settings, columns, edges or dictionaries differ, or if a
+            reference column past ``max_categories`` (counted exactly by
+            ``profile()``'s second pass) would hold estimates: a merge could
+            only reduce its counts the heavy-hitters way (profile the union
+            in one pass). Windows merge however many categories they see.
         """
         merged = self._merge(other)
-        # (counts that were estimates already, as a window's column new to its reference, may stay estimates)
+        # Only a recounted reference column past the cap (exact counts, folded keys: windows never recount)
+        # turns exact counts into estimates the detector would read as exact. Parts of a window, each exact,
+        # whose column new to the reference outgrows the cap together must still merge (in any order).
         estimated = [n for n in _estimated_reference_columns(merged, self, other)
-                     if self.columns[n].counts.max_count_error == 0 == other.columns[n].counts.max_count_error]
+                     if any(p.columns[n].counts.max_count_error == 0 < p.columns[n].counts.folded
+                            for p in (self, other))]
         if estimated:
             n = estimated[0]
             raise IncompatibleSketchError(
