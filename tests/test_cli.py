@@ -468,7 +468,8 @@ def test_ignore_names_a_column_with_a_comma(tmp_path, rng, capsys):
 
 def test_csv_written_with_the_pandas_index_compares_its_columns_only(tmp_path, rng, capsys):
     """``df.to_csv()`` writes the index under an empty header: row numbers, which drift between any two files.
-    It is dropped; another empty header is named ``Unnamed: <position>``, as pandas names it, to be ignored."""
+    The column under an empty first header is dropped, whatever its values; another empty header is named
+    ``Unnamed: <position>``, as pandas names it, to be ignored."""
     import pandas as pd
 
     ref, cur = tmp_path / "ref.csv", tmp_path / "cur.csv"
@@ -486,12 +487,19 @@ def test_csv_written_with_the_pandas_index_compares_its_columns_only(tmp_path, r
     frame.iloc[3000:].to_csv(cur)
     assert main(["compare", str(ref), str(cur), "--fail-on-drift", "--json", str(report)]) == 0
     assert [f.column for f in DriftReport.from_json(report.read_text()).features] == ["x"]
-    # an empty header over anything else (repeated values) is a column, under pandas' name, left out by that name
-    pd.DataFrame({"": rng.integers(0, 5, size=2000), "x": rng.normal(size=2000)}).to_csv(ref, index=False)
-    pd.DataFrame({"": rng.integers(0, 5, size=2000), "x": rng.normal(size=2000)}).to_csv(cur, index=False)
+    # a reference concatenated from two frames repeats its row numbers, a window sliced from a frame does not:
+    # both drop them (the rule was "distinct integers", so the reference kept a column the window lacked)
+    pd.concat([frame.iloc[:1500], frame.iloc[1500:3000].reset_index(drop=True)]).to_csv(ref)
+    frame.iloc[3000:].to_csv(cur)
+    assert main(["compare", str(ref), str(cur), "--fail-on-drift", "--json", str(report)]) == 0
+    rep = DriftReport.from_json(report.read_text())
+    assert [f.column for f in rep.features] == ["x"] and not rep.findings
+    # an empty header elsewhere is a column, under pandas' name, left out by that name
+    for path in (ref, cur):
+        pd.DataFrame({"x": rng.normal(size=2000), "": rng.integers(0, 5, size=2000)}).to_csv(path, index=False)
     assert main(["compare", str(ref), str(cur), "--json", str(report)]) == 0
-    assert [f.column for f in DriftReport.from_json(report.read_text()).features] == ["Unnamed: 0", "x"]
-    assert main(["compare", str(ref), str(cur), "--ignore", "Unnamed: 0", "--json", str(report)]) == 0
+    assert [f.column for f in DriftReport.from_json(report.read_text()).features] == ["x", "Unnamed: 1"]
+    assert main(["compare", str(ref), str(cur), "--ignore", "Unnamed: 1", "--json", str(report)]) == 0
     assert [f.column for f in DriftReport.from_json(report.read_text()).features] == ["x"]
     capsys.readouterr()
 

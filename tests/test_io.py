@@ -370,6 +370,25 @@ def test_csv_decimal_commas_are_refused_unless_a_decimal_mark_is_chosen(tmp_path
         csv_source(path, decimal=";")
 
 
+def test_a_csv_column_under_an_empty_first_header_is_dropped_whatever_its_values(tmp_path):
+    """The first column was dropped only over distinct integers, decided file by file: a reference concatenated
+    from two frames (row numbers repeated) kept 'Unnamed: 0' where a window dropped it. The row labels of
+    pandas' ``to_csv()`` and R's ``write.csv`` are dropped whatever they hold; other empty headers are named."""
+    from cudrift.io._source import csv_source
+
+    for text in (",x\n0,0.5\n1,0.7\n0,0.1\n",              # a concatenated frame's index
+                 '"","x"\n"a",0.5\n"b",0.7\n"c",0.1\n',     # R's row names
+                 ",x\n7,0.5\n,0.7\n3.5,0.1\n"):             # labels with a gap, a float
+        path = tmp_path / "f.csv"
+        path.write_text(text)
+        assert csv_source(path).names == ["x"], text
+    path.write_text(",x,,y\n0,1,2,3\n0,4,5,6\n")
+    assert csv_source(path).names == ["x", "Unnamed: 2", "y"]
+    path.write_text('""\n0\n1\n')  # pd.DataFrame(index=range(2)).to_csv()
+    with pytest.raises(EmptyInputError, match="no columns besides the row labels under its empty first header"):
+        csv_source(path)
+
+
 def test_a_named_pandas_index_in_parquet_or_arrow_is_not_a_column(tmp_path, rng):
     """``to_parquet`` and ``pa.Table.from_pandas`` store a named index as a column, listed in the pandas metadata's
     ``index_columns``: the same frame passed as it is does not profile its index, and neither do they."""

@@ -435,22 +435,18 @@ def _refuse_misread_numbers(origin: str, delimiter: str, decimal: str | None
 def _unnamed_columns(table: pa.Table) -> pa.Table:
     """A CSV table with its empty headers dealt with as pandas reads them back.
 
-    An empty first header over distinct integers is the index pandas' ``df.to_csv()`` writes (R's
-    ``write.csv`` writes its row names so too): row numbers 0..n-1, or those a filtered, sliced or sampled
-    frame kept. It is dropped: profiled, it would drift between any two files (a window
-    ``df[df.ts > t0].to_csv()`` numbers its rows from where the reference's ended). Any other empty header
-    is named as ``pd.read_csv`` names it, ``Unnamed: <position>``, so that it can be left out by name.
+    An empty first header is the row labels that pandas' ``df.to_csv()`` writes (its index) and R's
+    ``write.csv`` too (its row names): it is dropped, whatever its values. Profiled, row numbers would drift
+    between any two files (a window ``df[df.ts > t0].to_csv()`` numbers its rows from where the reference's
+    ended), and deciding from the values, file by file, could keep the column in a reference and drop it in a
+    window. A column to profile there needs a header. Any other empty header is named as ``pd.read_csv``
+    names it, ``Unnamed: <position>``, so that it can be left out by name.
     """
     names = table.column_names
     if "" not in names:
         return table
     table = table.rename_columns([n if n else f"Unnamed: {i}" for i, n in enumerate(names)])
-    first = table.column(0)
-    if names[0] == "" and pa.types.is_integer(first.type) and first.null_count == 0:
-        labels = first.to_numpy()
-        if np.unique(labels).size == labels.size:
-            table = table.remove_column(0)
-    return table
+    return table.remove_column(0) if names[0] == "" else table
 
 
 def csv_source(path: str | os.PathLike, errors: str = "raise", delimiter: str | None = None,
@@ -458,8 +454,9 @@ def csv_source(path: str | os.PathLike, errors: str = "raise", delimiter: str | 
     """A CSV file (``.csv``, ``.csv.gz``, ``.csv.bz2``) read whole with Arrow, missing values as pandas reads them.
 
     The tokens of :data:`PANDAS_NA_VALUES` are nulls in text columns too, as in numeric ones. The index
-    pandas' ``df.to_csv()`` writes (an empty first header over distinct integers) is dropped, other empty headers
-    are named ``Unnamed: <position>`` (:func:`_unnamed_columns`). Errors name the file.
+    pandas' ``df.to_csv()`` and R's ``write.csv`` write (the column under an empty first header, whatever its
+    values: give it a header to profile it) is dropped, other empty headers are named ``Unnamed: <position>``
+    (:func:`_unnamed_columns`). Errors name the file.
 
     Parameters
     ----------
@@ -501,6 +498,9 @@ def csv_source(path: str | os.PathLike, errors: str = "raise", delimiter: str | 
     if table.num_rows == 0:
         raise EmptyInputError(f"{path} has no rows")
     table = _unnamed_columns(table)
+    if not table.num_columns:
+        raise EmptyInputError(f"{path} has no columns besides the row labels under its empty first header (which "
+                              "are not profiled: give that header a name to profile them)")
     origin = f"CSV file {path}"
     check = _refuse_misread_numbers(origin, sep, decimal)
     return _arrow_table_source(table, None, origin, errors, check_text=check)
