@@ -389,6 +389,24 @@ def test_a_csv_column_under_an_empty_first_header_is_dropped_whatever_its_values
         csv_source(path)
 
 
+def test_csv_empty_headers_are_named_apart_from_the_headers_a_file_has(tmp_path):
+    """An empty header named 'Unnamed: <position>' could take a name the file already had (``x,,Unnamed: 1``):
+    the file, which pandas reads, was refused for duplicate column names. The name gets ``.1``, ``.2``... as
+    pandas gives it."""
+    from cudrift.io._source import csv_source
+
+    path = tmp_path / "f.csv"
+    for header, names in ((",Unnamed: 0,x", ["Unnamed: 0", "x"]),
+                          ("x,,Unnamed: 1", ["x", "Unnamed: 1.1", "Unnamed: 1"]),
+                          ("x,,,Unnamed: 1.1,Unnamed: 1",
+                           ["x", "Unnamed: 1.2", "Unnamed: 2", "Unnamed: 1.1", "Unnamed: 1"]),
+                          ("x,Unnamed: 2,", ["x", "Unnamed: 2", "Unnamed: 2.1"])):
+        width = header.count(",") + 1
+        path.write_text(header + "\n" + ",".join(str(j) for j in range(width)) + "\n")
+        assert csv_source(path).names == names, header
+        assert list(pd.read_csv(path, index_col=0 if header.startswith(",") else None).columns) == names
+
+
 def test_a_named_pandas_index_in_parquet_or_arrow_is_not_a_column(tmp_path, rng):
     """``to_parquet`` and ``pa.Table.from_pandas`` store a named index as a column, listed in the pandas metadata's
     ``index_columns``: the same frame passed as it is does not profile its index, and neither do they."""

@@ -440,12 +440,24 @@ def _unnamed_columns(table: pa.Table) -> pa.Table:
     between any two files (a window ``df[df.ts > t0].to_csv()`` numbers its rows from where the reference's
     ended), and deciding from the values, file by file, could keep the column in a reference and drop it in a
     window. A column to profile there needs a header. Any other empty header is named as ``pd.read_csv``
-    names it, ``Unnamed: <position>``, so that it can be left out by name.
+    names it, ``Unnamed: <position>``, so that it can be left out by name; where the file has a header of that
+    name already (``x,,Unnamed: 1``), ``.1`` is appended (``.2``... while that too is taken), as pandas does.
     """
     names = table.column_names
     if "" not in names:
         return table
-    table = table.rename_columns([n if n else f"Unnamed: {i}" for i, n in enumerate(names)])
+    taken = set(names)
+    named = []
+    for i, n in enumerate(names):
+        if not n and i:
+            n = base = f"Unnamed: {i}"
+            k = 0
+            while n in taken:
+                k += 1
+                n = f"{base}.{k}"
+            taken.add(n)
+        named.append(n)
+    table = table.rename_columns(named)
     return table.remove_column(0) if names[0] == "" else table
 
 
