@@ -218,6 +218,13 @@ def test_counts_without_two_label_indexes_are_aligned_by_position():
     assert chisquare_2samp(repeated, pd.Series([70.0, 30.0], index=["b", "a"])).statistic > 0
     with pytest.raises(SchemaError):
         chisquare_2samp(pd.Series([1.0, 2.0, 3.0], index=["a", "a", "b"]), pd.Series([1.0, 2.0], index=["a", "b"]))
+    # a default RangeIndex numbers positions: Series of different lengths are refused, not zero-padded
+    with pytest.raises(SchemaError, match="lengths 3 and 2"):
+        chisquare_2samp(pd.Series([1.0, 2.0, 3.0]), pd.Series([1.0, 2.0]))
+    # rows of one long table (indexes 0..3 and 4..7, no label in common) pair by position: two equal
+    # distributions were laid on 8 disjoint bins (p 1e-39)
+    long = pd.DataFrame({"window": [0] * 4 + [1] * 4, "n": [10.0, 20.0, 30.0, 40.0] * 2})
+    assert chisquare_2samp(long[long.window == 0]["n"], long[long.window == 1]["n"]).pvalue == 1.0
 
 
 def test_every_kind_of_missing_label_is_dropped(rng):

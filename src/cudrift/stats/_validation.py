@@ -166,13 +166,19 @@ def as_counts(x: Any, name: str) -> np.ndarray:
 def as_count_pair(ref: Any, cur: Any) -> tuple[np.ndarray, np.ndarray]:
     """Two aligned count vectors (same categories or bins, same order).
 
-    Counts that both carry an index of labels (two pandas Series, such as
-    ``ref.value_counts()`` and ``cur.value_counts()``, which are each sorted by
-    frequency) are aligned on their labels: on the union of the two indexes,
+    Counts that both carry an index of labels with some label in common
+    (two pandas Series such as ``ref.value_counts()`` and
+    ``cur.value_counts()``, each sorted by frequency, one perhaps lacking a
+    category) are aligned on their labels: on the union of the two indexes,
     sorted where the labels have an order (a missing label last), else in
     the order they are first seen, reference first; a label missing from one
-    side counts 0 there. Anything else (arrays, lists, one Series, an index
-    with repeated or unhashable labels) is aligned by position.
+    side counts 0 there. So a binary test's positive class is the larger
+    label, as with label arrays (pass arrays for ``[n_negative,
+    n_positive]`` in your own order). Anything else is aligned by position:
+    arrays, lists, one Series, a default ``RangeIndex`` (positions, not
+    labels), indexes with no label in common (rows of one long table, say
+    ``df[df.window == 0]["n"]`` and ``df[df.window == 1]["n"]``), or an index
+    with repeated or unhashable labels.
     """
     aligned = _align_on_index(ref, cur)
     if aligned is not None:
@@ -218,8 +224,10 @@ def _align_on_index(ref: Any, cur: Any) -> tuple[np.ndarray, np.ndarray] | None:
     """``ref`` and ``cur`` as count arrays on the union of their index labels, or None to align by position."""
     rk = _index_keys(ref)
     ck = _index_keys(cur) if rk is not None else None
-    if ck is None:
+    if ck is None or set(rk).isdisjoint(ck):
         return None
+    if any(type(x.index).__name__ == "RangeIndex" for x in (ref, cur)):
+        return None  # pandas' default index numbers positions: it labels nothing
     union = [k for k in dict.fromkeys(rk + ck) if k is not _MISSING]
     try:
         union.sort()  # as count_labels orders labels: a binary test's positive class is the larger label
