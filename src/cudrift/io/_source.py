@@ -139,7 +139,10 @@ def _arrow_dtype_str(typ: pa.DataType) -> str:
     if pa.types.is_floating(typ) or pa.types.is_integer(typ):
         return np.dtype(typ.to_pandas_dtype()).name
     if pa.types.is_decimal(typ):
-        return str(typ)  # "decimal128(10, 2)": the values are read as float64, the dtype says what they were
+        # the values are read as float64, the dtype says what they were. Precision and scale are left out: Arrow
+        # infers them from pandas' decimal.Decimal objects, so a window of prices reaching 10.50 would be
+        # decimal128(4, 2) against a reference's decimal128(3, 2), a change of values, not of type
+        return "decimal"
     if pa.types.is_boolean(typ):
         return "bool"
     if pa.types.is_null(typ):
