@@ -1,6 +1,7 @@
 """The command line as a user runs it: demo, profile, compare, errors."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -67,7 +68,7 @@ def test_profile_and_compare_commands(tmp_path, rng, capsys):
     # from profiles: the same verdicts, rank statistics carry error bounds
     assert main(["compare", str(tmp_path / "ref.cdp"), str(tmp_path / "cur.cdp"), "--policy", "ks"]) == 0
     table = capsys.readouterr().out
-    assert "ks" in table and "±" in table
+    assert "ks" in table and re.search(r"\d \+\d", table)  # the lower end of its interval, + its width
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
@@ -553,6 +554,25 @@ def test_ignore_reaches_names_with_spaces_and_warns_of_names_that_match_nothing(
     ref, cur = str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet")
     assert compared("--ignore", "x") == [" x"]
     assert compared("--ignore", " x") == ["x"]
+
+
+def test_ignore_that_matches_several_columns_only_once_stripped_is_an_error(tmp_path, rng, capsys):
+    """Columns "price " and " price", --ignore price: the stripped match found both and dropped both, silently.
+    It is an error naming them (exit status 2), and the exact name picks one."""
+    n = 300
+    path = tmp_path / "ref.parquet"
+    pq.write_table(pa.table({"price ": rng.normal(size=n), " price": rng.normal(size=n), "y": rng.normal(size=n)}),
+                   path)
+    out = str(tmp_path / "r.cdp")
+    capsys.readouterr()
+    assert main(["profile", str(path), "--out", out, "--ignore", "price"]) == 2
+    err = capsys.readouterr().err
+    assert f"cudrift profile: error: --ignore 'price' matches several columns of {path}" in err
+    assert "'price ', ' price'" in err and "give the exact name" in err
+    assert main(["compare", str(path), str(path), "--ignore", "y,price"]) == 2
+    assert "--ignore 'price' matches several columns" in capsys.readouterr().err
+    assert main(["profile", str(path), "--out", out, "--ignore", " price"]) == 0
+    assert Profile.load(out).names == ["price ", "y"]
 
 
 def test_input_extensions_in_any_case_and_a_plain_error_for_others(tmp_path, rng, capsys):

@@ -122,7 +122,9 @@ def _schema(args: argparse.Namespace, inputs: dict[str, object]):
     A name is matched in each input exactly, or where that finds nothing, with spaces at both ends stripped on
     both sides: ``--ignore price`` and ``--ignore ' price'`` both reach the column ``" price"`` of a CSV whose
     header is ``id, price``. A name that matches no column of any input is left out with a warning on stderr,
-    not an error: one ``--ignore`` list serves a reference and windows that may lack some of its columns.
+    not an error: one ``--ignore`` list serves a reference and windows that may lack some of its columns. A name
+    that matches several columns of one input only so (``" price"`` and ``"price "``) is an error: the exact
+    name says which.
     """
     from cudrift.sketches.config import Schema
 
@@ -132,6 +134,12 @@ def _schema(args: argparse.Namespace, inputs: dict[str, object]):
     columns = {path: _input_columns(data) for path, data in inputs.items()}
     names: list[str] = []
     for name in given:
+        for path, cols in columns.items():
+            several = _matching(name, cols)
+            if len(several) > 1:
+                raise ValueError(f"--ignore {name!r} matches several columns of {path} once the spaces at their ends "
+                                 f"are stripped: {', '.join(repr(c) for c in several)}; give the exact name "
+                                 f"(quoted, as --ignore {several[0]!r})")
         found = [c for cols in columns.values() for c in _matching(name, cols)]
         if not found:
             seen = list(dict.fromkeys(c for cols in columns.values() for c in cols))
