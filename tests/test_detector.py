@@ -849,7 +849,8 @@ def test_mann_whitney_from_samples_reports_u_on_the_windows_scale(rng):
     ref, cur = rng.normal(size=1000), rng.normal(0.1, 1.0, size=20_000)
     det = DriftDetector({"x": ref}, policy="mannwhitneyu", memory_budget=10_000, backend="cpu")
     f = det.compare({"x": cur})["x"]
-    assert f.statistic_error != 0.0 and f.n_current < 20_000  # (the values tested: the sample)
+    assert f.statistic_error != 0.0 and (f.n_reference, f.n_current) == (1000, 20_000)
+    assert f.statistic / (f.n_reference * f.n_current) <= 1.0
     # relative spread of the estimate over 20 seeds: 0.4% (at most 0.7%); unscaled it was 50% low
     assert f.statistic == pytest.approx(st.mannwhitneyu(ref, cur).statistic, rel=0.03)
 

@@ -236,14 +236,15 @@ def _from_sample(test: str, rc: NumericColumnProfile, cc: NumericColumnProfile, 
         res = func(x, y)
     details = {**res.details, "from_sample": True, "sample_sizes": [int(x.size), int(y.size)]}
     exact = x.size == rc.moments.count and y.size == cc.moments.count
-    statistic = res.statistic
+    statistic, n_ref, n_cur = res.statistic, res.n_reference, res.n_current
     if test == "mannwhitneyu" and not exact:
         # U counts pairs, so on samples it is on the samples' scale (at most their sizes' product): scaled to
-        # the windows' sizes it estimates the windows' U, comparable across windows and with an exact result
+        # the windows' sizes it estimates the windows' U, comparable across windows and with an exact result,
+        # and reported with those sizes (U / (n_reference * n_current) stays the probability it estimates)
         statistic *= (rc.moments.count / x.size) * (cc.moments.count / y.size)
+        n_ref, n_cur = rc.moments.count, cc.moments.count
         details["statistic_scaled_from"] = float(res.statistic)
-    return TestResult(statistic, res.pvalue, res.method, res.n_reference, res.n_current,
-                      0.0 if exact else math.nan, details)
+    return TestResult(statistic, res.pvalue, res.method, n_ref, n_cur, 0.0 if exact else math.nan, details)
 
 
 def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_sorted: np.ndarray | None,

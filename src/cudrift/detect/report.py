@@ -260,8 +260,9 @@ class DriftReport:
         for f in self.features:
             stat = "-" if f.statistic is None else f"{f.statistic:.4g}"
             if f.statistic is not None and f.statistic_error != 0.0:
-                # NaN: computed on the bounded samples, which carry no bound
-                stat += " (sample)" if math.isnan(f.statistic_error) else f" ±{f.statistic_error:.2g}"
+                # NaN: computed on the bounded samples, which carry no bound; else from sketches, the lower end
+                # of an interval whose width the error is: the exact value lies in [statistic, statistic + error]
+                stat += " (sample)" if math.isnan(f.statistic_error) else f" +{f.statistic_error:.2g}"
             p = "-" if f.pvalue is None else f"{f.pvalue:.3g}"
             adjusted = f.pvalue_adjusted
             if f.pvalue is not None and adjusted is not None and adjusted != f.pvalue and not math.isnan(adjusted):
