@@ -573,7 +573,6 @@ def test_constant_huge_columns_keep_zero_spread(order, group, monkeypatch):
     only count values past 1e150, from the sorted values the backend then takes the moments from."""
     from cudrift.kernels import _cuda
     from cudrift.kernels import profile as kp
-    from cudrift.sketches.moments import sorted_moments
 
     if group != kp.GROUP and not _cuda.SIMULATOR:
         pytest.skip("a compiled kernel keeps the GROUP it was compiled with (the simulator reads it as it runs)")
@@ -585,8 +584,9 @@ def test_constant_huge_columns_keep_zero_spread(order, group, monkeypatch):
     if group:
         assert res["m2"].tolist() == [0.0, 0.0, 0.0]
         assert res["mean"].tolist() == [1.7e308, -3e300, 5e200]
-    else:
-        assert [sorted_moments(np.sort(x[:, c])) for c in range(3)] == [(1.7e308, 0.0), (-3e300, 0.0), (5e200, 0.0)]
+    else:  # the kernels flag the columns (NaN moments); the backend takes them from the sorted values
+        # (gpu_emulated_cases.py's test_columns_past_1e154_... holds that end to end to the CPU's moments)
+        assert np.isnan(res["mean"]).all() and np.isnan(res["m2"]).all()
 
 
 # ------------------------------------------------------------------ float32 values binned in float32
