@@ -940,6 +940,11 @@ def test_a_correction_that_hides_floored_pvalues_says_so(rng):
     few = DriftDetector({n: ref[n] for n in names[:3]}, policy="anderson", correction="bonferroni", backend="cpu")
     rep3 = few.compare({n: cur[n] for n in names[:3]})
     assert rep3.n_drifted == 3 and not [f for f in rep3.findings if f.check == "pvalue_floor"]
+    # uncorrected, a threshold at or below the floor: no column can drift, and each says so
+    strict = DriftDetector({"c0": ref["c0"]}, policy="anderson", thresholds=0.0005, backend="cpu")
+    rep1 = strict.compare({"c0": cur["c0"]})
+    floored = [f for f in rep1.findings if f.check == "pvalue_floor"]
+    assert rep1.n_drifted == 0 and len(floored) == 1 and "threshold above 0.001" in floored[0].message
 
 
 def test_a_window_none_of_whose_columns_can_be_read_says_why(rng, tmp_path):

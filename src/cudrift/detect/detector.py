@@ -498,8 +498,19 @@ class DriftDetector:
         ``pvalue_floor`` finding says so and what to use instead (appended to
         ``findings``): 60 columns shifted by 5 standard deviations under
         Anderson-Darling and Bonferroni read "no drift" without a word.
+        Without a correction the same holds for a threshold at or below the
+        floor (Anderson-Darling with threshold 0.0005).
         """
         if self.correction is None:
+            for f in features:
+                floor = floors.get(f.column)
+                if floor is not None and f.status == STATUS_OK and not f.drifted:
+                    findings.append(Finding(
+                        "pvalue_floor", f.column,
+                        f"{f.test} on column {f.column!r} gave the smallest p-value it can ({floor:g}; the true one "
+                        f"is at most that), not below the threshold {f.threshold:g}: this test cannot show drift "
+                        f"at this threshold; use a test without a floor (ks, cramervonmises) or a threshold above "
+                        f"{floor:g}", f.pvalue, floor))
             return features
         # NaN p-values (a degenerate test) take no part in the adjustment
         idx = [i for i, f in enumerate(features)
