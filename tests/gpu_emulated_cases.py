@@ -404,6 +404,17 @@ def test_normalized_wasserstein_near_1e_200_on_the_device(rng, scale):
     assert got == pytest.approx(want, rel=1e-9) and f.statistic == pytest.approx(want, rel=1e-9) and f.drifted
 
 
+def test_rank_statistics_refuse_sizes_whose_product_passes_the_int64_keys():
+    """The rank kernel's exact keys n_b * F_a - n_a * F_b reach len(a) * len(b): past 2**63 they wrapped and the
+    KS maximum was missed (two 4e9-row columns fit an H200). Such pairs are refused, naming the sizes, before
+    anything is launched (columns that large cannot be built here: stand-ins with their shapes)."""
+    from types import SimpleNamespace
+
+    big = SimpleNamespace(shape=(3_100_000_000,))
+    with pytest.raises(ValueError, match=r"3,100,000,000 against 3,100,000,000 values.*2\*\*63.*exact='never'"):
+        _gpu.rank_statistics_many([(big, big)])
+
+
 def test_rank_tests_many_batches_the_ks_pvalues(rng, monkeypatch):
     """One launch for every pair; each asymptotic KS p-value as finish_rank_test would form it alone."""
     from cudrift.backends import _gpu_host as gh

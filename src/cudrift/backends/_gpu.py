@@ -1081,10 +1081,18 @@ def rank_statistics_many(pairs: list[tuple[cupy.ndarray, cupy.ndarray]],
     of its bits, see :func:`cudrift.backends._gpu_host.rank_want`) says
     which statistics to compute, the others are NaN (the statistics and
     KS p-values that a batch of rank tests needs: :func:`rank_tests_many`).
-    Synchronizes the device.
+    Synchronizes the device. Raises ``ValueError`` for a pair whose sizes'
+    product reaches 2**63, past the kernel's exact int64 keys.
     """
     if not pairs:
         return []
+    for a, b in pairs:
+        # the kernel's exact integer keys (n_b * F_a - n_a * F_b) reach len(a) * len(b) in magnitude
+        if int(a.shape[0]) * int(b.shape[0]) >= 2**63:
+            raise ValueError(
+                f"exact rank statistics of {a.shape[0]:,} against {b.shape[0]:,} values: their product passes "
+                "2**63, the range of the rank kernel's exact int64 keys; compare smaller windows, or with "
+                "exact='never' (tests from the sketches)")
     # One launch per group of pairs whose columns share an allocation and a
     # dtype on each side (one group for a window profiled in one pass).
     groups: dict[tuple, list[int]] = {}
