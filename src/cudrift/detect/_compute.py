@@ -81,9 +81,10 @@ def n_unique(kind: str, rc, cc, ref_sorted, cur_sorted, ref_distinct: int | None
     # the distinct count (and exact for the few-values case that matters). A
     # reference sketch that is not exact holds fewer points than the reference
     # has values (quantile_k 2 keeps 3 of 101): not a few-valued column.
-    if not rc.quantiles.cdf_bounds().is_exact:
+    rb = rc.quantiles.cdf_bounds()
+    if not rb.is_exact:
         return cap
-    vals = np.union1d(_rounded(rc.quantiles.cdf_bounds().values, rounding),
+    vals = np.union1d(_rounded(rb.values, rounding),
                       _rounded(cc.quantiles.cdf_bounds().values, rounding))
     return int(min(cap, vals.size))
 

@@ -501,36 +501,34 @@ class DriftDetector:
         Without a correction the same holds for a threshold at or below the
         floor (Anderson-Darling with threshold 0.0005).
         """
-        if self.correction is None:
-            for f in features:
-                floor = floors.get(f.column)
-                if floor is not None and f.status == STATUS_OK and not f.drifted:
-                    findings.append(Finding(
-                        "pvalue_floor", f.column,
-                        f"{f.test} on column {f.column!r} gave the smallest p-value it can ({floor:g}; the true one "
-                        f"is at most that), not below the threshold {f.threshold:g}: this test cannot show drift "
-                        f"at this threshold; use a test without a floor (ks, cramervonmises) or a threshold above "
-                        f"{floor:g}", f.pvalue, floor))
-            return features
-        # NaN p-values (a degenerate test) take no part in the adjustment
-        idx = [i for i, f in enumerate(features)
-               if f.status == STATUS_OK and f.pvalue is not None and not math.isnan(f.pvalue)]
-        if not idx:
-            return features
-        adj = adjust_pvalues([features[i].pvalue for i in idx], self.correction)
         out = list(features)
-        for i, a in zip(idx, adj):
-            f = out[i]
-            out[i] = FeatureDrift(**{**f.__dict__, "pvalue_adjusted": float(a), "drifted": bool(a < f.threshold)})
+        if self.correction is not None:
+            # NaN p-values (a degenerate test) take no part in the adjustment
+            idx = [i for i, f in enumerate(features)
+                   if f.status == STATUS_OK and f.pvalue is not None and not math.isnan(f.pvalue)]
+            adj = adjust_pvalues([features[i].pvalue for i in idx], self.correction) if idx else []
+            for i, a in zip(idx, adj):
+                out[i] = FeatureDrift(**{**out[i].__dict__, "pvalue_adjusted": float(a),
+                                         "drifted": bool(a < out[i].threshold)})
+        for f in out:
             floor = floors.get(f.column)
-            if floor is not None and not out[i].drifted and floor < f.threshold:
-                findings.append(Finding(
-                    "pvalue_floor", f.column,
-                    f"{f.test} on column {f.column!r} gave the smallest p-value it can ({floor:g}; the true one is "
-                    f"at most that), which the {self.correction} correction over {len(idx)} tests raises to "
-                    f"{float(a):g}, not below the threshold {f.threshold:g}: this test cannot show drift here; "
-                    f"use a test without a floor (ks, cramervonmises), fewer tested columns, or no correction",
-                    float(a), floor))
+            if floor is None or f.status != STATUS_OK or f.drifted:
+                continue
+            if self.correction is None:
+                why = f"not below the threshold {f.threshold:g}: this test cannot show drift at this threshold"
+                instead = f"a threshold above {floor:g}"
+            elif floor < f.threshold:
+                why = (f"which the {self.correction} correction over {len(idx)} tests raises to "
+                       f"{f.pvalue_adjusted:g}, not below the threshold {f.threshold:g}: this test cannot show "
+                       f"drift here")
+                instead = "fewer tested columns, or no correction"
+            else:
+                continue
+            findings.append(Finding(
+                "pvalue_floor", f.column,
+                f"{f.test} on column {f.column!r} gave the smallest p-value it can ({floor:g}; the true one is at "
+                f"most that), {why}; use a test without a floor (ks, cramervonmises), {instead}",
+                f.pvalue_adjusted, floor))
         return out
 
 
@@ -553,7 +551,6 @@ def _pvalue_floor(res: Any) -> float | None:
     if perms and p <= 1.0 / (1 + perms) * (1 + 1e-12):
         return float(p)
     return None
-
 
 
 def _is_number(x: Any) -> bool:
