@@ -134,13 +134,13 @@ def _schema(args: argparse.Namespace, inputs: dict[str, object]):
     columns = {path: _input_columns(data) for path, data in inputs.items()}
     names: list[str] = []
     for name in given:
-        for path, cols in columns.items():
-            several = _matching(name, cols)
+        matches = {path: _matching(name, cols) for path, cols in columns.items()}
+        for path, several in matches.items():
             if len(several) > 1:
                 raise ValueError(f"--ignore {name!r} matches several columns of {path} once the spaces at their ends "
                                  f"are stripped: {', '.join(repr(c) for c in several)}; give the exact name "
                                  f"(quoted, as --ignore {several[0]!r})")
-        found = [c for cols in columns.values() for c in _matching(name, cols)]
+        found = [c for cols in matches.values() for c in cols]
         if not found:
             seen = list(dict.fromkeys(c for cols in columns.values() for c in cols))
             shown = ", ".join(repr(c) for c in seen[:20]) + (", ..." if len(seen) > 20 else "")

@@ -796,18 +796,13 @@ def _parquet_source(files: list[_ParquetFile], columns: Sequence[str] | None, ba
     return TableSource(infos, batches, n_rows, f"Parquet files {[str(f.path) for f in files]}")
 
 
-def _tree(path: Path) -> set[str]:
-    """The real paths of the directories under ``path`` (itself included) that are reached without following
-    symbolic links."""
-    return {os.path.realpath(folder) for folder, _, _ in os.walk(path)}
-
-
-def _enter(folder: str, name: str, tree: set[str], seen: set[str]) -> bool:
+def _enter(folder: str, name: str, root: str, seen: set[str]) -> bool:
     """Whether the walk enters the subdirectory ``folder/name``: not yet entered (it is added to ``seen``), and
-    where it is a symbolic link, one to a directory outside ``tree``."""
+    where it is a symbolic link, one to a directory outside the tree whose real path is ``root`` (a directory
+    whose real path lies under ``root`` is reached without links)."""
     full = os.path.join(folder, name)
     real = os.path.realpath(full)
-    if real in seen or (os.path.islink(full) and real in tree):
+    if real in seen or (os.path.islink(full) and os.path.commonpath([real, root]) == root):
         return False
     seen.add(real)
     return True
@@ -831,11 +826,11 @@ def _parquet_files(path: Path) -> list[_ParquetFile]:
     # two names came first, without the partition column its real name gives. Each directory is entered
     # once, so a link to a folder above ends the walk there instead of looping; names are walked in order,
     # so which of two links to one folder is read does not depend on the listing
-    tree = _tree(path)
-    seen = {os.path.realpath(path)}
+    root = os.path.realpath(path)
+    seen = {root}
     for folder, subfolders, names in os.walk(path, followlinks=True):
         subfolders[:] = [d for d in sorted(subfolders)
-                         if not d.startswith(("_", ".")) and _enter(folder, d, tree, seen)]
+                         if not d.startswith(("_", ".")) and _enter(folder, d, root, seen)]
         found += [Path(folder, n) for n in names
                   if n.lower().endswith(".parquet") and not n.startswith(("_", "."))]
     if not found:

@@ -222,12 +222,12 @@ _MISSING = object()
 
 def _align_on_index(ref: Any, cur: Any) -> tuple[np.ndarray, np.ndarray] | None:
     """``ref`` and ``cur`` as count arrays on the union of their index labels, or None to align by position."""
+    if any(type(getattr(x, "index", None)).__name__ == "RangeIndex" for x in (ref, cur)):
+        return None  # pandas' default index numbers positions: it labels nothing
     rk = _index_keys(ref)
     ck = _index_keys(cur) if rk is not None else None
     if ck is None or set(rk).isdisjoint(ck):
         return None
-    if any(type(x.index).__name__ == "RangeIndex" for x in (ref, cur)):
-        return None  # pandas' default index numbers positions: it labels nothing
     union = [k for k in dict.fromkeys(rk + ck) if k is not _MISSING]
     try:
         union.sort()  # as count_labels orders labels: a binary test's positive class is the larger label

@@ -193,19 +193,12 @@ class MonitorMetrics:
         self._offsets = {key: 0 for key, _ in _STATE_COUNTERS}
         # the last closed window's gauges, kept for the checkpoint: a restarted server shows them again
         self._last: dict[str, Any] = {}
-        for r in BAD_REQUEST_REASONS:
-            self._metric("cudrift_bad_requests_total", reason=r)
-        for f in self._features:
-            self._metric("cudrift_feature_nulls_total", feature=f)
-            if f in self._numeric:
-                self._metric("cudrift_feature_out_of_range_total", feature=f)
-            else:
-                self._metric("cudrift_feature_unseen_categories_total", feature=f)
-        for name in ("cudrift_window_rows_total", "cudrift_windows_closed_total", "cudrift_requests_total",
-                     "cudrift_window_compare_failures_total", "cudrift_window_dropped_rows_total",
-                     "cudrift_request_duration_seconds_total", "cudrift_window_close_duration_seconds_total",
-                     "cudrift_backpressure_seconds_total", "cudrift_window_open_rows", "cudrift_backlog_rows"):
-            self._metric(name)
+        for _, family, labels, _ in self._counters():  # every counter kept in _totals, one series per label
+            self._metric(family, **labels)
+        for _, family in _STATE_COUNTERS:
+            self._metric(family)
+        self._metric("cudrift_window_open_rows")
+        self._metric("cudrift_backlog_rows")
         for b in ("cpu", "gpu"):
             self._metric("cudrift_monitor_backend", backend=b).set(1.0 if b == backend else 0.0)
         # the dataset gauges exist from the start (NaN: no window compared yet), so a scrape shows their series
