@@ -402,6 +402,12 @@ class CategoryCounts:
         return self._folded
 
     @property
+    def recounted(self) -> bool:
+        """Whether these are a reference's counts past the cap, recounted exactly (keys folded, no error):
+        ``profile()``'s second pass makes them; windows never have them."""
+        return bool(self._folded) and not self._error
+
+    @property
     def max_count_error(self) -> int:
         """Bound on the undercount of any category held (0 while exact, and after a reference's recount).
 

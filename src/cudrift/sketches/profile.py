@@ -140,11 +140,9 @@ class Profile:
         # Only a recounted reference column past the cap (exact counts, folded keys: windows never recount)
         # turns exact counts into estimates the detector would read as exact. Parts of a window, each exact,
         # whose column new to the reference outgrows the cap together must still merge (in any order).
-        estimated = [n for n in _estimated_reference_columns(merged, self, other)
-                     if any(p.columns[n].counts.max_count_error == 0 < p.columns[n].counts.folded
-                            for p in (self, other))]
-        if estimated:
-            n = estimated[0]
+        n = next((n for n in _estimated_reference_columns(merged, self, other)
+                  if self.columns[n].counts.recounted or other.columns[n].counts.recounted), None)
+        if n is not None:
             raise IncompatibleSketchError(
                 f"column {n!r}: these reference profiles together hold more than max_categories="
                 f"{self.config.max_categories} categories, whose counts a merge could only estimate (a reference "
