@@ -801,14 +801,19 @@ def _ttest(a: np.ndarray, b: np.ndarray, equal_var: bool, alternative: str, n_dr
     # detector's kept reference) they lost a digit more than SciPy's; shifted,
     # the estimate is nearer the exact one.
     c = float(a[0]) if n1 else 0.0
+    def top(x, y):  # the largest magnitude of both (inf where a shift overflowed)
+        return max(float(np.max(np.abs(x), initial=0.0)), float(np.max(np.abs(y), initial=0.0)))
+
     with np.errstate(over="ignore", invalid="ignore"):
         da, db = a - c, b - c
-    if not (np.all(np.isfinite(da)) and np.all(np.isfinite(db))):  # a shift across the float64 range: none
+    largest = top(da, db)
+    if not math.isfinite(largest):  # a shift across the float64 range: none
         da, db = a, b
+        largest = top(da, db)
     # t is scale-free: divided by a power of two (exact) the deviations are below 2 in magnitude, so their
     # squares neither overflow (values near 1e160 gave t = 0, p = 1) nor underflow or go subnormal (near
     # 1e-200, t = inf, p = 0; near 1e-160, 1e-4 off). At ordinary scales nothing changes, to the bit.
-    scale = pow2_above(max(float(np.max(np.abs(da), initial=0.0)), float(np.max(np.abs(db), initial=0.0))))
+    scale = pow2_above(largest)
     if scale != 1.0:
         da, db = da / scale, db / scale
     m1, m2 = float(np.mean(da)), float(np.mean(db))
