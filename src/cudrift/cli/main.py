@@ -30,7 +30,7 @@ def _load_window(path: str, args: argparse.Namespace):
     ``.tsv`` file (also ``.gz``, ``.bz2``) is a CSV file delimited by tabs unless ``--delimiter`` says otherwise.
     A file of another name is read as Parquet where its bytes are Parquet, else refused with the list of inputs.
     """
-    from cudrift.io._source import csv_source, is_profile_file
+    from cudrift.io._source import csv_source, is_profile_file, starts_with
     from cudrift.sketches.profile import Profile
 
     p = Path(path)
@@ -46,7 +46,8 @@ def _load_window(path: str, args: argparse.Namespace):
         # errors="report": profile and compare then decide what an unreadable column stops
         delimiter = args.delimiter or ("\t" if tsv else None)
         return csv_source(p, errors="report", delimiter=delimiter, decimal=args.decimal)
-    if not name.endswith(".parquet") and not _starts_as_parquet(p):
+    # (a file that cannot be opened is read as Parquet, whose error names what is wrong)
+    if not name.endswith(".parquet") and not starts_with(p, b"PAR1", unreadable=True):
         raise ValueError(f"{path}: not a file the command line reads: {_READS}")
     return str(p)
 
@@ -54,14 +55,6 @@ def _load_window(path: str, args: argparse.Namespace):
 #: the inputs of ``profile`` and ``compare``, for the error on any other file
 _READS = ("Parquet files (.parquet, or any name holding Parquet), directories of them, CSV files (.csv, .tsv, "
           "also .gz or .bz2, in any case) and saved profiles (.cdp); convert other formats to one of these")
-
-
-def _starts_as_parquet(p: Path) -> bool:
-    try:
-        with open(p, "rb") as f:
-            return f.read(4) == b"PAR1"
-    except OSError:
-        return True  # (reading it as Parquet names what is wrong)
 
 
 def _cmd_demo(args: argparse.Namespace) -> Outcome:

@@ -688,11 +688,16 @@ def is_profile_file(path: str | os.PathLike) -> bool:
     """Whether ``path`` starts with the bytes of a saved :class:`~cudrift.Profile` (whatever its name)."""
     from cudrift.sketches._format import MAGIC
 
+    return starts_with(path, MAGIC)
+
+
+def starts_with(path: str | os.PathLike, magic: bytes, unreadable: bool = False) -> bool:
+    """Whether the file at ``path`` starts with the bytes ``magic``; ``unreadable`` where it cannot be read."""
     try:
         with open(path, "rb") as f:
-            return f.read(len(MAGIC)) == MAGIC
+            return f.read(len(magic)) == magic
     except OSError:
-        return False
+        return unreadable
 
 
 def _read_schema(p: Path) -> pa.Schema:

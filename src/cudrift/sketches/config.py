@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -84,16 +85,20 @@ class ProfileConfig:
             # a profile saved before quantile_k and seed were checked here (one of categorical columns only,
             # whose sketches never read them) keeps what it was saved with; other settings are checked as ever
             loose = cls(**{**values, "quantile_k": cls.quantile_k, "seed": cls.seed})
-            for k in ("quantile_k", "seed"):
-                if k in values and isinstance(values[k], int) and not isinstance(values[k], bool):
-                    object.__setattr__(loose, k, values[k])
-            return loose
+            kept = {k: values[k] for k in ("quantile_k", "seed") if k in values}
+            return loose._unchecked(**{k: v for k, v in kept.items() if isinstance(v, int) and not isinstance(v, bool)})
 
     def with_batch_rows(self, batch_rows: int) -> "ProfileConfig":
-        """These settings reading ``batch_rows`` rows per batch (a loaded profile's unchecked ones kept)."""
-        if batch_rows == self.batch_rows:
-            return self
-        return ProfileConfig.from_dict({**self.to_dict(), "batch_rows": batch_rows})
+        """These settings reading ``batch_rows`` rows per batch (a checked count: one of two configs'; a loaded
+        profile's unchecked settings kept)."""
+        return self if batch_rows == self.batch_rows else self._unchecked(batch_rows=batch_rows)
+
+    def _unchecked(self, **values: int) -> "ProfileConfig":
+        """A copy with ``values`` set past ``__post_init__``'s checks."""
+        new = copy.copy(self)
+        for k, v in values.items():
+            object.__setattr__(new, k, v)
+        return new
 
     def check_mergeable(self, other: "ProfileConfig") -> None:
         diff = [k for k in self.MERGE_KEYS if getattr(self, k) != getattr(other, k)]

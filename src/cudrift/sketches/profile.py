@@ -156,10 +156,6 @@ class Profile:
         if not isinstance(other, Profile):
             raise TypeError(f"cannot merge a Profile with a {type(other).__name__}")
         self.config.check_mergeable(other.config)
-        # batch_rows only says how the data was read: the smaller, so that a + b and b + a are one profile
-        # (and a profile of no rows read none: it changes none, as empty_like is an identity)
-        config = (other.config if self.n_rows == 0 < other.n_rows else self.config if other.n_rows == 0 < self.n_rows
-                  else self.config.with_batch_rows(min(self.config.batch_rows, other.config.batch_rows)))
         if list(self.kinds) != list(other.kinds) or self.kinds != other.kinds:
             raise IncompatibleSketchError(
                 f"cannot merge profiles with different columns: {_describe(self)} vs {_describe(other)}"
@@ -170,9 +166,16 @@ class Profile:
                 cols[name] = self.columns[name].merge(other.columns[name])
             except (IncompatibleSketchError, SchemaError) as exc:  # (categorical key types: a SchemaError)
                 raise type(exc)(f"column {name!r}: {exc}") from None
-        # a profile of no rows saw no dtype: merging it changes none (empty_like is an identity)
-        dtypes = (dict(other.dtypes) if self.n_rows == 0 else dict(self.dtypes) if other.n_rows == 0
-                  else {n: _merge_dtype(self.dtypes[n], other.dtypes[n]) for n in self.columns})
+        # a profile of no rows read none and saw no dtype: merging it changes neither (empty_like is an
+        # identity); else batch_rows, which only says how the data was read, is the smaller, so that a + b and
+        # b + a are one profile
+        if self.n_rows == 0 < other.n_rows:
+            config, dtypes = other.config, dict(other.dtypes)
+        elif other.n_rows == 0 < self.n_rows:
+            config, dtypes = self.config, dict(self.dtypes)
+        else:
+            config = self.config.with_batch_rows(min(self.config.batch_rows, other.config.batch_rows))
+            dtypes = {n: _merge_dtype(self.dtypes[n], other.dtypes[n]) for n in self.columns}
         return Profile(cols, dict(self.kinds), dtypes, self.n_rows + other.n_rows, config,
                        {**other.errors, **self.errors})
 

@@ -169,7 +169,7 @@ def jensenshannon(ref_counts: Any, cur_counts: Any, base: float | None = None) -
     return TestResult(value, None, "jensenshannon", _n(r), _n(c), 0.0, _details("distance", r, c, base=base))
 
 
-def _two_product(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _two_product(a: np.ndarray, b: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
     """``(h, l)`` with ``h + l == a * b`` exactly (Dekker's product; |a|, |b| <= 1, so nothing overflows)."""
     h = a * b
     split = 134217729.0  # 2**27 + 1
@@ -186,11 +186,12 @@ def _relative_difference(r: np.ndarray, c: np.ndarray) -> np.ndarray:
     the products are exact pairs, so nearly equal proportions do not lose
     the digits they share; 0 where both counts are 0.
     """
-    sr, sc = pow2_above(float(r.sum())), pow2_above(float(c.sum()))
+    tr, tc = float(r.sum()), float(c.sum())
+    sr, sc = pow2_above(tr), pow2_above(tc)
     r, c = r / sr, c / sc
-    R, C = float(r.sum()), float(c.sum())
-    ah, al = _two_product(r, np.full_like(r, C))
-    bh, bl = _two_product(c, np.full_like(c, R))
+    R, C = tr / sr, tc / sc  # (exact: the scales are powers of two)
+    ah, al = _two_product(r, C)
+    bh, bl = _two_product(c, R)
     num = (ah - bh) + (al - bl)
     den = ah + bh
     return np.divide(num, den, out=np.zeros_like(den), where=den > 0)
