@@ -552,7 +552,11 @@ def _dense(s: Any) -> Any:
 
 
 def _pandas_info(name: str, s: Any) -> tuple[ColumnInfo, bool]:
-    """The info of a (dense) pandas Series, and whether it is read as its NumPy values rather than through Arrow."""
+    """The info of a (dense) pandas Series, and whether it is read as its NumPy values rather than through Arrow.
+
+    A column read through Arrow is converted here for its type and again when it is read (:func:`_pandas_data`):
+    kept from here, every such column's Arrow copy would be held at once, from the schema pass to its read.
+    """
     dt = s.dtype
     np_dt = dt if isinstance(dt, np.dtype) else None
     if np_dt is not None and np_dt.kind in "fiub":

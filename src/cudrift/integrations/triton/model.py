@@ -418,21 +418,20 @@ class TritonPythonModel:
                     missing = missing or g
                     continue
                 on_device = on_device or (self.backend == "gpu" and not t.is_cpu())
-                try:
-                    a = self._array(t, g, rows)
-                    if a.ndim == 1 and g.prediction:
-                        a = a.reshape(-1, 1)
-                    if a.ndim != 2 or a.shape[1] != len(g.columns):
-                        raise BadRequest("wrong_width", f"input {g.name!r} has shape {list(a.shape)}; expected "
-                                         f"[batch, {len(g.columns)}] for {', '.join(g.columns)}", _rows_of(a, rows))
-                    if rows is not None and a.shape[0] != rows:
-                        raise BadRequest("batch_mismatch", f"input {g.name!r} has {a.shape[0]} rows, the others {rows}")
-                except BadRequest as exc:
-                    if missing is not None:
-                        raise _missing_input(missing, exc.rows) from None
-                    raise
+                a = self._array(t, g, rows)
+                if a.ndim == 1 and g.prediction:
+                    a = a.reshape(-1, 1)
+                if a.ndim != 2 or a.shape[1] != len(g.columns):
+                    raise BadRequest("wrong_width", f"input {g.name!r} has shape {list(a.shape)}; expected "
+                                     f"[batch, {len(g.columns)}] for {', '.join(g.columns)}", _rows_of(a, rows))
+                if rows is not None and a.shape[0] != rows:
+                    raise BadRequest("batch_mismatch", f"input {g.name!r} has {a.shape[0]} rows, the others {rows}")
                 rows = a.shape[0]
                 arrays[g.name] = a
+        except BadRequest as exc:
+            if missing is not None:  # an input missing before this one: the first problem in input order
+                raise _missing_input(missing, exc.rows) from None
+            raise
         finally:
             if on_device:
                 # The device copies run asynchronously on the current stream, and Triton may release the input
