@@ -980,11 +980,11 @@ def test_tests_from_sketches_report_drift_only_where_the_sketches_show_one(rng):
         assert k.pvalue >= st.kstwo.sf(truth.statistic, round(50_000 / 2)) * 0.9 and not k.drifted
 
 
-def test_a_kept_reference_takes_its_moments_from_its_sorted_values(rng, tmp_path):
-    """Merging batches' moments subtracts their means, about 1e-16 * |mean| / std of the variance per merge: a
-    reference of 1e9 + N(0, 1e-6) read in batches of 200 rows had its standard deviation percents off, and
-    the normalized Wasserstein distance, computed on exactly sorted values with statistic_error 0, was off
-    by as much. A column kept sorted takes its moments from those values where the merges may have cost 1e-9."""
+def test_a_reference_read_in_batches_keeps_its_moments(rng, tmp_path):
+    """Merging batches' moments subtracts their means, about 1e-16 * |mean| / std of the variance per merge when
+    the means are rounded: a reference of 1e9 + N(0, 1e-6) read in batches of 200 rows had its standard
+    deviation percents off, and the normalized Wasserstein distance, computed on exactly sorted values with
+    statistic_error 0, was off by as much. Moments keep their means as double-doubles (Moments.mean_lo)."""
     r = 1e9 + rng.normal(0, 1e-6, 20_000)
     c = 1e9 + rng.normal(5e-7, 1e-6, 10_000)
     exact_std = np.std(r - 1e9)  # r - 1e9 is exact (Sterbenz), so this is the std to rounding

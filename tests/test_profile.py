@@ -62,6 +62,19 @@ def test_merge_of_windows_equals_profile_of_concatenation(rng):
     assert streamed.n_rows == 2001
 
 
+def test_shards_far_from_zero_merge_to_the_moments_of_the_whole(rng):
+    """Shards profiled apart and merged (README's "Scaling out") keep the variance of values far from zero:
+    with rounded means each merge cost ``1e-16 * |mean| / std`` of it, 10% of the standard deviation here."""
+    x = 1e9 + rng.normal(0, 1e-6, 40_000)
+    ref = cudrift.profile({"x": x[:5000]})
+    merged = Profile.empty_like(ref)
+    for part in np.array_split(x, 80):
+        merged = merged + cudrift.profile({"x": part}, like=ref)
+    d = x - 1e9  # exact (Sterbenz): the deviations' own statistics are the column's, shifted
+    assert merged["x"].moments.std == pytest.approx(np.std(d), rel=1e-9)
+    assert merged["x"].moments.mean - 1e9 + merged["x"].moments.mean_lo == pytest.approx(np.mean(d), rel=1e-6)
+
+
 def test_empty_like_is_identity(rng):
     ref = cudrift.profile(_data(rng, 500))
     cur = cudrift.profile(_data(rng, 300), like=ref)

@@ -581,6 +581,31 @@ def test_ttest_from_moments_is_right_or_from_the_sample_at_extreme_scales(rng, e
             assert math.isnan(f.statistic_error)
 
 
+def test_ttest_from_moments_far_from_zero_is_exact_to_rounding(rng):
+    """Profiles of 1e9 + N(0, 1) read in batches: the t statistic from their moments against exact rational
+    arithmetic. Each mean rounded to float64 is 6e-8 off at 1e9, which left a difference of 0.05 1e-6 off; the
+    means' remainders (``Moments.mean_lo``) take it to rounding."""
+    from decimal import Decimal, localcontext
+    from fractions import Fraction
+
+    import cudrift
+
+    a, b = 1e9 + rng.normal(size=3000), 1e9 + 0.05 + rng.normal(size=2000)
+    fa, fb = [Fraction(float(x)) for x in a], [Fraction(float(x)) for x in b]
+    m1, m2 = sum(fa) / len(fa), sum(fb) / len(fb)
+    v1 = sum((x - m1) ** 2 for x in fa) / (len(fa) - 1)
+    v2 = sum((x - m2) ** 2 for x in fb) / (len(fb) - 1)
+    num, den2 = m1 - m2, v1 / len(fa) + v2 / len(fb)
+    with localcontext() as ctx:
+        ctx.prec = 40
+        exact = float(Decimal(num.numerator) / Decimal(num.denominator)
+                      / (Decimal(den2.numerator) / Decimal(den2.denominator)).sqrt())
+    cfg = cudrift.ProfileConfig(batch_rows=256)
+    ref = cudrift.profile({"v": a}, config=cfg)
+    f = cudrift.DriftDetector(ref, policy="ttest").compare(cudrift.profile({"v": b}, like=ref, config=cfg))["v"]
+    assert f.statistic == pytest.approx(exact, rel=1e-9) and f.statistic_error == 0.0
+
+
 def _cvm_normalized(t, nx, ny):
     """Cramér-von Mises ``T`` standardized as the limiting distribution takes it (Anderson 1962, eqs. 11, 14)."""
     k, n = nx * ny, nx + ny

@@ -444,7 +444,9 @@ def _finish_group(dev: _Device, launched: dict, cands: _Candidates, internal: di
     h = {k: cupy.asnumpy(v) for k, v in (*launched["out"].items(), ("first", launched["first"]))}
     count, mean, m2 = _host.merge_block_moments(h["blk_count"], h["blk_mean"], h["blk_m2"])
     shifts = _host.moment_shifts(h["first"])  # the block means' origin
-    mean = mean + shifts
+    # the means as double-doubles (Moments.mean_lo): the shift is exact, the block means' merge small numbers
+    mean, mean_lo = _moments.two_sum(mean, shifts)
+    mean_lo[~np.isfinite(mean_lo)] = 0.0  # (NaN moments, retaken below, and columns of no finite value)
     ops = _Ops(dev)
     jobs = launched["jobs"]
     summaries = _summaries(launched["flat"], jobs, count, h["special"][:, 3], ops)
@@ -455,11 +457,12 @@ def _finish_group(dev: _Device, launched: dict, cands: _Candidates, internal: di
         ne = int(launched["n_edges"][i])
         fs = job.sorted[neginf : neginf + c]
         if _host.moments_need_sorted(float(mean[i]), float(shifts[i]), float(m2[i]), c, launched["run"]):
-            mean[i], m2[i] = _moments.sorted_moments(fs, cupy)  # from the median, as the CPU takes them
+            mean[i], m2[i], mean_lo[i] = _moments.sorted_moments(fs, cupy)  # from the median, as the CPU takes them
         summary = summaries[i]
         gh.absorb_numeric(col, gh.NumericParts(
             job.n, job.nulls, nan, posinf, neginf, c, float(mean[i]), float(m2[i]), float(h["mins"][i]),
             float(h["maxs"][i]), h["hist"][i, : ne + 1].copy() if ne else None, summary, job.dtype,
+            float(mean_lo[i]),
         ))
         gh.sample_update(col.sample, c, cands, _gatherer(job.x, c))
         if job.keep is not None and c:

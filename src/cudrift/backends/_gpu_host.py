@@ -141,6 +141,8 @@ class NumericParts(NamedTuple):
         Counts of NaN, ``+inf`` and ``-inf``.
     count, mean, m2, min, max
         Moments of the finite values (count 0: the rest is ignored).
+    mean_lo
+        The mean's remainder (``Moments.mean_lo``; last, with a default of 0.0).
     hist
         ``len(edges) + 1`` int64 histogram counts, or None when the column has no edges yet.
     summary
@@ -162,6 +164,7 @@ class NumericParts(NamedTuple):
     hist: np.ndarray | None
     summary: tuple[np.ndarray, np.ndarray, np.ndarray] | None
     dtype: str
+    mean_lo: float = 0.0
 
 
 def add_summary(q: QuantileSketch, summary: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
@@ -209,11 +212,8 @@ def absorb_numeric(col: NumericColumnProfile, parts: NumericParts) -> None:
     col.posinf_count += parts.posinf
     col.nan_count += parts.nan
     if parts.count:
-        batch = Moments(int(parts.count), float(parts.mean), max(float(parts.m2), 0.0),
-                        float(parts.min) + 0.0, float(parts.max) + 0.0)
-        merged = col.moments.merge(batch)
-        m = col.moments
-        m.count, m.mean, m.m2, m.min, m.max = merged.count, merged.mean, merged.m2, merged.min, merged.max
+        col.moments.absorb(Moments(int(parts.count), float(parts.mean), max(float(parts.m2), 0.0),
+                                   float(parts.min) + 0.0, float(parts.max) + 0.0, float(parts.mean_lo)))
     if col.histogram is not None and parts.hist is not None:
         col.histogram._counts += parts.hist
     if parts.summary is not None:

@@ -220,7 +220,7 @@ def _ttest_from_moments(rc: NumericColumnProfile, cc: NumericColumnProfile) -> T
         res = _from_sample("ttest", rc, cc)
         return dataclasses.replace(res, details={**res.details, "moments_unusable": True})
     res = _ttest_ind_from_stats(a.mean, math.sqrt(a.var(ddof=1)), int(a.count),
-                                b.mean, math.sqrt(b.var(ddof=1)), int(b.count))
+                                b.mean, math.sqrt(b.var(ddof=1)), int(b.count), diff_lo=a.mean_lo - b.mean_lo)
     return dataclasses.replace(res, details={**res.details, "from_moments": True})
 
 

@@ -822,7 +822,7 @@ def _ttest(a: np.ndarray, b: np.ndarray, equal_var: bool, alternative: str, n_dr
 
 
 def _ttest_ind_from_stats(mean1: float, std1: float, n1: int, mean2: float, std2: float, n2: int,
-                          equal_var: bool = False, alternative: str = "two-sided") -> TestResult:
+                          equal_var: bool = False, alternative: str = "two-sided", diff_lo: float = 0.0) -> TestResult:
     """:func:`ttest_ind` from each sample's mean, standard deviation (``ddof=1``) and size.
 
     ``scipy.stats.ttest_ind_from_stats``, scaled by a power of two first, as
@@ -830,11 +830,13 @@ def _ttest_ind_from_stats(mean1: float, std1: float, n1: int, mean2: float, std2
     Welch's degrees of freedom, which overflow for standard deviations past
     ~1e77 (and underflow below ~1e-77), and then takes 1 degree of freedom.
     The standard deviations must be accurate: those of moments whose squares
-    overflowed or are subnormal are not (see :func:`_usable_std`).
+    overflowed or are subnormal are not (see :func:`_usable_std`). ``diff_lo`` is added to the means'
+    difference: ``mean1_lo - mean2_lo`` of means kept as double-doubles (``Moments.mean_lo``), without which
+    the difference of two means of 1e9 is rounded to 1e-7.
     """
     scale = pow2_above(max(abs(std1), abs(std2)))
     with np.errstate(over="ignore", invalid="ignore"):
-        diff = float(np.float64(mean1) - np.float64(mean2)) / scale
+        diff = float((np.float64(mean1) - np.float64(mean2)) + diff_lo) / scale
     v1, v2 = (std1 / scale) ** 2, (std2 / scale) ** 2
     return _ttest_from_stats(diff, v1, n1, v2, n2, equal_var, alternative, scale, {})
 
