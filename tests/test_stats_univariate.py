@@ -342,6 +342,17 @@ def test_non_numeric_input_is_rejected(name):
         RAW[name](np.array(["a", "b", "c"]), GOOD)
 
 
+@pytest.mark.parametrize("name", sorted(RAW))
+def test_text_that_parses_as_numbers_is_rejected_in_any_container(name):
+    """Text in an object array or a pandas Series was parsed ("1_000" as 1000, " 7 " as 7, "nan" dropped) where
+    the same text in a NumPy string array is refused."""
+    pd = pytest.importorskip("pandas")
+    text = ["1.5", "nan", "1_000", " 7 ", "2"]
+    for x in (np.array(text, dtype=object), pd.Series(text), pd.Series(text, dtype="string")):
+        with pytest.raises(ValueError, match="real numbers, got text such as '1.5'"):
+            RAW[name](x, GOOD)
+
+
 @pytest.mark.parametrize(
     "call,message",
     [

@@ -61,6 +61,11 @@ def _to_float_array(x: Any, name: str) -> np.ndarray:
         # strings, objects, datetimes and complex numbers have no order a
         # two-sample statistic can use; try a numeric view of objects first
         if arr.dtype.kind == "O":
+            # (NumPy would parse text: "1_000" as 1000 and "nan" as a value to drop, where a NumPy array of the
+            # same text is refused below)
+            text = next((v for v in arr.ravel() if isinstance(v, (str, bytes))), None)
+            if text is not None:
+                raise ValueError(f"{name} must hold real numbers, got text such as {text!r}.")
             try:
                 return arr.astype(np.float64)
             except (TypeError, ValueError):
