@@ -113,3 +113,55 @@ def test_checksummed_nonsense_is_a_format_error():
     bad = np.frombuffer(_format.pack("cudrift.column.categorical", cv, cmeta, carrays), dtype=np.uint8)
     with pytest.raises(FormatError):
         Profile.from_bytes(repacked(arrays={**arrays, f"c{i}": bad}))
+
+
+def _raw_pack(kind, meta_json, arrays=(), container_version=1, version=1):
+    """Container bytes with a valid CRC around whatever header, meta and array records are given: what
+    :func:`_format.pack` cannot write (``arrays``: ``(name, dtype str, shape, raw bytes)``)."""
+    import struct
+    import zlib
+
+    kb = kind.encode()
+    out = bytearray(_format.MAGIC) + struct.pack("<HH", container_version, len(kb)) + kb + struct.pack("<H", version)
+    out += struct.pack("<I", len(meta_json)) + meta_json + struct.pack("<I", len(arrays))
+    for name, dtype, shape, raw in arrays:
+        out += struct.pack("<H", len(name)) + name.encode() + struct.pack("<B", len(dtype)) + dtype.encode()
+        out += struct.pack(f"<B{len(shape)}Q", len(shape), *shape) + struct.pack("<Q", len(raw)) + raw
+    return bytes(out + struct.pack("<I", zlib.crc32(out)))
+
+
+@pytest.mark.parametrize("dtype, shape, raw, match", [
+    ("<f8", (2**32, 2**32), b"", "needs 147573952589676412928"),  # wrapped to 0 in int64
+    ("<f8", (2**63, 2), b"", "needs"),
+    ("<u1", (0, 2**63), b"", "too large"),  # 0 bytes are right, but numpy cannot make the shape
+    ("<u1", (1,) * 33, b"\x00", "33 dimensions"),
+    ("|S0", (3,), b"", "refusing array 'a' of dtype"),
+], ids=["wraps-int64", "past-intp", "empty-past-intp", "ndim", "itemsize-0"])
+def test_impossible_array_records_are_format_errors(dtype, shape, raw, match):
+    with pytest.raises(FormatError, match=match):
+        _format.unpack(_raw_pack("cudrift.test", b"{}", [("a", dtype, shape, raw)]), "cudrift.test", 1)
+
+
+@pytest.mark.parametrize("meta, match", [
+    (b"[" * 100_000, "recursion"),
+    (b"1" * 5000, "digits"),  # past Python's limit on an int's digits: a ValueError, not a JSONDecodeError
+    (b"[1, 2]", "not an object"),
+    (b'{"a": 1', "corrupted cudrift.test metadata"),
+])
+def test_bad_meta_json_is_a_format_error(meta, match):
+    with pytest.raises(FormatError, match=match):
+        _format.unpack(_raw_pack("cudrift.test", meta), "cudrift.test", 1)
+
+
+def test_a_flipped_header_bit_is_corruption_not_a_future_container_or_a_foreign_kind():
+    data = Moments.empty().update(np.arange(5.0)).to_bytes()
+    for pos, bit in ((4, 1), (4, 2), (9, 4), (12, 1)):  # container version, then the kind (b"cudrift.moments")
+        bad = bytearray(data)
+        bad[pos] ^= bit
+        with pytest.raises(FormatError, match="CRC mismatch"):
+            Moments.from_bytes(bytes(bad))
+    # bytes whose CRC holds are what their header says
+    with pytest.raises(FormatError, match="unsupported container version 2"):
+        Moments.from_bytes(_raw_pack("cudrift.moments", b"{}", container_version=2))
+    with pytest.raises(FormatError, match="expected cudrift.moments bytes, got cudrift.momentz bytes"):
+        Moments.from_bytes(_raw_pack("cudrift.momentz", b"{}"))

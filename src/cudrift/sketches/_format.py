@@ -20,6 +20,7 @@ dtype is refused). Truncated, corrupted or foreign bytes raise
 from __future__ import annotations
 
 import json
+import math
 import struct
 import zlib
 from typing import Any
@@ -31,6 +32,7 @@ from cudrift.errors import FormatError
 MAGIC = b"CDRF"
 CONTAINER_VERSION = 1
 _ALLOWED_KINDS = set("biuf")  # bool, signed, unsigned, float; plus fixed bytes 'S'
+_MAX_NDIM = 32  # numpy 1's limit (numpy 2 allows 64); cudrift itself writes 1-D arrays only
 
 
 def pack(kind: str, version: int, meta: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> bytes:
@@ -49,6 +51,8 @@ def pack(kind: str, version: int, meta: dict[str, Any], arrays: dict[str, np.nda
         a = np.ascontiguousarray(arr)
         if a.dtype.kind not in _ALLOWED_KINDS and a.dtype.kind != "S":
             raise TypeError(f"cannot serialize array {name!r} of dtype {a.dtype}")
+        if a.ndim > _MAX_NDIM:
+            raise ValueError(f"cannot serialize array {name!r} of {a.ndim} dimensions (at most {_MAX_NDIM})")
         if a.dtype.byteorder == ">":
             a = a.astype(a.dtype.newbyteorder("<"))
         nb = name.encode("utf-8")
@@ -112,11 +116,13 @@ def unpack(data: bytes, kind: str, max_version: int) -> tuple[int, dict[str, Any
     if len(data) < 8:
         raise FormatError(f"truncated {kind} bytes: {len(data)} bytes")
     body, (crc,) = data[:-4], struct.unpack("<I", data[-4:])
-    got_kind, version = peek_kind(data)
-    if got_kind != kind:
-        raise FormatError(f"expected {kind} bytes, got {got_kind} bytes")
+    # The CRC first: a flipped bit in the container version or the kind is corruption, not a future
+    # container or a foreign kind (those messages are for bytes whose CRC holds).
     if zlib.crc32(body) & 0xFFFFFFFF != crc:
         raise FormatError(f"corrupted or truncated {kind} bytes: CRC mismatch")
+    got_kind, version = peek_kind(body)
+    if got_kind != kind:
+        raise FormatError(f"expected {kind} bytes, got {got_kind} bytes")
     if version > max_version or version < 1:
         raise FormatError(
             f"{kind} format version {version} is not supported (this cudrift reads versions 1..{max_version})"
@@ -130,8 +136,11 @@ def unpack(data: bytes, kind: str, max_version: int) -> tuple[int, dict[str, Any
     (ml,) = r.unpack("<I", "meta length")
     try:
         meta = json.loads(bytes(r.take(ml, "meta")).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    # (ValueError: bad UTF-8, bad JSON, an int past Python's digit limit; RecursionError: deep nesting)
+    except (ValueError, RecursionError) as exc:
         raise FormatError(f"corrupted {kind} metadata: {exc}") from None
+    if not isinstance(meta, dict):
+        raise FormatError(f"corrupted {kind} metadata: a JSON {type(meta).__name__}, not an object")
     (na,) = r.unpack("<I", "array count")
     arrays: dict[str, np.ndarray] = {}
     for _ in range(na):
@@ -147,14 +156,20 @@ def unpack(data: bytes, kind: str, max_version: int) -> tuple[int, dict[str, Any
             dtype = np.dtype(dstr)
         except (UnicodeDecodeError, TypeError, ValueError, SyntaxError):  # np.dtype("f8,,") raises SyntaxError
             raise FormatError(f"corrupted {kind} bytes: bad dtype {raw_dtype!r} for array {name!r}") from None
-        if dtype.kind not in _ALLOWED_KINDS and dtype.kind != "S":
+        # (numpy never makes arrays of itemsize 0: np.zeros(3, "S0") is "S1", so pack never writes one)
+        if (dtype.kind not in _ALLOWED_KINDS and dtype.kind != "S") or dtype.itemsize == 0:
             raise FormatError(f"refusing array {name!r} of dtype {dtype} in {kind} bytes")
         (nd,) = r.unpack("<B", f"ndim of {name!r}")
+        if nd > _MAX_NDIM:
+            raise FormatError(f"corrupted {kind} bytes: array {name!r} has {nd} dimensions (at most {_MAX_NDIM})")
         shape = r.unpack(f"<{nd}Q", f"shape of {name!r}")
         (nb,) = r.unpack("<Q", f"size of {name!r}")
-        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        expected = math.prod(shape) * dtype.itemsize  # Python ints: no wrap-around
         if nb != expected:
             raise FormatError(f"corrupted {kind} bytes: array {name!r} has {nb} bytes, shape {shape} needs {expected}")
+        # numpy bounds the nonzero extents of an empty array too: (0, 2**63) cannot be made
+        if math.prod(max(d, 1) for d in shape) * dtype.itemsize > np.iinfo(np.intp).max:
+            raise FormatError(f"corrupted {kind} bytes: array {name!r} of shape {shape} is too large for numpy")
         raw = r.take(nb, f"array {name!r}")
         arrays[name] = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
     if r.pos != len(body):
