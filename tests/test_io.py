@@ -1,5 +1,7 @@
 """Every input form gives the same profile; bad input gets errors that name the column."""
 
+import fractions
+
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -590,3 +592,19 @@ def test_parquet_decimal_columns_are_numbers(tmp_path, rng):
     high = pd.DataFrame({"price": [decimal.Decimal(f"{v:.2f}") for v in rng.uniform(1, 10.5, 500)]})
     assert cudrift.profile(low).dtypes == cudrift.profile(high).dtypes == {"price": "decimal"}
     assert not [f for f in cudrift.DriftDetector(low).compare(high).findings if f.check == "dtype_change"]
+
+
+@pytest.mark.parametrize("value, typ", [(fractions.Fraction(1, 3), "Fraction"), (1 + 2j, "complex"),
+                                        (object(), "object")])
+def test_an_object_column_of_one_unsupported_type_is_not_called_a_mix(value, typ):
+    """A column of fractions.Fraction was said to "mix value types ['Fraction']": one type, no mix."""
+    values = np.array([value, None, value], dtype=object)
+    for data in ({"x": values}, pd.DataFrame({"x": values})):
+        with pytest.raises(SchemaError) as info:
+            cudrift.profile(data)
+        msg = str(info.value)
+        assert f"column 'x' holds Python objects of unsupported type {typ}" in msg
+        assert "mixes" not in msg and "str, bytes, int, bool or decimal.Decimal" in msg
+    # two types are still a mix
+    with pytest.raises(SchemaError, match=r"mixes value types \['Fraction', 'complex'\]"):
+        cudrift.profile({"x": np.array([fractions.Fraction(1, 3), 1j], dtype=object)})

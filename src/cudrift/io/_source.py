@@ -167,6 +167,13 @@ def _mixed_types_error(name: str, values: Any) -> SchemaError:
             seen.append(t)
         if len(seen) >= 4:
             break
+    if len(seen) == 1:
+        # one type that Arrow cannot read (fractions.Fraction, complex, a class of the caller's): no mix to undo
+        return SchemaError(
+            f"column {name!r} holds Python objects of unsupported type {seen[0]}: an object column may hold str, "
+            "bytes, int, bool or decimal.Decimal values (None for a missing one); convert it (to float or str, "
+            "say) or leave it out with Schema(ignore=...) or --ignore"
+        )
     return SchemaError(f"column {name!r} mixes value types {seen}; a column must hold one type (cast it first)")
 
 
