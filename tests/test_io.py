@@ -608,3 +608,30 @@ def test_an_object_column_of_one_unsupported_type_is_not_called_a_mix(value, typ
     # two types are still a mix
     with pytest.raises(SchemaError, match=r"mixes value types \['Fraction', 'complex'\]"):
         cudrift.profile({"x": np.array([fractions.Fraction(1, 3), 1j], dtype=object)})
+
+
+@pytest.mark.parametrize("dtype", [pl.Int128, pl.UInt128])
+def test_a_polars_column_arrow_cannot_read_stops_only_itself(dtype, rng):
+    """The whole polars frame went through to_arrow() first: an Int128 column stopped everything with a raw
+    ArrowInvalid ("unsupported format string '_pli128'"), even when it was not selected or was ignored."""
+    x = rng.normal(size=200)
+    frame = pl.DataFrame({"x": x, "big": pl.Series(np.arange(200) % 7, dtype=dtype)})
+    assert cudrift.profile(frame, columns=["x"]).names == ["x"]
+    assert cudrift.profile(frame, schema=cudrift.Schema(ignore=["big"])).names == ["x"]
+    says = f"column 'big' has polars dtype {frame['big'].dtype}, which Arrow cannot read"
+    for data in (frame, {"x": frame["x"], "big": frame["big"]}):
+        with pytest.raises(SchemaError, match=says):
+            cudrift.profile(data)
+        p = cudrift.profile(data, errors="report")
+        assert p.names == ["x"] and p.n_rows == 200 and says in p.errors["big"]
+        rep = cudrift.DriftDetector({"x": x, "big": np.arange(200) % 7}).compare(data)
+        assert rep["big"].status == "error" and says in rep["big"].message
+        assert rep["x"].status == "ok"
+    # a frame of nothing readable says so, not "no rows"
+    with pytest.raises(EmptyInputError, match="unreadable.*'big'"):
+        cudrift.profile(frame.select("big"), errors="report")
+    # Object columns (pointers in Arrow) and dates are named by their polars dtype
+    odd = pl.DataFrame({"x": x[:2], "o": pl.Series([object(), object()], dtype=pl.Object),
+                        "d": pl.Series(np.array(["2024-01-01"] * 2, dtype="datetime64[us]"))})
+    errors = cudrift.profile(odd, errors="report").errors
+    assert "unsupported dtype Object (polars)" in errors["o"] and "unsupported dtype Datetime" in errors["d"]

@@ -597,6 +597,16 @@ def _pandas_to_arrow(name: str, s: Any) -> pa.Array:
     return arr
 
 
+def _polars_to_arrow(name: str, s: Any) -> pa.Array:
+    """A polars Series as an Arrow array; a dtype Arrow cannot import (Int128, UInt128) is refused by the column's
+    name and polars dtype."""
+    try:
+        return s.to_arrow()
+    except pa.ArrowException as exc:
+        raise SchemaError(f"column {name!r} has polars dtype {s.dtype}, which Arrow cannot read ({exc}): cast it "
+                          "to Int64, UInt64 or Float64, or leave it out with Schema(ignore=...) or --ignore") from None
+
+
 def _dict_source(data: Mapping[str, Any], columns: Sequence[str] | None, errors: str,
                  origin: str = "the dict of arrays") -> TableSource:
     keys = [str(k) for k in data.keys()]
@@ -612,7 +622,12 @@ def _dict_source(data: Mapping[str, Any], columns: Sequence[str] | None, errors:
         v = data[by_name[n]]
         mod = type(v).__module__.split(".")[0]
         if mod == "polars" and hasattr(v, "to_arrow"):
-            v = v.to_arrow()  # as a polars DataFrame's columns are read
+            lengths[n] = len(v)  # (counted where the column cannot be read too: its rows are the frame's)
+            arrays[n] = _polars_to_arrow(n, v)  # as a polars DataFrame's columns are read
+            try:
+                return _arrow_info(n, arrays[n].type)
+            except SchemaError:
+                raise _unsupported(n, f"{v.dtype} (polars)") from None
         if isinstance(v, (pa.Array, pa.ChunkedArray)):
             lengths[n] = len(v)
             arrays[n] = v
@@ -900,7 +915,9 @@ def as_source(
     if mod == "pandas" and hasattr(data, "columns"):
         return _pandas_source(data, columns, errors)
     if mod == "polars" and hasattr(data, "to_arrow") and hasattr(data, "columns"):
-        return _arrow_table_source(data.to_arrow(), columns, "the polars DataFrame", errors)
+        # column by column, the chosen ones only: one column Arrow cannot read (Int128) must not stop the others
+        names = _select(list(data.columns), columns, "the polars DataFrame")
+        return _dict_source({n: data.get_column(n) for n in names}, None, errors, "the polars DataFrame")
     if isinstance(data, Mapping):
         if not data:
             raise EmptyInputError("the dict of arrays has no columns")
