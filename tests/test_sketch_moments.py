@@ -200,3 +200,14 @@ def test_a_remainder_out_of_proportion_to_the_mean_is_refused():
     meta = {"count": 2, "mean": 1.0, "m2": 0.5, "min": 0.5, "max": 1.5, "mean_lo": 1e-3}
     with pytest.raises(FormatError, match="inconsistent"):
         Moments.from_bytes(_format.pack("cudrift.moments", 2, meta))
+
+
+@pytest.mark.parametrize("key, value", [("mean", 10**400), ("m2", 10**400), ("mean_lo", -(10**400)),
+                                        ("count", 10**400), ("count", 2**63)])
+def test_numbers_past_a_float_or_an_int64_are_refused(key, value):
+    """A JSON int past a float (``float()`` raises OverflowError) or a count past int64: FormatError."""
+    from cudrift.sketches import _format
+
+    meta = {"count": 2, "mean": 1.0, "m2": 0.5, "min": 0.5, "max": 1.5, "mean_lo": 0.0, key: value}
+    with pytest.raises(FormatError, match="cudrift.moments"):
+        Moments.from_bytes(_format.pack("cudrift.moments", 2, meta))
