@@ -165,3 +165,57 @@ def test_a_flipped_header_bit_is_corruption_not_a_future_container_or_a_foreign_
         Moments.from_bytes(_raw_pack("cudrift.moments", b"{}", container_version=2))
     with pytest.raises(FormatError, match="expected cudrift.moments bytes, got cudrift.momentz bytes"):
         Moments.from_bytes(_raw_pack("cudrift.momentz", b"{}"))
+
+
+_BAD_SCALARS = [10**400, 2**64, -1, 1.5, float("nan"), float("inf"), None, True, "x", [], {}, [1, 2]]
+
+
+def _crafted(data):
+    """``(what, bytes)``: ``data`` re-packed, CRC and all, with one meta value or array made wrong."""
+    kind, version = _format.peek_kind(data)
+    _, meta, arrays = _format.unpack(data, kind, version)
+
+    def packed(m=meta, a=arrays):
+        return _format.pack(kind, version, m, a)
+
+    for key in meta:
+        yield f"meta {key} missing", packed({k: v for k, v in meta.items() if k != key})
+        for v in _BAD_SCALARS:
+            yield f"meta {key}={str(v)[:20]}", packed({**meta, key: v})
+    for name, a in arrays.items():
+        others = {k: v for k, v in arrays.items() if k != name}
+        variants = {
+            "missing": None, "2-D row": a[None], "2-D column": a.reshape(-1, 1), "0-D": a[:1].reshape(()),
+            "one short": a[:-1], "one more": np.concatenate([a, a[:1]]), "empty": a[:0],
+            "float64": a.astype(np.float64), "int64": a.astype(np.int64), "uint64": a.astype(np.uint64),
+            "int32": a.astype(np.int32), "float32": a.astype(np.float32), "bool": a.astype(bool),
+        }
+        for what, v in variants.items():
+            yield f"array {name} {what}", packed(a=others if v is None else {**others, name: v})
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_crafted_payloads_with_a_valid_crc_are_format_errors_or_usable(cls, rng):
+    """Each meta value and array of each sketch replaced by a wrong one (a crafted file, a writer's bug): the
+    bytes load as FormatError, never another exception, or as a sketch that serializes and merges."""
+    from cudrift.errors import IncompatibleSketchError
+
+    sketch = _examples(rng)[cls]
+    wrong = []
+    for what, data in _crafted(sketch.to_bytes()):
+        try:
+            back = cls.from_bytes(data)
+        except FormatError:
+            continue
+        except Exception as exc:  # noqa: BLE001 - the contract under test
+            wrong.append(f"{what}: {type(exc).__name__}: {exc}")
+            continue
+        try:
+            assert cls.from_bytes(back.to_bytes()) == back
+            back.merge(back.copy())
+            sketch.merge(back)
+        except IncompatibleSketchError:
+            pass
+        except Exception as exc:  # noqa: BLE001
+            wrong.append(f"{what} loaded, then: {type(exc).__name__}: {exc}")
+    assert not wrong, "\n".join(wrong)

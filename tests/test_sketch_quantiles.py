@@ -300,3 +300,28 @@ def test_worst_case_formula():
     assert worst_case_rank_error(2048, 0) == 0.0
     assert worst_case_rank_error(2048, 1) == 1 / 4096
     assert worst_case_rank_error(2048, 2**19) == 20 / 4096 <= 0.005
+
+
+@pytest.mark.parametrize("name", ["sizes", "values", "lo", "hi"])
+def test_from_bytes_rejects_arrays_of_another_shape_or_dtype(name, rng):
+    """Each array 1-D of its own dtype: a 2-D one (a truth value of an array, a TypeError, or a sketch that
+    failed at its next merge) or a retyped one is a FormatError naming it."""
+    from cudrift.sketches import _format
+
+    s = QuantileSketch.empty(8).update(rng.standard_normal(100)).update(rng.standard_normal(30))
+    _, meta, arrays = _format.unpack(s.to_bytes(), "cudrift.quantiles", 1)
+    for bad in (arrays[name][None], arrays[name].reshape(-1, 1), arrays[name].astype(np.float32)):
+        with pytest.raises(FormatError, match=name):
+            QuantileSketch.from_bytes(_format.pack("cudrift.quantiles", 1, meta, {**arrays, name: bad}))
+
+
+@pytest.mark.parametrize("key, value", [("levels", [0.0]), ("levels", [True]), ("levels", "0"),
+                                        ("n_batches", 1.5), ("n_batches", "3"), ("n_batches", -1)])
+def test_from_bytes_rejects_meta_that_is_not_integers(key, value, rng):
+    """(``int()`` read 1.5 as 1 and ``"3"`` as 3.)"""
+    from cudrift.sketches import _format
+
+    s = QuantileSketch.empty(8).update(rng.standard_normal(5))
+    _, meta, arrays = _format.unpack(s.to_bytes(), "cudrift.quantiles", 1)
+    with pytest.raises(FormatError, match="levels" if key == "levels" else "n_batches"):
+        QuantileSketch.from_bytes(_format.pack("cudrift.quantiles", 1, {**meta, key: value}, arrays))

@@ -227,6 +227,11 @@ def _add_stacks(a: list[_Summary | None], b: list[_Summary | None], k: int) -> l
     return out
 
 
+def _is_int(v: object) -> bool:
+    """A JSON integer (``True`` is not one)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _check_k(k: object) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 2 <= int(k) <= _MAX_K:
         raise ValueError(f"Invalid value for k: {k!r} (expected an integer in [2, {_MAX_K}])")
@@ -389,26 +394,36 @@ class QuantileSketch:
         _, meta, arrays = _format.unpack(data, KIND, VERSION)
         try:
             k = _check_k(meta["k"])
-            present = [int(i) for i in meta["levels"]]
-            n_batches = int(meta["n_batches"])
+            present, n_batches = meta["levels"], meta["n_batches"]
             sizes, values, lo, hi = (arrays[name] for name in ("sizes", "values", "lo", "hi"))
-        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        except (KeyError, ValueError) as exc:
             raise FormatError(f"corrupted {KIND} bytes: {exc}") from None
-        if (
-            len(present) != sizes.size
-            or sorted(set(present)) != present
-            or (present and (present[0] < 0 or present[-1] >= 64))
-            or n_batches < 0
-            or sizes.dtype != np.int64
-            or values.dtype != np.float64
-            or lo.dtype != np.int64
-            or hi.dtype != np.int64
-            or np.any(sizes < 1)
-            or int(sizes.sum()) != values.size
-            or values.size != lo.size
-            or values.size != hi.size
+        if not (
+            isinstance(present, list)
+            and all(_is_int(i) for i in present)
+            and sorted(set(present)) == present
+            and (not present or (present[0] >= 0 and present[-1] < 64))
         ):
-            raise FormatError(f"corrupted {KIND} bytes: inconsistent level layout")
+            raise FormatError(f"corrupted {KIND} bytes: levels are not ascending integers in [0, 64)")
+        if not _is_int(n_batches) or n_batches < 0:
+            raise FormatError(f"corrupted {KIND} bytes: bad n_batches {n_batches!r}")
+        dtypes = {"sizes": np.int64, "values": np.float64, "lo": np.int64, "hi": np.int64}
+        for name, a in zip(dtypes, (sizes, values, lo, hi)):
+            if a.dtype != dtypes[name] or a.ndim != 1:
+                raise FormatError(
+                    f"corrupted {KIND} bytes: {name} is {a.ndim}-D {a.dtype}, expected 1-D {np.dtype(dtypes[name])}"
+                )
+        if (
+            sizes.size != len(present)
+            or np.any(sizes < 1)
+            or sum(sizes.tolist()) != values.size  # (Python ints: int64 sums of crafted sizes wrap)
+            or lo.size != values.size
+            or hi.size != values.size
+        ):
+            raise FormatError(
+                f"corrupted {KIND} bytes: inconsistent level layout ({len(present)} levels, sizes {sizes.size}, "
+                f"values {values.size}, lo {lo.size}, hi {hi.size})"
+            )
         levels: list[_Summary | None] = [None] * (present[-1] + 1 if present else 0)
         start = 0
         for level, size in zip(present, sizes.tolist()):
