@@ -534,3 +534,70 @@ def test_a_checkpoint_named_by_an_earlier_identity_resumes_when_its_windows_merg
     again = WindowState(reference, lay, window_rows=1000, legacy_digests=("digest-of-the-reference-file",))
     again.restore(data)
     assert again.open_rows == 120 and again.rows_total == 120
+
+
+def _saved_with(data, **changes):
+    """The checkpoint ``data`` with meta fields changed (``windows`` entries by ``window0_<field>``), its CRC
+    valid: content a reader must judge, not the container."""
+    _, meta, arrays = _format.unpack(data, CHECKPOINT_KIND, 1)
+    for key, value in changes.items():
+        if key.startswith("window0_"):
+            meta["windows"][0][key[len("window0_"):]] = value
+        else:
+            meta[key] = value
+    return _format.pack(CHECKPOINT_KIND, 1, meta, arrays)
+
+
+@pytest.mark.parametrize("changes", [
+    {"rows_total": -1},  # raised by the seal restore makes (window_rows lowered), once the state had changed
+    {"rows_total": float("inf")},
+    {"rows_total": 10**400},
+    {"rows_total": "250"},
+    {"rows_total": 250.5},
+    {"rows_total": True},
+    {"windows_closed": -2},
+    {"rows_dropped": float("nan")},
+    {"reference_sha256": ["not", "a", "digest"]},
+    {"reference_sha256": None},
+    {"history": [-1]},
+    {"history": {"0": 1}},
+    {"window0_rows": -250},
+    {"window0_id": "zero"},
+    {"window0_opened_at": 10**400},
+    {"window0_opened_at": float("inf")},
+    {"window0_closed_at": float("nan")},
+    {"windows": [["not", "a", "window"]]},
+    {"extra": [["requests", 1]]},
+    {"extra": "counters"},
+], ids=lambda c: repr(c)[:50])
+def test_a_checkpoint_with_bad_content_is_a_format_error_and_leaves_the_state_as_it_was(reference, rng, changes):
+    """Whatever a checkpoint with a valid CRC holds, restore raises FormatError (never OverflowError, TypeError or
+    ValueError) and changes nothing: not the counters, not the windows (a seal that failed after the state was
+    changed left the window both open and sealed)."""
+    lay = FeatureLayout.from_profile(reference)
+    st = WindowState(reference, lay, window_rows=300)
+    st.accept(_batch(rng, 250), 250)
+    st.fold(force=True)
+    data = _saved_with(st.to_bytes({"requests": 1}), **changes)
+    again = WindowState(reference, lay, window_rows=200)  # lowered: the saved open window is sealed at restore
+    again.accept(_batch(rng, 50), 50)
+    before = (again.rows_total, again.open_rows, again.open_window_id, again.sealed_windows, again.windows_closed,
+              again.rows_dropped)
+    with pytest.raises(FormatError, match="checkpoint"):
+        again.restore(data)
+    assert (again.rows_total, again.open_rows, again.open_window_id, again.sealed_windows, again.windows_closed,
+            again.rows_dropped) == before
+    again.accept(_batch(rng, 150), 150)
+    w = again.close_next()
+    assert (w.window_id, w.rows, again.open_rows) == (0, 200, 0)
+
+
+def test_a_checkpoint_restored_whole_keeps_its_counts(reference, rng):
+    """The counterpart of the above: the same checkpoint unchanged restores, sealing the window over the limit."""
+    lay = FeatureLayout.from_profile(reference)
+    st = WindowState(reference, lay, window_rows=300)
+    st.accept(_batch(rng, 250), 250)
+    st.fold(force=True)
+    again = WindowState(reference, lay, window_rows=200)
+    assert again.restore(_saved_with(st.to_bytes({"requests": 1}))) == {"requests": 1}
+    assert (again.rows_total, again.open_rows, again.open_window_id, again.sealed_windows) == (250, 0, 1, 1)

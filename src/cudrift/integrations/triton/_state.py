@@ -34,6 +34,8 @@ crash leaves either the old or the new checkpoint, never a torn one.
 from __future__ import annotations
 
 import hashlib
+import math
+import reprlib
 import threading
 import time
 from collections import deque
@@ -456,33 +458,49 @@ class WindowState:
         """Resume from checkpoint bytes; returns the ``extra`` dict saved with them.
 
         Call it before the first :meth:`accept`. If it raises, the state is
-        left as it was. Restored windows keep their opening times (wall-clock
-        time, downtime included): an open window holding rows whose time ran
-        out while the server was down is due at once, and
-        :meth:`seal_expired` right after this seals it before new rows can
-        join it; an empty one starts its clock at its first row.
+        left as it was: every field is checked and the new state built aside
+        before any of it replaces the current one. Restored windows keep their
+        opening times (wall-clock time, downtime included): an open window
+        holding rows whose time ran out while the server was down is due at
+        once, and :meth:`seal_expired` right after this seals it before new
+        rows can join it; an empty one starts its clock at its first row.
 
         Raises
         ------
         FormatError
-            If the bytes are not a readable checkpoint, were written against
-            a different reference profile, or hold windows that do not merge
-            with this one's (profiled against other edges or dictionaries).
+            If the bytes are not a readable checkpoint (counts that are not
+            integers >= 0, times that are not finite numbers, ...), were
+            written against a different reference profile, or hold windows
+            that do not merge with this one's (profiled against other edges
+            or dictionaries).
+        MemoryError
+            As it comes: out of memory says nothing about the checkpoint.
         """
         _, meta, arrays = _format.unpack(data, CHECKPOINT_KIND, CHECKPOINT_VERSION)
         try:
             digest = meta["reference_sha256"]
-            info = list(meta["windows"])
-            hist_ids = [int(i) for i in meta["history"]]
-            rows_total = int(meta["rows_total"])
-            windows_closed = int(meta["windows_closed"])
-            rows_dropped = int(meta.get("rows_dropped", 0))  # not in checkpoints written before it was counted
-            extra = dict(meta.get("extra") or {})
+            if not isinstance(digest, str):
+                raise TypeError(f"reference_sha256 is {type(digest).__name__}, not str")
+            info = _json_list(meta["windows"], "windows")
+            hist_ids = [_count(i, "history id") for i in _json_list(meta["history"], "history")]
+            rows_total = _count(meta["rows_total"], "rows_total")
+            windows_closed = _count(meta["windows_closed"], "windows_closed")
+            # (rows_dropped is not in checkpoints written before it was counted)
+            rows_dropped = _count(meta.get("rows_dropped", 0), "rows_dropped")
+            extra = meta.get("extra") or {}
+            if not isinstance(extra, dict):
+                raise TypeError(f"extra is {type(extra).__name__}, not a JSON object")
             windows = []
             for i, w in enumerate(info):
+                if not isinstance(w, dict):
+                    raise TypeError(f"window entry {i} is {type(w).__name__}, not a JSON object")
+                window_id = _count(w["id"], "window id")
+                opened_at = _time(w["opened_at"], f"opened_at of window {window_id}")
+                closed_at = w["closed_at"]
+                closed_at = None if closed_at is None else _time(closed_at, f"closed_at of window {window_id}")
+                rows = _count(w["rows"], f"rows of window {window_id}")
                 prof = Profile.from_bytes(arrays[f"w{i}"].tobytes())
-                windows.append(_Window(int(w["id"]), float(w["opened_at"]), prof, rows=int(w["rows"]),
-                                       closed_at=None if w["closed_at"] is None else float(w["closed_at"])))
+                windows.append(_Window(window_id, opened_at, prof, rows=rows, closed_at=closed_at))
             history = [Profile.from_bytes(arrays[f"h{i}"].tobytes()) for i in range(len(hist_ids))]
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"corrupted {CHECKPOINT_KIND} checkpoint: {exc!r}") from None
@@ -503,24 +521,26 @@ class WindowState:
                 empty.merge(prof)  # same columns, edges and dictionaries
             except (IncompatibleSketchError, TypeError, ValueError) as exc:
                 raise FormatError(f"the checkpoint's {what} does not merge with the reference: {exc}") from None
-        with self._lock:
-            *sealed, self._open = windows
+        *sealed, open_ = windows
+        # A window still open in the checkpoint but full under the current settings (window_rows lowered since)
+        # is sealed here, as the next accept would, keeping the invariant "open window below the limit"; the
+        # window this opens draws its samples past rows_total, as _seal_locked's do.
+        if self.window_rows and open_.rows >= self.window_rows:
+            now = self.clock()
+            open_.closed_at = now
+            sealed.append(open_)
+            open_ = _Window(open_.window_id + 1, now, Profile.empty_like(self.reference, skip=rows_total))
+        keep = self.sliding_windows - 1  # saved newest first; keep the K-1 newest under the current setting
+        with self._lock:  # nothing below can fail
+            self._open = open_
             self._sealed = deque(sealed)
-            # Saved newest first; keep the K-1 newest under the current setting.
-            keep = self.sliding_windows - 1
             self._history.clear()
             self._history.extend(history[:keep])
             self._history_ids.clear()
             self._history_ids.extend(hist_ids[:keep])
-            # the counters first: the window a seal below opens draws its samples past rows_total
             self.rows_total = rows_total
             self.windows_closed = windows_closed
             self.rows_dropped = rows_dropped
-            # A window still open in the checkpoint but full under the current
-            # settings (window_rows lowered since) is sealed at the next accept;
-            # sealing it here keeps the invariant "open window below the limit".
-            if self.window_rows and self._open.rows >= self.window_rows:
-                self._seal_locked(self.clock())
         return extra
 
 
@@ -532,6 +552,35 @@ def _as_bool_keys(col: Any) -> Any:
     records the column's dtype as the reference's.
     """
     return col != 0 if bool(((col == 0) | (col == 1)).all()) else col
+
+
+# No count this monitor makes passes int64 (sample indices are 64-bit): a larger one is corruption.
+_MAX_COUNT = 2**63 - 1
+
+
+def _count(value: Any, what: str) -> int:
+    """A checkpoint's count: an integer in 0..2**63-1 (not a bool, a float or a string that would convert)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _MAX_COUNT:
+        raise ValueError(f"{what} is {reprlib.repr(value)}, not an integer >= 0")
+    return value
+
+
+def _time(value: Any, what: str) -> float:
+    """A checkpoint's wall-clock time: a finite number of seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            t = float(value)
+        except OverflowError:  # an integer past float's range
+            t = math.inf
+        if math.isfinite(t):
+            return t
+    raise ValueError(f"{what} is {reprlib.repr(value)}, not a finite number")
+
+
+def _json_list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"{what} is {type(value).__name__}, not a JSON array")
+    return value
 
 
 def _batch_rows(batch: Mapping[str, Any]) -> int:
