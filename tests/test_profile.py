@@ -449,3 +449,24 @@ def test_empty_like_refuses_a_skip_that_is_not_a_count(rng, tmp_path):
         w = Profile.empty_like(ref, skip=ok) + cudrift.profile({"x": rng.normal(size=5),
                                                                  "c": np.array(["a"] * 5, dtype=object)}, like=ref)
         assert Profile.load(w.save(tmp_path / "w.cdp")).to_bytes() == w.to_bytes()
+
+
+@pytest.mark.parametrize("errors", ["strict", "Raise", None, "ignore"])
+def test_an_unknown_errors_value_is_refused_not_read_as_report(errors, tmp_path):
+    """profile(..., errors="strict") was accepted and behaved as "report": the column the caller wanted refused
+    was dropped without a word."""
+    from cudrift.io._source import csv_source
+    from cudrift.sketches.profile import profile_keeping_sorted
+
+    data = {"x": np.arange(10.0), "m": np.array([1, "a"] * 5, dtype=object)}
+    says = re.escape(f"Invalid value for errors: {errors!r} (expected 'raise' or 'report')")
+    with pytest.raises(ValueError, match=says):
+        cudrift.profile(data, errors=errors)
+    with pytest.raises(ValueError, match=says):
+        profile_keeping_sorted(data, errors=errors)
+    with pytest.raises(ValueError, match=says):
+        cudrift.io.as_source(data, errors=errors)
+    path = tmp_path / "w.csv"
+    path.write_text("x,y\n1,2\n")
+    with pytest.raises(ValueError, match=says):
+        csv_source(path, errors=errors)

@@ -253,6 +253,18 @@ def _column_from_arrow(name: str, arr: pa.Array | pa.ChunkedArray) -> ColumnData
 # ------------------------------------------------------------------- sources
 
 
+#: the values of ``errors=`` (how a column that cannot be read is dealt with)
+ERRORS = ("raise", "report")
+
+
+def check_errors(errors: object) -> str:
+    """``errors`` if it is one of :data:`ERRORS`; checked at every public entry point that takes it (anything
+    else would be read as ``"report"`` and drop the columns the caller wanted refused)."""
+    if errors not in ERRORS:
+        raise ValueError(f"Invalid value for errors: {errors!r} (expected 'raise' or 'report')")
+    return errors
+
+
 def _collect(names: list[str], make_info: Callable[[str], ColumnInfo], errors: str) -> list[ColumnInfo]:
     """Column infos; with ``errors="report"`` a bad column becomes an ``invalid`` info instead of raising."""
     infos = []
@@ -497,6 +509,7 @@ def csv_source(path: str | os.PathLike, errors: str = "raise", delimiter: str | 
     """
     import pyarrow.csv as pacsv
 
+    check_errors(errors)
     if delimiter is not None and (len(delimiter) != 1 or delimiter in '"\r\n'):
         raise ValueError(f"Invalid value for delimiter: {delimiter!r} (expected one character, not a quote or newline)")
     if decimal not in (None, ".", ","):
@@ -899,8 +912,7 @@ def as_source(
         ``"report"``: it is kept as an ``invalid`` :class:`ColumnInfo` whose
         ``error`` says why, and the other columns are read as usual.
     """
-    if errors not in ("raise", "report"):
-        raise ValueError(f"Invalid value for errors: {errors!r} (expected 'raise' or 'report')")
+    check_errors(errors)
     if isinstance(data, TableSource):
         return data
     if isinstance(data, (str, os.PathLike)):

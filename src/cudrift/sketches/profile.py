@@ -19,6 +19,7 @@ from cudrift.backends import cpu_workers, resolve_backend
 from cudrift.errors import EmptyInputError, FormatError, IncompatibleSketchError, SchemaError
 from cudrift.io import ColumnData, TableSource, as_source
 from cudrift.io._atomic import write_atomic
+from cudrift.io._source import check_errors
 from cudrift.sketches import _format
 from cudrift.sketches.categorical import CategoryCounts, count_categories
 from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile, _merge_dtype
@@ -517,6 +518,11 @@ def profile(
         :class:`SchemaError` naming it; ``"report"``: it is left out and
         recorded in :attr:`Profile.errors`, the other columns are profiled.
 
+    Raises
+    ------
+    ValueError
+        If ``errors`` is neither ``"raise"`` nor ``"report"``.
+
     Examples
     --------
     >>> import numpy as np, cudrift
@@ -551,6 +557,7 @@ def profile_keeping_sorted(
     ``ValueError`` when values within the budget do not fit the device,
     rather than returning none (the detector's ``exact="always"``).
     """
+    check_errors(errors)
     gpu = None
     if resolve_backend(backend) == "gpu":
         # same steps; the device module reads the batches and feeds the sketches
