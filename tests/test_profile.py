@@ -1,6 +1,7 @@
 """Profiles: like=, merge laws at the profile level, serialization, kinds."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -470,3 +471,40 @@ def test_an_unknown_errors_value_is_refused_not_read_as_report(errors, tmp_path)
     path.write_text("x,y\n1,2\n")
     with pytest.raises(ValueError, match=says):
         csv_source(path, errors=errors)
+
+
+def test_whole_floats_past_64_bits_are_refused_as_category_keys_not_made_int64_min(rng):
+    """Whole floats at or past 2**63 in a categorical column were cast to int64 unchecked: every one became the
+    key -9223372036854775808 (with only a RuntimeWarning). Values of a uint64 column (2**63 to 2**64, arriving
+    as float64 when pandas gave it a missing value) are its uint64 keys; past 2**64 no integer column holds them."""
+    cat = Schema(categorical=["k"])
+    bad = np.array([1e19, 2e19, 3e19, 5.0] * 25)
+    with pytest.raises(cudrift.SchemaError, match=r"column 'k' is categorical but holds 3e\+19, past the 64-bit "
+                                                  r"integer range"):
+        cudrift.profile({"k": bad}, schema=cat)
+    p = cudrift.profile({"k": bad, "x": np.arange(100.0)}, schema=cat, errors="report")
+    assert p.names == ["x"] and "past the 64-bit integer range" in p.errors["k"]
+    with pytest.raises(cudrift.SchemaError, match=r"holds -1e\+19, past the 64-bit"):
+        cudrift.profile({"k": np.array([-1e19, 1.0])}, schema=cat)
+    # update of a reference with an integer column: refused, the reference unchanged
+    ref = cudrift.profile({"k": np.arange(100) % 3})
+    before = dict(ref["k"].counts.items())
+    with pytest.raises(cudrift.SchemaError, match=r"column 'k' is categorical but holds 2e\+19, past the 64-bit"):
+        ref.update({"k": np.array([1.0, np.nan, 2e19])})
+    assert ref.n_rows == 100 and dict(ref["k"].counts.items()) == before
+    # the ends of the range are keys: int64's lowest, uint64's values past int64
+    ends = cudrift.profile({"k": np.array([-2.0**63, 0.0, 2.0**63, 1e19, np.nan])}, schema=cat)["k"]
+    assert dict(ends.counts.items()) == {-2**63: 1, 0: 1, 2**63: 1, 10**19: 1} and ends.null_count == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (the unchecked cast warned "invalid value encountered in cast")
+        cudrift.profile({"k": np.array([1e19, 2.0**63, np.nan])}, schema=cat)
+    # a uint64 reference and its window read as float64 (a missing value): the same keys, none unseen
+    keys = np.array([10**19, 2**63, 3], dtype=np.uint64)
+    ref = cudrift.profile({"k": rng.choice(keys, 300)})
+    window = cudrift.profile({"k": np.r_[keys.astype(np.float64), np.nan]}, like=ref)
+    assert dict(window["k"].counts.items()) == {3: 1, 2**63: 1, 10**19: 1} and window["k"].unseen_count == 0
+    # one batch of an int64 column's and a uint64 column's keys counts as those batches apart
+    mixed = np.array([-1.0, 1e19, 5.0, 1e19])
+    whole = cudrift.profile({"k": mixed}, schema=cat)["k"]
+    parts = cudrift.profile({"k": mixed[:1]}, schema=cat)["k"] + cudrift.profile({"k": mixed[1:]}, schema=cat)["k"]
+    assert dict(whole.counts.items()) == dict(parts.counts.items()) == {-1: 1, 5: 1, 10**19: 2}

@@ -390,7 +390,15 @@ def _label_batch(name: str, data: ColumnData) -> tuple[Any, int]:
 
     An all-null batch has no label type of its own (an empty object array
     stands in), and float values (an integer column that gained a missing
-    value in pandas) become int64 labels with their NaNs read as nulls.
+    value in pandas) become integer labels with their NaNs read as nulls:
+    int64, or uint64 where some lie past int64 and none is negative (a
+    uint64 column's keys), Python ints for a batch holding both.
+
+    Raises
+    ------
+    SchemaError
+        If a float value is not a whole number, or lies past the 64-bit
+        integer range (no int64 or uint64 column holds it).
     """
     values = data.values
     if not isinstance(values, np.ndarray):
@@ -408,7 +416,24 @@ def _label_batch(name: str, data: ColumnData) -> tuple[Any, int]:
             "keys are strings, integers or booleans, and a float column is read as integer keys only when its "
             "values are whole numbers (profile it as numerical instead)"
         )
-    return v.astype(np.int64), data.null_count + int(nan.sum())
+    nulls = data.null_count + int(nan.sum())
+    if not v.size:
+        return v.astype(np.int64), nulls
+    lo, hi = v.min(), v.max()
+    # (2.0**63 and 2.0**64 are exact floats: int64 holds [-2**63, 2**63), uint64 [0, 2**64))
+    if lo < -2.0**63 or hi >= 2.0**64:
+        past = lo if lo < -2.0**63 else hi
+        raise SchemaError(
+            f"column {name!r} is categorical but holds {float(past)!r}, past the 64-bit integer range: category "
+            "keys are strings, booleans or integers of int64 or uint64 (profile it as numerical instead)"
+        )
+    if hi < 2.0**63:
+        return v.astype(np.int64), nulls
+    if lo >= 0:
+        return v.astype(np.uint64), nulls
+    # whole numbers of an int64 column and of a uint64 one in one batch: each is a 64-bit key, as it would be
+    # in batches of its own
+    return np.array([int(x) for x in v.tolist()], dtype=object), nulls
 
 
 def _consume(
