@@ -333,3 +333,73 @@ def test_window_columns_saved_by_the_first_versions_load(rng):
     p.columns["s"] = old
     with pytest.raises(FormatError, match=r"^column 's': .*first versions"):
         Profile.from_bytes(p.to_bytes())
+
+
+def test_every_numeric_column_the_library_writes_has_sketches_of_its_finite_values(rng):
+    """What ``NumericColumnProfile.from_bytes`` holds a column to: its histogram's total (where it has one), its
+    sample's ``n_seen`` and its quantiles' ``n`` are its finite count, in every profile cudrift writes."""
+    import cudrift
+    from cudrift import Profile
+
+    def data(n):
+        x = rng.normal(size=n)
+        x[rng.random(n) < 0.2] = np.nan
+        x[rng.random(n) < 0.1] = np.inf * rng.choice([-1.0, 1.0])
+        return {"x": x, "nan": np.full(n, np.nan), "inf": np.where(rng.random(n) < 0.5, np.inf, -np.inf),
+                "i": rng.integers(-5, 1000, n), "f32": rng.normal(size=n).astype(np.float32),
+                "b": rng.random(n) < 0.3, "c": rng.choice(["a", "b"], n)}
+
+    ref = cudrift.profile(data(400))
+    w1, w2 = cudrift.profile(data(300), like=ref), cudrift.profile(data(40), like=ref)
+    skipped = Profile.empty_like(ref, skip=1000)
+    grown = Profile.empty_like(ref, skip=10).update(data(60)).update(data(25))
+    only_nan = cudrift.profile({"x": np.full(20, np.nan)})
+    profiles = [ref, w1, w2, w1.merge(w2), ref.merge(ref), Profile.empty_like(ref), skipped, grown,
+                w1.merge(grown), only_nan, cudrift.profile({"x": rng.normal(size=20)}, like=only_nan)]
+    for prof in profiles:
+        for name, col in prof.columns.items():
+            if isinstance(col, NumericColumnProfile):
+                totals = {col.quantiles.n, col.sample.n_seen} | ({col.histogram.n} if col.histogram else set())
+                assert totals == {col.finite_count}, name
+        assert Profile.from_bytes(prof.to_bytes()).to_bytes() == prof.to_bytes()
+    assert grown.columns["x"].sample.n_seen == grown.columns["x"].finite_count > 0  # n_seen: offered, not skipped
+
+
+def test_a_column_whose_sketches_disagree_with_its_counts_is_refused(rng):
+    """A valid CRC around sketches of other values than the column counted (a writer's bug, a crafted or
+    spliced file) loaded and gave wrong results: a FormatError names the field and both numbers."""
+    from cudrift.sketches import _format
+
+    col = numeric(np.r_[rng.standard_normal(50), np.nan], null_count=2)
+    other = numeric(rng.standard_normal(7))
+    _, meta, arrays = _format.unpack(col.to_bytes(), "cudrift.column.numeric", 1)
+
+    def load(**changed):
+        return NumericColumnProfile.from_bytes(_format.pack("cudrift.column.numeric", 1, meta, {**arrays, **changed}))
+
+    assert load() == col
+    for name, sketch in (("sample", other.sample), ("histogram", other.histogram), ("quantiles", other.quantiles)):
+        with pytest.raises(FormatError, match=rf"{name} (n_seen|total|n) is 7, the column has 50 finite values"):
+            load(**{name: np.frombuffer(sketch.to_bytes(), dtype=np.uint8)})
+    with pytest.raises(FormatError, match="count 53 is not nulls, NaN and infinities"):
+        load(moments=np.frombuffer(other.moments.to_bytes(), dtype=np.uint8))
+    # a column without a histogram holds no total to compare
+    bare = NumericColumnProfile.empty(quantile_k=16, sample_size=20).update(rng.standard_normal(9))
+    assert NumericColumnProfile.from_bytes(bare.to_bytes()) == bare
+
+
+@pytest.mark.parametrize("cls", [NumericColumnProfile, CategoricalColumnProfile], ids=lambda c: c.__name__)
+def test_column_counts_past_int64_and_nested_sketches_not_bytes_are_refused(cls, rng):
+    from cudrift.sketches import _format
+
+    col = numeric(rng.standard_normal(5)) if cls is NumericColumnProfile else CategoricalColumnProfile.empty().update(
+        np.array(["a", "b"], dtype=object))
+    kind = "cudrift.column.numeric" if cls is NumericColumnProfile else "cudrift.column.categorical"
+    _, meta, arrays = _format.unpack(col.to_bytes(), kind, 1)
+    big = {k: meta[k] + 2**63 for k in ("count", "null_count")}  # they still add up
+    with pytest.raises(FormatError, match=r"bad count 92233720368547758\d\d \(expected an integer in \[0, 2\*\*63\)\)"):
+        cls.from_bytes(_format.pack(kind, 1, {**meta, **big}, arrays))
+    name = next(iter(arrays))
+    for bad in (arrays[name][None], arrays[name].astype(np.int64)):
+        with pytest.raises(FormatError, match=f"{name} is a"):
+            cls.from_bytes(_format.pack(kind, 1, meta, {**arrays, name: bad}))

@@ -40,6 +40,9 @@ VERSION = 1
 #: at the default k); columns up to this length are one batch, as before.
 MAX_BATCH_ROWS = 1 << 27
 
+# Largest count read from bytes: int64's, as the sketches' counts are.
+_MAX_COUNT = 2**63 - 1
+
 
 def _prefix(name: str | None) -> str:
     return f"column {name!r}: " if name is not None else ""
@@ -65,6 +68,23 @@ def _merge_dtype(a: str | None, b: str | None) -> str | None:
 
 def _as_bytes_array(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8)
+
+
+def _nested_bytes(arrays: dict[str, np.ndarray], name: str, kind: str) -> bytes:
+    """The bytes of the nested sketch ``name`` (written by :func:`_as_bytes_array`); FormatError otherwise."""
+    a = arrays[name]
+    if a.dtype != np.uint8 or a.ndim != 1:
+        raise FormatError(f"corrupted {kind} bytes: {name} is a {a.ndim}-D {a.dtype} array, expected 1-D uint8")
+    return a.tobytes()
+
+
+def _check_counts(meta: dict[str, Any], names: tuple[str, ...], kind: str) -> list[int]:
+    """The counts ``names`` of ``meta``: integers in int64's range (a JSON bool or float is none)."""
+    counts = [meta[k] for k in names]
+    for k, c in zip(names, counts):
+        if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c <= _MAX_COUNT:
+            raise FormatError(f"corrupted {kind} bytes: bad {k} {c!r} (expected an integer in [0, 2**63))")
+    return counts
 
 
 def _describe_hist(h: Histogram | None) -> str:
@@ -252,7 +272,9 @@ class NumericColumnProfile:
         return self
 
     def with_edges(self, edges: np.ndarray) -> "NumericColumnProfile":
-        """Copy whose histogram is reset to ``edges`` with zero counts (for a counting pass)."""
+        """Copy whose histogram is reset to ``edges`` with zero counts (for a counting pass: until it has counted
+        the finite values again, :meth:`from_bytes` refuses its bytes, whose histogram total is not its finite
+        count)."""
         out = self.copy()
         out.histogram = Histogram.empty(edges)
         return out
@@ -368,16 +390,14 @@ class NumericColumnProfile:
         _, meta, arrays = _format.unpack(data, NUMERIC_KIND, VERSION)
         names = ("count", "null_count", "nan_count", "posinf_count", "neginf_count")
         try:
-            counts = [meta[k] for k in names]
+            counts = _check_counts(meta, names, NUMERIC_KIND)
             dtype = meta["dtype"]
-            parts = {k: arrays[k].tobytes() for k in ("moments", "quantiles", "sample")}
+            parts = {k: _nested_bytes(arrays, k, NUMERIC_KIND) for k in ("moments", "quantiles", "sample")}
         except KeyError as exc:
             raise FormatError(f"corrupted {NUMERIC_KIND} bytes: missing {exc}") from None
-        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts) or not (
-            dtype is None or isinstance(dtype, str)
-        ):
-            raise FormatError(f"corrupted {NUMERIC_KIND} bytes: bad counts or dtype")
-        hist = Histogram.from_bytes(arrays["histogram"].tobytes()) if "histogram" in arrays else None
+        if not (dtype is None or isinstance(dtype, str)):
+            raise FormatError(f"corrupted {NUMERIC_KIND} bytes: bad dtype {dtype!r}")
+        hist = Histogram.from_bytes(_nested_bytes(arrays, "histogram", NUMERIC_KIND)) if "histogram" in arrays else None
         out = cls(
             *counts,
             Moments.from_bytes(parts["moments"]),
@@ -387,8 +407,21 @@ class NumericColumnProfile:
             dtype,
         )
         nonfinite = out.null_count + out.nan_count + out.posinf_count + out.neginf_count
-        if out.count != nonfinite + out.finite_count or out.quantiles.n != out.finite_count:
-            raise FormatError(f"corrupted {NUMERIC_KIND} bytes: counts do not add up")
+        if out.count != nonfinite + out.finite_count:
+            raise FormatError(
+                f"corrupted {NUMERIC_KIND} bytes: count {out.count} is not nulls, NaN and infinities ({nonfinite}) "
+                f"plus the {out.finite_count} finite values"
+            )
+        # Every sketch of a column holds its finite values, whatever made it (update, merge, empty_like with a
+        # skip: a sample's n_seen counts the values offered to it, not the indices skipped).
+        seen = {"quantiles n": out.quantiles.n, "sample n_seen": out.sample.n_seen}
+        if hist is not None:
+            seen["histogram total"] = hist.n
+        for what, n in seen.items():
+            if n != out.finite_count:
+                raise FormatError(
+                    f"corrupted {NUMERIC_KIND} bytes: {what} is {n}, the column has {out.finite_count} finite values"
+                )
         return out
 
 
@@ -660,13 +693,11 @@ class CategoricalColumnProfile:
         """
         _, meta, arrays = _format.unpack(data, CATEGORICAL_KIND, VERSION)
         try:
-            count, null_count, unseen = meta["count"], meta["null_count"], meta["unseen_count"]
+            count, null_count, unseen = _check_counts(meta, ("count", "null_count", "unseen_count"), CATEGORICAL_KIND)
             ref_meta = meta["reference"]
-            raw = arrays["counts"].tobytes()
+            raw = _nested_bytes(arrays, "counts", CATEGORICAL_KIND)
         except KeyError as exc:
             raise FormatError(f"corrupted {CATEGORICAL_KIND} bytes: missing {exc}") from None
-        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in (count, null_count, unseen)):
-            raise FormatError(f"corrupted {CATEGORICAL_KIND} bytes: bad counts")
         ref = None
         if ref_meta is not None:
             try:
