@@ -1055,3 +1055,48 @@ def test_device_inputs_are_copied_before_execute_returns(tmp_path, pb, rng):
             assert calls == ["copy", "synchronize"]
     finally:
         m.finalize()
+
+
+def _rewrite_checkpoint(path, **extra):
+    """Change the counters (``extra``) a checkpoint holds, its CRC left valid: content the monitor must judge."""
+    from cudrift.integrations.triton._state import CHECKPOINT_KIND, CHECKPOINT_VERSION
+    from cudrift.sketches import _format
+
+    _, meta, arrays = _format.unpack(path.read_bytes(), CHECKPOINT_KIND, CHECKPOINT_VERSION)
+    meta["extra"].update(extra)
+    path.write_bytes(_format.pack(CHECKPOINT_KIND, CHECKPOINT_VERSION, meta, arrays))
+
+
+@pytest.mark.parametrize("extra", [
+    {"requests": "many"},
+    {"requests": float("inf")},
+    {"request_seconds": -1.0},
+    {"compare_failures": [3]},
+    {"bad": [1, 2]},
+    {"nulls": {"a": float("nan")}},
+    {"unseen": {"city": True}},
+    {"offsets": [1, 2]},
+    {"offsets": {"rows": float("inf")}},
+    {"offsets": {"rows": "7"}},
+    {"clean_shutdown": "no"},
+], ids=lambda e: repr(e)[:40])
+def test_a_checkpoint_with_unreadable_counters_resumes_its_window_and_restarts_the_counters(monitor, pb, rng,
+                                                                                          tmp_path, extra):
+    """Counters that are not finite numbers >= 0 (offsets: finite integers), or not where a dict is expected, in
+    a checkpoint whose CRC and windows are sound: the monitor loads (initialize raised ValueError, TypeError,
+    AttributeError or OverflowError), resumes the window, and restarts the counters as after a crash, logged."""
+    repo, start = monitor
+    m = start()
+    m.execute([request(rng, 120)])
+    m.finalize()  # a clean shutdown's checkpoint: its counters would continue
+    ckpt = tmp_path / "w.ckpt"
+    _rewrite_checkpoint(ckpt, **extra)
+    pb.registry.clear()
+    m2 = start()
+    assert (m2.state.open_rows, m2.state.rows_total) == (120, 120)
+    assert set(_counters(pb).values()) == {0}
+    assert any(level == "error" and "counters are not continued" in msg for level, msg in pb.logs)
+    assert [p.name for p in tmp_path.iterdir() if p.name != "repo"] == ["w.ckpt"]  # not set aside
+    m2.execute([request(rng, 380)])
+    wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 1 and value(pb, "cudrift_requests_total") == 1)
+    wait_for(lambda: value(pb, "cudrift_window_rows_total") == 380)

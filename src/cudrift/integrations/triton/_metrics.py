@@ -14,10 +14,12 @@ server, so the monitor makes them from its worker thread, never from
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from cudrift.detect.report import STATUS_OK, DriftReport
+from cudrift.errors import FormatError
 from cudrift.integrations.triton._layout import FeatureLayout
 from cudrift.integrations.triton._state import ClosedWindow
 from cudrift.sketches.column import NumericColumnProfile
@@ -392,14 +394,31 @@ class MonitorMetrics:
         as they are: at zero in a new server process, or where the running instance of a reload has them. The
         last closed window's gauges come back either way, and the WindowState counts restored count as
         published, so that only what comes after them is added.
+
+        Raises
+        ------
+        FormatError
+            If a value it would read is not what :meth:`totals` writes (a counter that is not a finite number
+            >= 0, an offset that is not an integer, a number where a dict of them belongs, a
+            ``clean_shutdown`` that is not a bool). Nothing is changed then: ``restore({"clean_shutdown":
+            False}, ...)`` restarts the counters as after a crash. The gauges' entry is read leniently (an
+            unreadable one only costs the gauges until the next close).
         """
-        clean = bool(totals.get("clean_shutdown", True))
-        for path, family, labels, kind in self._counters():
-            saved = kind(_lookup(totals, path)) if clean else None
-            _assign(self._totals, path, kind(self._resume(family, labels, saved)))
-        offsets = totals.get("offsets") or {}
-        for (key, family), count in zip(_STATE_COUNTERS, (rows_total, windows_closed, rows_dropped)):
-            shown = self._resume(family, {}, count - int(offsets.get(key, 0)) if clean else None)
+        clean = totals.get("clean_shutdown", True)
+        if not isinstance(clean, bool):
+            raise FormatError(f"checkpoint counters: clean_shutdown is {reprlib.repr(clean)}, not a bool")
+        counters = list(self._counters())
+        saved, offsets = [None] * len(counters), [None] * len(_STATE_COUNTERS)
+        if clean:  # (a crash's counters are not read) all read before any series changes
+            saved = [_saved_count(totals, path, kind) for path, _, _, kind in counters]
+            node = totals.get("offsets", {})
+            if not isinstance(node, Mapping):
+                raise FormatError(f"checkpoint counters: offsets is {type(node).__name__}, not a dict")
+            offsets = [_saved_offset(node, key) for key, _ in _STATE_COUNTERS]
+        for (path, family, labels, kind), value in zip(counters, saved):
+            _assign(self._totals, path, kind(self._resume(family, labels, value)))
+        for (key, family), count, offset in zip(_STATE_COUNTERS, (rows_total, windows_closed, rows_dropped), offsets):
+            shown = self._resume(family, {}, None if offset is None else count - offset)
             self._published[key] = count
             self._offsets[key] = count - int(shown)
         self._restore_gauges(totals.get("last_window"))
@@ -468,12 +487,43 @@ def _read(metric: Any) -> float | None:
     return None if read is None else float(read())
 
 
-def _lookup(totals: Mapping[str, Any], path: tuple[str, ...]) -> Any:
-    """The value at ``path`` in a checkpoint's totals; 0 where it has none (a feature new to the layout)."""
+def _saved_count(totals: Mapping[str, Any], path: tuple[str, ...], kind: type) -> float:
+    """The counter at ``path`` in a checkpoint's totals, as ``kind``: 0 where it has none (a feature new to the
+    layout). Raises FormatError unless it is a number >= 0 (an int counter's an integer below 2**63, a float
+    counter's finite) under dicts."""
     node: Any = totals
-    for key in path:
-        node = node.get(key, 0) if isinstance(node, Mapping) else 0
-    return node
+    for depth, key in enumerate(path):
+        if not isinstance(node, Mapping):
+            raise FormatError(f"checkpoint counters: {'/'.join(path[:depth])} is {type(node).__name__}, not a dict")
+        node = node.get(key, 0 if depth == len(path) - 1 else {})
+    if kind is int and _is_int(node) and 0 <= node <= _MAX_COUNT:
+        return node
+    if kind is float and (_is_int(node) or isinstance(node, float)):
+        try:
+            value = float(node)
+        except OverflowError:  # an integer past float's range
+            value = math.inf
+        if math.isfinite(value) and value >= 0:
+            return value
+    raise FormatError(f"checkpoint counters: {'/'.join(path)} is {reprlib.repr(node)}, not "
+                      + ("an integer" if kind is int else "a finite number") + " >= 0")
+
+
+def _saved_offset(offsets: Mapping[str, Any], key: str) -> int:
+    """An offset of a checkpoint's totals (0 where it has none): an integer of either sign (a reload's old
+    instance may have taken the shared series past what the new one published)."""
+    value = offsets.get(key, 0)
+    if not (_is_int(value) and abs(value) <= _MAX_COUNT):
+        raise FormatError(f"checkpoint counters: offsets/{key} is {reprlib.repr(value)}, not an integer")
+    return value
+
+
+#: No count the monitor keeps reaches 2**63; a checkpoint's larger one is not its own.
+_MAX_COUNT = 2**63 - 1
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _assign(totals: dict[str, Any], path: tuple[str, ...], value: float) -> None:

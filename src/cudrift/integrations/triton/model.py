@@ -33,7 +33,7 @@ import numpy as np
 
 from cudrift.backends import resolve_backend
 from cudrift.detect.detector import DriftDetector
-from cudrift.errors import BackendUnavailableError
+from cudrift.errors import BackendUnavailableError, FormatError
 from cudrift.integrations.triton._config import MonitorSettings
 from cudrift.integrations.triton._layout import NUMERIC, OUTPUT_NAME, FeatureLayout, InputGroup
 from cudrift.integrations.triton._metrics import MonitorMetrics
@@ -254,8 +254,16 @@ class TritonPythonModel:
 
         self.metrics = MonitorMetrics(pb, self.settings.monitored_model or self._name, self.layout,
                                       untested_test=self._untested_test, monitor=self._name, backend=self.backend)
-        continued = self.metrics.restore(totals, self.state.rows_total, self.state.windows_closed,
-                                         self.state.rows_dropped)
+        counts = (self.state.rows_total, self.state.windows_closed, self.state.rows_dropped)
+        try:
+            continued = self.metrics.restore(totals, *counts)
+        except FormatError as exc:
+            # the window is sound (restore checked it): only the counters are lost, as in a crash
+            self._log.log_error(f"cudrift monitor {self._name}: the counters of checkpoint {self._checkpoint} "
+                                f"cannot be read ({exc}); resumed as after a crash: its window and gauges come "
+                                "back, its counters are not continued (in a new server they restart at zero)")
+            continued = self.metrics.restore({"clean_shutdown": False, "last_window": totals.get("last_window")},
+                                             *counts)
         self._record_rows()
         self._tally = _Tally()
         self._saved = (self.state.rows_total, self.state.windows_closed, self.metrics.requests)
