@@ -4,6 +4,7 @@ import re
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import cudrift
@@ -508,3 +509,21 @@ def test_whole_floats_past_64_bits_are_refused_as_category_keys_not_made_int64_m
     whole = cudrift.profile({"k": mixed}, schema=cat)["k"]
     parts = cudrift.profile({"k": mixed[:1]}, schema=cat)["k"] + cudrift.profile({"k": mixed[1:]}, schema=cat)["k"]
     assert dict(whole.counts.items()) == dict(parts.counts.items()) == {-1: 1, 5: 1, 10**19: 2}
+
+
+def test_update_reads_only_the_columns_the_profile_profiles(rng):
+    """update() read its data with errors="raise": a column the profile does not profile (a timestamp column the
+    reference's schema ignored) refused every batch."""
+    def frame(n):
+        return pd.DataFrame({"x": rng.normal(size=n), "t": pd.date_range("2024-01-01", periods=n, freq="min")})
+
+    ref = cudrift.profile(frame(300), schema=Schema(ignore=["t"]))
+    assert ref.names == ["x"]
+    ref.update(frame(200))
+    assert ref.n_rows == ref["x"].count == 500
+    window = Profile.empty_like(ref).update(frame(100))
+    assert window.n_rows == window["x"].count == 100
+    # a profiled column that cannot be read is refused by name, and nothing is counted
+    with pytest.raises(cudrift.SchemaError, match=r"column 'x' mixes value types"):
+        ref.update(frame(50).assign(x=["a", 1] * 25))
+    assert ref.n_rows == ref["x"].count == 500

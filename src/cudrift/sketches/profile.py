@@ -186,13 +186,32 @@ class Profile:
     def update(self, data: Any, columns: Sequence[str] | None = None) -> "Profile":
         """Profile more rows into this profile in place (streaming windows); returns self.
 
-        The data must hold this profile's columns; bin edges and category
-        dictionaries stay those of the profile.
+        All or nothing: rows refused in one column leave every column (and
+        ``n_rows``) as they were.
+
+        The data must hold this profile's columns. The data's other columns
+        are not profiled, so one that cannot be read (a timestamp column the
+        reference's schema ignored) is no obstacle.
+
+        Bin edges and category dictionaries stay those of the profile.
+
+        Raises
+        ------
+        SchemaError
+            If the data lacks one of the profile's columns, or one of them
+            cannot be read (the message names it).
+        IncompatibleSketchError
+            If a reference column would pass ``max_categories``.
         """
-        src = as_source(data, columns=columns, batch_rows=self.config.batch_rows)
+        # errors="report": the data's other columns are not profiled, so their errors are no concern of this one
+        src = as_source(data, columns=columns, batch_rows=self.config.batch_rows, errors="report")
         missing = [n for n in self.columns if n not in src.names]
         if missing:
             raise SchemaError(f"data lacks profiled columns {missing}; it has {src.names}")
+        for n in self.kinds:
+            info = src.info(n)
+            if info.family == "invalid":
+                raise SchemaError(info.error)
         # all or nothing: a batch that fails in one column must not leave the
         # other columns (and n_rows) counted
         dtypes = {n: src.info(n).dtype for n in self.columns}
