@@ -527,3 +527,25 @@ def test_update_reads_only_the_columns_the_profile_profiles(rng):
     with pytest.raises(cudrift.SchemaError, match=r"column 'x' mixes value types"):
         ref.update(frame(50).assign(x=["a", 1] * 25))
     assert ref.n_rows == ref["x"].count == 500
+
+
+def test_update_refuses_booleans_in_a_numerical_column_as_compare_does(rng):
+    """compare() of a window whose numerical column holds booleans reports a kind change, and profile(like=) makes
+    it categorical; update() took them as 0 and 1, and compare() of that window tested them as numbers."""
+    ref = cudrift.profile({"x": rng.normal(size=500), "y": rng.normal(size=500)})
+    bools = {"x": np.array([True, False] * 50), "y": rng.normal(size=100)}
+    det = cudrift.DriftDetector(ref)
+    assert det.compare(bools)["x"].status == "error" and "kind changed" in det.compare(bools)["x"].message
+    like = cudrift.profile(bools, like=ref)
+    assert like.kinds["x"] == "categorical" and det.compare(like)["x"].status == "error"
+    says = r"column 'x' is numerical in this profile, but the data holds booleans in it \(dtype bool\)"
+    for p in (Profile.empty_like(ref), ref):
+        n, counts = p.n_rows, (p["x"].count, p["y"].count)
+        with pytest.raises(cudrift.SchemaError, match=says):
+            p.update(bools)
+        assert p.n_rows == n and (p["x"].count, p["y"].count) == counts  # all or nothing
+    with pytest.raises(cudrift.SchemaError, match=r"column 'x' .* holds text in it \(dtype string\)"):
+        Profile.empty_like(ref).update({"x": np.array(["1.5", "2"] * 50, dtype=object), "y": rng.normal(size=100)})
+    # integers as a pandas Categorical are numbers, as profile(like=) reads them
+    w = Profile.empty_like(ref).update(pd.DataFrame({"x": pd.Categorical([1, 2] * 50), "y": rng.normal(size=100)}))
+    assert w["x"].moments.count == 100 and det.compare(w)["x"].status == "ok"

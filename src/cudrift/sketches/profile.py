@@ -17,7 +17,7 @@ import numpy as np
 
 from cudrift.backends import cpu_workers, resolve_backend
 from cudrift.errors import EmptyInputError, FormatError, IncompatibleSketchError, SchemaError
-from cudrift.io import ColumnData, TableSource, as_source
+from cudrift.io import ColumnData, ColumnInfo, TableSource, as_source
 from cudrift.io._atomic import write_atomic
 from cudrift.io._source import check_errors
 from cudrift.sketches import _format
@@ -189,8 +189,11 @@ class Profile:
         All or nothing: rows refused in one column leave every column (and
         ``n_rows``) as they were.
 
-        The data must hold this profile's columns. The data's other columns
-        are not profiled, so one that cannot be read (a timestamp column the
+        The data must hold this profile's columns, readable as they were
+        profiled: a numerical column refuses booleans and text (``compare()``
+        reports such a window's column as a kind change; counted as 0 and 1
+        they would be tested as numbers). The data's other columns are not
+        profiled, so one that cannot be read (a timestamp column the
         reference's schema ignored) is no obstacle.
 
         Bin edges and category dictionaries stay those of the profile.
@@ -199,7 +202,7 @@ class Profile:
         ------
         SchemaError
             If the data lacks one of the profile's columns, or one of them
-            cannot be read (the message names it).
+            cannot be read or profiled as it was (the message names it).
         IncompatibleSketchError
             If a reference column would pass ``max_categories``.
         """
@@ -208,10 +211,16 @@ class Profile:
         missing = [n for n in self.columns if n not in src.names]
         if missing:
             raise SchemaError(f"data lacks profiled columns {missing}; it has {src.names}")
-        for n in self.kinds:
+        for n, kind in self.kinds.items():
             info = src.info(n)
             if info.family == "invalid":
                 raise SchemaError(info.error)
+            if kind == NUMERICAL and not _reads_as_numerical(info):
+                raise SchemaError(
+                    f"column {n!r} is numerical in this profile, but the data holds "
+                    f"{'booleans' if info.family == 'boolean' else 'text'} in it (dtype {info.dtype}): they are not "
+                    "counted as numbers (compare() reports such a column as a kind change); cast it to numbers first"
+                )
         # all or nothing: a batch that fails in one column must not leave the
         # other columns (and n_rows) counted
         dtypes = {n: src.info(n).dtype for n in self.columns}
@@ -366,7 +375,7 @@ def _infer_kinds(src: TableSource, schema: Schema, like: Profile | None, config:
             # float reference column arriving as strings keeps its own kind so
             # the detector can report the dtype change instead of failing.
             # (integers as a pandas Categorical, too: their categories are the numbers)
-            if ref_kind == NUMERICAL and (info.family in ("float", "integer", "null") or info.values == "integer"):
+            if ref_kind == NUMERICAL and _reads_as_numerical(info):
                 kinds[name] = NUMERICAL
                 continue
             # float: an integer column that gained a missing value in pandas
@@ -385,6 +394,12 @@ def _infer_kinds(src: TableSource, schema: Schema, like: Profile | None, config:
         bad = {c.name: c.error for c in src.columns if c.family == "invalid"}
         raise EmptyInputError(f"no columns to profile in {src.origin}" + (f"; unreadable: {bad}" if bad else ""))
     return kinds
+
+
+def _reads_as_numerical(info: ColumnInfo) -> bool:
+    """Whether a window's column is profiled as numerical where its reference's is: numbers, nulls, and integers
+    as a pandas Categorical (its categories are the numbers). Booleans and text are categories."""
+    return info.family in ("float", "integer", "null") or info.values == "integer"
 
 
 def _count_distinct(src: TableSource, name: str, cap: int) -> int:
