@@ -1027,3 +1027,96 @@ def test_a_reference_with_estimated_category_counts_says_its_test_is_not_exact(r
     ref["c"].counts._error = 40  # as such a reference was saved
     f = DriftDetector(ref).compare(cur)["c"]
     assert np.isnan(f.statistic_error) and f.status == "ok"
+
+
+def _categories(rng, n, p):
+    return rng.choice(["a", "b", "new"], size=n, p=p)
+
+
+@pytest.mark.parametrize("n", [300, 5000])
+def test_a_window_as_reference_puts_both_sides_values_outside_the_dictionary_in_one_bin(rng, n):
+    """A window profiled like= a reference, used as the reference (last week's against this week's), counts
+    values outside the dictionary as unseen too: they were dropped from its counts, so two windows of the same
+    rows read as drifted (JS 0.47) with 50% "categories the reference never had" and 0.14% out of range."""
+    ref0 = cudrift.profile({"c": rng.choice(["a", "b"], 5000), "x": rng.normal(size=5000)}, backend="cpu")
+    day = {"c": _categories(rng, n, [0.25, 0.25, 0.5]), "x": rng.normal(size=n)}
+    w1, w2 = (cudrift.profile(day, like=ref0, backend="cpu") for _ in range(2))
+    rep = DriftDetector(w1, backend="cpu").compare(w2)
+    assert rep["c"].statistic == 0.0 and rep["x"].statistic == 0.0 and not rep.drifted_columns
+    assert rep.findings == ()
+    # on other data: the counts are [a, b, outside the dictionary] on each side, as SciPy sees them
+    other = _categories(rng, n, [0.4, 0.3, 0.3])
+    rep = DriftDetector(w1, backend="cpu").compare(cudrift.profile({"c": other}, like=ref0, backend="cpu"))
+    r = np.array([np.sum(day["c"] == k) for k in ("a", "b", "new")], dtype=float)
+    c = np.array([np.sum(other == k) for k in ("a", "b", "new")], dtype=float)
+    if n > 1000:
+        assert rep["c"].test == "jensenshannon"
+        assert rep["c"].statistic == pytest.approx(jensenshannon(r / r.sum(), c / c.sum()), rel=1e-9)
+    else:
+        assert rep["c"].test == "chisquare"
+        exp = st.chi2_contingency(np.array([r, c]))
+        assert rep["c"].statistic == pytest.approx(exp.statistic, rel=1e-9)
+        assert rep["c"].pvalue == pytest.approx(exp.pvalue, rel=1e-9)
+    # a current window with no value outside the dictionary still counts three values (the reference has them):
+    # not a two-category test, which cannot take the reference's third bin
+    two = rng.choice(["a", "b"], size=n)
+    rep = DriftDetector(w1, backend="cpu").compare(cudrift.profile({"c": two}, like=ref0, backend="cpu"))
+    c = np.array([np.sum(two == "a"), np.sum(two == "b"), 0.0])
+    assert rep["c"].status == "ok", rep["c"].message
+    if n <= 1000:
+        assert rep["c"].test == "chisquare"
+        assert rep["c"].statistic == pytest.approx(st.chi2_contingency(np.array([r, c])).statistic, rel=1e-9)
+
+
+def test_unseen_categories_against_a_reference_that_had_values_outside_the_dictionary_compare_the_shares(rng):
+    """Which categories a window's values outside the dictionary were is not kept: against such a reference the
+    finding compares the two shares and says the count is an upper bound, and a share that did not grow is not
+    reported (it said 50.7% were "categories the reference never had" of the reference's own rows)."""
+    ref0 = cudrift.profile({"c": rng.choice(["a", "b"], 4000)}, backend="cpu")
+    last = cudrift.profile({"c": _categories(rng, 4000, [0.4, 0.4, 0.2])}, like=ref0, backend="cpu")
+    now = _categories(rng, 3000, [0.25, 0.25, 0.5])
+    rep = DriftDetector(last, backend="cpu").compare(cudrift.profile({"c": now}, like=ref0, backend="cpu"))
+    (f,) = [f for f in rep.findings if f.check == "unseen_categories"]
+    r_share = last.columns["c"].unseen_count / 4000
+    assert f.value == pytest.approx(np.mean(now == "new"), rel=1e-12)
+    assert f.reference_value == pytest.approx(r_share, rel=1e-12) and 0.15 < r_share < 0.25
+    assert "at most this many" in f.message and f"{np.sum(now == 'new')} current values" in f.message
+    fewer = _categories(rng, 3000, [0.45, 0.45, 0.1])
+    rep = DriftDetector(last, backend="cpu").compare(cudrift.profile({"c": fewer}, like=ref0, backend="cpu"))
+    assert not [f for f in rep.findings if f.check == "unseen_categories"]
+
+
+def _share_bounds(f):
+    """(value, upper end) of an out_of_range finding: 'between 1.2% and 1.5%', or one share when exact."""
+    import re
+
+    upper = re.search(r"between [0-9.e+-]+% and ([0-9.e+-]+)%", f.message)
+    return f.value, (float(upper.group(1)) / 100 if upper else f.value)
+
+
+@pytest.mark.parametrize("n", [300, 20_000])
+def test_out_of_range_is_measured_against_the_references_own_range(rng, n):
+    """The current window's outer histogram bins count values outside the edges, which come from the profile
+    its windows were made like=: against a window as reference, or a reference grown by update(), they are not
+    the reference's range. Outside its [min, max] the share then comes from the current quantile sketch, an
+    interval that holds the true share (update() to U(0, 10) read 89.7% of a U(0, 10) window as outside)."""
+    ref0 = cudrift.profile({"x": rng.normal(size=20_000)}, backend="cpu")
+    narrow = cudrift.profile({"x": rng.normal(0.0, 0.5, size=20_000)}, like=ref0, backend="cpu")
+    grown = cudrift.profile({"x": rng.uniform(0, 1, size=20_000)}, backend="cpu")
+    grown.update({"x": rng.uniform(0, 10, size=20_000)})
+    for ref, x in ((narrow, rng.normal(size=n)), (narrow, rng.normal(0.0, 0.5, size=n)),
+                   (grown, rng.uniform(0, 10, size=n)), (grown, rng.uniform(-5, 20, size=n))):
+        m = ref.columns["x"].moments
+        truth = np.mean((x < m.min) | (x > m.max))
+        for cur in ({"x": x}, cudrift.profile({"x": x}, like=ref0 if ref is narrow else grown, backend="cpu")):
+            found = [f for f in DriftDetector(ref, backend="cpu").compare(cur).findings if f.check == "out_of_range"]
+            if not found:
+                assert truth < 0.01
+                continue
+            lo, hi = _share_bounds(found[0])
+            assert lo <= truth * (1 + 1e-12) and truth <= hi * (1 + 5e-3) + 1e-12, (lo, truth, hi)
+            assert hi - lo <= 0.02 and (lo == hi or "estimated from the current quantile sketch" in found[0].message)
+    # a window of the reference's own rows is not outside it
+    same = cudrift.profile({"x": rng.normal(0.0, 0.5, size=n)}, like=ref0, backend="cpu")
+    assert not DriftDetector(same, backend="cpu").compare(same).findings
+

@@ -64,8 +64,9 @@ def applies(test: str, kind: str) -> bool:
 def n_unique(kind: str, rc, cc, ref_sorted, cur_sorted, ref_distinct: int | None, cap: int = 6) -> int:
     """Distinct values over reference and current, counted up to ``cap`` (all the auto rule needs)."""
     if kind == CATEGORICAL:
-        # values outside the reference dictionary are at least one more value
-        return len(set(rc.counts.keys()) | set(cc.counts.keys())) + (1 if cc.unseen_count else 0)
+        # values outside the reference dictionary (in either window: a reference may be a window profiled
+        # like= another) are at least one more value
+        return len(set(rc.counts.keys()) | set(cc.counts.keys())) + (1 if cc.unseen_count or rc.unseen_count else 0)
     # values are told apart at the precision of the less precise window (see _few_value_counts)
     rounding = _coarsest_float(rc.dtype, cc.dtype)
     if ref_sorted is not None and cur_sorted is not None:
@@ -96,12 +97,14 @@ def _aligned_category_counts(rc: CategoricalColumnProfile,
     A current window profiled like the reference counts the reference's
     categories exactly and everything else as ``unseen_count``; the
     reference's own rare tail (folded past ``max_categories``) is the same
-    "not in the dictionary" mass, so the two meet in the "other" bin.
+    "not in the dictionary" mass, and so is the ``unseen_count`` of a
+    reference that is itself such a window (last week's, profiled like= the
+    same reference): each side's mass meets the other's in the "other" bin.
     """
     keys = list(rc.counts.keys())
     r = np.array([rc.counts[k] for k in keys], dtype=np.float64)
     c = np.array([cc.counts[k] if k in cc.counts else 0 for k in keys], dtype=np.float64)
-    r_other, c_other = rc.counts.folded, cc.unseen_count + cc.counts.folded
+    r_other, c_other = rc.unseen_count + rc.counts.folded, cc.unseen_count + cc.counts.folded
     if r_other or c_other:
         r = np.append(r, r_other)
         c = np.append(c, c_other)

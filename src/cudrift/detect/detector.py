@@ -697,20 +697,25 @@ def _quality_findings(name: str, ref: Profile, cur: Profile, null_tol: float) ->
         if bad and not (rc.posinf_count + rc.neginf_count):
             out.append(Finding("nonfinite", name, f"column {name!r} has {bad} infinite values (excluded from tests)",
                                value=float(bad)))
-        if cc.histogram is not None and cc.moments.count > 0:
-            outside = int(cc.histogram.counts[0] + cc.histogram.counts[-1])
-            if outside:
-                share = outside / cc.moments.count
-                out.append(Finding("out_of_range", name,
-                                   f"column {name!r}: {_pct(share)} of current values lie outside the reference range "
-                                   f"[{rc.moments.min:.6g}, {rc.moments.max:.6g}]", value=share))
+        if cc.moments.count > 0 and rc.moments.count > 0:
+            out.extend(_out_of_range(name, rc, cc))
         for label, col in (("reference", rc), ("current", cc)):
             if col.moments.count > 1 and col.moments.min == col.moments.max:
                 out.append(Finding("constant_column", name, f"column {name!r} is constant ({col.moments.min:.6g}) "
                                                              f"in the {label} window", value=col.moments.min))
     elif not isinstance(cc, NumericColumnProfile) and not isinstance(rc, NumericColumnProfile):
         valid = cc.count - cc.null_count
-        if cc.unseen_count and valid:
+        if cc.unseen_count and valid and rc.unseen_count:
+            # the reference is itself a window profiled like= a reference: it holds values outside the dictionary
+            # too, which of its categories they were is not kept, so only the two shares can be compared
+            share, r_share = cc.unseen_count / valid, rc.unseen_count / (rc.count - rc.null_count)
+            if share > r_share:
+                out.append(Finding("unseen_categories", name,
+                                   f"column {name!r}: {cc.unseen_count} current values ({_pct(share)}) are outside "
+                                   f"the categories both windows were profiled with, against {_pct(r_share)} of the "
+                                   f"reference's: the reference had such values too, so at most this many are "
+                                   f"categories it never had", value=share, reference_value=r_share))
+        elif cc.unseen_count and valid:
             if rc.counts.folded:
                 # the reference kept only its top categories: values of its
                 # folded rare categories count as unseen here, so this is a bound
@@ -730,6 +735,43 @@ def _quality_findings(name: str, ref: Profile, cur: Profile, null_tol: float) ->
                 only = next(iter(col.counts.keys()))
                 out.append(Finding("constant_column", name, f"column {name!r} is constant ({only!r}) in the {label} window"))
     return out
+
+
+def _out_of_range(name: str, rc: NumericColumnProfile, cc: NumericColumnProfile) -> list[Finding]:
+    """The ``out_of_range`` finding: the current share of finite values outside the reference's [min, max].
+
+    Where the reference's histogram edges are its minimum and maximum (a
+    reference profiled from data), the current window's underflow and
+    overflow bins count those values exactly. Edges come from the profile a
+    window was made like=, so they need not span a reference that is such a
+    window, or one grown by ``update()``: the share then comes from the
+    current quantile sketch, as the interval its bounds allow (``value`` its
+    lower end, as a statistic from sketches is reported), and is reported
+    only where the sketch shows such values.
+    """
+    lo_ref, hi_ref = rc.moments.min, rc.moments.max
+    n = cc.moments.count
+    rng = f"the reference range [{lo_ref:.6g}, {hi_ref:.6g}]"
+    edges = rc.histogram.edges if rc.histogram is not None else None
+    if edges is not None and cc.histogram is not None and edges[0] == lo_ref and edges[-1] == hi_ref:
+        outside = int(cc.histogram.counts[0] + cc.histogram.counts[-1])
+        if not outside:
+            return []
+        return [Finding("out_of_range", name, f"column {name!r}: {_pct(outside / n)} of current values lie outside "
+                                              f"{rng}", value=outside / n)]
+    b = cc.quantiles.cdf_bounds()
+    # F(x) counts values <= x: below the minimum is F just under it, above the maximum n - F(maximum)
+    (below_lo, max_lo), (below_hi, max_hi) = b.evaluate(np.array([np.nextafter(lo_ref, -np.inf), hi_ref]))
+    least, most = int(below_lo + n - max_hi), int(below_hi + n - max_lo)
+    if not least:
+        return []
+    if least == most:
+        return [Finding("out_of_range", name, f"column {name!r}: {_pct(least / n)} of current values lie outside "
+                                              f"{rng}", value=least / n)]
+    return [Finding("out_of_range", name,
+                    f"column {name!r}: between {_pct(least / n)} and {_pct(most / n)} of current values lie outside "
+                    f"{rng} (estimated from the current quantile sketch: the histogram edges are not the "
+                    f"reference's minimum and maximum)", value=least / n)]
 
 
 def _pct(share: float) -> str:
