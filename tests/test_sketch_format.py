@@ -78,16 +78,20 @@ def test_kinds_are_distinct(rng):
     assert len(kinds) == len(CLASSES)
 
 
+def _more(cls):
+    """A batch that ``cls.update`` takes."""
+    if cls is CategoricalColumnProfile:
+        return np.array(["z"], dtype=object)
+    return np.array([7]) if cls is CategoryCounts else np.array([0.5, 2.0])
+
+
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
 def test_copy_is_independent(cls, rng):
     sketch = _examples(rng)[cls]
     before = sketch.to_bytes()
     dup = sketch.copy()
     assert dup == sketch
-    more = np.array([0.5, 2.0]) if cls is not CategoricalColumnProfile and cls is not CategoryCounts else np.array([7])
-    if cls is CategoricalColumnProfile:
-        more = np.array(["z"], dtype=object)
-    dup.update(more)
+    dup.update(_more(cls))
     assert sketch.to_bytes() == before
 
 
@@ -210,12 +214,45 @@ def test_crafted_payloads_with_a_valid_crc_are_format_errors_or_usable(cls, rng)
         except Exception as exc:  # noqa: BLE001 - the contract under test
             wrong.append(f"{what}: {type(exc).__name__}: {exc}")
             continue
-        try:
-            assert cls.from_bytes(back.to_bytes()) == back
-            back.merge(back.copy())
-            sketch.merge(back)
-        except IncompatibleSketchError:
-            pass
-        except Exception as exc:  # noqa: BLE001
-            wrong.append(f"{what} loaded, then: {type(exc).__name__}: {exc}")
+        uses = [lambda: cls.from_bytes(back.to_bytes()) == back, lambda: back.merge(back.copy()),
+                lambda: back.copy().update(_more(cls)), lambda: sketch.merge(back)]
+        for use in uses:
+            try:
+                use()
+            except IncompatibleSketchError:  # (settings of its own: it merges with none of the example's)
+                pass
+            except Exception as exc:  # noqa: BLE001
+                wrong.append(f"{what} loaded, then: {type(exc).__name__}: {exc}")
     assert not wrong, "\n".join(wrong)
+
+
+_WRAPPING = np.full(4, 2**62, dtype=np.int64)  # counts whose int64 sum wraps to 0
+
+
+# (class, what is wrong, the change to the example's (meta, arrays), what the FormatError says)
+_CRAFTED = [
+    (Histogram, "edges of another dtype", lambda m, a: (m, {**a, "edges": a["edges"].astype(np.int64)}),
+     "edges of dtype int64"),
+    (Histogram, "counts past int64", lambda m, a: (m, {**a, "counts": _WRAPPING}), "past int64"),
+    (Sample, "a size past a float", lambda m, a: ({**m, "size": 10**400}, a), "size"),
+    (Sample, "n_seen a bool", lambda m, a: ({**m, "n_seen": True}, a), "n_seen"),
+    (Sample, "base a bool", lambda m, a: ({**m, "base": True}, a), "base"),
+    (Sample, "fewer values than min(size, n_seen)",
+     lambda m, a: (m, {k: v[:-1] for k, v in a.items()}), "inconsistent sample"),
+    (CategoryCounts, "counts whose int64 sum wraps",
+     lambda m, a: ({**m, "key_type": "int", "keys": [0, 1, 2, 3], "max_categories": 4, "n": m["folded"]},
+                   {"counts": _WRAPPING}), "inconsistent counts"),
+    (CategoryCounts, "n past int64",
+     lambda m, a: ({**m, "n": m["n"] - m["folded"] + 2**63, "folded": 2**63}, a), "inconsistent counts"),
+]
+
+
+@pytest.mark.parametrize("cls, what, change, match", _CRAFTED, ids=[f"{c.__name__}: {w}" for c, w, _, _ in _CRAFTED])
+def test_crafted_payloads_that_loaded_or_raised_another_error(cls, what, change, match, rng):
+    """Payloads with a valid CRC that loaded as a sketch that was wrong (or failed later), or raised another
+    exception than FormatError."""
+    data = _examples(rng)[cls].to_bytes()
+    kind, version = _format.peek_kind(data)
+    _, meta, arrays = _format.unpack(data, kind, version)
+    with pytest.raises(FormatError, match=match):
+        cls.from_bytes(_format.pack(kind, version, *change(meta, arrays)))

@@ -459,7 +459,8 @@ class CategoryCounts:
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"corrupted {KIND} bytes: {exc!r}") from None
         table = _decode_keys(keys, key_type, KIND)
-        ints_ok = all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (n, folded, error))
+        # (counts are int64, as every other sketch's, and summed in Python ints: an int64 sum wraps)
+        ints_ok = all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63 for v in (n, folded, error))
         if (
             not ints_ok
             or counts.dtype != np.int64
@@ -467,7 +468,7 @@ class CategoryCounts:
             or len(set(table)) != len(table)
             or len(table) > cap
             or np.any(counts <= 0)
-            or int(counts.sum()) + folded != n
+            or sum(counts.tolist()) + folded != n
         ):
             raise FormatError(f"corrupted {KIND} bytes: inconsistent counts")
         return cls(cap, key_type, dict(zip(table, counts.tolist())), n, folded, error)

@@ -201,12 +201,17 @@ class Histogram:
         edges, counts = arrays.get("edges"), arrays.get("counts")
         if edges is None or counts is None:
             raise FormatError(f"corrupted {KIND} bytes: missing edges or counts")
+        if edges.dtype != np.float64:
+            raise FormatError(f"corrupted {KIND} bytes: edges of dtype {edges.dtype}, expected float64")
         try:
             e = _check_edges(edges)
         except ValueError as exc:
             raise FormatError(f"corrupted {KIND} bytes: {exc}") from None
         if counts.dtype != np.int64 or counts.shape != (e.size + 1,) or np.any(counts < 0):
             raise FormatError(f"corrupted {KIND} bytes: counts do not fit {e.size} edges")
+        total = sum(counts.tolist())  # (in Python ints: the int64 sum that n takes wraps past 2**63)
+        if total > np.iinfo(np.int64).max:
+            raise FormatError(f"corrupted {KIND} bytes: counts total {total}, past int64")
         return cls(e, counts)
 
     # queries --------------------------------------------------------------

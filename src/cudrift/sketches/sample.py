@@ -148,8 +148,9 @@ def _bottom(pri: np.ndarray, val: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
 
 
 def _check_settings(size: object, seed: object) -> tuple[int, int]:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or int(size) < 1:
-        raise ValueError(f"Invalid value for size: {size!r} (expected a positive integer)")
+    # (no array holds 2**63 values, and past a float's range a size fails the first update's sqrt)
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= int(size) < 2**63:
+        raise ValueError(f"Invalid value for size: {size!r} (expected an integer in [1, 2**63))")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < _U64:
         raise ValueError(f"Invalid value for seed: {seed!r} (expected an integer in [0, 2**64))")
     return int(size), int(seed)
@@ -373,17 +374,20 @@ class Sample:
             pri, val = arrays["priorities"], arrays["values"]
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"corrupted {KIND} bytes: {exc!r}") from None
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (n_seen, base)):
+            raise FormatError(f"corrupted {KIND} bytes: bad n_seen {n_seen!r} or base {base!r}")
+        # a sample holds min(size, n_seen) values (update and merge keep the smallest of all they are offered)
         if (
-            not isinstance(n_seen, int)
-            or not isinstance(base, int)
-            or base < 0
-            or pri.dtype != np.uint64
+            pri.dtype != np.uint64
             or val.dtype != np.float64
             or pri.shape != val.shape
             or pri.ndim != 1
-            or pri.size > min(size, n_seen)
+            or pri.size != min(size, n_seen)
             or not np.all(np.isfinite(val))
             or np.any(pri[1:] < pri[:-1])
         ):
-            raise FormatError(f"corrupted {KIND} bytes: inconsistent sample")
+            raise FormatError(
+                f"corrupted {KIND} bytes: inconsistent sample (priorities {pri.dtype} {pri.shape}, "
+                f"values {val.dtype} {val.shape}, size={size}, n_seen={n_seen})"
+            )
         return cls(size, seed, n_seen, pri, val, base, seed if version == 1 else None)
