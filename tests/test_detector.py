@@ -891,9 +891,9 @@ def test_object_matrices_and_sparse_columns_are_read_or_refused_by_name(rng):
     rows"); a pandas Sparse column is read as its dense values (it was refused as mixing one type)."""
     x = rng.normal(size=(300, 2))
     det = DriftDetector(x, columns=["a", "b"], backend="cpu")
-    with pytest.raises(EmptyInputError, match=r"no columns to profile in the 2-D array; unreadable: .*column 'a' "
-                                              r"has dtype object holding floats; cast it to a float dtype"):
-        det.compare(x.astype(object), columns=["a", "b"])
+    rep = det.compare(x.astype(object), columns=["a", "b"])
+    assert rep.n_tested == 0 and [f.status for f in rep] == ["error", "error"]
+    assert "column 'a' has dtype object holding floats; cast it to a float dtype" in rep["a"].message
     mixed = np.empty((300, 2), dtype=object)
     mixed[:, 0], mixed[:, 1] = x[:, 0], np.where(x[:, 1] > 0, "up", "down")
     rep = DriftDetector({"a": x[:, 0], "b": mixed[:, 1]}, backend="cpu").compare(mixed, columns=["a", "b"])
@@ -949,13 +949,15 @@ def test_a_correction_that_hides_floored_pvalues_says_so(rng):
 
 def test_a_window_none_of_whose_columns_can_be_read_says_why(rng, tmp_path):
     """Rows are counted from the columns read: a window whose only column failed (float values against a
-    categorical reference column) was refused as having 'no rows'; the error now names each column's reason."""
+    categorical reference column) was refused as having 'no rows'; it now gets its error row naming the reason
+    (see test_a_window_whose_shared_columns_are_all_unreadable_gets_error_rows), and a reference none of whose
+    columns can be read is refused naming each column's reason."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     det = DriftDetector({"q": rng.integers(0, 5, 3000)}, backend="cpu")
-    with pytest.raises(SchemaError, match=r"no column of the dict of arrays could be read: .q.: .*non-integer"):
-        det.compare({"q": rng.integers(0, 5, 3000) + 0.5})
+    rep = det.compare({"q": rng.integers(0, 5, 3000) + 0.5})
+    assert rep["q"].status == "error" and "non-integer" in rep["q"].message and rep.n_tested == 0
     with pytest.raises(SchemaError, match=r"no column .* could be read: 'b': .*not UTF-8"):
         pq.write_table(pa.table({"b": pa.array([b"\xff\xfe", b"ok"] * 50, pa.binary())}), tmp_path / "b.parquet")
         DriftDetector(str(tmp_path / "b.parquet"), backend="cpu")
@@ -1119,4 +1121,31 @@ def test_out_of_range_is_measured_against_the_references_own_range(rng, n):
     # a window of the reference's own rows is not outside it
     same = cudrift.profile({"x": rng.normal(0.0, 0.5, size=n)}, like=ref0, backend="cpu")
     assert not DriftDetector(same, backend="cpu").compare(same).findings
+
+
+def test_a_window_whose_shared_columns_are_all_unreadable_gets_error_rows(rng):
+    """A one-feature monitor's window whose column cannot be read raised (EmptyInputError when the column failed
+    its type, SchemaError when it failed being read), though one unreadable column among others gets an error
+    row: every such column now gets its row with the reason, nothing is tested and the dataset is not
+    compared. A window of no rows is still refused."""
+    det = DriftDetector({"x": np.arange(100.0)}, backend="cpu")
+    rep = det.compare(pd.DataFrame({"x": pd.date_range("2024", periods=10)}))
+    assert rep["x"].status == "error" and "datetime" in rep["x"].message
+    assert (rep.n_tested, rep.n_drifted, rep.share_drifted, rep.dataset_drift) == (0, 0, 0.0, False)
+    assert rep.n_current_rows == 10 and [(f.check, f.column) for f in rep.findings] == [("bad_column", "x")]
+    assert "not compared — none of the 1 columns could be tested" in rep.summary_table()
+    assert DriftReport.from_json(rep.to_json()) == rep
+    # one column failing its type, one failing while read (non-integer values for categories), one not shared
+    det = DriftDetector({"q": rng.integers(0, 5, 3000), "t": rng.normal(size=3000)}, backend="cpu")
+    rep = det.compare({"q": rng.integers(0, 5, 3000) + 0.5, "t": pd.date_range("2024", periods=3000).values,
+                       "z": np.ones(3000)})
+    assert [(f.column, f.status) for f in rep] == [("q", "error"), ("t", "error")] and rep.n_tested == 0
+    assert "non-integer values" in rep["q"].message and "datetime" in rep["t"].message
+    assert {(f.check, f.column) for f in rep.findings} == {("bad_column", "q"), ("bad_column", "t"),
+                                                          ("extra_column", "z")}
+    assert DriftReport.from_json(rep.to_json()) == rep
+    for empty in ({"q": np.zeros(0, dtype=np.int64), "t": np.zeros(0)},
+                  {"q": np.zeros(0, dtype="datetime64[ns]"), "t": np.zeros(0)}):
+        with pytest.raises(EmptyInputError, match="no rows"):
+            det.compare(empty)
 

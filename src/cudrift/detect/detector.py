@@ -25,7 +25,7 @@ from cudrift.detect.report import (
     Finding,
 )
 from cudrift.errors import CudriftError, EmptyInputError, IncompatibleSketchError, SchemaError
-from cudrift.io import as_source
+from cudrift.io import TableSource, as_source
 from cudrift.sketches.column import NumericColumnProfile
 from cudrift.sketches.config import NUMERICAL, ProfileConfig, Schema
 from cudrift.sketches.profile import Profile, profile_keeping_sorted
@@ -265,10 +265,7 @@ class DriftDetector:
             others = [n for n in src.names if n not in ref.columns]
             # exact="always" keeps the window sorted whatever its size: the user asked for exact tests
             budget = (sys.maxsize if self.exact == "always" else self.memory_budget) if self._ref_sorted else 0
-            cur, cur_sorted = profile_keeping_sorted(
-                src, like=ref, backend=self.backend, errors="report", schema=Schema(ignore=others),
-                keep_sorted_budget=budget, keep_required=self.exact == "always",
-            )
+            cur, cur_sorted = self._profile_window(src, common, others, budget)
             cur_names = src.names
         if cur.n_rows == 0:
             raise EmptyInputError("the current window is empty (0 rows): nothing to compare")
@@ -339,6 +336,52 @@ class DriftDetector:
             exact=exact_all,
             metadata={"backend": self.backend, "policy": self.policy if isinstance(self.policy, str) else "custom"},
         )
+
+    def _profile_window(self, src: TableSource, common: list[str], others: list[str],
+                        budget: int) -> tuple[Profile, dict[str, np.ndarray]]:
+        """The window's profile like the reference, and its kept sorted columns.
+
+        A window none of whose shared columns can be read is still a window:
+        ``profile()`` refuses it (there is nothing to profile), but the
+        comparison reports each such column as an error row, as it does one
+        unreadable column among others. Its profile is then one of no
+        columns, whose ``errors`` give each column's reason. A window of no
+        rows is refused as before.
+        """
+        ref = self.reference
+        unread = {c.name: c.error for c in src.columns if c.family == "invalid" and c.name in ref.columns}
+        if src.n_rows and len(unread) == len(common):
+            return Profile({}, {}, {}, src.n_rows, ref.config, unread), {}  # every one failed its type
+        try:
+            return profile_keeping_sorted(
+                src, like=ref, backend=self.backend, errors="report", schema=Schema(ignore=others),
+                keep_sorted_budget=budget, keep_required=self.exact == "always",
+            )
+        except SchemaError:
+            if not src.n_rows:
+                raise
+            failed = self._read_errors(src, [n for n in common if n not in unread])
+            if failed is None:
+                raise  # not every column failed on its own: the error is the window's
+        return Profile({}, {}, {}, src.n_rows, ref.config, {**unread, **failed}), {}
+
+    def _read_errors(self, src: TableSource, names: list[str]) -> dict[str, str] | None:
+        """Why each of ``names`` cannot be read, each profiled alone; None if one of them can be.
+
+        Only after every column of a window failed while being read: the
+        failed profile keeps no reasons, and a column read alone raises
+        its own (the message ``errors="report"`` records).
+        """
+        out = {}
+        for n in names:
+            try:
+                profile_keeping_sorted(src, like=self.reference, backend=self.backend,
+                                       schema=Schema(ignore=[m for m in src.names if m != n]))
+            except SchemaError as exc:
+                out[n] = str(exc)
+            else:
+                return None
+        return out
 
     def _device_rank_statistics(self, names: list[str], cur: Profile, cur_sorted: dict) -> tuple[dict, dict]:
         """Tests of the columns kept sorted on the device, and their rank statistics from one batched launch.

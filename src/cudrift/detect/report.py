@@ -174,7 +174,9 @@ class DriftReport:
     drift_share
         The share of drifted columns that makes the dataset drifted.
     share_drifted, n_drifted, n_tested
-        Among the columns that could be tested.
+        Among the columns that could be tested (``status="ok"``); with none
+        (every shared column unreadable, say), ``n_tested`` is 0,
+        ``share_drifted`` 0.0 and ``dataset_drift`` False: not compared.
     n_reference_rows, n_current_rows
         Rows in the two windows.
     correction
