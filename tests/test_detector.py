@@ -1149,3 +1149,30 @@ def test_a_window_whose_shared_columns_are_all_unreadable_gets_error_rows(rng):
         with pytest.raises(EmptyInputError, match="no rows"):
             det.compare(empty)
 
+
+def test_a_column_of_only_infinities_says_it_has_no_finite_values(rng):
+    det = DriftDetector({"x": rng.normal(size=500), "c": rng.choice(["a", "b"], 500)}, backend="cpu")
+    rep = det.compare({"x": np.array([np.inf, -np.inf, np.inf, np.nan]), "c": np.array(["a", None, "b", "a"])})
+    assert rep["x"].status == "no_data"
+    assert rep["x"].message == "no finite values (3 infinite, 1 NaN) in the current window"
+    rep = det.compare(pd.DataFrame({"x": pd.array([np.inf, None], dtype="Float64"), "c": ["a", "b"]}))
+    assert rep["x"].message == "no finite values (1 infinite, 1 null) in the current window"
+    (f,) = [f for f in rep.findings if f.check == "no_data"]
+    assert f.message == "column 'x' has no finite values (1 infinite, 1 null) in the current window"
+    rep = det.compare({"x": np.array([np.nan, np.nan]), "c": np.array([None, None], dtype=object)})
+    assert rep["x"].message == "no finite values (2 NaN) in the current window"
+    assert rep["c"].message == "no non-null values in the current window"
+
+
+def test_the_finding_docstring_names_every_check_compare_emits():
+    import inspect
+    import re
+
+    from cudrift.detect import detector
+    from cudrift.detect.report import Finding
+
+    emitted = set(re.findall(r'Finding\(\s*"([a-z_]+)"', inspect.getsource(detector)))
+    assert {"bad_column", "pvalue_floor", "out_of_range"} <= emitted
+    documented = set(re.findall(r"``([a-z_]+)``", Finding.__doc__))
+    assert emitted <= documented, emitted - documented
+

@@ -494,14 +494,11 @@ class DriftDetector:
                                     f"column {name!r} is {kind} in the reference but {cur.kinds[name]} now "
                                     f"(dtype {ref.dtypes[name]} → {cur.dtypes[name]}); not tested"))
             return fail(STATUS_ERROR, f"kind changed from {kind} to {cur.kinds[name]}")
-        if n_cur == 0:
-            findings.append(Finding("no_data", name, f"column {name!r} has no non-null value in the current window",
-                                    value=0.0))
-            return fail(STATUS_NO_DATA, "no non-null values in the current window")
-        if n_ref == 0:
-            findings.append(Finding("no_data", name, f"column {name!r} has no non-null value in the reference",
-                                    value=0.0))
-            return fail(STATUS_NO_DATA, "no non-null values in the reference")
+        for n, col, where in ((n_cur, cc, "the current window"), (n_ref, rc, "the reference")):
+            if n == 0:
+                what = _nothing_to_test(col)
+                findings.append(Finding("no_data", name, f"column {name!r} has {what} in {where}", value=0.0))
+                return fail(STATUS_NO_DATA, f"{what} in {where}")
         ref_sorted = self._ref_sorted.get(name)
         if test is None:
             test = self._test_for(name, cur, cur_sorted)
@@ -815,6 +812,17 @@ def _out_of_range(name: str, rc: NumericColumnProfile, cc: NumericColumnProfile)
                     f"column {name!r}: between {_pct(least / n)} and {_pct(most / n)} of current values lie outside "
                     f"{rng} (estimated from the current quantile sketch: the histogram edges are not the "
                     f"reference's minimum and maximum)", value=least / n)]
+
+
+def _nothing_to_test(col: Any) -> str:
+    """Why a column holds no value to test: "no non-null values", or for numbers "no finite values (2 infinite,
+    1 NaN)" where it holds infinities or NaN."""
+    if isinstance(col, NumericColumnProfile) and (col.nan_count or col.posinf_count or col.neginf_count):
+        inf = col.posinf_count + col.neginf_count
+        held = [f"{inf} infinite" if inf else "", f"{col.nan_count} NaN" if col.nan_count else "",
+                f"{col.null_count} null" if col.null_count else ""]
+        return f"no finite values ({', '.join(h for h in held if h)})"
+    return "no non-null values"
 
 
 def _pct(share: float) -> str:

@@ -70,13 +70,19 @@ class FeatureDrift:
 class Finding:
     """A data-quality observation about one column (or the whole window when ``column`` is None).
 
-    ``check`` is one of ``missing_column``, ``extra_column``, ``dtype_change``,
+    ``check`` is one of ``bad_column`` (a column of either window that
+    cannot be read), ``missing_column``, ``extra_column``, ``dtype_change``,
     ``kind_mismatch``, ``null_share_change``, ``out_of_range``,
     ``unseen_categories``, ``constant_column``, ``no_data``, ``nonfinite``,
-    ``test_error``, ``pvalue_floor`` (a test at its smallest p-value that a
-    multiple-testing correction left above the threshold); ``value`` is the
-    measured quantity (a share or a count; for ``pvalue_floor`` the adjusted
-    p-value, and ``reference_value`` the floor).
+    ``test_error``, ``pvalue_floor`` (a test at its smallest p-value that
+    cannot show drift at its threshold, or that a multiple-testing
+    correction left above it); ``value`` is the measured quantity (a share
+    or a count; for ``out_of_range`` estimated from a sketch, the lower end
+    of the interval the message gives; for ``pvalue_floor`` the adjusted
+    p-value), ``reference_value`` the reference's where one is compared
+    (the null share; the share outside the dictionary for
+    ``unseen_categories`` against a reference that had such values; for
+    ``pvalue_floor`` the floor).
     """
 
     check: str
