@@ -1176,3 +1176,35 @@ def test_the_finding_docstring_names_every_check_compare_emits():
     documented = set(re.findall(r"``([a-z_]+)``", Finding.__doc__))
     assert emitted <= documented, emitted - documented
 
+
+def test_report_reader_refuses_numbers_past_the_float_range_and_deep_nesting_as_format_errors(rng):
+    """A huge JSON integer in a float field raised OverflowError, one past Python's 4300 digits ValueError, and
+    deeply nested JSON RecursionError, where a reader expects FormatError."""
+    rep = DriftDetector({"x": rng.normal(size=300)}, backend="cpu").compare({"x": rng.normal(size=300)})
+    d = json.loads(rep.to_json())
+    with pytest.raises(cudrift.FormatError, match=r"drift_share should be float, got an integer of 1329 bits"):
+        DriftReport.from_json(json.dumps({**d, "drift_share": 10 ** 400}))
+    with pytest.raises(cudrift.FormatError, match=r"statistic should be float\?, got an integer"):
+        DriftReport.from_dict({**d, "features": [{**d["features"][0], "statistic": 10 ** 400}]})
+    with pytest.raises(cudrift.FormatError, match=r"column should be str, got an integer of 16610 bits"):
+        DriftReport.from_dict({**d, "features": [{**d["features"][0], "column": 10 ** 5000}]})
+    with pytest.raises(cudrift.FormatError, match="not valid JSON"):
+        DriftReport.from_json(json.dumps(d).replace('"n_tested": 1', '"n_tested": ' + "1" * 5000))
+    for deep in ("[" * 100_000 + "]" * 100_000, '{"a": ' * 100_000 + "1" + "}" * 100_000):
+        with pytest.raises(cudrift.FormatError, match="nested too deeply"):
+            DriftReport.from_json(deep)
+
+
+def test_report_metadata_reads_back_as_json_gives_it(rng):
+    """to_json writes metadata as JSON; what JSON holds reads back equal, and a NaN or infinity (written as a
+    string, as JSON has none) reads back as that string, as to_json documents: metadata has no field types."""
+    import dataclasses
+
+    rep = DriftDetector({"x": rng.normal(size=300)}, backend="cpu").compare({"x": rng.normal(size=300)})
+    plain = dataclasses.replace(rep, metadata={**rep.metadata, "run": 7, "share": 0.25, "tags": ["a", None],
+                                               "nested": {"ok": True}})
+    assert DriftReport.from_json(plain.to_json()) == plain
+    odd = dataclasses.replace(rep, metadata={"nan": float("nan"), "inf": np.float64(-np.inf), "pair": (1, 2)})
+    back = DriftReport.from_json(odd.to_json())
+    assert back.metadata == {"nan": "NaN", "inf": "-Infinity", "pair": [1, 2]}
+    assert "a NaN or infinite float in it as the string" in " ".join(DriftReport.to_json.__doc__.split())

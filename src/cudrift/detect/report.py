@@ -139,7 +139,11 @@ def _check_field(owner: str, name: str, kind: str, v: Any) -> Any:
     if base == "float":
         v = _unfloat(v)
         if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return float(v)
+            try:
+                return float(v)
+            except OverflowError:
+                raise FormatError(f"malformed cudrift report: {owner}.{name} should be {kind}, got an integer of "
+                                  f"{v.bit_length()} bits, past the float range") from None
     elif base == "int":
         if isinstance(v, int) and not isinstance(v, bool):
             return v
@@ -149,7 +153,15 @@ def _check_field(owner: str, name: str, kind: str, v: Any) -> Any:
     elif base == "str":
         if isinstance(v, str):
             return v
-    raise FormatError(f"malformed cudrift report: {owner}.{name} should be {kind}, got {v!r}")
+    raise FormatError(f"malformed cudrift report: {owner}.{name} should be {kind}, got {_shown(v)}")
+
+
+def _shown(v: Any) -> str:
+    """``repr(v)`` for an error message, within 80 characters (an int past Python's 4300 digits has no repr)."""
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 256:
+        return f"an integer of {v.bit_length()} bits"
+    text = repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _build(cls: type, d: Any, what: str) -> Any:
@@ -189,6 +201,9 @@ class DriftReport:
         Multiple-testing correction used (``None``, ``"bonferroni"``, ``"bh"``).
     exact
         True when every rank statistic was computed exactly from raw values.
+    metadata
+        Free-form JSON-like values (``compare`` records the backend and the
+        policy). See :meth:`to_json` for what reads back.
     """
 
     features: tuple[FeatureDrift, ...]
@@ -234,6 +249,18 @@ class DriftReport:
         return d
 
     def to_json(self, indent: int | None = 2) -> str:
+        """The report as strict JSON, which :meth:`from_json` reads back (equal, but for metadata, below).
+
+        JSON has no NaN or infinity: a float field holding one is written as
+        the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"`` and read back
+        as that float. :attr:`metadata` has no field types to tell such a
+        string from text, so it reads back as JSON gives it: a NaN or infinite
+        float in it as the string, a tuple as a list, a NumPy scalar as the
+        Python number, a key as a string (the report then compares unequal);
+        str, int, finite float, bool, None, list and dict values with string
+        keys round-trip. A value JSON cannot hold (an array, a date) raises
+        ``TypeError``.
+        """
         return json.dumps(_clean(self.to_dict()), indent=indent, allow_nan=False)
 
     @classmethod
@@ -257,8 +284,10 @@ class DriftReport:
     def from_json(cls, text: str) -> "DriftReport":
         try:
             d = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:  # JSONDecodeError, and an integer past Python's 4300 digits
             raise FormatError(f"report is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise FormatError("report is not a cudrift report: its JSON is nested too deeply to read") from None
         return cls.from_dict(d)
 
     def summary_table(self) -> str:
