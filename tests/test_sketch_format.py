@@ -214,11 +214,11 @@ def test_crafted_payloads_with_a_valid_crc_are_format_errors_or_usable(cls, rng)
         except Exception as exc:  # noqa: BLE001 - the contract under test
             wrong.append(f"{what}: {type(exc).__name__}: {exc}")
             continue
-        uses = [lambda: cls.from_bytes(back.to_bytes()) == back, lambda: back.merge(back.copy()),
-                lambda: back.copy().update(_more(cls)), lambda: sketch.merge(back)]
+        uses = [lambda s: cls.from_bytes(s.to_bytes()) == s, lambda s: s.merge(s.copy()),
+                lambda s: s.copy().update(_more(cls)), sketch.merge]
         for use in uses:
             try:
-                use()
+                use(back)
             except IncompatibleSketchError:  # (settings of its own: it merges with none of the example's)
                 pass
             except Exception as exc:  # noqa: BLE001
