@@ -549,3 +549,49 @@ def test_update_refuses_booleans_in_a_numerical_column_as_compare_does(rng):
     # integers as a pandas Categorical are numbers, as profile(like=) reads them
     w = Profile.empty_like(ref).update(pd.DataFrame({"x": pd.Categorical([1, 2] * 50), "y": rng.normal(size=100)}))
     assert w["x"].moments.count == 100 and det.compare(w)["x"].status == "ok"
+
+
+def test_a_reference_column_of_no_finite_value_gets_edges_from_its_first_finite_update(rng, tmp_path):
+    """A reference whose first rows held no finite value in a numeric column never got histogram edges there:
+    updated with finite values, its histogram tests failed, saying the column was new to the reference."""
+    def rows(n, x=None):
+        return {"x": rng.normal(size=n) if x is None else x, "y": rng.normal(size=n)}
+
+    first = rows(50, np.full(50, np.nan))
+    ref = cudrift.profile(first)
+    assert ref.edges("x") is None and not ref.window
+    assert not (ref + Profile.empty_like(ref)).window and not (Profile.empty_like(ref) + ref).window
+    y_edges = ref.edges("y")
+    # windows of it profiled before: no edges for x, and they merge however they were made
+    windows = [cudrift.profile(rows(80), like=ref), Profile.empty_like(ref).update(rows(70)),
+               Profile.empty_like(ref).update(rows(5, np.full(5, np.nan))).update(rows(60))]
+    assert all(w.window and w.edges("x") is None for w in windows)
+    merged = windows[0] + windows[1] + windows[2]
+    assert merged.window and merged.edges("x") is None and merged["x"].moments.count == 210
+    loaded = Profile.from_bytes(windows[1].to_bytes())
+    assert loaded.window and loaded.update(rows(10)).edges("x") is None
+    # the reference gets the edges profile() gives all its rows, counted exactly; y keeps its first batch's
+    more = rows(400)
+    ref.update(more)
+    whole = cudrift.profile({n: np.r_[first[n], more[n]] for n in first})
+    np.testing.assert_array_equal(ref.edges("x"), whole.edges("x"))
+    np.testing.assert_array_equal(ref["x"].histogram.counts, whole["x"].histogram.counts)
+    assert ref["x"].histogram.counts.sum() == 400
+    np.testing.assert_array_equal(ref.edges("y"), y_edges)
+    rep = cudrift.DriftDetector(ref, policy="psi").compare(rows(300))
+    assert rep["x"].status == "ok" and rep["x"].statistic is not None
+    ref.save(tmp_path / "ref.cdp")
+    assert not Profile.load(tmp_path / "ref.cdp").window
+
+
+def test_profiles_saved_before_they_said_whether_they_are_windows_load_as_their_columns_tell(rng):
+    """A profile written without the "window" flag is a window where its categorical columns carry a reference's
+    dictionary (how merge tells them apart); a reference otherwise."""
+    from cudrift.sketches import _format
+
+    ref = cudrift.profile({"x": rng.normal(size=200), "k": rng.integers(0, 3, 200)})
+    for p, window in ((ref, False), (cudrift.profile({"x": rng.normal(size=50), "k": [1] * 50}, like=ref), True),
+                      (Profile.empty_like(ref), True)):
+        version, meta, arrays = _format.unpack(p.to_bytes(), "cudrift.profile", 1)
+        assert meta.pop("window") is window
+        assert Profile.from_bytes(_format.pack("cudrift.profile", version, meta, arrays)).window is window

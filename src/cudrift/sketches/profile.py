@@ -52,6 +52,12 @@ class Profile:
     errors
         Column name → why it could not be profiled (only with
         ``profile(..., errors="report")``; such columns are left out).
+    window
+        True for a window: a profile made ``like=`` a reference
+        (``profile(..., like=)``, :meth:`empty_like`, their merges and
+        updates), whose numeric columns keep the reference's edges, or none.
+        False for a reference, whose :meth:`update` may fix edges still
+        missing.
     """
 
     def __init__(
@@ -62,6 +68,7 @@ class Profile:
         n_rows: int,
         config: ProfileConfig,
         errors: dict[str, str] | None = None,
+        window: bool = False,
     ):
         self.columns = columns
         self.kinds = kinds
@@ -69,6 +76,7 @@ class Profile:
         self.n_rows = int(n_rows)
         self.config = config
         self.errors = dict(errors or {})
+        self.window = bool(window)
 
     # ------------------------------------------------------------------ basics
     @property
@@ -120,7 +128,7 @@ class Profile:
         cols: dict[str, ColumnProfile] = {}
         for name, kind in reference.kinds.items():
             cols[name] = _empty_column(kind, reference, name, reference.config, reference.dtypes[name], skip=skip)
-        return cls(cols, dict(reference.kinds), dict(reference.dtypes), 0, reference.config)
+        return cls(cols, dict(reference.kinds), dict(reference.dtypes), 0, reference.config, window=True)
 
     # ------------------------------------------------------------------ merge
     def merge(self, other: "Profile") -> "Profile":
@@ -165,18 +173,19 @@ class Profile:
                 cols[name] = self.columns[name].merge(other.columns[name])
             except (IncompatibleSketchError, SchemaError) as exc:  # (categorical key types: a SchemaError)
                 raise type(exc)(f"column {name!r}: {exc}") from None
-        # a profile of no rows read none and saw no dtype: merging it changes neither (empty_like is an
-        # identity); else batch_rows, which only says how the data was read, is the smaller, so that a + b and
-        # b + a are one profile
+        # a profile of no rows read none and saw no dtype: merging it changes neither, nor makes a reference a
+        # window (empty_like is an identity); else batch_rows, which only says how the data was read, is the
+        # smaller, so that a + b and b + a are one profile, and a window merged with any profile is one
         if self.n_rows == 0 < other.n_rows:
-            config, dtypes = other.config, dict(other.dtypes)
+            config, dtypes, window = other.config, dict(other.dtypes), other.window
         elif other.n_rows == 0 < self.n_rows:
-            config, dtypes = self.config, dict(self.dtypes)
+            config, dtypes, window = self.config, dict(self.dtypes), self.window
         else:
             config = self.config.with_batch_rows(min(self.config.batch_rows, other.config.batch_rows))
             dtypes = {n: _merge_dtype(self.dtypes[n], other.dtypes[n]) for n in self.columns}
+            window = self.window or other.window
         return Profile(cols, dict(self.kinds), dtypes, self.n_rows + other.n_rows, config,
-                       {**other.errors, **self.errors})
+                       {**other.errors, **self.errors}, window)
 
     def __add__(self, other: "Profile") -> "Profile":
         if not isinstance(other, Profile):
@@ -196,7 +205,18 @@ class Profile:
         profiled, so one that cannot be read (a timestamp column the
         reference's schema ignored) is no obstacle.
 
-        Bin edges and category dictionaries stay those of the profile.
+        Bin edges and category dictionaries stay those of the profile: a
+        numeric column keeps the edges fixed from the first rows profiled,
+        so rows of a reference past their range fill its outer (underflow
+        and overflow) bins; profile all the rows in one pass for edges that
+        fit them all. One exception: a column of a reference (not a
+        :attr:`window`) that has no edges because it held no finite value
+        yet (all NaN, say) gets equal-mass edges from the merged quantile
+        sketch once finite values arrive, as :func:`profile` fixes them
+        (exactly, since the rows before held no finite value). Windows
+        profiled ``like=`` the reference before that keep no edges for it,
+        and still merge with one another (their histogram tests need
+        windows profiled like the updated reference).
 
         Raises
         ------
@@ -226,7 +246,8 @@ class Profile:
         dtypes = {n: src.info(n).dtype for n in self.columns}
         # a reference counts every category: so does the part that extends it (same_dictionary)
         part = Profile({n: _empty_column(k, self, n, self.config, dtypes[n], same_dictionary=True)
-                        for n, k in self.kinds.items()}, dict(self.kinds), dtypes, 0, self.config)
+                        for n, k in self.kinds.items()}, dict(self.kinds), dtypes, 0, self.config,
+                       window=self.window)
         _consume(part, src, list(self.columns))
         merged = self._merge(part)
         for n in _estimated_reference_columns(merged, self, part):
@@ -238,6 +259,16 @@ class Profile:
                 "profile the whole reference in one pass (cudrift.profile of all its parts: a list of "
                 "Parquet files, say), which counts its dictionary exactly"
             )
+        if not self.window:
+            # a reference column that held no finite value had no edges to fix (profile() gives it none); the
+            # first finite values fix them, from the merged sketch, which holds those values only
+            need = [n for n, c in self.columns.items() if isinstance(c, NumericColumnProfile)
+                    and c.histogram is None and c.finite_count == 0 and merged.columns[n].quantiles.n]
+            for n in need:
+                merged.columns[n] = merged.columns[n].with_edges(
+                    equal_mass_edges(merged.columns[n].quantiles, self.config.n_bins))
+            if need:
+                _count_histograms(merged, src, need)
         self.columns, self.n_rows, self.dtypes = merged.columns, merged.n_rows, merged.dtypes
         return self
 
@@ -251,6 +282,7 @@ class Profile:
             "n_rows": self.n_rows,
             "config": self.config.to_dict(),
             "errors": self.errors,
+            "window": self.window,
         }
         arrays = {f"c{i}": np.frombuffer(self.columns[n].to_bytes(), dtype=np.uint8) for i, n in enumerate(names)}
         return _format.pack(_KIND, _VERSION, meta, arrays)
@@ -272,6 +304,9 @@ class Profile:
             if n_rows < 0:
                 raise ValueError(f"negative n_rows {n_rows}")
             errors = {str(k): str(v) for k, v in meta.get("errors", {}).items()}
+            window = meta.get("window")
+            if window is not None and not isinstance(window, bool):
+                raise ValueError(f"window must be a bool, got {window!r}")
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise FormatError(f"corrupted profile metadata: {exc!r}") from None
         cols: dict[str, ColumnProfile] = {}
@@ -288,7 +323,12 @@ class Profile:
                 raise  # (out of memory is not a corrupt file: a checkpoint must not be set aside for it)
             except Exception as exc:  # noqa: BLE001 - bytes that pass their checksum but hold nonsense
                 raise FormatError(f"corrupted profile bytes in column {n!r}: {type(exc).__name__}: {exc}") from None
-        return cls(cols, kinds, dtypes, n_rows, config, errors)
+        if window is None:
+            # written before profiles said which they are: a window carries its reference's dictionary in its
+            # categorical columns (a profile of numeric columns only is read as a reference)
+            window = any(isinstance(c, CategoricalColumnProfile) and c.reference_categories is not None
+                         for c in cols.values())
+        return cls(cols, kinds, dtypes, n_rows, config, errors, window)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the profile atomically (temporary file, fsync, rename)."""
@@ -656,7 +696,8 @@ def profile_keeping_sorted(
     dtypes = {n: src.info(n).dtype for n in kinds}
     cols = {n: _empty_column(k, like, n, config, dtypes[n]) for n, k in kinds.items()}
     prof = Profile(cols, kinds, dtypes, 0, config,
-                   {c.name: c.error for c in src.columns if c.family == "invalid" and c.name not in schema.ignore})
+                   {c.name: c.error for c in src.columns if c.family == "invalid" and c.name not in schema.ignore},
+                   window=like is not None)
     numeric = [n for n, k in kinds.items() if k == NUMERICAL]
     keep: dict[str, list[np.ndarray]] | None = None
     if numeric and keep_sorted_budget > 0 and src.n_rows is not None:
