@@ -219,3 +219,15 @@ def test_continuing_refuses_a_skip_that_is_not_a_count():
             first.continuing(skip=bad)
     later = first.continuing(skip=np.int64(5)).update(np.arange(10.0))
     assert Sample.from_bytes(later.to_bytes()) == later
+
+
+def test_profile_config_refuses_a_sample_size_no_sample_takes():
+    """ProfileConfig checks settings as the sketches do, so a bad one is named as the user spelled it and never
+    saved with a profile: Sample.empty refuses sizes of 2**63 and more."""
+    from cudrift import ProfileConfig
+
+    assert ProfileConfig(sample_size=2**63 - 1).sample_size == 2**63 - 1
+    with pytest.raises(ValueError, match=r"Invalid value for sample_size: 9223372036854775808 \(expected an integer"):
+        ProfileConfig(sample_size=2**63)
+    with pytest.raises(ValueError, match="size"):
+        Sample.empty(size=2**63)

@@ -69,6 +69,8 @@ class ProfileConfig:
         if not 2 <= self.quantile_k <= _MAX_K:
             raise ValueError(f"Invalid value for quantile_k: {self.quantile_k!r} "
                              f"(expected an integer in [2, {_MAX_K}])")
+        if self.sample_size >= 2**63:  # (no array holds as many: Sample.empty refuses it)
+            raise ValueError(f"Invalid value for sample_size: {self.sample_size!r} (expected an integer in [1, 2**63))")
         if not 0 <= self.seed < 2**64:
             raise ValueError(f"Invalid value for seed: {self.seed!r} (expected an integer in [0, 2**64))")
 
