@@ -831,7 +831,8 @@ def test_a_checkpoint_written_under_another_input_layout_is_set_aside(tmp_path, 
 
 
 def test_no_checkpoint_can_keep_the_monitor_from_loading(monitor, pb, rng, tmp_path, monkeypatch):
-    """Whatever restoring a checkpoint raises, it is set aside with the reason logged, and a new window starts."""
+    """Whatever restoring a checkpoint raises (out of memory and I/O errors aside: see the next test), it is set
+    aside with the reason logged, and a new window starts."""
     repo, start = monitor
     m = start()
     m.execute([request(rng, 120)])
@@ -1100,3 +1101,66 @@ def test_a_checkpoint_with_unreadable_counters_resumes_its_window_and_restarts_t
     m2.execute([request(rng, 380)])
     wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 1 and value(pb, "cudrift_requests_total") == 1)
     wait_for(lambda: value(pb, "cudrift_window_rows_total") == 380)
+
+
+@pytest.mark.parametrize("error", [MemoryError(), OSError(5, "Input/output error")], ids=["MemoryError", "EIO"])
+def test_a_checkpoint_that_cannot_be_read_for_now_is_kept_and_not_overwritten(monitor, pb, rng, tmp_path,
+                                                                               monkeypatch, error):
+    """Out of memory while loading a checkpoint's profiles, or an I/O error while reading the file, says nothing
+    about it: it was set aside and the next periodic checkpoint took its name, so the saved window never came
+    back. It stays in place now, the monitor loads with a new window and writes no checkpoint over it (said once
+    per period); the next start reads it; moved away, checkpoints resume."""
+    import pathlib
+
+    repo, start = monitor
+    ckpt = tmp_path / "w.ckpt"
+    m = start()
+    m.execute([request(rng, 120)])
+    m.finalize()
+    saved = ckpt.read_bytes()
+
+    def failing():
+        with monkeypatch.context() as mp:
+            if isinstance(error, MemoryError):  # as the checkpoint's window profiles load (not the reference)
+                restore, from_bytes, restoring = WindowState.restore, cudrift.Profile.from_bytes, []
+
+                def restore_(self, data):
+                    restoring.append(True)
+                    return restore(self, data)
+
+                def from_bytes_(data):
+                    if restoring:
+                        raise error
+                    return from_bytes(data)
+
+                mp.setattr(WindowState, "restore", restore_)
+                mp.setattr(cudrift.Profile, "from_bytes", from_bytes_)
+            else:
+                read_bytes = pathlib.Path.read_bytes
+
+                def read_bytes_(path):
+                    if path == ckpt:
+                        raise error
+                    return read_bytes(path)
+
+                mp.setattr(pathlib.Path, "read_bytes", read_bytes_)
+            return start()
+
+    m2 = failing()
+    assert m2.state.open_rows == 0
+    assert [p.name for p in tmp_path.iterdir() if p.name != "repo"] == ["w.ckpt"]  # not set aside
+    assert any(level == "error" and "not read" in msg and type(error).__name__ in msg for level, msg in pb.logs)
+    m2.execute([request(rng, 80)])
+    wait_for(lambda: sum(level == "error" and "not written" in msg for level, msg in pb.logs) >= 2)
+    m2.finalize()
+    assert ckpt.read_bytes() == saved, "a checkpoint that could not be read was overwritten"
+
+    m3 = start()  # memory back: the saved window resumes
+    assert (m3.state.open_rows, m3.state.rows_total) == (120, 120)
+    m3.finalize()
+
+    m4 = failing()
+    ckpt.rename(tmp_path / "kept.ckpt")  # the operator keeps it elsewhere: this run may checkpoint again
+    m4.execute([request(rng, 30)])
+    wait_for(lambda: ckpt.exists() and _checkpoint_rows(m4, ckpt) == 30)
+    assert any(level == "info" and "moved away" in msg for level, msg in pb.logs)

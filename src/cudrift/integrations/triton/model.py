@@ -246,6 +246,7 @@ class TritonPythonModel:
                                  self.settings.sliding_windows, self.settings.fold_rows, self.backend,
                                  max_backlog_rows=self.settings.max_backlog_rows, legacy_digests=(legacy,))
         self._checkpoint = _resolve(model_dir, self.settings.checkpoint) if self.settings.checkpoint else None
+        self._held = False  # the checkpoint could not be read (out of memory, I/O): not overwritten, see _save
         totals = self._resume()
         # a resumed time window that holds rows and whose time ran out while the server was down closes now, as
         # it would have: new rows must not join it (they would be compared as part of a window they missed)
@@ -316,13 +317,26 @@ class TritonPythonModel:
 
     def _resume(self) -> dict[str, Any]:
         """Load the checkpoint if there is one; one that cannot be resumed is set aside and the monitor starts
-        afresh (a checkpoint must never keep the monitor, and with it the ensemble, from loading)."""
-        if self._checkpoint is None or not self._checkpoint.exists():
+        afresh (a checkpoint must never keep the monitor, and with it the ensemble, from loading).
+
+        One that cannot be read for want of memory, or through an I/O error, may be sound: it is left in place
+        and held (see :meth:`_save`) rather than set aside, so that the next start reads it again.
+        """
+        if self._checkpoint is None:
             return {}
         try:
             totals = self.state.restore(self._checkpoint.read_bytes())
-        except Exception as exc:  # noqa: BLE001 - unreadable, another reference, or anything else; restore
-            # leaves the state as it was when it raises
+        except (FileNotFoundError, NotADirectoryError):
+            return {}  # no checkpoint yet (or a file where its folder should be: _save says so)
+        except (MemoryError, OSError) as exc:
+            self._held = True
+            self._log.log_error(f"cudrift monitor {self._name}: checkpoint {self._checkpoint} not read "
+                                f"({type(exc).__name__}: {exc}); it may be sound, so it is left in place and this "
+                                "run writes no checkpoint over it (the next start reads it again; move it away to "
+                                "let this run checkpoint); starting a new window")
+            return {}
+        except Exception as exc:  # noqa: BLE001 - corrupt, another reference, or anything else the file holds;
+            # restore leaves the state as it was when it raises
             aside = self._checkpoint.with_name(self._checkpoint.name + f".unusable-{int(time.time())}")
             try:
                 os.replace(self._checkpoint, aside)
@@ -586,7 +600,24 @@ class TritonPythonModel:
         """Fold what is pending, then write the checkpoint (it then holds every row accepted so far).
 
         ``final``: ``finalize``'s, after which no request comes; the next start continues the counters from it.
+        While a checkpoint this run could not read is held, none is written (it may hold an earlier run's window,
+        which the next start may read), until the file is moved away.
         """
+        if self._held:
+            try:
+                os.stat(self._checkpoint)
+            except FileNotFoundError:
+                self._held = False
+                self._log.log_info(f"cudrift monitor {self._name}: the checkpoint left unread at {self._checkpoint} "
+                                   "was moved away; writing this run's")
+            except OSError:
+                pass
+        if self._held:
+            self._retry_save_at = now + self.settings.checkpoint_seconds
+            self._log.log_error(f"cudrift monitor {self._name}: checkpoint {self._checkpoint} not written: the "
+                                "file there could not be read when this run started and is kept (move it away to "
+                                "let this run checkpoint; a restart reads it again)")
+            return
         self.state.fold(force=True)
         try:
             totals = self.metrics.totals(shutdown=final)
