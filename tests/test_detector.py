@@ -1,6 +1,7 @@
 """DriftDetector: auto policy, exactness against SciPy, sketches with bounds, reports, bad input."""
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -1086,6 +1087,47 @@ def test_unseen_categories_against_a_reference_that_had_values_outside_the_dicti
     fewer = _categories(rng, 3000, [0.45, 0.45, 0.1])
     rep = DriftDetector(last, backend="cpu").compare(cudrift.profile({"c": fewer}, like=ref0, backend="cpu"))
     assert not [f for f in rep.findings if f.check == "unseen_categories"]
+
+
+def test_unseen_share_of_two_windows_of_one_distribution_is_not_a_finding(rng):
+    """Against a reference that is itself a window, the unseen_categories finding needs the current share larger
+    beyond sampling noise (one-sided two-proportion z-test at 0.01): with no tolerance it came on about every
+    other pair of windows of one distribution (50.7% against 50.1%)."""
+    ref0 = cudrift.profile({"c": rng.choice(["a", "b"], 4000)}, backend="cpu")
+    p = [0.25, 0.25, 0.5]
+    last = cudrift.profile({"c": _categories(rng, 5000, p)}, like=ref0, backend="cpu")
+    shares = []
+    for _ in range(20):
+        now = cudrift.profile({"c": _categories(rng, 5000, p)}, like=ref0, backend="cpu")
+        rep = DriftDetector(last, backend="cpu").compare(now)
+        shares.append(now.columns["c"].unseen_count > last.columns["c"].unseen_count)
+        assert not [f for f in rep.findings if f.check == "unseen_categories"]
+    assert any(shares), "some windows had the larger share, by noise"
+    # a share that grew: reported, with the z-test's p-value written out here
+    grown = _categories(rng, 5000, [0.22, 0.22, 0.56])
+    rep = DriftDetector(last, backend="cpu").compare(cudrift.profile({"c": grown}, like=ref0, backend="cpu"))
+    (f,) = [f for f in rep.findings if f.check == "unseen_categories"]
+    n1, x1 = 5000, last.columns["c"].unseen_count
+    n2, x2 = 5000, int(np.sum(grown == "new"))
+    pool = (x1 + x2) / (n1 + n2)
+    z = (x1 / n1 - x2 / n2) / math.sqrt(pool * (1 - pool) * (1 / n1 + 1 / n2))
+    assert f"p = {st.norm.cdf(z):.2g})" in f.message
+
+
+def test_a_window_made_like_another_reference_is_refused_by_name(rng):
+    """A categorical window profiled like= a profile of other categories counted this reference's categories it
+    lacks as unseen: the count tests read that as drift (JS 0.59 on one distribution)."""
+    data = {"c": rng.choice(["a", "b", "c"], 3000)}
+    ref = cudrift.profile(data, backend="cpu")
+    other = cudrift.profile({"c": rng.choice(["a", "b", "z"], 3000)}, backend="cpu")
+    with pytest.raises(cudrift.IncompatibleSketchError, match=r"column 'c': the current profile was made like= a profile of "
+                                                      r"other categories \(1 not in this reference's dictionary, 1 "
+                                                      r"of it missing; 3 in it\)"):
+        DriftDetector(ref, backend="cpu").compare(cudrift.profile(data, like=other, backend="cpu"))
+    # like= the reference itself, or like= a window of it (which passes the reference's dictionary on): compared
+    w = cudrift.profile(data, like=ref, backend="cpu")
+    for cur in (w, cudrift.profile(data, like=w, backend="cpu")):
+        assert DriftDetector(ref, backend="cpu").compare(cur)["c"].statistic == 0.0
 
 
 def _share_bounds(f):

@@ -29,11 +29,14 @@ from cudrift.io import TableSource, as_source
 from cudrift.sketches.column import NumericColumnProfile
 from cudrift.sketches.config import NUMERICAL, ProfileConfig, Schema
 from cudrift.sketches.profile import Profile, profile_keeping_sorted
-from cudrift.stats import TESTS
+from cudrift.stats import TESTS, ztest_proportions
 from cudrift.stats._dist import anderson_pvalue
 
 DEFAULT_MEMORY_BUDGET = 1 << 30
 _EXACT = ("auto", "always", "never")
+#: Significance at which a current window's share of values outside the dictionary counts as grown past a reference
+#: window's own share (the unseen_categories finding against a reference that is itself a window).
+_UNSEEN_GROWTH_ALPHA = 0.01
 
 
 def _workers() -> int:
@@ -711,6 +714,15 @@ def _check_like(ref: Profile, cur: Profile) -> None:
                 f"column {n!r}: the current profile was not made with like=reference, so unseen categories "
                 "cannot be counted; profile it with like=reference (cudrift profile --like)"
             )
+        elif cur.columns[n]._ref_typed != ref.columns[n]._passed_on():
+            # profiled like= another reference (or this one before update() added categories): its values of
+            # this reference's other categories were counted as unseen, which the count tests would read as drift
+            want, got = ref.columns[n]._passed_on(), cur.columns[n]._ref_typed
+            raise IncompatibleSketchError(
+                f"column {n!r}: the current profile was made like= a profile of other categories "
+                f"({len(got - want)} not in this reference's dictionary, {len(want - got)} of it missing; "
+                f"{len(want)} in it); profile it with like=reference (cudrift profile --like)"
+            )
 
 
 def _dtype_name(dtype: str | None) -> str | None:
@@ -748,13 +760,20 @@ def _quality_findings(name: str, ref: Profile, cur: Profile, null_tol: float) ->
         if cc.unseen_count and valid and rc.unseen_count:
             # the reference is itself a window profiled like= a reference: it holds values outside the dictionary
             # too, which of its categories they were is not kept, so only the two shares can be compared
-            share, r_share = cc.unseen_count / valid, rc.unseen_count / (rc.count - rc.null_count)
-            if share > r_share:
+            r_valid = rc.count - rc.null_count
+            share, r_share = cc.unseen_count / valid, rc.unseen_count / r_valid
+            # reported where the current share is larger beyond sampling noise (one-sided two-proportion z-test):
+            # two windows of one distribution differ by a little either way, and a finding on every other window
+            # would be noise
+            grew = ztest_proportions([r_valid - rc.unseen_count, rc.unseen_count],
+                                     [valid - cc.unseen_count, cc.unseen_count], alternative="less")
+            if grew.pvalue < _UNSEEN_GROWTH_ALPHA:
                 out.append(Finding("unseen_categories", name,
                                    f"column {name!r}: {cc.unseen_count} current values ({_pct(share)}) are outside "
                                    f"the categories both windows were profiled with, against {_pct(r_share)} of the "
                                    f"reference's: the reference had such values too, so at most this many are "
-                                   f"categories it never had", value=share, reference_value=r_share))
+                                   f"categories it never had (one-sided z-test p = {grew.pvalue:.2g})",
+                                   value=share, reference_value=r_share))
         elif cc.unseen_count and valid:
             if rc.counts.folded:
                 # the reference kept only its top categories: values of its
