@@ -601,3 +601,83 @@ def test_a_checkpoint_restored_whole_keeps_its_counts(reference, rng):
     again = WindowState(reference, lay, window_rows=200)
     assert again.restore(_saved_with(st.to_bytes({"requests": 1}))) == {"requests": 1}
     assert (again.rows_total, again.open_rows, again.open_window_id, again.sealed_windows) == (250, 0, 1, 1)
+
+
+# ------------------------------------------------------------------ checkpoint files
+
+_WRITER = """
+import os, signal, sys
+from cudrift.io import _atomic
+
+real, calls = os.fsync, []
+
+def fsync(fd):  # the temporary file's fsync, before its rename: die there, or wait to be told to go on
+    calls.append(fd)
+    if len(calls) == 1:
+        if sys.argv[2] == "die":
+            os.kill(os.getpid(), signal.SIGKILL)
+        print("writing", flush=True)
+        sys.stdin.readline()
+    real(fd)
+
+os.fsync = fsync
+_atomic.write_atomic(sys.argv[1], b"from the other writer")
+"""
+
+
+def _writer(target, how):
+    """A process writing ``target`` with write_atomic that is killed (``die``) or waits (``wait``) just before its
+    rename: a real temporary file, by write_atomic's own naming."""
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", _WRITER, str(target), how], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+
+
+def _aged(path, seconds):
+    import os
+    import time
+
+    t = time.time() - seconds
+    os.utime(path, (t, t))
+
+
+def test_a_write_removes_the_temporary_files_of_writers_that_died(tmp_path):
+    """A monitor killed between creating its temporary checkpoint and renaming it left ``w.ckpt.<random>.tmp``
+    behind for good. The next successful write of ``w.ckpt`` removes such files once they are old, and only
+    those: not a live writer's (another process, mid-write), not a fresh one, not other files."""
+    from cudrift.io._atomic import STALE_SECONDS, write_atomic
+
+    target = tmp_path / "w.ckpt"
+    write_atomic(target, b"saved")
+    killed = _writer(target, "die")
+    assert killed.wait(30) == -9
+    (dead,) = [p for p in tmp_path.iterdir() if p.name != "w.ckpt"]
+    _aged(dead, STALE_SECONDS + 60)
+    others = [tmp_path / "w.ckpt.20240101.tmp", tmp_path / "x.ckpt.cudrift-abcdefgh.tmp",
+              tmp_path / "w.ckpt.cudrift-abcdefgh.tmp.keep"]
+    for p in others:
+        p.write_bytes(b"someone's")
+        _aged(p, STALE_SECONDS + 60)
+    live = _writer(target, "wait")
+    try:
+        assert live.stdout.readline() == "writing\n"
+        (writing,) = [p for p in tmp_path.iterdir() if p not in (target, dead, *others)]
+        _aged(writing, STALE_SECONDS + 60)  # old, but its writer holds it
+        killed = _writer(target, "die")
+        assert killed.wait(30) == -9
+        (fresh,) = [p for p in tmp_path.iterdir() if p not in (target, dead, writing, *others)]
+
+        write_atomic(target, b"next")
+        assert target.read_bytes() == b"next"
+        assert not dead.exists() and writing.exists() and fresh.exists()
+        assert all(p.read_bytes() == b"someone's" for p in others)
+    finally:
+        live.stdin.write("\n")
+        live.stdin.close()
+    assert live.wait(30) == 0 and target.read_bytes() == b"from the other writer"  # its write went through
+    assert not writing.exists()
+    _aged(fresh, STALE_SECONDS + 60)
+    write_atomic(target, b"last")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["w.ckpt", *(p.name for p in others)])

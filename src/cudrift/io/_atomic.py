@@ -2,36 +2,49 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import stat
 import tempfile
+import time
 from pathlib import Path
+
+#: A temporary file of ``write_atomic`` this old, that no writer holds, was left by a writer that died.
+STALE_SECONDS = 300.0
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically: temporary file in the same folder, fsync, rename, fsync the folder.
 
-    A crash at any point leaves either the previous file or the new one.
+    A crash at any point leaves either the previous file or the new one. A
+    writer killed before its rename leaves its temporary file
+    (``<name>.cudrift-<random>.tmp``); once a later write of ``path`` has
+    succeeded, such files are removed when no live writer holds them (each
+    writer holds a lock on its own until it is renamed) and they are older
+    than :data:`STALE_SECONDS`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + _TEMP_INFIX, suffix=".tmp", dir=path.parent)
     except OSError as exc:  # (an unwritable folder) named as open(path, "wb") would name it
         raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
-        # mkstemp creates the file 0600; give it the mode open() would: the replaced file's, or 0666 less
-        # the umask for a new one, so a profile or checkpoint can be read by whoever reads the folder
-        try:
-            mode = stat.S_IMODE(os.stat(path).st_mode)
-        except FileNotFoundError:
-            mode = 0o666 & ~_umask()
-        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
+            # held until the file is renamed (closing it releases the lock): another writer's cleanup leaves it be
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            # mkstemp creates the file 0600; give it the mode open() would: the replaced file's, or 0666 less
+            # the umask for a new one, so a profile or checkpoint can be read by whoever reads the folder
+            try:
+                mode = stat.S_IMODE(os.stat(path).st_mode)
+            except FileNotFoundError:
+                mode = 0o666 & ~_umask()
+            os.fchmod(fd, mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+            os.replace(tmp, path)
     except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -45,7 +58,47 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+    _remove_stale_temps(path)
     return path
+
+
+# Temporary names are <name>.cudrift-<mkstemp's 8 random characters>.tmp: distinct from names people give files.
+_TEMP_INFIX = ".cudrift-"
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Remove the temporary files of writes of ``path`` whose writer died (see :func:`write_atomic`); never raises.
+
+    A file is removed only if its name is one :func:`write_atomic` gives for ``path``, it is a regular file
+    older than :data:`STALE_SECONDS`, and its lock can be taken: a live writer, in this process or another,
+    holds its own from just after creating it until after renaming it (the age covers that instant, and file
+    systems where locks are per process, as NFS's emulated ``flock``).
+    """
+    pattern = re.compile(re.escape(path.name + _TEMP_INFIX) + r"[a-z0-9_]{8}\.tmp")
+    try:
+        with os.scandir(path.parent) as it:
+            names = [e.name for e in it if pattern.fullmatch(e.name)]
+    except OSError:
+        return
+    now = time.time()
+    for name in names:
+        p = os.path.join(path.parent, name)
+        try:
+            fd = os.open(p, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:  # gone (renamed by its writer, removed by another cleanup), or not ours to open
+            continue
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < STALE_SECONDS:
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # OSError: a live writer holds it
+            here = os.stat(p, follow_symlinks=False)
+            if (here.st_dev, here.st_ino) == (st.st_dev, st.st_ino):  # still the file locked
+                os.unlink(p)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def _umask() -> int:
