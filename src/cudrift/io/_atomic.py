@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import stat
 import tempfile
 import time
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # (Windows: no flock, so no writer's leftovers are removed; writes are as atomic)
+    fcntl = None
 
 #: A temporary file of ``write_atomic`` this old, that no writer holds, was left by a writer that died.
 STALE_SECONDS = 300.0
@@ -33,14 +37,16 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             # held until the file is renamed (closing it releases the lock): another writer's cleanup leaves it be
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
             # mkstemp creates the file 0600; give it the mode open() would: the replaced file's, or 0666 less
             # the umask for a new one, so a profile or checkpoint can be read by whoever reads the folder
             try:
                 mode = stat.S_IMODE(os.stat(path).st_mode)
             except FileNotFoundError:
                 mode = 0o666 & ~_umask()
-            os.fchmod(fd, mode)
+            if hasattr(os, "fchmod"):  # (not on Windows before Python 3.13)
+                os.fchmod(fd, mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -74,6 +80,8 @@ def _remove_stale_temps(path: Path) -> None:
     holds its own from just after creating it until after renaming it (the age covers that instant, and file
     systems where locks are per process, as NFS's emulated ``flock``).
     """
+    if fcntl is None:
+        return
     pattern = re.compile(re.escape(path.name + _TEMP_INFIX) + r"[a-z0-9_]{8}\.tmp")
     try:
         with os.scandir(path.parent) as it:
