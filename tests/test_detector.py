@@ -1250,3 +1250,22 @@ def test_report_metadata_reads_back_as_json_gives_it(rng):
     back = DriftReport.from_json(odd.to_json())
     assert back.metadata == {"nan": "NaN", "inf": "-Infinity", "pair": [1, 2]}
     assert "a NaN or infinite float in it as the string" in " ".join(DriftReport.to_json.__doc__.split())
+
+
+def test_out_of_range_against_edges_widened_to_the_input_precision_counts_exactly(rng):
+    """The Triton monitor widens a reference's outer edges to the FP32 its inputs arrive as, so that its own
+    extremes rounded to float32 are in range: the finding counts the outer bins there (exact), and did not read
+    the widened edges as a window's (an estimate, with the rounded extremes counted as outside)."""
+    from cudrift.integrations.triton._layout import FeatureLayout
+    from cudrift.integrations.triton.model import _at_input_precision
+
+    x = rng.normal(size=3000)
+    ref = cudrift.profile({"u": x}, backend="cpu")
+    wide = _at_input_precision(ref, FeatureLayout.from_profile(ref))
+    assert wide["u"].histogram.edges[0] < x.min() or wide["u"].histogram.edges[-1] > x.max()
+    rep = DriftDetector(wide, backend="cpu").compare(cudrift.profile({"u": x.astype(np.float32)}, like=wide))
+    assert not [f for f in rep.findings if f.check == "out_of_range"]
+    past = np.concatenate([x, [x.max() + 1.0] * 30]).astype(np.float32)
+    rep = DriftDetector(wide, backend="cpu").compare(cudrift.profile({"u": past}, like=wide))
+    (f,) = [f for f in rep.findings if f.check == "out_of_range"]
+    assert f.value == 30 / past.size and "estimated" not in f.message

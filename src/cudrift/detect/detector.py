@@ -799,20 +799,24 @@ def _quality_findings(name: str, ref: Profile, cur: Profile, null_tol: float) ->
 def _out_of_range(name: str, rc: NumericColumnProfile, cc: NumericColumnProfile) -> list[Finding]:
     """The ``out_of_range`` finding: the current share of finite values outside the reference's [min, max].
 
-    Where the reference's histogram edges are its minimum and maximum (a
-    reference profiled from data), the current window's underflow and
-    overflow bins count those values exactly. Edges come from the profile a
-    window was made like=, so they need not span a reference that is such a
-    window, or one grown by ``update()``: the share then comes from the
-    current quantile sketch, as the interval its bounds allow (``value`` its
-    lower end, as a statistic from sketches is reported), and is reported
-    only where the sketch shows such values.
+    Where the reference's outer histogram edges are its minimum and maximum
+    (a reference profiled from data), or those rounded outward to a
+    narrower float (the Triton monitor's reference, whose FP32 inputs round
+    its own extremes), the current window's underflow and overflow bins
+    count the values outside them exactly.
+    Edges come from the profile a window was made like=, so they need not
+    span a reference that is such a window, or one grown by ``update()``:
+    the share outside its [min, max] then comes from the current quantile
+    sketch, as the interval its bounds allow (``value`` its lower end, as a
+    statistic from sketches is reported), and is reported only where the
+    sketch shows such values.
     """
     lo_ref, hi_ref = rc.moments.min, rc.moments.max
     n = cc.moments.count
     rng = f"the reference range [{lo_ref:.6g}, {hi_ref:.6g}]"
     edges = rc.histogram.edges if rc.histogram is not None else None
-    if edges is not None and cc.histogram is not None and edges[0] == lo_ref and edges[-1] == hi_ref:
+    if (edges is not None and cc.histogram is not None and _bounds(edges[0], lo_ref, -1)
+            and _bounds(edges[-1], hi_ref, 1)):
         outside = int(cc.histogram.counts[0] + cc.histogram.counts[-1])
         if not outside:
             return []
@@ -831,6 +835,20 @@ def _out_of_range(name: str, rc: NumericColumnProfile, cc: NumericColumnProfile)
                     f"column {name!r}: between {_pct(least / n)} and {_pct(most / n)} of current values lie outside "
                     f"{rng} (estimated from the current quantile sketch: the histogram edges are not the "
                     f"reference's minimum and maximum)", value=least / n)]
+
+
+def _bounds(edge: float, extreme: float, side: int) -> bool:
+    """Whether an outer histogram edge is the reference's ``extreme`` (its minimum: ``side`` -1, its maximum: 1),
+    or that rounded outward to float32 or float16 (the nearest such float past it)."""
+    if edge == extreme:
+        return True
+    for t in (np.float32, np.float16):
+        with np.errstate(over="ignore"):
+            e = t(edge)
+        inner = float(np.nextafter(e, t(-side * np.inf)))  # the next float of that type towards the inside
+        if float(e) == edge and (edge - extreme) * side > 0 and (inner - extreme) * side < 0:
+            return True
+    return False
 
 
 def _nothing_to_test(col: Any) -> str:
