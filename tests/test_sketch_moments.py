@@ -211,3 +211,28 @@ def test_numbers_past_a_float_or_an_int64_are_refused(key, value):
     meta = {"count": 2, "mean": 1.0, "m2": 0.5, "min": 0.5, "max": 1.5, "mean_lo": 0.0, key: value}
     with pytest.raises(FormatError, match="cudrift.moments"):
         Moments.from_bytes(_format.pack("cudrift.moments", 2, meta))
+
+
+def test_profiles_and_statistics_do_not_depend_on_the_blas_thread_count(tmp_path):
+    """BLAS's dot sums in an order set by its thread count: a profile's bytes and a statistic's last digits
+    differed between OPENBLAS_NUM_THREADS=1 and 2 (a Dask worker, which sets 1, and its driver disagreed), and
+    OpenBLAS's threads hang a fork made while another thread is inside one. Dots are NumPy's own loop now."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import hashlib, numpy as np, cudrift\n"
+        "rng = np.random.default_rng(5)\n"
+        "ref = cudrift.profile({'x': rng.normal(size=400_000)}, backend='cpu')\n"
+        "rep = cudrift.DriftDetector({'x': rng.normal(size=400_000)}, policy='wasserstein', backend='cpu')"
+        ".compare({'x': rng.normal(0.01, 1, size=150_000)})\n"
+        "print(hashlib.sha256(ref.to_bytes()).hexdigest(), repr(ref['x'].moments.m2), repr(rep['x'].statistic))\n")
+    out = []
+    for threads in ("1", "2"):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        run = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        out.append(run.stdout)
+    assert out[0] == out[1]

@@ -9,7 +9,7 @@ import numpy as np
 
 from cudrift.errors import FormatError
 from cudrift.sketches import _format
-from cudrift.sketches._common import as_numeric_1d, require_finite
+from cudrift.sketches._common import as_numeric_1d, dot, require_finite
 
 __all__ = ["Moments"]
 
@@ -55,7 +55,7 @@ def _centered(x: Any, center: float, scale: float, xp: Any = np) -> tuple[float,
     with np.errstate(over="ignore"):
         # Divide by scale twice: scale**2 would underflow to 0. A variance
         # beyond float64's range legitimately becomes +inf.
-        m2 = (float(d @ d) - s1 * s1 / m) / scale / scale
+        m2 = ((dot(d, d) if xp is np else float(d @ d)) - s1 * s1 / m) / scale / scale
     mean, lo = two_sum(center, s1 / m / scale)
     return mean, max(m2, 0.0), lo if math.isfinite(lo) else 0.0
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cudrift.backends import cpu_workers
+from cudrift.sketches._common import dot
 from cudrift.stats._validation import pow2_above
 
 __all__ = [
@@ -300,13 +301,13 @@ def lp_integral_bounds_scaled(g: Grid, p: int) -> tuple[float, float, float]:
     dlo, dhi = dlo[:-1], dhi[:-1]
     if g.exact:
         mag = np.abs(dlo)
-        val = float(np.dot(mag, widths) if p == 1 else np.dot(mag * mag, widths))
+        val = dot(mag, widths) if p == 1 else dot(mag * mag, widths)
         return val, val, c
     mag_hi = np.maximum(np.abs(dlo), np.abs(dhi))
     mag_lo = np.maximum(np.maximum(dlo, -dhi), 0.0)
     if p == 2:
         mag_hi, mag_lo = mag_hi * mag_hi, mag_lo * mag_lo
-    return float(np.dot(mag_lo, widths)), float(np.dot(mag_hi, widths)), c
+    return dot(mag_lo, widths), dot(mag_hi, widths), c
 
 
 def _multiplicities(cum: np.ndarray) -> np.ndarray:
@@ -324,7 +325,7 @@ def mannwhitney_u1_ties(g: Grid) -> tuple[float, float]:
     a = _multiplicities(g.a_lo).astype(np.float64)
     b = _multiplicities(g.b_lo).astype(np.float64)
     b_below = (g.b_lo - _multiplicities(g.b_lo)).astype(np.float64)
-    u1 = float(np.dot(a, b_below + b / 2.0))
+    u1 = dot(a, b_below + b / 2.0)
     t = a + b
     ties = float(np.sum(t**3 - t))
     return u1, ties
@@ -504,11 +505,11 @@ def _w1_fast(a: np.ndarray, b: np.ndarray) -> float:
     ea = i * nb  # breakpoint i / n_a, in units of 1 / (n_a n_b)
     jb = -(-ea // na) - 1  # current-sample quantile index at that breakpoint
     width = ea - np.maximum(ea - nb, jb * na)
-    total = float(np.dot(width.astype(np.float64), np.abs(a - b[jb])))
+    total = dot(width.astype(np.float64), np.abs(a - b[jb]))
     j = np.arange(1, nb + 1, dtype=np.int64)
     eb = j * na
     ia = -(-eb // nb) - 1
     width = eb - np.maximum(eb - na, ia * nb)
     width[eb % nb == 0] = 0  # breakpoints shared with the reference were counted above
-    total += float(np.dot(width.astype(np.float64), np.abs(a[ia] - b)))
+    total += dot(width.astype(np.float64), np.abs(a[ia] - b))
     return total / (float(na) * float(nb))

@@ -47,6 +47,7 @@ import numpy as np
 
 from ..errors import EmptyInputError
 from ..sketches._cdf import CdfBounds
+from ..sketches._common import dot
 from ._dist import (
     anderson_2samp_normalize,
     anderson_pvalue,
@@ -421,10 +422,10 @@ def _cvm_bounds(g: Grid) -> tuple[float, float]:
     b = s.blo[ex] - s.blo_p[ex]
     t = a + b
     d, d2 = s.e_exact_p[ex], s.e_exact[ex]
-    main_ex = float(np.dot(t, d * d + d * d2 + d2 * d2)) / 3.0
+    main_ex = dot(t, d * d + d * d2 + d2 * d2) / 3.0
     psi_ex = float(np.sum(t * (a - b) * (m * a - n * b) - (m * a + n * b)))
     _, count, sq_lo, sq_hi, _, _, _ = _rank_intervals(s, N)
-    main_lo, main_hi = float(np.dot(count, sq_lo)), float(np.dot(count, sq_hi))
+    main_lo, main_hi = dot(count, sq_lo), dot(count, sq_hi)
     ap = ~ex
     wa, wb, wt = s.wa[ap], s.wb[ap], s.wt[ap]
     psi_hi = float(np.sum(wt * (m * wa * wa + n * wb * wb)))
@@ -465,7 +466,7 @@ def _anderson_bounds(g: Grid) -> tuple[float, float]:
         start, count, np.minimum(wt, N - 1.0), N, below_min, upto_max
     )
     factor = (N - 1.0) / (N * m * n)
-    return factor * (exact_sum + float(np.dot(sq_lo, inv_lo))), factor * (exact_sum + float(np.dot(sq_hi, inv_hi)))
+    return factor * (exact_sum + dot(sq_lo, inv_lo)), factor * (exact_sum + dot(sq_hi, inv_hi))
 
 
 def cramervonmises_from_cdf(ref: CdfBounds, cur: CdfBounds) -> TestResult:
