@@ -753,3 +753,19 @@ def test_distances_of_values_spanning_the_float64_range(rng, sizes):
         close(nd.details["distance"], e, rtol=1e-10)
         assert energy_distance_nd(xs, xs).statistic == 0.0
         assert energy_distance_nd([-1e308, 1e308], [-1e308, 1e308]).statistic == 0.0
+
+
+def test_compare_in_its_column_threads_leaves_the_warning_machinery_as_it_was(rng):
+    """The SciPy exact paths record SciPy's warnings with catch_warnings, which saves and restores process-wide
+    state: the detector's column threads interleaving it left an 'always' filter and a recording hook in place,
+    and every later warning of the process was swallowed."""
+    import warnings
+
+    import cudrift
+
+    filters, hook = list(warnings.filters), warnings._showwarnmsg_impl
+    det = cudrift.DriftDetector({f"x{i}": rng.normal(size=500) for i in range(8)}, policy="ks", workers=4,
+                                backend="cpu")
+    for _ in range(25):
+        det.compare({f"x{i}": rng.normal(size=300) for i in range(8)})
+    assert warnings._showwarnmsg_impl is hook and warnings.filters == filters

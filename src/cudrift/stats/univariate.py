@@ -27,6 +27,7 @@ SciPy run on the same values cast to float64.
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from dataclasses import replace
 from collections.abc import Callable
@@ -141,13 +142,22 @@ def _ks_alternative(alternative: Any) -> str:
     return check_option("alternative", alternative, _ALTERNATIVES)
 
 
+#: ``catch_warnings`` saves and restores the process's warning filters and display hook, not a thread's (before
+#: Python 3.14): two of the detector's column threads that entered and left it interleaved left the "always" filter
+#: and the recording hook in place for good, and every later warning of the process went to a list nobody read.
+_WARNINGS_LOCK = threading.Lock()
+
+
 def _record_warnings(func, *args, **kwargs):
     """Call a SciPy function, returning its result and the warning messages it raised.
 
     Our API reports in ``details`` what SciPy reports as warnings, so the
-    warnings themselves are kept from the caller.
+    warnings themselves are kept from the caller. One call at a time (see
+    ``_WARNINGS_LOCK``); a thread outside cudrift that changes the warning
+    filters meanwhile can still interleave with it, as with any
+    ``catch_warnings`` before Python 3.14.
     """
-    with warnings.catch_warnings(record=True) as caught:
+    with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = func(*args, **kwargs)
     return res, [str(w.message) for w in caught]
