@@ -380,6 +380,84 @@ def test_workers_one_tests_every_column_on_the_calling_thread(rng, monkeypatch):
             DriftDetector(ref, workers=bad)
 
 
+@pytest.mark.parametrize("n", [500, 300_000])  # 300,000: past the size from which the exact grid uses threads
+@pytest.mark.parametrize("as_profile", [False, True])
+def test_workers_one_keeps_every_part_of_a_comparison_on_the_calling_thread(rng, monkeypatch, n, as_profile):
+    """workers=1: no other thread runs any of the work, from profiling the reference and the window to the
+    grid of an exact rank test (cramervonmises on data, ks from the sketches of a profile against a sorted
+    reference); the default spreads each of them over threads, which the recorder sees."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cudrift import backends
+
+    monkeypatch.setattr(backends, "usable_cpus", lambda: 4)
+    ran = []
+    real = ThreadPoolExecutor.submit
+
+    def recording(self, fn, /, *args, **kwargs):
+        def work(*a, **k):
+            ran.append(threading.current_thread())
+            return fn(*a, **k)
+
+        return real(self, work, *args, **kwargs)
+
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", recording)
+    ref = {"a": rng.normal(size=n), "b": rng.normal(size=n)}
+    cur = {"a": rng.normal(size=n), "b": rng.normal(0.5, size=n)}
+    policy = {"a": "cramervonmises", "b": "ks"}
+    reports = {}
+    for workers in (None, 1):
+        ran.clear()
+        det = DriftDetector(ref, policy=policy, workers=workers)
+        current = cudrift.profile(cur, like=det.reference) if as_profile else cur
+        if as_profile:
+            ran.clear()  # profile() outside a detector is not the detector's work
+        reports[workers] = det.compare(current)
+        others = {t.name for t in ran if t is not threading.current_thread()}
+        if workers is None:
+            assert others
+        else:
+            assert not others
+    assert reports[1].to_dict()["features"] == reports[None].to_dict()["features"]
+
+
+def test_compare_runs_in_an_atexit_handler():
+    """A window compared while the interpreter shuts down (an atexit handler, where thread pools take no new
+    work): with workers=1 and with the default, on data and on a profile, large enough for the exact grid's
+    threads; each report is the one given before shutdown."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import atexit
+        import numpy as np
+        import cudrift
+
+        rng = np.random.default_rng(0)
+        n = 300_000
+        ref = {"a": rng.normal(size=n), "b": rng.normal(size=n)}
+        cur = {"a": rng.normal(size=n), "b": rng.normal(0.5, size=n)}
+        policy = {"a": "cramervonmises", "b": "ks"}
+        dets = [cudrift.DriftDetector(ref, policy=policy, backend="cpu", workers=w) for w in (1, None)]
+        window = cudrift.profile(cur, like=dets[0].reference, backend="cpu")
+        before = [d.compare(c).to_dict()["features"] for d in dets for c in (cur, window)]
+
+        def flush():
+            small = cudrift.DriftDetector({"x": np.arange(100.0)}, workers=1, backend="cpu")
+            small.compare({"x": np.arange(50.0)})
+            late = cudrift.DriftDetector(ref, policy=policy, backend="cpu")
+            after = [d.compare(c).to_dict()["features"] for d in dets for c in (cur, window)]
+            print(after == before, late.compare(cur).to_dict()["features"] == before[0])
+
+        atexit.register(flush)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True"], out.stderr
+
+
 def test_pool_threads_test_on_the_callers_device(rng, monkeypatch):
     """A comparison's pool threads enter ``backends.device_binder``'s context (the caller's CUDA device, which
     new threads do not inherit: they start on device 0) around each column; with the CPU backend it is a

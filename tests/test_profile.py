@@ -595,3 +595,55 @@ def test_profiles_saved_before_they_said_whether_they_are_windows_load_as_their_
         version, meta, arrays = _format.unpack(p.to_bytes(), "cudrift.profile", 1)
         assert meta.pop("window") is window
         assert Profile.from_bytes(_format.pack("cudrift.profile", version, meta, arrays)).window is window
+
+
+def test_profiles_are_built_in_an_atexit_handler():
+    """Flushing the last window at exit: profile() (a reference of several columns, its edges counted in a
+    second pass, and a window like= it) and Profile.update run while the interpreter shuts down, where a thread
+    pool takes no new work ("cannot schedule new futures after interpreter shutdown"), and give the profile
+    they give before it."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import atexit
+        import numpy as np
+        import cudrift
+
+        rng = np.random.default_rng(0)
+        data = {"x": rng.normal(size=5000), "y": rng.exponential(size=5000), "k": rng.integers(0, 4, 5000)}
+        before = cudrift.profile(data, backend="cpu")
+        window = cudrift.Profile.empty_like(before)
+
+        def flush():
+            ref = cudrift.profile(data, backend="cpu")
+            one = cudrift.profile({"x": data["x"]}, like=ref, backend="cpu")
+            window.update(data)
+            print(ref.to_bytes() == before.to_bytes(), one.n_rows, window.n_rows,
+                  window["x"].histogram.counts.tolist() == before["x"].histogram.counts.tolist())
+
+        atexit.register(flush)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "5000", "5000", "True"], out.stderr
+
+
+def test_one_column_is_profiled_on_the_calling_thread(rng, monkeypatch):
+    """One column needs no thread pool: profile() (reference: both passes; window like= it) and Profile.update
+    start none; several columns are spread over threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cudrift import backends
+
+    monkeypatch.setattr(backends, "usable_cpus", lambda: 4)
+    pools = []
+    real = ThreadPoolExecutor.__init__
+    monkeypatch.setattr(ThreadPoolExecutor, "__init__", lambda self, *a, **k: pools.append(self) or real(self, *a, **k))
+    ref = cudrift.profile({"x": rng.normal(size=1000)})
+    cudrift.profile({"x": rng.normal(size=100)}, like=ref)
+    Profile.empty_like(ref).update({"x": rng.normal(size=100)})
+    assert pools == []
+    cudrift.profile({"x": rng.normal(size=1000), "y": rng.normal(size=1000)})
+    assert pools

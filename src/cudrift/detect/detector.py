@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from cudrift.backends import cpu_workers, device_binder, resolve_backend
+from cudrift.backends import cpu_workers, device_binder, resolve_backend, submit, thread_limit
 from cudrift.detect import _compute
 from cudrift.detect.correction import CORRECTIONS, adjust_pvalues
 from cudrift.detect.policy import SMALL_REFERENCE, auto_test, normalize_policy
@@ -86,10 +86,14 @@ class DriftDetector:
         A change of the null share larger than this (absolute) is reported.
     workers
         Threads that test the columns of a comparison (default: one per
-        core, at most 8). 1 tests them on the calling thread: what a server
-        that compares in the background wants, so that the comparison holds
-        the GIL from one thread, not several, against the request threads
-        (the Triton monitor does this).
+        core, at most 8); also the most that profile the reference and a
+        window of data. 1 does all of the detector's work on the calling
+        thread (profiles, tests, the exact grid of a large rank test): what
+        a server that compares in the background wants, so that the
+        comparison holds the GIL from one thread, not several, against the
+        request threads (the Triton monitor does this). With
+        ``backend="gpu"`` cudrift's staging threads still copy host data to
+        the device, and one helper thread counts its categorical columns.
 
     Examples
     --------
@@ -165,11 +169,12 @@ class DriftDetector:
             budget = 0 if exact == "never" else self.memory_budget
             # errors="report": a reference column that cannot be read is reported by every
             # comparison (status "error"); the others are compared
-            self.reference, self._ref_sorted = profile_keeping_sorted(
-                src, config=config, schema=schema, backend=backend, keep_sorted_budget=budget,
-                keep_float64=True,  # converted once here rather than on every compare
-                errors="report", keep_required=exact == "always",
-            )
+            with thread_limit(self.workers):
+                self.reference, self._ref_sorted = profile_keeping_sorted(
+                    src, config=config, schema=schema, backend=backend, keep_sorted_budget=budget,
+                    keep_float64=True,  # converted once here rather than on every compare
+                    errors="report", keep_required=exact == "always",
+                )
             numeric = [n for n, k in self.reference.kinds.items() if k == NUMERICAL]
             if exact == "always" and numeric and not self._ref_sorted:
                 need = sum(src.n_rows * 8 for n in numeric)
@@ -246,6 +251,10 @@ class DriftDetector:
         window (to compare some columns only, give ``columns=`` to the
         detector).
         """
+        with thread_limit(self.workers):
+            return self._compare(current, columns)
+
+    def _compare(self, current: Any, columns: Sequence[str] | None) -> DriftReport:
         ref = self.reference
         cur_sorted: dict[str, np.ndarray] = {}
         if isinstance(current, Profile):
@@ -294,12 +303,12 @@ class DriftDetector:
             with on_device():
                 return self._column(n, cur, cur_sorted.get(n), tests.get(n), rank_stats.get(n))
 
-        workers = self.workers or _workers()
-        if workers == 1 or len(names) <= 1:
+        workers = min(self.workers or _workers(), len(names))
+        if workers <= 1:
             results = [column(n) for n in names]
         else:
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                results = list(pool.map(column, names))
+                results = [f.result() for f in [submit(pool, column, n) for n in names]]
         by_name = dict(zip(names, results))
 
         features: list[FeatureDrift] = []

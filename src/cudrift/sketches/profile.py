@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 
-from cudrift.backends import cpu_workers, resolve_backend
+from cudrift.backends import resolve_backend, submit, worker_pool
 from cudrift.errors import EmptyInputError, FormatError, IncompatibleSketchError, SchemaError
 from cudrift.io import ColumnData, ColumnInfo, TableSource, as_source
 from cudrift.io._atomic import write_atomic
@@ -535,9 +534,9 @@ def _consume(
             col.update(values, null_count=nulls, name=name)
         return len(data)
 
-    with ThreadPoolExecutor(max_workers=cpu_workers()) as pool:
+    with worker_pool(len(names)) as pool:
         for batch in src.iter_batches():
-            futures = {n: pool.submit(feed, n, batch[n], prof.columns[n]) for n in names}
+            futures = {n: submit(pool, feed, n, batch[n], prof.columns[n]) for n in names}
             lens = {}
             for n, f in futures.items():
                 try:
@@ -576,9 +575,9 @@ def _count_histograms(prof: Profile, src: TableSource, names: list[str],
             values = values[np.isfinite(values)]
         col.histogram.update_sorted(np.sort(values))
 
-    with ThreadPoolExecutor(max_workers=cpu_workers()) as pool:
+    with worker_pool(len(names)) as pool:
         for batch in src.iter_batches():
-            for f in [pool.submit(count, batch[n], prof.columns[n]) for n in names]:
+            for f in [submit(pool, count, batch[n], prof.columns[n]) for n in names]:
                 f.result()
 
 

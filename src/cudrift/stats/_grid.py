@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cudrift.backends import cpu_workers
+from cudrift.backends import cpu_workers, submit, thread_limit
 from cudrift.sketches._common import dot
 from cudrift.stats._validation import pow2_above
 
@@ -78,7 +78,9 @@ def _pool() -> ThreadPoolExecutor:
     # a forked child (Dask, multiprocessing) inherits the pool object but not
     # its threads; tasks submitted to it would never run
     if _POOL is None or _POOL_PID != os.getpid():
-        _POOL = ThreadPoolExecutor(max_workers=cpu_workers(), thread_name_prefix="cudrift-grid")
+        with thread_limit(None):  # sized for the machine, not for the limit of the call that first needs it
+            n = cpu_workers()
+        _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="cudrift-grid")
         _POOL_PID = os.getpid()
     return _POOL
 
@@ -138,10 +140,8 @@ def grid_from_sorted(a: np.ndarray, b: np.ndarray) -> Grid:
         _merge_chunks(a, b, ia, ib, 0, n_chunks, outs)
     else:
         edges = np.linspace(0, n_chunks, workers + 1).astype(int)
-        futures = [
-            _pool().submit(_merge_chunks, a, b, ia, ib, edges[w], edges[w + 1], outs)
-            for w in range(workers)
-        ]
+        futures = [submit(_pool(), _merge_chunks, a, b, ia, ib, edges[w], edges[w + 1], outs)
+                   for w in range(workers)]
         for f in futures:
             f.result()
     if new_value.all():
@@ -163,16 +163,22 @@ def _diff_bounds(g: Grid) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _map_blocks(fn, n: int) -> list:
-    """Apply ``fn(start, stop)`` to cache-sized blocks of ``range(n)``, on threads when large.
+    """Apply ``fn(start, stop)`` to cache-sized blocks of ``range(n)``, on up to :func:`cpu_workers` threads
+    when large.
 
     Small blocks keep each temporary in cache (and avoid fresh page faults
     for large temporaries); the list of results is in block order.
     """
     bounds = list(range(0, n, _BLOCK)) + [n]
     spans = list(zip(bounds[:-1], bounds[1:]))
-    if n < _PARALLEL_MIN or cpu_workers() == 1:
+    workers = min(cpu_workers(), len(spans)) if n >= _PARALLEL_MIN else 1
+    if workers == 1:
         return [fn(lo, hi) for lo, hi in spans]
-    return list(_pool().map(lambda span: fn(*span), spans))
+    # one run of consecutive blocks per thread
+    edges = np.linspace(0, len(spans), workers + 1).astype(int)
+    futures = [submit(_pool(), lambda part: [fn(lo, hi) for lo, hi in part], spans[edges[w] : edges[w + 1]])
+               for w in range(workers)]
+    return [r for f in futures for r in f.result()]
 
 
 def _extreme(parts: list, largest: bool) -> tuple[int, np.ndarray]:
