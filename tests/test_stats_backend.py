@@ -171,6 +171,118 @@ def test_device_input_on_a_machine_without_cupy_is_a_clear_error(monkeypatch):
         ks_2samp(_FakeDeviceArray([1.0, 2.0, 3.0]), [1.0, 2.0], backend="cpu")
 
 
+# What a forking script starts with: in_child(expr) forks, evaluates expr in the child, sends back its repr (or
+# the error it raised) through a pipe (the child leaves by os._exit) and waits for the child.
+_FORKING = """
+import os
+
+def in_child(expr):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            try:
+                got = repr(eval(expr))
+            except Exception as exc:
+                got = f"{type(exc).__name__}: {exc}"
+            os.write(w, got.encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        got = f.read()
+    os.waitpid(pid, 0)
+    return got
+"""
+# A stand-in CuPy whose device count the script sets, and a stand-in for cudrift's GPU module.
+_STUB_GPU = """
+import sys, types
+device = types.SimpleNamespace(count=1)
+cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: device.count),
+                             Device=lambda i: types.SimpleNamespace(compute_capability="90"))
+sys.modules["cupy"] = types.SimpleNamespace(cuda=cuda)
+sys.modules["cudrift.backends._gpu"] = types.ModuleType("cudrift.backends._gpu")
+"""
+
+
+def _run_forking(*scripts: str, env: dict | None = None) -> list[str]:
+    """Run ``_FORKING`` and ``scripts`` in a fresh interpreter (they fork; pytest's process must not); its stdout
+    lines."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    code = "".join(map(textwrap.dedent, (_FORKING, *scripts)))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "CUDRIFT_BACKEND": "auto", **(env or {})}, cwd=os.path.dirname(__file__))
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()
+
+
+def test_a_forked_child_probes_the_gpu_again():
+    """The GPU probe is cached per process, and a forked child probes again: a parent that found no device
+    leaves its child free to find one (CuPy and cudrift's GPU module are stand-ins here)."""
+    lines = _run_forking(_STUB_GPU, """
+        from cudrift.backends import gpu_status, resolve_backend
+        device.count = 0
+        print(gpu_status())
+        device.count = 1  # the parent does not ask again: its answer is cached
+        print(gpu_status(), in_child("(gpu_status(), resolve_backend('auto'))"))
+    """)
+    assert lines == ["(False, 'CuPy found no CUDA device')",
+                     "(False, 'CuPy found no CUDA device') ((True, 'CUDA device 0 answered'), 'gpu')"]
+
+
+def test_a_child_forked_after_the_parent_reached_the_gpu_runs_on_the_cpu():
+    """A parent whose probe reached a device initialized CUDA, which does not survive fork: its forked children
+    (and theirs) answer "not usable", saying why, and run backend="auto" on the CPU rather than fail with a
+    CUDA error; backend="gpu" is refused with that reason."""
+    lines = _run_forking(_STUB_GPU, """
+        import numpy as np
+        import cudrift
+        from cudrift.backends import gpu_status, resolve_backend
+        print(gpu_status(), resolve_backend("auto"))
+        print(in_child("(resolve_backend('auto'), cudrift.profile({'x': np.arange(10.0)}).n_rows)"))
+        print(in_child("gpu_status()"))
+        print(in_child("in_child('gpu_status()')"))  # a grandchild
+        print(in_child("resolve_backend('gpu')"))
+    """)
+    assert lines[0] == "(True, 'CUDA device 0 answered') gpu"
+    assert lines[1] == "('cpu', 10)"
+    assert lines[2].startswith("(False, ") and "CUDA was initialized in process " in lines[2]
+    assert "was forked" in lines[2] and "'spawn'" in lines[2]
+    assert "was forked" in lines[3]
+    assert lines[4].startswith("BackendUnavailableError: backend='gpu' is not usable here: CUDA was initialized")
+
+
+def test_a_forked_child_gets_a_fresh_gpu_lock_and_no_devices_of_its_parent():
+    """The GPU module's lock, held by another of the parent's threads at the fork, is never released in the
+    child: the child gets a fresh one (its first GPU call would hang otherwise), and none of the parent's
+    device state (streams, pinned buffers, staging threads). CuPy emulated by NumPy (tests/fake_cupy.py)."""
+    pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip install numba-cuda)")
+    lines = _run_forking("""
+        import threading
+        import fake_cupy
+        cupy = fake_cupy.install()
+        from cudrift.backends import _gpu, gpu_status
+        assert gpu_status()[0]
+        _gpu.to_host(cupy.zeros(3))  # the parent's device state
+        held, done = threading.Event(), threading.Event()
+
+        def hold():
+            with _gpu._LOCK:
+                held.set()
+                done.wait()
+
+        threading.Thread(target=hold).start()
+        held.wait()
+        print(len(_gpu._DEVICES), in_child("(_gpu._LOCK.acquire(timeout=10), len(_gpu._DEVICES))"))
+        done.set()
+    """, env={"NUMBA_ENABLE_CUDASIM": "1"})
+    assert lines == ["1 (True, 0)"]
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not GPU_OK, reason=f"GPU backend not usable: {GPU_REASON}")
 class TestOnGpu:

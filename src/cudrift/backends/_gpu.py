@@ -55,6 +55,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import math
+import os
 import threading
 import time
 import weakref
@@ -222,6 +223,22 @@ class _Device:
 
 _LOCK = threading.RLock()
 _DEVICES: dict[int, _Device] = {}
+# A forked child's copies of the parent's devices, never used nor destroyed: their streams, pinned buffers and
+# staging threads belong to the parent (freeing them would call into a CUDA context the child cannot use).
+_INHERITED: list[dict[int, _Device]] = []
+
+
+def _forget_devices_in_child() -> None:
+    """After fork, in the child: a fresh lock (another parent thread may have held this one at the fork, and
+    would never release it here) and no devices (``gpu_status`` probes again, and refuses a forked child)."""
+    global _LOCK, _DEVICES
+    _LOCK = threading.RLock()
+    _INHERITED.append(_DEVICES)
+    _DEVICES = {}
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_forget_devices_in_child)
 
 
 @contextlib.contextmanager
