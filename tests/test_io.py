@@ -1,6 +1,7 @@
 """Every input form gives the same profile; bad input gets errors that name the column."""
 
 import fractions
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -608,6 +609,16 @@ def test_an_object_column_of_one_unsupported_type_is_not_called_a_mix(value, typ
     # two types are still a mix
     with pytest.raises(SchemaError, match=r"mixes value types \['Fraction', 'complex'\]"):
         cudrift.profile({"x": np.array([fractions.Fraction(1, 3), 1j], dtype=object)})
+
+
+@pytest.mark.parametrize("value", [Decimal("1e500"), Decimal("1." + "1" * 80), Decimal("Infinity")])
+def test_decimals_arrow_cannot_hold_are_named_as_such(value):
+    """Decimal values past Arrow's decimals were said to be "of unsupported type Decimal: an object column may hold
+    ... decimal.Decimal values" (and an infinity raised a raw TypeError)."""
+    values = np.array([value, Decimal(1), None], dtype=object)
+    for data in ({"x": values}, pd.DataFrame({"x": values})):
+        with pytest.raises(SchemaError, match="column 'x' holds decimal.Decimal values Arrow's decimals cannot hold"):
+            cudrift.profile(data)
 
 
 @pytest.mark.parametrize("dtype", [pl.Int128, pl.UInt128])

@@ -167,6 +167,13 @@ def _mixed_types_error(name: str, values: Any) -> SchemaError:
             seen.append(t)
         if len(seen) >= 4:
             break
+    if seen == ["Decimal"]:
+        # (decimal.Decimal is read, as Arrow's decimals: these are past them)
+        return SchemaError(
+            f"column {name!r} holds decimal.Decimal values Arrow's decimals cannot hold (more than 76 digits, an "
+            "exponent past their range, or an infinity): convert the column to float, or leave it out with "
+            "Schema(ignore=...) or --ignore"
+        )
     if len(seen) == 1:
         # one type that Arrow cannot read (fractions.Fraction, complex, a class of the caller's): no mix to undo
         return SchemaError(
@@ -189,7 +196,7 @@ def _labels_from_objects(name: str, values: np.ndarray) -> pa.Array:
     """Object/str NumPy array → Arrow array of one label type (nulls kept)."""
     try:
         arr = pa.array(values, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, TypeError):  # (pa.ArrowTypeError is one; a Decimal infinity raises a plain one)
         raise _mixed_types_error(name, values) from None
     except (OverflowError, UnicodeError) as exc:
         raise _unreadable_objects(name, exc) from None
@@ -598,7 +605,7 @@ def _pandas_data(name: str, s: Any, plain: bool) -> ColumnData:
 def _pandas_to_arrow(name: str, s: Any) -> pa.Array:
     try:
         arr = pa.array(s, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, TypeError):  # (pa.ArrowTypeError is one; a Decimal infinity raises a plain one)
         raise _mixed_types_error(name, s.to_numpy(dtype=object)) from None
     except (OverflowError, UnicodeError) as exc:
         raise _unreadable_objects(name, exc) from None
