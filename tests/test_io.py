@@ -181,6 +181,39 @@ def test_saved_files_get_the_mode_open_would_give_them(tmp_path, umask, mode):
     assert stat.S_IMODE(path.stat().st_mode) == mode
 
 
+_READ_ONLY_LEFTOVER = """
+import os, sys, time
+from cudrift.io._atomic import STALE_SECONDS, write_atomic
+if os.geteuid() == 0:
+    os.setuid(65534)  # (root opens a 0444 file for writing: a user does not)
+d = sys.argv[1]
+left = os.path.join(d, "p.cdp.cudrift-abcd1234.tmp")  # a writer killed before its rename, over a 0444 profile
+with open(left, "wb") as f:
+    f.write(b"half")
+os.chmod(left, 0o444)
+t = time.time() - STALE_SECONDS - 60
+os.utime(left, (t, t))
+write_atomic(os.path.join(d, "p.cdp"), b"whole")
+print(sorted(os.listdir(d)))
+"""
+
+
+def test_a_read_only_leftover_of_a_dead_writer_is_removed_too():
+    """A writer's temporary file takes the mode of the file it replaces (0444 for a read-only profile): the
+    cleanup opened leftovers for writing to lock them, which a user may not, so those stayed for good."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    d = tempfile.mkdtemp()
+    os.chmod(d, 0o777)  # (the child may run as nobody)
+    run = subprocess.run([sys.executable, "-c", _READ_ONLY_LEFTOVER, d], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "['p.cdp']"
+
+
 def test_saving_over_a_file_keeps_its_mode(tmp_path):
     import os
     import stat

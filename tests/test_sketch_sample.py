@@ -231,3 +231,14 @@ def test_profile_config_refuses_a_sample_size_no_sample_takes():
         ProfileConfig(sample_size=2**63)
     with pytest.raises(ValueError, match="size"):
         Sample.empty(size=2**63)
+
+
+def test_with_batch_rows_checks_the_count():
+    """with_batch_rows is public and went past the constructor's check: 0 was accepted, and the saved settings
+    then failed to load."""
+    from cudrift import ProfileConfig
+
+    assert ProfileConfig().with_batch_rows(512).batch_rows == 512
+    for bad in (0, -3, 2.5, True, "1024"):
+        with pytest.raises(ValueError, match=f"Invalid value for batch_rows: {bad!r}"):
+            ProfileConfig().with_batch_rows(bad)

@@ -50,7 +50,10 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-            os.replace(tmp, path)
+            if fcntl is not None:
+                os.replace(tmp, path)
+        if fcntl is None:
+            os.replace(tmp, path)  # (after closing it: Windows renames no open file)
     except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -58,12 +61,13 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
             # (a directory at ``path`` fails the rename) the temporary file's name means nothing to the caller
             raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
-    # The rename is durable only once the directory entry is on disk.
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    # The rename is durable only once the directory entry is on disk (Windows opens no directory to fsync it).
+    if os.name != "nt":
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
     _remove_stale_temps(path)
     return path
 
@@ -92,7 +96,9 @@ def _remove_stale_temps(path: Path) -> None:
     for name in names:
         p = os.path.join(path.parent, name)
         try:
-            fd = os.open(p, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            # (read-only: flock needs no write access, and a leftover takes the mode of the file it was to replace,
+            # 0444 for a read-only profile)
+            fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:  # gone (renamed by its writer, removed by another cleanup), or not ours to open
             continue
         try:

@@ -91,9 +91,13 @@ class ProfileConfig:
             return loose._unchecked(**{k: v for k, v in kept.items() if isinstance(v, int) and not isinstance(v, bool)})
 
     def with_batch_rows(self, batch_rows: int) -> "ProfileConfig":
-        """These settings reading ``batch_rows`` rows per batch (a checked count: one of two configs'; a loaded
+        """These settings reading ``batch_rows`` rows per batch (checked as the constructor checks it; a loaded
         profile's unchecked settings kept)."""
-        return self if batch_rows == self.batch_rows else self._unchecked(batch_rows=batch_rows)
+        if batch_rows == self.batch_rows:
+            return self
+        if not isinstance(batch_rows, int) or isinstance(batch_rows, bool) or batch_rows < 1:
+            raise ValueError(f"Invalid value for batch_rows: {batch_rows!r} (expected a positive integer)")
+        return self._unchecked(batch_rows=batch_rows)
 
     def _unchecked(self, **values: int) -> "ProfileConfig":
         """A copy with ``values`` set past ``__post_init__``'s checks."""
