@@ -1209,11 +1209,14 @@ def test_a_window_made_like_another_reference_is_refused_by_name(rng):
 
 
 def _share_bounds(f):
-    """(value, upper end) of an out_of_range finding: 'between 1.2% and 1.5%', or one share when exact."""
+    """(value, upper end) of an out_of_range finding: 'between 1.2% and 1.5%', 'about 1.2%' (ends that print
+    alike to 3 digits), or one share when exact."""
     import re
 
     upper = re.search(r"between [0-9.e+-]+% and ([0-9.e+-]+)%", f.message)
-    return f.value, (float(upper.group(1)) / 100 if upper else f.value)
+    if upper:
+        return f.value, float(upper.group(1)) / 100
+    return f.value, f.value * (1 + 1e-2) if "about" in f.message else f.value
 
 
 @pytest.mark.parametrize("n", [300, 20_000])
@@ -1330,20 +1333,36 @@ def test_report_metadata_reads_back_as_json_gives_it(rng):
     assert "a NaN or infinite float in it as the string" in " ".join(DriftReport.to_json.__doc__.split())
 
 
-def test_out_of_range_against_edges_widened_to_the_input_precision_counts_exactly(rng):
-    """The Triton monitor widens a reference's outer edges to the FP32 its inputs arrive as, so that its own
-    extremes rounded to float32 are in range: the finding counts the outer bins there (exact), and did not read
-    the widened edges as a window's (an estimate, with the rounded extremes counted as outside)."""
-    from cudrift.integrations.triton._layout import FeatureLayout
-    from cudrift.integrations.triton.model import _at_input_precision
+def test_out_of_range_of_a_constant_reference_is_counted_exactly(rng):
+    """A constant reference's single bin is [v, nextafter(v)]: its top edge is not its maximum, and the share was
+    estimated from the current sketch ("between 20% and 20%", 0.1997) instead of counted (0.2)."""
+    ref = cudrift.profile({"c": np.full(1000, 5.0)}, backend="cpu")
+    cur = np.full(200_000, 5.0)
+    cur[:30_000] = rng.uniform(5, 6, 30_000)
+    cur[30_000:40_000] = rng.uniform(4, 5, 10_000)
+    (f,) = [f for f in DriftDetector(ref, backend="cpu").compare({"c": cur}).findings if f.check == "out_of_range"]
+    assert f.value == np.mean(cur != 5.0) and "estimated" not in f.message
 
-    x = rng.normal(size=3000)
-    ref = cudrift.profile({"u": x}, backend="cpu")
-    wide = _at_input_precision(ref, FeatureLayout.from_profile(ref))
-    assert wide["u"].histogram.edges[0] < x.min() or wide["u"].histogram.edges[-1] > x.max()
-    rep = DriftDetector(wide, backend="cpu").compare(cudrift.profile({"u": x.astype(np.float32)}, like=wide))
-    assert not [f for f in rep.findings if f.check == "out_of_range"]
-    past = np.concatenate([x, [x.max() + 1.0] * 30]).astype(np.float32)
-    rep = DriftDetector(wide, backend="cpu").compare(cudrift.profile({"u": past}, like=wide))
+
+def test_out_of_range_of_a_window_reference_counts_values_below_its_own_minimum(rng):
+    """A window used as the reference whose minimum lay one float16 step inside its edges' original reference
+    was counted from the outer bins as if the edges were its range, missing the values in between (0 found of
+    10%)."""
+    r = cudrift.profile({"p": rng.integers(4000, 8000, 10_000) / 4}, backend="cpu")  # min 1000.0
+    w1 = rng.integers(4001, 8000, 10_000) / 4  # min 1000.25
+    cur = np.r_[rng.integers(4001, 8000, 9000) / 4, np.full(1000, 1000.0)]
+    rep = DriftDetector(cudrift.profile({"p": w1}, like=r, backend="cpu"), backend="cpu").compare(
+        cudrift.profile({"p": cur}, like=r, backend="cpu"))
     (f,) = [f for f in rep.findings if f.check == "out_of_range"]
-    assert f.value == 30 / past.size and "estimated" not in f.message
+    lo, hi = _share_bounds(f)
+    truth = np.mean((cur < w1.min()) | (cur > w1.max()))
+    assert truth == 0.1 and lo <= truth <= hi
+
+
+def test_a_window_reference_narrowed_to_some_columns_stays_a_window(rng):
+    """DriftDetector(columns=) rebuilt the reference without its window flag: a window's subset read as a
+    reference (whose update() fixes edges a window must not have)."""
+    ref = cudrift.profile({"x": rng.normal(size=300), "y": rng.normal(size=300)}, backend="cpu")
+    w = cudrift.profile({"x": rng.normal(size=100), "y": rng.normal(size=100)}, like=ref, backend="cpu")
+    assert DriftDetector(w, columns=["x"], backend="cpu").reference.window is True
+    assert DriftDetector(ref, columns=["x"], backend="cpu").reference.window is False

@@ -595,6 +595,19 @@ def test_profiles_saved_before_they_said_whether_they_are_windows_load_as_their_
         version, meta, arrays = _format.unpack(p.to_bytes(), "cudrift.profile", 1)
         assert meta.pop("window") is window
         assert Profile.from_bytes(_format.pack("cudrift.profile", version, meta, arrays)).window is window
+    # numeric columns only: either, so not known (None), and update() fixes no edges on it, as before the flag (an
+    # old window of an all-NaN column given edges no longer merged with its sibling windows)
+    ref = cudrift.profile({"x": np.full(100, np.nan), "y": rng.normal(size=100)})
+    old = cudrift.profile({"x": np.full(50, np.nan), "y": rng.normal(size=50)}, like=ref)
+    version, meta, arrays = _format.unpack(old.to_bytes(), "cudrift.profile", 1)
+    del meta["window"]
+    loaded = Profile.from_bytes(_format.pack("cudrift.profile", version, meta, arrays))
+    assert loaded.window is None
+    loaded.update({"x": rng.normal(size=50), "y": rng.normal(size=50)})
+    assert loaded["x"].histogram is None and loaded.window is None
+    merged = loaded + cudrift.profile({"x": rng.normal(size=50), "y": rng.normal(size=50)}, like=ref)
+    assert merged.n_rows == 150 and merged.window is True
+    assert Profile.from_bytes(loaded.to_bytes()).window is None
 
 
 def test_profiles_are_built_in_an_atexit_handler():

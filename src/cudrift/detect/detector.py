@@ -375,7 +375,7 @@ class DriftDetector:
             failed = self._read_errors(src, [n for n in common if n not in unread])
             if failed is None:
                 raise  # not every column failed on its own: the error is the window's
-        return Profile({}, {}, {}, src.n_rows, ref.config, {**unread, **failed}), {}
+        return Profile({}, {}, {}, src.n_rows, ref.config, {**unread, **failed}, window=True), {}
 
     def _read_errors(self, src: TableSource, names: list[str]) -> dict[str, str] | None:
         """Why each of ``names`` cannot be read, each profiled alone; None if one of them can be.
@@ -698,7 +698,7 @@ def _subset(reference: Profile, keep: list[str], errors: list[str]) -> Profile:
     """The reference profile's columns ``keep`` (in that order) and its unreadable columns ``errors``."""
     return Profile({n: reference.columns[n] for n in keep}, {n: reference.kinds[n] for n in keep},
                    {n: reference.dtypes[n] for n in keep}, reference.n_rows, reference.config,
-                   {n: reference.errors[n] for n in errors})
+                   {n: reference.errors[n] for n in errors}, reference.window)
 
 
 def _check_like(ref: Profile, cur: Profile) -> None:
@@ -809,10 +809,9 @@ def _out_of_range(name: str, rc: NumericColumnProfile, cc: NumericColumnProfile)
     """The ``out_of_range`` finding: the current share of finite values outside the reference's [min, max].
 
     Where the reference's outer histogram edges are its minimum and maximum
-    (a reference profiled from data), or those rounded outward to a
-    narrower float (the Triton monitor's reference, whose FP32 inputs round
-    its own extremes), the current window's underflow and overflow bins
-    count the values outside them exactly.
+    (a reference profiled from data; a constant one's single bin ends just
+    past its value), the current window's underflow and overflow bins count
+    the values outside them exactly.
     Edges come from the profile a window was made like=, so they need not
     span a reference that is such a window, or one grown by ``update()``:
     the share outside its [min, max] then comes from the current quantile
@@ -824,8 +823,9 @@ def _out_of_range(name: str, rc: NumericColumnProfile, cc: NumericColumnProfile)
     n = cc.moments.count
     rng = f"the reference range [{lo_ref:.6g}, {hi_ref:.6g}]"
     edges = rc.histogram.edges if rc.histogram is not None else None
-    if (edges is not None and cc.histogram is not None and _bounds(edges[0], lo_ref, -1)
-            and _bounds(edges[-1], hi_ref, 1)):
+    # (a constant reference's edges are [v, nextafter(v)], as equal_mass_edges gives one value)
+    top = hi_ref if lo_ref < hi_ref else float(np.nextafter(hi_ref, math.inf))
+    if edges is not None and cc.histogram is not None and edges[0] == lo_ref and edges[-1] == top:
         outside = int(cc.histogram.counts[0] + cc.histogram.counts[-1])
         if not outside:
             return []
@@ -840,24 +840,12 @@ def _out_of_range(name: str, rc: NumericColumnProfile, cc: NumericColumnProfile)
     if least == most:
         return [Finding("out_of_range", name, f"column {name!r}: {_pct(least / n)} of current values lie outside "
                                               f"{rng}", value=least / n)]
+    share = (f"about {_pct(least / n)}" if _pct(least / n) == _pct(most / n)
+             else f"between {_pct(least / n)} and {_pct(most / n)}")
     return [Finding("out_of_range", name,
-                    f"column {name!r}: between {_pct(least / n)} and {_pct(most / n)} of current values lie outside "
+                    f"column {name!r}: {share} of current values lie outside "
                     f"{rng} (estimated from the current quantile sketch: the histogram edges are not the "
                     f"reference's minimum and maximum)", value=least / n)]
-
-
-def _bounds(edge: float, extreme: float, side: int) -> bool:
-    """Whether an outer histogram edge is the reference's ``extreme`` (its minimum: ``side`` -1, its maximum: 1),
-    or that rounded outward to float32 or float16 (the nearest such float past it)."""
-    if edge == extreme:
-        return True
-    for t in (np.float32, np.float16):
-        with np.errstate(over="ignore"):
-            e = t(edge)
-        inner = float(np.nextafter(e, t(-side * np.inf)))  # the next float of that type towards the inside
-        if float(e) == edge and (edge - extreme) * side > 0 and (inner - extreme) * side < 0:
-            return True
-    return False
 
 
 def _nothing_to_test(col: Any) -> str:

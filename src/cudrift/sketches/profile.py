@@ -56,7 +56,9 @@ class Profile:
         (``profile(..., like=)``, :meth:`empty_like`, their merges and
         updates), whose numeric columns keep the reference's edges, or none.
         False for a reference, whose :meth:`update` may fix edges still
-        missing.
+        missing. None when not known: a profile of numeric columns only saved
+        before profiles said which they are (its :meth:`update` fixes no
+        edges, as then).
     """
 
     def __init__(
@@ -67,7 +69,7 @@ class Profile:
         n_rows: int,
         config: ProfileConfig,
         errors: dict[str, str] | None = None,
-        window: bool = False,
+        window: bool | None = False,
     ):
         self.columns = columns
         self.kinds = kinds
@@ -75,7 +77,7 @@ class Profile:
         self.n_rows = int(n_rows)
         self.config = config
         self.errors = dict(errors or {})
-        self.window = bool(window)
+        self.window = None if window is None else bool(window)
 
     # ------------------------------------------------------------------ basics
     @property
@@ -182,7 +184,8 @@ class Profile:
         else:
             config = self.config.with_batch_rows(min(self.config.batch_rows, other.config.batch_rows))
             dtypes = {n: _merge_dtype(self.dtypes[n], other.dtypes[n]) for n in self.columns}
-            window = self.window or other.window
+            window = True if True in (self.window, other.window) else (
+                False if self.window is False and other.window is False else None)
         return Profile(cols, dict(self.kinds), dtypes, self.n_rows + other.n_rows, config,
                        {**other.errors, **self.errors}, window)
 
@@ -258,7 +261,7 @@ class Profile:
                 "profile the whole reference in one pass (cudrift.profile of all its parts: a list of "
                 "Parquet files, say), which counts its dictionary exactly"
             )
-        if not self.window:
+        if self.window is False:
             # a reference column that held no finite value had no edges to fix (profile() gives it none); the
             # first finite values fix them, from the merged sketch, which holds those values only
             need = [n for n, c in self.columns.items() if isinstance(c, NumericColumnProfile)
@@ -324,9 +327,12 @@ class Profile:
                 raise FormatError(f"corrupted profile bytes in column {n!r}: {type(exc).__name__}: {exc}") from None
         if window is None:
             # written before profiles said which they are: a window carries its reference's dictionary in its
-            # categorical columns (a profile of numeric columns only is read as a reference)
-            window = any(isinstance(c, CategoricalColumnProfile) and c.reference_categories is not None
-                         for c in cols.values())
+            # categorical columns; one of numeric columns only could be either (None)
+            if any(isinstance(c, CategoricalColumnProfile) and c.reference_categories is not None
+                   for c in cols.values()):
+                window = True
+            elif any(isinstance(c, CategoricalColumnProfile) for c in cols.values()):
+                window = False
         return cls(cols, kinds, dtypes, n_rows, config, errors, window)
 
     def save(self, path: str | os.PathLike) -> Path:
