@@ -14,6 +14,7 @@ __all__ = [
     "BackendUnavailableError",
     "FormatError",
     "IncompatibleSketchError",
+    "UnreadableColumnsError",
 ]
 
 
@@ -23,6 +24,14 @@ class CudriftError(Exception):
 
 class SchemaError(CudriftError, ValueError):
     """Columns, dtypes or kinds do not fit what was expected."""
+
+
+class UnreadableColumnsError(SchemaError):
+    """No column of the input could be read; ``errors`` maps each column to why."""
+
+    def __init__(self, message: str, errors: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.errors = dict(errors or {})
 
 
 class EmptyInputError(CudriftError, ValueError):

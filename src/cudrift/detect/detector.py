@@ -24,7 +24,7 @@ from cudrift.detect.report import (
     FeatureDrift,
     Finding,
 )
-from cudrift.errors import CudriftError, EmptyInputError, IncompatibleSketchError, SchemaError
+from cudrift.errors import CudriftError, EmptyInputError, IncompatibleSketchError, SchemaError, UnreadableColumnsError
 from cudrift.io import TableSource, as_source
 from cudrift.sketches.column import NumericColumnProfile
 from cudrift.sketches.config import NUMERICAL, ProfileConfig, Schema
@@ -361,39 +361,15 @@ class DriftDetector:
         rows is refused as before.
         """
         ref = self.reference
-        unread = {c.name: c.error for c in src.columns if c.family == "invalid" and c.name in ref.columns}
-        if src.n_rows and len(unread) == len(common):
-            return Profile({}, {}, {}, src.n_rows, ref.config, unread), {}  # every one failed its type
         try:
             return profile_keeping_sorted(
                 src, like=ref, backend=self.backend, errors="report", schema=Schema(ignore=others),
                 keep_sorted_budget=budget, keep_required=self.exact == "always",
             )
-        except SchemaError:
+        except UnreadableColumnsError as exc:
             if not src.n_rows:
                 raise
-            failed = self._read_errors(src, [n for n in common if n not in unread])
-            if failed is None:
-                raise  # not every column failed on its own: the error is the window's
-        return Profile({}, {}, {}, src.n_rows, ref.config, {**unread, **failed}, window=True), {}
-
-    def _read_errors(self, src: TableSource, names: list[str]) -> dict[str, str] | None:
-        """Why each of ``names`` cannot be read, each profiled alone; None if one of them can be.
-
-        Only after every column of a window failed while being read: the
-        failed profile keeps no reasons, and a column read alone raises
-        its own (the message ``errors="report"`` records).
-        """
-        out = {}
-        for n in names:
-            try:
-                profile_keeping_sorted(src, like=self.reference, backend=self.backend,
-                                       schema=Schema(ignore=[m for m in src.names if m != n]))
-            except SchemaError as exc:
-                out[n] = str(exc)
-            else:
-                return None
-        return out
+            return Profile({}, {}, {}, src.n_rows, ref.config, exc.errors, window=True), {}
 
     def _device_rank_statistics(self, names: list[str], cur: Profile, cur_sorted: dict) -> tuple[dict, dict]:
         """Tests of the columns kept sorted on the device, and their rank statistics from one batched launch.

@@ -15,7 +15,7 @@ from typing import Any, Union
 import numpy as np
 
 from cudrift.backends import resolve_backend, submit, worker_pool
-from cudrift.errors import EmptyInputError, FormatError, IncompatibleSketchError, SchemaError
+from cudrift.errors import EmptyInputError, FormatError, IncompatibleSketchError, SchemaError, UnreadableColumnsError
 from cudrift.io import ColumnData, ColumnInfo, TableSource, as_source
 from cudrift.io._atomic import write_atomic
 from cudrift.io._source import check_errors
@@ -437,7 +437,10 @@ def _infer_kinds(src: TableSource, schema: Schema, like: Profile | None, config:
             kinds[name] = CATEGORICAL if 0 < distinct <= config.categorical_max_distinct else NUMERICAL
     if not kinds:
         bad = {c.name: c.error for c in src.columns if c.family == "invalid"}
-        raise EmptyInputError(f"no columns to profile in {src.origin}" + (f"; unreadable: {bad}" if bad else ""))
+        if bad:
+            raise UnreadableColumnsError(f"no column of {src.origin} could be read: "
+                                         + "; ".join(f"{n!r}: {e}" for n, e in bad.items()), bad)
+        raise EmptyInputError(f"no columns to profile in {src.origin}")
     return kinds
 
 
@@ -730,8 +733,8 @@ def profile_keeping_sorted(
             kept = gpu.pack_columns(kept, np.float64 if keep_float64 else None)
     if not prof.columns and prof.errors:
         # rows are counted from the columns read: with none left, "no rows" would hide why
-        raise SchemaError(f"no column of {src.origin} could be read: "
-                          + "; ".join(f"{n!r}: {e}" for n, e in prof.errors.items()))
+        raise UnreadableColumnsError(f"no column of {src.origin} could be read: "
+                                     + "; ".join(f"{n!r}: {e}" for n, e in prof.errors.items()), prof.errors)
     if prof.n_rows == 0:
         raise EmptyInputError(f"no rows in {src.origin}: an empty window cannot be profiled")
     # The columns of a reference get equal-mass edges from their quantile
