@@ -153,7 +153,7 @@ class Moments:
         scale = _scale_for(lo, hi)
         scaled = x if scale == 1.0 else np.multiply(x, scale, dtype=np.float64)
         center = float(np.sum(scaled, dtype=np.float64)) / x.size / scale
-        return self._absorb(x, center, lo, hi, scale)
+        return self._add_batch(x, center, lo, hi, scale)
 
     def _update_sorted_trusted(self, x: np.ndarray) -> "Moments":
         """Add a sorted finite float batch in one pass (column profile path).
@@ -167,9 +167,9 @@ class Moments:
         if x.size == 0:
             return self
         lo, hi = float(x[0]), float(x[-1])
-        return self._absorb(x, float(x[x.size // 2]), lo, hi, _scale_for(lo, hi))
+        return self._add_batch(x, float(x[x.size // 2]), lo, hi, _scale_for(lo, hi))
 
-    def _absorb(self, x: np.ndarray, center: float, lo: float, hi: float, scale: float) -> "Moments":
+    def _add_batch(self, x: np.ndarray, center: float, lo: float, hi: float, scale: float) -> "Moments":
         """Fold in a batch, with deviations taken from ``center`` (``scale``: see :func:`_scale_for`)."""
         mean, m2, mean_lo = _centered(x, center, scale)
         return self.absorb(Moments(x.size, mean, m2, lo + 0.0, hi + 0.0, mean_lo))
