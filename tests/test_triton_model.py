@@ -404,6 +404,33 @@ def test_counters_that_change_alone_reach_the_periodic_checkpoint(monitor, pb, r
     assert set(_counters(pb).values()) == {0}
 
 
+def test_one_execute_call_waits_for_a_stalled_worker_once_not_once_per_request(tmp_path, reference, pb, rng,
+                                                                               monkeypatch):
+    """The backpressure wait is bounded so that a stalled worker cannot hang the server, but execute gave each
+    request the whole bound: a dynamically batched call of 4 requests waited 40 s. Its requests share one."""
+    import threading
+
+    from cudrift.integrations.triton import model as model_module
+
+    monkeypatch.setattr(model_module, "BACKPRESSURE_SECONDS", 0.5)
+    repo = write_repository(tmp_path / "repo", reference, window_rows=10_000, checkpoint="", max_backlog_rows=100)
+    m = TritonPythonModel()
+    m.initialize(model_args(repo))
+    stalled, profile_ = threading.Event(), m.state._profile
+    monkeypatch.setattr(m.state, "_profile", lambda batches, window: stalled.wait(60) and profile_(batches, window))
+    t0 = time.monotonic()
+    out = m.execute([request(rng, 200) for _ in range(4)])
+    elapsed = time.monotonic() - t0
+    stalled.set()
+    try:
+        assert all(r.error is None for r in out) and m.state.rows_total == 800
+        assert 0.5 <= elapsed < 1.5, elapsed  # the bound once, not four times (2 s), nor 10 s each
+        wait_for(lambda: m.state.backlog_rows == 0)
+    finally:
+        m.finalize()
+    assert 0.5 <= value(pb, "cudrift_backpressure_seconds_total") < 1.5
+
+
 def test_periodic_checkpoint_holds_rows_accepted_before_it(monitor, pb, rng, tmp_path):
     repo, start = monitor
     m = start()

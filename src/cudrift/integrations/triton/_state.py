@@ -220,8 +220,9 @@ class WindowState:
         The arrays must be owned by the caller (copies of the request's
         tensors): they are kept until the worker folds them. Over
         ``max_backlog_rows`` this waits for the worker, at most ``max_wait``
-        seconds (so that a stalled worker cannot hang the server); returns
-        the seconds waited.
+        seconds (so that a stalled worker cannot hang the server: the monitor
+        gives the requests of one ``execute`` call one deadline, and each the
+        time left of it); returns the seconds waited.
         """
         start = 0
         with self._lock:

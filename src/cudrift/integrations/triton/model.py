@@ -48,6 +48,10 @@ __all__ = ["TritonPythonModel", "BadRequest"]
 #: Seconds between two passes of the worker when nothing wakes it earlier.
 WORKER_TICK_SECONDS = 0.25
 
+#: The longest one ``execute`` call waits for a worker that has fallen behind (backpressure), all its requests
+#: together: a stalled worker cannot hang the server, however many requests Triton batches into one call.
+BACKPRESSURE_SECONDS = 10.0
+
 # NumPy dtype each config data type arrives as.
 _NUMPY_DTYPES = {
     "TYPE_BOOL": np.dtype(bool), "TYPE_UINT8": np.dtype(np.uint8), "TYPE_UINT16": np.dtype(np.uint16),
@@ -389,6 +393,7 @@ class TritonPythonModel:
         """One response per request: the last window's drift share per row, or this request's error."""
         pb = self._pb
         responses = []
+        deadline = time.monotonic() + BACKPRESSURE_SECONDS  # one wait for the whole call, however many requests
         for request in requests:
             t0 = time.perf_counter()
             reason = None
@@ -399,7 +404,7 @@ class TritonPythonModel:
                 response = pb.InferenceResponse(output_tensors=[_output_tensor(pb, OUTPUT_NAME, share)])
                 # Last: a request answered with an error must not have its rows in the window (a retry
                 # would count them twice).
-                waited = self.state.accept(arrays, n)
+                waited = self.state.accept(arrays, n, max_wait=max(0.0, deadline - time.monotonic()))
                 responses.append(response)
             except BadRequest as exc:
                 reason = exc.reason
