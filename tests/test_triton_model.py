@@ -404,6 +404,16 @@ def test_counters_that_change_alone_reach_the_periodic_checkpoint(monitor, pb, r
     assert set(_counters(pb).values()) == {0}
 
 
+def test_cudrift_triton_repo_refuses_a_checkpoint_another_monitor_uses(tmp_path, reference):
+    ckpt = tmp_path / "state" / "w.ckpt"
+    write_repository(tmp_path / "repo", reference, checkpoint=str(ckpt))
+    with pytest.raises(ValueError, match="monitor 'cudrift_monitor' of this repository checkpoints to that file"):
+        write_repository(tmp_path / "repo", reference, name="second", checkpoint=str(ckpt))
+    assert not (tmp_path / "repo" / "second").exists()
+    write_repository(tmp_path / "repo", reference, checkpoint=str(ckpt))  # rewriting the same monitor is fine
+    write_repository(tmp_path / "repo", reference, name="second")  # its own file: <repository>-state/second.ckpt
+
+
 def test_one_execute_call_waits_for_a_stalled_worker_once_not_once_per_request(tmp_path, reference, pb, rng,
                                                                                monkeypatch):
     """The backpressure wait is bounded so that a stalled worker cannot hang the server, but execute gave each

@@ -436,6 +436,7 @@ def write_repository(
         # from where the command runs, as any path on a command line; the server would take a relative path
         # from the monitor's folder, i.e. inside the repository. $VARS are expanded when the server loads it.
         checkpoint = Path(checkpoint).absolute()
+    _check_checkpoint_free(root, name, str(checkpoint))
     settings = MonitorSettings(
         reference="reference.cdp", monitored_model=served.name if served else name, window_rows=window_rows,
         window_seconds=float(window_seconds), sliding_windows=sliding_windows, fold_rows=fold_rows,
@@ -477,9 +478,39 @@ def _is_monitor(folder: Path) -> bool:
 
 def _monitored_model(folder: Path) -> str | None:
     """The ``cudrift_monitored_model`` parameter of a monitor's ``config.pbtxt`` (``None`` if absent)."""
-    m = re.search(r'key:\s*"cudrift_monitored_model"\s*value\s*\{\s*string_value:\s*"((?:[^"\\]|\\.)*)"',
+    return _parameter(folder, "cudrift_monitored_model")
+
+
+def _parameter(folder: Path, key: str) -> str | None:
+    """A string parameter of a monitor's ``config.pbtxt`` as written by :func:`monitor_config` (``None`` if
+    absent)."""
+    m = re.search(r'key:\s*"' + re.escape(key) + r'"\s*value\s*\{\s*string_value:\s*"((?:[^"\\]|\\.)*)"',
                   (folder / "config.pbtxt").read_text())
     return None if m is None else re.sub(r"\\(.)", r"\1", m.group(1))
+
+
+def _check_checkpoint_free(root: Path, name: str, checkpoint: str) -> None:
+    """Refuse a checkpoint file another monitor of the repository already checkpoints to.
+
+    Each monitor owns its checkpoint: two would resume each other's window (or set it aside as another
+    reference's) and overwrite each other's checkpoints; at run time the second to load keeps off a file the
+    first holds, and so never checkpoints.
+    """
+    if not checkpoint or not root.is_dir():
+        return
+    for folder in sorted(root.iterdir()):
+        if folder.name == name or not (folder / "config.pbtxt").is_file() or not _is_monitor(folder):
+            continue
+        theirs = _parameter(folder, "cudrift_checkpoint")
+        if not theirs:
+            continue
+        # as the server resolves them: $VARIABLES compared as written, a relative path from the monitor's folder
+        same = (theirs == checkpoint if "$" in theirs or "$" in checkpoint
+                else os.path.normpath(folder / theirs) == os.path.normpath(checkpoint))
+        if same:
+            raise ValueError(f"--checkpoint {checkpoint}: monitor {folder.name!r} of this repository checkpoints "
+                             "to that file; each monitor needs its own (give this one another --checkpoint, or "
+                             "leave it out for <repository>-state/<name>.ckpt)")
 
 
 def _check_monitor_owner(folder: Path, served: str | None) -> None:
