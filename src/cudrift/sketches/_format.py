@@ -29,6 +29,15 @@ import numpy as np
 
 from cudrift.errors import FormatError
 
+#: One more than the largest count a sketch holds (int64's).
+COUNT_LIMIT = 2**63
+
+
+def json_count(v: object, limit: float = COUNT_LIMIT) -> bool:
+    """Whether a meta value read from JSON is a count: an integer (a JSON ``true`` or ``1.0`` is none) in
+    ``[0, limit)``."""
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < limit
+
 MAGIC = b"CDRF"
 CONTAINER_VERSION = 1
 _ALLOWED_KINDS = set("biuf")  # bool, signed, unsigned, float; plus fixed bytes 'S'

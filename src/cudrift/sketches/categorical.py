@@ -460,7 +460,7 @@ class CategoryCounts:
             raise FormatError(f"corrupted {KIND} bytes: {exc!r}") from None
         table = _decode_keys(keys, key_type, KIND)
         # (counts are int64, as every other sketch's, and summed in Python ints: an int64 sum wraps)
-        ints_ok = all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63 for v in (n, folded, error))
+        ints_ok = all(_format.json_count(v) for v in (n, folded, error))
         if (
             not ints_ok
             or counts.dtype != np.int64

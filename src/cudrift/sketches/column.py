@@ -40,9 +40,6 @@ VERSION = 1
 #: at the default k); columns up to this length are one batch, as before.
 MAX_BATCH_ROWS = 1 << 27
 
-# Largest count read from bytes: int64's, as the sketches' counts are.
-_MAX_COUNT = 2**63 - 1
-
 
 def _prefix(name: str | None) -> str:
     return f"column {name!r}: " if name is not None else ""
@@ -82,7 +79,7 @@ def _check_counts(meta: dict[str, Any], names: tuple[str, ...], kind: str) -> li
     """The counts ``names`` of ``meta``: integers in int64's range (a JSON bool or float is none)."""
     counts = [meta[k] for k in names]
     for k, c in zip(names, counts):
-        if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c <= _MAX_COUNT:
+        if not _format.json_count(c):
             raise FormatError(f"corrupted {kind} bytes: bad {k} {c!r} (expected an integer in [0, 2**63))")
     return counts
 

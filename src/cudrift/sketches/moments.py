@@ -23,9 +23,6 @@ VERSION = 2
 _BIG = 2.0**500
 _SCALE = 2.0**-600
 
-# Largest count read from bytes: int64's, as histogram and quantile counts are.
-_MAX_COUNT = 2**63 - 1
-
 
 def _scale_for(lo: float, hi: float) -> float:
     return _SCALE if max(abs(lo), abs(hi)) > _BIG else 1.0
@@ -282,7 +279,7 @@ class Moments:
         except (KeyError, TypeError, ValueError, OverflowError) as exc:  # OverflowError: float(10**400)
             raise FormatError(f"corrupted {KIND} bytes: {exc!r}") from None
         # (past int64 a count is no count of values, and a mean weighted by it overflows a float)
-        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= _MAX_COUNT:
+        if not _format.json_count(count):
             raise FormatError(f"corrupted {KIND} bytes: bad count {count!r}")
         if count == 0:
             return cls.empty()

@@ -227,10 +227,6 @@ def _add_stacks(a: list[_Summary | None], b: list[_Summary | None], k: int) -> l
     return out
 
 
-def _is_int(v: object) -> bool:
-    """A JSON integer (``True`` is not one)."""
-    return isinstance(v, int) and not isinstance(v, bool)
-
 
 def _check_k(k: object) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 2 <= int(k) <= _MAX_K:
@@ -400,12 +396,11 @@ class QuantileSketch:
             raise FormatError(f"corrupted {KIND} bytes: {exc}") from None
         if not (
             isinstance(present, list)
-            and all(_is_int(i) for i in present)
+            and all(_format.json_count(i, 64) for i in present)
             and sorted(set(present)) == present
-            and (not present or (present[0] >= 0 and present[-1] < 64))
         ):
             raise FormatError(f"corrupted {KIND} bytes: levels are not ascending integers in [0, 64)")
-        if not _is_int(n_batches) or n_batches < 0:
+        if not _format.json_count(n_batches):
             raise FormatError(f"corrupted {KIND} bytes: bad n_batches {n_batches!r}")
         dtypes = {"sizes": np.int64, "values": np.float64, "lo": np.int64, "hi": np.int64}
         for name, a in zip(dtypes, (sizes, values, lo, hi)):

@@ -374,7 +374,7 @@ class Sample:
             pri, val = arrays["priorities"], arrays["values"]
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"corrupted {KIND} bytes: {exc!r}") from None
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (n_seen, base)):
+        if not all(_format.json_count(v, math.inf) for v in (n_seen, base)):  # (skip, hence base, has no bound)
             raise FormatError(f"corrupted {KIND} bytes: bad n_seen {n_seen!r} or base {base!r}")
         # a sample holds min(size, n_seen) values (update and merge keep the smallest of all they are offered)
         if (
