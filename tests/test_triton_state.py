@@ -246,6 +246,69 @@ def test_checkpoint_round_trip_resumes_windows_history_and_counters(reference, r
     assert (w.window_id, w.rows) == (2, 300)
 
 
+def test_adopt_takes_the_rows_accepted_meanwhile_after_the_checkpoints_in_its_windows(reference, rng):
+    """A reloaded monitor's new instance accepts rows while the old one still owns the checkpoint, then adopts
+    the old one's last checkpoint: its rows follow the checkpoint's, split at the checkpoint's boundaries (not at
+    its own), and the window ids go on from the checkpoint's; every row is in exactly one window."""
+    lay = FeatureLayout.from_profile(reference)
+    old = WindowState(reference, lay, window_rows=300)
+    old.accept(_batch(rng, 700), 700)  # windows 0, 1 sealed, 100 rows open
+    assert old.close_next().window_id == 0
+    old.fold(force=True)
+    data = old.to_bytes({"requests": 3})
+
+    new = WindowState(reference, lay, window_rows=300, fold_rows=10**9)
+    new.accept(_batch(rng, 250), 250)
+    new.accept(_batch(rng, 200), 200)  # its own window 0 sealed at 300 rows: rows split at the wrong boundary
+    extra, counts = new.adopt(data)
+    assert extra == {"requests": 3} and counts == (700, 1, 0)
+    assert (new.rows_total, new.windows_closed, new.backlog_rows) == (1150, 1, 450)
+    closed = [new.close_next() for _ in range(2)]
+    assert [(w.window_id, w.rows, w.own.n_rows) for w in closed] == [(1, 300, 300), (2, 300, 300)]
+    assert new.close_next() is None
+    assert (new.open_window_id, new.open_rows) == (3, 250)
+    new.fold(force=True)
+    again = WindowState(reference, lay, window_rows=300)
+    again.restore(new.to_bytes())
+    assert (again.rows_total, again.windows_closed, again.open_rows) == (1150, 3, 250)
+
+
+def test_adopt_seals_an_expired_time_window_first_and_opens_the_next_at_the_first_row_taken(reference, rng):
+    lay = FeatureLayout.from_profile(reference)
+    clock = FakeClock(1000.0)
+    old = WindowState(reference, lay, window_seconds=10, clock=clock)
+    old.accept(_batch(rng, 40), 40)  # opened at 1000
+    old.fold(force=True)
+    data = old.to_bytes()
+    clock.t = 1004.0
+    new = WindowState(reference, lay, window_seconds=10, clock=clock)
+    new.accept(_batch(rng, 30), 30)  # arrived at 1004, within the old window's time
+    clock.t = 1012.0  # the old window's time ran out while the old instance was finalized
+    new.adopt(data)
+    w = new.close_next()
+    assert (w.window_id, w.rows, w.opened_at, w.closed_at) == (0, 40, 1000.0, 1012.0)
+    assert (new.open_window_id, new.open_rows) == (1, 30)
+    clock.t = 1013.9
+    assert not new.seal_expired()
+    clock.t = 1014.0  # ten seconds after its first row arrived, not after the adoption
+    assert new.seal_expired()
+
+
+def test_adopt_refuses_a_state_whose_rows_were_folded_and_leaves_it_alone(reference, rng):
+    lay = FeatureLayout.from_profile(reference)
+    old = WindowState(reference, lay, window_rows=300)
+    old.accept(_batch(rng, 100), 100)
+    old.fold(force=True)
+    new = WindowState(reference, lay, window_rows=300)
+    new.accept(_batch(rng, 50), 50)
+    new.fold(force=True)
+    with pytest.raises(ValueError, match="folded already"):
+        new.adopt(old.to_bytes())
+    assert (new.rows_total, new.open_rows) == (50, 50)
+    with pytest.raises(FormatError):
+        WindowState(reference, lay, window_rows=300).adopt(b"CDRF not really")
+
+
 def test_checkpoint_leaves_out_rows_not_folded_yet(reference, rng):
     lay = FeatureLayout.from_profile(reference)
     st = WindowState(reference, lay, window_rows=1000, fold_rows=10**9)

@@ -104,6 +104,20 @@ class _Window:
     closed_at: float | None = None
 
 
+@dataclass
+class _Saved:
+    """A checkpoint read and checked, not installed yet (:meth:`WindowState._read`)."""
+
+    open_: _Window
+    sealed: list[_Window]
+    history: list[Profile]
+    history_ids: list[int]
+    rows_total: int
+    windows_closed: int
+    rows_dropped: int
+    extra: dict[str, Any]
+
+
 class WindowState:
     """Tumbling or sliding windows of accepted rows, profiled like the reference.
 
@@ -224,26 +238,8 @@ class WindowState:
         gives the requests of one ``execute`` call one deadline, and each the
         time left of it); returns the seconds waited.
         """
-        start = 0
         with self._lock:
-            while start < n_rows:
-                w = self._open
-                if self.window_seconds > 0 and w.rows == 0:
-                    # a time window spans window_seconds of traffic from its first row: the time it spent empty
-                    # (idle, or the downtime before a restored checkpoint) must not count, or the first window
-                    # after it would close at once with a handful of rows
-                    w.opened_at = self.clock()
-                room = n_rows - start if self.window_rows == 0 else min(self.window_rows - w.rows, n_rows - start)
-                stop = start + room
-                part = arrays if (start == 0 and stop == n_rows) else {k: v[start:stop] for k, v in arrays.items()}
-                w.pending.append(part)
-                w.pending_rows += room
-                w.rows += room
-                self.rows_total += room
-                self._backlog += room
-                start = stop
-                if self.window_rows and w.rows >= self.window_rows:
-                    self._seal_locked(self.clock())
+            self._take_locked(arrays, n_rows)
             if not self.max_backlog_rows or self._backlog <= self.max_backlog_rows:
                 return 0.0
             t0 = time.monotonic()
@@ -251,6 +247,31 @@ class WindowState:
                 self.wake()
             self._drained.wait_for(lambda: self._backlog <= self.max_backlog_rows, timeout=max_wait)
             return time.monotonic() - t0
+
+    def _take_locked(self, arrays: Mapping[str, Any], n_rows: int, first_row_at: float | None = None) -> None:
+        """Append a batch to the open window, sealing windows at ``window_rows`` (the rest starts the next one).
+
+        ``first_row_at``: when the batch's first row arrived, if not now (rows taken again by :meth:`adopt`).
+        """
+        start = 0
+        while start < n_rows:
+            w = self._open
+            if self.window_seconds > 0 and w.rows == 0:
+                # a time window spans window_seconds of traffic from its first row: the time it spent empty
+                # (idle, or the downtime before a restored checkpoint) must not count, or the first window
+                # after it would close at once with a handful of rows
+                w.opened_at = self.clock() if first_row_at is None or start else first_row_at
+            room = n_rows - start if self.window_rows == 0 else min(self.window_rows - w.rows, n_rows - start)
+            stop = start + room
+            part = arrays if (start == 0 and stop == n_rows) else {k: v[start:stop] for k, v in arrays.items()}
+            w.pending.append(part)
+            w.pending_rows += room
+            w.rows += room
+            self.rows_total += room
+            self._backlog += room
+            start = stop
+            if self.window_rows and w.rows >= self.window_rows:
+                self._seal_locked(self.clock())
 
     @property
     def backlog_rows(self) -> int:
@@ -477,6 +498,74 @@ class WindowState:
         MemoryError
             As it comes: out of memory says nothing about the checkpoint.
         """
+        saved = self._read(data)
+        with self._lock:  # nothing below can fail
+            self._install_locked(saved)
+        return saved.extra
+
+    def adopt(self, data: bytes) -> tuple[dict[str, Any], tuple[int, int, int]]:
+        """Resume from checkpoint bytes beneath the rows accepted so far, which are taken again after its rows.
+
+        For a monitor that started while another instance still owned the
+        checkpoint (Triton loads a reloaded model's new instance before it
+        finalizes the old one): it accepts rows without folding any until the
+        owner has written its last checkpoint, then adopts it. The rows
+        accepted meanwhile join the checkpoint's open window in the order they
+        came, as if they arrived after its rows (an open window whose time ran
+        out is sealed first, a time window they open starts at the first of
+        them), and are split at its window boundaries as :meth:`accept` splits
+        requests: every row is in one window, and window ids go on from the
+        checkpoint's.
+
+        Returns the ``extra`` dict saved with the checkpoint and the counts it
+        holds (``rows_total``, ``windows_closed``, ``rows_dropped``), those of
+        the state before the rows taken again were added.
+
+        Raises
+        ------
+        FormatError, MemoryError
+            As :meth:`restore`; the state is left as it was.
+        ValueError
+            If rows of this state were folded or windows closed: a profile
+            cannot be split at the checkpoint's window boundaries.
+        """
+        saved = self._read(data)
+        with self._lock:
+            windows = [*self._sealed, self._open]
+            if self.windows_closed or self._history or any(w.rows != w.pending_rows for w in windows):
+                raise ValueError("rows of this state were folded already; they cannot be taken again beneath a "
+                                 "checkpoint")
+            batches = [b for w in windows for b in w.pending]
+            first_row_at = next((w.opened_at for w in windows if w.rows), None)
+            self._install_locked(saved)
+            counts = (self.rows_total, self.windows_closed, self.rows_dropped)
+            now = self.clock()
+            if self._expired_locked(now):
+                self._seal_locked(now)
+            self._backlog = 0  # the checkpoint's windows are folded; the rows taken again count once more below
+            for i, b in enumerate(batches):
+                self._take_locked(b, _batch_rows(b), first_row_at if i == 0 else None)
+        return saved.extra, counts
+
+    def saved_extra(self, data: bytes) -> dict[str, Any]:
+        """The ``extra`` dict of checkpoint bytes written against this reference, without loading their windows.
+
+        Raises
+        ------
+        FormatError
+            If the bytes are not a checkpoint, or one of another reference.
+        """
+        _, meta, _ = _format.unpack(data, CHECKPOINT_KIND, CHECKPOINT_VERSION)
+        if meta.get("reference_sha256") not in (self.digest, *self._legacy_digests):
+            raise FormatError("the checkpoint was written against a different reference profile")
+        extra = meta.get("extra") or {}
+        if not isinstance(extra, dict):
+            raise FormatError(f"corrupted {CHECKPOINT_KIND} checkpoint: extra is {type(extra).__name__}, not a "
+                              "JSON object")
+        return extra
+
+    def _read(self, data: bytes) -> _Saved:
+        """A checkpoint's windows, history and counts, every field checked (:meth:`restore`'s errors)."""
         _, meta, arrays = _format.unpack(data, CHECKPOINT_KIND, CHECKPOINT_VERSION)
         try:
             digest = meta["reference_sha256"]
@@ -531,18 +620,20 @@ class WindowState:
             open_.closed_at = now
             sealed.append(open_)
             open_ = _Window(open_.window_id + 1, now, Profile.empty_like(self.reference, skip=rows_total))
+        return _Saved(open_, sealed, history, hist_ids, rows_total, windows_closed, rows_dropped, extra)
+
+    def _install_locked(self, saved: _Saved) -> None:
+        """Replace the windows and counts with a checkpoint's (read by :meth:`_read`); cannot fail."""
         keep = self.sliding_windows - 1  # saved newest first; keep the K-1 newest under the current setting
-        with self._lock:  # nothing below can fail
-            self._open = open_
-            self._sealed = deque(sealed)
-            self._history.clear()
-            self._history.extend(history[:keep])
-            self._history_ids.clear()
-            self._history_ids.extend(hist_ids[:keep])
-            self.rows_total = rows_total
-            self.windows_closed = windows_closed
-            self.rows_dropped = rows_dropped
-        return extra
+        self._open = saved.open_
+        self._sealed = deque(saved.sealed)
+        self._history.clear()
+        self._history.extend(saved.history[:keep])
+        self._history_ids.clear()
+        self._history_ids.extend(saved.history_ids[:keep])
+        self.rows_total = saved.rows_total
+        self.windows_closed = saved.windows_closed
+        self.rows_dropped = saved.rows_dropped
 
 
 def _as_bool_keys(col: Any) -> Any:
