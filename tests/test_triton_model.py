@@ -356,7 +356,7 @@ def test_a_reload_keeps_the_series_and_counts_nothing_twice(monitor, pb, rng, tm
     old.execute([request(rng, 300), request(rng, 320)])  # window 0 closes at 500
     ckpt = tmp_path / "w.ckpt"
     wait_for(lambda: ckpt.exists() and _checkpoint_rows(old, ckpt) == 120)
-    new = start()  # resumes the periodic checkpoint: 620 rows, 1 window, 2 requests
+    new = start()  # takes the series as they are (its window once the old one has finalized)
     assert value(pb, "cudrift_window_rows_total") == 620 and value(pb, "cudrift_windows_closed_total") == 1
     assert value(pb, "cudrift_requests_total") == 2, "the new instance neither adds the checkpoint's counts nor resets"
     old.execute([{**request(rng, 5), "NUMERIC": FakeTensor("NUMERIC", np.zeros((5, 4), np.float32))}])  # refused
@@ -404,6 +404,162 @@ def test_counters_that_change_alone_reach_the_periodic_checkpoint(monitor, pb, r
     assert set(_counters(pb).values()) == {0}
 
 
+def _saved(m, path):
+    """(rows_total, windows_closed, open_rows) of the checkpoint at ``path``."""
+    st = WindowState(m.reference, m.layout, window_rows=m.settings.window_rows)
+    st.restore(path.read_bytes())
+    return st.rows_total, st.windows_closed, st.open_rows
+
+
+def _closed_windows(pb):
+    """(window id, rows) of every window the log says was closed, in order."""
+    import re
+
+    return [(int(m.group(1)), int(m.group(2))) for _, msg in pb.logs
+            if (m := re.search(r"window (\d+) closed \((\d+) rows", msg))]
+
+
+def test_a_reload_hands_the_window_over_so_every_row_is_in_one_window(monitor, pb, rng, tmp_path):
+    """Triton loads a reloaded model's new instance before it finalizes the old one, which answers requests
+    until then. The new one resumed the old one's last periodic checkpoint in initialize: its 120 open rows were
+    compared by both instances (window 1 closed twice), the final checkpoint and the counters disagreed
+    (checkpoint 1000 rows and 2 windows, series 1380 and 3), and the new one's next periodic checkpoint replaced
+    the old one's final one. The new instance now leaves the checkpoint to the old one until it is finalized,
+    then adopts its last checkpoint and takes the rows it accepted meanwhile after its rows."""
+    repo, start = monitor
+    ckpt = tmp_path / "w.ckpt"
+    old = start()
+    old.execute([request(rng, 300), request(rng, 320)])  # window 0 closes at 500, 120 rows open
+    wait_for(lambda: ckpt.exists() and _saved(old, ckpt) == (620, 1, 120))
+    new = start()
+    assert new.state.rows_total == 0, "the new instance resumed a checkpoint the old one still writes"
+    new.execute([request(rng, 200)])  # the new instance's first rows, while the old one still serves
+    old.execute([request(rng, 380)])  # window 1: the old one's 120 open rows and these
+    wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 2 and _saved(old, ckpt) == (1000, 2, 0))
+    time.sleep(0.5)  # periodic checkpoints are due: only the old instance writes them
+    assert _saved(old, ckpt) == (1000, 2, 0) and value(pb, "cudrift_window_rows_total") == 1000
+    old.finalize()
+    wait_for(lambda: any("took over" in msg for _, msg in pb.logs))
+    new.execute([request(rng, 380)])  # window 2: the 200 rows accepted during the reload, and 300 of these
+    wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 3 and value(pb, "cudrift_requests_total") == 5)
+    wait_for(lambda: value(pb, "cudrift_window_rows_total") == 1580 and value(pb, "cudrift_window_open_rows") == 80)
+    new.finalize()
+    assert _saved(new, ckpt) == (1580, 3, 80)
+    assert _closed_windows(pb) == [(0, 500), (1, 500), (2, 500)]
+
+
+def test_a_new_instance_waits_for_the_checkpoints_owner_a_bounded_time(monitor, pb, rng, tmp_path, monkeypatch):
+    """The old instance of a reload may never finalize in time: the new one goes on without its state after
+    HANDOVER_SECONDS (logged), writes no checkpoint while the old one owns the file, and its own once it does."""
+    from cudrift.integrations.triton import model as model_module
+
+    monkeypatch.setattr(model_module, "HANDOVER_SECONDS", 0.3)
+    repo, start = monitor
+    ckpt = tmp_path / "w.ckpt"
+    old = start()
+    old.execute([request(rng, 120)])
+    wait_for(lambda: ckpt.exists() and _saved(old, ckpt) == (120, 0, 120))
+    new = start()
+    new.execute([request(rng, 100)])
+    wait_for(lambda: any(level == "error" and "going on without its state" in msg for level, msg in pb.logs))
+    wait_for(lambda: value(pb, "cudrift_window_rows_total") == 220)  # its rows are counted now
+    wait_for(lambda: any(level == "error" and "does not own it" in msg for level, msg in pb.logs))
+    old.execute([request(rng, 30)])
+    wait_for(lambda: _saved(old, ckpt) == (150, 0, 150))
+    old.finalize()
+    assert _saved(old, ckpt) == (150, 0, 150)
+    wait_for(lambda: any("now owns checkpoint" in msg for _, msg in pb.logs))
+    wait_for(lambda: _saved(new, ckpt) == (100, 0, 100))  # its own state, over the old one's
+    new.finalize()
+    assert _saved(new, ckpt) == (100, 0, 100)
+
+
+def test_a_new_instance_that_holds_max_backlog_rows_stops_waiting(tmp_path, reference, pb, rng):
+    """Rows accepted during the hand-over are kept unprofiled: past max_backlog_rows the new instance stops
+    waiting rather than holding the requests back."""
+    repo = write_repository(tmp_path / "repo", reference, window_rows=500, checkpoint=str(tmp_path / "w.ckpt"),
+                            max_backlog_rows=300)
+    old, new = TritonPythonModel(), TritonPythonModel()
+    old.initialize(model_args(repo))
+    new.initialize(model_args(repo))
+    try:
+        t0 = time.monotonic()
+        new.execute([request(rng, 200), request(rng, 200)])
+        assert time.monotonic() - t0 < 5  # not the backpressure bound (10 s)
+        assert any("rows accepted meanwhile are over max_backlog_rows" in msg for _, msg in pb.logs)
+        wait_for(lambda: new.state.backlog_rows == 0)
+    finally:
+        old.finalize()
+        new.finalize()
+
+
+def test_a_new_instance_finalized_before_the_owner_leaves_its_checkpoint_alone(monitor, pb, rng, tmp_path):
+    repo, start = monitor
+    ckpt = tmp_path / "w.ckpt"
+    old = start()
+    old.execute([request(rng, 120)])
+    wait_for(lambda: ckpt.exists() and _saved(old, ckpt) == (120, 0, 120))
+    new = start()
+    new.execute([request(rng, 450)])
+    new.finalize()
+    assert any(level == "error" and "finalized before the owner" in msg and "450 rows" in msg
+               for level, msg in pb.logs)
+    assert _closed_windows(pb) == [] and _saved(old, ckpt) == (120, 0, 120)
+    old.execute([request(rng, 380)])
+    wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 1)
+    old.finalize()
+    assert _saved(old, ckpt) == (500, 1, 0) and _closed_windows(pb) == [(0, 500)]
+
+
+def test_after_a_reload_whose_old_instance_crashed_the_new_one_adopts_its_last_checkpoint(monitor, pb, rng,
+                                                                                          tmp_path):
+    """A crash releases the lock without a last checkpoint: the new instance adopts the last periodic one (the
+    old instance's rows since then are lost, as in any crash) and takes its own rows after it; the counters go on
+    as the series have them."""
+    repo, start = monitor
+    ckpt = tmp_path / "w.ckpt"
+    old = start()
+    old.execute([request(rng, 120)])
+    wait_for(lambda: ckpt.exists() and _saved(old, ckpt) == (120, 0, 120))
+    new = start()
+    new.execute([request(rng, 100)])
+    old._checkpoint = None  # a crash: the worker stops without writing a last checkpoint
+    old.execute([request(rng, 50)])
+    wait_for(lambda: value(pb, "cudrift_window_rows_total") == 170)
+    old.finalize()
+    wait_for(lambda: any("took over" in msg for _, msg in pb.logs))
+    wait_for(lambda: _saved(new, ckpt) == (220, 0, 220))
+    wait_for(lambda: value(pb, "cudrift_window_rows_total") == 270)  # 170 shown, and the new instance's 100
+
+
+def test_a_checkpoint_owned_by_another_monitor_is_neither_resumed_nor_overwritten(tmp_path, reference, pb, rng):
+    """Two monitors given one checkpoint file (in two repositories: cudrift triton repo refuses it within one)
+    resumed and overwrote each other's window. The second to load keeps off it, says so, and is not kept
+    waiting for a hand-over."""
+    ckpt = tmp_path / "w.ckpt"
+    first = write_repository(tmp_path / "r1", reference, window_rows=500, checkpoint=str(ckpt),
+                             checkpoint_seconds=0.2)
+    second = write_repository(tmp_path / "r2", reference, name="other_monitor", window_rows=500,
+                              checkpoint=str(ckpt), checkpoint_seconds=0.2)
+    a, b = TritonPythonModel(), TritonPythonModel()
+    a.initialize(model_args(first))
+    a.execute([request(rng, 120)])
+    wait_for(lambda: ckpt.exists() and _saved(a, ckpt) == (120, 0, 120))
+    b.initialize(model_args(second))
+    try:
+        assert b.state.rows_total == 0
+        assert any(level == "error" and "owned by monitor 'cudrift_monitor'" in msg for level, msg in pb.logs)
+        b.execute([request(rng, 500)])
+        wait_for(lambda: b.state.windows_closed == 1)  # its own windows, at once
+        a.execute([request(rng, 10)])
+        wait_for(lambda: _saved(a, ckpt) == (130, 0, 130))
+        a.finalize()
+        b.execute([request(rng, 10)])
+    finally:
+        b.finalize()
+    assert _saved(a, ckpt) == (130, 0, 130), "the other monitor's checkpoint was overwritten once it was free"
+
+
 def test_cudrift_triton_repo_refuses_a_checkpoint_another_monitor_uses(tmp_path, reference):
     ckpt = tmp_path / "state" / "w.ckpt"
     write_repository(tmp_path / "repo", reference, checkpoint=str(ckpt))
@@ -412,6 +568,21 @@ def test_cudrift_triton_repo_refuses_a_checkpoint_another_monitor_uses(tmp_path,
     assert not (tmp_path / "repo" / "second").exists()
     write_repository(tmp_path / "repo", reference, checkpoint=str(ckpt))  # rewriting the same monitor is fine
     write_repository(tmp_path / "repo", reference, name="second")  # its own file: <repository>-state/second.ckpt
+
+
+def test_without_flock_a_new_instance_resumes_the_checkpoint_at_once(monitor, pb, rng, tmp_path, monkeypatch):
+    """Where there is no fcntl (Windows) there is no hand-over: a reload's new instance resumes the last
+    checkpoint in initialize, as before."""
+    from cudrift.integrations.triton import model as model_module
+
+    monkeypatch.setattr(model_module, "fcntl", None)
+    repo, start = monitor
+    ckpt = tmp_path / "w.ckpt"
+    old = start()
+    old.execute([request(rng, 120)])
+    wait_for(lambda: ckpt.exists() and _saved(old, ckpt) == (120, 0, 120))
+    new = start()
+    assert new.state.rows_total == 120 and not (tmp_path / "w.ckpt.owner").exists()
 
 
 def test_one_execute_call_waits_for_a_stalled_worker_once_not_once_per_request(tmp_path, reference, pb, rng,
@@ -449,6 +620,11 @@ def test_periodic_checkpoint_holds_rows_accepted_before_it(monitor, pb, rng, tmp
     wait_for(lambda: ckpt.exists() and _checkpoint_rows(m, ckpt) == 200)
 
 
+def _beside_checkpoint(folder):
+    """The files of the checkpoint's folder, less the owner's lock file (``w.ckpt.owner``, always there)."""
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.endswith(".owner"))
+
+
 def _checkpoint_rows(m, path):
     st = WindowState(m.reference, m.layout, window_rows=500)
     st.restore(path.read_bytes())
@@ -460,7 +636,7 @@ def test_unusable_checkpoint_is_set_aside(monitor, pb, tmp_path):
     (tmp_path / "w.ckpt").write_bytes(b"CDRF not really")
     m = start()
     assert m.state.open_rows == 0
-    assert [p.name.startswith("w.ckpt.unusable-") for p in tmp_path.iterdir() if p.name != "repo"] == [True]
+    assert [n.startswith("w.ckpt.unusable-") for n in _beside_checkpoint(tmp_path)] == [True]
     assert any(level == "error" and "not resumed" in msg for level, msg in pb.logs)
 
 
@@ -856,7 +1032,7 @@ def test_a_checkpoint_written_under_another_input_layout_is_set_aside(tmp_path, 
     m2.initialize(model_args(repo))
     try:
         assert m2.state.open_rows == 0 and not ckpt.exists()
-        assert [p.name.startswith("w.ckpt.unusable-") for p in tmp_path.iterdir() if p.is_file()] == [True]
+        assert [n.startswith("w.ckpt.unusable-") for n in _beside_checkpoint(tmp_path)] == [True]
         assert any(level == "error" and "not resumed" in msg and "different reference" in msg
                    for level, msg in pb.logs)
         x = rng.normal(size=(50, 2))
@@ -881,7 +1057,7 @@ def test_no_checkpoint_can_keep_the_monitor_from_loading(monitor, pb, rng, tmp_p
     monkeypatch.setattr(WindowState, "restore", restore)
     m2 = start()
     assert m2.state.open_rows == 0 and m2.state.rows_total == 0
-    assert [p.name.startswith("w.ckpt.unusable-") for p in tmp_path.iterdir() if p.name != "repo"] == [True]
+    assert [n.startswith("w.ckpt.unusable-") for n in _beside_checkpoint(tmp_path)] == [True]
     assert any(level == "error" and "not resumed" in msg and "KeyError" in msg and "simulated" in msg
                for level, msg in pb.logs)
 
@@ -1134,7 +1310,7 @@ def test_a_checkpoint_with_unreadable_counters_resumes_its_window_and_restarts_t
     assert (m2.state.open_rows, m2.state.rows_total) == (120, 120)
     assert set(_counters(pb).values()) == {0}
     assert any(level == "error" and "counters are not continued" in msg for level, msg in pb.logs)
-    assert [p.name for p in tmp_path.iterdir() if p.name != "repo"] == ["w.ckpt"]  # not set aside
+    assert _beside_checkpoint(tmp_path) == ["w.ckpt"]  # not set aside
     m2.execute([request(rng, 380)])
     wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 1 and value(pb, "cudrift_requests_total") == 1)
     wait_for(lambda: value(pb, "cudrift_window_rows_total") == 380)
@@ -1185,7 +1361,7 @@ def test_a_checkpoint_that_cannot_be_read_for_now_is_kept_and_not_overwritten(mo
 
     m2 = failing()
     assert m2.state.open_rows == 0
-    assert [p.name for p in tmp_path.iterdir() if p.name != "repo"] == ["w.ckpt"]  # not set aside
+    assert _beside_checkpoint(tmp_path) == ["w.ckpt"]  # not set aside
     assert any(level == "error" and "not read" in msg and type(error).__name__ in msg for level, msg in pb.logs)
     m2.execute([request(rng, 80)])
     wait_for(lambda: sum(level == "error" and "not written" in msg for level, msg in pb.logs) >= 2)

@@ -29,6 +29,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # (Windows) no flock: no hand-over between instances, see _Ownership
+    fcntl = None
+
 import numpy as np
 
 from cudrift.backends import resolve_backend
@@ -51,6 +56,10 @@ WORKER_TICK_SECONDS = 0.25
 #: The longest one ``execute`` call waits for a worker that has fallen behind (backpressure), all its requests
 #: together: a stalled worker cannot hang the server, however many requests Triton batches into one call.
 BACKPRESSURE_SECONDS = 10.0
+
+#: The longest a new instance keeps the rows it accepts unprofiled while the checkpoint's owner (a reloaded
+#: monitor's old instance) still runs, waiting for its last checkpoint (see ``TritonPythonModel``).
+HANDOVER_SECONDS = 60.0
 
 # NumPy dtype each config data type arrives as.
 _NUMPY_DTYPES = {
@@ -97,6 +106,56 @@ class _Tally:
             out = (self._n, self._seconds, self._waited, dict(self._bad))
             self._n, self._seconds, self._waited, self._bad = 0, 0.0, 0.0, Counter()
         return out
+
+
+class _Ownership:
+    """An exclusive ``flock`` on ``<checkpoint>.owner``: the instance holding it owns the checkpoint.
+
+    The owner holds it from ``initialize`` to the end of ``finalize``, after its last checkpoint; only the owner
+    reads the checkpoint into its state or writes it. The file holds the owner's monitor name and process id
+    (for the others' log lines); it is never removed, since another instance may be waiting on it.
+    """
+
+    def __init__(self, checkpoint: Path, monitor: str) -> None:
+        self.path = checkpoint.with_name(checkpoint.name + ".owner")
+        self._monitor = monitor
+        self._held = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # OSError: the caller goes on without it
+
+    def take(self) -> bool:
+        """Try to take the lock without waiting; whether it is held now.
+
+        Raises
+        ------
+        OSError
+            Other than another holder's (a file system without locks).
+        """
+        if not self._held:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            self._held = True
+            try:
+                os.ftruncate(self._fd, 0)
+                os.pwrite(self._fd, json.dumps({"monitor": self._monitor, "pid": os.getpid()}).encode(), 0)
+            except OSError:
+                pass  # the name only serves the others' messages
+        return True
+
+    def holder(self) -> dict[str, Any]:
+        """What the owner wrote into the file: ``monitor`` and ``pid`` ({} where it cannot be read)."""
+        try:
+            found = json.loads(os.pread(self._fd, 4096, 0) or b"{}")
+        except (OSError, ValueError):
+            return {}
+        return found if isinstance(found, dict) else {}
+
+    def release(self) -> None:
+        """Release the lock (closing the file releases it) and the file."""
+        os.close(self._fd)
+        self._held = False
 
 
 class _QuietDLPackCapsules:
@@ -185,6 +244,21 @@ class TritonPythonModel:
     Configured by its ``config.pbtxt`` (see :class:`MonitorSettings` for the
     ``cudrift_*`` parameters and :class:`FeatureLayout` for the inputs); one
     instance per model, which owns the window and its checkpoint.
+
+    Triton reloads a model by loading the new instance before it finalizes
+    the old one, which answers requests until then. The checkpoint has one
+    owner at a time (:class:`_Ownership`): an instance that starts while
+    another owns it neither reads the checkpoint into its state nor writes
+    it. It accepts rows without profiling them and its worker keeps trying
+    to take over; once the owner has finalized (its last checkpoint
+    written), it adopts that checkpoint and takes its own rows again after
+    the checkpoint's (:meth:`WindowState.adopt`). Every row is in one window
+    and each window closes once. It waits at most :data:`HANDOVER_SECONDS`
+    and at most ``max_backlog_rows`` rows: then it goes on without the
+    owner's state (logged), and writes its own checkpoint once it owns the
+    file. An owner of another name (another monitor given the same
+    checkpoint file) is not waited for: this instance then never reads or
+    writes the file.
     """
 
     # ------------------------------------------------------------------ initialize
@@ -251,7 +325,18 @@ class TritonPythonModel:
                                  max_backlog_rows=self.settings.max_backlog_rows, legacy_digests=(legacy,))
         self._checkpoint = _resolve(model_dir, self.settings.checkpoint) if self.settings.checkpoint else None
         self._held = False  # the checkpoint could not be read (out of memory, I/O): not overwritten, see _save
-        totals = self._resume()
+        self._take_ownership()
+        try:
+            self._start(pb)
+        except BaseException:
+            if self._ownership is not None:
+                self._ownership.release()
+            raise
+
+    def _start(self, pb: Any) -> None:
+        """The rest of ``initialize``, once the checkpoint's owner is known (releases nothing if it raises)."""
+        totals = (self._resume(self.state.restore) if self._owner else self._owners_gauges() if self._waiting
+                  else None)
         # a resumed time window that holds rows and whose time ran out while the server was down closes now, as
         # it would have: new rows must not join it (they would be compared as part of a window they missed)
         self.state.seal_expired()
@@ -259,22 +344,15 @@ class TritonPythonModel:
 
         self.metrics = MonitorMetrics(pb, self.settings.monitored_model or self._name, self.layout,
                                       untested_test=self._untested_test, monitor=self._name, backend=self.backend)
-        counts = (self.state.rows_total, self.state.windows_closed, self.state.rows_dropped)
-        try:
-            continued = self.metrics.restore(totals, *counts)
-        except FormatError as exc:
-            # the window is sound (restore checked it): only the counters are lost, as in a crash
-            self._log.log_error(f"cudrift monitor {self._name}: the counters of checkpoint {self._checkpoint} "
-                                f"cannot be read ({exc}); resumed as after a crash: its window and gauges come "
-                                "back, its counters are not continued (in a new server they restart at zero)")
-            continued = self.metrics.restore({"clean_shutdown": False, "last_window": totals.get("last_window")},
-                                             *counts)
-        self._record_rows()
+        continued = self._restore_metrics(totals or {}, (self.state.rows_total, self.state.windows_closed,
+                                                         self.state.rows_dropped))
+        if not self._waiting:
+            self._record_rows()  # (a waiting instance leaves the window's series to the owner)
         self._tally = _Tally()
         self._saved = (self.state.rows_total, self.state.windows_closed, self.metrics.requests)
         self._last_save = time.monotonic()
         self._retry_save_at = 0.0
-        if totals and continued and self._checkpoint is not None:
+        if totals and continued and self._owner:
             # A clean shutdown's checkpoint continues the counters once: replaced now, so that a crash of this
             # run does not bring them back at that shutdown's values, below what this run will have shown.
             self._save(self._last_save)
@@ -295,8 +373,77 @@ class TritonPythonModel:
             f"({', '.join(f'{g.name}[{len(g.columns)}]' for g in self.layout.groups)}), backend {self.backend}, "
             f"window rows={self.settings.window_rows} seconds={self.settings.window_seconds:g} "
             f"sliding={self.settings.sliding_windows}, checkpoint {self._checkpoint or 'off'}, "
-            f"resumed window {self.state.open_window_id} with {self.state.open_rows} rows"
+            + (f"resumed window {self.state.open_window_id} with {self.state.open_rows} rows" if self._owner
+               else "waiting for its owner's last checkpoint" if self._waiting else "not its owner")
         )
+
+    def _take_ownership(self) -> None:
+        """Take the checkpoint's ownership, or learn who has it (never waits: a model load must not hang).
+
+        Sets ``_owner`` (this instance may read the checkpoint into its state and write it) and ``_waiting`` (an
+        instance of this monitor owns it, a reload's old one: rows are kept unprofiled for the hand-over). Without
+        flock (Windows), or where the lock file cannot be opened, this instance owns the checkpoint as if alone.
+        """
+        self._ownership: _Ownership | None = None
+        self._owner, self._waiting = True, False
+        if self._checkpoint is None or fcntl is None:
+            return
+        try:
+            self._ownership = _Ownership(self._checkpoint, self._name)
+            if self._ownership.take():
+                return
+        except OSError as exc:
+            if self._ownership is not None:
+                self._ownership.release()
+                self._ownership = None
+            self._log.log_warn(f"cudrift monitor {self._name}: cannot lock {self._checkpoint}.owner ({exc}): "
+                               "resuming the checkpoint without knowing whether another instance (a reload's old "
+                               "one) still writes it")
+            return
+        self._owner = False
+        holder = self._ownership.holder()
+        other = holder.get("monitor")
+        if other in (None, self._name):
+            self._waiting = True
+            self._handover_until = time.monotonic() + HANDOVER_SECONDS
+            self._log.log_info(
+                f"cudrift monitor {self._name}: checkpoint {self._checkpoint} is owned by another instance of "
+                f"this monitor (process {holder.get('pid', '?')}; a reload's old instance, until it is finalized): "
+                f"accepting rows meanwhile and taking them into its last checkpoint once it has written it "
+                f"(waiting {HANDOVER_SECONDS:g} s at most)"
+            )
+        else:
+            # not this monitor's file (whatever the other does): never read into this state, never written
+            self._ownership.release()
+            self._ownership = None
+            self._log.log_error(
+                f"cudrift monitor {self._name}: checkpoint {self._checkpoint} is owned by monitor {other!r} "
+                f"(process {holder.get('pid', '?')}): two monitors are configured with one checkpoint file. This "
+                "one starts a new window and writes no checkpoint in this run; give each monitor its own "
+                "(cudrift triton repo --checkpoint)"
+            )
+
+    def _owners_gauges(self) -> dict[str, Any]:
+        """An instance waiting for the checkpoint's owner shows the last closed window's gauges saved in it, as a
+        resumed one would, and takes the counters as the series have them; nothing else is read, and a
+        checkpoint that cannot be read is left to its owner."""
+        try:
+            extra = self.state.saved_extra(self._checkpoint.read_bytes())
+        except (Exception, MemoryError):  # noqa: BLE001 - the gauges come with the owner's next window
+            extra = {}
+        return {"clean_shutdown": False, "last_window": extra.get("last_window")}
+
+    def _restore_metrics(self, totals: dict[str, Any], counts: tuple[int, int, int]) -> bool:
+        """``MonitorMetrics.restore`` from a resumed checkpoint's counters and counts; whether they continue."""
+        try:
+            return self.metrics.restore(totals, *counts)
+        except FormatError as exc:
+            # the window is sound (restore checked it): only the counters are lost, as in a crash
+            self._log.log_error(f"cudrift monitor {self._name}: the counters of checkpoint {self._checkpoint} "
+                                f"cannot be read ({exc}); resumed as after a crash: its window and gauges come "
+                                "back, its counters are not continued (in a new server they restart at zero)")
+            return self.metrics.restore({"clean_shutdown": False, "last_window": totals.get("last_window")},
+                                        *counts)
 
     def _setup_gpu(self, device_id: int) -> None:
         """GPU instance: inputs stay on the device when the GPU backend works, else one copy to the host."""
@@ -319,26 +466,28 @@ class TritonPythonModel:
             self._log.log_warn(f"cudrift monitor {self._name}: GPU backend unavailable, profiling on the CPU "
                                f"(GPU inputs are copied to the host): {exc}")
 
-    def _resume(self) -> dict[str, Any]:
-        """Load the checkpoint if there is one; one that cannot be resumed is set aside and the monitor starts
-        afresh (a checkpoint must never keep the monitor, and with it the ensemble, from loading).
+    def _resume(self, load: Any) -> Any:
+        """Load the checkpoint if there is one with ``load`` (``WindowState.restore`` or ``adopt``) and return
+        what it returns; None where there is none or it cannot be resumed. One that cannot be resumed is set
+        aside and the monitor goes on with the state it has (a checkpoint must never keep the monitor, and with
+        it the ensemble, from loading).
 
         One that cannot be read for want of memory, or through an I/O error, may be sound: it is left in place
         and held (see :meth:`_save`) rather than set aside, so that the next start reads it again.
         """
         if self._checkpoint is None:
-            return {}
+            return None
         try:
-            totals = self.state.restore(self._checkpoint.read_bytes())
+            loaded = load(self._checkpoint.read_bytes())
         except (FileNotFoundError, NotADirectoryError):
-            return {}  # no checkpoint yet (or a file where its folder should be: _save says so)
+            return None  # no checkpoint yet (or a file where its folder should be: _save says so)
         except (MemoryError, OSError) as exc:
             self._held = True
             self._log.log_error(f"cudrift monitor {self._name}: checkpoint {self._checkpoint} not read "
                                 f"({type(exc).__name__}: {exc}); it may be sound, so it is left in place and this "
                                 "run writes no checkpoint over it (the next start reads it again; move it away to "
                                 "let this run checkpoint); starting a new window")
-            return {}
+            return None
         except Exception as exc:  # noqa: BLE001 - corrupt, another reference, or anything else the file holds;
             # restore leaves the state as it was when it raises
             aside = self._checkpoint.with_name(self._checkpoint.name + f".unusable-{int(time.time())}")
@@ -349,8 +498,8 @@ class TritonPythonModel:
                 where = f"left in place (could not move it: {move})"
             self._log.log_error(f"cudrift monitor {self._name}: checkpoint {self._checkpoint} not resumed "
                                 f"({type(exc).__name__}: {exc}); {where}, starting a new window")
-            return {}
-        return totals
+            return None
+        return loaded
 
     def _detector(self) -> DriftDetector:
         # workers=1: the worker compares each closed window on its own thread, one GIL contender against
@@ -422,7 +571,7 @@ class TritonPythonModel:
                     output_tensors=[], error=pb.TritonError(f"cudrift: internal error: {type(exc).__name__}: {exc}")
                 ))
             self._tally.add(time.perf_counter() - t0, reason, waited)
-            if self.state.needs_work():
+            if not self._waiting and self.state.needs_work():  # (waiting, the worker only tries the lock)
                 self._wake.set()
         return responses
 
@@ -538,6 +687,14 @@ class TritonPythonModel:
         windows left stay queued, in order, for the next pass (and in the
         checkpoint, which holds sealed windows).
         """
+        if not self._owner and self._ownership is not None:
+            self._claim(final)
+        if self._waiting:
+            # rows stay as accepted (unprofiled, no window closed) for the hand-over; the window's series and the
+            # checkpoint are the owner's
+            n, seconds, waited, bad = self._tally.drain()
+            self.metrics.record_requests(n, seconds, bad, waited)
+            return
         self.state.seal_expired()
         for _ in range(self.state.sealed_windows):
             if not self._close_next():
@@ -560,6 +717,62 @@ class TritonPythonModel:
         self._record_rows()
         if not final and self.state.needs_work():
             self._wake.set()  # windows sealed during this pass: the next pass starts at once, not at the next tick
+
+    def _claim(self, final: bool) -> None:
+        """Try to take the checkpoint's ownership; a waiting instance adopts the owner's last checkpoint then, or
+        stops waiting once it has waited too long, holds too many rows, or is finalized itself."""
+        try:
+            taken = self._ownership.take()
+        except OSError:
+            taken = False  # (the lock worked at initialize) tried again next pass
+        if taken:
+            self._owner = True
+            if self._waiting:
+                self._waiting = False
+                self._hand_over()
+            else:
+                self._log.log_warn(f"cudrift monitor {self._name}: now owns checkpoint {self._checkpoint}; the "
+                                   "previous owner's state in it is replaced by this run's")
+                self._save(time.monotonic())
+            return
+        if not self._waiting:
+            return
+        over = bool(self.state.max_backlog_rows) and self.state.backlog_rows > self.state.max_backlog_rows
+        if final:
+            # (still waiting: the last pass leaves the rows as they are, no window of them is closed)
+            self._log.log_error(f"cudrift monitor {self._name}: finalized before the owner of checkpoint "
+                                f"{self._checkpoint} (an older instance) was: the {self.state.rows_total} rows "
+                                "this instance accepted are in no window and no checkpoint")
+        elif over or time.monotonic() >= self._handover_until:
+            self._waiting = False
+            why = (f"{self.state.backlog_rows} rows accepted meanwhile are over max_backlog_rows" if over
+                   else f"it has not finalized in {HANDOVER_SECONDS:g} s")
+            self._log.log_error(
+                f"cudrift monitor {self._name}: the owner of checkpoint {self._checkpoint} (an older instance of "
+                f"this monitor, or a monitor of another server given the same file) still holds it and {why}: "
+                "going on without its state (this run's windows are numbered from 0, its counts start at zero); "
+                "this run writes its checkpoint once it owns the file, over the owner's"
+            )
+
+    def _hand_over(self) -> None:
+        """Adopt the last checkpoint of the instance that owned it, beneath the rows accepted meanwhile."""
+        meanwhile = self.state.rows_total
+        adopted = self._resume(self.state.adopt)
+        if adopted is None:  # none to resume (or set aside, or held: logged); this instance's rows go on alone
+            self._log.log_info(f"cudrift monitor {self._name}: took over checkpoint {self._checkpoint} from the "
+                               f"previous instance, with no state of it to resume; {meanwhile} rows accepted "
+                               "meanwhile")
+        else:
+            totals, counts = adopted
+            # the counts restored are published (by the owner) already; the rows taken again are added to them
+            continued = self._restore_metrics(totals, counts)
+            self._log.log_info(
+                f"cudrift monitor {self._name}: took over checkpoint {self._checkpoint} from the previous "
+                f"instance ({counts[0]} rows, windows closed: {counts[1]}, counters "
+                f"{'continued' if continued else 'as the series have them'}); the {meanwhile} rows accepted "
+                f"meanwhile follow its rows, window {self.state.open_window_id} open"
+            )
+        self._save(time.monotonic())  # the rows accepted meanwhile are in no checkpoint yet
 
     def _close_next(self) -> bool:
         """Close the oldest sealed window, compare it and publish; False when none is sealed.
@@ -608,6 +821,11 @@ class TritonPythonModel:
         While a checkpoint this run could not read is held, none is written (it may hold an earlier run's window,
         which the next start may read), until the file is moved away.
         """
+        if not self._owner:
+            self._retry_save_at = now + self.settings.checkpoint_seconds
+            self._log.log_error(f"cudrift monitor {self._name}: checkpoint {self._checkpoint} not written: this "
+                                "instance does not own it (see the start of its log)")
+            return
         if self._held:
             try:
                 os.stat(self._checkpoint)
@@ -648,10 +866,13 @@ class TritonPythonModel:
 
     # ------------------------------------------------------------------ finalize
     def finalize(self) -> None:
-        """Stop the worker after a last pass (final checkpoint); the metric series stay (see MonitorMetrics.close)."""
+        """Stop the worker after a last pass (final checkpoint), then give the checkpoint up to the next instance;
+        the metric series stay (see MonitorMetrics.close)."""
         self._stopping = True
         self._wake.set()
         self._worker.join()
+        if self._ownership is not None:
+            self._ownership.release()
         self.metrics.close()
         sys.unraisablehook = self._previous_hook
         self._log.log_info(f"cudrift monitor {self._name}: stopped with {self.state.open_rows} rows in the open window")
