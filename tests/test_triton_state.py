@@ -1,5 +1,7 @@
 """Triton monitor internals without a server: feature layout, settings, windows, checkpoints."""
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -584,19 +586,33 @@ def test_columns_widened_by_the_layout_keep_the_reference_dtype(rng):
 
 
 def test_a_checkpoint_named_by_an_earlier_identity_resumes_when_its_windows_merge(reference, rng):
-    """Monitors before 2026-11-27 named their reference file in checkpoints, not the widened reference: such a
-    checkpoint resumes (its windows merge), once the monitor passes that digest as a legacy one."""
+    """Checkpoints named their reference by the SHA-256 of its bytes, which change with the profile format: after
+    an upgrade (Moments format 2, the profile's window flag) every monitor set its checkpoint aside as "written
+    against a different reference" though the reference was the same file. A checkpoint is resumed where its
+    windows merge with the reference's, whatever digest it carries; the digest names what windows take from the
+    reference (columns, kinds, edges, dictionaries, merge settings), not its bytes."""
+    from cudrift.integrations.triton._state import reference_digest
+
     lay = FeatureLayout.from_profile(reference)
     st = WindowState(reference, lay, window_rows=1000)
     st.accept(_batch(rng, 120), 120)
     st.fold(force=True)
-    st.digest = "digest-of-the-reference-file"  # what an earlier monitor recorded
-    data = st.to_bytes()
-    with pytest.raises(FormatError, match="different reference"):
-        WindowState(reference, lay, window_rows=1000).restore(data)
-    again = WindowState(reference, lay, window_rows=1000, legacy_digests=("digest-of-the-reference-file",))
-    again.restore(data)
+    st.digest = hashlib.sha256(b"the reference's bytes as an earlier cudrift wrote them").hexdigest()
+    again = WindowState(reference, lay, window_rows=1000)
+    again.restore(st.to_bytes())
     assert again.open_rows == 120 and again.rows_total == 120
+    # the digest: not of the bytes (a field no window reads changes them, not it), but of what windows read
+    same = cudrift.Profile.from_bytes(reference.to_bytes())
+    same.columns["a"].moments.mean_lo = 0.0
+    same.n_rows += 1
+    assert same.to_bytes() != reference.to_bytes() and reference_digest(same) == reference_digest(reference)
+    a = reference.columns["a"].copy()
+    edges = a.histogram.edges.copy()
+    edges[1] = np.nextafter(edges[1], np.inf)
+    a.histogram = type(a.histogram)(edges, a.histogram.counts)
+    moved = cudrift.Profile({**reference.columns, "a": a}, dict(reference.kinds), dict(reference.dtypes),
+                            reference.n_rows, reference.config)
+    assert reference_digest(moved) != reference_digest(reference)
 
 
 def _saved_with(data, **changes):

@@ -34,12 +34,13 @@ crash leaves either the old or the new checkpoint, never a torn one.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import reprlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,8 @@ import numpy as np
 from cudrift.errors import FormatError, IncompatibleSketchError
 from cudrift.integrations.triton._layout import FeatureLayout
 from cudrift.sketches import _format
+from cudrift.sketches.column import NumericColumnProfile
+from cudrift.sketches.config import ProfileConfig
 from cudrift.sketches.profile import Profile, profile
 
 __all__ = ["WindowState", "ClosedWindow", "reference_digest", "CHECKPOINT_KIND", "CHECKPOINT_VERSION"]
@@ -57,13 +60,27 @@ CHECKPOINT_VERSION = 1
 
 
 def reference_digest(reference: Profile) -> str:
-    """SHA-256 of the reference profile's bytes: a checkpoint resumes only against the same reference.
+    """SHA-256 of what a window's profile takes from the reference: its columns in order, their kinds, histogram
+    edges and category dictionaries, and the settings windows share with it (``ProfileConfig.MERGE_KEYS``).
 
     Take it of the reference windows are profiled like (the monitor's, with the edges it widened to its inputs'
     precision), not of the file it came from: the same file under another input layout profiles windows against
-    other edges, and their profiles do not merge.
+    other edges, and their profiles do not merge. It does not hash the reference's bytes, which change with the
+    profile format (a monitor upgraded past one named its unchanged reference otherwise, and set every
+    checkpoint aside).
     """
-    return hashlib.sha256(reference.to_bytes()).hexdigest()
+    h = hashlib.sha256(json.dumps({k: getattr(reference.config, k) for k in ProfileConfig.MERGE_KEYS},
+                                  sort_keys=True).encode())
+    for name, kind in reference.kinds.items():
+        col = reference.columns[name]
+        if isinstance(col, NumericColumnProfile):
+            edges = None if col.histogram is None else [float(e).hex() for e in col.histogram.edges]
+            part = [name, kind, edges]
+        else:
+            part = [name, kind, sorted((repr(k) for k in col._passed_on()))]
+        item = json.dumps(part).encode()
+        h.update(len(item).to_bytes(8, "little") + item)
+    return h.hexdigest()
 
 
 @dataclass
@@ -177,7 +194,6 @@ class WindowState:
         backend: str = "cpu",
         clock: Callable[[], float] = time.time,
         max_backlog_rows: int = 0,
-        legacy_digests: Collection[str] = (),
     ) -> None:
         if not isinstance(window_rows, int) or window_rows < 0:
             raise ValueError(f"Invalid value for window_rows: {window_rows!r} (expected an integer >= 0)")
@@ -192,11 +208,10 @@ class WindowState:
         if not isinstance(max_backlog_rows, int) or max_backlog_rows < 0:
             raise ValueError(f"Invalid value for max_backlog_rows: {max_backlog_rows!r} (expected an integer >= 0)")
         self.reference = reference
-        #: What checkpoints record as the reference's identity: :func:`reference_digest` of ``reference``.
+        #: What checkpoints record as the reference's identity: :func:`reference_digest` of ``reference``. A
+        #: checkpoint is resumed where its windows merge with this reference's, whatever digest it carries
+        #: (earlier monitors named their reference otherwise).
         self.digest = reference_digest(reference)
-        # Earlier identities a checkpoint may carry and still be resumed when its windows merge with this
-        # reference (the monitor passes its reference file's digest, which it recorded before 2026-11-27).
-        self._legacy_digests = frozenset(legacy_digests)
         self.layout = layout
         self.window_rows = window_rows
         self.window_seconds = float(window_seconds)
@@ -556,7 +571,7 @@ class WindowState:
             If the bytes are not a checkpoint, or one of another reference.
         """
         _, meta, _ = _format.unpack(data, CHECKPOINT_KIND, CHECKPOINT_VERSION)
-        if meta.get("reference_sha256") not in (self.digest, *self._legacy_digests):
+        if meta.get("reference_sha256") != self.digest:
             raise FormatError("the checkpoint was written against a different reference profile")
         extra = meta.get("extra") or {}
         if not isinstance(extra, dict):
@@ -594,8 +609,6 @@ class WindowState:
             history = [Profile.from_bytes(arrays[f"h{i}"].tobytes()) for i in range(len(hist_ids))]
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"corrupted {CHECKPOINT_KIND} checkpoint: {exc!r}") from None
-        if digest != self.digest and digest not in self._legacy_digests:
-            raise FormatError("the checkpoint was written against a different reference profile")
         if not windows:
             raise FormatError(f"corrupted {CHECKPOINT_KIND} checkpoint: no open window")
         for w in windows:
@@ -610,7 +623,8 @@ class WindowState:
             try:
                 empty.merge(prof)  # same columns, edges and dictionaries
             except (IncompatibleSketchError, TypeError, ValueError) as exc:
-                raise FormatError(f"the checkpoint's {what} does not merge with the reference: {exc}") from None
+                raise FormatError(f"the checkpoint was written against a different reference profile: its {what} "
+                                  f"does not merge with the reference: {exc}") from None
         *sealed, open_ = windows
         # A window still open in the checkpoint but full under the current settings (window_rows lowered since)
         # is sealed here, as the next accept would, keeping the invariant "open window below the limit"; the

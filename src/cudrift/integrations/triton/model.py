@@ -42,7 +42,7 @@ from cudrift.errors import BackendUnavailableError, FormatError
 from cudrift.integrations.triton._config import MonitorSettings
 from cudrift.integrations.triton._layout import NUMERIC, OUTPUT_NAME, FeatureLayout, InputGroup
 from cudrift.integrations.triton._metrics import MonitorMetrics
-from cudrift.integrations.triton._state import WindowState, reference_digest
+from cudrift.integrations.triton._state import WindowState
 from cudrift.io._atomic import write_atomic
 from cudrift.sketches.column import NumericColumnProfile
 from cudrift.sketches.histogram import Histogram
@@ -317,12 +317,11 @@ class TritonPythonModel:
 
         # Windows are profiled like this widened reference, so checkpoints name it (WindowState's digest), not
         # the file: the same file under another layout widens other columns, and its windows would not merge.
-        legacy = reference_digest(self.reference)  # what checkpoints named before they named the widened one
         self.reference = _at_input_precision(self.reference, self.layout)
         self.detector = self._detector()
         self.state = WindowState(self.reference, self.layout, self.settings.window_rows, self.settings.window_seconds,
                                  self.settings.sliding_windows, self.settings.fold_rows, self.backend,
-                                 max_backlog_rows=self.settings.max_backlog_rows, legacy_digests=(legacy,))
+                                 max_backlog_rows=self.settings.max_backlog_rows)
         self._checkpoint = _resolve(model_dir, self.settings.checkpoint) if self.settings.checkpoint else None
         self._held = False  # the checkpoint could not be read (out of memory, I/O): not overwritten, see _save
         self._take_ownership()
@@ -912,7 +911,7 @@ def _at_input_precision(reference: Profile, layout: FeatureLayout) -> Profile:
     if all(widened[n] is reference.columns[n] for n in widened):
         return reference
     return Profile(widened, dict(reference.kinds), dict(reference.dtypes), reference.n_rows, reference.config,
-                   dict(reference.errors))
+                   dict(reference.errors), reference.window)
 
 
 def _outward(lo: float, hi: float, dtype: np.dtype) -> tuple[float, float]:
