@@ -1377,3 +1377,16 @@ def test_a_checkpoint_that_cannot_be_read_for_now_is_kept_and_not_overwritten(mo
     m4.execute([request(rng, 30)])
     wait_for(lambda: ckpt.exists() and _checkpoint_rows(m4, ckpt) == 30)
     assert any(level == "info" and "moved away" in msg for level, msg in pb.logs)
+
+
+def test_the_widened_reference_keeps_the_window_flag(rng):
+    """_at_input_precision rebuilt the reference without its window flag: a window given as the reference read
+    as one whose update() may fix edges."""
+    from cudrift.integrations.triton._layout import FeatureLayout
+    from cudrift.integrations.triton.model import _at_input_precision
+
+    ref = cudrift.profile({"u": rng.normal(size=500)})
+    w = cudrift.profile({"u": rng.normal(size=300)}, like=ref)
+    for p in (ref, w):
+        wide = _at_input_precision(p, FeatureLayout.from_profile(p))
+        assert wide is not p and wide.window is p.window
