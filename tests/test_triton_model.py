@@ -448,6 +448,31 @@ def test_a_reload_hands_the_window_over_so_every_row_is_in_one_window(monitor, p
     assert _closed_windows(pb) == [(0, 500), (1, 500), (2, 500)]
 
 
+def test_the_hand_over_wait_starts_after_the_new_instances_warm_up(monitor, pb, rng, tmp_path, monkeypatch):
+    """Triton finalizes a reload's old instance only once the new one's initialize has returned: the wait was
+    counted from before the warm-up (kernel compiles, on a GPU), so a slow warm-up gave up a hand-over the old
+    instance then made at once."""
+    from cudrift.integrations.triton import model as model_module
+
+    monkeypatch.setattr(model_module, "HANDOVER_SECONDS", 1.0)
+    repo, start = monitor
+    ckpt = tmp_path / "w.ckpt"
+    old = start()
+    old.execute([request(rng, 120)])
+    wait_for(lambda: ckpt.exists() and _saved(old, ckpt) == (120, 0, 120))
+    warm_up = TritonPythonModel._warm_up
+    monkeypatch.setattr(TritonPythonModel, "_warm_up", lambda self: (time.sleep(1.2), warm_up(self))[1])
+    new = start()
+    monkeypatch.setattr(TritonPythonModel, "_warm_up", warm_up)
+    new.execute([request(rng, 10)])
+    time.sleep(0.3)
+    old.finalize()
+    wait_for(lambda: any("took over" in msg for _, msg in pb.logs))
+    assert not any("going on without its state" in msg for _, msg in pb.logs)
+    assert new.state.rows_total == 130
+    new.finalize()
+
+
 def test_a_new_instance_waits_for_the_checkpoints_owner_a_bounded_time(monitor, pb, rng, tmp_path, monkeypatch):
     """The old instance of a reload may never finalize in time: the new one goes on without its state after
     HANDOVER_SECONDS (logged), writes no checkpoint while the old one owns the file, and its own once it does."""
@@ -568,6 +593,12 @@ def test_cudrift_triton_repo_refuses_a_checkpoint_another_monitor_uses(tmp_path,
     assert not (tmp_path / "repo" / "second").exists()
     write_repository(tmp_path / "repo", reference, checkpoint=str(ckpt))  # rewriting the same monitor is fine
     write_repository(tmp_path / "repo", reference, name="second")  # its own file: <repository>-state/second.ckpt
+    # another model's model.py need not be UTF-8 (nor readable): it is not a monitor, and no reason to fail
+    other = tmp_path / "repo" / "legacy_model"
+    (other / "1").mkdir(parents=True)
+    (other / "config.pbtxt").write_text('name: "legacy_model"\nbackend: "python"\n')
+    (other / "1" / "model.py").write_bytes(b"# -*- coding: latin-1 -*-\n# caf\xe9\n")
+    write_repository(tmp_path / "repo", reference, name="third", checkpoint=str(tmp_path / "third.ckpt"))
 
 
 def test_without_flock_a_new_instance_resumes_the_checkpoint_at_once(monitor, pb, rng, tmp_path, monkeypatch):
@@ -1390,3 +1421,31 @@ def test_the_widened_reference_keeps_the_window_flag(rng):
     for p in (ref, w):
         wide = _at_input_precision(p, FeatureLayout.from_profile(p))
         assert wide is not p and wide.window is p.window
+
+
+def test_the_monitors_worker_folds_and_compares_on_its_own_thread(monitor, pb, rng, monkeypatch):
+    """The detector compares with workers=1, one GIL contender against execute, but each fold profiled the
+    window's rows on a pool of threads: the worker now does all of its work on its own thread."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cudrift import backends
+
+    monkeypatch.setattr(backends, "usable_cpus", lambda: 4)
+    ran = []
+    real = ThreadPoolExecutor.submit
+
+    def recording(self, fn, /, *args, **kwargs):
+        ran.append(threading.current_thread().name)
+        return real(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", recording)
+    repo, start = monitor
+    m = start()
+    try:
+        m.execute([request(rng, 300), request(rng, 320)])
+        wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 1)
+        assert not [n for n in ran if n == "cudrift-monitor"]
+    finally:
+        m.finalize()
+

@@ -8,7 +8,7 @@ import pytest
 import cudrift
 from cudrift.errors import FormatError, SchemaError
 from cudrift.integrations.triton import FeatureLayout, MonitorSettings, WindowState
-from cudrift.integrations.triton._state import CHECKPOINT_KIND
+from cudrift.integrations.triton._state import CHECKPOINT_KIND, AdoptError
 from cudrift.sketches import _format
 
 
@@ -304,7 +304,7 @@ def test_adopt_refuses_a_state_whose_rows_were_folded_and_leaves_it_alone(refere
     new = WindowState(reference, lay, window_rows=300)
     new.accept(_batch(rng, 50), 50)
     new.fold(force=True)
-    with pytest.raises(ValueError, match="folded already"):
+    with pytest.raises(AdoptError, match="folded already"):
         new.adopt(old.to_bytes())
     assert (new.rows_total, new.open_rows) == (50, 50)
     with pytest.raises(FormatError):

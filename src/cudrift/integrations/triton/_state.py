@@ -83,6 +83,10 @@ def reference_digest(reference: Profile) -> str:
     return h.hexdigest()
 
 
+class AdoptError(RuntimeError):
+    """:meth:`WindowState.adopt` of a state that folded rows already: the caller's mistake, not the checkpoint's."""
+
+
 @dataclass
 class ClosedWindow:
     """A window handed back by :meth:`WindowState.close_next`.
@@ -208,9 +212,9 @@ class WindowState:
         if not isinstance(max_backlog_rows, int) or max_backlog_rows < 0:
             raise ValueError(f"Invalid value for max_backlog_rows: {max_backlog_rows!r} (expected an integer >= 0)")
         self.reference = reference
-        #: What checkpoints record as the reference's identity: :func:`reference_digest` of ``reference``. A
-        #: checkpoint is resumed where its windows merge with this reference's, whatever digest it carries
-        #: (earlier monitors named their reference otherwise).
+        #: What checkpoints record as the reference's identity (:func:`reference_digest` of ``reference``), for
+        #: whoever reads one: a checkpoint is resumed where its windows merge with this reference's, whatever
+        #: digest it carries (earlier monitors named their reference otherwise).
         self.digest = reference_digest(reference)
         self.layout = layout
         self.window_rows = window_rows
@@ -540,15 +544,16 @@ class WindowState:
         ------
         FormatError, MemoryError
             As :meth:`restore`; the state is left as it was.
-        ValueError
+        AdoptError
             If rows of this state were folded or windows closed: a profile
-            cannot be split at the checkpoint's window boundaries.
+            cannot be split at the checkpoint's window boundaries (a caller's
+            mistake, not the checkpoint's).
         """
         saved = self._read(data)
         with self._lock:
             windows = [*self._sealed, self._open]
             if self.windows_closed or self._history or any(w.rows != w.pending_rows for w in windows):
-                raise ValueError("rows of this state were folded already; they cannot be taken again beneath a "
+                raise AdoptError("rows of this state were folded already; they cannot be taken again beneath a "
                                  "checkpoint")
             batches = [b for w in windows for b in w.pending]
             first_row_at = next((w.opened_at for w in windows if w.rows), None)
@@ -563,16 +568,15 @@ class WindowState:
         return saved.extra, counts
 
     def saved_extra(self, data: bytes) -> dict[str, Any]:
-        """The ``extra`` dict of checkpoint bytes written against this reference, without loading their windows.
+        """The ``extra`` dict of checkpoint bytes, without loading their windows (nor so checking their reference:
+        a reload's waiting instance shows the gauges its old instance last published).
 
         Raises
         ------
         FormatError
-            If the bytes are not a checkpoint, or one of another reference.
+            If the bytes are not a checkpoint.
         """
         _, meta, _ = _format.unpack(data, CHECKPOINT_KIND, CHECKPOINT_VERSION)
-        if meta.get("reference_sha256") != self.digest:
-            raise FormatError("the checkpoint was written against a different reference profile")
         extra = meta.get("extra") or {}
         if not isinstance(extra, dict):
             raise FormatError(f"corrupted {CHECKPOINT_KIND} checkpoint: extra is {type(extra).__name__}, not a "

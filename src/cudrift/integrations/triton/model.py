@@ -36,13 +36,13 @@ except ImportError:  # (Windows) no flock: no hand-over between instances, see _
 
 import numpy as np
 
-from cudrift.backends import resolve_backend
+from cudrift.backends import resolve_backend, thread_limit
 from cudrift.detect.detector import DriftDetector
 from cudrift.errors import BackendUnavailableError, FormatError
 from cudrift.integrations.triton._config import MonitorSettings
 from cudrift.integrations.triton._layout import NUMERIC, OUTPUT_NAME, FeatureLayout, InputGroup
 from cudrift.integrations.triton._metrics import MonitorMetrics
-from cudrift.integrations.triton._state import WindowState
+from cudrift.integrations.triton._state import AdoptError, WindowState
 from cudrift.io._atomic import write_atomic
 from cudrift.sketches.column import NumericColumnProfile
 from cudrift.sketches.histogram import Histogram
@@ -365,6 +365,9 @@ class TritonPythonModel:
         self.state.wake = self._wake.set  # a request over the backlog limit wakes the worker at once
         self.state.on_drop = self._dropped
         self._stopping = False
+        # the hand-over's wait starts now, not before the warm-up: Triton finalizes the old instance only once
+        # initialize has returned
+        self._handover_until = time.monotonic() + HANDOVER_SECONDS
         self._worker = threading.Thread(target=self._run, name="cudrift-monitor", daemon=True)
         self._worker.start()
         self._log.log_info(
@@ -404,7 +407,6 @@ class TritonPythonModel:
         other = holder.get("monitor")
         if other in (None, self._name):
             self._waiting = True
-            self._handover_until = time.monotonic() + HANDOVER_SECONDS
             self._log.log_info(
                 f"cudrift monitor {self._name}: checkpoint {self._checkpoint} is owned by another instance of "
                 f"this monitor (process {holder.get('pid', '?')}; a reload's old instance, until it is finalized): "
@@ -480,6 +482,8 @@ class TritonPythonModel:
             loaded = load(self._checkpoint.read_bytes())
         except (FileNotFoundError, NotADirectoryError):
             return None  # no checkpoint yet (or a file where its folder should be: _save says so)
+        except AdoptError:
+            raise  # (this code's mistake, which must not set the owner's checkpoint aside)
         except (MemoryError, OSError) as exc:
             self._held = True
             self._log.log_error(f"cudrift monitor {self._name}: checkpoint {self._checkpoint} not read "
@@ -658,6 +662,12 @@ class TritonPythonModel:
         if self._cupy is not None:
             # CuPy's current device is per thread: the worker profiles on the instance's device.
             self._cupy.cuda.Device(self._device_id).use()
+        # the window's folds too on this thread, as its comparisons (the detector's workers=1): one GIL contender
+        # against execute, not a pool of them
+        with thread_limit(1):
+            self._loop()
+
+    def _loop(self) -> None:
         while True:
             self._wake.wait(WORKER_TICK_SECONDS)
             self._wake.clear()

@@ -473,7 +473,11 @@ def _check_model_name(name: str, what: str) -> None:
 def _is_monitor(folder: Path) -> bool:
     """A monitor written by ``cudrift triton repo`` (of any version: its model.py only imports cudrift's)."""
     f = folder / "1" / "model.py"
-    return f.is_file() and "from cudrift.integrations.triton" in f.read_text()
+    try:
+        # (bytes: another model's model.py need not be UTF-8, nor readable, and is none of this command's business)
+        return f.is_file() and b"from cudrift.integrations.triton" in f.read_bytes()
+    except OSError:
+        return False
 
 
 def _monitored_model(folder: Path) -> str | None:
@@ -485,7 +489,7 @@ def _parameter(folder: Path, key: str) -> str | None:
     """A string parameter of a monitor's ``config.pbtxt`` as written by :func:`monitor_config` (``None`` if
     absent)."""
     m = re.search(r'key:\s*"' + re.escape(key) + r'"\s*value\s*\{\s*string_value:\s*"((?:[^"\\]|\\.)*)"',
-                  (folder / "config.pbtxt").read_text())
+                  (folder / "config.pbtxt").read_text(errors="replace"))
     return None if m is None else re.sub(r"\\(.)", r"\1", m.group(1))
 
 
