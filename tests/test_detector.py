@@ -422,6 +422,29 @@ def test_workers_one_keeps_every_part_of_a_comparison_on_the_calling_thread(rng,
     assert reports[1].to_dict()["features"] == reports[None].to_dict()["features"]
 
 
+def test_a_thread_limit_reaches_the_pools_threads_and_a_detector_of_no_workers_keeps_it(rng, monkeypatch):
+    """thread_limit is a context variable: a pool's threads did not see it (a column thread of workers=2 sized
+    its exact grid for the machine), and DriftDetector(workers=None) lifted a caller's own limit. Each task now
+    runs in a copy of its caller's context, and a detector without workers leaves the caller's limit be; a limit
+    below 1 (which gave the grid no chunk to run, and an uninitialized result) is refused."""
+    from cudrift import backends
+
+    monkeypatch.setattr(backends, "usable_cpus", lambda: 8)
+    seen = []
+    with backends.thread_limit(2), backends.worker_pool(4) as pool:
+        for f in [backends.submit(pool, lambda: seen.append(backends.cpu_workers())) for _ in range(4)]:
+            f.result()
+    assert seen == [2, 2, 2, 2]
+    det = DriftDetector({"x": rng.normal(size=300)}, backend="cpu")
+    with backends.thread_limit(1):
+        with det._thread_limit():
+            assert backends.cpu_workers() == 1
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="Invalid value for thread_limit"):
+            with backends.thread_limit(bad):
+                pass
+
+
 def test_compare_runs_in_an_atexit_handler():
     """A window compared while the interpreter shuts down (an atexit handler, where thread pools take no new
     work): with workers=1 and with the default, on data and on a profile, large enough for the exact grid's

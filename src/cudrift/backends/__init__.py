@@ -90,11 +90,14 @@ def cpu_workers(limit: int = 8) -> int:
 def thread_limit(n: int | None) -> Iterator[None]:
     """Within the block, :func:`cpu_workers` answers at most ``n`` on this thread; ``None`` lifts the limit.
 
-    The limit is a context variable, which threads that the work starts do
-    not inherit. With ``n = 1`` the CPU path starts none: profiles
+    The limit is a context variable: :func:`submit` runs each task in a
+    copy of the caller's context, so work spread over a pool's threads keeps
+    it. With ``n = 1`` the CPU path starts no thread: profiles
     (:func:`worker_pool`) and the exact grid run on the calling thread
     (``DriftDetector(workers=1)``).
     """
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"Invalid value for thread_limit: {n!r} (expected an integer >= 1, or None)")
     token = _THREAD_LIMIT.set(n)
     try:
         yield
@@ -126,7 +129,9 @@ def submit(pool: ThreadPoolExecutor | None, fn, *args) -> Future:
     """
     if pool is not None and not sys.is_finalizing():
         try:
-            return pool.submit(fn, *args)
+            # in a copy of this thread's context (one per task: a context runs on one thread at a time), so that
+            # the work keeps the caller's thread_limit
+            return pool.submit(contextvars.copy_context().run, fn, *args)
         except RuntimeError as exc:
             # raised before the work is queued; another RuntimeError (a thread that could not start) may
             # come after, and the work must not run twice

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import sys
@@ -169,7 +170,7 @@ class DriftDetector:
             budget = 0 if exact == "never" else self.memory_budget
             # errors="report": a reference column that cannot be read is reported by every
             # comparison (status "error"); the others are compared
-            with thread_limit(self.workers):
+            with self._thread_limit():
                 self.reference, self._ref_sorted = profile_keeping_sorted(
                     src, config=config, schema=schema, backend=backend, keep_sorted_budget=budget,
                     keep_float64=True,  # converted once here rather than on every compare
@@ -251,8 +252,13 @@ class DriftDetector:
         window (to compare some columns only, give ``columns=`` to the
         detector).
         """
-        with thread_limit(self.workers):
+        with self._thread_limit():
             return self._compare(current, columns)
+
+    def _thread_limit(self) -> Any:
+        """``workers`` as the :func:`~cudrift.backends.thread_limit` of this detector's work; none of its own (a
+        caller's kept) where it is None."""
+        return contextlib.nullcontext() if self.workers is None else thread_limit(self.workers)
 
     def _compare(self, current: Any, columns: Sequence[str] | None) -> DriftReport:
         ref = self.reference
