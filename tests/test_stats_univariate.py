@@ -769,3 +769,31 @@ def test_compare_in_its_column_threads_leaves_the_warning_machinery_as_it_was(rn
     for _ in range(25):
         det.compare({f"x{i}": rng.normal(size=300) for i in range(8)})
     assert warnings._showwarnmsg_impl is hook and warnings.filters == filters
+
+
+def test_a_child_forked_while_a_thread_records_warnings_can_record_its_own(tmp_path):
+    """SciPy's warnings are recorded under a lock: a child forked while another thread of its parent held it
+    waited on it for good."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "fork.py"
+    script.write_text(
+        "import os, signal, threading, numpy as np\n"
+        "import cudrift.stats.univariate as U\n"
+        "from cudrift.stats import ks_2samp\n"
+        "inside, release = threading.Event(), threading.Event()\n"
+        "threading.Thread(target=lambda: U._record_warnings(lambda: (inside.set(), release.wait())), daemon=True)"
+        ".start()\n"
+        "inside.wait()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    signal.alarm(20)\n"
+        "    ks_2samp(np.arange(20.0), np.arange(20.0) + 0.5, backend='cpu')\n"
+        "    os._exit(0)\n"
+        "release.set()\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "print(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0)\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "True"

@@ -27,6 +27,7 @@ SciPy run on the same values cast to float64.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import warnings
 from dataclasses import replace
@@ -146,6 +147,16 @@ def _ks_alternative(alternative: Any) -> str:
 #: Python 3.14): two of the detector's column threads that entered and left it interleaved left the "always" filter
 #: and the recording hook in place for good, and every later warning of the process went to a list nobody read.
 _WARNINGS_LOCK = threading.Lock()
+
+
+def _new_warnings_lock() -> None:
+    # a child forked while another of its parent's threads held the lock would wait on it for good
+    global _WARNINGS_LOCK
+    _WARNINGS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_new_warnings_lock)
 
 
 def _record_warnings(func, *args, **kwargs):
