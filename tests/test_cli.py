@@ -103,7 +103,7 @@ def test_unreadable_inputs_are_named_in_the_error(tmp_path, rng, capsys):
     (tmp_path / "zero.csv").write_text("")
     (tmp_path / "header.csv").write_text("x,y\n")
     (tmp_path / "garbage.parquet").write_bytes(b"not parquet at all")
-    for name, says in (("zero.csv", "cannot read CSV"), ("header.csv", "has no rows"),
+    for name, says in (("zero.csv", "is empty"), ("header.csv", "has no rows"),
                        ("garbage.parquet", "cannot read Parquet schema")):
         assert main(["compare", ref, str(tmp_path / name)]) == 2
         err = capsys.readouterr().err
@@ -601,3 +601,56 @@ def test_input_extensions_in_any_case_and_a_plain_error_for_others(tmp_path, rng
     err = capsys.readouterr().err
     assert f"{tmp_path / 'ref.txt'}: not a file the command line reads" in err
     assert ".csv, .tsv" in err and ".parquet" in err and "pandas" not in err
+
+
+def test_closed_full_or_broken_output_streams_keep_the_documented_status(tmp_path, rng):
+    """A closed stdout (``>&-``) raised AttributeError and a full one (``> /dev/full``) OSError, both as
+    tracebacks with status 1, which a gate reads as drift; an error message to a stderr whose reader left
+    turned status 2 into 1. A closed stdout keeps the status (the files are written); a full one, which did not
+    get the table, is status 2 with the reason on stderr; a broken stderr keeps 2."""
+    import os
+
+    _write(tmp_path / "ref.parquet", rng, 300, 0.0)
+    _write(tmp_path / "cur.parquet", rng, 300, 0.0)
+    compare = [sys.executable, "-m", "cudrift.cli.main", "compare", str(tmp_path / "ref.parquet"),
+               str(tmp_path / "cur.parquet"), "--json", str(tmp_path / "r.json")]
+    closed = subprocess.run(compare, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=300,
+                            preexec_fn=lambda: os.close(1))
+    assert closed.returncode == 0 and "Traceback" not in closed.stderr
+    assert DriftReport.from_json((tmp_path / "r.json").read_text()).n_tested > 0
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "w") as full:
+            res = subprocess.run(compare, stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+        assert res.returncode == 2 and "Traceback" not in res.stderr
+        assert "cudrift compare: error: cannot write the output: No space left on device" in res.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "cudrift.cli.main", "compare", str(tmp_path / "nope.parquet"),
+                             str(tmp_path / "cur.parquet")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc.stderr.close()  # its reader is gone before the error is written
+    assert proc.wait(timeout=300) == 2
+
+
+def test_plain_errors_for_output_paths_saved_profiles_and_empty_files(tmp_path, rng, capsys):
+    """--json '' wrote nothing, silently; a file where an output's folder should be said 'file exists'; a saved
+    profile given to profile got the Python API's 'unsupported input type'; an empty CSV was blamed on its
+    delimiter; and --ignore of every column, unreadable ones included, named them as unreadable."""
+    _write(tmp_path / "ref.parquet", rng, 300, 0.0)
+    ref = str(tmp_path / "ref.parquet")
+    (tmp_path / "a.csv").write_text("x\n1\n")
+    (tmp_path / "empty.csv").write_bytes(b"")
+    assert main(["profile", ref, "--out", str(tmp_path / "ref.cdp")]) == 0
+    capsys.readouterr()
+    cases = [(["compare", ref, ref, "--json", ""], "cudrift compare: error: --json needs a file name"),
+             (["compare", ref, ref, "--json", str(tmp_path / "a.csv" / "r.json")],
+              f"cudrift compare: error: not a directory: {tmp_path / 'a.csv'}"),
+             (["profile", str(tmp_path / "ref.cdp"), "--out", str(tmp_path / "p.cdp")],
+              "is a saved profile, not data to profile: give it to --like"),
+             (["profile", str(tmp_path / "empty.csv"), "--out", str(tmp_path / "p.cdp")],
+              f"cudrift profile: error: {tmp_path / 'empty.csv'} is empty")]
+    for args, says in cases:
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert says in err, err
+    pq.write_table(pa.table({"t": pa.array([1, 2], pa.timestamp("us")), "x": [1.0, 2.0]}), tmp_path / "ts.parquet")
+    assert main(["profile", str(tmp_path / "ts.parquet"), "--ignore", "t,x", "--out", str(tmp_path / "p.cdp")]) == 2
+    err = capsys.readouterr().err
+    assert "no columns to profile" in err and "'t'" not in err

@@ -1389,3 +1389,18 @@ def test_a_window_reference_narrowed_to_some_columns_stays_a_window(rng):
     w = cudrift.profile({"x": rng.normal(size=100), "y": rng.normal(size=100)}, like=ref, backend="cpu")
     assert DriftDetector(w, columns=["x"], backend="cpu").reference.window is True
     assert DriftDetector(ref, columns=["x"], backend="cpu").reference.window is False
+
+
+def test_a_narrow_reference_range_is_printed_with_the_digits_that_tell_its_ends_apart(rng):
+    """1 + U(0, 1e-9) was 'outside the reference range [1, 1]', which reads as a constant reference."""
+    from cudrift.detect.detector import _distinct, _p_text
+
+    ref = 1 + rng.uniform(0, 1e-9, 2000)
+    cur = np.r_[1 + rng.uniform(0, 1e-9, 900), [1 + 2e-9] * 100]
+    (f,) = [f for f in DriftDetector({"x": ref}, backend="cpu").compare({"x": cur}).findings
+            if f.check == "out_of_range"]
+    lo, hi = f.message.split("reference range [")[1].split("]")[0].split(", ")
+    assert lo != hi and float(lo) <= ref.min() * (1 + 1e-12) and float(hi) >= ref.max() * (1 - 1e-12)
+    assert _distinct(5.0, 5.0) == "5, 5" and _distinct(1.5, 2.5) == "1.5, 2.5"
+    assert _p_text(0.0) == "< 1e-300" and _p_text(3.14e-5) == "= 3.1e-05"
+

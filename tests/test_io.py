@@ -680,3 +680,24 @@ def test_a_polars_column_arrow_cannot_read_stops_only_itself(dtype, rng):
                         "d": pl.Series(np.array(["2024-01-01"] * 2, dtype="datetime64[us]"))})
     errors = cudrift.profile(odd, errors="report").errors
     assert "unsupported dtype Object (polars)" in errors["o"] and "unsupported dtype Datetime" in errors["d"]
+
+
+def test_write_atomic_follows_links_and_refuses_what_is_not_a_file(tmp_path):
+    """The rename replaced whatever was at the path: a FIFO, a device (``--out /dev/full`` as root turned the
+    device into a file), the link rather than its target. A link is followed; anything but a regular file is
+    refused by name."""
+    import os
+
+    from cudrift.io._atomic import write_atomic
+
+    target = tmp_path / "target.cdp"
+    target.write_bytes(b"old")
+    (tmp_path / "link.cdp").symlink_to(target)
+    write_atomic(tmp_path / "link.cdp", b"new")
+    assert (tmp_path / "link.cdp").is_symlink() and target.read_bytes() == b"new"
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(OSError, match="not a regular file") as info:
+        write_atomic(tmp_path / "fifo", b"x")
+    assert info.value.filename == str(tmp_path / "fifo")
+    assert (tmp_path / "fifo").is_fifo() and sorted(p.name for p in tmp_path.iterdir()) == [
+        "fifo", "link.cdp", "target.cdp"]

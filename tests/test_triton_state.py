@@ -760,3 +760,15 @@ def test_a_write_removes_the_temporary_files_of_writers_that_died(tmp_path):
     _aged(fresh, STALE_SECONDS + 60)
     write_atomic(target, b"last")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["w.ckpt", *(p.name for p in others)])
+
+
+def test_a_layout_refuses_category_keys_the_int64_input_cannot_carry():
+    """uint64 category keys past 2**63 arrive through CATEGORICAL_INT (INT64) as negative numbers: every value
+    of those categories was counted as unseen. Such a reference is refused, naming the column."""
+    keys = np.array([2**63 + 5, 2**64 - 2048, 7] * 50, dtype=np.uint64)
+    ref = cudrift.profile({"u": keys, "x": np.arange(150.0)}, schema=cudrift.Schema(categorical=["u"]))
+    with pytest.raises(SchemaError, match=r"categorical columns \['u'\] have keys past 2\*\*63"):
+        FeatureLayout.from_profile(ref)
+    small = cudrift.profile({"u": np.array([5, 7, 9] * 50, dtype=np.uint64), "x": np.arange(150.0)},
+                            schema=cudrift.Schema(categorical=["u"]))
+    assert FeatureLayout.from_profile(small).group("CATEGORICAL_INT").columns == ("u",)

@@ -70,6 +70,9 @@ def _cmd_profile(args: argparse.Namespace) -> Outcome:
     like = Profile.load(args.like) if args.like else None
     if len(args.data) == 1:
         data = _load_window(args.data[0], args)
+        if isinstance(data, Profile):
+            raise ValueError(f"{args.data[0]} is a saved profile, not data to profile: give it to --like, or "
+                             "compare it (cudrift compare)")
     else:
         data = []
         for path in args.data:  # several Parquet files and/or directories of them
@@ -89,6 +92,8 @@ def _cmd_compare(args: argparse.Namespace) -> Outcome:
     cur = _load_window(args.current, args)
     det = DriftDetector(ref, policy=args.policy, correction=args.correction, drift_share=args.drift_share,
                         backend=args.backend, schema=_schema(args, {args.reference: ref, args.current: cur}))
+    if args.json is not None and not args.json:
+        raise ValueError("--json needs a file name")
     rep = det.compare(cur)
     if args.json:
         out = Path(args.json)
@@ -98,12 +103,15 @@ def _cmd_compare(args: argparse.Namespace) -> Outcome:
     status = 2 if not rep.n_tested else 1 if (args.fail_on_drift and rep.dataset_drift) else 0
 
     def show() -> None:
+        if not rep.n_tested:
+            # (first: a reader of stdout that leaves early, `| head`, must not take the reason for status 2 along)
+            why = ("the rows below say why" if any(f.status == "error" for f in rep.features)
+                   else "no column holds data to test")
+            _say(f"cudrift compare: error: no column could be compared: {why}")
         print(rep.summary_table())
         print_findings(rep)
         if args.json:
             print(f"\nreport written to {args.json}")
-        if not rep.n_tested:
-            print("error: no column could be compared (see the error rows above)", file=sys.stderr)
 
     return status, show
 
@@ -359,6 +367,26 @@ def _tolerate_encoding() -> None:
             stream.reconfigure(errors="backslashreplace")
 
 
+def _say(text: str) -> None:
+    """Print ``text`` to stderr where there is one to write to (a closed or broken stderr must not turn a
+    status 2 into a traceback's 1)."""
+    try:
+        if sys.stderr is not None:
+            print(text, file=sys.stderr)
+    except OSError:
+        pass
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at devnull: Python flushes it again at exit, which must not fail (the "Note on SIGPIPE" of
+    the signal module's docs)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _tolerate_encoding()
     args = build_parser().parse_args(argv)
@@ -367,20 +395,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CudriftError, OSError, ValueError, ImportError) as exc:
         # OSError covers unreadable files and directories given as output paths
         command = " ".join(c for c in (args.command, getattr(args, "triton_command", None)) if c)
-        if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        if isinstance(exc, FileExistsError) and exc.filename is not None and not os.path.isdir(exc.filename):
+            # (mkdir of an output's folder where a file has the folder's name)
+            message = f"not a directory: {exc.filename}"
+        elif isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
             message = f"{exc.strerror[:1].lower()}{exc.strerror[1:]}: {exc.filename}"  # as the other paths say it
         else:
             message = str(exc)
-        print(f"cudrift {command}: error: {message}", file=sys.stderr)
+        _say(f"cudrift {command}: error: {message}")
         return 2
+    if sys.stdout is None:  # (stdout closed, `>&-`: the files are written, the status stands)
+        return status
     try:
         show()
         sys.stdout.flush()  # a reader that left shows up here, not at interpreter exit
     except BrokenPipeError:
-        # (`| head -1`) the files are written and the status stands. Python flushes stdout again at exit:
-        # point it at devnull so that flush cannot fail (the "Note on SIGPIPE" of the signal module's docs)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        # (`| head -1`) the files are written and the status stands
+        _quiet_stdout()
+    except OSError as exc:
+        # (a full disk under `> file`) the table was not written: that is the command's failure
+        _quiet_stdout()
+        _say(f"cudrift {args.command}: error: cannot write the output: {exc.strerror or exc}")
+        return 2
     return status
 
 

@@ -763,7 +763,7 @@ def _quality_findings(name: str, ref: Profile, cur: Profile, null_tol: float) ->
                                    f"column {name!r}: {cc.unseen_count} current values ({_pct(share)}) are outside "
                                    f"the categories both windows were profiled with, against {_pct(r_share)} of the "
                                    f"reference's: the reference had such values too, so at most this many are "
-                                   f"categories it never had (one-sided z-test p = {grew.pvalue:.2g})",
+                                   f"categories it never had (one-sided z-test p {_p_text(grew.pvalue)})",
                                    value=share, reference_value=r_share))
         elif cc.unseen_count and valid:
             if rc.counts.folded:
@@ -803,7 +803,7 @@ def _out_of_range(name: str, rc: NumericColumnProfile, cc: NumericColumnProfile)
     """
     lo_ref, hi_ref = rc.moments.min, rc.moments.max
     n = cc.moments.count
-    rng = f"the reference range [{lo_ref:.6g}, {hi_ref:.6g}]"
+    rng = f"the reference range [{_distinct(lo_ref, hi_ref)}]"
     edges = rc.histogram.edges if rc.histogram is not None else None
     # (a constant reference's edges are [v, nextafter(v)], as equal_mass_edges gives one value)
     top = hi_ref if lo_ref < hi_ref else float(np.nextafter(hi_ref, math.inf))
@@ -828,6 +828,21 @@ def _out_of_range(name: str, rc: NumericColumnProfile, cc: NumericColumnProfile)
                     f"column {name!r}: {share} of current values lie outside "
                     f"{rng} (estimated from the current quantile sketch: the histogram edges are not the "
                     f"reference's minimum and maximum)", value=least / n)]
+
+
+def _distinct(lo: float, hi: float) -> str:
+    """``"lo, hi"`` to 6 significant digits, or as many more as tell two different ends apart (a range of
+    1 + U(0, 1e-9) printed as [1, 1], a constant's)."""
+    for digits in range(6, 18):
+        a, b = f"{lo:.{digits}g}", f"{hi:.{digits}g}"
+        if a != b or lo == hi:
+            break
+    return f"{a}, {b}"
+
+
+def _p_text(p: float) -> str:
+    """``"= 3.1e-05"``, or ``"< 1e-300"`` for a p-value that underflowed to 0."""
+    return f"= {p:.2g}" if p > 0 else "< 1e-300"
 
 
 def _nothing_to_test(col: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -28,7 +29,17 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     writer holds a lock on its own until it is renamed) and they are older
     than :data:`STALE_SECONDS`.
     """
-    path = Path(path)
+    # a link is followed, and its target replaced (the link kept); anything but a regular file at the path (a
+    # device, a FIFO: --out /dev/null) is refused, which the rename would have replaced with a file
+    path = Path(os.path.realpath(path))
+    try:
+        kind = os.stat(path).st_mode
+    except FileNotFoundError:
+        kind = stat.S_IFREG
+    if stat.S_ISDIR(kind):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if not stat.S_ISREG(kind):
+        raise OSError(errno.EINVAL, "not a regular file (a profile or checkpoint is written as one)", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd, tmp = tempfile.mkstemp(prefix=path.name + _TEMP_INFIX, suffix=".tmp", dir=path.parent)

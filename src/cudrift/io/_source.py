@@ -521,6 +521,8 @@ def csv_source(path: str | os.PathLike, errors: str = "raise", delimiter: str | 
         raise ValueError(f"Invalid value for delimiter: {delimiter!r} (expected one character, not a quote or newline)")
     if decimal not in (None, ".", ","):
         raise ValueError(f"Invalid value for decimal: {decimal!r} (expected '.' or ',')")
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise EmptyInputError(f"{path} is empty")  # (not a matter of delimiters, which the error below suggests)
     sep = sniff_delimiter(path) if delimiter is None else delimiter
     options = pacsv.ConvertOptions(null_values=list(PANDAS_NA_VALUES), strings_can_be_null=True,
                                    decimal_point=decimal or ".")

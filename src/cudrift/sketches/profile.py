@@ -436,7 +436,7 @@ def _infer_kinds(src: TableSource, schema: Schema, like: Profile | None, config:
             distinct = _count_distinct(src, name, config.categorical_max_distinct + 1)
             kinds[name] = CATEGORICAL if 0 < distinct <= config.categorical_max_distinct else NUMERICAL
     if not kinds:
-        bad = {c.name: c.error for c in src.columns if c.family == "invalid"}
+        bad = {c.name: c.error for c in src.columns if c.family == "invalid" and c.name not in schema.ignore}
         if bad:
             raise UnreadableColumnsError(f"no column of {src.origin} could be read: "
                                          + "; ".join(f"{n!r}: {e}" for n, e in bad.items()), bad)

@@ -157,6 +157,12 @@ class FeatureLayout:
         if cat_str:
             groups.append(InputGroup(CATEGORICAL_STR, "TYPE_STRING", tuple(cat_str), CATEGORICAL, "str"))
         if cat_int:
+            past = [c for c in cat_int if any(isinstance(k, int) and k >= 2**63 for k in reference.columns[c].counts)]
+            if past:
+                # (the CATEGORICAL_INT input is INT64: such a key arrives as a negative number, an unseen category)
+                raise SchemaError(f"categorical columns {past} have keys past 2**63 (uint64), which the monitor's "
+                                  "INT64 input cannot carry; profile them as strings (cast the keys to str) or as "
+                                  "numerical")
             kinds = {key_type(reference.columns[c]) for c in cat_int}
             groups.append(InputGroup(CATEGORICAL_INT, "TYPE_INT64", tuple(cat_int), CATEGORICAL,
                                      "bool" if kinds == {"bool"} else "int"))
