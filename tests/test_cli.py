@@ -654,3 +654,22 @@ def test_plain_errors_for_output_paths_saved_profiles_and_empty_files(tmp_path, 
     assert main(["profile", str(tmp_path / "ts.parquet"), "--ignore", "t,x", "--out", str(tmp_path / "p.cdp")]) == 2
     err = capsys.readouterr().err
     assert "no columns to profile" in err and "'t'" not in err
+
+
+def test_the_reason_for_status_2_and_warnings_survive_closed_streams(tmp_path, rng):
+    """With stdout closed, compare exited 2 without its reason (printed with the table, which is skipped then);
+    with stderr closed, the --ignore warning went into stdout, mixed into the table."""
+    import os
+
+    _write(tmp_path / "ref.parquet", rng, 300, 0.0)
+    ref = pq.read_table(tmp_path / "ref.parquet")
+    pq.write_table(pa.table({n: pa.nulls(50, ref.schema.field(n).type) for n in ref.column_names}),
+                   tmp_path / "nulls.parquet")
+    cli = [sys.executable, "-m", "cudrift.cli.main", "compare", str(tmp_path / "ref.parquet")]
+    res = subprocess.run([*cli, str(tmp_path / "nulls.parquet")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True, timeout=300, preexec_fn=lambda: os.close(1))
+    assert res.returncode == 2 and "cudrift compare: error: no column could be compared" in res.stderr
+    res = subprocess.run([*cli, str(tmp_path / "ref.parquet"), "--ignore", "zzz"], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True, timeout=300, preexec_fn=lambda: os.close(2))
+    assert res.returncode == 0 and "warning" not in res.stdout and "dataset" in res.stdout
+

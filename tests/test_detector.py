@@ -1402,5 +1402,6 @@ def test_a_narrow_reference_range_is_printed_with_the_digits_that_tell_its_ends_
     lo, hi = f.message.split("reference range [")[1].split("]")[0].split(", ")
     assert lo != hi and float(lo) <= ref.min() * (1 + 1e-12) and float(hi) >= ref.max() * (1 - 1e-12)
     assert _distinct(5.0, 5.0) == "5, 5" and _distinct(1.5, 2.5) == "1.5, 2.5"
+    assert _distinct(0.3, 0.30000000000000004) == "0.3, 0.30000000000000004"
     assert _p_text(0.0) == "< 1e-300" and _p_text(3.14e-5) == "= 3.1e-05"
 

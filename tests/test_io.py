@@ -3,6 +3,8 @@
 import fractions
 from decimal import Decimal
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -701,3 +703,17 @@ def test_write_atomic_follows_links_and_refuses_what_is_not_a_file(tmp_path):
     assert info.value.filename == str(tmp_path / "fifo")
     assert (tmp_path / "fifo").is_fifo() and sorted(p.name for p in tmp_path.iterdir()) == [
         "fifo", "link.cdp", "target.cdp"]
+
+
+def test_write_atomic_returns_and_names_the_path_as_given(tmp_path, monkeypatch):
+    """Resolving every path named the user's relative path by its absolute target in errors and in what
+    Profile.save returned; only a link is followed, and errors through it name its target."""
+    from cudrift.io._atomic import write_atomic
+
+    monkeypatch.chdir(tmp_path)
+    assert write_atomic("rel.cdp", b"x") == Path("rel.cdp")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(OSError) as info:
+        write_atomic("afile/x.cdp", b"x")
+    assert info.value.filename == "afile"
+

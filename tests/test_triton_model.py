@@ -1449,3 +1449,21 @@ def test_the_monitors_worker_folds_and_compares_on_its_own_thread(monitor, pb, r
     finally:
         m.finalize()
 
+
+def test_a_checkpoint_reached_through_a_link_is_locked_as_the_file_it_names(tmp_path, reference, pb, rng):
+    """write_atomic writes a link's target, but the owner's lock was named after the link: two monitors, one
+    given the file and one a link to it, each held a lock of their own and wrote one checkpoint."""
+    import os
+
+    real = tmp_path / "a.ckpt"
+    os.symlink(real, tmp_path / "b.ckpt")
+    repo = write_repository(tmp_path / "repo", reference, window_rows=1000, checkpoint=str(tmp_path / "b.ckpt"))
+    m = TritonPythonModel()
+    m.initialize(model_args(repo))
+    try:
+        m.execute([request(rng, 50)])
+    finally:
+        m.finalize()
+    assert (tmp_path / "b.ckpt").is_symlink() and real.is_file()
+    assert (tmp_path / "a.ckpt.owner").exists() and not (tmp_path / "b.ckpt.owner").exists()
+

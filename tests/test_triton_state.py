@@ -762,13 +762,23 @@ def test_a_write_removes_the_temporary_files_of_writers_that_died(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["w.ckpt", *(p.name for p in others)])
 
 
-def test_a_layout_refuses_category_keys_the_int64_input_cannot_carry():
-    """uint64 category keys past 2**63 arrive through CATEGORICAL_INT (INT64) as negative numbers: every value
-    of those categories was counted as unseen. Such a reference is refused, naming the column."""
+def test_category_keys_the_int64_input_cannot_carry_are_refused_by_the_repository(tmp_path):
+    """uint64 category keys past 2**63 arrive through an INT64 input (CATEGORICAL_INT, an INT64 prediction) as
+    negative numbers: every value of those categories was counted as unseen. cudrift triton repo refuses such a
+    reference by column; a monitor written before it did still loads (a warning), as a checkpoint never keeps it
+    from loading."""
+    from cudrift.integrations.triton import write_repository
+    from cudrift.integrations.triton._layout import int64_unsafe_columns
+
     keys = np.array([2**63 + 5, 2**64 - 2048, 7] * 50, dtype=np.uint64)
     ref = cudrift.profile({"u": keys, "x": np.arange(150.0)}, schema=cudrift.Schema(categorical=["u"]))
+    assert int64_unsafe_columns(ref, FeatureLayout.from_profile(ref)) == ["u"]
+    assert int64_unsafe_columns(ref, FeatureLayout.from_profile(ref, {"u": "TYPE_INT64"})) == ["u"]
+    assert int64_unsafe_columns(ref, FeatureLayout.from_profile(ref, {"u": "TYPE_UINT64"})) == []
     with pytest.raises(SchemaError, match=r"categorical columns \['u'\] have keys past 2\*\*63"):
-        FeatureLayout.from_profile(ref)
+        write_repository(tmp_path / "repo", ref, checkpoint="")
+    assert not (tmp_path / "repo" / "cudrift_monitor").exists()
     small = cudrift.profile({"u": np.array([5, 7, 9] * 50, dtype=np.uint64), "x": np.arange(150.0)},
                             schema=cudrift.Schema(categorical=["u"]))
-    assert FeatureLayout.from_profile(small).group("CATEGORICAL_INT").columns == ("u",)
+    assert int64_unsafe_columns(small, FeatureLayout.from_profile(small)) == []
+    write_repository(tmp_path / "repo", small, checkpoint="")

@@ -102,12 +102,14 @@ def _cmd_compare(args: argparse.Namespace) -> Outcome:
     # no column tested is no verdict: a gate that passed here would pass on data nobody compared
     status = 2 if not rep.n_tested else 1 if (args.fail_on_drift and rep.dataset_drift) else 0
 
+    if not rep.n_tested:
+        # (before the table, and whatever becomes of stdout: a reader that leaves early, `| head`, or a closed
+        # stdout must not take the reason for status 2 along)
+        why = ("the table's rows say why" if any(f.status == "error" for f in rep.features)
+               else "no column holds data to test")
+        _say(f"cudrift compare: error: no column could be compared: {why}")
+
     def show() -> None:
-        if not rep.n_tested:
-            # (first: a reader of stdout that leaves early, `| head`, must not take the reason for status 2 along)
-            why = ("the rows below say why" if any(f.status == "error" for f in rep.features)
-                   else "no column holds data to test")
-            _say(f"cudrift compare: error: no column could be compared: {why}")
         print(rep.summary_table())
         print_findings(rep)
         if args.json:
@@ -145,8 +147,8 @@ def _schema(args: argparse.Namespace, inputs: dict[str, object]):
         if not found:
             seen = list(dict.fromkeys(c for cols in columns.values() for c in cols))
             shown = ", ".join(repr(c) for c in seen[:20]) + (", ..." if len(seen) > 20 else "")
-            print(f"cudrift {args.command}: warning: --ignore {name!r} matches no column of "
-                  f"{' or '.join(columns)} (columns: {shown})", file=sys.stderr)
+            _say(f"cudrift {args.command}: warning: --ignore {name!r} matches no column of "
+                 f"{' or '.join(columns)} (columns: {shown})")
         names += [c for c in found if c not in names]
     return Schema(ignore=names) if names else None
 

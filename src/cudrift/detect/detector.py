@@ -833,11 +833,11 @@ def _out_of_range(name: str, rc: NumericColumnProfile, cc: NumericColumnProfile)
 def _distinct(lo: float, hi: float) -> str:
     """``"lo, hi"`` to 6 significant digits, or as many more as tell two different ends apart (a range of
     1 + U(0, 1e-9) printed as [1, 1], a constant's)."""
-    for digits in range(6, 18):
+    for digits in range(6, 17):
         a, b = f"{lo:.{digits}g}", f"{hi:.{digits}g}"
         if a != b or lo == hi:
-            break
-    return f"{a}, {b}"
+            return f"{a}, {b}"
+    return f"{lo!r}, {hi!r}"  # (the shortest digits that give each back)
 
 
 def _p_text(p: float) -> str:

@@ -29,12 +29,13 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     writer holds a lock on its own until it is renamed) and they are older
     than :data:`STALE_SECONDS`.
     """
-    # a link is followed, and its target replaced (the link kept); anything but a regular file at the path (a
-    # device, a FIFO: --out /dev/null) is refused, which the rename would have replaced with a file
-    path = Path(os.path.realpath(path))
+    # a link is followed, and its target replaced (the link kept; errors then name the target); anything but a
+    # regular file at the path (a device, a FIFO: --out /dev/null) is refused, which the rename would replace
+    given = Path(path)
+    path = Path(os.path.realpath(given)) if given.is_symlink() else given
     try:
         kind = os.stat(path).st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # (no file there: mkdir below names a file in the way)
         kind = stat.S_IFREG
     if stat.S_ISDIR(kind):
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
@@ -80,7 +81,7 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
         finally:
             os.close(dfd)
     _remove_stale_temps(path)
-    return path
+    return given
 
 
 # Temporary names are <name>.cudrift-<mkstemp's 8 random characters>.tmp: distinct from names people give files.

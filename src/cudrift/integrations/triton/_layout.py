@@ -49,6 +49,14 @@ _INTEGER_TYPES = frozenset(
 _TENSOR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 
+def int64_unsafe_columns(reference: Profile, layout: "FeatureLayout") -> list[str]:
+    """Categorical columns of ``layout``'s INT64 inputs (``CATEGORICAL_INT``, INT64 predictions) with reference keys
+    past 2**63 (uint64): an INT64 tensor carries such a key as a negative number, which is an unseen category."""
+    return [c for g in layout.groups if g.kind == CATEGORICAL and g.data_type == "TYPE_INT64" for c in g.columns
+            if any(isinstance(k, int) and not isinstance(k, bool) and k >= 2**63
+                   for k in reference.columns[c].counts)]
+
+
 def key_type(col: CategoricalColumnProfile) -> str:
     """``"str"``, ``"int"`` or ``"bool"``: the type of a categorical column's reference keys.
 
@@ -157,12 +165,6 @@ class FeatureLayout:
         if cat_str:
             groups.append(InputGroup(CATEGORICAL_STR, "TYPE_STRING", tuple(cat_str), CATEGORICAL, "str"))
         if cat_int:
-            past = [c for c in cat_int if any(isinstance(k, int) and k >= 2**63 for k in reference.columns[c].counts)]
-            if past:
-                # (the CATEGORICAL_INT input is INT64: such a key arrives as a negative number, an unseen category)
-                raise SchemaError(f"categorical columns {past} have keys past 2**63 (uint64), which the monitor's "
-                                  "INT64 input cannot carry; profile them as strings (cast the keys to str) or as "
-                                  "numerical")
             kinds = {key_type(reference.columns[c]) for c in cat_int}
             groups.append(InputGroup(CATEGORICAL_INT, "TYPE_INT64", tuple(cat_int), CATEGORICAL,
                                      "bool" if kinds == {"bool"} else "int"))

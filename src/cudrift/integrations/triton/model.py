@@ -40,7 +40,7 @@ from cudrift.backends import resolve_backend, thread_limit
 from cudrift.detect.detector import DriftDetector
 from cudrift.errors import BackendUnavailableError, FormatError
 from cudrift.integrations.triton._config import MonitorSettings
-from cudrift.integrations.triton._layout import NUMERIC, OUTPUT_NAME, FeatureLayout, InputGroup
+from cudrift.integrations.triton._layout import NUMERIC, OUTPUT_NAME, FeatureLayout, InputGroup, int64_unsafe_columns
 from cudrift.integrations.triton._metrics import MonitorMetrics
 from cudrift.integrations.triton._state import AdoptError, WindowState
 from cudrift.io._atomic import write_atomic
@@ -286,6 +286,11 @@ class TritonPythonModel:
         self.layout = FeatureLayout.from_profile(
             self.reference, {c: inputs[c]["data_type"] for c in self.settings.predictions}
         )
+        unsafe = int64_unsafe_columns(self.reference, self.layout)
+        if unsafe:
+            # (cudrift triton repo refuses such a reference; one written before it did still loads)
+            self._log.log_warn(f"cudrift monitor {self._name}: categorical columns {unsafe} have keys past 2**63, "
+                               "which arrive through INT64 as negative numbers: their values count as unseen")
         for g in self.layout.groups:
             have = inputs.get(g.name)
             if have is None or have["data_type"] != g.data_type:
@@ -322,7 +327,9 @@ class TritonPythonModel:
         self.state = WindowState(self.reference, self.layout, self.settings.window_rows, self.settings.window_seconds,
                                  self.settings.sliding_windows, self.settings.fold_rows, self.backend,
                                  max_backlog_rows=self.settings.max_backlog_rows)
-        self._checkpoint = _resolve(model_dir, self.settings.checkpoint) if self.settings.checkpoint else None
+        # (resolved: a checkpoint reached through a link is locked and written as the file it names)
+        self._checkpoint = (Path(os.path.realpath(_resolve(model_dir, self.settings.checkpoint)))
+                            if self.settings.checkpoint else None)
         self._held = False  # the checkpoint could not be read (out of memory, I/O): not overwritten, see _save
         self._take_ownership()
         try:

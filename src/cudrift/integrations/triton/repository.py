@@ -28,7 +28,7 @@ from typing import Any
 
 from cudrift.errors import SchemaError
 from cudrift.integrations.triton._config import MonitorSettings
-from cudrift.integrations.triton._layout import OUTPUT_NAME, FeatureLayout, InputGroup
+from cudrift.integrations.triton._layout import OUTPUT_NAME, FeatureLayout, InputGroup, int64_unsafe_columns
 from cudrift.sketches.profile import Profile
 
 __all__ = ["write_repository", "Repository", "ServedModel", "read_model_config", "ENSEMBLE_OUTPUT"]
@@ -418,6 +418,11 @@ def write_repository(
             raise SchemaError("--map needs a served model (--model)")
         predictions = {}
         layout = FeatureLayout.from_profile(ref)
+    unsafe = int64_unsafe_columns(ref, layout)
+    if unsafe:
+        raise SchemaError(f"categorical columns {unsafe} have keys past 2**63 (uint64), which the monitor's INT64 "
+                          "input carries as negative numbers, unseen categories; profile them as strings (cast "
+                          "the keys to str) or as numerical")
     ens_name = None
     if served is not None:
         ens_name = ensemble or f"{served.name}_monitored"
@@ -539,7 +544,10 @@ def _check_monitor_owner(folder: Path, served: str | None) -> None:
 
 def _is_ensemble(folder: Path) -> bool:
     f = folder / "config.pbtxt"
-    return f.is_file() and 'platform: "ensemble"' in f.read_text()
+    try:
+        return f.is_file() and b'platform: "ensemble"' in f.read_bytes()  # (another model's need not be UTF-8)
+    except OSError:
+        return False
 
 
 def _check_overwritable(folder: Path, what: str, ours) -> None:
