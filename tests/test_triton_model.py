@@ -411,6 +411,14 @@ def _saved(m, path):
     return st.rows_total, st.windows_closed, st.open_rows
 
 
+def _owner_of_120_rows(start, rng, ckpt):
+    """A started monitor instance whose checkpoint ``ckpt`` holds 120 open rows (a reload's old instance)."""
+    old = start()
+    old.execute([request(rng, 120)])
+    wait_for(lambda: ckpt.exists() and _saved(old, ckpt) == (120, 0, 120))
+    return old
+
+
 def _closed_windows(pb):
     """(window id, rows) of every window the log says was closed, in order."""
     import re
@@ -457,9 +465,7 @@ def test_the_hand_over_wait_starts_after_the_new_instances_warm_up(monitor, pb, 
     monkeypatch.setattr(model_module, "HANDOVER_SECONDS", 1.0)
     repo, start = monitor
     ckpt = tmp_path / "w.ckpt"
-    old = start()
-    old.execute([request(rng, 120)])
-    wait_for(lambda: ckpt.exists() and _saved(old, ckpt) == (120, 0, 120))
+    old = _owner_of_120_rows(start, rng, ckpt)
     warm_up = TritonPythonModel._warm_up
     monkeypatch.setattr(TritonPythonModel, "_warm_up", lambda self: (time.sleep(1.2), warm_up(self))[1])
     new = start()
@@ -481,9 +487,7 @@ def test_a_new_instance_waits_for_the_checkpoints_owner_a_bounded_time(monitor, 
     monkeypatch.setattr(model_module, "HANDOVER_SECONDS", 0.3)
     repo, start = monitor
     ckpt = tmp_path / "w.ckpt"
-    old = start()
-    old.execute([request(rng, 120)])
-    wait_for(lambda: ckpt.exists() and _saved(old, ckpt) == (120, 0, 120))
+    old = _owner_of_120_rows(start, rng, ckpt)
     new = start()
     new.execute([request(rng, 100)])
     wait_for(lambda: any(level == "error" and "going on without its state" in msg for level, msg in pb.logs))
@@ -521,9 +525,7 @@ def test_a_new_instance_that_holds_max_backlog_rows_stops_waiting(tmp_path, refe
 def test_a_new_instance_finalized_before_the_owner_leaves_its_checkpoint_alone(monitor, pb, rng, tmp_path):
     repo, start = monitor
     ckpt = tmp_path / "w.ckpt"
-    old = start()
-    old.execute([request(rng, 120)])
-    wait_for(lambda: ckpt.exists() and _saved(old, ckpt) == (120, 0, 120))
+    old = _owner_of_120_rows(start, rng, ckpt)
     new = start()
     new.execute([request(rng, 450)])
     new.finalize()
@@ -543,9 +545,7 @@ def test_after_a_reload_whose_old_instance_crashed_the_new_one_adopts_its_last_c
     as the series have them."""
     repo, start = monitor
     ckpt = tmp_path / "w.ckpt"
-    old = start()
-    old.execute([request(rng, 120)])
-    wait_for(lambda: ckpt.exists() and _saved(old, ckpt) == (120, 0, 120))
+    old = _owner_of_120_rows(start, rng, ckpt)
     new = start()
     new.execute([request(rng, 100)])
     old._checkpoint = None  # a crash: the worker stops without writing a last checkpoint
@@ -609,9 +609,7 @@ def test_without_flock_a_new_instance_resumes_the_checkpoint_at_once(monitor, pb
     monkeypatch.setattr(model_module, "fcntl", None)
     repo, start = monitor
     ckpt = tmp_path / "w.ckpt"
-    old = start()
-    old.execute([request(rng, 120)])
-    wait_for(lambda: ckpt.exists() and _saved(old, ckpt) == (120, 0, 120))
+    old = _owner_of_120_rows(start, rng, ckpt)
     new = start()
     assert new.state.rows_total == 120 and not (tmp_path / "w.ckpt.owner").exists()
 
