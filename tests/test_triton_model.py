@@ -609,7 +609,7 @@ def test_without_flock_a_new_instance_resumes_the_checkpoint_at_once(monitor, pb
     monkeypatch.setattr(model_module, "fcntl", None)
     repo, start = monitor
     ckpt = tmp_path / "w.ckpt"
-    old = _owner_of_120_rows(start, rng, ckpt)
+    _owner_of_120_rows(start, rng, ckpt)  # the old instance, still serving
     new = start()
     assert new.state.rows_total == 120 and not (tmp_path / "w.ckpt.owner").exists()
 

@@ -88,12 +88,12 @@ def _cmd_profile(args: argparse.Namespace) -> Outcome:
 def _cmd_compare(args: argparse.Namespace) -> Outcome:
     from cudrift.detect.detector import DriftDetector
 
+    if args.json is not None and not args.json:
+        raise ValueError("--json needs a file name")  # (before the reference is profiled, the costly part)
     ref = _load_window(args.reference, args)
     cur = _load_window(args.current, args)
     det = DriftDetector(ref, policy=args.policy, correction=args.correction, drift_share=args.drift_share,
                         backend=args.backend, schema=_schema(args, {args.reference: ref, args.current: cur}))
-    if args.json is not None and not args.json:
-        raise ValueError("--json needs a file name")
     rep = det.compare(cur)
     if args.json:
         out = Path(args.json)

@@ -283,7 +283,7 @@ class DriftDetector:
             others = [n for n in src.names if n not in ref.columns]
             # exact="always" keeps the window sorted whatever its size: the user asked for exact tests
             budget = (sys.maxsize if self.exact == "always" else self.memory_budget) if self._ref_sorted else 0
-            cur, cur_sorted = self._profile_window(src, common, others, budget)
+            cur, cur_sorted = self._profile_window(src, others, budget)
             cur_names = src.names
         if cur.n_rows == 0:
             raise EmptyInputError("the current window is empty (0 rows): nothing to compare")
@@ -355,7 +355,7 @@ class DriftDetector:
             metadata={"backend": self.backend, "policy": self.policy if isinstance(self.policy, str) else "custom"},
         )
 
-    def _profile_window(self, src: TableSource, common: list[str], others: list[str],
+    def _profile_window(self, src: TableSource, others: list[str],
                         budget: int) -> tuple[Profile, dict[str, np.ndarray]]:
         """The window's profile like the reference, and its kept sorted columns.
 
@@ -808,15 +808,12 @@ def _out_of_range(name: str, rc: NumericColumnProfile, cc: NumericColumnProfile)
     # (a constant reference's edges are [v, nextafter(v)], as equal_mass_edges gives one value)
     top = hi_ref if lo_ref < hi_ref else float(np.nextafter(hi_ref, math.inf))
     if edges is not None and cc.histogram is not None and edges[0] == lo_ref and edges[-1] == top:
-        outside = int(cc.histogram.counts[0] + cc.histogram.counts[-1])
-        if not outside:
-            return []
-        return [Finding("out_of_range", name, f"column {name!r}: {_pct(outside / n)} of current values lie outside "
-                                              f"{rng}", value=outside / n)]
-    b = cc.quantiles.cdf_bounds()
-    # F(x) counts values <= x: below the minimum is F just under it, above the maximum n - F(maximum)
-    (below_lo, max_lo), (below_hi, max_hi) = b.evaluate(np.array([np.nextafter(lo_ref, -np.inf), hi_ref]))
-    least, most = int(below_lo + n - max_hi), int(below_hi + n - max_lo)
+        least = most = int(cc.histogram.counts[0] + cc.histogram.counts[-1])
+    else:
+        b = cc.quantiles.cdf_bounds()
+        # F(x) counts values <= x: below the minimum is F just under it, above the maximum n - F(maximum)
+        (below_lo, max_lo), (below_hi, max_hi) = b.evaluate(np.array([np.nextafter(lo_ref, -np.inf), hi_ref]))
+        least, most = int(below_lo + n - max_hi), int(below_hi + n - max_lo)
     if not least:
         return []
     if least == most:

@@ -402,7 +402,14 @@ def _empty_column(kind: str, like: Profile | None, name: str, config: ProfileCon
     return CategoricalColumnProfile.empty(max_categories=config.max_categories, reference_categories=ref_cats)
 
 
-def _infer_kinds(src: TableSource, schema: Schema, like: Profile | None, config: ProfileConfig) -> dict[str, str]:
+def _unreadable(origin: str, errors: dict[str, str]) -> UnreadableColumnsError:
+    return UnreadableColumnsError(f"no column of {origin} could be read: "
+                                  + "; ".join(f"{n!r}: {e}" for n, e in errors.items()), errors)
+
+
+def _infer_kinds(src: TableSource, schema: Schema, like: Profile | None, config: ProfileConfig,
+                 unreadable: dict[str, str]) -> dict[str, str]:
+    """Each column's kind (``unreadable``: the columns that cannot be read, for the error where none can)."""
     kinds: dict[str, str] = {}
     for info in src.columns:
         name = info.name
@@ -436,10 +443,8 @@ def _infer_kinds(src: TableSource, schema: Schema, like: Profile | None, config:
             distinct = _count_distinct(src, name, config.categorical_max_distinct + 1)
             kinds[name] = CATEGORICAL if 0 < distinct <= config.categorical_max_distinct else NUMERICAL
     if not kinds:
-        bad = {c.name: c.error for c in src.columns if c.family == "invalid" and c.name not in schema.ignore}
-        if bad:
-            raise UnreadableColumnsError(f"no column of {src.origin} could be read: "
-                                         + "; ".join(f"{n!r}: {e}" for n, e in bad.items()), bad)
+        if unreadable:
+            raise _unreadable(src.origin, unreadable)
         raise EmptyInputError(f"no columns to profile in {src.origin}")
     return kinds
 
@@ -683,10 +688,9 @@ def profile_keeping_sorted(
     # the source reports unreadable columns and we raise here: one the schema ignores must not stop the profile
     src = (gpu.as_source if gpu else as_source)(data, columns=columns, batch_rows=config.batch_rows,
                                                 errors="report")
-    if errors == "raise":
-        bad = [c for c in src.columns if c.family == "invalid" and c.name not in schema.ignore]
-        if bad:
-            raise SchemaError(bad[0].error)
+    unreadable = {c.name: c.error for c in src.columns if c.family == "invalid" and c.name not in schema.ignore}
+    if errors == "raise" and unreadable:
+        raise SchemaError(next(iter(unreadable.values())))
     if not src.columns:
         raise EmptyInputError(f"no columns in {src.origin}")
     if src.n_rows == 0:
@@ -695,7 +699,7 @@ def profile_keeping_sorted(
     unknown = [c for c in (*schema.numerical, *schema.categorical) if c not in src.names]
     if unknown:
         raise SchemaError(f"schema names columns {unknown} that are not in {src.origin} (columns: {src.names})")
-    kinds = _infer_kinds(gpu.distinct_view(src) if gpu else src, schema, like, config)
+    kinds = _infer_kinds(gpu.distinct_view(src) if gpu else src, schema, like, config, unreadable)
     if like is not None:
         # the reference's column order, so windows profiled like it merge
         # whatever order their input had
@@ -703,9 +707,7 @@ def profile_keeping_sorted(
         kinds = dict(sorted(kinds.items(), key=lambda kv: order.get(kv[0], len(order))))
     dtypes = {n: src.info(n).dtype for n in kinds}
     cols = {n: _empty_column(k, like, n, config, dtypes[n]) for n, k in kinds.items()}
-    prof = Profile(cols, kinds, dtypes, 0, config,
-                   {c.name: c.error for c in src.columns if c.family == "invalid" and c.name not in schema.ignore},
-                   window=like is not None)
+    prof = Profile(cols, kinds, dtypes, 0, config, unreadable, window=like is not None)
     numeric = [n for n, k in kinds.items() if k == NUMERICAL]
     keep: dict[str, list[np.ndarray]] | None = None
     if numeric and keep_sorted_budget > 0 and src.n_rows is not None:
@@ -733,8 +735,7 @@ def profile_keeping_sorted(
             kept = gpu.pack_columns(kept, np.float64 if keep_float64 else None)
     if not prof.columns and prof.errors:
         # rows are counted from the columns read: with none left, "no rows" would hide why
-        raise UnreadableColumnsError(f"no column of {src.origin} could be read: "
-                                     + "; ".join(f"{n!r}: {e}" for n, e in prof.errors.items()), prof.errors)
+        raise _unreadable(src.origin, prof.errors)
     if prof.n_rows == 0:
         raise EmptyInputError(f"no rows in {src.origin}: an empty window cannot be profiled")
     # The columns of a reference get equal-mass edges from their quantile

@@ -17,6 +17,8 @@ import numpy as np
 from scipy import special
 from scipy.stats import distributions
 
+from cudrift.sketches._common import dot
+
 __all__ = [
     "ks_asymp_pvalue",
     "kstwo_sf",
@@ -219,7 +221,7 @@ def sf_cvm_inf(x: float) -> float:
         # (u - a)(b - u) / (-sin u) = e (pi - e) / sin(e), sin taken of the nearer end (accurate at both)
         r = math.pi**2 * s2 * c2 / np.sin(math.pi * np.minimum(s2, c2))
         f = 2.0 * np.sqrt(r / (a + e)) * np.exp(-x * e * (2 * a + e) / 2)
-        term = math.exp(-x * a * a / 2) * theta_max * float(_GL_WEIGHTS @ f)
+        term = math.exp(-x * a * a / 2) * theta_max * dot(_GL_WEIGHTS, f)
         total += term if k % 2 else -term
         k += 1
     return min(max(total / math.pi, 0.0), 1.0)

@@ -21,7 +21,8 @@ from typing import Any
 from cudrift.detect.report import STATUS_OK, DriftReport
 from cudrift.errors import FormatError
 from cudrift.integrations.triton._layout import FeatureLayout
-from cudrift.integrations.triton._state import ClosedWindow
+from cudrift.integrations.triton._state import ClosedWindow, finite
+from cudrift.sketches import _format
 from cudrift.sketches.column import NumericColumnProfile
 from cudrift.stats import TESTS
 
@@ -496,15 +497,11 @@ def _saved_count(totals: Mapping[str, Any], path: tuple[str, ...], kind: type) -
         if not isinstance(node, Mapping):
             raise FormatError(f"checkpoint counters: {'/'.join(path[:depth])} is {type(node).__name__}, not a dict")
         node = node.get(key, 0 if depth == len(path) - 1 else {})
-    if kind is int and _is_int(node) and 0 <= node <= _MAX_COUNT:
+    if kind is int and _format.json_count(node):
         return node
-    if kind is float and (_is_int(node) or isinstance(node, float)):
-        try:
-            value = float(node)
-        except OverflowError:  # an integer past float's range
-            value = math.inf
-        if math.isfinite(value) and value >= 0:
-            return value
+    value = finite(node) if kind is float else None
+    if value is not None and value >= 0:
+        return value
     raise FormatError(f"checkpoint counters: {'/'.join(path)} is {reprlib.repr(node)}, not "
                       + ("an integer" if kind is int else "a finite number") + " >= 0")
 
@@ -513,17 +510,10 @@ def _saved_offset(offsets: Mapping[str, Any], key: str) -> int:
     """An offset of a checkpoint's totals (0 where it has none): an integer of either sign (a reload's old
     instance may have taken the shared series past what the new one published)."""
     value = offsets.get(key, 0)
-    if not (_is_int(value) and abs(value) <= _MAX_COUNT):
+    # (no count the monitor keeps reaches 2**63: a checkpoint's larger one is not its own)
+    if not (isinstance(value, int) and not isinstance(value, bool) and abs(value) < _format.COUNT_LIMIT):
         raise FormatError(f"checkpoint counters: offsets/{key} is {reprlib.repr(value)}, not an integer")
     return value
-
-
-#: No count the monitor keeps reaches 2**63; a checkpoint's larger one is not its own.
-_MAX_COUNT = 2**63 - 1
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _assign(totals: dict[str, Any], path: tuple[str, ...], value: float) -> None:

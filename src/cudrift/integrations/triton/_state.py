@@ -66,8 +66,8 @@ def reference_digest(reference: Profile) -> str:
     Take it of the reference windows are profiled like (the monitor's, with the edges it widened to its inputs'
     precision), not of the file it came from: the same file under another input layout profiles windows against
     other edges, and their profiles do not merge. It does not hash the reference's bytes, which change with the
-    profile format (a monitor upgraded past one named its unchanged reference otherwise, and set every
-    checkpoint aside).
+    profile format. Checkpoints record it for their readers; resuming one depends on its windows merging with
+    the reference's, not on this digest.
     """
     h = hashlib.sha256(json.dumps({k: getattr(reference.config, k) for k in ProfileConfig.MERGE_KEYS},
                                   sort_keys=True).encode())
@@ -329,12 +329,15 @@ class WindowState:
                 self.on_drop(rows, exc)
 
     def _seal_locked(self, now: float) -> None:
-        w = self._open
+        self._sealed.append(self._open)
+        self._open = self._next_window(self._open, now, self.rows_total)
+
+    def _next_window(self, w: _Window, now: float, rows_total: int) -> _Window:
+        """Close ``w`` at ``now``; the window that follows it, open and empty. Its samples start past every row
+        accepted so far (``rows_total``): the windows a sliding comparison merges never draw the same sample
+        indices (a window has at most as many values in a column as rows)."""
         w.closed_at = now
-        self._sealed.append(w)
-        # its samples start past every row accepted so far: the windows a sliding comparison merges never
-        # draw the same sample indices (a window has at most as many values in a column as rows)
-        self._open = _Window(w.window_id + 1, now, Profile.empty_like(self.reference, skip=self.rows_total))
+        return _Window(w.window_id + 1, now, Profile.empty_like(self.reference, skip=rows_total))
 
     # ------------------------------------------------------------ worker
     @property
@@ -577,11 +580,10 @@ class WindowState:
             If the bytes are not a checkpoint.
         """
         _, meta, _ = _format.unpack(data, CHECKPOINT_KIND, CHECKPOINT_VERSION)
-        extra = meta.get("extra") or {}
-        if not isinstance(extra, dict):
-            raise FormatError(f"corrupted {CHECKPOINT_KIND} checkpoint: extra is {type(extra).__name__}, not a "
-                              "JSON object")
-        return extra
+        try:
+            return _extra(meta)
+        except TypeError as exc:
+            raise FormatError(f"corrupted {CHECKPOINT_KIND} checkpoint: {exc}") from None
 
     def _read(self, data: bytes) -> _Saved:
         """A checkpoint's windows, history and counts, every field checked (:meth:`restore`'s errors)."""
@@ -596,9 +598,7 @@ class WindowState:
             windows_closed = _count(meta["windows_closed"], "windows_closed")
             # (rows_dropped is not in checkpoints written before it was counted)
             rows_dropped = _count(meta.get("rows_dropped", 0), "rows_dropped")
-            extra = meta.get("extra") or {}
-            if not isinstance(extra, dict):
-                raise TypeError(f"extra is {type(extra).__name__}, not a JSON object")
+            extra = _extra(meta)
             windows = []
             for i, w in enumerate(info):
                 if not isinstance(w, dict):
@@ -631,13 +631,11 @@ class WindowState:
                                   f"does not merge with the reference: {exc}") from None
         *sealed, open_ = windows
         # A window still open in the checkpoint but full under the current settings (window_rows lowered since)
-        # is sealed here, as the next accept would, keeping the invariant "open window below the limit"; the
-        # window this opens draws its samples past rows_total, as _seal_locked's do.
+        # is sealed here, as the next accept would, keeping the invariant "open window below the limit" (built
+        # aside: the state changes only in _install_locked).
         if self.window_rows and open_.rows >= self.window_rows:
-            now = self.clock()
-            open_.closed_at = now
             sealed.append(open_)
-            open_ = _Window(open_.window_id + 1, now, Profile.empty_like(self.reference, skip=rows_total))
+            open_ = self._next_window(open_, self.clock(), rows_total)
         return _Saved(open_, sealed, history, hist_ids, rows_total, windows_closed, rows_dropped, extra)
 
     def _install_locked(self, saved: _Saved) -> None:
@@ -664,27 +662,40 @@ def _as_bool_keys(col: Any) -> Any:
     return col != 0 if bool(((col == 0) | (col == 1)).all()) else col
 
 
-# No count this monitor makes passes int64 (sample indices are 64-bit): a larger one is corruption.
-_MAX_COUNT = 2**63 - 1
+def _extra(meta: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's ``extra`` (the monitor's counters and gauges): a JSON object, {} where absent."""
+    extra = meta.get("extra") or {}
+    if not isinstance(extra, dict):
+        raise TypeError(f"extra is {type(extra).__name__}, not a JSON object")
+    return extra
 
 
 def _count(value: Any, what: str) -> int:
-    """A checkpoint's count: an integer in 0..2**63-1 (not a bool, a float or a string that would convert)."""
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _MAX_COUNT:
+    """A checkpoint's count: an integer in 0..2**63-1 (not a bool, a float or a string that would convert; no
+    count this monitor makes passes int64, sample indices being 64-bit)."""
+    if not _format.json_count(value):
         raise ValueError(f"{what} is {reprlib.repr(value)}, not an integer >= 0")
     return value
 
 
-def _time(value: Any, what: str) -> float:
-    """A checkpoint's wall-clock time: a finite number of seconds."""
+def finite(value: Any) -> float | None:
+    """A JSON number as a finite float (not a bool); None for anything else, an integer past float's range too."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
             t = float(value)
-        except OverflowError:  # an integer past float's range
-            t = math.inf
+        except OverflowError:
+            return None
         if math.isfinite(t):
             return t
-    raise ValueError(f"{what} is {reprlib.repr(value)}, not a finite number")
+    return None
+
+
+def _time(value: Any, what: str) -> float:
+    """A checkpoint's wall-clock time: a finite number of seconds."""
+    t = finite(value)
+    if t is None:
+        raise ValueError(f"{what} is {reprlib.repr(value)}, not a finite number")
+    return t
 
 
 def _json_list(value: Any, what: str) -> list[Any]:
