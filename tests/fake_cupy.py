@@ -359,7 +359,7 @@ def install() -> types.ModuleType:
     )
     # the array functions cudrift calls (a call to any other fails with AttributeError, not silently)
     names = ["zeros", "empty", "ones", "full", "arange", "concatenate", "stack", "unique", "searchsorted",
-             "isfinite", "flatnonzero", "count_nonzero", "ascontiguousarray", "asfortranarray", "empty_like",
+             "isfinite", "isinf", "flatnonzero", "count_nonzero", "ascontiguousarray", "asfortranarray", "empty_like",
              "subtract", "multiply"]
     random = _random_module()
     cupy = _module("cupy", __version__="0.0-fake", ndarray=ndarray, asarray=asarray,

@@ -495,6 +495,26 @@ def test_triton_gpu_instance_profiles_device_tensors(tmp_path, monkeypatch):
     assert any("backend gpu," in line for _, line in logs), logs
 
 
+def test_triton_gpu_window_state_counts_values_outside_a_window_references_range():
+    """Device batches folded against a window given as the reference: the values outside its own range are
+    counted on the device, as the NumPy path counts them."""
+    from cudrift.integrations.triton import FeatureLayout, WindowState
+
+    rng = np.random.default_rng(77)
+    wide = cudrift.profile({"a": rng.normal(size=3000), "b": rng.normal(size=3000)}, backend="cpu")
+    ref = cudrift.profile({"a": rng.uniform(-1, 1, 500), "b": rng.uniform(-1, 1, 500)}, like=wide, backend="cpu")
+    x = rng.uniform(-1.5, 1.5, (400, 2)).astype(np.float32)
+    x[:2, 0] = [np.inf, np.nan]
+    got = {}
+    for backend, arr in (("gpu", cupy.asarray(x)), ("cpu", x)):
+        st = WindowState(ref, FeatureLayout.from_profile(ref), window_rows=400, backend=backend)
+        st.accept({"NUMERIC": arr}, 400)
+        got[backend] = st.close_next().outside
+    want = {n: int(np.sum((x[:, j] < ref[n].moments.min) | (x[:, j] > ref[n].moments.max)))
+            for j, n in enumerate(("a", "b"))}
+    assert got["gpu"] == got["cpu"] == want and want["a"] > 50
+
+
 # ---------------------------------------------------------------- cuDF, as far as cudrift reads it
 
 

@@ -976,6 +976,32 @@ def test_the_references_own_values_sent_as_fp32_are_in_range(tmp_path, pb, rng):
         m.finalize()
 
 
+def test_out_of_range_against_a_window_reference_counts_its_own_range(tmp_path, pb, rng):
+    """A window profiled like= another reference, given as the monitor's reference: the counter counts values
+    outside the window's own [min, max] (it counted only those past the other reference's, none of these), and
+    the window's own values sent as FP32 are not out of range."""
+    wide = cudrift.profile({"u": rng.normal(size=5000), "v": rng.normal(size=5000)})
+    x = rng.uniform(-1, 1, size=(3000, 2))
+    ref = cudrift.profile({"u": x[:, 0], "v": x[:, 1]}, like=wide)
+    repo = write_repository(tmp_path / "repo", ref, window_rows=3000, checkpoint="")
+    m = TritonPythonModel()
+    m.initialize(model_args(repo))
+    try:
+        assert m.execute([{"NUMERIC": FakeTensor("NUMERIC", x.astype(np.float32))}])[0].error is None
+        wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 1)
+        assert value(pb, "cudrift_feature_out_of_range_total", feature="u") == 0
+        assert value(pb, "cudrift_feature_out_of_range_total", feature="v") == 0
+        y = rng.uniform(-1.5, 1.5, size=(3000, 2)).astype(np.float32)  # inside wide's edges, a third outside x's
+        m.execute([{"NUMERIC": FakeTensor("NUMERIC", y)}])
+        wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 2)
+        for j, name in enumerate(("u", "v")):
+            lo, hi = ref[name].moments.min, ref[name].moments.max
+            want = int(np.sum((y[:, j] < lo) | (y[:, j] > hi)))
+            assert want > 800 and value(pb, "cudrift_feature_out_of_range_total", feature=name) == want
+    finally:
+        m.finalize()
+
+
 def test_a_features_old_test_series_turn_nan_rather_than_vanish(pb, reference):
     """When a feature's test changes, its old series are set to NaN and kept: a reloaded model's other
     instance may hold the same series, which deleting would free under it."""

@@ -782,3 +782,70 @@ def test_category_keys_the_int64_input_cannot_carry_are_refused_by_the_repositor
                             schema=cudrift.Schema(categorical=["u"]))
     assert int64_unsafe_columns(small, FeatureLayout.from_profile(small)) == []
     write_repository(tmp_path / "repo", small, checkpoint="")
+
+
+def _window_reference(reference, rng):
+    """A window profiled like= ``reference``, as a monitor's reference: its edges are ``reference``'s range, not
+    its own (``a``'s own range is about [-2.6, 2.6] on edges about [-3.5, 3.5])."""
+    return cudrift.profile({"a": rng.normal(0, 1, 500).astype(np.float32),
+                            "city": np.array(rng.choice(["paris", "rome", "oslo"], 500), dtype=object),
+                            "b": rng.uniform(1, 9, 500).astype(np.float32),
+                            "region": rng.integers(0, 5, 500), "flag": rng.random(500) < 0.3,
+                            "score": rng.exponential(2, 500).astype(np.float32)}, like=reference)
+
+
+def _outside(ref, batches, name, j):
+    x = np.concatenate([b["NUMERIC"][:, j] for b in batches]).astype(np.float64)
+    lo, hi = ref[name].moments.min, ref[name].moments.max
+    return int(np.sum((x < lo) | (x > hi) | np.isinf(x)))
+
+
+def test_values_outside_a_window_references_own_range_are_counted_as_they_are_folded(reference, rng):
+    """A window given as the reference has another profile's edges: its outer bins do not hold the values outside
+    its own [min, max] (the counter took 0 of the 10% of b's values in [0, 1) against a window of b in [1, 9]), so
+    the fold counts them, and a checkpoint carries the count."""
+    ref = _window_reference(reference, rng)
+    assert not ref["b"].edges_are_range and reference["b"].edges_are_range
+    lay = FeatureLayout.from_profile(ref)
+    st = WindowState(ref, lay, window_rows=1000, fold_rows=200)
+    assert set(st.counted_ranges) == {"a", "b", "score"}
+    batches = [_batch(rng, 250) for _ in range(4)]
+    batches[1]["NUMERIC"][:3, 0] = [np.inf, -np.inf, np.nan]
+    for b in batches[:2]:
+        st.accept(b, 250)
+    st.fold(force=True)
+    again = WindowState(ref, lay, window_rows=1000, fold_rows=200)
+    again.restore(st.to_bytes())
+    for b in batches[2:]:
+        again.accept(b, 250)
+    w = again.close_next()
+    want = {n: _outside(ref, batches, n, j) for j, n in enumerate(("a", "b", "score"))}
+    assert w.outside == want and want["b"] > 50 and want["a"] >= 2
+    # the outer bins hold only those past the edges (the reference's reference's range)
+    assert int(w.own["b"].histogram.counts[0] + w.own["b"].histogram.counts[-1]) < want["b"]
+
+
+def test_a_reference_profiled_from_data_counts_in_its_outer_bins_and_checkpoints_without_counts_resume(reference, rng):
+    """A reference whose edges are its range needs no count (its windows' outer bins are exact); a checkpoint
+    written before counts were kept resumes with its windows' outer bins and infinities standing in."""
+    st = WindowState(reference, FeatureLayout.from_profile(reference), window_rows=1000)
+    assert st.counted_ranges == {}
+    st.accept(_batch(rng, 100), 100)
+    assert st.close_next() is None
+    ref = _window_reference(reference, rng)
+    lay = FeatureLayout.from_profile(ref)
+    st = WindowState(ref, lay, window_rows=1000)
+    first = _batch(rng, 300)
+    st.accept(first, 300)
+    st.fold(force=True)
+    _, meta, arrays = _format.unpack(st.to_bytes(), CHECKPOINT_KIND, 1)
+    for w in meta["windows"]:
+        del w["outside"]
+    again = WindowState(ref, lay, window_rows=1000)
+    again.restore(_format.pack(CHECKPOINT_KIND, 1, meta, arrays))
+    rest = _batch(rng, 700)
+    again.accept(rest, 700)
+    w = again.close_next()
+    col = st._open.profile["b"]
+    bins = int(col.histogram.counts[0] + col.histogram.counts[-1]) + col.posinf_count + col.neginf_count
+    assert w.outside["b"] == bins + _outside(ref, [rest], "b", 1)

@@ -826,10 +826,7 @@ def _out_of_range(name: str, rc: NumericColumnProfile, cc: NumericColumnProfile)
     lo_ref, hi_ref = rc.moments.min, rc.moments.max
     n = cc.moments.count
     rng = f"the reference range [{_distinct(lo_ref, hi_ref)}]"
-    edges = rc.histogram.edges if rc.histogram is not None else None
-    # (a constant reference's edges are [v, nextafter(v)], as equal_mass_edges gives one value)
-    top = hi_ref if lo_ref < hi_ref else float(np.nextafter(hi_ref, math.inf))
-    if edges is not None and cc.histogram is not None and edges[0] == lo_ref and edges[-1] == top:
+    if rc.edges_are_range and cc.histogram is not None:
         least = most = int(cc.histogram.counts[0] + cc.histogram.counts[-1])
     else:
         b = cc.quantiles.cdf_bounds()

@@ -281,6 +281,20 @@ class NumericColumnProfile:
         """Finite values profiled (``moments.count``)."""
         return self.moments.count
 
+    @property
+    def edges_are_range(self) -> bool:
+        """Whether the outer histogram edges are this column's minimum and maximum, so that a window profiled
+        like= it counts the values outside its range exactly in its outer bins: true of a reference profiled
+        from data (a constant one's single bin ends just past its value), not of a window profiled like= a
+        reference, nor of a reference grown by ``update()``, whose edges are another range's."""
+        if self.histogram is None or not self.moments.count:
+            return False
+        lo, hi = self.moments.min, self.moments.max
+        # (a constant column's edges are [v, nextafter(v)], as equal_mass_edges gives one value)
+        top = hi if lo < hi else float(np.nextafter(hi, np.inf))
+        edges = self.histogram.edges
+        return bool(edges[0] == lo and edges[-1] == top)
+
     # monoid ---------------------------------------------------------------
     def merge(self, other: "NumericColumnProfile") -> "NumericColumnProfile":
         """New profile of both inputs' rows; neither input changes.

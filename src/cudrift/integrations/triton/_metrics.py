@@ -332,9 +332,12 @@ class MonitorMetrics:
                 continue
             if isinstance(col, NumericColumnProfile):
                 nulls = col.null_count + col.nan_count
-                outside = col.posinf_count + col.neginf_count
-                if col.histogram is not None:
-                    outside += int(col.histogram.counts[0] + col.histogram.counts[-1])
+                if name in closed.outside:  # a reference whose edges are not its range: counted as folded
+                    outside = closed.outside[name]
+                else:
+                    outside = col.posinf_count + col.neginf_count
+                    if col.histogram is not None:
+                        outside += int(col.histogram.counts[0] + col.histogram.counts[-1])
                 self._add("cudrift_feature_out_of_range_total", "out_of_range", name, outside)
             else:
                 nulls = col.null_count

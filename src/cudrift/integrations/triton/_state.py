@@ -104,6 +104,12 @@ class ClosedWindow:
     merged
         Profile compared with the reference: ``own`` merged with the
         ``sliding_windows - 1`` windows closed before it.
+    outside
+        Values of this window's rows outside the reference's [min, max]
+        (infinities included), counted as the rows were folded, for the
+        numerical columns whose reference histogram edges are not its range
+        (:attr:`WindowState.counted_ranges`); the other columns' outer bins
+        count them.
     """
 
     window_id: int
@@ -112,6 +118,7 @@ class ClosedWindow:
     closed_at: float
     own: Profile
     merged: Profile
+    outside: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -123,6 +130,7 @@ class _Window:
     pending: list[dict[str, Any]] = field(default_factory=list)
     pending_rows: int = 0
     closed_at: float | None = None
+    outside: dict[str, int] = field(default_factory=dict)  # folded rows' values outside counted_ranges
 
 
 @dataclass
@@ -169,6 +177,13 @@ class WindowState:
         ``"cpu"`` or ``"gpu"``: passed to :func:`cudrift.profile`.
     clock
         Wall clock (seconds since the epoch); tests pass a fake one.
+    counted_ranges
+        ``{column: (lo, hi)}``: numerical columns whose values outside
+        ``[lo, hi]`` the fold counts (:attr:`ClosedWindow.outside`), because
+        the reference's outer histogram edges are not that range. By default
+        those of ``reference`` whose edges are not its [min, max]; the
+        monitor passes its own, taken before it widens the edges to its
+        inputs' precision.
 
     Notes
     -----
@@ -198,6 +213,7 @@ class WindowState:
         backend: str = "cpu",
         clock: Callable[[], float] = time.time,
         max_backlog_rows: int = 0,
+        counted_ranges: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
         if not isinstance(window_rows, int) or window_rows < 0:
             raise ValueError(f"Invalid value for window_rows: {window_rows!r} (expected an integer >= 0)")
@@ -245,6 +261,10 @@ class WindowState:
         # Bool-keyed categorical columns travel as INT64 (Triton has no
         # mixed-type tensor); 0 and 1 are turned back into bools (see _profile).
         self._bool_columns = {c for c, kt in layout.key_types(reference).items() if kt == "bool"}
+        #: Numerical columns whose reference's outer histogram edges are not its [min, max] (a window, or a
+        #: reference grown by ``update()``, given as the reference), as ``{name: (min, max)}``: a window's outer
+        #: bins do not count the values outside that range, so the fold counts them (:attr:`ClosedWindow.outside`).
+        self.counted_ranges = dict(unspanned_ranges(reference) if counted_ranges is None else counted_ranges)
 
     # ------------------------------------------------------------ request path
     def accept(self, arrays: Mapping[str, Any], n_rows: int, max_wait: float = 10.0) -> float:
@@ -308,11 +328,11 @@ class WindowState:
         dropped, failures = 0, []
         try:
             try:
-                w.profile = w.profile + self._profile(batches, w.profile)
+                self._add(w, *self._profile(batches, w.profile))
             except Exception:  # noqa: BLE001 - retried batch by batch below
                 for b in batches:
                     try:
-                        w.profile = w.profile + self._profile([b], w.profile)
+                        self._add(w, *self._profile([b], w.profile))
                     except Exception as exc:  # noqa: BLE001 - drop this batch only
                         rows = _batch_rows(b)
                         dropped += rows
@@ -327,6 +347,12 @@ class WindowState:
         if self.on_drop is not None:
             for rows, exc in failures:
                 self.on_drop(rows, exc)
+
+    @staticmethod
+    def _add(w: _Window, prof: Profile, outside: dict[str, int]) -> None:
+        w.profile = w.profile + prof
+        for name, n in outside.items():
+            w.outside[name] = w.outside.get(name, 0) + n
 
     def _seal_locked(self, now: float) -> None:
         self._sealed.append(self._open)
@@ -434,11 +460,13 @@ class WindowState:
         self._history.appendleft(w.profile)
         self._history_ids.appendleft(w.window_id)
         self.windows_closed += 1
-        return ClosedWindow(w.window_id, w.rows, w.opened_at, w.closed_at or self.clock(), w.profile, merged)
+        return ClosedWindow(w.window_id, w.rows, w.opened_at, w.closed_at or self.clock(), w.profile, merged,
+                            dict(w.outside))
 
-    def _profile(self, batches: list[dict[str, Any]], window: Profile) -> Profile:
+    def _profile(self, batches: list[dict[str, Any]], window: Profile) -> tuple[Profile, dict[str, int]]:
         """One profile of a list of accepted batches (the fold's single profiling call), made like ``window``
-        (the reference's edges and dictionaries; its samples' indices continue the window's)."""
+        (the reference's edges and dictionaries; its samples' indices continue the window's), and their values
+        outside :attr:`counted_ranges`."""
         columns: dict[str, Any] = {}
         for g in self.layout.groups:
             parts = [b[g.name] for b in batches]
@@ -452,13 +480,20 @@ class WindowState:
         # Profiles merge only with the same column order: the reference's.
         ordered = {name: columns[name] for name in self.reference.kinds}
         prof = profile(ordered, like=window, backend=self.backend)
+        outside = {}
+        for name, (lo, hi) in self.counted_ranges.items():
+            xp = _array_module(columns[name])
+            # the input's values, widened, against the float64 range, as the histogram compares them (a scalar
+            # against an FP32 array would be rounded to FP32 first)
+            col = columns[name].astype(xp.float64, copy=False)
+            outside[name] = int(xp.count_nonzero((col < lo) | (col > hi) | xp.isinf(col)))
         # Every column's dtype is the reference's: the tensors' types are the layout's, not the data's (a
         # float64 reference column arrives as FP32, an int32 category as INT64, a boolean one as INT64 that
         # _as_bool_keys may keep as int64), and the window's own would be a false dtype_change in every report.
         for name in prof.dtypes:
             if name in self.reference.dtypes:
                 prof.dtypes[name] = self.reference.dtypes[name]
-        return prof
+        return prof, outside
 
     # ------------------------------------------------------------ checkpoint
     def to_bytes(self, extra: Mapping[str, Any] | None = None) -> bytes:
@@ -479,7 +514,7 @@ class WindowState:
             windows = [*self._sealed, self._open]
             info = [
                 {"id": w.window_id, "opened_at": w.opened_at, "closed_at": w.closed_at,
-                 "rows": w.rows - w.pending_rows}
+                 "rows": w.rows - w.pending_rows, "outside": dict(w.outside)}
                 for w in windows
             ]
             profiles = [w.profile for w in windows]
@@ -609,7 +644,8 @@ class WindowState:
                 closed_at = None if closed_at is None else _time(closed_at, f"closed_at of window {window_id}")
                 rows = _count(w["rows"], f"rows of window {window_id}")
                 prof = Profile.from_bytes(arrays[f"w{i}"].tobytes())
-                windows.append(_Window(window_id, opened_at, prof, rows=rows, closed_at=closed_at))
+                outside = self._outside(w.get("outside"), prof, window_id)
+                windows.append(_Window(window_id, opened_at, prof, rows=rows, closed_at=closed_at, outside=outside))
             history = [Profile.from_bytes(arrays[f"h{i}"].tobytes()) for i in range(len(hist_ids))]
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"corrupted {CHECKPOINT_KIND} checkpoint: {exc!r}") from None
@@ -638,6 +674,22 @@ class WindowState:
             open_ = self._next_window(open_, self.clock(), rows_total)
         return _Saved(open_, sealed, history, hist_ids, rows_total, windows_closed, rows_dropped, extra)
 
+    def _outside(self, saved: Any, prof: Profile, window_id: int) -> dict[str, int]:
+        """A checkpointed window's counts outside :attr:`counted_ranges`. A checkpoint written before they were
+        counted (or under a reference whose edges were its range) has none: its folded rows' outer bins and
+        infinities stand in for them, as the counter took them then."""
+        saved = {} if saved is None else saved
+        if not isinstance(saved, dict):
+            raise TypeError(f"outside counts of window {window_id} are {type(saved).__name__}, not a JSON object")
+        out = {}
+        for name in self.counted_ranges:
+            if name in saved:
+                out[name] = _count(saved[name], f"outside count of {name!r} in window {window_id}")
+            elif isinstance(col := prof.columns.get(name), NumericColumnProfile):
+                bins = col.histogram.counts if col.histogram is not None else (0, 0)
+                out[name] = int(bins[0] + bins[-1]) + col.posinf_count + col.neginf_count
+        return out
+
     def _install_locked(self, saved: _Saved) -> None:
         """Replace the windows and counts with a checkpoint's (read by :meth:`_read`); cannot fail."""
         keep = self.sliding_windows - 1  # saved newest first; keep the K-1 newest under the current setting
@@ -650,6 +702,14 @@ class WindowState:
         self.rows_total = saved.rows_total
         self.windows_closed = saved.windows_closed
         self.rows_dropped = saved.rows_dropped
+
+
+def unspanned_ranges(reference: Profile) -> dict[str, tuple[float, float]]:
+    """``{column: (min, max)}`` of the reference's numerical columns whose outer histogram edges are not their
+    range (:attr:`NumericColumnProfile.edges_are_range`), where a window's outer bins cannot count the values
+    outside it."""
+    return {name: (col.moments.min, col.moments.max) for name, col in reference.columns.items()
+            if isinstance(col, NumericColumnProfile) and col.moments.count and not col.edges_are_range}
 
 
 def _as_bool_keys(col: Any) -> Any:

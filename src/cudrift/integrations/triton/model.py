@@ -42,7 +42,7 @@ from cudrift.errors import BackendUnavailableError, FormatError
 from cudrift.integrations.triton._config import MonitorSettings
 from cudrift.integrations.triton._layout import NUMERIC, OUTPUT_NAME, FeatureLayout, InputGroup, int64_unsafe_columns
 from cudrift.integrations.triton._metrics import MonitorMetrics
-from cudrift.integrations.triton._state import AdoptError, WindowState
+from cudrift.integrations.triton._state import AdoptError, WindowState, unspanned_ranges
 from cudrift.io._atomic import write_atomic
 from cudrift.sketches.column import NumericColumnProfile
 from cudrift.sketches.histogram import Histogram
@@ -322,11 +322,12 @@ class TritonPythonModel:
 
         # Windows are profiled like this widened reference, so checkpoints name it (WindowState's digest), not
         # the file: the same file under another layout widens other columns, and its windows would not merge.
+        ranges = _ranges_at_input_precision(self.reference, self.layout)
         self.reference = _at_input_precision(self.reference, self.layout)
         self.detector = self._detector()
         self.state = WindowState(self.reference, self.layout, self.settings.window_rows, self.settings.window_seconds,
                                  self.settings.sliding_windows, self.settings.fold_rows, self.backend,
-                                 max_backlog_rows=self.settings.max_backlog_rows)
+                                 max_backlog_rows=self.settings.max_backlog_rows, counted_ranges=ranges)
         # (resolved: a checkpoint reached through a link is locked and written as the file it names)
         self._checkpoint = (Path(os.path.realpath(_resolve(model_dir, self.settings.checkpoint)))
                             if self.settings.checkpoint else None)
@@ -929,6 +930,20 @@ def _at_input_precision(reference: Profile, layout: FeatureLayout) -> Profile:
         return reference
     return Profile(widened, dict(reference.kinds), dict(reference.dtypes), reference.n_rows, reference.config,
                    dict(reference.errors), reference.window)
+
+
+def _ranges_at_input_precision(reference: Profile, layout: FeatureLayout) -> dict[str, tuple[float, float]]:
+    """The ranges out of which the fold counts values (``WindowState.counted_ranges``): those of the reference's
+    numerical columns whose outer edges are not their [min, max] (:func:`unspanned_ranges`; the others' outer bins
+    count them), widened outward to the input's float as :func:`_at_input_precision` widens edges."""
+    ranges = unspanned_ranges(reference)
+    for g in layout.groups:
+        dtype = _NARROW_FLOATS.get(g.data_type)
+        for name in g.columns:
+            if name in ranges and dtype is not None and g.kind == "numerical":
+                lo, hi = _outward(*ranges[name], dtype)
+                ranges[name] = (lo if np.isfinite(lo) else ranges[name][0], hi if np.isfinite(hi) else ranges[name][1])
+    return ranges
 
 
 def _outward(lo: float, hi: float, dtype: np.dtype) -> tuple[float, float]:
