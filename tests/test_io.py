@@ -239,6 +239,46 @@ def test_object_columns_arrow_cannot_read_are_named(bad, says):
     assert f.status == "error" and says in f.message
 
 
+def test_a_dict_of_lists_reads_its_values_as_a_pandas_object_column_does():
+    """NumPy makes text of a list that holds a string: its NaN became a category 'nan' (identical data drifted,
+    p 1.2e-4, against the same values from pandas), and ints, floats and booleans among strings became labels."""
+    vals = ["x", "y"] * 40 + [float("nan")] * 18 + [None] * 2
+    from_dict, from_pandas = cudrift.profile({"c": vals}), cudrift.profile(pd.DataFrame({"c": vals}))
+    assert from_dict["c"].null_count == from_pandas["c"].null_count == 20
+    assert dict(from_dict["c"].counts.items()) == dict(from_pandas["c"].counts.items()) == {"x": 40, "y": 40}
+    rep = cudrift.DriftDetector(pd.DataFrame({"c": vals})).compare({"c": vals})
+    assert rep["c"].statistic == 0.0 and not rep.findings
+    for mixed, types in (([1, "x"], "'int', 'str'"), ([True, "x"], "'bool', 'str'"), (["x", 1.5], "'str', 'float'")):
+        with pytest.raises(SchemaError, match=f"column 'c' mixes value types \\[{types}\\]"):
+            cudrift.profile({"c": mixed * 5})
+    # a text array given as such keeps its text
+    assert "nan" in cudrift.profile({"c": np.array(["x", "nan"] * 5)})["c"].counts
+
+
+@pytest.mark.parametrize("vals", [[0.5, None, 1.0], [1.5, pd.NA, 2.0], [1, 2.5, None]])
+def test_floats_in_object_form_are_numbers_in_every_container(vals):
+    """A dict's and a 2-D object array's floats among None were refused ("holding floats; cast it"), a pandas
+    object column's and a polars column's read as numbers."""
+    want = cudrift.profile(pd.DataFrame({"c": pd.Series(vals * 10, dtype=object)}))
+    assert want.kinds == {"c": "numerical"}
+    matrix = np.array([vals * 10, ["z"] * 30], dtype=object).T
+    for got in (cudrift.profile({"c": vals * 10}), cudrift.profile(matrix, columns=["c", "z"])):
+        assert got.kinds["c"] == "numerical"
+        assert (got["c"].count, got["c"].null_count, got["c"].moments.mean) == (
+            want["c"].count, want["c"].null_count, want["c"].moments.mean)
+
+
+def test_a_2d_array_of_no_columns_or_unreadable_ones_is_refused_by_name():
+    with pytest.raises(cudrift.errors.EmptyInputError, match=r"the 2-D array has no columns \(shape \(3, 0\)\)"):
+        cudrift.profile(np.zeros((3, 0)), columns=[])
+    days = np.array(["2020-01-01", "2020-01-02"] * 3, dtype="datetime64[D]").reshape(3, 2)
+    with pytest.raises(SchemaError, match="column 'a' has unsupported dtype datetime64"):
+        cudrift.profile(days, columns=["a", "b"])
+    # reported column by column, as a frame's: compare() gives each an error row (it raised)
+    rep = cudrift.DriftDetector({"a": [1.0, 2.0], "b": [1.0, 2.0]}).compare(days, columns=["a", "b"])
+    assert [(f.column, f.status) for f in rep] == [("a", "error"), ("b", "error")]
+
+
 def test_dict_keys_that_name_one_column_twice_are_refused():
     with pytest.raises(SchemaError, match=r"the dict of arrays has duplicate column names \['1'\]"):
         cudrift.profile({1: np.arange(5.0), "1": np.arange(5.0) + 10})

@@ -173,6 +173,22 @@ def test_merge_incompatible(rng):
         a + d
 
 
+def test_windows_merge_whatever_order_their_columns_new_to_the_reference_came_in(rng):
+    """Windows profiled like= one reference hold its columns in its order and the columns new to it by name:
+    two parts whose extra columns came in other orders merged only one way (README: "in any order")."""
+    ref = cudrift.profile(pd.DataFrame({"a": rng.normal(size=50)}))
+    part = {"a": rng.normal(size=5), "x": rng.normal(size=5), "y": list("abcde")}
+    w1 = cudrift.profile(pd.DataFrame(part), like=ref)
+    w2 = cudrift.profile(pd.DataFrame({k: part[k] for k in ("y", "a", "x")}), like=ref)
+    assert list(w1.kinds) == list(w2.kinds) == ["a", "x", "y"]
+    assert (w1 + w2).to_bytes() == (w2 + w1).to_bytes() and (w1 + w2).n_rows == 10
+    # two references of one set of columns in other orders: refused for what it is (it said "different columns")
+    a = cudrift.profile(pd.DataFrame({"a": np.arange(5.0), "y": list("abcde")}))
+    b = cudrift.profile(pd.DataFrame({"y": list("abcde"), "a": np.arange(5.0)}))
+    with pytest.raises(IncompatibleSketchError, match=r"same columns in another order: \['a', 'y'\] vs \['y', 'a'\]"):
+        a + b
+
+
 def test_save_load_roundtrip(rng, tmp_path):
     ref = cudrift.profile(_data(rng, 2000))
     path = ref.save(tmp_path / "ref.cdp")

@@ -205,13 +205,7 @@ def _labels_from_objects(name: str, values: np.ndarray) -> pa.Array:
             arr = arr.cast(pa.string())
         except pa.ArrowInvalid:
             raise SchemaError(f"column {name!r} holds bytes that are not UTF-8 text") from None
-    family = _arrow_family(name, arr.type)
-    if family == "float" and not pa.types.is_decimal(arr.type):  # (decimal.Decimal objects: numbers, as in Parquet)
-        # floats in an object column: a string column with a stray number is
-        # the usual cause; both types present → mixed.
-        raise _mixed_types_error(name, values) if any(isinstance(v, str) for v in values[:1000]) else SchemaError(
-            f"column {name!r} has dtype object holding floats; cast it to a float dtype"
-        )
+    # (floats in an object column are numbers, as a pandas object column's are: Arrow refused any text among them)
     return arr
 
 
@@ -665,6 +659,11 @@ def _dict_source(data: Mapping[str, Any], columns: Sequence[str] | None, errors:
             col_info, pandas_plain[n] = _pandas_info(n, s)
             return col_info
         a = np.asarray(v)
+        if a.dtype.kind in "US" and not isinstance(v, np.ndarray):
+            # a list NumPy made text of: its NaN, None, numbers and booleans would be labels 'nan', '1.5',
+            # 'True'; its values as they are, read as a pandas object column's (NaN null, mixed types refused)
+            a = np.empty(len(v), dtype=object)
+            a[:] = list(v)
         if a.ndim != 1:
             raise SchemaError(f"column {n!r} must be 1-D, got shape {a.shape}")
         lengths[n] = len(a)
@@ -713,8 +712,9 @@ def _ndarray_source(data: np.ndarray, columns: Sequence[str] | None, errors: str
         # values checked column by column, as a dict's are: an object matrix of floats is refused by its columns'
         # names and what they hold, not read as text that every column then fails to load
         return _dict_source({c: data[:, j] for j, c in enumerate(columns)}, None, errors, "the 2-D array")
-    family = _numpy_family(columns[0], data.dtype)
-    infos = [ColumnInfo(c, str(data.dtype), family) for c in columns]
+    if not columns:
+        raise EmptyInputError(f"the 2-D array has no columns (shape {data.shape})")
+    infos = _collect(columns, lambda c: ColumnInfo(c, str(data.dtype), _numpy_family(c, data.dtype)), errors)
 
     def batches():
         yield {c: (lambda j=j, c=c: _column_from_numpy(c, data[:, j])) for j, c in enumerate(columns)}

@@ -164,7 +164,13 @@ class Profile:
         if not isinstance(other, Profile):
             raise TypeError(f"cannot merge a Profile with a {type(other).__name__}")
         self.config.check_mergeable(other.config)
-        if list(self.kinds) != list(other.kinds) or self.kinds != other.kinds:
+        if self.kinds == other.kinds and list(self.kinds) != list(other.kinds):
+            raise IncompatibleSketchError(
+                f"cannot merge profiles of the same columns in another order: {list(self.kinds)} vs "
+                f"{list(other.kinds)}; profile the parts like= one reference (which orders their columns as "
+                "its own), or from inputs with their columns in one order"
+            )
+        if self.kinds != other.kinds:
             raise IncompatibleSketchError(
                 f"cannot merge profiles with different columns: {_describe(self)} vs {_describe(other)}"
             )
@@ -701,10 +707,10 @@ def profile_keeping_sorted(
         raise SchemaError(f"schema names columns {unknown} that are not in {src.origin} (columns: {src.names})")
     kinds = _infer_kinds(gpu.distinct_view(src) if gpu else src, schema, like, config, unreadable)
     if like is not None:
-        # the reference's column order, so windows profiled like it merge
+        # the reference's column order, then columns new to it by name, so windows profiled like it merge
         # whatever order their input had
         order = {n: i for i, n in enumerate(like.columns)}
-        kinds = dict(sorted(kinds.items(), key=lambda kv: order.get(kv[0], len(order))))
+        kinds = dict(sorted(kinds.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
     dtypes = {n: src.info(n).dtype for n in kinds}
     cols = {n: _empty_column(k, like, n, config, dtypes[n]) for n, k in kinds.items()}
     prof = Profile(cols, kinds, dtypes, 0, config, unreadable, window=like is not None)
