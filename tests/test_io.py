@@ -274,6 +274,9 @@ def test_a_2d_array_of_no_columns_or_unreadable_ones_is_refused_by_name():
     days = np.array(["2020-01-01", "2020-01-02"] * 3, dtype="datetime64[D]").reshape(3, 2)
     with pytest.raises(SchemaError, match="column 'a' has unsupported dtype datetime64"):
         cudrift.profile(days, columns=["a", "b"])
+    records = np.array([(1, 2.5), (2, 3.5)], dtype=[("i", "i8"), ("f", "f8")])
+    with pytest.raises(SchemaError, match=r"a structured NumPy array \(fields \['i', 'f'\]\) is not read"):
+        cudrift.profile(records)  # (it said "must be 2-D", and columns= could not help)
     # reported column by column, as a frame's: compare() gives each an error row (it raised)
     rep = cudrift.DriftDetector({"a": [1.0, 2.0], "b": [1.0, 2.0]}).compare(days, columns=["a", "b"])
     assert [(f.column, f.status) for f in rep] == [("a", "error"), ("b", "error")]

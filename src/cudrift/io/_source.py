@@ -707,6 +707,11 @@ def matrix_columns(shape: tuple[int, ...], columns: Sequence[str] | None, what: 
 
 
 def _ndarray_source(data: np.ndarray, columns: Sequence[str] | None, errors: str = "raise") -> TableSource:
+    if data.dtype.names is not None:
+        # (a record array's fields are columns, but columns= would name its 1-D shape's)
+        fields = list(data.dtype.names)
+        raise SchemaError(f"a structured NumPy array (fields {fields}) is not read as a table: pass its fields as a "
+                          "dict, {name: data[name] for name in data.dtype.names}, or a pandas DataFrame(data)")
     columns = matrix_columns(data.shape, columns, "NumPy")
     if data.dtype.kind in "OUS":
         # values checked column by column, as a dict's are: an object matrix of floats is refused by its columns'
