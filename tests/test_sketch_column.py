@@ -403,3 +403,10 @@ def test_column_counts_past_int64_and_nested_sketches_not_bytes_are_refused(cls,
     for bad in (arrays[name][None], arrays[name].astype(np.int64)):
         with pytest.raises(FormatError, match=f"{name} is a"):
             cls.from_bytes(_format.pack(kind, 1, meta, {**arrays, name: bad}))
+
+
+def test_a_reference_dictionary_of_two_key_types_is_refused():
+    """Counts hold one key type: {'a', 1} was accepted, and the first update of the other type failed."""
+    with pytest.raises(ValueError, match=r"reference_categories: keys of types \['int', 'str'\]"):
+        CategoricalColumnProfile.empty(reference_categories={"a", 1})
+    assert CategoricalColumnProfile.empty(reference_categories={True, False}).reference_categories == {True, False}

@@ -236,3 +236,19 @@ def test_profiles_and_statistics_do_not_depend_on_the_blas_thread_count(tmp_path
         assert run.returncode == 0, run.stderr
         out.append(run.stdout)
     assert out[0] == out[1]
+
+
+@pytest.mark.parametrize("v, n", [(1e150, 15000), (3e150, 5000), (3.2e150, 200_000)])
+def test_sorted_batches_of_values_near_2_to_the_500_keep_their_variance(v, n):
+    """A sorted batch is centred on its median and scaled only past 2**500: the deviations of a skewed batch
+    near 1e150 summed past sqrt(float64 max), and s1 * s1 overflowed (variance 0, or NaN that from_bytes then
+    refused as inconsistent). Checked against the formula on the values divided by v."""
+    from cudrift.sketches.column import NumericColumnProfile
+
+    x = np.r_[np.full(n, -v), np.full(n + 1, v)]
+    col = NumericColumnProfile.empty(None).update(x)
+    m = col.moments
+    y = x / v
+    want = float(np.var(y)) * v * v  # (the population variance, as Moments.variance)
+    assert m.variance == pytest.approx(want, rel=1e-12)
+    assert NumericColumnProfile.from_bytes(col.to_bytes()).moments.variance == m.variance

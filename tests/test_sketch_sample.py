@@ -242,3 +242,15 @@ def test_with_batch_rows_checks_the_count():
     for bad in (0, -3, 2.5, True, "1024"):
         with pytest.raises(ValueError, match=f"Invalid value for batch_rows: {bad!r}"):
             ProfileConfig().with_batch_rows(bad)
+
+
+def test_empty_is_the_identity_for_an_empty_continuing_sample():
+    """empty() + s.continuing() took empty()'s first index 0: the window re-drew the reference's indices (with
+    size 5000 all 1,000 of its priorities equal to the reference's), which continuing() exists to prevent."""
+    x = np.random.default_rng(3).normal(size=2000)
+    ref = Sample.empty(50).update(x[:1000])
+    c = ref.continuing()
+    assert Sample.empty(50) + c == c and c + Sample.empty(50) == c
+    assert (Sample.empty(50) + c).to_bytes() == c.to_bytes()
+    w = (Sample.empty(50) + c).update(x[1000:])
+    assert ref + w == Sample.empty(50).update(x)

@@ -450,6 +450,10 @@ def _check_reference(reference: Iterable[Key] | None) -> frozenset | None:
     bad = [k for k in ref if _key_type(k) not in ("str", "int", "bool")]
     if bad:
         raise ValueError(f"Invalid value for reference_categories: key {bad[0]!r} is not str, int or bool")
+    types = sorted({_key_type(k) for k in ref})
+    if len(types) > 1:
+        # (one column's counts hold one key type: such a dictionary could never be filled)
+        raise ValueError(f"Invalid value for reference_categories: keys of types {types} (expected one type)")
     return ref
 
 

@@ -52,7 +52,9 @@ def _centered(x: Any, center: float, scale: float, xp: Any = np) -> tuple[float,
     with np.errstate(over="ignore"):
         # Divide by scale twice: scale**2 would underflow to 0. A variance
         # beyond float64's range legitimately becomes +inf.
-        m2 = ((dot(d, d) if xp is np else float(d @ d)) - s1 * s1 / m) / scale / scale
+        # s1 * (s1 / m), not s1 * s1 / m: deviations of values near 2**500 (scaled only past it) sum to more than
+        # sqrt(float64 max), and s1 * s1 overflowed (a variance of 0, or NaN; the GPU kernel divides first too)
+        m2 = ((dot(d, d) if xp is np else float(d @ d)) - s1 * (s1 / m)) / scale / scale
     mean, lo = two_sum(center, s1 / m / scale)
     return mean, max(m2, 0.0), lo if math.isfinite(lo) else 0.0
 

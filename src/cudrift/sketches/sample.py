@@ -290,8 +290,9 @@ class Sample:
                 "data again to merge it (seed 0 samples are the same in both)"
             )
         pri, val = _bottom(np.concatenate((self._pri, other._pri)), np.concatenate((self._val, other._val)), self._size)
-        # the first index of the two (an empty side has none: empty() stays the identity)
-        base = min([s._base for s in (self, other) if s._n_seen] or [self._base, other._base])
+        # the first index of the two (an empty side has none: empty() stays the identity); of two empty ones,
+        # the one further on, so that empty() + s.continuing() continues where s did (it restarted at 0)
+        base = min([s._base for s in (self, other) if s._n_seen] or [max(self._base, other._base)])
         return Sample(self._size, self._seed, self._n_seen + other._n_seen, pri, val, base, self._key)
 
     def __add__(self, other: "Sample") -> "Sample":
