@@ -15,6 +15,7 @@ import numpy as np
 
 __all__ = [
     "float32_edges",
+    "nearest_float32_edges",
     "merge_block_moments",
     "moments_need_sorted",
     "MOMENT_BUDGET",
@@ -57,6 +58,33 @@ def float32_edges(edges) -> np.ndarray:
         below = r.astype(np.float64) < e
         r[below] = np.nextafter(r[below], np.float32(np.inf))
     return r
+
+
+def nearest_float32_edges(edges) -> np.ndarray:
+    """Float64 ``edges`` rounded to the nearest float32, as float64: the edges float32 values are binned on.
+
+    A float32 value stands for every real that rounds to it, so it is
+    binned at its own precision: ``v`` lies in ``[e_i, e_i+1)`` when
+    ``fl32(e_i) <= v < fl32(e_i+1)``. A float32 window's 0.7 (0.69999999)
+    is then in the bin a float64 reference's 0.7 opened, where against the
+    exact edge it fell in the bin below (every atom of a rounded feature
+    whose float32 lies under it moved a bin: PSI 0.63 on identical data).
+    Edges past float32's range become ``inf``, or the most negative float32
+    (as :func:`float32_edges` makes them), which bound float32 values as the
+    float64 edges do. Distinct edges may round to one float32: the bin
+    between them is then empty for float32 values. :func:`float32_edges` of
+    the result is the result itself, in float32.
+
+    Examples
+    --------
+    >>> e = nearest_float32_edges(np.array([-1e300, 0.7, 1.0, 1e300]))
+    >>> bool(e[0] == -np.finfo(np.float32).max), bool(e[1] == np.float32(0.7)), float(e[2]), float(e[3])
+    (True, True, 1.0, inf)
+    """
+    with np.errstate(over="ignore"):  # past float32's range is inf, as wanted
+        r = np.asarray(edges, dtype=np.float64).astype(np.float32)
+    r[r == -np.inf] = -np.finfo(np.float32).max
+    return r.astype(np.float64)
 
 
 #: Magnitude from which the profile kernels take a value into the moments by the overflow-safe Welford step

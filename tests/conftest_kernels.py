@@ -79,6 +79,11 @@ def pad_edges(edge_list) -> tuple[np.ndarray, np.ndarray]:
     return edges, n_edges
 
 
+def nearest_edges(edge_list):
+    """Each column's edges (or None) rounded to the nearest float32, as the GPU backend bins float32 data on."""
+    return [None if e is None else _host.nearest_float32_edges(e) for e in edge_list]
+
+
 def run_profile(x, edge_list, uniform=None, null_mask=None, *, threads=None, row_blocks=None, privatize=None,
                 edges32="auto", interleave=None, device=None, device_mask=None):
     """One :func:`launch_profile` on host arrays; returns the host outputs and merged moments.
@@ -86,11 +91,16 @@ def run_profile(x, edge_list, uniform=None, null_mask=None, *, threads=None, row
     ``device``, ``device_mask``: device arrays holding ``x``'s values and ``null_mask``'s to launch on
     instead of copies of them.
 
-    ``edges32``: ``"auto"`` passes :func:`_host.float32_edges` of the edges, as the
-    GPU backend does (float32 ``x`` is then binned in float32); None the float64
-    edges only; an array is passed as it is. ``interleave`` is the launcher's.
+    ``edges32``: ``"auto"`` does as the GPU backend does: for float32 ``x`` the
+    edges rounded to the nearest float32 (:func:`nearest_edges`), passed as
+    float64 edges and as ``edges32`` (float32 ``x`` is then binned in float32,
+    at its own precision, as ``Histogram`` bins it); None those float64 edges
+    only (compared in float64, to the same counts); an array is passed as it
+    is, with the edges as given. ``interleave`` is the launcher's.
     """
     n_rows, n_cols = x.shape
+    if (edges32 is None or isinstance(edges32, str)) and x.dtype == np.float32:
+        edge_list = nearest_edges(edge_list)
     edges, n_edges = pad_edges(edge_list)
     if isinstance(edges32, str):
         edges32 = _host.float32_edges(edges)

@@ -1437,3 +1437,32 @@ def test_a_narrow_reference_range_is_printed_with_the_digits_that_tell_its_ends_
     assert _distinct(0.3, 0.30000000000000004) == "0.3, 0.30000000000000004"
     assert _p_text(0.0) == "< 1e-300" and _p_text(3.14e-5) == "= 3.1e-05"
 
+
+
+def test_a_float32_window_of_a_rounded_float64_feature_is_compared_at_its_precision(rng):
+    """float32(0.7) is not 0.7: a float32 window of a feature rounded to one decimal was binned a bin below every
+    atom whose float32 lies under it (PSI 0.63 on one distribution), and rank tests saw each atom as two values
+    (KS p 9e-25). Both windows are compared at float32 precision: the tests equal SciPy's on the reference rounded
+    to float32."""
+    ref64 = np.round(rng.normal(50, 5, 20_000), 1)
+    cur32 = np.round(rng.normal(50, 5, 5_000), 1).astype(np.float32)
+    ref = cudrift.profile({"p": ref64}, backend="cpu")
+    window = cudrift.profile({"p": cur32}, like=ref, backend="cpu")
+    psi = DriftDetector(ref, policy="psi", backend="cpu").compare(window)["p"]
+    assert psi.statistic < 0.05 and not psi.drifted
+    # the window's histogram is the reference values' own, rounded to float32, on the reference's bins
+    same = cudrift.profile({"p": ref64[:5_000].astype(np.float32)}, like=ref, backend="cpu")
+    assert same["p"].histogram.counts.tolist() == cudrift.profile({"p": ref64[:5_000]}, like=ref,
+                                                                  backend="cpu")["p"].histogram.counts.tolist()
+    ref_at, cur_at = ref64.astype(np.float32).astype(np.float64), cur32.astype(np.float64)  # (SciPy in float64)
+    want = st.ks_2samp(ref_at, cur_at)
+    exact = DriftDetector({"p": ref64}, policy="ks", backend="cpu").compare({"p": cur32})["p"]
+    assert exact.statistic == pytest.approx(want.statistic, abs=1e-12) and exact.pvalue == pytest.approx(
+        want.pvalue, rel=1e-9) and not exact.drifted
+    sketch = DriftDetector(ref, policy="ks", backend="cpu").compare(window)["p"]
+    assert sketch.statistic <= want.statistic + 1e-12 <= sketch.statistic + sketch.statistic_error + 2e-12
+    mw = DriftDetector({"p": ref64}, policy="mannwhitneyu", backend="cpu").compare({"p": cur32})["p"]
+    assert mw.pvalue == pytest.approx(st.mannwhitneyu(ref_at, cur_at).pvalue, rel=1e-9)
+    # and a float64 window against a float32 reference the same way
+    back = DriftDetector({"p": ref64.astype(np.float32)}, policy="ks", backend="cpu").compare({"p": cur32 + 0.0})
+    assert back["p"].statistic == pytest.approx(want.statistic, abs=1e-12)

@@ -625,7 +625,8 @@ def _f32_cases() -> list[np.ndarray]:
 @pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("privatize", [None, False])
 def test_float32_values_binned_in_float32_equal_float64_binning(order, privatize):
-    """Float32 data on rounded-up float32 edges: every count equals the CPU twin's float64 binning."""
+    """Float32 data on float32 edges (the backend's, rounded to nearest): every count equals the CPU twin's, and
+    the float64 comparisons' on the same edges."""
     rng = np.random.default_rng(31)
     cases = _f32_cases()
     cols = []
@@ -686,7 +687,8 @@ def test_edges32_is_checked_and_ignored_for_other_dtypes():
 
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_float32_windows_are_binned_against_edges32(order):
-    """A float32 window is binned against ``edges32`` itself: edges rounded to nearest (wrong) move values."""
+    """A float32 window is binned against ``edges32`` itself: on edges rounded up (``float32_edges``), as the
+    float64 edges bin its values; on edges rounded to nearest (the backend's), as ``Histogram`` bins float32."""
     edges = np.array([0.0, 0.1, 0.7, 0.9, 1.0])
     # float32(0.7) < 0.7 and float32(0.9) < 0.9: below those edges, but on their nearest float32
     x = np.asarray(np.float32([[0.7, 0.7], [0.9, 0.9], [0.5, 0.5], [0.95, 0.95]]), order=order)
@@ -695,10 +697,14 @@ def test_float32_windows_are_binned_against_edges32(order):
     def counts(e32):
         return run_profile(x, [edges, edges], threads=32, row_blocks=1, edges32=e32)["hist"]
 
-    exact = NumericColumnProfile.empty(edges=edges).update(x[:, 0]).histogram.counts.tolist()
+    v = x[:, 0].astype(np.float64)  # (underflow, 4 bins, overflow), counted here on the float64 edges
+    exact = np.bincount(np.searchsorted(edges, v, side="right"), minlength=6).tolist()
+    assert exact == [0, 0, 2, 1, 1, 0]
     assert counts(float32_edges(np.array([edges] * 2))).tolist() == [exact, exact]
-    # rounded to nearest, those edges would put float32(0.7) and float32(0.9) a bin higher
-    assert counts(np.array([edges] * 2).astype(np.float32)).tolist() != [exact, exact]
+    # on the nearest float32 edges, float32(0.7) and float32(0.9) open the bins of 0.7 and 0.9, as Histogram has it
+    at_precision = NumericColumnProfile.empty(edges=edges).update(x[:, 0]).histogram.counts.tolist()
+    assert at_precision == [0, 0, 1, 1, 2, 0]
+    assert counts(np.array([edges] * 2).astype(np.float32)).tolist() == [at_precision, at_precision]
 
 
 @pytest.mark.parametrize("order", ["C", "F"])

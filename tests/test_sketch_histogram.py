@@ -13,7 +13,10 @@ from cudrift.sketches.quantiles import QuantileSketch
 
 
 def expected_counts(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Underflow, np.histogram's bins, overflow, all on exact float64 values."""
+    """Underflow, np.histogram's bins, overflow, all on exact float64 values; float32 ``x`` at its own precision,
+    on the edges rounded to the nearest float32 (a float32 value stands for every real that rounds to it)."""
+    if np.asarray(x).dtype == np.float32:
+        edges = np.asarray(edges, dtype=np.float64).astype(np.float32).astype(np.float64)
     x = np.asarray(x, dtype=np.float64)
     inner, _ = np.histogram(x, bins=edges)
     return np.r_[np.sum(x < edges[0]), inner, np.sum(x > edges[-1])]
@@ -42,12 +45,16 @@ def test_counts_match_numpy_both_paths(edges, values, use_f32):
 
 
 def test_float32_values_next_to_unrepresentable_edges():
-    e = np.array([0.1, 0.2, 0.3])  # none is a float32
+    e = np.array([0.1, 0.2, 0.3, 0.7])  # none is a float32; float32(0.7) lies below 0.7, the others above
     f = e.astype(np.float32)
     x = np.concatenate([f, np.nextafter(f, np.float32(np.inf)), np.nextafter(f, np.float32(-np.inf))])
     want = expected_counts(x, e)
     np.testing.assert_array_equal(Histogram.empty(e).update_sorted(np.sort(x)).counts, want)
     np.testing.assert_array_equal(Histogram.empty(e).update(x).counts, want)
+    # each edge's own float32 opens its bin, as the edge opens it for float64 values (float32(0.7) fell in the bin
+    # below: every atom of a rounded float64 feature whose float32 lies under it moved a bin)
+    assert Histogram.empty(e).update(f).counts.tolist() == [0, 1, 1, 2, 0]
+    assert Histogram.empty(e).update(e).counts.tolist() == [0, 1, 1, 2, 0]
 
 
 def test_edges_beyond_float32_range():
@@ -197,3 +204,14 @@ def test_uniform_edges():
     for args in ((1.0, 0.0, 3), (0.0, np.inf, 3), (0.0, 1.0, 0)):
         with pytest.raises(ValueError):
             uniform_edges(*args)
+
+
+@pytest.mark.parametrize("lo, hi, n", [(-1e308, 1e308, 4), (-np.finfo(float).max, np.finfo(float).max, 1),
+                                       (-np.finfo(float).max, 1.0, 3)])
+def test_uniform_edges_over_a_range_past_float64s_are_finite(lo, hi, n):
+    """hi - lo overflowed, and linspace gave NaN edges (then 'edges must be finite' from Histogram.empty)."""
+    e = uniform_edges(lo, hi, n)
+    assert np.isfinite(e).all() and e[0] == lo and e[-1] == hi and (np.diff(e) > 0).all() and e.size == n + 1
+    # evenly spaced: each step is the range over n, computed here on halves
+    np.testing.assert_allclose(np.diff(e / 2), (hi / 2 - lo / 2) / n, rtol=1e-12)
+    Histogram.empty(e)

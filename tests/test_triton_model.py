@@ -1002,6 +1002,27 @@ def test_out_of_range_against_a_window_reference_counts_its_own_range(tmp_path, 
         m.finalize()
 
 
+@pytest.mark.parametrize("policy", ["psi", "ks"])
+def test_fp32_traffic_of_a_rounded_float64_feature_does_not_drift(tmp_path, pb, rng, policy):
+    """The NUMERIC input is FP32, and float32(0.7) is not 0.7: a feature rounded to one decimal in a float64
+    reference drifted on every window of its own distribution (PSI 0.6; KS at every atom). Windows are compared
+    at the input's precision."""
+    ref = cudrift.profile({"price": np.round(rng.normal(50, 5, 20_000), 1),
+                           "rate": rng.integers(0, 30, 20_000) * 0.1})
+    repo = write_repository(tmp_path / "repo", ref, window_rows=5000, checkpoint="", policy=policy)
+    m = TritonPythonModel()
+    m.initialize(model_args(repo))
+    try:
+        x = np.stack([np.round(rng.normal(50, 5, 5000), 1), rng.integers(0, 30, 5000) * 0.1], axis=1)
+        assert m.execute([{"NUMERIC": FakeTensor("NUMERIC", x.astype(np.float32))}])[0].error is None
+        wait_for(lambda: value(pb, "cudrift_windows_closed_total") == 1)
+        for f in ("price", "rate"):
+            assert value(pb, "cudrift_feature_drifted", feature=f, test=policy) == 0
+            assert value(pb, "cudrift_feature_drift_score", feature=f, test=policy) < 0.05
+    finally:
+        m.finalize()
+
+
 def test_a_features_old_test_series_turn_nan_rather_than_vanish(pb, reference):
     """When a feature's test changes, its old series are set to NaN and kept: a reloaded model's other
     instance may hold the same series, which deleting would free under it."""

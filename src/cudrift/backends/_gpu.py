@@ -426,11 +426,14 @@ def _launch_group(dev: _Device, x2d: cupy.ndarray, jobs: list[_Job], *, hist_onl
     """Queue the fused profile pass over ``x2d`` (one column per job) and, unless ``hist_only``, each column's sort."""
     n_rows, n_cols = x2d.shape
     edge_list = [None if j.col.histogram is None else j.col.histogram.edges for j in jobs]
+    if x2d.dtype == np.float32:
+        # float32 values are binned at their own precision, on the edges rounded to the nearest float32, as
+        # Histogram bins them (nearest_float32_edges says why); float32_edges of those is exact
+        edge_list = [None if e is None else _host.nearest_float32_edges(e) for e in edge_list]
     edges, n_edges, uniform = gh.pack_edges(edge_list)
     nt = _launch.threads_per_block()
     rb = _launch.row_blocks(n_rows, n_cols, nt, row_major=rows_layout(x2d))
     out = profile_outputs(n_cols, edges.shape[1], rb, cupy.full)
-    # float32 values are binned against float32 edges (exact, see float32_edges)
     edges32 = _arg(cupy.asarray(_host.float32_edges(edges))) if x2d.dtype == np.float32 else None
     run = launch_profile(
         _arg(x2d), _arg(cupy.asarray(edges)), _arg(cupy.asarray(n_edges)), _arg(cupy.asarray(uniform)),

@@ -24,7 +24,7 @@ import numpy as np
 from cudrift.kernels._host import WANT_AD, WANT_CVM, WANT_DISTANCES, WANT_KS
 from cudrift.sketches import sample as _sample
 from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile
-from cudrift.sketches.histogram import Histogram, _float32_thresholds
+from cudrift.sketches.histogram import Histogram
 from cudrift.sketches.moments import Moments
 from cudrift.sketches.quantiles import QuantileSketch, _add_stacks, _mk
 from cudrift.stats import TestResult
@@ -305,16 +305,13 @@ def sample_update(
 def histogram_thresholds(h: Histogram, dtype: np.dtype) -> tuple[np.ndarray, float]:
     """Left thresholds and the closing edge with which ``h`` counts sorted data of ``dtype``.
 
-    float32 data is counted against float32 thresholds that place every
-    float32 value exactly where its float64 comparison with the edges would
-    (see ``cudrift.sketches.histogram._float32_thresholds``); other data
-    against the float64 edges. Returns ``(left[:-1], last)`` for
+    float32 data is counted at its own precision, against the edges rounded
+    to the nearest float32 (see ``cudrift.sketches.histogram._float32_thresholds``);
+    other data against the float64 edges. Returns ``(left[:-1], last)`` for
     :func:`add_histogram_bounds`.
     """
     if np.dtype(dtype) == np.float32:
-        if h._f32 is None:
-            h._f32 = _float32_thresholds(h._edges)
-        left, last = h._f32
+        left, last = h._float32()
     else:
         left, last = h._edges, h._edges[-1]
     return left[:-1], last
@@ -363,7 +360,8 @@ def pack_edges(edge_list: Sequence[np.ndarray | None]) -> tuple[np.ndarray, np.n
             continue
         edges[c, : len(e)] = e
         n_edges[c] = len(e)
-        uniform[c] = np.array_equal(e, np.linspace(e[0], e[-1], len(e)))
+        # (float32 comparison edges may end at inf: no linspace)
+        uniform[c] = np.isfinite(e[-1]) and np.array_equal(e, np.linspace(e[0], e[-1], len(e)))
     return edges, n_edges, uniform
 
 

@@ -180,6 +180,26 @@ def _rounded(values: np.ndarray, dtype) -> np.ndarray:
     return values if dtype is None else np.asarray(values).astype(dtype).astype(np.float64)
 
 
+def sorted_at_precision(x, dtype):
+    """Sorted values (host or device) rounded to ``dtype`` (None: as they are), as float64: still sorted, since
+    rounding is monotone. A float32 window's values and a float64 reference's are compared this way at the
+    window's precision: its 0.1 is the reference's 0.1, where a rank test saw two values (a KS of 0.04 between
+    two windows of one rounded feature, and PSI 0.63 before the histograms were counted so too)."""
+    if dtype is None or x.dtype == dtype:
+        return x
+    return x.astype(dtype).astype(np.float64)
+
+
+def _cdf_at_precision(b: CdfBounds, dtype) -> CdfBounds:
+    """``b`` for its data rounded to ``dtype``: the bounds at the last point of each run of points that round to
+    one value (rounding is monotone, so the data between two points rounds between their rounded values)."""
+    if dtype is None or b.values.size == 0:
+        return b
+    v = _rounded(b.values, dtype)
+    last = np.flatnonzero(np.r_[v[1:] != v[:-1], True])
+    return CdfBounds(v[last], b.lo[last], b.hi[last], b.n)
+
+
 def _at_precision(pair: tuple[np.ndarray, np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray]:
     """``(values, counts)`` with the values rounded to ``dtype`` and the counts of equal ones added."""
     if dtype is None:
@@ -228,7 +248,8 @@ def _ttest_from_moments(rc: NumericColumnProfile, cc: NumericColumnProfile) -> T
 
 
 def _from_sample(test: str, rc: NumericColumnProfile, cc: NumericColumnProfile, backend: str = "cpu") -> TestResult:
-    x, y = rc.sample.values, cc.sample.values
+    rounding = _coarsest_float(rc.dtype, cc.dtype)  # (ties matter to the rank tests run on samples)
+    x, y = _rounded(rc.sample.values, rounding), _rounded(cc.sample.values, rounding)
     if x.size == 0 or y.size == 0:
         raise EmptyInputError("no sampled values to test")
     func = TESTS[test].func
@@ -254,6 +275,10 @@ def _from_sample(test: str, rc: NumericColumnProfile, cc: NumericColumnProfile, 
 def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_sorted: np.ndarray | None,
              backend: str = "cpu", rank_stats=None) -> TestResult:
     """Run ``test`` on one column from its profiles and, where kept, its sorted values.
+
+    Values are compared at the precision of the less precise window (see
+    :func:`sorted_at_precision`): the sorted values the caller passes must
+    be rounded so already; sketches and samples are rounded here.
 
     ``rank_stats`` is this column's result of the GPU backend's batched
     ``rank_tests_many`` (device-sorted columns only): its rank statistics
@@ -307,8 +332,10 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
             return spec.func_sorted(_f64(ref_sorted), _f64(cur_sorted), reference_std=rc.moments.std)
         return spec.func_sorted(_f64(ref_sorted), _f64(cur_sorted))
     if test in _FROM_CDF:
-        ref_cdf = CdfBounds.from_sorted(ref_sorted) if ref_sorted is not None else rc.quantiles.cdf_bounds()
-        cur_cdf = cc.quantiles.cdf_bounds()
+        rounding = _coarsest_float(rc.dtype, cc.dtype)
+        ref_cdf = CdfBounds.from_sorted(ref_sorted) if ref_sorted is not None else _cdf_at_precision(
+            rc.quantiles.cdf_bounds(), rounding)
+        cur_cdf = _cdf_at_precision(cc.quantiles.cdf_bounds(), rounding)
         if ref_cdf.is_exact and cur_cdf.is_exact and ref_cdf.n + cur_cdf.n <= _EXPAND_MAX:
             # Exact sketches hold every value with its count: the raw-data path, small-sample p-values
             # included (the CDF path's asymptotic ones are poor at a few values per side).

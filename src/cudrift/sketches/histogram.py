@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from cudrift.errors import EmptyInputError, FormatError, IncompatibleSketchError
-from cudrift.kernels._host import float32_edges  # NumPy only; the GPU kernels bin on the same edges
+from cudrift.kernels._host import nearest_float32_edges  # NumPy only; the GPU kernels bin on the same edges
 from cudrift.sketches import _format
 from cudrift.sketches._common import as_float, as_numeric_1d, describe_array, require_finite, require_sorted_finite
 
@@ -41,15 +41,14 @@ def _check_edges(edges: object) -> np.ndarray:
 
 
 def _float32_thresholds(edges: np.ndarray) -> tuple[np.ndarray, np.float32]:
-    """Edges turned into float32 thresholds that count float32 data exactly.
-
-    Casting a float64 edge to float32 rounds it to nearest, which can move a
-    value to the wrong side. For float32 ``x``: ``x < e`` iff ``x < ceil32(e)``
-    and ``x <= e`` iff ``x <= floor32(e)``, where ceil32/floor32 are the
-    nearest float32 at or above/below ``e``.
+    """The edges float32 data is binned on: each rounded to the nearest float32
+    (:func:`cudrift.kernels._host.nearest_float32_edges`, which says why), as
+    ``(left thresholds, closing edge)``. A float32 value counts at its own
+    precision: one equal to a rounded edge lies in the bin that edge opens,
+    one equal to the rounded last edge in the closed last bin.
     """
-    last = -float32_edges(-edges[-1:])[0]  # floor32 of the last edge: ceil32 of its negation, negated
-    return float32_edges(edges), np.float32(last)
+    e = nearest_float32_edges(edges).astype(np.float32)
+    return e, e[-1]
 
 
 class Histogram:
@@ -101,15 +100,16 @@ class Histogram:
         require_finite(x, "Histogram.update")
         if x.size == 0:
             return self
+        # float32 values at their own precision, on the edges rounded to float32 (see _float32_thresholds)
+        edges = self._float32()[0] if x.dtype == np.float32 else self._edges
         # side="right" puts x in [e_i, e_{i+1}) at index i + 1; values equal
         # to the last edge belong to the closed last bin, not to overflow.
-        idx = np.searchsorted(self._edges, x, side="right")
-        top = np.flatnonzero(idx == self._edges.size)
+        idx = np.searchsorted(edges, x, side="right")
+        top = np.flatnonzero(idx == edges.size)
         if top.size:
-            # x == last edge, decided by searchsorted (float64 comparisons for
-            # float32 x too: NumPy 1.x compares a float32 array with a float64
-            # scalar in float32, where a tiny last edge equals 0)
-            on_last = np.searchsorted(self._edges[-1:], x[top], side="left") == 0
+            # x == last edge, decided by searchsorted (comparisons in the edges' dtype: NumPy 1.x compares a
+            # float32 array with a float64 scalar in float32, where a tiny last edge equals 0)
+            on_last = np.searchsorted(edges[-1:], x[top], side="left") == 0
             idx[top[on_last]] -= 1
         self._counts += np.bincount(idx, minlength=self._counts.size)
         return self
@@ -133,9 +133,7 @@ class Histogram:
         if x.size == 0:
             return self
         if x.dtype == np.float32:
-            if self._f32 is None:
-                self._f32 = _float32_thresholds(self._edges)
-            left, last = self._f32
+            left, last = self._float32()
         else:
             left, last = self._edges, self._edges[-1]
         bounds = np.empty(self._counts.size + 1, dtype=np.int64)
@@ -145,6 +143,12 @@ class Histogram:
         bounds[-1] = x.size
         self._counts += np.diff(bounds)
         return self
+
+    def _float32(self) -> tuple[np.ndarray, np.float32]:
+        """:func:`_float32_thresholds` of the edges, made once: the edges float32 data is binned on."""
+        if self._f32 is None:
+            self._f32 = _float32_thresholds(self._edges)
+        return self._f32
 
     # monoid ---------------------------------------------------------------
     def merge(self, other: "Histogram") -> "Histogram":
@@ -384,4 +388,10 @@ def uniform_edges(min: float, max: float, n_bins: int) -> np.ndarray:
         raise ValueError(f"Invalid value for min/max: min={lo!r} > max={hi!r}")
     if lo == hi:
         return _single_value_edges(lo)
+    if not np.isfinite(hi - lo):
+        # a range past float64's (-1e308 to 1e308): linspace's step overflowed and every edge was NaN; halves
+        # are exact at such magnitudes, and the ends are set as given
+        e = np.linspace(lo / 2, hi / 2, int(n_bins) + 1) * 2
+        e[0], e[-1] = lo, hi
+        return _dedup(e)
     return _dedup(np.linspace(lo, hi, int(n_bins) + 1))
