@@ -266,3 +266,9 @@ def test_every_kind_of_missing_label_is_dropped(rng):
     close(res.statistic, st.chi2_contingency([[2, 1], [1, 1]]).statistic)
     r, c, cats, dropped = count_labels(np.array([1.5, np.float32("nan"), 2.5], dtype=object), [2.5, np.nan])
     assert cats == [1.5, 2.5] and dropped == (1, 1)
+
+
+def test_fisher_refuses_counts_past_int64_by_name():
+    """Counts of 2**63 and more wrapped to negative int64, and SciPy said the table held negative values."""
+    with pytest.raises(ValueError, match=r"fisher_exact: counts must be below 2\*\*63"):
+        fisher_exact([2.0**63, 1], [5, 5])

@@ -797,3 +797,19 @@ def test_a_child_forked_while_a_thread_records_warnings_can_record_its_own(tmp_p
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "True"
+
+
+def test_epps_singleton_takes_a_sentinel_value_and_a_subnormal_spread(rng):
+    """Phases (t / sigma) * x overflowed, for float64's largest value (a common sentinel) and for a subnormal
+    interquartile range: cos(inf) is NaN and the pseudo-inverse raised LinAlgError "SVD did not converge". The
+    test is invariant under scaling: a subnormal pair is tested as the same pair scaled up."""
+    a = rng.normal(size=100)
+    b = rng.normal(size=80)
+    a[0] = np.finfo(np.float64).max
+    res = epps_singleton_2samp(a, b)
+    assert np.isfinite(res.statistic) and 0.0 <= res.pvalue <= 1.0
+    x, y = rng.normal(size=40), rng.normal(size=50) + 0.5
+    xs, ys = np.ldexp(x, -1040), np.ldexp(y, -1040)  # subnormal, 16 of 52 bits lost
+    tiny = epps_singleton_2samp(xs, ys)
+    assert tiny.statistic == pytest.approx(st.epps_singleton_2samp(np.ldexp(xs, 1040), np.ldexp(ys, 1040)).statistic,
+                                           rel=1e-9)

@@ -271,6 +271,10 @@ def fisher_exact_labels(ref_labels: Any, cur_labels: Any, alternative: str = "tw
 
 
 def _fisher(r: np.ndarray, c: np.ndarray, alternative: str, dropped) -> TestResult:
+    if max(float(np.max(r)), float(np.max(c))) >= 2.0**63:
+        # (the cast to int64 wrapped them, and SciPy said the table held negative values)
+        raise ValueError(f"fisher_exact: counts must be below 2**63, got {r.tolist()} and {c.tolist()}; with such "
+                         "counts use chisquare or ztest_proportions")
     table = np.vstack((r, c)).astype(np.int64)
     res = scipy.stats.fisher_exact(table, alternative=alternative)
     details = dropped_details(dropped)

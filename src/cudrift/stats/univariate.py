@@ -605,9 +605,14 @@ def _epps_singleton(x: np.ndarray, y: np.ndarray, t: np.ndarray, n_dropped: tupl
             "epps_singleton_2samp: the interquartile range of the pooled sample is 0, "
             "so the evaluation points t cannot be rescaled."
         )
-    ts = t.reshape(-1, 1) / sigma
-    gx = np.concatenate((np.cos(ts * x), np.sin(ts * x)), axis=0)
-    gy = np.concatenate((np.cos(ts * y), np.sin(ts * y)), axis=0)
+    # t * (x / sigma), not (t / sigma) * x as SciPy: t / sigma overflowed for a subnormal sigma, and a phase of
+    # a sentinel value (float64's largest) did, giving cos(inf) = NaN and "SVD did not converge"; phases past
+    # float64's range are capped (where the cosine of a finite phase is as arbitrary as of a larger one)
+    ts, cap = t.reshape(-1, 1), np.finfo(np.float64).max / max(1.0, float(np.max(t)))
+    with np.errstate(over="ignore"):
+        zx, zy = (np.clip(v / sigma, -cap, cap) for v in (x, y))
+    gx = np.concatenate((np.cos(ts * zx), np.sin(ts * zx)), axis=0)
+    gy = np.concatenate((np.cos(ts * zy), np.sin(ts * zy)), axis=0)
     # the test uses the biased covariance estimate
     cov_x = _cov(gx) * (nx - 1) / nx
     cov_y = _cov(gy) * (ny - 1) / ny
