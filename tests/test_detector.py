@@ -2,6 +2,7 @@
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -1466,3 +1467,37 @@ def test_a_float32_window_of_a_rounded_float64_feature_is_compared_at_its_precis
     # and a float64 window against a float32 reference the same way
     back = DriftDetector({"p": ref64.astype(np.float32)}, policy="ks", backend="cpu").compare({"p": cur32 + 0.0})
     assert back["p"].statistic == pytest.approx(want.statistic, abs=1e-12)
+
+
+def test_reference_values_past_the_windows_float_type_keep_their_own(rng):
+    """Rounded to a float32 window's precision, a float64 reference's 1e300 became inf: Wasserstein inf (it was
+    2.5e297), and 'overflow encountered in cast'. Values past the type's range keep their float64 value."""
+    ref = rng.normal(size=2000)
+    ref[:5] = 1e300
+    cur = rng.normal(size=500).astype(np.float32)
+    with np.errstate(over="ignore"):
+        at = np.where(np.abs(ref) > np.finfo(np.float32).max, ref, ref.astype(np.float32).astype(np.float64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = DriftDetector({"x": ref}, policy="wasserstein", backend="cpu").compare({"x": cur})["x"]
+        ks = DriftDetector({"x": ref}, policy="ks", backend="cpu").compare({"x": cur})["x"]
+    assert got.statistic == pytest.approx(st.wasserstein_distance(at, cur.astype(np.float64)), rel=1e-9)
+    assert ks.statistic == pytest.approx(st.ks_2samp(at, cur.astype(np.float64)).statistic, abs=1e-12)
+    assert np.isfinite(got.statistic)
+
+
+def test_out_of_range_from_the_sketch_is_measured_at_the_windows_precision(rng):
+    """Against a window given as the reference (edges not its range), the share outside its [min, max] comes
+    from the current sketch: a float32 window of the reference's own values had 64.6% 'outside [0.7, 1.1]', its
+    float32(0.7) lying under 0.7."""
+    wide = cudrift.profile({"x": rng.uniform(0, 2, 3000)}, backend="cpu")
+    vals = rng.choice([0.7, 0.8, 1.1], 3000)
+    ref = cudrift.profile({"x": vals}, like=wide, backend="cpu")
+    assert not ref["x"].edges_are_range
+    cur = cudrift.profile({"x": vals.astype(np.float32)}, like=ref, backend="cpu")
+    assert not [f for f in DriftDetector(ref, backend="cpu").compare(cur).findings if f.check == "out_of_range"]
+    below = np.r_[vals[:2700], np.full(300, 0.6)].astype(np.float32)
+    (f,) = [f for f in DriftDetector(ref, backend="cpu").compare(cudrift.profile({"x": below}, like=ref,
+                                                                                  backend="cpu")).findings
+            if f.check == "out_of_range"]
+    assert f.value == pytest.approx(0.1)

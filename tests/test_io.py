@@ -251,8 +251,11 @@ def test_a_dict_of_lists_reads_its_values_as_a_pandas_object_column_does():
     for mixed, types in (([1, "x"], "'int', 'str'"), ([True, "x"], "'bool', 'str'"), (["x", 1.5], "'str', 'float'")):
         with pytest.raises(SchemaError, match=f"column 'c' mixes value types \\[{types}\\]"):
             cudrift.profile({"c": mixed * 5})
-    # a text array given as such keeps its text
+    # a text array given as such keeps its text; a string or nested lists are no column
     assert "nan" in cudrift.profile({"c": np.array(["x", "nan"] * 5)})["c"].counts
+    for bad in ("xyz", b"xyz", [["a", "b"], ["c", "d"]]):
+        with pytest.raises(SchemaError, match="column 'c' must be 1-D"):
+            cudrift.profile({"a": np.arange(3.0), "c": bad})
 
 
 @pytest.mark.parametrize("vals", [[0.5, None, 1.0], [1.5, pd.NA, 2.0], [1, 2.5, None]])

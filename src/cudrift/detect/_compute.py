@@ -176,18 +176,22 @@ def _coarsest_float(*dtypes: str | None):
 
 
 def _rounded(values: np.ndarray, dtype) -> np.ndarray:
-    """Values rounded to ``dtype`` (None: as they are), as float64."""
-    return values if dtype is None else np.asarray(values).astype(dtype).astype(np.float64)
+    """Values rounded to ``dtype`` (None: as they are), as float64 (see :func:`sorted_at_precision`)."""
+    return values if dtype is None else sorted_at_precision(np.asarray(values), dtype)
 
 
 def sorted_at_precision(x, dtype):
     """Sorted values (host or device) rounded to ``dtype`` (None: as they are), as float64: still sorted, since
     rounding is monotone. A float32 window's values and a float64 reference's are compared this way at the
     window's precision: its 0.1 is the reference's 0.1, where a rank test saw two values (a KS of 0.04 between
-    two windows of one rounded feature, and PSI 0.63 before the histograms were counted so too)."""
+    two windows of one rounded feature, and PSI 0.63 before the histograms were counted so too). Values past
+    ``dtype``'s range keep their own (no value of ``dtype`` equals them, so the order and the ties stay)."""
     if dtype is None or x.dtype == dtype:
         return x
-    return x.astype(dtype).astype(np.float64)
+    xp = np if isinstance(x, np.ndarray) else __import__("cupy")
+    with np.errstate(over="ignore"):
+        r = x.astype(dtype).astype(np.float64)
+    return xp.where(xp.isinf(r) & ~xp.isinf(x), x, r)
 
 
 def _cdf_at_precision(b: CdfBounds, dtype) -> CdfBounds:

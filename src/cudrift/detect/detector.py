@@ -149,8 +149,6 @@ class DriftDetector:
         self.null_share_tolerance = float(null_share_tolerance)
         self.memory_budget = int(memory_budget)
         self._ref_sorted: dict[str, np.ndarray] = {}
-        # (column, float type) -> the sorted reference rounded to a less precise window's float type, made once
-        self._ref_rounded: dict[tuple[str, type], Any] = {}
         # columns the user left out of the reference: not "extra" in a current window
         self._ignored = frozenset(schema.ignore) if schema is not None else frozenset()
         # with columns=, the user chose which columns to compare: the ones left out are not "extra" either
@@ -305,13 +303,12 @@ class DriftDetector:
             findings.append(Finding("extra_column", n, f"column {n!r} is not in the reference; it is not tested"))
 
         names = [n for n in ref.columns if n in cur.columns]
-        ref_sorted, cur_sorted = self._sorted_at_precision(names, cur, cur_sorted)
-        tests, rank_stats = self._device_rank_statistics(names, cur, ref_sorted, cur_sorted)
+        tests, rank_stats = self._device_rank_statistics(names, cur, cur_sorted)
         on_device = device_binder(self.backend)  # pool threads start on device 0, not on the caller's
 
         def column(n: str):
             with on_device():
-                return self._column(n, cur, ref_sorted.get(n), cur_sorted.get(n), tests.get(n), rank_stats.get(n))
+                return self._column(n, cur, cur_sorted.get(n), tests.get(n), rank_stats.get(n))
 
         workers = min(self.workers or _workers(), len(names))
         if workers <= 1:
@@ -381,27 +378,18 @@ class DriftDetector:
                 raise
             return Profile({}, {}, {}, src.n_rows, ref.config, exc.errors, window=True), {}
 
-    def _sorted_at_precision(self, names: list[str], cur: Profile, cur_sorted: dict) -> tuple[dict, dict]:
-        """The sorted reference and window columns, each numerical one at the precision of the less precise of
-        its two windows (:func:`_compute.sorted_at_precision`: a float32 window's 0.1 is a float64 reference's
-        0.1). A reference column rounded to a float type is kept so, for every window of that type."""
-        ref_at, cur_at = dict(self._ref_sorted), dict(cur_sorted)
-        for n in names:
-            rc, cc = self.reference.columns[n], cur.columns[n]
-            if n not in ref_at or not (isinstance(rc, NumericColumnProfile) and isinstance(cc, NumericColumnProfile)):
-                continue
-            rounding = _compute._coarsest_float(rc.dtype, cc.dtype)
-            if rounding is None:
-                continue
-            if (n, rounding) not in self._ref_rounded:
-                self._ref_rounded[(n, rounding)] = _compute.sorted_at_precision(ref_at[n], rounding)
-            ref_at[n] = self._ref_rounded[(n, rounding)]
-            if cur_at.get(n) is not None:
-                cur_at[n] = _compute.sorted_at_precision(cur_at[n], rounding)
-        return ref_at, cur_at
+    def _at_precision(self, name: str, cur: Profile, ref_sorted, cur_sorted) -> tuple[Any, Any]:
+        """A numerical column's sorted reference and window values at the precision of the less precise of the
+        two (:func:`_compute.sorted_at_precision`: a float32 window's 0.1 is a float64 reference's 0.1). Made
+        for each comparison, not kept: a copy of the reference per float type would be past ``memory_budget``."""
+        rc, cc = self.reference.columns[name], cur.columns[name]
+        if ref_sorted is None or not (isinstance(rc, NumericColumnProfile) and isinstance(cc, NumericColumnProfile)):
+            return ref_sorted, cur_sorted
+        rounding = _compute._coarsest_float(rc.dtype, cc.dtype)
+        return (_compute.sorted_at_precision(ref_sorted, rounding),
+                None if cur_sorted is None else _compute.sorted_at_precision(cur_sorted, rounding))
 
-    def _device_rank_statistics(self, names: list[str], cur: Profile, ref_sorted: dict,
-                                cur_sorted: dict) -> tuple[dict, dict]:
+    def _device_rank_statistics(self, names: list[str], cur: Profile, cur_sorted: dict) -> tuple[dict, dict]:
         """Tests of the columns kept sorted on the device, and their rank statistics from one batched launch.
 
         Returns ``(tests, stats)``: the test each such column gets (chosen
@@ -419,7 +407,7 @@ class DriftDetector:
         on_device = _compute._on_device
         tests, wanted = {}, []
         for n in names:
-            r, c = ref_sorted.get(n), cur_sorted.get(n)
+            r, c = self._ref_sorted.get(n), cur_sorted.get(n)
             if r is None or c is None or not (on_device(r) and on_device(c)) or not (r.size and c.size):
                 continue
             if cur.kinds[n] != self.reference.kinds[n]:
@@ -432,8 +420,8 @@ class DriftDetector:
         from cudrift.backends import _gpu
 
         try:
-            stats = _gpu.rank_tests_many([(ref_sorted[n], cur_sorted[n]) for n in wanted],
-                                         [tests[n] for n in wanted])
+            pairs = [self._at_precision(n, cur, self._ref_sorted[n], cur_sorted[n]) for n in wanted]
+            stats = _gpu.rank_tests_many(pairs, [tests[n] for n in wanted])
         except Exception:  # noqa: BLE001 - device trouble: fall back to the per-column path, which reports it
             return tests, {}
         return tests, dict(zip(wanted, stats))
@@ -495,10 +483,8 @@ class DriftDetector:
         return _compute.n_unique(kind, rc, cc, ref_sorted, cur_sorted, self._ref_distinct.get(name))
 
     # ------------------------------------------------------------ per column
-    def _column(self, name: str, cur: Profile, ref_sorted, cur_sorted, test: str | None = None,
+    def _column(self, name: str, cur: Profile, cur_sorted: np.ndarray | None, test: str | None = None,
                 rank_stats=None) -> tuple[FeatureDrift, list[Finding], float | None]:
-        """One column's result: ``ref_sorted`` and ``cur_sorted`` its sorted values (or None) at the precision
-        the two windows share (:meth:`_sorted_at_precision`)."""
         ref = self.reference
         kind = ref.kinds[name]
         rc, cc = ref.columns[name], cur.columns[name]
@@ -522,6 +508,8 @@ class DriftDetector:
         if test is None:
             test = self._test_for(name, cur, cur_sorted)
         try:
+            # (rounded here, where running out of memory fails this column alone)
+            ref_sorted, cur_sorted = self._at_precision(name, cur, self._ref_sorted.get(name), cur_sorted)
             res = _compute.run_test(test, kind, rc, cc, ref_sorted, cur_sorted if ref_sorted is not None else None,
                                     backend=self.backend, rank_stats=rank_stats)
         except (CudriftError, ValueError, MemoryError) as exc:
@@ -854,8 +842,11 @@ def _out_of_range(name: str, rc: NumericColumnProfile, cc: NumericColumnProfile)
         least = most = int(cc.histogram.counts[0] + cc.histogram.counts[-1])
     else:
         b = cc.quantiles.cdf_bounds()
-        # F(x) counts values <= x: below the minimum is F just under it, above the maximum n - F(maximum)
-        (below_lo, max_lo), (below_hi, max_hi) = b.evaluate(np.array([np.nextafter(lo_ref, -np.inf), hi_ref]))
+        # at the precision of the less precise window (a float32 window's 0.7 is the float64 reference's minimum
+        # 0.7, not a value below it); F(x) counts values <= x: below the minimum is F just under it, above the
+        # maximum n - F(maximum)
+        lo, hi = _compute._rounded(np.array([lo_ref, hi_ref]), _compute._coarsest_float(rc.dtype, cc.dtype))
+        (below_lo, max_lo), (below_hi, max_hi) = b.evaluate(np.array([np.nextafter(lo, -np.inf), hi]))
         least, most = int(below_lo + n - max_hi), int(below_hi + n - max_lo)
     if not least:
         return []

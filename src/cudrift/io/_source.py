@@ -193,7 +193,8 @@ def _unreadable_objects(name: str, exc: Exception) -> SchemaError:
 
 
 def _labels_from_objects(name: str, values: np.ndarray) -> pa.Array:
-    """Object/str NumPy array → Arrow array of one label type (nulls kept)."""
+    """Object/str NumPy array → Arrow array of one type (nulls kept): labels, or numbers where it holds only
+    numbers (floats in object form are read as a pandas object column's are)."""
     try:
         arr = pa.array(values, from_pandas=True)
     except (pa.ArrowInvalid, TypeError):  # (pa.ArrowTypeError is one; a Decimal infinity raises a plain one)
@@ -659,7 +660,7 @@ def _dict_source(data: Mapping[str, Any], columns: Sequence[str] | None, errors:
             col_info, pandas_plain[n] = _pandas_info(n, s)
             return col_info
         a = np.asarray(v)
-        if a.dtype.kind in "US" and not isinstance(v, np.ndarray):
+        if a.dtype.kind in "US" and a.ndim == 1 and not isinstance(v, np.ndarray):
             # a list NumPy made text of: its NaN, None, numbers and booleans would be labels 'nan', '1.5',
             # 'True'; its values as they are, read as a pandas object column's (NaN null, mixed types refused)
             a = np.empty(len(v), dtype=object)

@@ -57,7 +57,9 @@ class Histogram:
     ``counts`` has ``len(edges) + 1`` int64 entries: index 0 counts
     ``x < edges[0]``, index ``i`` (1 .. ``len(edges) - 1``) counts bin
     ``[edges[i-1], edges[i])`` (the last bin closed), and the last index
-    counts ``x > edges[-1]``.
+    counts ``x > edges[-1]``. float32 values are compared at their own
+    precision, with the edges rounded to the nearest float32
+    (:func:`_float32_thresholds`): ``float32(0.7)`` is in the bin 0.7 opens.
 
     On an empty histogram every count is 0 and :attr:`n` is 0.
 

@@ -483,8 +483,8 @@ class WindowState:
         outside = {}
         for name, (lo, hi) in self.counted_ranges.items():
             xp = _array_module(columns[name])
-            # the input's values, widened, against the float64 range, as the histogram compares them (a scalar
-            # against an FP32 array would be rounded to FP32 first)
+            # the input's values, widened, against the range the monitor widened outward to the input's float
+            # (counted_ranges; a scalar against an FP32 array would be rounded to FP32 first)
             col = columns[name].astype(xp.float64, copy=False)
             outside[name] = int(xp.count_nonzero((col < lo) | (col > hi) | xp.isinf(col)))
         # Every column's dtype is the reference's: the tensors' types are the layout's, not the data's (a
