@@ -694,6 +694,11 @@ class TritonPythonModel:
             if final:
                 return
 
+    def _record_requests(self) -> None:
+        """Publish the requests tallied since the last call (their count, time, backpressure and refusals)."""
+        n, seconds, waited, bad = self._tally.drain()
+        self.metrics.record_requests(n, seconds, bad, waited)
+
     def _work(self, final: bool) -> None:
         """One worker pass: close due windows, fold, publish counters, checkpoint when due.
 
@@ -709,8 +714,7 @@ class TritonPythonModel:
         if self._waiting:
             # rows stay as accepted (unprofiled, no window closed) for the hand-over; the window's series and the
             # checkpoint are the owner's
-            n, seconds, waited, bad = self._tally.drain()
-            self.metrics.record_requests(n, seconds, bad, waited)
+            self._record_requests()
             return
         self.state.seal_expired()
         for _ in range(self.state.sealed_windows):
@@ -721,8 +725,7 @@ class TritonPythonModel:
                     and t - self._last_save >= self.settings.checkpoint_seconds):
                 break  # a checkpoint is due (and not waiting to retry a failed save): write it first
         self.state.fold()
-        n, seconds, waited, bad = self._tally.drain()
-        self.metrics.record_requests(n, seconds, bad, waited)
+        self._record_requests()
         now = time.monotonic()
         # periodically: rows, or only counters (refused requests), changed since the last one
         due = final or self._saved[1] != self.state.windows_closed or (

@@ -485,11 +485,6 @@ def _is_monitor(folder: Path) -> bool:
         return False
 
 
-def _monitored_model(folder: Path) -> str | None:
-    """The ``cudrift_monitored_model`` parameter of a monitor's ``config.pbtxt`` (``None`` if absent)."""
-    return _parameter(folder, "cudrift_monitored_model")
-
-
 def _parameter(folder: Path, key: str) -> str | None:
     """A string parameter of a monitor's ``config.pbtxt`` as written by :func:`monitor_config` (``None`` if
     absent)."""
@@ -530,7 +525,7 @@ def _check_monitor_owner(folder: Path, served: str | None) -> None:
     """
     if not folder.is_dir() or not (folder / "config.pbtxt").is_file():
         return
-    owner = _monitored_model(folder)
+    owner = _parameter(folder, "cudrift_monitored_model")  # (None if absent)
     if owner is None or owner == folder.name or owner == served:
         return
     new = f"the monitor of {served!r}" if served is not None else "a monitor alone"
