@@ -12,6 +12,7 @@ from scipy.spatial.distance import jensenshannon
 
 import cudrift
 from cudrift import DriftDetector, DriftReport, EmptyInputError, Profile, SchemaError
+from cudrift.detect import _compute
 from cudrift.detect.policy import auto_test
 
 
@@ -1501,3 +1502,28 @@ def test_out_of_range_from_the_sketch_is_measured_at_the_windows_precision(rng):
                                                                                   backend="cpu")).findings
             if f.check == "out_of_range"]
     assert f.value == pytest.approx(0.1)
+
+
+def test_workers_caps_the_threads_of_a_comparison_with_the_columns_pools(rng, monkeypatch):
+    """workers=N ran N column threads, each of which could start N more for its own work (the exact grid of a
+    large rank test): N * N threads. The columns' pools now share what the column threads leave."""
+    from cudrift.backends import cpu_workers
+
+    seen = []
+    real = _compute.run_test
+
+    def run_test(*a, **k):
+        seen.append(cpu_workers(limit=64))
+        return real(*a, **k)
+
+    monkeypatch.setattr(_compute, "run_test", run_test)
+    monkeypatch.setattr("cudrift.backends.usable_cpus", lambda: 64)
+    data = {f"c{j}": rng.normal(size=200) for j in range(4)}
+    DriftDetector(data, workers=4, backend="cpu").compare(data)
+    assert seen == [1, 1, 1, 1]  # 4 column threads: none to spare (each saw 4)
+    seen.clear()
+    DriftDetector(data, workers=8, backend="cpu").compare(data)
+    assert seen == [2, 2, 2, 2]
+    seen.clear()
+    DriftDetector({"c0": data["c0"]}, workers=8, backend="cpu").compare({"c0": data["c0"]})
+    assert seen == [8]  # one column: all of them for its own work

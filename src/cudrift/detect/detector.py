@@ -306,11 +306,16 @@ class DriftDetector:
         tests, rank_stats = self._device_rank_statistics(names, cur, cur_sorted)
         on_device = device_binder(self.backend)  # pool threads start on device 0, not on the caller's
 
+        total = self.workers or _workers()
+        workers = min(total, len(names))
+        # each column's own pools (a large rank test's exact grid) share what the column threads leave, so that
+        # the comparison runs at most `total` threads (each column's could start `total` more)
+        inner = max(1, total // max(workers, 1))
+
         def column(n: str):
-            with on_device():
+            with on_device(), thread_limit(inner):
                 return self._column(n, cur, cur_sorted.get(n), tests.get(n), rank_stats.get(n))
 
-        workers = min(self.workers or _workers(), len(names))
         if workers <= 1:
             results = [column(n) for n in names]
         else:
