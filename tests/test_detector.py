@@ -1527,3 +1527,62 @@ def test_workers_caps_the_threads_of_a_comparison_with_the_columns_pools(rng, mo
     seen.clear()
     DriftDetector({"c0": data["c0"]}, workers=8, backend="cpu").compare({"c0": data["c0"]})
     assert seen == [8]  # one column: all of them for its own work
+
+
+def test_histogram_tests_of_a_float32_window_finer_than_float32_count_the_reference_at_its_precision(rng):
+    """Edges closer than float32 tells apart (values about 1e6, spread 0.5; float32 steps 0.0625 there): the
+    window's collapsed bins were empty and the reference's full, PSI 3.79 on identical data. The kept sorted
+    reference is counted again rounded (exact: 0); from its profile, bins that collapse are merged (an estimate:
+    statistic_error NaN)."""
+    a = rng.normal(1e6, 0.5, 50_000)
+    a32 = a.astype(np.float32)
+    exact = DriftDetector({"v": a}, policy="psi", backend="cpu").compare({"v": a32})["v"]
+    assert exact.statistic == 0.0 and exact.statistic_error == 0.0
+    ref = cudrift.profile({"v": a}, backend="cpu")
+    merged = DriftDetector(ref, policy="psi", backend="cpu").compare({"v": a32})["v"]
+    assert merged.statistic < 0.05 and not merged.drifted and math.isnan(merged.statistic_error)
+    js = DriftDetector({"v": a}, policy="jensenshannon", backend="cpu").compare({"v": a32})["v"]
+    assert js.statistic == 0.0
+    # the recount is the window's own binning of the rounded values
+    edges = ref["v"].histogram.edges
+    want = cudrift.profile({"v": a32}, like=ref, backend="cpu")["v"].histogram.counts
+    assert _compute._recounted(edges, np.sort(a), np.float32).tolist() == want.tolist()
+
+
+def test_a_float64_window_of_a_float32_references_values_is_in_its_range(rng):
+    """float64 0.1 lies under float32 0.1: a float64 window of a float32 reference's own values had '33% of
+    current values outside the reference range'."""
+    x = rng.choice([0.1, 0.2, 0.3], 5000)
+    for ref in ({"few": x.astype(np.float32)}, cudrift.profile({"few": x.astype(np.float32)}, backend="cpu")):
+        rep = DriftDetector(ref, backend="cpu").compare({"few": x})
+        assert not [f for f in rep.findings if f.check == "out_of_range"], rep.findings
+
+
+def test_a_t_test_from_moments_a_float32_window_cannot_hold_runs_on_the_rounded_samples(rng):
+    """1e6 + {0, 0.01} is 1e6 in float32: the moments said t 141 on one distribution. Where rounding could move
+    the t statistic (half a float32 step at the largest value against 1% of the standard error) the samples are
+    compared, rounded; elsewhere the moments are (a rounded N(50, 5): half a step 2e-6, standard error 0.08)."""
+    a = 1e6 + rng.choice([0.0, 0.01], 20_000)
+    res = DriftDetector({"v": a}, policy="ttest", exact="never", backend="cpu").compare({"v": a.astype(np.float32)})
+    assert not res["v"].drifted
+    r, c = np.round(rng.normal(50, 5, 20_000), 1), np.round(rng.normal(50, 5, 5_000), 1).astype(np.float32)
+    res = DriftDetector(cudrift.profile({"v": r}, backend="cpu"), policy="ttest", backend="cpu").compare({"v": c})
+    want = st.ttest_ind(r, c.astype(np.float64), equal_var=False)
+    assert res["v"].statistic == pytest.approx(want.statistic, rel=1e-6) and res["v"].statistic_error == 0.0
+
+
+def test_a_windows_column_updated_with_float32_batches_records_both_types(rng):
+    """NumericColumnProfile.update kept its first batch's dtype, so a float64 window fed float32 batches was not
+    compared at float32 precision; and a reference of six values that float32 makes three got the same test from
+    its sorted values as from its sketches."""
+    from cudrift.sketches.column import NumericColumnProfile
+
+    col = NumericColumnProfile.empty(None).update(np.arange(5.0)).update(np.arange(3, dtype=np.float32))
+    assert col.dtype == "float32|float64"
+    assert NumericColumnProfile.empty(None).update(np.zeros(0), null_count=2).update(
+        np.arange(3, dtype=np.float32)).dtype == "float32"
+    six = 1.0 + np.array([0, 1, 2, 2**30, 2**30 + 1, 2**31]) * 2.0**-52  # three float32 values
+    ref = rng.choice(six, 3000)
+    cur = rng.choice(six, 1000).astype(np.float32)
+    tests = {DriftDetector({"v": ref}, exact=e, backend="cpu").compare({"v": cur})["v"].test for e in ("auto", "never")}
+    assert len(tests) == 1

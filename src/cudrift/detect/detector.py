@@ -843,14 +843,17 @@ def _out_of_range(name: str, rc: NumericColumnProfile, cc: NumericColumnProfile)
     lo_ref, hi_ref = rc.moments.min, rc.moments.max
     n = cc.moments.count
     rng = f"the reference range [{_distinct(lo_ref, hi_ref)}]"
-    if rc.edges_are_range and cc.histogram is not None:
+    rounding = _compute._coarsest_float(rc.dtype, cc.dtype)
+    # (a window finer than its reference, float64 against float32, was binned exactly: its 0.1 lies under the
+    # reference's float32 0.1, so it is measured from its sketch at the reference's precision)
+    if rc.edges_are_range and cc.histogram is not None and _compute._coarsest_float(cc.dtype) == rounding:
         least = most = int(cc.histogram.counts[0] + cc.histogram.counts[-1])
     else:
-        b = cc.quantiles.cdf_bounds()
         # at the precision of the less precise window (a float32 window's 0.7 is the float64 reference's minimum
         # 0.7, not a value below it); F(x) counts values <= x: below the minimum is F just under it, above the
         # maximum n - F(maximum)
-        lo, hi = _compute._rounded(np.array([lo_ref, hi_ref]), _compute._coarsest_float(rc.dtype, cc.dtype))
+        b = _compute._cdf_at_precision(cc.quantiles.cdf_bounds(), rounding)
+        lo, hi = _compute._rounded(np.array([lo_ref, hi_ref]), rounding)
         (below_lo, max_lo), (below_hi, max_hi) = b.evaluate(np.array([np.nextafter(lo, -np.inf), hi]))
         least, most = int(below_lo + n - max_hi), int(below_hi + n - max_lo)
     if not least:
