@@ -339,6 +339,24 @@ def test_detector_matches_numpy_on_host_and_device_windows(rng):
             _assert_reports_match(rc, rg, rel=1e-9)
 
 
+def test_a_float32_window_of_a_float64_reference_is_compared_at_float32_on_the_device(rng):
+    """Rank tests on the device-sorted columns and the histogram recount, at the float32 window's precision, as
+    the NumPy path: a rounded feature, and values finer than float32 tells apart (about 1e6, spread 0.5)."""
+    names = ["price", "fine", "shift"]
+    n = 600
+    ref = np.stack([np.round(rng.normal(50, 5, n), 1), rng.normal(1e6, 0.5, n), rng.normal(size=n)], axis=1)
+    cur = np.stack([np.round(rng.normal(50, 5, n), 1), rng.normal(1e6, 0.5, n), rng.normal(0.5, 1, n)],
+                   axis=1).astype(np.float32)
+    for policy in ("ks", "psi", "cramervonmises"):
+        rc = DriftDetector(ref, columns=names, policy=policy, config=CFG, backend="cpu").compare(cur, columns=names)
+        assert not rc["price"].drifted and rc["shift"].drifted
+        for reference, window in ((ref, np.asfortranarray(cur)), (cupy.asarray(ref), cupy.asarray(cur))):
+            rg = DriftDetector(reference, columns=names, policy=policy, config=CFG, backend="gpu").compare(
+                window, columns=names)
+            assert rg.metadata["backend"] == "gpu"
+            _assert_reports_match(rc, rg, rel=1e-9)
+
+
 def test_few_valued_columns_counted_per_value_on_the_device(rng):
     """Count tests of few-valued numeric columns count each value of either window, from device-sorted columns too."""
     names = ["moved", "same", "x"]
