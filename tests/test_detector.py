@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import scipy.stats as st
 from scipy.spatial.distance import jensenshannon
@@ -1546,7 +1547,13 @@ def test_histogram_tests_of_a_float32_window_finer_than_float32_count_the_refere
     # the recount is the window's own binning of the rounded values
     edges = ref["v"].histogram.edges
     want = cudrift.profile({"v": a32}, like=ref, backend="cpu")["v"].histogram.counts
-    assert _compute._recounted(edges, np.sort(a), np.float32).tolist() == want.tolist()
+    assert _compute._recounted(edges, np.sort(a)).tolist() == want.tolist()
+    # a window of float32 and float64 parts binned only some of its values at float32: no recount, the estimate
+    mixed = cudrift.profile({"v": a32[:100]}, like=ref, backend="cpu") + cudrift.profile({"v": a[100:]}, like=ref,
+                                                                                         backend="cpu")
+    assert mixed["v"].dtype == "float32|float64"
+    res = DriftDetector({"v": a}, policy="psi", backend="cpu").compare(mixed)["v"]
+    assert res.statistic < 0.05 and not res.drifted and math.isnan(res.statistic_error)
 
 
 def test_a_float64_window_of_a_float32_references_values_is_in_its_range(rng):
@@ -1569,20 +1576,30 @@ def test_a_t_test_from_moments_a_float32_window_cannot_hold_runs_on_the_rounded_
     res = DriftDetector(cudrift.profile({"v": r}, backend="cpu"), policy="ttest", backend="cpu").compare({"v": c})
     want = st.ttest_ind(r, c.astype(np.float64), equal_var=False)
     assert res["v"].statistic == pytest.approx(want.statistic, rel=1e-6) and res["v"].statistic_error == 0.0
+    # a large window whose standard error is below float32's steps, but its spread far above: still the moments
+    # (the samples lost the shift of 0.03: t -1.1 against -4.1)
+    big_r, big_c = rng.normal(1e4, 5, 1_000_000), rng.normal(1e4 + 0.03, 5, 1_000_000).astype(np.float32)
+    res = DriftDetector(cudrift.profile({"v": big_r}, backend="cpu"), policy="ttest",
+                        backend="cpu").compare({"v": big_c})["v"]
+    want = st.ttest_ind(big_r, big_c.astype(np.float64), equal_var=False)
+    assert res.statistic == pytest.approx(want.statistic, rel=1e-6) and res.drifted
 
 
-def test_a_windows_column_updated_with_float32_batches_records_both_types(rng):
-    """NumericColumnProfile.update kept its first batch's dtype, so a float64 window fed float32 batches was not
-    compared at float32 precision; and a reference of six values that float32 makes three got the same test from
-    its sorted values as from its sketches."""
-    from cudrift.sketches.column import NumericColumnProfile
-
-    col = NumericColumnProfile.empty(None).update(np.arange(5.0)).update(np.arange(3, dtype=np.float32))
-    assert col.dtype == "float32|float64"
-    assert NumericColumnProfile.empty(None).update(np.zeros(0), null_count=2).update(
-        np.arange(3, dtype=np.float32)).dtype == "float32"
+def test_a_reference_of_values_a_float32_window_merges_gets_one_test_from_values_and_sketches(rng):
+    """A reference of six values that float32 makes three got wasserstein_normalized from its sorted values
+    (counted at float64) and jensenshannon from its sketches (counted at float32)."""
     six = 1.0 + np.array([0, 1, 2, 2**30, 2**30 + 1, 2**31]) * 2.0**-52  # three float32 values
     ref = rng.choice(six, 3000)
     cur = rng.choice(six, 1000).astype(np.float32)
     tests = {DriftDetector({"v": ref}, exact=e, backend="cpu").compare({"v": cur})["v"].test for e in ("auto", "never")}
     assert len(tests) == 1
+
+
+def test_a_float16_windows_out_of_range_share_is_measured_at_its_precision(rng):
+    """A float16 window is binned on float32 thresholds, and float16(0.1) lies under float32(0.1): its outer
+    bins said 66.5% of the reference's own values lay outside [0.1, 0.3]."""
+    x = rng.choice([0.1, 0.2, 0.3], 5000)
+    for ref in ({"v": x}, cudrift.profile({"v": x}, backend="cpu")):
+        for window in ({"v": x.astype(np.float16)}, pa.table({"v": pa.array(x.astype(np.float16))})):
+            rep = DriftDetector(ref, backend="cpu").compare(window)
+            assert not [f for f in rep.findings if f.check == "out_of_range"], rep.findings

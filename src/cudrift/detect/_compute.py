@@ -215,7 +215,8 @@ def _at_precision(pair: tuple[np.ndarray, np.ndarray], dtype) -> tuple[np.ndarra
 def _coarser_window(rc: NumericColumnProfile, cc: NumericColumnProfile):
     """The float type a window holds more coarsely than its reference (float32, float16), or None: the window's
     values were binned at that precision (float32 thresholds), the reference's (float64, int64, or some of each)
-    were not."""
+    were not. A window of some float32 and some float64 parts (``"float32|float64"``, merged) gives its type too:
+    only some of its values were binned so."""
     coarse = _coarsest_float(cc.dtype)
     return coarse if coarse is not None and (rc.dtype or "") not in ("float32", "float16") else None
 
@@ -246,8 +247,9 @@ def _histogram_counts(rc: NumericColumnProfile, cc: NumericColumnProfile,
     coarse = _coarser_window(rc, cc)
     if coarse is None:
         return r, c, True
-    if ref_sorted is not None:
-        return _recounted(rc.histogram.edges, ref_sorted, coarse), c, True
+    if ref_sorted is not None and cc.dtype in ("float32", "float16"):
+        # (a window of float32 and float64 parts binned only some values so: no recount is its counterpart)
+        return _recounted(rc.histogram.edges, ref_sorted), c, True
     from cudrift.kernels._host import nearest_float32_edges
 
     t = nearest_float32_edges(rc.histogram.edges)
@@ -257,15 +259,15 @@ def _histogram_counts(rc: NumericColumnProfile, cc: NumericColumnProfile,
     return np.add.reduceat(r, starts), np.add.reduceat(c, starts), bool(opens.all())
 
 
-def _recounted(edges: np.ndarray, ref_sorted, coarse) -> np.ndarray:
-    """Histogram counts of sorted reference values (host or device) rounded to ``coarse`` and binned as float32
-    values are (``Histogram``'s float32 thresholds)."""
+def _recounted(edges: np.ndarray, ref_sorted) -> np.ndarray:
+    """Histogram counts of sorted reference values (host or device) already rounded to the window's float type
+    (:func:`sorted_at_precision`), binned as its float32 values are (``Histogram``'s float32 thresholds)."""
     from cudrift.backends import _gpu_host as gh
     from cudrift.sketches.histogram import Histogram
 
     h = Histogram.empty(edges)
-    with np.errstate(over="ignore"):  # (values past float32's range: infinities, outside every edge as before)
-        x = sorted_at_precision(ref_sorted, coarse).astype(np.float32)
+    with np.errstate(over="ignore"):  # (values past float32's range become infinities, which a window holds)
+        x = ref_sorted.astype(np.float32)
     if isinstance(x, np.ndarray):
         h._update_sorted_trusted(x)
     else:
@@ -313,16 +315,16 @@ def _ttest_from_moments(rc: NumericColumnProfile, cc: NumericColumnProfile) -> T
 
 
 def _rounding_moves_the_mean(a, b, coarse) -> bool:
-    """Whether rounding to ``coarse`` (None: no rounding) could move the difference of the means of moments
-    ``a`` and ``b`` by 1% of its standard error or more: each value moves by at most half the type's spacing at
-    the largest magnitude (N(50, 5) in float32: 2e-6 against 0.08; 1e6 + {0, 0.01}: 0.03 against 1e-4)."""
+    """Whether rounding to ``coarse`` (None: no rounding) is coarse against the data's spread: half the type's
+    spacing at the largest magnitude past 1% of the smaller standard deviation (N(50, 5) in float32: 2e-6
+    against 5; 1e6 + {0, 0.01}: 0.03 against 0.005). Below that, rounding moves values by amounts that average
+    out, as any measurement noise; past it, the values' own steps are rounded away and the mean moves."""
     if coarse is None:
         return False
     big = max(abs(a.min), abs(a.max), abs(b.min), abs(b.max))
     with np.errstate(over="ignore"):
         half = float(np.spacing(coarse(big))) / 2  # (inf past the type's range)
-    se = math.sqrt(a.var(ddof=1) / a.count + b.var(ddof=1) / b.count)
-    return not half <= 0.01 * se
+    return not half <= 0.01 * min(a.std, b.std)
 
 
 def _from_sample(test: str, rc: NumericColumnProfile, cc: NumericColumnProfile, backend: str = "cpu") -> TestResult:

@@ -237,12 +237,7 @@ class NumericColumnProfile:
             for a in range(0, x.size, limit):
                 self.update(x[a : a + limit], nulls if a == 0 else 0, name, sorted_out)
             return self
-        if x.size:
-            # every batch's type, as merge() records it (a float32 batch makes a float64 window "float32|float64",
-            # which the detector compares at float32 precision); a column of no values yet (an empty_like part
-            # carrying its reference's dtype, or only nulls so far) takes the batch's
-            self.dtype = _merge_dtype(self.dtype if self.count > self.null_count else None, str(x.dtype))
-        elif self.dtype is None:
+        if self.dtype is None:
             self.dtype = str(x.dtype)
         self.count += x.size + nulls
         self.null_count += nulls
