@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = [
     "float32_edges",
-    "nearest_float32_edges",
+    "nearest_float_edges",
     "merge_block_moments",
     "moments_need_sorted",
     "MOMENT_BUDGET",
@@ -60,8 +60,9 @@ def float32_edges(edges) -> np.ndarray:
     return r
 
 
-def nearest_float32_edges(edges) -> np.ndarray:
-    """Float64 ``edges`` rounded to the nearest float32, as float64: the edges float32 values are binned on.
+def nearest_float_edges(edges, dtype=np.float32) -> np.ndarray:
+    """Float64 ``edges`` rounded to the nearest ``dtype`` (float32 or float16), as float64: the edges values of
+    that type are binned on.
 
     A float32 value stands for every real that rounds to it, so it is
     binned at its own precision: ``v`` lies in ``[e_i, e_i+1)`` when
@@ -69,21 +70,25 @@ def nearest_float32_edges(edges) -> np.ndarray:
     is then in the bin a float64 reference's 0.7 opened, where against the
     exact edge it fell in the bin below (every atom of a rounded feature
     whose float32 lies under it moved a bin: PSI 0.63 on identical data).
-    Edges past float32's range become ``inf``, or the most negative float32
-    (as :func:`float32_edges` makes them), which bound float32 values as the
-    float64 edges do. Distinct edges may round to one float32: the bin
-    between them is then empty for float32 values. :func:`float32_edges` of
-    the result is the result itself, in float32.
+    float16 values (profiled as float32) likewise on edges rounded to float16.
+    Edges past the type's range become ``inf``, or its most negative value
+    (as :func:`float32_edges` makes them), which bound its values as the
+    float64 edges do. Distinct edges may round to one value: the bin
+    between them is then empty for values of the type. :func:`float32_edges`
+    of the result is the result itself, in float32.
 
     Examples
     --------
-    >>> e = nearest_float32_edges(np.array([-1e300, 0.7, 1.0, 1e300]))
+    >>> e = nearest_float_edges(np.array([-1e300, 0.7, 1.0, 1e300]))
     >>> bool(e[0] == -np.finfo(np.float32).max), bool(e[1] == np.float32(0.7)), float(e[2]), float(e[3])
     (True, True, 1.0, inf)
+    >>> float(nearest_float_edges(np.array([0.1, 1e5]), np.float16)[1])
+    inf
     """
-    with np.errstate(over="ignore"):  # past float32's range is inf, as wanted
-        r = np.asarray(edges, dtype=np.float64).astype(np.float32)
-    r[r == -np.inf] = -np.finfo(np.float32).max
+    dtype = np.dtype(dtype)
+    with np.errstate(over="ignore"):  # past the type's range is inf, as wanted
+        r = np.asarray(edges, dtype=np.float64).astype(dtype)
+    r[r == -np.inf] = -np.finfo(dtype).max
     return r.astype(np.float64)
 
 

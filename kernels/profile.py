@@ -126,7 +126,7 @@ def bin_index_at(v, first, top, closed, e, off, p, n_edges, uniform, scale):
     (:func:`cudrift.kernels._host.float32_edges`; exact, since for a float32 ``v``, ``v < edge``
     exactly when ``v < ceil32(edge)``), and ``v`` is in that dtype. (The GPU
     backend gives float32 data edges already rounded to the nearest float32,
-    :func:`cudrift.kernels._host.nearest_float32_edges`, which that leaves
+    :func:`cudrift.kernels._host.nearest_float_edges`, which that leaves
     as they are: float32 values are binned at their own precision.)
     ``first`` and ``top`` are ``e``'s first and last entries: ``v >= top``
     means ``v >= last`` (the last float64 edge), and ``closed`` (whether

@@ -81,7 +81,7 @@ def pad_edges(edge_list) -> tuple[np.ndarray, np.ndarray]:
 
 def nearest_edges(edge_list):
     """Each column's edges (or None) rounded to the nearest float32, as the GPU backend bins float32 data on."""
-    return [None if e is None else _host.nearest_float32_edges(e) for e in edge_list]
+    return [None if e is None else _host.nearest_float_edges(e) for e in edge_list]
 
 
 def run_profile(x, edge_list, uniform=None, null_mask=None, *, threads=None, row_blocks=None, privatize=None,

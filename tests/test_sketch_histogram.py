@@ -216,3 +216,17 @@ def test_uniform_edges_over_a_range_past_float64s_are_finite(lo, hi, n):
     # evenly spaced: each step is the range over n, computed here on halves
     np.testing.assert_allclose(np.diff(e / 2), (hi / 2 - lo / 2) / n, rtol=1e-12)
     Histogram.empty(e)
+
+
+def test_float16_values_are_binned_at_their_precision():
+    """float16(0.1) is 0.09998: against float32-rounded edges a float16 window's atoms fell a bin low (PSI 0.39
+    on one distribution). They are binned on the edges rounded to float16, sorted or not, widened or not."""
+    e = np.array([0.1, 0.2, 0.3, 0.7, 0.8])
+    h = e.astype(np.float16)
+    assert all(float(v) != x for v, x in zip(h, e))
+    want = [0, 1, 1, 1, 2, 0]
+    assert Histogram.empty(e).update(h).counts.tolist() == want
+    assert Histogram.empty(e).update_sorted(h).counts.tolist() == want
+    assert Histogram.empty(e)._update_sorted_trusted(h.astype(np.float32), np.float16).counts.tolist() == want
+    # (as float32 values they are binned at float32: float16(0.1) lies under float32(0.1))
+    assert Histogram.empty(e).update(h.astype(np.float32)).counts.tolist() != want

@@ -427,9 +427,11 @@ def _launch_group(dev: _Device, x2d: cupy.ndarray, jobs: list[_Job], *, hist_onl
     n_rows, n_cols = x2d.shape
     edge_list = [None if j.col.histogram is None else j.col.histogram.edges for j in jobs]
     if x2d.dtype == np.float32:
-        # float32 values are binned at their own precision, on the edges rounded to the nearest float32, as
-        # Histogram bins them (nearest_float32_edges says why); float32_edges of those is exact
-        edge_list = [None if e is None else _host.nearest_float32_edges(e) for e in edge_list]
+        # float32 values are binned at their own precision, on the edges rounded to the nearest float32 (float16
+        # ones, widened, on those rounded to float16), as Histogram bins them (nearest_float_edges says why);
+        # float32_edges of those is exact
+        edge_list = [None if e is None else _host.nearest_float_edges(e, np.float16 if _half(j) else np.float32)
+                     for e, j in zip(edge_list, jobs)]
     edges, n_edges, uniform = gh.pack_edges(edge_list)
     nt = _launch.threads_per_block()
     rb = _launch.row_blocks(n_rows, n_cols, nt, row_major=rows_layout(x2d))
@@ -654,6 +656,11 @@ def _stage(dev: _Device, parts: list[tuple[np.ndarray, int, int]]) -> tuple[cupy
         ready = cupy.cuda.Event(disable_timing=True)
         ready.record(dev.copy)
     return d, ready
+
+
+def _half(j: _Job) -> bool:
+    """Whether a job's float32 values are float16 ones widened (binned at float16 precision)."""
+    return j.dtype == "float16" or j.col.dtype == "float16"
 
 
 def _device_ready(v: np.ndarray) -> np.ndarray:
@@ -966,7 +973,7 @@ def count_histograms(prof, src: TableSource, names: list[str], kept: dict | None
                 rest.append(n)
                 continue
             h = prof.columns[n].histogram
-            left, last = gh.histogram_thresholds(h, s.dtype)
+            left, last = gh.histogram_thresholds(h, s.dtype, half=prof.columns[n].dtype == "float16")
             # #{x < left[i]} then #{x <= last}, read back with every other column's at once
             found += [cupy.searchsorted(s, cupy.asarray(left, dtype=s.dtype), side="left"),
                       cupy.searchsorted(s, cupy.asarray([last], dtype=s.dtype), side="right")]

@@ -249,19 +249,19 @@ def _histogram_counts(rc: NumericColumnProfile, cc: NumericColumnProfile,
         return r, c, True
     if ref_sorted is not None and cc.dtype in ("float32", "float16"):
         # (a window of float32 and float64 parts binned only some values so: no recount is its counterpart)
-        return _recounted(rc.histogram.edges, ref_sorted), c, True
-    from cudrift.kernels._host import nearest_float32_edges
+        return _recounted(rc.histogram.edges, ref_sorted, coarse), c, True
+    from cudrift.kernels._host import nearest_float_edges
 
-    t = nearest_float32_edges(rc.histogram.edges)
+    t = nearest_float_edges(rc.histogram.edges, coarse)
     # bins 1..k-1 are opened by t[0..k-2]; one whose opening edge equals the last one's starts no group
     opens = np.r_[True, True, t[1:-1] != t[:-2], True]
     starts = np.flatnonzero(opens)
     return np.add.reduceat(r, starts), np.add.reduceat(c, starts), bool(opens.all())
 
 
-def _recounted(edges: np.ndarray, ref_sorted) -> np.ndarray:
+def _recounted(edges: np.ndarray, ref_sorted, coarse) -> np.ndarray:
     """Histogram counts of sorted reference values (host or device) already rounded to the window's float type
-    (:func:`sorted_at_precision`), binned as its float32 values are (``Histogram``'s float32 thresholds)."""
+    ``coarse`` (:func:`sorted_at_precision`), binned as its values are (``Histogram``'s thresholds for it)."""
     from cudrift.backends import _gpu_host as gh
     from cudrift.sketches.histogram import Histogram
 
@@ -269,11 +269,11 @@ def _recounted(edges: np.ndarray, ref_sorted) -> np.ndarray:
     with np.errstate(over="ignore"):  # (values past float32's range become infinities, which a window holds)
         x = ref_sorted.astype(np.float32)
     if isinstance(x, np.ndarray):
-        h._update_sorted_trusted(x)
+        h._update_sorted_trusted(x, coarse)
     else:
         import cupy
 
-        left, last = gh.histogram_thresholds(h, np.float32)
+        left, last = gh.histogram_thresholds(h, np.float32, half=coarse == np.float16)
         found = cupy.concatenate([cupy.searchsorted(x, cupy.asarray(left, dtype=np.float32), side="left"),
                                   cupy.searchsorted(x, cupy.asarray([last], dtype=np.float32), side="right")])
         counts = cupy.asnumpy(found)

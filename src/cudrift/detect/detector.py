@@ -846,9 +846,7 @@ def _out_of_range(name: str, rc: NumericColumnProfile, cc: NumericColumnProfile)
     rounding = _compute._coarsest_float(rc.dtype, cc.dtype)
     # (a window finer than its reference, float64 against float32, was binned exactly: its 0.1 lies under the
     # reference's float32 0.1, so it is measured from its sketch at the reference's precision)
-    # (a float16 window was binned on float32 thresholds, not at its own precision: from its sketch too)
-    if rc.edges_are_range and cc.histogram is not None and _compute._coarsest_float(cc.dtype) == rounding and (
-            rounding is None or rounding == np.float32):
+    if rc.edges_are_range and cc.histogram is not None and _compute._coarsest_float(cc.dtype) == rounding:
         least = most = int(cc.histogram.counts[0] + cc.histogram.counts[-1])
     else:
         # at the precision of the less precise window (a float32 window's 0.7 is the float64 reference's minimum

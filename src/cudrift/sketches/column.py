@@ -261,7 +261,9 @@ class NumericColumnProfile:
         finite = xf if finite_sorted.size == m else xf[np.isfinite(xf)]
         self.moments._update_sorted_trusted(finite_sorted)
         if self.histogram is not None:
-            self.histogram._update_sorted_trusted(finite_sorted)
+            # float16 values (widened to float32 here, or by the reader) are binned at float16 precision
+            half = x.dtype == np.float16 or self.dtype == "float16"
+            self.histogram._update_sorted_trusted(finite_sorted, np.float16 if half else None)
         self.quantiles._update_sorted_trusted(finite_sorted)
         self.sample._update_trusted(finite)
         if sorted_out is not None:

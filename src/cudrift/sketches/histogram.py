@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from cudrift.errors import EmptyInputError, FormatError, IncompatibleSketchError
-from cudrift.kernels._host import nearest_float32_edges  # NumPy only; the GPU kernels bin on the same edges
+from cudrift.kernels._host import nearest_float_edges  # NumPy only; the GPU kernels bin on the same edges
 from cudrift.sketches import _format
 from cudrift.sketches._common import as_float, as_numeric_1d, describe_array, require_finite, require_sorted_finite
 
@@ -40,15 +40,21 @@ def _check_edges(edges: object) -> np.ndarray:
     return e
 
 
-def _float32_thresholds(edges: np.ndarray) -> tuple[np.ndarray, np.float32]:
-    """The edges float32 data is binned on: each rounded to the nearest float32
-    (:func:`cudrift.kernels._host.nearest_float32_edges`, which says why), as
-    ``(left thresholds, closing edge)``. A float32 value counts at its own
-    precision: one equal to a rounded edge lies in the bin that edge opens,
-    one equal to the rounded last edge in the closed last bin.
+def _narrow_thresholds(edges: np.ndarray, precision) -> tuple[np.ndarray, np.float32]:
+    """The edges data of ``precision`` (float32, float16) is binned on: each rounded to the nearest value of that
+    type (:func:`cudrift.kernels._host.nearest_float_edges`, which says why), as float32 ``(left thresholds,
+    closing edge)``, float16 values being compared as float32. A value counts at its own precision: one equal
+    to a rounded edge lies in the bin that edge opens, one equal to the rounded last edge in the closed last
+    bin.
     """
-    e = nearest_float32_edges(edges).astype(np.float32)
+    e = nearest_float_edges(edges, precision).astype(np.float32)
     return e, e[-1]
+
+
+def _precision(dtype: np.dtype):
+    """The narrow float type data of ``dtype`` is binned at (float32, float16), or None for float64 (and the
+    integers and booleans, read as float64)."""
+    return np.float16 if dtype == np.float16 else np.float32 if dtype == np.float32 else None
 
 
 class Histogram:
@@ -57,9 +63,10 @@ class Histogram:
     ``counts`` has ``len(edges) + 1`` int64 entries: index 0 counts
     ``x < edges[0]``, index ``i`` (1 .. ``len(edges) - 1``) counts bin
     ``[edges[i-1], edges[i])`` (the last bin closed), and the last index
-    counts ``x > edges[-1]``. float32 values are compared at their own
-    precision, with the edges rounded to the nearest float32
-    (:func:`_float32_thresholds`): ``float32(0.7)`` is in the bin 0.7 opens.
+    counts ``x > edges[-1]``. float32 and float16 values are compared at
+    their own precision, with the edges rounded to the nearest value of their
+    type (:func:`_narrow_thresholds`): ``float32(0.7)`` is in the bin 0.7
+    opens.
 
     On an empty histogram every count is 0 and :attr:`n` is 0.
 
@@ -71,12 +78,12 @@ class Histogram:
     [1, 2, 2, 1]
     """
 
-    __slots__ = ("_edges", "_counts", "_f32")
+    __slots__ = ("_edges", "_counts", "_narrow")
 
     def __init__(self, edges: np.ndarray, counts: np.ndarray) -> None:
         self._edges = edges
         self._counts = counts
-        self._f32: tuple[np.ndarray, np.float32] | None = None
+        self._narrow: dict[str, tuple[np.ndarray, np.float32]] = {}  # _narrow_thresholds by type, made once
 
     @classmethod
     def empty(cls, edges: np.ndarray) -> "Histogram":
@@ -98,12 +105,14 @@ class Histogram:
         ValueError
             If a value is NaN or infinite (count those separately).
         """
-        x = as_float(as_numeric_1d(values, "Histogram.update"))
+        given = as_numeric_1d(values, "Histogram.update")
+        x = as_float(given)
         require_finite(x, "Histogram.update")
         if x.size == 0:
             return self
-        # float32 values at their own precision, on the edges rounded to float32 (see _float32_thresholds)
-        edges = self._float32()[0] if x.dtype == np.float32 else self._edges
+        # float32 and float16 values at their own precision, on the edges rounded to that type (_narrow_thresholds)
+        precision = _precision(given.dtype)
+        edges = self._edges if precision is None else self._thresholds(precision)[0]
         # side="right" puts x in [e_i, e_{i+1}) at index i + 1; values equal
         # to the last edge belong to the closed last bin, not to overflow.
         idx = np.searchsorted(edges, x, side="right")
@@ -126,16 +135,20 @@ class Histogram:
         ValueError
             If the values are not sorted or not finite.
         """
-        x = as_float(as_numeric_1d(sorted_values, "Histogram.update_sorted"))
+        given = as_numeric_1d(sorted_values, "Histogram.update_sorted")
+        x = as_float(given)
         require_sorted_finite(x, "Histogram.update_sorted")
-        return self._update_sorted_trusted(x)
+        return self._update_sorted_trusted(x, _precision(given.dtype))
 
-    def _update_sorted_trusted(self, x: np.ndarray) -> "Histogram":
-        """Count a sorted finite float32/float64 batch without validation (column profile path)."""
+    def _update_sorted_trusted(self, x: np.ndarray, precision=None) -> "Histogram":
+        """Count a sorted finite float32/float64 batch without validation (column profile path); ``precision``:
+        the type its values are binned at (default float32 for a float32 batch; float16 for float16 values
+        widened to float32)."""
         if x.size == 0:
             return self
-        if x.dtype == np.float32:
-            left, last = self._float32()
+        precision = precision or _precision(x.dtype)
+        if precision is not None:
+            left, last = self._thresholds(precision)
         else:
             left, last = self._edges, self._edges[-1]
         bounds = np.empty(self._counts.size + 1, dtype=np.int64)
@@ -146,11 +159,13 @@ class Histogram:
         self._counts += np.diff(bounds)
         return self
 
-    def _float32(self) -> tuple[np.ndarray, np.float32]:
-        """:func:`_float32_thresholds` of the edges, made once: the edges float32 data is binned on."""
-        if self._f32 is None:
-            self._f32 = _float32_thresholds(self._edges)
-        return self._f32
+    def _thresholds(self, precision) -> tuple[np.ndarray, np.float32]:
+        """:func:`_narrow_thresholds` of the edges for ``precision``, made once: the edges such data is binned
+        on."""
+        key = np.dtype(precision).char
+        if key not in self._narrow:
+            self._narrow[key] = _narrow_thresholds(self._edges, precision)
+        return self._narrow[key]
 
     # monoid ---------------------------------------------------------------
     def merge(self, other: "Histogram") -> "Histogram":
