@@ -35,6 +35,14 @@ def _batch(rng, n, shift=0.0):
     }
 
 
+def _folded(reference, lay, rng, rows, **settings):
+    """A state of ``settings`` that accepted ``rows`` rows and folded them (what a checkpoint then holds)."""
+    st = WindowState(reference, lay, **settings)
+    st.accept(_batch(rng, rows), rows)
+    st.fold(force=True)
+    return st
+
+
 class FakeClock:
     def __init__(self, t=1000.0):
         self.t = t
@@ -298,12 +306,8 @@ def test_adopt_seals_an_expired_time_window_first_and_opens_the_next_at_the_firs
 
 def test_adopt_refuses_a_state_whose_rows_were_folded_and_leaves_it_alone(reference, rng):
     lay = FeatureLayout.from_profile(reference)
-    old = WindowState(reference, lay, window_rows=300)
-    old.accept(_batch(rng, 100), 100)
-    old.fold(force=True)
-    new = WindowState(reference, lay, window_rows=300)
-    new.accept(_batch(rng, 50), 50)
-    new.fold(force=True)
+    old = _folded(reference, lay, rng, 100, window_rows=300)
+    new = _folded(reference, lay, rng, 50, window_rows=300)
     with pytest.raises(AdoptError, match="folded already"):
         new.adopt(old.to_bytes())
     assert (new.rows_total, new.open_rows) == (50, 50)
@@ -324,9 +328,7 @@ def test_checkpoint_leaves_out_rows_not_folded_yet(reference, rng):
 
 def test_checkpoint_refuses_another_reference_and_corruption(reference, rng):
     lay = FeatureLayout.from_profile(reference)
-    st = WindowState(reference, lay, window_rows=1000)
-    st.accept(_batch(rng, 100), 100)
-    st.fold(force=True)
+    st = _folded(reference, lay, rng, 100, window_rows=1000)
     data = st.to_bytes()
     other_ref = cudrift.profile({**{n: np.arange(100.0, dtype=np.float32) for n in ("a", "b", "score")},
                                  "city": np.array(["x"] * 100, dtype=object), "region": np.arange(100) % 3,
@@ -490,9 +492,7 @@ def test_checkpoint_whose_windows_do_not_merge_with_the_reference_is_a_format_er
     """Windows profiled against other edges (the same reference file under another input layout widens other
     columns): the restore says FormatError, which the monitor sets aside, never the merge's own error."""
     lay = FeatureLayout.from_profile(reference)
-    st = WindowState(reference, lay, window_rows=1000)
-    st.accept(_batch(rng, 100), 100)
-    st.fold(force=True)
+    st = _folded(reference, lay, rng, 100, window_rows=1000)
     data = st.to_bytes()
     a = reference.columns["a"].copy()
     edges = a.histogram.edges.copy()
@@ -594,9 +594,7 @@ def test_a_checkpoint_named_by_an_earlier_identity_resumes_when_its_windows_merg
     from cudrift.integrations.triton._state import reference_digest
 
     lay = FeatureLayout.from_profile(reference)
-    st = WindowState(reference, lay, window_rows=1000)
-    st.accept(_batch(rng, 120), 120)
-    st.fold(force=True)
+    st = _folded(reference, lay, rng, 120, window_rows=1000)
     st.digest = hashlib.sha256(b"the reference's bytes as an earlier cudrift wrote them").hexdigest()
     again = WindowState(reference, lay, window_rows=1000)
     again.restore(st.to_bytes())
@@ -654,9 +652,7 @@ def test_a_checkpoint_with_bad_content_is_a_format_error_and_leaves_the_state_as
     ValueError) and changes nothing: not the counters, not the windows (a seal that failed after the state was
     changed left the window both open and sealed)."""
     lay = FeatureLayout.from_profile(reference)
-    st = WindowState(reference, lay, window_rows=300)
-    st.accept(_batch(rng, 250), 250)
-    st.fold(force=True)
+    st = _folded(reference, lay, rng, 250, window_rows=300)
     data = _saved_with(st.to_bytes({"requests": 1}), **changes)
     again = WindowState(reference, lay, window_rows=200)  # lowered: the saved open window is sealed at restore
     again.accept(_batch(rng, 50), 50)
@@ -674,9 +670,7 @@ def test_a_checkpoint_with_bad_content_is_a_format_error_and_leaves_the_state_as
 def test_a_checkpoint_restored_whole_keeps_its_counts(reference, rng):
     """The counterpart of the above: the same checkpoint unchanged restores, sealing the window over the limit."""
     lay = FeatureLayout.from_profile(reference)
-    st = WindowState(reference, lay, window_rows=300)
-    st.accept(_batch(rng, 250), 250)
-    st.fold(force=True)
+    st = _folded(reference, lay, rng, 250, window_rows=300)
     again = WindowState(reference, lay, window_rows=200)
     assert again.restore(_saved_with(st.to_bytes({"requests": 1}))) == {"requests": 1}
     assert (again.rows_total, again.open_rows, again.open_window_id, again.sealed_windows) == (250, 0, 1, 1)
