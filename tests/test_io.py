@@ -272,8 +272,10 @@ def test_floats_in_object_form_are_numbers_in_every_container(vals):
 
 
 def test_a_2d_array_of_no_columns_or_unreadable_ones_is_refused_by_name():
-    with pytest.raises(cudrift.errors.EmptyInputError, match=r"the 2-D array has no columns \(shape \(3, 0\)\)"):
-        cudrift.profile(np.zeros((3, 0)), columns=[])
+    for empty in (np.zeros((3, 0)), np.zeros((3, 0), dtype=object)):  # (an object one was read as no columns)
+        with pytest.raises(cudrift.errors.EmptyInputError,
+                           match=r"the 2-D NumPy array has no columns \(shape \(3, 0\)\)"):
+            cudrift.profile(empty, columns=[])
     days = np.array(["2020-01-01", "2020-01-02"] * 3, dtype="datetime64[D]").reshape(3, 2)
     with pytest.raises(SchemaError, match="column 'a' has unsupported dtype datetime64"):
         cudrift.profile(days, columns=["a", "b"])

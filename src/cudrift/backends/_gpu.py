@@ -426,13 +426,16 @@ def _launch_group(dev: _Device, x2d: cupy.ndarray, jobs: list[_Job], *, hist_onl
     """Queue the fused profile pass over ``x2d`` (one column per job) and, unless ``hist_only``, each column's sort."""
     n_rows, n_cols = x2d.shape
     edge_list = [None if j.col.histogram is None else j.col.histogram.edges for j in jobs]
-    if x2d.dtype == np.float32:
-        # float32 values are binned at their own precision, on the edges rounded to the nearest float32 (float16
-        # ones, widened, on those rounded to float16), as Histogram bins them (nearest_float_edges says why);
-        # float32_edges of those is exact
-        edge_list = [None if e is None else _host.nearest_float_edges(e, np.float16 if _half(j) else np.float32)
-                     for e, j in zip(edge_list, jobs)]
+    # (whether the edges are linspace, for the closed-form estimate: judged on the edges themselves)
     edges, n_edges, uniform = gh.pack_edges(edge_list)
+    if x2d.dtype == np.float32:
+        # float32 values are binned at their own precision, on the Histogram's thresholds for them (the edges
+        # rounded to the nearest float32, float16 ones' to float16: nearest_float_edges says why); float32_edges
+        # of those is exact. An infinite top edge (float16's range is 65504) leaves no closed form.
+        edges = gh.pack_edges([None if j.col.histogram is None else
+                               j.col.histogram._thresholds(np.float16 if j.dtype == "float16" else np.float32)[0]
+                               for j in jobs])[0]
+        uniform &= np.isfinite(edges[np.arange(n_cols), np.maximum(n_edges - 1, 0)])
     nt = _launch.threads_per_block()
     rb = _launch.row_blocks(n_rows, n_cols, nt, row_major=rows_layout(x2d))
     out = profile_outputs(n_cols, edges.shape[1], rb, cupy.full)
@@ -656,11 +659,6 @@ def _stage(dev: _Device, parts: list[tuple[np.ndarray, int, int]]) -> tuple[cupy
         ready = cupy.cuda.Event(disable_timing=True)
         ready.record(dev.copy)
     return d, ready
-
-
-def _half(j: _Job) -> bool:
-    """Whether a job's float32 values are float16 ones widened (binned at float16 precision)."""
-    return j.dtype == "float16" or j.col.dtype == "float16"
 
 
 def _device_ready(v: np.ndarray) -> np.ndarray:
@@ -953,6 +951,15 @@ def _profile_batch(dev, prof, batch, names, keep, internal, matrix, matrix_names
     return lens
 
 
+def histogram_search(h, s: cupy.ndarray, half: bool = False) -> list:
+    """The device searches that count sorted device column ``s`` into ``h`` (its thresholds for ``s``'s dtype,
+    float16 ones where ``half``): ``#{x < left[i]}`` then ``#{x <= last}``, for
+    :func:`~cudrift.backends._gpu_host.add_histogram_bounds` once read back."""
+    left, last = gh.histogram_thresholds(h, s.dtype, half=half)
+    return [cupy.searchsorted(s, cupy.asarray(left, dtype=s.dtype), side="left"),
+            cupy.searchsorted(s, cupy.asarray([last], dtype=s.dtype), side="right")]
+
+
 def count_histograms(prof, src: TableSource, names: list[str], kept: dict | None = None) -> None:
     """Count the reference's numeric columns on their new edges (the GPU ``_count_histograms``).
 
@@ -973,11 +980,9 @@ def count_histograms(prof, src: TableSource, names: list[str], kept: dict | None
                 rest.append(n)
                 continue
             h = prof.columns[n].histogram
-            left, last = gh.histogram_thresholds(h, s.dtype, half=prof.columns[n].dtype == "float16")
-            # #{x < left[i]} then #{x <= last}, read back with every other column's at once
-            found += [cupy.searchsorted(s, cupy.asarray(left, dtype=s.dtype), side="left"),
-                      cupy.searchsorted(s, cupy.asarray([last], dtype=s.dtype), side="right")]
-            searched.append((h, int(s.shape[0]), len(left)))
+            # read back with every other column's at once
+            found += histogram_search(h, s, half=prof.columns[n].dtype == "float16")
+            searched.append((h, int(s.shape[0]), h.edges.size - 1))
         if searched:
             counts = cupy.asnumpy(cupy.concatenate(found))
             at = 0

@@ -361,8 +361,7 @@ def pack_edges(edge_list: Sequence[np.ndarray | None]) -> tuple[np.ndarray, np.n
             continue
         edges[c, : len(e)] = e
         n_edges[c] = len(e)
-        # (float32 comparison edges may end at inf: no linspace)
-        uniform[c] = np.isfinite(e[-1]) and np.array_equal(e, np.linspace(e[0], e[-1], len(e)))
+        uniform[c] = np.array_equal(e, np.linspace(e[0], e[-1], len(e)))
     return edges, n_edges, uniform
 
 

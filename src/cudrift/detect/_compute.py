@@ -62,7 +62,11 @@ def applies(test: str, kind: str) -> bool:
 
 
 def n_unique(kind: str, rc, cc, ref_sorted, cur_sorted, ref_distinct: int | None, cap: int = 6) -> int:
-    """Distinct values over reference and current, counted up to ``cap`` (all the auto rule needs)."""
+    """Distinct values over reference and current, counted up to ``cap`` (all the auto rule needs).
+
+    ``ref_distinct``: the reference's own, counted up to ``cap`` at the precision the two are compared at
+    (:meth:`DriftDetector._distinct_at`), or None.
+    """
     if kind == CATEGORICAL:
         # values outside the reference dictionary (in either window: a reference may be a window profiled
         # like= another) are at least one more value
@@ -70,8 +74,8 @@ def n_unique(kind: str, rc, cc, ref_sorted, cur_sorted, ref_distinct: int | None
     # values are told apart at the precision of the less precise window (see _few_value_counts)
     rounding = _coarsest_float(rc.dtype, cc.dtype)
     if ref_sorted is not None and cur_sorted is not None:
-        if ref_distinct is not None and ref_distinct >= cap and rounding is None:
-            return cap  # (counted at the reference's precision: rounded, its values may be fewer)
+        if ref_distinct is not None and ref_distinct >= cap:
+            return cap
         if _on_device(ref_sorted):
             from cudrift.backends._gpu import n_unique_sorted
             return n_unique_sorted(ref_sorted, cur_sorted, cap, rounding)
@@ -176,8 +180,14 @@ def _coarsest_float(*dtypes: str | None):
 
 
 def _rounded(values: np.ndarray, dtype) -> np.ndarray:
-    """Values rounded to ``dtype`` (None: as they are), as float64 (see :func:`sorted_at_precision`)."""
-    return values if dtype is None else sorted_at_precision(np.asarray(values), dtype)
+    """Values in any order rounded to ``dtype`` (None: as they are), as float64; those past its range keep their
+    own (see :func:`sorted_at_precision`)."""
+    if dtype is None:
+        return values
+    values = np.asarray(values)
+    with np.errstate(over="ignore"):
+        r = values.astype(dtype).astype(np.float64)
+    return np.where(np.isinf(r) & ~np.isinf(values), values, r)
 
 
 def sorted_at_precision(x, dtype):
@@ -188,10 +198,13 @@ def sorted_at_precision(x, dtype):
     ``dtype``'s range keep their own (no value of ``dtype`` equals them, so the order and the ties stay)."""
     if dtype is None or x.dtype == dtype:
         return x
-    xp = np if isinstance(x, np.ndarray) else __import__("cupy")
     with np.errstate(over="ignore"):
         r = x.astype(dtype).astype(np.float64)
-    return xp.where(xp.isinf(r) & ~xp.isinf(x), x, r)
+    if r.size and (bool(r[0] == -np.inf) or bool(r[-1] == np.inf)):
+        # (sorted: only the ends can pass the type's range; the rare case pays the passes over the whole array)
+        xp = np if isinstance(x, np.ndarray) else __import__("cupy")
+        r = xp.where(xp.isinf(r) & ~xp.isinf(x), x, r)
+    return r
 
 
 def _cdf_at_precision(b: CdfBounds, dtype) -> CdfBounds:
@@ -250,9 +263,7 @@ def _histogram_counts(rc: NumericColumnProfile, cc: NumericColumnProfile,
     if ref_sorted is not None and cc.dtype in ("float32", "float16"):
         # (a window of float32 and float64 parts binned only some values so: no recount is its counterpart)
         return _recounted(rc.histogram.edges, ref_sorted, coarse), c, True
-    from cudrift.kernels._host import nearest_float_edges
-
-    t = nearest_float_edges(rc.histogram.edges, coarse)
+    t = rc.histogram._thresholds(coarse)[0]  # (the edges the window's values were binned on)
     # bins 1..k-1 are opened by t[0..k-2]; one whose opening edge equals the last one's starts no group
     opens = np.r_[True, True, t[1:-1] != t[:-2], True]
     starts = np.flatnonzero(opens)
@@ -273,10 +284,9 @@ def _recounted(edges: np.ndarray, ref_sorted, coarse) -> np.ndarray:
     else:
         import cupy
 
-        left, last = gh.histogram_thresholds(h, np.float32, half=coarse == np.float16)
-        found = cupy.concatenate([cupy.searchsorted(x, cupy.asarray(left, dtype=np.float32), side="left"),
-                                  cupy.searchsorted(x, cupy.asarray([last], dtype=np.float32), side="right")])
-        counts = cupy.asnumpy(found)
+        from cudrift.backends import _gpu
+
+        counts = cupy.asnumpy(cupy.concatenate(_gpu.histogram_search(h, x, half=coarse == np.float16)))
         gh.add_histogram_bounds(h, counts[:-1], int(counts[-1]), int(x.shape[0]))
     return h.counts.astype(np.float64)
 

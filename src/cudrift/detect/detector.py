@@ -303,7 +303,7 @@ class DriftDetector:
             findings.append(Finding("extra_column", n, f"column {n!r} is not in the reference; it is not tested"))
 
         names = [n for n in ref.columns if n in cur.columns]
-        tests, rank_stats = self._device_rank_statistics(names, cur, cur_sorted)
+        tests, rank_stats, rounded = self._device_rank_statistics(names, cur, cur_sorted)
         on_device = device_binder(self.backend)  # pool threads start on device 0, not on the caller's
 
         total = self.workers or _workers()
@@ -314,7 +314,7 @@ class DriftDetector:
 
         def column(n: str):
             with on_device(), thread_limit(inner):
-                return self._column(n, cur, cur_sorted.get(n), tests.get(n), rank_stats.get(n))
+                return self._column(n, cur, cur_sorted.get(n), tests.get(n), rank_stats.get(n), rounded.pop(n, None))
 
         if workers <= 1:
             results = [column(n) for n in names]
@@ -394,19 +394,22 @@ class DriftDetector:
         return (_compute.sorted_at_precision(ref_sorted, rounding),
                 None if cur_sorted is None else _compute.sorted_at_precision(cur_sorted, rounding))
 
-    def _device_rank_statistics(self, names: list[str], cur: Profile, cur_sorted: dict) -> tuple[dict, dict]:
+    def _device_rank_statistics(self, names: list[str], cur: Profile,
+                                cur_sorted: dict) -> tuple[dict, dict, dict]:
         """Tests of the columns kept sorted on the device, and their rank statistics from one batched launch.
 
-        Returns ``(tests, stats)``: the test each such column gets (chosen
-        as :meth:`_column` chooses it, so that it is not chosen twice) and,
-        for those whose test is a rank test, their entries of the GPU
-        backend's ``rank_tests_many`` (rank statistics, KS p-value or
-        None). Both empty on the CPU path. A failure of the batched launch
-        leaves ``stats`` empty: each column then computes its own (a column
-        that runs out of device memory then fails alone, with a finding).
+        Returns ``(tests, stats, rounded)``: the test each such column gets
+        (chosen as :meth:`_column` chooses it, so that it is not chosen
+        twice) and, for those whose test is a rank test, their entries of
+        the GPU backend's ``rank_tests_many`` (rank statistics, KS p-value or
+        None) and the sorted pair they were computed on (:meth:`_at_precision`,
+        for :meth:`_column` to use rather than round again). All empty on the
+        CPU path. A failure of the batched launch leaves ``stats`` and
+        ``rounded`` empty: each column then computes its own (a column that
+        runs out of device memory then fails alone, with a finding).
         """
         if self.backend != "gpu":
-            return {}, {}
+            return {}, {}, {}
         from cudrift.backends import _gpu_host as gh
 
         on_device = _compute._on_device
@@ -421,15 +424,15 @@ class DriftDetector:
             if test in gh.RANK_TESTS:
                 wanted.append(n)
         if not wanted:
-            return tests, {}
+            return tests, {}, {}
         from cudrift.backends import _gpu
 
         try:
             pairs = [self._at_precision(n, cur, self._ref_sorted[n], cur_sorted[n]) for n in wanted]
             stats = _gpu.rank_tests_many(pairs, [tests[n] for n in wanted])
         except Exception:  # noqa: BLE001 - device trouble: fall back to the per-column path, which reports it
-            return tests, {}
-        return tests, dict(zip(wanted, stats))
+            return tests, {}, {}
+        return tests, dict(zip(wanted, stats)), dict(zip(wanted, pairs))
 
     def test_for(self, column: str) -> str:
         """The test this detector runs on ``column`` for a window that adds no distinct value to the reference's.
@@ -485,11 +488,24 @@ class DriftDetector:
 
     def _n_unique(self, name: str, kind: str, rc, cc, cur_sorted) -> int:
         ref_sorted = self._ref_sorted.get(name)
-        return _compute.n_unique(kind, rc, cc, ref_sorted, cur_sorted, self._ref_distinct.get(name))
+        distinct = self._distinct_at(name, rc, cc) if kind == NUMERICAL and ref_sorted is not None else None
+        return _compute.n_unique(kind, rc, cc, ref_sorted, cur_sorted, distinct)
+
+    def _distinct_at(self, name: str, rc, cc) -> int:
+        """The sorted reference column's distinct values, up to 6, at the precision it is compared at with a
+        window (float32 may make fewer of them): counted once per float type and kept."""
+        rounding = _compute._coarsest_float(rc.dtype, cc.dtype)
+        key = name if rounding is None else (name, rounding)
+        if key not in self._ref_distinct:
+            self._ref_distinct[key] = _distinct_sorted(
+                _compute.sorted_at_precision(self._ref_sorted[name], rounding), 6)
+        return self._ref_distinct[key]
 
     # ------------------------------------------------------------ per column
     def _column(self, name: str, cur: Profile, cur_sorted: np.ndarray | None, test: str | None = None,
-                rank_stats=None) -> tuple[FeatureDrift, list[Finding], float | None]:
+                rank_stats=None, pair=None) -> tuple[FeatureDrift, list[Finding], float | None]:
+        """One column's result; ``pair``: its sorted values already at the compared precision (from the batched
+        rank launch), else they are made here."""
         ref = self.reference
         kind = ref.kinds[name]
         rc, cc = ref.columns[name], cur.columns[name]
@@ -514,7 +530,7 @@ class DriftDetector:
             test = self._test_for(name, cur, cur_sorted)
         try:
             # (rounded here, where running out of memory fails this column alone)
-            ref_sorted, cur_sorted = self._at_precision(name, cur, self._ref_sorted.get(name), cur_sorted)
+            ref_sorted, cur_sorted = pair or self._at_precision(name, cur, self._ref_sorted.get(name), cur_sorted)
             res = _compute.run_test(test, kind, rc, cc, ref_sorted, cur_sorted if ref_sorted is not None else None,
                                     backend=self.backend, rank_stats=rank_stats)
         except (CudriftError, ValueError, MemoryError) as exc:

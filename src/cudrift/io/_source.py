@@ -698,6 +698,8 @@ def matrix_columns(shape: tuple[int, ...], columns: Sequence[str] | None, what: 
     """Validated column names of a 2-D ``what`` (host or device array) of ``shape``."""
     if len(shape) != 2:
         raise SchemaError(f"a {what} input must be 2-D (rows × columns), got shape {shape}")
+    if shape[1] == 0:
+        raise EmptyInputError(f"the 2-D {what} array has no columns (shape {shape})")
     if columns is None:
         raise SchemaError(f"a 2-D {what} array needs columns=[...] naming its {shape[1]} columns")
     names = [str(c) for c in columns]
@@ -718,8 +720,6 @@ def _ndarray_source(data: np.ndarray, columns: Sequence[str] | None, errors: str
         # values checked column by column, as a dict's are: an object matrix of floats is refused by its columns'
         # names and what they hold, not read as text that every column then fails to load
         return _dict_source({c: data[:, j] for j, c in enumerate(columns)}, None, errors, "the 2-D array")
-    if not columns:
-        raise EmptyInputError(f"the 2-D array has no columns (shape {data.shape})")
     infos = _collect(columns, lambda c: ColumnInfo(c, str(data.dtype), _numpy_family(c, data.dtype)), errors)
 
     def batches():

@@ -284,6 +284,12 @@ class NumericColumnProfile:
         return self.moments.count
 
     @property
+    def outside_edges(self) -> int:
+        """Values past the outer histogram edges (its underflow and overflow bins), infinities included."""
+        bins = int(self.histogram.counts[0] + self.histogram.counts[-1]) if self.histogram is not None else 0
+        return bins + self.posinf_count + self.neginf_count
+
+    @property
     def edges_are_range(self) -> bool:
         """Whether the outer histogram edges are this column's minimum and maximum, so that a window profiled
         like= it counts the values outside its range exactly in its outer bins: true of a reference profiled

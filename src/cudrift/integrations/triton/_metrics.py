@@ -332,12 +332,8 @@ class MonitorMetrics:
                 continue
             if isinstance(col, NumericColumnProfile):
                 nulls = col.null_count + col.nan_count
-                if name in closed.outside:  # a reference whose edges are not its range: counted as folded
-                    outside = closed.outside[name]
-                else:
-                    outside = col.posinf_count + col.neginf_count
-                    if col.histogram is not None:
-                        outside += int(col.histogram.counts[0] + col.histogram.counts[-1])
+                # a reference whose edges are not its range: counted as folded; else its outer bins count them
+                outside = closed.outside.get(name, col.outside_edges)
                 self._add("cudrift_feature_out_of_range_total", "out_of_range", name, outside)
             else:
                 nulls = col.null_count

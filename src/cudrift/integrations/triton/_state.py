@@ -485,8 +485,9 @@ class WindowState:
             xp = _array_module(columns[name])
             # the input's values, widened, against the range the monitor widened outward to the input's float
             # (counted_ranges; a scalar against an FP32 array would be rounded to FP32 first)
+            # (the range is finite, so infinities are outside it too; NaN is not)
             col = columns[name].astype(xp.float64, copy=False)
-            outside[name] = int(xp.count_nonzero((col < lo) | (col > hi) | xp.isinf(col)))
+            outside[name] = int(xp.count_nonzero((col < lo) | (col > hi)))
         # Every column's dtype is the reference's: the tensors' types are the layout's, not the data's (a
         # float64 reference column arrives as FP32, an int32 category as INT64, a boolean one as INT64 that
         # _as_bool_keys may keep as int64), and the window's own would be a false dtype_change in every report.
@@ -686,8 +687,7 @@ class WindowState:
             if name in saved:
                 out[name] = _count(saved[name], f"outside count of {name!r} in window {window_id}")
             elif isinstance(col := prof.columns.get(name), NumericColumnProfile):
-                bins = col.histogram.counts if col.histogram is not None else (0, 0)
-                out[name] = int(bins[0] + bins[-1]) + col.posinf_count + col.neginf_count
+                out[name] = col.outside_edges
         return out
 
     def _install_locked(self, saved: _Saved) -> None:

@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -912,23 +913,19 @@ def _at_input_precision(reference: Profile, layout: FeatureLayout) -> Profile:
     added sliver and every count stays exact. Windows are profiled like this reference, and compared with it.
     """
     widened = dict(reference.columns)
-    for g in layout.groups:
-        dtype = _NARROW_FLOATS.get(g.data_type)
-        if g.kind != "numerical" or dtype is None:
+    for name, dtype in _narrow_float_columns(layout):
+        col = reference.columns[name]
+        if not isinstance(col, NumericColumnProfile) or col.histogram is None:
             continue
-        for name in g.columns:
-            col = reference.columns[name]
-            if not isinstance(col, NumericColumnProfile) or col.histogram is None:
-                continue
-            e = col.histogram.edges.copy()
-            lo, hi = _outward(e[0], e[-1], dtype)
-            if not (np.isfinite(lo) and np.isfinite(hi)) or (lo, hi) == (e[0], e[-1]):
-                continue  # past the type's range (such values arrive as infinities), or already exact
-            e[0], e[-1] = lo, hi
-            e.flags.writeable = False
-            col = col.copy()
-            col.histogram = Histogram(e, col.histogram.counts)
-            widened[name] = col
+        e = col.histogram.edges.copy()
+        lo, hi = _outward(e[0], e[-1], dtype)
+        if not (np.isfinite(lo) and np.isfinite(hi)) or (lo, hi) == (e[0], e[-1]):
+            continue  # past the type's range (such values arrive as infinities), or already exact
+        e[0], e[-1] = lo, hi
+        e.flags.writeable = False
+        col = col.copy()
+        col.histogram = Histogram(e, col.histogram.counts)
+        widened[name] = col
     if all(widened[n] is reference.columns[n] for n in widened):
         return reference
     return Profile(widened, dict(reference.kinds), dict(reference.dtypes), reference.n_rows, reference.config,
@@ -940,13 +937,21 @@ def _ranges_at_input_precision(reference: Profile, layout: FeatureLayout) -> dic
     numerical columns whose outer edges are not their [min, max] (:func:`unspanned_ranges`; the others' outer bins
     count them), widened outward to the input's float as :func:`_at_input_precision` widens edges."""
     ranges = unspanned_ranges(reference)
+    for name, dtype in _narrow_float_columns(layout):
+        if name in ranges:
+            lo, hi = _outward(*ranges[name], dtype)
+            ranges[name] = (lo if np.isfinite(lo) else ranges[name][0], hi if np.isfinite(hi) else ranges[name][1])
+    return ranges
+
+
+def _narrow_float_columns(layout: FeatureLayout) -> Iterator[tuple[str, np.dtype]]:
+    """``(column, float type)`` of the numerical columns that arrive as a float narrower than float64 (NUMERIC:
+    FP32; a prediction: its FP16 or FP32 output)."""
     for g in layout.groups:
         dtype = _NARROW_FLOATS.get(g.data_type)
-        for name in g.columns:
-            if name in ranges and dtype is not None and g.kind == "numerical":
-                lo, hi = _outward(*ranges[name], dtype)
-                ranges[name] = (lo if np.isfinite(lo) else ranges[name][0], hi if np.isfinite(hi) else ranges[name][1])
-    return ranges
+        if g.kind == "numerical" and dtype is not None:
+            for name in g.columns:
+                yield name, dtype
 
 
 def _outward(lo: float, hi: float, dtype: np.dtype) -> tuple[float, float]:
