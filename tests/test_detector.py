@@ -1471,6 +1471,30 @@ def test_a_float32_window_of_a_rounded_float64_feature_is_compared_at_its_precis
     assert back["p"].statistic == pytest.approx(want.statistic, abs=1e-12)
 
 
+def test_the_reference_is_rounded_to_a_windows_precision_only_for_tests_that_read_it(rng, monkeypatch):
+    """Rounding a float64 reference to a float32 window's precision copies it on every compare: MMD (run on the
+    samples) and a t-test of a window not kept sorted (run on the moments) do not read it, and do not pay."""
+    ref = rng.normal(size=20_000)
+    cur = rng.normal(size=2_000).astype(np.float32)
+    rounded = []
+    at_precision = _compute.sorted_at_precision
+    monkeypatch.setattr(_compute, "sorted_at_precision", lambda x, dtype: rounded.append(x.size) or at_precision(
+        x, dtype))
+    reference = cudrift.profile({"x": ref}, backend="cpu")
+    window = cudrift.profile({"x": cur}, like=reference, backend="cpu")
+    for test, current in (("mmd", {"x": cur}), ("ttest", window)):
+        detector = DriftDetector({"x": ref}, policy=test, backend="cpu")
+        rounded.clear()
+        got = detector.compare(current)["x"]
+        assert got.status == "ok" and ref.size not in rounded, (test, rounded)
+    # (the t-test's moments are the window's own: as SciPy's on the values)
+    assert got.statistic == pytest.approx(st.ttest_ind(ref, cur.astype(np.float64), equal_var=False).statistic,
+                                          rel=1e-9)
+    # the tests that read it still round it
+    DriftDetector({"x": ref}, policy="ks", backend="cpu").compare({"x": cur})
+    assert ref.size in rounded
+
+
 def test_reference_values_past_the_windows_float_type_keep_their_own(rng):
     """Rounded to a float32 window's precision, a float64 reference's 1e300 became inf: Wasserstein inf (it was
     2.5e297), and 'overflow encountered in cast'. Values past the type's range keep their float64 value."""

@@ -362,6 +362,16 @@ def _from_sample(test: str, rc: NumericColumnProfile, cc: NumericColumnProfile, 
     return TestResult(statistic, res.pvalue, res.method, n_ref, n_cur, 0.0 if exact else math.nan, details)
 
 
+def reads_sorted(test: str, both_kept: bool) -> bool:
+    """Whether :func:`run_test` reads a column's sorted reference values for ``test`` (so that they are worth
+    rounding to a window's precision first): the count and CDF tests always, MMD never (it runs on the
+    samples), the others only where the window is kept sorted too (else the t-test reads the moments and the
+    rank tests the samples)."""
+    if test == "mmd":
+        return False
+    return TESTS[test].input == "counts" or test in _FROM_CDF or both_kept
+
+
 def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_sorted: np.ndarray | None,
              backend: str = "cpu", rank_stats=None) -> TestResult:
     """Run ``test`` on one column from its profiles and, where kept, its sorted values.

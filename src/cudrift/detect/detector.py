@@ -529,8 +529,13 @@ class DriftDetector:
         if test is None:
             test = self._test_for(name, cur, cur_sorted)
         try:
-            # (rounded here, where running out of memory fails this column alone)
-            ref_sorted, cur_sorted = pair or self._at_precision(name, cur, self._ref_sorted.get(name), cur_sorted)
+            # (rounded here, where running out of memory fails this column alone; not where the test reads
+            # neither, as MMD)
+            ref_sorted = self._ref_sorted.get(name)
+            if pair is not None:
+                ref_sorted, cur_sorted = pair
+            elif _compute.reads_sorted(test, ref_sorted is not None and cur_sorted is not None):
+                ref_sorted, cur_sorted = self._at_precision(name, cur, ref_sorted, cur_sorted)
             res = _compute.run_test(test, kind, rc, cc, ref_sorted, cur_sorted if ref_sorted is not None else None,
                                     backend=self.backend, rank_stats=rank_stats)
         except (CudriftError, ValueError, MemoryError) as exc:
