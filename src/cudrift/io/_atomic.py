@@ -35,8 +35,10 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(os.path.realpath(given)) if given.is_symlink() else given
     try:
         kind = os.stat(path).st_mode
+        # the temporary file gets the mode open() would keep: the replaced file's (mkstemp's is 0600) ...
+        mode = stat.S_IMODE(kind)
     except (FileNotFoundError, NotADirectoryError):  # (no file there: mkdir below names a file in the way)
-        kind = stat.S_IFREG
+        kind, mode = stat.S_IFREG, None
     if stat.S_ISDIR(kind):
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     if not stat.S_ISREG(kind):
@@ -51,14 +53,10 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
             # held until the file is renamed (closing it releases the lock): another writer's cleanup leaves it be
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-            # mkstemp creates the file 0600; give it the mode open() would: the replaced file's, or 0666 less
-            # the umask for a new one, so a profile or checkpoint can be read by whoever reads the folder
-            try:
-                mode = stat.S_IMODE(os.stat(path).st_mode)
-            except FileNotFoundError:
-                mode = 0o666 & ~_umask()
+            # ... or 0666 less the umask for a new one, so a profile or checkpoint can be read by whoever reads
+            # the folder
             if hasattr(os, "fchmod"):  # (not on Windows before Python 3.13)
-                os.fchmod(fd, mode)
+                os.fchmod(fd, 0o666 & ~_umask() if mode is None else mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
