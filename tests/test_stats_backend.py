@@ -256,6 +256,20 @@ def test_a_child_forked_after_the_parent_reached_the_gpu_runs_on_the_cpu():
     assert lines[4].startswith("BackendUnavailableError: backend='gpu' is not usable here: CUDA was initialized")
 
 
+def test_a_forked_child_merges_large_samples_on_threads_of_its_own():
+    """The exact rank tests merge large samples on a thread pool: a child forked after its parent used it
+    inherits the pool but not its threads, and waited on them for good."""
+    lines = _run_forking("""
+        import numpy as np, scipy.stats as st
+        from cudrift.stats import cramervonmises_2samp as cvm
+        a, b = np.random.default_rng(0).normal(size=(2, 300_000))
+        print(np.isclose(cvm(a, b).statistic, st.cramervonmises_2samp(a, b).statistic, rtol=1e-9))
+        print(in_child("bool(np.isclose(cvm(a, b + 0.1).statistic, st.cramervonmises_2samp(a, b + 0.1).statistic, "
+                       "rtol=1e-9))"))
+    """)
+    assert lines == ["True", "True"]
+
+
 def test_a_forked_child_gets_a_fresh_gpu_lock_and_no_devices_of_its_parent():
     """The GPU module's lock, held by another of the parent's threads at the fork, is never released in the
     child: the child gets a fresh one (its first GPU call would hang otherwise), and none of the parent's

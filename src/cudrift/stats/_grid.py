@@ -70,19 +70,26 @@ _PARALLEL_MIN = 1 << 18
 # small enough for the temporaries to stay in cache.
 _BLOCK = 1 << 16
 _POOL: ThreadPoolExecutor | None = None
-_POOL_PID = 0
 
 
 def _pool() -> ThreadPoolExecutor:
-    global _POOL, _POOL_PID
-    # a forked child (Dask, multiprocessing) inherits the pool object but not
-    # its threads; tasks submitted to it would never run
-    if _POOL is None or _POOL_PID != os.getpid():
+    global _POOL
+    if _POOL is None:
         with thread_limit(None):  # sized for the machine, not for the limit of the call that first needs it
             n = cpu_workers()
         _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="cudrift-grid")
-        _POOL_PID = os.getpid()
     return _POOL
+
+
+def _forget_pool_in_child() -> None:
+    """A forked child (Dask, multiprocessing) inherits the pool object but not its threads: tasks submitted to
+    it would never run. The child makes its own."""
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def _merge_chunk(a, b, lo_a, hi_a, lo_b, hi_b, z_out, a_out, b_out, new_out) -> None:
