@@ -129,6 +129,24 @@ def test_a_window_like_a_reference_releases_the_sorted_columns_no_edges_pass_nee
     _assert_profiles_match(cudrift.profile(window, like=ref, backend="cpu"), prof)
 
 
+def test_host_categorical_columns_are_read_on_the_calling_thread_under_a_limit_of_one(rng, monkeypatch):
+    """thread_limit(1) (DriftDetector(workers=1)) keeps the CPU work on the calling thread: the GPU profile pass
+    started a pool of its own for the host categorical columns anyway."""
+    import threading
+
+    from cudrift.backends import thread_limit
+
+    threads = []
+    read = _gpu._host_categorical
+    monkeypatch.setattr(_gpu, "_host_categorical", lambda *a: threads.append(threading.get_ident()) or read(*a))
+    data = {"c": rng.choice(np.array(["a", "b", "c"], dtype=object), 300),
+            "d": rng.choice(np.array(["u", "v"], dtype=object), 300), "x": rng.normal(size=300)}
+    with thread_limit(1):
+        prof = cudrift.profile(data, config=CFG, backend="gpu")
+    assert threads == [threading.get_ident()] * 2
+    _assert_profiles_match(cudrift.profile(data, config=CFG, backend="cpu"), prof)
+
+
 def test_exact_always_refuses_a_window_the_device_cannot_keep_sorted(rng, monkeypatch):
     """exact="always" on the GPU: a window whose sorted columns do not fit the device raised nothing and was
     tested from its sketches (Mann-Whitney's U from the sample); now it is refused, naming the bytes. "auto"

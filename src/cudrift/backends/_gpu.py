@@ -83,7 +83,7 @@ if not _cuda.cuda.is_available():
     raise ImportError("numba-cuda cannot use the CUDA driver or found no device (numba.cuda.is_available() is False)")
 
 from cudrift.backends import _gpu_host as gh  # noqa: E402
-from cudrift.backends import cpu_workers, usable_cpus  # noqa: E402
+from cudrift.backends import submit, usable_cpus, worker_pool  # noqa: E402
 from cudrift.backends._gpu_source import as_cupy, device_source  # noqa: E402
 from cudrift.backends._gpu_summary import sorted_summaries, sorted_summary  # noqa: E402
 from cudrift.errors import SchemaError  # noqa: E402
@@ -827,7 +827,7 @@ def consume(prof, src: TableSource, names: list[str], errors: str = "raise",
         matrix = getattr(src, "matrix", None)
         matrix_names = [c.name for c in src.columns] if matrix is not None else []
         rows = 0
-        with ThreadPoolExecutor(max_workers=cpu_workers()) as pool:
+        with worker_pool(len(names)) as pool:  # (None under thread_limit(1): all on this thread)
             for batch in src.iter_batches():
                 failed: dict[str, str] = {}
                 lens = _profile_batch(dev, prof, batch, names, keep, internal, matrix, matrix_names, pool,
@@ -937,7 +937,7 @@ def _profile_batch(dev, prof, batch, names, keep, internal, matrix, matrix_names
         else:
             if _on_device(values):
                 values = cupy.asnumpy(values)  # float keys of an integer-category column: read on the host
-            host_futures[n] = pool.submit(_host_categorical, col, values, data.null_count, n)
+            host_futures[n] = submit(pool, _host_categorical, col, values, data.null_count, n)
         lens[n] = len(data)
     cands = _Candidates()
     _device_numeric(dev, dev_jobs, matrix, matrix_names, cands, internal)
