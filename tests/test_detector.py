@@ -1082,6 +1082,43 @@ def test_a_correction_that_hides_floored_pvalues_says_so(rng):
     rep1 = strict.compare({"c0": cur["c0"]})
     floored = [f for f in rep1.findings if f.check == "pvalue_floor"]
     assert rep1.n_drifted == 0 and len(floored) == 1 and "threshold above 0.001" in floored[0].message
+    # ... and corrected too (the finding was missing under a correction where the floor is past the threshold)
+    strict = DriftDetector({n: ref[n] for n in names[:3]}, policy="anderson", thresholds=0.0005,
+                           correction="bonferroni", backend="cpu")
+    rep3 = strict.compare({n: cur[n] for n in names[:3]})
+    floored = [f for f in rep3.findings if f.check == "pvalue_floor"]
+    assert rep3.n_drifted == 0 and [f.column for f in floored] == names[:3]
+    assert all("threshold above 0.001" in f.message for f in floored)
+
+
+def test_a_null_share_change_of_exactly_the_tolerance_is_not_reported_whatever_the_shares(rng):
+    """null_share_tolerance is "more than 0.1 absolute": 700 -> 800 nulls of 1,000 was reported (0.8 - 0.7 is
+    0.10000000000000009 in floats) where 200 -> 300 was not."""
+    def nulls(k):
+        x = rng.normal(size=1000)
+        x[:k] = np.nan
+        return {"x": x}
+
+    def changed(a, b):
+        rep = DriftDetector(nulls(a), backend="cpu").compare(nulls(b))
+        return [f.check for f in rep.findings if f.check == "null_share_change"] != []
+
+    assert [changed(a, a + 100) for a in (0, 200, 600, 700, 800)] == [False] * 5
+    assert changed(700, 801) and changed(0, 101) and changed(801, 700)
+
+
+def test_reports_holding_nan_equal_their_json_and_name_the_auto_policy(rng):
+    """A report read back from JSON holds math.nan where the test computed another NaN object, and compared
+    unequal to itself; policy=None is the auto rule, and its metadata said "custom"."""
+    rep = DriftDetector({"x": np.ones(300), "y": rng.normal(size=300)}, policy="ttest", backend="cpu").compare(
+        {"x": np.ones(300), "y": rng.normal(size=300)})
+    assert math.isnan(rep["x"].statistic)
+    back = DriftReport.from_json(rep.to_json())
+    assert back == rep and back.features == rep.features and hash(back["x"]) == hash(rep["x"])
+    assert back != DriftReport.from_json(rep.to_json().replace('"NaN"', "1.5", 1))  # (still compared)
+    for policy, name in ((None, "auto"), ("auto", "auto"), ("ks", "ks"), ({"y": "ks"}, "custom")):
+        assert DriftDetector({"y": rng.normal(size=300)}, policy=policy, backend="cpu").compare(
+            {"y": rng.normal(size=300)}).metadata["policy"] == name
 
 
 def test_a_window_none_of_whose_columns_can_be_read_says_why(rng, tmp_path):

@@ -358,7 +358,8 @@ class DriftDetector:
             n_current_rows=cur.n_rows,
             correction=self.correction,
             exact=exact_all,
-            metadata={"backend": self.backend, "policy": self.policy if isinstance(self.policy, str) else "custom"},
+            metadata={"backend": self.backend, "policy": self.policy if isinstance(self.policy, str) else (
+                "auto" if self.policy is None else "custom")},
         )
 
     def _profile_window(self, src: TableSource, others: list[str],
@@ -571,8 +572,8 @@ class DriftDetector:
         ``pvalue_floor`` finding says so and what to use instead (appended to
         ``findings``): 60 columns shifted by 5 standard deviations under
         Anderson-Darling and Bonferroni read "no drift" without a word.
-        Without a correction the same holds for a threshold at or below the
-        floor (Anderson-Darling with threshold 0.0005).
+        With a correction or without, the same holds for a threshold at or
+        below the floor (Anderson-Darling with threshold 0.0005).
         """
         out = list(features)
         if self.correction is not None:
@@ -587,10 +588,10 @@ class DriftDetector:
             floor = floors.get(f.column)
             if floor is None or f.status != STATUS_OK or f.drifted:
                 continue
-            if self.correction is None:
+            if floor >= f.threshold:  # (with a correction or without)
                 why = f"not below the threshold {f.threshold:g}: this test cannot show drift at this threshold"
                 instead = f"a threshold above {floor:g}"
-            elif floor < f.threshold:
+            elif self.correction is not None:
                 why = (f"which the {self.correction} correction over {len(idx)} tests raises to "
                        f"{f.pvalue_adjusted:g}, not below the threshold {f.threshold:g}: this test cannot show "
                        f"drift here")
@@ -770,7 +771,8 @@ def _quality_findings(name: str, ref: Profile, cur: Profile, null_tol: float) ->
         out.append(Finding("dtype_change", name, f"column {name!r} changed dtype: {ref.dtypes[name]} → {cur.dtypes[name]}"))
     r_missing = _missing_share(rc)
     c_missing = _missing_share(cc)
-    if c_missing is not None and r_missing is not None and abs(c_missing - r_missing) > null_tol:
+    # (a change of exactly the tolerance is not reported: 0.8 - 0.7 is 0.10000000000000009 in floats)
+    if c_missing is not None and r_missing is not None and abs(c_missing - r_missing) > null_tol + 1e-12:
         out.append(Finding("null_share_change", name,
                            f"column {name!r} missing share changed from {r_missing:.3f} to {c_missing:.3f}",
                            value=c_missing, reference_value=r_missing))

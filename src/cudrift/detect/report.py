@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -22,8 +22,28 @@ STATUS_MISSING = "missing"
 STATUS_ERROR = "error"
 
 
-@dataclass(frozen=True)
-class FeatureDrift:
+class _NanEqual:
+    """Equality of a frozen result dataclass (``eq=False``) field by field, a NaN equal to a NaN: a report read
+    back from JSON holds ``math.nan``, not the NaN objects its test computed, and compared unequal to itself."""
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(_nan_key(getattr(self, f.name)) == _nan_key(getattr(other, f.name)) for f in fields(self))
+
+    def __hash__(self) -> int:
+        return hash(tuple(_nan_key(getattr(self, f.name)) for f in fields(self)))
+
+
+_NAN_KEY = object()
+
+
+def _nan_key(x: Any) -> Any:
+    return _NAN_KEY if isinstance(x, float) and math.isnan(x) else x
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureDrift(_NanEqual):
     """Drift verdict for one column.
 
     Attributes
@@ -47,7 +67,8 @@ class FeatureDrift:
     statistic_error
         Bound on the distance to the exact statistic (0 when exact).
     status, message
-        ``"ok"``, ``"no_data"`` (nothing to test in the current window),
+        ``"ok"``, ``"no_data"`` (nothing to test in the current window or
+        in the reference),
         ``"missing"`` (column absent) or ``"error"`` (see ``message``).
     """
 
@@ -66,8 +87,8 @@ class FeatureDrift:
     message: str = ""
 
 
-@dataclass(frozen=True)
-class Finding:
+@dataclass(frozen=True, eq=False)
+class Finding(_NanEqual):
     """A data-quality observation about one column (or the whole window when ``column`` is None).
 
     ``check`` is one of ``bad_column`` (a column of either window that
