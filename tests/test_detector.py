@@ -1121,6 +1121,46 @@ def test_reports_holding_nan_equal_their_json_and_name_the_auto_policy(rng):
             {"y": rng.normal(size=300)}).metadata["policy"] == name
 
 
+@pytest.mark.parametrize("test", ["psi", "jensenshannon", "hellinger", "tvd"])
+def test_null_drift_is_how_often_windows_of_one_distribution_reach_the_threshold(rng, test):
+    """_compute.null_drift, from one pair of count vectors, against windows drawn afresh from the distribution they
+    came from: the share reaching the threshold and the 95th percentile of the distance agree."""
+    from cudrift import stats
+
+    p = rng.dirichlet(np.full(40, 2.0))
+    n, m = 3000, 1000
+    fresh = np.array([stats.TESTS[test].func(rng.multinomial(n, p), rng.multinomial(m, p)).statistic
+                      for _ in range(600)])
+    threshold = np.quantile(fresh, 0.7)  # reached by 30% of them
+    rate, q95 = _compute.null_drift(test, rng.multinomial(n, p), rng.multinomial(m, p), threshold)
+    assert rate == pytest.approx(0.3, abs=0.15)
+    assert q95 == pytest.approx(np.quantile(fresh, 0.95), rel=0.2)
+    assert _compute.null_drift(test, rng.multinomial(n, p), rng.multinomial(m, p), 10 * q95)[0] == 0.0
+
+
+def test_a_drifted_distance_within_its_noise_at_these_sizes_says_so(rng):
+    """PSI over 100 bins averages about 99 * (1/n + 1/m) between windows of one distribution, 0.13 at 1,500 values a
+    side, and the auto rule's Jensen-Shannon over 300 categories about 0.23: both drifted on every such window
+    without a word. The verdict stays (it is the test's), with a distance_noise finding saying how often such
+    windows reach the threshold; a real shift on large windows, and a p-value test, get none."""
+    cats = np.array([f"c{i}" for i in range(300)], dtype=object)
+
+    def windows(n, shift=0.0):
+        return {"c": rng.choice(cats, n), "x": rng.normal(shift, 1.0, n)}
+
+    rep = DriftDetector(windows(1500), policy={"x": "psi"}, backend="cpu").compare(windows(1500))
+    assert rep["c"].test == "jensenshannon" and rep["c"].drifted and rep["x"].drifted
+    noise = {f.column: f for f in rep.findings if f.check == "distance_noise"}
+    assert set(noise) == {"c", "x"}
+    assert noise["x"].value > 0.5 and noise["x"].reference_value > 99 * (2 / 1500)  # (its mean, from the formula)
+    assert "chisquare" in noise["c"].message and "n_bins" in noise["x"].message
+    big = DriftDetector(windows(30_000), policy={"x": "psi"}, backend="cpu").compare(windows(30_000, 1.0))
+    assert big["x"].drifted and not [f for f in big.findings if f.check == "distance_noise"]
+    ks = DriftDetector(windows(1500), policy={"x": "ks", "c": "chisquare"}, backend="cpu").compare(windows(1500))
+    assert not [f for f in ks.findings if f.check == "distance_noise"]
+    assert DriftReport.from_json(rep.to_json()) == rep
+
+
 def test_a_window_none_of_whose_columns_can_be_read_says_why(rng, tmp_path):
     """Rows are counted from the columns read: a window whose only column failed (float values against a
     categorical reference column) was refused as having 'no rows'; it now gets its error row naming the reason

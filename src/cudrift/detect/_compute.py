@@ -372,8 +372,73 @@ def reads_sorted(test: str, both_kept: bool) -> bool:
     return TESTS[test].input == "counts" or test in _FROM_CDF or both_kept
 
 
+#: Windows drawn from one distribution per :func:`null_drift` estimate (a rate near 5% is then known to about
+#: +-1.5%, its binomial standard error), fewer past 2,500 counts (50 over 10,000 categories: 50 ms).
+_NULL_DRAWS = 200
+_NULL_VALUES = 500_000
+
+
+def null_drift(test: str, r: np.ndarray, c: np.ndarray, threshold: float) -> tuple[float, float]:
+    """How often two windows of these sizes drawn from one distribution reach ``threshold`` under the count
+    distance ``test``, and the 95th percentile of the distance they give.
+
+    A histogram distance has a floor of noise that grows with the bins (or
+    categories) holding values and shrinks with the windows: PSI over k
+    equally filled bins averages about ``(k - 1) * (1/n + 1/m)`` between
+    windows of n and m values of one distribution (0.13 for 100 bins and
+    1,500 values a side, past Evidently's threshold of 0.1), and the
+    Jensen-Shannon distance about the square root of an eighth of that. The
+    count vectors are drawn again, ``_NULL_DRAWS`` times, from their pooled
+    shares (the distribution they would share without drift; with a fixed
+    seed so that a report is reproducible), and measured as ``r`` and ``c``
+    were. Each count is drawn as a Poisson count of its expected value: the
+    shares then vary as a multinomial's would, and NumPy's multinomial costs
+    4 ms a draw over 10,000 categories.
+    """
+    r, c = np.asarray(r, dtype=np.float64), np.asarray(c, dtype=np.float64)
+    n, m = r.sum(), c.sum()
+    if not (n > 0 and m > 0):
+        return math.nan, math.nan
+    pooled = (r + c) / (n + m)
+    rng = np.random.default_rng(0x5EED)
+    k = max(50, min(_NULL_DRAWS, _NULL_VALUES // max(pooled.size, 1)))
+    draws = zip(rng.poisson(n * pooled, size=(k, pooled.size)), rng.poisson(m * pooled, size=(k, pooled.size)))
+    func = TESTS[test].func
+    stats = np.array([func(a, b).statistic for a, b in draws], dtype=np.float64)
+    return float(np.mean(stats >= threshold)), float(np.nanpercentile(stats, 95))
+
+
+def _count_test(test: str, kind: str, rc, cc, ref_sorted, cur_sorted) -> tuple[TestResult, np.ndarray, np.ndarray]:
+    """A count test's result, and the two count vectors it was computed on."""
+    spec = TESTS[test]
+    few = _few_value_counts(rc, cc, ref_sorted, cur_sorted) if kind == NUMERICAL else None
+    if few is not None:
+        r, c, exact = few
+    elif kind == NUMERICAL:
+        r, c, exact = _histogram_counts(rc, cc, ref_sorted)
+        if not exact:
+            res = spec.func(*(_binary(r, c) if spec.kind == "binary" else (r, c)))
+            return dataclasses.replace(res, statistic_error=math.nan,
+                                       details={**res.details, "reference_counts": "bins merged at the "
+                                                                                  "window's precision"}), r, c
+    else:
+        r, c = _aligned_category_counts(rc, cc)
+    if spec.kind == "binary":
+        r, c = _binary(r, c)
+    res = spec.func(r, c)
+    if kind == CATEGORICAL and rc.counts.max_count_error > 0:
+        # a reference saved before profile() recounted a column past max_categories holds estimated counts
+        return dataclasses.replace(res, statistic_error=math.nan,
+                                   details={**res.details, "reference_counts_estimated": True}), r, c
+    if few is None:
+        return res, r, c
+    return dataclasses.replace(res, statistic_error=res.statistic_error if exact else math.nan,
+                               details={**res.details,
+                                        "counts": "per value" if exact else "per value, from sketches"}), r, c
+
+
 def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_sorted: np.ndarray | None,
-             backend: str = "cpu", rank_stats=None) -> TestResult:
+             backend: str = "cpu", rank_stats=None, threshold: float | None = None) -> TestResult:
     """Run ``test`` on one column from its profiles and, where kept, its sorted values.
 
     Values are compared at the precision of the less precise window (see
@@ -383,33 +448,19 @@ def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_so
     ``rank_stats`` is this column's result of the GPU backend's batched
     ``rank_tests_many`` (device-sorted columns only): its rank statistics
     and KS p-value (or None), used instead of a launch of its own.
+
+    ``threshold``: where a count distance (PSI, Jensen-Shannon, ...) reaches
+    it, ``details`` gets what windows of these sizes drawn from one
+    distribution give (:func:`null_drift`).
     """
     spec = TESTS[test]
     if spec.input == "counts":
-        few = _few_value_counts(rc, cc, ref_sorted, cur_sorted) if kind == NUMERICAL else None
-        if few is not None:
-            r, c, exact = few
-        elif kind == NUMERICAL:
-            r, c, exact = _histogram_counts(rc, cc, ref_sorted)
-            if not exact:
-                res = spec.func(*(_binary(r, c) if spec.kind == "binary" else (r, c)))
-                return dataclasses.replace(res, statistic_error=math.nan,
-                                           details={**res.details, "reference_counts": "bins merged at the "
-                                                                                      "window's precision"})
-        else:
-            r, c = _aligned_category_counts(rc, cc)
-        if spec.kind == "binary":
-            r, c = _binary(r, c)
-        res = spec.func(r, c)
-        if kind == CATEGORICAL and rc.counts.max_count_error > 0:
-            # a reference saved before profile() recounted a column past max_categories holds estimated counts
-            return dataclasses.replace(res, statistic_error=math.nan,
-                                       details={**res.details, "reference_counts_estimated": True})
-        if few is None:
-            return res
-        return dataclasses.replace(res, statistic_error=res.statistic_error if exact else math.nan,
-                                   details={**res.details,
-                                            "counts": "per value" if exact else "per value, from sketches"})
+        res, r, c = _count_test(test, kind, rc, cc, ref_sorted, cur_sorted)
+        if threshold is not None and not spec.is_pvalue and spec.drifted(res, threshold):
+            rate, q95 = null_drift(test, r, c, threshold)
+            res = dataclasses.replace(res, details={**res.details, "null_drift_rate": rate, "null_statistic_q95": q95,
+                                                    "n_counts": int(np.count_nonzero(r + c))})
+        return res
     if kind != NUMERICAL:
         raise SchemaError(f"{test} needs a numerical column, this one is categorical")
     if test == "ttest" and ref_sorted is not None and cur_sorted is not None and min(ref_sorted.size,

@@ -29,7 +29,7 @@ from cudrift.errors import CudriftError, EmptyInputError, IncompatibleSketchErro
 from cudrift.io import TableSource, as_source
 from cudrift.sketches.categorical import CategoryCounts
 from cudrift.sketches.column import NumericColumnProfile
-from cudrift.sketches.config import NUMERICAL, ProfileConfig, Schema
+from cudrift.sketches.config import CATEGORICAL, NUMERICAL, ProfileConfig, Schema
 from cudrift.sketches.profile import Profile, profile_keeping_sorted
 from cudrift.stats import TESTS, ztest_proportions
 from cudrift.stats._dist import anderson_pvalue
@@ -529,6 +529,7 @@ class DriftDetector:
                 return fail(STATUS_NO_DATA, f"{what} in {where}")
         if test is None:
             test = self._test_for(name, cur, cur_sorted)
+        threshold = self.threshold_for(name, test)
         try:
             # (rounded here, where running out of memory fails this column alone; not where the test reads
             # neither, as MMD)
@@ -538,7 +539,7 @@ class DriftDetector:
             elif _compute.reads_sorted(test, ref_sorted is not None and cur_sorted is not None):
                 ref_sorted, cur_sorted = self._at_precision(name, cur, ref_sorted, cur_sorted)
             res = _compute.run_test(test, kind, rc, cc, ref_sorted, cur_sorted if ref_sorted is not None else None,
-                                    backend=self.backend, rank_stats=rank_stats)
+                                    backend=self.backend, rank_stats=rank_stats, threshold=threshold)
         except (CudriftError, ValueError, MemoryError) as exc:
             # a test that cannot run on this column's data (constant values
             # for Anderson-Darling, one row for Cramer-von Mises, ...), or
@@ -546,7 +547,6 @@ class DriftDetector:
             # report goes on
             findings.append(Finding("test_error", name, f"{test} on column {name!r} failed: {exc}"))
             return fail(STATUS_ERROR, str(exc), test)
-        threshold = self.threshold_for(name, test)
         spec = TESTS[test]
         if spec.is_pvalue and threshold > 1:
             # refused up front where the test was sure; here a blanket two-category test the column fits after all
@@ -557,6 +557,18 @@ class DriftDetector:
         stat = float(res.statistic)
         pv = None if res.pvalue is None else float(res.pvalue)
         drifted = spec.drifted(res, threshold)
+        rate = res.details.get("null_drift_rate", math.nan)
+        if drifted and rate >= _NOISE_RATE:
+            q95, k = res.details["null_statistic_q95"], res.details["n_counts"]
+            findings.append(Finding(
+                "distance_noise", name,
+                f"{test} on column {name!r} is {stat:.3g}, at or past its threshold {threshold:g}, but two windows "
+                f"of {res.n_reference:,} and {res.n_current:,} values over {k:,} "
+                f"{'categories' if kind == CATEGORICAL else 'bins'} drawn from one distribution reach it "
+                f"{rate:.0%} of the time: this verdict may be noise. Compare larger windows, "
+                f"{'' if kind == CATEGORICAL else 'fewer bins (ProfileConfig.n_bins), '}a test that gives a "
+                f"p-value ({'chisquare' if kind == CATEGORICAL else 'ks'}), or a threshold above {q95:.3g}",
+                rate, q95))
         return FeatureDrift(name, kind, test, stat, pv, threshold, bool(drifted), res.n_reference, res.n_current,
                             pvalue_adjusted=pv, statistic_error=float(res.statistic_error)), findings, \
             _pvalue_floor(res)
@@ -609,6 +621,9 @@ class DriftDetector:
 # ------------------------------------------------------------------ helpers
 
 
+#: The share of windows of one distribution reaching a count distance's threshold at which a drifted column gets
+#: a ``distance_noise`` finding (:func:`_compute.null_drift`): the false alarms of a p-value test at 0.05.
+_NOISE_RATE = 0.05
 _AD_FLOOR = anderson_pvalue(math.inf)[0]  # Anderson-Darling's smallest p-value (0.001, as SciPy's)
 
 

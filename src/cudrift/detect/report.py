@@ -97,13 +97,17 @@ class Finding(_NanEqual):
     ``unseen_categories``, ``constant_column``, ``no_data``, ``nonfinite``,
     ``test_error``, ``pvalue_floor`` (a test at its smallest p-value that
     cannot show drift at its threshold, or that a multiple-testing
-    correction left above it); ``value`` is the measured quantity (a share
-    or a count; for ``out_of_range`` estimated from a sketch, the lower end
-    of the interval the message gives; for ``pvalue_floor`` the adjusted
-    p-value), ``reference_value`` the reference's where one is compared
-    (the null share; the share outside the dictionary for
-    ``unseen_categories`` against a reference that had such values; for
-    ``pvalue_floor`` the floor).
+    correction left above it), ``distance_noise`` (a histogram distance at
+    or past its threshold that windows of these sizes drawn from one
+    distribution reach 5% of the time or more); ``value`` is the measured
+    quantity (a share or a count; for ``out_of_range`` estimated from a
+    sketch, the lower end of the interval the message gives; for
+    ``pvalue_floor`` the adjusted p-value; for ``distance_noise`` that
+    share), ``reference_value`` the reference's where one is compared (the
+    null share; the share outside the dictionary for ``unseen_categories``
+    against a reference that had such values; for ``pvalue_floor`` the
+    floor; for ``distance_noise`` the distance such windows stay below 95%
+    of the time).
     """
 
     check: str
