@@ -97,6 +97,32 @@ def test_cli_io_errors_exit_2(tmp_path, rng, capsys):
     assert main(["demo", "--out", str(d)]) == 2
 
 
+@pytest.mark.parametrize("command", ["profile", "compare", "demo"])
+def test_an_output_that_is_not_a_regular_file_is_refused_before_the_work(tmp_path, rng, capsys, monkeypatch,
+                                                                         command):
+    """--out and --json refuse a directory, a FIFO or a device (README), as profile --out did; demo --out and
+    compare --json wrote into a FIFO (and hung with no reader) or to /dev/null, and a directory failed only
+    once the windows were profiled and compared."""
+    import os
+
+    from cudrift.detect import detector
+
+    _write(tmp_path / "ref.parquet", rng, 500, 0.0)
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "dir").mkdir()
+    compared = []
+    monkeypatch.setattr(detector.DriftDetector, "compare", lambda *a, **k: compared.append(1))
+    args = {"profile": ["profile", str(tmp_path / "ref.parquet"), "--out"],
+            "compare": ["compare", str(tmp_path / "ref.parquet"), str(tmp_path / "ref.parquet"), "--json"],
+            "demo": ["demo", "--out"]}[command]
+    for target, message in ((tmp_path / "fifo", "not a regular file"), ("/dev/null", "not a regular file"),
+                            (tmp_path / "dir", "is a directory"), ("", "needs a file name")):
+        assert main([*args, str(target)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (target, err)
+    assert compared == [] and not list(tmp_path.glob("*.cdp"))
+
+
 def test_unreadable_inputs_are_named_in_the_error(tmp_path, rng, capsys):
     _write(tmp_path / "ref.parquet", rng, 200, 0.0)
     ref = str(tmp_path / "ref.parquet")

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import scipy.stats as st
+from scipy.spatial.distance import jensenshannon
 from scipy.special import ndtr
 
 from cudrift.errors import EmptyInputError, SchemaError
@@ -225,6 +226,23 @@ def test_counts_without_two_label_indexes_are_aligned_by_position():
     # distributions were laid on 8 disjoint bins (p 1e-39)
     long = pd.DataFrame({"window": [0] * 4 + [1] * 4, "n": [10.0, 20.0, 30.0, 40.0] * 2})
     assert chisquare_2samp(long[long.window == 0]["n"], long[long.window == 1]["n"]).pvalue == 1.0
+
+
+@pytest.mark.parametrize("ref, cur", [(["a"] * 60 + ["b"] * 40, ["c"] * 60 + ["d"] * 40),
+                                      ([True] * 80, [False] * 50)])
+def test_value_counts_of_disjoint_categories_are_total_drift(ref, cur):
+    """value_counts() of two windows with no category in common were paired by position, as rows of one table
+    are: every distance said 0 and chi-square p = 1 on a complete change. Labels that cannot number rows (text,
+    flags) are aligned on their union."""
+    pd = pytest.importorskip("pandas")
+    from cudrift import stats
+
+    rs, cs_ = pd.Series(ref).value_counts(), pd.Series(cur).value_counts()
+    r, c = _aligned_table(ref, cur)
+    assert stats.tvd(rs, cs_).statistic == 1.0 == 0.5 * np.abs(r / r.sum() - c / c.sum()).sum()
+    assert stats.jensenshannon(rs, cs_).statistic == pytest.approx(
+        jensenshannon(r / r.sum(), c / c.sum()), rel=1e-12)
+    close(chisquare_2samp(rs, cs_).pvalue, st.chi2_contingency(np.vstack((r, c))).pvalue)
 
 
 def test_every_kind_of_missing_label_is_dropped(rng):

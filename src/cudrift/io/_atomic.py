@@ -29,20 +29,8 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     writer holds a lock on its own until it is renamed) and they are older
     than :data:`STALE_SECONDS`.
     """
-    # a link is followed, and its target replaced (the link kept; errors then name the target); anything but a
-    # regular file at the path (a device, a FIFO: --out /dev/null) is refused, which the rename would replace
     given = Path(path)
-    path = Path(os.path.realpath(given)) if given.is_symlink() else given
-    try:
-        kind = os.stat(path).st_mode
-        # the temporary file gets the mode open() would keep: the replaced file's (mkstemp's is 0600) ...
-        mode = stat.S_IMODE(kind)
-    except (FileNotFoundError, NotADirectoryError):  # (no file there: mkdir below names a file in the way)
-        kind, mode = stat.S_IFREG, None
-    if stat.S_ISDIR(kind):
-        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-    if not stat.S_ISREG(kind):
-        raise OSError(errno.EINVAL, "not a regular file (a profile or checkpoint is written as one)", str(path))
+    path, mode = _target(given)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd, tmp = tempfile.mkstemp(prefix=path.name + _TEMP_INFIX, suffix=".tmp", dir=path.parent)
@@ -80,6 +68,31 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
             os.close(dfd)
     _remove_stale_temps(path)
     return given
+
+
+def check_target(path: str | os.PathLike) -> None:
+    """Raise the ``OSError`` that :func:`write_atomic` would raise for what is at ``path`` (a directory, a device,
+    a FIFO), before the costly work whose result it is to hold (the CLI checks ``--out`` and ``--json`` first)."""
+    _target(Path(path))
+
+
+def _target(given: Path) -> tuple[Path, int | None]:
+    """The file a write of ``given`` replaces, and its mode (None: no file there yet)."""
+    # a link is followed, and its target replaced (the link kept; errors then name the target); anything but a
+    # regular file at the path (a device, a FIFO: --out /dev/null) is refused, which the rename would replace
+    path = Path(os.path.realpath(given)) if given.is_symlink() else given
+    try:
+        kind = os.stat(path).st_mode
+        # the temporary file gets the mode open() would keep: the replaced file's (mkstemp's is 0600) ...
+        mode = stat.S_IMODE(kind)
+    except (FileNotFoundError, NotADirectoryError):  # (no file there: mkdir names a file in the way)
+        kind, mode = stat.S_IFREG, None
+    if stat.S_ISDIR(kind):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if not stat.S_ISREG(kind):
+        raise OSError(errno.EINVAL, "not a regular file (a profile, report or checkpoint is written as one)",
+                      str(path))
+    return path, mode
 
 
 # Temporary names are <name>.cudrift-<mkstemp's 8 random characters>.tmp: distinct from names people give files.

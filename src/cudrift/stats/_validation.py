@@ -217,6 +217,11 @@ def _index_keys(x: Any) -> list | None:
     return keys
 
 
+def _is_row_number(k: Any) -> bool:
+    """Whether an index label can number a table's rows: an integer, not a bool (value_counts of a flag)."""
+    return isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_))
+
+
 def _label_key(v: Any) -> Any:
     # every missing label (NaN, None, pd.NA, NaT) is one key, as value_counts(dropna=False) has it once
     return _MISSING if is_missing(v) else v
@@ -231,8 +236,10 @@ def _align_on_index(ref: Any, cur: Any) -> tuple[np.ndarray, np.ndarray] | None:
         return None  # pandas' default index numbers positions: it labels nothing
     rk = _index_keys(ref)
     ck = _index_keys(cur) if rk is not None else None
-    if ck is None or set(rk).isdisjoint(ck):
+    if ck is None:
         return None
+    if set(rk).isdisjoint(ck) and all(_is_row_number(k) for k in rk + ck):
+        return None  # rows of one long table (0..3 and 4..7); disjoint categories are total drift, not pairs
     union = [k for k in dict.fromkeys(rk + ck) if k is not _MISSING]
     try:
         union.sort()  # as count_labels orders labels: a binary test's positive class is the larger label

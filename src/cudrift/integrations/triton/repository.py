@@ -435,6 +435,7 @@ def write_repository(
     _check_monitor_owner(root / name, served.name if served is not None else None)
     if ens_name is not None:
         _check_overwritable(root / ens_name, "ensemble", _is_ensemble)
+        _check_ensemble_owner(root, ens_name, name)
     if checkpoint is None:
         checkpoint = root.parent / f"{root.name}-state" / f"{name}.ckpt"
     elif str(checkpoint) and not str(checkpoint).startswith("$"):
@@ -543,6 +544,22 @@ def _is_ensemble(folder: Path) -> bool:
         return f.is_file() and b'platform: "ensemble"' in f.read_bytes()  # (another model's need not be UTF-8)
     except OSError:
         return False
+
+
+def _check_ensemble_owner(root: Path, ens_name: str, monitor: str) -> None:
+    """Refuse to rewrite an ensemble of an earlier run that feeds another monitor of the repository: a second
+    monitor of one served model (``--name mon2``) would take the first one's traffic, which stops closing
+    windows while still loaded."""
+    try:
+        text = (root / ens_name / "config.pbtxt").read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return
+    steps = re.findall(r'model_name:\s*"((?:[^"\\]|\\.)*)"', text)
+    others = [m for m in (s.replace('\\"', '"').replace("\\\\", "\\") for s in steps)
+              if m != monitor and _is_monitor(root / m)]
+    if others:
+        raise FileExistsError(f"ensemble {ens_name!r} feeds monitor {others[0]!r}; monitor {monitor!r} would take "
+                              f"its traffic: give this one an ensemble of its own with --ensemble NAME")
 
 
 def _check_overwritable(folder: Path, what: str, ours) -> None:
