@@ -97,6 +97,27 @@ def test_cli_io_errors_exit_2(tmp_path, rng, capsys):
     assert main(["demo", "--out", str(d)]) == 2
 
 
+def test_a_window_profiled_like_a_reference_leaves_out_a_column_it_cannot_read(tmp_path, rng, capsys):
+    """profile --like stopped on a timestamp column the reference had left out (--ignore), where compare reports
+    it and goes on: the window's columns cannot be read are left out, and named."""
+    import pandas as pd
+
+    for name, n, shift in (("ref", 600, 0.0), ("cur", 500, 1.0)):
+        pq.write_table(pa.table({"x": rng.normal(shift, 1, n),
+                                 "ts": pd.date_range("2024-01-01", periods=n, freq="min").values}),
+                       tmp_path / f"{name}.parquet")
+    ref, cur = str(tmp_path / "ref.cdp"), str(tmp_path / "cur.cdp")
+    assert main(["profile", str(tmp_path / "ref.parquet"), "--out", ref]) == 2  # a reference: stopped, named
+    assert "'ts'" in capsys.readouterr().err
+    assert main(["profile", str(tmp_path / "ref.parquet"), "--ignore", "ts", "--out", ref]) == 0
+    capsys.readouterr()
+    assert main(["profile", str(tmp_path / "cur.parquet"), "--like", ref, "--out", cur]) == 0
+    assert "column 'ts' left out: " in capsys.readouterr().out
+    assert Profile.load(cur).names == ["x"] and Profile.load(cur).n_rows == 500
+    assert main(["compare", ref, cur, "--json", str(tmp_path / "r.json"), "--fail-on-drift"]) == 1
+    assert DriftReport.from_json((tmp_path / "r.json").read_text())["x"].drifted
+
+
 @pytest.mark.parametrize("command", ["profile", "compare", "demo"])
 def test_an_output_that_is_not_a_regular_file_is_refused_before_the_work(tmp_path, rng, capsys, monkeypatch,
                                                                          command):

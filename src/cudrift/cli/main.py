@@ -84,9 +84,17 @@ def _cmd_profile(args: argparse.Namespace) -> Outcome:
             if not isinstance(item, str):
                 raise ValueError(f"{path}: several inputs must all be Parquet files or directories")
             data.append(item)
-    prof = profile(data, like=like, backend=args.backend, schema=_schema(args, {" ".join(args.data): data}))
+    # a window (--like) leaves out a column it cannot read, as compare does: the reference may not even have it
+    prof = profile(data, like=like, backend=args.backend, schema=_schema(args, {" ".join(args.data): data}),
+                   errors="raise" if like is None else "report")
     prof.save(args.out)
-    return 0, lambda: print(f"wrote {args.out}: {prof!r}")
+
+    def show() -> None:
+        print(f"wrote {args.out}: {prof!r}")
+        for name, why in prof.errors.items():
+            print(f"  column {name!r} left out: {why}")
+
+    return 0, show
 
 
 def _cmd_compare(args: argparse.Namespace) -> Outcome:
