@@ -191,6 +191,27 @@ def test_cli_reports_bad_input(tmp_path, reference, capsys):
     assert "nope.cdp" in err and "missing" in err and "Invalid value for --map" in err
 
 
+def test_a_checkpoint_inside_the_repository_is_refused(tmp_path, reference, capsys):
+    """Triton's poll mode reloads a model whose folder changes: a checkpoint in the repository (in another model's
+    folder, or the monitor's own) restarted the monitor on every save. Refused before anything is written; a
+    $VARIABLE is the server's to expand."""
+    root = tmp_path / "repo"
+    served_model(root)
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    for inside in (root / "scorer" / "state.ckpt", root / "cudrift_monitor" / "1" / "state.ckpt", root / "s.ckpt"):
+        with pytest.raises(ValueError, match="is inside the model repository"):
+            write_repository(root, reference, model="scorer", checkpoint=str(inside))
+        assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    assert write_repository(root, reference, checkpoint="$STATE/m.ckpt").settings.checkpoint == "$STATE/m.ckpt"
+    # --no-checkpoint says off, and does not go with --checkpoint
+    reference.save(tmp_path / "ref.cdp")
+    args = ["triton", "repo", str(tmp_path / "r2"), "--reference", str(tmp_path / "ref.cdp"), "--no-checkpoint"]
+    assert main(args) == 0 and "checkpoint: off\n" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([*args, "--checkpoint", str(tmp_path / "c.ckpt")])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_map_checks_the_width_of_the_tensor_it_names(tmp_path, reference):
     wide = served_model(tmp_path / "m", inputs=[("X", "TYPE_FP32", [3]), ("REGION", "TYPE_INT64", [1])])
     with pytest.raises(SchemaError, match=r"--map NUMERIC=X: 'X' has 3 values per row.*takes 2: a, b"):

@@ -250,7 +250,8 @@ def _cmd_triton_repo(args: argparse.Namespace) -> Outcome:
             print(f"  {repo.ensemble}/  ensemble: {repo.served.name} then {repo.monitor}; send requests here")
         s = repo.settings
         print(f"  windows: rows={s.window_rows} seconds={s.window_seconds:g} sliding={s.sliding_windows}; "
-              f"checkpoint: {s.checkpoint or 'off'} (every {s.checkpoint_seconds:g} s and on each window close)")
+              f"checkpoint: " + (f"{s.checkpoint} (every {s.checkpoint_seconds:g} s and on each window close)"
+                                 if s.checkpoint else "off"))
         print(f"run: tritonserver --model-repository {repo.root}  (drift metrics on the metrics port, /metrics)")
 
     return 0, show
@@ -324,10 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ensemble", help="name of the ensemble (default <served model>_monitored)")
     r.add_argument("--max-batch-size", type=int, default=1024,
                    help="max_batch_size of a monitor without served model (default 1024)")
-    r.add_argument("--checkpoint", help="checkpoint file, outside the repository (default OUT_DIR-state/<name>.ckpt "
+    where = r.add_mutually_exclusive_group()
+    where.add_argument("--checkpoint", help="checkpoint file, outside the repository (default OUT_DIR-state/<name>.ckpt "
                                         "next to OUT_DIR); a relative path is taken from the current directory, "
                                         "$VARIABLES are expanded when the server loads the monitor")
-    r.add_argument("--no-checkpoint", action="store_true", help="do not checkpoint the window")
+    where.add_argument("--no-checkpoint", action="store_true", help="do not checkpoint the window")
     r.add_argument("--checkpoint-seconds", type=float, default=d.checkpoint_seconds,
                    help="seconds between checkpoints; a crash loses at most the rows of that period "
                         f"(default {d.checkpoint_seconds:g})")

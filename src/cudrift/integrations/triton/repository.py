@@ -442,6 +442,7 @@ def write_repository(
         # from where the command runs, as any path on a command line; the server would take a relative path
         # from the monitor's folder, i.e. inside the repository. $VARS are expanded when the server loads it.
         checkpoint = Path(checkpoint).absolute()
+    _check_checkpoint_outside(root, str(checkpoint))
     _check_checkpoint_free(root, name, str(checkpoint))
     settings = MonitorSettings(
         reference="reference.cdp", monitored_model=served.name if served else name, window_rows=window_rows,
@@ -492,6 +493,17 @@ def _parameter(folder: Path, key: str) -> str | None:
     m = re.search(r'key:\s*"' + re.escape(key) + r'"\s*value\s*\{\s*string_value:\s*"((?:[^"\\]|\\.)*)"',
                   (folder / "config.pbtxt").read_text(errors="replace"))
     return None if m is None else re.sub(r"\\(.)", r"\1", m.group(1))
+
+
+def _check_checkpoint_outside(root: Path, checkpoint: str) -> None:
+    """Refuse a checkpoint file inside the model repository: Triton's ``poll`` mode reloads a model whose folder
+    changes, and every checkpoint would restart the monitor. (``$VARIABLES`` are the server's to expand.)"""
+    if not checkpoint or "$" in checkpoint:
+        return
+    if Path(os.path.realpath(checkpoint)).is_relative_to(os.path.realpath(root)):
+        raise ValueError(f"--checkpoint {checkpoint} is inside the model repository {root}: Triton's poll mode "
+                         "reloads a model whose folder changes; give a path outside it (or leave it out for "
+                         "<repository>-state/<name>.ckpt)")
 
 
 def _check_checkpoint_free(root: Path, name: str, checkpoint: str) -> None:
