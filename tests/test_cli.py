@@ -144,6 +144,32 @@ def test_an_output_that_is_not_a_regular_file_is_refused_before_the_work(tmp_pat
     assert compared == [] and not list(tmp_path.glob("*.cdp"))
 
 
+def test_a_file_whose_name_is_not_utf8_is_named_in_the_error(tmp_path, rng, capsys):
+    """pyarrow opens files by UTF-8 names: one made of other bytes failed with "'utf-8' codec can't encode
+    character '\\udce9'", naming no file. It is refused naming it, for CSV, Parquet and a folder of Parquet."""
+    import os
+
+    folder = os.fsencode(tmp_path)
+    try:
+        for ext in (b".csv", b".parquet"):
+            with open(folder + b"/r\xe9f" + ext, "wb"):
+                pass
+    except OSError:
+        pytest.skip("this file system refuses names that are not UTF-8")
+    with open(folder + b"/r\xe9f.csv", "wb") as f:
+        f.write(b"x\n1.0\n2.0\n")
+    (tmp_path / "d").mkdir()
+    for name in (folder + b"/r\xe9f.parquet", os.fsencode(tmp_path / "d") + b"/p\xe9.parquet"):
+        _write(tmp_path / "w.parquet", rng, 50, 0.0)  # (pyarrow cannot write to that name either)
+        os.replace(tmp_path / "w.parquet", name)
+    for path in (b"/r\xe9f.csv", b"/r\xe9f.parquet"):
+        assert main(["profile", os.fsdecode(folder + path), "--out", str(tmp_path / "o.cdp")]) == 2
+        err = capsys.readouterr().err
+        assert "r\\xe9f" in err and "not UTF-8" in err and "Traceback" not in err
+    assert main(["profile", str(tmp_path / "d"), "--out", str(tmp_path / "o.cdp")]) == 2
+    assert "p\\xe9.parquet" in capsys.readouterr().err
+
+
 def test_unreadable_inputs_are_named_in_the_error(tmp_path, rng, capsys):
     _write(tmp_path / "ref.parquet", rng, 200, 0.0)
     ref = str(tmp_path / "ref.parquet")

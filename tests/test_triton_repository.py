@@ -212,6 +212,13 @@ def test_a_checkpoint_inside_the_repository_is_refused(tmp_path, reference, caps
     assert "not allowed with argument" in capsys.readouterr().err
 
 
+def test_a_served_model_config_that_is_not_utf8_is_named(tmp_path, reference):
+    src = served_model(tmp_path / "models")
+    (src / "config.pbtxt").write_bytes(b"\xff\xfe" + (src / "config.pbtxt").read_bytes())
+    with pytest.raises(SchemaError, match=r"config.pbtxt: not a valid Triton model config: 'utf-8' codec"):
+        write_repository(tmp_path / "repo", reference, model=src, checkpoint="")
+
+
 def test_map_checks_the_width_of_the_tensor_it_names(tmp_path, reference):
     wide = served_model(tmp_path / "m", inputs=[("X", "TYPE_FP32", [3]), ("REGION", "TYPE_INT64", [1])])
     with pytest.raises(SchemaError, match=r"--map NUMERIC=X: 'X' has 3 values per row.*takes 2: a, b"):

@@ -14,6 +14,7 @@ from cudrift.errors import (
     FormatError,
     IncompatibleSketchError,
     SchemaError,
+    UnreadableColumnsError,
 )
 from cudrift.sketches.config import ProfileConfig, Schema
 from cudrift.sketches.profile import Profile, profile
@@ -37,5 +38,6 @@ __all__ = [
     "BackendUnavailableError",
     "FormatError",
     "IncompatibleSketchError",
+    "UnreadableColumnsError",
     "__version__",
 ]

@@ -516,6 +516,7 @@ def csv_source(path: str | os.PathLike, errors: str = "raise", delimiter: str | 
         raise ValueError(f"Invalid value for delimiter: {delimiter!r} (expected one character, not a quote or newline)")
     if decimal not in (None, ".", ","):
         raise ValueError(f"Invalid value for decimal: {decimal!r} (expected '.' or ',')")
+    _check_arrow_path(path)
     if os.path.isfile(path) and os.path.getsize(path) == 0:
         raise EmptyInputError(f"{path} is empty")  # (not a matter of delimiters, which the error below suggests)
     sep = sniff_delimiter(path) if delimiter is None else delimiter
@@ -867,6 +868,18 @@ def _enter(folder: str, name: str, root: str, seen: set[str]) -> bool:
     return True
 
 
+def _check_arrow_path(path: str | os.PathLike) -> None:
+    """Refuse, naming it, a file whose name is not UTF-8 (the file system's bytes, which Python holds as
+    surrogates): Arrow passes paths on as UTF-8 and failed with "surrogates not allowed", naming nothing."""
+    name = os.fspath(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise SchemaError(f"cannot read {shown}: its name is not UTF-8, and pyarrow opens files by UTF-8 names; "
+                          "rename it, or read it in Python and pass the table") from None
+
+
 def _parquet_files(path: Path) -> list[_ParquetFile]:
     """A Parquet file, or the ``*.parquet`` files (the extension in any case, as the command line's inputs) of a
     directory and its subdirectories (sorted by path).
@@ -878,6 +891,7 @@ def _parquet_files(path: Path) -> list[_ParquetFile]:
     it) gives the files under it a column ``key``.
     """
     if not path.is_dir():
+        _check_arrow_path(path)
         return [_ParquetFile(path)]
     found = []
     # links are followed (a window assembled from links to a store's days), but only out of the tree: a link
@@ -896,6 +910,7 @@ def _parquet_files(path: Path) -> list[_ParquetFile]:
         raise FileNotFoundError(f"no *.parquet files in directory {path} or its subdirectories")
     files = []
     for p in sorted(found, key=lambda p: p.relative_to(path).parts):
+        _check_arrow_path(p)
         keys = [d.split("=", 1) for d in p.relative_to(path).parent.parts if "=" in d]
         files.append(_ParquetFile(p, tuple((unquote(k), None if v == "__HIVE_DEFAULT_PARTITION__" else unquote(v))
                                            for k, v in keys)))

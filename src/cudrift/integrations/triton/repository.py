@@ -138,8 +138,8 @@ def read_model_config(path: str | os.PathLike) -> ServedModel:
             f"reading a served model's config.pbtxt needs tritonclient[grpc] ({exc}); pip install 'cudrift[triton]'"
         ) from None
     try:
-        cfg = text_format.Parse(cfg_path.read_text(), mc.ModelConfig())
-    except text_format.ParseError as exc:
+        cfg = text_format.Parse(cfg_path.read_text(encoding="utf-8"), mc.ModelConfig())
+    except (text_format.ParseError, UnicodeDecodeError) as exc:  # (Triton reads it as UTF-8 text too)
         raise SchemaError(f"{cfg_path}: not a valid Triton model config: {exc}") from None
     name = cfg.name or cfg_path.parent.name
 
