@@ -375,6 +375,57 @@ def test_a_float32_window_of_a_float64_reference_is_compared_at_float32_on_the_d
             _assert_reports_match(rc, rg, rel=1e-9)
 
 
+def test_the_device_picks_the_cpus_test_for_values_a_coarser_window_merges(rng):
+    """The auto rule counts distinct values at the compared precision: a float64 reference of 0.1, 0.2, 0.3 plus
+    noise below float32's step is three values to a float32 window. The device counted the reference at full
+    precision (six or more: Wasserstein where the CPU chose Jensen-Shannon), and merged values past float16's
+    range into inf (1, 2, 70000, 80000 against a float16 window: three values where the CPU has four)."""
+    ref = rng.choice([0.1, 0.2, 0.3], 2000) + rng.normal(0, 1e-12, 2000)
+    cur = rng.choice([0.1, 0.2, 0.3], 1500).astype(np.float32)
+    for reference, window in (({"x": ref}, {"x": cur}), ({"x": cupy.asarray(ref)}, {"x": cupy.asarray(cur)})):
+        rc = DriftDetector({"x": ref}, config=CFG, backend="cpu").compare({"x": cur})
+        rg = DriftDetector(reference, config=CFG, backend="gpu").compare(window)
+        assert rc["x"].test == rg["x"].test == "jensenshannon"
+        _assert_reports_match(rc, rg, rel=1e-9)
+    big = rng.choice([1.0, 2.0, 70_000.0, 80_000.0], 600)
+    with np.errstate(over="ignore"):
+        small = rng.choice([1.0, 2.0, 70_000.0, 80_000.0], 500).astype(np.float16)  # (past 65504: inf in float16)
+        dev_big, dev_small = cupy.asarray(np.sort(big)), cupy.asarray(np.sort(small))
+        # 1, 2, 70000 and 80000 (kept: no float16 equals them), and the window's inf, as on the CPU
+        assert _gpu.n_unique_sorted(dev_big, dev_small, 6, np.float16) == 5
+        values, counts = _gpu.distinct_with_counts_sorted(dev_big, 6, np.float16)
+    assert values.tolist() == [1.0, 2.0, 70_000.0, 80_000.0] and counts.sum() == 600
+
+
+@pytest.mark.parametrize("ref_dtype", [np.float32, np.float64])
+def test_a_float32_window_is_tested_in_one_rank_launch(rng, monkeypatch, ref_dtype):
+    """A float32 reference is kept sorted as float64; rounded to a float32 window's precision (which changes none
+    of its values), each column was copied on every compare, and the copies, separate allocations, each took a
+    rank launch of their own instead of one for the window. A float64 reference is rounded, into one allocation
+    for all its columns."""
+    from cudrift.detect import _compute
+
+    launches, rounded = [], []
+    group, at = _gpu._rank_group, _compute.sorted_at_precision
+    monkeypatch.setattr(_gpu, "_rank_group", lambda pairs, *a: launches.append(len(pairs)) or group(pairs, *a))
+
+    def counted(x, dtype):
+        if dtype is not None:  # (rounded to a float type: a copy)
+            rounded.append(x.size)
+        return at(x, dtype)
+
+    monkeypatch.setattr(_compute, "sorted_at_precision", counted)
+    ref = np.round(rng.normal(size=(500, 4)), 2).astype(ref_dtype)  # (ties that float32 keeps, and makes)
+    cur = np.round(rng.normal(size=(400, 4)) + [0, 0, 0.5, 1], 2).astype(np.float32)
+    names = ["a", "b", "c", "d"]
+    rc = DriftDetector(ref, columns=names, policy="ks", config=CFG, backend="cpu").compare(cur, columns=names)
+    rg = DriftDetector(cupy.asarray(ref), columns=names, policy="ks", config=CFG, backend="gpu").compare(
+        cupy.asarray(cur), columns=names)
+    assert launches == [4] and (500 in rounded) == (ref_dtype == np.float64)
+    _assert_reports_match(rc, rg, rel=1e-9)
+    assert rc["c"].drifted and rc["d"].drifted
+
+
 def test_few_valued_columns_counted_per_value_on_the_device(rng):
     """Count tests of few-valued numeric columns count each value of either window, from device-sorted columns too."""
     names = ["moved", "same", "x"]

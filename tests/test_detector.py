@@ -1555,8 +1555,13 @@ def test_the_reference_is_rounded_to_a_windows_precision_only_for_tests_that_rea
     cur = rng.normal(size=2_000).astype(np.float32)
     rounded = []
     at_precision = _compute.sorted_at_precision
-    monkeypatch.setattr(_compute, "sorted_at_precision", lambda x, dtype: rounded.append(x.size) or at_precision(
-        x, dtype))
+
+    def counted(x, dtype):
+        if dtype is not None:  # (rounded to a float type: a copy)
+            rounded.append(x.size)
+        return at_precision(x, dtype)
+
+    monkeypatch.setattr(_compute, "sorted_at_precision", counted)
     reference = cudrift.profile({"x": ref}, backend="cpu")
     window = cudrift.profile({"x": cur}, like=reference, backend="cpu")
     for test, current in (("mmd", {"x": cur}), ("ttest", window)):
@@ -1570,6 +1575,10 @@ def test_the_reference_is_rounded_to_a_windows_precision_only_for_tests_that_rea
     # the tests that read it still round it
     DriftDetector({"x": ref}, policy="ks", backend="cpu").compare({"x": cur})
     assert ref.size in rounded
+    # but not a float32 reference (kept sorted as float64) for a float32 window: rounding changes none of its values
+    rounded.clear()
+    got = DriftDetector({"x": ref.astype(np.float32)}, policy="ks", backend="cpu").compare({"x": cur})["x"]
+    assert rounded == [] and got.statistic == st.ks_2samp(ref.astype(np.float32), cur).statistic
 
 
 def test_reference_values_past_the_windows_float_type_keep_their_own(rng):

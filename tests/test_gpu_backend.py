@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -155,6 +156,10 @@ def test_pack_edges_marks_linspace_edges():
     e, n, u = gh.pack_edges([uniform_edges(0.0, 1.0, 7), None, np.array([0.0, 0.1, 1.0])])
     assert e.shape == (3, 8) and n.tolist() == [8, 0, 3] and u.tolist() == [1, 0, 0]
     assert gh.pack_edges([None])[0].shape == (1, 1)
+    # a float16 column's thresholds past 65504 end in inf: not linspace, and no warning from trying
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert gh.pack_edges([np.array([0.0, 3e4, np.inf])])[2].tolist() == [0]
 
 
 def test_plan_units_and_pieces_cover_every_row():

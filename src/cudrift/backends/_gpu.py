@@ -1034,26 +1034,33 @@ def n_unique_sorted(ref: cupy.ndarray, cur: cupy.ndarray, cap: int, rounding=Non
 
     ``rounding`` (a NumPy float dtype, or None): tell values apart at that precision.
     """
-    if distinct_sorted(ref, cap) >= cap:
-        return cap  # (the caller checks the reference's distinct count at full precision first too)
-    if distinct_sorted(cur, cap) >= cap:
-        # at full precision: rounded, the values may be fewer (the CPU path counts them rounded)
-        if rounding is None:
-            return cap
-        cur = _rounded_sorted(cur, rounding)
-        if distinct_sorted(cur, cap) >= cap:
-            return cap
-    with _section():
-        r, c = (_rounded_sorted(_distinct_values(x).astype(np.float64), rounding) for x in (ref, cur))
-    return int(min(cap, np.union1d(r, c).size))
+    def distinct(x):
+        """x's distinct values at the compared precision, on the host; None past ``cap``."""
+        if distinct_sorted(x, cap) >= cap:
+            # at full precision: rounded, the values may be fewer (the CPU path counts them rounded; a reference
+            # of 0.1, 0.2, 0.3 plus noise below float32's step is three values to a float32 window)
+            if rounding is None:
+                return None
+            x = _rounded_sorted(x, rounding)
+            if distinct_sorted(x, cap) >= cap:
+                return None
+        with _section():
+            return _rounded_sorted(_distinct_values(x).astype(np.float64), rounding)
+
+    r = distinct(ref)
+    c = None if r is None else distinct(cur)
+    return cap if c is None else int(min(cap, np.union1d(r, c).size))
 
 
 def _rounded_sorted(v, rounding):
-    """A sorted float array (device or host) rounded to ``rounding`` (None: as it is); rounding is monotonic,
-    so it stays sorted."""
+    """A sorted float array (device or host) rounded to ``rounding`` (None: as it is) as the CPU path rounds
+    it (:func:`cudrift.detect._compute.sorted_at_precision`: float64, values past the type's range keeping their
+    own rather than merging into inf); rounding is monotonic, so it stays sorted."""
     if rounding is None or v.dtype.kind != "f" or np.dtype(v.dtype).itemsize <= np.dtype(rounding).itemsize:
         return v
-    return v.astype(rounding)
+    from cudrift.detect._compute import sorted_at_precision
+
+    return sorted_at_precision(v, rounding)
 
 
 def distinct_with_counts_sorted(v: cupy.ndarray, cap: int, rounding=None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -1072,6 +1079,36 @@ def distinct_with_counts_sorted(v: cupy.ndarray, cap: int, rounding=None) -> tup
         values = cupy.asnumpy(v[start]).astype(np.float64)
         start = cupy.asnumpy(start).astype(np.int64)
     return values, np.diff(np.r_[start, v.size]).astype(np.int64)
+
+
+def rounded_together(columns: list[tuple[cupy.ndarray, Any]]) -> list[cupy.ndarray]:
+    """Sorted device columns, each rounded to its float type (or None: left as it is) as
+    :func:`cudrift.detect._compute.sorted_at_precision` rounds it, the rounded ones written into one float64
+    allocation, as views of it: one rank launch then reads them together (separate copies took a launch each).
+    The peak is that allocation and one column's rounding; where it does not fit, each is rounded alone."""
+    from cudrift.detect._compute import sorted_at_precision
+
+    out = [x for x, _ in columns]
+    todo = [i for i, (x, r) in enumerate(columns) if r is not None and x.dtype != r]
+    if not todo:
+        return out
+    with _section():
+        try:
+            flat = cupy.empty(sum(int(columns[i][0].size) for i in todo), dtype=np.float64) if len(todo) > 1 \
+                else None
+        except cupy.cuda.memory.OutOfMemoryError:
+            flat = None
+            cupy.get_default_memory_pool().free_all_blocks()
+        at = 0
+        for i in todo:
+            rounded = sorted_at_precision(*columns[i])
+            if flat is None:
+                out[i] = rounded
+                continue
+            flat[at : at + rounded.size] = rounded
+            out[i] = flat[at : at + rounded.size]
+            at += rounded.size
+    return out
 
 
 def _packed(arrays: list[cupy.ndarray]) -> tuple[cupy.ndarray, np.ndarray]:

@@ -361,7 +361,9 @@ def pack_edges(edge_list: Sequence[np.ndarray | None]) -> tuple[np.ndarray, np.n
             continue
         edges[c, : len(e)] = e
         n_edges[c] = len(e)
-        uniform[c] = np.array_equal(e, np.linspace(e[0], e[-1], len(e)))
+        # (infinite ends have no linspace: a float16 column's thresholds past 65504)
+        uniform[c] = bool(np.isfinite(e[0]) and np.isfinite(e[-1])) and np.array_equal(
+            e, np.linspace(e[0], e[-1], len(e)))
     return edges, n_edges, uniform
 
 

@@ -179,6 +179,15 @@ def _coarsest_float(*dtypes: str | None):
     return np.float16 if "float16" in names else np.float32 if "float32" in names else None
 
 
+def held_at(dtype: str | None, rounding) -> bool:
+    """Whether every value of a column of profile dtype ``dtype`` (``"float32"``, ``"float16|float32"``...) is a
+    value of the float type ``rounding``: rounding its values changes nothing (a float32 reference kept sorted
+    as float64, compared with a float32 window)."""
+    return rounding is not None and all(
+        part in ("float16", "float32") and np.dtype(part).itemsize <= np.dtype(rounding).itemsize
+        for part in (dtype or "").split("|"))
+
+
 def _rounded(values: np.ndarray, dtype) -> np.ndarray:
     """Values in any order rounded to ``dtype`` (None: as they are), as float64; those past its range keep their
     own (see :func:`sorted_at_precision`)."""

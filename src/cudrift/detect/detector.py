@@ -388,12 +388,21 @@ class DriftDetector:
         """A numerical column's sorted reference and window values at the precision of the less precise of the
         two (:func:`_compute.sorted_at_precision`: a float32 window's 0.1 is a float64 reference's 0.1). Made
         for each comparison, not kept: a copy of the reference per float type would be past ``memory_budget``."""
-        rc, cc = self.reference.columns[name], cur.columns[name]
-        if ref_sorted is None or not (isinstance(rc, NumericColumnProfile) and isinstance(cc, NumericColumnProfile)):
+        if ref_sorted is None:
             return ref_sorted, cur_sorted
+        return tuple(x if x is None else _compute.sorted_at_precision(x, r)
+                     for x, r in zip((ref_sorted, cur_sorted), self._roundings(name, cur)))
+
+    def _roundings(self, name: str, cur: Profile) -> tuple[Any, Any]:
+        """The float types a column's sorted reference and window values are rounded to for a comparison (None:
+        as they are). A side whose values are all of the coarser type is kept as it is: a float32 reference kept
+        sorted as float64 is not copied for a float32 window, and stays in the packed buffer the batched rank
+        launch reads."""
+        rc, cc = self.reference.columns[name], cur.columns[name]
+        if not (isinstance(rc, NumericColumnProfile) and isinstance(cc, NumericColumnProfile)):
+            return None, None
         rounding = _compute._coarsest_float(rc.dtype, cc.dtype)
-        return (_compute.sorted_at_precision(ref_sorted, rounding),
-                None if cur_sorted is None else _compute.sorted_at_precision(cur_sorted, rounding))
+        return tuple(None if _compute.held_at(col.dtype, rounding) else rounding for col in (rc, cc))
 
     def _device_rank_statistics(self, names: list[str], cur: Profile,
                                 cur_sorted: dict) -> tuple[dict, dict, dict]:
@@ -429,7 +438,10 @@ class DriftDetector:
         from cudrift.backends import _gpu
 
         try:
-            pairs = [self._at_precision(n, cur, self._ref_sorted[n], cur_sorted[n]) for n in wanted]
+            # at the compared precision (as _at_precision), each side's rounded columns in one allocation
+            roundings = [self._roundings(n, cur) for n in wanted]
+            pairs = list(zip(*(_gpu.rounded_together([(where[n], r[side]) for n, r in zip(wanted, roundings)])
+                               for side, where in enumerate((self._ref_sorted, cur_sorted)))))
             stats = _gpu.rank_tests_many(pairs, [tests[n] for n in wanted])
         except Exception:  # noqa: BLE001 - device trouble: fall back to the per-column path, which reports it
             return tests, {}, {}
@@ -496,6 +508,8 @@ class DriftDetector:
         """The sorted reference column's distinct values, up to 6, at the precision it is compared at with a
         window (float32 may make fewer of them): counted once per float type and kept."""
         rounding = _compute._coarsest_float(rc.dtype, cc.dtype)
+        if _compute.held_at(rc.dtype, rounding):
+            rounding = None
         key = name if rounding is None else (name, rounding)
         if key not in self._ref_distinct:
             self._ref_distinct[key] = _distinct_sorted(
