@@ -119,29 +119,68 @@ def test_a_window_profiled_like_a_reference_leaves_out_a_column_it_cannot_read(t
 
 
 @pytest.mark.parametrize("command", ["profile", "compare", "demo"])
-def test_an_output_that_is_not_a_regular_file_is_refused_before_the_work(tmp_path, rng, capsys, monkeypatch,
-                                                                         command):
-    """--out and --json refuse a directory, a FIFO or a device (README), as profile --out did; demo --out and
-    compare --json wrote into a FIFO (and hung with no reader) or to /dev/null, and a directory failed only
-    once the windows were profiled and compared."""
+def test_an_output_that_cannot_be_written_is_refused_before_the_work(tmp_path, rng, capsys, monkeypatch, command):
+    """--out and --json are checked before the windows are profiled and compared: a directory, an empty name, a
+    folder on the way that is a file or cannot be written (they failed once the work was done); a profile's
+    --out refuses a FIFO or device too (README)."""
     import os
 
     from cudrift.detect import detector
+    from cudrift.sketches import profile as profile_module
 
     _write(tmp_path / "ref.parquet", rng, 500, 0.0)
-    os.mkfifo(tmp_path / "fifo")
     (tmp_path / "dir").mkdir()
-    compared = []
-    monkeypatch.setattr(detector.DriftDetector, "compare", lambda *a, **k: compared.append(1))
+    (tmp_path / "file").write_text("")
+    worked = []
+    monkeypatch.setattr(detector.DriftDetector, "compare", lambda *a, **k: worked.append(1))
+    monkeypatch.setattr(profile_module, "profile", lambda *a, **k: worked.append(1))
     args = {"profile": ["profile", str(tmp_path / "ref.parquet"), "--out"],
             "compare": ["compare", str(tmp_path / "ref.parquet"), str(tmp_path / "ref.parquet"), "--json"],
             "demo": ["demo", "--out"]}[command]
-    for target, message in ((tmp_path / "fifo", "not a regular file"), ("/dev/null", "not a regular file"),
-                            (tmp_path / "dir", "is a directory"), ("", "needs a file name")):
+    refused = [(tmp_path / "dir", "is a directory"), ("", "needs a file name"),
+               (tmp_path / "file" / "r.json", "not a directory")]
+    if command == "profile":
+        os.mkfifo(tmp_path / "fifo")
+        refused += [(tmp_path / "fifo", "not a regular file"), ("/dev/null", "not a regular file")]
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if not os.access(locked, os.W_OK):  # (root writes anywhere)
+        refused.append((locked / "new" / "r.json", "permission denied"))
+    for target, message in refused:
         assert main([*args, str(target)]) == 2
         err = capsys.readouterr().err
-        assert message in err and "Traceback" not in err, (target, err)
-    assert compared == [] and not list(tmp_path.glob("*.cdp"))
+        assert message in err.lower() and "Traceback" not in err, (target, err)
+    assert worked == [] and not list(tmp_path.glob("*.cdp"))
+
+
+def test_a_report_can_be_written_into_a_pipe(tmp_path, rng):
+    """--json /dev/stdout | jq and >(jq .) wrote the report before write_atomic took it over, which refused them
+    after the work: a pipe, a terminal or a device is written into; a FIFO that no process reads is refused
+    rather than waited on for good."""
+    import os
+    import threading
+
+    _write(tmp_path / "ref.parquet", rng, 500, 0.0)
+    _write(tmp_path / "cur.parquet", rng, 400, 0.5)
+    compare = [sys.executable, "-m", "cudrift.cli.main", "compare", str(tmp_path / "ref.parquet"),
+               str(tmp_path / "cur.parquet"), "--json"]
+    res = subprocess.run([*compare, "/dev/stdout"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    report = DriftReport.from_json(res.stdout[: res.stdout.rindex("}") + 1])
+    assert report.n_tested == 3 and report["x"].drifted
+    assert main([*compare[3:], "/dev/null"]) == 0
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    read = []
+    reader = threading.Thread(target=lambda: read.append(fifo.read_text()))
+    reader.start()
+    try:
+        assert main([*compare[3:], str(fifo)]) == 0
+    finally:
+        reader.join(timeout=60)
+    assert DriftReport.from_json(read[0]) == report
+    res = subprocess.run([*compare, str(fifo)], capture_output=True, text=True, timeout=300)  # nobody reads it
+    assert res.returncode == 2 and "a FIFO that no process reads" in res.stderr
 
 
 def test_a_file_whose_name_is_not_utf8_is_named_in_the_error(tmp_path, rng, capsys):

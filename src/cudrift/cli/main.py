@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from cudrift.errors import CudriftError
-from cudrift.io._atomic import check_target, write_atomic
+from cudrift.io._atomic import check_target, write_output
 from cudrift.integrations.triton._config import MonitorSettings
 
 #: a command's exit status and the function that prints its output
@@ -103,14 +103,14 @@ def _cmd_compare(args: argparse.Namespace) -> Outcome:
     if args.json is not None:  # (before the reference is profiled, the costly part)
         if not args.json:
             raise ValueError("--json needs a file name")
-        check_target(args.json)
+        check_target(args.json, stream=True)
     ref = _load_window(args.reference, args)
     cur = _load_window(args.current, args)
     det = DriftDetector(ref, policy=args.policy, correction=args.correction, drift_share=args.drift_share,
                         backend=args.backend, schema=_schema(args, {args.reference: ref, args.current: cur}))
     rep = det.compare(cur)
     if args.json:
-        write_atomic(args.json, rep.to_json().encode())
+        write_output(args.json, rep.to_json().encode())
     # no column tested is no verdict: a gate that passed here would pass on data nobody compared
     status = 2 if not rep.n_tested else 1 if (args.fail_on_drift and rep.dataset_drift) else 0
 

@@ -70,28 +70,69 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
     return given
 
 
-def check_target(path: str | os.PathLike) -> None:
-    """Raise the ``OSError`` that :func:`write_atomic` would raise for what is at ``path`` (a directory, a device,
-    a FIFO), before the costly work whose result it is to hold (the CLI checks ``--out`` and ``--json`` first)."""
-    _target(Path(path))
+def check_target(path: str | os.PathLike, stream: bool = False) -> None:
+    """Raise the ``OSError`` that writing ``path`` would raise, before the costly work whose result it is to hold
+    (the CLI checks ``--out`` and ``--json`` first): what is at ``path`` (a directory; a device, FIFO or pipe,
+    unless ``stream``: see :func:`write_output`), and a folder on the way to it that is a file or that this
+    process cannot write."""
+    given = Path(path)
+    if stream and _streamed(given):
+        return
+    path, _ = _target(given)
+    folder = path.parent
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent  # (made by the write)
+    if not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(folder))
+
+
+def write_output(path: str | os.PathLike, data: bytes) -> None:
+    """Write a report where the user points it: a regular file atomically (:func:`write_atomic`), a pipe, a
+    terminal or a device (``--json /dev/stdout | jq``, ``>(jq .)``, ``/dev/null``) by writing into it as it
+    is. A FIFO no process reads is refused (ENXIO) rather than waited on for good."""
+    given = Path(path)
+    if not _streamed(given):
+        write_atomic(given, data)
+        return
+    try:
+        fd = os.open(given, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise OSError(errno.ENXIO, "a FIFO that no process reads", str(given)) from None
+        raise
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _streamed(given: Path) -> bool:
+    """Whether ``given`` is (or links to) something written into rather than replaced: a FIFO, pipe, socket or
+    character device (``/dev/stdout`` is a link to the process's pipe or terminal)."""
+    try:
+        kind = os.stat(given).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(kind) or stat.S_ISCHR(kind) or stat.S_ISSOCK(kind)
 
 
 def _target(given: Path) -> tuple[Path, int | None]:
     """The file a write of ``given`` replaces, and its mode (None: no file there yet)."""
     # a link is followed, and its target replaced (the link kept; errors then name the target); anything but a
-    # regular file at the path (a device, a FIFO: --out /dev/null) is refused, which the rename would replace
-    path = Path(os.path.realpath(given)) if given.is_symlink() else given
+    # regular file at the path (a device, a FIFO: --out /dev/null) is refused, which the rename would replace.
+    # (stat follows the link itself: /dev/stdout's target, /proc/self/fd/1, reads as "pipe:[N]", not a path)
     try:
-        kind = os.stat(path).st_mode
+        kind = os.stat(given).st_mode
         # the temporary file gets the mode open() would keep: the replaced file's (mkstemp's is 0600) ...
         mode = stat.S_IMODE(kind)
     except (FileNotFoundError, NotADirectoryError):  # (no file there: mkdir names a file in the way)
         kind, mode = stat.S_IFREG, None
+    path = Path(os.path.realpath(given)) if given.is_symlink() else given
     if stat.S_ISDIR(kind):
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     if not stat.S_ISREG(kind):
-        raise OSError(errno.EINVAL, "not a regular file (a profile, report or checkpoint is written as one)",
-                      str(path))
+        raise OSError(errno.EINVAL, "not a regular file (a profile or checkpoint is written as one)", str(path))
     return path, mode
 
 
