@@ -222,22 +222,35 @@ def test_counts_without_two_label_indexes_are_aligned_by_position():
     # a default RangeIndex numbers positions: Series of different lengths are refused, not zero-padded
     with pytest.raises(SchemaError, match="lengths 3 and 2"):
         chisquare_2samp(pd.Series([1.0, 2.0, 3.0]), pd.Series([1.0, 2.0]))
-    # rows of one long table (indexes 0..3 and 4..7, no label in common) pair by position: two equal
-    # distributions were laid on 8 disjoint bins (p 1e-39)
+    # rows of one long table (indexes 0..3 and 4..7, a RangeIndex each) pair by position: two equal distributions
+    # were laid on 8 disjoint bins (p 1e-39)
     long = pd.DataFrame({"window": [0] * 4 + [1] * 4, "n": [10.0, 20.0, 30.0, 40.0] * 2})
     assert chisquare_2samp(long[long.window == 0]["n"], long[long.window == 1]["n"]).pvalue == 1.0
+    # rows of a table in another order (integer labels, no label in common) cannot be told from integer categories
+    # that all changed: refused, saying both ways; as arrays they pair by position
+    ref = pd.Series([10.0, 20.0, 30.0, 40.0], index=[0, 2, 5, 7])
+    cur = pd.Series([10.0, 20.0, 30.0, 40.0], index=[1, 3, 4, 6])
+    with pytest.raises(SchemaError, match=r"share none \(\[0, 2, 5, 7\] and \[1, 3, 4, 6\]\).*to_numpy"):
+        chisquare_2samp(ref, cur)
+    assert chisquare_2samp(ref.to_numpy(), cur.to_numpy()).pvalue == 1.0
 
 
 @pytest.mark.parametrize("ref, cur", [(["a"] * 60 + ["b"] * 40, ["c"] * 60 + ["d"] * 40),
-                                      ([True] * 80, [False] * 50)])
+                                      ([True] * 80, [False] * 50), ([200] * 70 + [404] * 30, [500] * 60 + [503])])
 def test_value_counts_of_disjoint_categories_are_total_drift(ref, cur):
     """value_counts() of two windows with no category in common were paired by position, as rows of one table
     are: every distance said 0 and chi-square p = 1 on a complete change. Labels that cannot number rows (text,
-    flags) are aligned on their union."""
+    flags) are aligned on their union; integer ones (HTTP status codes) are refused unless the categories are
+    said (reindexed on their union, as here)."""
     pd = pytest.importorskip("pandas")
     from cudrift import stats
 
     rs, cs_ = pd.Series(ref).value_counts(), pd.Series(cur).value_counts()
+    if isinstance(ref[0], int) and not isinstance(ref[0], bool):
+        with pytest.raises(SchemaError, match="every category changed"):
+            stats.tvd(rs, cs_)
+        labels = sorted(set(ref) | set(cur))
+        rs, cs_ = rs.reindex(labels, fill_value=0), cs_.reindex(labels, fill_value=0)
     r, c = _aligned_table(ref, cur)
     assert stats.tvd(rs, cs_).statistic == 1.0 == 0.5 * np.abs(r / r.sum() - c / c.sum()).sum()
     assert stats.jensenshannon(rs, cs_).statistic == pytest.approx(

@@ -8,6 +8,7 @@ way ``scipy.stats`` does, so a user never sees a bare NumPy traceback.
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -239,7 +240,13 @@ def _align_on_index(ref: Any, cur: Any) -> tuple[np.ndarray, np.ndarray] | None:
     if ck is None:
         return None
     if set(rk).isdisjoint(ck) and all(_is_row_number(k) for k in rk + ck):
-        return None  # rows of one long table (0..3 and 4..7); disjoint categories are total drift, not pairs
+        # rows of one long table (0..3 and 4..7), or integer categories that all changed (HTTP status 200/404
+        # becoming 500/503: total drift, which pairing them by position read as none); no way to tell
+        raise SchemaError(
+            f"the reference and current counts are Series whose integer index labels share none "
+            f"({reprlib.repr(rk)} and {reprlib.repr(ck)}): as counts of categories, every category changed; as "
+            "rows of one table, they pair by position. Say which: align categories on their union "
+            "(ref.reindex(labels, fill_value=0)), or pass rows as arrays (.to_numpy())")
     union = [k for k in dict.fromkeys(rk + ck) if k is not _MISSING]
     try:
         union.sort()  # as count_labels orders labels: a binary test's positive class is the larger label
