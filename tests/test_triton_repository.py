@@ -197,8 +197,11 @@ def test_a_checkpoint_inside_the_repository_is_refused(tmp_path, reference, caps
     $VARIABLE is the server's to expand."""
     root = tmp_path / "repo"
     served_model(root)
+    (tmp_path / "outside").mkdir()
+    (root / "statelink").symlink_to(tmp_path / "outside")  # (reached through the repository's folders)
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
-    for inside in (root / "scorer" / "state.ckpt", root / "cudrift_monitor" / "1" / "state.ckpt", root / "s.ckpt"):
+    for inside in (root / "scorer" / "state.ckpt", root / "cudrift_monitor" / "1" / "state.ckpt", root / "s.ckpt",
+                   root / "statelink" / "x.ckpt", root / "st" / "$HOST.ckpt"):
         with pytest.raises(ValueError, match="is inside the model repository"):
             write_repository(root, reference, model="scorer", checkpoint=str(inside))
         assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
@@ -276,6 +279,16 @@ def test_a_second_served_model_does_not_take_over_the_first_ones_monitor(tmp_pat
     second = write_repository(root, reference, model="scorer", name="mon2", ensemble="scorer_mon2", checkpoint="")
     assert second.ensemble == "scorer_mon2" and 'model_name: "cudrift_monitor"' in (
         root / "scorer_monitored" / "config.pbtxt").read_text()
+    # an ensemble written by hand is read as Triton reads it: single quotes count, a commented-out step does not
+    hand = root / "scorer_monitored" / "config.pbtxt"
+    steps = ('ensemble_scheduling {\n  step [\n    { model_name: "scorer" model_version: -1 },\n'
+             "    # { model_name: \"mon2\" model_version: -1 },\n    { model_name : 'cudrift_monitor' "
+             "model_version: -1 }\n  ]\n}\n")
+    hand.write_text('name: "scorer_monitored"\nplatform: "ensemble"\n' + steps)
+    with pytest.raises(FileExistsError, match="feeds monitor 'cudrift_monitor'.*or remove"):
+        write_repository(root, reference, model="scorer", name="mon2", ensemble="scorer_monitored", checkpoint="")
+    hand.write_text(hand.read_text().replace("'cudrift_monitor'", "'mon2'").replace('"mon2"', '"cudrift_monitor"'))
+    write_repository(root, reference, model="scorer", name="mon2", ensemble="scorer_monitored", checkpoint="")
     # a monitor written alone first may become a served model's (same repository, the ensemble added)
     alone = tmp_path / "alone"
     served_model(alone)

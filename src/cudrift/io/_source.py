@@ -871,7 +871,7 @@ def _enter(folder: str, name: str, root: str, seen: set[str]) -> bool:
 def _check_arrow_path(path: str | os.PathLike) -> None:
     """Refuse, naming it, a file whose name is not UTF-8 (the file system's bytes, which Python holds as
     surrogates): Arrow passes paths on as UTF-8 and failed with "surrogates not allowed", naming nothing."""
-    name = os.fspath(path)
+    name = os.fsdecode(path)  # (bytes given: as the file system's)
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:

@@ -498,9 +498,14 @@ def _parameter(folder: Path, key: str) -> str | None:
 def _check_checkpoint_outside(root: Path, checkpoint: str) -> None:
     """Refuse a checkpoint file inside the model repository: Triton's ``poll`` mode reloads a model whose folder
     changes, and every checkpoint would restart the monitor. (``$VARIABLES`` are the server's to expand.)"""
-    if not checkpoint or "$" in checkpoint:
+    # (the folders before a $VARIABLE are known now; both as written, a link inside the repository pointing out
+    # of it being reached through the repository's folders, and resolved)
+    fixed = os.path.dirname(checkpoint.split("$", 1)[0]) if "$" in checkpoint else checkpoint
+    if not fixed:
         return
-    if Path(os.path.realpath(checkpoint)).is_relative_to(os.path.realpath(root)):
+    if any(Path(mine).is_relative_to(repo) for mine, repo in (
+            (os.path.normpath(os.path.abspath(fixed)), os.path.normpath(os.path.abspath(root))),
+            (os.path.realpath(fixed), os.path.realpath(root)))):
         raise ValueError(f"--checkpoint {checkpoint} is inside the model repository {root}: Triton's poll mode "
                          "reloads a model whose folder changes; give a path outside it (or leave it out for "
                          "<repository>-state/<name>.ckpt)")
@@ -562,16 +567,24 @@ def _check_ensemble_owner(root: Path, ens_name: str, monitor: str) -> None:
     """Refuse to rewrite an ensemble of an earlier run that feeds another monitor of the repository: a second
     monitor of one served model (``--name mon2``) would take the first one's traffic, which stops closing
     windows while still loaded."""
-    try:
-        text = (root / ens_name / "config.pbtxt").read_bytes().decode("utf-8", "replace")
-    except OSError:
-        return
-    steps = re.findall(r'model_name:\s*"((?:[^"\\]|\\.)*)"', text)
-    others = [m for m in (s.replace('\\"', '"').replace("\\\\", "\\") for s in steps)
-              if m != monitor and _is_monitor(root / m)]
+    others = [m for m in _ensemble_steps(root / ens_name / "config.pbtxt") if m != monitor and _is_monitor(root / m)]
     if others:
         raise FileExistsError(f"ensemble {ens_name!r} feeds monitor {others[0]!r}; monitor {monitor!r} would take "
-                              f"its traffic: give this one an ensemble of its own with --ensemble NAME")
+                              f"its traffic: give this one an ensemble of its own with --ensemble NAME (or remove "
+                              f"{others[0]!r} first)")
+
+
+def _ensemble_steps(config: Path) -> list[str]:
+    """The models an ensemble's config.pbtxt runs, parsed as Triton parses it (none where it cannot be read;
+    tritonclient is there: the served model's config was read with it)."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    try:
+        return [step.model_name for step in text_format.Parse(
+            config.read_bytes().decode("utf-8"), mc.ModelConfig()).ensemble_scheduling.step]
+    except (OSError, UnicodeDecodeError, text_format.ParseError):
+        return []
 
 
 def _check_overwritable(folder: Path, what: str, ours) -> None:
