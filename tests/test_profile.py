@@ -171,6 +171,14 @@ def test_merge_incompatible(rng):
     d = cudrift.profile({"x": rng.normal(size=10)})
     with pytest.raises(IncompatibleSketchError, match="different columns"):
         a + d
+    # a part that could not read a column (errors="report") says why it was left out
+    ref = cudrift.profile({"x": rng.normal(size=50), "t": rng.normal(size=50)})
+    good = cudrift.profile({"x": rng.normal(size=5), "t": rng.normal(size=5)}, like=ref)
+    bad = cudrift.profile({"x": rng.normal(size=5), "t": np.arange(5).astype("datetime64[s]")}, like=ref,
+                          errors="report")
+    with pytest.raises(IncompatibleSketchError, match=r"different columns.*'t' was left out of the second profile: "
+                                                      r"column 't' has unsupported dtype datetime64"):
+        good + bad
 
 
 def test_windows_merge_whatever_order_their_columns_new_to_the_reference_came_in(rng):

@@ -171,8 +171,12 @@ class Profile:
                 "its own), or from inputs with their columns in one order"
             )
         if self.kinds != other.kinds:
+            # a column one part could not read (errors="report") is the usual cause: say why it was left out
+            why = "".join(f"; {n!r} was left out of {which} profile: {p.errors[n]}"
+                          for which, p, q in (("the first", self, other), ("the second", other, self))
+                          for n in p.errors if n in q.kinds and n not in p.kinds)
             raise IncompatibleSketchError(
-                f"cannot merge profiles with different columns: {_describe(self)} vs {_describe(other)}"
+                f"cannot merge profiles with different columns: {_describe(self)} vs {_describe(other)}{why}"
             )
         cols = {}
         for name in self.columns:
