@@ -426,6 +426,18 @@ def test_a_float32_window_is_tested_in_one_rank_launch(rng, monkeypatch, ref_dty
     assert rc["c"].drifted and rc["d"].drifted
 
 
+def test_a_drifted_distance_within_its_noise_says_so_on_the_device(rng):
+    """The distance_noise finding from the device path's counts, as from the NumPy path's (100 bins)."""
+    ref, cur = rng.normal(size=(800, 2)), rng.normal(size=(800, 2)) + [0.0, 2.0]  # (PSI noise about 0.25)
+    names = ["same", "shifted"]
+    rc = DriftDetector(ref, columns=names, policy="psi", backend="cpu").compare(cur, columns=names)
+    assert [f.column for f in rc.findings if f.check == "distance_noise"] == ["same"]
+    for reference, window in ((ref, cur), (cupy.asarray(ref), cupy.asarray(cur))):
+        rg = DriftDetector(reference, columns=names, policy="psi", backend="gpu").compare(
+            window, columns=names)
+        _assert_reports_match(rc, rg, rel=1e-9)
+
+
 def test_few_valued_columns_counted_per_value_on_the_device(rng):
     """Count tests of few-valued numeric columns count each value of either window, from device-sorted columns too."""
     names = ["moved", "same", "x"]

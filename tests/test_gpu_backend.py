@@ -536,6 +536,8 @@ def _assert_reports_match(rc, rg, rel: float) -> None:
             assert fb.pvalue is None
         else:
             assert fb.pvalue == pytest.approx(fa.pvalue, rel=1e-6, abs=1e-9)
+    # the same findings (their values are estimates where the paths' sketches differ, as out_of_range's)
+    assert sorted((f.check, f.column) for f in rc.findings) == sorted((f.check, f.column) for f in rg.findings)
 
 
 def _assert_cut_units_match(pc, pg, cur: np.ndarray, names: list[str], n_batches: int, rel: float) -> None:

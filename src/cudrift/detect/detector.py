@@ -475,18 +475,18 @@ class DriftDetector:
     def _test_for(self, name: str, cur: Profile, cur_sorted) -> str:
         """The test a testable column gets: its policy's, or the auto rule's (from the distinct values)."""
         kind = self.reference.kinds[name]
-        rc, cc = self.reference.columns[name], cur.columns[name]
+        rc = self.reference.columns[name]
         test, named = self._policy_test(name, kind)
         n_unique = None
         if test is not None and not named and TESTS[test].kind == "binary":
             # a blanket two-category test fits only columns with at most two values; named for a
             # column, it is the user's choice and reports the column's error
-            n_unique = self._n_unique(name, kind, rc, cc, cur_sorted)
+            n_unique = self._n_unique(name, kind, cur, cur_sorted)
             if n_unique > 2:
                 test = None
         if test is None:
             if n_unique is None:
-                n_unique = self._n_unique(name, kind, rc, cc, cur_sorted)
+                n_unique = self._n_unique(name, kind, cur, cur_sorted)
             test = auto_test(kind, _n_valid(rc), n_unique)
         return test
 
@@ -499,17 +499,16 @@ class DriftDetector:
         # does for few-valued ones; one that cannot run makes an error row), never silently another one
         return (test if test is None or named or _compute.applies(test, kind) else None), named
 
-    def _n_unique(self, name: str, kind: str, rc, cc, cur_sorted) -> int:
+    def _n_unique(self, name: str, kind: str, cur: Profile, cur_sorted) -> int:
+        rc, cc = self.reference.columns[name], cur.columns[name]
         ref_sorted = self._ref_sorted.get(name)
-        distinct = self._distinct_at(name, rc, cc) if kind == NUMERICAL and ref_sorted is not None else None
+        distinct = self._distinct_at(name, cur) if kind == NUMERICAL and ref_sorted is not None else None
         return _compute.n_unique(kind, rc, cc, ref_sorted, cur_sorted, distinct)
 
-    def _distinct_at(self, name: str, rc, cc) -> int:
+    def _distinct_at(self, name: str, cur: Profile) -> int:
         """The sorted reference column's distinct values, up to 6, at the precision it is compared at with a
         window (float32 may make fewer of them): counted once per float type and kept."""
-        rounding = _compute._coarsest_float(rc.dtype, cc.dtype)
-        if _compute.held_at(rc.dtype, rounding):
-            rounding = None
+        rounding = self._roundings(name, cur)[0]
         key = name if rounding is None else (name, rounding)
         if key not in self._ref_distinct:
             self._ref_distinct[key] = _distinct_sorted(
@@ -571,18 +570,18 @@ class DriftDetector:
         stat = float(res.statistic)
         pv = None if res.pvalue is None else float(res.pvalue)
         drifted = spec.drifted(res, threshold)
-        rate = res.details.get("null_drift_rate", math.nan)
-        if drifted and rate >= _NOISE_RATE:
+        share = res.details.get("null_share", math.nan)
+        if drifted and share >= _NOISE_RATE:
             q95, k = res.details["null_statistic_q95"], res.details["n_counts"]
             findings.append(Finding(
                 "distance_noise", name,
                 f"{test} on column {name!r} is {stat:.3g}, at or past its threshold {threshold:g}, but two windows "
                 f"of {res.n_reference:,} and {res.n_current:,} values over {k:,} "
-                f"{'categories' if kind == CATEGORICAL else 'bins'} drawn from one distribution reach it "
-                f"{rate:.0%} of the time: this verdict may be noise. Compare larger windows, "
-                f"{'' if kind == CATEGORICAL else 'fewer bins (ProfileConfig.n_bins), '}a test that gives a "
-                f"p-value ({'chisquare' if kind == CATEGORICAL else 'ks'}), or a threshold above {q95:.3g}",
-                rate, q95))
+                f"{'categories' if kind == CATEGORICAL else 'bins'} drawn from one distribution give as much "
+                f"{share:.0%} of the time (95% of them stay below {q95:.3g}): this verdict may be noise. Compare "
+                f"larger windows, {'' if kind == CATEGORICAL else 'fewer bins (ProfileConfig.n_bins), '}a test "
+                f"that gives a p-value ({'chisquare' if kind == CATEGORICAL else 'ks'}), or a threshold above "
+                f"{q95:.3g}", share, q95))
         return FeatureDrift(name, kind, test, stat, pv, threshold, bool(drifted), res.n_reference, res.n_current,
                             pvalue_adjusted=pv, statistic_error=float(res.statistic_error)), findings, \
             _pvalue_floor(res)
@@ -635,8 +634,8 @@ class DriftDetector:
 # ------------------------------------------------------------------ helpers
 
 
-#: The share of windows of one distribution reaching a count distance's threshold at which a drifted column gets
-#: a ``distance_noise`` finding (:func:`_compute.null_drift`): the false alarms of a p-value test at 0.05.
+#: The share of windows of one distribution reaching a drifted count distance at which its column gets a
+#: ``distance_noise`` finding (:func:`_compute.null_drift`): a p-value test's 0.05.
 _NOISE_RATE = 0.05
 _AD_FLOOR = anderson_pvalue(math.inf)[0]  # Anderson-Darling's smallest p-value (0.001, as SciPy's)
 

@@ -39,7 +39,7 @@ _NAN_KEY = object()
 
 
 def _nan_key(x: Any) -> Any:
-    return _NAN_KEY if isinstance(x, float) and math.isnan(x) else x
+    return _NAN_KEY if isinstance(x, (float, np.floating)) and math.isnan(x) else x
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,7 +99,7 @@ class Finding(_NanEqual):
     cannot show drift at its threshold, or that a multiple-testing
     correction left above it), ``distance_noise`` (a histogram distance at
     or past its threshold that windows of these sizes drawn from one
-    distribution reach 5% of the time or more); ``value`` is the measured
+    distribution give 5% of the time or more); ``value`` is the measured
     quantity (a share or a count; for ``out_of_range`` estimated from a
     sketch, the lower end of the interval the message gives; for
     ``pvalue_floor`` the adjusted p-value; for ``distance_noise`` that
