@@ -203,10 +203,10 @@ def ks_2samp(
         ``method="ks"``; ``details`` holds ``statistic_location``,
         ``statistic_sign`` and ``pvalue_method`` (the method actually used:
         SciPy falls back from exact to asymptotic when the exact computation
-        fails, and so do we). ``statistic_location`` is the smallest pooled
-        value at which the statistic is attained; where it is attained at
-        several, SciPy's may be another (the first among the reference's
-        values, then the current's).
+        fails, and so do we). ``statistic_location`` is a pooled value at
+        which the statistic is attained (the smallest, on the CPU); where it
+        is attained at several, SciPy's may be another (the first among the
+        reference's values, then the current's).
 
     Examples
     --------
