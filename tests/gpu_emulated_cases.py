@@ -438,6 +438,21 @@ def test_a_drifted_distance_within_its_noise_says_so_on_the_device(rng):
         _assert_reports_match(rc, rg, rel=1e-9)
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_a_reference_of_neighbouring_narrow_floats_is_counted_as_its_windows_are_on_the_device(rng, dtype):
+    """The device's counting pass of a reference kept sorted as float64 searched the float64 edges: identical data
+    of neighbouring float16 (float32) values drifted (PSI 3.7). Searched on the thresholds of the column's type."""
+    values = dtype(1) + np.arange(10, dtype=dtype) * np.finfo(dtype).eps
+    x = rng.choice(values, 600).astype(dtype)
+    rc = DriftDetector({"x": x}, policy="psi", config=CFG, backend="cpu").compare({"x": x})
+    assert rc["x"].statistic == 0.0
+    for data in (x, cupy.asarray(x)):
+        rg = DriftDetector({"x": data}, policy="psi", config=CFG, backend="gpu").compare({"x": data})
+        _assert_reports_match(rc, rg, rel=1e-9)
+        _assert_profiles_match(cudrift.profile({"x": x}, config=CFG, backend="cpu"),
+                               cudrift.profile({"x": data}, config=CFG, backend="gpu"))
+
+
 def test_few_valued_columns_counted_per_value_on_the_device(rng):
     """Count tests of few-valued numeric columns count each value of either window, from device-sorted columns too."""
     names = ["moved", "same", "x"]

@@ -1602,6 +1602,24 @@ def test_a_float16_window_of_a_float32_reference_is_compared_at_float16(rng):
     assert got[0] < 0.05 and got[0] == pytest.approx(got[1], rel=0.5)
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_a_reference_of_neighbouring_narrow_floats_is_counted_as_its_windows_are(rng, dtype):
+    """A reference's counting pass binned a float16 column read widened to float32, or a float32 one kept sorted as
+    float64, finer than a window of the same rows (the window at its own precision): PSI 3.7 and drift on
+    identical data of neighbouring float16 (float32) values. Counted at the column's precision, and as
+    np.histogram counts the values on the edges rounded so."""
+    values = dtype(1) + np.arange(10, dtype=dtype) * np.finfo(dtype).eps
+    x = rng.choice(values, 2000).astype(dtype)
+    ref = cudrift.profile({"x": x}, backend="cpu")
+    for reference in (ref, {"x": x}):
+        got = DriftDetector(reference, policy="psi", backend="cpu").compare({"x": x})["x"]
+        assert got.statistic == 0.0 and not got.drifted
+    h = ref["x"].histogram
+    rounded = h.edges.astype(dtype).astype(np.float64)  # (nearest of the type: the edges are midpoints or values)
+    inner = np.histogram(x.astype(np.float64), bins=rounded)[0]
+    assert h.counts[1:-1].tolist() == inner.tolist() and h.counts[0] == h.counts[-1] == 0
+
+
 def test_reference_values_past_the_windows_float_type_keep_their_own(rng):
     """Rounded to a float32 window's precision, a float64 reference's 1e300 became inf: Wasserstein inf (it was
     2.5e297), and 'overflow encountered in cast'. Values past the type's range keep their float64 value."""

@@ -96,6 +96,7 @@ from cudrift.kernels.rank import N_FLOAT_PARTIALS, N_INT_PARTIALS, launch_rank_m
 from cudrift.sketches import column as _column  # noqa: E402
 from cudrift.sketches import moments as _moments  # noqa: E402
 from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile  # noqa: E402
+from cudrift.sketches.histogram import column_precision  # noqa: E402
 from cudrift.sketches.profile import _label_batch  # noqa: E402
 from cudrift.stats import TESTS, TestResult  # noqa: E402
 from cudrift.stats import multivariate as _mv  # noqa: E402
@@ -951,11 +952,11 @@ def _profile_batch(dev, prof, batch, names, keep, internal, matrix, matrix_names
     return lens
 
 
-def histogram_search(h, s: cupy.ndarray, half: bool = False) -> list:
+def histogram_search(h, s: cupy.ndarray, half: bool = False, precision: Any = None) -> list:
     """The device searches that count sorted device column ``s`` into ``h`` (its thresholds for ``s``'s dtype,
-    float16 ones where ``half``): ``#{x < left[i]}`` then ``#{x <= last}``, for
+    float16 ones where ``half``, or for ``precision``): ``#{x < left[i]}`` then ``#{x <= last}``, for
     :func:`~cudrift.backends._gpu_host.add_histogram_bounds` once read back."""
-    left, last = gh.histogram_thresholds(h, s.dtype, half=half)
+    left, last = gh.histogram_thresholds(h, s.dtype, half=half, precision=precision)
     return [cupy.searchsorted(s, cupy.asarray(left, dtype=s.dtype), side="left"),
             cupy.searchsorted(s, cupy.asarray([last], dtype=s.dtype), side="right")]
 
@@ -981,7 +982,8 @@ def count_histograms(prof, src: TableSource, names: list[str], kept: dict | None
                 continue
             h = prof.columns[n].histogram
             # read back with every other column's at once
-            found += histogram_search(h, s, half=prof.columns[n].dtype == "float16")
+            # (at the precision the column's windows are binned at: a float32 column is kept sorted as float64)
+            found += histogram_search(h, s, precision=column_precision(prof.columns[n].dtype))
             searched.append((h, int(s.shape[0]), h.edges.size - 1))
         if searched:
             counts = cupy.asnumpy(cupy.concatenate(found))

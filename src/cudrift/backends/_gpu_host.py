@@ -302,16 +302,20 @@ def sample_update(
     sample._n_seen += m
 
 
-def histogram_thresholds(h: Histogram, dtype: np.dtype, half: bool = False) -> tuple[np.ndarray, float]:
+def histogram_thresholds(h: Histogram, dtype: np.dtype, half: bool = False,
+                         precision: Any = None) -> tuple[np.ndarray, float]:
     """Left thresholds and the closing edge with which ``h`` counts sorted data of ``dtype``.
 
     float32 data is counted at its own precision, against the edges rounded
     to the nearest float32, or to the nearest float16 where it holds float16
     values (``half``; see ``cudrift.sketches.histogram._narrow_thresholds``);
-    other data against the float64 edges. Returns ``(left[:-1], last)`` for
-    :func:`add_histogram_bounds`.
+    other data against the float64 edges; ``precision`` (float32, float16)
+    says the precision whatever ``dtype`` (a float32 column kept sorted as
+    float64). Returns ``(left[:-1], last)`` for :func:`add_histogram_bounds`.
     """
-    if np.dtype(dtype) == np.float32:
+    if precision is not None:
+        left, last = h._thresholds(precision)
+    elif np.dtype(dtype) == np.float32:
         left, last = h._thresholds(np.float16 if half else np.float32)
     else:
         left, last = h._edges, h._edges[-1]

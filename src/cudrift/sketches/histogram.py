@@ -57,6 +57,13 @@ def _precision(dtype: np.dtype):
     return np.float16 if dtype == np.float16 else np.float32 if dtype == np.float32 else None
 
 
+def column_precision(dtype: str | None):
+    """The narrow float type every value of a column of profile dtype ``dtype`` is binned at, whatever type its
+    values arrive as in a counting pass (float16 widened to float32 by a reader, float32 kept sorted as
+    float64): float16 for ``"float16"``, float32 for ``"float32"``; None for any other (each batch at its own)."""
+    return {"float16": np.float16, "float32": np.float32}.get(dtype or "")
+
+
 class Histogram:
     """Counts on fixed edges plus underflow and overflow.
 
