@@ -181,6 +181,22 @@ def test_merge_incompatible(rng):
         good + bad
 
 
+def test_a_window_grown_like_itself_keeps_columns_new_to_its_reference(rng):
+    """README's loop, w = w + cudrift.profile(batch, like=w), refused a window's text column that its reference does
+    not have ("different reference dictionaries": the part took the window's own categories as a dictionary).
+    Grown so, the window holds what one profile of all its rows holds."""
+    ref = cudrift.profile({"x": rng.normal(size=1000)})
+    batches = [pd.DataFrame({"x": rng.normal(size=100), "e": rng.choice(["a", "b", "c"], 100)}) for _ in range(4)]
+    w = cudrift.profile(batches[0], like=ref)
+    for batch in batches[1:]:
+        w = w + cudrift.profile(batch, like=w)
+    whole = cudrift.profile(pd.concat(batches, ignore_index=True), like=ref)
+    assert w.n_rows == 400 and dict(w["e"].counts.items()) == dict(whole["e"].counts.items())
+    assert w["x"].histogram == whole["x"].histogram
+    rep = cudrift.DriftDetector(ref).compare(w)
+    assert ("extra_column", "e") in [(f.check, f.column) for f in rep.findings]
+
+
 def test_windows_merge_whatever_order_their_columns_new_to_the_reference_came_in(rng):
     """Windows profiled like= one reference hold its columns in its order and the columns new to it by name:
     two parts whose extra columns came in other orders merged only one way (README: "in any order")."""

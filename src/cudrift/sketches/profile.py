@@ -405,9 +405,11 @@ def _empty_column(kind: str, like: Profile | None, name: str, config: ProfileCon
         return col
     ref_cats = None
     if like is not None and name in like.columns and like.kinds.get(name) == CATEGORICAL:
-        # a window profile passes on its own reference's dictionary
+        # a window profile passes on its own reference's dictionary; a column of a window that its reference does
+        # not have has none, and neither has the part (README's loop, w = w + profile(batch, like=w), refused a
+        # window's extra text column: "different reference dictionaries")
         ref_cats = like.columns[name].reference_categories
-        if ref_cats is None and not same_dictionary:
+        if ref_cats is None and not same_dictionary and not like.window:
             ref_cats = like.categories(name)
     return CategoricalColumnProfile.empty(max_categories=config.max_categories, reference_categories=ref_cats)
 
