@@ -197,6 +197,19 @@ def test_a_window_grown_like_itself_keeps_columns_new_to_its_reference(rng):
     assert ("extra_column", "e") in [(f.check, f.column) for f in rep.findings]
 
 
+def test_a_window_of_a_numeric_reference_updates_with_a_text_column_past_max_categories(rng):
+    """update() on a window refused rows saying "the reference holds more than max_categories" where the window's
+    text column new to its numeric reference (a request id) passed the cap: a window's counts of such a column
+    may be estimates (it is not tested)."""
+    ref = cudrift.profile({"x": rng.normal(size=1000)}, config=ProfileConfig(max_categories=50))
+    ids = np.array([f"r{i}" for i in range(200)], dtype=object)
+    w = cudrift.profile({"x": rng.normal(size=100), "rid": ids[:100]}, like=ref)
+    w.update({"x": rng.normal(size=100), "rid": ids[100:]})
+    assert w.n_rows == 200 and w["rid"].counts.n == 200
+    with pytest.raises(IncompatibleSketchError, match="more than max_categories=50"):  # a reference still refuses
+        cudrift.profile({"rid": ids[:40]}, config=ProfileConfig(max_categories=50)).update({"rid": ids[40:]})
+
+
 def test_windows_merge_whatever_order_their_columns_new_to_the_reference_came_in(rng):
     """Windows profiled like= one reference hold its columns in its order and the columns new to it by name:
     two parts whose extra columns came in other orders merged only one way (README: "in any order")."""

@@ -374,9 +374,9 @@ def _estimated_reference_columns(merged: Profile, a: Profile, b: Profile) -> lis
     column of no keys (``Profile.empty_like``, a batch of nulls) changes no
     count and is left alone.
     """
-    if any(isinstance(c, CategoricalColumnProfile) and c.reference_categories is not None
-           for p in (a, b) for c in p.columns.values()):
-        return []
+    if a.window or b.window or any(isinstance(c, CategoricalColumnProfile) and c.reference_categories is not None
+                                   for p in (a, b) for c in p.columns.values()):
+        return []  # (a window of a numeric reference has no dictionary to carry: its flag says what it is)
     return [n for n, col in merged.columns.items()
             if isinstance(col, CategoricalColumnProfile) and col.reference_categories is None
             and col.counts.max_count_error > 0 and a.columns[n].counts.n and b.columns[n].counts.n]
