@@ -186,15 +186,24 @@ def test_a_window_grown_like_itself_keeps_columns_new_to_its_reference(rng):
     not have ("different reference dictionaries": the part took the window's own categories as a dictionary).
     Grown so, the window holds what one profile of all its rows holds."""
     ref = cudrift.profile({"x": rng.normal(size=1000)})
-    batches = [pd.DataFrame({"x": rng.normal(size=100), "e": rng.choice(["a", "b", "c"], 100)}) for _ in range(4)]
-    w = cudrift.profile(batches[0], like=ref)
-    for batch in batches[1:]:
-        w = w + cudrift.profile(batch, like=w)
+    batches = [pd.DataFrame({"x": rng.normal(size=100), "e": rng.choice(["a", "b", "c"], 100),
+                             "z": rng.normal(size=100)}) for _ in range(4)]
     whole = cudrift.profile(pd.concat(batches, ignore_index=True), like=ref)
-    assert w.n_rows == 400 and dict(w["e"].counts.items()) == dict(whole["e"].counts.items())
-    assert w["x"].histogram == whole["x"].histogram
-    rep = cudrift.DriftDetector(ref).compare(w)
-    assert ("extra_column", "e") in [(f.check, f.column) for f in rep.findings]
+    # from the first batch's window, and from Profile.empty_like(ref) as README's loop starts (its merge with the
+    # first part refused the columns the part added: "different columns")
+    for w in (cudrift.profile(batches[0], like=ref), cudrift.Profile.empty_like(ref)):
+        for batch in batches[1:] if w.n_rows else batches:
+            w = w + cudrift.profile(batch, like=w)
+        assert w.n_rows == 400 and w.names == whole.names == ["x", "e", "z"]
+        assert dict(w["e"].counts.items()) == dict(whole["e"].counts.items())
+        assert w["x"].histogram == whole["x"].histogram and w["z"].moments.count == 400
+        rep = cudrift.DriftDetector(ref).compare(w)
+        assert {("extra_column", "e"), ("extra_column", "z")} <= {(f.check, f.column) for f in rep.findings}
+    # either order, and an empty window still refuses what is not its reference's window
+    part = cudrift.profile(batches[0], like=ref)
+    assert (part + cudrift.Profile.empty_like(ref)).names == ["x", "e", "z"]
+    with pytest.raises(IncompatibleSketchError, match="different columns"):
+        cudrift.Profile.empty_like(ref) + cudrift.profile(pd.DataFrame({"y": rng.normal(size=10)}))
 
 
 def test_a_window_of_a_numeric_reference_updates_with_a_text_column_past_max_categories(rng):

@@ -132,6 +132,22 @@ class Profile:
         return cls(cols, dict(reference.kinds), dict(reference.dtypes), 0, reference.config, window=True)
 
     # ------------------------------------------------------------------ merge
+    def _takes_columns_of(self, other: "Profile") -> bool:
+        """Whether this is an empty window (``Profile.empty_like(ref)``, README's stream) and ``other`` a window
+        with its columns, in its order, and more: columns new to the reference, which ``profile(batch, like=w)``
+        profiles too (a request id). Merging them took the extra columns as "different columns"."""
+        shared = [n for n in other.kinds if n in self.kinds]
+        return (self.n_rows == 0 and self.window is True and other.window is True and len(other.kinds) > len(shared)
+                and shared == list(self.kinds) and all(other.kinds[n] == self.kinds[n] for n in shared))
+
+    def _with_columns_of(self, other: "Profile") -> "Profile":
+        """This empty window with the columns of ``other`` it lacks, empty as ``Profile.empty_like(other)`` has them,
+        in ``other``'s order."""
+        blank = Profile.empty_like(other)
+        cols = {n: self.columns[n] if n in self.columns else blank.columns[n] for n in other.kinds}
+        dtypes = {n: self.dtypes[n] if n in self.dtypes else blank.dtypes[n] for n in other.kinds}
+        return Profile(cols, dict(other.kinds), dtypes, 0, self.config, dict(self.errors), window=True)
+
     def merge(self, other: "Profile") -> "Profile":
         """Combine two profiles of the same columns and settings into a new one.
 
@@ -163,6 +179,10 @@ class Profile:
     def _merge(self, other: "Profile") -> "Profile":
         if not isinstance(other, Profile):
             raise TypeError(f"cannot merge a Profile with a {type(other).__name__}")
+        if self._takes_columns_of(other):
+            return self._with_columns_of(other)._merge(other)
+        if other._takes_columns_of(self):
+            return self._merge(other._with_columns_of(self))
         self.config.check_mergeable(other.config)
         if self.kinds == other.kinds and list(self.kinds) != list(other.kinds):
             raise IncompatibleSketchError(
