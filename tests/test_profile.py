@@ -219,6 +219,30 @@ def test_a_window_of_a_numeric_reference_updates_with_a_text_column_past_max_cat
         cudrift.profile({"rid": ids[:40]}, config=ProfileConfig(max_categories=50)).update({"rid": ids[40:]})
 
 
+def test_settings_of_the_wrong_type_or_size_are_refused_by_name(rng):
+    """A dict for config= or schema= failed with "'dict' object has no attribute 'batch_rows'"; n_bins and
+    batch_rows past what can hold them failed deep in NumPy or Arrow; NumPy integers (as the sketches take them)
+    were refused as "expected an integer"; a Schema of None failed iterating it."""
+    data = {"x": rng.normal(size=50)}
+    for kwargs, message in (({"config": {"n_bins": 5}}, r"config= must be a ProfileConfig.*ProfileConfig\(\*\*config\)"),
+                            ({"schema": {"ignore": ["x"]}}, r"schema= must be a Schema.*Schema\(\*\*schema\)")):
+        with pytest.raises(TypeError, match=message):
+            cudrift.profile(data, **kwargs)
+        with pytest.raises(TypeError, match=message):
+            cudrift.DriftDetector(data, **kwargs)
+    for name in ("n_bins", "batch_rows"):
+        with pytest.raises(ValueError, match=f"Invalid value for {name}"):
+            ProfileConfig(**{name: 10**30})
+    with pytest.raises(TypeError, match=r"Schema\(numerical=...\) takes column names"):
+        cudrift.Schema(numerical=None)
+    config = ProfileConfig(n_bins=np.int64(7), seed=np.uint64(3))
+    assert (config.n_bins, config.seed) == (7, 3) and type(config.n_bins) is int
+    assert ProfileConfig.from_dict(config.to_dict()) == config
+    # a profile is a mapping of its columns for `in` and iteration too
+    p = cudrift.profile({"x": rng.normal(size=20), "c": list("ab") * 10})
+    assert "x" in p and "z" not in p and list(p) == ["x", "c"] == p.names
+
+
 def test_windows_merge_whatever_order_their_columns_new_to_the_reference_came_in(rng):
     """Windows profiled like= one reference hold its columns in its order and the columns new to it by name:
     two parts whose extra columns came in other orders merged only one way (README: "in any order")."""

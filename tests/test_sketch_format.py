@@ -110,6 +110,13 @@ def test_checksummed_nonsense_is_a_format_error():
 
     with pytest.raises(FormatError, match="corrupted profile metadata"):
         Profile.from_bytes(repacked({**meta, "n_rows": float("inf")}))
+    # n_rows that int() made something of (True, 3.7, "100"), fewer rows than the columns count, a repeated name
+    for n_rows in (True, 3.7, "100", 49):
+        with pytest.raises(FormatError, match="corrupted profile metadata.*n_rows"):
+            Profile.from_bytes(repacked({**meta, "n_rows": n_rows}))
+    with pytest.raises(FormatError, match="repeated column names"):
+        Profile.from_bytes(repacked({**meta, "columns": [meta["columns"][0]] * 2}))
+    assert Profile.from_bytes(repacked()).n_rows == 50
     # the categorical column's reference dictionary with a key type that is not a string
     i = meta["columns"].index("c")
     cv, cmeta, carrays = _format.unpack(arrays[f"c{i}"].tobytes(), "cudrift.column.categorical", 99)

@@ -30,7 +30,7 @@ from cudrift.io import TableSource, as_source
 from cudrift.sketches.categorical import CategoryCounts
 from cudrift.sketches.column import NumericColumnProfile
 from cudrift.sketches.config import CATEGORICAL, NUMERICAL, ProfileConfig, Schema
-from cudrift.sketches.profile import Profile, profile_keeping_sorted
+from cudrift.sketches.profile import Profile, check_settings, profile_keeping_sorted
 from cudrift.stats import TESTS, ztest_proportions
 from cudrift.stats._dist import anderson_pvalue
 
@@ -148,6 +148,7 @@ class DriftDetector:
             raise ValueError(f"Invalid value for null_share_tolerance: {null_share_tolerance!r}")
         self.null_share_tolerance = float(null_share_tolerance)
         self.memory_budget = int(memory_budget)
+        check_settings(config, schema)
         self._ref_sorted: dict[str, np.ndarray] = {}
         # columns the user left out of the reference: not "extra" in a current window
         self._ignored = frozenset(schema.ignore) if schema is not None else frozenset()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+import numpy as np
 
 from cudrift.errors import IncompatibleSketchError, SchemaError
 from cudrift.sketches.quantiles import _MAX_K
@@ -22,7 +25,8 @@ class ProfileConfig:
     ----------
     n_bins
         Histogram bins per numeric column, equal-mass on the reference
-        (fewer when the reference has fewer distinct values), plus an
+        (fewer when the reference has fewer distinct values, and at most
+        ``quantile_k``: the edges come from the quantile summary), plus an
         underflow and an overflow bin.
     quantile_k
         Entries kept per quantile summary; the normalized rank error is at
@@ -38,9 +42,11 @@ class ProfileConfig:
         values is profiled as categorical.
     batch_rows
         Rows per record batch when reading Parquet. It says how data is
-        read, not what the sketches hold: it is no merge key (a merge keeps
-        the smaller of the two), and ``profile(data, like=ref, config=...)``
-        reads with the ``config``'s.
+        read: it is no merge key (a merge keeps the smaller of the two), and
+        ``profile(data, like=ref, config=...)`` reads with the ``config``'s.
+        Each batch is one more summary merged into the quantile sketch, so
+        smaller batches give a larger (tracked) rank error and, for a
+        reference, slightly different equal-mass edges.
     seed
         Seed of the sample's hash priorities.
     """
@@ -60,12 +66,19 @@ class ProfileConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
+            if isinstance(v, np.integer):  # (as the sketches take them)
+                v = int(v)
+                object.__setattr__(self, f.name, v)
             if not isinstance(v, int) or isinstance(v, bool):
                 raise ValueError(f"Invalid value for {f.name}: {v!r} (expected an integer)")
             if f.name != "seed" and v < (1 if f.name != "categorical_max_distinct" else 0):
                 raise ValueError(f"Invalid value for {f.name}: {v!r}")
         # checked here as the sketches check them, so that a bad setting is named as the user spelled it
         # (and never saved with a profile whose later windows would then fail)
+        for name, cap in (("n_bins", _MAX_K), ("batch_rows", 2**31 - 1)):  # (more bins than the edges could hold)
+            if getattr(self, name) > cap:
+                raise ValueError(f"Invalid value for {name}: {getattr(self, name)!r} (expected an integer in "
+                                 f"[1, {cap}])")
         if not 2 <= self.quantile_k <= _MAX_K:
             raise ValueError(f"Invalid value for quantile_k: {self.quantile_k!r} "
                              f"(expected an integer in [2, {_MAX_K}])")
@@ -140,6 +153,8 @@ class Schema:
             v = getattr(self, name)
             if isinstance(v, str):
                 v = (v,)
+            if v is None or not isinstance(v, Iterable):
+                raise TypeError(f"Schema({name}=...) takes column names (a list), got {type(v).__name__}")
             object.__setattr__(self, name, tuple(str(c) for c in v))
         both = sorted(set(self.numerical) & set(self.categorical))
         if both:

@@ -89,6 +89,13 @@ class Profile:
         return (f"Profile(n_rows={self.n_rows}, columns={len(self.columns)} ({nn} numerical, "
                 f"{len(self.columns) - nn} categorical))")
 
+    def __contains__(self, name: object) -> bool:
+        return name in self.columns
+
+    def __iter__(self):
+        """The column names, as a dict's keys (``for name in profile``, ``list(profile)``)."""
+        return iter(self.columns)
+
     def __getitem__(self, name: str) -> ColumnProfile:
         try:
             return self.columns[name]
@@ -324,6 +331,8 @@ class Profile:
         _, meta, arrays = _format.unpack(data, _KIND, _VERSION)
         try:
             names = [str(n) for n in meta["columns"]]
+            if len(set(names)) != len(names):
+                raise ValueError(f"repeated column names in {names}")
             if len(meta["kinds"]) != len(names) or len(meta["dtypes"]) != len(names):
                 raise ValueError("kinds and dtypes must list one entry per column")
             kinds = dict(zip(names, meta["kinds"]))
@@ -332,9 +341,9 @@ class Profile:
                 raise ValueError(f"unknown column kinds {bad}")
             dtypes = dict(zip(names, (str(d) for d in meta["dtypes"])))
             config = ProfileConfig.from_dict(meta["config"])
-            n_rows = int(meta["n_rows"])
-            if n_rows < 0:
-                raise ValueError(f"negative n_rows {n_rows}")
+            n_rows = meta["n_rows"]
+            if not isinstance(n_rows, int) or isinstance(n_rows, bool) or n_rows < 0:
+                raise ValueError(f"n_rows must be an integer >= 0, got {n_rows!r}")
             errors = {str(k): str(v) for k, v in meta.get("errors", {}).items()}
             window = meta.get("window")
             if window is not None and not isinstance(window, bool):
@@ -355,6 +364,10 @@ class Profile:
                 raise  # (out of memory is not a corrupt file: a checkpoint must not be set aside for it)
             except Exception as exc:  # noqa: BLE001 - bytes that pass their checksum but hold nonsense
                 raise FormatError(f"corrupted profile bytes in column {n!r}: {type(exc).__name__}: {exc}") from None
+        short = [n for n, c in cols.items() if c.count > n_rows]  # (each column counts every row it saw)
+        if short:
+            raise FormatError(f"corrupted profile metadata: n_rows {n_rows} is fewer than column {short[0]!r} "
+                              f"counts ({cols[short[0]].count})")
         if window is None:
             # written before profiles said which they are: a window carries its reference's dictionary in its
             # categorical columns; one of numeric columns only could be either (None)
@@ -602,6 +615,15 @@ def _consume(
     prof.n_rows += rows
 
 
+def check_settings(config: Any, schema: Any) -> None:
+    """Refuse a ``config=`` that is not a :class:`ProfileConfig` or a ``schema=`` that is not a :class:`Schema`
+    (None allowed), naming it: a dict of settings failed later with "'dict' object has no attribute"."""
+    for arg, value, cls in (("config", config, ProfileConfig), ("schema", schema, Schema)):
+        if value is not None and not isinstance(value, cls):
+            raise TypeError(f"{arg}= must be a {cls.__name__} (or None), got {type(value).__name__}"
+                            + (f": {cls.__name__}(**{arg})" if isinstance(value, dict) else ""))
+
+
 def _count_sorted(col: NumericColumnProfile, sorted_values: np.ndarray) -> None:
     """Count sorted finite values into ``col``'s histogram at the precision its windows' values are binned at
     (:func:`~cudrift.sketches.histogram.column_precision`): a float16 reference read widened to float32, or a
@@ -715,6 +737,7 @@ def profile_keeping_sorted(
     rather than returning none (the detector's ``exact="always"``).
     """
     check_errors(errors)
+    check_settings(config, schema)
     gpu = None
     if resolve_backend(backend) == "gpu":
         # same steps; the device module reads the batches and feeds the sketches
