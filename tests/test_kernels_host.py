@@ -106,3 +106,25 @@ def test_moments_the_kernels_keep_are_within_the_budget_where_no_recount_is_aske
             kept += 1
             assert abs(m2 - m2_exact) <= 1e-9 * m2_exact, (run, k)
     assert kept >= 2  # (the origin near the mean is kept at every run length)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_nearest_float_edges_round_each_edge_to_the_nearest_value_of_the_type(dtype):
+    """The edges float32 and float16 data is binned on (NumPy only; the kernels receive them): each edge's nearest
+    value of the type, written out here with np.nextafter; past the type's range inf above, its most negative
+    value below; float32_edges of them changes nothing."""
+    rng = np.random.default_rng(7)
+    big = float(np.finfo(dtype).max)
+    edges = np.sort(np.r_[-1e300, -2 * big, rng.normal(0, 100, 40), 0.1, 0.7, big * 1.5, 1e300])
+    got = _host.nearest_float_edges(edges, dtype)
+    for e, g in zip(edges, got):
+        if e > big:
+            assert g == np.inf
+        elif e < -big:
+            assert g == -big
+        else:
+            down = dtype(e) if float(dtype(e)) <= e else np.nextafter(dtype(e), dtype(-np.inf))
+            up = np.nextafter(down, dtype(np.inf)) if float(down) < e else down
+            nearest = min((abs(float(down) - e), float(down)), (abs(float(up) - e), float(up)))[1]
+            assert g == nearest or abs(float(up) - e) == abs(float(down) - e), (e, g, down, up)
+    assert np.array_equal(_host.float32_edges(got), got.astype(np.float32))

@@ -952,11 +952,11 @@ def _profile_batch(dev, prof, batch, names, keep, internal, matrix, matrix_names
     return lens
 
 
-def histogram_search(h, s: cupy.ndarray, half: bool = False, precision: Any = None) -> list:
-    """The device searches that count sorted device column ``s`` into ``h`` (its thresholds for ``s``'s dtype,
-    float16 ones where ``half``, or for ``precision``): ``#{x < left[i]}`` then ``#{x <= last}``, for
+def histogram_search(h, s: cupy.ndarray, precision: Any = None) -> list:
+    """The device searches that count sorted device column ``s`` into ``h`` (its thresholds for ``precision``,
+    else for ``s``'s dtype): ``#{x < left[i]}`` then ``#{x <= last}``, for
     :func:`~cudrift.backends._gpu_host.add_histogram_bounds` once read back."""
-    left, last = gh.histogram_thresholds(h, s.dtype, half=half, precision=precision)
+    left, last = gh.histogram_thresholds(h, s.dtype, precision=precision)
     return [cupy.searchsorted(s, cupy.asarray(left, dtype=s.dtype), side="left"),
             cupy.searchsorted(s, cupy.asarray([last], dtype=s.dtype), side="right")]
 

@@ -24,7 +24,7 @@ import numpy as np
 from cudrift.kernels._host import WANT_AD, WANT_CVM, WANT_DISTANCES, WANT_KS
 from cudrift.sketches import sample as _sample
 from cudrift.sketches.column import CategoricalColumnProfile, NumericColumnProfile
-from cudrift.sketches.histogram import Histogram
+from cudrift.sketches.histogram import Histogram, _precision
 from cudrift.sketches.moments import Moments
 from cudrift.sketches.quantiles import QuantileSketch, _add_stacks, _mk
 from cudrift.stats import TestResult
@@ -302,23 +302,19 @@ def sample_update(
     sample._n_seen += m
 
 
-def histogram_thresholds(h: Histogram, dtype: np.dtype, half: bool = False,
-                         precision: Any = None) -> tuple[np.ndarray, float]:
+def histogram_thresholds(h: Histogram, dtype: np.dtype, precision: Any = None) -> tuple[np.ndarray, float]:
     """Left thresholds and the closing edge with which ``h`` counts sorted data of ``dtype``.
 
-    float32 data is counted at its own precision, against the edges rounded
-    to the nearest float32, or to the nearest float16 where it holds float16
-    values (``half``; see ``cudrift.sketches.histogram._narrow_thresholds``);
-    other data against the float64 edges; ``precision`` (float32, float16)
-    says the precision whatever ``dtype`` (a float32 column kept sorted as
-    float64). Returns ``(left[:-1], last)`` for :func:`add_histogram_bounds`.
+    Data is counted at the precision its values are binned at: ``precision``
+    (float32, float16: a float32 column kept sorted as float64, a float16 one
+    widened to float32), else ``dtype``'s own (float32 data against the edges
+    rounded to the nearest float32, see
+    ``cudrift.sketches.histogram._narrow_thresholds``; other data against
+    the float64 edges). Returns ``(left[:-1], last)`` for
+    :func:`add_histogram_bounds`.
     """
-    if precision is not None:
-        left, last = h._thresholds(precision)
-    elif np.dtype(dtype) == np.float32:
-        left, last = h._thresholds(np.float16 if half else np.float32)
-    else:
-        left, last = h._edges, h._edges[-1]
+    precision = precision or _precision(np.dtype(dtype))
+    left, last = (h._edges, h._edges[-1]) if precision is None else h._thresholds(precision)
     return left[:-1], last
 
 

@@ -196,7 +196,13 @@ def _rounded(values: np.ndarray, dtype) -> np.ndarray:
     values = np.asarray(values)
     with np.errstate(over="ignore"):
         r = values.astype(dtype).astype(np.float64)
-    return np.where(np.isinf(r) & ~np.isinf(values), values, r)
+    return _past_range_kept(values, r, np)
+
+
+def _past_range_kept(x, r, xp):
+    """``r`` (``x`` rounded to a narrower float type) with the values past that type's range, which rounding made
+    infinite, back to their own."""
+    return xp.where(xp.isinf(r) & ~xp.isinf(x), x, r)
 
 
 def sorted_at_precision(x, dtype):
@@ -211,8 +217,7 @@ def sorted_at_precision(x, dtype):
         r = x.astype(dtype).astype(np.float64)
     if r.size and (bool(r[0] == -np.inf) or bool(r[-1] == np.inf)):
         # (sorted: only the ends can pass the type's range; the rare case pays the passes over the whole array)
-        xp = np if isinstance(x, np.ndarray) else __import__("cupy")
-        r = xp.where(xp.isinf(r) & ~xp.isinf(x), x, r)
+        r = _past_range_kept(x, r, np if isinstance(x, np.ndarray) else __import__("cupy"))
     return r
 
 
@@ -287,17 +292,17 @@ def _recounted(edges: np.ndarray, ref_sorted, coarse) -> np.ndarray:
     from cudrift.sketches.histogram import Histogram
 
     h = Histogram.empty(edges)
-    with np.errstate(over="ignore"):  # (values past float32's range become infinities, which a window holds)
-        x = ref_sorted.astype(np.float32)
-    if isinstance(x, np.ndarray):
-        h._update_sorted_trusted(x, coarse)
+    # (on the thresholds of the window's type: the rounded values are compared with them as they are, values
+    # past the type's range falling in the overflow bin as a window's infinities would)
+    if isinstance(ref_sorted, np.ndarray):
+        h._update_sorted_trusted(ref_sorted, coarse)
     else:
         import cupy
 
         from cudrift.backends import _gpu
 
-        counts = cupy.asnumpy(cupy.concatenate(_gpu.histogram_search(h, x, half=coarse == np.float16)))
-        gh.add_histogram_bounds(h, counts[:-1], int(counts[-1]), int(x.shape[0]))
+        counts = cupy.asnumpy(cupy.concatenate(_gpu.histogram_search(h, ref_sorted, precision=coarse)))
+        gh.add_histogram_bounds(h, counts[:-1], int(counts[-1]), int(ref_sorted.shape[0]))
     return h.counts.astype(np.float64)
 
 
@@ -436,25 +441,22 @@ def _count_test(test: str, kind: str, rc, cc, ref_sorted, cur_sorted) -> tuple[T
         r, c, exact = few
     elif kind == NUMERICAL:
         r, c, exact = _histogram_counts(rc, cc, ref_sorted)
-        if not exact:
-            res = spec.func(*(_binary(r, c) if spec.kind == "binary" else (r, c)))
-            return dataclasses.replace(res, statistic_error=math.nan,
-                                       details={**res.details, "reference_counts": "bins merged at the "
-                                                                                  "window's precision"}), r, c
     else:
-        r, c = _aligned_category_counts(rc, cc)
+        # (a reference saved before profile() recounted a column past max_categories holds estimated counts)
+        (r, c), exact = _aligned_category_counts(rc, cc), rc.counts.max_count_error == 0
     if spec.kind == "binary":
         r, c = _binary(r, c)
     res = spec.func(r, c)
-    if kind == CATEGORICAL and rc.counts.max_count_error > 0:
-        # a reference saved before profile() recounted a column past max_categories holds estimated counts
-        return dataclasses.replace(res, statistic_error=math.nan,
-                                   details={**res.details, "reference_counts_estimated": True}), r, c
-    if few is None:
+    if few is not None:
+        note = {"counts": "per value" if exact else "per value, from sketches"}
+    elif exact:
         return res, r, c
+    elif kind == CATEGORICAL:
+        note = {"reference_counts_estimated": True}
+    else:
+        note = {"reference_counts": "bins merged at the window's precision"}
     return dataclasses.replace(res, statistic_error=res.statistic_error if exact else math.nan,
-                               details={**res.details,
-                                        "counts": "per value" if exact else "per value, from sketches"}), r, c
+                               details={**res.details, **note}), r, c
 
 
 def run_test(test: str, kind: str, rc, cc, ref_sorted: np.ndarray | None, cur_sorted: np.ndarray | None,

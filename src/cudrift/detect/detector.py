@@ -441,8 +441,9 @@ class DriftDetector:
         try:
             # at the compared precision (as _at_precision), each side's rounded columns in one allocation
             roundings = [self._roundings(n, cur) for n in wanted]
-            pairs = list(zip(*(_gpu.rounded_together([(where[n], r[side]) for n, r in zip(wanted, roundings)])
-                               for side, where in enumerate((self._ref_sorted, cur_sorted)))))
+            refs = _gpu.rounded_together([(self._ref_sorted[n], r) for n, (r, _) in zip(wanted, roundings)])
+            curs = _gpu.rounded_together([(cur_sorted[n], r) for n, (_, r) in zip(wanted, roundings)])
+            pairs = list(zip(refs, curs))
             stats = _gpu.rank_tests_many(pairs, [tests[n] for n in wanted])
         except Exception:  # noqa: BLE001 - device trouble: fall back to the per-column path, which reports it
             return tests, {}, {}

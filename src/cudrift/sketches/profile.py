@@ -148,11 +148,11 @@ class Profile:
                 and shared == list(self.kinds) and all(other.kinds[n] == self.kinds[n] for n in shared))
 
     def _with_columns_of(self, other: "Profile") -> "Profile":
-        """This empty window with the columns of ``other`` it lacks, empty as ``Profile.empty_like(other)`` has them,
-        in ``other``'s order."""
-        blank = Profile.empty_like(other)
-        cols = {n: self.columns[n] if n in self.columns else blank.columns[n] for n in other.kinds}
-        dtypes = {n: self.dtypes[n] if n in self.dtypes else blank.dtypes[n] for n in other.kinds}
+        """This empty window with the columns of ``other`` it lacks, empty as ``Profile.empty_like(other)`` makes
+        them, in ``other``'s order."""
+        cols = {n: self.columns[n] if n in self.columns else _empty_column(k, other, n, other.config, other.dtypes[n])
+                for n, k in other.kinds.items()}
+        dtypes = {n: self.dtypes.get(n, other.dtypes[n]) for n in other.kinds}
         return Profile(cols, dict(other.kinds), dtypes, 0, self.config, dict(self.errors), window=True)
 
     def merge(self, other: "Profile") -> "Profile":
